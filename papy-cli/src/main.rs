@@ -1,0 +1,2 @@
+//! The `papy` command line.
+fn main() {}

@@ -1,0 +1,292 @@
+//! Errors: [`ItemError`], the error that flows through a pipeline as data,
+//! and [`Error`], returned when a pipeline is built or driven incorrectly.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::value::Value;
+
+/// What went wrong with one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The worker function returned an error.
+    Function,
+    /// The worker function panicked; the panic was caught.
+    Panic,
+    /// The inbox or an argument could not be converted to the function's types.
+    Conversion,
+    /// The item did not finish within the node's timeout; its late result is discarded.
+    Timeout,
+    /// A join received an item on some inputs but not on others (inputs of unequal length).
+    Unmatched,
+    /// A `produce` node got a result it cannot split into the promised number of items.
+    Produce,
+    /// A worker (thread, process or remote) died while holding the item.
+    WorkerDied,
+    /// The input iterator or an external source failed.
+    Input,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Function => "function error",
+            ErrorKind::Panic => "panic",
+            ErrorKind::Conversion => "conversion error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unmatched => "unmatched join input",
+            ErrorKind::Produce => "produce error",
+            ErrorKind::WorkerDied => "worker died",
+            ErrorKind::Input => "input error",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ErrorData {
+    kind: ErrorKind,
+    message: String,
+    function: Option<String>,
+    path: Vec<String>,
+    index: Option<u64>,
+    input: Option<Value>,
+}
+
+/// An error carried through a pipeline in place of a value.
+///
+/// It records the kind, the message, the function that failed, the index of
+/// the input item in the node where it failed, and the path of nodes it has
+/// crossed since (the failing node first). Cloning is cheap.
+///
+/// ```
+/// use papy_core::{ErrorKind, ItemError};
+/// let e = ItemError::new(ErrorKind::Function, "boom").with_function("f").at("n1", 7);
+/// let e = e.via("n2");
+/// assert_eq!(e.path(), ["n1", "n2"]);
+/// assert_eq!(e.index(), Some(7));
+/// assert!(e.to_string().contains("boom"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct ItemError(Arc<ErrorData>);
+
+impl ItemError {
+    /// A new error of `kind` with a message and no provenance yet.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ItemError {
+        ItemError(Arc::new(ErrorData {
+            kind,
+            message: message.into(),
+            function: None,
+            path: Vec::new(),
+            index: None,
+            input: None,
+        }))
+    }
+
+    /// Records the function that failed.
+    pub fn with_function(mut self, name: impl Into<String>) -> ItemError {
+        Arc::make_mut(&mut self.0).function = Some(name.into());
+        self
+    }
+
+    /// Records the node where the error arose and the index of the item in
+    /// that node's input (only the first call sets them; later calls are
+    /// treated as [`via`](Self::via)).
+    pub fn at(mut self, node: impl Into<String>, index: u64) -> ItemError {
+        let d = Arc::make_mut(&mut self.0);
+        if d.index.is_none() {
+            d.index = Some(index);
+        }
+        d.path.push(node.into());
+        self
+    }
+
+    /// Appends a node the error passed through.
+    pub fn via(mut self, node: impl Into<String>) -> ItemError {
+        Arc::make_mut(&mut self.0).path.push(node.into());
+        self
+    }
+
+    /// Attaches the failing input (kept for debugging; not serialised by default).
+    pub fn with_input(mut self, input: Value) -> ItemError {
+        Arc::make_mut(&mut self.0).input = Some(input);
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The function that failed, if known.
+    pub fn function(&self) -> Option<&str> {
+        self.0.function.as_deref()
+    }
+
+    /// The nodes crossed: the node where the error arose first.
+    pub fn path(&self) -> &[String] {
+        &self.0.path
+    }
+
+    /// The index of the item in the input of the node where it failed.
+    pub fn index(&self) -> Option<u64> {
+        self.0.index
+    }
+
+    /// The failing input, when it was attached.
+    pub fn input(&self) -> Option<&Value> {
+        self.0.input.as_ref()
+    }
+
+    /// The error as a [`Value`] map (kind, message, function, path, index),
+    /// for sinks that write errors out.
+    pub fn to_value(&self) -> Value {
+        Value::map([
+            ("kind", Value::from(self.kind().to_string())),
+            ("message", Value::from(self.message())),
+            ("function", Value::from(self.function())),
+            (
+                "path",
+                Value::list(self.path().iter().map(String::as_str)),
+            ),
+            ("index", Value::from(self.index())),
+        ])
+    }
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        write!(f, "{}", d.kind)?;
+        if let Some(func) = &d.function {
+            write!(f, " in `{func}`")?;
+        }
+        if let Some(first) = d.path.first() {
+            write!(f, " at node `{first}`")?;
+        }
+        if let Some(i) = d.index {
+            write!(f, " (input #{i})")?;
+        }
+        write!(f, ": {}", d.message)?;
+        if d.path.len() > 1 {
+            write!(f, " [path: {}]", d.path.join(" > "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ItemError({self})")
+    }
+}
+
+impl std::error::Error for ItemError {}
+
+/// One item of a stream: a value, or the error that replaced it.
+pub type Item = Result<Value, ItemError>;
+
+/// Errors from building or driving pipelines (never from the data itself:
+/// those are [`ItemError`] values).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No registered worker function has this name.
+    #[error("no worker function named `{name}`{}", did_you_mean(.suggestions))]
+    UnknownWorker {
+        /// The name asked for.
+        name: String,
+        /// Close registered names.
+        suggestions: Vec<String>,
+    },
+    /// A short name matches several registered functions.
+    #[error("worker name `{name}` is ambiguous; use one of: {}", .candidates.join(", "))]
+    AmbiguousWorker {
+        /// The short name asked for.
+        name: String,
+        /// The fully-qualified candidates.
+        candidates: Vec<String>,
+    },
+    /// The arguments given for a function do not fit its parameters.
+    #[error("bad arguments for `{function}`: {message}")]
+    Arguments {
+        /// The function.
+        function: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A module named in `imports` could not be found.
+    #[error("`{function}` imports `{module}`, which was not found (looked in: {searched})")]
+    Import {
+        /// The function whose imports failed.
+        function: String,
+        /// The import entry (with its alternatives).
+        module: String,
+        /// Where the resolver looked.
+        searched: String,
+    },
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// An operation is not allowed in the current state.
+    #[error("cannot {op} {what}: it is {state}")]
+    State {
+        /// The operation attempted.
+        op: &'static str,
+        /// The object (`NuMap`, `Plumber`...).
+        what: String,
+        /// Its current state.
+        state: String,
+    },
+    /// The graph operation would create a cycle; the graph was left unchanged.
+    #[error("adding pipe {from} -> {to} would create a cycle: {}", .cycle.join(" -> "))]
+    Cycle {
+        /// Upstream end of the refused pipe.
+        from: String,
+        /// Downstream end of the refused pipe.
+        to: String,
+        /// The cycle that would have formed.
+        cycle: Vec<String>,
+    },
+    /// A graph operation named a piper that is not in the graph, or a name used twice.
+    #[error("{0}")]
+    Graph(String),
+    /// Inputs given to a pipeline do not match its input nodes.
+    #[error("inputs: {0}")]
+    Inputs(String),
+    /// A node in `debug` mode received or produced an error.
+    #[error("debug node `{node}` stopped the run: {error}")]
+    Debug {
+        /// The node in debug mode.
+        node: String,
+        /// The error it saw.
+        error: ItemError,
+    },
+    /// A closure cannot be sent to a process or remote worker.
+    #[error("`{function}` is a closure and cannot run in a {pool} pool; register it with #[worker] to use it there")]
+    NotPortable {
+        /// The function.
+        function: String,
+        /// The pool kind.
+        pool: String,
+    },
+    /// An internal thread could not be started.
+    #[error("could not start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+fn did_you_mean(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", s.join(", "))
+    }
+}
+
+/// Result alias for [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,3 @@
+//! Built-in worker functions, registered under `papy.`.
+
+mod passers;

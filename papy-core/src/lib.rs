@@ -1,0 +1,45 @@
+//! The papy engine.
+//!
+//! papy turns functions into nodes of a DAG evaluated lazily and in
+//! parallel. The pieces, from the bottom up:
+//!
+//! - [`Value`]: the dynamic data that flows between nodes;
+//! - [`ItemError`]: an error that flows as data in place of a value;
+//! - the [`registry`] of `#[worker]` functions, found by name;
+//! - [`Worker`]: a composition of functions with arguments;
+//! - [`NuMap`]: a lazy, buffered, multi-task parallel map over a [`pool`];
+//! - [`Piper`]: a node (a Worker, an optional NuMap, node options);
+//! - [`Dagger`]: the DAG of pipers;
+//! - [`Plumber`]: runs a Dagger (start, run, pause, stop, statistics).
+//!
+//! Most users depend on the `papy` facade crate, which re-exports this one.
+
+#![warn(missing_docs)]
+
+pub mod error;
+mod func;
+pub mod numap;
+pub mod pool;
+pub mod registry;
+pub mod value;
+pub mod worker;
+
+pub use error::{Error, ErrorKind, Item, ItemError, Result};
+pub use numap::{NuMap, NuMapBuilder, TaskId, TaskOptions, TaskResults};
+pub use pool::{Inbox, IntoInbox, Pool, TaskFn};
+pub use value::{from_value, to_value, Map, Value, ValueError};
+pub use worker::{Args, Worker};
+
+/// Declares a module name that `#[worker(imports = [...])]` entries can require.
+///
+/// ```
+/// papy_core::module!("my_text_tools");
+/// ```
+#[macro_export]
+macro_rules! module {
+    ($name:expr) => {
+        $crate::registry::__private::inventory::submit! {
+            $crate::registry::ModuleDescriptor { name: $name }
+        }
+    };
+}

@@ -1,0 +1,495 @@
+//! [`NuMap`]: a lazy, buffered, multi-task parallel map.
+//!
+//! A NuMap owns a pool of workers and evaluates several *tasks* (a function
+//! applied to an input iterator) on it, interleaved by the *weave*: tasks
+//! are visited in order and `stride` items are pulled from each per visit
+//! (one batch, one job). At most `buffer` items are submitted and not yet
+//! retrieved (default: tasks x stride; a buffer smaller than the stride is
+//! refused, since it could never hold a whole visit). Results of each task
+//! come back in input order (`ordered`, the default) or in completion order.
+//!
+//! A task may read another task's results on the same NuMap
+//! ([`NuMap::add_chained`]); chained tasks must be added after their
+//! upstream task, as in PaPy.
+//!
+//! ```
+//! use papy_core::{NuMap, Worker, Value};
+//! let square = Worker::typed("square", |x: i64| x * x);
+//! let numap = NuMap::builder().workers(2).stride(4).build().unwrap();
+//! let t = numap.add_task(square, 0..10i64).unwrap();
+//! numap.start().unwrap();
+//! let out: Vec<i64> = numap.results(t).unwrap().map(|r| r.unwrap().as_int().unwrap()).collect();
+//! assert_eq!(out, (0..10).map(|x| x * x).collect::<Vec<_>>());
+//! ```
+
+mod buffer;
+pub(crate) mod task;
+mod weave;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, Item, Result};
+use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
+use crate::worker::Worker;
+use buffer::Credits;
+use task::TaskCtx;
+pub use task::{Next, TaskResults};
+use weave::{FeedTask, Feeder, Input};
+
+/// Identifies a task of a NuMap (0, 1, 2... in the order added).
+pub type TaskId = usize;
+
+/// Options of one task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOptions {
+    /// Per-item timeout: an item not finished in time becomes a timeout error and its late result is discarded.
+    pub timeout: Option<Duration>,
+    /// Keep every retrieved result, by index (see [`NuMap::tracked`]).
+    pub track: bool,
+    /// Override the NuMap's `ordered` setting for this task.
+    pub ordered: Option<bool>,
+}
+
+/// Builds a [`NuMap`].
+#[derive(Clone)]
+pub struct NuMapBuilder {
+    name: Option<String>,
+    workers: Option<usize>,
+    stride: Option<usize>,
+    buffer: Option<usize>,
+    ordered: bool,
+    stall: Duration,
+    pool: Option<Arc<dyn Pool>>,
+}
+
+impl NuMapBuilder {
+    /// The NuMap's name (logs, saved pipelines). Default `numap_<n>`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Number of worker threads. Default: the number of CPUs.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Items pulled from a task per visit of the weave (also the batch size
+    /// sent to a worker). Default: the number of workers, as in PaPy; raise
+    /// it for cheap functions.
+    pub fn stride(mut self, n: usize) -> Self {
+        self.stride = Some(n);
+        self
+    }
+
+    /// Maximum number of items submitted and not yet retrieved. Default:
+    /// tasks x stride, computed at start.
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = Some(n);
+        self
+    }
+
+    /// Results in input order (default `true`) or in completion order.
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// How long the feeder waits on a full buffer before it logs which tasks
+    /// hold unread results. Default 10 s.
+    pub fn stall_warning(mut self, after: Duration) -> Self {
+        self.stall = after;
+        self
+    }
+
+    /// Runs the tasks on this pool instead of a new thread pool.
+    pub fn pool(mut self, pool: Arc<dyn Pool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Checks the settings and builds the NuMap (threads start lazily).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero workers, zero stride, or a buffer smaller than the stride.
+    pub fn build(self) -> Result<NuMap> {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = self
+            .name
+            .unwrap_or_else(|| format!("numap_{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let workers = match (&self.pool, self.workers) {
+            (Some(p), _) => p.size(),
+            (None, Some(n)) => n,
+            (None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        if workers == 0 && self.pool.is_none() {
+            return Err(Error::Config(format!("NuMap `{name}`: workers must be at least 1")));
+        }
+        let stride = self.stride.unwrap_or(workers.max(1));
+        if stride == 0 {
+            return Err(Error::Config(format!("NuMap `{name}`: stride must be at least 1")));
+        }
+        if let Some(b) = self.buffer {
+            if b < stride {
+                return Err(Error::Config(format!(
+                    "NuMap `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride (PaPy deadlocks here)"
+                )));
+            }
+        }
+        Ok(NuMap {
+            inner: Arc::new(Inner {
+                cfg: Config {
+                    name,
+                    workers,
+                    stride,
+                    buffer: self.buffer,
+                    ordered: self.ordered,
+                    stall: self.stall,
+                },
+                stop: Arc::new(AtomicBool::new(false)),
+                ctl: Mutex::new(Control {
+                    pool: self.pool,
+                    tasks: Vec::new(),
+                    ctxs: Vec::new(),
+                    feeder: None,
+                    credits: None,
+                }),
+            }),
+        })
+    }
+}
+
+struct Config {
+    name: String,
+    workers: usize,
+    stride: usize,
+    buffer: Option<usize>,
+    ordered: bool,
+    stall: Duration,
+}
+
+struct Control {
+    pool: Option<Arc<dyn Pool>>,
+    /// Tasks while not running (the feeder owns them while it runs).
+    tasks: Vec<FeedTask>,
+    ctxs: Vec<Arc<TaskCtx>>,
+    feeder: Option<JoinHandle<Vec<FeedTask>>>,
+    credits: Option<Arc<Credits>>,
+}
+
+struct Inner {
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    ctl: Mutex<Control>,
+}
+
+/// A lazy, buffered, multi-task parallel map over a pool of workers.
+///
+/// `NuMap` is a handle: clones share the same pool and tasks (several
+/// pipers may share one NuMap). Dropping the last handle stops the feeder
+/// and joins every thread.
+#[derive(Clone)]
+pub struct NuMap {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NuMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NuMap({})", self.inner.cfg.name)
+    }
+}
+
+impl NuMap {
+    /// A builder with PaPy's defaults (thread workers = CPUs, stride = workers, ordered).
+    pub fn builder() -> NuMapBuilder {
+        NuMapBuilder {
+            name: None,
+            workers: None,
+            stride: None,
+            buffer: None,
+            ordered: true,
+            stall: Duration::from_secs(10),
+            pool: None,
+        }
+    }
+
+    /// A NuMap of `workers` threads with the other defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero workers.
+    pub fn threads(workers: usize) -> Result<NuMap> {
+        NuMap::builder().workers(workers).build()
+    }
+
+    fn ctl(&self) -> MutexGuard<'_, Control> {
+        self.inner.ctl.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.inner.cfg.name
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.inner.cfg.workers
+    }
+
+    /// Items per visit of the weave.
+    pub fn stride(&self) -> usize {
+        self.inner.cfg.stride
+    }
+
+    /// The buffer as configured (`None` = tasks x stride).
+    pub fn buffer(&self) -> Option<usize> {
+        self.inner.cfg.buffer
+    }
+
+    /// Whether results are ordered by default.
+    pub fn ordered(&self) -> bool {
+        self.inner.cfg.ordered
+    }
+
+    /// The pool's kind (`"thread"`...).
+    pub fn kind(&self) -> &'static str {
+        self.ctl().pool.as_ref().map_or("thread", |p| p.kind())
+    }
+
+    /// `true` when both handles are the same NuMap.
+    pub fn same(&self, other: &NuMap) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Number of tasks.
+    pub fn task_count(&self) -> usize {
+        self.ctl().ctxs.len()
+    }
+
+    /// Adds a task applying `worker` to every item of `input`.
+    ///
+    /// # Errors
+    /// [`Error::State`] while running; pool refusals (closures on process pools).
+    pub fn add_task<I>(&self, worker: Worker, input: I) -> Result<TaskId>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: IntoInbox + 'static,
+    {
+        let node = format!("{}.task{}", self.name(), self.task_count());
+        let input: Input = Box::new(input.into_iter().map(IntoInbox::into_inbox));
+        self.add_task_fn(Arc::new(WorkerTask::new(worker, node)), input, TaskOptions::default())
+    }
+
+    /// Adds a task with options.
+    ///
+    /// # Errors
+    /// As [`NuMap::add_task`].
+    pub fn add_task_with<I>(&self, worker: Worker, input: I, options: TaskOptions) -> Result<TaskId>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: IntoInbox + 'static,
+    {
+        let node = format!("{}.task{}", self.name(), self.task_count());
+        let input: Input = Box::new(input.into_iter().map(IntoInbox::into_inbox));
+        self.add_task_fn(Arc::new(WorkerTask::new(worker, node)), input, options)
+    }
+
+    /// Adds a task that reads the results of task `upstream` of this NuMap.
+    /// Stopping does not cut a chained task: it runs until its upstream ends.
+    ///
+    /// # Errors
+    /// As [`NuMap::add_task`], and an unknown upstream task.
+    pub fn add_chained(&self, worker: Worker, upstream: TaskId, options: TaskOptions) -> Result<TaskId> {
+        let results = self.results(upstream)?;
+        let node = format!("{}.task{}", self.name(), self.task_count());
+        let input: Input = Box::new(results.map(Inbox::One));
+        self.add(Arc::new(WorkerTask::new(worker, node)), input, options, true)
+    }
+
+    /// Adds a task from any [`TaskFn`] and boxed input (used by pipers).
+    ///
+    /// # Errors
+    /// As [`NuMap::add_task`].
+    pub fn add_task_fn(
+        &self,
+        func: Arc<dyn TaskFn>,
+        input: Box<dyn Iterator<Item = Inbox> + Send>,
+        options: TaskOptions,
+    ) -> Result<TaskId> {
+        self.add(func, input, options, false)
+    }
+
+    fn add(&self, func: Arc<dyn TaskFn>, input: Input, options: TaskOptions, chained: bool) -> Result<TaskId> {
+        let mut ctl = self.ctl();
+        if ctl.feeder.is_some() {
+            return Err(self.state_error("add a task to", "running"));
+        }
+        if options.timeout == Some(Duration::ZERO) {
+            return Err(Error::Config(format!("NuMap `{}`: a timeout must be positive", self.name())));
+        }
+        let pool = match &ctl.pool {
+            Some(p) => p.clone(),
+            None => {
+                let p: Arc<dyn Pool> = Arc::new(ThreadPool::new(self.name(), self.workers())?);
+                ctl.pool = Some(p.clone());
+                p
+            }
+        };
+        pool.accepts(&*func)?;
+        let id = ctl.ctxs.len();
+        let ctx = Arc::new(TaskCtx::new(id, func, options.timeout, options.ordered, options.track));
+        ctl.ctxs.push(ctx.clone());
+        ctl.tasks.push(FeedTask {
+            ctx,
+            input: Some(input),
+            chained,
+            next_index: 0,
+        });
+        Ok(id)
+    }
+
+    fn state_error(&self, op: &'static str, state: &str) -> Error {
+        Error::State {
+            op,
+            what: format!("NuMap `{}`", self.name()),
+            state: state.to_string(),
+        }
+    }
+
+    /// An iterator over the results of `task`. Several iterators share the results.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown task.
+    pub fn results(&self, task: TaskId) -> Result<TaskResults> {
+        let ctl = self.ctl();
+        ctl.ctxs
+            .get(task)
+            .map(|c| TaskResults::new(c.clone()))
+            .ok_or_else(|| Error::Config(format!("NuMap `{}` has no task {task}", self.name())))
+    }
+
+    /// Starts evaluating (or, after a stop, resumes every unfinished input).
+    ///
+    /// # Errors
+    /// [`Error::State`] if running or if results of the previous run are unread;
+    /// [`Error::Config`] without tasks.
+    pub fn start(&self) -> Result<()> {
+        let mut ctl = self.ctl();
+        if let Some(h) = ctl.feeder.take() {
+            if !h.is_finished() {
+                ctl.feeder = Some(h);
+                return Err(self.state_error("start", "running"));
+            }
+            match h.join() {
+                Ok(tasks) => ctl.tasks = tasks,
+                Err(_) => return Err(Error::Config(format!("NuMap `{}`: its feeder thread failed", self.name()))),
+            }
+        }
+        if ctl.tasks.is_empty() {
+            return Err(Error::Config(format!("NuMap `{}` has no tasks to start", self.name())));
+        }
+        if ctl.tasks.iter().any(|t| t.next_index > 0 && !t.ctx.queue.drained()) {
+            return Err(self.state_error("restart", "still holding unread results of its previous run"));
+        }
+        let stride = self.stride();
+        let size = self.buffer().unwrap_or(stride * ctl.tasks.len());
+        let credits = Arc::new(Credits::new(size));
+        self.inner.stop.store(false, Ordering::Release);
+        for t in &ctl.tasks {
+            let ordered = t.ctx.ordered.unwrap_or(self.ordered());
+            t.ctx.queue.reset(ordered, credits.clone(), t.next_index);
+        }
+        let pool = match &ctl.pool {
+            Some(p) => p.clone(),
+            None => return Err(Error::Config("no pool".into())),
+        };
+        let feeder = Feeder {
+            name: self.name().to_string(),
+            tasks: std::mem::take(&mut ctl.tasks),
+            pool,
+            credits: credits.clone(),
+            stride,
+            stop: self.inner.stop.clone(),
+            stall: self.inner.cfg.stall,
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-feeder", self.name()))
+            .spawn(move || feeder.run())?;
+        ctl.feeder = Some(handle);
+        ctl.credits = Some(credits);
+        Ok(())
+    }
+
+    /// Asks every source task to end at its next stride boundary. Items
+    /// already pulled are processed; results stay readable until each task
+    /// ends. Chained tasks end when their upstream does. Does not block.
+    pub fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Release);
+    }
+
+    /// `true` while the feeder runs (started and some task has input left).
+    pub fn is_running(&self) -> bool {
+        self.ctl().feeder.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Items submitted and not yet retrieved.
+    pub fn in_flight(&self) -> usize {
+        self.ctl().credits.as_ref().map_or(0, |c| c.in_use())
+    }
+
+    /// The tracked results of `task` (index -> result), if it was added with `track`.
+    pub fn tracked(&self, task: TaskId) -> Option<BTreeMap<u64, Item>> {
+        let ctl = self.ctl();
+        let ctx = ctl.ctxs.get(task)?;
+        let t = ctx.tracked.as_ref()?;
+        let map = t.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        Some(map)
+    }
+
+    /// Removes every task (not while running).
+    ///
+    /// # Errors
+    /// [`Error::State`] while running.
+    pub fn clear_tasks(&self) -> Result<()> {
+        let mut ctl = self.ctl();
+        if let Some(h) = ctl.feeder.take() {
+            if !h.is_finished() {
+                ctl.feeder = Some(h);
+                return Err(self.state_error("clear the tasks of", "running"));
+            }
+            let _ = h.join();
+        }
+        ctl.tasks.clear();
+        ctl.ctxs.clear();
+        ctl.credits = None;
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let ctl = self.ctl.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = &ctl.credits {
+            c.close();
+        }
+        for c in &ctl.ctxs {
+            c.queue.close();
+        }
+        if let Some(h) = ctl.feeder.take() {
+            let _ = h.join();
+        }
+        if let Some(p) = ctl.pool.take() {
+            p.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! A task's shared state: its function and its result queue, which
+//! reorders batches (ordered mode), hands them to readers and returns the
+//! buffer credits they held.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::buffer::Credits;
+use crate::error::Item;
+use crate::pool::TaskFn;
+
+/// What a reader gets from a result queue.
+pub(crate) enum Take {
+    Batch(u64, Vec<Item>),
+    End,
+    TimedOut,
+}
+
+#[derive(Default)]
+struct QState {
+    ordered: bool,
+    running: bool,
+    closed: bool,
+    next: u64,
+    by_index: BTreeMap<u64, Vec<Item>>,
+    fifo: VecDeque<(u64, Vec<Item>)>,
+    handed: u64,
+    total: Option<u64>,
+    credits: Option<Arc<Credits>>,
+}
+
+pub(crate) struct ResultQueue {
+    state: Mutex<QState>,
+    cv: Condvar,
+}
+
+impl ResultQueue {
+    fn new() -> ResultQueue {
+        ResultQueue {
+            state: Mutex::new(QState::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Prepares for a (re)start.
+    pub(crate) fn reset(&self, ordered: bool, credits: Arc<Credits>, first_index: u64) {
+        let mut s = self.lock();
+        *s = QState {
+            ordered,
+            running: true,
+            next: first_index,
+            handed: first_index,
+            credits: Some(credits),
+            ..QState::default()
+        };
+    }
+
+    pub(crate) fn deliver(&self, first: u64, items: Vec<Item>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut s = self.lock();
+        if s.ordered {
+            s.by_index.insert(first, items);
+        } else {
+            s.fifo.push_back((first, items));
+        }
+        drop(s);
+        self.cv.notify_all();
+    }
+
+    /// The feeder submitted `total` items in all (counting from index 0 of the first run).
+    pub(crate) fn set_total(&self, total: u64) {
+        self.lock().total = Some(total);
+        self.cv.notify_all();
+    }
+
+    /// Every item of the last run was handed to a reader.
+    pub(crate) fn drained(&self) -> bool {
+        let s = self.lock();
+        s.total.is_some_and(|t| s.handed >= t)
+    }
+
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.cv.notify_all();
+    }
+
+    /// Items delivered and not yet taken.
+    pub(crate) fn waiting(&self) -> usize {
+        let s = self.lock();
+        s.by_index.values().map(Vec::len).sum::<usize>() + s.fifo.iter().map(|b| b.1.len()).sum::<usize>()
+    }
+
+    pub(crate) fn take(&self, timeout: Option<Duration>) -> Take {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut s = self.lock();
+        loop {
+            let batch = if s.ordered {
+                let next = s.next;
+                s.by_index.remove(&next).map(|b| (next, b))
+            } else {
+                s.fifo.pop_front()
+            };
+            if let Some((first, items)) = batch {
+                let n = items.len();
+                s.next = s.next.max(first + n as u64);
+                s.handed += n as u64;
+                if let Some(c) = &s.credits {
+                    c.release(n);
+                }
+                return Take::Batch(first, items);
+            }
+            if s.closed || !s.running || s.total.is_some_and(|t| s.handed >= t) {
+                return Take::End;
+            }
+            s = match deadline {
+                None => self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Take::TimedOut;
+                    }
+                    self.cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Shared state of one NuMap task.
+pub(crate) struct TaskCtx {
+    pub(crate) id: usize,
+    pub(crate) func: Arc<dyn TaskFn>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) ordered: Option<bool>,
+    pub(crate) queue: ResultQueue,
+    pub(crate) tracked: Option<Mutex<BTreeMap<u64, Item>>>,
+}
+
+impl TaskCtx {
+    pub(crate) fn new(
+        id: usize,
+        func: Arc<dyn TaskFn>,
+        timeout: Option<Duration>,
+        ordered: Option<bool>,
+        track: bool,
+    ) -> TaskCtx {
+        TaskCtx {
+            id,
+            func,
+            timeout,
+            ordered,
+            queue: ResultQueue::new(),
+            tracked: track.then(|| Mutex::new(BTreeMap::new())),
+        }
+    }
+}
+
+/// An iterator over one task's results (values or errors).
+///
+/// In ordered mode results come in input order; otherwise in completion
+/// order (batches of consecutive items). Several iterators over one task
+/// share its results. Reading before the NuMap starts yields nothing.
+pub struct TaskResults {
+    pub(crate) ctx: Arc<TaskCtx>,
+    local: std::vec::IntoIter<Item>,
+    local_first: u64,
+    local_taken: u64,
+}
+
+/// The outcome of [`TaskResults::next_timeout`].
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// A result.
+    Item(Item),
+    /// The task has ended.
+    End,
+    /// Nothing arrived in time; the result is not lost and a later call returns it.
+    TimedOut,
+}
+
+impl TaskResults {
+    pub(crate) fn new(ctx: Arc<TaskCtx>) -> TaskResults {
+        TaskResults {
+            ctx,
+            local: Vec::new().into_iter(),
+            local_first: 0,
+            local_taken: 0,
+        }
+    }
+
+    /// The task id.
+    pub fn task(&self) -> usize {
+        self.ctx.id
+    }
+
+    /// Waits at most `timeout` for the next result.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Next {
+        self.next_inner(Some(timeout))
+    }
+
+    /// The next result together with its index in the task's input.
+    pub fn next_indexed(&mut self) -> Option<(u64, Item)> {
+        match self.next_inner(None) {
+            Next::Item(i) => Some((self.local_first + self.local_taken - 1, i)),
+            Next::End | Next::TimedOut => None,
+        }
+    }
+
+    fn next_inner(&mut self, timeout: Option<Duration>) -> Next {
+        if let Some(i) = self.local.next() {
+            self.local_taken += 1;
+            return Next::Item(i);
+        }
+        match self.ctx.queue.take(timeout) {
+            Take::Batch(first, items) => {
+                if let Some(t) = &self.ctx.tracked {
+                    let mut t = t.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (k, it) in items.iter().enumerate() {
+                        t.insert(first + k as u64, it.clone());
+                    }
+                }
+                self.local_first = first;
+                self.local_taken = 0;
+                self.local = items.into_iter();
+                match self.local.next() {
+                    Some(i) => {
+                        self.local_taken = 1;
+                        Next::Item(i)
+                    }
+                    None => Next::End,
+                }
+            }
+            Take::End => Next::End,
+            Take::TimedOut => Next::TimedOut,
+        }
+    }
+}
+
+impl Iterator for TaskResults {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        match self.next_inner(None) {
+            Next::Item(i) => Some(i),
+            Next::End | Next::TimedOut => None,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+use super::*;
+use crate::error::ErrorKind;
+use crate::value::Value;
+use std::sync::atomic::AtomicUsize;
+use std::time::Instant;
+
+fn ints(r: TaskResults) -> Vec<i64> {
+    r.map(|x| x.expect("value").as_int().expect("int")).collect()
+}
+
+fn add(n: i64) -> Worker {
+    Worker::typed(format!("add{n}"), move |x: i64| x + n)
+}
+
+#[test]
+fn single_task_ordered_for_many_settings() {
+    for workers in [1, 2, 4] {
+        for stride in [1, 2, 3, 7, 100] {
+            let m = NuMap::builder().workers(workers).stride(stride).build().unwrap();
+            let t = m.add_task(add(1), 0..500i64).unwrap();
+            m.start().unwrap();
+            assert_eq!(ints(m.results(t).unwrap()), (1..501).collect::<Vec<_>>(), "w{workers} s{stride}");
+        }
+    }
+}
+
+#[test]
+fn unordered_returns_every_result_once() {
+    let slow_odd = Worker::typed("slow_odd", |x: i64| {
+        if x % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        x
+    });
+    let m = NuMap::builder().workers(3).stride(1).ordered(false).build().unwrap();
+    let t = m.add_task(slow_odd, 0..60i64).unwrap();
+    m.start().unwrap();
+    let mut got = ints(m.results(t).unwrap());
+    got.sort_unstable();
+    assert_eq!(got, (0..60).collect::<Vec<_>>());
+}
+
+#[test]
+fn buffer_smaller_than_stride_is_refused() {
+    let err = NuMap::builder().workers(1).stride(4).buffer(3).build().unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("buffer (3)") && msg.contains("stride (4)"), "{msg}");
+    assert!(NuMap::builder().workers(0).build().is_err());
+    assert!(NuMap::builder().stride(0).build().is_err());
+}
+
+#[test]
+fn chained_four_tasks_with_buffer_equal_to_stride() {
+    for stride in [1, 3, 4] {
+        let m = NuMap::builder().workers(2).stride(stride).buffer(stride).build().unwrap();
+        let t0 = m.add_task(add(1), 0..100i64).unwrap();
+        let t1 = m.add_chained(add(10), t0, TaskOptions::default()).unwrap();
+        let t2 = m.add_chained(add(100), t1, TaskOptions::default()).unwrap();
+        let t3 = m.add_chained(add(1000), t2, TaskOptions::default()).unwrap();
+        m.start().unwrap();
+        assert_eq!(ints(m.results(t3).unwrap()), (1111..1211).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn weave_visits_tasks_in_order_with_stride_items() {
+    // One worker, stride 2: submission (= evaluation) order is a0 a1 b0 b1 c0 c1 a2 a3 c2 a4.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mk = |name: &'static str| {
+        let log = log.clone();
+        Worker::from_fn(name, move |inbox: &[Value]| {
+            log.lock().unwrap().push(format!("{name}{}", inbox[0]));
+            Ok::<_, String>(inbox[0].clone())
+        })
+    };
+    let m = NuMap::builder().workers(1).stride(2).buffer(100).build().unwrap();
+    let a = m.add_task(mk("a"), 0..5i64).unwrap();
+    let b = m.add_task(mk("b"), 0..2i64).unwrap();
+    let c = m.add_task(mk("c"), 0..3i64).unwrap();
+    m.start().unwrap();
+    let (ra, rb, rc) = (m.results(a).unwrap(), m.results(b).unwrap(), m.results(c).unwrap());
+    assert_eq!(ints(ra).len() + ints(rb).len() + ints(rc).len(), 10);
+    assert_eq!(
+        log.lock().unwrap().join(" "),
+        "a0 a1 b0 b1 c0 c1 a2 a3 c2 a4"
+    );
+}
+
+#[test]
+fn buffer_bounds_unretrieved_items() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let w = Worker::from_fn("count", move |i: &[Value]| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, String>(i[0].clone())
+    });
+    let m = NuMap::builder().workers(2).stride(2).buffer(6).build().unwrap();
+    let t = m.add_task(w, 0..1000i64).unwrap();
+    m.start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(calls.load(Ordering::SeqCst), 6, "evaluation must pause at the buffer");
+    let mut r = m.results(t).unwrap();
+    assert_eq!(r.next().unwrap().unwrap(), Value::Int(0));
+    // Taking one result frees a batch of two.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    assert_eq!(r.count(), 999);
+}
+
+#[test]
+fn timeout_becomes_error_item_and_late_result_is_discarded() {
+    let w = Worker::typed("sleepy", |x: i64| {
+        if x == 3 {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        x
+    });
+    let m = NuMap::builder().workers(2).stride(2).build().unwrap();
+    let opts = TaskOptions { timeout: Some(Duration::from_millis(100)), ..TaskOptions::default() };
+    let t = m.add_task_with(w, 0..8i64, opts).unwrap();
+    m.start().unwrap();
+    let out: Vec<Item> = m.results(t).unwrap().collect();
+    assert_eq!(out.len(), 8, "no extra item for the late result");
+    for (i, r) in out.iter().enumerate() {
+        if i == 3 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Timeout);
+            assert_eq!(e.index(), Some(3));
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64));
+        }
+    }
+}
+
+#[test]
+fn stop_mid_unbounded_input_then_restart_loses_and_repeats_nothing() {
+    let m = NuMap::builder().workers(2).stride(3).build().unwrap();
+    let t = m.add_task(add(0), 0i64..).unwrap();
+    m.start().unwrap();
+    let mut seen = Vec::new();
+    let mut r = m.results(t).unwrap();
+    seen.extend(r.by_ref().take(10).map(|x| x.unwrap().as_int().unwrap()));
+    m.stop();
+    seen.extend(r.map(|x| x.unwrap().as_int().unwrap()));
+    let first_run = seen.len();
+    assert!(first_run >= 10 && first_run % 3 == 0, "stops at a stride boundary: {first_run}");
+    assert!(!m.is_running() || { std::thread::sleep(Duration::from_millis(50)); !m.is_running() });
+    m.start().unwrap();
+    let mut r = m.results(t).unwrap();
+    seen.extend(r.by_ref().take(7).map(|x| x.unwrap().as_int().unwrap()));
+    m.stop();
+    seen.extend(r.map(|x| x.unwrap().as_int().unwrap()));
+    assert_eq!(seen, (0..seen.len() as i64).collect::<Vec<_>>());
+    assert!(seen.len() > first_run);
+}
+
+#[test]
+fn restart_refused_while_running_or_with_unread_results() {
+    let m = NuMap::builder().workers(1).stride(1).build().unwrap();
+    let t = m.add_task(add(0), 0..100i64).unwrap();
+    m.start().unwrap();
+    assert!(matches!(m.start(), Err(Error::State { .. })));
+    assert!(matches!(m.add_task(add(0), 0..1i64), Err(Error::State { .. })));
+    assert_eq!(m.results(t).unwrap().count(), 100);
+}
+
+#[test]
+fn panicking_input_iterator_becomes_an_error_item() {
+    let m = NuMap::builder().workers(1).stride(2).build().unwrap();
+    let input = (0..5i64).map(|x| if x == 3 { panic!("bad input") } else { x });
+    let t = m.add_task(add(0), input).unwrap();
+    m.start().unwrap();
+    let out: Vec<Item> = m.results(t).unwrap().collect();
+    assert_eq!(out.len(), 4);
+    let e = out[3].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Input);
+    assert!(e.message().contains("bad input"));
+}
+
+#[test]
+fn drop_joins_threads_even_with_unread_results() {
+    let before = Instant::now();
+    {
+        let m = NuMap::builder().workers(2).stride(2).build().unwrap();
+        let _t = m.add_task(add(0), 0i64..).unwrap();
+        m.start().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(before.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn tracking_records_retrieved_results() {
+    let m = NuMap::builder().workers(2).stride(2).build().unwrap();
+    let opts = TaskOptions { track: true, ..TaskOptions::default() };
+    let t = m.add_task_with(add(5), 0..4i64, opts).unwrap();
+    m.start().unwrap();
+    assert_eq!(m.results(t).unwrap().count(), 4);
+    let tracked = m.tracked(t).unwrap();
+    assert_eq!(tracked.len(), 4);
+    assert_eq!(tracked[&2], Ok(Value::Int(7)));
+}
+
+#[test]
+fn result_timeout_does_not_lose_the_result() {
+    let w = Worker::typed("slow", |x: i64| {
+        std::thread::sleep(Duration::from_millis(150));
+        x
+    });
+    let m = NuMap::builder().workers(1).stride(1).build().unwrap();
+    let t = m.add_task(w, 0..1i64).unwrap();
+    m.start().unwrap();
+    let mut r = m.results(t).unwrap();
+    assert_eq!(r.next_timeout(Duration::from_millis(1)), Next::TimedOut);
+    assert_eq!(r.next_timeout(Duration::from_secs(5)), Next::Item(Ok(Value::Int(0))));
+    assert_eq!(r.next_timeout(Duration::from_secs(5)), Next::End);
+}

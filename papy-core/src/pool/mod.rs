@@ -1,0 +1,200 @@
+//! Pools: where a NuMap's items are evaluated.
+//!
+//! The weave (see [`numap`](crate::numap)) decides *what* is submitted and
+//! in which order; a [`Pool`] only evaluates [`Job`]s (a batch of
+//! consecutive items of one task) and delivers every item back, as a value
+//! or an error, through [`Job::deliver`]. A pool must deliver each submitted
+//! item exactly once, whatever happens to the worker that holds it; that is
+//! the whole contract, so thread, process and remote pools plug in without
+//! touching the weave.
+
+mod thread;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Item, ItemError, Result};
+use crate::numap::task::TaskCtx;
+use crate::worker::Worker;
+
+pub use thread::ThreadPool;
+
+/// The inputs of one item: one entry per input pipe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbox {
+    /// A single input (the common case; no allocation).
+    One(Item),
+    /// Several inputs (joins, consume batches).
+    Many(Vec<Item>),
+}
+
+impl Inbox {
+    /// The inputs as a slice.
+    pub fn as_slice(&self) -> &[Item] {
+        match self {
+            Inbox::One(i) => std::slice::from_ref(i),
+            Inbox::Many(v) => v,
+        }
+    }
+}
+
+/// Conversion of task inputs into an [`Inbox`].
+pub trait IntoInbox {
+    /// Converts.
+    fn into_inbox(self) -> Inbox;
+}
+
+impl IntoInbox for Inbox {
+    fn into_inbox(self) -> Inbox {
+        self
+    }
+}
+
+impl IntoInbox for Item {
+    fn into_inbox(self) -> Inbox {
+        Inbox::One(self)
+    }
+}
+
+impl IntoInbox for Vec<Item> {
+    fn into_inbox(self) -> Inbox {
+        Inbox::Many(self)
+    }
+}
+
+macro_rules! into_inbox_value {
+    ($($t:ty),*) => {$(
+        impl IntoInbox for $t {
+            fn into_inbox(self) -> Inbox { Inbox::One(Ok(crate::Value::from(self))) }
+        }
+    )*};
+}
+into_inbox_value!(
+    crate::Value, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64, bool, String, &'static str
+);
+
+/// The function a task applies to each item.
+pub trait TaskFn: Send + Sync {
+    /// Evaluates one item; `index` is the item's position in the task's input.
+    fn call(&self, index: u64, inbox: &[Item]) -> Item;
+
+    /// A name for logs and errors.
+    fn name(&self) -> String;
+
+    /// The Worker behind this task, for pools that run it elsewhere by name.
+    fn worker(&self) -> Option<&Worker> {
+        None
+    }
+
+    /// Called after each batch with the number of items, how many failed,
+    /// and the time spent (statistics hook).
+    fn on_batch(&self, _items: usize, _failed: usize, _busy: Duration) {}
+}
+
+/// A [`Worker`] as a task function; errors are attributed to node `node`.
+pub struct WorkerTask {
+    worker: Worker,
+    node: String,
+}
+
+impl WorkerTask {
+    /// Wraps a Worker; `node` names it in error paths.
+    pub fn new(worker: Worker, node: impl Into<String>) -> WorkerTask {
+        WorkerTask {
+            worker,
+            node: node.into(),
+        }
+    }
+}
+
+impl TaskFn for WorkerTask {
+    fn call(&self, index: u64, inbox: &[Item]) -> Item {
+        self.worker.eval(inbox, &self.node, index)
+    }
+    fn name(&self) -> String {
+        self.node.clone()
+    }
+    fn worker(&self) -> Option<&Worker> {
+        Some(&self.worker)
+    }
+}
+
+/// A batch of consecutive items of one task.
+pub struct Job {
+    pub(crate) task: Arc<TaskCtx>,
+    /// Index of the first item.
+    pub first: u64,
+    /// The items' inboxes.
+    pub inboxes: Vec<Inbox>,
+}
+
+impl Job {
+    /// The task function.
+    pub fn func(&self) -> &dyn TaskFn {
+        &*self.task.func
+    }
+
+    /// The per-item timeout of the task, if any (jobs of such tasks hold one item).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.task.timeout
+    }
+
+    /// Evaluates every item in this thread and returns the results.
+    pub fn run_here(&self) -> Vec<Item> {
+        let start = std::time::Instant::now();
+        let f = &*self.task.func;
+        let out: Vec<Item> = self
+            .inboxes
+            .iter()
+            .enumerate()
+            .map(|(k, inbox)| f.call(self.first + k as u64, inbox.as_slice()))
+            .collect();
+        let failed = out.iter().filter(|r| r.is_err()).count();
+        f.on_batch(out.len(), failed, start.elapsed());
+        out
+    }
+
+    /// Delivers the results of items `first..first + items.len()`.
+    pub fn deliver(&self, first: u64, items: Vec<Item>) {
+        self.task.queue.deliver(first, items);
+    }
+
+    /// Delivers the same error for every item of the job.
+    pub fn fail_all(&self, error: ItemError) {
+        let items = (0..self.inboxes.len())
+            .map(|k| Err(error.clone().at(self.task.func.name(), self.first + k as u64)))
+            .collect();
+        self.deliver(self.first, items);
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Job(task {}, items {}..{})", self.task.id, self.first, self.first + self.inboxes.len() as u64)
+    }
+}
+
+/// A set of workers that evaluates jobs.
+pub trait Pool: Send + Sync {
+    /// `"thread"`, `"process"`, `"remote"`...
+    fn kind(&self) -> &'static str;
+
+    /// Number of workers.
+    fn size(&self) -> usize;
+
+    /// Checks, when a task is added, that this pool can run its function
+    /// (process and remote pools refuse closures).
+    ///
+    /// # Errors
+    /// [`Error::NotPortable`](crate::Error::NotPortable) or similar.
+    fn accepts(&self, _f: &dyn TaskFn) -> Result<()> {
+        Ok(())
+    }
+
+    /// Queues a job; every item must eventually be delivered exactly once.
+    fn submit(&self, job: Job);
+
+    /// Stops accepting jobs, lets running jobs finish, and joins every worker.
+    fn shutdown(&self);
+}

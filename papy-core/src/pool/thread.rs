@@ -1,0 +1,236 @@
+//! The thread pool: N threads taking jobs from one crossbeam channel.
+//!
+//! Per-item timeouts: a task with a timeout is submitted one item per job;
+//! the worker records what it runs in its slot, and a watchdog thread
+//! (started with the first such job) turns an overdue item into a timeout
+//! error, marks the worker abandoned (its late result is discarded and the
+//! thread exits when the call returns) and starts a replacement thread, so
+//! the pool keeps its size. Abandoned threads are not joined on shutdown:
+//! a call that never returns cannot be waited for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Job, Pool};
+use crate::error::{Error, ErrorKind, ItemError, Result};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+enum SlotState {
+    Idle,
+    Running { job: Job, deadline: Instant },
+    Abandoned,
+}
+
+struct Slot {
+    state: Mutex<SlotState>,
+}
+
+struct Shared {
+    name: String,
+    rx: Receiver<Job>,
+    workers: Mutex<Vec<(Arc<Slot>, JoinHandle<()>)>>,
+    watchdog: Mutex<Option<JoinHandle<()>>>,
+    closing: AtomicBool,
+    spawned: std::sync::atomic::AtomicUsize,
+}
+
+/// A pool of threads in this process.
+pub struct ThreadPool {
+    size: usize,
+    tx: Mutex<Option<Sender<Job>>>,
+    shared: Arc<Shared>,
+}
+
+impl ThreadPool {
+    /// Starts `size` threads named after `name`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero threads, [`Error::Thread`] if a thread cannot start.
+    pub fn new(name: &str, size: usize) -> Result<ThreadPool> {
+        if size == 0 {
+            return Err(Error::Config(format!(
+                "NuMap `{name}`: a thread pool needs at least one worker"
+            )));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            rx,
+            workers: Mutex::new(Vec::new()),
+            watchdog: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            spawned: std::sync::atomic::AtomicUsize::new(0),
+        });
+        for _ in 0..size {
+            spawn_worker(&shared)?;
+        }
+        Ok(ThreadPool {
+            size,
+            tx: Mutex::new(Some(tx)),
+            shared,
+        })
+    }
+
+    fn ensure_watchdog(&self) {
+        let mut w = lock(&self.shared.watchdog);
+        if w.is_some() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-watchdog", self.shared.name))
+            .spawn(move || watchdog(&shared));
+        match handle {
+            Ok(h) => *w = Some(h),
+            Err(e) => tracing::error!("NuMap `{}`: cannot start the timeout watchdog: {e}", self.shared.name),
+        }
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>) -> Result<()> {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(SlotState::Idle),
+    });
+    let n = shared.spawned.fetch_add(1, Ordering::Relaxed);
+    let (s, sl) = (shared.clone(), slot.clone());
+    let handle = std::thread::Builder::new()
+        .name(format!("{}-worker-{n}", shared.name))
+        .spawn(move || worker_loop(&s, &sl))?;
+    lock(&shared.workers).push((slot, handle));
+    Ok(())
+}
+
+fn worker_loop(shared: &Shared, slot: &Slot) {
+    while let Ok(job) = shared.rx.recv() {
+        let Some(timeout) = job.timeout() else {
+            let out = job.run_here();
+            job.deliver(job.first, out);
+            continue;
+        };
+        // Timed items: one at a time, visible to the watchdog.
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            let single = Job {
+                task: job.task.clone(),
+                first: index,
+                inboxes: Vec::new(),
+            };
+            *lock(&slot.state) = SlotState::Running {
+                job: single,
+                deadline: Instant::now() + timeout,
+            };
+            let start = Instant::now();
+            let result = job.func().call(index, inbox.as_slice());
+            let mut st = lock(&slot.state);
+            if matches!(*st, SlotState::Abandoned) {
+                // The watchdog already delivered a timeout error and replaced
+                // this thread; items left in the job (none when the weave
+                // splits timed tasks per item) are reported, not lost.
+                drop(st);
+                let rest = job.inboxes.len() - k - 1;
+                if rest > 0 {
+                    let err = ItemError::new(ErrorKind::WorkerDied, "worker abandoned after a timeout")
+                        .with_function(job.func().name());
+                    let items = (1..=rest as u64)
+                        .map(|j| Err(err.clone().at(job.func().name(), index + j)))
+                        .collect();
+                    job.deliver(index + 1, items);
+                }
+                return;
+            }
+            *st = SlotState::Idle;
+            drop(st);
+            job.func()
+                .on_batch(1, usize::from(result.is_err()), start.elapsed());
+            job.deliver(index, vec![result]);
+        }
+    }
+}
+
+fn watchdog(shared: &Arc<Shared>) {
+    let tick = Duration::from_millis(2);
+    while !shared.closing.load(Ordering::Acquire) {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let workers = lock(&shared.workers);
+            for (slot, _) in workers.iter() {
+                let mut st = lock(&slot.state);
+                if let SlotState::Running { deadline, .. } = &*st {
+                    if *deadline <= now {
+                        let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                        if let SlotState::Running { job, .. } = old {
+                            expired.push((slot.clone(), job));
+                        }
+                    }
+                }
+            }
+        }
+        for (slot, job) in expired {
+            let timeout = job.timeout().unwrap_or_default();
+            let err = ItemError::new(
+                ErrorKind::Timeout,
+                format!("no result within {timeout:?}; the late result will be discarded"),
+            )
+            .with_function(job.func().name())
+            .at(job.func().name(), job.first);
+            job.deliver(job.first, vec![Err(err)]);
+            // Forget the abandoned thread (it exits by itself if its call ever returns).
+            lock(&shared.workers).retain(|(s, _)| !Arc::ptr_eq(s, &slot));
+            if let Err(e) = spawn_worker(shared) {
+                tracing::error!("NuMap `{}`: cannot replace a timed-out worker: {e}", shared.name);
+            }
+        }
+    }
+}
+
+impl Pool for ThreadPool {
+    fn kind(&self) -> &'static str {
+        "thread"
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn submit(&self, job: Job) {
+        if job.timeout().is_some() {
+            self.ensure_watchdog();
+        }
+        let tx = lock(&self.tx);
+        match tx.as_ref() {
+            Some(tx) => {
+                if let Err(e) = tx.send(job) {
+                    e.0.fail_all(ItemError::new(ErrorKind::WorkerDied, "the thread pool is shut down"));
+                }
+            }
+            None => job.fail_all(ItemError::new(ErrorKind::WorkerDied, "the thread pool is shut down")),
+        }
+    }
+
+    fn shutdown(&self) {
+        drop(lock(&self.tx).take());
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(w) = lock(&self.shared.watchdog).take() {
+            let _ = w.join();
+        }
+        let workers: Vec<_> = std::mem::take(&mut *lock(&self.shared.workers));
+        for (_, h) in workers {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

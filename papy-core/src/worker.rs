@@ -1,0 +1,437 @@
+//! [`Worker`]: a composition of functions, each with its own arguments.
+//!
+//! `Worker` is PaPy's `Worker((f, g), ((a,), (b,)))`: calling it on an inbox
+//! computes `g(f(inbox, a), b)`. The first function receives the inbox (one
+//! element per input pipe); every later function receives a one-element
+//! inbox holding the previous result.
+//!
+//! Errors are values: an error in the inbox skips every call and is passed
+//! on with the current node appended to its path; an error returned by a
+//! function, a failed conversion, or a panic becomes an [`ItemError`] naming
+//! the function, the node and the index of the input.
+//!
+//! ```
+//! use papy_core::{Value, Worker};
+//! let double = Worker::from_fn("double", |inbox: &[Value]| -> Result<Value, String> {
+//!     Ok(Value::Int(inbox[0].as_int().ok_or("not an int")? * 2))
+//! });
+//! let pick = Worker::with_args("papy.ipasser", [0]).unwrap();
+//! let w = pick.then(double);
+//! assert_eq!(w.name(), "papy.ipasser>double");
+//! assert_eq!(w.call(&[Value::Int(21)]).unwrap(), Value::Int(42));
+//! ```
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Item, ItemError, Result};
+use crate::registry::{self, Function};
+use crate::value::Value;
+
+/// Arguments for one function of a Worker: by position or by name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Args {
+    /// No arguments.
+    #[default]
+    None,
+    /// Positional arguments, in parameter order.
+    Positional(Vec<Value>),
+    /// Arguments by parameter name.
+    Named(Vec<(String, Value)>),
+}
+
+impl Args {
+    /// Positional arguments.
+    pub fn positional<T: Into<Value>>(args: impl IntoIterator<Item = T>) -> Args {
+        Args::Positional(args.into_iter().map(Into::into).collect())
+    }
+
+    /// Named arguments.
+    pub fn named<K: Into<String>, T: Into<Value>>(args: impl IntoIterator<Item = (K, T)>) -> Args {
+        Args::Named(args.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// One function of a Worker chain, with its bound (positional) arguments.
+#[derive(Clone)]
+pub struct Step {
+    function: Arc<Function>,
+    args: Vec<Value>,
+}
+
+impl Step {
+    /// The function.
+    pub fn function(&self) -> &Arc<Function> {
+        &self.function
+    }
+
+    /// The arguments, in parameter order.
+    pub fn args(&self) -> &[Value] {
+        &self.args
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({:?})", self.function.name, self.args)
+    }
+}
+
+/// A chain of functions with arguments, evaluated left to right.
+#[derive(Clone)]
+pub struct Worker {
+    steps: Arc<[Step]>,
+}
+
+fn bind(function: &Function, args: Args) -> Result<Vec<Value>> {
+    let bad = |message: String| Error::Arguments {
+        function: function.name.clone(),
+        message,
+    };
+    let Some(params) = &function.params else {
+        return match args {
+            Args::None => Ok(Vec::new()),
+            Args::Positional(v) => Ok(v),
+            Args::Named(_) => Err(bad(
+                "this function takes raw positional arguments, not named ones".into(),
+            )),
+        };
+    };
+    let mut bound: Vec<Option<Value>> = vec![None; params.len()];
+    match args {
+        Args::None => {}
+        Args::Positional(v) => {
+            if v.len() > params.len() {
+                return Err(bad(format!(
+                    "takes {} argument(s), got {}",
+                    params.len(),
+                    v.len()
+                )));
+            }
+            for (slot, x) in bound.iter_mut().zip(v) {
+                *slot = Some(x);
+            }
+        }
+        Args::Named(v) => {
+            for (k, x) in v {
+                let Some(i) = params.iter().position(|p| p.name == k) else {
+                    let names: Vec<&str> = params.iter().map(|p| p.name).collect();
+                    return Err(bad(format!(
+                        "no parameter named `{k}` (parameters: {})",
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    )));
+                };
+                if bound[i].is_some() {
+                    return Err(bad(format!("argument `{k}` given twice")));
+                }
+                bound[i] = Some(x);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(params.len());
+    for (p, v) in params.iter().zip(bound) {
+        match v {
+            Some(v) => out.push(v),
+            None if p.optional => out.push(Value::Null),
+            None => return Err(bad(format!("missing argument `{}`", p.name))),
+        }
+    }
+    Ok(out)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+impl Worker {
+    /// A Worker of one registered function without arguments.
+    ///
+    /// # Errors
+    /// Unknown or ambiguous name, missing required arguments, or a missing import.
+    pub fn new(name: &str) -> Result<Worker> {
+        Worker::build(name, Args::None)
+    }
+
+    /// A Worker of one registered function with positional arguments.
+    ///
+    /// # Errors
+    /// As [`Worker::new`], plus too many arguments.
+    pub fn with_args<T: Into<Value>>(name: &str, args: impl IntoIterator<Item = T>) -> Result<Worker> {
+        Worker::build(name, Args::positional(args))
+    }
+
+    /// A Worker of one registered function with arguments by name.
+    ///
+    /// # Errors
+    /// As [`Worker::new`], plus unknown parameter names.
+    pub fn with_named<K: Into<String>, T: Into<Value>>(
+        name: &str,
+        args: impl IntoIterator<Item = (K, T)>,
+    ) -> Result<Worker> {
+        Worker::build(name, Args::named(args))
+    }
+
+    /// A Worker of one registered function with [`Args`].
+    ///
+    /// # Errors
+    /// As [`Worker::new`].
+    pub fn build(name: &str, args: Args) -> Result<Worker> {
+        Worker::from_function(registry::lookup(name)?, args)
+    }
+
+    /// A Worker of a [`Function`] (registered or not) with [`Args`]; the
+    /// function's imports are resolved in this process.
+    ///
+    /// # Errors
+    /// Argument mismatch or a missing import.
+    pub fn from_function(function: Arc<Function>, args: Args) -> Result<Worker> {
+        let args = bind(&function, args)?;
+        registry::resolve_imports(&function)?;
+        Ok(Worker {
+            steps: Arc::from(vec![Step { function, args }]),
+        })
+    }
+
+    /// A Worker of a closure over the inbox. Closures run on thread pools
+    /// and linear nodes only; process and remote pools refuse them.
+    pub fn from_fn<F, E>(name: impl Into<String>, f: F) -> Worker
+    where
+        F: Fn(&[Value]) -> std::result::Result<Value, E> + Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        let body = move |inbox: &[Value], _: &[Value]| {
+            f(inbox).map_err(|e| ItemError::new(ErrorKind::Function, e.to_string()))
+        };
+        Worker::from_closure(Function::closure(name, Arc::new(body)))
+    }
+
+    /// A Worker of a typed closure over a single input.
+    ///
+    /// ```
+    /// use papy_core::{Value, Worker};
+    /// let w = Worker::typed("len", |s: String| s.len());
+    /// assert_eq!(w.call(&[Value::from("abc")]).unwrap(), Value::Int(3));
+    /// assert!(w.call(&[Value::Int(1)]).is_err());
+    /// ```
+    pub fn typed<A, R, F>(name: impl Into<String>, f: F) -> Worker
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        F: Fn(A) -> R + Send + Sync + 'static,
+    {
+        use registry::__private as p;
+        let body = move |inbox: &[Value], _: &[Value]| {
+            p::check_inbox(inbox, 1)?;
+            p::output(f(p::inbox::<A>(inbox, 0)?))
+        };
+        Worker::from_closure(Function::closure(name, Arc::new(body)))
+    }
+
+    fn from_closure(function: Function) -> Worker {
+        Worker {
+            steps: Arc::from(vec![Step {
+                function: Arc::new(function),
+                args: Vec::new(),
+            }]),
+        }
+    }
+
+    /// Composes: `self.then(g)` computes `g(self(inbox))`.
+    pub fn then(self, next: Worker) -> Worker {
+        let steps: Vec<Step> = self.steps.iter().chain(next.steps.iter()).cloned().collect();
+        Worker {
+            steps: Arc::from(steps),
+        }
+    }
+
+    /// Composes several Workers left to right.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty list.
+    pub fn chain(workers: impl IntoIterator<Item = Worker>) -> Result<Worker> {
+        let steps: Vec<Step> = workers
+            .into_iter()
+            .flat_map(|w| w.steps.iter().cloned().collect::<Vec<_>>())
+            .collect();
+        if steps.is_empty() {
+            return Err(Error::Config("a Worker needs at least one function".into()));
+        }
+        Ok(Worker {
+            steps: Arc::from(steps),
+        })
+    }
+
+    /// The function names joined by `>` (PaPy's `__name__`).
+    pub fn name(&self) -> String {
+        let names: Vec<&str> = self.steps.iter().map(|s| s.function.name.as_str()).collect();
+        names.join(">")
+    }
+
+    /// The chain.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// `true` when every function is registered by name, so the Worker can
+    /// run in another process.
+    pub fn is_portable(&self) -> bool {
+        self.steps.iter().all(|s| s.function.portable)
+    }
+
+    /// The first non-portable function, if any.
+    pub fn first_closure(&self) -> Option<&str> {
+        self.steps
+            .iter()
+            .find(|s| !s.function.portable)
+            .map(|s| s.function.name.as_str())
+    }
+
+    /// Calls the chain on plain values (outside any node).
+    ///
+    /// # Errors
+    /// The [`ItemError`] of the failing function.
+    pub fn call(&self, inbox: &[Value]) -> Item {
+        self.eval_values(inbox, None, 0)
+    }
+
+    /// Evaluates the chain on an inbox of items inside node `node`, for the
+    /// item at `index`. An error in the inbox skips every call and comes back
+    /// with `node` appended to its path.
+    pub fn eval(&self, inbox: &[Item], node: &str, index: u64) -> Item {
+        if let [one] = inbox {
+            return match one {
+                Ok(v) => self.eval_values(std::slice::from_ref(v), Some(node), index),
+                Err(e) => Err(e.clone().via(node)),
+            };
+        }
+        let mut values = Vec::with_capacity(inbox.len());
+        for item in inbox {
+            match item {
+                Ok(v) => values.push(v.clone()),
+                Err(e) => return Err(e.clone().via(node)),
+            }
+        }
+        self.eval_values(&values, Some(node), index)
+    }
+
+    fn eval_values(&self, inbox: &[Value], node: Option<&str>, index: u64) -> Item {
+        let mut steps = self.steps.iter();
+        let Some(first) = steps.next() else {
+            return Ok(Value::Null);
+        };
+        let mut acc = Worker::step(first, inbox, node, index)?;
+        for s in steps {
+            acc = Worker::step(s, std::slice::from_ref(&acc), node, index)?;
+        }
+        Ok(acc)
+    }
+
+    fn step(s: &Step, inbox: &[Value], node: Option<&str>, index: u64) -> Item {
+        let r = catch_unwind(AssertUnwindSafe(|| s.function.invoke(inbox, &s.args)));
+        let e = match r {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(payload) => ItemError::new(ErrorKind::Panic, panic_message(&*payload)),
+        };
+        let e = e.with_function(s.function.name.clone());
+        Err(match node {
+            Some(n) => e.at(n, index),
+            None => e,
+        })
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.steps.iter()).finish()
+    }
+}
+
+impl PartialEq for Worker {
+    fn eq(&self, other: &Self) -> bool {
+        self.steps.len() == other.steps.len()
+            && self.steps.iter().zip(other.steps.iter()).all(|(a, b)| {
+                Arc::ptr_eq(&a.function, &b.function) && a.args == b.args
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(inbox: &[Value]) -> i64 {
+        inbox[0].as_int().unwrap_or(0)
+    }
+
+    #[test]
+    fn chain_feeds_results_left_to_right() {
+        let add1 = Worker::from_fn("add1", |i: &[Value]| Ok::<_, String>(Value::Int(int(i) + 1)));
+        let dbl = Worker::from_fn("dbl", |i: &[Value]| Ok::<_, String>(Value::Int(int(i) * 2)));
+        let w = add1.clone().then(dbl.clone());
+        assert_eq!(w.call(&[Value::Int(3)]).unwrap(), Value::Int(8));
+        let w = dbl.then(add1);
+        assert_eq!(w.call(&[Value::Int(3)]).unwrap(), Value::Int(7));
+        assert_eq!(w.name(), "dbl>add1");
+        assert!(!w.is_portable());
+        assert_eq!(w.first_closure(), Some("dbl"));
+    }
+
+    #[test]
+    fn function_error_and_panic_become_item_errors() {
+        let bad = Worker::from_fn("bad", |_: &[Value]| Err::<Value, _>("nope"));
+        let e = bad.eval(&[Ok(Value::Int(1))], "n1", 4).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Function);
+        assert_eq!(e.function(), Some("bad"));
+        assert_eq!(e.path(), ["n1"]);
+        assert_eq!(e.index(), Some(4));
+        let boom = Worker::from_fn("boom", |_: &[Value]| -> std::result::Result<Value, String> {
+            panic!("kaboom")
+        });
+        let e = boom.eval(&[Ok(Value::Int(1))], "n2", 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panic);
+        assert!(e.message().contains("kaboom"));
+    }
+
+    #[test]
+    fn error_in_inbox_skips_call_and_extends_path() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let w = Worker::from_fn("count", |_: &[Value]| {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(Value::Null)
+        });
+        let upstream = ItemError::new(ErrorKind::Function, "x").at("a", 2);
+        let e = w
+            .eval(&[Ok(Value::Int(1)), Err(upstream)], "b", 2)
+            .unwrap_err();
+        assert_eq!(e.path(), ["a", "b"]);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn argument_binding_by_position_and_name() {
+        let w = Worker::with_named("papy.njoiner", [("n", Value::Int(2)), ("join", Value::from("-"))])
+            .unwrap();
+        let inbox = [Value::from("a"), Value::from("b"), Value::from("c")];
+        assert_eq!(w.call(&inbox).unwrap(), Value::from("a-b"));
+        let w = Worker::with_args("papy.njoiner", [Value::Null, Value::from("+")]).unwrap();
+        assert_eq!(w.call(&inbox).unwrap(), Value::from("a+b+c"));
+        let err = Worker::with_named("papy.njoiner", [("nope", 1)]).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("join"), "{err}");
+        let err = Worker::with_args("papy.ipasser", [1, 2]).unwrap_err().to_string();
+        assert!(err.contains("takes 1 argument"), "{err}");
+        let err = Worker::new("papy.szipper").unwrap_err().to_string();
+        assert!(err.contains("missing argument `s`"), "{err}");
+    }
+}

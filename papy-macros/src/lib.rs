@@ -1,0 +1,307 @@
+//! `#[worker]`: registers a function with papy's worker registry.
+//!
+//! ```ignore
+//! use papy::worker;
+//!
+//! /// Multiplies the input by a factor.
+//! #[worker]
+//! fn scale(x: f64, factor: f64) -> f64 { x * factor }
+//!
+//! /// Joins two inputs (a tuple inbox = one element per input pipe).
+//! #[worker(imports = ["text", "fast_json,json"], forgive)]
+//! fn pair((a, b): (String, i64)) -> Result<String, String> { Ok(format!("{a}{b}")) }
+//! ```
+//!
+//! The function is emitted unchanged. Beside it the macro writes a shim with
+//! papy's type-erased calling convention `(inbox: &[Value], args: &[Value])`
+//! and submits a descriptor (fully-qualified name, parameters, imports,
+//! `forgive`, doc comment, shim) to the registry with `inventory`.
+//!
+//! Signature rules:
+//! - the first parameter is the inbox: a tuple type takes one element per input
+//!   pipe, `&[Value]` takes the whole inbox (any number of inputs), any other
+//!   type takes the single input;
+//! - the remaining parameters are arguments fixed when the `Worker` is built,
+//!   by position or by name; `Option<T>` parameters may be left out;
+//! - every parameter type is `serde::de::DeserializeOwned + 'static`, the
+//!   return type is `T: Serialize` or `Result<T, E: Display>`.
+//!
+//! Attributes: `imports = ["a", "b,c"]`, `forgive`, `name = "pkg.fn"`
+//! (overrides the registered name), `raw` (the function already has the
+//! `fn(&[Value], &[Value]) -> Result<Value, E>` form) and `crate = "path"`
+//! (where papy is, when it cannot be found in `Cargo.toml`).
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Error, Expr, FnArg, ItemFn, Lit, Meta, Pat, ReturnType, Token, Type};
+
+struct Options {
+    imports: Vec<String>,
+    forgive: bool,
+    name: Option<String>,
+    raw: bool,
+    krate: Option<syn::Path>,
+}
+
+impl Parse for Options {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut o = Options {
+            imports: Vec::new(),
+            forgive: false,
+            name: None,
+            raw: false,
+            krate: None,
+        };
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
+        for meta in metas {
+            let key = meta
+                .path()
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            match (key.as_str(), &meta) {
+                ("forgive", Meta::Path(_)) => o.forgive = true,
+                ("raw", Meta::Path(_)) => o.raw = true,
+                ("imports", Meta::NameValue(nv)) => o.imports = string_list(&nv.value)?,
+                ("name", Meta::NameValue(nv)) => o.name = Some(string_lit(&nv.value)?),
+                ("crate", Meta::NameValue(nv)) => {
+                    o.krate = Some(syn::parse_str(&string_lit(&nv.value)?)?)
+                }
+                _ => {
+                    return Err(Error::new(
+                        meta.span(),
+                        format!(
+                            "unsupported #[worker] attribute `{}`; expected one of: imports = [\"..\"], forgive, name = \"..\", raw, crate = \"..\"",
+                            quote!(#meta)
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn string_lit(e: &Expr) -> syn::Result<String> {
+    match e {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Str(s) => Ok(s.value()),
+            other => Err(Error::new(other.span(), "expected a string literal")),
+        },
+        other => Err(Error::new(other.span(), "expected a string literal")),
+    }
+}
+
+fn string_list(e: &Expr) -> syn::Result<Vec<String>> {
+    match e {
+        Expr::Array(a) => a.elems.iter().map(string_lit).collect(),
+        other => Err(Error::new(
+            other.span(),
+            "expected a list of strings, e.g. imports = [\"a\", \"b,c\"]",
+        )),
+    }
+}
+
+fn papy_path(o: &Options) -> TokenStream2 {
+    if let Some(p) = &o.krate {
+        return quote!(#p);
+    }
+    use proc_macro_crate::{crate_name, FoundCrate};
+    for candidate in ["papy-core", "papy"] {
+        match crate_name(candidate) {
+            Ok(FoundCrate::Itself) => return quote!(crate),
+            Ok(FoundCrate::Name(n)) => {
+                let id = format_ident!("{}", n);
+                return quote!(::#id);
+            }
+            Err(_) => {}
+        }
+    }
+    quote!(::papy)
+}
+
+fn last_segment_is(ty: &Type, name: &str) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == name),
+        Type::Group(g) => last_segment_is(&g.elem, name),
+        Type::Paren(p) => last_segment_is(&p.elem, name),
+        _ => false,
+    }
+}
+
+/// Registers a function as a papy worker; see the crate docs for the rules.
+#[proc_macro_attribute]
+pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let opts = match syn::parse::<Options>(attr) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let func = match syn::parse::<ItemFn>(item) {
+        Ok(f) => f,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    match expand(&opts, &func) {
+        Ok(ts) => ts.into(),
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#func #err).into()
+        }
+    }
+}
+
+fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
+    let p = papy_path(opts);
+    let sig = &func.sig;
+    let ident = &sig.ident;
+    if let Some(a) = &sig.asyncness {
+        return Err(Error::new(a.span(), "#[worker] functions cannot be async"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(Error::new(
+            sig.generics.span(),
+            "#[worker] functions cannot be generic: the registry needs one concrete function",
+        ));
+    }
+    let mut params = sig.inputs.iter();
+    let Some(first) = params.next() else {
+        return Err(Error::new(
+            sig.paren_token.span.join(),
+            format!(
+                "#[worker] function `{ident}` needs an inbox parameter: its first parameter receives the input item(s)"
+            ),
+        ));
+    };
+    let first = match first {
+        FnArg::Typed(t) => t,
+        FnArg::Receiver(r) => {
+            return Err(Error::new(
+                r.span(),
+                "#[worker] cannot be used on methods: use a free function",
+            ))
+        }
+    };
+    let shim = format_ident!("__papy_worker_shim_{}", ident);
+    let name = match &opts.name {
+        Some(n) => quote!(#n),
+        None => {
+            let s = ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #s))
+        }
+    };
+    let imports = &opts.imports;
+    let forgive = opts.forgive;
+    let doc: Vec<String> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            Meta::NameValue(nv) => string_lit(&nv.value).ok(),
+            _ => None,
+        })
+        .map(|s| s.trim().to_string())
+        .collect();
+    let doc = doc.join("\n");
+    let returns_result = match &sig.output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, t) => last_segment_is(t, "Result"),
+    };
+
+    let (body, params_meta, inputs) = if opts.raw {
+        if sig.inputs.len() != 2 {
+            return Err(Error::new(
+                sig.inputs.span(),
+                "a raw #[worker] takes exactly (inbox: &[Value], args: &[Value])",
+            ));
+        }
+        let call = quote!(#ident(inbox, args));
+        let conv = if returns_result {
+            quote!(#p::registry::__private::output_result(#call))
+        } else {
+            quote!(#p::registry::__private::output(#call))
+        };
+        (conv, quote!(::core::option::Option::None), quote!(::core::option::Option::None))
+    } else {
+        let inbox_ty = &*first.ty;
+        let (inbox_expr, n_inputs) = match inbox_ty {
+            Type::Tuple(t) if !t.elems.is_empty() => {
+                let parts = t.elems.iter().enumerate().map(|(i, ty)| {
+                    quote!(#p::registry::__private::inbox::<#ty>(inbox, #i)?)
+                });
+                (quote!((#(#parts,)*)), Some(t.elems.len()))
+            }
+            // `&[Value]`: the whole inbox, any number of inputs.
+            Type::Reference(_) => (quote!(inbox), None),
+            ty => (quote!(#p::registry::__private::inbox::<#ty>(inbox, 0)?), Some(1usize)),
+        };
+        let (check, inputs_meta) = match n_inputs {
+            Some(n) => (
+                quote!(#p::registry::__private::check_inbox(inbox, #n)?;),
+                quote!(::core::option::Option::Some(#n)),
+            ),
+            None => (quote!(), quote!(::core::option::Option::None)),
+        };
+        let mut arg_lets = Vec::new();
+        let mut arg_names = Vec::new();
+        let mut metas = Vec::new();
+        for (i, a) in params.enumerate() {
+            let FnArg::Typed(t) = a else {
+                return Err(Error::new(a.span(), "unexpected receiver"));
+            };
+            let pname = match &*t.pat {
+                Pat::Ident(pi) => pi.ident.to_string().trim_start_matches('_').to_string(),
+                _ => format!("arg{i}"),
+            };
+            let ty = &*t.ty;
+            let var = format_ident!("__papy_arg_{}", i);
+            arg_lets.push(quote!(let #var: #ty = #p::registry::__private::arg::<#ty>(args, #i, #pname)?;));
+            arg_names.push(var);
+            let optional = last_segment_is(ty, "Option");
+            metas.push(quote!(#p::registry::Param { name: #pname, optional: #optional }));
+        }
+        let call = quote!(#ident(__papy_inbox, #(#arg_names),*));
+        let conv = if returns_result {
+            quote!(#p::registry::__private::output_result(#call))
+        } else {
+            quote!(#p::registry::__private::output(#call))
+        };
+        (
+            quote! {
+                #check
+                let __papy_inbox: #inbox_ty = #inbox_expr;
+                #(#arg_lets)*
+                #conv
+            },
+            quote!(::core::option::Option::Some(&[#(#metas),*])),
+            inputs_meta,
+        )
+    };
+    let span = Span::call_site();
+    Ok(quote::quote_spanned! {span=>
+        #func
+
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::needless_question_mark, unused_variables)]
+        fn #shim(
+            inbox: &[#p::Value],
+            args: &[#p::Value],
+        ) -> ::core::result::Result<#p::Value, #p::ItemError> {
+            #body
+        }
+
+        #p::registry::__private::inventory::submit! {
+            #p::registry::WorkerDescriptor {
+                name: #name,
+                params: #params_meta,
+                inputs: #inputs,
+                imports: &[#(#imports),*],
+                forgive: #forgive,
+                doc: #doc,
+                call: #shim,
+            }
+        }
+    })
+}

@@ -1,0 +1,3 @@
+//! papy facade placeholder
+pub use papy_core::*;
+pub use papy_macros::worker;
