@@ -16,17 +16,25 @@
 
 #![warn(missing_docs)]
 
+pub mod dagger;
 pub mod error;
 mod func;
 pub mod numap;
+pub mod piper;
+pub mod plumber;
 pub mod pool;
 pub mod registry;
+pub mod stats;
 pub mod value;
 pub mod worker;
 
+pub use dagger::Dagger;
 pub use error::{Error, ErrorKind, Item, ItemError, Result};
 pub use numap::{NuMap, NuMapBuilder, TaskId, TaskOptions, TaskResults};
+pub use piper::Piper;
+pub use plumber::{Collector, Plumber, PlumberState, Source};
 pub use pool::{Inbox, IntoInbox, Pool, TaskFn};
+pub use stats::{NodeStats, Stats};
 pub use value::{from_value, to_value, Map, Value, ValueError};
 pub use worker::{Args, Worker};
 

@@ -1,31 +1,65 @@
-//! The buffer: a counting semaphore bounding items submitted to the pool
-//! and not yet handed to a reader.
+//! The buffer (credits for items submitted and not yet retrieved) and the
+//! doorbell that wakes the feeder when anything changes.
+//!
+//! The bound is `size`, with one exception that makes the weave
+//! deadlock-free: a task with *nothing* in flight or unread may always
+//! submit one batch, even over the bound. A reader waiting for a task's next
+//! item therefore never waits on credits held by results that only it would
+//! read (PaPy's "results must be consumed in weave order" trap). The total
+//! is thus at most `size + tasks x stride`, and exactly `size` with one task.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-pub(crate) struct Credits {
-    avail: Mutex<usize>,
-    cv: Condvar,
-    closed: AtomicBool,
-    /// Bumped on every release: "progress" for stall detection.
-    releases: AtomicU64,
-    size: usize,
-}
-
-fn lock(m: &Mutex<usize>) -> MutexGuard<'_, usize> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Wakes the feeder: rung on every release, handoff and stop.
+#[derive(Default)]
+pub(crate) struct Doorbell {
+    rings: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Doorbell {
+    pub(crate) fn ring(&self) {
+        *lock(&self.rings) += 1;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn seen(&self) -> u64 {
+        *lock(&self.rings)
+    }
+
+    /// Waits until rung after `seen`, or `timeout`.
+    pub(crate) fn wait(&self, seen: u64, timeout: Duration) {
+        let g = lock(&self.rings);
+        if *g != seen {
+            return;
+        }
+        let _ = self
+            .cv
+            .wait_timeout_while(g, timeout, |r| *r == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+pub(crate) struct Credits {
+    in_use: Mutex<usize>,
+    size: usize,
+    closed: AtomicBool,
+    pub(crate) bell: Arc<Doorbell>,
+}
+
 impl Credits {
-    pub(crate) fn new(size: usize) -> Credits {
+    pub(crate) fn new(size: usize, bell: Arc<Doorbell>) -> Credits {
         Credits {
-            avail: Mutex::new(size),
-            cv: Condvar::new(),
-            closed: AtomicBool::new(false),
-            releases: AtomicU64::new(0),
+            in_use: Mutex::new(0),
             size,
+            closed: AtomicBool::new(false),
+            bell,
         }
     }
 
@@ -35,99 +69,73 @@ impl Credits {
 
     /// Items currently submitted and not handed out.
     pub(crate) fn in_use(&self) -> usize {
-        self.size - *lock(&self.avail)
+        *lock(&self.in_use)
     }
 
-    /// Takes `n` credits (n <= size), blocking. Returns `false` when closed.
-    /// After `stall` without any release, calls `on_stall` once per stall.
-    pub(crate) fn acquire(&self, n: usize, stall: Duration, on_stall: &dyn Fn()) -> bool {
-        let mut avail = lock(&self.avail);
-        let mut since = Instant::now();
-        let mut seen = self.releases.load(Ordering::Acquire);
-        let mut warned = false;
-        while *avail < n {
-            if self.closed.load(Ordering::Acquire) {
-                return false;
-            }
-            let (guard, _) = self
-                .cv
-                .wait_timeout(avail, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner);
-            avail = guard;
-            let now_seen = self.releases.load(Ordering::Acquire);
-            if now_seen != seen {
-                seen = now_seen;
-                since = Instant::now();
-                warned = false;
-            } else if !warned && since.elapsed() >= stall {
-                warned = true;
-                drop(avail);
-                on_stall();
-                avail = lock(&self.avail);
-            }
-        }
+    /// Takes `n` credits if they fit, or if the task has nothing
+    /// outstanding (`task_idle`). Never blocks.
+    pub(crate) fn try_acquire(&self, n: usize, task_idle: bool) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        *avail -= n;
-        true
+        let mut u = lock(&self.in_use);
+        if *u + n <= self.size || task_idle {
+            *u += n;
+            true
+        } else {
+            false
+        }
     }
 
     pub(crate) fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
-        let mut avail = lock(&self.avail);
-        *avail = (*avail + n).min(self.size);
-        self.releases.fetch_add(1, Ordering::Release);
-        drop(avail);
-        self.cv.notify_all();
+        let mut u = lock(&self.in_use);
+        *u = u.saturating_sub(n);
+        drop(u);
+        self.bell.ring();
     }
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let _guard = lock(&self.avail);
-        self.cv.notify_all();
+        self.bell.ring();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
-    fn acquire_blocks_until_release_and_close_wakes() {
-        let c = Arc::new(Credits::new(4));
-        assert!(c.acquire(4, Duration::from_secs(10), &|| {}));
-        assert_eq!(c.in_use(), 4);
-        let c2 = c.clone();
-        let t = std::thread::spawn(move || c2.acquire(2, Duration::from_secs(10), &|| {}));
-        std::thread::sleep(Duration::from_millis(20));
-        c.release(2);
-        assert!(t.join().unwrap());
-        let c3 = c.clone();
-        let t = std::thread::spawn(move || c3.acquire(1, Duration::from_secs(10), &|| {}));
+    fn bound_with_idle_task_exception() {
+        let c = Credits::new(4, Arc::default());
+        assert!(c.try_acquire(4, true));
+        assert!(!c.try_acquire(1, false), "full");
+        assert!(c.try_acquire(2, true), "an idle task may exceed the bound once");
+        assert_eq!(c.in_use(), 6);
+        c.release(3);
+        assert!(!c.try_acquire(2, false));
+        assert!(c.try_acquire(1, false));
         c.close();
-        assert!(!t.join().unwrap());
+        assert!(!c.try_acquire(1, true));
     }
 
     #[test]
-    fn stall_callback_fires_without_progress() {
-        let c = Credits::new(1);
-        assert!(c.acquire(1, Duration::from_secs(1), &|| {}));
-        let fired = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                c.acquire(1, Duration::from_millis(50), &|| {
-                    fired.store(true, Ordering::SeqCst);
-                })
-            });
-            while !fired.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            c.release(1);
+    fn doorbell_wakes_waiter() {
+        let b = Arc::new(Doorbell::default());
+        let seen = b.seen();
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || {
+            b2.wait(seen, Duration::from_secs(10));
         });
-        assert!(fired.load(Ordering::SeqCst));
+        std::thread::sleep(Duration::from_millis(10));
+        b.ring();
+        t.join().unwrap();
+        assert_ne!(b.seen(), seen);
     }
 }

@@ -52,6 +52,9 @@ pub struct TaskOptions {
     pub track: bool,
     /// Override the NuMap's `ordered` setting for this task.
     pub ordered: Option<bool>,
+    /// The input may wait on results of a NuMap (an upstream node): pull it
+    /// in a thread of its own so the weave never blocks on it.
+    pub dependent: bool,
 }
 
 /// Builds a [`NuMap`].
@@ -309,7 +312,8 @@ impl NuMap {
         let results = self.results(upstream)?;
         let node = format!("{}.task{}", self.name(), self.task_count());
         let input: Input = Box::new(results.map(Inbox::One));
-        self.add(Arc::new(WorkerTask::new(worker, node)), input, options, true)
+        let options = TaskOptions { dependent: true, ..options };
+        self.add(Arc::new(WorkerTask::new(worker, node)), input, options)
     }
 
     /// Adds a task from any [`TaskFn`] and boxed input (used by pipers).
@@ -322,10 +326,10 @@ impl NuMap {
         input: Box<dyn Iterator<Item = Inbox> + Send>,
         options: TaskOptions,
     ) -> Result<TaskId> {
-        self.add(func, input, options, false)
+        self.add(func, input, options)
     }
 
-    fn add(&self, func: Arc<dyn TaskFn>, input: Input, options: TaskOptions, chained: bool) -> Result<TaskId> {
+    fn add(&self, func: Arc<dyn TaskFn>, input: Input, options: TaskOptions) -> Result<TaskId> {
         let mut ctl = self.ctl();
         if ctl.feeder.is_some() {
             return Err(self.state_error("add a task to", "running"));
@@ -348,7 +352,7 @@ impl NuMap {
         ctl.tasks.push(FeedTask {
             ctx,
             input: Some(input),
-            chained,
+            chained: options.dependent,
             next_index: 0,
         });
         Ok(id)
@@ -399,7 +403,7 @@ impl NuMap {
         }
         let stride = self.stride();
         let size = self.buffer().unwrap_or(stride * ctl.tasks.len());
-        let credits = Arc::new(Credits::new(size));
+        let credits = Arc::new(Credits::new(size, Arc::default()));
         self.inner.stop.store(false, Ordering::Release);
         for t in &ctl.tasks {
             let ordered = t.ctx.ordered.unwrap_or(self.ordered());
@@ -431,6 +435,9 @@ impl NuMap {
     /// ends. Chained tasks end when their upstream does. Does not block.
     pub fn stop(&self) {
         self.inner.stop.store(true, Ordering::Release);
+        if let Some(c) = &self.ctl().credits {
+            c.bell.ring();
+        }
     }
 
     /// `true` while the feeder runs (started and some task has input left).

@@ -80,6 +80,11 @@ impl ResultQueue {
         self.cv.notify_all();
     }
 
+    /// Items handed to readers so far (counting from index 0 of the first run).
+    pub(crate) fn handed(&self) -> u64 {
+        self.lock().handed
+    }
+
     /// Every item of the last run was handed to a reader.
     pub(crate) fn drained(&self) -> bool {
         let s = self.lock();

@@ -1,26 +1,34 @@
-//! The weave: the feeder thread that pulls task inputs and submits them.
+//! The weave: the feeder thread that submits task inputs to the pool.
 //!
 //! Invariants:
-//! - tasks are visited in task order; each visit pulls up to `stride` items
-//!   from the task's input and submits them as one job (one job per item for
-//!   tasks with a timeout, so a timed-out worker holds a single item);
-//! - before submitting `n` items the feeder takes `n` buffer credits; a
-//!   reader returns them when it takes the results, so at most `buffer` items
-//!   are submitted and unretrieved (`buffer >= stride` is enforced, so a
-//!   visit can always complete once readers progress);
-//! - when stop is requested, every source task ends at its next visit (a
-//!   stride boundary); chained tasks run until their upstream task ends, so
-//!   every item pulled from an input is processed;
-//! - when a task's input ends, its result queue learns the task's total, so
-//!   readers see the end only after every result was handed out;
+//! - tasks are visited in task order; a visit submits at most `stride`
+//!   items of the task as one job (one job per item for tasks with a
+//!   timeout, so a timed-out worker holds a single item);
+//! - *source* tasks (inputs that are plain iterators) are pulled by the
+//!   feeder itself, which reproduces PaPy's submission order exactly;
+//!   *chained* tasks (inputs that read results of a NuMap) are pulled by a
+//!   puller thread per task into a handoff of at most two batches, so the
+//!   feeder never blocks on a result that itself needs the feeder;
+//! - the feeder never blocks on credits: a task that cannot submit is
+//!   skipped for this round; when a whole round makes no progress the
+//!   feeder sleeps on the doorbell (rung by readers, pullers and stop);
+//! - credits follow the rule in `buffer.rs` (bound, plus one batch for an
+//!   idle task), which with in-order submission guarantees that any item a
+//!   reader waits for is in flight or can be submitted: no deadlock;
+//! - when stop is requested every source task ends at its next visit (a
+//!   stride boundary); chained tasks run until their input ends, so every
+//!   item pulled from an input is processed;
+//! - when a task's input ends, its result queue learns the task's total;
 //! - a panicking input iterator becomes one error item and ends that task.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use super::buffer::Credits;
+use super::buffer::{Credits, Doorbell};
 use super::task::TaskCtx;
 use crate::error::{ErrorKind, ItemError};
 use crate::pool::{Inbox, Job, Pool};
@@ -34,6 +42,34 @@ pub(crate) struct FeedTask {
     pub(crate) input: Option<Input>,
     pub(crate) chained: bool,
     pub(crate) next_index: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct HandoffState {
+    batches: VecDeque<Vec<Inbox>>,
+    ended: bool,
+    closed: bool,
+}
+
+/// Batches pulled by a puller thread, waiting for the feeder.
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<HandoffState>,
+    space: Condvar,
+}
+
+const LOOKAHEAD: usize = 2;
+
+enum Source {
+    Inline,
+    Puller {
+        handoff: Arc<Handoff>,
+        thread: Option<JoinHandle<Option<Input>>>,
+    },
 }
 
 pub(crate) struct Feeder {
@@ -50,34 +86,124 @@ impl Feeder {
     /// Runs until every task has ended or the buffer is closed; returns the
     /// tasks (with their unfinished inputs) for a later restart.
     pub(crate) fn run(mut self) -> Vec<FeedTask> {
+        let bell = self.credits.bell.clone();
+        let mut sources: Vec<Source> = Vec::with_capacity(self.tasks.len());
+        for t in &mut self.tasks {
+            if !t.chained {
+                sources.push(Source::Inline);
+                continue;
+            }
+            let handoff = Arc::new(Handoff::default());
+            let thread = t.input.take().and_then(|input| {
+                let (h, b, stride) = (handoff.clone(), bell.clone(), self.stride);
+                let (ctx, first) = (t.ctx.clone(), t.next_index);
+                std::thread::Builder::new()
+                    .name(format!("{}-pull{}", self.name, t.ctx.id))
+                    .spawn(move || puller(input, &h, &b, stride, &ctx, first))
+                    .map_err(|e| tracing::error!("NuMap: cannot start a puller thread: {e}"))
+                    .ok()
+            });
+            if thread.is_none() {
+                lock(&handoff.state).ended = true;
+            }
+            sources.push(Source::Puller { handoff, thread });
+        }
         let mut ended = vec![false; self.tasks.len()];
+        let mut last_progress = Instant::now();
+        let mut warned = false;
         loop {
+            let seen = bell.seen();
             let mut active = false;
+            let mut progressed = false;
             for t in 0..self.tasks.len() {
                 if ended[t] {
                     continue;
                 }
                 active = true;
-                let task = &mut self.tasks[t];
-                let stop_now = !task.chained && self.stop.load(Ordering::Acquire);
-                let (batch, exhausted) = if stop_now {
-                    (Vec::new(), true)
-                } else {
-                    pull(task, self.stride)
+                let (done, moved) = match &sources[t] {
+                    Source::Inline => self.visit_inline(t),
+                    Source::Puller { handoff, .. } => self.visit_handoff(t, handoff),
                 };
-                if !batch.is_empty() && !self.submit(t, batch) {
-                    return self.tasks;
-                }
-                if exhausted {
+                if done {
                     ended[t] = true;
                     let task = &self.tasks[t];
                     task.ctx.queue.set_total(task.next_index);
                 }
+                progressed |= done || moved;
             }
-            if !active {
-                return self.tasks;
+            if !active || self.credits.is_closed() {
+                break;
+            }
+            if progressed {
+                last_progress = Instant::now();
+                warned = false;
+            } else {
+                if !warned && last_progress.elapsed() >= self.stall {
+                    warned = true;
+                    self.report_stall();
+                }
+                bell.wait(seen, Duration::from_millis(200));
             }
         }
+        // Collect the pullers (they have ended, or the NuMap is closing).
+        for (t, s) in sources.into_iter().enumerate() {
+            if let Source::Puller { handoff, thread } = s {
+                lock(&handoff.state).closed = true;
+                handoff.space.notify_all();
+                if let Some(h) = thread {
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while !h.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if h.is_finished() {
+                        self.tasks[t].input = h.join().ok().flatten();
+                    } else {
+                        tracing::warn!(
+                            "NuMap `{}`: the input of task {t} is blocked; its thread is left behind",
+                            self.name
+                        );
+                    }
+                }
+            }
+        }
+        self.tasks
+    }
+
+    fn task_idle(&self, t: usize) -> bool {
+        let task = &self.tasks[t];
+        task.ctx.queue.handed() >= task.next_index
+    }
+
+    /// Returns (ended, progressed).
+    fn visit_inline(&mut self, t: usize) -> (bool, bool) {
+        // Stopping keeps the input, so a restart resumes where it stopped.
+        if self.tasks[t].input.is_none() || self.stop.load(Ordering::Acquire) {
+            return (true, true);
+        }
+        if !self.credits.try_acquire(self.stride, self.task_idle(t)) {
+            return (false, false);
+        }
+        let (batch, exhausted) = pull(&mut self.tasks[t], self.stride);
+        self.credits.release(self.stride - batch.len());
+        let moved = !batch.is_empty();
+        self.submit(t, batch);
+        (exhausted, moved)
+    }
+
+    fn visit_handoff(&mut self, t: usize, handoff: &Handoff) -> (bool, bool) {
+        let mut st = lock(&handoff.state);
+        let Some(n) = st.batches.front().map(Vec::len) else {
+            return (st.ended, false);
+        };
+        if !self.credits.try_acquire(n, self.task_idle(t)) {
+            return (false, false);
+        }
+        let batch = st.batches.pop_front().unwrap_or_default();
+        let done = st.ended && st.batches.is_empty();
+        drop(st);
+        handoff.space.notify_all();
+        self.submit(t, batch);
+        (done, true)
     }
 
     fn report_stall(&self) {
@@ -90,22 +216,22 @@ impl Feeder {
             })
             .collect();
         tracing::warn!(
-            "NuMap `{}` has made no progress for {:?}: its buffer of {} is full and nobody reads the results ({}). Read every task's results (Plumber::run does), or raise the buffer.",
+            "NuMap `{}` has made no progress for {:?} with {} of {} buffer slots in use ({}). Read every task's results (Plumber::run does).",
             self.name,
             self.stall,
+            self.credits.in_use(),
             self.credits.size(),
-            if waiting.is_empty() { "results still computing".to_string() } else { waiting.join("; ") }
+            if waiting.is_empty() { "waiting for inputs or results".to_string() } else { waiting.join("; ") }
         );
     }
 
-    fn submit(&mut self, t: usize, batch: Vec<Inbox>) -> bool {
-        let n = batch.len();
-        if !self.credits.acquire(n, self.stall, &|| self.report_stall()) {
-            return false;
+    fn submit(&mut self, t: usize, batch: Vec<Inbox>) {
+        if batch.is_empty() {
+            return;
         }
         let task = &mut self.tasks[t];
         let first = task.next_index;
-        task.next_index += n as u64;
+        task.next_index += batch.len() as u64;
         if task.ctx.timeout.is_some() {
             for (k, inbox) in batch.into_iter().enumerate() {
                 self.pool.submit(Job {
@@ -121,7 +247,44 @@ impl Feeder {
                 inboxes: batch,
             });
         }
-        true
+    }
+}
+
+/// A puller thread: pulls batches of a chained task's input ahead of the
+/// feeder (at most `LOOKAHEAD` batches). Returns the input if it did not end.
+fn puller(
+    mut input: Input,
+    handoff: &Handoff,
+    bell: &Doorbell,
+    stride: usize,
+    ctx: &TaskCtx,
+    mut next_index: u64,
+) -> Option<Input> {
+    loop {
+        {
+            let mut st = lock(&handoff.state);
+            while st.batches.len() >= LOOKAHEAD && !st.closed {
+                st = handoff.space.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            if st.closed {
+                return Some(input);
+            }
+        }
+        let mut batch = Vec::with_capacity(stride);
+        let exhausted = pull_into(&mut input, &mut batch, stride, ctx, next_index);
+        next_index += batch.len() as u64;
+        let mut st = lock(&handoff.state);
+        if !batch.is_empty() {
+            st.batches.push_back(batch);
+        }
+        if exhausted {
+            st.ended = true;
+        }
+        drop(st);
+        bell.ring();
+        if exhausted {
+            return None;
+        }
     }
 }
 
@@ -131,6 +294,14 @@ fn pull(task: &mut FeedTask, stride: usize) -> (Vec<Inbox>, bool) {
         return (Vec::new(), true);
     };
     let mut batch = Vec::with_capacity(stride);
+    let exhausted = pull_into(input, &mut batch, stride, &task.ctx, task.next_index);
+    if exhausted {
+        task.input = None;
+    }
+    (batch, exhausted)
+}
+
+fn pull_into(input: &mut Input, batch: &mut Vec<Inbox>, stride: usize, ctx: &TaskCtx, first: u64) -> bool {
     let r = catch_unwind(AssertUnwindSafe(|| {
         while batch.len() < stride {
             match input.next() {
@@ -141,24 +312,18 @@ fn pull(task: &mut FeedTask, stride: usize) -> (Vec<Inbox>, bool) {
         false
     }));
     match r {
-        Ok(exhausted) => {
-            if exhausted {
-                task.input = None;
-            }
-            (batch, exhausted)
-        }
+        Ok(exhausted) => exhausted,
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the input iterator panicked".into());
-            let index = task.next_index + batch.len() as u64;
+                .unwrap_or_else(|| "non-string panic payload".into());
+            let index = first + batch.len() as u64;
             let err = ItemError::new(ErrorKind::Input, format!("input iterator panicked: {msg}"))
-                .at(task.ctx.func.name(), index);
+                .at(ctx.func.name(), index);
             batch.push(Inbox::One(Err(err)));
-            task.input = None;
-            (batch, true)
+            true
         }
     }
 }

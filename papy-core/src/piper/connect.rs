@@ -1,0 +1,222 @@
+//! Connecting a Dagger into streams: each piper becomes an iterator
+//! pipeline (join -> consume -> evaluation -> produce -> observe), fanned
+//! out to its consumers, with parallel pipers as tasks of their NuMaps.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::adapters::{
+    distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream, Zip,
+};
+use super::Piper;
+use crate::dagger::Dagger;
+use crate::error::{Error, Item, Result};
+use crate::numap::{NuMap, TaskOptions};
+use crate::pool::TaskFn;
+use crate::stats::NodeCounters;
+use crate::worker::Worker;
+
+/// A piper's worker as a NuMap task (one of `k` spawned tasks).
+struct PiperTask {
+    worker: Worker,
+    node: String,
+    counters: Arc<NodeCounters>,
+    j: usize,
+    k: usize,
+    chunk: usize,
+}
+
+impl TaskFn for PiperTask {
+    fn call(&self, index: u64, inbox: &[Item]) -> Item {
+        let index = if self.k == 1 {
+            index
+        } else {
+            super::adapters::spawn_index(index, self.j, self.k, self.chunk)
+        };
+        self.worker.eval(inbox, &self.node, index)
+    }
+    fn name(&self) -> String {
+        self.node.clone()
+    }
+    fn worker(&self) -> Option<&Worker> {
+        Some(&self.worker)
+    }
+    fn on_batch(&self, _items: usize, _failed: usize, busy: Duration) {
+        self.counters.add_busy(busy);
+    }
+}
+
+/// The connected pipeline: output streams, counters, and the NuMaps used.
+pub(crate) struct Connected {
+    pub(crate) outputs: Vec<(String, Stream)>,
+    pub(crate) counters: BTreeMap<String, Arc<NodeCounters>>,
+    pub(crate) numaps: Vec<NuMap>,
+}
+
+fn node_stream(
+    piper: &Piper,
+    inputs: Vec<Stream>,
+    is_input: bool,
+    counters: &Arc<NodeCounters>,
+    run: &Arc<RunCtl>,
+) -> Result<Stream> {
+    let name = piper.name().to_string();
+    let stride = piper.stride();
+    let mut inbox: InboxStream = Box::new(Zip::new(inputs, name.clone(), counters.clone()));
+    if piper.consume_n() > 1 {
+        inbox = Box::new(Consume {
+            src: inbox,
+            n: piper.consume_n(),
+        });
+    }
+    let evaluated: Stream = match piper.numap() {
+        None => Box::new(Linear {
+            src: inbox,
+            worker: piper.worker().clone(),
+            node: name.clone(),
+            index: 0,
+            counters: counters.clone(),
+        }),
+        Some(numap) => {
+            let k = piper.spawn_n();
+            let opts = TaskOptions {
+                timeout: piper.timeout_value(),
+                track: false,
+                ordered: piper.ordered_value(),
+                dependent: !is_input,
+            };
+            let parts = if k == 1 { vec![inbox] } else { distribute(inbox, k, stride) };
+            let mut readers = Vec::with_capacity(k);
+            for (j, part) in parts.into_iter().enumerate() {
+                let task = Arc::new(PiperTask {
+                    worker: piper.worker().clone(),
+                    node: name.clone(),
+                    counters: counters.clone(),
+                    j,
+                    k,
+                    chunk: stride,
+                });
+                let id = numap.add_task_fn(task, part, opts.clone())?;
+                readers.push(numap.results(id)?);
+            }
+            if k == 1 {
+                Box::new(readers.remove(0))
+            } else {
+                Box::new(Merge {
+                    readers,
+                    chunk: stride,
+                    current: 0,
+                    taken: 0,
+                })
+            }
+        }
+    };
+    let produced: Stream = if piper.produce_n() > 1 {
+        Box::new(Produce {
+            src: evaluated,
+            m: piper.produce_n(),
+            pending: VecDeque::new(),
+            node: name.clone(),
+            index: 0,
+        })
+    } else {
+        evaluated
+    };
+    Ok(Box::new(Observe {
+        src: produced,
+        node: name,
+        index: 0,
+        counters: counters.clone(),
+        debug: piper.is_debug(),
+        run: run.clone(),
+    }))
+}
+
+/// Builds every node's stream in topological order. `sources` holds one
+/// external input per input piper, by name.
+pub(crate) fn connect(
+    dagger: &Dagger,
+    mut sources: BTreeMap<String, Stream>,
+    run: &Arc<RunCtl>,
+) -> Result<Connected> {
+    let order = dagger.order();
+    let mut numaps: Vec<NuMap> = Vec::new();
+    for p in &order {
+        if let Some(n) = p.numap() {
+            if !numaps.iter().any(|m| m.same(n)) {
+                if n.is_running() {
+                    return Err(Error::State {
+                        op: "start a pipeline on",
+                        what: format!("NuMap `{}`", n.name()),
+                        state: "running".into(),
+                    });
+                }
+                n.clear_tasks()?;
+                numaps.push(n.clone());
+            }
+        }
+    }
+    let result = connect_nodes(dagger, &order, &mut sources, run);
+    match result {
+        Ok((outputs, counters)) => Ok(Connected {
+            outputs,
+            counters,
+            numaps,
+        }),
+        Err(e) => {
+            for n in &numaps {
+                let _ = n.clear_tasks();
+            }
+            Err(e)
+        }
+    }
+}
+
+type Built = (Vec<(String, Stream)>, BTreeMap<String, Arc<NodeCounters>>);
+
+fn connect_nodes(
+    dagger: &Dagger,
+    order: &[&Piper],
+    sources: &mut BTreeMap<String, Stream>,
+    run: &Arc<RunCtl>,
+) -> Result<Built> {
+    let mut readers: BTreeMap<String, VecDeque<Stream>> = BTreeMap::new();
+    let mut counters = BTreeMap::new();
+    let mut outputs = Vec::new();
+    for piper in order {
+        let name = piper.name();
+        let up = dagger.upstream(name)?;
+        let is_input = up.is_empty();
+        let inputs: Vec<Stream> = if is_input {
+            let src = sources
+                .remove(name)
+                .ok_or_else(|| Error::Inputs(format!("no input given for input piper `{name}`")))?;
+            vec![Box::new(Gate {
+                src,
+                stop: run.stop.clone(),
+                stride: piper.stride() as u64,
+                count: 0,
+            })]
+        } else {
+            up.iter()
+                .map(|u| {
+                    readers
+                        .get_mut(u.name())
+                        .and_then(VecDeque::pop_front)
+                        .ok_or_else(|| Error::Graph(format!("internal: no stream left from `{}`", u.name())))
+                })
+                .collect::<Result<_>>()?
+        };
+        let c = Arc::new(NodeCounters::new(piper.is_tracked()));
+        counters.insert(name.to_string(), c.clone());
+        let stream = node_stream(piper, inputs, is_input, &c, run)?;
+        let down = dagger.downstream(name)?.len();
+        if down == 0 {
+            outputs.push((name.to_string(), stream));
+        } else {
+            readers.insert(name.to_string(), tee(stream, down).into());
+        }
+    }
+    Ok((outputs, counters))
+}

@@ -1,0 +1,209 @@
+//! [`Piper`]: a node of a pipeline.
+//!
+//! A Piper holds a [`Worker`], an optional [`NuMap`] (none = evaluated
+//! lazily in the thread that pulls its output) and the node options:
+//!
+//! - `consume(n)`: the worker receives batches of `n` consecutive items; each
+//!   inbox element is then a list of up to `n` values of that input pipe
+//!   (the last batch may be shorter). An error in a batch replaces the batch.
+//! - `produce(m)`: each result must be a list of exactly `m` values, emitted
+//!   in order as `m` items (anything else becomes `m` error items, so counts
+//!   stay aligned).
+//! - `spawn(k)`: the worker runs as `k` tasks on the NuMap, each taking
+//!   stride-sized chunks in turn; results are merged back into input order.
+//! - `timeout`: per-item timeout on the NuMap (parallel pipers only).
+//! - `branch`: breaks ties in the topological order (lower first).
+//! - `debug`: an error item reaching this node's output stops the run with
+//!   [`Error::Debug`] instead of flowing on.
+//! - `track`: keep every output item by index in the statistics.
+//! - `ordered`: override the NuMap's ordering for this node.
+//!
+//! Whatever the stride, buffer, worker count or worker kind, an ordered
+//! pipeline gives the same output, item for item.
+//!
+//! ```
+//! use papy_core::{NuMap, Piper, Worker};
+//! let numap = NuMap::threads(2).unwrap();
+//! let p = Piper::new("square", Worker::typed("sq", |x: i64| x * x)).parallel(&numap).branch(1);
+//! assert_eq!(p.name(), "square");
+//! assert!(p.numap().is_some());
+//! ```
+
+pub(crate) mod adapters;
+pub(crate) mod connect;
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::numap::NuMap;
+use crate::worker::Worker;
+
+/// A pipeline node: a Worker, an optional NuMap, and node options.
+#[derive(Clone, Debug)]
+pub struct Piper {
+    name: String,
+    worker: Worker,
+    numap: Option<NuMap>,
+    produce: usize,
+    spawn: usize,
+    consume: usize,
+    timeout: Option<Duration>,
+    branch: i64,
+    debug: bool,
+    track: bool,
+    ordered: Option<bool>,
+}
+
+impl Piper {
+    /// A linear node named `name` (names are unique within a Dagger).
+    pub fn new(name: impl Into<String>, worker: Worker) -> Piper {
+        Piper {
+            name: name.into(),
+            worker,
+            numap: None,
+            produce: 1,
+            spawn: 1,
+            consume: 1,
+            timeout: None,
+            branch: 0,
+            debug: false,
+            track: false,
+            ordered: None,
+        }
+    }
+
+    /// Evaluates on `numap` (shared with other pipers if they use the same handle).
+    pub fn parallel(mut self, numap: &NuMap) -> Piper {
+        self.numap = Some(numap.clone());
+        self
+    }
+
+    /// Emits `m` items per result (the result must be a list of `m` values).
+    pub fn produce(mut self, m: usize) -> Piper {
+        self.produce = m;
+        self
+    }
+
+    /// Runs the worker as `k` tasks on the NuMap.
+    pub fn spawn(mut self, k: usize) -> Piper {
+        self.spawn = k;
+        self
+    }
+
+    /// Batches `n` consecutive items per call.
+    pub fn consume(mut self, n: usize) -> Piper {
+        self.consume = n;
+        self
+    }
+
+    /// Per-item timeout (parallel pipers).
+    pub fn timeout(mut self, t: Duration) -> Piper {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// Topological tie-breaker (lower first; default 0).
+    pub fn branch(mut self, b: i64) -> Piper {
+        self.branch = b;
+        self
+    }
+
+    /// Stop the run on the first error item instead of passing it on.
+    pub fn debug(mut self, on: bool) -> Piper {
+        self.debug = on;
+        self
+    }
+
+    /// Keep every output item in the statistics.
+    pub fn track(mut self, on: bool) -> Piper {
+        self.track = on;
+        self
+    }
+
+    /// Results in input order (`true`) or completion order (`false`).
+    pub fn ordered(mut self, on: bool) -> Piper {
+        self.ordered = Some(on);
+        self
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Worker.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// The NuMap, for parallel pipers.
+    pub fn numap(&self) -> Option<&NuMap> {
+        self.numap.as_ref()
+    }
+
+    /// Items emitted per result.
+    pub fn produce_n(&self) -> usize {
+        self.produce
+    }
+
+    /// Number of tasks.
+    pub fn spawn_n(&self) -> usize {
+        self.spawn
+    }
+
+    /// Items per call.
+    pub fn consume_n(&self) -> usize {
+        self.consume
+    }
+
+    /// Per-item timeout.
+    pub fn timeout_value(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Branch.
+    pub fn branch_value(&self) -> i64 {
+        self.branch
+    }
+
+    /// Debug mode.
+    pub fn is_debug(&self) -> bool {
+        self.debug
+    }
+
+    /// Tracking.
+    pub fn is_tracked(&self) -> bool {
+        self.track
+    }
+
+    /// Ordering override.
+    pub fn ordered_value(&self) -> Option<bool> {
+        self.ordered
+    }
+
+    /// The stride this node's plumbing uses: its NuMap's, or 1 when linear.
+    pub fn stride(&self) -> usize {
+        self.numap.as_ref().map_or(1, NuMap::stride)
+    }
+
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the node and the bad option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Config(format!("piper `{}`: {what}", self.name)));
+        if self.name.is_empty() {
+            return Err(Error::Config("a piper needs a non-empty name".into()));
+        }
+        if self.produce == 0 || self.spawn == 0 || self.consume == 0 {
+            return bad("produce, spawn and consume must be at least 1");
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return bad("timeout must be positive");
+        }
+        if self.numap.is_none() && self.timeout.is_some() {
+            return bad("a timeout needs a NuMap (a linear node runs in the caller's thread and cannot be interrupted)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,571 @@
+//! [`Plumber`]: runs a [`Dagger`].
+//!
+//! States and transitions (anything else is an [`Error::State`]):
+//!
+//! ```text
+//! Idle/Finished/Stopped --start--> Started --run--> Running --pause--> Paused
+//!                                     |                 |  <--run/resume--'
+//!                                     |                 '--(outputs end)--> Finished
+//!   Started/Running/Paused/Finished --stop--> Stopped
+//! ```
+//!
+//! `run` starts one drain thread per output node, so every output is
+//! consumed (PaPy's "unconsumed output stalls the pipeline" cannot happen);
+//! what a drain reads goes to a [`Collector`], a callback, or nowhere.
+//! `stop` ends every input at a stride boundary and lets everything already
+//! taken from the inputs flow to the outputs; a stopped pipeline can be
+//! started again with new inputs.
+//!
+//! ```
+//! use papy_core::{Dagger, Piper, Plumber, Source, Value, Worker, NuMap};
+//! let numap = NuMap::builder().workers(2).stride(4).build().unwrap();
+//! let mut d = Dagger::new();
+//! d.add_piper(Piper::new("double", Worker::typed("double", |x: i64| x * 2)).parallel(&numap)).unwrap();
+//! d.add_piper(Piper::new("show", Worker::typed("show", |x: i64| format!("<{x}>")))).unwrap();
+//! d.connect("double", "show").unwrap();
+//! let mut p = Plumber::new(d);
+//! let out = p.collect("show").unwrap();
+//! p.start([("double", Source::values(1..=3i64))]).unwrap();
+//! p.run().unwrap();
+//! assert!(p.wait(None).unwrap());
+//! let got: Vec<Value> = out.take().into_iter().map(|r| r.unwrap()).collect();
+//! assert_eq!(got, [Value::from("<2>"), Value::from("<4>"), Value::from("<6>")]);
+//! assert_eq!(p.stats().nodes["double"].items_out, 3);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::dagger::Dagger;
+use crate::error::{Error, Item, Result};
+use crate::numap::NuMap;
+use crate::piper::adapters::{RunCtl, Stream};
+use crate::piper::connect::connect;
+use crate::stats::{NodeCounters, Stats};
+use crate::value::Value;
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An external input of a pipeline.
+pub struct Source(pub(crate) Stream);
+
+impl Source {
+    /// A source of plain values.
+    pub fn values<T, I>(iter: I) -> Source
+    where
+        T: Into<Value>,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Source(Box::new(iter.into_iter().map(|x| Ok(x.into()))))
+    }
+
+    /// A source of items (values or errors).
+    pub fn items<I>(iter: I) -> Source
+    where
+        I: IntoIterator<Item = Item>,
+        I::IntoIter: Send + 'static,
+    {
+        Source(Box::new(iter.into_iter()))
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Source(..)")
+    }
+}
+
+/// Collects the items of an output node. Clones share the same buffer.
+#[derive(Clone, Default)]
+pub struct Collector(Arc<Mutex<Vec<Item>>>);
+
+impl Collector {
+    /// Takes every item collected so far.
+    pub fn take(&self) -> Vec<Item> {
+        std::mem::take(&mut *lock(&self.0))
+    }
+
+    /// Number of items waiting.
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// `true` when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+type Callback = Arc<Mutex<dyn FnMut(Item) + Send>>;
+
+#[derive(Clone)]
+enum Sink {
+    Collect(Collector),
+    Call(Callback),
+}
+
+/// The state of a [`Plumber`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlumberState {
+    /// Built, never started.
+    Idle,
+    /// Connected, inputs bound; nothing is drained yet.
+    Started,
+    /// Outputs are being drained.
+    Running,
+    /// Draining is paused; parallel nodes go on until their buffers are full.
+    Paused,
+    /// Every output ended.
+    Finished,
+    /// Stopped by [`Plumber::stop`].
+    Stopped,
+}
+
+impl fmt::Display for PlumberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, &mut *f)
+    }
+}
+
+#[derive(Default)]
+struct Pause {
+    paused: AtomicBool,
+    m: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Pause {
+    fn set(&self, on: bool) {
+        let _g = lock(&self.m);
+        self.paused.store(on, Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) {
+        if !self.paused.load(Ordering::Acquire) {
+            return;
+        }
+        let mut g = lock(&self.m);
+        while self.paused.load(Ordering::Acquire) {
+            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Done {
+    count: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct DoneGuard(Arc<Done>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        *lock(&self.0.count) += 1;
+        self.0.cv.notify_all();
+    }
+}
+
+struct Run {
+    ctl: Arc<RunCtl>,
+    counters: BTreeMap<String, Arc<NodeCounters>>,
+    pending: Vec<(String, Stream)>,
+    drains: Vec<JoinHandle<()>>,
+    pause: Arc<Pause>,
+    done: Arc<Done>,
+    outputs: usize,
+    start_time: SystemTime,
+    started: Instant,
+    ended: Option<Duration>,
+    numaps: Vec<NuMap>,
+}
+
+impl Run {
+    fn finished(&self) -> bool {
+        self.drains.len() == self.outputs && *lock(&self.done.count) >= self.outputs
+    }
+}
+
+/// Runs a [`Dagger`]: see the module docs for the state machine.
+pub struct Plumber {
+    dagger: Dagger,
+    state: PlumberState,
+    sinks: BTreeMap<String, Sink>,
+    run: Option<Run>,
+}
+
+impl fmt::Debug for Plumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plumber({:?}, {:?})", self.state, self.dagger)
+    }
+}
+
+impl Plumber {
+    /// A Plumber for `dagger`.
+    pub fn new(dagger: Dagger) -> Plumber {
+        Plumber {
+            dagger,
+            state: PlumberState::Idle,
+            sinks: BTreeMap::new(),
+            run: None,
+        }
+    }
+
+    /// The pipeline.
+    pub fn dagger(&self) -> &Dagger {
+        &self.dagger
+    }
+
+    /// The pipeline, for changes between runs.
+    ///
+    /// # Errors
+    /// [`Error::State`] while a run is active.
+    pub fn dagger_mut(&mut self) -> Result<&mut Dagger> {
+        match self.state() {
+            PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped => Ok(&mut self.dagger),
+            s => Err(self.state_error("change the pipeline of", s)),
+        }
+    }
+
+    fn state_error(&self, op: &'static str, s: PlumberState) -> Error {
+        Error::State {
+            op,
+            what: "the Plumber".into(),
+            state: s.to_string(),
+        }
+    }
+
+    /// The current state (a running pipeline whose outputs all ended reports `Finished`).
+    pub fn state(&mut self) -> PlumberState {
+        if self.state == PlumberState::Running && self.run.as_ref().is_some_and(Run::finished) {
+            self.finish();
+        }
+        self.state
+    }
+
+    fn finish(&mut self) {
+        if let Some(r) = &mut self.run {
+            for h in r.drains.drain(..) {
+                let _ = h.join();
+            }
+            r.ended.get_or_insert(r.started.elapsed());
+            r.drains.clear();
+            // Keep `finished()` true: every drain has reported.
+            r.outputs = 0;
+            *lock(&r.done.count) = 0;
+        }
+        self.state = PlumberState::Finished;
+    }
+
+    fn output_check(&self, node: &str) -> Result<()> {
+        match self.dagger.downstream(node) {
+            Ok(d) if d.is_empty() => Ok(()),
+            Ok(_) => Err(Error::Graph(format!("`{node}` is not an output piper (it has downstream pipers)"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Collects the items of output node `node` (across runs, until taken).
+    ///
+    /// # Errors
+    /// `node` is not an output piper.
+    pub fn collect(&mut self, node: &str) -> Result<Collector> {
+        self.output_check(node)?;
+        if let Some(Sink::Collect(c)) = self.sinks.get(node) {
+            return Ok(c.clone());
+        }
+        let c = Collector::default();
+        self.sinks.insert(node.to_string(), Sink::Collect(c.clone()));
+        Ok(c)
+    }
+
+    /// Calls `f` with every item of output node `node`, in the drain thread.
+    ///
+    /// # Errors
+    /// `node` is not an output piper.
+    pub fn on_output(&mut self, node: &str, f: impl FnMut(Item) + Send + 'static) -> Result<()> {
+        self.output_check(node)?;
+        self.sinks.insert(node.to_string(), Sink::Call(Arc::new(Mutex::new(f))));
+        Ok(())
+    }
+
+    /// Binds an external input to each input piper, by name, and connects the
+    /// pipeline. Nothing is pulled until [`run`](Self::run).
+    ///
+    /// # Errors
+    /// Wrong state, unknown/missing/duplicate input names, or a NuMap refusing a task.
+    pub fn start<S: Into<String>>(&mut self, inputs: impl IntoIterator<Item = (S, Source)>) -> Result<()> {
+        let s = self.state();
+        if !matches!(s, PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped) {
+            return Err(self.state_error("start", s));
+        }
+        let wanted: Vec<String> = self.dagger.inputs().iter().map(|p| p.name().to_string()).collect();
+        let mut sources = BTreeMap::new();
+        for (name, src) in inputs {
+            let name = name.into();
+            if !wanted.contains(&name) {
+                return Err(Error::Inputs(format!(
+                    "`{name}` is not an input piper (input pipers: {})",
+                    wanted.join(", ")
+                )));
+            }
+            if sources.insert(name.clone(), src.0).is_some() {
+                return Err(Error::Inputs(format!("input `{name}` given twice")));
+            }
+        }
+        let missing: Vec<&String> = wanted.iter().filter(|n| !sources.contains_key(*n)).collect();
+        if !missing.is_empty() {
+            return Err(Error::Inputs(format!(
+                "no input for {}",
+                missing.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if self.dagger.is_empty() {
+            return Err(Error::Graph("the dagger has no pipers".into()));
+        }
+        self.cleanup();
+        let ctl = Arc::new(RunCtl::default());
+        let connected = connect(&self.dagger, sources, &ctl)?;
+        for n in &connected.numaps {
+            if let Err(e) = n.start() {
+                for m in &connected.numaps {
+                    m.stop();
+                }
+                return Err(e);
+            }
+        }
+        let outputs = connected.outputs.len();
+        self.run = Some(Run {
+            ctl,
+            counters: connected.counters,
+            pending: connected.outputs,
+            drains: Vec::new(),
+            pause: Arc::default(),
+            done: Arc::default(),
+            outputs,
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+            ended: None,
+            numaps: connected.numaps,
+        });
+        self.state = PlumberState::Started;
+        Ok(())
+    }
+
+    /// Binds inputs positionally, in the order of [`Dagger::inputs`].
+    ///
+    /// # Errors
+    /// As [`Plumber::start`], and a count mismatch.
+    pub fn start_positional(&mut self, inputs: Vec<Source>) -> Result<()> {
+        let names: Vec<String> = self.dagger.inputs().iter().map(|p| p.name().to_string()).collect();
+        if names.len() != inputs.len() {
+            return Err(Error::Inputs(format!(
+                "{} input(s) given for {} input piper(s) ({})",
+                inputs.len(),
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        self.start(names.into_iter().zip(inputs))
+    }
+
+    fn spawn_drains(&mut self) -> Result<()> {
+        let Some(r) = &mut self.run else {
+            return Ok(());
+        };
+        for (name, mut stream) in r.pending.drain(..) {
+            let sink = self.sinks.get(&name).cloned();
+            let (pause, done) = (r.pause.clone(), r.done.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("papy-drain-{name}"))
+                .spawn(move || {
+                    let _guard = DoneGuard(done);
+                    loop {
+                        pause.wait();
+                        let Some(item) = stream.next() else { break };
+                        match &sink {
+                            Some(Sink::Collect(c)) => lock(&c.0).push(item),
+                            Some(Sink::Call(f)) => (lock(f))(item),
+                            None => {}
+                        }
+                    }
+                })?;
+            r.drains.push(h);
+        }
+        Ok(())
+    }
+
+    /// Starts draining every output (or resumes after [`pause`](Self::pause)).
+    ///
+    /// # Errors
+    /// [`Error::State`] unless started or paused.
+    pub fn run(&mut self) -> Result<()> {
+        match self.state() {
+            PlumberState::Started => {
+                self.spawn_drains()?;
+                self.state = PlumberState::Running;
+                Ok(())
+            }
+            PlumberState::Paused => self.resume(),
+            s => Err(self.state_error("run", s)),
+        }
+    }
+
+    /// Pauses draining; parallel nodes continue until their buffers are full.
+    ///
+    /// # Errors
+    /// [`Error::State`] unless running.
+    pub fn pause(&mut self) -> Result<()> {
+        match self.state() {
+            PlumberState::Running => {
+                if let Some(r) = &self.run {
+                    r.pause.set(true);
+                }
+                self.state = PlumberState::Paused;
+                Ok(())
+            }
+            s => Err(self.state_error("pause", s)),
+        }
+    }
+
+    /// Resumes after a pause.
+    ///
+    /// # Errors
+    /// [`Error::State`] unless paused.
+    pub fn resume(&mut self) -> Result<()> {
+        match self.state() {
+            PlumberState::Paused => {
+                if let Some(r) = &self.run {
+                    r.pause.set(false);
+                }
+                self.state = PlumberState::Running;
+                Ok(())
+            }
+            s => Err(self.state_error("resume", s)),
+        }
+    }
+
+    /// Waits until every output has ended, or `timeout`. Returns whether the
+    /// run finished.
+    ///
+    /// # Errors
+    /// [`Error::State`] unless running, paused or finished; the failure of a
+    /// `debug` node.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let s = self.state();
+        if !matches!(s, PlumberState::Running | PlumberState::Paused | PlumberState::Finished) {
+            return Err(self.state_error("wait for", s));
+        }
+        if s == PlumberState::Running {
+            if let Some(r) = &self.run {
+                let deadline = timeout.map(|t| Instant::now() + t);
+                let mut n = lock(&r.done.count);
+                while *n < r.outputs {
+                    match deadline {
+                        None => n = r.done.cv.wait(n).unwrap_or_else(PoisonError::into_inner),
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                break;
+                            }
+                            n = r.done.cv.wait_timeout(n, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                        }
+                    }
+                }
+            }
+        }
+        let finished = self.state() == PlumberState::Finished;
+        if let Some(e) = self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
+            return Err(e);
+        }
+        Ok(finished)
+    }
+
+    /// Stops: every input ends at its next stride boundary, everything
+    /// already taken from the inputs flows to the outputs, and the drains and
+    /// NuMap feeders finish. The pipeline can then be started again.
+    ///
+    /// # Errors
+    /// [`Error::State`] when idle or already stopped; the failure of a `debug` node.
+    pub fn stop(&mut self) -> Result<()> {
+        let s = self.state();
+        if matches!(s, PlumberState::Idle | PlumberState::Stopped) {
+            return Err(self.state_error("stop", s));
+        }
+        if let Some(r) = &self.run {
+            r.ctl.stop.store(true, Ordering::Release);
+        }
+        if s == PlumberState::Started {
+            self.spawn_drains()?;
+        }
+        if let Some(r) = &mut self.run {
+            r.pause.set(false);
+            for h in r.drains.drain(..) {
+                let _ = h.join();
+            }
+            r.ended.get_or_insert(r.started.elapsed());
+        }
+        self.state = PlumberState::Stopped;
+        self.release_numaps();
+        match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn release_numaps(&mut self) {
+        if let Some(r) = &self.run {
+            for n in &r.numaps {
+                // The feeder ends right after its last submission; give it a moment.
+                for _ in 0..500 {
+                    if n.clear_tasks().is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if self.state == PlumberState::Finished {
+            self.release_numaps();
+        }
+    }
+
+    /// Statistics of the current or last run.
+    pub fn stats(&self) -> Stats {
+        let Some(r) = &self.run else {
+            return Stats::default();
+        };
+        Stats {
+            start_time: Some(r.start_time),
+            run_time: Some(r.ended.unwrap_or_else(|| r.started.elapsed())),
+            nodes: r.counters.iter().map(|(k, c)| (k.clone(), c.snapshot())).collect(),
+            tracked: r
+                .counters
+                .iter()
+                .filter_map(|(k, c)| c.tracked().map(|t| (k.clone(), t)))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Plumber {
+    fn drop(&mut self) {
+        if matches!(
+            self.state,
+            PlumberState::Started | PlumberState::Running | PlumberState::Paused | PlumberState::Finished
+        ) {
+            let _ = self.stop();
+        }
+    }
+}
