@@ -1,0 +1,8 @@
+use papy::worker;
+
+#[worker(frobnicate)]
+fn twice(x: i64) -> i64 {
+    x * 2
+}
+
+fn main() {}
