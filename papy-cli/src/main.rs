@@ -1,2 +1,29 @@
 //! The `papy` command line.
-fn main() {}
+//!
+//! Today it lists the registered worker functions; running pipeline files
+//! (`papy run`, `check`, `graph`, `worker --stdio`) comes with the CLI work.
+
+mod list;
+
+use clap::{Parser, Subcommand};
+
+/// papy: parallel pipelines of worker functions.
+#[derive(Parser)]
+#[command(name = "papy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the registered worker functions with their parameters and imports.
+    List(list::ListArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
+    }
+}

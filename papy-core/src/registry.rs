@@ -101,6 +101,7 @@ impl Function {
     }
 
     /// Calls the function on an inbox and arguments.
+    #[inline]
     pub fn invoke(&self, inbox: &[Value], args: &[Value]) -> Result<Value, ItemError> {
         match &self.call {
             Callable::Static(f) => f(inbox, args),
@@ -361,6 +362,7 @@ pub mod __private {
     }
 
     /// Converts a value to a parameter type, with fast paths for common types.
+    #[inline]
     pub fn convert<T: DeserializeOwned + 'static>(v: &Value, what: &dyn fmt::Display) -> Result<T, ItemError> {
         let id = TypeId::of::<T>();
         if id == TypeId::of::<Value>() {
@@ -391,6 +393,7 @@ pub mod __private {
     }
 
     /// Converts a return value into a [`Value`], with fast paths for common types.
+    #[inline]
     pub fn output<T: Serialize + 'static>(v: T) -> Result<Value, ItemError> {
         let id = TypeId::of::<T>();
         if id == TypeId::of::<Value>() {
@@ -414,6 +417,7 @@ pub mod __private {
     }
 
     /// Converts a `Result` return value.
+    #[inline]
     pub fn output_result<T: Serialize + 'static, E: fmt::Display>(r: Result<T, E>) -> Result<Value, ItemError> {
         match r {
             Ok(v) => output(v),
@@ -421,7 +425,58 @@ pub mod __private {
         }
     }
 
+    macro_rules! fast {
+        ($kind:ident, $t:ty, $get:expr, $put:expr) => {
+            pub mod $kind {
+                use super::*;
+                /// Converts a value, trying the direct representation first.
+                #[inline]
+                pub fn convert(v: &Value, what: &dyn fmt::Display) -> Result<$t, ItemError> {
+                    #[allow(clippy::redundant_closure_call)]
+                    match ($get)(v) {
+                        Some(x) => Ok(x),
+                        None => super::convert::<$t>(v, what),
+                    }
+                }
+                /// Inbox element `i`.
+                #[inline]
+                pub fn inbox(inbox: &[Value], i: usize) -> Result<$t, ItemError> {
+                    match inbox.get(i) {
+                        Some(v) => convert(v, &format_args!("inbox[{i}]")),
+                        None => Err(ItemError::new(ErrorKind::Conversion, format!("inbox has no element {i}"))),
+                    }
+                }
+                /// Argument `i`.
+                #[inline]
+                pub fn arg(args: &[Value], i: usize, name: &str) -> Result<$t, ItemError> {
+                    static NULL: Value = Value::Null;
+                    convert(args.get(i).unwrap_or(&NULL), &format_args!("argument `{name}`"))
+                }
+                /// The return value.
+                #[inline]
+                pub fn output(x: $t) -> Result<Value, ItemError> {
+                    #[allow(clippy::redundant_closure_call)]
+                    Ok(($put)(x))
+                }
+                /// A `Result` return value.
+                #[inline]
+                pub fn output_result<E: fmt::Display>(r: Result<$t, E>) -> Result<Value, ItemError> {
+                    match r {
+                        Ok(x) => output(x),
+                        Err(e) => Err(ItemError::new(ErrorKind::Function, e.to_string())),
+                    }
+                }
+            }
+        };
+    }
+    fast!(fast_i64, i64, |v: &Value| v.as_int(), Value::Int);
+    fast!(fast_f64, f64, |v: &Value| v.as_float(), Value::Float);
+    fast!(fast_bool, bool, |v: &Value| v.as_bool(), Value::Bool);
+    fast!(fast_string, String, |v: &Value| v.as_str().map(str::to_string), Value::from);
+    fast!(fast_value, Value, |v: &Value| Some(v.clone()), |v| v);
+
     /// Checks the inbox length.
+    #[inline]
     pub fn check_inbox(inbox: &[Value], n: usize) -> Result<(), ItemError> {
         if inbox.len() == n {
             Ok(())
@@ -434,6 +489,7 @@ pub mod __private {
     }
 
     /// Parameter `i` of the inbox, converted.
+    #[inline]
     pub fn inbox<T: DeserializeOwned + 'static>(inbox: &[Value], i: usize) -> Result<T, ItemError> {
         match inbox.get(i) {
             Some(v) => convert(v, &format_args!("inbox[{i}]")),
@@ -442,6 +498,7 @@ pub mod __private {
     }
 
     /// Argument `i` (named `name`), converted; a missing argument is null.
+    #[inline]
     pub fn arg<T: DeserializeOwned + 'static>(args: &[Value], i: usize, name: &str) -> Result<T, ItemError> {
         static NULL: Value = Value::Null;
         convert(args.get(i).unwrap_or(&NULL), &format_args!("argument `{name}`"))

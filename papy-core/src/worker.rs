@@ -21,6 +21,7 @@
 //! assert_eq!(w.call(&[Value::Int(21)]).unwrap(), Value::Int(42));
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -301,16 +302,73 @@ impl Worker {
     /// # Errors
     /// The [`ItemError`] of the failing function.
     pub fn call(&self, inbox: &[Value]) -> Item {
-        self.eval_values(inbox, None, 0)
+        let current = Cell::new(0);
+        catch_unwind(AssertUnwindSafe(|| self.run_chain(inbox, None, 0, &current)))
+            .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), None, 0)))
     }
 
     /// Evaluates the chain on an inbox of items inside node `node`, for the
     /// item at `index`. An error in the inbox skips every call and comes back
     /// with `node` appended to its path.
     pub fn eval(&self, inbox: &[Item], node: &str, index: u64) -> Item {
+        let current = Cell::new(0);
+        catch_unwind(AssertUnwindSafe(|| self.eval_unguarded(inbox, node, index, &current)))
+            .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), Some(node), index)))
+    }
+
+    /// Evaluates `n` items, appending their results to `out`: item `i` has
+    /// inbox `inbox(i)` and index `index(i)`. Panics are caught per segment
+    /// rather than per item (a panic costs a restart of the segment after
+    /// the failing item), which keeps the per-item cost of cheap functions low.
+    pub fn eval_batch<'a>(
+        &self,
+        n: usize,
+        inbox: impl Fn(usize) -> &'a [Item],
+        index: impl Fn(usize) -> u64,
+        node: &str,
+        out: &mut Vec<Item>,
+    ) {
+        let start = out.len();
+        out.reserve(n);
+        let current = Cell::new(0);
+        loop {
+            let done = out.len() - start;
+            if done >= n {
+                return;
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                for i in done..n {
+                    out.push(self.eval_unguarded(inbox(i), node, index(i), &current));
+                }
+            }));
+            if let Err(p) = r {
+                let i = out.len() - start;
+                out.push(Err(self.panic_error(&*p, current.get(), Some(node), index(i))));
+            }
+        }
+    }
+
+    fn panic_error(
+        &self,
+        payload: &(dyn std::any::Any + Send),
+        step: usize,
+        node: Option<&str>,
+        index: u64,
+    ) -> ItemError {
+        let mut e = ItemError::new(ErrorKind::Panic, panic_message(payload));
+        if let Some(s) = self.steps.get(step) {
+            e = e.with_function(s.function.name.clone());
+        }
+        match node {
+            Some(n) => e.at(n, index),
+            None => e,
+        }
+    }
+
+    fn eval_unguarded(&self, inbox: &[Item], node: &str, index: u64, current: &Cell<usize>) -> Item {
         if let [one] = inbox {
             return match one {
-                Ok(v) => self.eval_values(std::slice::from_ref(v), Some(node), index),
+                Ok(v) => self.run_chain(std::slice::from_ref(v), Some(node), index, current),
                 Err(e) => Err(e.clone().via(node)),
             };
         }
@@ -321,33 +379,33 @@ impl Worker {
                 Err(e) => return Err(e.clone().via(node)),
             }
         }
-        self.eval_values(&values, Some(node), index)
+        self.run_chain(&values, Some(node), index, current)
     }
 
-    fn eval_values(&self, inbox: &[Value], node: Option<&str>, index: u64) -> Item {
-        let mut steps = self.steps.iter();
-        let Some(first) = steps.next() else {
+    fn run_chain(&self, inbox: &[Value], node: Option<&str>, index: u64, current: &Cell<usize>) -> Item {
+        let fail = |s: &Step, e: ItemError| {
+            let e = e.with_function(s.function.name.clone());
+            Err(match node {
+                Some(n) => e.at(n, index),
+                None => e,
+            })
+        };
+        let [first, rest @ ..] = &self.steps[..] else {
             return Ok(Value::Null);
         };
-        let mut acc = Worker::step(first, inbox, node, index)?;
-        for s in steps {
-            acc = Worker::step(s, std::slice::from_ref(&acc), node, index)?;
+        current.set(0);
+        let mut acc = match first.function.invoke(inbox, &first.args) {
+            Ok(v) => v,
+            Err(e) => return fail(first, e),
+        };
+        for (k, s) in rest.iter().enumerate() {
+            current.set(k + 1);
+            acc = match s.function.invoke(std::slice::from_ref(&acc), &s.args) {
+                Ok(v) => v,
+                Err(e) => return fail(s, e),
+            };
         }
         Ok(acc)
-    }
-
-    fn step(s: &Step, inbox: &[Value], node: Option<&str>, index: u64) -> Item {
-        let r = catch_unwind(AssertUnwindSafe(|| s.function.invoke(inbox, &s.args)));
-        let e = match r {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(payload) => ItemError::new(ErrorKind::Panic, panic_message(&*payload)),
-        };
-        let e = e.with_function(s.function.name.clone());
-        Err(match node {
-            Some(n) => e.at(n, index),
-            None => e,
-        })
     }
 }
 

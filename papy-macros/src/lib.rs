@@ -133,6 +133,43 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
     }
 }
 
+/// The fast-path module of `__private` for common types, chosen syntactically.
+fn fast_module(ty: &Type) -> Option<proc_macro2::Ident> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if !last.arguments.is_empty() {
+        return None;
+    }
+    let kind = match last.ident.to_string().as_str() {
+        "i64" if p.path.segments.len() == 1 => "fast_i64",
+        "f64" if p.path.segments.len() == 1 => "fast_f64",
+        "bool" if p.path.segments.len() == 1 => "fast_bool",
+        "String" => "fast_string",
+        "Value" => "fast_value",
+        _ => return None,
+    };
+    Some(format_ident!("{}", kind))
+}
+
+/// The type inside `Result<T, E>`, if `ty` is spelled that way.
+fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 /// Registers a function as a papy worker; see the crate docs for the rules.
 #[proc_macro_attribute]
 pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -228,14 +265,18 @@ fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
         let inbox_ty = &*first.ty;
         let (inbox_expr, n_inputs) = match inbox_ty {
             Type::Tuple(t) if !t.elems.is_empty() => {
-                let parts = t.elems.iter().enumerate().map(|(i, ty)| {
-                    quote!(#p::registry::__private::inbox::<#ty>(inbox, #i)?)
+                let parts = t.elems.iter().enumerate().map(|(i, ty)| match fast_module(ty) {
+                    Some(m) => quote!(#p::registry::__private::#m::inbox(inbox, #i)?),
+                    None => quote!(#p::registry::__private::inbox::<#ty>(inbox, #i)?),
                 });
                 (quote!((#(#parts,)*)), Some(t.elems.len()))
             }
             // `&[Value]`: the whole inbox, any number of inputs.
             Type::Reference(_) => (quote!(inbox), None),
-            ty => (quote!(#p::registry::__private::inbox::<#ty>(inbox, 0)?), Some(1usize)),
+            ty => match fast_module(ty) {
+                Some(m) => (quote!(#p::registry::__private::#m::inbox(inbox, 0)?), Some(1usize)),
+                None => (quote!(#p::registry::__private::inbox::<#ty>(inbox, 0)?), Some(1usize)),
+            },
         };
         let (check, inputs_meta) = match n_inputs {
             Some(n) => (
@@ -257,16 +298,31 @@ fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
             };
             let ty = &*t.ty;
             let var = format_ident!("__papy_arg_{}", i);
-            arg_lets.push(quote!(let #var: #ty = #p::registry::__private::arg::<#ty>(args, #i, #pname)?;));
+            arg_lets.push(match fast_module(ty) {
+                Some(m) => quote!(let #var: #ty = #p::registry::__private::#m::arg(args, #i, #pname)?;),
+                None => quote!(let #var: #ty = #p::registry::__private::arg::<#ty>(args, #i, #pname)?;),
+            });
             arg_names.push(var);
             let optional = last_segment_is(ty, "Option");
             metas.push(quote!(#p::registry::Param { name: #pname, optional: #optional }));
         }
         let call = quote!(#ident(__papy_inbox, #(#arg_names),*));
-        let conv = if returns_result {
-            quote!(#p::registry::__private::output_result(#call))
-        } else {
-            quote!(#p::registry::__private::output(#call))
+        let ret_ty = match &sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, t) => Some(&**t),
+        };
+        let fast_ret = ret_ty.and_then(|t| {
+            if returns_result {
+                result_ok_type(t).and_then(fast_module)
+            } else {
+                fast_module(t)
+            }
+        });
+        let conv = match (fast_ret, returns_result) {
+            (Some(m), true) => quote!(#p::registry::__private::#m::output_result(#call)),
+            (Some(m), false) => quote!(#p::registry::__private::#m::output(#call)),
+            (None, true) => quote!(#p::registry::__private::output_result(#call)),
+            (None, false) => quote!(#p::registry::__private::output(#call)),
         };
         (
             quote! {

@@ -10,6 +10,8 @@ use super::buffer::Credits;
 use crate::error::Item;
 use crate::pool::TaskFn;
 
+const SPINS: u32 = 64;
+
 /// What a reader gets from a result queue.
 pub(crate) enum Take {
     Batch(u64, Vec<Item>),
@@ -105,6 +107,7 @@ impl ResultQueue {
     pub(crate) fn take(&self, timeout: Option<Duration>) -> Take {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut s = self.lock();
+        let mut spins = 0;
         loop {
             let batch = if s.ordered {
                 let next = s.next;
@@ -123,6 +126,19 @@ impl ResultQueue {
             }
             if s.closed || !s.running || s.total.is_some_and(|t| s.handed >= t) {
                 return Take::End;
+            }
+            // Spin briefly before parking: a batch is usually moments away,
+            // and parking/waking a thread costs more than the batch itself.
+            if spins < SPINS {
+                spins += 1;
+                drop(s);
+                if spins < SPINS / 2 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                s = self.lock();
+                continue;
             }
             s = match deadline {
                 None => self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),

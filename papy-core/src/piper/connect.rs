@@ -13,7 +13,7 @@ use super::Piper;
 use crate::dagger::Dagger;
 use crate::error::{Error, Item, Result};
 use crate::numap::{NuMap, TaskOptions};
-use crate::pool::TaskFn;
+use crate::pool::{Inbox, TaskFn};
 use crate::stats::NodeCounters;
 use crate::worker::Worker;
 
@@ -35,6 +35,23 @@ impl TaskFn for PiperTask {
             super::adapters::spawn_index(index, self.j, self.k, self.chunk)
         };
         self.worker.eval(inbox, &self.node, index)
+    }
+    fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
+        let (j, k, chunk) = (self.j, self.k, self.chunk);
+        self.worker.eval_batch(
+            inboxes.len(),
+            |i| inboxes[i].as_slice(),
+            |i| {
+                let local = first + i as u64;
+                if k == 1 {
+                    local
+                } else {
+                    super::adapters::spawn_index(local, j, k, chunk)
+                }
+            },
+            &self.node,
+            out,
+        );
     }
     fn name(&self) -> String {
         self.node.clone()

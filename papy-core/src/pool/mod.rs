@@ -79,6 +79,18 @@ pub trait TaskFn: Send + Sync {
     /// Evaluates one item; `index` is the item's position in the task's input.
     fn call(&self, index: u64, inbox: &[Item]) -> Item;
 
+    /// Evaluates a batch of consecutive items (`first`, `first + 1`, ...),
+    /// appending the results to `out`. The default calls [`call`](Self::call)
+    /// per item; Worker-backed tasks catch panics per segment instead.
+    fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
+        out.extend(
+            inboxes
+                .iter()
+                .enumerate()
+                .map(|(k, inbox)| self.call(first + k as u64, inbox.as_slice())),
+        );
+    }
+
     /// A name for logs and errors.
     fn name(&self) -> String;
 
@@ -112,6 +124,15 @@ impl TaskFn for WorkerTask {
     fn call(&self, index: u64, inbox: &[Item]) -> Item {
         self.worker.eval(inbox, &self.node, index)
     }
+    fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
+        self.worker.eval_batch(
+            inboxes.len(),
+            |i| inboxes[i].as_slice(),
+            |i| first + i as u64,
+            &self.node,
+            out,
+        );
+    }
     fn name(&self) -> String {
         self.node.clone()
     }
@@ -144,12 +165,8 @@ impl Job {
     pub fn run_here(&self) -> Vec<Item> {
         let start = std::time::Instant::now();
         let f = &*self.task.func;
-        let out: Vec<Item> = self
-            .inboxes
-            .iter()
-            .enumerate()
-            .map(|(k, inbox)| f.call(self.first + k as u64, inbox.as_slice()))
-            .collect();
+        let mut out = Vec::with_capacity(self.inboxes.len());
+        f.call_batch(self.first, &self.inboxes, &mut out);
         let failed = out.iter().filter(|r| r.is_err()).count();
         f.on_batch(out.len(), failed, start.elapsed());
         out
