@@ -24,7 +24,10 @@ fn bench_spin(x: i64, micros: u64) -> i64 {
     let mut acc = x;
     while Instant::now() < deadline {
         for _ in 0..64 {
-            acc = black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
+            acc = black_box(
+                acc.wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407),
+            );
         }
     }
     acc & 1
@@ -38,7 +41,7 @@ fn numap_run(input: &[Value], workers: usize, stride: usize, worker: &Worker) ->
     let m = NuMap::builder()
         .workers(workers)
         .stride(stride)
-        .buffer(stride * 2 * workers.max(2))
+        .buffer((stride * 4).max(4096))
         .build()
         .expect("numap");
     let t = m.add_task(worker.clone(), input.to_vec()).expect("task");
@@ -59,7 +62,24 @@ fn trivial(c: &mut Criterion) {
         b.iter(|| input.iter().map(inc_value).collect::<Vec<Value>>().len())
     });
     g.bench_function("rayon_par_iter", |b| {
-        b.iter(|| input.par_iter().map(inc_value).collect::<Vec<Value>>().len())
+        b.iter(|| {
+            input
+                .par_iter()
+                .map(inc_value)
+                .collect::<Vec<Value>>()
+                .len()
+        })
+    });
+    // The same registered function, called through its Worker as the NuMap does:
+    // the fair baseline for what the NuMap adds on top of a parallel map.
+    g.bench_function("rayon_par_iter_same_worker", |b| {
+        b.iter(|| {
+            input
+                .par_iter()
+                .map(|v| inc.call(std::slice::from_ref(v)))
+                .collect::<Vec<_>>()
+                .len()
+        })
     });
     for workers in [1, 2] {
         for stride in [1, 100, 1000] {
@@ -99,11 +119,16 @@ fn pipeline(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("2w_stride_1000", |b| {
         b.iter(|| {
-            let m = NuMap::builder().workers(2).stride(1000).build().expect("numap");
+            let m = NuMap::builder()
+                .workers(2)
+                .stride(1000)
+                .build()
+                .expect("numap");
             let mut d = Dagger::new();
             for name in ["a", "b", "c"] {
                 let w = Worker::new("bench_inc").expect("registered");
-                d.add_piper(Piper::new(name, w).parallel(&m)).expect("piper");
+                d.add_piper(Piper::new(name, w).parallel(&m))
+                    .expect("piper");
             }
             d.add_pipe(["a", "b", "c"]).expect("pipe");
             let mut p = Plumber::new(d);

@@ -15,24 +15,30 @@ fn show(w: &Worker, inbox: &[Value]) {
 }
 
 fn main() -> Result<(), papy::Error> {
-    let words = [Value::from("hello"), Value::from("world"), Value::from("folks")];
+    let words = ["hello", "world", "folks"].map(Value::from);
+    let (pick, join) = (Value::list([0, 2]), Value::from("-"));
 
     // ipasser(i): pass one element of the inbox (default the first).
     show(&Worker::new("papy.ipasser")?, &words);
     show(&Worker::with_args("papy.ipasser", [1])?, &words);
 
     // njoiner(n, join): join the first n elements as strings.
-    show(&Worker::with_named("papy.njoiner", [("n", Value::from(2)), ("join", Value::from(" "))])?, &words);
+    let njoiner = Worker::with_args("papy.njoiner", [Value::from(2), Value::from(" ")])?;
+    show(&njoiner, &words);
 
     // sjoiner(s, join): join the selected elements.
-    let s = Value::list([0, 2]);
-    show(&Worker::with_named("papy.sjoiner", [("s", s.clone()), ("join", Value::from("-"))])?, &words);
+    let sjoiner = Worker::with_named("papy.sjoiner", [("s", pick.clone()), ("join", join)])?;
+    show(&sjoiner, &words);
 
     // spasser(s): pass the selected elements as a list (in inbox order).
-    show(&Worker::with_named("papy.spasser", [("s", s)])?, &words);
+    show(&Worker::with_named("papy.spasser", [("s", pick)])?, &words);
 
-    // nzipper(n): zip the first n elements, each a list.
-    let lists = [Value::list([1, 2, 3]), Value::list(["a", "b", "c"]), Value::list([true, false])];
+    // nzipper(n): zip the first n elements (default all), each a list.
+    let lists = [
+        Value::list([1, 2, 3]),
+        Value::list(["a", "b", "c"]),
+        Value::list([true, false]),
+    ];
     show(&Worker::with_named("papy.nzipper", [("n", 2)])?, &lists);
     show(&Worker::new("papy.nzipper")?, &lists);
 

@@ -6,16 +6,29 @@
 
 use papy::{worker, Dagger, NuMap, Piper, Plumber, Source, Worker};
 
-/// Replaces `e` with `3` and `o` with `0`, and says which thread did it.
+/// Replaces `e` with `3` and `o` with `0` (slowly), and says which thread did it.
 #[worker]
 fn l33t(word: String) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let thread = std::thread::current().name().unwrap_or("?").to_string();
     format!("{} (by {thread})", word.replace('e', "3").replace('o', "0"))
 }
 
 fn main() -> Result<(), papy::Error> {
-    let numap = NuMap::builder().name("pool").workers(2).stride(1).build()?;
-    println!("NuMap `{}`: {} {} workers, stride {}", numap.name(), numap.workers(), numap.kind(), numap.stride());
+    // Stride 1: one item per job; buffer 4: up to four items in flight, so both workers are busy.
+    let numap = NuMap::builder()
+        .name("pool")
+        .workers(2)
+        .stride(1)
+        .buffer(4)
+        .build()?;
+    println!(
+        "NuMap `{}`: {} {} workers, stride {}",
+        numap.name(),
+        numap.workers(),
+        numap.kind(),
+        numap.stride()
+    );
 
     let mut dagger = Dagger::new();
     dagger.add_piper(Piper::new("l33t", Worker::new("l33t")?).parallel(&numap))?;

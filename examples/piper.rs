@@ -14,7 +14,12 @@ fn l33t(word: String) -> String {
 
 fn main() -> Result<(), papy::Error> {
     let piper = Piper::new("l33t", Worker::new("l33t")?);
-    println!("piper `{}` runs {} (parallel: {})", piper.name(), piper.worker().name(), piper.numap().is_some());
+    println!(
+        "piper `{}` runs {} (parallel: {})",
+        piper.name(),
+        piper.worker().name(),
+        piper.numap().is_some()
+    );
 
     let mut dagger = Dagger::new();
     dagger.add_piper(piper)?;

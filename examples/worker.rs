@@ -25,7 +25,7 @@ fn shout(word: String, times: Option<usize>) -> String {
 }
 
 fn show(w: &Worker, input: Value) {
-    match w.call(&[input.clone()]) {
+    match w.call(std::slice::from_ref(&input)) {
         Ok(v) => println!("{}({input:?}) = {v:?}", w.name()),
         Err(e) => println!("{}({input:?}) failed: {e}", w.name()),
     }

@@ -41,6 +41,8 @@
 //! This crate is a thin facade: the engine lives in `papy-core`, the
 //! `#[worker]` attribute in `papy-macros`.
 
+#![warn(missing_docs)]
+
 pub use papy_core::*;
 /// Registers a function as a papy worker (see `papy-macros`).
 pub use papy_macros::worker;
@@ -48,8 +50,8 @@ pub use papy_macros::worker;
 /// The names most programs need.
 pub mod prelude {
     pub use papy_core::{
-        Args, Collector, Dagger, Error, ErrorKind, Item, ItemError, NuMap, Piper, Plumber, Source, TaskOptions,
-        Value, Worker,
+        Args, Collector, Dagger, Error, ErrorKind, Item, ItemError, NuMap, Piper, Plumber, Source,
+        TaskOptions, Value, Worker,
     };
     pub use papy_macros::worker;
 }

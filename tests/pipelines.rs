@@ -15,13 +15,24 @@ fn expected_fork_join(n: i64) -> Vec<Value> {
 #[test]
 fn fork_join_produce_spawn_consume_is_independent_of_resources() {
     let n = 200;
-    let reference = run_all(fork_join(Resources { workers: None, stride: 1, buffer: None }), ints(0..n));
+    let reference = run_all(
+        fork_join(Resources {
+            workers: None,
+            stride: 1,
+            buffer: None,
+        }),
+        ints(0..n),
+    );
     let want = expected_fork_join(n);
     let got: Vec<Value> = reference[0].1.iter().map(|r| r.clone().unwrap()).collect();
     assert_eq!(got, want);
     for workers in [1, 2, 4] {
         for stride in [1, 2, 3, 7] {
-            let r = Resources { workers: Some(workers), stride, buffer: None };
+            let r = Resources {
+                workers: Some(workers),
+                stride,
+                buffer: None,
+            };
             let out = run_all(fork_join(r), ints(0..n));
             assert_eq!(out, reference, "workers {workers} stride {stride}");
         }
@@ -31,11 +42,21 @@ fn fork_join_produce_spawn_consume_is_independent_of_resources() {
 #[test]
 fn error_item_names_function_node_path_and_index_and_others_pass() {
     for workers in [None, Some(2)] {
-        let m = numap(Resources { workers, stride: 3, buffer: None }, "err");
+        let m = numap(
+            Resources {
+                workers,
+                stride: 3,
+                buffer: None,
+            },
+            "err",
+        );
         let mut d = Dagger::new();
-        d.add_piper(piper("a", Worker::with_args("t_fail_on", [7]).unwrap(), &m)).unwrap();
-        d.add_piper(piper("b", Worker::with_args("t_add", [1]).unwrap(), &m)).unwrap();
-        d.add_piper(piper("c", Worker::with_args("t_mul", [2]).unwrap(), &m)).unwrap();
+        d.add_piper(piper("a", Worker::with_args("t_fail_on", [7]).unwrap(), &m))
+            .unwrap();
+        d.add_piper(piper("b", Worker::with_args("t_add", [1]).unwrap(), &m))
+            .unwrap();
+        d.add_piper(piper("c", Worker::with_args("t_mul", [2]).unwrap(), &m))
+            .unwrap();
         d.add_pipe(["a", "b", "c"]).unwrap();
         let out = run_all(d, ints(1..=20)).remove(0).1;
         assert_eq!(out.len(), 20);
@@ -57,9 +78,21 @@ fn error_item_names_function_node_path_and_index_and_others_pass() {
 
 #[test]
 fn panicking_worker_becomes_error_and_run_goes_on() {
-    let m = numap(Resources { workers: Some(2), stride: 2, buffer: None }, "panic");
+    let m = numap(
+        Resources {
+            workers: Some(2),
+            stride: 2,
+            buffer: None,
+        },
+        "panic",
+    );
     let mut d = Dagger::new();
-    d.add_piper(piper("p", Worker::with_args("t_panic_on", [3]).unwrap(), &m)).unwrap();
+    d.add_piper(piper(
+        "p",
+        Worker::with_args("t_panic_on", [3]).unwrap(),
+        &m,
+    ))
+    .unwrap();
     let out = run_all(d, ints(0..6)).remove(0).1;
     assert_eq!(out.len(), 6);
     let e = out[3].as_ref().unwrap_err();
@@ -73,8 +106,14 @@ fn timeout_in_pipeline_is_an_error_item_and_counts_stay_aligned() {
     let m = NuMap::builder().workers(2).stride(2).build().unwrap();
     let mut d = Dagger::new();
     let slow = Worker::with_args("t_sleep_on", [Value::Int(2), Value::Int(2000)]).unwrap();
-    d.add_piper(Piper::new("slow", slow).parallel(&m).timeout(Duration::from_millis(200))).unwrap();
-    d.add_piper(Piper::new("next", Worker::with_args("t_add", [10]).unwrap()).parallel(&m)).unwrap();
+    d.add_piper(
+        Piper::new("slow", slow)
+            .parallel(&m)
+            .timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    d.add_piper(Piper::new("next", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
     d.connect("slow", "next").unwrap();
     let out = run_all(d, ints(0..6)).remove(0).1;
     assert_eq!(out.len(), 6);
@@ -87,14 +126,21 @@ fn timeout_in_pipeline_is_an_error_item_and_counts_stay_aligned() {
 #[test]
 fn unequal_join_reports_unmatched_items() {
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("l", Worker::with_args("t_add", [0]).unwrap())).unwrap();
-    d.add_piper(Piper::new("r", Worker::with_args("t_add", [0]).unwrap())).unwrap();
-    d.add_piper(Piper::new("j", Worker::new("t_join").unwrap())).unwrap();
+    d.add_piper(Piper::new("l", Worker::with_args("t_add", [0]).unwrap()))
+        .unwrap();
+    d.add_piper(Piper::new("r", Worker::with_args("t_add", [0]).unwrap()))
+        .unwrap();
+    d.add_piper(Piper::new("j", Worker::new("t_join").unwrap()))
+        .unwrap();
     d.add_pipe(["l", "j"]).unwrap();
     d.add_pipe(["r", "j"]).unwrap();
     let mut p = Plumber::new(d);
     let out = p.collect("j").unwrap();
-    p.start([("l", Source::values(0..3i64)), ("r", Source::values(0..5i64))]).unwrap();
+    p.start([
+        ("l", Source::values(0..3i64)),
+        ("r", Source::values(0..5i64)),
+    ])
+    .unwrap();
     p.run().unwrap();
     assert!(p.wait(Some(Duration::from_secs(30))).unwrap());
     let out = out.take();
@@ -110,15 +156,35 @@ fn unequal_join_reports_unmatched_items() {
 
 #[test]
 fn diamond_of_ten_thousand_items_on_three_shared_numaps() {
-    let a = NuMap::builder().name("A").workers(2).stride(16).build().unwrap();
-    let b = NuMap::builder().name("B").workers(2).stride(5).build().unwrap();
-    let c = NuMap::builder().name("C").workers(1).stride(64).build().unwrap();
+    let a = NuMap::builder()
+        .name("A")
+        .workers(2)
+        .stride(16)
+        .build()
+        .unwrap();
+    let b = NuMap::builder()
+        .name("B")
+        .workers(2)
+        .stride(5)
+        .build()
+        .unwrap();
+    let c = NuMap::builder()
+        .name("C")
+        .workers(1)
+        .stride(64)
+        .build()
+        .unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("top", Worker::with_args("t_add", [1]).unwrap()).parallel(&a)).unwrap();
-    d.add_piper(Piper::new("left", Worker::with_args("t_mul", [2]).unwrap()).parallel(&b)).unwrap();
-    d.add_piper(Piper::new("right", Worker::with_args("t_mul", [3]).unwrap()).parallel(&c)).unwrap();
-    d.add_piper(Piper::new("join", Worker::new("t_join").unwrap()).parallel(&a)).unwrap();
-    d.add_piper(Piper::new("tail", Worker::with_args("t_add", [0]).unwrap()).parallel(&b)).unwrap();
+    d.add_piper(Piper::new("top", Worker::with_args("t_add", [1]).unwrap()).parallel(&a))
+        .unwrap();
+    d.add_piper(Piper::new("left", Worker::with_args("t_mul", [2]).unwrap()).parallel(&b))
+        .unwrap();
+    d.add_piper(Piper::new("right", Worker::with_args("t_mul", [3]).unwrap()).parallel(&c))
+        .unwrap();
+    d.add_piper(Piper::new("join", Worker::new("t_join").unwrap()).parallel(&a))
+        .unwrap();
+    d.add_piper(Piper::new("tail", Worker::with_args("t_add", [0]).unwrap()).parallel(&b))
+        .unwrap();
     d.add_pipe(["top", "left", "join", "tail"]).unwrap();
     d.add_pipe(["top", "right", "join"]).unwrap();
     let out = run_all(d, ints(0..10_000)).remove(0).1;
@@ -132,14 +198,32 @@ fn diamond_of_ten_thousand_items_on_three_shared_numaps() {
 #[test]
 fn consume_imbalance_on_one_shared_numap_does_not_deadlock() {
     // PaPy deadlocks here (L-6): a consume=5 node behind a stride-3 node on the same NuMap.
-    let m = NuMap::builder().workers(2).stride(3).buffer(3).build().unwrap();
+    let m = NuMap::builder()
+        .workers(2)
+        .stride(3)
+        .buffer(3)
+        .build()
+        .unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("a", Worker::with_args("t_add", [0]).unwrap()).parallel(&m)).unwrap();
-    d.add_piper(Piper::new("s", Worker::new("t_sum").unwrap()).parallel(&m).consume(5)).unwrap();
+    d.add_piper(Piper::new("a", Worker::with_args("t_add", [0]).unwrap()).parallel(&m))
+        .unwrap();
+    d.add_piper(
+        Piper::new("s", Worker::new("t_sum").unwrap())
+            .parallel(&m)
+            .consume(5),
+    )
+    .unwrap();
     d.connect("a", "s").unwrap();
     let out = run_all(d, ints(0..23)).remove(0).1;
-    let got: Vec<i64> = out.into_iter().map(|r| r.unwrap().as_int().unwrap()).collect();
-    let want: Vec<i64> = (0..23).collect::<Vec<i64>>().chunks(5).map(|c| c.iter().sum()).collect();
+    let got: Vec<i64> = out
+        .into_iter()
+        .map(|r| r.unwrap().as_int().unwrap())
+        .collect();
+    let want: Vec<i64> = (0..23)
+        .collect::<Vec<i64>>()
+        .chunks(5)
+        .map(|c| c.iter().sum())
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -147,8 +231,10 @@ fn consume_imbalance_on_one_shared_numap_does_not_deadlock() {
 fn stop_mid_unbounded_input_then_restart() {
     let m = NuMap::builder().workers(2).stride(4).build().unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("inc", Worker::with_args("t_add", [1]).unwrap()).parallel(&m)).unwrap();
-    d.add_piper(Piper::new("dbl", Worker::with_args("t_mul", [2]).unwrap())).unwrap();
+    d.add_piper(Piper::new("inc", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    d.add_piper(Piper::new("dbl", Worker::with_args("t_mul", [2]).unwrap()))
+        .unwrap();
     d.connect("inc", "dbl").unwrap();
     let mut p = Plumber::new(d);
     let out = p.collect("dbl").unwrap();
@@ -160,9 +246,19 @@ fn stop_mid_unbounded_input_then_restart() {
         }
         p.stop().unwrap();
         assert_eq!(p.state(), PlumberState::Stopped);
-        let got: Vec<i64> = out.take().into_iter().map(|r| r.unwrap().as_int().unwrap()).collect();
+        let got: Vec<i64> = out
+            .take()
+            .into_iter()
+            .map(|r| r.unwrap().as_int().unwrap())
+            .collect();
         // Everything taken from the input came through, in order, ending at a stride boundary.
-        assert_eq!(got, (0..got.len() as i64).map(|x| (x + 1) * 2).collect::<Vec<_>>(), "round {round}");
+        assert_eq!(
+            got,
+            (0..got.len() as i64)
+                .map(|x| (x + 1) * 2)
+                .collect::<Vec<_>>(),
+            "round {round}"
+        );
         assert_eq!(got.len() % 4, 0);
         assert_eq!(p.stats().nodes["inc"].items_in, got.len() as u64);
     }
@@ -171,15 +267,26 @@ fn stop_mid_unbounded_input_then_restart() {
 #[test]
 fn state_machine_refuses_invalid_transitions() {
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("x", Worker::with_args("t_add", [0]).unwrap())).unwrap();
+    d.add_piper(Piper::new("x", Worker::with_args("t_add", [0]).unwrap()))
+        .unwrap();
     let mut p = Plumber::new(d);
     assert!(matches!(p.run(), Err(Error::State { .. })));
     assert!(matches!(p.pause(), Err(Error::State { .. })));
     assert!(matches!(p.stop(), Err(Error::State { .. })));
-    assert!(matches!(p.start([("nope", Source::values(0..1i64))]), Err(Error::Inputs(_))));
-    assert!(matches!(p.start(Vec::<(String, Source)>::new()), Err(Error::Inputs(_))));
-    p.start_positional(vec![Source::values(0..1000i64)]).unwrap();
-    assert!(matches!(p.start([("x", Source::values(0..1i64))]), Err(Error::State { .. })));
+    assert!(matches!(
+        p.start([("nope", Source::values(0..1i64))]),
+        Err(Error::Inputs(_))
+    ));
+    assert!(matches!(
+        p.start(Vec::<(String, Source)>::new()),
+        Err(Error::Inputs(_))
+    ));
+    p.start_positional(vec![Source::values(0..1000i64)])
+        .unwrap();
+    assert!(matches!(
+        p.start([("x", Source::values(0..1i64))]),
+        Err(Error::State { .. })
+    ));
     p.run().unwrap();
     assert!(matches!(p.run(), Err(Error::State { .. })));
     let _ = p.pause();
@@ -199,9 +306,15 @@ fn state_machine_refuses_invalid_transitions() {
 
 #[test]
 fn pause_holds_output_and_resume_continues() {
-    let m = NuMap::builder().workers(2).stride(2).buffer(4).build().unwrap();
+    let m = NuMap::builder()
+        .workers(2)
+        .stride(2)
+        .buffer(4)
+        .build()
+        .unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("x", Worker::with_args("t_add", [0]).unwrap()).parallel(&m)).unwrap();
+    d.add_piper(Piper::new("x", Worker::with_args("t_add", [0]).unwrap()).parallel(&m))
+        .unwrap();
     let mut p = Plumber::new(d);
     let out = p.collect("x").unwrap();
     p.start([("x", Source::values(0..100_000i64))]).unwrap();
@@ -223,7 +336,8 @@ fn pause_holds_output_and_resume_continues() {
 #[test]
 fn debug_node_stops_the_run_with_the_error() {
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("f", Worker::with_args("t_fail_on", [5]).unwrap()).debug(true)).unwrap();
+    d.add_piper(Piper::new("f", Worker::with_args("t_fail_on", [5]).unwrap()).debug(true))
+        .unwrap();
     let mut p = Plumber::new(d);
     p.start([("f", Source::values(1i64..))]).unwrap();
     p.run().unwrap();
@@ -240,7 +354,12 @@ fn debug_node_stops_the_run_with_the_error() {
 fn tracked_node_keeps_its_outputs() {
     let m = NuMap::builder().workers(2).stride(2).build().unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("t", Worker::with_args("t_mul", [10]).unwrap()).parallel(&m).track(true)).unwrap();
+    d.add_piper(
+        Piper::new("t", Worker::with_args("t_mul", [10]).unwrap())
+            .parallel(&m)
+            .track(true),
+    )
+    .unwrap();
     let mut p = Plumber::new(d);
     p.start([("t", Source::values(0..5i64))]).unwrap();
     p.run().unwrap();
@@ -254,10 +373,16 @@ fn tracked_node_keeps_its_outputs() {
 
 #[test]
 fn unordered_node_delivers_every_item() {
-    let m = NuMap::builder().workers(3).stride(1).buffer(10).build().unwrap();
+    let m = NuMap::builder()
+        .workers(3)
+        .stride(1)
+        .buffer(10)
+        .build()
+        .unwrap();
     let mut d = Dagger::new();
     let w = Worker::with_args("t_sleep_on", [Value::Int(0), Value::Int(30)]).unwrap();
-    d.add_piper(Piper::new("u", w).parallel(&m).ordered(false)).unwrap();
+    d.add_piper(Piper::new("u", w).parallel(&m).ordered(false))
+        .unwrap();
     let mut out: Vec<i64> = run_all(d, ints(0..20))
         .remove(0)
         .1
@@ -274,9 +399,15 @@ fn fan_out_to_two_outputs_read_at_different_paces() {
     // PaPy's tee locks deadlock when consumers pull out of turn (L-5).
     let m = NuMap::builder().workers(2).stride(3).build().unwrap();
     let mut d = Dagger::new();
-    d.add_piper(Piper::new("src", Worker::with_args("t_add", [0]).unwrap()).parallel(&m)).unwrap();
-    d.add_piper(Piper::new("batch", Worker::new("t_sum").unwrap()).consume(4)).unwrap();
-    d.add_piper(Piper::new("plain", Worker::with_args("t_add", [0]).unwrap())).unwrap();
+    d.add_piper(Piper::new("src", Worker::with_args("t_add", [0]).unwrap()).parallel(&m))
+        .unwrap();
+    d.add_piper(Piper::new("batch", Worker::new("t_sum").unwrap()).consume(4))
+        .unwrap();
+    d.add_piper(Piper::new(
+        "plain",
+        Worker::with_args("t_add", [0]).unwrap(),
+    ))
+    .unwrap();
     d.add_pipe(["src", "batch"]).unwrap();
     d.add_pipe(["src", "plain"]).unwrap();
     let out = run_all(d, ints(0..40));

@@ -31,7 +31,10 @@ struct Shape {
 fn shape() -> impl Strategy<Value = Shape> {
     (1usize..7).prop_flat_map(|n| {
         let ups = (1..n)
-            .map(|i| proptest::collection::btree_set(0..i, 1..=2.min(i)).prop_map(|s| s.into_iter().collect()))
+            .map(|i| {
+                proptest::collection::btree_set(0..i, 1..=2.min(i))
+                    .prop_map(|s| s.into_iter().collect())
+            })
             .collect::<Vec<_>>();
         (
             ups,

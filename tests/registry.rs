@@ -63,23 +63,38 @@ fn raw_len(inbox: &[Value], args: &[Value]) -> Result<Value, String> {
 fn lookup_by_full_and_short_name_and_ambiguity() {
     let f = lookup("registry.alpha.same_name").unwrap();
     assert_eq!(f.doc, "Alpha's version.");
-    assert_eq!(lookup("beta::same_name").unwrap().name, "registry.beta.same_name");
+    assert_eq!(
+        lookup("beta::same_name").unwrap().name,
+        "registry.beta.same_name"
+    );
     match lookup("same_name") {
         Err(Error::AmbiguousWorker { candidates, .. }) => {
-            assert_eq!(candidates, ["registry.alpha.same_name", "registry.beta.same_name"])
+            assert_eq!(
+                candidates,
+                ["registry.alpha.same_name", "registry.beta.same_name"]
+            )
         }
         other => panic!("{other:?}"),
     }
-    assert!(Worker::new("same_name").unwrap_err().to_string().contains("ambiguous"));
+    assert!(Worker::new("same_name")
+        .unwrap_err()
+        .to_string()
+        .contains("ambiguous"));
 }
 
 #[test]
 fn name_override_and_arguments_by_position_or_name() {
     assert_eq!(lookup("hello").unwrap().name, "greetings.hello");
     let w = Worker::with_args("greetings.hello", ["Hi"]).unwrap();
-    assert_eq!(w.call(&[Value::from("Ann")]).unwrap(), Value::from("Hi, Ann"));
+    assert_eq!(
+        w.call(&[Value::from("Ann")]).unwrap(),
+        Value::from("Hi, Ann")
+    );
     let w = Worker::with_named("hello", [("punct", "!"), ("greeting", "Yo")]).unwrap();
-    assert_eq!(w.call(&[Value::from("Bob")]).unwrap(), Value::from("Yo, Bob!"));
+    assert_eq!(
+        w.call(&[Value::from("Bob")]).unwrap(),
+        Value::from("Yo, Bob!")
+    );
     let err = Worker::new("hello").unwrap_err().to_string();
     assert!(err.contains("missing argument `greeting`"), "{err}");
 }
@@ -89,7 +104,9 @@ fn imports_resolve_alternatives_fail_or_warn() {
     assert!(Worker::new("needs_alternative").is_ok());
     let err = Worker::new("needs_missing").unwrap_err();
     match &err {
-        Error::Import { module, searched, .. } => {
+        Error::Import {
+            module, searched, ..
+        } => {
             assert_eq!(module, "no_such_module_y");
             assert!(searched.contains("registered modules"), "{searched}");
         }
@@ -105,7 +122,10 @@ fn imports_resolve_alternatives_fail_or_warn() {
 #[test]
 fn tuple_inbox_checks_arity_and_types() {
     let w = Worker::new("pair_up").unwrap();
-    assert_eq!(w.call(&[Value::from("a"), Value::Int(1)]).unwrap(), Value::from("a1"));
+    assert_eq!(
+        w.call(&[Value::from("a"), Value::Int(1)]).unwrap(),
+        Value::from("a1")
+    );
     let e = w.call(&[Value::from("a")]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conversion);
     assert!(e.message().contains("expects 2 input(s)"), "{e}");
@@ -122,8 +142,16 @@ fn raw_form_passes_inbox_and_args_through() {
 
 #[test]
 fn all_expected_names_are_registered() {
-    let names: Vec<String> = registry::functions().iter().map(|f| f.name.clone()).collect();
-    for n in ["papy.ipasser", "greetings.hello", "registry.pair_up", "registry.raw_len"] {
+    let names: Vec<String> = registry::functions()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    for n in [
+        "papy.ipasser",
+        "greetings.hello",
+        "registry.pair_up",
+        "registry.raw_len",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
     let _ = hello;

@@ -40,7 +40,13 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             Some(ps) => {
                 let names: Vec<String> = ps
                     .iter()
-                    .map(|p| if p.optional { format!("{}?", p.name) } else { p.name.to_string() })
+                    .map(|p| {
+                        if p.optional {
+                            format!("{}?", p.name)
+                        } else {
+                            p.name.to_string()
+                        }
+                    })
                     .collect();
                 format!("(inbox, {})", names.join(", "))
             }
@@ -48,7 +54,11 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         let imports = if f.imports.is_empty() {
             String::new()
         } else {
-            format!("  imports: {}{}", f.imports.join("; "), if f.forgive { " (forgive)" } else { "" })
+            format!(
+                "  imports: {}{}",
+                f.imports.join("; "),
+                if f.forgive { " (forgive)" } else { "" }
+            )
         };
         let doc = f.doc.lines().next().unwrap_or("");
         writeln!(out, "{}{params}{imports}\n    {doc}", f.name)?;
@@ -69,6 +79,10 @@ mod tests {
         let mut buf = Vec::new();
         run(&ListArgs { json: true }, &mut buf).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-        assert!(v.as_array().unwrap().iter().any(|f| f["name"] == "papy.sjoiner"));
+        assert!(v
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "papy.sjoiner"));
     }
 }

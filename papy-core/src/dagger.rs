@@ -50,7 +50,11 @@ pub struct Dagger {
 impl std::fmt::Debug for Dagger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let order: Vec<&str> = self.order().iter().map(|p| p.name()).collect();
-        let pipes: Vec<String> = self.pipes().iter().map(|(a, b)| format!("{a}>>>{b}")).collect();
+        let pipes: Vec<String> = self
+            .pipes()
+            .iter()
+            .map(|(a, b)| format!("{a}>>>{b}"))
+            .collect();
         write!(f, "Dagger(pipers: {order:?}, pipes: {pipes:?})")
     }
 }
@@ -75,11 +79,17 @@ impl Dagger {
     pub fn add_piper(&mut self, piper: Piper) -> Result<()> {
         piper.validate()?;
         if self.names.contains_key(piper.name()) {
-            return Err(Error::Graph(format!("a piper named `{}` is already in the dagger", piper.name())));
+            return Err(Error::Graph(format!(
+                "a piper named `{}` is already in the dagger",
+                piper.name()
+            )));
         }
         self.seq += 1;
         let name = piper.name().to_string();
-        let ix = self.graph.add_node(Node { piper, seq: self.seq });
+        let ix = self.graph.add_node(Node {
+            piper,
+            seq: self.seq,
+        });
         self.names.insert(name, ix);
         Ok(())
     }
@@ -123,13 +133,20 @@ impl Dagger {
         if names.len() < 2 {
             return Err(Error::Graph("a pipe needs at least two pipers".into()));
         }
-        let ixs = names.iter().map(|n| self.index(n)).collect::<Result<Vec<_>>>()?;
+        let ixs = names
+            .iter()
+            .map(|n| self.index(n))
+            .collect::<Result<Vec<_>>>()?;
         let mut g = self.graph.clone();
         let mut seq = self.seq;
         for (w, pair) in ixs.windows(2).enumerate() {
             let (u, v) = (pair[0], pair[1]);
             if g.find_edge(u, v).is_some() {
-                return Err(Error::Graph(format!("pipe {} -> {} already exists", names[w], names[w + 1])));
+                return Err(Error::Graph(format!(
+                    "pipe {} -> {} already exists",
+                    names[w],
+                    names[w + 1]
+                )));
             }
             let path: Option<Vec<NodeIndex>> = if u == v {
                 Some(vec![u])
@@ -137,7 +154,10 @@ impl Dagger {
                 petgraph::algo::all_simple_paths::<Vec<_>, _>(&g, v, u, 0, None).next()
             };
             if let Some(path) = path {
-                let mut cycle: Vec<String> = path.iter().map(|i| g[*i].piper.name().to_string()).collect();
+                let mut cycle: Vec<String> = path
+                    .iter()
+                    .map(|i| g[*i].piper.name().to_string())
+                    .collect();
                 cycle.push(g[v].piper.name().to_string());
                 return Err(Error::Cycle {
                     from: names[w].clone(),
@@ -228,7 +248,16 @@ impl Dagger {
         let mut v: Vec<(u64, NodeIndex)> = self
             .graph
             .edges_directed(ix, dir)
-            .map(|e| (*e.weight(), if dir == Direction::Incoming { e.source() } else { e.target() }))
+            .map(|e| {
+                (
+                    *e.weight(),
+                    if dir == Direction::Incoming {
+                        e.source()
+                    } else {
+                        e.target()
+                    },
+                )
+            })
             .collect();
         v.sort();
         v.into_iter().map(|(_, n)| n).collect()
@@ -271,7 +300,11 @@ impl Dagger {
             let node = &self.graph[n];
             Reverse((node.piper.branch_value(), node.seq, n))
         };
-        let mut ready: BinaryHeap<_> = indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| key(*n)).collect();
+        let mut ready: BinaryHeap<_> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| key(*n))
+            .collect();
         let mut out = Vec::with_capacity(indeg.len());
         while let Some(Reverse((_, _, n))) = ready.pop() {
             out.push(&self.graph[n].piper);
@@ -359,7 +392,13 @@ mod tests {
         assert!(d.disconnect("a", "b").is_err());
         d.del_piper("a", false).unwrap();
         assert_eq!(d.len(), 1);
-        assert!(d.add_piper(Piper::new("b", Worker::new("papy.ipasser").unwrap())).is_err());
-        assert!(d.add_pipe(["b", "zzz"]).unwrap_err().to_string().contains("zzz"));
+        assert!(d
+            .add_piper(Piper::new("b", Worker::new("papy.ipasser").unwrap()))
+            .is_err());
+        assert!(d
+            .add_pipe(["b", "zzz"])
+            .unwrap_err()
+            .to_string()
+            .contains("zzz"));
     }
 }

@@ -150,10 +150,7 @@ impl ItemError {
             ("kind", Value::from(self.kind().to_string())),
             ("message", Value::from(self.message())),
             ("function", Value::from(self.function())),
-            (
-                "path",
-                Value::list(self.path().iter().map(String::as_str)),
-            ),
+            ("path", Value::list(self.path().iter().map(String::as_str))),
             ("index", Value::from(self.index())),
         ])
     }

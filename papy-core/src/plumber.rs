@@ -230,7 +230,9 @@ impl Plumber {
     /// [`Error::State`] while a run is active.
     pub fn dagger_mut(&mut self) -> Result<&mut Dagger> {
         match self.state() {
-            PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped => Ok(&mut self.dagger),
+            PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped => {
+                Ok(&mut self.dagger)
+            }
             s => Err(self.state_error("change the pipeline of", s)),
         }
     }
@@ -268,7 +270,9 @@ impl Plumber {
     fn output_check(&self, node: &str) -> Result<()> {
         match self.dagger.downstream(node) {
             Ok(d) if d.is_empty() => Ok(()),
-            Ok(_) => Err(Error::Graph(format!("`{node}` is not an output piper (it has downstream pipers)"))),
+            Ok(_) => Err(Error::Graph(format!(
+                "`{node}` is not an output piper (it has downstream pipers)"
+            ))),
             Err(e) => Err(e),
         }
     }
@@ -283,7 +287,8 @@ impl Plumber {
             return Ok(c.clone());
         }
         let c = Collector::default();
-        self.sinks.insert(node.to_string(), Sink::Collect(c.clone()));
+        self.sinks
+            .insert(node.to_string(), Sink::Collect(c.clone()));
         Ok(c)
     }
 
@@ -293,7 +298,8 @@ impl Plumber {
     /// `node` is not an output piper.
     pub fn on_output(&mut self, node: &str, f: impl FnMut(Item) + Send + 'static) -> Result<()> {
         self.output_check(node)?;
-        self.sinks.insert(node.to_string(), Sink::Call(Arc::new(Mutex::new(f))));
+        self.sinks
+            .insert(node.to_string(), Sink::Call(Arc::new(Mutex::new(f))));
         Ok(())
     }
 
@@ -302,12 +308,23 @@ impl Plumber {
     ///
     /// # Errors
     /// Wrong state, unknown/missing/duplicate input names, or a NuMap refusing a task.
-    pub fn start<S: Into<String>>(&mut self, inputs: impl IntoIterator<Item = (S, Source)>) -> Result<()> {
+    pub fn start<S: Into<String>>(
+        &mut self,
+        inputs: impl IntoIterator<Item = (S, Source)>,
+    ) -> Result<()> {
         let s = self.state();
-        if !matches!(s, PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped) {
+        if !matches!(
+            s,
+            PlumberState::Idle | PlumberState::Finished | PlumberState::Stopped
+        ) {
             return Err(self.state_error("start", s));
         }
-        let wanted: Vec<String> = self.dagger.inputs().iter().map(|p| p.name().to_string()).collect();
+        let wanted: Vec<String> = self
+            .dagger
+            .inputs()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
         let mut sources = BTreeMap::new();
         for (name, src) in inputs {
             let name = name.into();
@@ -321,11 +338,18 @@ impl Plumber {
                 return Err(Error::Inputs(format!("input `{name}` given twice")));
             }
         }
-        let missing: Vec<&String> = wanted.iter().filter(|n| !sources.contains_key(*n)).collect();
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|n| !sources.contains_key(*n))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::Inputs(format!(
                 "no input for {}",
-                missing.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if self.dagger.is_empty() {
@@ -365,7 +389,12 @@ impl Plumber {
     /// # Errors
     /// As [`Plumber::start`], and a count mismatch.
     pub fn start_positional(&mut self, inputs: Vec<Source>) -> Result<()> {
-        let names: Vec<String> = self.dagger.inputs().iter().map(|p| p.name().to_string()).collect();
+        let names: Vec<String> = self
+            .dagger
+            .inputs()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
         if names.len() != inputs.len() {
             return Err(Error::Inputs(format!(
                 "{} input(s) given for {} input piper(s) ({})",
@@ -461,7 +490,10 @@ impl Plumber {
     /// `debug` node.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let s = self.state();
-        if !matches!(s, PlumberState::Running | PlumberState::Paused | PlumberState::Finished) {
+        if !matches!(
+            s,
+            PlumberState::Running | PlumberState::Paused | PlumberState::Finished
+        ) {
             return Err(self.state_error("wait for", s));
         }
         if s == PlumberState::Running {
@@ -476,7 +508,12 @@ impl Plumber {
                             if now >= d {
                                 break;
                             }
-                            n = r.done.cv.wait_timeout(n, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                            n = r
+                                .done
+                                .cv
+                                .wait_timeout(n, d - now)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
                         }
                     }
                 }
@@ -549,7 +586,11 @@ impl Plumber {
         Stats {
             start_time: Some(r.start_time),
             run_time: Some(r.ended.unwrap_or_else(|| r.started.elapsed())),
-            nodes: r.counters.iter().map(|(k, c)| (k.clone(), c.snapshot())).collect(),
+            nodes: r
+                .counters
+                .iter()
+                .map(|(k, c)| (k.clone(), c.snapshot()))
+                .collect(),
             tracked: r
                 .counters
                 .iter()
@@ -563,7 +604,10 @@ impl Drop for Plumber {
     fn drop(&mut self) {
         if matches!(
             self.state,
-            PlumberState::Started | PlumberState::Running | PlumberState::Paused | PlumberState::Finished
+            PlumberState::Started
+                | PlumberState::Running
+                | PlumberState::Paused
+                | PlumberState::Finished
         ) {
             let _ = self.stop();
         }

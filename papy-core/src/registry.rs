@@ -184,11 +184,15 @@ fn table() -> &'static RwLock<Table> {
 }
 
 fn read() -> std::sync::RwLockReadGuard<'static, Table> {
-    table().read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    table()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write() -> std::sync::RwLockWriteGuard<'static, Table> {
-    table().write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    table()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes `a::b::c` as `a.b.c`.
@@ -363,7 +367,10 @@ pub mod __private {
 
     /// Converts a value to a parameter type, with fast paths for common types.
     #[inline]
-    pub fn convert<T: DeserializeOwned + 'static>(v: &Value, what: &dyn fmt::Display) -> Result<T, ItemError> {
+    pub fn convert<T: DeserializeOwned + 'static>(
+        v: &Value,
+        what: &dyn fmt::Display,
+    ) -> Result<T, ItemError> {
         let id = TypeId::of::<T>();
         if id == TypeId::of::<Value>() {
             if let Some(t) = cast::<T, Value>(v.clone()) {
@@ -418,7 +425,9 @@ pub mod __private {
 
     /// Converts a `Result` return value.
     #[inline]
-    pub fn output_result<T: Serialize + 'static, E: fmt::Display>(r: Result<T, E>) -> Result<Value, ItemError> {
+    pub fn output_result<T: Serialize + 'static, E: fmt::Display>(
+        r: Result<T, E>,
+    ) -> Result<Value, ItemError> {
         match r {
             Ok(v) => output(v),
             Err(e) => Err(ItemError::new(ErrorKind::Function, e.to_string())),
@@ -443,14 +452,20 @@ pub mod __private {
                 pub fn inbox(inbox: &[Value], i: usize) -> Result<$t, ItemError> {
                     match inbox.get(i) {
                         Some(v) => convert(v, &format_args!("inbox[{i}]")),
-                        None => Err(ItemError::new(ErrorKind::Conversion, format!("inbox has no element {i}"))),
+                        None => Err(ItemError::new(
+                            ErrorKind::Conversion,
+                            format!("inbox has no element {i}"),
+                        )),
                     }
                 }
                 /// Argument `i`.
                 #[inline]
                 pub fn arg(args: &[Value], i: usize, name: &str) -> Result<$t, ItemError> {
                     static NULL: Value = Value::Null;
-                    convert(args.get(i).unwrap_or(&NULL), &format_args!("argument `{name}`"))
+                    convert(
+                        args.get(i).unwrap_or(&NULL),
+                        &format_args!("argument `{name}`"),
+                    )
                 }
                 /// The return value.
                 #[inline]
@@ -460,7 +475,9 @@ pub mod __private {
                 }
                 /// A `Result` return value.
                 #[inline]
-                pub fn output_result<E: fmt::Display>(r: Result<$t, E>) -> Result<Value, ItemError> {
+                pub fn output_result<E: fmt::Display>(
+                    r: Result<$t, E>,
+                ) -> Result<Value, ItemError> {
                     match r {
                         Ok(x) => output(x),
                         Err(e) => Err(ItemError::new(ErrorKind::Function, e.to_string())),
@@ -472,7 +489,12 @@ pub mod __private {
     fast!(fast_i64, i64, |v: &Value| v.as_int(), Value::Int);
     fast!(fast_f64, f64, |v: &Value| v.as_float(), Value::Float);
     fast!(fast_bool, bool, |v: &Value| v.as_bool(), Value::Bool);
-    fast!(fast_string, String, |v: &Value| v.as_str().map(str::to_string), Value::from);
+    fast!(
+        fast_string,
+        String,
+        |v: &Value| v.as_str().map(str::to_string),
+        Value::from
+    );
     fast!(fast_value, Value, |v: &Value| Some(v.clone()), |v| v);
 
     /// Checks the inbox length.
@@ -493,15 +515,25 @@ pub mod __private {
     pub fn inbox<T: DeserializeOwned + 'static>(inbox: &[Value], i: usize) -> Result<T, ItemError> {
         match inbox.get(i) {
             Some(v) => convert(v, &format_args!("inbox[{i}]")),
-            None => Err(ItemError::new(ErrorKind::Conversion, format!("inbox has no element {i}"))),
+            None => Err(ItemError::new(
+                ErrorKind::Conversion,
+                format!("inbox has no element {i}"),
+            )),
         }
     }
 
     /// Argument `i` (named `name`), converted; a missing argument is null.
     #[inline]
-    pub fn arg<T: DeserializeOwned + 'static>(args: &[Value], i: usize, name: &str) -> Result<T, ItemError> {
+    pub fn arg<T: DeserializeOwned + 'static>(
+        args: &[Value],
+        i: usize,
+        name: &str,
+    ) -> Result<T, ItemError> {
         static NULL: Value = Value::Null;
-        convert(args.get(i).unwrap_or(&NULL), &format_args!("argument `{name}`"))
+        convert(
+            args.get(i).unwrap_or(&NULL),
+            &format_args!("argument `{name}`"),
+        )
     }
 }
 
@@ -511,7 +543,9 @@ mod tests {
 
     #[test]
     fn builtins_are_registered_under_papy() {
-        for name in ["ipasser", "npasser", "spasser", "nzipper", "szipper", "njoiner", "sjoiner", "plugger"] {
+        for name in [
+            "ipasser", "npasser", "spasser", "nzipper", "szipper", "njoiner", "sjoiner", "plugger",
+        ] {
             let f = lookup(name).unwrap();
             assert_eq!(f.name, format!("papy.{name}"));
             assert!(f.portable);
@@ -522,7 +556,10 @@ mod tests {
     fn unknown_name_suggests_close_ones() {
         match lookup("ipaser") {
             Err(Error::UnknownWorker { suggestions, .. }) => {
-                assert!(suggestions.contains(&"papy.ipasser".to_string()), "{suggestions:?}")
+                assert!(
+                    suggestions.contains(&"papy.ipasser".to_string()),
+                    "{suggestions:?}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -530,7 +567,8 @@ mod tests {
 
     #[test]
     fn register_refuses_duplicates_and_ambiguity_is_reported() {
-        let mk = |n: &str| Function::closure(n, Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)));
+        let mk =
+            |n: &str| Function::closure(n, Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)));
         let mut a = mk("regtest_a.same");
         a.portable = true;
         register(a).unwrap();
@@ -558,12 +596,18 @@ mod tests {
     #[test]
     fn imports_alternatives_and_forgive() {
         add_import_resolver(Arc::new(Fake));
-        let mut f = Function::closure("imp.f", Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)));
+        let mut f = Function::closure(
+            "imp.f",
+            Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)),
+        );
         f.imports = vec!["fake_first, fake_second".into(), "papy".into()];
         assert!(resolve_imports(&f).unwrap().is_empty());
         f.imports = vec!["fake_missing".into()];
         let err = resolve_imports(&f).unwrap_err().to_string();
-        assert!(err.contains("fake_missing") && err.contains("fake resolver"), "{err}");
+        assert!(
+            err.contains("fake_missing") && err.contains("fake resolver"),
+            "{err}"
+        );
         f.forgive = true;
         let warnings = resolve_imports(&f).unwrap();
         assert_eq!(warnings.len(), 1);

@@ -43,8 +43,10 @@ impl NodeCounters {
     }
 
     pub(crate) fn add_busy(&self, d: Duration) {
-        self.busy_ns
-            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.busy_ns.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// A snapshot.

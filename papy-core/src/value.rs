@@ -574,11 +574,7 @@ mod tests {
 
     #[test]
     fn struct_round_trip_through_value() {
-        for shape in [
-            Shape::Dot,
-            Shape::Circle(1.5),
-            Shape::Rect { w: 2, h: 3 },
-        ] {
+        for shape in [Shape::Dot, Shape::Circle(1.5), Shape::Rect { w: 2, h: 3 }] {
             let r = Rec {
                 name: "n".into(),
                 tags: vec!["a".into(), "b".into()],
@@ -589,7 +585,10 @@ mod tests {
             let v = to_value(&r).unwrap();
             assert_eq!(v.get("name"), Some(&Value::from("n")));
             assert_eq!(v.get("score"), Some(&Value::Null));
-            assert_eq!(v.get("raw").and_then(Value::as_bytes), Some(&[0u8, 255][..]));
+            assert_eq!(
+                v.get("raw").and_then(Value::as_bytes),
+                Some(&[0u8, 255][..])
+            );
             let back: Rec = from_value(&v).unwrap();
             assert_eq!(back, r);
         }
@@ -605,7 +604,10 @@ mod tests {
 
     #[test]
     fn int_widens_to_float_and_big_u64_is_float() {
-        assert_eq!(from_value::<f64>(&Value::Int(3)).ok(), None::<f64>.or(Some(3.0)));
+        assert_eq!(
+            from_value::<f64>(&Value::Int(3)).ok(),
+            None::<f64>.or(Some(3.0))
+        );
         assert_eq!(Value::from(u64::MAX), Value::Float(u64::MAX as f64));
     }
 
@@ -621,7 +623,7 @@ mod tests {
 
     #[test]
     fn ordering_is_total_and_consistent() {
-        let mut v = vec![
+        let mut v = [
             Value::from("b"),
             Value::Float(f64::NAN),
             Value::Int(2),

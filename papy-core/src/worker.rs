@@ -53,7 +53,11 @@ impl Args {
 
     /// Named arguments.
     pub fn named<K: Into<String>, T: Into<Value>>(args: impl IntoIterator<Item = (K, T)>) -> Args {
-        Args::Named(args.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Args::Named(
+            args.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -123,7 +127,11 @@ fn bind(function: &Function, args: Args) -> Result<Vec<Value>> {
                     let names: Vec<&str> = params.iter().map(|p| p.name).collect();
                     return Err(bad(format!(
                         "no parameter named `{k}` (parameters: {})",
-                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
                     )));
                 };
                 if bound[i].is_some() {
@@ -167,7 +175,10 @@ impl Worker {
     ///
     /// # Errors
     /// As [`Worker::new`], plus too many arguments.
-    pub fn with_args<T: Into<Value>>(name: &str, args: impl IntoIterator<Item = T>) -> Result<Worker> {
+    pub fn with_args<T: Into<Value>>(
+        name: &str,
+        args: impl IntoIterator<Item = T>,
+    ) -> Result<Worker> {
         Worker::build(name, Args::positional(args))
     }
 
@@ -249,7 +260,12 @@ impl Worker {
 
     /// Composes: `self.then(g)` computes `g(self(inbox))`.
     pub fn then(self, next: Worker) -> Worker {
-        let steps: Vec<Step> = self.steps.iter().chain(next.steps.iter()).cloned().collect();
+        let steps: Vec<Step> = self
+            .steps
+            .iter()
+            .chain(next.steps.iter())
+            .cloned()
+            .collect();
         Worker {
             steps: Arc::from(steps),
         }
@@ -274,7 +290,11 @@ impl Worker {
 
     /// The function names joined by `>` (PaPy's `__name__`).
     pub fn name(&self) -> String {
-        let names: Vec<&str> = self.steps.iter().map(|s| s.function.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .steps
+            .iter()
+            .map(|s| s.function.name.as_str())
+            .collect();
         names.join(">")
     }
 
@@ -303,8 +323,10 @@ impl Worker {
     /// The [`ItemError`] of the failing function.
     pub fn call(&self, inbox: &[Value]) -> Item {
         let current = Cell::new(0);
-        catch_unwind(AssertUnwindSafe(|| self.run_chain(inbox, None, 0, &current)))
-            .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), None, 0)))
+        catch_unwind(AssertUnwindSafe(|| {
+            self.run_chain(inbox, None, 0, &current)
+        }))
+        .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), None, 0)))
     }
 
     /// Evaluates the chain on an inbox of items inside node `node`, for the
@@ -312,8 +334,10 @@ impl Worker {
     /// with `node` appended to its path.
     pub fn eval(&self, inbox: &[Item], node: &str, index: u64) -> Item {
         let current = Cell::new(0);
-        catch_unwind(AssertUnwindSafe(|| self.eval_unguarded(inbox, node, index, &current)))
-            .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), Some(node), index)))
+        catch_unwind(AssertUnwindSafe(|| {
+            self.eval_unguarded(inbox, node, index, &current)
+        }))
+        .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), Some(node), index)))
     }
 
     /// Evaluates `n` items, appending their results to `out`: item `i` has
@@ -343,7 +367,12 @@ impl Worker {
             }));
             if let Err(p) = r {
                 let i = out.len() - start;
-                out.push(Err(self.panic_error(&*p, current.get(), Some(node), index(i))));
+                out.push(Err(self.panic_error(
+                    &*p,
+                    current.get(),
+                    Some(node),
+                    index(i),
+                )));
             }
         }
     }
@@ -365,7 +394,13 @@ impl Worker {
         }
     }
 
-    fn eval_unguarded(&self, inbox: &[Item], node: &str, index: u64, current: &Cell<usize>) -> Item {
+    fn eval_unguarded(
+        &self,
+        inbox: &[Item],
+        node: &str,
+        index: u64,
+        current: &Cell<usize>,
+    ) -> Item {
         if let [one] = inbox {
             return match one {
                 Ok(v) => self.run_chain(std::slice::from_ref(v), Some(node), index, current),
@@ -382,7 +417,13 @@ impl Worker {
         self.run_chain(&values, Some(node), index, current)
     }
 
-    fn run_chain(&self, inbox: &[Value], node: Option<&str>, index: u64, current: &Cell<usize>) -> Item {
+    fn run_chain(
+        &self,
+        inbox: &[Value],
+        node: Option<&str>,
+        index: u64,
+        current: &Cell<usize>,
+    ) -> Item {
         let fail = |s: &Step, e: ItemError| {
             let e = e.with_function(s.function.name.clone());
             Err(match node {
@@ -418,9 +459,11 @@ impl fmt::Debug for Worker {
 impl PartialEq for Worker {
     fn eq(&self, other: &Self) -> bool {
         self.steps.len() == other.steps.len()
-            && self.steps.iter().zip(other.steps.iter()).all(|(a, b)| {
-                Arc::ptr_eq(&a.function, &b.function) && a.args == b.args
-            })
+            && self
+                .steps
+                .iter()
+                .zip(other.steps.iter())
+                .all(|(a, b)| Arc::ptr_eq(&a.function, &b.function) && a.args == b.args)
     }
 }
 
@@ -434,7 +477,9 @@ mod tests {
 
     #[test]
     fn chain_feeds_results_left_to_right() {
-        let add1 = Worker::from_fn("add1", |i: &[Value]| Ok::<_, String>(Value::Int(int(i) + 1)));
+        let add1 = Worker::from_fn("add1", |i: &[Value]| {
+            Ok::<_, String>(Value::Int(int(i) + 1))
+        });
         let dbl = Worker::from_fn("dbl", |i: &[Value]| Ok::<_, String>(Value::Int(int(i) * 2)));
         let w = add1.clone().then(dbl.clone());
         assert_eq!(w.call(&[Value::Int(3)]).unwrap(), Value::Int(8));
@@ -453,9 +498,10 @@ mod tests {
         assert_eq!(e.function(), Some("bad"));
         assert_eq!(e.path(), ["n1"]);
         assert_eq!(e.index(), Some(4));
-        let boom = Worker::from_fn("boom", |_: &[Value]| -> std::result::Result<Value, String> {
-            panic!("kaboom")
-        });
+        let boom = Worker::from_fn(
+            "boom",
+            |_: &[Value]| -> std::result::Result<Value, String> { panic!("kaboom") },
+        );
         let e = boom.eval(&[Ok(Value::Int(1))], "n2", 0).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Panic);
         assert!(e.message().contains("kaboom"));
@@ -479,15 +525,22 @@ mod tests {
 
     #[test]
     fn argument_binding_by_position_and_name() {
-        let w = Worker::with_named("papy.njoiner", [("n", Value::Int(2)), ("join", Value::from("-"))])
-            .unwrap();
+        let w = Worker::with_named(
+            "papy.njoiner",
+            [("n", Value::Int(2)), ("join", Value::from("-"))],
+        )
+        .unwrap();
         let inbox = [Value::from("a"), Value::from("b"), Value::from("c")];
         assert_eq!(w.call(&inbox).unwrap(), Value::from("a-b"));
         let w = Worker::with_args("papy.njoiner", [Value::Null, Value::from("+")]).unwrap();
         assert_eq!(w.call(&inbox).unwrap(), Value::from("a+b+c"));
-        let err = Worker::with_named("papy.njoiner", [("nope", 1)]).unwrap_err().to_string();
+        let err = Worker::with_named("papy.njoiner", [("nope", 1)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope") && err.contains("join"), "{err}");
-        let err = Worker::with_args("papy.ipasser", [1, 2]).unwrap_err().to_string();
+        let err = Worker::with_args("papy.ipasser", [1, 2])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("takes 1 argument"), "{err}");
         let err = Worker::new("papy.szipper").unwrap_err().to_string();
         assert!(err.contains("missing argument `s`"), "{err}");

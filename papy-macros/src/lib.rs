@@ -1,6 +1,8 @@
+#![warn(missing_docs)]
 //! `#[worker]`: registers a function with papy's worker registry.
 //!
-//! ```ignore
+//! ```text
+//! // (compiled as a doc test of the `papy` crate, which re-exports this macro)
 //! use papy::worker;
 //!
 //! /// Multiplies the input by a factor.
@@ -260,22 +262,36 @@ fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
         } else {
             quote!(#p::registry::__private::output(#call))
         };
-        (conv, quote!(::core::option::Option::None), quote!(::core::option::Option::None))
+        (
+            conv,
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        )
     } else {
         let inbox_ty = &*first.ty;
         let (inbox_expr, n_inputs) = match inbox_ty {
             Type::Tuple(t) if !t.elems.is_empty() => {
-                let parts = t.elems.iter().enumerate().map(|(i, ty)| match fast_module(ty) {
-                    Some(m) => quote!(#p::registry::__private::#m::inbox(inbox, #i)?),
-                    None => quote!(#p::registry::__private::inbox::<#ty>(inbox, #i)?),
-                });
+                let parts = t
+                    .elems
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ty)| match fast_module(ty) {
+                        Some(m) => quote!(#p::registry::__private::#m::inbox(inbox, #i)?),
+                        None => quote!(#p::registry::__private::inbox::<#ty>(inbox, #i)?),
+                    });
                 (quote!((#(#parts,)*)), Some(t.elems.len()))
             }
             // `&[Value]`: the whole inbox, any number of inputs.
             Type::Reference(_) => (quote!(inbox), None),
             ty => match fast_module(ty) {
-                Some(m) => (quote!(#p::registry::__private::#m::inbox(inbox, 0)?), Some(1usize)),
-                None => (quote!(#p::registry::__private::inbox::<#ty>(inbox, 0)?), Some(1usize)),
+                Some(m) => (
+                    quote!(#p::registry::__private::#m::inbox(inbox, 0)?),
+                    Some(1usize),
+                ),
+                None => (
+                    quote!(#p::registry::__private::inbox::<#ty>(inbox, 0)?),
+                    Some(1usize),
+                ),
             },
         };
         let (check, inputs_meta) = match n_inputs {
@@ -299,8 +315,12 @@ fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
             let ty = &*t.ty;
             let var = format_ident!("__papy_arg_{}", i);
             arg_lets.push(match fast_module(ty) {
-                Some(m) => quote!(let #var: #ty = #p::registry::__private::#m::arg(args, #i, #pname)?;),
-                None => quote!(let #var: #ty = #p::registry::__private::arg::<#ty>(args, #i, #pname)?;),
+                Some(m) => {
+                    quote!(let #var: #ty = #p::registry::__private::#m::arg(args, #i, #pname)?;)
+                }
+                None => {
+                    quote!(let #var: #ty = #p::registry::__private::arg::<#ty>(args, #i, #pname)?;)
+                }
             });
             arg_names.push(var);
             let optional = last_segment_is(ty, "Option");

@@ -95,11 +95,20 @@ pub fn piper(name: &str, worker: Worker, m: &Option<NuMap>) -> Piper {
 pub fn fork_join(r: Resources) -> Dagger {
     let m = numap(r, "fj");
     let mut d = Dagger::new();
-    d.add_piper(piper("src", Worker::with_args("t_add", [1]).unwrap(), &m)).unwrap();
-    d.add_piper(piper("pair", Worker::new("t_pair").unwrap(), &m).produce(2).spawn(2)).unwrap();
-    d.add_piper(piper("sum", Worker::new("t_sum").unwrap(), &m).consume(2)).unwrap();
-    d.add_piper(piper("mul", Worker::with_args("t_mul", [3]).unwrap(), &m)).unwrap();
-    d.add_piper(piper("join", Worker::new("t_join").unwrap(), &m)).unwrap();
+    d.add_piper(piper("src", Worker::with_args("t_add", [1]).unwrap(), &m))
+        .unwrap();
+    d.add_piper(
+        piper("pair", Worker::new("t_pair").unwrap(), &m)
+            .produce(2)
+            .spawn(2),
+    )
+    .unwrap();
+    d.add_piper(piper("sum", Worker::new("t_sum").unwrap(), &m).consume(2))
+        .unwrap();
+    d.add_piper(piper("mul", Worker::with_args("t_mul", [3]).unwrap(), &m))
+        .unwrap();
+    d.add_piper(piper("join", Worker::new("t_join").unwrap(), &m))
+        .unwrap();
     d.add_pipe(["src", "pair", "sum", "join"]).unwrap();
     d.add_pipe(["src", "mul", "join"]).unwrap();
     d
@@ -117,8 +126,14 @@ pub fn run_all(d: Dagger, input: Vec<Item>) -> Vec<(String, Vec<Item>)> {
         .collect::<Vec<_>>();
     p.start(sources).unwrap();
     p.run().unwrap();
-    assert!(p.wait(Some(Duration::from_secs(120))).unwrap(), "pipeline did not finish");
-    outputs.into_iter().zip(cols.iter().map(|c| c.take())).collect()
+    assert!(
+        p.wait(Some(Duration::from_secs(120))).unwrap(),
+        "pipeline did not finish"
+    );
+    outputs
+        .into_iter()
+        .zip(cols.iter().map(|c| c.take()))
+        .collect()
 }
 
 pub fn ints(v: impl IntoIterator<Item = i64>) -> Vec<Item> {

@@ -119,8 +119,14 @@ mod tests {
         assert!(run("papy.ipasser", &[("i", v(5))], &inbox)
             .unwrap_err()
             .contains("no element 5"));
-        assert_eq!(run("papy.npasser", &[("n", v(2))], &inbox), Ok(Value::list([10, 11])));
-        assert_eq!(run("papy.npasser", &[], &inbox), Ok(Value::list([10, 11, 12])));
+        assert_eq!(
+            run("papy.npasser", &[("n", v(2))], &inbox),
+            Ok(Value::list([10, 11]))
+        );
+        assert_eq!(
+            run("papy.npasser", &[], &inbox),
+            Ok(Value::list([10, 11, 12]))
+        );
         assert_eq!(
             run("papy.spasser", &[("s", Value::list([2, 0]))], &inbox),
             Ok(Value::list([10, 12]))
@@ -129,7 +135,11 @@ mod tests {
 
     #[test]
     fn zippers() {
-        let inbox = [Value::list([1, 2]), Value::list([3, 4]), Value::list([5, 6])];
+        let inbox = [
+            Value::list([1, 2]),
+            Value::list([3, 4]),
+            Value::list([5, 6]),
+        ];
         assert_eq!(
             run("papy.nzipper", &[("n", v(2))], &inbox),
             Ok(Value::list([Value::list([1, 3]), Value::list([2, 4])]))
@@ -138,7 +148,9 @@ mod tests {
             run("papy.szipper", &[("s", Value::list([0, 2]))], &inbox),
             Ok(Value::list([Value::list([1, 5]), Value::list([2, 6])]))
         );
-        assert!(run("papy.nzipper", &[], &[v(1)]).unwrap_err().contains("not a list"));
+        assert!(run("papy.nzipper", &[], &[v(1)])
+            .unwrap_err()
+            .contains("not a list"));
     }
 
     #[test]
@@ -149,7 +161,11 @@ mod tests {
             Ok(v("a-b"))
         );
         assert_eq!(
-            run("papy.sjoiner", &[("s", Value::list([0, 2])), ("join", v("+"))], &inbox),
+            run(
+                "papy.sjoiner",
+                &[("s", Value::list([0, 2])), ("join", v("+"))],
+                &inbox
+            ),
             Ok(v("a+c"))
         );
         assert_eq!(run("papy.sjoiner", &[], &inbox), Ok(v("abc")));

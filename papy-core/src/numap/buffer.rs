@@ -116,7 +116,10 @@ mod tests {
         let c = Credits::new(4, Arc::default());
         assert!(c.try_acquire(4, true));
         assert!(!c.try_acquire(1, false), "full");
-        assert!(c.try_acquire(2, true), "an idle task may exceed the bound once");
+        assert!(
+            c.try_acquire(2, true),
+            "an idle task may exceed the bound once"
+        );
         assert_eq!(c.in_use(), 6);
         c.release(3);
         assert!(!c.try_acquire(2, false));

@@ -131,11 +131,15 @@ impl NuMapBuilder {
             (None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         if workers == 0 && self.pool.is_none() {
-            return Err(Error::Config(format!("NuMap `{name}`: workers must be at least 1")));
+            return Err(Error::Config(format!(
+                "NuMap `{name}`: workers must be at least 1"
+            )));
         }
         let stride = self.stride.unwrap_or(workers.max(1));
         if stride == 0 {
-            return Err(Error::Config(format!("NuMap `{name}`: stride must be at least 1")));
+            return Err(Error::Config(format!(
+                "NuMap `{name}`: stride must be at least 1"
+            )));
         }
         if let Some(b) = self.buffer {
             if b < stride {
@@ -230,7 +234,10 @@ impl NuMap {
     }
 
     fn ctl(&self) -> MutexGuard<'_, Control> {
-        self.inner.ctl.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .ctl
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The name.
@@ -285,7 +292,11 @@ impl NuMap {
     {
         let node = format!("{}.task{}", self.name(), self.task_count());
         let input: Input = Box::new(input.into_iter().map(IntoInbox::into_inbox));
-        self.add_task_fn(Arc::new(WorkerTask::new(worker, node)), input, TaskOptions::default())
+        self.add_task_fn(
+            Arc::new(WorkerTask::new(worker, node)),
+            input,
+            TaskOptions::default(),
+        )
     }
 
     /// Adds a task with options.
@@ -308,11 +319,19 @@ impl NuMap {
     ///
     /// # Errors
     /// As [`NuMap::add_task`], and an unknown upstream task.
-    pub fn add_chained(&self, worker: Worker, upstream: TaskId, options: TaskOptions) -> Result<TaskId> {
+    pub fn add_chained(
+        &self,
+        worker: Worker,
+        upstream: TaskId,
+        options: TaskOptions,
+    ) -> Result<TaskId> {
         let results = self.results(upstream)?;
         let node = format!("{}.task{}", self.name(), self.task_count());
         let input: Input = Box::new(results.map(Inbox::One));
-        let options = TaskOptions { dependent: true, ..options };
+        let options = TaskOptions {
+            dependent: true,
+            ..options
+        };
         self.add(Arc::new(WorkerTask::new(worker, node)), input, options)
     }
 
@@ -335,7 +354,10 @@ impl NuMap {
             return Err(self.state_error("add a task to", "running"));
         }
         if options.timeout == Some(Duration::ZERO) {
-            return Err(Error::Config(format!("NuMap `{}`: a timeout must be positive", self.name())));
+            return Err(Error::Config(format!(
+                "NuMap `{}`: a timeout must be positive",
+                self.name()
+            )));
         }
         let pool = match &ctl.pool {
             Some(p) => p.clone(),
@@ -347,7 +369,13 @@ impl NuMap {
         };
         pool.accepts(&*func)?;
         let id = ctl.ctxs.len();
-        let ctx = Arc::new(TaskCtx::new(id, func, options.timeout, options.ordered, options.track));
+        let ctx = Arc::new(TaskCtx::new(
+            id,
+            func,
+            options.timeout,
+            options.ordered,
+            options.track,
+        ));
         ctl.ctxs.push(ctx.clone());
         ctl.tasks.push(FeedTask {
             ctx,
@@ -392,14 +420,29 @@ impl NuMap {
             }
             match h.join() {
                 Ok(tasks) => ctl.tasks = tasks,
-                Err(_) => return Err(Error::Config(format!("NuMap `{}`: its feeder thread failed", self.name()))),
+                Err(_) => {
+                    return Err(Error::Config(format!(
+                        "NuMap `{}`: its feeder thread failed",
+                        self.name()
+                    )))
+                }
             }
         }
         if ctl.tasks.is_empty() {
-            return Err(Error::Config(format!("NuMap `{}` has no tasks to start", self.name())));
+            return Err(Error::Config(format!(
+                "NuMap `{}` has no tasks to start",
+                self.name()
+            )));
         }
-        if ctl.tasks.iter().any(|t| t.next_index > 0 && !t.ctx.queue.drained()) {
-            return Err(self.state_error("restart", "still holding unread results of its previous run"));
+        if ctl
+            .tasks
+            .iter()
+            .any(|t| t.next_index > 0 && !t.ctx.queue.drained())
+        {
+            return Err(self.state_error(
+                "restart",
+                "still holding unread results of its previous run",
+            ));
         }
         let stride = self.stride();
         let size = self.buffer().unwrap_or(stride * ctl.tasks.len());

@@ -101,7 +101,8 @@ impl ResultQueue {
     /// Items delivered and not yet taken.
     pub(crate) fn waiting(&self) -> usize {
         let s = self.lock();
-        s.by_index.values().map(Vec::len).sum::<usize>() + s.fifo.iter().map(|b| b.1.len()).sum::<usize>()
+        s.by_index.values().map(Vec::len).sum::<usize>()
+            + s.fifo.iter().map(|b| b.1.len()).sum::<usize>()
     }
 
     pub(crate) fn take(&self, timeout: Option<Duration>) -> Take {

@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 fn ints(r: TaskResults) -> Vec<i64> {
-    r.map(|x| x.expect("value").as_int().expect("int")).collect()
+    r.map(|x| x.expect("value").as_int().expect("int"))
+        .collect()
 }
 
 fn add(n: i64) -> Worker {
@@ -16,10 +17,18 @@ fn add(n: i64) -> Worker {
 fn single_task_ordered_for_many_settings() {
     for workers in [1, 2, 4] {
         for stride in [1, 2, 3, 7, 100] {
-            let m = NuMap::builder().workers(workers).stride(stride).build().unwrap();
+            let m = NuMap::builder()
+                .workers(workers)
+                .stride(stride)
+                .build()
+                .unwrap();
             let t = m.add_task(add(1), 0..500i64).unwrap();
             m.start().unwrap();
-            assert_eq!(ints(m.results(t).unwrap()), (1..501).collect::<Vec<_>>(), "w{workers} s{stride}");
+            assert_eq!(
+                ints(m.results(t).unwrap()),
+                (1..501).collect::<Vec<_>>(),
+                "w{workers} s{stride}"
+            );
         }
     }
 }
@@ -32,7 +41,12 @@ fn unordered_returns_every_result_once() {
         }
         x
     });
-    let m = NuMap::builder().workers(3).stride(1).ordered(false).build().unwrap();
+    let m = NuMap::builder()
+        .workers(3)
+        .stride(1)
+        .ordered(false)
+        .build()
+        .unwrap();
     let t = m.add_task(slow_odd, 0..60i64).unwrap();
     m.start().unwrap();
     let mut got = ints(m.results(t).unwrap());
@@ -42,9 +56,17 @@ fn unordered_returns_every_result_once() {
 
 #[test]
 fn buffer_smaller_than_stride_is_refused() {
-    let err = NuMap::builder().workers(1).stride(4).buffer(3).build().unwrap_err();
+    let err = NuMap::builder()
+        .workers(1)
+        .stride(4)
+        .buffer(3)
+        .build()
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("buffer (3)") && msg.contains("stride (4)"), "{msg}");
+    assert!(
+        msg.contains("buffer (3)") && msg.contains("stride (4)"),
+        "{msg}"
+    );
     assert!(NuMap::builder().workers(0).build().is_err());
     assert!(NuMap::builder().stride(0).build().is_err());
 }
@@ -52,13 +74,23 @@ fn buffer_smaller_than_stride_is_refused() {
 #[test]
 fn chained_four_tasks_with_buffer_equal_to_stride() {
     for stride in [1, 3, 4] {
-        let m = NuMap::builder().workers(2).stride(stride).buffer(stride).build().unwrap();
+        let m = NuMap::builder()
+            .workers(2)
+            .stride(stride)
+            .buffer(stride)
+            .build()
+            .unwrap();
         let t0 = m.add_task(add(1), 0..100i64).unwrap();
         let t1 = m.add_chained(add(10), t0, TaskOptions::default()).unwrap();
         let t2 = m.add_chained(add(100), t1, TaskOptions::default()).unwrap();
-        let t3 = m.add_chained(add(1000), t2, TaskOptions::default()).unwrap();
+        let t3 = m
+            .add_chained(add(1000), t2, TaskOptions::default())
+            .unwrap();
         m.start().unwrap();
-        assert_eq!(ints(m.results(t3).unwrap()), (1111..1211).collect::<Vec<_>>());
+        assert_eq!(
+            ints(m.results(t3).unwrap()),
+            (1111..1211).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -73,12 +105,21 @@ fn weave_visits_tasks_in_order_with_stride_items() {
             Ok::<_, String>(inbox[0].clone())
         })
     };
-    let m = NuMap::builder().workers(1).stride(2).buffer(100).build().unwrap();
+    let m = NuMap::builder()
+        .workers(1)
+        .stride(2)
+        .buffer(100)
+        .build()
+        .unwrap();
     let a = m.add_task(mk("a"), 0..5i64).unwrap();
     let b = m.add_task(mk("b"), 0..2i64).unwrap();
     let c = m.add_task(mk("c"), 0..3i64).unwrap();
     m.start().unwrap();
-    let (ra, rb, rc) = (m.results(a).unwrap(), m.results(b).unwrap(), m.results(c).unwrap());
+    let (ra, rb, rc) = (
+        m.results(a).unwrap(),
+        m.results(b).unwrap(),
+        m.results(c).unwrap(),
+    );
     assert_eq!(ints(ra).len() + ints(rb).len() + ints(rc).len(), 10);
     assert_eq!(
         log.lock().unwrap().join(" "),
@@ -94,17 +135,30 @@ fn buffer_bounds_unretrieved_items() {
         c.fetch_add(1, Ordering::SeqCst);
         Ok::<_, String>(i[0].clone())
     });
-    let m = NuMap::builder().workers(2).stride(2).buffer(6).build().unwrap();
+    let m = NuMap::builder()
+        .workers(2)
+        .stride(2)
+        .buffer(6)
+        .build()
+        .unwrap();
     let t = m.add_task(w, 0..1000i64).unwrap();
     m.start().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(calls.load(Ordering::SeqCst), 6, "evaluation must pause at the buffer");
+    let settle = |want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls.load(Ordering::SeqCst) < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Give the feeder time to overshoot, if it were going to.
+        std::thread::sleep(Duration::from_millis(50));
+        calls.load(Ordering::SeqCst)
+    };
+    assert_eq!(settle(6), 6, "evaluation must pause at the buffer");
     let mut r = m.results(t).unwrap();
     assert_eq!(r.next().unwrap().unwrap(), Value::Int(0));
-    // Taking one result frees a batch of two.
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(calls.load(Ordering::SeqCst), 8);
-    assert_eq!(r.count(), 999);
+    assert_eq!(r.next().unwrap().unwrap(), Value::Int(1));
+    // Two results taken free one stride (two items).
+    assert_eq!(settle(8), 8);
+    assert_eq!(r.count(), 998);
 }
 
 #[test]
@@ -116,7 +170,10 @@ fn timeout_becomes_error_item_and_late_result_is_discarded() {
         x
     });
     let m = NuMap::builder().workers(2).stride(2).build().unwrap();
-    let opts = TaskOptions { timeout: Some(Duration::from_millis(100)), ..TaskOptions::default() };
+    let opts = TaskOptions {
+        timeout: Some(Duration::from_millis(100)),
+        ..TaskOptions::default()
+    };
     let t = m.add_task_with(w, 0..8i64, opts).unwrap();
     m.start().unwrap();
     let out: Vec<Item> = m.results(t).unwrap().collect();
@@ -143,8 +200,16 @@ fn stop_mid_unbounded_input_then_restart_loses_and_repeats_nothing() {
     m.stop();
     seen.extend(r.map(|x| x.unwrap().as_int().unwrap()));
     let first_run = seen.len();
-    assert!(first_run >= 10 && first_run % 3 == 0, "stops at a stride boundary: {first_run}");
-    assert!(!m.is_running() || { std::thread::sleep(Duration::from_millis(50)); !m.is_running() });
+    assert!(
+        first_run >= 10 && first_run % 3 == 0,
+        "stops at a stride boundary: {first_run}"
+    );
+    assert!(
+        !m.is_running() || {
+            std::thread::sleep(Duration::from_millis(50));
+            !m.is_running()
+        }
+    );
     m.start().unwrap();
     let mut r = m.results(t).unwrap();
     seen.extend(r.by_ref().take(7).map(|x| x.unwrap().as_int().unwrap()));
@@ -160,7 +225,10 @@ fn restart_refused_while_running_or_with_unread_results() {
     let t = m.add_task(add(0), 0..100i64).unwrap();
     m.start().unwrap();
     assert!(matches!(m.start(), Err(Error::State { .. })));
-    assert!(matches!(m.add_task(add(0), 0..1i64), Err(Error::State { .. })));
+    assert!(matches!(
+        m.add_task(add(0), 0..1i64),
+        Err(Error::State { .. })
+    ));
     assert_eq!(m.results(t).unwrap().count(), 100);
 }
 
@@ -192,7 +260,10 @@ fn drop_joins_threads_even_with_unread_results() {
 #[test]
 fn tracking_records_retrieved_results() {
     let m = NuMap::builder().workers(2).stride(2).build().unwrap();
-    let opts = TaskOptions { track: true, ..TaskOptions::default() };
+    let opts = TaskOptions {
+        track: true,
+        ..TaskOptions::default()
+    };
     let t = m.add_task_with(add(5), 0..4i64, opts).unwrap();
     m.start().unwrap();
     assert_eq!(m.results(t).unwrap().count(), 4);
@@ -212,6 +283,42 @@ fn result_timeout_does_not_lose_the_result() {
     m.start().unwrap();
     let mut r = m.results(t).unwrap();
     assert_eq!(r.next_timeout(Duration::from_millis(1)), Next::TimedOut);
-    assert_eq!(r.next_timeout(Duration::from_secs(5)), Next::Item(Ok(Value::Int(0))));
+    assert_eq!(
+        r.next_timeout(Duration::from_secs(5)),
+        Next::Item(Ok(Value::Int(0)))
+    );
     assert_eq!(r.next_timeout(Duration::from_secs(5)), Next::End);
+}
+
+#[test]
+fn default_stride_spreads_one_task_over_every_worker() {
+    let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let s = seen.clone();
+    let w = Worker::from_fn("who", move |i: &[Value]| {
+        std::thread::sleep(Duration::from_millis(20));
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        s.lock().unwrap().insert(name);
+        Ok::<_, String>(i[0].clone())
+    });
+    let m = NuMap::builder().workers(2).build().unwrap();
+    let t = m.add_task(w, 0..8i64).unwrap();
+    m.start().unwrap();
+    assert_eq!(m.results(t).unwrap().count(), 8);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "both workers took items: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[test]
+fn reading_tasks_out_of_weave_order_does_not_deadlock() {
+    // PaPy L-2: reading task 1 before task 0 stalls with the default buffer.
+    let m = NuMap::builder().workers(1).stride(2).build().unwrap();
+    let a = m.add_task(add(0), 0..50i64).unwrap();
+    let b = m.add_task(add(100), 0..50i64).unwrap();
+    m.start().unwrap();
+    assert_eq!(ints(m.results(b).unwrap()), (100..150).collect::<Vec<_>>());
+    assert_eq!(ints(m.results(a).unwrap()), (0..50).collect::<Vec<_>>());
 }

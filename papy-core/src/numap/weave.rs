@@ -2,10 +2,11 @@
 //!
 //! Invariants:
 //! - tasks are visited in task order; a visit submits at most `stride`
-//!   items of the task as one job (one job per item for tasks with a
-//!   timeout, so a timed-out worker holds a single item);
+//!   items of the task, split into one job per worker (one job per item for
+//!   tasks with a timeout, so a timed-out worker holds a single item);
 //! - *source* tasks (inputs that are plain iterators) are pulled by the
-//!   feeder itself, which reproduces PaPy's submission order exactly;
+//!   feeder itself, which reproduces PaPy's submission order while the
+//!   buffer has room (a task without room is skipped for the round);
 //!   *chained* tasks (inputs that read results of a NuMap) are pulled by a
 //!   puller thread per task into a handoff of at most two batches, so the
 //!   feeder never blocks on a result that itself needs the feeder;
@@ -212,7 +213,13 @@ impl Feeder {
             .iter()
             .filter_map(|t| {
                 let w = t.ctx.queue.waiting();
-                (w > 0).then(|| format!("task {} `{}` holds {w} unread result(s)", t.ctx.id, t.ctx.func.name()))
+                (w > 0).then(|| {
+                    format!(
+                        "task {} `{}` holds {w} unread result(s)",
+                        t.ctx.id,
+                        t.ctx.func.name()
+                    )
+                })
             })
             .collect();
         tracing::warn!(
@@ -241,10 +248,26 @@ impl Feeder {
                 });
             }
         } else {
+            // Split the visit across the workers, so that one task with the
+            // default stride (= workers) keeps every worker busy, as in PaPy.
+            let chunk = batch.len().div_ceil(self.pool.size().max(1));
+            let mut first = first;
+            let mut rest = batch;
+            while rest.len() > chunk {
+                let tail = rest.split_off(chunk);
+                let n = rest.len() as u64;
+                self.pool.submit(Job {
+                    task: task.ctx.clone(),
+                    first,
+                    inboxes: rest,
+                });
+                first += n;
+                rest = tail;
+            }
             self.pool.submit(Job {
                 task: task.ctx.clone(),
                 first,
-                inboxes: batch,
+                inboxes: rest,
             });
         }
     }
@@ -264,7 +287,10 @@ fn puller(
         {
             let mut st = lock(&handoff.state);
             while st.batches.len() >= LOOKAHEAD && !st.closed {
-                st = handoff.space.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = handoff
+                    .space
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
             if st.closed {
                 return Some(input);
@@ -301,7 +327,13 @@ fn pull(task: &mut FeedTask, stride: usize) -> (Vec<Inbox>, bool) {
     (batch, exhausted)
 }
 
-fn pull_into(input: &mut Input, batch: &mut Vec<Inbox>, stride: usize, ctx: &TaskCtx, first: u64) -> bool {
+fn pull_into(
+    input: &mut Input,
+    batch: &mut Vec<Inbox>,
+    stride: usize,
+    ctx: &TaskCtx,
+    first: u64,
+) -> bool {
     let r = catch_unwind(AssertUnwindSafe(|| {
         while batch.len() < stride {
             match input.next() {

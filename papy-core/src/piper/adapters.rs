@@ -95,7 +95,9 @@ impl Iterator for Zip {
                     "join inputs have unequal lengths: input(s) {missing:?} ended before item #{} of the others",
                     self.index
                 );
-                Inbox::One(Err(ItemError::new(ErrorKind::Unmatched, msg).at(self.node.clone(), self.index)))
+                Inbox::One(Err(
+                    ItemError::new(ErrorKind::Unmatched, msg).at(self.node.clone(), self.index)
+                ))
             }
         };
         self.index += 1;
@@ -145,7 +147,10 @@ impl Iterator for Consume {
         if let Some(e) = error {
             return Some(Inbox::One(Err(e)));
         }
-        let mut cols: Vec<Item> = cols.into_iter().map(|c| Ok(Value::List(Arc::new(c)))).collect();
+        let mut cols: Vec<Item> = cols
+            .into_iter()
+            .map(|c| Ok(Value::List(Arc::new(c))))
+            .collect();
         Some(if cols.len() == 1 {
             Inbox::One(cols.remove(0))
         } else {
@@ -265,7 +270,9 @@ impl Iterator for Produce {
         }
         let item = self.src.next()?;
         match item {
-            Ok(Value::List(l)) if l.len() == self.m => self.pending.extend(l.iter().cloned().map(Ok)),
+            Ok(Value::List(l)) if l.len() == self.m => {
+                self.pending.extend(l.iter().cloned().map(Ok))
+            }
             Ok(other) => {
                 let what = match &other {
                     Value::List(l) => format!("a list of {} values", l.len()),
@@ -273,7 +280,10 @@ impl Iterator for Produce {
                 };
                 let e = ItemError::new(
                     ErrorKind::Produce,
-                    format!("produce = {} needs a list of {} values per result, got {what}", self.m, self.m),
+                    format!(
+                        "produce = {} needs a list of {} values per result, got {what}",
+                        self.m, self.m
+                    ),
                 )
                 .at(self.node.clone(), self.index);
                 self.pending.extend((0..self.m).map(|_| Err(e.clone())));
@@ -411,7 +421,12 @@ mod tests {
     use super::*;
 
     fn items(v: impl IntoIterator<Item = i64>) -> Stream {
-        Box::new(v.into_iter().map(|x| Ok(Value::Int(x))).collect::<Vec<_>>().into_iter())
+        Box::new(
+            v.into_iter()
+                .map(|x| Ok(Value::Int(x)))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
     }
 
     fn vals(s: impl Iterator<Item = Item>) -> Vec<i64> {
@@ -432,7 +447,10 @@ mod tests {
             let parts = distribute(src, k, chunk);
             let lists: Vec<Vec<i64>> = parts
                 .into_iter()
-                .map(|p| p.map(|i| i.as_slice()[0].clone().unwrap().as_int().unwrap()).collect())
+                .map(|p| {
+                    p.map(|i| i.as_slice()[0].clone().unwrap().as_int().unwrap())
+                        .collect()
+                })
                 .collect();
             // Re-merge by hand, chunk by chunk.
             let mut out = Vec::new();
@@ -487,9 +505,21 @@ mod tests {
     #[test]
     fn produce_splits_or_reports() {
         let src: Stream = Box::new(
-            vec![Ok(Value::list([1, 2])), Ok(Value::Int(3)), Ok(Value::list([4, 5]))].into_iter(),
+            vec![
+                Ok(Value::list([1, 2])),
+                Ok(Value::Int(3)),
+                Ok(Value::list([4, 5])),
+            ]
+            .into_iter(),
         );
-        let out: Vec<Item> = Produce { src, m: 2, pending: VecDeque::new(), node: "p".into(), index: 0 }.collect();
+        let out: Vec<Item> = Produce {
+            src,
+            m: 2,
+            pending: VecDeque::new(),
+            node: "p".into(),
+            index: 0,
+        }
+        .collect();
         assert_eq!(out.len(), 6);
         assert_eq!(out[0], Ok(Value::Int(1)));
         assert_eq!(out[2].as_ref().unwrap_err().kind(), ErrorKind::Produce);

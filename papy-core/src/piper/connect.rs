@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::adapters::{
-    distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream, Zip,
+    distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream,
+    Zip,
 };
 use super::Piper;
 use crate::dagger::Dagger;
@@ -103,7 +104,11 @@ fn node_stream(
                 ordered: piper.ordered_value(),
                 dependent: !is_input,
             };
-            let parts = if k == 1 { vec![inbox] } else { distribute(inbox, k, stride) };
+            let parts = if k == 1 {
+                vec![inbox]
+            } else {
+                distribute(inbox, k, stride)
+            };
             let mut readers = Vec::with_capacity(k);
             for (j, part) in parts.into_iter().enumerate() {
                 let task = Arc::new(PiperTask {
@@ -221,7 +226,9 @@ fn connect_nodes(
                     readers
                         .get_mut(u.name())
                         .and_then(VecDeque::pop_front)
-                        .ok_or_else(|| Error::Graph(format!("internal: no stream left from `{}`", u.name())))
+                        .ok_or_else(|| {
+                            Error::Graph(format!("internal: no stream left from `{}`", u.name()))
+                        })
                 })
                 .collect::<Result<_>>()?
         };

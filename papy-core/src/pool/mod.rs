@@ -71,7 +71,22 @@ macro_rules! into_inbox_value {
     )*};
 }
 into_inbox_value!(
-    crate::Value, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64, bool, String, &'static str
+    crate::Value,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    isize,
+    f32,
+    f64,
+    bool,
+    String,
+    &'static str
 );
 
 /// The function a task applies to each item.
@@ -180,7 +195,11 @@ impl Job {
     /// Delivers the same error for every item of the job.
     pub fn fail_all(&self, error: ItemError) {
         let items = (0..self.inboxes.len())
-            .map(|k| Err(error.clone().at(self.task.func.name(), self.first + k as u64)))
+            .map(|k| {
+                Err(error
+                    .clone()
+                    .at(self.task.func.name(), self.first + k as u64))
+            })
             .collect();
         self.deliver(self.first, items);
     }
@@ -188,7 +207,13 @@ impl Job {
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Job(task {}, items {}..{})", self.task.id, self.first, self.first + self.inboxes.len() as u64)
+        write!(
+            f,
+            "Job(task {}, items {}..{})",
+            self.task.id,
+            self.first,
+            self.first + self.inboxes.len() as u64
+        )
     }
 }
 

@@ -89,7 +89,10 @@ impl ThreadPool {
             .spawn(move || watchdog(&shared));
         match handle {
             Ok(h) => *w = Some(h),
-            Err(e) => tracing::error!("NuMap `{}`: cannot start the timeout watchdog: {e}", self.shared.name),
+            Err(e) => tracing::error!(
+                "NuMap `{}`: cannot start the timeout watchdog: {e}",
+                self.shared.name
+            ),
         }
     }
 }
@@ -136,8 +139,9 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
                 drop(st);
                 let rest = job.inboxes.len() - k - 1;
                 if rest > 0 {
-                    let err = ItemError::new(ErrorKind::WorkerDied, "worker abandoned after a timeout")
-                        .with_function(job.func().name());
+                    let err =
+                        ItemError::new(ErrorKind::WorkerDied, "worker abandoned after a timeout")
+                            .with_function(job.func().name());
                     let items = (1..=rest as u64)
                         .map(|j| Err(err.clone().at(job.func().name(), index + j)))
                         .collect();
@@ -186,7 +190,10 @@ fn watchdog(shared: &Arc<Shared>) {
             // Forget the abandoned thread (it exits by itself if its call ever returns).
             lock(&shared.workers).retain(|(s, _)| !Arc::ptr_eq(s, &slot));
             if let Err(e) = spawn_worker(shared) {
-                tracing::error!("NuMap `{}`: cannot replace a timed-out worker: {e}", shared.name);
+                tracing::error!(
+                    "NuMap `{}`: cannot replace a timed-out worker: {e}",
+                    shared.name
+                );
             }
         }
     }
@@ -209,10 +216,16 @@ impl Pool for ThreadPool {
         match tx.as_ref() {
             Some(tx) => {
                 if let Err(e) = tx.send(job) {
-                    e.0.fail_all(ItemError::new(ErrorKind::WorkerDied, "the thread pool is shut down"));
+                    e.0.fail_all(ItemError::new(
+                        ErrorKind::WorkerDied,
+                        "the thread pool is shut down",
+                    ));
                 }
             }
-            None => job.fail_all(ItemError::new(ErrorKind::WorkerDied, "the thread pool is shut down")),
+            None => job.fail_all(ItemError::new(
+                ErrorKind::WorkerDied,
+                "the thread pool is shut down",
+            )),
         }
     }
 
