@@ -28,6 +28,38 @@ pub enum ErrorKind {
     Input,
 }
 
+impl ErrorKind {
+    const ALL: [ErrorKind; 8] = [
+        ErrorKind::Function,
+        ErrorKind::Panic,
+        ErrorKind::Conversion,
+        ErrorKind::Timeout,
+        ErrorKind::Unmatched,
+        ErrorKind::Produce,
+        ErrorKind::WorkerDied,
+        ErrorKind::Input,
+    ];
+
+    /// A stable number for the kind, used on the wire (plugins, processes).
+    ///
+    /// ```
+    /// use papy_core::ErrorKind;
+    /// assert_eq!(ErrorKind::from_code(ErrorKind::Timeout.code()), Some(ErrorKind::Timeout));
+    /// assert_eq!(ErrorKind::from_code(200), None);
+    /// ```
+    pub fn code(self) -> u8 {
+        Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .map_or(0, |i| i as u8)
+    }
+
+    /// The kind with this [`code`](Self::code), if any.
+    pub fn from_code(code: u8) -> Option<ErrorKind> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1,0 +1,40 @@
+//! The `math` example plugin: square, scale by an argument, a CPU-bound
+//! function, and one that panics on bad input (to show panics stay inside).
+
+use papy::worker;
+
+/// Squares an integer.
+#[worker]
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+/// Multiplies by `factor`.
+#[worker]
+fn scale(x: f64, factor: f64) -> f64 {
+    x * factor
+}
+
+/// Burns CPU: `rounds` rounds of an LCG seeded with `x`; returns the low bit.
+#[worker]
+fn burn(x: i64, rounds: i64) -> i64 {
+    let mut acc = x as u64;
+    for _ in 0..rounds {
+        acc = std::hint::black_box(
+            acc.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+    (acc & 1) as i64
+}
+
+/// Returns its input; panics on negative numbers.
+#[worker]
+fn fragile(x: i64) -> i64 {
+    if x < 0 {
+        panic!("fragile got a negative number: {x}");
+    }
+    x
+}
+
+papy_plugins::export_plugin!(name = "math");

@@ -1,0 +1,77 @@
+//! The `text` example plugin: tokenizing, lower-casing, counting, l33t.
+//!
+//! Build: `cargo build -p papy-plugin-text` (gives `target/debug/libtext.so`).
+
+use std::collections::BTreeMap;
+
+use papy::worker;
+
+/// Splits a line into words (letters, digits and apostrophes).
+#[worker]
+fn tokenize(line: String) -> Vec<String> {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Lower-cases a string, or every string of a list.
+#[worker]
+fn lowercase(v: papy::Value) -> Result<papy::Value, String> {
+    match &v {
+        papy::Value::Str(s) => Ok(papy::Value::from(s.to_lowercase())),
+        papy::Value::List(l) => l
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(|s| papy::Value::from(s.to_lowercase()))
+                    .ok_or("not a string")
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(papy::Value::from)
+            .map_err(str::to_string),
+        other => Err(format!(
+            "expected a string or a list of strings, got {}",
+            other.kind()
+        )),
+    }
+}
+
+/// Counts the words of a list: `{word: count}`.
+#[worker]
+fn word_counts(words: Vec<String>) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for w in words {
+        *counts.entry(w).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Merges word-count maps (a consumed batch of them).
+#[worker]
+fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
+    let mut total = BTreeMap::new();
+    for m in maps {
+        for (w, n) in m {
+            *total.entry(w).or_insert(0) += n;
+        }
+    }
+    total
+}
+
+/// Writes a string in l33t: a->4, e->3, l->1, o->0, t->7.
+#[worker]
+fn l33t(s: String) -> String {
+    s.chars()
+        .map(|c| match c {
+            'a' => '4',
+            'e' => '3',
+            'l' => '1',
+            'o' => '0',
+            't' => '7',
+            c => c,
+        })
+        .collect()
+}
+
+papy_plugins::export_plugin!(name = "text", version = "0.1.0");

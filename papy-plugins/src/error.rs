@@ -1,0 +1,101 @@
+//! Errors of loading plugins: each says what was wrong with which file.
+
+use std::path::PathBuf;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// The file could not be read.
+    #[error("cannot read plugin `{}`: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The dynamic loader refused the file.
+    #[error("cannot load `{}` as a shared library (wrong architecture, corrupt or truncated file?): {message}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The library has no papy entry symbol.
+    #[error("`{}` is not a papy plugin: it has no `papy_plugin_manifest` symbol (did it call papy_plugins::export_plugin!?)", .path.display())]
+    NotAPlugin {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The manifest does not start with papy's magic number.
+    #[error("`{}` is not a papy plugin: its manifest has the wrong magic number {found:#x}", .path.display())]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic found.
+        found: u64,
+    },
+    /// The plugin was built for another major version of the ABI.
+    #[error("plugin `{}` uses plugin ABI {}.{}, this host needs ABI {}.x: rebuild the plugin against this papy", .path.display(), .found.0, .found.1, .expected)]
+    AbiMismatch {
+        /// The file.
+        path: PathBuf,
+        /// (major, minor) found.
+        found: (u32, u32),
+        /// The host's major.
+        expected: u32,
+    },
+    /// The manifest is smaller than this host's (an older minor version).
+    #[error("plugin `{}` has a manifest of {found} bytes, this host needs {expected}: rebuild the plugin", .path.display())]
+    ManifestTooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Size found.
+        found: usize,
+        /// Size expected.
+        expected: usize,
+    },
+    /// The manifest is malformed (null pointers, invalid UTF-8...).
+    #[error("plugin `{}` has an invalid manifest: {message}", .path.display())]
+    InvalidManifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// This file is already loaded.
+    #[error("plugin `{}` is already loaded", .path.display())]
+    AlreadyLoaded {
+        /// The file (canonical).
+        path: PathBuf,
+    },
+    /// Another file already provided a plugin of this name.
+    #[error("a plugin named `{name}` is already loaded from `{}`; refusing `{}`", .existing.display(), .path.display())]
+    DuplicateName {
+        /// The plugin name.
+        name: String,
+        /// The file loaded first.
+        existing: PathBuf,
+        /// The refused file.
+        path: PathBuf,
+    },
+    /// A plugin function could not be registered.
+    #[error("plugin `{name}`: {source}")]
+    Register {
+        /// The plugin name.
+        name: String,
+        /// The registry's error.
+        source: papy_core::Error,
+    },
+    /// No file for a plugin name on the search path.
+    #[error("no plugin named `{name}` ({file}) in the search path: {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        /// The plugin name.
+        name: String,
+        /// The file name looked for.
+        file: String,
+        /// The directories searched.
+        searched: Vec<PathBuf>,
+    },
+}

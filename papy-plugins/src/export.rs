@@ -1,0 +1,218 @@
+//! The plugin side: [`export_plugin!`](crate::export_plugin) and the code it
+//! calls, compiled into every plugin.
+//!
+//! The manifest is built once, on the first call of the entry symbol, from
+//! the plugin's own registry (a cdylib has its own copy of the `inventory`
+//! registry, which is exactly why the host cannot see these functions
+//! without this table). Only functions defined in the plugin crate are
+//! exported; names lose the crate prefix (`my_plugin.f` becomes `f`, which
+//! the host registers as `plugin_name.f`).
+
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
+
+use papy_core::registry::{self, Function};
+use papy_core::Value;
+
+use crate::abi::{
+    Manifest, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry, ABI_MAJOR, ABI_MINOR, MAGIC,
+    STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+};
+
+/// Declares the current crate (built as a `cdylib`) a papy plugin.
+///
+/// ```text
+/// // in the plugin crate's lib.rs (compiled in examples/plugins/)
+/// use papy::worker;
+///
+/// /// Lower-cases a string.
+/// #[worker]
+/// fn lowercase(s: String) -> String { s.to_lowercase() }
+///
+/// papy_plugins::export_plugin!(name = "text", version = "0.1.0");
+/// ```
+///
+/// The version may be left out (the crate's version is used).
+#[macro_export]
+macro_rules! export_plugin {
+    (name = $name:expr, version = $version:expr $(,)?) => {
+        /// The papy plugin entry point: returns this plugin's manifest.
+        #[no_mangle]
+        pub extern "C" fn papy_plugin_manifest() -> *const $crate::abi::Manifest {
+            $crate::__private::manifest($name, $version, ::core::module_path!())
+        }
+    };
+    (name = $name:expr $(,)?) => {
+        $crate::export_plugin!(name = $name, version = ::core::env!("CARGO_PKG_VERSION"));
+    };
+}
+
+static FUNCTIONS: OnceLock<Vec<Arc<Function>>> = OnceLock::new();
+static MANIFEST: OnceLock<usize> = OnceLock::new();
+
+fn leak_str(s: &str) -> StrRef {
+    let s: &'static str = Box::leak(s.to_string().into_boxed_str());
+    StrRef {
+        ptr: s.as_ptr().cast::<c_char>(),
+        len: s.len(),
+    }
+}
+
+fn own_functions(crate_prefix: &str) -> Vec<(String, Arc<Function>)> {
+    let prefix = format!("{}.", registry::normalise(crate_prefix));
+    registry::functions()
+        .into_iter()
+        .filter_map(|f| {
+            f.name
+                .strip_prefix(&prefix)
+                .map(|short| (short.to_string(), f.clone()))
+        })
+        .collect()
+}
+
+/// Builds (once) and returns the manifest. Called by the entry symbol.
+pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifest {
+    let addr = *MANIFEST.get_or_init(|| {
+        let own = own_functions(crate_prefix);
+        let entries: Vec<WorkerEntry> = own
+            .iter()
+            .map(|(short, f)| {
+                let imports: Vec<StrRef> = f.imports.iter().map(|s| leak_str(s)).collect();
+                let imports: &'static [StrRef] = Box::leak(imports.into_boxed_slice());
+                let (params, params_len) = match &f.params {
+                    None => (std::ptr::null(), usize::MAX),
+                    Some(ps) => {
+                        let ps: Vec<ParamEntry> = ps
+                            .iter()
+                            .map(|p| ParamEntry {
+                                name: leak_str(p.name),
+                                optional: u8::from(p.optional),
+                            })
+                            .collect();
+                        let ps: &'static [ParamEntry] = Box::leak(ps.into_boxed_slice());
+                        (ps.as_ptr(), ps.len())
+                    }
+                };
+                WorkerEntry {
+                    name: leak_str(short),
+                    doc: leak_str(&f.doc),
+                    imports: imports.as_ptr(),
+                    imports_len: imports.len(),
+                    forgive: u8::from(f.forgive),
+                    params,
+                    params_len,
+                    inputs: f.inputs.map_or(-1, |n| n as i64),
+                    call,
+                }
+            })
+            .collect();
+        let _ = FUNCTIONS.set(own.into_iter().map(|(_, f)| f).collect());
+        let entries: &'static [WorkerEntry] = Box::leak(entries.into_boxed_slice());
+        let m = Box::leak(Box::new(Manifest {
+            header: ManifestHeader {
+                magic: MAGIC,
+                abi_major: ABI_MAJOR,
+                abi_minor: ABI_MINOR,
+                size: std::mem::size_of::<Manifest>(),
+            },
+            name: leak_str(name),
+            version: leak_str(version),
+            papy_version: leak_str(env!("CARGO_PKG_VERSION")),
+            rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
+            workers: entries.as_ptr(),
+            workers_len: entries.len(),
+            free,
+        }));
+        std::ptr::from_ref::<Manifest>(m) as usize
+    });
+    addr as *const Manifest
+}
+
+fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+fn dispatch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
+    let Some(f) = FUNCTIONS.get().and_then(|fs| fs.get(index)) else {
+        return (
+            STATUS_BAD_INPUT,
+            encode(&format!("the plugin has no worker number {index}")),
+        );
+    };
+    let (inbox, args): (Vec<Value>, Vec<Value>) = match rmp_serde::from_slice(bytes) {
+        Ok(x) => x,
+        Err(e) => {
+            return (
+                STATUS_BAD_INPUT,
+                encode(&format!("cannot decode the call: {e}")),
+            )
+        }
+    };
+    match f.invoke(&inbox, &args) {
+        Ok(v) => match rmp_serde::to_vec(&v) {
+            Ok(b) => (STATUS_OK, b),
+            Err(e) => (
+                STATUS_BAD_INPUT,
+                encode(&format!("cannot encode the result: {e}")),
+            ),
+        },
+        Err(e) => (STATUS_ERROR, encode(&(e.kind().code(), e.message()))),
+    }
+}
+
+/// The call shim of every exported worker.
+///
+/// # Safety
+/// `input` must point to `input_len` readable bytes (or be null with length
+/// 0) and `out` must point to a writable [`OutBuf`]; the host guarantees both.
+pub unsafe extern "C" fn call(
+    index: usize,
+    input: *const u8,
+    input_len: usize,
+    out: *mut OutBuf,
+) -> i32 {
+    let bytes: &[u8] = if input.is_null() || input_len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract above).
+        unsafe { std::slice::from_raw_parts(input, input_len) }
+    };
+    let (status, payload) = match catch_unwind(AssertUnwindSafe(|| dispatch(index, bytes))) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".into());
+            (STATUS_PANIC, encode(&msg))
+        }
+    };
+    let mut payload = std::mem::ManuallyDrop::new(payload);
+    if out.is_null() {
+        std::mem::ManuallyDrop::into_inner(payload);
+        return STATUS_BAD_INPUT;
+    }
+    // SAFETY: `out` is a valid, writable OutBuf (ABI contract above); the buffer is
+    // handed over to the host, which returns it to `free` below.
+    unsafe {
+        *out = OutBuf {
+            ptr: payload.as_mut_ptr(),
+            len: payload.len(),
+            cap: payload.capacity(),
+        };
+    }
+    status
+}
+
+/// Frees a buffer returned by [`call`].
+///
+/// # Safety
+/// `(ptr, len, cap)` must come from one `OutBuf` written by [`call`], freed once.
+pub unsafe extern "C" fn free(ptr: *mut u8, len: usize, cap: usize) {
+    if !ptr.is_null() {
+        // SAFETY: the triple is exactly the parts of a Vec<u8> that `call` leaked.
+        drop(unsafe { Vec::from_raw_parts(ptr, len, cap) });
+    }
+}

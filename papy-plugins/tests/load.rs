@@ -1,0 +1,178 @@
+//! Loading plugins: listing, calling, pipelines mixing built-in and plugin
+//! functions, panics, and every ABI failure path.
+
+mod support;
+
+use papy_core::{registry, Dagger, ErrorKind, NuMap, Piper, Plumber, Source, Value, Worker};
+use papy_plugins::{load, PluginError};
+use std::sync::{Arc, OnceLock};
+use support::plugin_file;
+
+fn text_and_math() -> (Arc<papy_plugins::Plugin>, Arc<papy_plugins::Plugin>) {
+    static P: OnceLock<(Arc<papy_plugins::Plugin>, Arc<papy_plugins::Plugin>)> = OnceLock::new();
+    P.get_or_init(|| {
+        (
+            load(plugin_file("text")).expect("load text"),
+            load(plugin_file("math")).expect("load math"),
+        )
+    })
+    .clone()
+}
+
+#[test]
+fn functions_are_listed_with_metadata() {
+    let (text, math) = text_and_math();
+    assert_eq!(text.name(), "text");
+    assert_eq!(text.version(), "0.1.0");
+    assert_eq!(math.version(), env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.rustc_version().starts_with("rustc "),
+        "{}",
+        text.rustc_version()
+    );
+    assert_eq!(text.sha256().len(), 64);
+    for f in [
+        "text.tokenize",
+        "text.lowercase",
+        "text.word_counts",
+        "text.l33t",
+    ] {
+        assert!(
+            text.functions().iter().any(|n| n == f),
+            "{f} in {:?}",
+            text.functions()
+        );
+    }
+    let scale = registry::lookup("math.scale").unwrap();
+    assert_eq!(scale.doc, "Multiplies by `factor`.");
+    assert_eq!(scale.params.as_ref().map(|p| p[0].name), Some("factor"));
+    assert!(
+        registry::lookup("math.papy.ipasser").is_err(),
+        "built-ins are not re-exported"
+    );
+}
+
+#[test]
+fn calls_convert_arguments_and_results() {
+    text_and_math();
+    let w = Worker::with_named("math.scale", [("factor", 2.5)]).unwrap();
+    assert_eq!(w.call(&[Value::Float(2.0)]).unwrap(), Value::Float(5.0));
+    let w = Worker::new("text.tokenize")
+        .unwrap()
+        .then(Worker::new("text.word_counts").unwrap());
+    let counts = w.call(&[Value::from("a b a")]).unwrap();
+    assert_eq!(counts.get("a"), Some(&Value::Int(2)));
+    let e = Worker::new("text.lowercase")
+        .unwrap()
+        .call(&[Value::Int(3)])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Function);
+    assert!(e.message().contains("got int"), "{e}");
+    let e = Worker::new("math.square")
+        .unwrap()
+        .call(&[Value::from("x")])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conversion);
+}
+
+#[test]
+fn plugin_panic_becomes_an_error_item_and_the_host_goes_on() {
+    text_and_math();
+    let w = Worker::new("math.fragile").unwrap();
+    let e = w.call(&[Value::Int(-3)]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Panic);
+    assert!(e.message().contains("negative number: -3"), "{e}");
+    assert_eq!(w.call(&[Value::Int(4)]).unwrap(), Value::Int(4));
+}
+
+#[test]
+fn pipeline_mixing_builtin_and_plugin_functions_on_threads() {
+    text_and_math();
+    for workers in [1, 2] {
+        let m = NuMap::builder().workers(workers).stride(3).build().unwrap();
+        let mut d = Dagger::new();
+        let sq = Worker::new("math.square").unwrap();
+        d.add_piper(Piper::new("square", sq).parallel(&m)).unwrap();
+        d.add_piper(Piper::new("fragile", Worker::new("math.fragile").unwrap()).parallel(&m))
+            .unwrap();
+        let show = Worker::with_args("papy.njoiner", [Value::Null, Value::from("")]).unwrap();
+        d.add_piper(Piper::new("show", show)).unwrap();
+        d.add_pipe(["square", "fragile", "show"]).unwrap();
+        let mut p = Plumber::new(d);
+        let out = p.collect("show").unwrap();
+        p.start([("square", Source::values(0..20i64))]).unwrap();
+        p.run().unwrap();
+        assert!(p.wait(None).unwrap());
+        let got: Vec<Value> = out.take().into_iter().map(|r| r.unwrap()).collect();
+        let want: Vec<Value> = (0..20i64)
+            .map(|x| Value::from((x * x).to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn loading_the_same_file_twice_is_refused() {
+    let (text, _) = text_and_math();
+    match load(text.path()) {
+        Err(PluginError::AlreadyLoaded { path }) => assert_eq!(path, text.path()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_second_plugin_with_the_same_name_is_refused() {
+    text_and_math();
+    let dir = std::env::temp_dir().join(format!("papy-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join(papy_plugins::SearchPath::file_name("text"));
+    std::fs::copy(plugin_file("text"), &copy).unwrap();
+    let err = load(&copy).unwrap_err();
+    assert!(
+        matches!(err, PluginError::DuplicateName { ref name, .. } if name == "text"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_library_without_the_entry_symbol_is_not_a_plugin() {
+    let err = load(plugin_file("papy_fixture_not_plugin")).unwrap_err();
+    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err}");
+    assert!(err.to_string().contains("is not a papy plugin"));
+}
+
+#[test]
+fn a_plugin_for_another_abi_major_is_refused() {
+    let err = load(plugin_file("papy_fixture_bad_abi")).unwrap_err();
+    match &err {
+        PluginError::AbiMismatch {
+            found, expected, ..
+        } => {
+            assert_eq!(*found, (999, 7));
+            assert_eq!(*expected, papy_plugins::abi::ABI_MAJOR);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("ABI 999.7"), "{err}");
+}
+
+#[test]
+fn a_truncated_library_and_a_text_file_fail_to_open() {
+    let dir = std::env::temp_dir().join(format!("papy-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(plugin_file("math")).unwrap();
+    let truncated = dir.join("libtruncated.so");
+    std::fs::write(&truncated, &bytes[..4096.min(bytes.len())]).unwrap();
+    let err = load(&truncated).unwrap_err();
+    assert!(matches!(err, PluginError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let text = dir.join("libnotes.so");
+    std::fs::write(&text, "just some text\n").unwrap();
+    assert!(matches!(load(&text), Err(PluginError::Open { .. })));
+    assert!(matches!(
+        load(dir.join("missing.so")),
+        Err(PluginError::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
