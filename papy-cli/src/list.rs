@@ -1,20 +1,43 @@
 //! `papy list`: the registered worker functions.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use papy_core::registry;
 
 /// Arguments of `papy list`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Load a plugin first: a file path, or a name looked up on the plugin path.
+    #[arg(long = "plugin", value_name = "PLUGIN")]
+    plugins: Vec<String>,
+    /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
+    #[arg(long = "plugin-path", value_name = "DIR")]
+    plugin_path: Vec<PathBuf>,
+}
+
+fn load_plugins(args: &ListArgs) -> anyhow::Result<()> {
+    let search = papy_plugins::SearchPath::with_env(args.plugin_path.iter().cloned());
+    for p in &args.plugins {
+        let path = Path::new(p);
+        if path.is_file() {
+            papy_plugins::load(path).with_context(|| format!("loading plugin file `{p}`"))?;
+        } else {
+            papy_plugins::load_by_name(p, &search)
+                .with_context(|| format!("loading plugin `{p}`"))?;
+        }
+    }
+    papy_plugins::install_resolver(search);
+    Ok(())
 }
 
 /// Writes the list to `out`.
 pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    load_plugins(args)?;
     let functions = registry::functions();
     if args.json {
         let rows: Vec<serde_json::Value> = functions
@@ -37,6 +60,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     for f in &functions {
         let params = match &f.params {
             None => "(inbox, *args)".to_string(),
+            Some(ps) if ps.is_empty() => "(inbox)".to_string(),
             Some(ps) => {
                 let names: Vec<String> = ps
                     .iter()
@@ -73,11 +97,18 @@ mod tests {
     #[test]
     fn lists_builtins_as_text_and_json() {
         let mut buf = Vec::new();
-        run(&ListArgs { json: false }, &mut buf).unwrap();
+        run(&ListArgs::default(), &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
         assert!(text.contains("papy.ipasser(inbox, i?)"), "{text}");
         let mut buf = Vec::new();
-        run(&ListArgs { json: true }, &mut buf).unwrap();
+        run(
+            &ListArgs {
+                json: true,
+                ..ListArgs::default()
+            },
+            &mut buf,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert!(v
             .as_array()

@@ -21,9 +21,16 @@ enum Command {
     List(list::ListArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("papy: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }

@@ -89,7 +89,7 @@ pub enum PluginError {
         source: papy_core::Error,
     },
     /// No file for a plugin name on the search path.
-    #[error("no plugin named `{name}` ({file}) in the search path: {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("no plugin named `{name}` ({file}) in the search path: {}", searched_list(.searched))]
     NotFound {
         /// The plugin name.
         name: String,
@@ -98,4 +98,15 @@ pub enum PluginError {
         /// The directories searched.
         searched: Vec<PathBuf>,
     },
+}
+
+fn searched_list(dirs: &[PathBuf]) -> String {
+    if dirs.is_empty() {
+        "(empty: give a plugin directory or set PAPY_PLUGIN_PATH)".to_string()
+    } else {
+        dirs.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
