@@ -30,6 +30,8 @@ struct QState {
     handed: u64,
     total: Option<u64>,
     credits: Option<Arc<Credits>>,
+    /// Readers blocked on the condition variable.
+    parked: usize,
 }
 
 pub(crate) struct ResultQueue {
@@ -58,6 +60,7 @@ impl ResultQueue {
             next: first_index,
             handed: first_index,
             credits: Some(credits),
+            parked: s.parked,
             ..QState::default()
         };
     }
@@ -67,13 +70,20 @@ impl ResultQueue {
             return;
         }
         let mut s = self.lock();
+        // Wake readers only when they can use this batch: in ordered mode,
+        // only the next expected batch unblocks them. Waking a reader for
+        // nothing costs a context switch that a busy worker pays for.
+        let useful = !s.ordered || first == s.next;
         if s.ordered {
             s.by_index.insert(first, items);
         } else {
             s.fifo.push_back((first, items));
         }
+        let wake = useful && s.parked > 0;
         drop(s);
-        self.cv.notify_all();
+        if wake {
+            self.cv.notify_all();
+        }
     }
 
     /// The feeder submitted `total` items in all (counting from index 0 of the first run).
@@ -141,11 +151,13 @@ impl ResultQueue {
                 s = self.lock();
                 continue;
             }
+            s.parked += 1;
             s = match deadline {
                 None => self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        s.parked -= 1;
                         return Take::TimedOut;
                     }
                     self.cv
@@ -154,6 +166,7 @@ impl ResultQueue {
                         .0
                 }
             };
+            s.parked -= 1;
         }
     }
 }
