@@ -47,6 +47,30 @@ pub use papy_core::*;
 /// Registers a function as a papy worker (see `papy-macros`).
 pub use papy_macros::worker;
 
+/// Makes this binary usable as its own process worker under `cargo test`,
+/// where the test harness owns `main` so [`worker_main`] cannot be called:
+/// a constructor runs before `main` and serves tasks when the process was
+/// started as a worker (`PAPY_WORKER=stdio`). Put it once in a test file.
+///
+/// ```
+/// papy::enable_test_support!();
+/// ```
+#[macro_export]
+macro_rules! enable_test_support {
+    () => {
+        #[$crate::__private::ctor::ctor]
+        fn __papy_test_support_worker_hook() {
+            $crate::worker_main();
+        }
+    };
+}
+
+/// Used by the macros of this crate; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ctor;
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use papy_core::{

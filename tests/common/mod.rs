@@ -94,6 +94,12 @@ pub fn piper(name: &str, worker: Worker, m: &Option<NuMap>) -> Piper {
 ///         -> mul(x3)                                     -> join
 pub fn fork_join(r: Resources) -> Dagger {
     let m = numap(r, "fj");
+    fork_join_on(&m, &m)
+}
+
+/// The fork/join pipeline with its left branch on `m` and the rest on `n`.
+pub fn fork_join_on(n: &Option<NuMap>, m: &Option<NuMap>) -> Dagger {
+    let m = m.clone();
     let mut d = Dagger::new();
     d.add_piper(piper("src", Worker::with_args("t_add", [1]).unwrap(), &m))
         .unwrap();
@@ -105,9 +111,9 @@ pub fn fork_join(r: Resources) -> Dagger {
     .unwrap();
     d.add_piper(piper("sum", Worker::new("t_sum").unwrap(), &m).consume(2))
         .unwrap();
-    d.add_piper(piper("mul", Worker::with_args("t_mul", [3]).unwrap(), &m))
+    d.add_piper(piper("mul", Worker::with_args("t_mul", [3]).unwrap(), n))
         .unwrap();
-    d.add_piper(piper("join", Worker::new("t_join").unwrap(), &m))
+    d.add_piper(piper("join", Worker::new("t_join").unwrap(), n))
         .unwrap();
     d.add_pipe(["src", "pair", "sum", "join"]).unwrap();
     d.add_pipe(["src", "mul", "join"]).unwrap();
@@ -138,4 +144,23 @@ pub fn run_all(d: Dagger, input: Vec<Item>) -> Vec<(String, Vec<Item>)> {
 
 pub fn ints(v: impl IntoIterator<Item = i64>) -> Vec<Item> {
     v.into_iter().map(|x| Ok(Value::Int(x))).collect()
+}
+
+/// On item `k`, writes this process's id to `path`, then sleeps `ms`.
+#[worker]
+pub fn t_report_pid_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
+    if x == k {
+        let _ = std::fs::write(&path, std::process::id().to_string());
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    x
+}
+
+/// Aborts the process on item `k`.
+#[worker]
+pub fn t_abort_on(x: i64, k: i64) -> i64 {
+    if x == k {
+        std::process::abort();
+    }
+    x
 }

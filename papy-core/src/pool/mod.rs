@@ -8,6 +8,7 @@
 //! the whole contract, so thread, process and remote pools plug in without
 //! touching the weave.
 
+mod process;
 mod thread;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use crate::error::{Item, ItemError, Result};
 use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
+pub use process::{ProcessPool, WorkerCommand, WORKER_ENV};
 pub use thread::ThreadPool;
 
 /// The inputs of one item: one entry per input pipe.

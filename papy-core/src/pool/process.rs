@@ -1,0 +1,547 @@
+//! Process and remote pools: workers are child processes speaking the
+//! protocol (`protocol/`) on their stdin/stdout.
+//!
+//! Each worker slot has a proxy thread that owns one child: it sends a
+//! job's items as one `Task` frame and waits for the `Result`. A child that
+//! dies (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed
+//! pipe) turns the items it held into `WorkerDied` errors ("worker process
+//! died: signal 9") and is replaced at the next job; after
+//! `max_deaths` consecutive deaths the pool gives up and fails every
+//! further item with a clear error instead of respawning forever. A task
+//! timeout kills and replaces the child. Dropping the pool asks every child
+//! to exit, then kills what is left, and waits for each: no zombies.
+//!
+//! "Remote" workers are the same thing started through any command, e.g.
+//! `ssh host papy worker --stdio`: SSH brings authentication and encryption.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{BufWriter, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{Job, Pool, TaskFn};
+use crate::error::{Error, ErrorKind, Item, ItemError, Result};
+use crate::protocol::serve::chain_of;
+use crate::protocol::{read_frame, write_frame, Frame, Hello, ProtocolError, MAX_FRAME};
+
+/// Set in the environment of worker children; a process that has it refuses
+/// to start pools of its own (no fork bombs).
+pub const WORKER_ENV: &str = "PAPY_WORKER";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How to start one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl WorkerCommand {
+    /// `program args...`, which must speak the protocol on stdin/stdout
+    /// (e.g. `papy worker --stdio`).
+    pub fn new<S: Into<OsString>>(
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = S>,
+    ) -> WorkerCommand {
+        WorkerCommand {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The current executable re-executed in worker mode: its `main` must
+    /// call `papy::worker_main()` first (or, under `cargo test`, the binary
+    /// must use `papy::enable_test_support!()`).
+    ///
+    /// # Errors
+    /// The executable's path cannot be found.
+    pub fn current_exe() -> Result<WorkerCommand> {
+        let exe = std::env::current_exe()?;
+        Ok(WorkerCommand::new(exe, Vec::<OsString>::new()))
+    }
+
+    /// A shell command line (`sh -c 'exec ...'`), e.g. for `ssh host papy worker --stdio`.
+    pub fn shell(line: &str) -> WorkerCommand {
+        WorkerCommand::new("sh", ["-c", line])
+    }
+
+    /// Adds an environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> WorkerCommand {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn describe(&self) -> String {
+        let mut s = self.program.to_string_lossy().into_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+}
+
+struct Shared {
+    name: String,
+    kind: &'static str,
+    max_deaths: usize,
+    consecutive_deaths: AtomicUsize,
+    given_up: Mutex<Option<String>>,
+    pids: Mutex<BTreeMap<usize, u32>>,
+    next_id: AtomicUsize,
+}
+
+/// A pool of worker processes (local children or remote commands).
+pub struct ProcessPool {
+    size: usize,
+    kind: &'static str,
+    tx: Mutex<Option<Sender<Job>>>,
+    proxies: Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl ProcessPool {
+    /// `size` local worker processes started with `command`.
+    ///
+    /// # Errors
+    /// Zero workers, or this process is itself a worker.
+    pub fn new(name: &str, size: usize, command: WorkerCommand) -> Result<ProcessPool> {
+        ProcessPool::start(name, "process", vec![(command, size)])
+    }
+
+    /// Remote workers: each command started `n` times (e.g. `ssh host papy worker --stdio`).
+    ///
+    /// # Errors
+    /// No workers, or this process is itself a worker.
+    pub fn remote(name: &str, commands: Vec<(WorkerCommand, usize)>) -> Result<ProcessPool> {
+        ProcessPool::start(name, "remote", commands)
+    }
+
+    fn start(
+        name: &str,
+        kind: &'static str,
+        commands: Vec<(WorkerCommand, usize)>,
+    ) -> Result<ProcessPool> {
+        if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Error::Config(format!(
+                "this process is a papy worker ({WORKER_ENV} is set) and cannot start worker processes; \
+                 does main() call papy::worker_main() first?"
+            )));
+        }
+        let size: usize = commands.iter().map(|(_, n)| n).sum();
+        if size == 0 {
+            return Err(Error::Config(format!(
+                "{kind} pool `{name}` needs at least one worker"
+            )));
+        }
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            kind,
+            max_deaths: 5,
+            consecutive_deaths: AtomicUsize::new(0),
+            given_up: Mutex::new(None),
+            pids: Mutex::new(BTreeMap::new()),
+            next_id: AtomicUsize::new(0),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut proxies = Vec::with_capacity(size);
+        let mut slot = 0;
+        for (cmd, n) in commands {
+            for _ in 0..n {
+                let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
+                let h = std::thread::Builder::new()
+                    .name(format!("{name}-proxy-{slot}"))
+                    .spawn(move || proxy(slot, &cmd, &rx, &sh))?;
+                proxies.push(h);
+                slot += 1;
+            }
+        }
+        Ok(ProcessPool {
+            size,
+            kind,
+            tx: Mutex::new(Some(tx)),
+            proxies: Mutex::new(proxies),
+            shared,
+        })
+    }
+
+    /// The process ids of the live children, by worker slot.
+    pub fn pids(&self) -> BTreeMap<usize, u32> {
+        lock(&self.shared.pids).clone()
+    }
+}
+
+struct Conn {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    frames: Receiver<std::result::Result<Frame, ProtocolError>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Conn {
+    fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
+        let mut c = Command::new(&cmd.program);
+        c.args(&cmd.args)
+            .env(WORKER_ENV, "stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the child has no stdin/stdout pipes".into());
+        };
+        let (ftx, frx) = crossbeam_channel::unbounded();
+        let reader = std::thread::Builder::new()
+            .name("papy-child-reader".into())
+            .spawn(move || loop {
+                let f = read_frame(&mut stdout, MAX_FRAME);
+                let end = f.is_err();
+                if ftx.send(f).is_err() || end {
+                    return;
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let mut conn = Conn {
+            child,
+            stdin: BufWriter::new(stdin),
+            frames: frx,
+            reader: Some(reader),
+        };
+        match conn.frames.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(Frame::Hello(h))) => {
+                if let Err(m) = h.check() {
+                    let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
+                    conn.kill();
+                    return Err(format!("`{}`: {m}", cmd.describe()));
+                }
+            }
+            Ok(Ok(Frame::Fatal { message })) => {
+                conn.kill();
+                return Err(format!("`{}` refused: {message}", cmd.describe()));
+            }
+            Ok(Ok(other)) => {
+                conn.kill();
+                return Err(format!(
+                    "`{}` did not start with a Hello frame (got {other:?})",
+                    cmd.describe()
+                ));
+            }
+            Ok(Err(e)) => {
+                let status = conn.kill();
+                return Err(format!(
+                    "`{}` did not answer the handshake ({e}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
+                    cmd.describe(),
+                    status
+                ));
+            }
+            Err(_) => {
+                conn.kill();
+                return Err(format!(
+                    "`{}` did not answer the handshake within 30 s",
+                    cmd.describe()
+                ));
+            }
+        }
+        write_frame(
+            &mut conn.stdin,
+            &Frame::Hello(Hello::here(Vec::new(), Vec::new())),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(conn)
+    }
+
+    /// Kills the child and reaps it; returns how it ended.
+    fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        status.map_or_else(|e| e.to_string(), |s| describe_status(s))
+    }
+
+    /// Reaps a child that already died (its pipe closed).
+    fn reap(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => {
+                    if let Some(r) = self.reader.take() {
+                        let _ = r.join();
+                    }
+                    return describe_status(s);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return self.kill(),
+            }
+        }
+    }
+
+    /// Asks the child to exit, then kills it if it does not.
+    fn shutdown(mut self) {
+        let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
+        let _ = self.stdin.flush();
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+fn describe_status(s: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = s.signal() {
+            return format!("signal {sig}");
+        }
+    }
+    match s.code() {
+        Some(c) => format!("exit status {c}"),
+        None => s.to_string(),
+    }
+}
+
+enum Outcome {
+    Done(Vec<Item>),
+    Died(String),
+    TimedOut(Duration),
+}
+
+fn exchange(conn: &mut Conn, job: &Job, items: Vec<(u64, Vec<crate::Value>)>, id: u64) -> Outcome {
+    let Some(worker) = job.func().worker() else {
+        return Outcome::Died("internal: a task without a Worker reached a process pool".into());
+    };
+    let n = items.len();
+    let frame = Frame::Task {
+        id,
+        chain: chain_of(worker),
+        node: job.func().name(),
+        items,
+    };
+    if let Err(e) = write_frame(&mut conn.stdin, &frame) {
+        return Outcome::Died(format!("cannot send to the worker ({e}); {}", conn.reap()));
+    }
+    let got = match job.timeout() {
+        Some(t) => match conn.frames.recv_timeout(t) {
+            Ok(f) => f,
+            Err(RecvTimeoutError::Timeout) => return Outcome::TimedOut(t),
+            Err(RecvTimeoutError::Disconnected) => Err(ProtocolError::Closed),
+        },
+        None => conn.frames.recv().unwrap_or(Err(ProtocolError::Closed)),
+    };
+    match got {
+        Ok(Frame::Result { id: rid, results }) if rid == id && results.len() == n => Outcome::Done(
+            results
+                .into_iter()
+                .map(crate::protocol::WireItem::into_item)
+                .collect(),
+        ),
+        Ok(Frame::Fatal { message }) => Outcome::Died(format!("the worker failed: {message}")),
+        Ok(other) => Outcome::Died(format!("unexpected frame from the worker: {other:?}")),
+        Err(ProtocolError::Closed) => {
+            Outcome::Died(format!("worker process died: {}", conn.reap()))
+        }
+        Err(e) => Outcome::Died(format!(
+            "worker process sent a bad frame ({e}); {}",
+            conn.kill()
+        )),
+    }
+}
+
+fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
+    let mut conn: Option<Conn> = None;
+    let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
+        if conn.is_none() {
+            let c = Conn::spawn(cmd)?;
+            lock(&sh.pids).insert(slot, c.child.id());
+            *conn = Some(c);
+        }
+        Ok(())
+    };
+    // Start eagerly so the first job does not pay for the start-up.
+    if let Err(e) = respawn(&mut conn) {
+        tracing::warn!("{} pool `{}`: {e}", sh.kind, sh.name);
+    }
+    while let Ok(job) = rx.recv() {
+        if let Some(msg) = lock(&sh.given_up).clone() {
+            job.fail_all(ItemError::new(ErrorKind::WorkerDied, msg));
+            continue;
+        }
+        // Items with an error in their inbox never leave the host: the
+        // Worker passes the error on without calling anything.
+        let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
+        let mut remote = Vec::new();
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            if inbox.as_slice().iter().any(Result::is_err) {
+                results[k] = Some(job.func().call(index, inbox.as_slice()));
+            } else {
+                let values = inbox
+                    .as_slice()
+                    .iter()
+                    .filter_map(|i| i.as_ref().ok().cloned())
+                    .collect();
+                remote.push((k, (index, values)));
+            }
+        }
+        if !remote.is_empty() {
+            let (positions, items): (Vec<usize>, Vec<_>) = remote.into_iter().unzip();
+            let outcome = match respawn(&mut conn) {
+                Err(e) => Outcome::Died(e),
+                Ok(()) => match conn.as_mut() {
+                    Some(c) => exchange(
+                        c,
+                        &job,
+                        items,
+                        sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
+                    ),
+                    None => Outcome::Died("no worker process".into()),
+                },
+            };
+            let failure = match outcome {
+                Outcome::Done(items) => {
+                    sh.consecutive_deaths.store(0, Ordering::Relaxed);
+                    for (p, it) in positions.iter().zip(items) {
+                        results[*p] = Some(it);
+                    }
+                    None
+                }
+                Outcome::TimedOut(t) => {
+                    let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
+                    conn = None;
+                    lock(&sh.pids).remove(&slot);
+                    Some(ItemError::new(
+                        ErrorKind::Timeout,
+                        format!("no result within {t:?}; the worker process was killed ({how}) and replaced"),
+                    ))
+                }
+                Outcome::Died(msg) => {
+                    if let Some(mut c) = conn.take() {
+                        let _ = c.kill();
+                    }
+                    lock(&sh.pids).remove(&slot);
+                    let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
+                    if deaths >= sh.max_deaths {
+                        let m = format!(
+                            "{} pool `{}` gave up after {deaths} consecutive worker deaths (last: {msg})",
+                            sh.kind, sh.name
+                        );
+                        tracing::error!("{m}");
+                        *lock(&sh.given_up) = Some(m);
+                    }
+                    Some(ItemError::new(ErrorKind::WorkerDied, msg))
+                }
+            };
+            if let Some(err) = failure {
+                for p in positions {
+                    let index = job.first + p as u64;
+                    results[p] = Some(Err(err
+                        .clone()
+                        .with_function(job.func().name())
+                        .at(job.func().name(), index)));
+                }
+            }
+        }
+        let items = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
+            .collect();
+        job.deliver(job.first, items);
+    }
+    if let Some(c) = conn.take() {
+        c.shutdown();
+    }
+    lock(&sh.pids).remove(&slot);
+}
+
+impl Pool for ProcessPool {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
+        match f.worker() {
+            Some(w) => match w.first_closure() {
+                None => Ok(()),
+                Some(name) => Err(Error::NotPortable {
+                    function: name.to_string(),
+                    pool: self.kind.to_string(),
+                }),
+            },
+            None => Err(Error::NotPortable {
+                function: f.name(),
+                pool: self.kind.to_string(),
+            }),
+        }
+    }
+
+    fn submit(&self, job: Job) {
+        match lock(&self.tx).as_ref() {
+            Some(tx) => {
+                if let Err(e) = tx.send(job) {
+                    e.0.fail_all(ItemError::new(
+                        ErrorKind::WorkerDied,
+                        "the pool is shut down",
+                    ));
+                }
+            }
+            None => job.fail_all(ItemError::new(
+                ErrorKind::WorkerDied,
+                "the pool is shut down",
+            )),
+        }
+    }
+
+    fn shutdown(&self) {
+        drop(lock(&self.tx).take());
+        let proxies: Vec<_> = std::mem::take(&mut *lock(&self.proxies));
+        for h in proxies {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,417 @@
+//! The wire protocol between a host and its process or remote workers.
+//!
+//! Frames are a 4-byte big-endian length followed by a MessagePack map (see
+//! `docs/protocol.md`). Maps are encoded with field names, so a newer minor
+//! version may add fields that an older peer ignores; a different major
+//! version is refused in the handshake by both sides.
+
+pub mod serve;
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Item, ItemError};
+use crate::value::Value;
+
+/// Incompatible protocol changes bump this.
+pub const MAJOR: u16 = 1;
+/// Compatible protocol changes (new optional fields) bump this.
+pub const MINOR: u16 = 0;
+/// Default largest frame accepted (256 MiB).
+pub const MAX_FRAME: usize = 256 << 20;
+
+/// The handshake, sent by both sides first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol major version.
+    pub major: u16,
+    /// Protocol minor version.
+    pub minor: u16,
+    /// Codec of the following frames (`"msgpack"`).
+    pub codec: String,
+    /// papy version of the sender.
+    pub papy_version: String,
+    /// Worker side: the functions it can run.
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// Worker side: loaded plugins as (name, sha256).
+    #[serde(default)]
+    pub plugins: Vec<(String, String)>,
+}
+
+impl Hello {
+    /// This process's hello.
+    pub fn here(functions: Vec<String>, plugins: Vec<(String, String)>) -> Hello {
+        Hello {
+            major: MAJOR,
+            minor: MINOR,
+            codec: "msgpack".into(),
+            papy_version: env!("CARGO_PKG_VERSION").into(),
+            functions,
+            plugins,
+        }
+    }
+
+    /// Checks that the peer speaks this protocol.
+    ///
+    /// # Errors
+    /// A message naming both versions.
+    pub fn check(&self) -> Result<(), String> {
+        if self.major != MAJOR {
+            return Err(format!(
+                "protocol version mismatch: peer speaks {}.{} (papy {}), this side speaks {MAJOR}.{MINOR} (papy {})",
+                self.major,
+                self.minor,
+                self.papy_version,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        if self.codec != "msgpack" {
+            return Err(format!("unsupported codec `{}`", self.codec));
+        }
+        Ok(())
+    }
+}
+
+/// One function of a chain, by name, with its bound arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// Registered name.
+    pub function: String,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+}
+
+/// An error as it crosses the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    /// [`ErrorKind::code`].
+    pub kind: u8,
+    /// Message.
+    pub message: String,
+    /// Failing function.
+    pub function: Option<String>,
+    /// Node path.
+    pub path: Vec<String>,
+    /// Input index.
+    pub index: Option<u64>,
+}
+
+impl WireError {
+    /// From an item error.
+    pub fn from_item(e: &ItemError) -> WireError {
+        WireError {
+            kind: e.kind().code(),
+            message: e.message().to_string(),
+            function: e.function().map(str::to_string),
+            path: e.path().to_vec(),
+            index: e.index(),
+        }
+    }
+
+    /// Back to an item error.
+    pub fn into_item(self) -> ItemError {
+        let mut e = ItemError::new(
+            ErrorKind::from_code(self.kind).unwrap_or(ErrorKind::Function),
+            self.message,
+        );
+        if let Some(f) = self.function {
+            e = e.with_function(f);
+        }
+        let mut path = self.path.into_iter();
+        if let (Some(first), Some(i)) = (path.next(), self.index) {
+            e = e.at(first, i);
+        }
+        for p in path {
+            e = e.via(p);
+        }
+        e
+    }
+}
+
+/// A result on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WireItem {
+    /// A value.
+    Ok(Value),
+    /// An error.
+    Err(WireError),
+}
+
+impl WireItem {
+    /// From an item.
+    pub fn from_item(i: &Item) -> WireItem {
+        match i {
+            Ok(v) => WireItem::Ok(v.clone()),
+            Err(e) => WireItem::Err(WireError::from_item(e)),
+        }
+    }
+
+    /// Back to an item.
+    pub fn into_item(self) -> Item {
+        match self {
+            WireItem::Ok(v) => Ok(v),
+            WireItem::Err(e) => Err(e.into_item()),
+        }
+    }
+}
+
+/// A protocol frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// The handshake.
+    Hello(Hello),
+    /// A batch of items of one worker chain.
+    Task {
+        /// Correlates the result.
+        id: u64,
+        /// The worker chain.
+        chain: Vec<Call>,
+        /// The node name, for error paths.
+        node: String,
+        /// (index, inbox) pairs; inboxes hold values only (errors are handled by the host).
+        items: Vec<(u64, Vec<Value>)>,
+    },
+    /// The results of a task, in the order of its items.
+    Result {
+        /// The task's id.
+        id: u64,
+        /// One result per item.
+        results: Vec<WireItem>,
+    },
+    /// A fatal error of the peer (e.g. refused handshake), then it closes.
+    Fatal {
+        /// What went wrong.
+        message: String,
+    },
+    /// Ask the worker to exit.
+    Shutdown,
+}
+
+/// Errors reading or writing frames.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The peer closed the stream between frames.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// The stream ended inside a frame.
+    #[error("truncated frame: expected {expected} bytes, the stream ended after {got}")]
+    Truncated {
+        /// Bytes announced.
+        expected: usize,
+        /// Bytes read.
+        got: usize,
+    },
+    /// A frame larger than the limit.
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Announced size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// The payload is not a valid frame.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// An I/O error.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, io::Error> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The worker hook: when this process was started as a papy worker
+/// (`PAPY_WORKER=stdio` in its environment, set by process pools), serve
+/// tasks on stdin/stdout and exit; otherwise return at once.
+///
+/// Call it first in `main`, like PaPy's `if __name__ == '__main__':` guard:
+/// the pool re-executes the current binary, and without the hook the child
+/// would run the whole program again (papy refuses to let such a child start
+/// pools of its own, so a forgotten hook is an error, never a fork bomb).
+pub fn worker_main() {
+    if std::env::var_os(crate::pool::WORKER_ENV).is_some_and(|v| v == "stdio") {
+        let stdin = io::stdin();
+        let stdout = io::stdout();
+        let code = match serve::serve(stdin.lock(), stdout.lock(), Vec::new()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("papy worker: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+}
+
+/// Reads one frame.
+///
+/// # Errors
+/// [`ProtocolError`] for a closed stream, a truncated, oversized or malformed frame.
+pub fn read_frame(r: &mut impl Read, limit: usize) -> Result<Frame, ProtocolError> {
+    let mut len = [0u8; 4];
+    match read_full(r, &mut len)? {
+        0 => return Err(ProtocolError::Closed),
+        4 => {}
+        got => return Err(ProtocolError::Truncated { expected: 4, got }),
+    }
+    let size = u32::from_be_bytes(len) as usize;
+    if size > limit {
+        return Err(ProtocolError::TooLarge { size, limit });
+    }
+    let mut buf = vec![0u8; size];
+    let got = read_full(r, &mut buf)?;
+    if got < size {
+        return Err(ProtocolError::Truncated {
+            expected: size,
+            got,
+        });
+    }
+    rmp_serde::from_slice(&buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Writes one frame and flushes.
+///
+/// # Errors
+/// I/O errors, or a frame too large for the 4-byte length.
+pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolError> {
+    let body =
+        rmp_serde::to_vec_named(frame).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let len = u32::try_from(body.len()).map_err(|_| ProtocolError::TooLarge {
+        size: body.len(),
+        limit: u32::MAX as usize,
+    })?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(&body)?;
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(f: &Frame) -> Frame {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, f).unwrap();
+        read_frame(&mut buf.as_slice(), MAX_FRAME).unwrap()
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let frames = [
+            Frame::Hello(Hello::here(
+                vec!["a.b".into()],
+                vec![("p".into(), "00".into())],
+            )),
+            Frame::Task {
+                id: 7,
+                chain: vec![Call {
+                    function: "f".into(),
+                    args: vec![Value::Int(1)],
+                }],
+                node: "n".into(),
+                items: vec![(3, vec![Value::from("x"), Value::Bytes(vec![0u8, 1].into())])],
+            },
+            Frame::Result {
+                id: 7,
+                results: vec![
+                    WireItem::Ok(Value::Float(1.5)),
+                    WireItem::from_item(&Err(ItemError::new(ErrorKind::Panic, "p")
+                        .with_function("f")
+                        .at("n", 3)
+                        .via("m"))),
+                ],
+            },
+            Frame::Shutdown,
+        ];
+        for f in &frames {
+            assert_eq!(&round_trip(f), f);
+        }
+        let Frame::Result { results, .. } = &frames[2] else {
+            unreachable!()
+        };
+        let e = results[1].clone().into_item().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.path(), e.index()),
+            (
+                ErrorKind::Panic,
+                &["n".to_string(), "m".into()][..],
+                Some(3)
+            )
+        );
+    }
+
+    #[test]
+    fn truncated_oversized_and_malformed_frames_are_errors() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Frame::Shutdown).unwrap();
+        let cut = &buf[..buf.len() - 1];
+        assert!(matches!(
+            read_frame(&mut &cut[..], MAX_FRAME),
+            Err(ProtocolError::Truncated { .. })
+        ));
+        assert!(matches!(
+            read_frame(&mut &buf[..2], MAX_FRAME),
+            Err(ProtocolError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            read_frame(&mut &b""[..], MAX_FRAME),
+            Err(ProtocolError::Closed)
+        ));
+        let huge = (1u32 << 30).to_be_bytes();
+        let err = read_frame(&mut &huge[..], MAX_FRAME).unwrap_err();
+        assert!(err.to_string().contains("exceeds the limit"), "{err}");
+        let junk = [0, 0, 0, 2, 0xc1, 0xc1];
+        assert!(matches!(
+            read_frame(&mut &junk[..], MAX_FRAME),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn major_mismatch_is_refused_and_unknown_fields_ignored() {
+        let mut h = Hello::here(vec![], vec![]);
+        h.major = MAJOR + 1;
+        let err = h.check().unwrap_err();
+        assert!(
+            err.contains("protocol version mismatch") && err.contains(&format!("{}.", MAJOR + 1)),
+            "{err}"
+        );
+        // A newer peer's extra field is ignored.
+        #[derive(Serialize)]
+        struct Newer {
+            major: u16,
+            minor: u16,
+            codec: String,
+            papy_version: String,
+            shiny_new_field: u32,
+        }
+        let body = rmp_serde::to_vec_named(&Newer {
+            major: MAJOR,
+            minor: MINOR + 3,
+            codec: "msgpack".into(),
+            papy_version: "9.9.9".into(),
+            shiny_new_field: 1,
+        })
+        .unwrap();
+        let h: Hello = rmp_serde::from_slice(&body).unwrap();
+        assert!(h.check().is_ok());
+        assert_eq!(h.minor, MINOR + 3);
+    }
+}

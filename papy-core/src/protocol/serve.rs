@@ -1,0 +1,143 @@
+//! The worker side of the protocol: answer tasks read from a stream.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+
+use super::{
+    read_frame, write_frame, Call, Frame, Hello, ProtocolError, WireError, WireItem, MAX_FRAME,
+};
+use crate::error::{ErrorKind, Item, ItemError};
+use crate::registry;
+use crate::worker::{Args, Worker};
+
+/// Builds the Worker of a chain of calls (by name, with bound arguments).
+///
+/// # Errors
+/// Unknown function, bad arguments or a missing import, as text.
+pub fn build_chain(chain: &[Call]) -> Result<Worker, String> {
+    let workers = chain
+        .iter()
+        .map(|c| {
+            Worker::build(&c.function, Args::Positional(c.args.clone())).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Worker::chain(workers).map_err(|e| e.to_string())
+}
+
+/// The calls of a portable Worker, for a Task frame.
+pub fn chain_of(worker: &Worker) -> Vec<Call> {
+    worker
+        .steps()
+        .iter()
+        .map(|s| Call {
+            function: s.function().name.clone(),
+            args: s.args().to_vec(),
+        })
+        .collect()
+}
+
+/// Serves tasks until the host sends `Shutdown` or closes the stream.
+/// `plugins` (name, sha256) are announced in the handshake.
+///
+/// # Errors
+/// A refused handshake or a broken stream.
+pub fn serve(
+    input: impl Read,
+    output: impl Write,
+    plugins: Vec<(String, String)>,
+) -> Result<(), ProtocolError> {
+    let mut input = BufReader::new(input);
+    let mut output = BufWriter::new(output);
+    let functions = registry::functions()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    write_frame(&mut output, &Frame::Hello(Hello::here(functions, plugins)))?;
+    match read_frame(&mut input, MAX_FRAME)? {
+        Frame::Hello(h) => {
+            if let Err(message) = h.check() {
+                let _ = write_frame(
+                    &mut output,
+                    &Frame::Fatal {
+                        message: message.clone(),
+                    },
+                );
+                return Err(ProtocolError::Malformed(message));
+            }
+        }
+        other => {
+            let message = format!("expected a Hello frame first, got {other:?}");
+            let _ = write_frame(
+                &mut output,
+                &Frame::Fatal {
+                    message: message.clone(),
+                },
+            );
+            return Err(ProtocolError::Malformed(message));
+        }
+    }
+    let mut cache: Vec<(Vec<Call>, Result<Worker, String>)> = Vec::new();
+    loop {
+        let frame = match read_frame(&mut input, MAX_FRAME) {
+            Ok(f) => f,
+            Err(ProtocolError::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match frame {
+            Frame::Task {
+                id,
+                chain,
+                node,
+                items,
+            } => {
+                let pos = match cache.iter().position(|(c, _)| *c == chain) {
+                    Some(p) => p,
+                    None => {
+                        let built = build_chain(&chain);
+                        cache.push((chain, built));
+                        cache.len() - 1
+                    }
+                };
+                let results: Vec<WireItem> = match &cache[pos].1 {
+                    Ok(worker) => {
+                        let inboxes: Vec<Vec<Item>> = items
+                            .iter()
+                            .map(|(_, inbox)| inbox.iter().cloned().map(Ok).collect())
+                            .collect();
+                        let mut out = Vec::with_capacity(items.len());
+                        worker.eval_batch(
+                            items.len(),
+                            |i| &inboxes[i],
+                            |i| items[i].0,
+                            &node,
+                            &mut out,
+                        );
+                        out.iter().map(WireItem::from_item).collect()
+                    }
+                    Err(message) => items
+                        .iter()
+                        .map(|(index, _)| {
+                            let e = ItemError::new(
+                                ErrorKind::Function,
+                                format!("cannot run here: {message}"),
+                            )
+                            .at(node.clone(), *index);
+                            WireItem::Err(WireError::from_item(&e))
+                        })
+                        .collect(),
+                };
+                write_frame(&mut output, &Frame::Result { id, results })?;
+            }
+            Frame::Shutdown => return Ok(()),
+            other => {
+                let message = format!("unexpected frame from the host: {other:?}");
+                let _ = write_frame(
+                    &mut output,
+                    &Frame::Fatal {
+                        message: message.clone(),
+                    },
+                );
+                return Err(ProtocolError::Malformed(message));
+            }
+        }
+    }
+}

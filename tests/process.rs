@@ -1,0 +1,283 @@
+//! Process and remote pools: the same output as threads, crashes and kills
+//! cost exactly the items in flight, timeouts replace the child, closures
+//! are refused, protocol errors are clear, and no child outlives its pool.
+
+mod common;
+
+use common::*;
+use papy::{Dagger, Error, ErrorKind, NuMap, Piper, ProcessPool, Value, Worker, WorkerCommand};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+papy::enable_test_support!();
+
+fn process_pool(name: &str, n: usize) -> Arc<ProcessPool> {
+    Arc::new(ProcessPool::new(name, n, WorkerCommand::current_exe().unwrap()).unwrap())
+}
+
+fn numap_on(pool: &Arc<ProcessPool>, stride: usize) -> NuMap {
+    NuMap::builder()
+        .pool(pool.clone())
+        .stride(stride)
+        .build()
+        .unwrap()
+}
+
+/// No process with these ids exists any more (reaped, not zombies).
+fn assert_gone(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for pid in pids {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "child {pid} is still there");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn same_output_on_thread_process_mixed_and_remote_pools() {
+    let n = 60;
+    let reference = run_all(
+        fork_join(Resources {
+            workers: Some(2),
+            stride: 3,
+            buffer: None,
+        }),
+        ints(0..n),
+    );
+    let exe = std::env::current_exe().unwrap();
+    let mut pids = Vec::new();
+    for stride in [1, 3, 7] {
+        let procs = process_pool("p", 2);
+        let remote = Arc::new(
+            ProcessPool::remote(
+                "r",
+                vec![(
+                    WorkerCommand::shell(&format!("exec '{}'", exe.display())),
+                    2,
+                )],
+            )
+            .unwrap(),
+        );
+        let threads = NuMap::builder().workers(2).stride(stride).build().unwrap();
+        let on_procs = Some(numap_on(&procs, stride));
+        let on_remote = Some(numap_on(&remote, stride));
+        assert_eq!(
+            run_all(fork_join_on(&on_procs, &on_procs), ints(0..n)),
+            reference,
+            "process, stride {stride}"
+        );
+        assert_eq!(
+            run_all(fork_join_on(&Some(threads), &on_procs), ints(0..n)),
+            reference,
+            "mixed, stride {stride}"
+        );
+        assert_eq!(
+            run_all(fork_join_on(&on_remote, &on_remote), ints(0..n)),
+            reference,
+            "remote, stride {stride}"
+        );
+        pids.extend(procs.pids().values());
+        pids.extend(remote.pids().values());
+    }
+    assert!(pids.len() >= 6, "{pids:?}");
+    assert_gone(&pids);
+}
+
+#[test]
+fn a_killed_child_costs_exactly_its_items_in_flight() {
+    let marker = std::env::temp_dir().join(format!("papy-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let pool = process_pool("kill", 2);
+    let m = numap_on(&pool, 1);
+    let w = Worker::with_args(
+        "t_report_pid_on",
+        [
+            Value::Int(5),
+            Value::from(marker.display().to_string()),
+            Value::Int(20_000),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("slow", w).parallel(&m)).unwrap();
+    let mut p = papy::Plumber::new(d);
+    let out = p.collect("slow").unwrap();
+    p.start([("slow", papy::Source::values(0..20i64))]).unwrap();
+    p.run().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        if let Ok(s) = std::fs::read_to_string(&marker) {
+            if let Ok(pid) = s.trim().parse::<u32>() {
+                break pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "item 5 never started");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        p.wait(Some(Duration::from_secs(60))).unwrap(),
+        "the run finished"
+    );
+    let items = out.take();
+    assert_eq!(items.len(), 20);
+    for (i, r) in items.iter().enumerate() {
+        if i == 5 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(e.message().contains("signal 9"), "{e}");
+            assert_eq!(e.index(), Some(5));
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    let _ = std::fs::remove_file(&marker);
+    let live: Vec<u32> = pool.pids().values().copied().collect();
+    drop(p);
+    drop(m);
+    drop(pool);
+    assert_gone(&live);
+    assert_gone(&[pid]);
+}
+
+#[test]
+fn an_aborting_input_yields_one_error_item() {
+    let pool = process_pool("abort", 2);
+    let m = numap_on(&pool, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("a", Worker::with_args("t_abort_on", [4]).unwrap()).parallel(&m))
+        .unwrap();
+    let out = run_all(d, ints(0..10)).remove(0).1;
+    assert_eq!(out.len(), 10);
+    let errors: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    // Stride 2 on 2 workers: one item per job, so only item 4 was in the aborted child.
+    assert_eq!(errors, [4]);
+    let e = out[4].as_ref().unwrap_err();
+    assert!(e.message().contains("signal 6"), "{e}");
+}
+
+#[test]
+fn a_timeout_kills_and_replaces_the_child() {
+    let pool = process_pool("timeout", 1);
+    let first_pid = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(p) = pool.pids().get(&0) {
+                break *p;
+            }
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let m = numap_on(&pool, 1);
+    let slow = Worker::with_args("t_sleep_on", [Value::Int(2), Value::Int(30_000)]).unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(
+        Piper::new("s", slow)
+            .parallel(&m)
+            .timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = run_all(d, ints(0..5)).remove(0).1;
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the slow child was not waited for"
+    );
+    let e = out[2].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.message().contains("killed"), "{e}");
+    for i in [0, 1, 3, 4] {
+        assert_eq!(out[i], Ok(Value::Int(i as i64)));
+    }
+    assert_ne!(
+        pool.pids().get(&0).copied(),
+        Some(first_pid),
+        "the child was replaced"
+    );
+    assert_gone(&[first_pid]);
+}
+
+#[test]
+fn closures_are_refused_by_process_pools() {
+    let pool = process_pool("closure", 1);
+    let m = numap_on(&pool, 1);
+    let err = m
+        .add_task(Worker::typed("my_closure", |x: i64| x), 0..3i64)
+        .unwrap_err();
+    match &err {
+        Error::NotPortable { function, pool } => {
+            assert_eq!(function, "my_closure");
+            assert_eq!(pool, "process");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("#[worker]"));
+}
+
+fn fake_worker(bytes: &[u8], name: &str) -> WorkerCommand {
+    let path = std::env::temp_dir().join(format!("papy-fake-{name}-{}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    WorkerCommand::shell(&format!("cat '{}'; sleep 2", path.display()))
+}
+
+#[test]
+fn protocol_mismatch_and_truncated_frames_are_clear_errors() {
+    use papy::protocol::{write_frame, Frame, Hello};
+    let mut hello = Hello::here(vec![], vec![]);
+    hello.major = 99;
+    let mut bytes = Vec::new();
+    write_frame(&mut bytes, &Frame::Hello(hello)).unwrap();
+    let truncated = [0u8, 0, 0, 100, 1, 2, 3];
+    for (cmd, want) in [
+        (fake_worker(&bytes, "major"), "protocol version mismatch"),
+        (fake_worker(&truncated, "trunc"), "truncated frame"),
+    ] {
+        let pool = Arc::new(ProcessPool::remote("fake", vec![(cmd, 1)]).unwrap());
+        let m = numap_on(&pool, 1);
+        let t = m
+            .add_task(Worker::with_args("t_add", [1]).unwrap(), 0..2i64)
+            .unwrap();
+        m.start().unwrap();
+        let out: Vec<_> = m.results(t).unwrap().collect();
+        assert_eq!(out.len(), 2);
+        let e = out[0].as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerDied);
+        assert!(e.message().contains(want), "{e}");
+    }
+}
+
+#[test]
+fn repeated_deaths_make_the_pool_give_up_with_a_clear_error() {
+    let pool = Arc::new(
+        ProcessPool::remote(
+            "dead",
+            vec![(WorkerCommand::new("false", Vec::<String>::new()), 1)],
+        )
+        .unwrap(),
+    );
+    let m = numap_on(&pool, 1);
+    let t = m
+        .add_task(Worker::with_args("t_add", [1]).unwrap(), 0..8i64)
+        .unwrap();
+    m.start().unwrap();
+    let out: Vec<_> = m.results(t).unwrap().collect();
+    assert_eq!(out.len(), 8);
+    assert!(out.iter().all(Result::is_err));
+    let last = out[7].as_ref().unwrap_err();
+    assert!(
+        last.message()
+            .contains("gave up after 5 consecutive worker deaths"),
+        "{last}"
+    );
+}
