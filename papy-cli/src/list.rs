@@ -1,9 +1,9 @@
 //! `papy list`: the registered worker functions.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use papy_core::registry;
 
 /// Arguments of `papy list`.
@@ -20,24 +20,9 @@ pub struct ListArgs {
     plugin_path: Vec<PathBuf>,
 }
 
-fn load_plugins(args: &ListArgs) -> anyhow::Result<()> {
-    let search = papy_plugins::SearchPath::with_env(args.plugin_path.iter().cloned());
-    for p in &args.plugins {
-        let path = Path::new(p);
-        if path.is_file() {
-            papy_plugins::load(path).with_context(|| format!("loading plugin file `{p}`"))?;
-        } else {
-            papy_plugins::load_by_name(p, &search)
-                .with_context(|| format!("loading plugin `{p}`"))?;
-        }
-    }
-    papy_plugins::install_resolver(search);
-    Ok(())
-}
-
 /// Writes the list to `out`.
 pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    load_plugins(args)?;
+    crate::worker::load_plugins(&args.plugins, &args.plugin_path)?;
     let functions = registry::functions();
     if args.json {
         let rows: Vec<serde_json::Value> = functions

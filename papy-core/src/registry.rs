@@ -165,6 +165,7 @@ pub trait ImportResolver: Send + Sync {
 struct Table {
     functions: BTreeMap<String, Arc<Function>>,
     modules: BTreeSet<String>,
+    hashes: BTreeMap<String, String>,
     resolvers: Vec<Arc<dyn ImportResolver>>,
 }
 
@@ -273,6 +274,34 @@ pub fn register(f: Function) -> Result<Arc<Function>> {
 /// Declares a module name as available to `imports` in this process.
 pub fn register_module(name: &str) {
     write().modules.insert(name.to_string());
+}
+
+/// Records the content hash of a module loaded from a file (a plugin), so
+/// process and remote workers can be checked to run the same code.
+pub fn record_module_hash(name: &str, sha256: &str) {
+    write().hashes.insert(name.to_string(), sha256.to_string());
+}
+
+/// The recorded module hashes, by module name.
+pub fn module_hashes() -> BTreeMap<String, String> {
+    read().hashes.clone()
+}
+
+/// Compares a worker's (name, hash) list with this process's: one message per
+/// module loaded on both sides with different contents.
+pub fn hash_mismatches(worker: &[(String, String)]) -> Vec<String> {
+    let here = module_hashes();
+    worker
+        .iter()
+        .filter_map(|(name, theirs)| match here.get(name) {
+            Some(ours) if ours != theirs => Some(format!(
+                "plugin `{name}` differs between host (sha256 {}) and worker (sha256 {})",
+                &ours[..ours.len().min(12)],
+                &theirs[..theirs.len().min(12)]
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Adds a resolver consulted for modules not known to the registry.
@@ -540,6 +569,19 @@ pub mod __private {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_mismatches_are_reported() {
+        record_module_hash("hashtest_mod", "aaaaaaaaaaaaaaaa");
+        assert!(hash_mismatches(&[("hashtest_mod".into(), "aaaaaaaaaaaaaaaa".into())]).is_empty());
+        assert!(hash_mismatches(&[("hashtest_other".into(), "bb".into())]).is_empty());
+        let m = hash_mismatches(&[("hashtest_mod".into(), "bbbbbbbbbbbbbbbb".into())]);
+        assert_eq!(m.len(), 1);
+        assert!(
+            m[0].contains("hashtest_mod") && m[0].contains("aaaaaaaaaaaa"),
+            "{m:?}"
+        );
+    }
 
     #[test]
     fn builtins_are_registered_under_papy() {

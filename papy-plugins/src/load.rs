@@ -358,6 +358,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
         names.push(n);
     }
     registry::register_module(&name);
+    registry::record_module_hash(&name, &sha256);
     let plugin = Arc::new(Plugin {
         name,
         version,

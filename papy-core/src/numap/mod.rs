@@ -110,7 +110,8 @@ impl NuMapBuilder {
         self
     }
 
-    /// Runs the tasks on this pool instead of a new thread pool.
+    /// Runs the tasks on this pool instead of a new thread pool. The pool may
+    /// be shared by several NuMaps; it stops when its last handle is dropped.
     pub fn pool(mut self, pool: Arc<dyn Pool>) -> Self {
         self.pool = Some(pool);
         self
@@ -161,6 +162,7 @@ impl NuMapBuilder {
                 stop: Arc::new(AtomicBool::new(false)),
                 ctl: Mutex::new(Control {
                     pool: self.pool,
+                    owns_pool: false,
                     tasks: Vec::new(),
                     ctxs: Vec::new(),
                     feeder: None,
@@ -182,6 +184,8 @@ struct Config {
 
 struct Control {
     pool: Option<Arc<dyn Pool>>,
+    /// The pool was created by this NuMap (and is shut down with it).
+    owns_pool: bool,
     /// Tasks while not running (the feeder owns them while it runs).
     tasks: Vec<FeedTask>,
     ctxs: Vec<Arc<TaskCtx>>,
@@ -364,6 +368,7 @@ impl NuMap {
             None => {
                 let p: Arc<dyn Pool> = Arc::new(ThreadPool::new(self.name(), self.workers())?);
                 ctl.pool = Some(p.clone());
+                ctl.owns_pool = true;
                 p
             }
         };
@@ -535,8 +540,12 @@ impl Drop for Inner {
         if let Some(h) = ctl.feeder.take() {
             let _ = h.join();
         }
+        // A pool given to the builder may serve other NuMaps: it shuts down
+        // when its last handle is dropped, not with this NuMap.
         if let Some(p) = ctl.pool.take() {
-            p.shutdown();
+            if ctl.owns_pool {
+                p.shutdown();
+            }
         }
     }
 }

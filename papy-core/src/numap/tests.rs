@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ErrorKind;
+use crate::pool::{Pool, ThreadPool};
 use crate::value::Value;
 use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
@@ -321,4 +322,23 @@ fn reading_tasks_out_of_weave_order_does_not_deadlock() {
     m.start().unwrap();
     assert_eq!(ints(m.results(b).unwrap()), (100..150).collect::<Vec<_>>());
     assert_eq!(ints(m.results(a).unwrap()), (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_shared_pool_outlives_the_numaps_that_use_it() {
+    let pool: Arc<dyn Pool> = Arc::new(ThreadPool::new("shared", 2).unwrap());
+    for round in 0..3 {
+        let m = NuMap::builder()
+            .pool(pool.clone())
+            .stride(4)
+            .build()
+            .unwrap();
+        let t = m.add_task(add(round), 0..20i64).unwrap();
+        m.start().unwrap();
+        assert_eq!(
+            ints(m.results(t).unwrap()),
+            (round..20 + round).collect::<Vec<_>>(),
+            "round {round}"
+        );
+    }
 }

@@ -28,7 +28,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::protocol::serve::chain_of;
-use crate::protocol::{read_frame, write_frame, Frame, Hello, ProtocolError, MAX_FRAME};
+use crate::protocol::{
+    read_frame, write_frame, Frame, Hello, ProtocolError, WireInboxes, MAX_FRAME,
+};
 
 /// Set in the environment of worker children; a process that has it refuses
 /// to start pools of its own (no fork bombs).
@@ -232,6 +234,9 @@ impl Conn {
                     conn.kill();
                     return Err(format!("`{}`: {m}", cmd.describe()));
                 }
+                for m in crate::registry::hash_mismatches(&h.plugins) {
+                    tracing::warn!("worker `{}`: {m}", cmd.describe());
+                }
             }
             Ok(Ok(Frame::Fatal { message })) => {
                 conn.kill();
@@ -342,16 +347,23 @@ enum Outcome {
     TimedOut(Duration),
 }
 
-fn exchange(conn: &mut Conn, job: &Job, items: Vec<(u64, Vec<crate::Value>)>, id: u64) -> Outcome {
+fn exchange(
+    conn: &mut Conn,
+    job: &Job,
+    indices: Vec<u64>,
+    inboxes: WireInboxes,
+    id: u64,
+) -> Outcome {
     let Some(worker) = job.func().worker() else {
         return Outcome::Died("internal: a task without a Worker reached a process pool".into());
     };
-    let n = items.len();
+    let n = indices.len();
     let frame = Frame::Task {
         id,
         chain: chain_of(worker),
         node: job.func().name(),
-        items,
+        indices,
+        inboxes,
     };
     if let Err(e) = write_frame(&mut conn.stdin, &frame) {
         return Outcome::Died(format!("cannot send to the worker ({e}); {}", conn.reap()));
@@ -365,12 +377,9 @@ fn exchange(conn: &mut Conn, job: &Job, items: Vec<(u64, Vec<crate::Value>)>, id
         None => conn.frames.recv().unwrap_or(Err(ProtocolError::Closed)),
     };
     match got {
-        Ok(Frame::Result { id: rid, results }) if rid == id && results.len() == n => Outcome::Done(
-            results
-                .into_iter()
-                .map(crate::protocol::WireItem::into_item)
-                .collect(),
-        ),
+        Ok(Frame::Result { id: rid, results }) if rid == id && results.values.len() == n => {
+            Outcome::Done(results.into_items())
+        }
         Ok(Frame::Fatal { message }) => Outcome::Died(format!("the worker failed: {message}")),
         Ok(other) => Outcome::Died(format!("unexpected frame from the worker: {other:?}")),
         Err(ProtocolError::Closed) => {
@@ -405,29 +414,43 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
         // Items with an error in their inbox never leave the host: the
         // Worker passes the error on without calling anything.
         let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
-        let mut remote = Vec::new();
+        let mut positions = Vec::with_capacity(job.inboxes.len());
+        let mut indices = Vec::with_capacity(job.inboxes.len());
+        let single = job.inboxes.iter().all(|i| i.as_slice().len() == 1);
+        let mut singles = Vec::new();
+        let mut manys = Vec::new();
         for (k, inbox) in job.inboxes.iter().enumerate() {
             let index = job.first + k as u64;
             if inbox.as_slice().iter().any(Result::is_err) {
                 results[k] = Some(job.func().call(index, inbox.as_slice()));
+                continue;
+            }
+            positions.push(k);
+            indices.push(index);
+            let mut values = inbox
+                .as_slice()
+                .iter()
+                .filter_map(|i| i.as_ref().ok().cloned());
+            if single {
+                singles.extend(values.next());
             } else {
-                let values = inbox
-                    .as_slice()
-                    .iter()
-                    .filter_map(|i| i.as_ref().ok().cloned())
-                    .collect();
-                remote.push((k, (index, values)));
+                manys.push(values.collect());
             }
         }
-        if !remote.is_empty() {
-            let (positions, items): (Vec<usize>, Vec<_>) = remote.into_iter().unzip();
+        if !positions.is_empty() {
+            let inboxes = if single {
+                WireInboxes::Single(singles)
+            } else {
+                WireInboxes::Many(manys)
+            };
             let outcome = match respawn(&mut conn) {
                 Err(e) => Outcome::Died(e),
                 Ok(()) => match conn.as_mut() {
                     Some(c) => exchange(
                         c,
                         &job,
-                        items,
+                        indices,
+                        inboxes,
                         sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
                     ),
                     None => Outcome::Died("no worker process".into()),

@@ -130,29 +130,79 @@ impl WireError {
     }
 }
 
-/// A result on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum WireItem {
-    /// A value.
-    Ok(Value),
-    /// An error.
-    Err(WireError),
+/// The results of a task on the wire: one value per item (null where the
+/// item failed) and the errors by position. Plain values are encoded
+/// directly, without a per-item wrapper.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireResults {
+    /// One value per item.
+    pub values: Vec<Value>,
+    /// (position, error) for the items that failed.
+    pub errors: Vec<(u32, WireError)>,
 }
 
-impl WireItem {
-    /// From an item.
-    pub fn from_item(i: &Item) -> WireItem {
-        match i {
-            Ok(v) => WireItem::Ok(v.clone()),
-            Err(e) => WireItem::Err(WireError::from_item(e)),
+impl WireResults {
+    /// From items.
+    pub fn from_items(items: &[Item]) -> WireResults {
+        let mut r = WireResults {
+            values: Vec::with_capacity(items.len()),
+            errors: Vec::new(),
+        };
+        for (k, i) in items.iter().enumerate() {
+            match i {
+                Ok(v) => r.values.push(v.clone()),
+                Err(e) => {
+                    r.values.push(Value::Null);
+                    r.errors.push((k as u32, WireError::from_item(e)));
+                }
+            }
+        }
+        r
+    }
+
+    /// Back to items.
+    pub fn into_items(self) -> Vec<Item> {
+        let mut items: Vec<Item> = self.values.into_iter().map(Ok).collect();
+        for (k, e) in self.errors {
+            if let Some(slot) = items.get_mut(k as usize) {
+                *slot = Err(e.into_item());
+            }
+        }
+        items
+    }
+}
+
+/// The inputs of a task on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WireInboxes {
+    /// Every inbox has one element: the values themselves.
+    Single(Vec<Value>),
+    /// Inboxes of several elements.
+    Many(Vec<Vec<Value>>),
+}
+
+impl WireInboxes {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            WireInboxes::Single(v) => v.len(),
+            WireInboxes::Many(v) => v.len(),
         }
     }
 
-    /// Back to an item.
-    pub fn into_item(self) -> Item {
+    /// `true` without items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inbox `k` as items.
+    pub fn inbox(&self, k: usize) -> Vec<Item> {
         match self {
-            WireItem::Ok(v) => Ok(v),
-            WireItem::Err(e) => Err(e.into_item()),
+            WireInboxes::Single(v) => v.get(k).cloned().map(Ok).into_iter().collect(),
+            WireInboxes::Many(v) => v
+                .get(k)
+                .map(|i| i.iter().cloned().map(Ok).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -170,15 +220,17 @@ pub enum Frame {
         chain: Vec<Call>,
         /// The node name, for error paths.
         node: String,
-        /// (index, inbox) pairs; inboxes hold values only (errors are handled by the host).
-        items: Vec<(u64, Vec<Value>)>,
+        /// The input index of each item.
+        indices: Vec<u64>,
+        /// The inboxes (values only: errors are handled by the host).
+        inboxes: WireInboxes,
     },
     /// The results of a task, in the order of its items.
     Result {
         /// The task's id.
         id: u64,
-        /// One result per item.
-        results: Vec<WireItem>,
+        /// One result per item, in order.
+        results: WireResults,
     },
     /// A fatal error of the peer (e.g. refused handshake), then it closes.
     Fatal {
@@ -323,17 +375,21 @@ mod tests {
                     args: vec![Value::Int(1)],
                 }],
                 node: "n".into(),
-                items: vec![(3, vec![Value::from("x"), Value::Bytes(vec![0u8, 1].into())])],
+                indices: vec![3],
+                inboxes: WireInboxes::Many(vec![vec![
+                    Value::from("x"),
+                    Value::Bytes(vec![0u8, 1].into()),
+                ]]),
             },
             Frame::Result {
                 id: 7,
-                results: vec![
-                    WireItem::Ok(Value::Float(1.5)),
-                    WireItem::from_item(&Err(ItemError::new(ErrorKind::Panic, "p")
+                results: WireResults::from_items(&[
+                    Ok(Value::Float(1.5)),
+                    Err(ItemError::new(ErrorKind::Panic, "p")
                         .with_function("f")
                         .at("n", 3)
-                        .via("m"))),
-                ],
+                        .via("m")),
+                ]),
             },
             Frame::Shutdown,
         ];
@@ -343,7 +399,9 @@ mod tests {
         let Frame::Result { results, .. } = &frames[2] else {
             unreachable!()
         };
-        let e = results[1].clone().into_item().unwrap_err();
+        let items = results.clone().into_items();
+        assert_eq!(items[0], Ok(Value::Float(1.5)));
+        let e = items[1].clone().unwrap_err();
         assert_eq!(
             (e.kind(), e.path(), e.index()),
             (

@@ -3,7 +3,7 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 
 use super::{
-    read_frame, write_frame, Call, Frame, Hello, ProtocolError, WireError, WireItem, MAX_FRAME,
+    read_frame, write_frame, Call, Frame, Hello, ProtocolError, WireInboxes, WireResults, MAX_FRAME,
 };
 use crate::error::{ErrorKind, Item, ItemError};
 use crate::registry;
@@ -87,7 +87,8 @@ pub fn serve(
                 id,
                 chain,
                 node,
-                items,
+                indices,
+                inboxes,
             } => {
                 let pos = match cache.iter().position(|(c, _)| *c == chain) {
                     Some(p) => p,
@@ -97,34 +98,36 @@ pub fn serve(
                         cache.len() - 1
                     }
                 };
-                let results: Vec<WireItem> = match &cache[pos].1 {
-                    Ok(worker) => {
-                        let inboxes: Vec<Vec<Item>> = items
-                            .iter()
-                            .map(|(_, inbox)| inbox.iter().cloned().map(Ok).collect())
-                            .collect();
-                        let mut out = Vec::with_capacity(items.len());
-                        worker.eval_batch(
-                            items.len(),
-                            |i| &inboxes[i],
-                            |i| items[i].0,
-                            &node,
-                            &mut out,
-                        );
-                        out.iter().map(WireItem::from_item).collect()
-                    }
-                    Err(message) => items
-                        .iter()
-                        .map(|(index, _)| {
-                            let e = ItemError::new(
+                let n = indices.len().min(inboxes.len());
+                let mut out = Vec::with_capacity(n);
+                match &cache[pos].1 {
+                    Ok(worker) => match &inboxes {
+                        WireInboxes::Single(values) => {
+                            let items: Vec<Item> = values.iter().cloned().map(Ok).collect();
+                            worker.eval_batch(
+                                n,
+                                |i| std::slice::from_ref(&items[i]),
+                                |i| indices[i],
+                                &node,
+                                &mut out,
+                            );
+                        }
+                        WireInboxes::Many(_) => {
+                            let items: Vec<Vec<Item>> = (0..n).map(|k| inboxes.inbox(k)).collect();
+                            worker.eval_batch(n, |i| &items[i], |i| indices[i], &node, &mut out);
+                        }
+                    },
+                    Err(message) => {
+                        out.extend(indices.iter().take(n).map(|index| {
+                            Err(ItemError::new(
                                 ErrorKind::Function,
                                 format!("cannot run here: {message}"),
                             )
-                            .at(node.clone(), *index);
-                            WireItem::Err(WireError::from_item(&e))
-                        })
-                        .collect(),
-                };
+                            .at(node.clone(), *index))
+                        }));
+                    }
+                }
+                let results = WireResults::from_items(&out);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
             Frame::Shutdown => return Ok(()),

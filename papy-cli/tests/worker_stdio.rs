@@ -1,0 +1,125 @@
+//! `papy worker --stdio` as the worker of process and remote pools, running
+//! built-in and plugin functions: the same output as on threads.
+
+#[path = "../../papy-plugins/tests/support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, OnceLock};
+
+use papy_core::{
+    Dagger, ErrorKind, NuMap, Piper, Plumber, ProcessPool, Source, Value, Worker, WorkerCommand,
+};
+
+fn host_plugins() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        papy_plugins::load(support::plugin_file("math")).expect("load math");
+        papy_plugins::load(support::plugin_file("text")).expect("load text");
+    });
+}
+
+fn worker_args() -> Vec<String> {
+    let dir = support::plugin_dir().display().to_string();
+    [
+        "worker",
+        "--stdio",
+        "--plugin-path",
+        &dir,
+        "--plugin",
+        "math",
+        "--plugin",
+        "text",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn pipeline(m: &NuMap) -> Dagger {
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("square", Worker::new("math.square").unwrap()).parallel(m))
+        .unwrap();
+    d.add_piper(Piper::new("fragile", Worker::new("math.fragile").unwrap()).parallel(m))
+        .unwrap();
+    let show = Worker::with_args("papy.njoiner", [Value::Null, Value::from("")])
+        .unwrap()
+        .then(Worker::new("text.l33t").unwrap());
+    d.add_piper(Piper::new("show", show).parallel(m)).unwrap();
+    d.add_pipe(["square", "fragile", "show"]).unwrap();
+    d
+}
+
+fn run(d: Dagger, input: Vec<i64>) -> Vec<papy_core::Item> {
+    let mut p = Plumber::new(d);
+    let out = p.collect("show").unwrap();
+    p.start([("square", Source::values(input))]).unwrap();
+    p.run().unwrap();
+    assert!(p.wait(None).unwrap());
+    out.take()
+}
+
+#[test]
+fn plugin_pipeline_gives_the_same_output_on_threads_processes_and_remote() {
+    host_plugins();
+    let input: Vec<i64> = (0..40).collect();
+    let threads = NuMap::builder().workers(2).stride(4).build().unwrap();
+    let reference = run(pipeline(&threads), input.clone());
+    assert_eq!(reference[3], Ok(Value::from("9")));
+    assert_eq!(reference.len(), 40);
+
+    let papy = env!("CARGO_BIN_EXE_papy");
+    let procs =
+        Arc::new(ProcessPool::new("procs", 2, WorkerCommand::new(papy, worker_args())).unwrap());
+    let on_procs = NuMap::builder()
+        .pool(procs.clone())
+        .stride(4)
+        .build()
+        .unwrap();
+    assert_eq!(run(pipeline(&on_procs), input.clone()), reference);
+
+    let line = format!("exec '{papy}' {}", worker_args().join(" "));
+    let remote =
+        Arc::new(ProcessPool::remote("remote", vec![(WorkerCommand::shell(&line), 2)]).unwrap());
+    let on_remote = NuMap::builder()
+        .pool(remote.clone())
+        .stride(4)
+        .build()
+        .unwrap();
+    assert_eq!(run(pipeline(&on_remote), input), reference);
+}
+
+#[test]
+fn a_plugin_panic_in_a_worker_process_is_an_error_item() {
+    host_plugins();
+    let papy = env!("CARGO_BIN_EXE_papy");
+    let procs =
+        Arc::new(ProcessPool::new("procs", 1, WorkerCommand::new(papy, worker_args())).unwrap());
+    let m = NuMap::builder().pool(procs).stride(2).build().unwrap();
+    let t = m
+        .add_task(Worker::new("math.fragile").unwrap(), [1i64, -2, 3])
+        .unwrap();
+    m.start().unwrap();
+    let out: Vec<_> = m.results(t).unwrap().collect();
+    assert_eq!(out[0], Ok(Value::Int(1)));
+    let e = out[1].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Panic);
+    assert!(e.message().contains("negative number: -2"), "{e}");
+    assert_eq!(out[2], Ok(Value::Int(3)));
+}
+
+#[test]
+fn a_worker_without_the_plugin_reports_the_missing_function() {
+    host_plugins();
+    let papy = env!("CARGO_BIN_EXE_papy");
+    let bare = Arc::new(
+        ProcessPool::new("bare", 1, WorkerCommand::new(papy, ["worker", "--stdio"])).unwrap(),
+    );
+    let m = NuMap::builder().pool(bare).stride(1).build().unwrap();
+    let t = m
+        .add_task(Worker::new("math.square").unwrap(), [2i64])
+        .unwrap();
+    m.start().unwrap();
+    let out: Vec<_> = m.results(t).unwrap().collect();
+    let e = out[0].as_ref().unwrap_err();
+    assert!(e.message().contains("math.square"), "{e}");
+}
