@@ -14,7 +14,7 @@
 //! "Remote" workers are the same thing started through any command, e.g.
 //! `ssh host papy worker --stdio`: SSH brings authentication and encryption.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -96,6 +96,7 @@ impl WorkerCommand {
 
 struct Shared {
     name: String,
+    size: usize,
     kind: &'static str,
     max_deaths: usize,
     consecutive_deaths: AtomicUsize,
@@ -149,6 +150,7 @@ impl ProcessPool {
         }
         let shared = Arc::new(Shared {
             name: name.to_string(),
+            size,
             kind,
             max_deaths: 5,
             consecutive_deaths: AtomicUsize::new(0),
@@ -280,7 +282,7 @@ impl Conn {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
-        status.map_or_else(|e| e.to_string(), |s| describe_status(s))
+        status.map_or_else(|e| e.to_string(), describe_status)
     }
 
     /// Reaps a child that already died (its pipe closed).
@@ -392,6 +394,136 @@ fn exchange(
     }
 }
 
+/// Most jobs coalesced into one frame.
+const MAX_GROUP: usize = 256;
+
+type Respawn<'a> = dyn Fn(&mut Option<Conn>) -> std::result::Result<(), String> + 'a;
+
+/// Sends a group of jobs of one task as one frame and delivers every item.
+fn handle_group(
+    group: &[Job],
+    slot: usize,
+    conn: &mut Option<Conn>,
+    respawn: &Respawn<'_>,
+    sh: &Shared,
+) {
+    let lead = &group[0];
+    // Items with an error in their inbox never leave the host: the Worker
+    // passes the error on without calling anything.
+    let mut results: Vec<Vec<Option<Item>>> =
+        group.iter().map(|j| vec![None; j.inboxes.len()]).collect();
+    let mut positions = Vec::new();
+    let mut indices = Vec::new();
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    let mut singles = Vec::new();
+    let mut manys = Vec::new();
+    for (g, job) in group.iter().enumerate() {
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            if inbox.as_slice().iter().any(Result::is_err) {
+                results[g][k] = Some(job.func().call(index, inbox.as_slice()));
+                continue;
+            }
+            positions.push((g, k));
+            indices.push(index);
+            let mut values = inbox
+                .as_slice()
+                .iter()
+                .filter_map(|i| i.as_ref().ok().cloned());
+            if single {
+                singles.extend(values.next());
+            } else {
+                manys.push(values.collect());
+            }
+        }
+    }
+    if !positions.is_empty() {
+        let inboxes = if single {
+            WireInboxes::Single(singles)
+        } else {
+            WireInboxes::Many(manys)
+        };
+        let outcome = match respawn(conn) {
+            Err(e) => Outcome::Died(e),
+            Ok(()) => match conn.as_mut() {
+                Some(c) => exchange(
+                    c,
+                    lead,
+                    indices,
+                    inboxes,
+                    sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
+                ),
+                None => Outcome::Died("no worker process".into()),
+            },
+        };
+        let failure = match outcome {
+            Outcome::Done(items) => {
+                sh.consecutive_deaths.store(0, Ordering::Relaxed);
+                for ((g, k), it) in positions.iter().zip(items) {
+                    results[*g][*k] = Some(it);
+                }
+                None
+            }
+            Outcome::TimedOut(t) => {
+                let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
+                *conn = None;
+                lock(&sh.pids).remove(&slot);
+                Some(ItemError::new(
+                    ErrorKind::Timeout,
+                    format!("no result within {t:?}; the worker process was killed ({how}) and replaced"),
+                ))
+            }
+            Outcome::Died(msg) => {
+                if let Some(mut c) = conn.take() {
+                    let _ = c.kill();
+                }
+                lock(&sh.pids).remove(&slot);
+                if group.len() > 1 {
+                    // The jobs were only together for speed: run each on its
+                    // own, so a poison item costs its own job, not the group.
+                    tracing::debug!(
+                        "worker died on a group of {} jobs ({msg}); retrying one by one",
+                        group.len()
+                    );
+                    for job in group {
+                        handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
+                    }
+                    return;
+                }
+                let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
+                if deaths >= sh.max_deaths {
+                    let m = format!(
+                        "{} pool `{}` gave up after {deaths} consecutive worker deaths (last: {msg})",
+                        sh.kind, sh.name
+                    );
+                    tracing::error!("{m}");
+                    *lock(&sh.given_up) = Some(m);
+                }
+                Some(ItemError::new(ErrorKind::WorkerDied, msg))
+            }
+        };
+        if let Some(err) = failure {
+            for (g, k) in positions {
+                let job = &group[g];
+                let index = job.first + k as u64;
+                results[g][k] = Some(Err(err
+                    .clone()
+                    .with_function(job.func().name())
+                    .at(job.func().name(), index)));
+            }
+        }
+    }
+    for (job, res) in group.iter().zip(results) {
+        let items = res
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
+            .collect();
+        job.deliver(job.first, items);
+    }
+}
+
 fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     let mut conn: Option<Conn> = None;
     let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
@@ -406,105 +538,37 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     if let Err(e) = respawn(&mut conn) {
         tracing::warn!("{} pool `{}`: {e}", sh.kind, sh.name);
     }
-    while let Ok(job) = rx.recv() {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    loop {
+        let job = match pending.pop_front() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+        };
         if let Some(msg) = lock(&sh.given_up).clone() {
             job.fail_all(ItemError::new(ErrorKind::WorkerDied, msg));
             continue;
         }
-        // Items with an error in their inbox never leave the host: the
-        // Worker passes the error on without calling anything.
-        let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
-        let mut positions = Vec::with_capacity(job.inboxes.len());
-        let mut indices = Vec::with_capacity(job.inboxes.len());
-        let single = job.inboxes.iter().all(|i| i.as_slice().len() == 1);
-        let mut singles = Vec::new();
-        let mut manys = Vec::new();
-        for (k, inbox) in job.inboxes.iter().enumerate() {
-            let index = job.first + k as u64;
-            if inbox.as_slice().iter().any(Result::is_err) {
-                results[k] = Some(job.func().call(index, inbox.as_slice()));
-                continue;
-            }
-            positions.push(k);
-            indices.push(index);
-            let mut values = inbox
-                .as_slice()
-                .iter()
-                .filter_map(|i| i.as_ref().ok().cloned());
-            if single {
-                singles.extend(values.next());
-            } else {
-                manys.push(values.collect());
-            }
-        }
-        if !positions.is_empty() {
-            let inboxes = if single {
-                WireInboxes::Single(singles)
-            } else {
-                WireInboxes::Many(manys)
-            };
-            let outcome = match respawn(&mut conn) {
-                Err(e) => Outcome::Died(e),
-                Ok(()) => match conn.as_mut() {
-                    Some(c) => exchange(
-                        c,
-                        &job,
-                        indices,
-                        inboxes,
-                        sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
-                    ),
-                    None => Outcome::Died("no worker process".into()),
-                },
-            };
-            let failure = match outcome {
-                Outcome::Done(items) => {
-                    sh.consecutive_deaths.store(0, Ordering::Relaxed);
-                    for (p, it) in positions.iter().zip(items) {
-                        results[*p] = Some(it);
+        // Coalesce queued jobs of the same task into one frame (small
+        // strides would otherwise pay a round trip per job), taking no more
+        // than this worker's share of the queue.
+        let mut group = vec![job];
+        if group[0].timeout().is_none() {
+            let share = (rx.len() / sh.size.max(1)).min(MAX_GROUP);
+            while group.len() <= share {
+                match rx.try_recv() {
+                    Ok(j) if Arc::ptr_eq(&j.task, &group[0].task) => group.push(j),
+                    Ok(j) => {
+                        pending.push_back(j);
+                        break;
                     }
-                    None
-                }
-                Outcome::TimedOut(t) => {
-                    let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
-                    conn = None;
-                    lock(&sh.pids).remove(&slot);
-                    Some(ItemError::new(
-                        ErrorKind::Timeout,
-                        format!("no result within {t:?}; the worker process was killed ({how}) and replaced"),
-                    ))
-                }
-                Outcome::Died(msg) => {
-                    if let Some(mut c) = conn.take() {
-                        let _ = c.kill();
-                    }
-                    lock(&sh.pids).remove(&slot);
-                    let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
-                    if deaths >= sh.max_deaths {
-                        let m = format!(
-                            "{} pool `{}` gave up after {deaths} consecutive worker deaths (last: {msg})",
-                            sh.kind, sh.name
-                        );
-                        tracing::error!("{m}");
-                        *lock(&sh.given_up) = Some(m);
-                    }
-                    Some(ItemError::new(ErrorKind::WorkerDied, msg))
-                }
-            };
-            if let Some(err) = failure {
-                for p in positions {
-                    let index = job.first + p as u64;
-                    results[p] = Some(Err(err
-                        .clone()
-                        .with_function(job.func().name())
-                        .at(job.func().name(), index)));
+                    Err(_) => break,
                 }
             }
         }
-        let items = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
-            .collect();
-        job.deliver(job.first, items);
+        handle_group(&group, slot, &mut conn, &respawn, sh);
     }
     if let Some(c) = conn.take() {
         c.shutdown();
