@@ -281,3 +281,33 @@ fn repeated_deaths_make_the_pool_give_up_with_a_clear_error() {
         "{last}"
     );
 }
+
+#[test]
+fn retries_rerun_items_whose_worker_died() {
+    for retries in [0, 1] {
+        let marker =
+            std::env::temp_dir().join(format!("papy-retry-{retries}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let pool = process_pool("retry", 1);
+        let m = numap_on(&pool, 1);
+        let w = Worker::with_args(
+            "t_abort_once_on",
+            [Value::Int(2), Value::from(marker.display().to_string())],
+        )
+        .unwrap();
+        let mut d = Dagger::new();
+        d.add_piper(
+            Piper::new("r", w)
+                .parallel(&m)
+                .retries(retries, Duration::from_millis(10)),
+        )
+        .unwrap();
+        let out = run_all(d, ints(0..4)).remove(0).1;
+        if retries == 0 {
+            assert_eq!(out[2].as_ref().unwrap_err().kind(), ErrorKind::WorkerDied);
+        } else {
+            assert_eq!(out, ints(0..4), "the retry succeeded");
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
+}

@@ -164,3 +164,18 @@ pub fn t_abort_on(x: i64, k: i64) -> i64 {
     }
     x
 }
+
+/// Aborts the process on item `k` the first time only (a marker file remembers).
+#[worker]
+pub fn t_abort_once_on(x: i64, k: i64, marker: String) -> i64 {
+    if x == k
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+    {
+        std::process::abort();
+    }
+    x
+}

@@ -55,6 +55,12 @@ pub struct TaskOptions {
     /// The input may wait on results of a NuMap (an upstream node): pull it
     /// in a thread of its own so the weave never blocks on it.
     pub dependent: bool,
+    /// Items whose worker *died* or timed out (not those whose function
+    /// returned an error) are retried this many times, with `retry_backoff`
+    /// between attempts (process and remote pools).
+    pub retries: u32,
+    /// Pause before each retry.
+    pub retry_backoff: Duration,
 }
 
 /// Builds a [`NuMap`].
@@ -374,13 +380,10 @@ impl NuMap {
         };
         pool.accepts(&*func)?;
         let id = ctl.ctxs.len();
-        let ctx = Arc::new(TaskCtx::new(
-            id,
-            func,
-            options.timeout,
-            options.ordered,
-            options.track,
-        ));
+        let mut ctx = TaskCtx::new(id, func, options.timeout, options.ordered, options.track);
+        ctx.retries = options.retries;
+        ctx.retry_backoff = options.retry_backoff;
+        let ctx = Arc::new(ctx);
         ctl.ctxs.push(ctx.clone());
         ctl.tasks.push(FeedTask {
             ctx,

@@ -179,6 +179,8 @@ pub(crate) struct TaskCtx {
     pub(crate) ordered: Option<bool>,
     pub(crate) queue: ResultQueue,
     pub(crate) tracked: Option<Mutex<BTreeMap<u64, Item>>>,
+    pub(crate) retries: u32,
+    pub(crate) retry_backoff: Duration,
 }
 
 impl TaskCtx {
@@ -196,6 +198,8 @@ impl TaskCtx {
             ordered,
             queue: ResultQueue::new(),
             tracked: track.then(|| Mutex::new(BTreeMap::new())),
+            retries: 0,
+            retry_backoff: Duration::ZERO,
         }
     }
 }

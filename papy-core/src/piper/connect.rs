@@ -103,6 +103,8 @@ fn node_stream(
                 track: false,
                 ordered: piper.ordered_value(),
                 dependent: !is_input,
+                retries: piper.retry_policy().0,
+                retry_backoff: piper.retry_policy().1,
             };
             let parts = if k == 1 {
                 vec![inbox]

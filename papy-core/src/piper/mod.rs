@@ -52,6 +52,7 @@ pub struct Piper {
     debug: bool,
     track: bool,
     ordered: Option<bool>,
+    retries: (u32, Duration),
 }
 
 impl Piper {
@@ -69,7 +70,20 @@ impl Piper {
             debug: false,
             track: false,
             ordered: None,
+            retries: (0, Duration::ZERO),
         }
+    }
+
+    /// Retries items whose worker process died or timed out (not items whose
+    /// function returned an error), `n` times with `backoff` between tries.
+    pub fn retries(mut self, n: u32, backoff: Duration) -> Piper {
+        self.retries = (n, backoff);
+        self
+    }
+
+    /// The retry policy: (attempts, backoff).
+    pub fn retry_policy(&self) -> (u32, Duration) {
+        self.retries
     }
 
     /// Evaluates on `numap` (shared with other pipers if they use the same handle).

@@ -178,6 +178,11 @@ impl Job {
         self.task.timeout
     }
 
+    /// Retries allowed for items whose worker died or timed out, and the pause between them.
+    pub fn retry_policy(&self) -> (u32, Duration) {
+        (self.task.retries, self.task.retry_backoff)
+    }
+
     /// Evaluates every item in this thread and returns the results.
     pub fn run_here(&self) -> Vec<Item> {
         let start = std::time::Instant::now();

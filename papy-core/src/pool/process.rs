@@ -399,7 +399,8 @@ const MAX_GROUP: usize = 256;
 
 type Respawn<'a> = dyn Fn(&mut Option<Conn>) -> std::result::Result<(), String> + 'a;
 
-/// Sends a group of jobs of one task as one frame and delivers every item.
+/// Sends a group of jobs of one task as one frame and delivers every item;
+/// a lone job whose worker died or timed out is retried per the task's policy.
 fn handle_group(
     group: &[Job],
     slot: usize,
@@ -407,6 +408,54 @@ fn handle_group(
     respawn: &Respawn<'_>,
     sh: &Shared,
 ) {
+    let (retries, backoff) = group[0].retry_policy();
+    let mut attempt = 0;
+    loop {
+        let last = group.len() == 1 && attempt >= retries;
+        match attempt_group(group, slot, conn, respawn, sh, last) {
+            Some(results) => {
+                for (job, res) in group.iter().zip(results) {
+                    let items = res
+                        .into_iter()
+                        .map(|r| {
+                            r.unwrap_or_else(|| {
+                                Err(ItemError::new(ErrorKind::WorkerDied, "no result"))
+                            })
+                        })
+                        .collect();
+                    job.deliver(job.first, items);
+                }
+                return;
+            }
+            None if group.len() > 1 => {
+                // The jobs were only together for speed: run each on its
+                // own, so a poison item costs its own job, not the group.
+                for job in group {
+                    handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
+                }
+                return;
+            }
+            None => {
+                attempt += 1;
+                tracing::debug!(
+                    "retrying a job after its worker died (attempt {attempt} of {retries})"
+                );
+                std::thread::sleep(backoff);
+            }
+        }
+    }
+}
+
+/// One try: the results per job, or `None` when the worker died or timed
+/// out and the caller will retry (a group, or a job with retries left).
+fn attempt_group(
+    group: &[Job],
+    slot: usize,
+    conn: &mut Option<Conn>,
+    respawn: &Respawn<'_>,
+    sh: &Shared,
+    last: bool,
+) -> Option<Vec<Vec<Option<Item>>>> {
     let lead = &group[0];
     // Items with an error in their inbox never leave the host: the Worker
     // passes the error on without calling anything.
@@ -470,6 +519,9 @@ fn handle_group(
                 let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
                 *conn = None;
                 lock(&sh.pids).remove(&slot);
+                if !last {
+                    return None;
+                }
                 Some(ItemError::new(
                     ErrorKind::Timeout,
                     format!("no result within {t:?}; the worker process was killed ({how}) and replaced"),
@@ -481,16 +533,7 @@ fn handle_group(
                 }
                 lock(&sh.pids).remove(&slot);
                 if group.len() > 1 {
-                    // The jobs were only together for speed: run each on its
-                    // own, so a poison item costs its own job, not the group.
-                    tracing::debug!(
-                        "worker died on a group of {} jobs ({msg}); retrying one by one",
-                        group.len()
-                    );
-                    for job in group {
-                        handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
-                    }
-                    return;
+                    return None;
                 }
                 let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
                 if deaths >= sh.max_deaths {
@@ -500,6 +543,9 @@ fn handle_group(
                     );
                     tracing::error!("{m}");
                     *lock(&sh.given_up) = Some(m);
+                }
+                if !last && lock(&sh.given_up).is_none() {
+                    return None;
                 }
                 Some(ItemError::new(ErrorKind::WorkerDied, msg))
             }
@@ -515,13 +561,7 @@ fn handle_group(
             }
         }
     }
-    for (job, res) in group.iter().zip(results) {
-        let items = res
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
-            .collect();
-        job.deliver(job.first, items);
-    }
+    Some(results)
 }
 
 fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
