@@ -311,3 +311,31 @@ fn retries_rerun_items_whose_worker_died() {
         let _ = std::fs::remove_file(&marker);
     }
 }
+
+#[test]
+fn thread_process_and_remote_workers_serve_one_numap() {
+    let exe = std::env::current_exe().unwrap();
+    let threads: Arc<dyn papy::Pool> = Arc::new(papy::ThreadPool::new("t", 1).unwrap());
+    let procs: Arc<dyn papy::Pool> = process_pool("p", 1);
+    let remote: Arc<dyn papy::Pool> = Arc::new(
+        ProcessPool::remote(
+            "r",
+            vec![(
+                WorkerCommand::shell(&format!("exec '{}'", exe.display())),
+                1,
+            )],
+        )
+        .unwrap(),
+    );
+    let mixed = Arc::new(papy::pool::MixedPool::new(vec![threads, procs, remote]).unwrap());
+    let m = Some(NuMap::builder().pool(mixed).stride(3).build().unwrap());
+    let reference = run_all(
+        fork_join(Resources {
+            workers: None,
+            stride: 1,
+            buffer: None,
+        }),
+        ints(0..90),
+    );
+    assert_eq!(run_all(fork_join_on(&m, &m), ints(0..90)), reference);
+}

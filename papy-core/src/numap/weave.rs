@@ -245,6 +245,7 @@ impl Feeder {
                     task: task.ctx.clone(),
                     first: first + k as u64,
                     inboxes: vec![inbox],
+                    hook: None,
                 });
             }
         } else {
@@ -260,6 +261,7 @@ impl Feeder {
                     task: task.ctx.clone(),
                     first,
                     inboxes: rest,
+                    hook: None,
                 });
                 first += n;
                 rest = tail;
@@ -268,6 +270,7 @@ impl Feeder {
                 task: task.ctx.clone(),
                 first,
                 inboxes: rest,
+                hook: None,
             });
         }
     }

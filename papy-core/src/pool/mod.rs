@@ -8,6 +8,7 @@
 //! the whole contract, so thread, process and remote pools plug in without
 //! touching the weave.
 
+mod mixed;
 mod process;
 mod thread;
 
@@ -19,6 +20,7 @@ use crate::error::{Item, ItemError, Result};
 use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
+pub use mixed::MixedPool;
 pub use process::{ProcessPool, WorkerCommand, WORKER_ENV};
 pub use thread::ThreadPool;
 
@@ -165,6 +167,8 @@ pub struct Job {
     pub first: u64,
     /// The items' inboxes.
     pub inboxes: Vec<Inbox>,
+    /// Called with the number of items at each delivery (load accounting).
+    pub(crate) hook: Option<Arc<dyn Fn(usize) + Send + Sync>>,
 }
 
 impl Job {
@@ -196,7 +200,23 @@ impl Job {
 
     /// Delivers the results of items `first..first + items.len()`.
     pub fn deliver(&self, first: u64, items: Vec<Item>) {
+        let n = items.len();
         self.task.queue.deliver(first, items);
+        if let Some(h) = &self.hook {
+            h(n);
+        }
+    }
+
+    /// Adds a callback run with the number of items at each delivery.
+    pub fn on_delivered(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Job {
+        let previous = self.hook.take();
+        self.hook = Some(Arc::new(move |n| {
+            if let Some(p) = &previous {
+                p(n);
+            }
+            f(n);
+        }));
+        self
     }
 
     /// Delivers the same error for every item of the job.

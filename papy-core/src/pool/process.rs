@@ -7,7 +7,9 @@
 //! pipe) turns the items it held into `WorkerDied` errors ("worker process
 //! died: signal 9") and is replaced at the next job; after
 //! `max_deaths` consecutive deaths the pool gives up and fails every
-//! further item with a clear error instead of respawning forever. A task
+//! further item with a clear error instead of respawning forever (restarts
+//! back off exponentially, up to 2 s, so a dropped remote host is not
+//! hammered). A task
 //! timeout kills and replaces the child. Dropping the pool asks every child
 //! to exit, then kills what is left, and waits for each: no zombies.
 //!
@@ -568,6 +570,13 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     let mut conn: Option<Conn> = None;
     let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
         if conn.is_none() {
+            // Back off after deaths: a remote host that drops us is not hammered.
+            let deaths = sh.consecutive_deaths.load(Ordering::Relaxed) as u32;
+            if deaths > 0 {
+                std::thread::sleep(
+                    Duration::from_millis(25u64 << deaths.min(6)).min(Duration::from_secs(2)),
+                );
+            }
             let c = Conn::spawn(cmd)?;
             lock(&sh.pids).insert(slot, c.child.id());
             *conn = Some(c);

@@ -124,6 +124,7 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
                 task: job.task.clone(),
                 first: index,
                 inboxes: Vec::new(),
+                hook: job.hook.clone(),
             };
             *lock(&slot.state) = SlotState::Running {
                 job: single,

@@ -1,0 +1,91 @@
+//! A pool made of other pools: thread, process and remote workers serving
+//! the same NuMap. Each job goes to the member with the fewest items in
+//! flight per worker, so faster members take more work.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::{Job, Pool, TaskFn};
+use crate::error::{Error, Result};
+
+struct Member {
+    pool: Arc<dyn Pool>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Several pools behind one [`Pool`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use papy_core::{pool::MixedPool, Pool, ThreadPool};
+/// let a: Arc<dyn Pool> = Arc::new(ThreadPool::new("a", 1).unwrap());
+/// let b: Arc<dyn Pool> = Arc::new(ThreadPool::new("b", 2).unwrap());
+/// let mixed = MixedPool::new(vec![a, b]).unwrap();
+/// assert_eq!(mixed.size(), 3);
+/// ```
+pub struct MixedPool {
+    members: Vec<Member>,
+    size: usize,
+}
+
+impl MixedPool {
+    /// Combines `pools` (at least one).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty list.
+    pub fn new(pools: Vec<Arc<dyn Pool>>) -> Result<MixedPool> {
+        if pools.is_empty() {
+            return Err(Error::Config("a mixed pool needs at least one pool".into()));
+        }
+        let size = pools.iter().map(|p| p.size()).sum();
+        Ok(MixedPool {
+            members: pools
+                .into_iter()
+                .map(|pool| Member {
+                    pool,
+                    in_flight: Arc::new(AtomicUsize::new(0)),
+                })
+                .collect(),
+            size,
+        })
+    }
+}
+
+impl Pool for MixedPool {
+    fn kind(&self) -> &'static str {
+        "mixed"
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
+        self.members.iter().try_for_each(|m| m.pool.accepts(f))
+    }
+
+    fn submit(&self, job: Job) {
+        let load =
+            |m: &Member| m.in_flight.load(Ordering::Relaxed) as f64 / m.pool.size().max(1) as f64;
+        let Some(member) = self
+            .members
+            .iter()
+            .min_by(|a, b| load(a).total_cmp(&load(b)))
+        else {
+            return;
+        };
+        member
+            .in_flight
+            .fetch_add(job.inboxes.len(), Ordering::Relaxed);
+        let counter = member.in_flight.clone();
+        member.pool.submit(job.on_delivered(move |done| {
+            counter.fetch_sub(done, Ordering::Relaxed);
+        }));
+    }
+
+    fn shutdown(&self) {
+        for m in &self.members {
+            m.pool.shutdown();
+        }
+    }
+}
