@@ -1,10 +1,15 @@
 //! The `papy` command line.
 //!
-//! Today it lists the registered worker functions (`papy list`) and serves
-//! as a process or remote worker (`papy worker --stdio`); running pipeline
-//! files (`papy run`, `check`, `graph`) comes with the CLI work.
+//! `papy run FILE` runs a pipeline file, `papy check FILE` reports every
+//! problem in it, `papy graph FILE` draws it, `papy list` shows the
+//! registered functions, and `papy worker --stdio` serves as a process or
+//! remote worker.
 
+mod check;
+mod graph;
 mod list;
+mod pipeline;
+mod run;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +28,12 @@ enum Command {
     List(list::ListArgs),
     /// Serve as a process or remote worker on stdin/stdout.
     Worker(worker::WorkerArgs),
+    /// Run a pipeline file.
+    Run(run::RunArgs),
+    /// Check a pipeline file and print every problem with its position.
+    Check(check::CheckArgs),
+    /// Print a pipeline file's DAG as DOT or Mermaid.
+    Graph(graph::GraphArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +41,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),
+        Command::Run(args) => return run::run(&args),
+        Command::Check(args) => return check::run(&args),
+        Command::Graph(args) => return graph::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -124,7 +124,7 @@ impl Iterator for Consume {
             got += 1;
             let items = inbox.as_slice();
             if cols.is_empty() {
-                cols = vec![Vec::with_capacity(self.n); items.len()];
+                cols = vec![Vec::with_capacity(self.n.min(4096)); items.len()];
             }
             for (k, it) in items.iter().enumerate() {
                 match it {

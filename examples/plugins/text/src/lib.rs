@@ -59,6 +59,31 @@ fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
     total
 }
 
+/// Counts the lower-cased words of a batch of lines: `{word: count}`.
+#[worker]
+fn count_words(lines: Vec<String>) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for line in &lines {
+        for w in line
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .filter(|w| !w.is_empty())
+        {
+            *counts.entry(w.to_lowercase()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// The `n` most frequent words of a count map, as `[word, count]` pairs
+/// (ties in alphabetical order).
+#[worker]
+fn top(counts: BTreeMap<String, i64>, n: usize) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
 /// Writes a string in l33t: a->4, e->3, l->1, o->0, t->7.
 #[worker]
 fn l33t(s: String) -> String {

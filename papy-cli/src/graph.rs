@@ -1,0 +1,114 @@
+//! `papy graph FILE`: the DAG as DOT or Mermaid.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::pipeline::{self, model::CallSpec};
+
+/// Output syntax.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// Arguments of `papy graph`.
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// The pipeline file (TOML).
+    file: PathBuf,
+    /// dot or mermaid.
+    #[arg(long, value_enum, default_value = "dot")]
+    format: GraphFormat,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Prints the graph.
+pub fn run(args: &GraphArgs) -> ExitCode {
+    let l = match pipeline::load(&args.file) {
+        Ok(l) => l,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{}:{p}", args.file.display());
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let f = &l.file;
+    let pipers: Vec<&str> = f
+        .pipers
+        .iter()
+        .map(|p| p.get_ref().name.get_ref().as_str())
+        .collect();
+    let mut out = String::new();
+    match args.format {
+        GraphFormat::Dot => out.push_str("digraph papy {\n  rankdir=LR;\n"),
+        GraphFormat::Mermaid => out.push_str("flowchart LR\n"),
+    }
+    for name in f.inputs.keys() {
+        match args.format {
+            GraphFormat::Dot => out.push_str(&format!(
+                "  \"in:{}\" [shape=cds, label=\"{}\"];\n",
+                esc(name),
+                esc(name)
+            )),
+            GraphFormat::Mermaid => out.push_str(&format!("  in_{name}>\"{name}\"]\n")),
+        }
+    }
+    for p in &f.pipers {
+        let s = p.get_ref();
+        let chain: Vec<String> = pipeline::calls(s)
+            .into_iter()
+            .map(|c| c.map_or_else(|e| format!("<{e}>"), |c: CallSpec| c.function))
+            .collect();
+        let res = s
+            .resource
+            .as_ref()
+            .map_or("linear".to_string(), |r| r.get_ref().clone());
+        let name = s.name.get_ref();
+        match args.format {
+            GraphFormat::Dot => out.push_str(&format!(
+                "  \"{}\" [shape=box, label=\"{}\\n{}\\n[{}]\"];\n",
+                esc(name),
+                esc(name),
+                esc(&chain.join(" > ")),
+                esc(&res)
+            )),
+            GraphFormat::Mermaid => out.push_str(&format!(
+                "  {name}[\"{name}<br/>{}<br/>[{res}]\"]\n",
+                chain.join(" &gt; ")
+            )),
+        }
+        for i in &s.inputs {
+            let from = i.get_ref();
+            let src = if pipers.contains(&from.as_str()) {
+                from.clone()
+            } else {
+                format!("in:{from}")
+            };
+            match args.format {
+                GraphFormat::Dot => {
+                    out.push_str(&format!("  \"{}\" -> \"{}\";\n", esc(&src), esc(name)))
+                }
+                GraphFormat::Mermaid => {
+                    let src = if pipers.contains(&from.as_str()) {
+                        from.clone()
+                    } else {
+                        format!("in_{from}")
+                    };
+                    out.push_str(&format!("  {src} --> {name}\n"));
+                }
+            }
+        }
+    }
+    if let GraphFormat::Dot = args.format {
+        out.push_str("}\n");
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,567 @@
+//! Pipeline files: loading, checking (every problem with its line and
+//! column) and building a Dagger with its NuMaps, inputs and outputs.
+
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use papy_core::{
+    Args, Dagger, Error, Item, ItemError, NuMap, Piper, ProcessPool, Source, Value, Worker,
+    WorkerCommand,
+};
+
+use model::{CallSpec, Format, InputSpec, Kind, OutputSpec, PipelineFile};
+
+/// A problem found in a pipeline file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.col, self.message)
+    }
+}
+
+/// A parsed pipeline file.
+pub struct Loaded {
+    /// The model.
+    pub file: PipelineFile,
+    text: String,
+    dir: PathBuf,
+}
+
+impl Loaded {
+    fn at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Problem {
+        let (line, col) = position(&self.text, span.start);
+        Problem {
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    /// A path of the file, relative to the pipeline file's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        if p == "-" {
+            return PathBuf::from("-");
+        }
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        }
+    }
+
+    /// The plugin search path: the file's `[plugins] paths`, then PAPY_PLUGIN_PATH.
+    pub fn search_path(&self) -> papy_plugins::SearchPath {
+        papy_plugins::SearchPath::with_env(self.file.plugins.paths.iter().map(|p| self.resolve(p)))
+    }
+}
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+/// Reads and parses a pipeline file.
+///
+/// # Errors
+/// An unreadable file or a TOML/shape error, with its position.
+pub fn load(path: &Path) -> Result<Loaded, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            line: 0,
+            col: 0,
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    let file: PipelineFile = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| position(&text, s.start));
+        vec![Problem {
+            line,
+            col,
+            message: e.message().trim().replace('\n', "; "),
+        }]
+    })?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(Loaded { file, text, dir })
+}
+
+/// Loads the file's plugins (and installs the import resolver).
+///
+/// # Errors
+/// One problem per plugin that cannot be loaded.
+pub fn load_plugins(l: &Loaded) -> Vec<Problem> {
+    let search = l.search_path();
+    let mut problems = Vec::new();
+    for p in &l.file.plugins.load {
+        let path = l.resolve(p.get_ref());
+        let r = if p.get_ref().contains('/') || path.is_file() {
+            papy_plugins::load(&path).map(|_| ())
+        } else {
+            papy_plugins::load_by_name(p.get_ref(), &search).map(|_| ())
+        };
+        match r {
+            Ok(()) | Err(papy_plugins::PluginError::AlreadyLoaded { .. }) => {}
+            Err(e) => problems.push(l.at(p.span(), e.to_string())),
+        }
+    }
+    papy_plugins::install_resolver(search);
+    problems
+}
+
+fn to_args(call: &CallSpec) -> Result<Args, String> {
+    let conv = |v: &toml::Value| papy_core::to_value(v).map_err(|e| e.to_string());
+    if !call.args.is_empty() && !call.kwargs.is_empty() {
+        return Err("give `args` or `kwargs`, not both".into());
+    }
+    if !call.kwargs.is_empty() {
+        return Ok(Args::Named(
+            call.kwargs
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), conv(v)?)))
+                .collect::<Result<_, String>>()?,
+        ));
+    }
+    if call.args.is_empty() {
+        return Ok(Args::None);
+    }
+    Ok(Args::Positional(
+        call.args.iter().map(conv).collect::<Result<_, String>>()?,
+    ))
+}
+
+/// The calls of a piper's worker chain.
+pub fn calls(spec: &model::PiperSpec) -> Vec<Result<CallSpec, String>> {
+    spec.worker.get_ref().iter().map(CallSpec::parse).collect()
+}
+
+fn worker_of(l: &Loaded, spec: &model::PiperSpec) -> Result<Worker, Vec<Problem>> {
+    let mut workers = Vec::new();
+    let mut problems = Vec::new();
+    let at = spec.worker.span();
+    for call in calls(spec) {
+        let r = call.and_then(|c| {
+            to_args(&c).and_then(|a| Worker::build(&c.function, a).map_err(|e| e.to_string()))
+        });
+        match r {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                problems.push(l.at(at.clone(), format!("piper `{}`: {e}", spec.name.get_ref())))
+            }
+        }
+    }
+    if spec.worker.get_ref().is_empty() {
+        problems.push(l.at(
+            spec.name.span(),
+            format!("piper `{}` has an empty worker chain", spec.name.get_ref()),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Worker::chain(workers).map_err(|e| vec![l.at(spec.name.span(), e.to_string())])
+}
+
+/// Every problem of a loaded file (plugins must be loaded first).
+pub fn check(l: &Loaded) -> Vec<Problem> {
+    let f = &l.file;
+    let mut problems = Vec::new();
+    for (name, r) in &f.resources {
+        let res = r.get_ref();
+        let stride = res.stride.unwrap_or(res.workers.unwrap_or(1).max(1));
+        if res.stride == Some(0) {
+            problems.push(l.at(
+                r.span(),
+                format!("resource `{name}`: stride must be at least 1"),
+            ));
+        }
+        if let Some(b) = res.buffer {
+            if b < stride {
+                problems.push(l.at(
+                    r.span(),
+                    format!("resource `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride"),
+                ));
+            }
+        }
+        match res.kind {
+            Kind::Remote if res.remote.is_empty() => problems.push(l.at(
+                r.span(),
+                format!("resource `{name}`: kind = \"remote\" needs `remote` commands"),
+            )),
+            Kind::Thread | Kind::Process if res.workers == Some(0) => problems.push(l.at(
+                r.span(),
+                format!("resource `{name}`: workers must be at least 1"),
+            )),
+            _ => {}
+        }
+    }
+    let piper_names: BTreeSet<&str> = f
+        .pipers
+        .iter()
+        .map(|p| p.get_ref().name.get_ref().as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for p in &f.pipers {
+        let spec = p.get_ref();
+        let name = spec.name.get_ref();
+        if !seen.insert(name.as_str()) {
+            problems.push(l.at(
+                spec.name.span(),
+                format!("a piper named `{name}` is already defined"),
+            ));
+        }
+        if let Some(r) = &spec.resource {
+            if !f.resources.contains_key(r.get_ref()) {
+                problems.push(l.at(
+                    r.span(),
+                    format!("piper `{name}`: unknown resource `{}`", r.get_ref()),
+                ));
+            }
+        }
+        if spec.produce == 0 || spec.spawn == 0 || spec.consume == 0 {
+            problems.push(l.at(
+                spec.name.span(),
+                format!("piper `{name}`: produce, spawn and consume must be at least 1"),
+            ));
+        }
+        if spec.timeout.is_some_and(|t| t <= 0.0 || !t.is_finite()) {
+            problems.push(l.at(
+                spec.name.span(),
+                format!("piper `{name}`: timeout must be a positive number of seconds"),
+            ));
+        }
+        if spec.timeout.is_some() && spec.resource.is_none() {
+            problems.push(l.at(
+                spec.name.span(),
+                format!("piper `{name}`: a timeout needs a resource"),
+            ));
+        }
+        let externals: Vec<&toml::Spanned<String>> = spec
+            .inputs
+            .iter()
+            .filter(|i| !piper_names.contains(i.get_ref().as_str()))
+            .collect();
+        for i in &externals {
+            if !f.inputs.contains_key(i.get_ref()) {
+                let mut close: Vec<&str> = piper_names
+                    .iter()
+                    .copied()
+                    .chain(f.inputs.keys().map(String::as_str))
+                    .collect();
+                close.retain(|c| strsim_like(c, i.get_ref()));
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!("; did you mean {}?", close.join(", "))
+                };
+                problems.push(l.at(
+                    i.span(),
+                    format!(
+                        "piper `{name}`: unknown input `{}` (neither a piper nor an input){hint}",
+                        i.get_ref()
+                    ),
+                ));
+            }
+        }
+        if !externals.is_empty() && spec.inputs.len() > 1 {
+            problems.push(l.at(
+                spec.name.span(),
+                format!(
+                    "piper `{name}`: an input piper takes exactly one external input and no pipers"
+                ),
+            ));
+        }
+        if spec.inputs.is_empty() {
+            problems.push(l.at(spec.name.span(), format!("piper `{name}` has no inputs")));
+        }
+        if let Err(ps) = worker_of(l, spec) {
+            problems.extend(ps);
+        }
+    }
+    for (name, o) in &f.outputs {
+        let target = o.get_ref().piper.get_ref();
+        if !piper_names.contains(target.as_str()) {
+            problems.push(l.at(
+                o.get_ref().piper.span(),
+                format!("output `{name}`: unknown piper `{target}`"),
+            ));
+        } else if f
+            .pipers
+            .iter()
+            .any(|p| p.get_ref().inputs.iter().any(|i| i.get_ref() == target))
+        {
+            problems.push(l.at(
+                o.get_ref().piper.span(),
+                format!(
+                    "output `{name}`: `{target}` feeds other pipers; outputs must be output pipers"
+                ),
+            ));
+        }
+    }
+    // Cycles: build the graph shape with pass-through workers.
+    if problems.is_empty() {
+        if let Err(e) = shape(f) {
+            // Point at the input that closes the cycle.
+            let span = match &e {
+                Error::Cycle { from, to, .. } => f
+                    .pipers
+                    .iter()
+                    .filter(|p| p.get_ref().name.get_ref() == to)
+                    .flat_map(|p| p.get_ref().inputs.iter())
+                    .find(|i| i.get_ref() == from)
+                    .map(toml::Spanned::span),
+                _ => None,
+            };
+            problems.push(match span {
+                Some(s) => l.at(s, e.to_string()),
+                None => Problem {
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                },
+            });
+        }
+    }
+    problems
+}
+
+fn strsim_like(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    a.contains(&b) || b.contains(&a) || {
+        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        common >= 3
+    }
+}
+
+fn shape(f: &PipelineFile) -> Result<Dagger, Error> {
+    let mut d = Dagger::new();
+    for p in &f.pipers {
+        let w = Worker::new("papy.ipasser")?;
+        d.add_piper(Piper::new(p.get_ref().name.get_ref().clone(), w).branch(p.get_ref().branch))?;
+    }
+    connect(f, &mut d)?;
+    Ok(d)
+}
+
+fn connect(f: &PipelineFile, d: &mut Dagger) -> Result<(), Error> {
+    for p in &f.pipers {
+        let spec = p.get_ref();
+        for i in &spec.inputs {
+            if d.piper(i.get_ref()).is_some() {
+                d.connect(i.get_ref(), spec.name.get_ref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A built pipeline, ready for a Plumber.
+pub struct Built {
+    /// The DAG.
+    pub dagger: Dagger,
+    /// External inputs by input piper.
+    pub sources: Vec<(String, Source)>,
+    /// Outputs: (output name, piper, spec with resolved path).
+    pub outputs: Vec<(String, String, Format, PathBuf)>,
+}
+
+fn numap_of(l: &Loaded, name: &str, r: &model::Resource) -> Result<NuMap, String> {
+    let mut b = NuMap::builder().name(name).ordered(r.ordered);
+    if let Some(s) = r.stride {
+        b = b.stride(s);
+    }
+    if let Some(buf) = r.buffer {
+        b = b.buffer(buf);
+    }
+    match r.kind {
+        Kind::Thread => {
+            if let Some(w) = r.workers {
+                b = b.workers(w);
+            }
+        }
+        Kind::Process => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut args: Vec<OsString> = vec!["worker".into(), "--stdio".into()];
+            for d in l.search_path().dirs() {
+                args.push("--plugin-path".into());
+                args.push(d.clone().into_os_string());
+            }
+            for p in papy_plugins::plugins() {
+                args.push("--plugin".into());
+                args.push(p.path().as_os_str().to_owned());
+            }
+            let n = r
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let pool = ProcessPool::new(name, n, WorkerCommand::new(exe, args))
+                .map_err(|e| e.to_string())?;
+            b = b.pool(Arc::new(pool));
+        }
+        Kind::Remote => {
+            let cmds = r
+                .remote
+                .iter()
+                .map(|c| (WorkerCommand::shell(&c.command), c.workers))
+                .collect();
+            let pool = ProcessPool::remote(name, cmds).map_err(|e| e.to_string())?;
+            b = b.pool(Arc::new(pool));
+        }
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn read_lines(
+    path: PathBuf,
+) -> Result<Box<dyn Iterator<Item = std::io::Result<String>> + Send>, String> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin()).lines()));
+    }
+    let f = std::fs::File::open(&path)
+        .map_err(|e| format!("cannot open input {}: {e}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::new(f).lines()))
+}
+
+fn input_error(kind: &str, e: impl fmt::Display) -> Item {
+    Err(ItemError::new(
+        papy_core::ErrorKind::Input,
+        format!("{kind}: {e}"),
+    ))
+}
+
+fn source_of(l: &Loaded, spec: &InputSpec) -> Result<Source, String> {
+    Ok(match spec {
+        InputSpec::Lines { path } => {
+            let lines = read_lines(l.resolve(path))?;
+            Source::items(lines.map(|r| {
+                r.map(Value::from)
+                    .or_else(|e| input_error("reading a line", e))
+            }))
+        }
+        InputSpec::Jsonl { path } => {
+            let lines = read_lines(l.resolve(path))?;
+            Source::items(lines.map(|r| match r {
+                Ok(s) => {
+                    serde_json::from_str::<Value>(&s).or_else(|e| input_error("a JSON line", e))
+                }
+                Err(e) => input_error("reading a line", e),
+            }))
+        }
+        InputSpec::Range { start, end } => Source::values(*start..*end),
+        InputSpec::Dir { path } => {
+            let dir = l.resolve(path);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            Source::values(
+                files
+                    .into_iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>(),
+            )
+        }
+    })
+}
+
+/// Builds the pipeline (plugins must be loaded and the file checked).
+///
+/// # Errors
+/// A message saying what could not be built.
+pub fn build(l: &Loaded) -> Result<Built, String> {
+    let f = &l.file;
+    let mut numaps = BTreeMap::new();
+    for (name, r) in &f.resources {
+        numaps.insert(
+            name.clone(),
+            numap_of(l, name, r.get_ref()).map_err(|e| format!("resource `{name}`: {e}"))?,
+        );
+    }
+    let mut dagger = Dagger::new();
+    let mut sources = Vec::new();
+    let piper_names: BTreeSet<&str> = f
+        .pipers
+        .iter()
+        .map(|p| p.get_ref().name.get_ref().as_str())
+        .collect();
+    for p in &f.pipers {
+        let spec = p.get_ref();
+        let name = spec.name.get_ref();
+        let worker = worker_of(l, spec).map_err(|ps| {
+            ps.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let mut piper = Piper::new(name.clone(), worker)
+            .produce(spec.produce)
+            .spawn(spec.spawn)
+            .consume(spec.consume)
+            .branch(spec.branch)
+            .debug(spec.debug)
+            .track(spec.track)
+            .retries(spec.retries, Duration::from_millis(100));
+        if let Some(r) = &spec.resource {
+            let m = numaps
+                .get(r.get_ref())
+                .ok_or_else(|| format!("unknown resource `{}`", r.get_ref()))?;
+            piper = piper.parallel(m);
+        }
+        if let Some(t) = spec.timeout {
+            piper = piper.timeout(Duration::from_secs_f64(t));
+        }
+        if let Some(o) = spec.ordered {
+            piper = piper.ordered(o);
+        }
+        dagger.add_piper(piper).map_err(|e| e.to_string())?;
+        if let [only] = spec.inputs.as_slice() {
+            if !piper_names.contains(only.get_ref().as_str()) {
+                let input = f
+                    .inputs
+                    .get(only.get_ref())
+                    .ok_or_else(|| format!("unknown input `{}`", only.get_ref()))?;
+                sources.push((name.clone(), source_of(l, input.get_ref())?));
+            }
+        }
+    }
+    connect(f, &mut dagger).map_err(|e| e.to_string())?;
+    let outputs = f
+        .outputs
+        .iter()
+        .map(|(name, o): (&String, &toml::Spanned<OutputSpec>)| {
+            let o = o.get_ref();
+            (
+                name.clone(),
+                o.piper.get_ref().clone(),
+                o.format,
+                l.resolve(&o.path),
+            )
+        })
+        .collect();
+    Ok(Built {
+        dagger,
+        sources,
+        outputs,
+    })
+}

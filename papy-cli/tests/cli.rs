@@ -1,0 +1,285 @@
+//! The `papy` binary end to end: example pipelines against expected
+//! outputs, `check` on broken files, `graph`, `list --json`, failing items,
+//! and Ctrl-C.
+
+#[path = "../../papy-plugins/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn papy() -> Command {
+    let bin = env!("CARGO_BIN_EXE_papy");
+    let mut c = Command::new(bin);
+    let bin_dir = Path::new(bin)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin_dir];
+    dirs.extend(std::env::split_paths(&path));
+    c.current_dir(root())
+        .env("PAPY_PLUGIN_PATH", support::plugin_dir())
+        .env("PATH", std::env::join_paths(dirs).unwrap_or_default());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    papy().args(args).output().expect("run papy")
+}
+
+#[test]
+fn example_pipelines_give_the_expected_output() {
+    support::plugin_dir();
+    for name in ["wordcount", "fork_join", "produce_spawn_consume", "remote"] {
+        let file = format!("examples/pipelines/{name}.toml");
+        let out = run(&["run", "--quiet", &file]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want =
+            std::fs::read_to_string(root().join(format!("examples/pipelines/expected/{name}.out")))
+                .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{name}");
+    }
+}
+
+#[test]
+fn check_reports_each_problem_with_its_position() {
+    support::plugin_dir();
+    let cases = [
+        ("syntax", "4:1", "expected `]`"),
+        ("unknown_function", "9:10", "did you mean papy.ipasser"),
+        ("unknown_input", "8:11", "unknown input `numbrs`"),
+        ("cycle", "18:11", "would create a cycle"),
+        (
+            "buffer_stride",
+            "1:1",
+            "buffer (4) is smaller than stride (8)",
+        ),
+        ("missing_plugin", "3:9", "/nonexistent/plugins"),
+        ("unknown_field", "10:1", "unknown field `stide`"),
+        ("bad_arguments", "9:10", "no parameter named `glue`"),
+    ];
+    for (name, pos, message) in cases {
+        let file = format!("papy-cli/tests/broken/{name}.toml");
+        let out = run(&["check", &file]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("{file}:{pos}: ")), "{name}: {err}");
+        assert!(err.contains(message), "{name}: {err}");
+        // `run` refuses the same file with the "cannot run" code.
+        assert_eq!(run(&["run", "-q", &file]).status.code(), Some(2), "{name}");
+    }
+    let ok = run(&["check", "examples/pipelines/wordcount.toml"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let dot = run(&["graph", "examples/pipelines/fork_join.toml"]);
+    let text = String::from_utf8_lossy(&dot.stdout);
+    assert!(
+        text.starts_with("digraph papy {") && text.trim_end().ends_with('}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"square\" -> \"join\";") && text.contains("math.scale"),
+        "{text}"
+    );
+    let mermaid = run(&[
+        "graph",
+        "--format",
+        "mermaid",
+        "examples/pipelines/wordcount.toml",
+    ]);
+    let text = String::from_utf8_lossy(&mermaid.stdout);
+    assert!(
+        text.starts_with("flowchart LR") && text.contains("count --> top"),
+        "{text}"
+    );
+}
+
+#[test]
+fn list_json_has_builtin_and_plugin_functions() {
+    support::plugin_dir();
+    let out = run(&["list", "--json", "--plugin", "math"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"papy.ipasser") && names.contains(&"math.square"),
+        "{names:?}"
+    );
+}
+
+fn failing_pipeline() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("papy-failing-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"
+[plugins]
+load = ["math"]
+[inputs.numbers]
+kind = "range"
+start = -2
+end = 3
+[[pipers]]
+name = "f"
+inputs = ["numbers"]
+worker = ["math.fragile"]
+[outputs.out]
+piper = "f"
+path = "-"
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn failing_items_set_the_exit_code_and_go_to_the_error_file() {
+    support::plugin_dir();
+    let file = failing_pipeline();
+    let errors = std::env::temp_dir().join(format!("papy-errors-{}.jsonl", std::process::id()));
+    let out = run(&[
+        "run",
+        "-q",
+        "--errors",
+        errors.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n2\n");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&errors)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["error"]["kind"], "panic");
+    assert_eq!(lines[0]["error"]["index"], 0);
+    let ok = run(&["run", "-q", "--allow-failures", file.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0));
+    let _ = std::fs::remove_file(errors);
+    let _ = std::fs::remove_file(file);
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+                // Fields after the command name: state, ppid.
+                if let Some(rest) = stat.rsplit(')').next() {
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    if fields.get(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_the_interrupted_code_and_no_child_left() {
+    support::plugin_dir();
+    let path = std::env::temp_dir().join(format!("papy-long-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"
+[plugins]
+load = ["math"]
+[resources.pool]
+kind = "process"
+workers = 2
+stride = 2
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 1000000000
+[[pipers]]
+name = "burn"
+resource = "pool"
+inputs = ["numbers"]
+worker = [{ function = "math.burn", args = [20000] }]
+[outputs.out]
+piper = "burn"
+path = "-"
+"#,
+    )
+    .unwrap();
+    let child = papy()
+        .args(["run", "-q", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers = loop {
+        let kids = children_of(pid);
+        if kids.len() >= 2 {
+            break kids;
+        }
+        assert!(Instant::now() < deadline, "no worker processes appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(lines > 0, "outputs were flushed");
+    assert_eq!(
+        lines % 2,
+        0,
+        "the input stopped at a stride boundary and every item taken came out"
+    );
+    for w in workers {
+        assert!(
+            !Path::new(&format!("/proc/{w}")).exists(),
+            "worker {w} is still there"
+        );
+    }
+    let _ = std::fs::remove_file(path);
+}
