@@ -339,3 +339,15 @@ fn thread_process_and_remote_workers_serve_one_numap() {
     );
     assert_eq!(run_all(fork_join_on(&m, &m), ints(0..90)), reference);
 }
+
+#[test]
+fn a_worker_that_prints_to_stdout_does_not_corrupt_the_protocol() {
+    let pool = process_pool("chatty", 2);
+    let m = numap_on(&pool, 3);
+    let t = m
+        .add_task(Worker::new("t_chatty").unwrap(), 0..20i64)
+        .unwrap();
+    m.start().unwrap();
+    let out: Vec<_> = m.results(t).unwrap().collect();
+    assert_eq!(out, ints(0..20));
+}

@@ -317,5 +317,17 @@ fn did_you_mean(s: &[String]) -> String {
     }
 }
 
+/// The message of a caught panic (`&str` and `String` payloads; a fixed
+/// text for others).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
 /// Result alias for [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Item, ItemError, Result};
+use crate::error::{panic_message, Error, ErrorKind, Item, ItemError, Result};
 use crate::registry::{self, Function};
 use crate::value::Value;
 
@@ -150,16 +150,6 @@ fn bind(function: &Function, args: Args) -> Result<Vec<Value>> {
         }
     }
     Ok(out)
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
 }
 
 impl Worker {

@@ -181,11 +181,7 @@ pub unsafe extern "C" fn call(
     let (status, payload) = match catch_unwind(AssertUnwindSafe(|| dispatch(index, bytes))) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".into());
+            let msg = papy_core::error::panic_message(&*p);
             (STATUS_PANIC, encode(&msg))
         }
     };

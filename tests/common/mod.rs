@@ -179,3 +179,10 @@ pub fn t_abort_once_on(x: i64, k: i64, marker: String) -> i64 {
     }
     x
 }
+
+/// Prints to stdout (which carries the protocol in a worker process) and returns x.
+#[worker]
+pub fn t_chatty(x: i64) -> i64 {
+    println!("chatty says {x}");
+    x
+}

@@ -300,13 +300,7 @@ impl NuMap {
         I::IntoIter: Send + 'static,
         I::Item: IntoInbox + 'static,
     {
-        let node = format!("{}.task{}", self.name(), self.task_count());
-        let input: Input = Box::new(input.into_iter().map(IntoInbox::into_inbox));
-        self.add_task_fn(
-            Arc::new(WorkerTask::new(worker, node)),
-            input,
-            TaskOptions::default(),
-        )
+        self.add_task_with(worker, input, TaskOptions::default())
     }
 
     /// Adds a task with options.

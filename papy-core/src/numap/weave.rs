@@ -349,11 +349,7 @@ fn pull_into(
     match r {
         Ok(exhausted) => exhausted,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into());
+            let msg = crate::error::panic_message(&*payload);
             let index = first + batch.len() as u64;
             let err = ItemError::new(ErrorKind::Input, format!("input iterator panicked: {msg}"))
                 .at(ctx.func.name(), index);

@@ -295,9 +295,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, io::Error> {
 /// pools of its own, so a forgotten hook is an error, never a fork bomb).
 pub fn worker_main() {
     if std::env::var_os(crate::pool::WORKER_ENV).is_some_and(|v| v == "stdio") {
-        let stdin = io::stdin();
-        let stdout = io::stdout();
-        let code = match serve::serve(stdin.lock(), stdout.lock(), Vec::new()) {
+        let code = match serve::serve_stdio(Vec::new()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("papy worker: {e}");

@@ -144,3 +144,34 @@ pub fn serve(
         }
     }
 }
+
+/// Serves on this process's stdin/stdout. Frames go to the original stdout;
+/// file descriptor 1 is pointed at stderr first (on Unix), so a worker
+/// function that prints cannot corrupt the protocol stream.
+///
+/// # Errors
+/// As [`serve`], or the descriptors cannot be set up.
+pub fn serve_stdio(plugins: Vec<(String, String)>) -> Result<(), ProtocolError> {
+    let out = protocol_stdout()?;
+    let stdin = std::io::stdin();
+    serve(stdin.lock(), out, plugins)
+}
+
+#[cfg(unix)]
+fn protocol_stdout() -> Result<std::fs::File, ProtocolError> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let _flushed = stdout.lock().flush();
+    let frames = stdout.as_fd().try_clone_to_owned()?;
+    // SAFETY: dup2 on two descriptors this process owns (2 = stderr, 1 = stdout);
+    // it only re-points fd 1, which the `frames` duplicate no longer depends on.
+    if unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(ProtocolError::Io(std::io::Error::last_os_error()));
+    }
+    Ok(std::fs::File::from(frames))
+}
+
+#[cfg(not(unix))]
+fn protocol_stdout() -> Result<std::io::Stdout, ProtocolError> {
+    Ok(std::io::stdout())
+}
