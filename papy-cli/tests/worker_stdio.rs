@@ -123,3 +123,22 @@ fn a_worker_without_the_plugin_reports_the_missing_function() {
     let e = out[0].as_ref().unwrap_err();
     assert!(e.message().contains("math.square"), "{e}");
 }
+
+/// Through `ssh`, when `.ci/run` started a throw-away sshd on 127.0.0.1 and
+/// exported the command line in `PAPY_TEST_SSH`.
+#[test]
+fn plugin_pipeline_through_ssh_gives_the_same_output() {
+    let Ok(ssh) = std::env::var("PAPY_TEST_SSH") else {
+        eprintln!("PAPY_TEST_SSH is not set (no local sshd): the ssh variant was not run");
+        return;
+    };
+    host_plugins();
+    let input: Vec<i64> = (0..40).collect();
+    let threads = NuMap::builder().workers(2).stride(4).build().unwrap();
+    let reference = run(pipeline(&threads), input.clone());
+    let papy = env!("CARGO_BIN_EXE_papy");
+    let line = format!("{ssh} exec '{papy}' {}", worker_args().join(" "));
+    let remote = Arc::new(ProcessPool::remote("ssh", vec![(WorkerCommand::shell(&line), 2)]).unwrap());
+    let on_ssh = NuMap::builder().pool(remote).stride(4).build().unwrap();
+    assert_eq!(run(pipeline(&on_ssh), input), reference);
+}
