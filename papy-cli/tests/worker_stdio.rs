@@ -138,7 +138,8 @@ fn plugin_pipeline_through_ssh_gives_the_same_output() {
     let reference = run(pipeline(&threads), input.clone());
     let papy = env!("CARGO_BIN_EXE_papy");
     let line = format!("{ssh} exec '{papy}' {}", worker_args().join(" "));
-    let remote = Arc::new(ProcessPool::remote("ssh", vec![(WorkerCommand::shell(&line), 2)]).unwrap());
+    let remote =
+        Arc::new(ProcessPool::remote("ssh", vec![(WorkerCommand::shell(&line), 2)]).unwrap());
     let on_ssh = NuMap::builder().pool(remote).stride(4).build().unwrap();
     assert_eq!(run(pipeline(&on_ssh), input), reference);
 }
