@@ -101,4 +101,18 @@ mod tests {
             .iter()
             .any(|f| f["name"] == "papy.sjoiner"));
     }
+
+    #[test]
+    fn a_missing_plugin_is_a_clear_error() {
+        let args = ListArgs {
+            plugins: vec!["no_such_plugin_anywhere".into()],
+            plugin_path: vec!["/nonexistent".into()],
+            ..ListArgs::default()
+        };
+        let err = format!("{:#}", run(&args, &mut Vec::new()).unwrap_err());
+        assert!(
+            err.contains("no_such_plugin_anywhere") && err.contains("/nonexistent"),
+            "{err}"
+        );
+    }
 }

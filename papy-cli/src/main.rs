@@ -8,6 +8,7 @@
 mod check;
 mod graph;
 mod list;
+mod new;
 mod pipeline;
 mod run;
 mod worker;
@@ -34,6 +35,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Print a pipeline file's DAG as DOT or Mermaid.
     Graph(graph::GraphArgs),
+    /// Create something new (`papy new plugin NAME`).
+    #[command(subcommand)]
+    New(new::NewArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => return run::run(&args),
         Command::Check(args) => return check::run(&args),
         Command::Graph(args) => return graph::run(&args),
+        Command::New(args) => new::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Write every failed item (with its error) as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     errors: Option<PathBuf>,
+    /// Override a setting of the file, e.g. `--set resources.pool.workers=4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 type Sink = Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>;
@@ -71,7 +74,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
-    let loaded = match pipeline::load(&args.file) {
+    let loaded = match pipeline::load_with(&args.file, &args.set) {
         Ok(l) => l,
         Err(problems) => {
             for p in problems {

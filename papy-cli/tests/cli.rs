@@ -283,3 +283,53 @@ path = "-"
     }
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn new_plugin_scaffold_builds_and_loads() {
+    let dir = std::env::temp_dir().join(format!("papy-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let crate_dir = dir.join("greeter");
+    let out = run(&[
+        "new",
+        "plugin",
+        "greeter",
+        "--dir",
+        crate_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!run(&["new", "plugin", "Bad-Name"]).status.success());
+    // The workspace's target directory: the papy crates compiled for the tests are reused.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&crate_dir)
+        .args(["build", "--quiet", "--target-dir"])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the scaffolded plugin builds");
+    let lib = target
+        .join("debug")
+        .join(papy_plugins::SearchPath::file_name("greeter"));
+    let out = run(&["list", "--json", "--plugin", lib.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let greet = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "greeter.greet")
+        .expect("greeter.greet listed");
+    assert_eq!(greet["params"][0]["name"], "greeting");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -87,13 +87,97 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 /// # Errors
 /// An unreadable file or a TOML/shape error, with its position.
 pub fn load(path: &Path) -> Result<Loaded, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem {
-            line: 0,
-            col: 0,
-            message: format!("cannot read {}: {e}", path.display()),
-        }]
-    })?;
+    load_with(path, &[])
+}
+
+fn set_problem(message: String) -> Vec<Problem> {
+    vec![Problem {
+        line: 0,
+        col: 0,
+        message,
+    }]
+}
+
+/// Applies `key.path=value` overrides (`resources.pool.workers=4`,
+/// `pipers.0.consume=10`) to a TOML document. The value is read as TOML, or
+/// taken as a string when it is not valid TOML.
+///
+/// # Errors
+/// A message naming the override that does not fit the document.
+pub fn apply_overrides(text: &str, overrides: &[String]) -> Result<String, String> {
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    for o in overrides {
+        let (key, raw) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--set `{o}`: expected KEY.PATH=VALUE"))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        let (last, path) = parts
+            .split_last()
+            .ok_or_else(|| format!("--set `{o}`: empty key"))?;
+        // Walk from an owned root so tables can be created on the way.
+        let mut root = toml::Value::Table(std::mem::take(&mut doc));
+        let mut cur = &mut root;
+        for part in path {
+            cur = match cur {
+                toml::Value::Table(t) => t
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+                toml::Value::Array(a) => {
+                    let i: usize = part.parse().map_err(|_| {
+                        format!("--set `{o}`: `{part}` is not an index into a list")
+                    })?;
+                    let n = a.len();
+                    a.get_mut(i).ok_or_else(|| {
+                        format!("--set `{o}`: index {i} is past the end of a list of {n}")
+                    })?
+                }
+                _ => return Err(format!("--set `{o}`: `{part}` is not a table")),
+            };
+        }
+        match cur {
+            toml::Value::Table(t) => {
+                t.insert(last.to_string(), value);
+            }
+            toml::Value::Array(a) => {
+                let i: usize = last
+                    .parse()
+                    .map_err(|_| format!("--set `{o}`: `{last}` is not an index into a list"))?;
+                let n = a.len();
+                *a.get_mut(i).ok_or_else(|| {
+                    format!("--set `{o}`: index {i} is past the end of a list of {n}")
+                })? = value;
+            }
+            _ => {
+                return Err(format!(
+                    "--set `{o}`: the parent of `{last}` is not a table"
+                ))
+            }
+        }
+        match root {
+            toml::Value::Table(t) => doc = t,
+            _ => return Err(format!("--set `{o}`: the document is not a table")),
+        }
+    }
+    toml::to_string(&doc).map_err(|e| e.to_string())
+}
+
+/// Reads and parses a pipeline file, with `--set` overrides applied first
+/// (positions then refer to the rewritten document).
+///
+/// # Errors
+/// An unreadable file, a bad override, or a TOML/shape error with its position.
+pub fn load_with(path: &Path, overrides: &[String]) -> Result<Loaded, Vec<Problem>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| set_problem(format!("cannot read {}: {e}", path.display())))?;
+    let text = if overrides.is_empty() {
+        text
+    } else {
+        apply_overrides(&text, overrides).map_err(set_problem)?
+    };
     let file: PipelineFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| position(&text, s.start));
         vec![Problem {
@@ -564,4 +648,33 @@ pub fn build(l: &Loaded) -> Result<Built, String> {
         sources,
         outputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_set_nested_keys_and_list_items() {
+        let text = "[resources.pool]\nworkers = 2\n\n[[pipers]]\nname = \"a\"\nconsume = 1\n";
+        let out = apply_overrides(
+            text,
+            &[
+                "resources.pool.workers=4".into(),
+                "pipers.0.consume=10".into(),
+                "inputs.x.path=data.txt".into(),
+            ],
+        )
+        .unwrap();
+        let t: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(t["resources"]["pool"]["workers"].as_integer(), Some(4));
+        assert_eq!(t["pipers"][0]["consume"].as_integer(), Some(10));
+        assert_eq!(t["inputs"]["x"]["path"].as_str(), Some("data.txt"));
+        assert!(apply_overrides(text, &["pipers.5.consume=1".into()])
+            .unwrap_err()
+            .contains("past the end"));
+        assert!(apply_overrides(text, &["novalue".into()])
+            .unwrap_err()
+            .contains("KEY.PATH=VALUE"));
+    }
 }

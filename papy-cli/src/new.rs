@@ -1,0 +1,93 @@
+//! `papy new plugin NAME`: scaffolds a plugin crate that builds and loads out of the box.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// What to create.
+#[derive(clap::Subcommand)]
+pub enum NewArgs {
+    /// A plugin crate: Cargo.toml (cdylib), one example worker, export_plugin!.
+    Plugin {
+        /// The plugin name (letters, digits, `_`; functions register as `NAME.function`).
+        name: String,
+        /// The directory to create the crate in (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Where this papy's sources are, for path dependencies (when built from a checkout).
+fn papy_source() -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .ok()
+}
+
+fn valid(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Writes the crate.
+pub fn run(args: &NewArgs) -> anyhow::Result<()> {
+    let NewArgs::Plugin { name, dir } = args;
+    if !valid(name) {
+        bail!(
+            "plugin name `{name}`: use lower-case letters, digits and `_`, starting with a letter"
+        );
+    }
+    let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let deps = match papy_source() {
+        Some(src) => format!(
+            "papy = {{ path = {:?} }}\npapy-plugins = {{ path = {:?} }}\n",
+            src.display().to_string(),
+            src.join("papy-plugins").display().to_string()
+        ),
+        None => format!(
+            "papy = \"{v}\"\npapy-plugins = \"{v}\"\n",
+            v = env!("CARGO_PKG_VERSION")
+        ),
+    };
+    let cargo = format!(
+        "[package]\nname = \"papy-plugin-{pkg}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\nname = \"{name}\"\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{deps}\n\
+         # A crate of its own, even inside another workspace.\n[workspace]\n",
+        pkg = name.replace('_', "-"),
+    );
+    let lib = format!(
+        r#"//! The `{name}` papy plugin. Build it with `cargo build --release`, then
+//! load it with `papy list --plugin target/release/lib{name}.so` or list it
+//! under `[plugins]` in a pipeline file.
+
+use papy::worker;
+
+/// Greets `who`; `greeting` defaults to "Hello".
+#[worker]
+fn greet(who: String, greeting: Option<String>) -> String {{
+    format!("{{}}, {{who}}!", greeting.as_deref().unwrap_or("Hello"))
+}}
+
+papy_plugins::export_plugin!(name = "{name}", version = "0.1.0");
+"#
+    );
+    std::fs::write(dir.join("Cargo.toml"), cargo).context("writing Cargo.toml")?;
+    std::fs::write(dir.join("src/lib.rs"), lib).context("writing src/lib.rs")?;
+    println!(
+        "created plugin `{name}` in {}\n  cd {} && cargo build --release\n  papy list --plugin {}/target/release/{}",
+        dir.display(),
+        dir.display(),
+        dir.display(),
+        papy_plugins::SearchPath::file_name(name)
+    );
+    Ok(())
+}
