@@ -152,6 +152,32 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     plumber.run()?;
     let started = Instant::now();
     let mut last_report = Instant::now();
+    // Progress: bars on a terminal, a plain line every 2 s otherwise.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bars = indicatif::MultiProgress::new();
+    let mut watched: Vec<(String, bool, indicatif::ProgressBar)> = Vec::new();
+    if tty && !args.quiet {
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix:<24} {pos:>10} items  {per_sec:>12}  {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let inputs: Vec<String> = plumber
+            .dagger()
+            .inputs()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        for (name, is_input) in inputs
+            .iter()
+            .map(|n| (n, true))
+            .chain(outputs.iter().map(|n| (n, false)))
+        {
+            let bar = bars.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(format!("{} {name}", if is_input { "in " } else { "out" }));
+            watched.push((name.clone(), is_input, bar));
+        }
+    }
     let mut debug_failure = None;
     loop {
         match plumber.wait(Some(Duration::from_millis(200))) {
@@ -168,7 +194,19 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             }
             break;
         }
-        if !args.quiet && last_report.elapsed() >= Duration::from_secs(2) {
+        if !watched.is_empty() {
+            let stats = plumber.stats();
+            for (name, is_input, bar) in &watched {
+                let n = stats.nodes.get(name).map_or(0, |n| {
+                    if *is_input {
+                        n.items_in
+                    } else {
+                        n.items_out
+                    }
+                });
+                bar.set_position(n);
+            }
+        } else if !args.quiet && last_report.elapsed() >= Duration::from_secs(2) {
             last_report = Instant::now();
             let stats = plumber.stats();
             let done: u64 = outputs
@@ -180,6 +218,9 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
                 started.elapsed()
             );
         }
+    }
+    for (_, _, bar) in &watched {
+        bar.finish();
     }
     let stats = plumber.stats();
     if plumber.state() != papy_core::PlumberState::Stopped {
