@@ -149,7 +149,7 @@ fn unequal_join_reports_unmatched_items() {
     for r in &out[3..] {
         let e = r.as_ref().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unmatched);
-        assert_eq!(e.path(), ["j", "j"]);
+        assert_eq!(e.path(), ["j"]);
     }
     assert_eq!(p.stats().nodes["j"].failed, 2);
 }
@@ -414,4 +414,29 @@ fn fan_out_to_two_outputs_read_at_different_paces() {
     assert_eq!(out[0].0, "batch");
     assert_eq!(out[0].1.len(), 10);
     assert_eq!(out[1].1.len(), 40);
+}
+
+#[test]
+fn a_panicking_output_callback_fails_the_run_instead_of_losing_items() {
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("x", Worker::with_args("t_add", [0]).unwrap()))
+        .unwrap();
+    let mut p = Plumber::new(d);
+    let mut seen = 0;
+    p.on_output("x", move |_| {
+        seen += 1;
+        if seen == 3 {
+            panic!("sink is full");
+        }
+    })
+    .unwrap();
+    p.start([("x", Source::values(0..100i64))]).unwrap();
+    p.run().unwrap();
+    match p.wait(Some(Duration::from_secs(30))) {
+        Err(Error::Output { node, message }) => {
+            assert_eq!(node, "x");
+            assert!(message.contains("sink is full"));
+        }
+        other => panic!("expected the output failure, got {other:?}"),
+    }
 }

@@ -277,7 +277,7 @@ fn repeated_deaths_make_the_pool_give_up_with_a_clear_error() {
     let last = out[7].as_ref().unwrap_err();
     assert!(
         last.message()
-            .contains("gave up after 5 consecutive worker deaths"),
+            .contains("gave up after 5 consecutive failed worker starts"),
         "{last}"
     );
 }
@@ -350,4 +350,45 @@ fn a_worker_that_prints_to_stdout_does_not_corrupt_the_protocol() {
     m.start().unwrap();
     let out: Vec<_> = m.results(t).unwrap().collect();
     assert_eq!(out, ints(0..20));
+}
+
+#[test]
+fn a_poison_item_with_retries_does_not_take_the_pool_down() {
+    let pool = process_pool("poison", 1);
+    let m = numap_on(&pool, 1);
+    let mut d = Dagger::new();
+    let w = Worker::with_args("t_abort_on", [3]).unwrap();
+    d.add_piper(
+        Piper::new("p", w)
+            .parallel(&m)
+            .retries(6, Duration::from_millis(1)),
+    )
+    .unwrap();
+    let out = run_all(d, ints(0..8)).remove(0).1;
+    for (i, r) in out.iter().enumerate() {
+        if i == 3 {
+            assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::WorkerDied);
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+}
+
+#[test]
+fn dropping_a_pool_with_a_stuck_child_kills_it() {
+    let pool = process_pool("stuck", 1);
+    let m = numap_on(&pool, 1);
+    let w = Worker::with_args("t_sleep_on", [Value::Int(0), Value::Int(60_000)]).unwrap();
+    let _t = m.add_task(w, 0..3i64).unwrap();
+    m.start().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pids: Vec<u32> = pool.pids().values().copied().collect();
+    let started = Instant::now();
+    drop(m);
+    drop(pool);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the drop did not wait for the stuck call"
+    );
+    assert_gone(&pids);
 }

@@ -296,6 +296,14 @@ pub enum Error {
         /// The error it saw.
         error: ItemError,
     },
+    /// Draining an output failed (its sink or an input iterator in the drain thread panicked).
+    #[error("output `{node}` failed: {message}; the run was stopped")]
+    Output {
+        /// The output node.
+        node: String,
+        /// The panic message.
+        message: String,
+    },
     /// A closure cannot be sent to a process or remote worker.
     #[error("`{function}` is a closure and cannot run in a {pool} pool; register it with #[worker] to use it there")]
     NotPortable {

@@ -412,12 +412,12 @@ impl Plumber {
         };
         for (name, mut stream) in r.pending.drain(..) {
             let sink = self.sinks.get(&name).cloned();
-            let (pause, done) = (r.pause.clone(), r.done.clone());
+            let (pause, done, ctl) = (r.pause.clone(), r.done.clone(), r.ctl.clone());
             let h = std::thread::Builder::new()
                 .name(format!("papy-drain-{name}"))
                 .spawn(move || {
                     let _guard = DoneGuard(done);
-                    loop {
+                    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
                         pause.wait();
                         let Some(item) = stream.next() else { break };
                         match &sink {
@@ -425,6 +425,14 @@ impl Plumber {
                             Some(Sink::Call(f)) => (lock(f))(item),
                             None => {}
                         }
+                    }));
+                    if let Err(p) = drained {
+                        // A panicking sink or input: the run fails loudly
+                        // (and stops its inputs) instead of losing items.
+                        ctl.fail(Error::Output {
+                            node: name.clone(),
+                            message: crate::error::panic_message(&*p),
+                        });
                     }
                 })?;
             r.drains.push(h);

@@ -249,6 +249,11 @@ pub fn lookup(name: &str) -> Result<Arc<Function>> {
     }
 }
 
+/// `true` when a function of exactly this (normalised) name is registered.
+pub fn contains(name: &str) -> bool {
+    read().functions.contains_key(&normalise(name))
+}
+
 /// Every registered function, sorted by name.
 pub fn functions() -> Vec<Arc<Function>> {
     read().functions.values().cloned().collect()

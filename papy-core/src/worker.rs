@@ -152,6 +152,16 @@ fn bind(function: &Function, args: Args) -> Result<Vec<Value>> {
     Ok(out)
 }
 
+/// An error from the inbox, with `node` appended to its path, unless it
+/// arose in this node's own input stage (a join's unmatched item).
+fn passed_on(e: &ItemError, node: &str) -> ItemError {
+    if e.path().last().is_some_and(|n| n == node) {
+        e.clone()
+    } else {
+        e.clone().via(node)
+    }
+}
+
 impl Worker {
     /// A Worker of one registered function without arguments.
     ///
@@ -394,14 +404,14 @@ impl Worker {
         if let [one] = inbox {
             return match one {
                 Ok(v) => self.run_chain(std::slice::from_ref(v), Some(node), index, current),
-                Err(e) => Err(e.clone().via(node)),
+                Err(e) => Err(passed_on(e, node)),
             };
         }
         let mut values = Vec::with_capacity(inbox.len());
         for item in inbox {
             match item {
                 Ok(v) => values.push(v.clone()),
-                Err(e) => return Err(e.clone().via(node)),
+                Err(e) => return Err(passed_on(e, node)),
             }
         }
         self.run_chain(&values, Some(node), index, current)

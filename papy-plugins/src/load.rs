@@ -32,7 +32,7 @@ pub struct Plugin {
     path: PathBuf,
     sha256: String,
     functions: Vec<String>,
-    _library: libloading::Library,
+    _library: &'static libloading::Library,
 }
 
 impl Plugin {
@@ -252,6 +252,9 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
+    // Never unloaded, whatever happens next: even a refused plugin may have
+    // run initialisers or handed out pointers.
+    let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: the symbol, if present, is the `extern "C" fn() -> *const Manifest`
     // that export_plugin! defines; its type is checked through the header below.
     let entry: EntryFn = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
@@ -346,6 +349,16 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             call: Callable::Dynamic(Arc::new(move |inbox: &[Value], args: &[Value]| {
                 call_plugin(call, free, index, inbox, args)
             })),
+        });
+    }
+    // All or nothing: refuse before registering anything.
+    if let Some(taken) = functions.iter().find(|f| registry::contains(&f.name)) {
+        return Err(PluginError::Register {
+            name,
+            source: papy_core::Error::Config(format!(
+                "a worker function named `{}` is already registered",
+                taken.name
+            )),
         });
     }
     let mut names = Vec::with_capacity(functions.len());

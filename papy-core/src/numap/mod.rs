@@ -416,7 +416,10 @@ impl NuMap {
     pub fn start(&self) -> Result<()> {
         let mut ctl = self.ctl();
         if let Some(h) = ctl.feeder.take() {
-            if !h.is_finished() {
+            // A feeder whose tasks have all ended is only collecting its
+            // threads: wait for it rather than refusing the restart.
+            let ending = ctl.ctxs.iter().all(|c| c.queue.has_total());
+            if !h.is_finished() && !ending {
                 ctl.feeder = Some(h);
                 return Err(self.state_error("start", "running"));
             }

@@ -97,6 +97,11 @@ impl ResultQueue {
         self.lock().handed
     }
 
+    /// The feeder has ended this task for the current run.
+    pub(crate) fn has_total(&self) -> bool {
+        self.lock().total.is_some()
+    }
+
     /// Every item of the last run was handed to a reader.
     pub(crate) fn drained(&self) -> bool {
         let s = self.lock();

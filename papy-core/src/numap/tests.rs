@@ -342,3 +342,52 @@ fn a_shared_pool_outlives_the_numaps_that_use_it() {
         );
     }
 }
+
+#[test]
+fn restart_with_a_chained_task_continues_both_tasks() {
+    let m = NuMap::builder().workers(2).stride(2).build().unwrap();
+    let a = m.add_task(add(0), 0i64..).unwrap();
+    let b = m.add_chained(add(1000), a, TaskOptions::default()).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        m.start().unwrap();
+        let mut r = m.results(b).unwrap();
+        seen.extend(r.by_ref().take(6).map(|x| x.unwrap().as_int().unwrap()));
+        m.stop();
+        seen.extend(r.map(|x| x.unwrap().as_int().unwrap()));
+    }
+    assert!(seen.len() >= 12, "{seen:?}");
+    assert_eq!(seen, (1000..1000 + seen.len() as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropping_a_numap_does_not_wait_for_timed_out_calls() {
+    let w = Worker::typed("stuck", |x: i64| {
+        if x >= 1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        x
+    });
+    let m = NuMap::builder()
+        .workers(1)
+        .stride(1)
+        .buffer(4)
+        .build()
+        .unwrap();
+    let opts = TaskOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..TaskOptions::default()
+    };
+    let t = m.add_task_with(w, 0..10i64, opts).unwrap();
+    m.start().unwrap();
+    let mut r = m.results(t).unwrap();
+    assert_eq!(r.next(), Some(Ok(Value::Int(0))));
+    let started = Instant::now();
+    drop(r);
+    drop(m);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "drop took {:?}",
+        started.elapsed()
+    );
+}

@@ -277,7 +277,7 @@ impl Feeder {
 }
 
 /// A puller thread: pulls batches of a chained task's input ahead of the
-/// feeder (at most `LOOKAHEAD` batches). Returns the input if it did not end.
+/// feeder (at most `LOOKAHEAD` batches). Returns the input for a restart.
 fn puller(
     mut input: Input,
     handoff: &Handoff,
@@ -312,7 +312,9 @@ fn puller(
         drop(st);
         bell.ring();
         if exhausted {
-            return None;
+            // Kept: a chained input ends when its upstream stops, and goes on
+            // with the upstream's new results after a restart.
+            return Some(input);
         }
     }
 }

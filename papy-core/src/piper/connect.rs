@@ -30,26 +30,20 @@ struct PiperTask {
 
 impl TaskFn for PiperTask {
     fn call(&self, index: u64, inbox: &[Item]) -> Item {
-        let index = if self.k == 1 {
-            index
+        self.worker.eval(inbox, &self.node, self.index_of(index))
+    }
+    fn index_of(&self, local: u64) -> u64 {
+        if self.k == 1 {
+            local
         } else {
-            super::adapters::spawn_index(index, self.j, self.k, self.chunk)
-        };
-        self.worker.eval(inbox, &self.node, index)
+            super::adapters::spawn_index(local, self.j, self.k, self.chunk)
+        }
     }
     fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
-        let (j, k, chunk) = (self.j, self.k, self.chunk);
         self.worker.eval_batch(
             inboxes.len(),
             |i| inboxes[i].as_slice(),
-            |i| {
-                let local = first + i as u64;
-                if k == 1 {
-                    local
-                } else {
-                    super::adapters::spawn_index(local, j, k, chunk)
-                }
-            },
+            |i| self.index_of(first + i as u64),
             &self.node,
             out,
         );

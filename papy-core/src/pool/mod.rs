@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Item, ItemError, Result};
+use crate::error::{ErrorKind, Item, ItemError, Result};
 use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
@@ -110,6 +110,12 @@ pub trait TaskFn: Send + Sync {
         );
     }
 
+    /// The item's index in the node's input, from its index in this task
+    /// (they differ for a node spawned as several tasks).
+    fn index_of(&self, local: u64) -> u64 {
+        local
+    }
+
     /// A name for logs and errors.
     fn name(&self) -> String;
 
@@ -192,9 +198,24 @@ impl Job {
         let start = std::time::Instant::now();
         let f = &*self.task.func;
         let mut out = Vec::with_capacity(self.inboxes.len());
-        f.call_batch(self.first, &self.inboxes, &mut out);
+        // A custom TaskFn may panic outside any Worker guard: its items
+        // still come back, as errors, so no reader waits forever.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f.call_batch(self.first, &self.inboxes, &mut out);
+        }));
+        if let Err(p) = r {
+            let e = ItemError::new(ErrorKind::Panic, crate::error::panic_message(&*p))
+                .with_function(f.name());
+            out.truncate(self.inboxes.len());
+            while out.len() < self.inboxes.len() {
+                let index = self.first + out.len() as u64;
+                out.push(Err(e.clone().at(f.name(), index)));
+            }
+        }
         let failed = out.iter().filter(|r| r.is_err()).count();
-        f.on_batch(out.len(), failed, start.elapsed());
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f.on_batch(out.len(), failed, start.elapsed())
+        }));
         out
     }
 

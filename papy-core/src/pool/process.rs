@@ -6,8 +6,10 @@
 //! dies (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed
 //! pipe) turns the items it held into `WorkerDied` errors ("worker process
 //! died: signal 9") and is replaced at the next job; after
-//! `max_deaths` consecutive deaths the pool gives up and fails every
-//! further item with a clear error instead of respawning forever (restarts
+//! `max_deaths` consecutive workers that fail to start or shake hands the
+//! pool gives up and fails every further item with a clear error instead of
+//! respawning forever (deaths during a job are charged to its items, so a
+//! poison item cannot take the pool down; restarts
 //! back off exponentially, up to 2 s, so a dropped remote host is not
 //! hammered). A task
 //! timeout kills and replaces the child. Dropping the pool asks every child
@@ -77,7 +79,13 @@ impl WorkerCommand {
 
     /// A shell command line (`sh -c 'exec ...'`), e.g. for `ssh host papy worker --stdio`.
     pub fn shell(line: &str) -> WorkerCommand {
-        WorkerCommand::new("sh", ["-c", line])
+        let line = line.trim_start();
+        let line = if line.starts_with("exec ") {
+            line.to_string()
+        } else {
+            format!("exec {line}")
+        };
+        WorkerCommand::new("sh", ["-c".to_string(), line])
     }
 
     /// Adds an environment variable for the child.
@@ -99,6 +107,7 @@ impl WorkerCommand {
 struct Shared {
     name: String,
     size: usize,
+    stopping: std::sync::atomic::AtomicBool,
     kind: &'static str,
     max_deaths: usize,
     consecutive_deaths: AtomicUsize,
@@ -153,6 +162,7 @@ impl ProcessPool {
         let shared = Arc::new(Shared {
             name: name.to_string(),
             size,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             kind,
             max_deaths: 5,
             consecutive_deaths: AtomicUsize::new(0),
@@ -203,6 +213,10 @@ impl Conn {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // Its own process group: whatever the command starts (a shell, ssh)
+        // is killed with it, and a terminal's Ctrl-C is left to the host.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
         for (k, v) in &cmd.env {
             c.env(k, v);
         }
@@ -269,21 +283,27 @@ impl Conn {
                 ));
             }
         }
-        write_frame(
+        if let Err(e) = write_frame(
             &mut conn.stdin,
             &Frame::Hello(Hello::here(Vec::new(), Vec::new())),
-        )
-        .map_err(|e| e.to_string())?;
+        ) {
+            let how = conn.kill();
+            return Err(format!(
+                "`{}`: cannot complete the handshake ({e}; {how})",
+                cmd.describe()
+            ));
+        }
         Ok(conn)
     }
 
     /// Kills the child and reaps it; returns how it ended.
     fn kill(&mut self) -> String {
+        kill_group(self.child.id());
         let _ = self.child.kill();
         let status = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        // The reader ends by itself once every writer of the pipe is gone;
+        // it is not joined here, so a stray grandchild cannot block us.
+        drop(self.reader.take());
         status.map_or_else(|e| e.to_string(), describe_status)
     }
 
@@ -293,9 +313,9 @@ impl Conn {
         loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => {
-                    if let Some(r) = self.reader.take() {
-                        let _ = r.join();
-                    }
+                    // Whatever the child started goes with it.
+                    kill_group(self.child.id());
+                    drop(self.reader.take());
                     return describe_status(s);
                 }
                 Ok(None) if Instant::now() < deadline => {
@@ -319,14 +339,28 @@ impl Conn {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 _ => {
+                    kill_group(self.child.id());
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     break;
                 }
             }
         }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
+        kill_group(self.child.id());
+        drop(self.reader.take());
+    }
+}
+
+/// Kills the process group led by `pid` (the child and what it started).
+fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill(2) with a negative pid signals the process group the
+            // child leads (it was spawned with process_group(0)); no memory is touched.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
         }
     }
 }
@@ -347,7 +381,10 @@ fn describe_status(s: ExitStatus) -> String {
 
 enum Outcome {
     Done(Vec<Item>),
+    /// The worker died during the exchange.
     Died(String),
+    /// No worker could be started (spawn or handshake failed).
+    NoWorker(String),
     TimedOut(Duration),
 }
 
@@ -478,7 +515,8 @@ fn attempt_group(
                 continue;
             }
             positions.push((g, k));
-            indices.push(index);
+            // The node's own index, so errors name the right input item.
+            indices.push(job.func().index_of(index));
             let mut values = inbox
                 .as_slice()
                 .iter()
@@ -497,7 +535,7 @@ fn attempt_group(
             WireInboxes::Many(manys)
         };
         let outcome = match respawn(conn) {
-            Err(e) => Outcome::Died(e),
+            Err(e) => Outcome::NoWorker(e),
             Ok(()) => match conn.as_mut() {
                 Some(c) => exchange(
                     c,
@@ -530,17 +568,25 @@ fn attempt_group(
                 ))
             }
             Outcome::Died(msg) => {
+                // A death during a job is charged to the job's items (a poison
+                // item with retries must not take the pool down).
                 if let Some(mut c) = conn.take() {
                     let _ = c.kill();
                 }
                 lock(&sh.pids).remove(&slot);
-                if group.len() > 1 {
+                if group.len() > 1 || !last {
                     return None;
                 }
+                Some(ItemError::new(ErrorKind::WorkerDied, msg))
+            }
+            Outcome::NoWorker(msg) => {
+                // Workers that cannot even start or shake hands: after
+                // `max_deaths` in a row the pool gives up instead of looping.
+                lock(&sh.pids).remove(&slot);
                 let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
                 if deaths >= sh.max_deaths {
                     let m = format!(
-                        "{} pool `{}` gave up after {deaths} consecutive worker deaths (last: {msg})",
+                        "{} pool `{}` gave up after {deaths} consecutive failed worker starts (last: {msg})",
                         sh.kind, sh.name
                     );
                     tracing::error!("{m}");
@@ -555,7 +601,7 @@ fn attempt_group(
         if let Some(err) = failure {
             for (g, k) in positions {
                 let job = &group[g];
-                let index = job.first + k as u64;
+                let index = job.func().index_of(job.first + k as u64);
                 results[g][k] = Some(Err(err
                     .clone()
                     .with_function(job.func().name())
@@ -570,6 +616,9 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     let mut conn: Option<Conn> = None;
     let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
         if conn.is_none() {
+            if sh.stopping.load(Ordering::Acquire) {
+                return Err("the pool is shutting down".into());
+            }
             // Back off after deaths: a remote host that drops us is not hammered.
             let deaths = sh.consecutive_deaths.load(Ordering::Relaxed) as u32;
             if deaths > 0 {
@@ -598,6 +647,13 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
         };
         if let Some(msg) = lock(&sh.given_up).clone() {
             job.fail_all(ItemError::new(ErrorKind::WorkerDied, msg));
+            continue;
+        }
+        if sh.stopping.load(Ordering::Acquire) {
+            job.fail_all(ItemError::new(
+                ErrorKind::WorkerDied,
+                "the pool shut down before this item ran",
+            ));
             continue;
         }
         // Coalesce queued jobs of the same task into one frame (small
@@ -668,8 +724,20 @@ impl Pool for ProcessPool {
     }
 
     fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
         drop(lock(&self.tx).take());
         let proxies: Vec<_> = std::mem::take(&mut *lock(&self.proxies));
+        // Jobs in progress get a grace period; then the children still
+        // holding one are killed (their items become errors) and reaped.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while proxies.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if proxies.iter().any(|h| !h.is_finished()) {
+            for pid in lock(&self.shared.pids).values() {
+                kill_group(*pid);
+            }
+        }
         for h in proxies {
             let _ = h.join();
         }

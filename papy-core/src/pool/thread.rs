@@ -38,6 +38,8 @@ struct Shared {
     workers: Mutex<Vec<(Arc<Slot>, JoinHandle<()>)>>,
     watchdog: Mutex<Option<JoinHandle<()>>>,
     closing: AtomicBool,
+    /// Set by shutdown: queued jobs are failed instead of run.
+    stopping: AtomicBool,
     spawned: std::sync::atomic::AtomicUsize,
 }
 
@@ -66,6 +68,7 @@ impl ThreadPool {
             workers: Mutex::new(Vec::new()),
             watchdog: Mutex::new(None),
             closing: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             spawned: std::sync::atomic::AtomicUsize::new(0),
         });
         for _ in 0..size {
@@ -112,6 +115,13 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<()> {
 
 fn worker_loop(shared: &Shared, slot: &Slot) {
     while let Ok(job) = shared.rx.recv() {
+        if shared.stopping.load(Ordering::Acquire) {
+            job.fail_all(ItemError::new(
+                ErrorKind::WorkerDied,
+                "the thread pool shut down before this item ran",
+            ));
+            continue;
+        }
         let Some(timeout) = job.timeout() else {
             let out = job.run_here();
             job.deliver(job.first, out);
@@ -131,7 +141,16 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
                 deadline: Instant::now() + timeout,
             };
             let start = Instant::now();
-            let result = job.func().call(index, inbox.as_slice());
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job.func().call(index, inbox.as_slice())
+            }))
+            .unwrap_or_else(|p| {
+                Err(
+                    ItemError::new(ErrorKind::Panic, crate::error::panic_message(&*p))
+                        .with_function(job.func().name())
+                        .at(job.func().name(), index),
+                )
+            });
             let mut st = lock(&slot.state);
             if matches!(*st, SlotState::Abandoned) {
                 // The watchdog already delivered a timeout error and replaced
@@ -231,14 +250,36 @@ impl Pool for ThreadPool {
     }
 
     fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
         drop(lock(&self.tx).take());
+        // Wait for the workers while the watchdog still runs, so an item past
+        // its timeout is abandoned rather than waited for. (A call without a
+        // timeout that never returns cannot be interrupted in a thread: use a
+        // timeout, or a process pool, for such functions.)
+        loop {
+            let done: Vec<_> = {
+                let mut workers = lock(&self.shared.workers);
+                let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *workers)
+                    .into_iter()
+                    .partition(|(_, h)| h.is_finished());
+                *workers = running;
+                if workers.is_empty() {
+                    drop(workers);
+                    for (_, h) in finished {
+                        let _ = h.join();
+                    }
+                    break;
+                }
+                finished
+            };
+            for (_, h) in done {
+                let _ = h.join();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.shared.closing.store(true, Ordering::Release);
         if let Some(w) = lock(&self.shared.watchdog).take() {
             let _ = w.join();
-        }
-        let workers: Vec<_> = std::mem::take(&mut *lock(&self.shared.workers));
-        for (_, h) in workers {
-            let _ = h.join();
         }
     }
 }
