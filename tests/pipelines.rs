@@ -440,3 +440,74 @@ fn a_panicking_output_callback_fails_the_run_instead_of_losing_items() {
         other => panic!("expected the output failure, got {other:?}"),
     }
 }
+
+#[test]
+fn save_and_load_round_trip_the_pipeline() {
+    let a = NuMap::builder()
+        .name("pool_a")
+        .workers(2)
+        .stride(3)
+        .buffer(9)
+        .build()
+        .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(
+        Piper::new("inc", Worker::with_args("t_add", [1]).unwrap())
+            .parallel(&a)
+            .branch(2),
+    )
+    .unwrap();
+    d.add_piper(
+        Piper::new("pair", Worker::new("t_pair").unwrap())
+            .parallel(&a)
+            .produce(2)
+            .spawn(2)
+            .track(true)
+            .timeout(Duration::from_millis(1500)),
+    )
+    .unwrap();
+    d.add_piper(
+        Piper::new("sum", Worker::new("t_sum").unwrap())
+            .consume(2)
+            .retries(1, Duration::ZERO),
+    )
+    .unwrap();
+    let join = Worker::with_named("papy.njoiner", [("join", "-")]).unwrap();
+    let mul = Worker::with_args("t_mul", [3])
+        .unwrap()
+        .then(Worker::with_args("t_add", [0]).unwrap());
+    d.add_piper(Piper::new("mul", mul)).unwrap();
+    d.add_piper(Piper::new("join", join).debug(false)).unwrap();
+    d.add_pipe(["inc", "pair", "sum", "join"]).unwrap();
+    d.add_pipe(["inc", "mul", "join"]).unwrap();
+    let p = Plumber::new(d);
+    let saved = p.save_string().unwrap();
+    assert!(
+        saved.contains("[resources.pool_a]") && saved.contains("function = \"papy.njoiner\""),
+        "{saved}"
+    );
+    let mut loaded = Plumber::from_toml(&saved).unwrap();
+    assert_eq!(
+        loaded.save_string().unwrap(),
+        saved,
+        "save(load(save(p))) == save(p)"
+    );
+    // The loaded pipeline computes the same thing.
+    let out = loaded.collect("join").unwrap();
+    loaded.start([("inc", Source::values(0..10i64))]).unwrap();
+    loaded.run().unwrap();
+    assert!(loaded.wait(Some(Duration::from_secs(60))).unwrap());
+    let got: Vec<Value> = out.take().into_iter().map(|r| r.unwrap()).collect();
+    let want: Vec<Value> = (0..10i64)
+        .map(|x| Value::from(format!("0-{}", 3 * (x + 1))))
+        .collect();
+    assert_eq!(got, want);
+    // Closures have no name to save.
+    let mut c = Dagger::new();
+    c.add_piper(Piper::new("c", Worker::typed("anon", |x: i64| x)))
+        .unwrap();
+    assert!(matches!(
+        Plumber::new(c).save_string(),
+        Err(Error::NotPortable { .. })
+    ));
+}

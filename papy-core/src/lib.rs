@@ -18,6 +18,7 @@
 
 pub mod dagger;
 pub mod error;
+pub mod file;
 mod func;
 pub mod numap;
 pub mod piper;

@@ -1,20 +1,15 @@
 //! Pipeline files: loading, checking (every problem with its line and
 //! column) and building a Dagger with its NuMaps, inputs and outputs.
 
-pub mod model;
+pub use papy_core::file as model;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use papy_core::{
-    Args, Dagger, Error, Item, ItemError, NuMap, Piper, ProcessPool, Source, Value, Worker,
-    WorkerCommand,
-};
+use papy_core::{Dagger, Error, Item, ItemError, Piper, Source, Value, Worker, WorkerCommand};
 
 use model::{CallSpec, Format, InputSpec, Kind, OutputSpec, PipelineFile};
 
@@ -213,57 +208,28 @@ pub fn load_plugins(l: &Loaded) -> Vec<Problem> {
     problems
 }
 
-fn to_args(call: &CallSpec) -> Result<Args, String> {
-    let conv = |v: &toml::Value| papy_core::to_value(v).map_err(|e| e.to_string());
-    if !call.args.is_empty() && !call.kwargs.is_empty() {
-        return Err("give `args` or `kwargs`, not both".into());
-    }
-    if !call.kwargs.is_empty() {
-        return Ok(Args::Named(
-            call.kwargs
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), conv(v)?)))
-                .collect::<Result<_, String>>()?,
-        ));
-    }
-    if call.args.is_empty() {
-        return Ok(Args::None);
-    }
-    Ok(Args::Positional(
-        call.args.iter().map(conv).collect::<Result<_, String>>()?,
-    ))
-}
-
 /// The calls of a piper's worker chain.
 pub fn calls(spec: &model::PiperSpec) -> Vec<Result<CallSpec, String>> {
-    spec.worker.get_ref().iter().map(CallSpec::parse).collect()
+    model::calls(spec)
 }
 
 fn worker_of(l: &Loaded, spec: &model::PiperSpec) -> Result<Worker, Vec<Problem>> {
-    let mut workers = Vec::new();
-    let mut problems = Vec::new();
-    let at = spec.worker.span();
-    for call in calls(spec) {
-        let r = call.and_then(|c| {
-            to_args(&c).and_then(|a| Worker::build(&c.function, a).map_err(|e| e.to_string()))
-        });
-        match r {
-            Ok(w) => workers.push(w),
-            Err(e) => {
-                problems.push(l.at(at.clone(), format!("piper `{}`: {e}", spec.name.get_ref())))
-            }
-        }
-    }
     if spec.worker.get_ref().is_empty() {
-        problems.push(l.at(
+        return Err(vec![l.at(
             spec.name.span(),
             format!("piper `{}` has an empty worker chain", spec.name.get_ref()),
-        ));
+        )]);
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Worker::chain(workers).map_err(|e| vec![l.at(spec.name.span(), e.to_string())])
+    model::worker_of(spec).map_err(|ps| {
+        ps.into_iter()
+            .map(|e| {
+                l.at(
+                    spec.worker.span(),
+                    format!("piper `{}`: {e}", spec.name.get_ref()),
+                )
+            })
+            .collect()
+    })
 }
 
 /// Every problem of a loaded file (plugins must be loaded first).
@@ -443,20 +409,8 @@ fn shape(f: &PipelineFile) -> Result<Dagger, Error> {
         let w = Worker::new("papy.ipasser")?;
         d.add_piper(Piper::new(p.get_ref().name.get_ref().clone(), w).branch(p.get_ref().branch))?;
     }
-    connect(f, &mut d)?;
+    model::connect(f, &mut d)?;
     Ok(d)
-}
-
-fn connect(f: &PipelineFile, d: &mut Dagger) -> Result<(), Error> {
-    for p in &f.pipers {
-        let spec = p.get_ref();
-        for i in &spec.inputs {
-            if d.piper(i.get_ref()).is_some() {
-                d.connect(i.get_ref(), spec.name.get_ref())?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A built pipeline, ready for a Plumber.
@@ -469,49 +423,20 @@ pub struct Built {
     pub outputs: Vec<(String, String, Format, PathBuf)>,
 }
 
-fn numap_of(l: &Loaded, name: &str, r: &model::Resource) -> Result<NuMap, String> {
-    let mut b = NuMap::builder().name(name).ordered(r.ordered);
-    if let Some(s) = r.stride {
-        b = b.stride(s);
+/// The command of a process worker for this file: `papy worker --stdio`
+/// with the file's plugin path and loaded plugins.
+fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
+    let exe = std::env::current_exe()?;
+    let mut args: Vec<OsString> = vec!["worker".into(), "--stdio".into()];
+    for d in l.search_path().dirs() {
+        args.push("--plugin-path".into());
+        args.push(d.clone().into_os_string());
     }
-    if let Some(buf) = r.buffer {
-        b = b.buffer(buf);
+    for p in papy_plugins::plugins() {
+        args.push("--plugin".into());
+        args.push(p.path().as_os_str().to_owned());
     }
-    match r.kind {
-        Kind::Thread => {
-            if let Some(w) = r.workers {
-                b = b.workers(w);
-            }
-        }
-        Kind::Process => {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let mut args: Vec<OsString> = vec!["worker".into(), "--stdio".into()];
-            for d in l.search_path().dirs() {
-                args.push("--plugin-path".into());
-                args.push(d.clone().into_os_string());
-            }
-            for p in papy_plugins::plugins() {
-                args.push("--plugin".into());
-                args.push(p.path().as_os_str().to_owned());
-            }
-            let n = r
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let pool = ProcessPool::new(name, n, WorkerCommand::new(exe, args))
-                .map_err(|e| e.to_string())?;
-            b = b.pool(Arc::new(pool));
-        }
-        Kind::Remote => {
-            let cmds = r
-                .remote
-                .iter()
-                .map(|c| (WorkerCommand::shell(&c.command), c.workers))
-                .collect();
-            let pool = ProcessPool::remote(name, cmds).map_err(|e| e.to_string())?;
-            b = b.pool(Arc::new(pool));
-        }
-    }
-    b.build().map_err(|e| e.to_string())
+    Ok(WorkerCommand::new(exe, args))
 }
 
 fn read_lines(
@@ -575,61 +500,25 @@ fn source_of(l: &Loaded, spec: &InputSpec) -> Result<Source, String> {
 /// A message saying what could not be built.
 pub fn build(l: &Loaded) -> Result<Built, String> {
     let f = &l.file;
-    let mut numaps = BTreeMap::new();
-    for (name, r) in &f.resources {
-        numaps.insert(
-            name.clone(),
-            numap_of(l, name, r.get_ref()).map_err(|e| format!("resource `{name}`: {e}"))?,
-        );
-    }
-    let mut dagger = Dagger::new();
-    let mut sources = Vec::new();
+    let dagger = model::dagger_of(f, &|| worker_command(l)).map_err(|e| e.to_string())?;
     let piper_names: BTreeSet<&str> = f
         .pipers
         .iter()
         .map(|p| p.get_ref().name.get_ref().as_str())
         .collect();
+    let mut sources = Vec::new();
     for p in &f.pipers {
         let spec = p.get_ref();
-        let name = spec.name.get_ref();
-        let worker = worker_of(l, spec).map_err(|ps| {
-            ps.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
-        let mut piper = Piper::new(name.clone(), worker)
-            .produce(spec.produce)
-            .spawn(spec.spawn)
-            .consume(spec.consume)
-            .branch(spec.branch)
-            .debug(spec.debug)
-            .track(spec.track)
-            .retries(spec.retries, Duration::from_millis(100));
-        if let Some(r) = &spec.resource {
-            let m = numaps
-                .get(r.get_ref())
-                .ok_or_else(|| format!("unknown resource `{}`", r.get_ref()))?;
-            piper = piper.parallel(m);
-        }
-        if let Some(t) = spec.timeout {
-            piper = piper.timeout(Duration::from_secs_f64(t));
-        }
-        if let Some(o) = spec.ordered {
-            piper = piper.ordered(o);
-        }
-        dagger.add_piper(piper).map_err(|e| e.to_string())?;
         if let [only] = spec.inputs.as_slice() {
             if !piper_names.contains(only.get_ref().as_str()) {
                 let input = f
                     .inputs
                     .get(only.get_ref())
                     .ok_or_else(|| format!("unknown input `{}`", only.get_ref()))?;
-                sources.push((name.clone(), source_of(l, input.get_ref())?));
+                sources.push((spec.name.get_ref().clone(), source_of(l, input.get_ref())?));
             }
         }
     }
-    connect(f, &mut dagger).map_err(|e| e.to_string())?;
     let outputs = f
         .outputs
         .iter()

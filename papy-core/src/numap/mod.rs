@@ -280,6 +280,15 @@ impl NuMap {
         self.ctl().pool.as_ref().map_or("thread", |p| p.kind())
     }
 
+    /// The command lines of a remote pool, with their worker counts.
+    pub fn remote_commands(&self) -> Vec<(String, usize)> {
+        self.ctl()
+            .pool
+            .as_ref()
+            .map(|p| p.commands())
+            .unwrap_or_default()
+    }
+
     /// `true` when both handles are the same NuMap.
     pub fn same(&self, other: &NuMap) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

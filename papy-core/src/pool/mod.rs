@@ -282,6 +282,12 @@ pub trait Pool: Send + Sync {
         Ok(())
     }
 
+    /// For pools of commands: each command line with its number of workers
+    /// (what a saved pipeline records).
+    fn commands(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+
     /// Queues a job; every item must eventually be delivered exactly once.
     fn submit(&self, job: Job);
 

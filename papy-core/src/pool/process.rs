@@ -94,6 +94,14 @@ impl WorkerCommand {
         self
     }
 
+    /// The command line: the shell line for [`WorkerCommand::shell`], else program and arguments.
+    pub fn line(&self) -> String {
+        match (self.program.to_str(), self.args.as_slice()) {
+            (Some("sh"), [c, line]) if c == "-c" => line.to_string_lossy().into_owned(),
+            _ => self.describe(),
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
         for a in &self.args {
@@ -119,6 +127,7 @@ struct Shared {
 /// A pool of worker processes (local children or remote commands).
 pub struct ProcessPool {
     size: usize,
+    commands: Vec<(WorkerCommand, usize)>,
     kind: &'static str,
     tx: Mutex<Option<Sender<Job>>>,
     proxies: Mutex<Vec<JoinHandle<()>>>,
@@ -170,6 +179,7 @@ impl ProcessPool {
             pids: Mutex::new(BTreeMap::new()),
             next_id: AtomicUsize::new(0),
         });
+        let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut proxies = Vec::with_capacity(size);
         let mut slot = 0;
@@ -185,6 +195,7 @@ impl ProcessPool {
         }
         Ok(ProcessPool {
             size,
+            commands: recorded,
             kind,
             tx: Mutex::new(Some(tx)),
             proxies: Mutex::new(proxies),
@@ -688,6 +699,10 @@ impl Pool for ProcessPool {
 
     fn size(&self) -> usize {
         self.size
+    }
+
+    fn commands(&self) -> Vec<(String, usize)> {
+        self.commands.iter().map(|(c, n)| (c.line(), *n)).collect()
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
