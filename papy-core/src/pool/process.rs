@@ -462,8 +462,12 @@ fn handle_group(
     let mut attempt = 0;
     loop {
         let last = group.len() == 1 && attempt >= retries;
+        let started = Instant::now();
         match attempt_group(group, slot, conn, respawn, sh, last) {
             Some(results) => {
+                // Busy time of the node: the round trip, shared by the jobs.
+                let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
+                let elapsed = started.elapsed();
                 for (job, res) in group.iter().zip(results) {
                     let items = res
                         .into_iter()
@@ -473,6 +477,10 @@ fn handle_group(
                             })
                         })
                         .collect();
+                    let items: Vec<Item> = items;
+                    let failed = items.iter().filter(|r| r.is_err()).count();
+                    let share = elapsed.mul_f64(items.len() as f64 / n as f64);
+                    job.func().on_batch(items.len(), failed, share);
                     job.deliver(job.first, items);
                 }
                 return;
