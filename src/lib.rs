@@ -47,19 +47,27 @@ pub use papy_core::*;
 /// Registers a function as a papy worker (see `papy-macros`).
 pub use papy_macros::worker;
 
-/// Makes this binary usable as its own process worker under `cargo test`,
-/// where the test harness owns `main` so [`worker_main`] cannot be called:
-/// a constructor runs before `main` and serves tasks when the process was
-/// started as a worker (`PAPY_WORKER=stdio`). Put it once in a test file.
+/// Makes a test binary usable as its own process worker under `cargo test`,
+/// where the test harness owns `main` so [`worker_main`] cannot be called
+/// first. It adds a constructor that only marks the binary, and a hook test
+/// named `__papy_worker_entry` that serves tasks when the process was started
+/// as a worker (`WorkerCommand::current_exe()` then runs just that test, after
+/// every constructor, the registry's included, has run); in a normal test run
+/// the hook returns at once. Put it once at the root of a test file.
 ///
-/// ```
+/// ```text
 /// papy::enable_test_support!();
 /// ```
 #[macro_export]
 macro_rules! enable_test_support {
     () => {
         #[$crate::__private::ctor::ctor]
-        fn __papy_test_support_worker_hook() {
+        fn __papy_test_support_mark() {
+            $crate::pool::mark_test_support();
+        }
+
+        #[test]
+        fn __papy_worker_entry() {
             $crate::worker_main();
         }
     };

@@ -23,6 +23,11 @@ fn numap_on(pool: &Arc<ProcessPool>, stride: usize) -> NuMap {
         .unwrap()
 }
 
+/// This test binary as a worker, as a shell command line (for "remote" pools).
+fn self_as_worker_line() -> String {
+    WorkerCommand::current_exe().unwrap().line()
+}
+
 /// No process with these ids exists any more (reaped, not zombies).
 fn assert_gone(pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -45,19 +50,12 @@ fn same_output_on_thread_process_mixed_and_remote_pools() {
         }),
         ints(0..n),
     );
-    let exe = std::env::current_exe().unwrap();
     let mut pids = Vec::new();
     for stride in [1, 3, 7] {
         let procs = process_pool("p", 2);
         let remote = Arc::new(
-            ProcessPool::remote(
-                "r",
-                vec![(
-                    WorkerCommand::shell(&format!("exec '{}'", exe.display())),
-                    2,
-                )],
-            )
-            .unwrap(),
+            ProcessPool::remote("r", vec![(WorkerCommand::shell(&self_as_worker_line()), 2)])
+                .unwrap(),
         );
         let threads = NuMap::builder().workers(2).stride(stride).build().unwrap();
         let on_procs = Some(numap_on(&procs, stride));
@@ -236,12 +234,17 @@ fn protocol_mismatch_and_truncated_frames_are_clear_errors() {
     use papy::protocol::{write_frame, Frame, Hello};
     let mut hello = Hello::here(vec![], vec![]);
     hello.major = 99;
-    let mut bytes = Vec::new();
+    let mut bytes = papy::protocol::GREETING.to_vec();
     write_frame(&mut bytes, &Frame::Hello(hello)).unwrap();
-    let truncated = [0u8, 0, 0, 100, 1, 2, 3];
+    let mut truncated = papy::protocol::GREETING.to_vec();
+    truncated.extend_from_slice(&[0u8, 0, 0, 100, 1, 2, 3]);
     for (cmd, want) in [
         (fake_worker(&bytes, "major"), "protocol version mismatch"),
         (fake_worker(&truncated, "trunc"), "truncated frame"),
+        (
+            fake_worker(b"Welcome!\n", "nogreeting"),
+            "no papy worker greeting",
+        ),
     ] {
         let pool = Arc::new(ProcessPool::remote("fake", vec![(cmd, 1)]).unwrap());
         let m = numap_on(&pool, 1);
@@ -314,18 +317,10 @@ fn retries_rerun_items_whose_worker_died() {
 
 #[test]
 fn thread_process_and_remote_workers_serve_one_numap() {
-    let exe = std::env::current_exe().unwrap();
     let threads: Arc<dyn papy::Pool> = Arc::new(papy::ThreadPool::new("t", 1).unwrap());
     let procs: Arc<dyn papy::Pool> = process_pool("p", 1);
     let remote: Arc<dyn papy::Pool> = Arc::new(
-        ProcessPool::remote(
-            "r",
-            vec![(
-                WorkerCommand::shell(&format!("exec '{}'", exe.display())),
-                1,
-            )],
-        )
-        .unwrap(),
+        ProcessPool::remote("r", vec![(WorkerCommand::shell(&self_as_worker_line()), 1)]).unwrap(),
     );
     let mixed = Arc::new(papy::pool::MixedPool::new(vec![threads, procs, remote]).unwrap());
     let m = Some(NuMap::builder().pool(mixed).stride(3).build().unwrap());

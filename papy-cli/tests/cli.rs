@@ -67,6 +67,7 @@ fn check_reports_each_problem_with_its_position() {
         ("missing_plugin", "3:9", "/nonexistent/plugins"),
         ("unknown_field", "10:1", "unknown field `stide`"),
         ("bad_arguments", "9:10", "no parameter named `glue`"),
+        ("rate_mismatch", "23:8", "joins inputs of different rates"),
     ];
     for (name, pos, message) in cases {
         let file = format!("papy-cli/tests/broken/{name}.toml");

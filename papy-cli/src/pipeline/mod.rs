@@ -370,27 +370,96 @@ pub fn check(l: &Loaded) -> Vec<Problem> {
     }
     // Cycles: build the graph shape with pass-through workers.
     if problems.is_empty() {
-        if let Err(e) = shape(f) {
-            // Point at the input that closes the cycle.
-            let span = match &e {
-                Error::Cycle { from, to, .. } => f
-                    .pipers
-                    .iter()
-                    .filter(|p| p.get_ref().name.get_ref() == to)
-                    .flat_map(|p| p.get_ref().inputs.iter())
-                    .find(|i| i.get_ref() == from)
-                    .map(toml::Spanned::span),
-                _ => None,
-            };
-            problems.push(match span {
-                Some(s) => l.at(s, e.to_string()),
-                None => Problem {
-                    line: 0,
-                    col: 0,
-                    message: e.to_string(),
-                },
-            });
+        match shape(f) {
+            Ok(d) => problems.extend(rate_problems(l, &d)),
+            Err(e) => {
+                // Point at the input that closes the cycle.
+                let span = match &e {
+                    Error::Cycle { from, to, .. } => f
+                        .pipers
+                        .iter()
+                        .filter(|p| p.get_ref().name.get_ref() == to)
+                        .flat_map(|p| p.get_ref().inputs.iter())
+                        .find(|i| i.get_ref() == from)
+                        .map(toml::Spanned::span),
+                    _ => None,
+                };
+                problems.push(match span {
+                    Some(s) => l.at(s, e.to_string()),
+                    None => Problem {
+                        line: 0,
+                        col: 0,
+                        message: e.to_string(),
+                    },
+                });
+            }
         }
+    }
+    problems
+}
+
+/// Items a piper emits per item of the pipeline input, as a fraction.
+type Rate = (u64, u64);
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn scale(r: Rate, produce: usize, consume: usize) -> Rate {
+    let (n, d) = (
+        r.0.saturating_mul(produce as u64),
+        r.1.saturating_mul(consume as u64),
+    );
+    let g = gcd(n, d);
+    (n / g, d / g)
+}
+
+/// produce/consume shape mismatches: the inputs of a join must deliver the
+/// same number of items per pipeline input item, or the join reports
+/// unmatched items on every run.
+fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
+    let f = &l.file;
+    let spec = |name: &str| {
+        f.pipers
+            .iter()
+            .map(|p| p.get_ref())
+            .find(|p| p.name.get_ref() == name)
+    };
+    let mut rates: std::collections::BTreeMap<String, Rate> = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    for p in d.order() {
+        let Some(s) = spec(p.name()) else { continue };
+        let ups = d.upstream(p.name()).unwrap_or_default();
+        let up_rates: Vec<(String, Rate)> = ups
+            .iter()
+            .filter_map(|u| rates.get(u.name()).map(|r| (u.name().to_string(), *r)))
+            .collect();
+        let base = up_rates.first().map_or((1, 1), |(_, r)| *r);
+        if up_rates.iter().any(|(_, r)| *r != base) {
+            let shown: Vec<String> = up_rates
+                .iter()
+                .map(|(n, (a, b))| {
+                    if *b == 1 {
+                        format!("`{n}` {a}")
+                    } else {
+                        format!("`{n}` {a}/{b}")
+                    }
+                })
+                .collect();
+            problems.push(l.at(
+                s.name.span(),
+                format!(
+                    "piper `{}` joins inputs of different rates (items per pipeline input: {}); check produce/consume upstream",
+                    p.name(),
+                    shown.join(", ")
+                ),
+            ));
+        }
+        rates.insert(p.name().to_string(), scale(base, s.produce, s.consume));
     }
     problems
 }

@@ -21,7 +21,7 @@ use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
 pub use mixed::MixedPool;
-pub use process::{ProcessPool, WorkerCommand, WORKER_ENV};
+pub use process::{mark_test_support, ProcessPool, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 pub use thread::ThreadPool;
 
 /// The inputs of one item: one entry per input pipe.

@@ -36,6 +36,18 @@ use crate::protocol::{
     read_frame, write_frame, Frame, Hello, ProtocolError, WireInboxes, MAX_FRAME,
 };
 
+static TEST_SUPPORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The name of the test that `papy::enable_test_support!()` adds.
+pub const TEST_ENTRY: &str = "__papy_worker_entry";
+
+/// Marks this binary as a test binary with the worker hook test (called by
+/// `papy::enable_test_support!()` from a constructor; it only sets a flag).
+#[doc(hidden)]
+pub fn mark_test_support() {
+    TEST_SUPPORT.store(true, Ordering::Release);
+}
+
 /// Set in the environment of worker children; a process that has it refuses
 /// to start pools of its own (no fork bombs).
 pub const WORKER_ENV: &str = "PAPY_WORKER";
@@ -74,6 +86,20 @@ impl WorkerCommand {
     /// The executable's path cannot be found.
     pub fn current_exe() -> Result<WorkerCommand> {
         let exe = std::env::current_exe()?;
+        if TEST_SUPPORT.load(Ordering::Acquire) {
+            // A test binary: run only the hook test, which serves once every
+            // constructor (including the registry's) has run.
+            return Ok(WorkerCommand::new(
+                exe,
+                [
+                    TEST_ENTRY,
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                    "-q",
+                ],
+            ));
+        }
         Ok(WorkerCommand::new(exe, Vec::<OsString>::new()))
     }
 
@@ -242,11 +268,17 @@ impl Conn {
         let (ftx, frx) = crossbeam_channel::unbounded();
         let reader = std::thread::Builder::new()
             .name("papy-child-reader".into())
-            .spawn(move || loop {
-                let f = read_frame(&mut stdout, MAX_FRAME);
-                let end = f.is_err();
-                if ftx.send(f).is_err() || end {
+            .spawn(move || {
+                if let Err(e) = crate::protocol::skip_to_greeting(&mut stdout, 1 << 20) {
+                    let _ = ftx.send(Err(e));
                     return;
+                }
+                loop {
+                    let f = read_frame(&mut stdout, MAX_FRAME);
+                    let end = f.is_err();
+                    if ftx.send(f).is_err() || end {
+                        return;
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;

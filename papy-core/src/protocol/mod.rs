@@ -18,6 +18,47 @@ use crate::value::Value;
 pub const MAJOR: u16 = 1;
 /// Compatible protocol changes (new optional fields) bump this.
 pub const MINOR: u16 = 0;
+/// What a worker writes before its first frame. The host skips anything
+/// before it (a test harness banner, a login message over ssh) and refuses a
+/// peer that never sends it.
+pub const GREETING: &[u8] = b"\0papy-worker\0";
+
+/// Reads and discards bytes up to and including [`GREETING`], looking at
+/// most `limit` bytes.
+///
+/// # Errors
+/// [`ProtocolError::Closed`] if the stream ends first, `Malformed` past the limit.
+pub fn skip_to_greeting(r: &mut impl Read, limit: usize) -> Result<(), ProtocolError> {
+    let mut matched = 0;
+    let mut seen = 0usize;
+    let mut byte = [0u8; 1];
+    while matched < GREETING.len() {
+        if r.read(&mut byte)? == 0 {
+            return Err(if seen == 0 {
+                ProtocolError::Closed
+            } else {
+                ProtocolError::Malformed(format!(
+                    "the peer wrote {seen} bytes but no papy worker greeting"
+                ))
+            });
+        }
+        seen += 1;
+        if seen > limit {
+            return Err(ProtocolError::Malformed(format!(
+                "no papy worker greeting in the first {limit} bytes"
+            )));
+        }
+        matched = if byte[0] == GREETING[matched] {
+            matched + 1
+        } else if byte[0] == GREETING[0] {
+            1
+        } else {
+            0
+        };
+    }
+    Ok(())
+}
+
 /// Default largest frame accepted (256 MiB).
 pub const MAX_FRAME: usize = 256 << 20;
 
@@ -408,6 +449,22 @@ mod tests {
                 Some(3)
             )
         );
+    }
+
+    #[test]
+    fn greeting_is_found_after_noise_and_required() {
+        let mut stream = b"running 1 test\nWelcome to host\n".to_vec();
+        stream.extend_from_slice(GREETING);
+        stream.extend_from_slice(b"rest");
+        let mut r = stream.as_slice();
+        skip_to_greeting(&mut r, 1 << 20).unwrap();
+        assert_eq!(r, b"rest");
+        let err = skip_to_greeting(&mut &b"no greeting here"[..], 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("no papy worker greeting"), "{err}");
+        assert!(matches!(
+            skip_to_greeting(&mut &b""[..], 10),
+            Err(ProtocolError::Closed)
+        ));
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn serve(
         .iter()
         .map(|f| f.name.clone())
         .collect();
+    output.write_all(super::GREETING)?;
     write_frame(&mut output, &Frame::Hello(Hello::here(functions, plugins)))?;
     match read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
