@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::adapters::{
     distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream,
@@ -12,52 +11,10 @@ use super::adapters::{
 };
 use super::Piper;
 use crate::dagger::Dagger;
-use crate::error::{Error, Item, Result};
+use crate::error::{Error, Result};
 use crate::numap::{NuMap, TaskOptions};
-use crate::pool::{Inbox, TaskFn};
+use crate::pool::WorkerTask;
 use crate::stats::NodeCounters;
-use crate::worker::Worker;
-
-/// A piper's worker as a NuMap task (one of `k` spawned tasks).
-struct PiperTask {
-    worker: Worker,
-    node: String,
-    counters: Arc<NodeCounters>,
-    j: usize,
-    k: usize,
-    chunk: usize,
-}
-
-impl TaskFn for PiperTask {
-    fn call(&self, index: u64, inbox: &[Item]) -> Item {
-        self.worker.eval(inbox, &self.node, self.index_of(index))
-    }
-    fn index_of(&self, local: u64) -> u64 {
-        if self.k == 1 {
-            local
-        } else {
-            super::adapters::spawn_index(local, self.j, self.k, self.chunk)
-        }
-    }
-    fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
-        self.worker.eval_batch(
-            inboxes.len(),
-            |i| inboxes[i].as_slice(),
-            |i| self.index_of(first + i as u64),
-            &self.node,
-            out,
-        );
-    }
-    fn name(&self) -> String {
-        self.node.clone()
-    }
-    fn worker(&self) -> Option<&Worker> {
-        Some(&self.worker)
-    }
-    fn on_batch(&self, _items: usize, _failed: usize, busy: Duration) {
-        self.counters.add_busy(busy);
-    }
-}
 
 /// The connected pipeline: output streams, counters, and the NuMaps used.
 pub(crate) struct Connected {
@@ -107,14 +64,11 @@ fn node_stream(
             };
             let mut readers = Vec::with_capacity(k);
             for (j, part) in parts.into_iter().enumerate() {
-                let task = Arc::new(PiperTask {
-                    worker: piper.worker().clone(),
-                    node: name.clone(),
-                    counters: counters.clone(),
-                    j,
-                    k,
-                    chunk: stride,
-                });
+                let task = Arc::new(
+                    WorkerTask::new(piper.worker().clone(), name.clone())
+                        .spawned(j, k, stride)
+                        .counting(counters.clone()),
+                );
                 let id = numap.add_task_fn(task, part, opts.clone())?;
                 readers.push(numap.results(id)?);
             }

@@ -133,6 +133,9 @@ pub trait TaskFn: Send + Sync {
 pub struct WorkerTask {
     worker: Worker,
     node: String,
+    /// (task j, of k spawned tasks, chunk size): maps task indices to node indices.
+    spawn: Option<(usize, usize, usize)>,
+    counters: Option<Arc<crate::stats::NodeCounters>>,
 }
 
 impl WorkerTask {
@@ -141,28 +144,55 @@ impl WorkerTask {
         WorkerTask {
             worker,
             node: node.into(),
+            spawn: None,
+            counters: None,
         }
+    }
+
+    /// Task `j` of `k` spawned tasks taking `chunk`-sized chunks in turn.
+    pub(crate) fn spawned(mut self, j: usize, k: usize, chunk: usize) -> WorkerTask {
+        if k > 1 {
+            self.spawn = Some((j, k, chunk));
+        }
+        self
+    }
+
+    /// Adds busy time to a node's statistics.
+    pub(crate) fn counting(mut self, counters: Arc<crate::stats::NodeCounters>) -> WorkerTask {
+        self.counters = Some(counters);
+        self
     }
 }
 
 impl TaskFn for WorkerTask {
     fn call(&self, index: u64, inbox: &[Item]) -> Item {
-        self.worker.eval(inbox, &self.node, index)
+        self.worker.eval(inbox, &self.node, self.index_of(index))
     }
     fn call_batch(&self, first: u64, inboxes: &[Inbox], out: &mut Vec<Item>) {
         self.worker.eval_batch(
             inboxes.len(),
             |i| inboxes[i].as_slice(),
-            |i| first + i as u64,
+            |i| self.index_of(first + i as u64),
             &self.node,
             out,
         );
+    }
+    fn index_of(&self, local: u64) -> u64 {
+        match self.spawn {
+            None => local,
+            Some((j, k, chunk)) => crate::piper::adapters::spawn_index(local, j, k, chunk),
+        }
     }
     fn name(&self) -> String {
         self.node.clone()
     }
     fn worker(&self) -> Option<&Worker> {
         Some(&self.worker)
+    }
+    fn on_batch(&self, _items: usize, _failed: usize, busy: Duration) {
+        if let Some(c) = &self.counters {
+            c.add_busy(busy);
+        }
     }
 }
 
