@@ -484,22 +484,12 @@ pub mod __private {
                 /// Inbox element `i`.
                 #[inline]
                 pub fn inbox(inbox: &[Value], i: usize) -> Result<$t, ItemError> {
-                    match inbox.get(i) {
-                        Some(v) => convert(v, &format_args!("inbox[{i}]")),
-                        None => Err(ItemError::new(
-                            ErrorKind::Conversion,
-                            format!("inbox has no element {i}"),
-                        )),
-                    }
+                    convert(inbox_value(inbox, i)?, &format_args!("inbox[{i}]"))
                 }
                 /// Argument `i`.
                 #[inline]
                 pub fn arg(args: &[Value], i: usize, name: &str) -> Result<$t, ItemError> {
-                    static NULL: Value = Value::Null;
-                    convert(
-                        args.get(i).unwrap_or(&NULL),
-                        &format_args!("argument `{name}`"),
-                    )
+                    convert(arg_value(args, i), &format_args!("argument `{name}`"))
                 }
                 /// The return value.
                 #[inline]
@@ -547,13 +537,22 @@ pub mod __private {
     /// Parameter `i` of the inbox, converted.
     #[inline]
     pub fn inbox<T: DeserializeOwned + 'static>(inbox: &[Value], i: usize) -> Result<T, ItemError> {
-        match inbox.get(i) {
-            Some(v) => convert(v, &format_args!("inbox[{i}]")),
-            None => Err(ItemError::new(
-                ErrorKind::Conversion,
-                format!("inbox has no element {i}"),
-            )),
-        }
+        convert(inbox_value(inbox, i)?, &format_args!("inbox[{i}]"))
+    }
+
+    /// Inbox element `i`, or a conversion error naming it.
+    #[inline]
+    pub fn inbox_value(inbox: &[Value], i: usize) -> Result<&Value, ItemError> {
+        inbox.get(i).ok_or_else(|| {
+            ItemError::new(ErrorKind::Conversion, format!("inbox has no element {i}"))
+        })
+    }
+
+    /// Argument `i`; a missing argument is null.
+    #[inline]
+    pub fn arg_value(args: &[Value], i: usize) -> &Value {
+        static NULL: Value = Value::Null;
+        args.get(i).unwrap_or(&NULL)
     }
 
     /// Argument `i` (named `name`), converted; a missing argument is null.
@@ -563,11 +562,7 @@ pub mod __private {
         i: usize,
         name: &str,
     ) -> Result<T, ItemError> {
-        static NULL: Value = Value::Null;
-        convert(
-            args.get(i).unwrap_or(&NULL),
-            &format_args!("argument `{name}`"),
-        )
+        convert(arg_value(args, i), &format_args!("argument `{name}`"))
     }
 }
 

@@ -35,6 +35,17 @@ pub fn chain_of(worker: &Worker) -> Vec<Call> {
         .collect()
 }
 
+/// Tells the host why this worker stops (a `Fatal` frame), as an error.
+fn refuse(output: &mut impl Write, message: String) -> ProtocolError {
+    let _ = write_frame(
+        output,
+        &Frame::Fatal {
+            message: message.clone(),
+        },
+    );
+    ProtocolError::Malformed(message)
+}
+
 /// Serves tasks until the host sends `Shutdown` or closes the stream.
 /// `plugins` (name, sha256) are announced in the handshake.
 ///
@@ -56,24 +67,12 @@ pub fn serve(
     match read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
             if let Err(message) = h.check() {
-                let _ = write_frame(
-                    &mut output,
-                    &Frame::Fatal {
-                        message: message.clone(),
-                    },
-                );
-                return Err(ProtocolError::Malformed(message));
+                return Err(refuse(&mut output, message));
             }
         }
         other => {
             let message = format!("expected a Hello frame first, got {other:?}");
-            let _ = write_frame(
-                &mut output,
-                &Frame::Fatal {
-                    message: message.clone(),
-                },
-            );
-            return Err(ProtocolError::Malformed(message));
+            return Err(refuse(&mut output, message));
         }
     }
     let mut cache: Vec<(Vec<Call>, Result<Worker, String>)> = Vec::new();
@@ -134,13 +133,7 @@ pub fn serve(
             Frame::Shutdown => return Ok(()),
             other => {
                 let message = format!("unexpected frame from the host: {other:?}");
-                let _ = write_frame(
-                    &mut output,
-                    &Frame::Fatal {
-                        message: message.clone(),
-                    },
-                );
-                return Err(ProtocolError::Malformed(message));
+                return Err(refuse(&mut output, message));
             }
         }
     }
