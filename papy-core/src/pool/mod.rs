@@ -9,7 +9,7 @@
 //! touching the weave.
 
 mod mixed;
-mod process;
+pub(crate) mod process;
 mod thread;
 
 use std::fmt;
