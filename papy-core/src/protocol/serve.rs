@@ -46,6 +46,14 @@ fn refuse(output: &mut impl Write, message: String) -> ProtocolError {
     ProtocolError::Malformed(message)
 }
 
+/// Completes the compressed streams this worker wrote (see
+/// [`func::write`](crate::func::write)).
+fn finish_streams() {
+    if let Err(e) = crate::func::write::finish_all() {
+        tracing::error!("{e}");
+    }
+}
+
 /// Serves tasks until the host sends `Shutdown` or closes the stream.
 /// `plugins` (name, sha256) are announced in the handshake.
 ///
@@ -79,8 +87,11 @@ pub fn serve(
     loop {
         let frame = match read_frame(&mut input, MAX_FRAME) {
             Ok(f) => f,
-            Err(ProtocolError::Closed) => return Ok(()),
-            Err(e) => return Err(e),
+            Err(ProtocolError::Closed) => return Ok(finish_streams()),
+            Err(e) => {
+                finish_streams();
+                return Err(e);
+            }
         };
         match frame {
             Frame::Task {
@@ -130,7 +141,7 @@ pub fn serve(
                 let results = WireResults::from_items(&out);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
-            Frame::Shutdown => return Ok(()),
+            Frame::Shutdown => return Ok(finish_streams()),
             other => {
                 let message = format!("unexpected frame from the host: {other:?}");
                 return Err(refuse(&mut output, message));
