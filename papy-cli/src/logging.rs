@@ -8,6 +8,7 @@
 //! `--log-rotate` period (minutely, hourly, daily, never), keeping the last
 //! `--log-keep` files.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -65,7 +66,11 @@ fn filter(verbose: u8) -> EnvFilter {
 /// # Errors
 /// The log directory cannot be created.
 pub fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
+    // Span fields are formatted once for all layers: colours only when
+    // stderr is a terminal and no file gets the same text.
+    let colour = args.log_file.is_none() && std::io::stderr().is_terminal();
     let stderr = fmt::layer()
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_filter(filter(args.verbose));
     let Some(file) = &args.log_file else {

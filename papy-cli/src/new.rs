@@ -60,7 +60,11 @@ fn script(path: &Path, lang: &str) -> anyhow::Result<()> {
     println!(
         "wrote {}; run it with `papy.script` and cfg.executable = \"{}\"",
         path.display(),
-        if lang.starts_with('p') { "python3" } else { "bash" }
+        if lang.starts_with('p') {
+            "python3"
+        } else {
+            "bash"
+        }
     );
     Ok(())
 }

@@ -523,7 +523,9 @@ fn source_of(l: &Loaded, spec: &InputSpec, stop: &StopSignal) -> Result<Source, 
                 Source::items(read::lines(&path).map_err(open_error)?)
             }
         }
-        InputSpec::Jsonl { path } => Source::items(read::jsonl(l.resolve(path)).map_err(open_error)?),
+        InputSpec::Jsonl { path } => {
+            Source::items(read::jsonl(l.resolve(path)).map_err(open_error)?)
+        }
         InputSpec::Records {
             path,
             delimiter,
@@ -583,7 +585,10 @@ pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, String> {
                     .inputs
                     .get(only.get_ref())
                     .ok_or_else(|| format!("unknown input `{}`", only.get_ref()))?;
-                sources.push((spec.name.get_ref().clone(), source_of(l, input.get_ref(), stop)?));
+                sources.push((
+                    spec.name.get_ref().clone(),
+                    source_of(l, input.get_ref(), stop)?,
+                ));
             }
         }
     }

@@ -87,7 +87,10 @@ pub fn serve(
     loop {
         let frame = match read_frame(&mut input, MAX_FRAME) {
             Ok(f) => f,
-            Err(ProtocolError::Closed) => return Ok(finish_streams()),
+            Err(ProtocolError::Closed) => {
+                finish_streams();
+                return Ok(());
+            }
             Err(e) => {
                 finish_streams();
                 return Err(e);
@@ -141,7 +144,10 @@ pub fn serve(
                 let results = WireResults::from_items(&out);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
-            Frame::Shutdown => return Ok(finish_streams()),
+            Frame::Shutdown => {
+                finish_streams();
+                return Ok(());
+            }
             other => {
                 let message = format!("unexpected frame from the host: {other:?}");
                 return Err(refuse(&mut output, message));

@@ -177,7 +177,7 @@ fn the_registered_functions_pass_options_through() {
     .unwrap();
     let load_w = crate::Worker::new("papy.load_item").unwrap();
     let v = Value::list([1, 2, 3]);
-    let locator = dump_w.call(&[v.clone()]).unwrap();
+    let locator = dump_w.call(std::slice::from_ref(&v)).unwrap();
     assert_eq!(locator.get("kind"), Some(&Value::from("socket")));
     assert_eq!(load_w.call(&[locator]).unwrap(), v);
     let bad = crate::Worker::with_named("papy.dump_item", [("kind", Value::from("udp"))]).unwrap();
