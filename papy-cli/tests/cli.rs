@@ -436,3 +436,30 @@ fn new_script_writes_a_runnable_template() {
     let bad = run(&["new", "script", "x.cob", "--lang", "cobol"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no script template for `cobol`"));
 }
+
+#[test]
+fn papy_print_writes_each_item_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("print.toml");
+    std::fs::write(
+        &file,
+        r#"
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 3
+[[pipers]]
+name = "wrap"
+inputs = ["numbers"]
+worker = ["papy.npasser"]
+[[pipers]]
+name = "show"
+inputs = ["wrap"]
+worker = ["papy.print"]
+"#,
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[0]\n[1]\n[2]\n");
+}
