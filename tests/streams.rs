@@ -13,6 +13,21 @@ use papy::{Dagger, NuMap, Piper, Plumber, ProcessPool, Source, Value, Worker, Wo
 
 papy::enable_test_support!();
 
+/// A 100 kB line of pseudo-random text that starts with its number: it
+/// hardly compresses, so several processes writing at once overflow any
+/// buffer.
+#[papy::worker]
+fn t_long(i: i64) -> String {
+    let mut x = i as u64 + 1;
+    let text: String = (0..100_000)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect();
+    format!("{i}:{text}")
+}
+
 fn sorted(mut v: Vec<Value>) -> Vec<Value> {
     v.sort();
     v
@@ -32,29 +47,37 @@ fn process_workers_append_to_one_compressed_file_without_loss() {
             let pool = ProcessPool::new("w", 2, WorkerCommand::current_exe().unwrap()).unwrap();
             let numap = NuMap::builder()
                 .pool(Arc::new(pool))
-                .stride(3)
+                .stride(5)
                 .build()
                 .unwrap();
-            let w = Worker::with_named(writer, [("path", Value::from(path.display().to_string()))])
-                .unwrap();
+            let w = Worker::new("t_long").unwrap().then(
+                Worker::with_named(writer, [("path", Value::from(path.display().to_string()))])
+                    .unwrap(),
+            );
             let mut d = Dagger::new();
             d.add_piper(Piper::new("write", w).parallel(&numap))
                 .unwrap();
-            let out = common::run_all(d, (0..100).map(|i| Ok(Value::from(i))).collect());
+            let out = common::run_all(d, (0..40).map(|i| Ok(Value::from(i))).collect());
             assert!(out[0].1.iter().all(|i| i.as_ref() == Ok(&Value::Null)));
             // Dropping the pipeline shuts the workers down, which completes the files.
         }
-        let got: Vec<Value> = if name.ends_with("msgpack") {
+        let items: Vec<Value> = if name.ends_with("msgpack") {
             read::msgpack(&path).unwrap().map(|i| i.unwrap()).collect()
         } else {
-            read::lines(&path)
-                .unwrap()
-                .map(|i| Value::from(i.unwrap().as_str().unwrap().parse::<i64>().unwrap()))
-                .collect()
+            read::lines(&path).unwrap().map(|i| i.unwrap()).collect()
         };
+        let got: Vec<Value> = items
+            .iter()
+            .map(|v| {
+                let s = v.as_str().unwrap();
+                let colon = s.find(':').unwrap_or_else(|| panic!("{name}: {}", &s[..s.len().min(80)]));
+                assert_eq!(s.len() - colon, 100_001, "a whole line");
+                Value::from(s.split(':').next().unwrap().parse::<i64>().unwrap())
+            })
+            .collect();
         assert_eq!(
             sorted(got),
-            (0..100).map(Value::from).collect::<Vec<_>>(),
+            (0..40).map(Value::from).collect::<Vec<_>>(),
             "{name}"
         );
     }

@@ -66,11 +66,12 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     })
 }
 
-/// A stream being written: call [`finish`](Self::finish) to complete a
-/// compressed stream (dropping it without finishing leaves a gzip or zstd
-/// file without its trailer).
+/// A stream being written (one writer per file; several processes
+/// appending to one file go through [`write`](super::write) instead). Call
+/// [`finish`](Self::finish) to complete it and see errors; dropping it
+/// completes it too, logging errors.
 pub struct StreamFile {
-    inner: Inner,
+    inner: Option<Inner>,
 }
 
 enum Inner {
@@ -89,7 +90,7 @@ pub fn create(path: &Path, append: bool) -> io::Result<StreamFile> {
     if is_stdio(path) {
         let out: Box<dyn Write + Send> = Box::new(io::stdout());
         return Ok(StreamFile {
-            inner: Inner::Plain(BufWriter::new(out)),
+            inner: Some(Inner::Plain(BufWriter::new(out))),
         });
     }
     let f = OpenOptions::new()
@@ -110,7 +111,7 @@ pub fn create(path: &Path, append: bool) -> io::Result<StreamFile> {
                 .map_err(|e| named(path, "cannot write zstd to", e))?,
         ),
     };
-    Ok(StreamFile { inner })
+    Ok(StreamFile { inner: Some(inner) })
 }
 
 impl StreamFile {
@@ -118,44 +119,54 @@ impl StreamFile {
     ///
     /// # Errors
     /// Writing failed.
-    pub fn finish(self) -> io::Result<()> {
-        match self.inner {
-            Inner::Plain(mut w) => w.flush(),
-            Inner::Gzip(w) => w.finish()?.flush(),
-            Inner::Zstd(w) => w.finish()?.flush(),
+    pub fn finish(mut self) -> io::Result<()> {
+        self.complete()
+    }
+
+    fn complete(&mut self) -> io::Result<()> {
+        match self.inner.take() {
+            None => Ok(()),
+            Some(Inner::Plain(mut w)) => w.flush(),
+            Some(Inner::Gzip(w)) => w.finish()?.flush(),
+            Some(Inner::Zstd(w)) => w.finish()?.flush(),
         }
     }
 
     /// Whether the stream is compressed (a flush does not make a
     /// compressed file readable to its end; [`finish`](Self::finish) does).
     pub fn is_compressed(&self) -> bool {
-        !matches!(self.inner, Inner::Plain(_))
+        !matches!(self.inner, Some(Inner::Plain(_)) | None)
+    }
+
+    fn writer(&mut self) -> io::Result<&mut dyn Write> {
+        match &mut self.inner {
+            Some(Inner::Plain(w)) => Ok(w),
+            Some(Inner::Gzip(w)) => Ok(w),
+            Some(Inner::Zstd(w)) => Ok(w),
+            None => Err(io::Error::other("stream already finished")),
+        }
+    }
+}
+
+impl Drop for StreamFile {
+    fn drop(&mut self) {
+        if let Err(e) = self.complete() {
+            tracing::error!("completing a stream: {e}");
+        }
     }
 }
 
 impl Write for StreamFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.inner {
-            Inner::Plain(w) => w.write(buf),
-            Inner::Gzip(w) => w.write(buf),
-            Inner::Zstd(w) => w.write(buf),
-        }
+        self.writer()?.write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match &mut self.inner {
-            Inner::Plain(w) => w.write_all(buf),
-            Inner::Gzip(w) => w.write_all(buf),
-            Inner::Zstd(w) => w.write_all(buf),
-        }
+        self.writer()?.write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.inner {
-            Inner::Plain(w) => w.flush(),
-            Inner::Gzip(w) => w.flush(),
-            Inner::Zstd(w) => w.flush(),
-        }
+        self.writer()?.flush()
     }
 }
 

@@ -9,70 +9,138 @@
 //! | `papy.dump_msgpack(path)` | the value as MessagePack (read back by [`read::msgpack`](super::read::msgpack)) |
 //!
 //! Writers **append** (remove the file first to start afresh), so several
-//! workers, threads or processes, may write one file: each record is written
-//! whole under a lock and, for plain files, flushed at once. Compressed files
-//! (`.gz`, `.zst`) stay open in the process that writes them and are
-//! completed by [`finish_all`], which a [`Plumber`](crate::Plumber) calls when
-//! its run ends and a worker process calls when it shuts down; several
-//! processes writing one compressed file leave one gzip member / zstd frame
-//! each, which the readers take as one stream.
+//! workers, threads or processes, may write one file: each record of a plain
+//! file is one `write` to a file opened for appending. A compressed file
+//! (`.gz`, `.zst`) is compressed in memory and appended as one whole gzip
+//! member / zstd frame by [`finish_all`], which a worker process calls after
+//! each batch (before reporting its items done) and a
+//! [`Plumber`](crate::Plumber) when its run ends; readers (papy's, `zcat`,
+//! `zstdcat`) take the members as one stream.
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use papy_macros::worker;
 
-use super::codec::{self, StreamFile};
+use super::codec::Compression;
 use crate::value::Value;
 
-type Open = Mutex<HashMap<PathBuf, Arc<Mutex<Option<StreamFile>>>>>;
+/// An open output of this process.
+enum Slot {
+    /// Not open (never, or completed by [`finish_all`]).
+    Closed,
+    /// A plain file opened for appending: one `write` per record.
+    Plain(File),
+    /// A compressed stream built in memory, appended to the file as one
+    /// whole gzip member when completed.
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    /// The same with a zstd frame.
+    Zstd(zstd::Encoder<'static, Vec<u8>>),
+}
+
+impl Slot {
+    fn open(path: &Path) -> Result<Slot, String> {
+        Ok(match Compression::of(path) {
+            Compression::None => Slot::Plain(append_to(path)?),
+            Compression::Gzip => Slot::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Slot::Zstd(
+                zstd::Encoder::new(Vec::new(), 3).map_err(|e| format!("zstd: {e}"))?,
+            ),
+        })
+    }
+
+    fn write(&mut self, record: &[u8]) -> std::io::Result<()> {
+        match self {
+            Slot::Closed => Ok(()),
+            Slot::Plain(f) => f.write_all(record),
+            Slot::Gzip(e) => e.write_all(record),
+            Slot::Zstd(e) => e.write_all(record),
+        }
+    }
+
+    /// Completes a compressed stream: appends it to `path` in one write (so
+    /// streams of several processes never interleave) and closes the slot.
+    fn finish(&mut self, path: &Path) -> Result<(), String> {
+        let bytes = match std::mem::replace(self, Slot::Closed) {
+            Slot::Closed | Slot::Plain(_) => return Ok(()),
+            Slot::Gzip(e) => e.finish(),
+            Slot::Zstd(e) => e.finish(),
+        }
+        .map_err(|e| format!("finishing {}: {e}", path.display()))?;
+        append_to(path)?
+            .write_all(&bytes)
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+}
+
+fn append_to(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {} for appending: {e}", path.display()))
+}
+
+type Open = Mutex<HashMap<PathBuf, Arc<Mutex<Slot>>>>;
 
 fn open_files() -> &'static Open {
     static OPEN: OnceLock<Open> = OnceLock::new();
     OPEN.get_or_init(Default::default)
 }
 
-/// Appends `record` to `path` as one write (opening the file on first use).
+/// Appends `record` to `path` as one write (opening the file on first use;
+/// `-` is standard output).
 ///
 /// # Errors
 /// The file cannot be opened or written; the message names it.
 pub fn append(path: &Path, record: &[u8]) -> Result<(), String> {
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(record)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("writing to standard output: {e}"));
+    }
     let slot = {
         let mut open = open_files().lock().map_err(|_| "writer table poisoned")?;
-        open.entry(path.to_path_buf()).or_default().clone()
+        open.entry(path.to_path_buf())
+            .or_insert_with(|| Arc::new(Mutex::new(Slot::Closed)))
+            .clone()
     };
-    let mut file = slot.lock().map_err(|_| "writer poisoned")?;
-    if file.is_none() {
-        *file = Some(codec::create(path, true).map_err(|e| e.to_string())?);
+    let mut slot = slot.lock().map_err(|_| "writer poisoned")?;
+    if matches!(*slot, Slot::Closed) {
+        *slot = Slot::open(path)?;
     }
-    let f = file.as_mut().ok_or("writer closed")?;
-    let r = f
-        .write_all(record)
-        .and_then(|()| if f.is_compressed() { Ok(()) } else { f.flush() });
-    r.map_err(|e| format!("writing {}: {e}", path.display()))
+    slot.write(record)
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Completes and closes every stream this process has written to (gzip
-/// and zstd trailers); the next record opens the file again, appending.
+/// Completes every compressed stream this process has written to, each
+/// appended to its file as one gzip member or zstd frame; the next record
+/// starts a new one. Plain files need nothing (every record is written at
+/// once).
 ///
 /// # Errors
-/// The first failure, naming the file (every file is still closed).
+/// The first failure, naming the file (every stream is still completed).
 pub fn finish_all() -> Result<(), String> {
-    let files: Vec<_> = match open_files().lock() {
-        Ok(mut open) => open.drain().collect(),
+    let slots: Vec<(PathBuf, Arc<Mutex<Slot>>)> = match open_files().lock() {
+        Ok(open) => open.iter().map(|(p, s)| (p.clone(), s.clone())).collect(),
         Err(_) => return Err("writer table poisoned".into()),
     };
     let mut first = Ok(());
-    for (path, slot) in files {
-        let taken = slot.lock().map(|mut f| f.take());
-        if let Ok(Some(f)) = taken {
-            if let Err(e) = f.finish() {
-                if first.is_ok() {
-                    first = Err(format!("finishing {}: {e}", path.display()));
-                }
-            }
+    for (path, slot) in slots {
+        let done = match slot.lock() {
+            Ok(mut s) => s.finish(&path),
+            Err(_) => Err(format!("writer of {} poisoned", path.display())),
+        };
+        if first.is_ok() {
+            first = done;
         }
     }
     first

@@ -141,6 +141,9 @@ pub fn serve(
                         }));
                     }
                 }
+                // What the batch wrote to compressed streams is on disk
+                // before its items are reported done.
+                finish_streams();
                 let results = WireResults::from_items(&out);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
