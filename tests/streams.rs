@@ -21,7 +21,9 @@ fn t_long(i: i64) -> String {
     let mut x = i as u64 + 1;
     let text: String = (0..100_000)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             char::from(b'a' + ((x >> 33) % 26) as u8)
         })
         .collect();
@@ -70,7 +72,9 @@ fn process_workers_append_to_one_compressed_file_without_loss() {
             .iter()
             .map(|v| {
                 let s = v.as_str().unwrap();
-                let colon = s.find(':').unwrap_or_else(|| panic!("{name}: {}", &s[..s.len().min(80)]));
+                let colon = s
+                    .find(':')
+                    .unwrap_or_else(|| panic!("{name}: {}", &s[..s.len().min(80)]));
                 assert_eq!(s.len() - colon, 100_001, "a whole line");
                 Value::from(s.split(':').next().unwrap().parse::<i64>().unwrap())
             })

@@ -4,9 +4,10 @@
 //! The level comes from `RUST_LOG` when set (e.g. `RUST_LOG=papy_core=debug`),
 //! else from `-v` (none: warnings, `-v`: info, `-vv`: debug with the
 //! `node{name}:batch{first items}` spans, `-vvv`: trace). `--log-file
-//! DIR/NAME` also writes every event to `DIR/NAME.<date>`, a new file each
-//! `--log-rotate` period (minutely, hourly, daily, never), keeping the last
-//! `--log-keep` files.
+//! DIR/NAME` also writes this process's events to `DIR/NAME.<date>` (or
+//! `DIR/NAME` with `--log-rotate never`), a new file each `--log-rotate`
+//! period, keeping the last `--log-keep` files. Worker processes get the
+//! level through `RUST_LOG` and log to standard error.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,15 +50,17 @@ pub struct LogArgs {
     log_keep: usize,
 }
 
+fn level(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    }
+}
+
 fn filter(verbose: u8) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        })
-    })
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(verbose)))
 }
 
 /// Installs the subscriber; keep the returned guard alive until exit (it
@@ -66,6 +69,12 @@ fn filter(verbose: u8) -> EnvFilter {
 /// # Errors
 /// The log directory cannot be created.
 pub fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
+    // Worker processes (`papy worker`) inherit the level through RUST_LOG
+    // and log to their stderr, which is this process's stderr. Set before
+    // any thread starts.
+    if args.verbose > 0 && std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", level(args.verbose));
+    }
     // Span fields are formatted once for all layers: colours only when
     // stderr is a terminal and no file gets the same text.
     let colour = args.log_file.is_none() && std::io::stderr().is_terminal();

@@ -468,10 +468,9 @@ worker = ["papy.print"]
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[0]\n[1]\n[2]\n");
     // In worker processes, what functions print goes to stderr, never into
     // the protocol stream.
-    let text = std::fs::read_to_string(&file).unwrap().replace(
-        "name = \"show\"",
-        "name = \"show\"\nresource = \"procs\"",
-    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("name = \"show\"", "name = \"show\"\nresource = \"procs\"");
     std::fs::write(
         &file,
         format!("{text}\n[resources.procs]\nkind = \"process\"\nworkers = 2\n"),
@@ -481,6 +480,9 @@ worker = ["papy.print"]
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for line in ["[0]", "[1]", "[2]"] {
-        assert!(stderr.contains(line), "{line} missing from stderr: {stderr}");
+        assert!(
+            stderr.contains(line),
+            "{line} missing from stderr: {stderr}"
+        );
     }
 }

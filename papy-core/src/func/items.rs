@@ -244,24 +244,37 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
         Transport::Socket => {
             let listener = TcpListener::bind((opts.host.as_str(), 0))
                 .map_err(io_err(format!("listening on {}", opts.host)))?;
-            let port = listener
+            let addr = listener
                 .local_addr()
-                .map_err(io_err("reading the socket address"))?
-                .port();
+                .map_err(io_err("reading the socket address"))?;
             listener
                 .set_nonblocking(true)
                 .map_err(io_err("configuring the socket"))?;
+            // The reader proves it holds this locator: a late reader of an
+            // earlier item whose port was reused never gets this payload.
+            let token = new_token();
             let timeout = opts.timeout;
             let server = std::thread::Builder::new()
                 .name("papy-item-socket".into())
-                .spawn(move || serve_socket(&listener, payload.bytes(), timeout))
+                .spawn(move || {
+                    let served = serve_socket(&listener, payload.bytes(), token, timeout);
+                    log_failure(&served);
+                    served
+                })
                 .map_err(io_err("starting the socket thread"))?;
+            // The address actually bound (`localhost` may be 127.0.0.1 or ::1).
+            let host = if addr.ip().is_unspecified() {
+                opts.host.clone()
+            } else {
+                addr.ip().to_string()
+            };
             Ok(Dumped {
                 locator: locator(
                     "socket",
                     vec![
-                        ("host", Value::from(opts.host.as_str())),
-                        ("port", Value::from(u64::from(port))),
+                        ("host", Value::from(host)),
+                        ("port", Value::from(u64::from(addr.port()))),
+                        ("token", Value::Int(token as i64)),
                     ],
                 ),
                 server: Some(server),
@@ -270,18 +283,44 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
     }
 }
 
+/// A random number (std's per-process random hash keys, mixed with the time).
+fn new_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+fn log_failure(served: &Served) {
+    if let Served::Failed(e) = served {
+        tracing::warn!("serving an item: {e}");
+    }
+}
+
 fn path_value(p: &Path) -> Value {
     Value::from(p.display().to_string())
 }
 
-fn serve_socket(listener: &TcpListener, bytes: &[u8], timeout: Duration) -> Served {
+fn serve_socket(listener: &TcpListener, bytes: &[u8], token: u64, timeout: Duration) -> Served {
     let deadline = Instant::now() + timeout;
     loop {
         match listener.accept() {
             Ok((mut s, _)) => {
-                let sent = s
+                let mut claimed = [0u8; 8];
+                let ok = s
                     .set_nonblocking(false)
-                    .and_then(|()| s.set_write_timeout(Some(timeout.max(Duration::from_secs(1)))))
+                    .and_then(|()| s.set_read_timeout(Some(Duration::from_secs(5))))
+                    .and_then(|()| s.read_exact(&mut claimed));
+                if ok.is_err() || u64::from_le_bytes(claimed) != token {
+                    // Not this item's reader: keep waiting for it.
+                    continue;
+                }
+                let sent = s
+                    .set_write_timeout(Some(timeout.max(Duration::from_secs(1))))
                     .and_then(|()| s.write_all(bytes))
                     .and_then(|()| s.shutdown(std::net::Shutdown::Write));
                 return match sent {
@@ -327,7 +366,11 @@ fn dump_fifo(
     let p = path.clone();
     let server = std::thread::Builder::new()
         .name("papy-item-fifo".into())
-        .spawn(move || serve_fifo(&p, payload.bytes(), timeout))
+        .spawn(move || {
+            let served = serve_fifo(&p, payload.bytes(), timeout);
+            log_failure(&served);
+            served
+        })
         .map_err(io_err("starting the pipe thread"))?;
     Ok(Dumped {
         locator: locator("fifo", vec![("path", path_value(&path))]),
@@ -344,28 +387,56 @@ fn dump_fifo(
     Err(ItemsError::Locator("fifo items need a Unix system".into()))
 }
 
+/// Waits until `fd` is ready for `events` or `deadline` passes.
+#[cfg(unix)]
+fn wait_fd(
+    fd: &(impl std::os::fd::AsRawFd + ?Sized),
+    events: i16,
+    deadline: Instant,
+) -> io::Result<bool> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd on the stack for the duration of
+        // the call, and the descriptor belongs to a file this thread holds open.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
 #[cfg(unix)]
 fn serve_fifo(path: &Path, bytes: &[u8], timeout: Duration) -> Served {
     use std::os::unix::fs::OpenOptionsExt;
     let deadline = Instant::now() + timeout;
-    loop {
-        // Non-blocking open for writing fails (ENXIO) until a reader has the
-        // pipe open; once one has, a blocking open returns at once.
+    let gone = |what: String| {
+        let _ = std::fs::remove_file(path);
+        what
+    };
+    let mut pipe = loop {
+        // A non-blocking open for writing fails (ENXIO) until a reader has
+        // the pipe open.
         match OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
         {
-            Ok(probe) => {
-                let sent = OpenOptions::new().write(true).open(path).and_then(|mut f| {
-                    drop(probe);
-                    f.write_all(bytes)
-                });
-                return match sent {
-                    Ok(()) => Served::Done,
-                    Err(e) => Served::Failed(format!("writing {}: {e}", path.display())),
-                };
-            }
+            Ok(f) => break f,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                 if Instant::now() >= deadline {
                     let _ = std::fs::remove_file(path);
@@ -377,12 +448,109 @@ fn serve_fifo(path: &Path, bytes: &[u8], timeout: Duration) -> Served {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                return Served::Failed(format!("opening {}: {e}", path.display()));
+            Err(e) => return Served::Failed(gone(format!("opening {}: {e}", path.display()))),
+        }
+    };
+    // Both ends are open: the name is no longer needed (a second reader
+    // gets "not found" instead of waiting forever).
+    let _ = std::fs::remove_file(path);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match pipe.write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match wait_fd(&pipe, libc::POLLOUT, deadline) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Served::Failed(format!(
+                            "the reader of {} stopped reading for {timeout:?}",
+                            path.display()
+                        ))
+                    }
+                    Err(e) => return Served::Failed(format!("waiting on {}: {e}", path.display())),
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Served::Failed(format!("writing {}: {e}", path.display())),
         }
     }
+    Served::Done
+}
+
+/// Reads a pipe item, waiting at most `timeout` for its writer and for
+/// each piece of data.
+#[cfg(unix)]
+fn read_fifo(path: &str, len: u64, timeout: Duration) -> Result<Vec<u8>, ItemsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = || format!("reading the pipe {path}");
+    // Opening for reading without O_NONBLOCK would wait for a writer forever.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_err(what()))?;
+    let read = read_pipe(&mut f, len, timeout, &what);
+    // The writer removes the name once both ends are open; this covers a
+    // writer that never came.
+    let _ = std::fs::remove_file(path);
+    read
+}
+
+#[cfg(unix)]
+fn read_pipe(
+    f: &mut std::fs::File,
+    len: u64,
+    timeout: Duration,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>, ItemsError> {
+    let mut bytes = Vec::with_capacity(capacity(len));
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut deadline = Instant::now() + timeout;
+    let mut started = false;
+    loop {
+        match f.read(&mut chunk) {
+            // With O_NONBLOCK, 0 before any writer came is not the end.
+            Ok(0) if started || bytes.len() as u64 >= len => break,
+            Ok(0) => {
+                if !wait_fd(f, libc::POLLIN, deadline).map_err(io_err(what()))? {
+                    return Err(io_err(what())(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no writer within {timeout:?} (did the dumping process end?)"),
+                    )));
+                }
+                // POLLHUP without data: the writer came and went.
+                started = true;
+            }
+            Ok(n) => {
+                started = true;
+                bytes.extend_from_slice(&chunk[..n]);
+                deadline = Instant::now() + timeout;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                started = true;
+                if !wait_fd(f, libc::POLLIN, deadline).map_err(io_err(what()))? {
+                    return Err(io_err(what())(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the writer sent nothing for {timeout:?}"),
+                    )));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(what())(e)),
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_fifo(_path: &str, _len: u64, _timeout: Duration) -> Result<Vec<u8>, ItemsError> {
+    Err(ItemsError::Locator("fifo items need a Unix system".into()))
+}
+
+/// A buffer size for `len` announced bytes: the locator is input, so a
+/// huge `len` must not allocate (or abort) before any byte arrives.
+fn capacity(len: u64) -> usize {
+    usize::try_from(len.min(64 << 20)).unwrap_or(0)
 }
 
 /// Options of [`load`].
@@ -488,23 +656,25 @@ pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
         "file" => {
             let path = str_field(locator, "path")?;
             let v = if opts.mmap {
-                decode(codec, &map(locator)?)?
+                map(locator).and_then(|m| decode(codec, &m))
             } else {
-                let bytes = std::fs::read(path).map_err(io_err(format!("reading {path}")))?;
-                check_len(&bytes, len, path)?;
-                decode(codec, &bytes)?
+                std::fs::read(path)
+                    .map_err(io_err(format!("reading {path}")))
+                    .and_then(|bytes| {
+                        check_len(&bytes, len, path)?;
+                        decode(codec, &bytes)
+                    })
             };
-            if opts.remove {
+            // Removed whether or not it could be read: a broken item file
+            // is not left behind either.
+            if opts.remove && Path::new(path).exists() {
                 remove(locator)?;
             }
-            v
+            v?
         }
         "fifo" => {
             let path = str_field(locator, "path")?;
-            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            let read = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
-            let _ = std::fs::remove_file(path);
-            read.map_err(io_err(format!("reading the pipe {path}")))?;
+            let bytes = read_fifo(path, len, opts.timeout)?;
             check_len(&bytes, len, path)?;
             decode(codec, &bytes)?
         }
@@ -520,9 +690,13 @@ pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
                 .ok_or_else(|| ItemsError::Locator(format!("{place} has no address")))?;
             let mut s = TcpStream::connect_timeout(&addr, opts.timeout)
                 .map_err(io_err(format!("connecting to the item at {place}")))?;
+            let token = field(locator, "token")?.as_int().ok_or_else(|| {
+                ItemsError::Locator(format!("`token` is not a number in {locator}"))
+            })?;
             s.set_read_timeout(Some(opts.timeout))
-                .map_err(io_err("configuring the socket"))?;
-            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                .and_then(|()| s.write_all(&(token as u64).to_le_bytes()))
+                .map_err(io_err(format!("asking {place} for the item")))?;
+            let mut bytes = Vec::with_capacity(capacity(len));
             s.read_to_end(&mut bytes)
                 .map_err(io_err(format!("reading the item at {place}")))?;
             check_len(&bytes, len, &place)?;

@@ -162,8 +162,11 @@ pub fn lines(path: impl AsRef<Path>) -> io::Result<Lines> {
 /// iterator ends). A truncated file is read again from its start. Plain
 /// files only: a compressed stream cannot be followed.
 ///
+/// Under a [`Plumber`](crate::Plumber), inputs end at the next stride
+/// boundary once stopped, so lines still unread then are not fed.
+///
 /// # Errors
-/// The file cannot be opened, or it is compressed.
+/// The file cannot be opened, is compressed, or is not a regular file.
 pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::Result<Lines> {
     let path = path.as_ref();
     if codec::Compression::of(path) != codec::Compression::None {
@@ -173,6 +176,13 @@ pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::R
         ));
     }
     let f = File::open(path).map_err(|e| codec::named(path, "cannot open", e))?;
+    // A pipe or device would block inside a read, where `stop` cannot end it.
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: only regular files can be followed", path.display()),
+        ));
+    }
     Ok(Lines {
         r: LineReader {
             path: path.to_path_buf(),
@@ -282,9 +292,18 @@ pub struct Records {
 /// ```
 ///
 /// # Errors
-/// The file cannot be opened.
+/// The file cannot be opened, or the delimiter has a newline.
 pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Records> {
     let path = path.as_ref();
+    if delimiter.is_some_and(|d| d.contains('\n')) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: a record delimiter is one line (no newline)",
+                path.display()
+            ),
+        ));
+    }
     Ok(Records {
         r: LineReader {
             path: path.to_path_buf(),

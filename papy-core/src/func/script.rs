@@ -21,7 +21,11 @@
 //! with the program's **real** exit code (or signal), its standard output
 //! and its standard error (PaPy always said 1); a program that outlives the
 //! timeout is killed with its process group and the item fails with a
-//! timeout message.
+//! timeout message; processes a script leaves running when it exits are
+//! ended too; a script that exits 0 without writing one of its output
+//! files fails the item, naming the port. Relative `dir`, `script` and
+//! input paths are taken from the current directory (the program runs in
+//! `dir` with absolute paths).
 //!
 //! [`template`] gives starting scripts for bash and Python.
 
@@ -159,27 +163,56 @@ fn output_paths(cfg: &ScriptConfig, inputs: &BTreeMap<String, String>) -> BTreeM
         .collect()
 }
 
-/// At most this much of each output stream goes into an error message.
+/// At most this much of each output stream is kept (the end of it), for
+/// the error message of a failed run.
 const KEEP: usize = 16 * 1024;
 
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(KEEP);
-    let s = String::from_utf8_lossy(&bytes[start..]);
-    if start > 0 {
-        format!("[... {start} bytes before]\n{s}")
-    } else {
-        s.into_owned()
+/// The last [`KEEP`] bytes of a stream and how many came before them.
+#[derive(Default)]
+struct Tail {
+    kept: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.kept.extend(bytes);
+        let over = self.kept.len().saturating_sub(KEEP);
+        if over > 0 {
+            self.kept.drain(..over);
+            self.dropped += over as u64;
+        }
+    }
+
+    fn text(&self) -> String {
+        let (a, b) = self.kept.as_slices();
+        let s = String::from_utf8_lossy(&[a, b].concat()).into_owned();
+        if self.dropped > 0 {
+            format!("[... {} bytes before]\n{s}", self.dropped)
+        } else {
+            s
+        }
     }
 }
 
-fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Tail> {
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
+        let mut tail = Tail::default();
         if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.push(&buf[..n]);
+            }
         }
-        buf
+        tail
     })
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(p).map_err(|e| format!("path {}: {e}", p.display()))
 }
 
 /// Runs the script of `cfg` for one item; returns the map *output port → path*.
@@ -189,9 +222,23 @@ fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<
 /// be made, the program cannot start, it timed out, or it exited non-zero
 /// (with its exit code, standard output and standard error).
 pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
+    // Checked before anything starts, so a bad config never leaves a child behind.
+    let limit = cfg
+        .timeout
+        .map(|s| Duration::try_from_secs_f64(s).map_err(|e| format!("timeout {s}: {e}")))
+        .transpose()?;
+    // The program runs in `dir`: every path it gets is made absolute first.
+    let cfg = &ScriptConfig {
+        dir: absolute(&cfg.dir)?,
+        script: absolute(&cfg.script)?,
+        ..cfg.clone()
+    };
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| format!("cannot create directory {}: {e}", cfg.dir.display()))?;
-    let inputs = input_paths(cfg, inbox)?;
+    let mut inputs = input_paths(cfg, inbox)?;
+    for path in inputs.values_mut() {
+        *path = absolute(Path::new(path.as_str()))?.display().to_string();
+    }
     let outputs = output_paths(cfg, &inputs);
     let config = serde_json::json!({ "params": cfg.params, "in": inputs, "out": outputs });
     let mut file = tempfile::Builder::new()
@@ -234,10 +281,6 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         .spawn()
         .map_err(|e| format!("cannot run `{what}`: {e}"))?;
     let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
-    let limit = cfg
-        .timeout
-        .map(|s| Duration::try_from_secs_f64(s).map_err(|e| format!("timeout {s}: {e}")))
-        .transpose()?;
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -255,10 +298,24 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    // What the script left running in its process group is ended too, so
+    // it cannot hold the output pipes (and this item) open.
+    kill_group(child.id());
+    let stdout = out.join().unwrap_or_default().text();
+    let stderr = err.join().unwrap_or_default().text();
     let status = status?;
     if status.success() {
+        let missing: Vec<&str> = outputs
+            .iter()
+            .filter(|(_, path)| !Path::new(path.as_str()).exists())
+            .map(|(port, _)| port.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "`{what}` exited with code 0 but did not write output port(s) {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                missing.join(", ")
+            ));
+        }
         return Ok(Value::map(outputs));
     }
     let how = match status.code() {
@@ -266,9 +323,7 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         None => format!("was killed by {}", describe_status(status)),
     };
     Err(format!(
-        "`{what}` {how}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        tail(&stdout),
-        tail(&stderr)
+        "`{what}` {how}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
     ))
 }
 

@@ -49,9 +49,9 @@ impl Slot {
                 Vec::new(),
                 flate2::Compression::default(),
             )),
-            Compression::Zstd => Slot::Zstd(
-                zstd::Encoder::new(Vec::new(), 3).map_err(|e| format!("zstd: {e}"))?,
-            ),
+            Compression::Zstd => {
+                Slot::Zstd(zstd::Encoder::new(Vec::new(), 3).map_err(|e| format!("zstd: {e}"))?)
+            }
         })
     }
 

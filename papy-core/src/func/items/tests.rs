@@ -64,7 +64,7 @@ fn file_items_can_stay_and_be_memory_mapped() {
 }
 
 #[test]
-fn a_truncated_file_item_is_detected() {
+fn a_truncated_file_item_is_detected_and_removed() {
     let d = dump(&Value::from("0123456789"), &DumpOptions::default()).unwrap();
     let path = d
         .locator()
@@ -183,4 +183,94 @@ fn the_registered_functions_pass_options_through() {
     let bad = crate::Worker::with_named("papy.dump_item", [("kind", Value::from("udp"))]).unwrap();
     let e = bad.call(&[v]).unwrap_err().to_string();
     assert!(e.contains("unknown item transport `udp`"), "{e}");
+}
+
+fn with(locator: &Value, key: &str, v: Value) -> Value {
+    let mut m = locator.as_map().unwrap().clone();
+    m.insert(Value::from(key), v);
+    Value::from(m)
+}
+
+#[test]
+fn a_fifo_whose_writer_never_comes_times_out_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orphan");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let locator = Value::map([
+        ("kind", Value::from("fifo")),
+        ("path", Value::from(path.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(3)),
+    ]);
+    let opts = LoadOptions {
+        timeout: Duration::from_millis(200),
+        ..LoadOptions::default()
+    };
+    let e = load(&locator, &opts).unwrap_err().to_string();
+    assert!(e.contains("no writer within"), "{e}");
+    assert!(!path.exists(), "the orphaned pipe is removed");
+}
+
+#[test]
+fn a_fifo_item_is_read_once_and_a_second_reader_gets_an_error() {
+    let opts = DumpOptions {
+        transport: Transport::Fifo,
+        timeout: Duration::from_secs(30),
+        ..DumpOptions::default()
+    };
+    let d = dump(&Value::from("once"), &opts).unwrap();
+    let locator = d.locator().clone();
+    assert_eq!(
+        load(&locator, &LoadOptions::default()).unwrap(),
+        Value::from("once")
+    );
+    assert_eq!(d.wait(), Served::Done);
+    assert!(load(&locator, &LoadOptions::default()).is_err());
+}
+
+#[test]
+fn a_socket_item_goes_only_to_the_holder_of_its_token() {
+    let opts = DumpOptions {
+        transport: Transport::Socket,
+        timeout: Duration::from_secs(30),
+        ..DumpOptions::default()
+    };
+    let d = dump(&Value::from("secret"), &opts).unwrap();
+    let locator = d.locator().clone();
+    let wrong = with(&locator, "token", Value::from(12345));
+    let short = LoadOptions {
+        timeout: Duration::from_millis(300),
+        ..LoadOptions::default()
+    };
+    assert!(load(&wrong, &short).is_err(), "a wrong token gets nothing");
+    assert_eq!(
+        load(&locator, &LoadOptions::default()).unwrap(),
+        Value::from("secret")
+    );
+    assert_eq!(d.wait(), Served::Done);
+}
+
+#[test]
+fn a_huge_announced_length_is_an_error_not_an_abort() {
+    let d = dump(&Value::from("abc"), &DumpOptions::default()).unwrap();
+    let lying = with(d.locator(), "len", Value::from(i64::MAX));
+    let e = load(&lying, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the item has 9223372036854775807"), "{e}");
+    let path = d
+        .locator()
+        .get("path")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !Path::new(&path).exists(),
+        "a broken item file is removed too"
+    );
 }

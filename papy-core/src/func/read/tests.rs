@@ -256,4 +256,10 @@ fn a_compressed_file_cannot_be_followed() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("cannot be followed"), "{e}");
+    let e = follow("/dev/null", Duration::from_millis(5), StopSignal::new())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("only regular files"), "{e}");
+    let e = records(&path, Some("two\nlines")).err().unwrap();
+    assert!(e.to_string().contains("one line"), "{e}");
 }

@@ -108,3 +108,71 @@ fn ports_and_names() {
     .unwrap_err();
     assert!(e.contains("cannot run `no-such-program-papy"), "{e}");
 }
+
+#[test]
+fn a_bad_timeout_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("touch.sh");
+    std::fs::write(&script, "touch ran\n").unwrap();
+    let mut c = cfg(dir.path(), &script, "bash");
+    c.timeout = Some(-1.0);
+    let e = run(&c, &[input(dir.path())]).unwrap_err();
+    assert!(e.contains("timeout -1"), "{e}");
+    assert!(!c.dir.join("ran").exists(), "the script did not start");
+}
+
+#[test]
+fn processes_left_behind_are_ended_and_do_not_hold_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bg.sh");
+    // Exits at once, leaving a child that holds stdout for a minute.
+    std::fs::write(
+        &script,
+        "sleep 60 &\necho $! > bg.pid\ncp \"$PAPY_IN_DATA\" \"$PAPY_OUT_RESULT\"\n",
+    )
+    .unwrap();
+    let c = cfg(dir.path(), &script, "bash");
+    let started = Instant::now();
+    run(&c, &[input(dir.path())]).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let pid = std::fs::read_to_string(c.dir.join("bg.pid")).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "left running: {stat}"
+    );
+}
+
+#[test]
+fn a_missing_output_fails_the_item_and_names_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lazy.sh");
+    std::fs::write(&script, "echo did nothing\n").unwrap();
+    let e = run(&cfg(dir.path(), &script, "bash"), &[input(dir.path())]).unwrap_err();
+    assert!(e.contains("did not write output port(s) result"), "{e}");
+    assert!(e.contains("did nothing"), "{e}");
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_current_directory() {
+    // Tests run in the crate's directory: make everything relative to it.
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let rel = dir
+        .path()
+        .strip_prefix(std::env::current_dir().unwrap())
+        .unwrap_or(dir.path());
+    let rel = Path::new(".").join(rel.file_name().unwrap());
+    let script = rel.join("t.sh");
+    std::fs::write(&script, template("bash").unwrap()).unwrap();
+    std::fs::write(rel.join("in.txt"), "abc\n").unwrap();
+    let mut c = cfg(&rel, &script, "bash");
+    c.dir = rel.join("out");
+    let inbox = [Value::map([(
+        "data",
+        rel.join("in.txt").display().to_string(),
+    )])];
+    let out = run(&c, &inbox).unwrap();
+    let result = out.get("result").unwrap().as_str().unwrap().to_string();
+    assert!(Path::new(&result).is_absolute(), "{result}");
+    assert_eq!(std::fs::read_to_string(result).unwrap(), "ABC\n");
+}
