@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
@@ -431,17 +431,17 @@ enum Outcome {
     TimedOut(Duration),
 }
 
-fn exchange(
+/// Sends one Task frame.
+fn send_task(
     conn: &mut Conn,
     job: &Job,
     indices: Vec<u64>,
     inboxes: WireInboxes,
     id: u64,
-) -> Outcome {
+) -> std::result::Result<(), String> {
     let Some(worker) = job.func().worker() else {
-        return Outcome::Died("internal: a task without a Worker reached a process pool".into());
+        return Err("internal: a task without a Worker reached a process pool".into());
     };
-    let n = indices.len();
     let frame = Frame::Task {
         id,
         chain: chain_of(worker),
@@ -449,10 +449,13 @@ fn exchange(
         indices,
         inboxes,
     };
-    if let Err(e) = write_frame(&mut conn.stdin, &frame) {
-        return Outcome::Died(format!("cannot send to the worker ({e}); {}", conn.reap()));
-    }
-    let got = match job.timeout() {
+    write_frame(&mut conn.stdin, &frame)
+        .map_err(|e| format!("cannot send to the worker ({e}); {}", conn.reap()))
+}
+
+/// Waits for the Result frame of task `id` (`n` items).
+fn receive_result(conn: &mut Conn, id: u64, n: usize, timeout: Option<Duration>) -> Outcome {
+    let got = match timeout {
         Some(t) => match conn.frames.recv_timeout(t) {
             Ok(f) => f,
             Err(RecvTimeoutError::Timeout) => return Outcome::TimedOut(t),
@@ -476,6 +479,177 @@ fn exchange(
     }
 }
 
+fn exchange(
+    conn: &mut Conn,
+    job: &Job,
+    indices: Vec<u64>,
+    inboxes: WireInboxes,
+    id: u64,
+) -> Outcome {
+    let n = indices.len();
+    if let Err(e) = send_task(conn, job, indices, inboxes, id) {
+        return Outcome::Died(e);
+    }
+    receive_result(conn, id, n, job.timeout())
+}
+
+/// A group's items ready to send: the wire inboxes and indices of the items
+/// that go to the worker (their positions), and the results of the items
+/// answered here (an error in the inbox is passed on without a call).
+struct Prepared {
+    results: Vec<Vec<Option<Item>>>,
+    positions: Vec<(usize, usize)>,
+    indices: Vec<u64>,
+    inboxes: WireInboxes,
+}
+
+fn prepare(group: &[Job]) -> Prepared {
+    let mut results: Vec<Vec<Option<Item>>> =
+        group.iter().map(|j| vec![None; j.inboxes.len()]).collect();
+    let mut positions = Vec::new();
+    let mut indices = Vec::new();
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    let mut singles = Vec::new();
+    let mut manys = Vec::new();
+    for (g, job) in group.iter().enumerate() {
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            if inbox.as_slice().iter().any(Result::is_err) {
+                results[g][k] = Some(job.func().call(index, inbox.as_slice()));
+                continue;
+            }
+            positions.push((g, k));
+            // The node's own index, so errors name the right input item.
+            indices.push(job.func().index_of(index));
+            let mut values = inbox
+                .as_slice()
+                .iter()
+                .filter_map(|i| i.as_ref().ok().cloned());
+            if single {
+                singles.extend(values.next());
+            } else {
+                manys.push(values.collect());
+            }
+        }
+    }
+    let inboxes = if single {
+        WireInboxes::Single(singles)
+    } else {
+        WireInboxes::Many(manys)
+    };
+    Prepared {
+        results,
+        positions,
+        indices,
+        inboxes,
+    }
+}
+
+/// Delivers a group's results, sharing the round trip's time between its jobs.
+fn deliver_group(group: &[Job], results: Vec<Vec<Option<Item>>>, elapsed: Duration) {
+    let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
+    for (job, res) in group.iter().zip(results) {
+        let items: Vec<Item> = res
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
+            .collect();
+        let failed = items.iter().filter(|r| r.is_err()).count();
+        let share = elapsed.mul_f64(items.len() as f64 / n as f64);
+        job.func().on_batch(items.len(), failed, share);
+        job.deliver(job.first, items);
+    }
+}
+
+/// A group sent to the worker whose result has not been read yet.
+struct InFlight {
+    group: Vec<Job>,
+    results: Vec<Vec<Option<Item>>>,
+    positions: Vec<(usize, usize)>,
+    id: u64,
+    n: usize,
+    sent: Instant,
+}
+
+/// Reads the oldest in-flight group's result and delivers it. When the
+/// worker died, that group is handled as a death during its exchange, and
+/// every later in-flight group (which the worker had not started) runs
+/// again from the start.
+fn complete_oldest(
+    inflight: &mut VecDeque<InFlight>,
+    slot: usize,
+    conn: &mut Option<Conn>,
+    respawn: &Respawn<'_>,
+    sh: &Shared,
+) {
+    let Some(mut f) = inflight.pop_front() else {
+        return;
+    };
+    let outcome = match conn.as_mut() {
+        Some(c) => receive_result(c, f.id, f.n, None),
+        None => Outcome::Died("no worker process".into()),
+    };
+    match outcome {
+        Outcome::Done(items) => {
+            sh.consecutive_deaths.store(0, Ordering::Relaxed);
+            for ((g, k), it) in f.positions.iter().zip(items) {
+                f.results[*g][*k] = Some(it);
+            }
+            deliver_group(&f.group, f.results, f.sent.elapsed());
+        }
+        Outcome::Died(msg) | Outcome::NoWorker(msg) => {
+            if let Some(mut c) = conn.take() {
+                let _ = c.kill();
+            }
+            lock(&sh.pids).remove(&slot);
+            let later: Vec<InFlight> = inflight.drain(..).collect();
+            // The group the worker was running when it died: as in
+            // `handle_group`, jobs that were only together for speed run
+            // again alone; a lone job uses its retries, or fails.
+            let (retries, backoff) = f.group[0].retry_policy();
+            if f.group.len() > 1 {
+                for job in &f.group {
+                    handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
+                }
+            } else if retries > 0 {
+                std::thread::sleep(backoff);
+                handle_group_from(&f.group, 1, slot, conn, respawn, sh);
+            } else {
+                let err = ItemError::new(ErrorKind::WorkerDied, msg);
+                for (g, k) in &f.positions {
+                    let job = &f.group[*g];
+                    let index = job.func().index_of(job.first + *k as u64);
+                    f.results[*g][*k] = Some(Err(err
+                        .clone()
+                        .with_function(job.func().name())
+                        .at(job.func().name(), index)));
+                }
+                deliver_group(&f.group, f.results, f.sent.elapsed());
+            }
+            // The worker had not started these: they run again.
+            for l in later {
+                handle_group(&l.group, slot, conn, respawn, sh);
+            }
+        }
+        Outcome::TimedOut(_) => {
+            // Pipelined groups have no timeout; kept total for the compiler.
+            if let Some(mut c) = conn.take() {
+                let _ = c.kill();
+            }
+            lock(&sh.pids).remove(&slot);
+            let later: Vec<InFlight> = inflight.drain(..).collect();
+            handle_group(&f.group, slot, conn, respawn, sh);
+            for l in later {
+                handle_group(&l.group, slot, conn, respawn, sh);
+            }
+        }
+    }
+}
+
+/// Frames sent to one worker before the first of them is answered.
+const PIPELINE_DEPTH: usize = 2;
+
 /// Most jobs coalesced into one frame.
 const MAX_GROUP: usize = 256;
 
@@ -490,31 +664,24 @@ fn handle_group(
     respawn: &Respawn<'_>,
     sh: &Shared,
 ) {
+    handle_group_from(group, 0, slot, conn, respawn, sh);
+}
+
+fn handle_group_from(
+    group: &[Job],
+    mut attempt: u32,
+    slot: usize,
+    conn: &mut Option<Conn>,
+    respawn: &Respawn<'_>,
+    sh: &Shared,
+) {
     let (retries, backoff) = group[0].retry_policy();
-    let mut attempt = 0;
     loop {
         let last = group.len() == 1 && attempt >= retries;
         let started = Instant::now();
         match attempt_group(group, slot, conn, respawn, sh, last) {
             Some(results) => {
-                // Busy time of the node: the round trip, shared by the jobs.
-                let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
-                let elapsed = started.elapsed();
-                for (job, res) in group.iter().zip(results) {
-                    let items = res
-                        .into_iter()
-                        .map(|r| {
-                            r.unwrap_or_else(|| {
-                                Err(ItemError::new(ErrorKind::WorkerDied, "no result"))
-                            })
-                        })
-                        .collect();
-                    let items: Vec<Item> = items;
-                    let failed = items.iter().filter(|r| r.is_err()).count();
-                    let share = elapsed.mul_f64(items.len() as f64 / n as f64);
-                    job.func().on_batch(items.len(), failed, share);
-                    job.deliver(job.first, items);
-                }
+                deliver_group(group, results, started.elapsed());
                 return;
             }
             None if group.len() > 1 => {
@@ -549,42 +716,13 @@ fn attempt_group(
     let lead = &group[0];
     // Items with an error in their inbox never leave the host: the Worker
     // passes the error on without calling anything.
-    let mut results: Vec<Vec<Option<Item>>> =
-        group.iter().map(|j| vec![None; j.inboxes.len()]).collect();
-    let mut positions = Vec::new();
-    let mut indices = Vec::new();
-    let single = group
-        .iter()
-        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
-    let mut singles = Vec::new();
-    let mut manys = Vec::new();
-    for (g, job) in group.iter().enumerate() {
-        for (k, inbox) in job.inboxes.iter().enumerate() {
-            let index = job.first + k as u64;
-            if inbox.as_slice().iter().any(Result::is_err) {
-                results[g][k] = Some(job.func().call(index, inbox.as_slice()));
-                continue;
-            }
-            positions.push((g, k));
-            // The node's own index, so errors name the right input item.
-            indices.push(job.func().index_of(index));
-            let mut values = inbox
-                .as_slice()
-                .iter()
-                .filter_map(|i| i.as_ref().ok().cloned());
-            if single {
-                singles.extend(values.next());
-            } else {
-                manys.push(values.collect());
-            }
-        }
-    }
+    let Prepared {
+        mut results,
+        positions,
+        indices,
+        inboxes,
+    } = prepare(group);
     if !positions.is_empty() {
-        let inboxes = if single {
-            WireInboxes::Single(singles)
-        } else {
-            WireInboxes::Many(manys)
-        };
         let outcome = match respawn(conn) {
             Err(e) => Outcome::NoWorker(e),
             Ok(()) => match conn.as_mut() {
@@ -688,12 +826,26 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
         tracing::warn!("{} pool `{}`: {e}", sh.kind, sh.name);
     }
     let mut pending: VecDeque<Job> = VecDeque::new();
+    // Groups sent but not answered yet: the next frame is sent before the
+    // previous result is read, so the worker never waits for the host.
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let complete = |inflight: &mut VecDeque<InFlight>, conn: &mut Option<Conn>| {
+        complete_oldest(inflight, slot, conn, &respawn, sh);
+    };
     loop {
         let job = match pending.pop_front() {
             Some(j) => j,
-            None => match rx.recv() {
+            None if inflight.is_empty() => match rx.recv() {
                 Ok(j) => j,
                 Err(_) => break,
+            },
+            None => match rx.try_recv() {
+                Ok(j) => j,
+                Err(TryRecvError::Empty) => {
+                    complete(&mut inflight, &mut conn);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
             },
         };
         if let Some(msg) = lock(&sh.given_up).clone() {
@@ -724,7 +876,56 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
                 }
             }
         }
-        handle_group(&group, slot, &mut conn, &respawn, sh);
+        if group[0].timeout().is_some() || conn.is_none() {
+            // Timeouts are measured per exchange, and starting a worker
+            // (counting failed starts, giving up) happens there: one
+            // exchange at a time.
+            while !inflight.is_empty() {
+                complete(&mut inflight, &mut conn);
+            }
+            handle_group(&group, slot, &mut conn, &respawn, sh);
+            continue;
+        }
+        let Prepared {
+            results,
+            positions,
+            indices,
+            inboxes,
+        } = prepare(&group);
+        if positions.is_empty() {
+            deliver_group(&group, results, Duration::ZERO);
+            continue;
+        }
+        let id = sh.next_id.fetch_add(1, Ordering::Relaxed) as u64;
+        let n = indices.len();
+        let sent = match conn.as_mut() {
+            Some(c) => send_task(c, &group[0], indices, inboxes, id),
+            None => Err("no worker process".into()),
+        };
+        match sent {
+            Ok(()) => inflight.push_back(InFlight {
+                group,
+                results,
+                positions,
+                id,
+                n,
+                sent: Instant::now(),
+            }),
+            Err(_) => {
+                // The worker is gone: what it held is charged as usual,
+                // then this group (which it never took) runs again.
+                while !inflight.is_empty() {
+                    complete(&mut inflight, &mut conn);
+                }
+                handle_group(&group, slot, &mut conn, &respawn, sh);
+            }
+        }
+        if inflight.len() >= PIPELINE_DEPTH {
+            complete(&mut inflight, &mut conn);
+        }
+    }
+    while !inflight.is_empty() {
+        complete(&mut inflight, &mut conn);
     }
     if let Some(c) = conn.take() {
         c.shutdown();
