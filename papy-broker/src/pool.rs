@@ -32,28 +32,53 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A job whose entry is on the stream.
-struct InFlight {
+/// One job of an entry.
+struct Part {
     job: Job,
     /// One slot per item; items with an error inbox are filled at once.
     results: Vec<Option<Item>>,
     /// The positions sent to the broker, in entry order.
     sent: Vec<usize>,
+}
+
+/// An entry on the stream: consecutive jobs of one task.
+struct InFlight {
+    parts: Vec<Part>,
     at: Instant,
     deadline: Option<Instant>,
 }
 
 impl InFlight {
     fn fail(self, error: &ItemError) {
-        let mut results = self.results;
-        for k in self.sent {
-            let index = self.job.func().index_of(self.job.first + k as u64);
-            results[k] = Some(Err(error
-                .clone()
-                .with_function(self.job.func().name())
-                .at(self.job.func().name(), index)));
+        let busy = self.at.elapsed();
+        for mut p in self.parts {
+            for &k in &p.sent {
+                let index = p.job.func().index_of(p.job.first + k as u64);
+                p.results[k] = Some(Err(error
+                    .clone()
+                    .with_function(p.job.func().name())
+                    .at(p.job.func().name(), index)));
+            }
+            finish(p.job, p.results, busy);
         }
-        finish(self.job, results, self.at.elapsed());
+    }
+
+    fn sent(&self) -> usize {
+        self.parts.iter().map(|p| p.sent.len()).sum()
+    }
+
+    /// Delivers the entry's results, in entry order.
+    fn succeed(self, items: Vec<Item>) {
+        let busy = self.at.elapsed();
+        let total = items.len().max(1);
+        let mut items = items.into_iter();
+        for mut p in self.parts {
+            let share = busy.mul_f64(p.sent.len() as f64 / total as f64);
+            for &k in &p.sent {
+                p.results[k] = items.next();
+            }
+            finish(p.job, p.results, share);
+        }
     }
 }
 
@@ -75,6 +100,8 @@ struct Shared {
     settings: RunSettings,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_id: AtomicU64,
+    /// Workers planned for (how queued jobs are shared out).
+    workers: usize,
     stopping: AtomicBool,
     duplicates: AtomicU64,
 }
@@ -229,6 +256,7 @@ impl BrokerPool {
             settings,
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            workers: spec.size.unwrap_or(spec.local.max(1)),
             stopping: AtomicBool::new(false),
             duplicates: AtomicU64::new(0),
         });
@@ -291,41 +319,57 @@ fn session_id() -> String {
     format!("{:x}-{nanos:x}", std::process::id())
 }
 
-/// Turns a job into a task entry, or delivers it at once when no item has
-/// to leave the host (items whose inbox holds an error pass it on here).
-fn prepare(sh: &Shared, job: Job) -> Option<Vec<u8>> {
-    let Some(worker) = job.func().worker() else {
-        job.fail_all(ItemError::new(
-            ErrorKind::Function,
-            "internal: a task without a Worker reached a broker pool",
-        ));
+/// Turns a group of consecutive jobs of one task into a task entry, or
+/// delivers them at once when no item has to leave the host (items whose
+/// inbox holds an error pass it on here, without a round trip).
+fn prepare(sh: &Shared, group: Vec<Job>) -> Option<Vec<u8>> {
+    let Some(worker) = group.first().and_then(|j| j.func().worker()) else {
+        for job in group {
+            job.fail_all(ItemError::new(
+                ErrorKind::Function,
+                "internal: a task without a Worker reached a broker pool",
+            ));
+        }
         return None;
     };
     let chain = chain_of(worker);
-    let single = job.inboxes.iter().all(|i| i.as_slice().len() == 1);
-    let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
-    let (mut sent, mut indices, mut singles, mut manys) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (k, inbox) in job.inboxes.iter().enumerate() {
-        let index = job.first + k as u64;
-        if inbox.as_slice().iter().any(Result::is_err) {
-            results[k] = Some(job.func().call(index, inbox.as_slice()));
-            continue;
+    let node = group[0].func().name();
+    let timeout = group[0].timeout();
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    let (mut indices, mut singles, mut manys) = (Vec::new(), Vec::new(), Vec::new());
+    let mut parts = Vec::with_capacity(group.len());
+    for job in group {
+        let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
+        let mut sent = Vec::new();
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            if inbox.as_slice().iter().any(Result::is_err) {
+                results[k] = Some(job.func().call(index, inbox.as_slice()));
+                continue;
+            }
+            sent.push(k);
+            indices.push(job.func().index_of(index));
+            let mut values = inbox
+                .as_slice()
+                .iter()
+                .filter_map(|i| i.as_ref().ok().cloned());
+            if single {
+                singles.extend(values.next());
+            } else {
+                manys.push(values.collect::<Vec<Value>>());
+            }
         }
-        sent.push(k);
-        indices.push(job.func().index_of(index));
-        let mut values = inbox
-            .as_slice()
-            .iter()
-            .filter_map(|i| i.as_ref().ok().cloned());
-        if single {
-            singles.extend(values.next());
-        } else {
-            manys.push(values.collect::<Vec<Value>>());
-        }
+        parts.push(Part { job, results, sent });
     }
-    if sent.is_empty() {
-        finish(job, results, Duration::ZERO);
+    let f = InFlight {
+        parts,
+        at: Instant::now(),
+        deadline: timeout.map(|t| Instant::now() + t),
+    };
+    if f.sent() == 0 {
+        f.succeed(Vec::new());
         return None;
     }
     let inboxes = if single {
@@ -337,51 +381,63 @@ fn prepare(sh: &Shared, job: Job) -> Option<Vec<u8>> {
     let frame = Frame::Task {
         id,
         chain,
-        node: job.func().name(),
+        node,
         indices,
         inboxes,
     };
-    let bytes = match encode(&frame) {
-        Ok(b) => b,
-        Err(e) => {
-            let f = InFlight {
-                job,
-                results,
-                sent,
-                at: Instant::now(),
-                deadline: None,
-            };
-            f.fail(&ItemError::new(ErrorKind::Conversion, e.to_string()));
-            return None;
+    match encode(&frame) {
+        Ok(bytes) => {
+            lock(&sh.in_flight).insert(id, f);
+            Some(bytes)
         }
-    };
-    let deadline = job.timeout().map(|t| Instant::now() + t);
-    lock(&sh.in_flight).insert(
-        id,
-        InFlight {
-            job,
-            results,
-            sent,
-            at: Instant::now(),
-            deadline,
-        },
-    );
-    Some(bytes)
+        Err(e) => {
+            f.fail(&ItemError::new(ErrorKind::Conversion, e.to_string()));
+            None
+        }
+    }
 }
 
-/// Most jobs appended in one round trip.
-const MAX_GROUP: usize = 512;
+/// Splits queued jobs into entries: consecutive jobs of one task, about an
+/// equal share per worker (so every worker gets some), at most `MAX_JOBS`
+/// each; a job with a timeout travels alone (its deadline is its own).
+fn groups(queue: Vec<Job>, workers: usize) -> Vec<Vec<Job>> {
+    let share = queue.len().div_ceil(workers.max(1)).clamp(1, MAX_JOBS);
+    let mut out: Vec<Vec<Job>> = Vec::new();
+    for job in queue {
+        let joins = out.last().is_some_and(|g| {
+            g.len() < share
+                && job.timeout().is_none()
+                && g[0].timeout().is_none()
+                && std::ptr::addr_eq(g[0].func(), job.func())
+        });
+        match out.last_mut() {
+            Some(g) if joins => g.push(job),
+            _ => out.push(vec![job]),
+        }
+    }
+    out
+}
+
+/// Most jobs in one entry.
+const MAX_JOBS: usize = 256;
+
+/// Most jobs taken from the queue for one round trip.
+const MAX_GROUP: usize = 4096;
 
 fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
     let mut q = Some(q);
     while let Ok(job) = rx.recv() {
-        let mut payloads: Vec<Vec<u8>> = prepare(sh, job).into_iter().collect();
-        while payloads.len() < MAX_GROUP {
+        let mut queue = vec![job];
+        while queue.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(j) => payloads.extend(prepare(sh, j)),
+                Ok(j) => queue.push(j),
                 Err(_) => break,
             }
         }
+        let payloads: Vec<Vec<u8>> = groups(queue, sh.workers)
+            .into_iter()
+            .filter_map(|g| prepare(sh, g))
+            .collect();
         if payloads.is_empty() {
             continue;
         }
@@ -443,8 +499,17 @@ fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
         let Some(c) = q.as_mut() else { continue };
         match c.read_outcomes(&mut cursor, 1024, Duration::from_millis(100)) {
             Ok(outcomes) => {
-                for o in outcomes {
-                    take(sh, o);
+                let again: Vec<Vec<u8>> = outcomes
+                    .into_iter()
+                    .flat_map(|o| take(sh, o))
+                    .filter_map(|job| prepare(sh, vec![job]))
+                    .collect();
+                if !again.is_empty() {
+                    if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                        sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
+                        q = None;
+                    }
                 }
             }
             Err(e) => {
@@ -473,17 +538,20 @@ fn check_run(sh: &Shared, q: &mut RedisQueue) -> Result<()> {
     Ok(())
 }
 
-fn take(sh: &Shared, o: Outcome) {
+/// Handles one outcome; returns the jobs to send again, one entry each (the
+/// jobs of a dead-lettered entry that held several: only the poison one
+/// should fail).
+fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
     match o {
         Outcome::Result { session, payload } => {
             if session != sh.settings.session {
-                return;
+                return Vec::new();
             }
             let (id, results) = match decode("result", &payload) {
                 Ok(Frame::Result { id, results }) => (id, results),
                 Ok(_) | Err(_) => {
                     tracing::warn!("broker pool `{}`: ignoring a malformed result", sh.name);
-                    return;
+                    return Vec::new();
                 }
             };
             let Some(f) = lock(&sh.in_flight).remove(&id) else {
@@ -492,29 +560,20 @@ fn take(sh: &Shared, o: Outcome) {
                     "broker pool `{}`: dropped a duplicate result of job {id}",
                     sh.name
                 );
-                return;
+                return Vec::new();
             };
             let items = results.into_items();
-            if items.len() != f.sent.len() {
+            if items.len() != f.sent() {
                 let m = format!(
                     "a worker sent {} results for {} items",
                     items.len(),
-                    f.sent.len()
+                    f.sent()
                 );
                 f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
-                return;
+                return Vec::new();
             }
-            let InFlight {
-                job,
-                mut results,
-                sent,
-                at,
-                ..
-            } = f;
-            for (k, it) in sent.into_iter().zip(items) {
-                results[k] = Some(it);
-            }
-            finish(job, results, at.elapsed());
+            f.succeed(items);
+            Vec::new()
         }
         Outcome::Dead {
             session,
@@ -523,14 +582,26 @@ fn take(sh: &Shared, o: Outcome) {
             reason,
         } => {
             if session != sh.settings.session {
-                return;
+                return Vec::new();
             }
             let Ok(Frame::Task { id, .. }) = decode("dead letter", &payload) else {
-                return;
+                return Vec::new();
             };
-            if let Some(f) = lock(&sh.in_flight).remove(&id) {
-                let m = format!("dead-lettered after {deliveries} deliveries: {reason}");
-                f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+            match lock(&sh.in_flight).remove(&id) {
+                Some(f) if f.parts.len() > 1 => {
+                    tracing::debug!(
+                        "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
+                        sh.name,
+                        f.parts.len()
+                    );
+                    f.parts.into_iter().map(|p| p.job).collect()
+                }
+                Some(f) => {
+                    let m = format!("dead-lettered after {deliveries} deliveries: {reason}");
+                    f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+                    Vec::new()
+                }
+                None => Vec::new(),
             }
         }
     }
@@ -548,7 +619,11 @@ fn expire_timeouts(sh: &Shared) {
         ids.into_iter().filter_map(|id| m.remove(&id)).collect()
     };
     for f in expired {
-        let t = f.job.timeout().unwrap_or_default();
+        let t = f
+            .parts
+            .first()
+            .and_then(|p| p.job.timeout())
+            .unwrap_or_default();
         f.fail(&ItemError::new(
             ErrorKind::Timeout,
             format!("no result within {t:?}; a late result is discarded"),

@@ -316,3 +316,55 @@ fn closures_are_refused() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
+    let server = RedisServer::start();
+    let p = Arc::new(
+        pool(&server, "grouped", 2)
+            .max_attempts(1)
+            .claim_after(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    // A deep buffer: many stride-1 jobs queue up and travel grouped in
+    // entries, so item 13 first fails with companions.
+    let m = NuMap::builder()
+        .pool(p.clone())
+        .stride(1)
+        .buffer(64)
+        .build()
+        .unwrap();
+    let w = Worker::with_args("t_abort_on", [13]).unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("poisoned", w).parallel(&m)).unwrap();
+    let items = run_all(d, ints(0..64)).remove(0).1;
+    assert_eq!(items.len(), 64);
+    for (i, r) in items.iter().enumerate() {
+        if i == 13 {
+            let e = r.as_ref().unwrap_err();
+            assert!(
+                e.message().contains("dead-lettered after 2 deliveries"),
+                "{e}"
+            );
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    // The last dead letter is the poison item's own entry.
+    let mut con = server.connection();
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:grouped:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let last = dead.ids.last().expect("a dead letter");
+    let frame: Vec<u8> = redis::from_redis_value(&last.map["f"]).unwrap();
+    let papy_core::protocol::Frame::Task { indices, .. } =
+        papy_broker::codec::decode(&last.id, &frame).unwrap()
+    else {
+        panic!("not a task");
+    };
+    assert_eq!(indices, vec![13]);
+}
