@@ -368,3 +368,49 @@ fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
     };
     assert_eq!(indices, vec![13]);
 }
+
+#[test]
+fn a_redis_restart_without_persistence_fails_the_items_in_flight_and_the_run_goes_on() {
+    let mut server = RedisServer::start();
+    let marker = std::env::temp_dir().join(format!("papy-broker-restart-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = Arc::new(
+        pool(&server, "restart", 2)
+            .claim_after(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    // Stride 1, default buffer: one item in flight at a time; item 3 works
+    // for 1.5 s, during which Redis restarts and forgets everything.
+    let m = numap_on(&p, 1);
+    let w = Worker::with_args(
+        "t_report_pid_on",
+        [
+            Value::Int(3),
+            Value::from(marker.display().to_string()),
+            Value::Int(1500),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("slow", w).parallel(&m)).unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("slow").unwrap();
+    plumber.start([("slow", Source::values(0..10i64))]).unwrap();
+    plumber.run().unwrap();
+    pid_in(&marker);
+    server.restart();
+    assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 10, "every input yields exactly one output");
+    for (i, r) in items.iter().enumerate() {
+        if i == 3 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(e.message().contains("lost the run's streams"), "{e}");
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    let _ = std::fs::remove_file(&marker);
+}
