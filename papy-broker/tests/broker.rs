@@ -414,3 +414,39 @@ fn a_redis_restart_without_persistence_fails_the_items_in_flight_and_the_run_goe
     }
     let _ = std::fs::remove_file(&marker);
 }
+
+#[test]
+fn a_redis_resource_survives_save_and_load() {
+    let server = RedisServer::start();
+    papy_broker::install();
+    let text = format!(
+        r#"
+[resources.farm]
+kind = "redis"
+url = "{}"
+run_id = "saved"
+max_attempts = 5
+claim_after = 2.5
+stride = 2
+
+[[pipers]]
+name = "add"
+resource = "farm"
+worker = [{{ function = "t_add", args = [1] }}]
+"#,
+        server.url()
+    );
+    let saved = Plumber::from_toml(&text).unwrap().save_string().unwrap();
+    for line in [
+        "kind = \"redis\"".to_string(),
+        format!("url = \"{}\"", server.url()),
+        "run_id = \"saved\"".into(),
+        "max_attempts = 5".into(),
+        "claim_after = 2.5".into(),
+        "workers = 0".into(),
+    ] {
+        assert!(saved.contains(&line), "{line} in\n{saved}");
+    }
+    let again = Plumber::from_toml(&saved).unwrap().save_string().unwrap();
+    assert_eq!(again, saved);
+}

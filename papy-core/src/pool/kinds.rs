@@ -82,3 +82,35 @@ pub fn build_kind(kind: &str, spec: &BrokerSpec) -> Result<Arc<dyn Pool>> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Plumber;
+
+    #[test]
+    fn a_redis_resource_without_the_kind_installed_is_a_clear_error() {
+        let text = r#"
+[resources.farm]
+kind = "redis"
+url = "redis://127.0.0.1:6379"
+
+[[pipers]]
+name = "a"
+resource = "farm"
+worker = ["papy.ipasser"]
+"#;
+        let e = Plumber::from_toml(text).err().map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        assert!(
+            e.contains("resource `farm`: pool kind `redis` is not available"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_redis_resource_needs_a_url() {
+        let text = "[resources.farm]\nkind = \"redis\"\n";
+        let e = Plumber::from_toml(text).err().map(|e| e.to_string());
+        assert!(e.unwrap_or_default().contains("needs `url`"));
+    }
+}
