@@ -66,9 +66,9 @@ impl RedisServer {
 fn spawn(dir: &Path, socket: &Path) -> Child {
     Command::new("redis-server")
         .args(["--port", "0", "--unixsocket"])
-        .arg(&socket)
+        .arg(socket)
         .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
