@@ -27,6 +27,8 @@
 //! # Ok::<(), papy_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod codec;
 mod error;
 mod heartbeat;

@@ -450,3 +450,18 @@ worker = [{{ function = "t_add", args = [1] }}]
     let again = Plumber::from_toml(&saved).unwrap().save_string().unwrap();
     assert_eq!(again, saved);
 }
+
+#[test]
+fn a_tls_url_is_understood_and_an_unreachable_server_is_an_error() {
+    // rediss:// needs the TLS support compiled in (rustls): an unreachable
+    // server is a connection error, not "feature not enabled" or a panic.
+    let e = RedisQueue::connect("rediss://:pw@127.0.0.1:1", "tls")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("cannot connect to rediss://***@127.0.0.1:1"),
+        "{e}"
+    );
+    assert!(!e.to_lowercase().contains("feature"), "{e}");
+}
