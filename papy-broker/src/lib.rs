@@ -48,7 +48,9 @@ pub use pool::{BrokerPool, BrokerPoolBuilder};
 pub use queue::{Cursor, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::RedisQueue;
 pub use url::redact;
-pub use worker::{serve, worker_main, ServeOptions, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
+pub use worker::{
+    parent_pid, serve, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV,
+};
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;

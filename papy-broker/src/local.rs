@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use papy_core::pool::{WorkerCommand, WORKER_ENV};
 
-use crate::worker::{RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
+use crate::worker::{HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
 /// A set of local worker processes, each restarted when it dies.
 pub(crate) struct LocalWorkers {
@@ -86,6 +86,7 @@ fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
         .env(URL_ENV, url)
         .env(RUN_ENV, run)
         .env(UNTIL_DONE_ENV, "1")
+        .env(HOST_PID_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

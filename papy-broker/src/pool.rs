@@ -10,7 +10,7 @@
 //! what pools deliver), and so is the bound on items in flight (`buffer`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,6 +102,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Workers planned for (how queued jobs are shared out).
     workers: usize,
+    /// Workers seen reading the task stream lately (external ones included).
+    live_workers: AtomicUsize,
     stopping: AtomicBool,
     duplicates: AtomicU64,
 }
@@ -257,6 +259,7 @@ impl BrokerPool {
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             workers: spec.size.unwrap_or(spec.local.max(1)),
+            live_workers: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             duplicates: AtomicU64::new(0),
         });
@@ -434,7 +437,8 @@ fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
                 Err(_) => break,
             }
         }
-        let payloads: Vec<Vec<u8>> = groups(queue, sh.workers)
+        let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        let payloads: Vec<Vec<u8>> = groups(queue, workers)
             .into_iter()
             .filter_map(|g| prepare(sh, g))
             .collect();
@@ -478,6 +482,7 @@ fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
     let mut q = Some(q);
     let mut cursor = Cursor::default();
     let mut backoff = Duration::from_millis(50);
+    let mut counted: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
         if q.is_none() {
             std::thread::sleep(backoff);
@@ -497,6 +502,12 @@ fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
             }
         }
         let Some(c) = q.as_mut() else { continue };
+        if counted.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            counted = Some(Instant::now());
+            if let Ok(n) = c.active_workers(Duration::from_secs(5)) {
+                sh.live_workers.store(n, Ordering::Relaxed);
+            }
+        }
         match c.read_outcomes(&mut cursor, 1024, Duration::from_millis(100)) {
             Ok(outcomes) => {
                 let again: Vec<Vec<u8>> = outcomes

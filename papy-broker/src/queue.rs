@@ -137,6 +137,13 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()>;
 
+    /// How many workers read the task stream: consumers of the group seen
+    /// within `active_within` (dead workers drop out of the count).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn active_workers(&mut self, active_within: Duration) -> Result<usize>;
+
     /// Reads results and dead letters after `cursor` (advancing it), waiting
     /// up to `block`.
     ///

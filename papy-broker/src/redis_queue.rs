@@ -89,10 +89,11 @@ impl RedisQueue {
     }
 
     /// Runs `f`; if the group is missing (a new run reset the keys, or the
-    /// server restarted), creates it and runs `f` again.
+    /// server restarted) or the stream was deleted under a blocked read,
+    /// creates it and runs `f` again.
     fn with_group<T>(&mut self, f: impl Fn(&mut Self) -> redis::RedisResult<T>) -> Result<T> {
         match f(self) {
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
                 self.ensure_group()?;
                 Ok(f(self)?)
             }
@@ -345,6 +346,23 @@ impl Queue for RedisQueue {
             .arg(&entry.id)
             .ignore();
         Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn active_workers(&mut self, active_within: Duration) -> Result<usize> {
+        let r: redis::RedisResult<redis::streams::StreamInfoConsumersReply> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .query(&mut self.con);
+        match r {
+            Ok(reply) => Ok(reply
+                .consumers
+                .iter()
+                .filter(|c| (c.idle as u128) < active_within.as_millis())
+                .count()),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn read_outcomes(

@@ -33,6 +33,9 @@ pub struct ServeOptions {
     pub until_done: bool,
     /// Longest pause between two reconnection attempts.
     pub max_backoff: Duration,
+    /// Exit when this process's parent is no longer `Some(pid)` (a local
+    /// worker whose host died must not serve for ever).
+    pub parent: Option<u32>,
 }
 
 impl ServeOptions {
@@ -43,6 +46,7 @@ impl ServeOptions {
             consumer: None,
             until_done: false,
             max_backoff: Duration::from_secs(5),
+            parent: None,
         }
     }
 }
@@ -86,6 +90,9 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
     let mut runner = TaskRunner::default();
     let mut backoff = Duration::from_millis(100);
     loop {
+        if host_gone(opts) {
+            return Ok(());
+        }
         let started = Instant::now();
         match session(url, opts, &consumer, &mut runner) {
             Ok(()) => return Ok(()),
@@ -118,6 +125,9 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
         let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
         if due {
             last_check = Some(Instant::now());
+            if host_gone(opts) {
+                return Ok(());
+            }
             if let Some(s) = q.settings()? {
                 if s.done && opts.until_done {
                     return Ok(());
@@ -134,6 +144,25 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
         for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
             handle(&mut q, &heartbeat, runner, &settings, e)?;
         }
+    }
+}
+
+/// The host that started this local worker has died.
+fn host_gone(opts: &ServeOptions) -> bool {
+    opts.parent.is_some_and(|p| Some(p) != parent_pid())
+}
+
+/// This process's parent (Unix), to notice that a host died.
+pub fn parent_pid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getppid(2) takes no arguments and cannot fail.
+        let p = unsafe { libc::getppid() };
+        u32::try_from(p).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
@@ -187,6 +216,10 @@ fn handle(
 pub const URL_ENV: &str = "PAPY_REDIS_URL";
 /// The environment variable naming the run of a local worker.
 pub const RUN_ENV: &str = "PAPY_REDIS_RUN";
+/// The process id of the host that started a local worker: the worker
+/// leaves when its parent is no longer that process (the host died, maybe
+/// even before the worker started).
+pub const HOST_PID_ENV: &str = "PAPY_REDIS_HOST_PID";
 /// Set (to `1`) for local workers, which exit when their run is done.
 pub const UNTIL_DONE_ENV: &str = "PAPY_REDIS_UNTIL_DONE";
 
@@ -205,6 +238,9 @@ pub fn worker_main() {
     };
     let mut opts = ServeOptions::new(run);
     opts.until_done = std::env::var_os(UNTIL_DONE_ENV).is_some_and(|v| v == "1");
+    opts.parent = std::env::var(HOST_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok());
     let code = match serve(&url, &opts) {
         Ok(()) => 0,
         Err(e) => {

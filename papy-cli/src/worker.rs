@@ -77,6 +77,10 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             .context("`papy worker --redis` needs `--run RUN_ID`")?;
         let mut opts = papy_broker::ServeOptions::new(run);
         opts.until_done = args.until_done || from_env(papy_broker::UNTIL_DONE_ENV).is_some();
+        if pool_started {
+            // Started by a host's pool: leave when that host goes away.
+            opts.parent = from_env(papy_broker::HOST_PID_ENV).and_then(|p| p.parse().ok());
+        }
         papy_broker::serve(url, &opts)
             .with_context(|| format!("serving {}", papy_broker::redact(url)))?;
         return Ok(());

@@ -84,3 +84,84 @@ fn a_broker_worker_needs_a_run() {
     assert!(err.contains("needs `--run RUN_ID`"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// The children of `pid` (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn local_workers_leave_when_their_host_is_killed() {
+    plugins::plugin_dir();
+    let server = redis_support::RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("papy-cli-broker-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("endless.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[plugins]
+load = ["math"]
+[resources.farm]
+kind = "redis"
+url = "{}"
+workers = 2
+stride = 2
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 1000000000
+[[pipers]]
+name = "burn"
+resource = "farm"
+inputs = ["numbers"]
+worker = [{{ function = "math.burn", args = [20000] }}]
+[outputs.out]
+piper = "burn"
+path = "-"
+"#,
+            server.url()
+        ),
+    )
+    .unwrap();
+    let mut host = papy()
+        .args(["run", "-q", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let workers = loop {
+        let c = children(host.id());
+        if c.len() >= 2 {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "no local workers");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for pid in workers {
+        // Gone, or a zombie waiting for init to reap it.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "local worker {pid} outlived its host"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
