@@ -104,10 +104,6 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
                     "papy worker {consumer} on {}: {e}; reconnecting in {backoff:?}",
                     redact(url)
                 );
-                eprintln!(
-                    "papy worker {consumer} on {}: {e}; reconnecting in {backoff:?}",
-                    redact(url)
-                );
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
             }

@@ -8,6 +8,7 @@
 mod check;
 mod graph;
 mod list;
+mod logging;
 mod new;
 mod pipeline;
 mod run;
@@ -21,6 +22,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +45,13 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let _log_guard = match logging::init(&cli.log) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("papy: error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     papy_broker::install();
     let result = match cli.command {
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),

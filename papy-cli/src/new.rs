@@ -15,6 +15,14 @@ pub enum NewArgs {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A script for `papy.script` (bash or Python) that reads its JSON config.
+    Script {
+        /// The file to write.
+        path: PathBuf,
+        /// bash or python.
+        #[arg(long, default_value = "bash")]
+        lang: String,
+    },
 }
 
 /// Where this papy's sources are, for path dependencies (when built from a checkout).
@@ -33,15 +41,41 @@ fn valid(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Writes the crate.
+/// Writes what was asked for.
 pub fn run(args: &NewArgs) -> anyhow::Result<()> {
-    let NewArgs::Plugin { name, dir } = args;
+    match args {
+        NewArgs::Plugin { name, dir } => plugin(name, dir.as_deref()),
+        NewArgs::Script { path, lang } => script(path, lang),
+    }
+}
+
+fn script(path: &Path, lang: &str) -> anyhow::Result<()> {
+    let Some(text) = papy_core::func::script::template(lang) else {
+        bail!("no script template for `{lang}` (bash or python)");
+    };
+    if path.exists() {
+        bail!("{} already exists", path.display());
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "wrote {}; run it with `papy.script` and cfg.executable = \"{}\"",
+        path.display(),
+        if lang.starts_with('p') {
+            "python3"
+        } else {
+            "bash"
+        }
+    );
+    Ok(())
+}
+
+fn plugin(name: &str, dir: Option<&Path>) -> anyhow::Result<()> {
     if !valid(name) {
         bail!(
             "plugin name `{name}`: use lower-case letters, digits and `_`, starting with a letter"
         );
     }
-    let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    let dir = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }

@@ -91,8 +91,9 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_CANNOT_RUN);
     }
-    let built = pipeline::build(&loaded).map_err(anyhow::Error::msg)?;
-    let mut plumber = Plumber::new(built.dagger);
+    let stop = papy_core::func::read::StopSignal::new();
+    let built = pipeline::build(&loaded, &stop).map_err(anyhow::Error::msg)?;
+    let mut plumber = Plumber::new(built.dagger).with_stop_signal(stop);
     let failed = Arc::new(AtomicU64::new(0));
     let errors: Option<Sink> = args.errors.as_deref().map(open).transpose()?;
     let mut sinks = Vec::new();

@@ -94,9 +94,8 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| (p.name().to_string(), p.sha256().to_string()))
         .collect();
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    papy_core::protocol::serve::serve(stdin.lock(), stdout.lock(), plugins)
-        .context("serving the host")?;
+    // Frames go to a duplicate of stdout and fd 1 to stderr, so functions
+    // that print (papy.print, plugins) cannot corrupt the protocol.
+    papy_core::protocol::serve::serve_stdio(plugins).context("serving the host")?;
     Ok(())
 }

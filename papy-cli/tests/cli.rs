@@ -334,3 +334,155 @@ fn new_plugin_scaffold_builds_and_loads() {
     assert_eq!(greet["params"][0]["name"], "greeting");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn record_and_msgpack_streams_in_pipeline_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("in.txt"), "one\n1\n\nXYZ\ntwo\n\nXYZ\n").unwrap();
+    let packed = d.join("items.msgpack");
+    std::fs::write(
+        d.join("pack.toml"),
+        format!(
+            r#"
+[inputs.recs]
+kind = "records"
+path = "in.txt"
+delimiter = "XYZ"
+[[pipers]]
+name = "pack"
+inputs = ["recs"]
+worker = [{{ function = "papy.dump_msgpack", kwargs = {{ path = "{}" }} }}]
+"#,
+            packed.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("unpack.toml"),
+        r#"
+[inputs.packed]
+kind = "msgpack"
+path = "items.msgpack"
+[[pipers]]
+name = "show"
+inputs = ["packed"]
+worker = ["papy.json_dumps"]
+[outputs.out]
+piper = "show"
+path = "-"
+"#,
+    )
+    .unwrap();
+    let pack = run(&["run", "-q", d.join("pack.toml").to_str().unwrap()]);
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+    let unpack = run(&["run", "-q", d.join("unpack.toml").to_str().unwrap()]);
+    assert!(
+        unpack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&unpack.stdout),
+        "\"one\\n1\\n\"\n\"two\\n\"\n"
+    );
+}
+
+#[test]
+fn verbose_logging_goes_to_a_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs").join("papy");
+    let out = run(&[
+        "-vvv",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--log-rotate",
+        "never",
+        "run",
+        "-q",
+        "examples/pipelines/fork_join.toml",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("node{name="),
+        "no node span in the log:\n{text}"
+    );
+}
+
+#[test]
+fn new_script_writes_a_runnable_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.py");
+    let out = run(&["new", "script", path.to_str().unwrap(), "--lang", "python"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("json.load"));
+    let again = run(&["new", "script", path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = run(&["new", "script", "x.cob", "--lang", "cobol"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no script template for `cobol`"));
+}
+
+#[test]
+fn papy_print_writes_each_item_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("print.toml");
+    std::fs::write(
+        &file,
+        r#"
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 3
+[[pipers]]
+name = "wrap"
+inputs = ["numbers"]
+worker = ["papy.npasser"]
+[[pipers]]
+name = "show"
+inputs = ["wrap"]
+worker = ["papy.print"]
+"#,
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[0]\n[1]\n[2]\n");
+    // In worker processes, what functions print goes to stderr, never into
+    // the protocol stream.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("name = \"show\"", "name = \"show\"\nresource = \"procs\"");
+    std::fs::write(
+        &file,
+        format!("{text}\n[resources.procs]\nkind = \"process\"\nworkers = 2\n"),
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for line in ["[0]", "[1]", "[2]"] {
+        assert!(
+            stderr.contains(line),
+            "{line} missing from stderr: {stderr}"
+        );
+    }
+}

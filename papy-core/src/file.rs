@@ -213,13 +213,33 @@ pub struct PiperSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum InputSpec {
-    /// The lines of a file (`-` = stdin).
+    /// The lines of a file (`-` = stdin; `.gz` and `.zst` decompressed).
     Lines {
         /// File path (relative to the pipeline file).
         path: String,
+        /// Follow the file like `tail -f` until the pipeline is stopped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow: bool,
     },
     /// A file of JSON values, one per line.
     Jsonl {
+        /// File path.
+        path: String,
+    },
+    /// Text records separated by delimiter lines (PaPy's `load_stream`;
+    /// written by `papy.dump_stream`).
+    Records {
+        /// File path.
+        path: String,
+        /// The delimiter line (default: a blank line).
+        #[serde(default)]
+        delimiter: Option<String>,
+        /// Emit an unterminated last record instead of an error item.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        emit_unterminated: bool,
+    },
+    /// Successive MessagePack values (written by `papy.dump_msgpack`).
+    Msgpack {
         /// File path.
         path: String,
     },

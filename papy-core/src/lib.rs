@@ -19,7 +19,7 @@
 pub mod dagger;
 pub mod error;
 pub mod file;
-mod func;
+pub mod func;
 pub mod numap;
 pub mod piper;
 pub mod plumber;

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::dagger::Dagger;
 use crate::error::{Error, Item, Result};
+use crate::func::read::StopSignal;
 use crate::numap::NuMap;
 use crate::piper::adapters::{RunCtl, Stream};
 use crate::piper::connect::connect;
@@ -194,12 +195,20 @@ impl Run {
     }
 }
 
+/// Completes the compressed streams the run's writers left open.
+fn finish_streams() {
+    if let Err(e) = crate::func::write::finish_all() {
+        tracing::error!("{e}");
+    }
+}
+
 /// Runs a [`Dagger`]: see the module docs for the state machine.
 pub struct Plumber {
     dagger: Dagger,
     state: PlumberState,
     sinks: BTreeMap<String, Sink>,
     run: Option<Run>,
+    stop_signal: StopSignal,
 }
 
 impl fmt::Debug for Plumber {
@@ -216,7 +225,31 @@ impl Plumber {
             state: PlumberState::Idle,
             sinks: BTreeMap::new(),
             run: None,
+            stop_signal: StopSignal::new(),
         }
+    }
+
+    /// The signal [`stop`](Self::stop) raises (and `start` lowers): give it
+    /// to inputs that would otherwise wait for data forever, such as
+    /// [`func::read::follow`](crate::func::read::follow).
+    ///
+    /// ```
+    /// use papy_core::{Dagger, Piper, Plumber, Worker};
+    /// let mut d = Dagger::new();
+    /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap())).unwrap();
+    /// let p = Plumber::new(d);
+    /// let signal = p.stop_signal();
+    /// assert!(!signal.is_raised());
+    /// ```
+    pub fn stop_signal(&self) -> StopSignal {
+        self.stop_signal.clone()
+    }
+
+    /// Uses `signal` as this Plumber's [`stop_signal`](Self::stop_signal)
+    /// (for inputs made before the Plumber).
+    pub fn with_stop_signal(mut self, signal: StopSignal) -> Plumber {
+        self.stop_signal = signal;
+        self
     }
 
     /// The pipeline as a pipeline file (TOML; docs/pipeline-format.md):
@@ -306,6 +339,7 @@ impl Plumber {
             *lock(&r.done.count) = 0;
         }
         self.state = PlumberState::Finished;
+        finish_streams();
     }
 
     fn output_check(&self, node: &str) -> Result<()> {
@@ -397,6 +431,7 @@ impl Plumber {
             return Err(Error::Graph("the dagger has no pipers".into()));
         }
         self.cleanup();
+        self.stop_signal.lower();
         let ctl = Arc::new(RunCtl::default());
         let connected = connect(&self.dagger, sources, &ctl)?;
         for n in &connected.numaps {
@@ -586,6 +621,7 @@ impl Plumber {
         if matches!(s, PlumberState::Idle | PlumberState::Stopped) {
             return Err(self.state_error("stop", s));
         }
+        self.stop_signal.raise();
         if let Some(r) = &self.run {
             r.ctl.stop.store(true, Ordering::Release);
         }
@@ -601,6 +637,7 @@ impl Plumber {
         }
         self.state = PlumberState::Stopped;
         self.release_numaps();
+        finish_streams();
         match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
             Some(e) => Err(e),
             None => Ok(()),

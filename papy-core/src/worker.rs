@@ -352,6 +352,12 @@ impl Worker {
         node: &str,
         out: &mut Vec<Item>,
     ) {
+        // Spans: what the functions log is attributed to its node and batch
+        // (`node{name=..}:batch{first=.. items=..}`), in threads and worker processes.
+        let _node = tracing::info_span!("node", name = node).entered();
+        let _batch =
+            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
+        tracing::trace!("evaluating");
         let start = out.len();
         out.reserve(n);
         let current = Cell::new(0);

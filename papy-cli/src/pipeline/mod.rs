@@ -6,10 +6,11 @@ pub use papy_core::file as model;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use papy_core::{Dagger, Error, Item, ItemError, Piper, Source, Value, Worker, WorkerCommand};
+use papy_core::func::read::{self, StopSignal};
+use papy_core::{Dagger, Error, Piper, Source, Worker, WorkerCommand};
 
 use model::{CallSpec, Format, InputSpec, Kind, OutputSpec, PipelineFile};
 
@@ -512,41 +513,41 @@ fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
     Ok(WorkerCommand::new(exe, args))
 }
 
-fn read_lines(
-    path: PathBuf,
-) -> Result<Box<dyn Iterator<Item = std::io::Result<String>> + Send>, String> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(std::io::BufReader::new(std::io::stdin()).lines()));
-    }
-    let f = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot open input {}: {e}", path.display()))?;
-    Ok(Box::new(std::io::BufReader::new(f).lines()))
-}
-
-fn input_error(kind: &str, e: impl fmt::Display) -> Item {
-    Err(ItemError::new(
-        papy_core::ErrorKind::Input,
-        format!("{kind}: {e}"),
-    ))
-}
-
-fn source_of(l: &Loaded, spec: &InputSpec) -> Result<Source, String> {
+fn source_of(l: &Loaded, spec: &InputSpec, stop: &StopSignal) -> Result<Source, String> {
+    let open_error = |e: std::io::Error| format!("cannot read input: {e}");
     Ok(match spec {
-        InputSpec::Lines { path } => {
-            let lines = read_lines(l.resolve(path))?;
-            Source::items(lines.map(|r| {
-                r.map(Value::from)
-                    .or_else(|e| input_error("reading a line", e))
-            }))
+        InputSpec::Lines { path, follow } => {
+            let path = l.resolve(path);
+            if *follow {
+                Source::items(
+                    read::follow(&path, Duration::from_millis(100), stop.clone())
+                        .map_err(open_error)?,
+                )
+            } else {
+                Source::items(read::lines(&path).map_err(open_error)?)
+            }
         }
         InputSpec::Jsonl { path } => {
-            let lines = read_lines(l.resolve(path))?;
-            Source::items(lines.map(|r| match r {
-                Ok(s) => {
-                    serde_json::from_str::<Value>(&s).or_else(|e| input_error("a JSON line", e))
-                }
-                Err(e) => input_error("reading a line", e),
-            }))
+            Source::items(read::jsonl(l.resolve(path)).map_err(open_error)?)
+        }
+        InputSpec::Records {
+            path,
+            delimiter,
+            emit_unterminated,
+        } => {
+            let unterminated = if *emit_unterminated {
+                read::Unterminated::Emit
+            } else {
+                read::Unterminated::Report
+            };
+            Source::items(
+                read::records(l.resolve(path), delimiter.as_deref())
+                    .map_err(open_error)?
+                    .unterminated(unterminated),
+            )
+        }
+        InputSpec::Msgpack { path } => {
+            Source::items(read::msgpack(l.resolve(path)).map_err(open_error)?)
         }
         InputSpec::Range { start, end } => Source::values(*start..*end),
         InputSpec::Dir { path } => {
@@ -571,7 +572,7 @@ fn source_of(l: &Loaded, spec: &InputSpec) -> Result<Source, String> {
 ///
 /// # Errors
 /// A message saying what could not be built.
-pub fn build(l: &Loaded) -> Result<Built, String> {
+pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, String> {
     let f = &l.file;
     let dagger = model::dagger_of(f, &|| worker_command(l)).map_err(|e| e.to_string())?;
     let piper_names: BTreeSet<&str> = f
@@ -588,7 +589,10 @@ pub fn build(l: &Loaded) -> Result<Built, String> {
                     .inputs
                     .get(only.get_ref())
                     .ok_or_else(|| format!("unknown input `{}`", only.get_ref()))?;
-                sources.push((spec.name.get_ref().clone(), source_of(l, input.get_ref())?));
+                sources.push((
+                    spec.name.get_ref().clone(),
+                    source_of(l, input.get_ref(), stop)?,
+                ));
             }
         }
     }

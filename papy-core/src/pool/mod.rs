@@ -10,7 +10,7 @@
 
 mod kinds;
 mod mixed;
-mod process;
+pub(crate) mod process;
 mod thread;
 
 use std::fmt;

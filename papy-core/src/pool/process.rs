@@ -407,7 +407,7 @@ impl Conn {
 }
 
 /// Kills the process group led by `pid` (the child and what it started).
-fn kill_group(pid: u32) {
+pub(crate) fn kill_group(pid: u32) {
     #[cfg(unix)]
     if let Ok(pid) = i32::try_from(pid) {
         if pid > 0 {
@@ -420,7 +420,7 @@ fn kill_group(pid: u32) {
     }
 }
 
-fn describe_status(s: ExitStatus) -> String {
+pub(crate) fn describe_status(s: ExitStatus) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;

@@ -5,6 +5,7 @@
 //! version may add fields that an older peer ignores; a different major
 //! version is refused in the handshake by both sides.
 
+pub mod packed;
 pub mod serve;
 
 use std::io::{self, Read, Write};
@@ -15,7 +16,7 @@ use crate::error::{ErrorKind, Item, ItemError};
 use crate::value::Value;
 
 /// Incompatible protocol changes bump this.
-pub const MAJOR: u16 = 1;
+pub const MAJOR: u16 = 2;
 /// Compatible protocol changes (new optional fields) bump this.
 pub const MINOR: u16 = 0;
 /// What a worker writes before its first frame. The host skips anything
@@ -177,6 +178,7 @@ impl WireError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WireResults {
     /// One value per item.
+    #[serde(with = "packed::values")]
     pub values: Vec<Value>,
     /// (position, error) for the items that failed.
     pub errors: Vec<(u32, WireError)>,
@@ -217,7 +219,7 @@ impl WireResults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WireInboxes {
     /// Every inbox has one element: the values themselves.
-    Single(Vec<Value>),
+    Single(#[serde(with = "packed::values")] Vec<Value>),
     /// Inboxes of several elements.
     Many(Vec<Vec<Value>>),
 }
@@ -262,6 +264,7 @@ pub enum Frame {
         /// The node name, for error paths.
         node: String,
         /// The input index of each item.
+        #[serde(with = "packed::indices")]
         indices: Vec<u64>,
         /// The inboxes (values only: errors are handled by the host).
         inboxes: WireInboxes,

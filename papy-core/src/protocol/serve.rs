@@ -101,6 +101,9 @@ impl TaskRunner {
                 }));
             }
         }
+        // What the batch wrote to compressed streams is on disk before its
+        // items are reported done.
+        finish_streams();
         WireResults::from_items(&out)
     }
 }
@@ -114,6 +117,14 @@ fn refuse(output: &mut impl Write, message: String) -> ProtocolError {
         },
     );
     ProtocolError::Malformed(message)
+}
+
+/// Completes the compressed streams this worker wrote (see
+/// [`func::write`](crate::func::write)).
+fn finish_streams() {
+    if let Err(e) = crate::func::write::finish_all() {
+        tracing::error!("{e}");
+    }
 }
 
 /// Serves tasks until the host sends `Shutdown` or closes the stream.
@@ -149,8 +160,14 @@ pub fn serve(
     loop {
         let frame = match read_frame(&mut input, MAX_FRAME) {
             Ok(f) => f,
-            Err(ProtocolError::Closed) => return Ok(()),
-            Err(e) => return Err(e),
+            Err(ProtocolError::Closed) => {
+                finish_streams();
+                return Ok(());
+            }
+            Err(e) => {
+                finish_streams();
+                return Err(e);
+            }
         };
         match frame {
             Frame::Task {
@@ -163,7 +180,10 @@ pub fn serve(
                 let results = runner.run(chain, &node, &indices, &inboxes);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
-            Frame::Shutdown => return Ok(()),
+            Frame::Shutdown => {
+                finish_streams();
+                return Ok(());
+            }
             other => {
                 let message = format!("unexpected frame from the host: {other:?}");
                 return Err(refuse(&mut output, message));

@@ -1,0 +1,598 @@
+//! Items passed by reference (PaPy's `dump_item` / `load_item`): a large
+//! payload is written where the producing worker runs and only a small
+//! **locator** (a map) travels through the pipeline to the worker that
+//! loads it, so the payload never crosses the host process.
+//!
+//! | transport | the locator | the payload lives |
+//! |---|---|---|
+//! | `file` | `{kind: "file", path, codec, len}` | in a new file (mode 0600), removed when loaded unless told otherwise; loadable through a memory map |
+//! | `fifo` | `{kind: "fifo", path, codec, len}` | in the dumping process, written into a named pipe when the reader opens it |
+//! | `socket` | `{kind: "socket", host, port, codec, len}` | in the dumping process, sent over one TCP connection (127.0.0.1 by default) |
+//!
+//! A fifo or socket item waits at most `timeout` for its reader; then the
+//! pipe is removed or the socket closed, and the serving thread ends.
+//! `codec` says how the value was written: `bytes` (raw), `str` (UTF-8) or
+//! `msgpack` (any other value); `len` lets the loader detect a truncated
+//! transfer.
+//!
+//! ```
+//! use papy_core::func::items::{self, DumpOptions, LoadOptions};
+//! use papy_core::Value;
+//!
+//! let payload = Value::from(vec![7u8; 1000].as_slice());
+//! let dumped = items::dump(&payload, &DumpOptions::default()).unwrap();
+//! assert_eq!(dumped.locator().get("kind"), Some(&Value::from("file")));
+//! let back = items::load(dumped.locator(), &LoadOptions::default()).unwrap();
+//! assert_eq!(back, payload);
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use papy_macros::worker;
+
+use crate::value::Value;
+
+/// How a dumped item travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A temporary file.
+    #[default]
+    File,
+    /// A named pipe (Unix).
+    Fifo,
+    /// One TCP connection.
+    Socket,
+}
+
+impl Transport {
+    /// The transport called `name` (`file`, `fifo`, `socket`).
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Transport, ItemsError> {
+        match name {
+            "file" => Ok(Transport::File),
+            "fifo" => Ok(Transport::Fifo),
+            "socket" => Ok(Transport::Socket),
+            other => Err(ItemsError::Locator(format!(
+                "unknown item transport `{other}` (file, fifo or socket)"
+            ))),
+        }
+    }
+}
+
+/// Why an item could not be dumped or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemsError {
+    /// The locator (or transport name) is not one this module makes.
+    #[error("bad item locator: {0}")]
+    Locator(String),
+    /// An I/O failure, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed, naming the file or address.
+        what: String,
+        /// The failure.
+        source: io::Error,
+    },
+    /// The payload could not be decoded, or arrived truncated.
+    #[error("item payload: {0}")]
+    Payload(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ItemsError {
+    let what = what.into();
+    move |source| ItemsError::Io { what, source }
+}
+
+/// Options of [`dump`].
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// How the item travels.
+    pub transport: Transport,
+    /// Directory of files and pipes (default: the system's temporary directory).
+    pub dir: Option<PathBuf>,
+    /// File name prefix (default `tmp_papy_<transport>`).
+    pub prefix: Option<String>,
+    /// File name suffix.
+    pub suffix: Option<String>,
+    /// How long a fifo or socket item waits for its reader (default 320 s, as PaPy).
+    pub timeout: Duration,
+    /// The address a socket item listens on (default `127.0.0.1`).
+    pub host: String,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            transport: Transport::File,
+            dir: None,
+            prefix: None,
+            suffix: None,
+            timeout: Duration::from_secs(320),
+            host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// How a fifo or socket item's serving thread ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// The reader came and got the whole payload.
+    Done,
+    /// No reader came within the timeout; the pipe was removed or the socket closed.
+    TimedOut,
+    /// Serving failed.
+    Failed(String),
+}
+
+/// A dumped item: its locator, and for fifo and socket items the thread
+/// serving it (dropping a `Dumped` detaches that thread, which ends by
+/// itself when served or timed out).
+#[derive(Debug)]
+pub struct Dumped {
+    locator: Value,
+    server: Option<JoinHandle<Served>>,
+}
+
+impl Dumped {
+    /// The locator to pass downstream.
+    pub fn locator(&self) -> &Value {
+        &self.locator
+    }
+
+    /// Waits for the serving thread (file items: at once [`Served::Done`]).
+    pub fn wait(self) -> Served {
+        match self.server {
+            None => Served::Done,
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Served::Failed("serving thread panicked".into())),
+        }
+    }
+}
+
+fn encode(v: &Value) -> Result<(&'static str, Payload), ItemsError> {
+    Ok(match v {
+        Value::Bytes(b) => ("bytes", Payload::Shared(b.clone())),
+        Value::Str(s) => ("str", Payload::Str(s.clone())),
+        other => (
+            "msgpack",
+            Payload::Owned(
+                rmp_serde::to_vec(other).map_err(|e| ItemsError::Payload(e.to_string()))?,
+            ),
+        ),
+    })
+}
+
+/// The bytes of a payload, shared with the value when it is bytes or a string.
+enum Payload {
+    Shared(Arc<[u8]>),
+    Str(Arc<str>),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Shared(b) => b,
+            Payload::Str(s) => s.as_bytes(),
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+fn decode(codec: &str, bytes: &[u8]) -> Result<Value, ItemsError> {
+    match codec {
+        "bytes" => Ok(Value::from(bytes)),
+        "str" => std::str::from_utf8(bytes)
+            .map(Value::from)
+            .map_err(|e| ItemsError::Payload(e.to_string())),
+        "msgpack" => rmp_serde::from_slice(bytes).map_err(|e| ItemsError::Payload(e.to_string())),
+        other => Err(ItemsError::Locator(format!("unknown codec `{other}`"))),
+    }
+}
+
+fn new_path(opts: &DumpOptions, kind: &str) -> Result<tempfile::NamedTempFile, ItemsError> {
+    let dir = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let prefix = opts
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("tmp_papy_{kind}"));
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(opts.suffix.as_deref().unwrap_or(""))
+        .tempfile_in(&dir)
+        .map_err(io_err(format!("creating a file in {}", dir.display())))
+}
+
+/// Dumps `value` as [`DumpOptions::transport`] says and returns its locator.
+///
+/// # Errors
+/// The file, pipe or socket cannot be made, or the value cannot be encoded.
+pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
+    let (codec, payload) = encode(value)?;
+    let len = payload.bytes().len();
+    let locator = |kind: &str, place: Vec<(&str, Value)>| {
+        let mut pairs = vec![("kind", Value::from(kind))];
+        pairs.extend(place);
+        pairs.push(("codec", Value::from(codec)));
+        pairs.push(("len", Value::from(len)));
+        Value::map(pairs)
+    };
+    match opts.transport {
+        Transport::File => {
+            let mut f = new_path(opts, "file")?;
+            f.write_all(payload.bytes())
+                .and_then(|()| f.flush())
+                .map_err(io_err(format!("writing {}", f.path().display())))?;
+            let (_, path) = f
+                .keep()
+                .map_err(|e| io_err("keeping the item file")(e.error))?;
+            Ok(Dumped {
+                locator: locator("file", vec![("path", path_value(&path))]),
+                server: None,
+            })
+        }
+        Transport::Fifo => dump_fifo(payload, opts, locator),
+        Transport::Socket => {
+            let listener = TcpListener::bind((opts.host.as_str(), 0))
+                .map_err(io_err(format!("listening on {}", opts.host)))?;
+            let port = listener
+                .local_addr()
+                .map_err(io_err("reading the socket address"))?
+                .port();
+            listener
+                .set_nonblocking(true)
+                .map_err(io_err("configuring the socket"))?;
+            let timeout = opts.timeout;
+            let server = std::thread::Builder::new()
+                .name("papy-item-socket".into())
+                .spawn(move || serve_socket(&listener, payload.bytes(), timeout))
+                .map_err(io_err("starting the socket thread"))?;
+            Ok(Dumped {
+                locator: locator(
+                    "socket",
+                    vec![
+                        ("host", Value::from(opts.host.as_str())),
+                        ("port", Value::from(u64::from(port))),
+                    ],
+                ),
+                server: Some(server),
+            })
+        }
+    }
+}
+
+fn path_value(p: &Path) -> Value {
+    Value::from(p.display().to_string())
+}
+
+fn serve_socket(listener: &TcpListener, bytes: &[u8], timeout: Duration) -> Served {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                let sent = s
+                    .set_nonblocking(false)
+                    .and_then(|()| s.set_write_timeout(Some(timeout.max(Duration::from_secs(1)))))
+                    .and_then(|()| s.write_all(bytes))
+                    .and_then(|()| s.shutdown(std::net::Shutdown::Write));
+                return match sent {
+                    Ok(()) => Served::Done,
+                    Err(e) => Served::Failed(format!("sending the item: {e}")),
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    tracing::warn!("no reader came for a socket item within {timeout:?}");
+                    return Served::TimedOut;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Served::Failed(format!("accepting the reader: {e}")),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn dump_fifo(
+    payload: Payload,
+    opts: &DumpOptions,
+    locator: impl Fn(&str, Vec<(&str, Value)>) -> Value,
+) -> Result<Dumped, ItemsError> {
+    use std::os::unix::ffi::OsStrExt;
+    // A unique name: make a temporary file, then replace it with the pipe.
+    let path = new_path(opts, "fifo")?.into_temp_path();
+    let path: PathBuf = path
+        .keep()
+        .map_err(|e| io_err("keeping the pipe name")(e.error))?;
+    std::fs::remove_file(&path).map_err(io_err(format!("replacing {}", path.display())))?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| ItemsError::Locator("pipe path contains a NUL byte".into()))?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call;
+    // mkfifo only reads it.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(io_err(format!("making the pipe {}", path.display()))(
+            io::Error::last_os_error(),
+        ));
+    }
+    let timeout = opts.timeout;
+    let p = path.clone();
+    let server = std::thread::Builder::new()
+        .name("papy-item-fifo".into())
+        .spawn(move || serve_fifo(&p, payload.bytes(), timeout))
+        .map_err(io_err("starting the pipe thread"))?;
+    Ok(Dumped {
+        locator: locator("fifo", vec![("path", path_value(&path))]),
+        server: Some(server),
+    })
+}
+
+#[cfg(not(unix))]
+fn dump_fifo(
+    _payload: Payload,
+    _opts: &DumpOptions,
+    _locator: impl Fn(&str, Vec<(&str, Value)>) -> Value,
+) -> Result<Dumped, ItemsError> {
+    Err(ItemsError::Locator("fifo items need a Unix system".into()))
+}
+
+#[cfg(unix)]
+fn serve_fifo(path: &Path, bytes: &[u8], timeout: Duration) -> Served {
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Non-blocking open for writing fails (ENXIO) until a reader has the
+        // pipe open; once one has, a blocking open returns at once.
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(probe) => {
+                let sent = OpenOptions::new().write(true).open(path).and_then(|mut f| {
+                    drop(probe);
+                    f.write_all(bytes)
+                });
+                return match sent {
+                    Ok(()) => Served::Done,
+                    Err(e) => Served::Failed(format!("writing {}: {e}", path.display())),
+                };
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if Instant::now() >= deadline {
+                    let _ = std::fs::remove_file(path);
+                    tracing::warn!(
+                        "no reader came for the pipe item {} within {timeout:?}; removed it",
+                        path.display()
+                    );
+                    return Served::TimedOut;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Served::Failed(format!("opening {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Options of [`load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Remove a file item after loading it (default true; fifo and socket
+    /// items are gone once read whatever this says).
+    pub remove: bool,
+    /// Read a file item through a memory map instead of `read`.
+    pub mmap: bool,
+    /// How long to wait for a socket item's server.
+    pub timeout: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            remove: true,
+            mmap: false,
+            timeout: Duration::from_secs(320),
+        }
+    }
+}
+
+fn field<'a>(locator: &'a Value, key: &str) -> Result<&'a Value, ItemsError> {
+    locator
+        .get(key)
+        .ok_or_else(|| ItemsError::Locator(format!("no `{key}` in {locator}")))
+}
+
+fn str_field<'a>(locator: &'a Value, key: &str) -> Result<&'a str, ItemsError> {
+    field(locator, key)?
+        .as_str()
+        .ok_or_else(|| ItemsError::Locator(format!("`{key}` is not a string in {locator}")))
+}
+
+fn int_field(locator: &Value, key: &str) -> Result<u64, ItemsError> {
+    field(locator, key)?
+        .as_int()
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| ItemsError::Locator(format!("`{key}` is not a count in {locator}")))
+}
+
+fn check_len(bytes: &[u8], len: u64, place: &str) -> Result<(), ItemsError> {
+    if bytes.len() as u64 == len {
+        Ok(())
+    } else {
+        Err(ItemsError::Payload(format!(
+            "{place}: got {} bytes, the item has {len}",
+            bytes.len()
+        )))
+    }
+}
+
+/// Maps a file item into memory, read-only, without copying it: the
+/// zero-copy way for a function to read a large payload (the file stays in
+/// place; remove it with [`remove`] when done).
+///
+/// # Errors
+/// The locator is not a file item, or the file cannot be mapped.
+pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
+    let kind = str_field(locator, "kind")?;
+    if kind != "file" {
+        return Err(ItemsError::Locator(format!(
+            "only file items can be memory-mapped, this is a {kind} item"
+        )));
+    }
+    let path = str_field(locator, "path")?;
+    let f = std::fs::File::open(path).map_err(io_err(format!("opening {path}")))?;
+    // SAFETY: the map is read-only and papy made the file for this item
+    // alone (mode 0600, unique name); if another program truncates it
+    // anyway, reading the map may fault, as documented for memory maps.
+    let m = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(format!("mapping {path}")))?;
+    check_len(&m, int_field(locator, "len")?, path)?;
+    Ok(m)
+}
+
+/// Removes a file item's file (what [`load`] does unless told otherwise).
+///
+/// # Errors
+/// The locator is not a file item, or the file cannot be removed.
+pub fn remove(locator: &Value) -> Result<(), ItemsError> {
+    let path = str_field(locator, "path")?;
+    std::fs::remove_file(path).map_err(io_err(format!("removing {path}")))
+}
+
+/// Loads the value a locator describes.
+///
+/// # Errors
+/// A malformed locator, a missing file or pipe, no server at the socket's
+/// address, a truncated or undecodable payload; `mmap` with a fifo or
+/// socket item.
+pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
+    let kind = str_field(locator, "kind")?;
+    let codec = str_field(locator, "codec")?;
+    let len = int_field(locator, "len")?;
+    if opts.mmap && kind != "file" {
+        return Err(ItemsError::Locator(format!(
+            "only file items can be memory-mapped, this is a {kind} item"
+        )));
+    }
+    let value = match kind {
+        "file" => {
+            let path = str_field(locator, "path")?;
+            let v = if opts.mmap {
+                decode(codec, &map(locator)?)?
+            } else {
+                let bytes = std::fs::read(path).map_err(io_err(format!("reading {path}")))?;
+                check_len(&bytes, len, path)?;
+                decode(codec, &bytes)?
+            };
+            if opts.remove {
+                remove(locator)?;
+            }
+            v
+        }
+        "fifo" => {
+            let path = str_field(locator, "path")?;
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            let read = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+            let _ = std::fs::remove_file(path);
+            read.map_err(io_err(format!("reading the pipe {path}")))?;
+            check_len(&bytes, len, path)?;
+            decode(codec, &bytes)?
+        }
+        "socket" => {
+            let host = str_field(locator, "host")?;
+            let port = u16::try_from(int_field(locator, "port")?)
+                .map_err(|_| ItemsError::Locator(format!("bad port in {locator}")))?;
+            let place = format!("{host}:{port}");
+            let addr = (host, port)
+                .to_socket_addrs()
+                .map_err(io_err(format!("resolving {place}")))?
+                .next()
+                .ok_or_else(|| ItemsError::Locator(format!("{place} has no address")))?;
+            let mut s = TcpStream::connect_timeout(&addr, opts.timeout)
+                .map_err(io_err(format!("connecting to the item at {place}")))?;
+            s.set_read_timeout(Some(opts.timeout))
+                .map_err(io_err("configuring the socket"))?;
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            s.read_to_end(&mut bytes)
+                .map_err(io_err(format!("reading the item at {place}")))?;
+            check_len(&bytes, len, &place)?;
+            decode(codec, &bytes)?
+        }
+        other => {
+            return Err(ItemsError::Locator(format!(
+                "unknown item kind `{other}` (file, fifo or socket)"
+            )))
+        }
+    };
+    Ok(value)
+}
+
+fn secs(s: Option<f64>, default: Duration) -> Result<Duration, String> {
+    match s {
+        None => Ok(default),
+        Some(s) => Duration::try_from_secs_f64(s).map_err(|e| format!("timeout {s}: {e}")),
+    }
+}
+
+/// Dumps `inbox[0]` and returns its locator (PaPy's `dump_item`):
+/// `kind` = `file` (default), `fifo` or `socket`; `dir`, `prefix`,
+/// `suffix` name files and pipes; `timeout` (seconds, default 320) bounds
+/// the wait for a fifo or socket reader; `host` is a socket's address.
+#[worker(name = "papy.dump_item")]
+fn dump_item(
+    inbox: &[Value],
+    kind: Option<String>,
+    dir: Option<String>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    timeout: Option<f64>,
+    host: Option<String>,
+) -> Result<Value, String> {
+    let v = inbox.first().ok_or("empty inbox")?;
+    let defaults = DumpOptions::default();
+    let opts = DumpOptions {
+        transport: Transport::parse(kind.as_deref().unwrap_or("file"))
+            .map_err(|e| e.to_string())?,
+        dir: dir.map(PathBuf::from),
+        prefix,
+        suffix,
+        timeout: secs(timeout, defaults.timeout)?,
+        host: host.unwrap_or(defaults.host),
+    };
+    dump(v, &opts)
+        .map(|d| d.locator().clone())
+        .map_err(|e| e.to_string())
+}
+
+/// Loads the item whose locator is `inbox[0]` (PaPy's `load_item`):
+/// `remove` (default true) removes a file item once read, `mmap` reads a
+/// file item through a memory map, `timeout` (seconds) bounds a socket wait.
+#[worker(name = "papy.load_item")]
+fn load_item(
+    inbox: &[Value],
+    remove: Option<bool>,
+    mmap: Option<bool>,
+    timeout: Option<f64>,
+) -> Result<Value, String> {
+    let locator = inbox.first().ok_or("empty inbox")?;
+    let defaults = LoadOptions::default();
+    let opts = LoadOptions {
+        remove: remove.unwrap_or(true),
+        mmap: mmap.unwrap_or(false),
+        timeout: secs(timeout, defaults.timeout)?,
+    };
+    load(locator, &opts).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

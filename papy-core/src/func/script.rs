@@ -1,0 +1,320 @@
+//! `papy.script`: runs an external program per item (PaPy's `util.script`).
+//!
+//! The item's inbox holds maps of *port → path* (one per input pipe); the
+//! config says which input ports the program reads, which output ports it
+//! writes (with their file extensions), its parameters, a working
+//! directory, and a timeout. papy writes the program's JSON config
+//! `{"params": ..., "in": {port: path}, "out": {port: path}}` to a file in the
+//! directory and runs `<executable> <script> <config file>` there; the same
+//! paths and the scalar parameters are also in the environment as
+//! `PAPY_IN_<PORT>`, `PAPY_OUT_<PORT>` and `PAPY_PARAM_<NAME>` (upper case,
+//! other characters as `_`), which keeps shell scripts short. On success the
+//! result is the map *output port → path*, so script nodes chain.
+//!
+//! Output files are named as PaPy names them: when the input and output
+//! ports are the same names, output *i* is `<dir>/<stem of input i>_<id>.<ext>`;
+//! otherwise every output is `<dir>/<stem of the first input>_<id>-<port>.<ext>`
+//! (a stem is a file name up to its first dot; with no inputs, the names are
+//! `<id>-<port>.<ext>`).
+//!
+//! Differences from PaPy, on purpose: a non-zero exit becomes an error item
+//! with the program's **real** exit code (or signal), its standard output
+//! and its standard error (PaPy always said 1); a program that outlives the
+//! timeout is killed with its process group and the item fails with a
+//! timeout message.
+//!
+//! [`template`] gives starting scripts for bash and Python.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use papy_macros::worker;
+use serde::{Deserialize, Serialize};
+
+use crate::pool::process::{describe_status, kill_group};
+use crate::value::{from_value, Value};
+
+/// An output port: its name and the extension of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OutPort {
+    /// `["port", "ext"]` (PaPy's tuple).
+    WithExt(String, String),
+    /// `"port"`: files without extension.
+    Bare(String),
+}
+
+impl OutPort {
+    fn name(&self) -> &str {
+        match self {
+            OutPort::WithExt(n, _) | OutPort::Bare(n) => n,
+        }
+    }
+
+    fn ext(&self) -> Option<&str> {
+        match self {
+            OutPort::WithExt(_, e) if !e.is_empty() => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The configuration of a script worker (the `cfg` argument of `papy.script`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptConfig {
+    /// Names the outputs (`<stem>_<id>`).
+    pub id: String,
+    /// The program that runs the script (`bash`, `python3`, ...).
+    pub executable: String,
+    /// The script's path.
+    pub script: PathBuf,
+    /// Working and output directory (created when missing).
+    pub dir: PathBuf,
+    /// The input ports the script reads.
+    #[serde(rename = "in", default)]
+    pub inputs: Vec<String>,
+    /// The output ports the script writes.
+    #[serde(default)]
+    pub out: Vec<OutPort>,
+    /// Parameters passed to the script.
+    #[serde(default)]
+    pub params: Value,
+    /// Seconds before the program is killed (default: no limit).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+fn env_name(prefix: &str, name: &str) -> String {
+    let up: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}{up}")
+}
+
+fn stem(path: &str) -> String {
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.split('.').next().unwrap_or_default().to_string()
+}
+
+fn with_ext(base: String, ext: Option<&str>) -> String {
+    match ext {
+        Some(e) => format!("{base}.{e}"),
+        None => base,
+    }
+}
+
+/// The input paths of each `in` port: the first inbox map that has the port.
+fn input_paths(cfg: &ScriptConfig, inbox: &[Value]) -> Result<BTreeMap<String, String>, String> {
+    let mut found = BTreeMap::new();
+    for port in &cfg.inputs {
+        let path = inbox.iter().find_map(|m| m.get(port)).ok_or_else(|| {
+            let got: Vec<String> = inbox.iter().map(ToString::to_string).collect();
+            format!(
+                "input port `{port}` is not connected: no inbox map has it (got {})",
+                got.join(", ")
+            )
+        })?;
+        let path = path
+            .as_str()
+            .ok_or_else(|| format!("input port `{port}`: the path is a {}", path.kind()))?;
+        found.insert(port.clone(), path.to_string());
+    }
+    Ok(found)
+}
+
+fn output_paths(cfg: &ScriptConfig, inputs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let dir = |name: String| cfg.dir.join(name).display().to_string();
+    let one_to_one = !cfg.out.is_empty()
+        && cfg.out.len() == cfg.inputs.len()
+        && cfg.out.iter().zip(&cfg.inputs).all(|(o, i)| o.name() == i);
+    cfg.out
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let base = if one_to_one {
+                let input = &inputs[&cfg.inputs[i]];
+                format!("{}_{}", stem(input), cfg.id)
+            } else {
+                match cfg.inputs.first().and_then(|p| inputs.get(p)) {
+                    Some(first) => format!("{}_{}-{}", stem(first), cfg.id, o.name()),
+                    None => format!("{}-{}", cfg.id, o.name()),
+                }
+            };
+            (o.name().to_string(), dir(with_ext(base, o.ext())))
+        })
+        .collect()
+}
+
+/// At most this much of each output stream goes into an error message.
+const KEEP: usize = 16 * 1024;
+
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(KEEP);
+    let s = String::from_utf8_lossy(&bytes[start..]);
+    if start > 0 {
+        format!("[... {start} bytes before]\n{s}")
+    } else {
+        s.into_owned()
+    }
+}
+
+fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Runs the script of `cfg` for one item; returns the map *output port → path*.
+///
+/// # Errors
+/// A message: unconnected input port, the directory or config file cannot
+/// be made, the program cannot start, it timed out, or it exited non-zero
+/// (with its exit code, standard output and standard error).
+pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
+    std::fs::create_dir_all(&cfg.dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", cfg.dir.display()))?;
+    let inputs = input_paths(cfg, inbox)?;
+    let outputs = output_paths(cfg, &inputs);
+    let config = serde_json::json!({ "params": cfg.params, "in": inputs, "out": outputs });
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("papy_script_{}_", cfg.id))
+        .suffix(".json")
+        .tempfile_in(&cfg.dir)
+        .map_err(|e| {
+            format!(
+                "cannot create the config file in {}: {e}",
+                cfg.dir.display()
+            )
+        })?;
+    serde_json::to_writer(&mut file, &config).map_err(|e| format!("writing the config: {e}"))?;
+    let mut cmd = Command::new(&cfg.executable);
+    cmd.arg(&cfg.script)
+        .arg(file.path())
+        .current_dir(&cfg.dir)
+        .env("PAPY_CONFIG", file.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (port, path) in &inputs {
+        cmd.env(env_name("PAPY_IN_", port), path);
+    }
+    for (port, path) in &outputs {
+        cmd.env(env_name("PAPY_OUT_", port), path);
+    }
+    if let Some(params) = cfg.params.as_map() {
+        for (k, v) in params {
+            if let (Some(k), false) = (k.as_str(), matches!(v, Value::List(_) | Value::Map(_))) {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                cmd.env(env_name("PAPY_PARAM_", k), text);
+            }
+        }
+    }
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let what = format!("{} {}", cfg.executable, cfg.script.display());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `{what}`: {e}"))?;
+    let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
+    let limit = cfg
+        .timeout
+        .map(|s| Duration::try_from_secs_f64(s).map_err(|e| format!("timeout {s}: {e}")))
+        .transpose()?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(format!("waiting for `{what}`: {e}")),
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            kill_group(child.id());
+            let _ = child.wait();
+            break Err(format!(
+                "`{what}` timed out after {:.1} s and was killed",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let status = status?;
+    if status.success() {
+        return Ok(Value::map(outputs));
+    }
+    let how = match status.code() {
+        Some(c) => format!("exited with code {c}"),
+        None => format!("was killed by {}", describe_status(status)),
+    };
+    Err(format!(
+        "`{what}` {how}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        tail(&stdout),
+        tail(&stderr)
+    ))
+}
+
+/// Runs an external script for the item (see the [module](self) docs);
+/// `cfg` is a [`ScriptConfig`] as a map.
+#[worker(name = "papy.script")]
+fn script(inbox: &[Value], cfg: Value) -> Result<Value, String> {
+    let cfg: ScriptConfig = from_value(&cfg).map_err(|e| format!("script config: {e}"))?;
+    run(&cfg, inbox)
+}
+
+/// A starting script for `lang` (`bash` or `python`), reading the config
+/// papy passes; it copies input `data` upper-cased to output `result`.
+pub fn template(lang: &str) -> Option<&'static str> {
+    match lang {
+        "bash" | "sh" => Some(BASH),
+        "python" | "py" => Some(PYTHON),
+        _ => None,
+    }
+}
+
+const BASH: &str = r#"#!/usr/bin/env bash
+# A papy script worker. papy runs: bash THIS_FILE CONFIG.json, in the
+# config's `dir`. The config is {"params": {...}, "in": {port: path},
+# "out": {port: path}}; the same paths are in PAPY_IN_<PORT> and
+# PAPY_OUT_<PORT>, scalar parameters in PAPY_PARAM_<NAME>.
+# A non-zero exit fails the item with this exit code, stdout and stderr.
+set -euo pipefail
+
+tr '[:lower:]' '[:upper:]' < "$PAPY_IN_DATA" > "$PAPY_OUT_RESULT"
+"#;
+
+const PYTHON: &str = r#"#!/usr/bin/env python3
+"""A papy script worker. papy runs: python3 THIS_FILE CONFIG.json, in the
+config's `dir`. A non-zero exit (or an exception) fails the item with the
+exit code, stdout and stderr."""
+import json
+import sys
+
+with open(sys.argv[1]) as f:
+    CONFIG = json.load(f)
+PARAMS, IN, OUT = CONFIG["params"], CONFIG["in"], CONFIG["out"]
+
+with open(IN["data"]) as src, open(OUT["result"], "w") as dst:
+    dst.write(src.read().upper())
+"#;
+
+#[cfg(test)]
+mod tests;

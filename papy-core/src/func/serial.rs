@@ -1,0 +1,75 @@
+//! JSON and MessagePack dumps and loads of `inbox[0]` (PaPy's
+//! `json_dumps`/`json_loads` and `pickle_dumps`/`pickle_loads`).
+
+use papy_macros::worker;
+
+use crate::value::Value;
+
+fn first(inbox: &[Value]) -> Result<&Value, String> {
+    inbox.first().ok_or_else(|| "empty inbox".to_string())
+}
+
+/// `inbox[0]` as a JSON string.
+#[worker(name = "papy.json_dumps")]
+fn json_dumps(inbox: &[Value]) -> Result<String, String> {
+    serde_json::to_string(first(inbox)?).map_err(|e| e.to_string())
+}
+
+/// The value of the JSON string `inbox[0]`.
+#[worker(name = "papy.json_loads")]
+fn json_loads(inbox: &[Value]) -> Result<Value, String> {
+    let v = first(inbox)?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("json_loads reads a string, got a {}", v.kind()))?;
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// `inbox[0]` as MessagePack bytes.
+#[worker(name = "papy.msgpack_dumps")]
+fn msgpack_dumps(inbox: &[Value]) -> Result<Value, String> {
+    rmp_serde::to_vec(first(inbox)?)
+        .map(|b| Value::from(b.as_slice()))
+        .map_err(|e| e.to_string())
+}
+
+/// The value of the MessagePack bytes `inbox[0]`.
+#[worker(name = "papy.msgpack_loads")]
+fn msgpack_loads(inbox: &[Value]) -> Result<Value, String> {
+    let v = first(inbox)?;
+    let b = v
+        .as_bytes()
+        .ok_or_else(|| format!("msgpack_loads reads bytes, got a {}", v.kind()))?;
+    rmp_serde::from_slice(b).map_err(|e| format!("not MessagePack: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Value, Worker};
+
+    fn call(name: &str, v: Value) -> Result<Value, String> {
+        let w = Worker::new(name).map_err(|e| e.to_string())?;
+        w.call(&[v]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn json_and_msgpack_round_trip() {
+        let v = Value::map([("a", Value::list([1, 2])), ("b", Value::from("x"))]);
+        let j = call("papy.json_dumps", v.clone()).unwrap();
+        assert_eq!(j, Value::from(r#"{"a":[1,2],"b":"x"}"#));
+        assert_eq!(call("papy.json_loads", j).unwrap(), v);
+        let m = call("papy.msgpack_dumps", v.clone()).unwrap();
+        assert!(m.as_bytes().is_some());
+        assert_eq!(call("papy.msgpack_loads", m).unwrap(), v);
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        let e = call("papy.json_loads", Value::from("{nope")).unwrap_err();
+        assert!(e.contains("not JSON"), "{e}");
+        let e = call("papy.json_loads", Value::from(3)).unwrap_err();
+        assert!(e.contains("got a int"), "{e}");
+        let e = call("papy.msgpack_loads", Value::from(&[0xc1u8][..])).unwrap_err();
+        assert!(e.contains("not MessagePack"), "{e}");
+    }
+}
