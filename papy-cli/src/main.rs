@@ -2,8 +2,8 @@
 //!
 //! `papy run FILE` runs a pipeline file, `papy check FILE` reports every
 //! problem in it, `papy graph FILE` draws it, `papy list` shows the
-//! registered functions, and `papy worker --stdio` serves as a process or
-//! remote worker.
+//! registered functions, `papy worker --stdio` serves as a process or
+//! remote worker, and `papy worker --redis URL --run RUN` as a broker worker.
 
 mod check;
 mod graph;
@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// List the registered worker functions with their parameters and imports.
     List(list::ListArgs),
-    /// Serve as a process or remote worker on stdin/stdout.
+    /// Serve as a process or remote worker on stdin/stdout, or as a broker worker (--redis).
     Worker(worker::WorkerArgs),
     /// Run a pipeline file.
     Run(run::RunArgs),
@@ -52,6 +52,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    papy_broker::install();
     let result = match cli.command {
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),

@@ -1,6 +1,8 @@
-//! `papy worker --stdio`: the process/remote worker endpoint.
+//! `papy worker --stdio`: the process/remote worker endpoint; `papy worker
+//! --redis URL --run RUN`: a broker worker (see docs/distributed.md).
 //!
-//! Speaks papy's protocol on stdin/stdout (see docs/protocol.md) and runs
+//! Speaks papy's protocol on stdin/stdout (see docs/protocol.md), or reads
+//! task entries from a Redis stream, and runs
 //! the built-in functions and those of the plugins it is told to load
 //! (`--plugin`), or that `imports` name (searched on `--plugin-path` and
 //! `PAPY_PLUGIN_PATH`).
@@ -12,9 +14,20 @@ use anyhow::Context;
 /// Arguments of `papy worker`.
 #[derive(clap::Args, Default)]
 pub struct WorkerArgs {
-    /// Serve on stdin/stdout (the only transport: run it through ssh for remote hosts).
+    /// Serve on stdin/stdout (run it through ssh for remote hosts).
     #[arg(long)]
     stdio: bool,
+    /// Serve a run on a Redis broker instead: `redis://[:password@]host:port`,
+    /// `rediss://` for TLS, `redis+unix:///path`. `--redis env` reads the URL
+    /// from PAPY_REDIS_URL, which keeps a password out of process lists.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The run to serve (the pipeline resource's `run_id`, by default its name).
+    #[arg(long = "run", value_name = "RUN_ID")]
+    run: Option<String>,
+    /// Exit once the host has finished the run (default: serve for ever).
+    #[arg(long)]
+    until_done: bool,
     /// Load a plugin first: a file path, or a name looked up on the plugin path.
     #[arg(long = "plugin", value_name = "PLUGIN")]
     plugins: Vec<String>,
@@ -39,11 +52,42 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
     Ok(())
 }
 
-/// Serves until the host closes the connection.
+/// Serves until the host closes the connection (stdio) or the run is done
+/// (`--redis --until-done`).
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
+    // Local workers of a broker pool are started with the pipeline's process
+    // command (`papy worker --stdio ...`) and PAPY_WORKER=redis plus the
+    // broker's URL and run in the environment.
+    let pool_started = std::env::var_os(papy_core::pool::WORKER_ENV).is_some_and(|v| v == "redis");
+    let from_env = |name: &str| std::env::var(name).ok().filter(|_| pool_started);
+    let url = match args.redis.as_deref() {
+        Some("env") => Some(
+            std::env::var(papy_broker::URL_ENV)
+                .with_context(|| format!("`--redis env` needs {}", papy_broker::URL_ENV))?,
+        ),
+        Some(u) => Some(u.to_string()),
+        None => from_env(papy_broker::URL_ENV),
+    };
+    if let Some(url) = &url {
+        load_plugins(&args.plugins, &args.plugin_path)?;
+        let run = args
+            .run
+            .clone()
+            .or_else(|| from_env(papy_broker::RUN_ENV))
+            .context("`papy worker --redis` needs `--run RUN_ID`")?;
+        let mut opts = papy_broker::ServeOptions::new(run);
+        opts.until_done = args.until_done || from_env(papy_broker::UNTIL_DONE_ENV).is_some();
+        if pool_started {
+            // Started by a host's pool: leave when that host goes away.
+            opts.parent = from_env(papy_broker::HOST_PID_ENV).and_then(|p| p.parse().ok());
+        }
+        papy_broker::serve(url, &opts)
+            .with_context(|| format!("serving {}", papy_broker::redact(url)))?;
+        return Ok(());
+    }
     anyhow::ensure!(
         args.stdio,
-        "only `papy worker --stdio` is supported (use ssh for remote hosts)"
+        "give `--stdio` (process and remote workers) or `--redis URL --run RUN_ID` (broker workers)"
     );
     load_plugins(&args.plugins, &args.plugin_path)?;
     let plugins = papy_plugins::plugins()

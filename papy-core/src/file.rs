@@ -53,6 +53,10 @@ pub enum Kind {
     Process,
     /// Commands (e.g. ssh) speaking the worker protocol.
     Remote,
+    /// Workers anywhere reading a Redis stream (`papy worker --redis URL`);
+    /// needs the `redis` kind installed (`papy_broker::install()`; the
+    /// command line does it).
+    Redis,
 }
 
 /// A remote worker command.
@@ -89,6 +93,20 @@ pub struct Resource {
     /// Remote commands (kind = remote).
     #[serde(default)]
     pub remote: Vec<RemoteSpec>,
+    /// The broker's URL (kind = redis): `redis://[:password@]host:port`,
+    /// `rediss://` for TLS, `redis+unix:///path/to/socket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Names the run's keys (kind = redis); workers serve it with `--run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Deliveries of one batch before it is dead-lettered (kind = redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Seconds a silent worker may hold a batch before another takes it over
+    /// (kind = redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_after: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -372,8 +390,46 @@ pub fn numap_of(
                 .collect();
             b = b.pool(Arc::new(ProcessPool::remote(name, cmds)?));
         }
+        Kind::Redis => b = b.pool(redis_pool(name, r, process)?),
     }
     b.build()
+}
+
+/// The pool of a `kind = "redis"` resource, through the installed builder.
+fn redis_pool(
+    name: &str,
+    r: &Resource,
+    process: &dyn Fn() -> Result<WorkerCommand>,
+) -> Result<Arc<dyn crate::pool::Pool>> {
+    let url = r.url.clone().ok_or_else(|| {
+        Error::Config(format!(
+            "resource `{name}`: kind = \"redis\" needs `url` (e.g. \"redis://127.0.0.1:6379\")"
+        ))
+    })?;
+    let claim_after = match r.claim_after {
+        None => None,
+        Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
+        Some(_) => {
+            return Err(Error::Config(format!(
+                "resource `{name}`: claim_after must be a positive number of seconds"
+            )))
+        }
+    };
+    let local_workers = r.workers.unwrap_or(0);
+    let spec = crate::pool::BrokerSpec {
+        name: name.to_string(),
+        url,
+        run_id: r.run_id.clone(),
+        max_attempts: r.max_attempts,
+        claim_after,
+        local_workers,
+        command: if local_workers > 0 {
+            Some(process()?)
+        } else {
+            None
+        },
+    };
+    crate::pool::build_kind("redis", &spec)
 }
 
 /// The Piper of a spec, on its resource's NuMap.
@@ -467,6 +523,7 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
             let kind = match m.kind() {
                 "process" => Kind::Process,
                 "remote" => Kind::Remote,
+                "redis" => Kind::Redis,
                 _ => Kind::Thread,
             };
             let remote = m
@@ -474,16 +531,26 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
                 .into_iter()
                 .map(|(command, workers)| RemoteSpec { command, workers })
                 .collect();
+            let broker = m.broker();
             f.resources.entry(m.name().to_string()).or_insert_with(|| {
                 Spanned::new(
                     0..0,
                     Resource {
                         kind,
-                        workers: (kind != Kind::Remote).then_some(m.workers()),
+                        workers: match &broker {
+                            Some(b) => Some(b.local_workers),
+                            None => (kind != Kind::Remote).then_some(m.workers()),
+                        },
                         stride: Some(m.stride()),
                         buffer: m.buffer(),
                         ordered: m.ordered(),
                         remote,
+                        url: broker.as_ref().map(|b| b.url.clone()),
+                        run_id: broker.as_ref().and_then(|b| b.run_id.clone()),
+                        max_attempts: broker.as_ref().and_then(|b| b.max_attempts),
+                        claim_after: broker
+                            .as_ref()
+                            .and_then(|b| b.claim_after.map(|t| t.as_secs_f64())),
                     },
                 )
             });

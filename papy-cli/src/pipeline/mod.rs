@@ -259,6 +259,10 @@ pub fn check(l: &Loaded) -> Vec<Problem> {
                 r.span(),
                 format!("resource `{name}`: kind = \"remote\" needs `remote` commands"),
             )),
+            Kind::Redis if res.url.is_none() => problems.push(l.at(
+                r.span(),
+                format!("resource `{name}`: kind = \"redis\" needs `url`"),
+            )),
             Kind::Thread | Kind::Process if res.workers == Some(0) => problems.push(l.at(
                 r.span(),
                 format!("resource `{name}`: workers must be at least 1"),

@@ -280,6 +280,11 @@ impl NuMap {
         self.ctl().pool.as_ref().map_or("thread", |p| p.kind())
     }
 
+    /// The settings of a broker-backed pool (what a saved pipeline records).
+    pub fn broker(&self) -> Option<crate::pool::BrokerSpec> {
+        self.ctl().pool.as_ref().and_then(|p| p.broker())
+    }
+
     /// The command lines of a remote pool, with their worker counts.
     pub fn remote_commands(&self) -> Vec<(String, usize)> {
         self.ctl()

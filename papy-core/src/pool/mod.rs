@@ -8,6 +8,7 @@
 //! the whole contract, so thread, process and remote pools plug in without
 //! touching the weave.
 
+mod kinds;
 mod mixed;
 pub(crate) mod process;
 mod thread;
@@ -20,6 +21,7 @@ use crate::error::{ErrorKind, Item, ItemError, Result};
 use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
+pub use kinds::{build_kind, register_kind, BrokerSpec, KindBuilder};
 pub use mixed::MixedPool;
 pub use process::{mark_test_support, ProcessPool, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 pub use thread::ThreadPool;
@@ -316,6 +318,11 @@ pub trait Pool: Send + Sync {
     /// (what a saved pipeline records).
     fn commands(&self) -> Vec<(String, usize)> {
         Vec::new()
+    }
+
+    /// For broker-backed pools: the settings a saved pipeline records.
+    fn broker(&self) -> Option<BrokerSpec> {
+        None
     }
 
     /// Queues a job; every item must eventually be delivered exactly once.

@@ -128,6 +128,18 @@ impl WorkerCommand {
         }
     }
 
+    /// A [`Command`] for this worker: its program, arguments and
+    /// environment (for pools that start workers their own way, such as
+    /// broker pools).
+    pub fn to_command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
     fn describe(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
         for a in &self.args {

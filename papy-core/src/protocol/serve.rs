@@ -35,6 +35,79 @@ pub fn chain_of(worker: &Worker) -> Vec<Call> {
         .collect()
 }
 
+/// Runs the items of `Task` frames, keeping the Worker of each chain it has
+/// built (a chain is built once, on its first task). Process workers and
+/// broker workers both answer tasks through it, so they run exactly the same
+/// thing.
+///
+/// ```
+/// use papy_core::protocol::{serve::TaskRunner, Call, WireInboxes};
+/// use papy_core::Value;
+/// let mut runner = TaskRunner::default();
+/// let chain = vec![Call { function: "no.such.function".into(), args: vec![] }];
+/// let results = runner.run(chain, "node", &[0], &WireInboxes::Single(vec![Value::Int(1)]));
+/// assert_eq!(results.errors.len(), 1);
+/// assert!(results.errors[0].1.message.contains("cannot run here"));
+/// ```
+#[derive(Default)]
+pub struct TaskRunner {
+    cache: Vec<(Vec<Call>, Result<Worker, String>)>,
+}
+
+impl TaskRunner {
+    /// Evaluates one task's items (`indices` name them in error paths) and
+    /// returns one result per item; a chain that cannot be built here fails
+    /// every item with the reason.
+    pub fn run(
+        &mut self,
+        chain: Vec<Call>,
+        node: &str,
+        indices: &[u64],
+        inboxes: &WireInboxes,
+    ) -> WireResults {
+        let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
+            Some(p) => p,
+            None => {
+                let built = build_chain(&chain);
+                self.cache.push((chain, built));
+                self.cache.len() - 1
+            }
+        };
+        let n = indices.len().min(inboxes.len());
+        let mut out = Vec::with_capacity(n);
+        match &self.cache[pos].1 {
+            Ok(worker) => match inboxes {
+                WireInboxes::Single(values) => {
+                    let items: Vec<Item> = values.iter().cloned().map(Ok).collect();
+                    worker.eval_batch(
+                        n,
+                        |i| std::slice::from_ref(&items[i]),
+                        |i| indices[i],
+                        node,
+                        &mut out,
+                    );
+                }
+                WireInboxes::Many(_) => {
+                    let items: Vec<Vec<Item>> = (0..n).map(|k| inboxes.inbox(k)).collect();
+                    worker.eval_batch(n, |i| &items[i], |i| indices[i], node, &mut out);
+                }
+            },
+            Err(message) => {
+                out.extend(indices.iter().take(n).map(|index| {
+                    Err(
+                        ItemError::new(ErrorKind::Function, format!("cannot run here: {message}"))
+                            .at(node.to_string(), *index),
+                    )
+                }));
+            }
+        }
+        // What the batch wrote to compressed streams is on disk before its
+        // items are reported done.
+        finish_streams();
+        WireResults::from_items(&out)
+    }
+}
+
 /// Tells the host why this worker stops (a `Fatal` frame), as an error.
 fn refuse(output: &mut impl Write, message: String) -> ProtocolError {
     let _ = write_frame(
@@ -83,7 +156,7 @@ pub fn serve(
             return Err(refuse(&mut output, message));
         }
     }
-    let mut cache: Vec<(Vec<Call>, Result<Worker, String>)> = Vec::new();
+    let mut runner = TaskRunner::default();
     loop {
         let frame = match read_frame(&mut input, MAX_FRAME) {
             Ok(f) => f,
@@ -104,47 +177,7 @@ pub fn serve(
                 indices,
                 inboxes,
             } => {
-                let pos = match cache.iter().position(|(c, _)| *c == chain) {
-                    Some(p) => p,
-                    None => {
-                        let built = build_chain(&chain);
-                        cache.push((chain, built));
-                        cache.len() - 1
-                    }
-                };
-                let n = indices.len().min(inboxes.len());
-                let mut out = Vec::with_capacity(n);
-                match &cache[pos].1 {
-                    Ok(worker) => match &inboxes {
-                        WireInboxes::Single(values) => {
-                            let items: Vec<Item> = values.iter().cloned().map(Ok).collect();
-                            worker.eval_batch(
-                                n,
-                                |i| std::slice::from_ref(&items[i]),
-                                |i| indices[i],
-                                &node,
-                                &mut out,
-                            );
-                        }
-                        WireInboxes::Many(_) => {
-                            let items: Vec<Vec<Item>> = (0..n).map(|k| inboxes.inbox(k)).collect();
-                            worker.eval_batch(n, |i| &items[i], |i| indices[i], &node, &mut out);
-                        }
-                    },
-                    Err(message) => {
-                        out.extend(indices.iter().take(n).map(|index| {
-                            Err(ItemError::new(
-                                ErrorKind::Function,
-                                format!("cannot run here: {message}"),
-                            )
-                            .at(node.clone(), *index))
-                        }));
-                    }
-                }
-                // What the batch wrote to compressed streams is on disk
-                // before its items are reported done.
-                finish_streams();
-                let results = WireResults::from_items(&out);
+                let results = runner.run(chain, &node, &indices, &inboxes);
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
             Frame::Shutdown => {

@@ -1,0 +1,36 @@
+//! The errors of the broker crate.
+
+/// What can go wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker refused a command or the connection failed. The message
+    /// never holds the URL's password.
+    #[error("broker: {0}")]
+    Broker(String),
+    /// An entry that does not hold what papy writes.
+    #[error("malformed stream entry {id}: {reason}")]
+    Malformed {
+        /// The entry's id.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Invalid settings.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<redis::RedisError> for BrokerError {
+    fn from(e: redis::RedisError) -> Self {
+        BrokerError::Broker(e.to_string())
+    }
+}
+
+impl From<BrokerError> for papy_core::Error {
+    fn from(e: BrokerError) -> Self {
+        papy_core::Error::Config(e.to_string())
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

@@ -1,0 +1,119 @@
+//! Worker heartbeats: while a worker runs a batch, a thread of its own
+//! resets the batch's idle time in the consumer group (`XCLAIM ... JUSTID`,
+//! which does not count a delivery), so a long batch of a live worker is
+//! never reclaimed; a dead worker stops beating and its batches go idle.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::queue::Queue;
+use crate::redis_queue::RedisQueue;
+use crate::url::redact;
+
+struct State {
+    held: Vec<String>,
+    every: Duration,
+    stop: bool,
+}
+
+/// A heartbeat thread for one consumer.
+pub(crate) struct Heartbeat {
+    state: Arc<(Mutex<State>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    /// Starts beating for `consumer` every `every` (with its own connection).
+    pub(crate) fn start(url: &str, run: &str, consumer: &str, every: Duration) -> Heartbeat {
+        let state = Arc::new((
+            Mutex::new(State {
+                held: Vec::new(),
+                every,
+                stop: false,
+            }),
+            Condvar::new(),
+        ));
+        let (st, url, run, consumer) = (
+            state.clone(),
+            url.to_string(),
+            run.to_string(),
+            consumer.to_string(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("papy-heartbeat".into())
+            .spawn(move || beat(&st, &url, &run, &consumer))
+            .ok();
+        Heartbeat { state, thread }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let (m, _) = &*self.state;
+        f(&mut m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Beats for `id` from now on.
+    pub(crate) fn hold(&self, id: &str) {
+        self.with(|s| s.held.push(id.to_string()));
+    }
+
+    /// Stops beating for `id`.
+    pub(crate) fn release(&self, id: &str) {
+        self.with(|s| s.held.retain(|h| h != id));
+    }
+
+    /// Changes the period.
+    pub(crate) fn every(&self, every: Duration) {
+        self.with(|s| s.every = every);
+        self.state.1.notify_all();
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.with(|s| s.stop = true);
+        self.state.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn beat(state: &(Mutex<State>, Condvar), url: &str, run: &str, consumer: &str) {
+    let (m, cv) = state;
+    let mut queue: Option<RedisQueue> = None;
+    let mut guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut last = Instant::now();
+    loop {
+        let wait = (last + guard.every).saturating_duration_since(Instant::now());
+        guard = cv
+            .wait_timeout(guard, wait)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        if guard.stop {
+            return;
+        }
+        if Instant::now() < last + guard.every {
+            continue;
+        }
+        last = Instant::now();
+        if guard.held.is_empty() {
+            continue;
+        }
+        let held = guard.held.clone();
+        drop(guard);
+        if queue.is_none() {
+            match RedisQueue::connect(url, run) {
+                Ok(q) => queue = Some(q),
+                Err(e) => tracing::warn!("heartbeat to {}: {e}", redact(url)),
+            }
+        }
+        if let Some(q) = queue.as_mut() {
+            if let Err(e) = q.touch(consumer, &held) {
+                tracing::warn!("heartbeat: {e}");
+                queue = None;
+            }
+        }
+        guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+    }
+}

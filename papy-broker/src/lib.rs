@@ -1,0 +1,104 @@
+//! papy on Redis Streams: a broker-backed [`Pool`](papy_core::Pool) for
+//! pipelines that outgrow one machine (see `docs/distributed.md`).
+//!
+//! - The host ([`BrokerPool`], `kind = "redis"` in a pipeline file) appends
+//!   each job as a task entry to `papy:<run>:tasks` and reads
+//!   `papy:<run>:results` and `papy:<run>:dead`.
+//! - Any number of workers (`papy worker --redis URL --run RUN`, or
+//!   [`serve`] in a program of your own) read the task stream in one
+//!   consumer group, run the batches exactly as a process worker would,
+//!   append the results and acknowledge the entries.
+//! - Delivery is at least once: a dead worker's entries are reclaimed by
+//!   another worker after `claim_after` (`XAUTOCLAIM`; live workers send
+//!   heartbeats), an entry delivered more than `max_attempts` times goes to
+//!   the dead-letter stream and its items become `WorkerDied` errors, and
+//!   the host drops the results of a batch it has already delivered.
+//!
+//! Everything broker-specific sits behind the small [`Queue`] trait;
+//! [`RedisQueue`] implements it with the `redis` crate's synchronous API.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use papy_core::{NuMap, WorkerCommand};
+//! let pool = papy_broker::BrokerPool::builder("shards", "redis://127.0.0.1:6379")
+//!     .local_workers(2, WorkerCommand::new("papy", ["worker"]))
+//!     .build()?;
+//! let numap = NuMap::builder().pool(Arc::new(pool)).stride(100).build()?;
+//! # Ok::<(), papy_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod codec;
+mod error;
+mod heartbeat;
+mod keys;
+mod local;
+mod pool;
+mod queue;
+mod redis_queue;
+mod url;
+mod worker;
+
+use std::time::Duration;
+
+pub use error::{BrokerError, Result};
+pub use keys::{RunKeys, GROUP};
+pub use pool::{BrokerPool, BrokerPoolBuilder};
+pub use queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+pub use redis_queue::RedisQueue;
+pub use url::redact;
+pub use worker::{
+    parent_pid, serve, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV,
+};
+
+/// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// Idle time after which a batch is reclaimed, unless the run says otherwise.
+pub const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
+
+/// Installs the `redis` pool kind, so pipeline files can say
+/// `kind = "redis"` (the `papy` command line calls it at start).
+///
+/// ```
+/// papy_broker::install();
+/// ```
+pub fn install() {
+    papy_core::pool::register_kind("redis", pool::from_spec);
+}
+
+/// The name of the test that [`enable_test_support!`] adds.
+pub const TEST_ENTRY: &str = "__papy_broker_worker_entry";
+
+/// For tests: this test binary as a local broker worker (it must use
+/// [`enable_test_support!`]), for
+/// [`BrokerPoolBuilder::local_workers`].
+///
+/// # Errors
+/// The executable's path cannot be found.
+pub fn test_worker_command() -> papy_core::Result<papy_core::WorkerCommand> {
+    let exe = std::env::current_exe()?;
+    Ok(papy_core::WorkerCommand::new(
+        exe,
+        [
+            TEST_ENTRY,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ],
+    ))
+}
+
+/// Adds the test that serves as a broker worker when a pool re-executes the
+/// test binary (see [`test_worker_command`]); in any other run it does nothing.
+#[macro_export]
+macro_rules! enable_test_support {
+    () => {
+        #[test]
+        fn __papy_broker_worker_entry() {
+            $crate::worker_main();
+        }
+    };
+}

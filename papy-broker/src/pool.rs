@@ -1,0 +1,763 @@
+//! The host side: a [`Pool`] whose jobs go to a Redis stream.
+//!
+//! Each submitted [`Job`] becomes one task entry (a `Task` frame with a
+//! job number); a sender thread appends queued jobs in one pipelined round
+//! trip, and a receiver thread reads the result and dead-letter streams.
+//! Delivery is at least once (a batch can run twice when a worker is
+//! wrongly thought dead), so the host keeps the jobs in flight by number
+//! and delivers a job's items at its first result only: later results for
+//! the same job are dropped. Ordering is the NuMap's business (it reorders
+//! what pools deliver), and so is the bound on items in flight (`buffer`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use papy_core::pool::{BrokerSpec, Job, Pool, TaskFn, WorkerCommand, WORKER_ENV};
+use papy_core::protocol::serve::chain_of;
+use papy_core::protocol::{Frame, WireInboxes};
+use papy_core::{Error, ErrorKind, Item, ItemError, Value};
+
+use crate::codec::{decode, encode};
+use crate::error::{BrokerError, Result};
+use crate::local::LocalWorkers;
+use crate::queue::{Cursor, Outcome, Queue, RunSettings};
+use crate::redis_queue::RedisQueue;
+use crate::url::redact;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One job of an entry.
+struct Part {
+    job: Job,
+    /// One slot per item; items with an error inbox are filled at once.
+    results: Vec<Option<Item>>,
+    /// The positions sent to the broker, in entry order.
+    sent: Vec<usize>,
+}
+
+/// An entry on the stream: consecutive jobs of one task.
+struct InFlight {
+    parts: Vec<Part>,
+    at: Instant,
+    deadline: Option<Instant>,
+}
+
+impl InFlight {
+    fn fail(self, error: &ItemError) {
+        let busy = self.at.elapsed();
+        for mut p in self.parts {
+            for &k in &p.sent {
+                let index = p.job.func().index_of(p.job.first + k as u64);
+                p.results[k] = Some(Err(error
+                    .clone()
+                    .with_function(p.job.func().name())
+                    .at(p.job.func().name(), index)));
+            }
+            finish(p.job, p.results, busy);
+        }
+    }
+
+    fn sent(&self) -> usize {
+        self.parts.iter().map(|p| p.sent.len()).sum()
+    }
+
+    /// Delivers the entry's results, in entry order.
+    fn succeed(self, items: Vec<Item>) {
+        let busy = self.at.elapsed();
+        let total = items.len().max(1);
+        let mut items = items.into_iter();
+        for mut p in self.parts {
+            let share = busy.mul_f64(p.sent.len() as f64 / total as f64);
+            for &k in &p.sent {
+                p.results[k] = items.next();
+            }
+            finish(p.job, p.results, share);
+        }
+    }
+}
+
+/// Delivers every item of a job (a missing one as an error, never silence).
+fn finish(job: Job, results: Vec<Option<Item>>, busy: Duration) {
+    let items: Vec<Item> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
+        .collect();
+    let failed = items.iter().filter(|r| r.is_err()).count();
+    job.func().on_batch(items.len(), failed, busy);
+    job.deliver(job.first, items);
+}
+
+struct Shared {
+    name: String,
+    url: String,
+    run: String,
+    settings: RunSettings,
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    next_id: AtomicU64,
+    /// Workers planned for (how queued jobs are shared out).
+    workers: usize,
+    /// Workers seen reading the task stream lately (external ones included).
+    live_workers: AtomicUsize,
+    stopping: AtomicBool,
+    duplicates: AtomicU64,
+}
+
+impl Shared {
+    fn connect(&self) -> Result<RedisQueue> {
+        RedisQueue::connect(&self.url, &self.run)
+    }
+
+    /// Fails every job in flight (the broker lost them).
+    fn fail_in_flight(&self, message: &str) {
+        let lost: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, f)| f).collect();
+        let e = ItemError::new(ErrorKind::WorkerDied, message);
+        for f in lost {
+            f.fail(&e);
+        }
+    }
+}
+
+/// How to build a [`BrokerPool`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use papy_broker::BrokerPool;
+/// let pool = BrokerPool::builder("shards", "redis://127.0.0.1:6379")
+///     .run_id("nightly")
+///     .max_attempts(3)
+///     .claim_after(Duration::from_secs(60))
+///     .build()?;
+/// # Ok::<(), papy_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BrokerPoolBuilder {
+    name: String,
+    url: String,
+    run_id: Option<String>,
+    max_attempts: u32,
+    claim_after: Duration,
+    keep_for: Duration,
+    local: usize,
+    command: Option<WorkerCommand>,
+    size: Option<usize>,
+}
+
+impl BrokerPoolBuilder {
+    /// The run's id (default: the pool's name); workers serve it with
+    /// `papy worker --redis URL --run ID`. One host per run id at a time.
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Deliveries of one batch before it goes to the dead-letter stream
+    /// and its items become errors (default 3).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// A batch held this long by a worker that sends no heartbeat is taken
+    /// over by another worker (default 30 s).
+    pub fn claim_after(mut self, t: Duration) -> Self {
+        self.claim_after = t.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long the run's keys stay after the run, for inspection (default 1 h).
+    pub fn keep_for(mut self, t: Duration) -> Self {
+        self.keep_for = t;
+        self
+    }
+
+    /// Starts `n` local workers with `command` (restarted when they die;
+    /// stopped with the pool). The command must serve as a broker worker
+    /// when `PAPY_WORKER=redis` is in its environment: `papy worker`, or a
+    /// binary whose `main` calls [`worker_main`](crate::worker_main).
+    pub fn local_workers(mut self, n: usize, command: WorkerCommand) -> Self {
+        self.local = n;
+        self.command = Some(command);
+        self
+    }
+
+    /// The number of workers the NuMap plans for (how a stride is split
+    /// into entries); default: the local workers, at least 1.
+    pub fn size(mut self, n: usize) -> Self {
+        self.size = Some(n.max(1));
+        self
+    }
+
+    /// Connects, starts the run (its keys are reset) and the local workers.
+    ///
+    /// # Errors
+    /// This process is itself a worker, or the broker is unreachable.
+    pub fn build(self) -> papy_core::Result<BrokerPool> {
+        BrokerPool::start(self)
+    }
+}
+
+/// A pool whose workers read a Redis stream: `kind = "redis"`.
+pub struct BrokerPool {
+    spec: BrokerPoolBuilder,
+    size: usize,
+    shared: Arc<Shared>,
+    tx: Mutex<Option<Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    receiver_stop: Arc<AtomicBool>,
+    local: Mutex<Option<LocalWorkers>>,
+    down: AtomicBool,
+}
+
+impl BrokerPool {
+    /// A builder for pool `name` on the broker at `url`.
+    pub fn builder(name: &str, url: &str) -> BrokerPoolBuilder {
+        BrokerPoolBuilder {
+            name: name.to_string(),
+            url: url.to_string(),
+            run_id: None,
+            max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
+            claim_after: crate::DEFAULT_CLAIM_AFTER,
+            keep_for: Duration::from_secs(3600),
+            local: 0,
+            command: None,
+            size: None,
+        }
+    }
+
+    fn start(spec: BrokerPoolBuilder) -> papy_core::Result<BrokerPool> {
+        if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Error::Config(format!(
+                "this process is a papy worker ({WORKER_ENV} is set) and cannot start pools"
+            )));
+        }
+        let run = spec.run_id.clone().unwrap_or_else(|| spec.name.clone());
+        let settings = RunSettings {
+            session: session_id(),
+            max_attempts: spec.max_attempts,
+            claim_after: spec.claim_after,
+            done: false,
+        };
+        let mut q = RedisQueue::connect(&spec.url, &run)
+            .map_err(|e| Error::Config(format!("broker pool `{}`: {e}", spec.name)))?;
+        q.start_run(&settings)?;
+        tracing::info!(
+            "broker pool `{}`: run `{run}` on {}",
+            spec.name,
+            redact(&spec.url)
+        );
+        let shared = Arc::new(Shared {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            run: run.clone(),
+            settings,
+            in_flight: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            workers: spec.size.unwrap_or(spec.local.max(1)),
+            live_workers: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            duplicates: AtomicU64::new(0),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let receiver_stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let sh = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{}-broker-send", spec.name))
+                .spawn(move || sender(&sh, &rx, q))?,
+        );
+        let (sh, stop) = (shared.clone(), receiver_stop.clone());
+        let rq = shared.connect()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{}-broker-recv", spec.name))
+                .spawn(move || receiver(&sh, &stop, rq))?,
+        );
+        let local = match (&spec.command, spec.local) {
+            (Some(cmd), n) if n > 0 => Some(LocalWorkers::start(n, cmd, &spec.url, &run)),
+            _ => None,
+        };
+        Ok(BrokerPool {
+            size: spec.size.unwrap_or(spec.local.max(1)),
+            spec,
+            shared,
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+            receiver_stop,
+            local: Mutex::new(local),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    /// The run's id (workers serve it with `--run`).
+    pub fn run_id(&self) -> &str {
+        &self.shared.run
+    }
+
+    /// The process ids of the live local workers, by slot.
+    pub fn pids(&self) -> BTreeMap<usize, u32> {
+        lock(&self.local)
+            .as_ref()
+            .map(LocalWorkers::pids)
+            .unwrap_or_default()
+    }
+
+    /// Results dropped because their job had already been delivered
+    /// (at-least-once delivery ran a batch twice).
+    pub fn duplicates(&self) -> u64 {
+        self.shared.duplicates.load(Ordering::Relaxed)
+    }
+}
+
+fn session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{nanos:x}", std::process::id())
+}
+
+/// Turns a group of consecutive jobs of one task into a task entry, or
+/// delivers them at once when no item has to leave the host (items whose
+/// inbox holds an error pass it on here, without a round trip).
+fn prepare(sh: &Shared, group: Vec<Job>) -> Option<Vec<u8>> {
+    let Some(worker) = group.first().and_then(|j| j.func().worker()) else {
+        for job in group {
+            job.fail_all(ItemError::new(
+                ErrorKind::Function,
+                "internal: a task without a Worker reached a broker pool",
+            ));
+        }
+        return None;
+    };
+    let chain = chain_of(worker);
+    let node = group[0].func().name();
+    let timeout = group[0].timeout();
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    let (mut indices, mut singles, mut manys) = (Vec::new(), Vec::new(), Vec::new());
+    let mut parts = Vec::with_capacity(group.len());
+    for job in group {
+        let mut results: Vec<Option<Item>> = vec![None; job.inboxes.len()];
+        let mut sent = Vec::new();
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            if inbox.as_slice().iter().any(Result::is_err) {
+                results[k] = Some(job.func().call(index, inbox.as_slice()));
+                continue;
+            }
+            sent.push(k);
+            indices.push(job.func().index_of(index));
+            let mut values = inbox
+                .as_slice()
+                .iter()
+                .filter_map(|i| i.as_ref().ok().cloned());
+            if single {
+                singles.extend(values.next());
+            } else {
+                manys.push(values.collect::<Vec<Value>>());
+            }
+        }
+        parts.push(Part { job, results, sent });
+    }
+    let f = InFlight {
+        parts,
+        at: Instant::now(),
+        deadline: timeout.map(|t| Instant::now() + t),
+    };
+    if f.sent() == 0 {
+        f.succeed(Vec::new());
+        return None;
+    }
+    let inboxes = if single {
+        WireInboxes::Single(singles)
+    } else {
+        WireInboxes::Many(manys)
+    };
+    let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
+    let frame = Frame::Task {
+        id,
+        chain,
+        node,
+        indices,
+        inboxes,
+    };
+    match encode(&frame) {
+        Ok(bytes) => {
+            lock(&sh.in_flight).insert(id, f);
+            Some(bytes)
+        }
+        Err(e) => {
+            f.fail(&ItemError::new(ErrorKind::Conversion, e.to_string()));
+            None
+        }
+    }
+}
+
+/// Splits queued jobs into entries: consecutive jobs of one task, about an
+/// equal share per worker (so every worker gets some), at most `MAX_JOBS`
+/// each; a job with a timeout travels alone (its deadline is its own).
+fn groups(queue: Vec<Job>, workers: usize) -> Vec<Vec<Job>> {
+    let share = queue.len().div_ceil(workers.max(1)).clamp(1, MAX_JOBS);
+    let mut out: Vec<Vec<Job>> = Vec::new();
+    for job in queue {
+        let joins = out.last().is_some_and(|g| {
+            g.len() < share
+                && job.timeout().is_none()
+                && g[0].timeout().is_none()
+                && std::ptr::addr_eq(g[0].func(), job.func())
+        });
+        match out.last_mut() {
+            Some(g) if joins => g.push(job),
+            _ => out.push(vec![job]),
+        }
+    }
+    out
+}
+
+/// Most jobs in one entry.
+const MAX_JOBS: usize = 256;
+
+/// Most jobs taken from the queue for one round trip.
+const MAX_GROUP: usize = 4096;
+
+fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
+    let mut q = Some(q);
+    while let Ok(job) = rx.recv() {
+        let mut queue = vec![job];
+        while queue.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => queue.push(j),
+                Err(_) => break,
+            }
+        }
+        let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        let payloads: Vec<Vec<u8>> = groups(queue, workers)
+            .into_iter()
+            .filter_map(|g| prepare(sh, g))
+            .collect();
+        if payloads.is_empty() {
+            continue;
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut last_error = None;
+        for _ in 0..8 {
+            if q.is_none() {
+                match sh.connect() {
+                    Ok(c) => q = Some(c),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            if let Some(c) = q.as_mut() {
+                match c.add_tasks(&sh.settings.session, &payloads) {
+                    Ok(()) => {
+                        last_error = None;
+                        break;
+                    }
+                    Err(e) => {
+                        last_error = Some(e);
+                        q = None;
+                    }
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        if let Some(e) = last_error {
+            tracing::error!("broker pool `{}`: {e}", sh.name);
+            // The entries may or may not have been appended: fail what is
+            // still in flight so no reader waits for ever.
+            sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
+        }
+    }
+}
+
+fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
+    let mut q = Some(q);
+    let mut cursor = Cursor::default();
+    let mut backoff = Duration::from_millis(50);
+    let mut counted: Option<Instant> = None;
+    while !stop.load(Ordering::Acquire) {
+        if q.is_none() {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            match sh
+                .connect()
+                .and_then(|mut c| check_run(sh, &mut c).map(|()| c))
+            {
+                Ok(c) => {
+                    q = Some(c);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(e) => {
+                    tracing::warn!("broker pool `{}`: {e}", sh.name);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = q.as_mut() else { continue };
+        if counted.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            counted = Some(Instant::now());
+            if let Ok(n) = c.active_workers(Duration::from_secs(5)) {
+                sh.live_workers.store(n, Ordering::Relaxed);
+            }
+        }
+        match c.read_outcomes(&mut cursor, 1024, Duration::from_millis(100)) {
+            Ok(outcomes) => {
+                let again: Vec<Vec<u8>> = outcomes
+                    .into_iter()
+                    .flat_map(|o| take(sh, o))
+                    .filter_map(|job| prepare(sh, vec![job]))
+                    .collect();
+                if !again.is_empty() {
+                    if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                        sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
+                        q = None;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                q = None;
+            }
+        }
+        expire_timeouts(sh);
+    }
+}
+
+/// After a reconnection: if the broker lost the run (a restart without
+/// persistence), the entries in flight are gone: fail their items and start
+/// the run again so later jobs can run.
+fn check_run(sh: &Shared, q: &mut RedisQueue) -> Result<()> {
+    let same = q
+        .settings()?
+        .is_some_and(|s| s.session == sh.settings.session);
+    if !same {
+        let m = "the broker lost the run's streams (did Redis restart without persistence?); \
+                 the items in flight are lost";
+        tracing::error!("broker pool `{}`: {m}", sh.name);
+        q.start_run(&sh.settings)?;
+        sh.fail_in_flight(m);
+    }
+    Ok(())
+}
+
+/// Handles one outcome; returns the jobs to send again, one entry each (the
+/// jobs of a dead-lettered entry that held several: only the poison one
+/// should fail).
+fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
+    match o {
+        Outcome::Result { session, payload } => {
+            if session != sh.settings.session {
+                return Vec::new();
+            }
+            let (id, results) = match decode("result", &payload) {
+                Ok(Frame::Result { id, results }) => (id, results),
+                Ok(_) | Err(_) => {
+                    tracing::warn!("broker pool `{}`: ignoring a malformed result", sh.name);
+                    return Vec::new();
+                }
+            };
+            let Some(f) = lock(&sh.in_flight).remove(&id) else {
+                sh.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    "broker pool `{}`: dropped a duplicate result of job {id}",
+                    sh.name
+                );
+                return Vec::new();
+            };
+            let items = results.into_items();
+            if items.len() != f.sent() {
+                let m = format!(
+                    "a worker sent {} results for {} items",
+                    items.len(),
+                    f.sent()
+                );
+                f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+                return Vec::new();
+            }
+            f.succeed(items);
+            Vec::new()
+        }
+        Outcome::Dead {
+            session,
+            payload,
+            deliveries,
+            reason,
+        } => {
+            if session != sh.settings.session {
+                return Vec::new();
+            }
+            let Ok(Frame::Task { id, .. }) = decode("dead letter", &payload) else {
+                return Vec::new();
+            };
+            match lock(&sh.in_flight).remove(&id) {
+                Some(f) if f.parts.len() > 1 => {
+                    tracing::debug!(
+                        "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
+                        sh.name,
+                        f.parts.len()
+                    );
+                    f.parts.into_iter().map(|p| p.job).collect()
+                }
+                Some(f) => {
+                    let m = format!("dead-lettered after {deliveries} deliveries: {reason}");
+                    f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        }
+    }
+}
+
+fn expire_timeouts(sh: &Shared) {
+    let now = Instant::now();
+    let expired: Vec<InFlight> = {
+        let mut m = lock(&sh.in_flight);
+        let ids: Vec<u64> = m
+            .iter()
+            .filter(|(_, f)| f.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter().filter_map(|id| m.remove(&id)).collect()
+    };
+    for f in expired {
+        let t = f
+            .parts
+            .first()
+            .and_then(|p| p.job.timeout())
+            .unwrap_or_default();
+        f.fail(&ItemError::new(
+            ErrorKind::Timeout,
+            format!("no result within {t:?}; a late result is discarded"),
+        ));
+    }
+}
+
+impl Pool for BrokerPool {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn accepts(&self, f: &dyn TaskFn) -> papy_core::Result<()> {
+        let closure = match f.worker() {
+            Some(w) => w.first_closure().map(str::to_string),
+            None => Some(f.name()),
+        };
+        match closure {
+            None => Ok(()),
+            Some(function) => Err(Error::NotPortable {
+                function,
+                pool: "redis".into(),
+            }),
+        }
+    }
+
+    fn broker(&self) -> Option<BrokerSpec> {
+        Some(BrokerSpec {
+            name: self.spec.name.clone(),
+            url: self.spec.url.clone(),
+            run_id: self.spec.run_id.clone(),
+            max_attempts: Some(self.spec.max_attempts),
+            claim_after: Some(self.spec.claim_after),
+            local_workers: self.spec.local,
+            command: self.spec.command.clone(),
+        })
+    }
+
+    fn submit(&self, job: Job) {
+        match lock(&self.tx).as_ref() {
+            Some(tx) => {
+                if let Err(e) = tx.send(job) {
+                    e.0.fail_all(ItemError::new(
+                        ErrorKind::WorkerDied,
+                        "the pool is shut down",
+                    ));
+                }
+            }
+            None => job.fail_all(ItemError::new(
+                ErrorKind::WorkerDied,
+                "the pool is shut down",
+            )),
+        }
+    }
+
+    fn shutdown(&self) {
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared.stopping.store(true, Ordering::Release);
+        drop(lock(&self.tx).take());
+        // Jobs in flight get a grace period, then fail.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !lock(&self.shared.in_flight).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.receiver_stop.store(true, Ordering::Release);
+        for h in std::mem::take(&mut *lock(&self.threads)) {
+            let _ = h.join();
+        }
+        self.shared
+            .fail_in_flight("the pool shut down before this item finished");
+        match self.shared.connect() {
+            Ok(mut q) => {
+                if let Err(e) = q.finish_run(self.spec.keep_for) {
+                    tracing::warn!("broker pool `{}`: {e}", self.shared.name);
+                }
+            }
+            Err(e) => tracing::warn!("broker pool `{}`: {e}", self.shared.name),
+        }
+        if let Some(mut l) = lock(&self.local).take() {
+            l.stop(Duration::from_secs(3));
+        }
+        let d = self.duplicates();
+        if d > 0 {
+            tracing::info!(
+                "broker pool `{}`: dropped {d} duplicate results",
+                self.shared.name
+            );
+        }
+    }
+}
+
+impl Drop for BrokerPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Builds a pool from a pipeline file's resource (the `redis` kind's builder).
+pub(crate) fn from_spec(spec: &BrokerSpec) -> papy_core::Result<Arc<dyn Pool>> {
+    let mut b = BrokerPool::builder(&spec.name, &spec.url);
+    if let Some(r) = &spec.run_id {
+        b = b.run_id(r.clone());
+    }
+    if let Some(n) = spec.max_attempts {
+        b = b.max_attempts(n);
+    }
+    if let Some(t) = spec.claim_after {
+        b = b.claim_after(t);
+    }
+    if spec.local_workers > 0 {
+        let cmd = spec.command.clone().ok_or_else(|| {
+            BrokerError::Config(format!(
+                "resource `{}`: local workers need a worker command",
+                spec.name
+            ))
+        })?;
+        b = b.local_workers(spec.local_workers, cmd);
+    }
+    Ok(Arc::new(b.build()?))
+}

@@ -1,0 +1,158 @@
+//! The small broker abstraction the pool and the workers are written
+//! against: a task stream read by a group of workers, a result stream read by
+//! the host, a dead-letter stream, and the run's settings.
+//!
+//! [`RedisQueue`](crate::RedisQueue) implements it on Redis Streams; another
+//! broker (NATS JetStream, a database) would implement the same few calls.
+
+use std::time::Duration;
+
+use crate::error::Result;
+
+/// A task entry as a worker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The broker's id of the entry.
+    pub id: String,
+    /// The host session that wrote it.
+    pub session: String,
+    /// The encoded `Task` frame.
+    pub payload: Vec<u8>,
+    /// How many times the entry has been delivered, this delivery included.
+    pub deliveries: u64,
+}
+
+/// What the host reads back: a result, or a batch given up on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A worker's result.
+    Result {
+        /// The host session the task came from.
+        session: String,
+        /// The encoded `Result` frame.
+        payload: Vec<u8>,
+    },
+    /// A task entry moved to the dead-letter stream.
+    Dead {
+        /// The host session the task came from.
+        session: String,
+        /// The encoded `Task` frame.
+        payload: Vec<u8>,
+        /// Deliveries when it was given up on.
+        deliveries: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the host's reading of the result and dead-letter streams is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Last result entry read.
+    pub results: String,
+    /// Last dead-letter entry read.
+    pub dead: String,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            results: "0-0".into(),
+            dead: "0-0".into(),
+        }
+    }
+}
+
+/// A run's settings, written by the host and read by its workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    /// The host's session (results of other sessions are ignored).
+    pub session: String,
+    /// Deliveries of one entry before it is dead-lettered.
+    pub max_attempts: u32,
+    /// An entry held this long without a heartbeat is reclaimed.
+    pub claim_after: Duration,
+    /// The host has finished the run.
+    pub done: bool,
+}
+
+/// A broker holding one run's streams.
+pub trait Queue: Send {
+    /// Starts a run: forgets whatever the run's keys held, writes the
+    /// settings and creates the consumer group.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn start_run(&mut self, settings: &RunSettings) -> Result<()>;
+
+    /// The run's settings, `None` if no host has started it (or the broker
+    /// lost it).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn settings(&mut self) -> Result<Option<RunSettings>>;
+
+    /// Marks the run done and lets its keys expire after `keep_for`.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn finish_run(&mut self, keep_for: Duration) -> Result<()>;
+
+    /// Appends task entries of session `session`.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn add_tasks(&mut self, session: &str, payloads: &[Vec<u8>]) -> Result<()>;
+
+    /// Reads up to `count` new entries as `consumer`, waiting up to `block`.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>>;
+
+    /// Takes over up to `count` entries that their holders have not touched
+    /// for `min_idle` (dead workers'); each comes with its delivery count,
+    /// this delivery included.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>>;
+
+    /// Heartbeat: resets the idle time of entries `consumer` holds, so they
+    /// are not reclaimed while it works on them.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()>;
+
+    /// Appends a result and acknowledges the task entry, atomically.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()>;
+
+    /// Moves a task entry to the dead-letter stream (and acknowledges it).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()>;
+
+    /// How many workers read the task stream: consumers of the group seen
+    /// within `active_within` (dead workers drop out of the count).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn active_workers(&mut self, active_within: Duration) -> Result<usize>;
+
+    /// Reads results and dead letters after `cursor` (advancing it), waiting
+    /// up to `block`.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn read_outcomes(
+        &mut self,
+        cursor: &mut Cursor,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Outcome>>;
+}

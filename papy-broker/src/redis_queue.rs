@@ -1,0 +1,420 @@
+//! [`Queue`] on Redis Streams (the `redis` crate's synchronous API).
+//!
+//! Commands used: `XADD` (tasks, results, dead letters), `XGROUP CREATE
+//! ... MKSTREAM`, `XREADGROUP` (workers), `XREAD` (host), `XACK`,
+//! `XAUTOCLAIM` + `XPENDING` (recovery with delivery counts), `XCLAIM ...
+//! JUSTID` (heartbeats: resets the idle time without counting a delivery),
+//! `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::{Connection, RedisError, Value};
+
+use crate::error::{BrokerError, Result};
+use crate::keys::{RunKeys, GROUP};
+use crate::queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::url::redact;
+
+/// One connection to Redis, bound to one run's keys.
+pub struct RedisQueue {
+    con: Connection,
+    keys: RunKeys,
+}
+
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RedisQueue {
+    /// Connects to `url` (`redis://`, `rediss://` for TLS, `redis+unix://`)
+    /// for run `run`.
+    ///
+    /// # Errors
+    /// A bad URL or an unreachable server; the message holds the URL with
+    /// its password hidden.
+    ///
+    /// ```no_run
+    /// use papy_broker::RedisQueue;
+    /// let q = RedisQueue::connect("redis://:secret@127.0.0.1:6379", "run-1")?;
+    /// # Ok::<(), papy_broker::BrokerError>(())
+    /// ```
+    pub fn connect(url: &str, run: &str) -> Result<RedisQueue> {
+        let fail = |e: RedisError| {
+            BrokerError::Broker(format!(
+                "cannot connect to {}: {}",
+                redact(url),
+                scrub(&e, url)
+            ))
+        };
+        let client = redis::Client::open(url).map_err(fail)?;
+        let con = client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(fail)?;
+        // Blocking reads wait at most a second or so; a server that does
+        // not answer for much longer is treated as gone.
+        con.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(fail)?;
+        con.set_write_timeout(Some(Duration::from_secs(30)))
+            .map_err(fail)?;
+        Ok(RedisQueue {
+            con,
+            keys: RunKeys::new(run),
+        })
+    }
+
+    /// The run's keys.
+    pub fn keys(&self) -> &RunKeys {
+        &self.keys
+    }
+
+    /// The underlying connection (for inspection, e.g. `XRANGE` of the
+    /// dead-letter stream in tests).
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.con
+    }
+
+    fn ensure_group(&mut self) -> Result<()> {
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut self.con);
+        match r {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Runs `f`; if the group is missing (a new run reset the keys, or the
+    /// server restarted) or the stream was deleted under a blocked read,
+    /// creates it and runs `f` again.
+    fn with_group<T>(&mut self, f: impl Fn(&mut Self) -> redis::RedisResult<T>) -> Result<T> {
+        match f(self) {
+            Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
+                self.ensure_group()?;
+                Ok(f(self)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn pending_counts(&mut self, ids: &[String]) -> Result<HashMap<String, u64>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XPENDING")
+                .arg(&self.keys.tasks)
+                .arg(GROUP)
+                .arg(id)
+                .arg(id)
+                .arg(1);
+        }
+        let replies: Vec<StreamPendingCountReply> = pipe.query(&mut self.con)?;
+        Ok(replies
+            .into_iter()
+            .flat_map(|r| r.ids)
+            .map(|p| (p.id, p.times_delivered as u64))
+            .collect())
+    }
+}
+
+/// The error's text without the URL's password, in case a message quotes it.
+fn scrub(e: &RedisError, url: &str) -> String {
+    let text = e.to_string();
+    match password_of(url) {
+        Some(p) if !p.is_empty() => text.replace(&p, "***"),
+        _ => text,
+    }
+}
+
+fn password_of(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    Some(
+        userinfo
+            .split_once(':')
+            .map_or(userinfo, |(_, p)| p)
+            .to_string(),
+    )
+}
+
+fn field_bytes(e: &StreamId, name: &str) -> Result<Vec<u8>> {
+    match e.map.get(name) {
+        Some(v) => redis::from_redis_value::<Vec<u8>>(v).map_err(|err| BrokerError::Malformed {
+            id: e.id.clone(),
+            reason: format!("field `{name}`: {err}"),
+        }),
+        None => Err(BrokerError::Malformed {
+            id: e.id.clone(),
+            reason: format!("no field `{name}`"),
+        }),
+    }
+}
+
+fn field_string(e: &StreamId, name: &str) -> String {
+    e.map
+        .get(name)
+        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+        .unwrap_or_default()
+}
+
+fn task_entry(e: &StreamId, deliveries: u64) -> Result<Entry> {
+    Ok(Entry {
+        id: e.id.clone(),
+        session: field_string(e, "s"),
+        payload: field_bytes(e, "f")?,
+        deliveries,
+    })
+}
+
+impl Queue for RedisQueue {
+    fn start_run(&mut self, s: &RunSettings) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&self.keys.all()[..]).ignore();
+        pipe.hset_multiple(
+            &self.keys.state,
+            &[
+                ("session", s.session.clone()),
+                ("max_attempts", s.max_attempts.to_string()),
+                ("claim_after_ms", s.claim_after.as_millis().to_string()),
+                ("state", if s.done { "done" } else { "running" }.to_string()),
+            ],
+        )
+        .ignore();
+        pipe.query::<()>(&mut self.con)?;
+        self.ensure_group()
+    }
+
+    fn settings(&mut self) -> Result<Option<RunSettings>> {
+        let h: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&self.keys.state)
+            .query(&mut self.con)?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let num = |k: &str, d: u64| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+        Ok(Some(RunSettings {
+            session: h.get("session").cloned().unwrap_or_default(),
+            max_attempts: u32::try_from(num("max_attempts", 3)).unwrap_or(u32::MAX),
+            claim_after: Duration::from_millis(num("claim_after_ms", 30_000)),
+            done: h.get("state").is_some_and(|s| s == "done"),
+        }))
+    }
+
+    fn finish_run(&mut self, keep_for: Duration) -> Result<()> {
+        let secs = i64::try_from(keep_for.as_secs().max(1)).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&self.keys.state, "state", "done")
+            .ignore();
+        for k in self.keys.all() {
+            pipe.expire(k, secs).ignore();
+        }
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn add_tasks(&mut self, session: &str, payloads: &[Vec<u8>]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.cmd("XADD")
+                .arg(&self.keys.tasks)
+                .arg("*")
+                .arg("s")
+                .arg(session)
+                .arg("f")
+                .arg(p.as_slice())
+                .ignore();
+        }
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
+        let tasks = self.keys.tasks.clone();
+        let reply: Option<StreamReadReply> = self.with_group(|q| {
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count.max(1))
+                .arg("BLOCK")
+                .arg(block.as_millis().max(1) as u64)
+                .arg("STREAMS")
+                .arg(&tasks)
+                .arg(">")
+                .query(&mut q.con)
+        })?;
+        let mut out = Vec::new();
+        for k in reply.map(|r| r.keys).unwrap_or_default() {
+            for e in &k.ids {
+                out.push(task_entry(e, 1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
+        let tasks = self.keys.tasks.clone();
+        let reply: StreamAutoClaimReply = self.with_group(|q| {
+            redis::cmd("XAUTOCLAIM")
+                .arg(&tasks)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(count.max(1))
+                .query(&mut q.con)
+        })?;
+        // Entries deleted from the stream while pending cannot run: drop them.
+        if !reply.deleted_ids.is_empty() {
+            let mut ack = redis::cmd("XACK");
+            ack.arg(&tasks).arg(GROUP);
+            for id in &reply.deleted_ids {
+                ack.arg(id);
+            }
+            ack.query::<()>(&mut self.con)?;
+        }
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = reply.claimed.iter().map(|e| e.id.clone()).collect();
+        let counts = self.pending_counts(&ids)?;
+        reply
+            .claimed
+            .iter()
+            .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
+            .collect()
+    }
+
+    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = redis::cmd("XCLAIM");
+        c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(0);
+        for id in ids {
+            c.arg(id);
+        }
+        c.arg("JUSTID");
+        c.query::<Value>(&mut self.con)?;
+        Ok(())
+    }
+
+    fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(&self.keys.results)
+            .arg("*")
+            .arg("s")
+            .arg(&entry.session)
+            .arg("f")
+            .arg(result)
+            .ignore()
+            .cmd("XACK")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore();
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(&self.keys.dead)
+            .arg("*")
+            .arg("s")
+            .arg(&entry.session)
+            .arg("f")
+            .arg(entry.payload.as_slice())
+            .arg("entry")
+            .arg(&entry.id)
+            .arg("n")
+            .arg(entry.deliveries)
+            .arg("why")
+            .arg(reason)
+            .ignore()
+            .cmd("XACK")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore();
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn active_workers(&mut self, active_within: Duration) -> Result<usize> {
+        let r: redis::RedisResult<redis::streams::StreamInfoConsumersReply> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .query(&mut self.con);
+        match r {
+            Ok(reply) => Ok(reply
+                .consumers
+                .iter()
+                .filter(|c| (c.idle as u128) < active_within.as_millis())
+                .count()),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read_outcomes(
+        &mut self,
+        cursor: &mut Cursor,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Outcome>> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.keys.results)
+            .arg(&self.keys.dead)
+            .arg(&cursor.results)
+            .arg(&cursor.dead)
+            .query(&mut self.con)?;
+        let mut out = Vec::new();
+        for k in reply.map(|r| r.keys).unwrap_or_default() {
+            let dead = k.key == self.keys.dead;
+            for e in &k.ids {
+                if dead {
+                    cursor.dead = e.id.clone();
+                    out.push(Outcome::Dead {
+                        session: field_string(e, "s"),
+                        payload: field_bytes(e, "f")?,
+                        deliveries: field_string(e, "n").parse().unwrap_or(0),
+                        reason: field_string(e, "why"),
+                    });
+                } else {
+                    cursor.results = e.id.clone();
+                    out.push(Outcome::Result {
+                        session: field_string(e, "s"),
+                        payload: field_bytes(e, "f")?,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_of;
+
+    #[test]
+    fn finds_the_password_of_a_url() {
+        assert_eq!(password_of("redis://:pw@h:1").as_deref(), Some("pw"));
+        assert_eq!(password_of("rediss://u:pw@h").as_deref(), Some("pw"));
+        assert_eq!(password_of("redis://h:1"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! The worker side: `papy worker --redis URL --run RUN` (and
+//! [`worker_main`] for a program's own binary) reads task entries in the
+//! run's consumer group, runs them exactly as a process worker would
+//! ([`TaskRunner`]), appends the results and acknowledges the entries.
+//!
+//! Recovery lives here too: every check interval a worker takes over the
+//! entries that dead workers left pending longer than `claim_after`
+//! (`XAUTOCLAIM`), and moves an entry delivered more than `max_attempts`
+//! times to the dead-letter stream instead of running it once more. A lost
+//! connection is retried with exponential back-off, for ever.
+
+use std::time::{Duration, Instant};
+
+use papy_core::protocol::serve::TaskRunner;
+use papy_core::protocol::Frame;
+
+use crate::codec::{decode, encode};
+use crate::error::{BrokerError, Result};
+use crate::heartbeat::Heartbeat;
+use crate::queue::{Entry, Queue, RunSettings};
+use crate::redis_queue::RedisQueue;
+use crate::url::redact;
+
+/// How a broker worker serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The run whose tasks it takes.
+    pub run: String,
+    /// Its consumer name in the group (default: host name and process id).
+    pub consumer: Option<String>,
+    /// Exit once the host has marked the run done (local workers started by
+    /// a pool); otherwise serve for ever, across runs with the same id.
+    pub until_done: bool,
+    /// Longest pause between two reconnection attempts.
+    pub max_backoff: Duration,
+    /// Exit when this process's parent is no longer `Some(pid)` (a local
+    /// worker whose host died must not serve for ever).
+    pub parent: Option<u32>,
+}
+
+impl ServeOptions {
+    /// Serves run `run` for ever.
+    pub fn new(run: impl Into<String>) -> ServeOptions {
+        ServeOptions {
+            run: run.into(),
+            consumer: None,
+            until_done: false,
+            max_backoff: Duration::from_secs(5),
+            parent: None,
+        }
+    }
+}
+
+/// Settings a worker uses before the host has written the run's.
+fn default_settings() -> RunSettings {
+    RunSettings {
+        session: String::new(),
+        max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
+        claim_after: crate::DEFAULT_CLAIM_AFTER,
+        done: false,
+    }
+}
+
+/// This process's consumer name.
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Serves run `opts.run` on the broker at `url`, reconnecting with
+/// back-off whenever the connection fails; returns when the run is done
+/// (with `until_done`) and never otherwise.
+///
+/// # Errors
+/// None in practice (connection errors are retried); kept for brokers whose
+/// failures are final.
+///
+/// ```no_run
+/// use papy_broker::{serve, ServeOptions};
+/// serve("redis://127.0.0.1:6379", &ServeOptions::new("nightly"))?;
+/// # Ok::<(), papy_broker::BrokerError>(())
+/// ```
+pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
+    let consumer = opts.consumer.clone().unwrap_or_else(consumer_name);
+    let mut runner = TaskRunner::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if host_gone(opts) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match session(url, opts, &consumer, &mut runner) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = Duration::from_millis(100);
+                }
+                tracing::warn!(
+                    "papy worker {consumer} on {}: {e}; reconnecting in {backoff:?}",
+                    redact(url)
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(opts.max_backoff);
+            }
+        }
+    }
+}
+
+/// One connection's worth of serving.
+fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunner) -> Result<()> {
+    let mut q = RedisQueue::connect(url, &opts.run)?;
+    let mut settings = default_settings();
+    let heartbeat = Heartbeat::start(url, &opts.run, consumer, settings.claim_after / 4);
+    let mut last_check: Option<Instant> = None;
+    loop {
+        let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
+        if due {
+            last_check = Some(Instant::now());
+            if host_gone(opts) {
+                return Ok(());
+            }
+            if let Some(s) = q.settings()? {
+                if s.done && opts.until_done {
+                    return Ok(());
+                }
+                if s.claim_after != settings.claim_after {
+                    heartbeat.every(s.claim_after / 4);
+                }
+                settings = s;
+            }
+            for e in q.reclaim(consumer, settings.claim_after, 16)? {
+                handle(&mut q, &heartbeat, runner, &settings, e)?;
+            }
+        }
+        for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
+            handle(&mut q, &heartbeat, runner, &settings, e)?;
+        }
+    }
+}
+
+/// The host that started this local worker has died.
+fn host_gone(opts: &ServeOptions) -> bool {
+    opts.parent.is_some_and(|p| Some(p) != parent_pid())
+}
+
+/// This process's parent (Unix), to notice that a host died.
+pub fn parent_pid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getppid(2) takes no arguments and cannot fail.
+        let p = unsafe { libc::getppid() };
+        u32::try_from(p).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// How often a worker looks at the run's settings and for stale entries.
+fn check_every(s: &RunSettings) -> Duration {
+    (s.claim_after / 2).min(Duration::from_millis(250))
+}
+
+/// Runs one entry (or dead-letters it) and acknowledges it.
+fn handle(
+    q: &mut RedisQueue,
+    heartbeat: &Heartbeat,
+    runner: &mut TaskRunner,
+    settings: &RunSettings,
+    e: Entry,
+) -> Result<()> {
+    if e.deliveries > u64::from(settings.max_attempts) {
+        let reason = format!(
+            "delivered {} times (max_attempts = {}): every worker that took it died or stalled",
+            e.deliveries, settings.max_attempts
+        );
+        tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
+        return q.dead_letter(&e, &reason);
+    }
+    let frame = match decode(&e.id, &e.payload) {
+        Ok(f) => f,
+        Err(err) => return q.dead_letter(&e, &err.to_string()),
+    };
+    let Frame::Task {
+        id,
+        chain,
+        node,
+        indices,
+        inboxes,
+    } = frame
+    else {
+        let reason = BrokerError::Malformed {
+            id: e.id.clone(),
+            reason: "not a Task frame".into(),
+        };
+        return q.dead_letter(&e, &reason.to_string());
+    };
+    heartbeat.hold(&e.id);
+    let results = runner.run(chain, &node, &indices, &inboxes);
+    heartbeat.release(&e.id);
+    let bytes = encode(&Frame::Result { id, results })?;
+    q.complete(&e, &bytes)
+}
+
+/// The environment variable naming the broker URL of a local worker.
+pub const URL_ENV: &str = "PAPY_REDIS_URL";
+/// The environment variable naming the run of a local worker.
+pub const RUN_ENV: &str = "PAPY_REDIS_RUN";
+/// The process id of the host that started a local worker: the worker
+/// leaves when its parent is no longer that process (the host died, maybe
+/// even before the worker started).
+pub const HOST_PID_ENV: &str = "PAPY_REDIS_HOST_PID";
+/// Set (to `1`) for local workers, which exit when their run is done.
+pub const UNTIL_DONE_ENV: &str = "PAPY_REDIS_UNTIL_DONE";
+
+/// For a program's own binary: when started as a broker worker by a
+/// [`BrokerPool`](crate::BrokerPool) (`PAPY_WORKER=redis` in the
+/// environment), serves and exits; otherwise returns at once. Call it
+/// first in `main`, like `papy::worker_main()`.
+pub fn worker_main() {
+    let is_worker = std::env::var_os(papy_core::pool::WORKER_ENV).is_some_and(|v| v == "redis");
+    if !is_worker {
+        return;
+    }
+    let (Ok(url), Ok(run)) = (std::env::var(URL_ENV), std::env::var(RUN_ENV)) else {
+        eprintln!("papy broker worker: {URL_ENV} and {RUN_ENV} must be set");
+        std::process::exit(2);
+    };
+    let mut opts = ServeOptions::new(run);
+    opts.until_done = std::env::var_os(UNTIL_DONE_ENV).is_some_and(|v| v == "1");
+    opts.parent = std::env::var(HOST_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok());
+    let code = match serve(&url, &opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("papy broker worker: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,490 @@
+//! The broker pool end to end, on a throw-away Redis server: the same output
+//! as threads, a killed worker loses nothing and duplicates nothing, a poison
+//! batch ends in the dead-letter stream as one error item, long batches of
+//! live workers are not reclaimed, and duplicate results are dropped.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use papy::{Dagger, ErrorKind, NuMap, Piper, Plumber, Source, Value, Worker};
+use papy_broker::{BrokerPool, Queue, RedisQueue};
+use support::RedisServer;
+
+papy_broker::enable_test_support!();
+
+fn pool(server: &RedisServer, run: &str, workers: usize) -> papy_broker::BrokerPoolBuilder {
+    BrokerPool::builder(run, &server.url())
+        .local_workers(workers, papy_broker::test_worker_command().unwrap())
+        .keep_for(Duration::from_secs(60))
+}
+
+fn numap_on(pool: &Arc<BrokerPool>, stride: usize) -> NuMap {
+    NuMap::builder()
+        .pool(pool.clone())
+        .stride(stride)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_determinism_pipelines_give_the_same_output_on_three_broker_workers() {
+    let server = RedisServer::start();
+    let n = 60;
+    let reference = run_all(
+        fork_join(Resources {
+            workers: Some(2),
+            stride: 3,
+            buffer: None,
+        }),
+        ints(0..n),
+    );
+    let p = Arc::new(pool(&server, "determinism", 3).build().unwrap());
+    for stride in [1, 3, 7] {
+        let on_broker = Some(numap_on(&p, stride));
+        assert_eq!(
+            run_all(fork_join_on(&on_broker, &on_broker), ints(0..n)),
+            reference,
+            "broker, stride {stride}"
+        );
+        let threads = Some(NuMap::builder().workers(2).stride(stride).build().unwrap());
+        assert_eq!(
+            run_all(fork_join_on(&threads, &on_broker), ints(0..n)),
+            reference,
+            "threads and broker mixed, stride {stride}"
+        );
+    }
+    assert_eq!(p.pids().len(), 3, "three local workers");
+    assert_eq!(p.duplicates(), 0);
+}
+
+/// Waits for `path` to hold a pid.
+fn pid_in(path: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Ok(pid) = s.trim().parse::<u32>() {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "the item never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
+    let server = RedisServer::start();
+    let marker = std::env::temp_dir().join(format!("papy-broker-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = Arc::new(
+        pool(&server, "kill", 3)
+            .claim_after(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    // Item 5 records the pid of the worker that takes it, then works for 1.5 s:
+    // longer than claim_after, so only heartbeats keep it from being reclaimed.
+    let w = Worker::with_args(
+        "t_report_pid_on",
+        [
+            Value::Int(5),
+            Value::from(marker.display().to_string()),
+            Value::Int(1500),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("slow", w).parallel(&m)).unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("slow").unwrap();
+    plumber.start([("slow", Source::values(0..40i64))]).unwrap();
+    plumber.run().unwrap();
+    let victim = pid_in(&marker);
+    assert!(p.pids().values().any(|&pid| pid == victim));
+    let _ = std::fs::remove_file(&marker);
+    let status = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 40, "every input yields exactly one output");
+    for (i, r) in items.iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+    }
+    // Another worker took item 5 over after the kill.
+    let second = pid_in(&marker);
+    assert_ne!(second, victim);
+    let _ = std::fs::remove_file(&marker);
+}
+
+#[test]
+fn a_poison_batch_ends_in_the_dead_letter_stream_as_one_error_item() {
+    let server = RedisServer::start();
+    let p = Arc::new(
+        pool(&server, "poison", 3)
+            .max_attempts(2)
+            .claim_after(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let w = Worker::with_args("t_abort_on", [7]).unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("poisoned", w).parallel(&m)).unwrap();
+    let items = run_all(d, ints(0..20)).remove(0).1;
+    assert_eq!(items.len(), 20);
+    for (i, r) in items.iter().enumerate() {
+        if i == 7 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(
+                e.message().contains("dead-lettered after 3 deliveries")
+                    && e.message().contains("max_attempts = 2"),
+                "{e}"
+            );
+            assert_eq!(e.index(), Some(7));
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    let mut con = server.connection();
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:poison:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1, "one dead letter");
+    let n: String = redis::from_redis_value(&dead.ids[0].map["n"]).unwrap();
+    assert_eq!(n, "3");
+    // Nothing is left pending in the task stream.
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg("papy:poison:tasks")
+        .arg(papy_broker::GROUP)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pending.count(), 0);
+}
+
+/// On item `k`, appends a line to `path` (one per run), then sleeps `ms`.
+#[papy::worker]
+fn b_count_runs_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
+    if x == k {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(f, "run");
+        }
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    x
+}
+
+#[test]
+fn heartbeats_keep_a_long_batch_of_a_live_worker_from_being_reclaimed() {
+    let server = RedisServer::start();
+    let runs = std::env::temp_dir().join(format!("papy-broker-runs-{}", std::process::id()));
+    let _ = std::fs::remove_file(&runs);
+    let p = Arc::new(
+        pool(&server, "heartbeat", 2)
+            .claim_after(Duration::from_millis(400))
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    // Item 3 works for 2 s, five times claim_after: without heartbeats the
+    // other worker would take it over and run it a second time meanwhile.
+    let w = Worker::with_args(
+        "b_count_runs_on",
+        [
+            Value::Int(3),
+            Value::from(runs.display().to_string()),
+            Value::Int(2000),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("long", w).parallel(&m)).unwrap();
+    let items = run_all(d, ints(0..6)).remove(0).1;
+    assert_eq!(items, ints(0..6));
+    let count = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(count, 1, "the long batch ran once");
+    assert_eq!(p.duplicates(), 0);
+    let _ = std::fs::remove_file(&runs);
+}
+
+#[test]
+fn a_result_that_arrives_twice_is_delivered_once() {
+    let server = RedisServer::start();
+    // No workers: this test plays the worker by hand and answers twice.
+    let p = Arc::new(BrokerPool::builder("twice", &server.url()).build().unwrap());
+    let m = numap_on(&p, 4);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..4i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut q = RedisQueue::connect(&server.url(), "twice").unwrap();
+    let mut runner = papy_core::protocol::serve::TaskRunner::default();
+    let mut entries = Vec::new();
+    while entries.is_empty() {
+        entries = q
+            .read_tasks("by-hand", 10, Duration::from_millis(200))
+            .unwrap();
+    }
+    for e in &entries {
+        let papy_core::protocol::Frame::Task {
+            id,
+            chain,
+            node,
+            indices,
+            inboxes,
+        } = papy_broker::codec::decode(&e.id, &e.payload).unwrap()
+        else {
+            panic!("not a task");
+        };
+        let results = runner.run(chain, &node, &indices, &inboxes);
+        let bytes = papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
+            .unwrap();
+        q.complete(e, &bytes).unwrap();
+        q.complete(e, &bytes).unwrap();
+    }
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    assert_eq!(out.take(), ints(10..14));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.duplicates() < entries.len() as u64 {
+        assert!(Instant::now() < deadline, "duplicates were not seen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(p.duplicates(), entries.len() as u64);
+}
+
+#[test]
+fn run_keys_expire_after_the_run() {
+    let server = RedisServer::start();
+    let p = Arc::new(
+        pool(&server, "hygiene", 1)
+            .keep_for(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    assert_eq!(run_all(d, ints(0..5)).remove(0).1, ints(1..6));
+    papy::Pool::shutdown(&*p);
+    let mut con = server.connection();
+    for key in [
+        "papy:hygiene:tasks",
+        "papy:hygiene:results",
+        "papy:hygiene:run",
+    ] {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
+        assert!(ttl > 0 && ttl <= 120, "{key}: ttl {ttl}");
+    }
+    let state: String = redis::cmd("HGET")
+        .arg("papy:hygiene:run")
+        .arg("state")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(state, "done");
+    assert!(p.pids().is_empty(), "local workers stopped");
+}
+
+#[test]
+fn an_unreachable_broker_is_a_clear_error_without_the_password() {
+    let e = BrokerPool::builder("nowhere", "redis://:hunter2@127.0.0.1:1")
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cannot connect to redis://***@127.0.0.1:1"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn closures_are_refused() {
+    let server = RedisServer::start();
+    let p = Arc::new(
+        BrokerPool::builder("closures", &server.url())
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let err = m
+        .add_task(Worker::typed("my_closure", |x: i64| x), 0..3i64)
+        .unwrap_err();
+    match &err {
+        papy::Error::NotPortable { function, pool } => {
+            assert_eq!(function, "my_closure");
+            assert_eq!(pool, "redis");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
+    let server = RedisServer::start();
+    let p = Arc::new(
+        pool(&server, "grouped", 2)
+            .max_attempts(1)
+            .claim_after(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    // A deep buffer: many stride-1 jobs queue up and travel grouped in
+    // entries, so item 13 first fails with companions.
+    let m = NuMap::builder()
+        .pool(p.clone())
+        .stride(1)
+        .buffer(64)
+        .build()
+        .unwrap();
+    let w = Worker::with_args("t_abort_on", [13]).unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("poisoned", w).parallel(&m)).unwrap();
+    let items = run_all(d, ints(0..64)).remove(0).1;
+    assert_eq!(items.len(), 64);
+    for (i, r) in items.iter().enumerate() {
+        if i == 13 {
+            let e = r.as_ref().unwrap_err();
+            assert!(
+                e.message().contains("dead-lettered after 2 deliveries"),
+                "{e}"
+            );
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    // The last dead letter is the poison item's own entry.
+    let mut con = server.connection();
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:grouped:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let last = dead.ids.last().expect("a dead letter");
+    let frame: Vec<u8> = redis::from_redis_value(&last.map["f"]).unwrap();
+    let papy_core::protocol::Frame::Task { indices, .. } =
+        papy_broker::codec::decode(&last.id, &frame).unwrap()
+    else {
+        panic!("not a task");
+    };
+    assert_eq!(indices, vec![13]);
+}
+
+#[test]
+fn a_redis_restart_without_persistence_fails_the_items_in_flight_and_the_run_goes_on() {
+    let mut server = RedisServer::start();
+    let marker = std::env::temp_dir().join(format!("papy-broker-restart-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = Arc::new(
+        pool(&server, "restart", 2)
+            .claim_after(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    // Stride 1, default buffer: one item in flight at a time; item 3 works
+    // for 1.5 s, during which Redis restarts and forgets everything.
+    let m = numap_on(&p, 1);
+    let w = Worker::with_args(
+        "t_report_pid_on",
+        [
+            Value::Int(3),
+            Value::from(marker.display().to_string()),
+            Value::Int(1500),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("slow", w).parallel(&m)).unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("slow").unwrap();
+    plumber.start([("slow", Source::values(0..10i64))]).unwrap();
+    plumber.run().unwrap();
+    pid_in(&marker);
+    server.restart();
+    assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 10, "every input yields exactly one output");
+    for (i, r) in items.iter().enumerate() {
+        if i == 3 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(e.message().contains("lost the run's streams"), "{e}");
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
+        }
+    }
+    let _ = std::fs::remove_file(&marker);
+}
+
+#[test]
+fn a_redis_resource_survives_save_and_load() {
+    let server = RedisServer::start();
+    papy_broker::install();
+    let text = format!(
+        r#"
+[resources.farm]
+kind = "redis"
+url = "{}"
+run_id = "saved"
+max_attempts = 5
+claim_after = 2.5
+stride = 2
+
+[[pipers]]
+name = "add"
+resource = "farm"
+worker = [{{ function = "t_add", args = [1] }}]
+"#,
+        server.url()
+    );
+    let saved = Plumber::from_toml(&text).unwrap().save_string().unwrap();
+    for line in [
+        "kind = \"redis\"".to_string(),
+        format!("url = \"{}\"", server.url()),
+        "run_id = \"saved\"".into(),
+        "max_attempts = 5".into(),
+        "claim_after = 2.5".into(),
+        "workers = 0".into(),
+    ] {
+        assert!(saved.contains(&line), "{line} in\n{saved}");
+    }
+    let again = Plumber::from_toml(&saved).unwrap().save_string().unwrap();
+    assert_eq!(again, saved);
+}
+
+#[test]
+fn a_tls_url_is_understood_and_an_unreachable_server_is_an_error() {
+    // rediss:// needs the TLS support compiled in (rustls): an unreachable
+    // server is a connection error, not "feature not enabled" or a panic.
+    let e = RedisQueue::connect("rediss://:pw@127.0.0.1:1", "tls")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("cannot connect to rediss://***@127.0.0.1:1"),
+        "{e}"
+    );
+    assert!(!e.to_lowercase().contains("feature"), "{e}");
+}

@@ -1,0 +1,103 @@
+//! A throw-away Redis server for tests: `redis-server` on a Unix socket in
+//! a fresh directory (no TCP port, no persistence), stopped on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, killed (by its pid) and cleaned up on drop.
+pub struct RedisServer {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl RedisServer {
+    /// Starts one; panics with a clear message if `redis-server` is missing
+    /// (CI installs it: see .ci/run).
+    pub fn start() -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "papy-redis-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let socket = dir.join("redis.sock");
+        let child = spawn(&dir, &socket);
+        let server = RedisServer { child, dir, socket };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills the server (SIGKILL: no persistence, everything is lost) and
+    /// starts a new one on the same socket.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = spawn(&self.dir, &self.socket);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.socket.exists() {
+                if let Ok(c) = redis::Client::open(self.url()) {
+                    if let Ok(mut con) = c.get_connection() {
+                        if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                            return;
+                        }
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `redis-server` on `socket`, without persistence.
+fn spawn(dir: &Path, socket: &Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(socket)
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start `redis-server` ({e}): the broker tests need it \
+                     (Debian: apt-get install redis-server; .ci/run installs it)"
+            )
+        })
+}
+
+impl RedisServer {
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// A connection for inspecting keys.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("a connection to the test server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
