@@ -198,6 +198,22 @@ impl TaskFn for WorkerTask {
     }
 }
 
+/// Queues `job` on a pool's job channel, or fails its items when the pool
+/// is shut down (no channel, or no receiver left): what every pool that
+/// hands jobs to its own threads does in [`Pool::submit`].
+pub fn queue_or_fail(tx: Option<&crossbeam_channel::Sender<Job>>, job: Job) {
+    let refused = match tx {
+        Some(tx) => tx.send(job).err().map(|e| e.0),
+        None => Some(job),
+    };
+    if let Some(job) = refused {
+        job.fail_all(ItemError::new(
+            ErrorKind::WorkerDied,
+            "the pool is shut down",
+        ));
+    }
+}
+
 /// A batch of consecutive items of one task.
 pub struct Job {
     pub(crate) task: Arc<TaskCtx>,

@@ -232,21 +232,7 @@ impl Pool for ThreadPool {
         if job.timeout().is_some() {
             self.ensure_watchdog();
         }
-        let tx = lock(&self.tx);
-        match tx.as_ref() {
-            Some(tx) => {
-                if let Err(e) = tx.send(job) {
-                    e.0.fail_all(ItemError::new(
-                        ErrorKind::WorkerDied,
-                        "the thread pool is shut down",
-                    ));
-                }
-            }
-            None => job.fail_all(ItemError::new(
-                ErrorKind::WorkerDied,
-                "the thread pool is shut down",
-            )),
-        }
+        super::queue_or_fail(lock(&self.tx).as_ref(), job);
     }
 
     fn shutdown(&self) {
