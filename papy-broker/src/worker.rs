@@ -165,7 +165,11 @@ fn alive(pid: u32) -> bool {
         // SAFETY: kill(2) with signal 0 only checks that the process exists;
         // no signal is sent and no memory is touched.
         let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        // A killed host nobody has reaped yet is a zombie: gone too.
+        exists
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, t)| t.starts_with(" Z")))
     }
     #[cfg(not(unix))]
     {
