@@ -952,13 +952,22 @@ impl Pool for BrokerPool {
         }
         self.shared
             .fail_in_flight("the pool shut down before this item finished");
-        match self.shared.connect() {
-            Ok(mut q) => {
-                if let Err(e) = q.finish_run(self.spec.keep_for) {
+        // A few tries: without them the keys keep the lease (keep_for plus
+        // a minute) and expire anyway.
+        for attempt in 0..3 {
+            let r = self
+                .shared
+                .connect()
+                .and_then(|mut q| q.finish_run(self.spec.keep_for));
+            match r {
+                Ok(()) => break,
+                Err(e) => {
                     tracing::warn!("broker pool `{}`: {e}", self.shared.name);
+                    if attempt < 2 {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                 }
             }
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", self.shared.name),
         }
         if let Some(mut l) = lock(&self.local).take() {
             l.stop(Duration::from_secs(3));

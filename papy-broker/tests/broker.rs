@@ -312,8 +312,17 @@ fn run_keys_expire_after_the_run() {
     d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
         .unwrap();
     assert_eq!(run_all(d, ints(0..5)).remove(0).1, ints(1..6));
-    papy::Pool::shutdown(&*p);
     let mut con = server.connection();
+    // While the host runs, every key has a lease: keep_for plus a minute.
+    for key in [
+        "papy:hygiene:tasks",
+        "papy:hygiene:results",
+        "papy:hygiene:run",
+    ] {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
+        assert!(ttl > 120 && ttl <= 180, "{key}: lease {ttl}");
+    }
+    papy::Pool::shutdown(&*p);
     for key in [
         "papy:hygiene:tasks",
         "papy:hygiene:results",
@@ -608,4 +617,138 @@ fn a_tls_url_is_understood_and_an_unreachable_server_is_an_error() {
         "{e}"
     );
     assert!(!e.to_lowercase().contains("feature"), "{e}");
+}
+
+#[test]
+fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    // No workers: this test plays the worker by hand.
+    let p = Arc::new(
+        BrokerPool::builder("unreadable", &server.url())
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..6i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut q = RedisQueue::connect(&server.url(), "unreadable").unwrap();
+    let mut runner = papy_core::protocol::serve::TaskRunner::default();
+    let mut spoiled: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not end");
+        for e in q
+            .read_tasks("by-hand", 10, Duration::from_millis(100))
+            .unwrap()
+        {
+            let papy_core::protocol::Frame::Task {
+                id,
+                chain,
+                node,
+                indices,
+                inboxes,
+            } = papy_broker::codec::decode(&e.id, &e.payload).unwrap()
+            else {
+                panic!("not a task");
+            };
+            if spoiled.is_empty() {
+                // A result entry without any field, then one whose payload
+                // is no frame but whose job id is readable.
+                spoiled = indices.clone();
+                let _: String = redis::cmd("XADD")
+                    .arg("papy:unreadable:results")
+                    .arg("*")
+                    .arg("s")
+                    .arg(&e.session)
+                    .query(q.connection())
+                    .unwrap();
+                q.complete(&e, b"not a frame").unwrap();
+                continue;
+            }
+            let results = runner.run(chain, &node, &indices, &inboxes);
+            let bytes =
+                papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
+                    .unwrap();
+            q.complete(&e, &bytes).unwrap();
+        }
+        if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
+            break;
+        }
+    }
+    let items = out.take();
+    assert_eq!(items.len(), 6);
+    assert!(!spoiled.is_empty());
+    for (i, r) in items.iter().enumerate() {
+        if spoiled.contains(&(i as u64)) {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(e.message().contains("unreadable"), "{e}");
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64 + 10), "item {i}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_task_entry_is_dead_lettered_and_the_run_goes_on() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let p = Arc::new(pool(&server, "malformed", 1).build().unwrap());
+    let mut con = server.connection();
+    let session: String = redis::cmd("HGET")
+        .arg("papy:malformed:run")
+        .arg("session")
+        .query(&mut con)
+        .unwrap();
+    // A task entry without its frame, for a job the host never sent.
+    let _: String = redis::cmd("XADD")
+        .arg("papy:malformed:tasks")
+        .arg("*")
+        .arg("s")
+        .arg(&session)
+        .arg("j")
+        .arg(999_999)
+        .query(&mut con)
+        .unwrap();
+    let m = numap_on(&p, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    assert_eq!(run_all(d, ints(0..8)).remove(0).1, ints(1..9));
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:malformed:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1, "the malformed entry is dead-lettered");
+    let job: String = redis::from_redis_value(&dead.ids[0].map["j"]).unwrap();
+    assert_eq!(job, "999999");
+    assert_eq!(pending(&server, "malformed"), 0);
+}
+
+#[test]
+fn a_worker_does_not_recreate_the_streams_of_a_run_that_is_gone() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "expired").unwrap();
+    assert!(q
+        .read_tasks("w", 1, Duration::from_millis(50))
+        .unwrap()
+        .is_empty());
+    assert!(q
+        .reclaim("w", Duration::from_millis(10), 1)
+        .unwrap()
+        .is_empty());
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("papy:expired:tasks")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(exists, 0, "no stream without a run");
 }
