@@ -3,9 +3,9 @@
 //! run's consumer group, runs them exactly as a process worker would
 //! ([`TaskRunner`]), appends the results and acknowledges the entries.
 //!
-//! Recovery lives here too: every check interval a worker takes over the
-//! entries that dead workers left pending longer than `claim_after`
-//! (`XAUTOCLAIM`), and moves an entry delivered more than `max_attempts`
+//! Recovery lives here too: every check interval a worker takes over one
+//! entry that a dead worker left pending longer than `claim_after`
+//! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
 //! times to the dead-letter stream instead of running it once more. A lost
 //! connection is retried with exponential back-off, for ever.
 
