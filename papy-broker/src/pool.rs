@@ -955,10 +955,12 @@ impl Pool for BrokerPool {
         // A few tries: without them the keys keep the lease (keep_for plus
         // a minute) and expire anyway.
         for attempt in 0..3 {
-            let r = self
-                .shared
-                .connect()
-                .and_then(|mut q| q.finish_run(self.spec.keep_for));
+            // Only this host's run: another host may have taken the run id over.
+            let session = &self.shared.settings.session;
+            let r = self.shared.connect().and_then(|mut q| match q.settings()? {
+                Some(s) if &s.session == session => q.finish_run(self.spec.keep_for),
+                _ => Ok(()),
+            });
             match r {
                 Ok(()) => break,
                 Err(e) => {

@@ -556,6 +556,14 @@ fn a_second_host_on_the_same_run_id_fails_the_first_loudly() {
         .build()
         .unwrap();
     assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    drop(plumber);
+    // The first host's shutdown leaves the second one's run alone.
+    let state: String = redis::cmd("HGET")
+        .arg("papy:shared:run")
+        .arg("state")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(state, "running");
     let items = out.take();
     assert_eq!(items.len(), 3);
     for r in &items {
