@@ -760,3 +760,82 @@ fn a_worker_does_not_recreate_the_streams_of_a_run_that_is_gone() {
         .unwrap();
     assert_eq!(exists, 0, "no stream without a run");
 }
+
+#[test]
+fn the_host_dead_letters_a_poison_batch_when_no_worker_is_left_to_reclaim_it() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let pool = BrokerPool::builder("orphan", &server.url())
+        .max_attempts(1)
+        .claim_after(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (mut plumber, out) = stalled(&server, pool, 1);
+    // A "worker" takes the entry and dies (it never acknowledges), and no
+    // other worker exists: only the host can end the batch.
+    let mut q = RedisQueue::connect(&server.url(), "orphan").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while q
+        .read_tasks("dies", 1, Duration::from_millis(100))
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no task entry appeared");
+    }
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 1);
+    let e = items[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerDied);
+    assert!(
+        e.message().contains("dead-lettered after 2 deliveries"),
+        "{e}"
+    );
+    assert_eq!(pending(&server, "orphan"), 0);
+}
+
+#[test]
+fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "steal").unwrap();
+    q.start_run(&papy_broker::RunSettings {
+        session: "s".into(),
+        max_attempts: 3,
+        claim_after: Duration::from_millis(10),
+        done: false,
+        lease: Duration::from_secs(60),
+    })
+    .unwrap();
+    q.add_tasks("s", &[(1, b"x".to_vec())]).unwrap();
+    let first = q.read_tasks("a", 1, Duration::from_millis(100)).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].job, Some(1));
+    std::thread::sleep(Duration::from_millis(50));
+    let taken = q.reclaim("b", Duration::from_millis(10), 1).unwrap();
+    assert_eq!(taken.len(), 1, "b took the idle entry over");
+    // The stalled worker wakes up and beats for the entry it lost.
+    q.touch("a", &[first[0].id.clone()]).unwrap();
+    let owner: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:steal:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(owner.ids.len(), 1);
+    assert_eq!(owner.ids[0].consumer, "b", "the heartbeat stole nothing");
+    // Its own entry's heartbeat works (resets the idle time, no delivery).
+    q.touch("b", &[first[0].id.clone()]).unwrap();
+    let again: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:steal:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(again.ids[0].consumer, "b");
+    assert_eq!(again.ids[0].times_delivered, 2);
+}
