@@ -1,7 +1,8 @@
 //! Worker heartbeats: while a worker runs a batch, a thread of its own
 //! resets the batch's idle time in the consumer group (`XCLAIM ... JUSTID`,
-//! which does not count a delivery), so a long batch of a live worker is
-//! never reclaimed; a dead worker stops beating and its batches go idle.
+//! which does not count a delivery, and only while the worker still owns the
+//! entry), so a long batch of a live worker is never reclaimed; a dead worker
+//! stops beating and its batches go idle.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;

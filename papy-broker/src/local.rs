@@ -15,6 +15,17 @@ use papy_core::pool::{WorkerCommand, WORKER_ENV};
 
 use crate::worker::{HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
+/// Called once when the local workers cannot be started: `K` quick
+/// failures in a row in some slot (the message says why).
+pub(crate) type GiveUp = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Quick failures in a row (a start that fails, or a worker that exits by
+/// itself within `QUICK`) after which a slot gives up.
+const K: u32 = 5;
+
+/// A worker that ends this soon after its start counts as a failed start.
+const QUICK: Duration = Duration::from_secs(2);
+
 /// A set of local worker processes, each restarted when it dies.
 pub(crate) struct LocalWorkers {
     stop: Arc<AtomicBool>,
@@ -25,16 +36,32 @@ pub(crate) struct LocalWorkers {
 impl LocalWorkers {
     /// Starts `n` workers with `command`, serving run `run` at `url` (passed
     /// in the environment, so no password shows in a process list).
-    pub(crate) fn start(n: usize, command: &WorkerCommand, url: &str, run: &str) -> LocalWorkers {
+    /// `give_up` is called when a slot stops trying (see [`K`]).
+    pub(crate) fn start(
+        n: usize,
+        command: &WorkerCommand,
+        url: &str,
+        run: &str,
+        give_up: &GiveUp,
+    ) -> LocalWorkers {
         let stop = Arc::new(AtomicBool::new(false));
         let pids = Arc::new(Mutex::new(BTreeMap::new()));
         let slots = (0..n)
             .filter_map(|slot| {
                 let (stop, pids, cmd) = (stop.clone(), pids.clone(), command.clone());
                 let (url, run) = (url.to_string(), run.to_string());
+                let give_up = give_up.clone();
                 std::thread::Builder::new()
                     .name(format!("papy-broker-local-{slot}"))
-                    .spawn(move || supervise(slot, &cmd, &url, &run, &stop, &pids))
+                    .spawn(move || {
+                        let slot = Slot {
+                            slot,
+                            cmd: &cmd,
+                            url: &url,
+                            run: &run,
+                        };
+                        supervise(&slot, &stop, &pids, &give_up);
+                    })
                     .ok()
             })
             .collect();
@@ -95,14 +122,20 @@ fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
     c.spawn()
 }
 
-fn supervise(
+struct Slot<'a> {
     slot: usize,
-    cmd: &WorkerCommand,
-    url: &str,
-    run: &str,
+    cmd: &'a WorkerCommand,
+    url: &'a str,
+    run: &'a str,
+}
+
+fn supervise(
+    s: &Slot<'_>,
     stop: &AtomicBool,
     pids: &Mutex<BTreeMap<usize, u32>>,
+    give_up: &GiveUp,
 ) {
+    let slot = s.slot;
     let set_pid = |pid: Option<u32>| {
         let mut p = pids.lock().unwrap_or_else(PoisonError::into_inner);
         match pid {
@@ -111,46 +144,94 @@ fn supervise(
         };
     };
     let mut quick_deaths = 0u32;
+    let mut last_failure = String::new();
     while !stop.load(Ordering::Acquire) {
+        if quick_deaths >= K {
+            let m = format!(
+                "local broker worker {slot} (`{}`) failed {quick_deaths} times in a row \
+                 ({last_failure}); giving up",
+                s.cmd.line()
+            );
+            tracing::error!("{m}");
+            give_up(&m);
+            return;
+        }
         let started = Instant::now();
-        let mut child = match spawn(cmd, url, run) {
+        let mut child = match spawn(s.cmd, s.url, s.run) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("cannot start a local broker worker `{}`: {e}", cmd.line());
+                tracing::warn!("cannot start a local broker worker `{}`: {e}", s.cmd.line());
+                last_failure = format!("cannot start: {e}");
                 quick_deaths += 1;
                 std::thread::sleep(backoff(quick_deaths));
                 continue;
             }
         };
-        set_pid(Some(child.id()));
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if stop.load(Ordering::Acquire) => break None,
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break None,
+        let pid = child.id();
+        set_pid(Some(pid));
+        let ended = loop {
+            if exited(pid, &mut child) {
+                break true;
             }
+            if stop.load(Ordering::Acquire) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         };
-        if status.is_none() {
+        if !ended {
             // Stopping: the worker exits by itself once it sees the run
             // done; the pool kills it after its grace period otherwise.
-            let _ = child.wait();
-            kill_group(child.id());
-            set_pid(None);
-            return;
+            while !exited(pid, &mut child) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        kill_group(child.id());
+        // The group goes before the leader is reaped: until then its pid
+        // cannot be reused, so the signal reaches no stranger.
+        kill_group(pid);
+        let status = child.wait().ok();
         set_pid(None);
-        if stop.load(Ordering::Acquire) {
+        if !ended || stop.load(Ordering::Acquire) {
             return;
         }
-        tracing::debug!("local broker worker {slot} ended ({status:?}); starting another");
-        quick_deaths = if started.elapsed() > Duration::from_secs(10) {
-            0
-        } else {
-            quick_deaths + 1
-        };
+        let by_signal = status.is_some_and(|st| st.code().is_none());
+        if started.elapsed() < QUICK && !by_signal {
+            quick_deaths += 1;
+            last_failure = format!("exited at once: {status:?}");
+        } else if started.elapsed() > Duration::from_secs(10) {
+            quick_deaths = 0;
+        }
+        tracing::warn!("local broker worker {slot} ended ({status:?}); starting another");
         std::thread::sleep(backoff(quick_deaths));
+    }
+}
+
+/// Whether the child has exited, without reaping it (Unix: `waitid` with
+/// `WNOWAIT`), so its process group can still be killed safely.
+fn exited(pid: u32, child: &mut Child) -> bool {
+    #[cfg(unix)]
+    {
+        let _ = child;
+        let id: libc::id_t = pid;
+        // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child, writing only into `info`;
+        // WNOWAIT leaves it waitable, so Child::wait reaps it later.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                id,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is set by waitid when a child has changed state
+        // (and is left zero by WNOHANG otherwise).
+        r != 0 || unsafe { info.si_pid() } != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        !matches!(child.try_wait(), Ok(None))
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use papy_core::pool::{BrokerSpec, Job, Pool, TaskFn, WorkerCommand, WORKER_ENV};
 use papy_core::protocol::serve::chain_of;
-use papy_core::protocol::{Frame, WireInboxes};
+use papy_core::protocol::{Frame, WireInboxes, MAX_FRAME};
 use papy_core::{Error, ErrorKind, Item, ItemError, Value};
 
 use crate::codec::{decode, encode};
@@ -46,6 +46,9 @@ struct InFlight {
     parts: Vec<Part>,
     at: Instant,
     deadline: Option<Instant>,
+    /// The entry's encoded `Task` frame, to append it again after a
+    /// reconnection (the broker may have lost it).
+    payload: Vec<u8>,
 }
 
 impl InFlight {
@@ -105,7 +108,14 @@ struct Shared {
     /// Workers seen reading the task stream lately (external ones included).
     live_workers: AtomicUsize,
     stopping: AtomicBool,
+    /// Stop now: the threads leave their loops (and retries).
+    halt: AtomicBool,
     duplicates: AtomicU64,
+    /// Jobs in flight fail after the broker has not answered this long.
+    unreachable_after: Duration,
+    /// Set when the pool can no longer run anything (its local workers
+    /// cannot start, another host took the run over): every job fails with it.
+    broken: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -121,7 +131,41 @@ impl Shared {
             f.fail(&e);
         }
     }
+
+    /// From now on every job fails with `message`, those in flight first.
+    fn break_down(&self, message: &str) {
+        lock(&self.broken).get_or_insert_with(|| message.to_string());
+        self.fail_in_flight(message);
+    }
+
+    fn broken(&self) -> Option<String> {
+        lock(&self.broken).clone()
+    }
+
+    /// Every entry in flight, to append again.
+    fn in_flight_tasks(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut v: Vec<(u64, Vec<u8>)> = lock(&self.in_flight)
+            .iter()
+            .map(|(id, f)| (*id, f.payload.clone()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
 }
+
+/// How long the host waits for a broker that does not answer before it
+/// fails the jobs in flight (unless the builder says otherwise).
+pub const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(7);
+
+/// How often the host's reader checks the run (settings, lease, workers,
+/// stale entries).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Extra life of the run's keys beyond `keep_for`, while the host runs.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
+
+/// No live worker for this long: the host warns (again each period).
+const NO_WORKERS_WARNING: Duration = Duration::from_secs(10);
 
 /// How to build a [`BrokerPool`].
 ///
@@ -135,7 +179,7 @@ impl Shared {
 ///     .build()?;
 /// # Ok::<(), papy_core::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerPoolBuilder {
     name: String,
     url: String,
@@ -143,9 +187,28 @@ pub struct BrokerPoolBuilder {
     max_attempts: u32,
     claim_after: Duration,
     keep_for: Duration,
+    unreachable_after: Duration,
     local: usize,
     command: Option<WorkerCommand>,
     size: Option<usize>,
+}
+
+/// Shows the URL with its password hidden.
+impl std::fmt::Debug for BrokerPoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerPoolBuilder")
+            .field("name", &self.name)
+            .field("url", &redact(&self.url))
+            .field("run_id", &self.run_id)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_after", &self.claim_after)
+            .field("keep_for", &self.keep_for)
+            .field("unreachable_after", &self.unreachable_after)
+            .field("local", &self.local)
+            .field("command", &self.command)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 impl BrokerPoolBuilder {
@@ -170,9 +233,18 @@ impl BrokerPoolBuilder {
         self
     }
 
-    /// How long the run's keys stay after the run, for inspection (default 1 h).
+    /// How long the run's keys stay after the run, for inspection (default
+    /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
+    /// a minute, renewed every second, so a dead host's keys expire too.
     pub fn keep_for(mut self, t: Duration) -> Self {
-        self.keep_for = t;
+        self.keep_for = t.max(Duration::from_secs(1));
+        self
+    }
+
+    /// When the broker has not answered for this long, the jobs in flight
+    /// fail with `WorkerDied` errors instead of waiting (default 7 s).
+    pub fn unreachable_after(mut self, t: Duration) -> Self {
+        self.unreachable_after = t.max(Duration::from_millis(100));
         self
     }
 
@@ -209,7 +281,6 @@ pub struct BrokerPool {
     shared: Arc<Shared>,
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    receiver_stop: Arc<AtomicBool>,
     local: Mutex<Option<LocalWorkers>>,
     down: AtomicBool,
 }
@@ -224,6 +295,7 @@ impl BrokerPool {
             max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
             claim_after: crate::DEFAULT_CLAIM_AFTER,
             keep_for: Duration::from_secs(3600),
+            unreachable_after: DEFAULT_UNREACHABLE_AFTER,
             local: 0,
             command: None,
             size: None,
@@ -242,6 +314,7 @@ impl BrokerPool {
             max_attempts: spec.max_attempts,
             claim_after: spec.claim_after,
             done: false,
+            lease: spec.keep_for + LEASE_MARGIN,
         };
         let mut q = RedisQueue::connect(&spec.url, &run)
             .map_err(|e| Error::Config(format!("broker pool `{}`: {e}", spec.name)))?;
@@ -261,10 +334,12 @@ impl BrokerPool {
             workers: spec.size.unwrap_or(spec.local.max(1)),
             live_workers: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            halt: AtomicBool::new(false),
             duplicates: AtomicU64::new(0),
+            unreachable_after: spec.unreachable_after,
+            broken: Mutex::new(None),
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let receiver_stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let sh = shared.clone();
         threads.push(
@@ -272,15 +347,25 @@ impl BrokerPool {
                 .name(format!("{}-broker-send", spec.name))
                 .spawn(move || sender(&sh, &rx, q))?,
         );
-        let (sh, stop) = (shared.clone(), receiver_stop.clone());
+        let sh = shared.clone();
         let rq = shared.connect()?;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("{}-broker-recv", spec.name))
-                .spawn(move || receiver(&sh, &stop, rq))?,
+                .spawn(move || receiver(&sh, rq))?,
         );
+        let weak = Arc::downgrade(&shared);
+        let give_up: crate::local::GiveUp = Arc::new(move |m: &str| {
+            if let Some(sh) = weak.upgrade() {
+                if sh.live_workers.load(Ordering::Relaxed) > 0 {
+                    tracing::warn!("broker pool `{}`: {m}; other workers go on", sh.name);
+                } else {
+                    sh.break_down(&format!("broker pool `{}`: {m}", sh.name));
+                }
+            }
+        });
         let local = match (&spec.command, spec.local) {
-            (Some(cmd), n) if n > 0 => Some(LocalWorkers::start(n, cmd, &spec.url, &run)),
+            (Some(cmd), n) if n > 0 => Some(LocalWorkers::start(n, cmd, &spec.url, &run, &give_up)),
             _ => None,
         };
         Ok(BrokerPool {
@@ -289,7 +374,6 @@ impl BrokerPool {
             shared,
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
-            receiver_stop,
             local: Mutex::new(local),
             down: AtomicBool::new(false),
         })
@@ -325,7 +409,7 @@ fn session_id() -> String {
 /// Turns a group of consecutive jobs of one task into a task entry, or
 /// delivers them at once when no item has to leave the host (items whose
 /// inbox holds an error pass it on here, without a round trip).
-fn prepare(sh: &Shared, group: Vec<Job>) -> Option<Vec<u8>> {
+fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     let Some(worker) = group.first().and_then(|j| j.func().worker()) else {
         for job in group {
             job.fail_all(ItemError::new(
@@ -366,10 +450,11 @@ fn prepare(sh: &Shared, group: Vec<Job>) -> Option<Vec<u8>> {
         }
         parts.push(Part { job, results, sent });
     }
-    let f = InFlight {
+    let mut f = InFlight {
         parts,
         at: Instant::now(),
         deadline: timeout.map(|t| Instant::now() + t),
+        payload: Vec::new(),
     };
     if f.sent() == 0 {
         f.succeed(Vec::new());
@@ -389,9 +474,21 @@ fn prepare(sh: &Shared, group: Vec<Job>) -> Option<Vec<u8>> {
         inboxes,
     };
     match encode(&frame) {
+        Ok(bytes) if bytes.len() > MAX_FRAME => {
+            f.fail(&ItemError::new(
+                ErrorKind::Conversion,
+                format!(
+                    "the batch is {} bytes, more than a frame may hold ({MAX_FRAME}); \
+                     use a smaller stride",
+                    bytes.len()
+                ),
+            ));
+            None
+        }
         Ok(bytes) => {
+            f.payload.clone_from(&bytes);
             lock(&sh.in_flight).insert(id, f);
-            Some(bytes)
+            Some((id, bytes))
         }
         Err(e) => {
             f.fail(&ItemError::new(ErrorKind::Conversion, e.to_string()));
@@ -437,88 +534,150 @@ fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
                 Err(_) => break,
             }
         }
+        if let Some(m) = sh.broken() {
+            for job in queue {
+                job.fail_all(ItemError::new(ErrorKind::WorkerDied, m.clone()));
+            }
+            continue;
+        }
         let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
-        let payloads: Vec<Vec<u8>> = groups(queue, workers)
+        let tasks: Vec<(u64, Vec<u8>)> = groups(queue, workers)
             .into_iter()
             .filter_map(|g| prepare(sh, g))
             .collect();
-        if payloads.is_empty() {
+        if tasks.is_empty() {
             continue;
         }
+        let deadline = Instant::now() + sh.unreachable_after;
         let mut backoff = Duration::from_millis(50);
-        let mut last_error = None;
-        for _ in 0..8 {
+        let last_error = loop {
             if q.is_none() {
                 match sh.connect() {
                     Ok(c) => q = Some(c),
-                    Err(e) => last_error = Some(e),
+                    Err(e) => {
+                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                            break Some(e);
+                        }
+                    }
                 }
             }
             if let Some(c) = q.as_mut() {
-                match c.add_tasks(&sh.settings.session, &payloads) {
-                    Ok(()) => {
-                        last_error = None;
-                        break;
-                    }
+                match c.add_tasks(&sh.settings.session, &tasks) {
+                    Ok(()) => break None,
                     Err(e) => {
-                        last_error = Some(e);
                         q = None;
+                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                            break Some(e);
+                        }
                     }
                 }
             }
-            std::thread::sleep(backoff);
+            std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
             backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+        };
         if let Some(e) = last_error {
             tracing::error!("broker pool `{}`: {e}", sh.name);
             // The entries may or may not have been appended: fail what is
             // still in flight so no reader waits for ever.
             sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
         }
+        // The pool broke down while these were prepared: they must not wait.
+        if let Some(m) = sh.broken() {
+            sh.fail_in_flight(&m);
+        }
     }
 }
 
-fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
+/// The host's consumer name (it claims only entries it dead-letters at once).
+const HOST_CONSUMER: &str = "papy-host";
+
+fn receiver(sh: &Shared, q: RedisQueue) {
     let mut q = Some(q);
     let mut cursor = Cursor::default();
     let mut backoff = Duration::from_millis(50);
-    let mut counted: Option<Instant> = None;
-    while !stop.load(Ordering::Acquire) {
+    let mut polled: Option<Instant> = None;
+    // When the broker last answered.
+    let mut answered = Instant::now();
+    let mut reported_unreachable = false;
+    // Since when no worker has been seen, and when that was last reported.
+    let mut no_workers_since: Option<Instant> = None;
+    let mut warned: Option<Instant> = None;
+    while !sh.halt.load(Ordering::Acquire) {
+        expire_timeouts(sh);
         if q.is_none() {
+            if answered.elapsed() >= sh.unreachable_after && !reported_unreachable {
+                reported_unreachable = true;
+                let m = format!(
+                    "the broker has not answered for {:?}; the items in flight are lost",
+                    sh.unreachable_after
+                );
+                tracing::error!("broker pool `{}`: {m}", sh.name);
+                sh.fail_in_flight(&m);
+            }
             std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            match sh
-                .connect()
-                .and_then(|mut c| check_run(sh, &mut c).map(|()| c))
-            {
-                Ok(c) => {
-                    q = Some(c);
-                    backoff = Duration::from_millis(50);
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+            match sh.connect() {
+                Ok(mut c) => match check_run(sh, &mut c, &mut cursor) {
+                    Ok(()) => {
+                        q = Some(c);
+                        answered = Instant::now();
+                        reported_unreachable = false;
+                        backoff = Duration::from_millis(50);
+                    }
+                    Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+                },
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+            }
+            continue;
+        }
+        let Some(c) = q.as_mut() else { continue };
+        if polled.is_none_or(|t| t.elapsed() >= POLL) {
+            polled = Some(Instant::now());
+            match poll(sh, c, &mut cursor) {
+                Ok(n) => {
+                    answered = Instant::now();
+                    if n > 0 {
+                        no_workers_since = None;
+                        warned = None;
+                    } else {
+                        let since = *no_workers_since.get_or_insert_with(Instant::now);
+                        let pending = !lock(&sh.in_flight).is_empty();
+                        if pending
+                            && since.elapsed() >= NO_WORKERS_WARNING
+                            && warned.is_none_or(|w| w.elapsed() >= NO_WORKERS_WARNING)
+                        {
+                            warned = Some(Instant::now());
+                            tracing::warn!(
+                                "broker pool `{}`: no worker has read run `{}` for {:?}; \
+                                 start some: papy worker --redis URL --run {}",
+                                sh.name,
+                                sh.run,
+                                since.elapsed(),
+                                sh.run
+                            );
+                        }
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!("broker pool `{}`: {e}", sh.name);
+                    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                    q = None;
                     continue;
                 }
             }
         }
-        let Some(c) = q.as_mut() else { continue };
-        if counted.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-            counted = Some(Instant::now());
-            if let Ok(n) = c.active_workers(Duration::from_secs(5)) {
-                sh.live_workers.store(n, Ordering::Relaxed);
-            }
-        }
         match c.read_outcomes(&mut cursor, 1024, Duration::from_millis(100)) {
             Ok(outcomes) => {
-                let again: Vec<Vec<u8>> = outcomes
+                answered = Instant::now();
+                let again: Vec<(u64, Vec<u8>)> = outcomes
                     .into_iter()
                     .flat_map(|o| take(sh, o))
                     .filter_map(|job| prepare(sh, vec![job]))
                     .collect();
                 if !again.is_empty() {
                     if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                        // The entries are in flight: they are appended again
+                        // once the connection is back.
                         tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
-                        sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
                         q = None;
                     }
                 }
@@ -528,25 +687,95 @@ fn receiver(sh: &Shared, stop: &AtomicBool, q: RedisQueue) {
                 q = None;
             }
         }
-        expire_timeouts(sh);
     }
 }
 
-/// After a reconnection: if the broker lost the run (a restart without
-/// persistence), the entries in flight are gone: fail their items and start
-/// the run again so later jobs can run.
-fn check_run(sh: &Shared, q: &mut RedisQueue) -> Result<()> {
-    let same = q
-        .settings()?
-        .is_some_and(|s| s.session == sh.settings.session);
-    if !same {
-        let m = "the broker lost the run's streams (did Redis restart without persistence?); \
-                 the items in flight are lost";
-        tracing::error!("broker pool `{}`: {m}", sh.name);
-        q.start_run(&sh.settings)?;
-        sh.fail_in_flight(m);
+/// The reader's periodic look at the run: the run is still this host's
+/// (another host with the same run id fails the pool loudly), the keys'
+/// lease is renewed, entries over `max_attempts` that nobody reclaims are
+/// dead-lettered, and the live workers are counted (returned).
+fn poll(sh: &Shared, c: &mut RedisQueue, cursor: &mut Cursor) -> Result<usize> {
+    match c.settings()? {
+        Some(s) if s.session != sh.settings.session => {
+            let m = format!(
+                "another host took over run `{}` on this broker (one host per run id at a \
+                 time: give each a `run_id` of its own); the items in flight are lost",
+                sh.run
+            );
+            if sh.broken().is_none() {
+                tracing::error!("broker pool `{}`: {m}", sh.name);
+            }
+            sh.break_down(&m);
+            return Ok(0);
+        }
+        Some(_) => {}
+        None => {
+            // Redis lost the run (a restart without persistence).
+            restart_run(sh, c, cursor)?;
+        }
+    }
+    c.renew(sh.settings.lease)?;
+    c.dead_letter_stale(
+        HOST_CONSUMER,
+        sh.settings.claim_after,
+        sh.settings.max_attempts,
+        64,
+    )?;
+    let n = c.active_workers(Duration::from_secs(5))?;
+    sh.live_workers.store(n, Ordering::Relaxed);
+    Ok(n)
+}
+
+/// After a reconnection: the broker may have lost entries (a restart, with
+/// or without persistence), so every entry in flight is appended again (a
+/// result that arrives twice is dropped); if the run itself is gone, it is
+/// started again first. Another host's run fails the pool.
+fn check_run(sh: &Shared, q: &mut RedisQueue, cursor: &mut Cursor) -> Result<()> {
+    match q.settings()? {
+        Some(s) if s.session != sh.settings.session => {
+            poll(sh, q, cursor)?;
+            return Ok(());
+        }
+        Some(_) => {}
+        None => restart_run(sh, q, cursor)?,
+    }
+    let again = sh.in_flight_tasks();
+    if !again.is_empty() {
+        tracing::info!(
+            "broker pool `{}`: reconnected; appending the {} entries in flight again",
+            sh.name,
+            again.len()
+        );
+        q.add_tasks(&sh.settings.session, &again)?;
     }
     Ok(())
+}
+
+/// The broker lost the run's keys (a restart without persistence): starts
+/// the run again, reading its new streams from the start, and appends the
+/// entries in flight again.
+fn restart_run(sh: &Shared, q: &mut RedisQueue, cursor: &mut Cursor) -> Result<()> {
+    tracing::error!(
+        "broker pool `{}`: the broker lost the run's streams (did Redis restart without \
+         persistence?); starting the run again and sending the entries in flight again",
+        sh.name
+    );
+    q.start_run(&sh.settings)?;
+    *cursor = Cursor::default();
+    let again = sh.in_flight_tasks();
+    if !again.is_empty() {
+        q.add_tasks(&sh.settings.session, &again)?;
+    }
+    Ok(())
+}
+
+/// Fails job `id` (when its outcome cannot be used) with `why`.
+fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
+    tracing::warn!("broker pool `{}`: {why}", sh.name);
+    let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
+    if let Some(f) = f {
+        f.fail(&ItemError::new(ErrorKind::WorkerDied, why));
+    }
 }
 
 /// Handles one outcome; returns the jobs to send again, one entry each (the
@@ -554,18 +783,27 @@ fn check_run(sh: &Shared, q: &mut RedisQueue) -> Result<()> {
 /// should fail).
 fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
     match o {
-        Outcome::Result { session, payload } => {
+        Outcome::Result {
+            session,
+            job,
+            payload,
+        } => {
             if session != sh.settings.session {
                 return Vec::new();
             }
             let (id, results) = match decode("result", &payload) {
                 Ok(Frame::Result { id, results }) => (id, results),
-                Ok(_) | Err(_) => {
-                    tracing::warn!("broker pool `{}`: ignoring a malformed result", sh.name);
+                Ok(_) => {
+                    fail_job(sh, job, "a worker sent something else than a result");
+                    return Vec::new();
+                }
+                Err(e) => {
+                    fail_job(sh, job, &format!("a worker's result is unreadable: {e}"));
                     return Vec::new();
                 }
             };
-            let Some(f) = lock(&sh.in_flight).remove(&id) else {
+            let f = lock(&sh.in_flight).remove(&id);
+            let Some(f) = f else {
                 sh.duplicates.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     "broker pool `{}`: dropped a duplicate result of job {id}",
@@ -588,6 +826,7 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
         }
         Outcome::Dead {
             session,
+            job,
             payload,
             deliveries,
             reason,
@@ -595,10 +834,12 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             if session != sh.settings.session {
                 return Vec::new();
             }
-            let Ok(Frame::Task { id, .. }) = decode("dead letter", &payload) else {
-                return Vec::new();
+            let id = match decode("dead letter", &payload) {
+                Ok(Frame::Task { id, .. }) => Some(id),
+                _ => job,
             };
-            match lock(&sh.in_flight).remove(&id) {
+            let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
+            match f {
                 Some(f) if f.parts.len() > 1 => {
                     tracing::debug!(
                         "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
@@ -705,19 +946,30 @@ impl Pool for BrokerPool {
         while !lock(&self.shared.in_flight).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.receiver_stop.store(true, Ordering::Release);
+        self.shared.halt.store(true, Ordering::Release);
         for h in std::mem::take(&mut *lock(&self.threads)) {
             let _ = h.join();
         }
         self.shared
             .fail_in_flight("the pool shut down before this item finished");
-        match self.shared.connect() {
-            Ok(mut q) => {
-                if let Err(e) = q.finish_run(self.spec.keep_for) {
+        // A few tries: without them the keys keep the lease (keep_for plus
+        // a minute) and expire anyway.
+        for attempt in 0..3 {
+            // Only this host's run: another host may have taken the run id over.
+            let session = &self.shared.settings.session;
+            let r = self.shared.connect().and_then(|mut q| match q.settings()? {
+                Some(s) if &s.session == session => q.finish_run(self.spec.keep_for),
+                _ => Ok(()),
+            });
+            match r {
+                Ok(()) => break,
+                Err(e) => {
                     tracing::warn!("broker pool `{}`: {e}", self.shared.name);
+                    if attempt < 2 {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                 }
             }
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", self.shared.name),
         }
         if let Some(mut l) = lock(&self.local).take() {
             l.stop(Duration::from_secs(3));
@@ -760,4 +1012,29 @@ pub(crate) fn from_spec(spec: &BrokerSpec) -> papy_core::Result<Arc<dyn Pool>> {
         b = b.local_workers(spec.local_workers, cmd);
     }
     Ok(Arc::new(b.build()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BrokerPool;
+
+    #[test]
+    fn the_builders_debug_hides_the_password() {
+        let b = BrokerPool::builder("farm", "redis://:pa/ss@word@db:6379/0").run_id("r");
+        let text = format!("{b:?}");
+        assert!(text.contains("redis://***@db:6379/0"), "{text}");
+        assert!(!text.contains("pa/ss") && !text.contains("word"), "{text}");
+    }
+
+    #[test]
+    fn the_spec_debug_hides_the_password() {
+        let spec = papy_core::pool::BrokerSpec {
+            name: "farm".into(),
+            url: "rediss://user:s/e?c@ret@db".into(),
+            ..Default::default()
+        };
+        let text = format!("{spec:?}");
+        assert!(text.contains("rediss://***@db"), "{text}");
+        assert!(!text.contains("ret@") && !text.contains("s/e"), "{text}");
+    }
 }

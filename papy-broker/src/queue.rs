@@ -16,7 +16,12 @@ pub struct Entry {
     pub id: String,
     /// The host session that wrote it.
     pub session: String,
-    /// The encoded `Task` frame.
+    /// The host's job number (the entry's `j` field), when readable: a
+    /// result or dead letter carries it, so the host can fail the right job
+    /// even when the payload is unusable.
+    pub job: Option<u64>,
+    /// The encoded `Task` frame (empty when the entry's payload field is
+    /// missing or unreadable: the worker then dead-letters it).
     pub payload: Vec<u8>,
     /// How many times the entry has been delivered, this delivery included.
     pub deliveries: u64,
@@ -29,14 +34,18 @@ pub enum Outcome {
     Result {
         /// The host session the task came from.
         session: String,
-        /// The encoded `Result` frame.
+        /// The host's job number, when readable.
+        job: Option<u64>,
+        /// The encoded `Result` frame (empty if unreadable).
         payload: Vec<u8>,
     },
     /// A task entry moved to the dead-letter stream.
     Dead {
         /// The host session the task came from.
         session: String,
-        /// The encoded `Task` frame.
+        /// The host's job number, when readable.
+        job: Option<u64>,
+        /// The encoded `Task` frame (empty if unreadable).
         payload: Vec<u8>,
         /// Deliveries when it was given up on.
         deliveries: u64,
@@ -74,6 +83,9 @@ pub struct RunSettings {
     pub claim_after: Duration,
     /// The host has finished the run.
     pub done: bool,
+    /// The lease of the run's keys: every write sets this expiry on the key
+    /// it writes, and the host renews it while it runs (zero: no expiry).
+    pub lease: Duration,
 }
 
 /// A broker holding one run's streams.
@@ -98,11 +110,19 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn finish_run(&mut self, keep_for: Duration) -> Result<()>;
 
-    /// Appends task entries of session `session`.
+    /// Sets the run's keys to expire after `lease` (the host renews this
+    /// lease while it runs, so a dead host's keys go away by themselves).
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn add_tasks(&mut self, session: &str, payloads: &[Vec<u8>]) -> Result<()>;
+    fn renew(&mut self, lease: Duration) -> Result<()>;
+
+    /// Appends task entries of session `session`: (job number, encoded
+    /// `Task` frame) pairs.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()>;
 
     /// Reads up to `count` new entries as `consumer`, waiting up to `block`.
     ///
@@ -118,8 +138,24 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>>;
 
-    /// Heartbeat: resets the idle time of entries `consumer` holds, so they
-    /// are not reclaimed while it works on them.
+    /// For the host: dead-letters up to `count` entries idle longer than
+    /// `min_idle` that have been delivered `max_attempts` times or more (the
+    /// next reclaim would dead-letter them anyway; this way a run ends even
+    /// when no worker is left to reclaim them). Returns how many it moved.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn dead_letter_stale(
+        &mut self,
+        consumer: &str,
+        min_idle: Duration,
+        max_attempts: u32,
+        count: usize,
+    ) -> Result<usize>;
+
+    /// Heartbeat: resets the idle time of the entries among `ids` that
+    /// `consumer` still holds (never taking over another's), so they are
+    /// not reclaimed while it works on them.
     ///
     /// # Errors
     /// The broker is unreachable or refuses.

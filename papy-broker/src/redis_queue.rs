@@ -2,9 +2,12 @@
 //!
 //! Commands used: `XADD` (tasks, results, dead letters), `XGROUP CREATE
 //! ... MKSTREAM`, `XREADGROUP` (workers), `XREAD` (host), `XACK`,
-//! `XAUTOCLAIM` + `XPENDING` (recovery with delivery counts), `XCLAIM ...
-//! JUSTID` (heartbeats: resets the idle time without counting a delivery),
-//! `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE`.
+//! `XAUTOCLAIM` + `XPENDING` (recovery with delivery counts), `XPENDING
+//! IDLE` + `XCLAIM` (the host dead-letters entries nobody reclaims), a small
+//! Lua script around `XCLAIM ... JUSTID` (heartbeats: resets the idle time
+//! of entries the consumer still owns, without counting a delivery),
+//! `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE` (a lease on
+//! every key).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +24,10 @@ use crate::url::redact;
 pub struct RedisQueue {
     con: Connection,
     keys: RunKeys,
+    /// Where the next `XAUTOCLAIM` starts (it walks the pending list).
+    claim_cursor: String,
+    /// The run's key lease, as last read from its settings (zero: none).
+    lease: Duration,
 }
 
 /// Longest a connection attempt may take.
@@ -60,6 +67,8 @@ impl RedisQueue {
         Ok(RedisQueue {
             con,
             keys: RunKeys::new(run),
+            claim_cursor: "0-0".into(),
+            lease: Duration::ZERO,
         })
     }
 
@@ -74,7 +83,7 @@ impl RedisQueue {
         &mut self.con
     }
 
-    fn ensure_group(&mut self) -> Result<()> {
+    pub(crate) fn ensure_group(&mut self) -> Result<()> {
         let r: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&self.keys.tasks)
@@ -90,14 +99,36 @@ impl RedisQueue {
 
     /// Runs `f`; if the group is missing (a new run reset the keys, or the
     /// server restarted) or the stream was deleted under a blocked read,
-    /// creates it and runs `f` again.
-    fn with_group<T>(&mut self, f: impl Fn(&mut Self) -> redis::RedisResult<T>) -> Result<T> {
+    /// creates it and runs `f` again, but only while the run's settings
+    /// exist: a worker never recreates the streams of a run that expired or
+    /// was never started (`None`: nothing to do).
+    fn with_group<T>(
+        &mut self,
+        f: impl Fn(&mut Self) -> redis::RedisResult<T>,
+    ) -> Result<Option<T>> {
         match f(self) {
             Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
+                let exists: bool = redis::cmd("EXISTS")
+                    .arg(&self.keys.state)
+                    .query(&mut self.con)?;
+                if !exists {
+                    return Ok(None);
+                }
                 self.ensure_group()?;
-                Ok(f(self)?)
+                Ok(Some(f(self)?))
             }
-            other => Ok(other?),
+            other => Ok(Some(other?)),
+        }
+    }
+
+    /// `EXPIRE key lease` on `pipe` for each key, if there is a lease.
+    fn expire_on(pipe: &mut redis::Pipeline, keys: &[&str], lease: Duration) {
+        if lease.is_zero() {
+            return;
+        }
+        let secs = i64::try_from(lease.as_secs().max(1)).unwrap_or(i64::MAX);
+        for k in keys {
+            pipe.expire(*k, secs).ignore();
         }
     }
 
@@ -131,8 +162,7 @@ fn scrub(e: &RedisError, url: &str) -> String {
 
 fn password_of(url: &str) -> Option<String> {
     let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
+    let userinfo = &rest[..rest.rfind('@')?];
     Some(
         userinfo
             .split_once(':')
@@ -154,6 +184,15 @@ fn field_bytes(e: &StreamId, name: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// The entry's payload, or an empty one (logged) when it is unreadable: an
+/// empty payload is not a frame, so whoever reads it fails just that entry.
+fn payload_of(e: &StreamId) -> Vec<u8> {
+    field_bytes(e, "f").unwrap_or_else(|err| {
+        tracing::warn!("{err}");
+        Vec::new()
+    })
+}
+
 fn field_string(e: &StreamId, name: &str) -> String {
     e.map
         .get(name)
@@ -161,13 +200,45 @@ fn field_string(e: &StreamId, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn task_entry(e: &StreamId, deliveries: u64) -> Result<Entry> {
-    Ok(Entry {
+fn job_of(e: &StreamId) -> Option<u64> {
+    field_string(e, "j").parse().ok()
+}
+
+fn task_entry(e: &StreamId, deliveries: u64) -> Entry {
+    Entry {
         id: e.id.clone(),
         session: field_string(e, "s"),
-        payload: field_bytes(e, "f")?,
+        job: job_of(e),
+        payload: payload_of(e),
         deliveries,
-    })
+    }
+}
+
+/// Heartbeat: for each id (ARGV[3..]) still pending with consumer ARGV[2],
+/// resets its idle time (`XCLAIM ... JUSTID` counts no delivery); entries
+/// another consumer has taken over are left alone.
+const TOUCH_SCRIPT: &str = r"
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+";
+
+/// Settings as the builder clamps them.
+fn clamp_max_attempts(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX).max(1)
+}
+
+fn clamp_claim_after(ms: u64) -> Duration {
+    Duration::from_millis(ms).clamp(
+        Duration::from_millis(10),
+        Duration::from_secs(7 * 24 * 3600),
+    )
 }
 
 impl Queue for RedisQueue {
@@ -180,12 +251,17 @@ impl Queue for RedisQueue {
                 ("session", s.session.clone()),
                 ("max_attempts", s.max_attempts.to_string()),
                 ("claim_after_ms", s.claim_after.as_millis().to_string()),
+                ("lease_s", s.lease.as_secs().to_string()),
                 ("state", if s.done { "done" } else { "running" }.to_string()),
             ],
         )
         .ignore();
+        Self::expire_on(&mut pipe, &[&self.keys.state], s.lease);
         pipe.query::<()>(&mut self.con)?;
-        self.ensure_group()
+        self.lease = s.lease;
+        self.claim_cursor = "0-0".into();
+        self.ensure_group()?;
+        self.renew(s.lease)
     }
 
     fn settings(&mut self) -> Result<Option<RunSettings>> {
@@ -196,34 +272,48 @@ impl Queue for RedisQueue {
             return Ok(None);
         }
         let num = |k: &str, d: u64| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-        Ok(Some(RunSettings {
+        let s = RunSettings {
             session: h.get("session").cloned().unwrap_or_default(),
-            max_attempts: u32::try_from(num("max_attempts", 3)).unwrap_or(u32::MAX),
-            claim_after: Duration::from_millis(num("claim_after_ms", 30_000)),
+            max_attempts: clamp_max_attempts(num("max_attempts", 3)),
+            claim_after: clamp_claim_after(num("claim_after_ms", 30_000)),
             done: h.get("state").is_some_and(|s| s == "done"),
-        }))
+            lease: Duration::from_secs(num("lease_s", 0).min(10 * 365 * 24 * 3600)),
+        };
+        self.lease = s.lease;
+        Ok(Some(s))
     }
 
     fn finish_run(&mut self, keep_for: Duration) -> Result<()> {
-        let secs = i64::try_from(keep_for.as_secs().max(1)).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset(&self.keys.state, "state", "done")
+            .ignore()
+            .hset(&self.keys.state, "lease_s", keep_for.as_secs().max(1))
             .ignore();
-        for k in self.keys.all() {
-            pipe.expire(k, secs).ignore();
-        }
+        Self::expire_on(
+            &mut pipe,
+            &self.keys.all(),
+            keep_for.max(Duration::from_secs(1)),
+        );
         Ok(pipe.query::<()>(&mut self.con)?)
     }
 
-    fn add_tasks(&mut self, session: &str, payloads: &[Vec<u8>]) -> Result<()> {
+    fn renew(&mut self, lease: Duration) -> Result<()> {
         let mut pipe = redis::pipe();
-        for p in payloads {
+        Self::expire_on(&mut pipe, &self.keys.all(), lease);
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
+    fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (job, p) in tasks {
             pipe.cmd("XADD")
                 .arg(&self.keys.tasks)
                 .arg("*")
                 .arg("s")
                 .arg(session)
+                .arg("j")
+                .arg(*job)
                 .arg("f")
                 .arg(p.as_slice())
                 .ignore();
@@ -233,7 +323,7 @@ impl Queue for RedisQueue {
 
     fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
         let tasks = self.keys.tasks.clone();
-        let reply: Option<StreamReadReply> = self.with_group(|q| {
+        let reply: Option<Option<StreamReadReply>> = self.with_group(|q| {
             redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(GROUP)
@@ -247,28 +337,37 @@ impl Queue for RedisQueue {
                 .arg(">")
                 .query(&mut q.con)
         })?;
-        let mut out = Vec::new();
-        for k in reply.map(|r| r.keys).unwrap_or_default() {
-            for e in &k.ids {
-                out.push(task_entry(e, 1)?);
-            }
-        }
-        Ok(out)
+        let Some(reply) = reply else {
+            // The run is gone (or not started yet): wait as a read would.
+            std::thread::sleep(block);
+            return Ok(Vec::new());
+        };
+        Ok(reply
+            .map(|r| r.keys)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|k| k.ids.iter().map(|e| task_entry(e, 1)))
+            .collect())
     }
 
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
         let tasks = self.keys.tasks.clone();
-        let reply: StreamAutoClaimReply = self.with_group(|q| {
+        let start = self.claim_cursor.clone();
+        let reply: Option<StreamAutoClaimReply> = self.with_group(|q| {
             redis::cmd("XAUTOCLAIM")
                 .arg(&tasks)
                 .arg(GROUP)
                 .arg(consumer)
                 .arg(min_idle.as_millis() as u64)
-                .arg("0-0")
+                .arg(&start)
                 .arg("COUNT")
                 .arg(count.max(1))
                 .query(&mut q.con)
         })?;
+        let Some(reply) = reply else {
+            return Ok(Vec::new());
+        };
+        self.claim_cursor = reply.next_stream_id.clone();
         // Entries deleted from the stream while pending cannot run: drop them.
         if !reply.deleted_ids.is_empty() {
             let mut ack = redis::cmd("XACK");
@@ -283,23 +382,82 @@ impl Queue for RedisQueue {
         }
         let ids: Vec<String> = reply.claimed.iter().map(|e| e.id.clone()).collect();
         let counts = self.pending_counts(&ids)?;
-        reply
+        Ok(reply
             .claimed
             .iter()
             .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
-            .collect()
+            .collect())
+    }
+
+    fn dead_letter_stale(
+        &mut self,
+        consumer: &str,
+        min_idle: Duration,
+        max_attempts: u32,
+        count: usize,
+    ) -> Result<usize> {
+        let idle = min_idle.as_millis() as u64;
+        let r: redis::RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(idle)
+            .arg("-")
+            .arg("+")
+            .arg(count.max(1))
+            .query(&mut self.con);
+        let pending = match r {
+            Ok(p) => p,
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let stale: Vec<String> = pending
+            .ids
+            .into_iter()
+            .filter(|p| p.times_delivered as u64 >= u64::from(max_attempts))
+            .map(|p| p.id)
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        // XCLAIM with a minimum idle time: of the host and a worker racing
+        // for the same entry, only one gets it.
+        let mut c = redis::cmd("XCLAIM");
+        c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(idle);
+        for id in &stale {
+            c.arg(id);
+        }
+        let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
+        let ids: Vec<String> = claimed.ids.iter().map(|e| e.id.clone()).collect();
+        let counts = self.pending_counts(&ids)?;
+        let mut n = 0;
+        for e in &claimed.ids {
+            let entry = task_entry(e, counts.get(&e.id).copied().unwrap_or(1));
+            let reason = format!(
+                "delivered {} times (max_attempts = {max_attempts}): every worker that took it \
+                 died or stalled",
+                entry.deliveries
+            );
+            tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
+            self.dead_letter(&entry, &reason)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut c = redis::cmd("XCLAIM");
-        c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(0);
+        let mut c = redis::cmd("EVAL");
+        c.arg(TOUCH_SCRIPT)
+            .arg(1)
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(consumer);
         for id in ids {
             c.arg(id);
         }
-        c.arg("JUSTID");
         c.query::<Value>(&mut self.con)?;
         Ok(())
     }
@@ -312,6 +470,8 @@ impl Queue for RedisQueue {
             .arg("*")
             .arg("s")
             .arg(&entry.session)
+            .arg("j")
+            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
             .arg(result)
             .ignore()
@@ -320,6 +480,8 @@ impl Queue for RedisQueue {
             .arg(GROUP)
             .arg(&entry.id)
             .ignore();
+        // A late write must not leave a key without expiry.
+        Self::expire_on(&mut pipe, &[&self.keys.results], self.lease);
         Ok(pipe.query::<()>(&mut self.con)?)
     }
 
@@ -331,6 +493,8 @@ impl Queue for RedisQueue {
             .arg("*")
             .arg("s")
             .arg(&entry.session)
+            .arg("j")
+            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
             .arg(entry.payload.as_slice())
             .arg("entry")
@@ -345,6 +509,7 @@ impl Queue for RedisQueue {
             .arg(GROUP)
             .arg(&entry.id)
             .ignore();
+        Self::expire_on(&mut pipe, &[&self.keys.dead], self.lease);
         Ok(pipe.query::<()>(&mut self.con)?)
     }
 
@@ -386,11 +551,15 @@ impl Queue for RedisQueue {
         for k in reply.map(|r| r.keys).unwrap_or_default() {
             let dead = k.key == self.keys.dead;
             for e in &k.ids {
+                // A malformed entry is logged and passed on with an empty
+                // payload (the host fails its job if it can tell which);
+                // the rest of the batch is read as usual.
                 if dead {
                     cursor.dead = e.id.clone();
                     out.push(Outcome::Dead {
                         session: field_string(e, "s"),
-                        payload: field_bytes(e, "f")?,
+                        job: job_of(e),
+                        payload: payload_of(e),
                         deliveries: field_string(e, "n").parse().unwrap_or(0),
                         reason: field_string(e, "why"),
                     });
@@ -398,7 +567,8 @@ impl Queue for RedisQueue {
                     cursor.results = e.id.clone();
                     out.push(Outcome::Result {
                         session: field_string(e, "s"),
-                        payload: field_bytes(e, "f")?,
+                        job: job_of(e),
+                        payload: payload_of(e),
                     });
                 }
             }
@@ -416,5 +586,9 @@ mod tests {
         assert_eq!(password_of("redis://:pw@h:1").as_deref(), Some("pw"));
         assert_eq!(password_of("rediss://u:pw@h").as_deref(), Some("pw"));
         assert_eq!(password_of("redis://h:1"), None);
+        assert_eq!(
+            password_of("redis://:a/b@c@h:1/0").as_deref(),
+            Some("a/b@c")
+        );
     }
 }

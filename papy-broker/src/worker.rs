@@ -3,16 +3,17 @@
 //! run's consumer group, runs them exactly as a process worker would
 //! ([`TaskRunner`]), appends the results and acknowledges the entries.
 //!
-//! Recovery lives here too: every check interval a worker takes over the
-//! entries that dead workers left pending longer than `claim_after`
-//! (`XAUTOCLAIM`), and moves an entry delivered more than `max_attempts`
+//! Recovery lives here too: every check interval a worker takes over one
+//! entry that a dead worker left pending longer than `claim_after`
+//! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
 //! times to the dead-letter stream instead of running it once more. A lost
 //! connection is retried with exponential back-off, for ever.
 
 use std::time::{Duration, Instant};
 
 use papy_core::protocol::serve::TaskRunner;
-use papy_core::protocol::Frame;
+use papy_core::protocol::{Frame, MAX_FRAME};
+use papy_core::{ErrorKind, Item, ItemError};
 
 use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
@@ -33,8 +34,8 @@ pub struct ServeOptions {
     pub until_done: bool,
     /// Longest pause between two reconnection attempts.
     pub max_backoff: Duration,
-    /// Exit when this process's parent is no longer `Some(pid)` (a local
-    /// worker whose host died must not serve for ever).
+    /// Exit when process `Some(pid)` no longer exists (a local worker whose
+    /// host died must not serve for ever).
     pub parent: Option<u32>,
 }
 
@@ -58,6 +59,7 @@ fn default_settings() -> RunSettings {
         max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
         claim_after: crate::DEFAULT_CLAIM_AFTER,
         done: false,
+        lease: Duration::ZERO,
     }
 }
 
@@ -133,7 +135,9 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
                 }
                 settings = s;
             }
-            for e in q.reclaim(consumer, settings.claim_after, 16)? {
+            // One at a time: an entry taken over is held (and heartbeaten)
+            // from the moment it is claimed until it is run.
+            for e in q.reclaim(consumer, settings.claim_after, 1)? {
                 handle(&mut q, &heartbeat, runner, &settings, e)?;
             }
         }
@@ -145,7 +149,33 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
 
 /// The host that started this local worker has died.
 fn host_gone(opts: &ServeOptions) -> bool {
-    opts.parent.is_some_and(|p| Some(p) != parent_pid())
+    opts.parent.is_some_and(|p| !alive(p))
+}
+
+/// Whether process `pid` exists (Unix: `kill(pid, 0)`; ESRCH means gone).
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill(2) with signal 0 only checks that the process exists;
+        // no signal is sent and no memory is touched.
+        let r = unsafe { libc::kill(pid, 0) };
+        let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        // A killed host nobody has reaped yet is a zombie: gone too.
+        exists
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, t)| t.starts_with(" Z")))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 /// This process's parent (Unix), to notice that a host died.
@@ -202,10 +232,39 @@ fn handle(
         return q.dead_letter(&e, &reason.to_string());
     };
     heartbeat.hold(&e.id);
+    let n = indices.len();
     let results = runner.run(chain, &node, &indices, &inboxes);
     heartbeat.release(&e.id);
-    let bytes = encode(&Frame::Result { id, results })?;
+    // A result the host could not read (too big, or not encodable) becomes
+    // one error per item; it is never mistaken for a lost connection.
+    let bytes = match encode_result(id, results) {
+        Ok(b) => b,
+        Err(why) => {
+            tracing::warn!("entry {}: {why}", e.id);
+            let error = ItemError::new(ErrorKind::Conversion, why);
+            let items: Vec<Item> = vec![Err(error); n];
+            match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
+                Ok(b) => b,
+                Err(why) => return q.dead_letter(&e, &why),
+            }
+        }
+    };
     q.complete(&e, &bytes)
+}
+
+/// A `Result` frame's bytes, if the host can read them (at most `MAX_FRAME`).
+fn encode_result(
+    id: u64,
+    results: papy_core::protocol::WireResults,
+) -> std::result::Result<Vec<u8>, String> {
+    let bytes = encode(&Frame::Result { id, results }).map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_FRAME {
+        return Err(format!(
+            "the batch's result is {} bytes, more than a frame may hold ({MAX_FRAME})",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The environment variable naming the broker URL of a local worker.
@@ -213,8 +272,8 @@ pub const URL_ENV: &str = "PAPY_REDIS_URL";
 /// The environment variable naming the run of a local worker.
 pub const RUN_ENV: &str = "PAPY_REDIS_RUN";
 /// The process id of the host that started a local worker: the worker
-/// leaves when its parent is no longer that process (the host died, maybe
-/// even before the worker started).
+/// leaves when that process no longer exists (the host died, maybe even
+/// before the worker started).
 pub const HOST_PID_ENV: &str = "PAPY_REDIS_HOST_PID";
 /// Set (to `1`) for local workers, which exit when their run is done.
 pub const UNTIL_DONE_ENV: &str = "PAPY_REDIS_UNTIL_DONE";

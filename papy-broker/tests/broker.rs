@@ -33,6 +33,7 @@ fn numap_on(pool: &Arc<BrokerPool>, stride: usize) -> NuMap {
 
 #[test]
 fn the_determinism_pipelines_give_the_same_output_on_three_broker_workers() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let n = 60;
     let reference = run_all(
@@ -78,24 +79,31 @@ fn pid_in(path: &std::path::Path) -> u32 {
 
 #[test]
 fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let marker = std::env::temp_dir().join(format!("papy-broker-kill-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     let p = Arc::new(
         pool(&server, "kill", 3)
-            .claim_after(Duration::from_millis(500))
+            .claim_after(Duration::from_secs(2))
             .build()
             .unwrap(),
     );
-    let m = numap_on(&p, 1);
-    // Item 5 records the pid of the worker that takes it, then works for 1.5 s:
+    // A deep buffer: several entries are in flight when the worker dies.
+    let m = NuMap::builder()
+        .pool(p.clone())
+        .stride(1)
+        .buffer(16)
+        .build()
+        .unwrap();
+    // Item 5 records the pid of the worker that takes it, then works for 3 s:
     // longer than claim_after, so only heartbeats keep it from being reclaimed.
     let w = Worker::with_args(
         "t_report_pid_on",
         [
             Value::Int(5),
             Value::from(marker.display().to_string()),
-            Value::Int(1500),
+            Value::Int(3000),
         ],
     )
     .unwrap();
@@ -123,15 +131,32 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     let second = pid_in(&marker);
     assert_ne!(second, victim);
     let _ = std::fs::remove_file(&marker);
+    assert_eq!(pending(&server, "kill"), 0, "every entry acknowledged");
+    let dead: i64 = redis::cmd("XLEN")
+        .arg("papy:kill:dead")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(dead, 0, "nothing dead-lettered");
+}
+
+/// Entries of run `run` delivered and not acknowledged.
+fn pending(server: &RedisServer, run: &str) -> usize {
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(format!("papy:{run}:tasks"))
+        .arg(papy_broker::GROUP)
+        .query(&mut server.connection())
+        .unwrap();
+    pending.count()
 }
 
 #[test]
 fn a_poison_batch_ends_in_the_dead_letter_stream_as_one_error_item() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let p = Arc::new(
         pool(&server, "poison", 3)
             .max_attempts(2)
-            .claim_after(Duration::from_millis(300))
+            .claim_after(Duration::from_secs(2))
             .build()
             .unwrap(),
     );
@@ -166,12 +191,7 @@ fn a_poison_batch_ends_in_the_dead_letter_stream_as_one_error_item() {
     let n: String = redis::from_redis_value(&dead.ids[0].map["n"]).unwrap();
     assert_eq!(n, "3");
     // Nothing is left pending in the task stream.
-    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
-        .arg("papy:poison:tasks")
-        .arg(papy_broker::GROUP)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(pending.count(), 0);
+    assert_eq!(pending(&server, "poison"), 0);
 }
 
 /// On item `k`, appends a line to `path` (one per run), then sleeps `ms`.
@@ -193,24 +213,26 @@ fn b_count_runs_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
 
 #[test]
 fn heartbeats_keep_a_long_batch_of_a_live_worker_from_being_reclaimed() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let runs = std::env::temp_dir().join(format!("papy-broker-runs-{}", std::process::id()));
     let _ = std::fs::remove_file(&runs);
     let p = Arc::new(
         pool(&server, "heartbeat", 2)
-            .claim_after(Duration::from_millis(400))
+            .claim_after(Duration::from_secs(2))
             .build()
             .unwrap(),
     );
     let m = numap_on(&p, 1);
-    // Item 3 works for 2 s, five times claim_after: without heartbeats the
-    // other worker would take it over and run it a second time meanwhile.
+    // Item 3 works for 5 s, 2.5 times claim_after (heartbeats every 0.5 s):
+    // without them the other worker would take it over and run it a second
+    // time meanwhile.
     let w = Worker::with_args(
         "b_count_runs_on",
         [
             Value::Int(3),
             Value::from(runs.display().to_string()),
-            Value::Int(2000),
+            Value::Int(5000),
         ],
     )
     .unwrap();
@@ -226,6 +248,7 @@ fn heartbeats_keep_a_long_batch_of_a_live_worker_from_being_reclaimed() {
 
 #[test]
 fn a_result_that_arrives_twice_is_delivered_once() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker by hand and answers twice.
     let p = Arc::new(BrokerPool::builder("twice", &server.url()).build().unwrap());
@@ -240,7 +263,9 @@ fn a_result_that_arrives_twice_is_delivered_once() {
     let mut q = RedisQueue::connect(&server.url(), "twice").unwrap();
     let mut runner = papy_core::protocol::serve::TaskRunner::default();
     let mut entries = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
     while entries.is_empty() {
+        assert!(Instant::now() < deadline, "no task entry appeared");
         entries = q
             .read_tasks("by-hand", 10, Duration::from_millis(200))
             .unwrap();
@@ -274,6 +299,7 @@ fn a_result_that_arrives_twice_is_delivered_once() {
 
 #[test]
 fn run_keys_expire_after_the_run() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let p = Arc::new(
         pool(&server, "hygiene", 1)
@@ -286,8 +312,17 @@ fn run_keys_expire_after_the_run() {
     d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
         .unwrap();
     assert_eq!(run_all(d, ints(0..5)).remove(0).1, ints(1..6));
-    papy::Pool::shutdown(&*p);
     let mut con = server.connection();
+    // While the host runs, every key has a lease: keep_for plus a minute.
+    for key in [
+        "papy:hygiene:tasks",
+        "papy:hygiene:results",
+        "papy:hygiene:run",
+    ] {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
+        assert!(ttl > 120 && ttl <= 180, "{key}: lease {ttl}");
+    }
+    papy::Pool::shutdown(&*p);
     for key in [
         "papy:hygiene:tasks",
         "papy:hygiene:results",
@@ -321,6 +356,7 @@ fn an_unreachable_broker_is_a_clear_error_without_the_password() {
 
 #[test]
 fn closures_are_refused() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let p = Arc::new(
         BrokerPool::builder("closures", &server.url())
@@ -342,11 +378,12 @@ fn closures_are_refused() {
 
 #[test]
 fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     let p = Arc::new(
         pool(&server, "grouped", 2)
             .max_attempts(1)
-            .claim_after(Duration::from_millis(300))
+            .claim_after(Duration::from_secs(2))
             .build()
             .unwrap(),
     );
@@ -393,7 +430,8 @@ fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
 }
 
 #[test]
-fn a_redis_restart_without_persistence_fails_the_items_in_flight_and_the_run_goes_on() {
+fn a_redis_restart_without_persistence_sends_the_items_in_flight_again_and_the_run_goes_on() {
+    let _serial = support::serial();
     let mut server = RedisServer::start();
     let marker = std::env::temp_dir().join(format!("papy-broker-restart-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
@@ -424,22 +462,122 @@ fn a_redis_restart_without_persistence_fails_the_items_in_flight_and_the_run_goe
     pid_in(&marker);
     server.restart();
     assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
-    let items = out.take();
-    assert_eq!(items.len(), 10, "every input yields exactly one output");
-    for (i, r) in items.iter().enumerate() {
-        if i == 3 {
-            let e = r.as_ref().unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::WorkerDied);
-            assert!(e.message().contains("lost the run's streams"), "{e}");
-        } else {
-            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64), "item {i}");
-        }
-    }
+    // The host found its run gone, started it again and appended the
+    // entry in flight again: nothing is lost.
+    assert_eq!(out.take(), ints(0..10));
     let _ = std::fs::remove_file(&marker);
+}
+
+/// A pool without workers whose plumber has items in flight.
+fn stalled(server: &RedisServer, pool: BrokerPool, n: i64) -> (Plumber, papy_core::Collector) {
+    let p = Arc::new(pool);
+    let m = numap_on(&p, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..n))]).unwrap();
+    plumber.run().unwrap();
+    // Wait until the host has appended entries.
+    let run = p.run_id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let len: i64 = redis::cmd("XLEN")
+            .arg(format!("papy:{run}:tasks"))
+            .query(&mut server.connection())
+            .unwrap();
+        if len > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no task entry appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (plumber, out)
+}
+
+#[test]
+fn a_host_whose_redis_goes_away_fails_the_items_in_flight_instead_of_hanging() {
+    let _serial = support::serial();
+    let mut server = RedisServer::start();
+    let pool = BrokerPool::builder("gone", &server.url())
+        .unreachable_after(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (mut plumber, out) = stalled(&server, pool, 4);
+    // Nothing more to send: only the reader can notice.
+    server.stop();
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 4);
+    for r in &items {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerDied);
+        assert!(
+            e.message().contains("has not answered") || e.message().contains("unreachable"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn local_workers_that_cannot_start_end_the_run_with_a_clear_error() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let pool = BrokerPool::builder("nostart", &server.url())
+        .local_workers(
+            2,
+            papy_core::WorkerCommand::new("/nonexistent/papy-broker-worker", ["worker"]),
+        )
+        .build()
+        .unwrap();
+    let (mut plumber, out) = stalled(&server, pool, 4);
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 4);
+    for r in &items {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerDied);
+        assert!(e.message().contains("giving up"), "{e}");
+    }
+}
+
+#[test]
+fn a_second_host_on_the_same_run_id_fails_the_first_loudly() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let first = BrokerPool::builder("first", &server.url())
+        .run_id("shared")
+        .build()
+        .unwrap();
+    let (mut plumber, out) = stalled(&server, first, 3);
+    let _second = BrokerPool::builder("second", &server.url())
+        .run_id("shared")
+        .build()
+        .unwrap();
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    drop(plumber);
+    // The first host's shutdown leaves the second one's run alone.
+    let state: String = redis::cmd("HGET")
+        .arg("papy:shared:run")
+        .arg("state")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(state, "running");
+    let items = out.take();
+    assert_eq!(items.len(), 3);
+    for r in &items {
+        let e = r.as_ref().unwrap_err();
+        assert!(
+            e.message().contains("another host took over run `shared`"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
 fn a_redis_resource_survives_save_and_load() {
+    let _serial = support::serial();
     let server = RedisServer::start();
     papy_broker::install();
     let text = format!(
@@ -487,4 +625,217 @@ fn a_tls_url_is_understood_and_an_unreachable_server_is_an_error() {
         "{e}"
     );
     assert!(!e.to_lowercase().contains("feature"), "{e}");
+}
+
+#[test]
+fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    // No workers: this test plays the worker by hand.
+    let p = Arc::new(
+        BrokerPool::builder("unreadable", &server.url())
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..6i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut q = RedisQueue::connect(&server.url(), "unreadable").unwrap();
+    let mut runner = papy_core::protocol::serve::TaskRunner::default();
+    let mut spoiled: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not end");
+        for e in q
+            .read_tasks("by-hand", 10, Duration::from_millis(100))
+            .unwrap()
+        {
+            let papy_core::protocol::Frame::Task {
+                id,
+                chain,
+                node,
+                indices,
+                inboxes,
+            } = papy_broker::codec::decode(&e.id, &e.payload).unwrap()
+            else {
+                panic!("not a task");
+            };
+            if spoiled.is_empty() {
+                // A result entry without any field, then one whose payload
+                // is no frame but whose job id is readable.
+                spoiled = indices.clone();
+                let _: String = redis::cmd("XADD")
+                    .arg("papy:unreadable:results")
+                    .arg("*")
+                    .arg("s")
+                    .arg(&e.session)
+                    .query(q.connection())
+                    .unwrap();
+                q.complete(&e, b"not a frame").unwrap();
+                continue;
+            }
+            let results = runner.run(chain, &node, &indices, &inboxes);
+            let bytes =
+                papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
+                    .unwrap();
+            q.complete(&e, &bytes).unwrap();
+        }
+        if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
+            break;
+        }
+    }
+    let items = out.take();
+    assert_eq!(items.len(), 6);
+    assert!(!spoiled.is_empty());
+    for (i, r) in items.iter().enumerate() {
+        if spoiled.contains(&(i as u64)) {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WorkerDied);
+            assert!(e.message().contains("unreadable"), "{e}");
+        } else {
+            assert_eq!(r.as_ref().unwrap(), &Value::Int(i as i64 + 10), "item {i}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_task_entry_is_dead_lettered_and_the_run_goes_on() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let p = Arc::new(pool(&server, "malformed", 1).build().unwrap());
+    let mut con = server.connection();
+    let session: String = redis::cmd("HGET")
+        .arg("papy:malformed:run")
+        .arg("session")
+        .query(&mut con)
+        .unwrap();
+    // A task entry without its frame, for a job the host never sent.
+    let _: String = redis::cmd("XADD")
+        .arg("papy:malformed:tasks")
+        .arg("*")
+        .arg("s")
+        .arg(&session)
+        .arg("j")
+        .arg(999_999)
+        .query(&mut con)
+        .unwrap();
+    let m = numap_on(&p, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    assert_eq!(run_all(d, ints(0..8)).remove(0).1, ints(1..9));
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:malformed:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1, "the malformed entry is dead-lettered");
+    let job: String = redis::from_redis_value(&dead.ids[0].map["j"]).unwrap();
+    assert_eq!(job, "999999");
+    assert_eq!(pending(&server, "malformed"), 0);
+}
+
+#[test]
+fn a_worker_does_not_recreate_the_streams_of_a_run_that_is_gone() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "expired").unwrap();
+    assert!(q
+        .read_tasks("w", 1, Duration::from_millis(50))
+        .unwrap()
+        .is_empty());
+    assert!(q
+        .reclaim("w", Duration::from_millis(10), 1)
+        .unwrap()
+        .is_empty());
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("papy:expired:tasks")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(exists, 0, "no stream without a run");
+}
+
+#[test]
+fn the_host_dead_letters_a_poison_batch_when_no_worker_is_left_to_reclaim_it() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let pool = BrokerPool::builder("orphan", &server.url())
+        .max_attempts(1)
+        .claim_after(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (mut plumber, out) = stalled(&server, pool, 1);
+    // A "worker" takes the entry and dies (it never acknowledges), and no
+    // other worker exists: only the host can end the batch.
+    let mut q = RedisQueue::connect(&server.url(), "orphan").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while q
+        .read_tasks("dies", 1, Duration::from_millis(100))
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no task entry appeared");
+    }
+    assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 1);
+    let e = items[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerDied);
+    assert!(
+        e.message().contains("dead-lettered after 2 deliveries"),
+        "{e}"
+    );
+    assert_eq!(pending(&server, "orphan"), 0);
+}
+
+#[test]
+fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "steal").unwrap();
+    q.start_run(&papy_broker::RunSettings {
+        session: "s".into(),
+        max_attempts: 3,
+        claim_after: Duration::from_millis(10),
+        done: false,
+        lease: Duration::from_secs(60),
+    })
+    .unwrap();
+    q.add_tasks("s", &[(1, b"x".to_vec())]).unwrap();
+    let first = q.read_tasks("a", 1, Duration::from_millis(100)).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].job, Some(1));
+    std::thread::sleep(Duration::from_millis(50));
+    let taken = q.reclaim("b", Duration::from_millis(10), 1).unwrap();
+    assert_eq!(taken.len(), 1, "b took the idle entry over");
+    // The stalled worker wakes up and beats for the entry it lost.
+    q.touch("a", &[first[0].id.clone()]).unwrap();
+    let owner: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:steal:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(owner.ids.len(), 1);
+    assert_eq!(owner.ids[0].consumer, "b", "the heartbeat stole nothing");
+    // Its own entry's heartbeat works (resets the idle time, no delivery).
+    q.touch("b", &[first[0].id.clone()]).unwrap();
+    let again: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:steal:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(again.ids[0].consumer, "b");
+    assert_eq!(again.ids[0].times_delivered, 2);
 }

@@ -7,8 +7,71 @@ mod plugins;
 #[path = "../../papy-broker/tests/support/mod.rs"]
 mod redis_support;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed (and reaped) when the test ends, even by a panic.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) if it takes
+/// longer than `limit`: a broken run never hangs the suite.
+fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = KillOnDrop(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .0
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .0
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{cmd:?}` did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -43,25 +106,27 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
         on_redis.replace("../../target", &root().join("target").display().to_string()),
     )
     .unwrap();
-    let mut external = papy()
-        .args([
-            "worker",
-            "--redis",
-            &server.url(),
-            "--run",
-            "cli",
-            "--plugin",
-            "math",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = papy()
-        .args(["run", "--quiet", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let _ = external.kill();
-    let _ = external.wait();
+    let external = KillOnDrop(
+        papy()
+            .args([
+                "worker",
+                "--redis",
+                &server.url(),
+                "--run",
+                "cli",
+                "--until-done",
+                "--plugin",
+                "math",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = output_within(
+        papy().args(["run", "--quiet", file.to_str().unwrap()]),
+        Duration::from_secs(120),
+    );
+    drop(external);
     assert!(
         out.status.success(),
         "{}",
@@ -75,10 +140,10 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
 
 #[test]
 fn a_broker_worker_needs_a_run() {
-    let out = papy()
-        .args(["worker", "--redis", "redis://:hunter2@127.0.0.1:1"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        papy().args(["worker", "--redis", "redis://:hunter2@127.0.0.1:1"]),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs `--run RUN_ID`"), "{err}");
@@ -133,23 +198,25 @@ path = "-"
         ),
     )
     .unwrap();
-    let mut host = papy()
-        .args(["run", "-q", file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut host = KillOnDrop(
+        papy()
+            .args(["run", "-q", file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let workers = loop {
-        let c = children(host.id());
+        let c = children(host.0.id());
         if c.len() >= 2 {
             break c;
         }
         assert!(std::time::Instant::now() < deadline, "no local workers");
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    host.kill().unwrap();
-    host.wait().unwrap();
+    host.0.kill().unwrap();
+    host.0.wait().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for pid in workers {
         // Gone, or a zombie waiting for init to reap it.

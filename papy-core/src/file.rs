@@ -74,8 +74,8 @@ fn one() -> usize {
     1
 }
 
-/// `[resources.NAME]`: a NuMap.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[resources.NAME]`: a NuMap. Its `Debug` hides the URL's password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     /// thread | process | remote.
@@ -107,6 +107,23 @@ pub struct Resource {
     /// (kind = redis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_after: Option<f64>,
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field("kind", &self.kind)
+            .field("workers", &self.workers)
+            .field("stride", &self.stride)
+            .field("buffer", &self.buffer)
+            .field("ordered", &self.ordered)
+            .field("remote", &self.remote)
+            .field("url", &self.url.as_deref().map(crate::pool::redact_url))
+            .field("run_id", &self.run_id)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_after", &self.claim_after)
+            .finish()
+    }
 }
 
 fn yes() -> bool {

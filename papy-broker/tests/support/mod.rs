@@ -1,11 +1,21 @@
 //! A throw-away Redis server for tests: `redis-server` on a Unix socket in
-//! a fresh directory (no TCP port, no persistence), stopped on drop.
+//! a fresh directory (no TCP port, no persistence), stopped on drop and
+//! killed by the kernel if the test dies first (`PR_SET_PDEATHSIG`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Taken at the start of every heavy broker test: they run one at a time,
+/// so recovery timings (claim_after, heartbeats) hold on a busy machine.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A running `redis-server`, killed (by its pid) and cleaned up on drop.
 pub struct RedisServer {
@@ -44,6 +54,13 @@ impl RedisServer {
         self.wait_ready();
     }
 
+    /// Kills the server (SIGKILL) and leaves it down.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -64,8 +81,25 @@ impl RedisServer {
 
 /// Starts `redis-server` on `socket`, without persistence.
 fn spawn(dir: &Path, socket: &Path) -> Child {
-    Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
+    let mut c = Command::new("redis-server");
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls prctl(2), which is async-signal-safe; it allocates
+        // nothing and touches no shared state.
+        unsafe {
+            c.pre_exec(|| {
+                // The server dies with the thread that started it (the
+                // test), even if the test process is killed.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    c.args(["--port", "0", "--unixsocket"])
         .arg(socket)
         .args(["--save", "", "--appendonly", "no", "--dir"])
         .arg(dir)

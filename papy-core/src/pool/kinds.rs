@@ -13,8 +13,34 @@ use std::time::Duration;
 use super::{Pool, WorkerCommand};
 use crate::error::{Error, Result};
 
+/// A broker URL with its password (and user name) replaced by `***`, for
+/// logs, error messages and `Debug`: everything between `://` and the
+/// *last* `@` is user information (a password may hold `/`, `?` or `@`),
+/// and a Unix socket URL's query holding a password is hidden too.
+///
+/// ```
+/// use papy_core::pool::redact_url;
+/// assert_eq!(redact_url("redis://:s3cret@db:6379/0"), "redis://***@db:6379/0");
+/// assert_eq!(redact_url("redis://:a/b?c@d@db:6379/0"), "redis://***@db:6379/0");
+/// assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(p) => (&url[..p + 3], &url[p + 3..]),
+        None => ("", url),
+    };
+    if let Some(at) = rest.rfind('@') {
+        return format!("{scheme}***{}", &rest[at..]);
+    }
+    // Unix socket URLs carry the password as a query parameter.
+    match rest.find('?') {
+        Some(q) if rest[q..].contains("pass") => format!("{scheme}{}?***", &rest[..q]),
+        _ => url.to_string(),
+    }
+}
+
 /// What a pipeline file says about a broker-backed pool.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BrokerSpec {
     /// The resource's name.
     pub name: String,
@@ -31,6 +57,21 @@ pub struct BrokerSpec {
     /// How to start a local worker (the pool adds the broker's settings to
     /// its environment).
     pub command: Option<WorkerCommand>,
+}
+
+/// Shows the URL with its password hidden.
+impl std::fmt::Debug for BrokerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerSpec")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("run_id", &self.run_id)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_after", &self.claim_after)
+            .field("local_workers", &self.local_workers)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 /// Builds a pool of an installed kind.
@@ -105,6 +146,26 @@ worker = ["papy.ipasser"]
             e.contains("resource `farm`: pool kind `redis` is not available"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_resources_debug_hides_the_password() {
+        let r: crate::file::Resource =
+            toml::from_str("kind = \"redis\"\nurl = \"redis://:pa/ss@w@db:6379/0\"\n")
+                .expect("a resource");
+        let text = format!("{r:?}");
+        assert!(text.contains("redis://***@db:6379/0"), "{text}");
+        assert!(!text.contains("pa/ss"), "{text}");
+    }
+
+    #[test]
+    fn redact_treats_everything_up_to_the_last_at_as_user_information() {
+        assert_eq!(
+            super::redact_url("redis://:p/w?x@y@db:1/0"),
+            "redis://***@db:1/0"
+        );
+        assert_eq!(super::redact_url("redis://u@db"), "redis://***@db");
+        assert_eq!(super::redact_url("db:6379"), "db:6379");
     }
 
     #[test]

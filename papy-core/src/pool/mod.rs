@@ -21,7 +21,7 @@ use crate::error::{ErrorKind, Item, ItemError, Result};
 use crate::numap::task::TaskCtx;
 use crate::worker::Worker;
 
-pub use kinds::{build_kind, register_kind, BrokerSpec, KindBuilder};
+pub use kinds::{build_kind, redact_url, register_kind, BrokerSpec, KindBuilder};
 pub use mixed::MixedPool;
 pub use process::{mark_test_support, ProcessPool, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 pub use thread::ThreadPool;
