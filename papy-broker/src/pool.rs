@@ -919,20 +919,7 @@ impl Pool for BrokerPool {
     }
 
     fn submit(&self, job: Job) {
-        match lock(&self.tx).as_ref() {
-            Some(tx) => {
-                if let Err(e) = tx.send(job) {
-                    e.0.fail_all(ItemError::new(
-                        ErrorKind::WorkerDied,
-                        "the pool is shut down",
-                    ));
-                }
-            }
-            None => job.fail_all(ItemError::new(
-                ErrorKind::WorkerDied,
-                "the pool is shut down",
-            )),
-        }
+        papy_core::pool::queue_or_fail(lock(&self.tx).as_ref(), job);
     }
 
     fn shutdown(&self) {
