@@ -114,7 +114,16 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     plumber.start([("slow", Source::values(0..40i64))]).unwrap();
     plumber.run().unwrap();
     let victim = pid_in(&marker);
-    assert!(p.pids().values().any(|&pid| pid == victim));
+    // The pool records a local worker's pid just after starting it; on a
+    // busy machine the worker can reach item 5 first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.pids().values().any(|&pid| pid == victim) {
+        assert!(
+            Instant::now() < deadline,
+            "{victim} is not one of the pool's workers"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let _ = std::fs::remove_file(&marker);
     let status = std::process::Command::new("kill")
         .args(["-9", &victim.to_string()])
