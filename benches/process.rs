@@ -54,7 +54,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("process_trivial");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(3));
-    for (stride, n) in [(1usize, 20_000i64), (1000, 100_000)] {
+    for (stride, n) in [(1usize, 20_000i64), (1000, 1_000_000)] {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(
             BenchmarkId::new("2_processes", format!("stride_{stride}")),
@@ -81,7 +81,7 @@ fn benches(c: &mut Criterion) {
 
 fn python_baseline() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/mp_imap.py");
-    match Command::new("python3").arg(script).arg("100000").output() {
+    match Command::new("python3").arg(script).arg("1000000").output() {
         Ok(o) if o.status.success() => {
             println!("Python multiprocessing.Pool(2).imap, same run:");
             print!("{}", String::from_utf8_lossy(&o.stdout));
