@@ -122,6 +122,42 @@ impl RedisQueue {
     }
 
     /// `EXPIRE key lease` on `pipe` for each key, if there is a lease.
+    /// In one transaction: appends an outcome entry for `entry` to
+    /// `stream` (session, job id, payload and `extra` fields), acknowledges
+    /// the task entry, and keeps the stream's lease (a late write must not
+    /// leave a key without expiry).
+    fn settle(
+        &mut self,
+        entry: &Entry,
+        stream: &str,
+        payload: &[u8],
+        extra: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let mut pipe = redis::pipe();
+        let add = pipe
+            .atomic()
+            .cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("s")
+            .arg(&entry.session)
+            .arg("j")
+            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
+            .arg("f")
+            .arg(payload);
+        for (k, v) in extra {
+            add.arg(*k).arg(*v);
+        }
+        add.ignore()
+            .cmd("XACK")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore();
+        Self::expire_on(&mut pipe, &[stream], self.lease);
+        Ok(pipe.query::<()>(&mut self.con)?)
+    }
+
     fn expire_on(pipe: &mut redis::Pipeline, keys: &[&str], lease: Duration) {
         if lease.is_zero() {
             return;
@@ -463,54 +499,19 @@ impl Queue for RedisQueue {
     }
 
     fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&self.keys.results)
-            .arg("*")
-            .arg("s")
-            .arg(&entry.session)
-            .arg("j")
-            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
-            .arg("f")
-            .arg(result)
-            .ignore()
-            .cmd("XACK")
-            .arg(&self.keys.tasks)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .ignore();
-        // A late write must not leave a key without expiry.
-        Self::expire_on(&mut pipe, &[&self.keys.results], self.lease);
-        Ok(pipe.query::<()>(&mut self.con)?)
+        let results = self.keys.results.clone();
+        self.settle(entry, &results, result, &[])
     }
 
     fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&self.keys.dead)
-            .arg("*")
-            .arg("s")
-            .arg(&entry.session)
-            .arg("j")
-            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
-            .arg("f")
-            .arg(entry.payload.as_slice())
-            .arg("entry")
-            .arg(&entry.id)
-            .arg("n")
-            .arg(entry.deliveries)
-            .arg("why")
-            .arg(reason)
-            .ignore()
-            .cmd("XACK")
-            .arg(&self.keys.tasks)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .ignore();
-        Self::expire_on(&mut pipe, &[&self.keys.dead], self.lease);
-        Ok(pipe.query::<()>(&mut self.con)?)
+        let dead = self.keys.dead.clone();
+        let deliveries = entry.deliveries.to_string();
+        let extra = [
+            ("entry", entry.id.as_bytes()),
+            ("n", deliveries.as_bytes()),
+            ("why", reason.as_bytes()),
+        ];
+        self.settle(entry, &dead, entry.payload.as_slice(), &extra)
     }
 
     fn active_workers(&mut self, active_within: Duration) -> Result<usize> {

@@ -195,13 +195,6 @@ impl Run {
     }
 }
 
-/// Completes the compressed streams the run's writers left open.
-fn finish_streams() {
-    if let Err(e) = crate::func::write::finish_all() {
-        tracing::error!("{e}");
-    }
-}
-
 /// Runs a [`Dagger`]: see the module docs for the state machine.
 pub struct Plumber {
     dagger: Dagger,
@@ -339,7 +332,7 @@ impl Plumber {
             *lock(&r.done.count) = 0;
         }
         self.state = PlumberState::Finished;
-        finish_streams();
+        crate::func::write::finish_all_logged();
     }
 
     fn output_check(&self, node: &str) -> Result<()> {
@@ -637,7 +630,7 @@ impl Plumber {
         }
         self.state = PlumberState::Stopped;
         self.release_numaps();
-        finish_streams();
+        crate::func::write::finish_all_logged();
         match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
             Some(e) => Err(e),
             None => Ok(()),

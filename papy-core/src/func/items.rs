@@ -732,7 +732,7 @@ fn dump_item(
     timeout: Option<f64>,
     host: Option<String>,
 ) -> Result<Value, String> {
-    let v = inbox.first().ok_or("empty inbox")?;
+    let v = super::first(inbox)?;
     let defaults = DumpOptions::default();
     let opts = DumpOptions {
         transport: Transport::parse(kind.as_deref().unwrap_or("file"))
@@ -758,7 +758,7 @@ fn load_item(
     mmap: Option<bool>,
     timeout: Option<f64>,
 ) -> Result<Value, String> {
-    let locator = inbox.first().ok_or("empty inbox")?;
+    let locator = super::first(inbox)?;
     let defaults = LoadOptions::default();
     let opts = LoadOptions {
         remove: remove.unwrap_or(true),

@@ -17,3 +17,10 @@ pub mod read;
 pub mod script;
 mod serial;
 pub mod write;
+
+use crate::value::Value;
+
+/// `inbox[0]`, or an error for an empty inbox: the value most built-ins work on.
+fn first(inbox: &[Value]) -> Result<&Value, String> {
+    inbox.first().ok_or_else(|| "empty inbox".to_string())
+}

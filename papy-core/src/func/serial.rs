@@ -3,11 +3,8 @@
 
 use papy_macros::worker;
 
+use super::first;
 use crate::value::Value;
-
-fn first(inbox: &[Value]) -> Result<&Value, String> {
-    inbox.first().ok_or_else(|| "empty inbox".to_string())
-}
 
 /// `inbox[0]` as a JSON string.
 #[worker(name = "papy.json_dumps")]

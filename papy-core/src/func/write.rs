@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use papy_macros::worker;
 
 use super::codec::Compression;
+use super::first;
 use crate::value::Value;
 
 /// An open output of this process.
@@ -146,8 +147,13 @@ pub fn finish_all() -> Result<(), String> {
     first
 }
 
-fn first(inbox: &[Value]) -> Result<&Value, String> {
-    inbox.first().ok_or_else(|| "empty inbox".to_string())
+/// [`finish_all`], logging a failure: for the places that complete streams
+/// on the way (a worker after each batch, a Plumber at the end of a run)
+/// and have nobody to return the error to.
+pub(crate) fn finish_all_logged() {
+    if let Err(e) = finish_all() {
+        tracing::error!("{e}");
+    }
 }
 
 /// The text of a value for a line: strings as they are, others as JSON.

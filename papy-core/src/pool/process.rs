@@ -559,6 +559,24 @@ fn prepare(group: &[Job]) -> Prepared {
     }
 }
 
+/// Gives every item sent to the worker (its `positions`) the error `err`,
+/// naming its function and index.
+fn charge(
+    group: &[Job],
+    positions: &[(usize, usize)],
+    results: &mut [Vec<Option<Item>>],
+    err: &ItemError,
+) {
+    for &(g, k) in positions {
+        let job = &group[g];
+        let index = job.func().index_of(job.first + k as u64);
+        results[g][k] = Some(Err(err
+            .clone()
+            .with_function(job.func().name())
+            .at(job.func().name(), index)));
+    }
+}
+
 /// Delivers a group's results, sharing the round trip's time between its jobs.
 fn deliver_group(group: &[Job], results: Vec<Vec<Option<Item>>>, elapsed: Duration) {
     let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
@@ -629,14 +647,7 @@ fn complete_oldest(
                 handle_group_from(&f.group, 1, slot, conn, respawn, sh);
             } else {
                 let err = ItemError::new(ErrorKind::WorkerDied, msg);
-                for (g, k) in &f.positions {
-                    let job = &f.group[*g];
-                    let index = job.func().index_of(job.first + *k as u64);
-                    f.results[*g][*k] = Some(Err(err
-                        .clone()
-                        .with_function(job.func().name())
-                        .at(job.func().name(), index)));
-                }
+                charge(&f.group, &f.positions, &mut f.results, &err);
                 deliver_group(&f.group, f.results, f.sent.elapsed());
             }
             // The worker had not started these: they run again.
@@ -800,14 +811,7 @@ fn attempt_group(
             }
         };
         if let Some(err) = failure {
-            for (g, k) in positions {
-                let job = &group[g];
-                let index = job.func().index_of(job.first + k as u64);
-                results[g][k] = Some(Err(err
-                    .clone()
-                    .with_function(job.func().name())
-                    .at(job.func().name(), index)));
-            }
+            charge(group, &positions, &mut results, &err);
         }
     }
     Some(results)

@@ -103,7 +103,7 @@ impl TaskRunner {
         }
         // What the batch wrote to compressed streams is on disk before its
         // items are reported done.
-        finish_streams();
+        crate::func::write::finish_all_logged();
         WireResults::from_items(&out)
     }
 }
@@ -117,14 +117,6 @@ fn refuse(output: &mut impl Write, message: String) -> ProtocolError {
         },
     );
     ProtocolError::Malformed(message)
-}
-
-/// Completes the compressed streams this worker wrote (see
-/// [`func::write`](crate::func::write)).
-fn finish_streams() {
-    if let Err(e) = crate::func::write::finish_all() {
-        tracing::error!("{e}");
-    }
 }
 
 /// Serves tasks until the host sends `Shutdown` or closes the stream.
@@ -161,11 +153,11 @@ pub fn serve(
         let frame = match read_frame(&mut input, MAX_FRAME) {
             Ok(f) => f,
             Err(ProtocolError::Closed) => {
-                finish_streams();
+                crate::func::write::finish_all_logged();
                 return Ok(());
             }
             Err(e) => {
-                finish_streams();
+                crate::func::write::finish_all_logged();
                 return Err(e);
             }
         };
@@ -181,7 +173,7 @@ pub fn serve(
                 write_frame(&mut output, &Frame::Result { id, results })?;
             }
             Frame::Shutdown => {
-                finish_streams();
+                crate::func::write::finish_all_logged();
                 return Ok(());
             }
             other => {
