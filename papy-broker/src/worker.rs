@@ -233,7 +233,8 @@ fn handle(
     };
     heartbeat.hold(&e.id);
     let n = indices.len();
-    let results = runner.run(chain, &node, &indices, &inboxes);
+    let results =
+        papy_core::protocol::WireResults::from_items(&runner.run(chain, &node, &indices, inboxes));
     heartbeat.release(&e.id);
     // A result the host could not read (too big, or not encodable) becomes
     // one error per item; it is never mistaken for a lost connection.

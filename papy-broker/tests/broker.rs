@@ -290,7 +290,9 @@ fn a_result_that_arrives_twice_is_delivered_once() {
         else {
             panic!("not a task");
         };
-        let results = runner.run(chain, &node, &indices, &inboxes);
+        let results = papy_core::protocol::WireResults::from_items(
+            &runner.run(chain, &node, &indices, inboxes),
+        );
         let bytes = papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
             .unwrap();
         q.complete(e, &bytes).unwrap();
@@ -688,7 +690,9 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                 q.complete(&e, b"not a frame").unwrap();
                 continue;
             }
-            let results = runner.run(chain, &node, &indices, &inboxes);
+            let results = papy_core::protocol::WireResults::from_items(
+                &runner.run(chain, &node, &indices, inboxes),
+            );
             let bytes =
                 papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
                     .unwrap();

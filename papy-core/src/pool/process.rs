@@ -33,8 +33,10 @@ use super::{Job, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::protocol::serve::chain_of;
 use crate::protocol::{
-    read_frame, write_frame, Frame, Hello, ProtocolError, WireInboxes, MAX_FRAME,
+    read_frame_with, write_frame, write_frame_with, Frame, FrameRef, Hello, InboxesRef,
+    ProtocolError, MAX_FRAME,
 };
+use crate::value::Value;
 
 static TEST_SUPPORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -250,6 +252,8 @@ impl ProcessPool {
 struct Conn {
     child: Child,
     stdin: BufWriter<ChildStdin>,
+    /// Where Task frames are built (reused from frame to frame).
+    wbuf: Vec<u8>,
     frames: Receiver<std::result::Result<Frame, ProtocolError>>,
     reader: Option<JoinHandle<()>>,
 }
@@ -285,8 +289,9 @@ impl Conn {
                     let _ = ftx.send(Err(e));
                     return;
                 }
+                let mut buf = Vec::new();
                 loop {
-                    let f = read_frame(&mut stdout, MAX_FRAME);
+                    let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME);
                     let end = f.is_err();
                     if ftx.send(f).is_err() || end {
                         return;
@@ -297,6 +302,7 @@ impl Conn {
         let mut conn = Conn {
             child,
             stdin: BufWriter::new(stdin),
+            wbuf: Vec::new(),
             frames: frx,
             reader: Some(reader),
         };
@@ -447,21 +453,26 @@ enum Outcome {
 fn send_task(
     conn: &mut Conn,
     job: &Job,
-    indices: Vec<u64>,
-    inboxes: WireInboxes,
+    wire: &Wire<'_>,
     id: u64,
 ) -> std::result::Result<(), String> {
     let Some(worker) = job.func().worker() else {
         return Err("internal: a task without a Worker reached a process pool".into());
     };
-    let frame = Frame::Task {
+    let chain = chain_of(worker);
+    let node = job.func().name();
+    let inboxes = match &wire.values {
+        WireValues::Single(v) => InboxesRef::Single(v),
+        WireValues::Many(v) => InboxesRef::Many(v),
+    };
+    let frame = FrameRef::Task {
         id,
-        chain: chain_of(worker),
-        node: job.func().name(),
-        indices,
+        chain: &chain,
+        node: &node,
+        indices: &wire.indices,
         inboxes,
     };
-    write_frame(&mut conn.stdin, &frame)
+    write_frame_with(&mut conn.stdin, &mut conn.wbuf, &frame)
         .map_err(|e| format!("cannot send to the worker ({e}); {}", conn.reap()))
 }
 
@@ -491,100 +502,164 @@ fn receive_result(conn: &mut Conn, id: u64, n: usize, timeout: Option<Duration>)
     }
 }
 
-fn exchange(
-    conn: &mut Conn,
-    job: &Job,
-    indices: Vec<u64>,
-    inboxes: WireInboxes,
-    id: u64,
-) -> Outcome {
-    let n = indices.len();
-    if let Err(e) = send_task(conn, job, indices, inboxes, id) {
+fn exchange(conn: &mut Conn, job: &Job, wire: &Wire<'_>, id: u64) -> Outcome {
+    if let Err(e) = send_task(conn, job, wire, id) {
         return Outcome::Died(e);
     }
-    receive_result(conn, id, n, job.timeout())
+    receive_result(conn, id, wire.indices.len(), job.timeout())
 }
 
-/// A group's items ready to send: the wire inboxes and indices of the items
-/// that go to the worker (their positions), and the results of the items
-/// answered here (an error in the inbox is passed on without a call).
-struct Prepared {
-    results: Vec<Vec<Option<Item>>>,
-    positions: Vec<(usize, usize)>,
+/// What goes on the wire for a group: the items' indices and values, by
+/// reference into the group's jobs (nothing is copied before encoding).
+struct Wire<'g> {
     indices: Vec<u64>,
-    inboxes: WireInboxes,
+    values: WireValues<'g>,
 }
 
-fn prepare(group: &[Job]) -> Prepared {
-    let mut results: Vec<Vec<Option<Item>>> =
-        group.iter().map(|j| vec![None; j.inboxes.len()]).collect();
-    let mut positions = Vec::new();
-    let mut indices = Vec::new();
+enum WireValues<'g> {
+    Single(Vec<&'g Value>),
+    Many(Vec<Vec<&'g Value>>),
+}
+
+/// How a group's results are put together once its sent items come back.
+struct Plan {
+    /// Items answered here, as (job, item, result): an error in the inbox
+    /// is passed on without a call, so such items never leave the host.
+    answered: Vec<(usize, usize, Item)>,
+    /// Where the sent items sit in the group, as (job, item); `None` when
+    /// every item of the group is sent, in order (the common case).
+    positions: Option<Vec<(usize, usize)>>,
+    /// Items sent.
+    sent: usize,
+}
+
+impl Plan {
+    /// The sent items' places, as (job, item).
+    fn positions(&self, group: &[Job]) -> Vec<(usize, usize)> {
+        match &self.positions {
+            Some(p) => p.clone(),
+            None => group
+                .iter()
+                .enumerate()
+                .flat_map(|(g, j)| (0..j.inboxes.len()).map(move |k| (g, k)))
+                .collect(),
+        }
+    }
+
+    /// The results of every job of the group, from the sent items' results
+    /// (in the order they were sent) and the items answered here.
+    fn assemble(self, group: &[Job], mut sent: Vec<Item>) -> Vec<Vec<Item>> {
+        if self.positions.is_none() && self.answered.is_empty() {
+            // Every item went out in order: cut the results at job bounds.
+            let mut per_job = Vec::with_capacity(group.len());
+            for job in group.iter().rev() {
+                let at = sent.len().saturating_sub(job.inboxes.len());
+                per_job.push(sent.split_off(at));
+            }
+            per_job.reverse();
+            return per_job;
+        }
+        let mut slots: Vec<Vec<Option<Item>>> = group
+            .iter()
+            .map(|j| (0..j.inboxes.len()).map(|_| None).collect())
+            .collect();
+        for ((g, k), item) in self.positions(group).into_iter().zip(sent) {
+            slots[g][k] = Some(item);
+        }
+        for (g, k, item) in self.answered {
+            slots[g][k] = Some(item);
+        }
+        slots
+            .into_iter()
+            .map(|job| {
+                job.into_iter()
+                    .map(|r| {
+                        r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result")))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The results of every job when the sent items all failed with `err`
+    /// (each error naming its function and index).
+    fn charge(self, group: &[Job], err: &ItemError) -> Vec<Vec<Item>> {
+        let sent = self
+            .positions(group)
+            .into_iter()
+            .map(|(g, k)| {
+                let job = &group[g];
+                let index = job.func().index_of(job.first + k as u64);
+                Err(err
+                    .clone()
+                    .with_function(job.func().name())
+                    .at(job.func().name(), index))
+            })
+            .collect();
+        self.assemble(group, sent)
+    }
+}
+
+/// Splits a group into the items answered here and what goes on the wire.
+fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
+    let total: usize = group.iter().map(|j| j.inboxes.len()).sum();
     let single = group
         .iter()
         .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
-    let mut singles = Vec::new();
+    let mut indices = Vec::with_capacity(total);
+    let mut singles = Vec::with_capacity(if single { total } else { 0 });
     let mut manys = Vec::new();
+    let mut answered = Vec::new();
+    let mut positions: Option<Vec<(usize, usize)>> = None;
     for (g, job) in group.iter().enumerate() {
+        let f = job.func();
         for (k, inbox) in job.inboxes.iter().enumerate() {
+            let items = inbox.as_slice();
             let index = job.first + k as u64;
-            if inbox.as_slice().iter().any(Result::is_err) {
-                results[g][k] = Some(job.func().call(index, inbox.as_slice()));
+            if items.iter().any(Result::is_err) {
+                // The first item answered here: from now on the sent items'
+                // places are recorded (every earlier item was sent).
+                positions.get_or_insert_with(|| {
+                    let mut p: Vec<(usize, usize)> = group[..g]
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(h, j)| (0..j.inboxes.len()).map(move |i| (h, i)))
+                        .collect();
+                    p.extend((0..k).map(|i| (g, i)));
+                    p
+                });
+                answered.push((g, k, f.call(index, items)));
                 continue;
             }
-            positions.push((g, k));
+            if let Some(p) = positions.as_mut() {
+                p.push((g, k));
+            }
             // The node's own index, so errors name the right input item.
-            indices.push(job.func().index_of(index));
-            let mut values = inbox
-                .as_slice()
-                .iter()
-                .filter_map(|i| i.as_ref().ok().cloned());
+            indices.push(f.index_of(index));
             if single {
-                singles.extend(values.next());
+                singles.extend(items.first().and_then(|i| i.as_ref().ok()));
             } else {
-                manys.push(values.collect());
+                manys.push(items.iter().filter_map(|i| i.as_ref().ok()).collect());
             }
         }
     }
-    let inboxes = if single {
-        WireInboxes::Single(singles)
-    } else {
-        WireInboxes::Many(manys)
-    };
-    Prepared {
-        results,
+    let plan = Plan {
+        answered,
         positions,
-        indices,
-        inboxes,
-    }
-}
-
-/// Gives every item sent to the worker (its `positions`) the error `err`,
-/// naming its function and index.
-fn charge(
-    group: &[Job],
-    positions: &[(usize, usize)],
-    results: &mut [Vec<Option<Item>>],
-    err: &ItemError,
-) {
-    for &(g, k) in positions {
-        let job = &group[g];
-        let index = job.func().index_of(job.first + k as u64);
-        results[g][k] = Some(Err(err
-            .clone()
-            .with_function(job.func().name())
-            .at(job.func().name(), index)));
-    }
+        sent: indices.len(),
+    };
+    let values = if single {
+        WireValues::Single(singles)
+    } else {
+        WireValues::Many(manys)
+    };
+    (plan, Wire { indices, values })
 }
 
 /// Delivers a group's results, sharing the round trip's time between its jobs.
-fn deliver_group(group: &[Job], results: Vec<Vec<Option<Item>>>, elapsed: Duration) {
+fn deliver_group(group: &[Job], results: Vec<Vec<Item>>, elapsed: Duration) {
     let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
-    for (job, res) in group.iter().zip(results) {
-        let items: Vec<Item> = res
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
-            .collect();
+    for (job, items) in group.iter().zip(results) {
         let failed = items.iter().filter(|r| r.is_err()).count();
         let share = elapsed.mul_f64(items.len() as f64 / n as f64);
         job.func().on_batch(items.len(), failed, share);
@@ -595,10 +670,8 @@ fn deliver_group(group: &[Job], results: Vec<Vec<Option<Item>>>, elapsed: Durati
 /// A group sent to the worker whose result has not been read yet.
 struct InFlight {
     group: Vec<Job>,
-    results: Vec<Vec<Option<Item>>>,
-    positions: Vec<(usize, usize)>,
+    plan: Plan,
     id: u64,
-    n: usize,
     sent: Instant,
 }
 
@@ -613,20 +686,18 @@ fn complete_oldest(
     respawn: &Respawn<'_>,
     sh: &Shared,
 ) {
-    let Some(mut f) = inflight.pop_front() else {
+    let Some(f) = inflight.pop_front() else {
         return;
     };
     let outcome = match conn.as_mut() {
-        Some(c) => receive_result(c, f.id, f.n, None),
+        Some(c) => receive_result(c, f.id, f.plan.sent, None),
         None => Outcome::Died("no worker process".into()),
     };
     match outcome {
         Outcome::Done(items) => {
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
-            for ((g, k), it) in f.positions.iter().zip(items) {
-                f.results[*g][*k] = Some(it);
-            }
-            deliver_group(&f.group, f.results, f.sent.elapsed());
+            let results = f.plan.assemble(&f.group, items);
+            deliver_group(&f.group, results, f.sent.elapsed());
         }
         Outcome::Died(msg) | Outcome::NoWorker(msg) => {
             if let Some(mut c) = conn.take() {
@@ -647,8 +718,8 @@ fn complete_oldest(
                 handle_group_from(&f.group, 1, slot, conn, respawn, sh);
             } else {
                 let err = ItemError::new(ErrorKind::WorkerDied, msg);
-                charge(&f.group, &f.positions, &mut f.results, &err);
-                deliver_group(&f.group, f.results, f.sent.elapsed());
+                let results = f.plan.charge(&f.group, &err);
+                deliver_group(&f.group, results, f.sent.elapsed());
             }
             // The worker had not started these: they run again.
             for l in later {
@@ -735,86 +806,77 @@ fn attempt_group(
     respawn: &Respawn<'_>,
     sh: &Shared,
     last: bool,
-) -> Option<Vec<Vec<Option<Item>>>> {
+) -> Option<Vec<Vec<Item>>> {
     let lead = &group[0];
     // Items with an error in their inbox never leave the host: the Worker
     // passes the error on without calling anything.
-    let Prepared {
-        mut results,
-        positions,
-        indices,
-        inboxes,
-    } = prepare(group);
-    if !positions.is_empty() {
-        let outcome = match respawn(conn) {
-            Err(e) => Outcome::NoWorker(e),
-            Ok(()) => match conn.as_mut() {
-                Some(c) => exchange(
-                    c,
-                    lead,
-                    indices,
-                    inboxes,
-                    sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
+    let (plan, wire) = prepare(group);
+    if plan.sent == 0 {
+        return Some(plan.assemble(group, Vec::new()));
+    }
+    let outcome = match respawn(conn) {
+        Err(e) => Outcome::NoWorker(e),
+        Ok(()) => match conn.as_mut() {
+            Some(c) => exchange(
+                c,
+                lead,
+                &wire,
+                sh.next_id.fetch_add(1, Ordering::Relaxed) as u64,
+            ),
+            None => Outcome::Died("no worker process".into()),
+        },
+    };
+    let failure = match outcome {
+        Outcome::Done(items) => {
+            sh.consecutive_deaths.store(0, Ordering::Relaxed);
+            return Some(plan.assemble(group, items));
+        }
+        Outcome::TimedOut(t) => {
+            let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
+            *conn = None;
+            lock(&sh.pids).remove(&slot);
+            if !last {
+                return None;
+            }
+            ItemError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no result within {t:?}; the worker process was killed ({how}) and replaced"
                 ),
-                None => Outcome::Died("no worker process".into()),
-            },
-        };
-        let failure = match outcome {
-            Outcome::Done(items) => {
-                sh.consecutive_deaths.store(0, Ordering::Relaxed);
-                for ((g, k), it) in positions.iter().zip(items) {
-                    results[*g][*k] = Some(it);
-                }
-                None
+            )
+        }
+        Outcome::Died(msg) => {
+            // A death during a job is charged to the job's items (a poison
+            // item with retries must not take the pool down).
+            if let Some(mut c) = conn.take() {
+                let _ = c.kill();
             }
-            Outcome::TimedOut(t) => {
-                let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
-                *conn = None;
-                lock(&sh.pids).remove(&slot);
-                if !last {
-                    return None;
-                }
-                Some(ItemError::new(
-                    ErrorKind::Timeout,
-                    format!("no result within {t:?}; the worker process was killed ({how}) and replaced"),
-                ))
+            lock(&sh.pids).remove(&slot);
+            if group.len() > 1 || !last {
+                return None;
             }
-            Outcome::Died(msg) => {
-                // A death during a job is charged to the job's items (a poison
-                // item with retries must not take the pool down).
-                if let Some(mut c) = conn.take() {
-                    let _ = c.kill();
-                }
-                lock(&sh.pids).remove(&slot);
-                if group.len() > 1 || !last {
-                    return None;
-                }
-                Some(ItemError::new(ErrorKind::WorkerDied, msg))
-            }
-            Outcome::NoWorker(msg) => {
-                // Workers that cannot even start or shake hands: after
-                // `max_deaths` in a row the pool gives up instead of looping.
-                lock(&sh.pids).remove(&slot);
-                let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
-                if deaths >= sh.max_deaths {
-                    let m = format!(
+            ItemError::new(ErrorKind::WorkerDied, msg)
+        }
+        Outcome::NoWorker(msg) => {
+            // Workers that cannot even start or shake hands: after
+            // `max_deaths` in a row the pool gives up instead of looping.
+            lock(&sh.pids).remove(&slot);
+            let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
+            if deaths >= sh.max_deaths {
+                let m = format!(
                         "{} pool `{}` gave up after {deaths} consecutive failed worker starts (last: {msg})",
                         sh.kind, sh.name
                     );
-                    tracing::error!("{m}");
-                    *lock(&sh.given_up) = Some(m);
-                }
-                if !last && lock(&sh.given_up).is_none() {
-                    return None;
-                }
-                Some(ItemError::new(ErrorKind::WorkerDied, msg))
+                tracing::error!("{m}");
+                *lock(&sh.given_up) = Some(m);
             }
-        };
-        if let Some(err) = failure {
-            charge(group, &positions, &mut results, &err);
+            if !last && lock(&sh.given_up).is_none() {
+                return None;
+            }
+            ItemError::new(ErrorKind::WorkerDied, msg)
         }
-    }
-    Some(results)
+    };
+    Some(plan.charge(group, &failure))
 }
 
 fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
@@ -902,29 +964,23 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
             handle_group(&group, slot, &mut conn, &respawn, sh);
             continue;
         }
-        let Prepared {
-            results,
-            positions,
-            indices,
-            inboxes,
-        } = prepare(&group);
-        if positions.is_empty() {
+        let (plan, wire) = prepare(&group);
+        if plan.sent == 0 {
+            let results = plan.assemble(&group, Vec::new());
             deliver_group(&group, results, Duration::ZERO);
             continue;
         }
         let id = sh.next_id.fetch_add(1, Ordering::Relaxed) as u64;
-        let n = indices.len();
         let sent = match conn.as_mut() {
-            Some(c) => send_task(c, &group[0], indices, inboxes, id),
+            Some(c) => send_task(c, &group[0], &wire, id),
             None => Err("no worker process".into()),
         };
+        drop(wire);
         match sent {
             Ok(()) => inflight.push_back(InFlight {
                 group,
-                results,
-                positions,
+                plan,
                 id,
-                n,
                 sent: Instant::now(),
             }),
             Err(_) => {
@@ -1006,5 +1062,83 @@ impl Pool for ProcessPool {
 impl Drop for ProcessPool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numap::task::TaskCtx;
+    use crate::pool::{Inbox, WorkerTask};
+    use crate::worker::Worker;
+
+    fn job(ctx: &Arc<TaskCtx>, first: u64, inboxes: Vec<Inbox>) -> Job {
+        Job {
+            task: ctx.clone(),
+            first,
+            inboxes,
+            hook: None,
+        }
+    }
+
+    fn ctx() -> Arc<TaskCtx> {
+        let f = WorkerTask::new(Worker::typed("double", |x: i64| x * 2), "node");
+        Arc::new(TaskCtx::new(0, Arc::new(f), None, None, false))
+    }
+
+    fn ok(i: i64) -> Inbox {
+        Inbox::One(Ok(Value::Int(i)))
+    }
+
+    #[test]
+    fn a_group_of_plain_values_goes_out_whole_and_is_cut_back_per_job() {
+        let c = ctx();
+        let group = vec![job(&c, 0, vec![ok(1), ok(2)]), job(&c, 2, vec![ok(3)])];
+        let (plan, wire) = prepare(&group);
+        assert!(plan.positions.is_none() && plan.answered.is_empty());
+        assert_eq!(wire.indices, [0, 1, 2]);
+        let WireValues::Single(v) = &wire.values else {
+            panic!("single values expected")
+        };
+        assert_eq!(v.len(), 3);
+        drop(wire);
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        assert_eq!(
+            back,
+            vec![
+                vec![Ok(Value::Int(10)), Ok(Value::Int(11))],
+                vec![Ok(Value::Int(12))]
+            ]
+        );
+    }
+
+    #[test]
+    fn error_inboxes_stay_here_and_results_land_in_their_places() {
+        let c = ctx();
+        let bad = Inbox::One(Err(ItemError::new(ErrorKind::Function, "upstream")));
+        let group = vec![job(&c, 0, vec![ok(1), ok(2)]), job(&c, 2, vec![bad, ok(4)])];
+        let (plan, wire) = prepare(&group);
+        assert_eq!(plan.answered.len(), 1);
+        assert_eq!(plan.positions, Some(vec![(0, 0), (0, 1), (1, 1)]));
+        assert_eq!(wire.indices, [0, 1, 3]);
+        drop(wire);
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        assert_eq!(back[0], vec![Ok(Value::Int(10)), Ok(Value::Int(11))]);
+        let passed = back[1][0].as_ref().unwrap_err();
+        assert_eq!(passed.message(), "upstream");
+        assert_eq!(back[1][1], Ok(Value::Int(12)));
+
+        // A death charges exactly the items sent, each with its own index.
+        let (plan, _) = prepare(&group);
+        let back = plan.charge(&group, &ItemError::new(ErrorKind::WorkerDied, "gone"));
+        let died: Vec<Option<u64>> = back
+            .iter()
+            .flatten()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|e| e.kind() == ErrorKind::WorkerDied)
+            .map(ItemError::index)
+            .collect();
+        assert_eq!(died, [Some(0), Some(1), Some(3)]);
+        assert_eq!(back[1][0].as_ref().unwrap_err().message(), "upstream");
     }
 }

@@ -285,6 +285,78 @@ pub enum Frame {
     Shutdown,
 }
 
+/// A `Task` or `Result` frame that borrows what it carries: it encodes to
+/// exactly the bytes of the [`Frame`] with the same content, without first
+/// copying a batch's values into one (the hot path of process pools).
+#[derive(Debug, Serialize)]
+pub enum FrameRef<'a> {
+    /// As [`Frame::Task`].
+    Task {
+        /// Correlates the result.
+        id: u64,
+        /// The worker chain.
+        chain: &'a [Call],
+        /// The node name, for error paths.
+        node: &'a str,
+        /// The input index of each item.
+        #[serde(serialize_with = "packed::indices::serialize")]
+        indices: &'a [u64],
+        /// The inboxes.
+        inboxes: InboxesRef<'a>,
+    },
+    /// As [`Frame::Result`].
+    Result {
+        /// The task's id.
+        id: u64,
+        /// One result per item, in order.
+        results: ResultsRef<'a>,
+    },
+}
+
+/// [`WireInboxes`] by reference.
+#[derive(Debug, Serialize)]
+pub enum InboxesRef<'a> {
+    /// Every inbox has one element.
+    Single(#[serde(serialize_with = "packed::values::serialize_refs")] &'a [&'a Value]),
+    /// Inboxes of several elements.
+    Many(&'a [Vec<&'a Value>]),
+}
+
+/// [`WireResults`] from items, by reference: values packed in place, nil
+/// where an item failed, and the errors by position.
+#[derive(Debug)]
+pub struct ResultsRef<'a>(pub &'a [Item]);
+
+impl Serialize for ResultsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut packed = Vec::with_capacity(self.0.len() * 2);
+        let mut errors = Vec::new();
+        for (k, item) in self.0.iter().enumerate() {
+            match item {
+                Ok(v) => packed::encode_value(v, &mut packed),
+                Err(e) => {
+                    packed::encode_value(&Value::Null, &mut packed);
+                    errors.push((k as u32, WireError::from_item(e)));
+                }
+            }
+        }
+        let mut st = s.serialize_struct("WireResults", 2)?;
+        st.serialize_field("values", &Bin(&packed))?;
+        st.serialize_field("errors", &errors)?;
+        st.end()
+    }
+}
+
+/// A byte slice that serializes as a MessagePack `bin`.
+struct Bin<'a>(&'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
 /// Errors reading or writing frames.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -355,6 +427,19 @@ pub fn worker_main() {
 /// # Errors
 /// [`ProtocolError`] for a closed stream, a truncated, oversized or malformed frame.
 pub fn read_frame(r: &mut impl Read, limit: usize) -> Result<Frame, ProtocolError> {
+    read_frame_with(r, &mut Vec::new(), limit)
+}
+
+/// Reads one frame into `buf` (cleared first, its allocation reused: a
+/// loop that reads many frames allocates once instead of once per frame).
+///
+/// # Errors
+/// As [`read_frame`].
+pub fn read_frame_with(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<Frame, ProtocolError> {
     let mut len = [0u8; 4];
     match read_full(r, &mut len)? {
         0 => return Err(ProtocolError::Closed),
@@ -365,15 +450,22 @@ pub fn read_frame(r: &mut impl Read, limit: usize) -> Result<Frame, ProtocolErro
     if size > limit {
         return Err(ProtocolError::TooLarge { size, limit });
     }
-    let mut buf = vec![0u8; size];
-    let got = read_full(r, &mut buf)?;
+    buf.clear();
+    buf.reserve(size);
+    let got = loop {
+        match r.by_ref().take(size as u64).read_to_end(buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
     if got < size {
         return Err(ProtocolError::Truncated {
             expected: size,
             got,
         });
     }
-    rmp_serde::from_slice(&buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 /// Writes one frame and flushes.
@@ -381,14 +473,31 @@ pub fn read_frame(r: &mut impl Read, limit: usize) -> Result<Frame, ProtocolErro
 /// # Errors
 /// I/O errors, or a frame too large for the 4-byte length.
 pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolError> {
-    let body =
-        rmp_serde::to_vec_named(frame).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    let len = u32::try_from(body.len()).map_err(|_| ProtocolError::TooLarge {
-        size: body.len(),
+    write_frame_with(w, &mut Vec::new(), frame)
+}
+
+/// Writes anything that encodes as a frame ([`Frame`], or the borrowing
+/// [`FrameRef`]) in one write, building it in `buf` (its allocation reused
+/// from frame to frame), and flushes.
+///
+/// # Errors
+/// I/O errors, or a frame too large for the 4-byte length.
+pub fn write_frame_with<F: Serialize + ?Sized>(
+    w: &mut impl Write,
+    buf: &mut Vec<u8>,
+    frame: &F,
+) -> Result<(), ProtocolError> {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+    rmp_serde::encode::write_named(buf, frame)
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let body = buf.len() - 4;
+    let len = u32::try_from(body).map_err(|_| ProtocolError::TooLarge {
+        size: body,
         limit: u32::MAX as usize,
     })?;
-    w.write_all(&len.to_be_bytes())?;
-    w.write_all(&body)?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    w.write_all(buf)?;
     w.flush()?;
     Ok(())
 }
@@ -452,6 +561,89 @@ mod tests {
                 Some(3)
             )
         );
+    }
+
+    #[test]
+    fn borrowed_frames_encode_exactly_as_owned_ones() {
+        let chain = vec![Call {
+            function: "f".into(),
+            args: vec![Value::Int(1)],
+        }];
+        let values = [Value::Int(300), Value::from("x"), Value::Null];
+        let refs: Vec<&Value> = values.iter().collect();
+        let bytes = |f: &dyn erased::Frameish| {
+            let mut out = Vec::new();
+            f.write(&mut out);
+            out
+        };
+        let owned = Frame::Task {
+            id: 9,
+            chain: chain.clone(),
+            node: "n".into(),
+            indices: vec![4, 5, 6],
+            inboxes: WireInboxes::Single(values.to_vec()),
+        };
+        let borrowed = FrameRef::Task {
+            id: 9,
+            chain: &chain,
+            node: "n",
+            indices: &[4, 5, 6],
+            inboxes: InboxesRef::Single(&refs),
+        };
+        assert_eq!(bytes(&owned), bytes(&borrowed));
+        let many = [vec![&values[0], &values[1]], vec![&values[2]]];
+        let owned = Frame::Task {
+            id: 9,
+            chain: chain.clone(),
+            node: "n".into(),
+            indices: vec![4, 5],
+            inboxes: WireInboxes::Many(vec![
+                vec![values[0].clone(), values[1].clone()],
+                vec![Value::Null],
+            ]),
+        };
+        let borrowed = FrameRef::Task {
+            id: 9,
+            chain: &chain,
+            node: "n",
+            indices: &[4, 5],
+            inboxes: InboxesRef::Many(&many),
+        };
+        assert_eq!(bytes(&owned), bytes(&borrowed));
+        let items = [
+            Ok(Value::Float(1.5)),
+            Err(ItemError::new(ErrorKind::Panic, "p").at("n", 3)),
+            Ok(Value::from("y")),
+        ];
+        let owned = Frame::Result {
+            id: 2,
+            results: WireResults::from_items(&items),
+        };
+        let borrowed = FrameRef::Result {
+            id: 2,
+            results: ResultsRef(&items),
+        };
+        assert_eq!(bytes(&owned), bytes(&borrowed));
+        // And a reused buffer reads them back.
+        let mut stream = bytes(&borrowed);
+        stream.extend(bytes(&owned));
+        let mut r = stream.as_slice();
+        let mut buf = Vec::new();
+        for _ in 0..2 {
+            assert_eq!(read_frame_with(&mut r, &mut buf, MAX_FRAME).unwrap(), owned);
+        }
+    }
+
+    /// Frames of both kinds behind one trait object, for the test above.
+    mod erased {
+        pub trait Frameish {
+            fn write(&self, out: &mut Vec<u8>);
+        }
+        impl<F: serde::Serialize> Frameish for F {
+            fn write(&self, out: &mut Vec<u8>) {
+                super::write_frame_with(out, &mut Vec::new(), self).unwrap();
+            }
+        }
     }
 
     #[test]

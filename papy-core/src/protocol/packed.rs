@@ -303,6 +303,18 @@ pub mod values {
         s.serialize_bytes(&out)
     }
 
+    /// Serializes values given by reference (the same bytes as [`serialize`]).
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize_refs<S: Serializer>(v: &[&Value], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(v.len() * 2);
+        for x in v {
+            encode_value(x, &mut out);
+        }
+        s.serialize_bytes(&out)
+    }
+
     /// Deserializes.
     ///
     /// # Errors

@@ -3,7 +3,8 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 
 use super::{
-    read_frame, write_frame, Call, Frame, Hello, ProtocolError, WireInboxes, WireResults, MAX_FRAME,
+    read_frame_with, write_frame, write_frame_with, Call, Frame, FrameRef, Hello, ProtocolError,
+    ResultsRef, WireInboxes, MAX_FRAME,
 };
 use crate::error::{ErrorKind, Item, ItemError};
 use crate::registry;
@@ -45,9 +46,9 @@ pub fn chain_of(worker: &Worker) -> Vec<Call> {
 /// use papy_core::Value;
 /// let mut runner = TaskRunner::default();
 /// let chain = vec![Call { function: "no.such.function".into(), args: vec![] }];
-/// let results = runner.run(chain, "node", &[0], &WireInboxes::Single(vec![Value::Int(1)]));
-/// assert_eq!(results.errors.len(), 1);
-/// assert!(results.errors[0].1.message.contains("cannot run here"));
+/// let results = runner.run(chain, "node", &[0], WireInboxes::Single(vec![Value::Int(1)]));
+/// assert_eq!(results.len(), 1);
+/// assert!(results[0].as_ref().unwrap_err().message().contains("cannot run here"));
 /// ```
 #[derive(Default)]
 pub struct TaskRunner {
@@ -57,14 +58,15 @@ pub struct TaskRunner {
 impl TaskRunner {
     /// Evaluates one task's items (`indices` name them in error paths) and
     /// returns one result per item; a chain that cannot be built here fails
-    /// every item with the reason.
+    /// every item with the reason. The inboxes are consumed: their values
+    /// move into the calls without a copy.
     pub fn run(
         &mut self,
         chain: Vec<Call>,
         node: &str,
         indices: &[u64],
-        inboxes: &WireInboxes,
-    ) -> WireResults {
+        inboxes: WireInboxes,
+    ) -> Vec<Item> {
         let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
             Some(p) => p,
             None => {
@@ -78,7 +80,7 @@ impl TaskRunner {
         match &self.cache[pos].1 {
             Ok(worker) => match inboxes {
                 WireInboxes::Single(values) => {
-                    let items: Vec<Item> = values.iter().cloned().map(Ok).collect();
+                    let items: Vec<Item> = values.into_iter().map(Ok).collect();
                     worker.eval_batch(
                         n,
                         |i| std::slice::from_ref(&items[i]),
@@ -87,8 +89,11 @@ impl TaskRunner {
                         &mut out,
                     );
                 }
-                WireInboxes::Many(_) => {
-                    let items: Vec<Vec<Item>> = (0..n).map(|k| inboxes.inbox(k)).collect();
+                WireInboxes::Many(many) => {
+                    let items: Vec<Vec<Item>> = many
+                        .into_iter()
+                        .map(|values| values.into_iter().map(Ok).collect())
+                        .collect();
                     worker.eval_batch(n, |i| &items[i], |i| indices[i], node, &mut out);
                 }
             },
@@ -104,7 +109,7 @@ impl TaskRunner {
         // What the batch wrote to compressed streams is on disk before its
         // items are reported done.
         crate::func::write::finish_all_logged();
-        WireResults::from_items(&out)
+        out
     }
 }
 
@@ -137,7 +142,7 @@ pub fn serve(
         .collect();
     output.write_all(super::GREETING)?;
     write_frame(&mut output, &Frame::Hello(Hello::here(functions, plugins)))?;
-    match read_frame(&mut input, MAX_FRAME)? {
+    match super::read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
             if let Err(message) = h.check() {
                 return Err(refuse(&mut output, message));
@@ -149,8 +154,10 @@ pub fn serve(
         }
     }
     let mut runner = TaskRunner::default();
+    // One buffer each way for the whole session: no allocation per frame.
+    let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
     loop {
-        let frame = match read_frame(&mut input, MAX_FRAME) {
+        let frame = match read_frame_with(&mut input, &mut inbuf, MAX_FRAME) {
             Ok(f) => f,
             Err(ProtocolError::Closed) => {
                 crate::func::write::finish_all_logged();
@@ -169,8 +176,12 @@ pub fn serve(
                 indices,
                 inboxes,
             } => {
-                let results = runner.run(chain, &node, &indices, &inboxes);
-                write_frame(&mut output, &Frame::Result { id, results })?;
+                let results = runner.run(chain, &node, &indices, inboxes);
+                let frame = FrameRef::Result {
+                    id,
+                    results: ResultsRef(&results),
+                };
+                write_frame_with(&mut output, &mut outbuf, &frame)?;
             }
             Frame::Shutdown => {
                 crate::func::write::finish_all_logged();
