@@ -329,7 +329,7 @@ impl NuMap {
     {
         let node = format!("{}.task{}", self.name(), self.task_count());
         let input: Input = Box::new(input.into_iter().map(IntoInbox::into_inbox));
-        self.add_task_fn(Arc::new(WorkerTask::new(worker, node)), input, options)
+        self.add(Arc::new(WorkerTask::new(worker, node)), input, options)
     }
 
     /// Adds a task that reads the results of task `upstream` of this NuMap.
@@ -363,7 +363,7 @@ impl NuMap {
         input: Box<dyn Iterator<Item = Inbox> + Send>,
         options: TaskOptions,
     ) -> Result<TaskId> {
-        self.add(func, input, options)
+        self.add(func, Box::new(input), options)
     }
 
     fn add(&self, func: Arc<dyn TaskFn>, input: Input, options: TaskOptions) -> Result<TaskId> {

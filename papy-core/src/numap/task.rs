@@ -293,7 +293,14 @@ impl TaskResults {
 impl Iterator for TaskResults {
     type Item = Item;
 
+    // Inlined into the caller: most calls take the next result of the batch
+    // already in hand; only the first of each batch goes to the queue.
+    #[inline]
     fn next(&mut self) -> Option<Item> {
+        if let Some(i) = self.local.next() {
+            self.local_taken += 1;
+            return Some(i);
+        }
         match self.next_inner(None) {
             Next::Item(i) => Some(i),
             Next::End | Next::TimedOut => None,

@@ -34,8 +34,24 @@ use super::task::TaskCtx;
 use crate::error::{ErrorKind, ItemError};
 use crate::pool::{Inbox, Job, Pool};
 
+/// A task's input as the feeder pulls it: a batch at a time, so there is
+/// one dynamic call per batch and the loop over the items is compiled for
+/// the input's own iterator type (a range of integers is a tight loop).
+pub(crate) trait Pull: Send {
+    /// Appends up to `n` inboxes to `out`; returns `true` when the input ended.
+    fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
+}
+
+impl<I: Iterator<Item = Inbox> + Send> Pull for I {
+    fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool {
+        let before = out.len();
+        out.extend(self.by_ref().take(n));
+        out.len() - before < n
+    }
+}
+
 /// A task's input stream.
-pub(crate) type Input = Box<dyn Iterator<Item = Inbox> + Send>;
+pub(crate) type Input = Box<dyn Pull>;
 
 /// A task as the feeder sees it.
 pub(crate) struct FeedTask {
@@ -340,13 +356,8 @@ fn pull_into(
     first: u64,
 ) -> bool {
     let r = catch_unwind(AssertUnwindSafe(|| {
-        while batch.len() < stride {
-            match input.next() {
-                Some(x) => batch.push(x),
-                None => return true,
-            }
-        }
-        false
+        let want = stride.saturating_sub(batch.len());
+        input.fill(batch, want)
     }));
     match r {
         Ok(exhausted) => exhausted,

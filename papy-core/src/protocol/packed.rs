@@ -52,6 +52,7 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+#[inline]
 fn encode_int(i: i64, out: &mut Vec<u8>) {
     match i {
         0..=127 => out.push(i as u8),
@@ -236,8 +237,28 @@ impl<'a> Reader<'a> {
 pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
     let mut r = Reader { buf, pos: 0 };
     let mut out = Vec::new();
-    while r.pos < buf.len() {
-        out.push(r.value(0)?);
+    while let Some(&m) = buf.get(r.pos) {
+        // Small integers (the commonest values of cheap pipelines) are
+        // decoded here, without a call per value.
+        let v = match m {
+            0x00..=0x7f => {
+                r.pos += 1;
+                Value::Int(i64::from(m))
+            }
+            0xcd if r.pos + 3 <= buf.len() => {
+                let v = u16::from_be_bytes([buf[r.pos + 1], buf[r.pos + 2]]);
+                r.pos += 3;
+                Value::Int(i64::from(v))
+            }
+            0xce if r.pos + 5 <= buf.len() => {
+                let mut a = [0u8; 4];
+                a.copy_from_slice(&buf[r.pos + 1..r.pos + 5]);
+                r.pos += 5;
+                Value::Int(i64::from(u32::from_be_bytes(a)))
+            }
+            _ => r.value(0)?,
+        };
+        out.push(v);
     }
     Ok(out)
 }
