@@ -267,7 +267,15 @@ impl Feeder {
         } else {
             // Split the visit across the workers, so that one task with the
             // default stride (= workers) keeps every worker busy, as in PaPy.
-            let chunk = batch.len().div_ceil(self.pool.size().max(1));
+            // A buffer that holds a stride per worker keeps them busy with
+            // whole strides, in fewer and larger batches (a process worker
+            // pays a round trip per batch).
+            let workers = self.pool.size().max(1);
+            let chunk = if self.credits.size() >= self.stride * workers {
+                batch.len()
+            } else {
+                batch.len().div_ceil(workers)
+            };
             let mut first = first;
             let mut rest = batch;
             while rest.len() > chunk {

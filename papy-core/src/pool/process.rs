@@ -254,7 +254,7 @@ struct Conn {
     stdin: BufWriter<ChildStdin>,
     /// Where Task frames are built (reused from frame to frame).
     wbuf: Vec<u8>,
-    frames: Receiver<std::result::Result<Frame, ProtocolError>>,
+    frames: Receiver<std::result::Result<Incoming, ProtocolError>>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -291,7 +291,7 @@ impl Conn {
                 }
                 let mut buf = Vec::new();
                 loop {
-                    let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME);
+                    let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
                     let end = f.is_err();
                     if ftx.send(f).is_err() || end {
                         return;
@@ -307,7 +307,7 @@ impl Conn {
             reader: Some(reader),
         };
         match conn.frames.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(Frame::Hello(h))) => {
+            Ok(Ok(Incoming::Other(Frame::Hello(h)))) => {
                 if let Err(m) = h.check() {
                     let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
                     conn.kill();
@@ -317,7 +317,7 @@ impl Conn {
                     tracing::warn!("worker `{}`: {m}", cmd.describe());
                 }
             }
-            Ok(Ok(Frame::Fatal { message })) => {
+            Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
                 conn.kill();
                 return Err(format!("`{}` refused: {message}", cmd.describe()));
             }
@@ -440,8 +440,35 @@ pub(crate) fn describe_status(s: ExitStatus) -> String {
     }
 }
 
+/// A frame from a worker as its reader thread passes it on: results are
+/// turned into items in the thread that decoded them (while they are in its
+/// cache), with their number of failures.
+#[derive(Debug)]
+enum Incoming {
+    Results {
+        id: u64,
+        items: Vec<Item>,
+        failed: usize,
+    },
+    Other(Frame),
+}
+
+impl From<Frame> for Incoming {
+    fn from(f: Frame) -> Incoming {
+        match f {
+            Frame::Result { id, results } => Incoming::Results {
+                id,
+                failed: results.errors.len(),
+                items: results.into_items(),
+            },
+            other => Incoming::Other(other),
+        }
+    }
+}
+
 enum Outcome {
-    Done(Vec<Item>),
+    /// The results of the items sent, and how many of them failed.
+    Done(Vec<Item>, usize),
     /// The worker died during the exchange.
     Died(String),
     /// No worker could be started (spawn or handshake failed).
@@ -487,10 +514,14 @@ fn receive_result(conn: &mut Conn, id: u64, n: usize, timeout: Option<Duration>)
         None => conn.frames.recv().unwrap_or(Err(ProtocolError::Closed)),
     };
     match got {
-        Ok(Frame::Result { id: rid, results }) if rid == id && results.values.len() == n => {
-            Outcome::Done(results.into_items())
+        Ok(Incoming::Results {
+            id: rid,
+            items,
+            failed,
+        }) if rid == id && items.len() == n => Outcome::Done(items, failed),
+        Ok(Incoming::Other(Frame::Fatal { message })) => {
+            Outcome::Died(format!("the worker failed: {message}"))
         }
-        Ok(Frame::Fatal { message }) => Outcome::Died(format!("the worker failed: {message}")),
         Ok(other) => Outcome::Died(format!("unexpected frame from the worker: {other:?}")),
         Err(ProtocolError::Closed) => {
             Outcome::Died(format!("worker process died: {}", conn.reap()))
@@ -546,15 +577,20 @@ impl Plan {
         }
     }
 
-    /// The results of every job of the group, from the sent items' results
-    /// (in the order they were sent) and the items answered here.
-    fn assemble(self, group: &[Job], mut sent: Vec<Item>) -> Vec<Vec<Item>> {
+    /// The results of every job of the group with their number of
+    /// failures, from the sent items' results (in the order they were sent;
+    /// `failed` of them failed) and the items answered here.
+    fn assemble(self, group: &[Job], mut sent: Vec<Item>, failed: usize) -> Vec<Batch> {
         if self.positions.is_none() && self.answered.is_empty() {
-            // Every item went out in order: cut the results at job bounds.
+            // Every item went out in order: cut the results at job bounds
+            // (no item is looked at unless some failed).
+            if let [_] = group {
+                return vec![Batch::new(sent, failed)];
+            }
             let mut per_job = Vec::with_capacity(group.len());
             for job in group.iter().rev() {
                 let at = sent.len().saturating_sub(job.inboxes.len());
-                per_job.push(sent.split_off(at));
+                per_job.push(Batch::new(sent.split_off(at), failed));
             }
             per_job.reverse();
             return per_job;
@@ -572,18 +608,20 @@ impl Plan {
         slots
             .into_iter()
             .map(|job| {
-                job.into_iter()
+                let items = job
+                    .into_iter()
                     .map(|r| {
                         r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result")))
                     })
-                    .collect()
+                    .collect();
+                Batch::new(items, usize::MAX)
             })
             .collect()
     }
 
     /// The results of every job when the sent items all failed with `err`
     /// (each error naming its function and index).
-    fn charge(self, group: &[Job], err: &ItemError) -> Vec<Vec<Item>> {
+    fn charge(self, group: &[Job], err: &ItemError) -> Vec<Batch> {
         let sent = self
             .positions(group)
             .into_iter()
@@ -595,8 +633,9 @@ impl Plan {
                     .with_function(job.func().name())
                     .at(job.func().name(), index))
             })
-            .collect();
-        self.assemble(group, sent)
+            .collect::<Vec<_>>();
+        let failed = sent.len();
+        self.assemble(group, sent, failed)
     }
 }
 
@@ -656,14 +695,32 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
     (plan, Wire { indices, values })
 }
 
+/// The results of one job, with its number of failures.
+struct Batch {
+    items: Vec<Item>,
+    failed: usize,
+}
+
+impl Batch {
+    /// A job's results, where at most `failed` items failed: zero means
+    /// none, and the items need not be looked at; otherwise they are counted.
+    fn new(items: Vec<Item>, failed: usize) -> Batch {
+        let failed = if failed == 0 {
+            0
+        } else {
+            items.iter().filter(|r| r.is_err()).count()
+        };
+        Batch { items, failed }
+    }
+}
+
 /// Delivers a group's results, sharing the round trip's time between its jobs.
-fn deliver_group(group: &[Job], results: Vec<Vec<Item>>, elapsed: Duration) {
-    let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
-    for (job, items) in group.iter().zip(results) {
-        let failed = items.iter().filter(|r| r.is_err()).count();
-        let share = elapsed.mul_f64(items.len() as f64 / n as f64);
-        job.func().on_batch(items.len(), failed, share);
-        job.deliver(job.first, items);
+fn deliver_group(group: &[Job], results: Vec<Batch>, elapsed: Duration) {
+    let n: usize = results.iter().map(|b| b.items.len()).sum::<usize>().max(1);
+    for (job, b) in group.iter().zip(results) {
+        let share = elapsed.mul_f64(b.items.len() as f64 / n as f64);
+        job.func().on_batch(b.items.len(), b.failed, share);
+        job.deliver(job.first, b.items);
     }
 }
 
@@ -694,9 +751,9 @@ fn complete_oldest(
         None => Outcome::Died("no worker process".into()),
     };
     match outcome {
-        Outcome::Done(items) => {
+        Outcome::Done(items, failed) => {
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
-            let results = f.plan.assemble(&f.group, items);
+            let results = f.plan.assemble(&f.group, items, failed);
             deliver_group(&f.group, results, f.sent.elapsed());
         }
         Outcome::Died(msg) | Outcome::NoWorker(msg) => {
@@ -806,13 +863,13 @@ fn attempt_group(
     respawn: &Respawn<'_>,
     sh: &Shared,
     last: bool,
-) -> Option<Vec<Vec<Item>>> {
+) -> Option<Vec<Batch>> {
     let lead = &group[0];
     // Items with an error in their inbox never leave the host: the Worker
     // passes the error on without calling anything.
     let (plan, wire) = prepare(group);
     if plan.sent == 0 {
-        return Some(plan.assemble(group, Vec::new()));
+        return Some(plan.assemble(group, Vec::new(), 0));
     }
     let outcome = match respawn(conn) {
         Err(e) => Outcome::NoWorker(e),
@@ -827,9 +884,9 @@ fn attempt_group(
         },
     };
     let failure = match outcome {
-        Outcome::Done(items) => {
+        Outcome::Done(items, failed) => {
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
-            return Some(plan.assemble(group, items));
+            return Some(plan.assemble(group, items, failed));
         }
         Outcome::TimedOut(t) => {
             let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
@@ -966,7 +1023,7 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
         }
         let (plan, wire) = prepare(&group);
         if plan.sent == 0 {
-            let results = plan.assemble(&group, Vec::new());
+            let results = plan.assemble(&group, Vec::new(), 0);
             deliver_group(&group, results, Duration::ZERO);
             continue;
         }
@@ -1102,7 +1159,8 @@ mod tests {
         };
         assert_eq!(v.len(), 3);
         drop(wire);
-        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect(), 0);
+        let back: Vec<Vec<Item>> = back.into_iter().map(|b| b.items).collect();
         assert_eq!(
             back,
             vec![
@@ -1122,7 +1180,9 @@ mod tests {
         assert_eq!(plan.positions, Some(vec![(0, 0), (0, 1), (1, 1)]));
         assert_eq!(wire.indices, [0, 1, 3]);
         drop(wire);
-        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect(), 0);
+        assert_eq!(back[1].failed, 1, "the error passed on counts as a failure");
+        let back: Vec<Vec<Item>> = back.into_iter().map(|b| b.items).collect();
         assert_eq!(back[0], vec![Ok(Value::Int(10)), Ok(Value::Int(11))]);
         let passed = back[1][0].as_ref().unwrap_err();
         assert_eq!(passed.message(), "upstream");
@@ -1131,6 +1191,8 @@ mod tests {
         // A death charges exactly the items sent, each with its own index.
         let (plan, _) = prepare(&group);
         let back = plan.charge(&group, &ItemError::new(ErrorKind::WorkerDied, "gone"));
+        assert_eq!((back[0].failed, back[1].failed), (2, 2));
+        let back: Vec<Vec<Item>> = back.into_iter().map(|b| b.items).collect();
         let died: Vec<Option<u64>> = back
             .iter()
             .flatten()
