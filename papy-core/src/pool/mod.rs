@@ -118,6 +118,13 @@ pub trait TaskFn: Send + Sync {
         local
     }
 
+    /// `true` when [`index_of`](Self::index_of) is the identity, so pools
+    /// may skip calling it per item. Must be `false` (the default) for any
+    /// function that maps indices.
+    fn plain_indices(&self) -> bool {
+        false
+    }
+
     /// A name for logs and errors.
     fn name(&self) -> String;
 
@@ -184,6 +191,9 @@ impl TaskFn for WorkerTask {
             None => local,
             Some((j, k, chunk)) => crate::piper::adapters::spawn_index(local, j, k, chunk),
         }
+    }
+    fn plain_indices(&self) -> bool {
+        self.spawn.is_none()
     }
     fn name(&self) -> String {
         self.node.clone()

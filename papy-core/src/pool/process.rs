@@ -652,6 +652,7 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
     let mut positions: Option<Vec<(usize, usize)>> = None;
     for (g, job) in group.iter().enumerate() {
         let f = job.func();
+        let plain = f.plain_indices();
         for (k, inbox) in job.inboxes.iter().enumerate() {
             let items = inbox.as_slice();
             let index = job.first + k as u64;
@@ -674,7 +675,7 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
                 p.push((g, k));
             }
             // The node's own index, so errors name the right input item.
-            indices.push(f.index_of(index));
+            indices.push(if plain { index } else { f.index_of(index) });
             if single {
                 singles.extend(items.first().and_then(|i| i.as_ref().ok()));
             } else {

@@ -330,17 +330,16 @@ pub struct ResultsRef<'a>(pub &'a [Item]);
 impl Serialize for ResultsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut packed = Vec::with_capacity(self.0.len() * 2);
-        let mut errors = Vec::new();
-        for (k, item) in self.0.iter().enumerate() {
-            match item {
-                Ok(v) => packed::encode_value(v, &mut packed),
-                Err(e) => {
-                    packed::encode_value(&Value::Null, &mut packed);
-                    errors.push((k as u32, WireError::from_item(e)));
-                }
-            }
-        }
+        const NULL: Value = Value::Null;
+        let mut packed = Vec::new();
+        let values = self.0.iter().map(|i| i.as_ref().unwrap_or(&NULL));
+        packed::encode_values(values, &mut packed);
+        let errors: Vec<(u32, WireError)> = self
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| Some((k as u32, WireError::from_item(i.as_ref().err()?))))
+            .collect();
         let mut st = s.serialize_struct("WireResults", 2)?;
         st.serialize_field("values", &Bin(&packed))?;
         st.serialize_field("errors", &errors)?;
