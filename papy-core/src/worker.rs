@@ -383,6 +383,56 @@ impl Worker {
         }
     }
 
+    /// Evaluates `n` single-input items one at a time: item `i` is
+    /// `input(i)` (a value, or an error passed on without a call) with index
+    /// `index(i)`, and its result goes to `output(i, result)` as soon as it
+    /// is known, so a batch never has to be held in memory (process workers
+    /// decode, call and encode each item in one pass). Panics are caught per
+    /// segment, as in [`eval_batch`](Self::eval_batch).
+    ///
+    /// ```
+    /// use papy_core::{Value, Worker};
+    /// let w = Worker::typed("inc", |x: i64| x + 1);
+    /// let mut out = Vec::new();
+    /// w.eval_each(3, |i| Ok(Value::Int(i as i64)), |i| i as u64, "node", |_, r| out.push(r));
+    /// assert_eq!(out, [Ok(Value::Int(1)), Ok(Value::Int(2)), Ok(Value::Int(3))]);
+    /// ```
+    pub fn eval_each(
+        &self,
+        n: usize,
+        mut input: impl FnMut(usize) -> Item,
+        index: impl Fn(usize) -> u64,
+        node: &str,
+        mut output: impl FnMut(usize, Item),
+    ) {
+        let _node = tracing::info_span!("node", name = node).entered();
+        let _batch =
+            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
+        tracing::trace!("evaluating");
+        let current = Cell::new(0);
+        let next = Cell::new(0usize);
+        while next.get() < n {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                while next.get() < n {
+                    let i = next.get();
+                    let item = input(i);
+                    let result =
+                        self.eval_unguarded(std::slice::from_ref(&item), node, index(i), &current);
+                    next.set(i + 1);
+                    output(i, result);
+                }
+            }));
+            if let Err(p) = r {
+                let i = next.get();
+                next.set(i + 1);
+                output(
+                    i,
+                    Err(self.panic_error(&*p, current.get(), Some(node), index(i))),
+                );
+            }
+        }
+    }
+
     fn panic_error(
         &self,
         payload: &(dyn std::any::Any + Send),
@@ -511,6 +561,38 @@ mod tests {
         let e = boom.eval(&[Ok(Value::Int(1))], "n2", 0).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Panic);
         assert!(e.message().contains("kaboom"));
+    }
+
+    #[test]
+    fn eval_each_catches_a_panic_and_goes_on_with_the_next_item() {
+        let w = Worker::from_fn("boom_on_2", |i: &[Value]| {
+            if int(i) == 2 {
+                panic!("two")
+            }
+            Ok::<_, String>(Value::Int(int(i) * 10))
+        });
+        let mut out = Vec::new();
+        w.eval_each(
+            5,
+            |i| Ok(Value::Int(i as i64)),
+            |i| 100 + i as u64,
+            "n",
+            |i, r| out.push((i, r)),
+        );
+        let got: Vec<(usize, std::result::Result<i64, Option<u64>>)> = out
+            .into_iter()
+            .map(|(i, r)| (i, r.map(|v| int(&[v])).map_err(|e| e.index())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Ok(0)),
+                (1, Ok(10)),
+                (2, Err(Some(102))),
+                (3, Ok(30)),
+                (4, Ok(40))
+            ]
+        );
     }
 
     #[test]

@@ -322,29 +322,94 @@ pub enum InboxesRef<'a> {
     Many(&'a [Vec<&'a Value>]),
 }
 
-/// [`WireResults`] from items, by reference: values packed in place, nil
-/// where an item failed, and the errors by position.
+/// [`WireResults`] by reference.
 #[derive(Debug)]
-pub struct ResultsRef<'a>(pub &'a [Item]);
+pub enum ResultsRef<'a> {
+    /// From items: values packed when encoding, nil where an item failed,
+    /// and the errors by position.
+    Items(&'a [Item]),
+    /// Values already packed (nil where an item failed) and the errors by
+    /// position.
+    Packed {
+        /// The packed values.
+        values: &'a [u8],
+        /// (position, error) for the items that failed.
+        errors: &'a [(u32, WireError)],
+    },
+}
 
 impl Serialize for ResultsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        const NULL: Value = Value::Null;
-        let mut packed = Vec::new();
-        let values = self.0.iter().map(|i| i.as_ref().unwrap_or(&NULL));
-        packed::encode_values(values, &mut packed);
-        let errors: Vec<(u32, WireError)> = self
-            .0
-            .iter()
-            .enumerate()
-            .filter_map(|(k, i)| Some((k as u32, WireError::from_item(i.as_ref().err()?))))
-            .collect();
         let mut st = s.serialize_struct("WireResults", 2)?;
-        st.serialize_field("values", &Bin(&packed))?;
-        st.serialize_field("errors", &errors)?;
+        match self {
+            ResultsRef::Items(items) => {
+                const NULL: Value = Value::Null;
+                let mut packed = Vec::new();
+                let values = items.iter().map(|i| i.as_ref().unwrap_or(&NULL));
+                packed::encode_values(values, &mut packed);
+                let errors: Vec<(u32, WireError)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, i)| Some((k as u32, WireError::from_item(i.as_ref().err()?))))
+                    .collect();
+                st.serialize_field("values", &Bin(&packed))?;
+                st.serialize_field("errors", &errors)?;
+            }
+            ResultsRef::Packed { values, errors } => {
+                st.serialize_field("values", &Bin(values))?;
+                st.serialize_field("errors", errors)?;
+            }
+        }
         st.end()
     }
+}
+
+/// A frame as a worker reads it: a `Task`'s packed values and indices stay
+/// bytes of the frame (borrowed), so the worker can decode, call and encode
+/// each item in one pass. Other frames are as in [`Frame`].
+#[derive(Debug, Deserialize)]
+pub enum FrameView<'a> {
+    /// The handshake.
+    Hello(Hello),
+    /// A batch of items of one worker chain.
+    Task {
+        /// Correlates the result.
+        id: u64,
+        /// The worker chain.
+        chain: Vec<Call>,
+        /// The node name, for error paths.
+        node: String,
+        /// The input indices, as packed little-endian `u64`s.
+        #[serde(borrow)]
+        indices: &'a [u8],
+        /// The inboxes.
+        #[serde(borrow)]
+        inboxes: InboxesView<'a>,
+    },
+    /// The results of a task.
+    Result {
+        /// The task's id.
+        id: u64,
+        /// One result per item, in order.
+        results: WireResults,
+    },
+    /// A fatal error of the peer.
+    Fatal {
+        /// What went wrong.
+        message: String,
+    },
+    /// Ask the worker to exit.
+    Shutdown,
+}
+
+/// [`WireInboxes`] as a worker reads them.
+#[derive(Debug, Deserialize)]
+pub enum InboxesView<'a> {
+    /// Every inbox has one element: the packed values, still encoded.
+    Single(&'a [u8]),
+    /// Inboxes of several elements.
+    Many(Vec<Vec<Value>>),
 }
 
 /// A byte slice that serializes as a MessagePack `bin`.
@@ -439,6 +504,16 @@ pub fn read_frame_with(
     buf: &mut Vec<u8>,
     limit: usize,
 ) -> Result<Frame, ProtocolError> {
+    read_frame_bytes(r, buf, limit)?;
+    rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Reads one frame's payload into `buf` (cleared first).
+fn read_frame_bytes(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ProtocolError> {
     let mut len = [0u8; 4];
     match read_full(r, &mut len)? {
         0 => return Err(ProtocolError::Closed),
@@ -451,19 +526,28 @@ pub fn read_frame_with(
     }
     buf.clear();
     buf.reserve(size);
-    let got = loop {
-        match r.by_ref().take(size as u64).read_to_end(buf) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    // read_to_end retries interrupted reads itself.
+    let got = r.by_ref().take(size as u64).read_to_end(buf)?;
     if got < size {
         return Err(ProtocolError::Truncated {
             expected: size,
             got,
         });
     }
+    Ok(())
+}
+
+/// Reads one frame's bytes into `buf` and decodes it as a [`FrameView`]
+/// borrowing from `buf` (what workers read tasks with).
+///
+/// # Errors
+/// As [`read_frame`].
+pub fn read_frame_view<'b>(
+    r: &mut impl Read,
+    buf: &'b mut Vec<u8>,
+    limit: usize,
+) -> Result<FrameView<'b>, ProtocolError> {
+    read_frame_bytes(r, buf, limit)?;
     rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
@@ -620,7 +704,20 @@ mod tests {
         };
         let borrowed = FrameRef::Result {
             id: 2,
-            results: ResultsRef(&items),
+            results: ResultsRef::Items(&items),
+        };
+        assert_eq!(bytes(&owned), bytes(&borrowed));
+        let Frame::Result { results, .. } = &owned else {
+            unreachable!()
+        };
+        let mut packed = Vec::new();
+        packed::encode_values(results.values.iter(), &mut packed);
+        let borrowed = FrameRef::Result {
+            id: 2,
+            results: ResultsRef::Packed {
+                values: &packed,
+                errors: &results.errors,
+            },
         };
         assert_eq!(bytes(&owned), bytes(&borrowed));
         // And a reused buffer reads them back.

@@ -250,34 +250,75 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// A message saying what is malformed and where.
 pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
-    let mut r = Reader { buf, pos: 0 };
     // Values take 1 to 9 bytes when they are numbers: start at a quarter of
     // the bytes (grown if needed; never more than the input could hold).
     let mut out = Vec::with_capacity(buf.len() / 4 + 1);
-    while let Some(&m) = buf.get(r.pos) {
+    let mut u = Unpacker::new(buf);
+    while let Some(v) = u.next_value() {
+        out.push(v?);
+    }
+    Ok(out)
+}
+
+/// Decodes packed values one at a time, so a worker can call its function
+/// on each value as it is read, without first building the whole batch.
+///
+/// ```
+/// use papy_core::protocol::packed::{encode_values, Unpacker};
+/// use papy_core::Value;
+/// let mut buf = Vec::new();
+/// encode_values([Value::Int(1), Value::from("two")].iter(), &mut buf);
+/// let mut u = Unpacker::new(&buf);
+/// assert_eq!(u.next_value(), Some(Ok(Value::Int(1))));
+/// assert_eq!(u.next_value(), Some(Ok(Value::from("two"))));
+/// assert_eq!(u.next_value(), None);
+/// ```
+pub struct Unpacker<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> Unpacker<'a> {
+    /// Reads the packed values of `buf`.
+    pub fn new(buf: &'a [u8]) -> Unpacker<'a> {
+        Unpacker {
+            r: Reader { buf, pos: 0 },
+        }
+    }
+
+    /// The next value, `None` at the end of the bytes, or what is malformed
+    /// (after which every call returns `None`).
+    #[inline]
+    pub fn next_value(&mut self) -> Option<Result<Value, String>> {
+        let buf = self.r.buf;
+        let pos = self.r.pos;
+        let m = *buf.get(pos)?;
         // Small integers (the commonest values of cheap pipelines) are
         // decoded here, without a call per value.
         let v = match m {
             0x00..=0x7f => {
-                r.pos += 1;
+                self.r.pos += 1;
                 Value::Int(i64::from(m))
             }
-            0xcd if r.pos + 3 <= buf.len() => {
-                let v = u16::from_be_bytes([buf[r.pos + 1], buf[r.pos + 2]]);
-                r.pos += 3;
-                Value::Int(i64::from(v))
+            0xcd if pos + 3 <= buf.len() => {
+                self.r.pos += 3;
+                Value::Int(i64::from(u16::from_be_bytes([buf[pos + 1], buf[pos + 2]])))
             }
-            0xce if r.pos + 5 <= buf.len() => {
+            0xce if pos + 5 <= buf.len() => {
                 let mut a = [0u8; 4];
-                a.copy_from_slice(&buf[r.pos + 1..r.pos + 5]);
-                r.pos += 5;
+                a.copy_from_slice(&buf[pos + 1..pos + 5]);
+                self.r.pos += 5;
                 Value::Int(i64::from(u32::from_be_bytes(a)))
             }
-            _ => r.value(0)?,
+            _ => match self.r.value(0) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.r.pos = buf.len();
+                    return Some(Err(e));
+                }
+            },
         };
-        out.push(v);
+        Some(Ok(v))
     }
-    Ok(out)
 }
 
 /// Decodes exactly one value filling `buf`.

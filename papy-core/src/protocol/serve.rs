@@ -2,12 +2,14 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
+use super::packed::{encode_value, Unpacker};
 use super::{
-    read_frame_with, write_frame, write_frame_with, Call, Frame, FrameRef, Hello, ProtocolError,
-    ResultsRef, WireInboxes, MAX_FRAME,
+    read_frame_view, write_frame, write_frame_with, Call, Frame, FrameRef, FrameView, Hello,
+    InboxesView, ProtocolError, ResultsRef, WireError, WireInboxes, MAX_FRAME,
 };
 use crate::error::{ErrorKind, Item, ItemError};
 use crate::registry;
+use crate::value::Value;
 use crate::worker::{Args, Worker};
 
 /// Builds the Worker of a chain of calls (by name, with bound arguments).
@@ -67,17 +69,9 @@ impl TaskRunner {
         indices: &[u64],
         inboxes: WireInboxes,
     ) -> Vec<Item> {
-        let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
-            Some(p) => p,
-            None => {
-                let built = build_chain(&chain);
-                self.cache.push((chain, built));
-                self.cache.len() - 1
-            }
-        };
         let n = indices.len().min(inboxes.len());
         let mut out = Vec::with_capacity(n);
-        match &self.cache[pos].1 {
+        match self.worker(chain) {
             Ok(worker) => match inboxes {
                 WireInboxes::Single(values) => {
                     let items: Vec<Item> = values.into_iter().map(Ok).collect();
@@ -110,6 +104,74 @@ impl TaskRunner {
         // items are reported done.
         crate::func::write::finish_all_logged();
         out
+    }
+
+    /// The Worker of a chain, built on its first use.
+    fn worker(&mut self, chain: Vec<Call>) -> &Result<Worker, String> {
+        let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
+            Some(p) => p,
+            None => {
+                let built = build_chain(&chain);
+                self.cache.push((chain, built));
+                self.cache.len() - 1
+            }
+        };
+        &self.cache[pos].1
+    }
+
+    /// Evaluates a task whose inboxes are single packed values, in one pass:
+    /// each value is decoded, called and its result encoded (appended to
+    /// `values`, nil where the item failed) before the next is read; the
+    /// failures go to `errors` by position. `indices` are the packed
+    /// little-endian indices, one per item.
+    pub fn run_packed(
+        &mut self,
+        chain: Vec<Call>,
+        node: &str,
+        indices: &[u8],
+        packed: &[u8],
+        values: &mut Vec<u8>,
+        errors: &mut Vec<(u32, WireError)>,
+    ) {
+        let n = indices.len() / 8;
+        let index = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&indices[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(a)
+        };
+        values.reserve(packed.len());
+        let mut output = |i: usize, r: Item| match r {
+            Ok(v) => encode_value(&v, values),
+            Err(e) => {
+                encode_value(&Value::Null, values);
+                errors.push((i as u32, WireError::from_item(&e)));
+            }
+        };
+        match self.worker(chain) {
+            Ok(worker) => {
+                let mut unpacker = Unpacker::new(packed);
+                // A value that cannot be read fails its own item (the rest
+                // of the batch still runs), named like any other error.
+                let input = |i: usize| {
+                    let message = match unpacker.next_value() {
+                        Some(Ok(v)) => return Ok(v),
+                        Some(Err(e)) => format!("malformed value from the host: {e}"),
+                        None => format!("the host sent fewer values than the {n} indices"),
+                    };
+                    Err(ItemError::new(ErrorKind::Conversion, message).at(node, index(i)))
+                };
+                worker.eval_each(n, input, index, node, &mut output);
+            }
+            Err(message) => {
+                for i in 0..n {
+                    let e =
+                        ItemError::new(ErrorKind::Function, format!("cannot run here: {message}"))
+                            .at(node.to_string(), index(i));
+                    output(i, Err(e));
+                }
+            }
+        }
+        crate::func::write::finish_all_logged();
     }
 }
 
@@ -154,10 +216,11 @@ pub fn serve(
         }
     }
     let mut runner = TaskRunner::default();
-    // One buffer each way for the whole session: no allocation per frame.
+    // Buffers for the whole session: no allocation per frame.
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
+    let (mut values, mut errors) = (Vec::new(), Vec::new());
     loop {
-        let frame = match read_frame_with(&mut input, &mut inbuf, MAX_FRAME) {
+        let frame = match read_frame_view(&mut input, &mut inbuf, MAX_FRAME) {
             Ok(f) => f,
             Err(ProtocolError::Closed) => {
                 crate::func::write::finish_all_logged();
@@ -169,21 +232,57 @@ pub fn serve(
             }
         };
         match frame {
-            Frame::Task {
+            FrameView::Task {
                 id,
                 chain,
                 node,
                 indices,
                 inboxes,
             } => {
-                let results = runner.run(chain, &node, &indices, inboxes);
-                let frame = FrameRef::Result {
-                    id,
-                    results: ResultsRef(&results),
+                if indices.len() % 8 != 0 {
+                    let message = format!(
+                        "packed indices of {} bytes (not a multiple of 8)",
+                        indices.len()
+                    );
+                    return Err(refuse(&mut output, message));
+                }
+                let frame = match inboxes {
+                    InboxesView::Single(packed) => {
+                        values.clear();
+                        errors.clear();
+                        runner.run_packed(chain, &node, indices, packed, &mut values, &mut errors);
+                        FrameRef::Result {
+                            id,
+                            results: ResultsRef::Packed {
+                                values: &values,
+                                errors: &errors,
+                            },
+                        }
+                    }
+                    InboxesView::Many(many) => {
+                        let indices: Vec<u64> = indices
+                            .chunks_exact(8)
+                            .map(|c| {
+                                let mut a = [0u8; 8];
+                                a.copy_from_slice(c);
+                                u64::from_le_bytes(a)
+                            })
+                            .collect();
+                        let results = runner.run(chain, &node, &indices, WireInboxes::Many(many));
+                        write_frame_with(
+                            &mut output,
+                            &mut outbuf,
+                            &FrameRef::Result {
+                                id,
+                                results: ResultsRef::Items(&results),
+                            },
+                        )?;
+                        continue;
+                    }
                 };
                 write_frame_with(&mut output, &mut outbuf, &frame)?;
             }
-            Frame::Shutdown => {
+            FrameView::Shutdown => {
                 crate::func::write::finish_all_logged();
                 return Ok(());
             }
@@ -224,4 +323,81 @@ fn protocol_stdout() -> Result<std::fs::File, ProtocolError> {
 #[cfg(not(unix))]
 fn protocol_stdout() -> Result<std::io::Stdout, ProtocolError> {
     Ok(std::io::stdout())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::packed::{decode_values, encode_values};
+
+    fn packed(values: &[Value]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_values(values.iter(), &mut out);
+        out
+    }
+
+    fn le(indices: &[u64]) -> Vec<u8> {
+        indices.iter().flat_map(|i| i.to_le_bytes()).collect()
+    }
+
+    fn passer() -> Vec<Call> {
+        vec![Call {
+            function: "papy.ipasser".into(),
+            args: vec![],
+        }]
+    }
+
+    #[test]
+    fn packed_tasks_run_in_one_pass_and_match_the_batch_path() {
+        let inputs = [Value::Int(5), Value::from("x"), Value::Int(70_000)];
+        let mut runner = TaskRunner::default();
+        let (mut values, mut errors) = (Vec::new(), Vec::new());
+        let p = packed(&inputs);
+        runner.run_packed(passer(), "n", &le(&[7, 8, 9]), &p, &mut values, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(decode_values(&values).unwrap(), inputs);
+        let batch = runner.run(
+            passer(),
+            "n",
+            &[7, 8, 9],
+            WireInboxes::Single(inputs.to_vec()),
+        );
+        assert_eq!(batch, inputs.iter().cloned().map(Ok).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_malformed_value_or_a_short_batch_fails_only_its_items() {
+        let mut p = packed(&[Value::Int(1)]);
+        p.push(0xc1); // never used in MessagePack
+        let mut runner = TaskRunner::default();
+        let (mut values, mut errors) = (Vec::new(), Vec::new());
+        runner.run_packed(passer(), "n", &le(&[0, 1, 2]), &p, &mut values, &mut errors);
+        assert_eq!(
+            decode_values(&values).unwrap(),
+            [Value::Int(1), Value::Null, Value::Null]
+        );
+        let positions: Vec<u32> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(positions, [1, 2]);
+        assert!(
+            errors[0].1.message.contains("malformed value"),
+            "{errors:?}"
+        );
+        assert!(errors[1].1.message.contains("fewer values"), "{errors:?}");
+        assert_eq!((errors[0].1.index, errors[1].1.index), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn an_unknown_chain_fails_every_packed_item_with_the_reason() {
+        let chain = vec![Call {
+            function: "no.such.function".into(),
+            args: vec![],
+        }];
+        let mut runner = TaskRunner::default();
+        let (mut values, mut errors) = (Vec::new(), Vec::new());
+        let p = packed(&[Value::Int(1), Value::Int(2)]);
+        runner.run_packed(chain, "n", &le(&[3, 4]), &p, &mut values, &mut errors);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[1].1.message.contains("cannot run here"));
+        assert_eq!(errors[1].1.index, Some(4));
+    }
 }
