@@ -31,6 +31,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
+use crate::protocol::packed::{encode_values, pack_index};
 use crate::protocol::serve::chain_of;
 use crate::protocol::{
     read_frame_with, write_frame, write_frame_with, Frame, FrameRef, Hello, InboxesRef,
@@ -489,7 +490,7 @@ fn send_task(
     let chain = chain_of(worker);
     let node = job.func().name();
     let inboxes = match &wire.values {
-        WireValues::Single(v) => InboxesRef::Single(v),
+        WireValues::Packed(v) => InboxesRef::Single(v),
         WireValues::Many(v) => InboxesRef::Many(v),
     };
     let frame = FrameRef::Task {
@@ -537,18 +538,26 @@ fn exchange(conn: &mut Conn, job: &Job, wire: &Wire<'_>, id: u64) -> Outcome {
     if let Err(e) = send_task(conn, job, wire, id) {
         return Outcome::Died(e);
     }
-    receive_result(conn, id, wire.indices.len(), job.timeout())
+    receive_result(conn, id, wire.len(), job.timeout())
 }
 
-/// What goes on the wire for a group: the items' indices and values, by
-/// reference into the group's jobs (nothing is copied before encoding).
+/// What goes on the wire for a group: the items' indices, packed, and
+/// their values, packed as they are read when every inbox is one value
+/// (the common case), else by reference into the group's jobs.
 struct Wire<'g> {
-    indices: Vec<u64>,
+    indices: Vec<u8>,
     values: WireValues<'g>,
 }
 
+impl Wire<'_> {
+    /// Items sent.
+    fn len(&self) -> usize {
+        self.indices.len() / 8
+    }
+}
+
 enum WireValues<'g> {
-    Single(Vec<&'g Value>),
+    Packed(Vec<u8>),
     Many(Vec<Vec<&'g Value>>),
 }
 
@@ -641,12 +650,21 @@ impl Plan {
 
 /// Splits a group into the items answered here and what goes on the wire.
 fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
+    prepare_as(group, true).unwrap_or_else(|| {
+        // An inbox of several inputs: every item goes as a list.
+        prepare_as(group, false).unwrap_or_else(|| unreachable!("lists take any inbox"))
+    })
+}
+
+/// As [`prepare`], with every item's inputs packed as one value (`single`;
+/// `None` when an inbox has several inputs) or as a list.
+fn prepare_as(group: &[Job], single: bool) -> Option<(Plan, Wire<'_>)> {
     let total: usize = group.iter().map(|j| j.inboxes.len()).sum();
-    let single = group
-        .iter()
-        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
-    let mut indices = Vec::with_capacity(total);
-    let mut singles = Vec::with_capacity(if single { total } else { 0 });
+    let mut indices = Vec::with_capacity(total * 8);
+    let mut packed = Vec::new();
+    if single {
+        packed.reserve(total * 3);
+    }
     let mut manys = Vec::new();
     let mut answered = Vec::new();
     let mut positions: Option<Vec<(usize, usize)>> = None;
@@ -654,8 +672,24 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
         let f = job.func();
         let plain = f.plain_indices();
         for (k, inbox) in job.inboxes.iter().enumerate() {
-            let items = inbox.as_slice();
             let index = job.first + k as u64;
+            // The node's own index, so errors name the right input item.
+            let node_index = |f: &dyn TaskFn| if plain { index } else { f.index_of(index) };
+            if single {
+                match inbox {
+                    super::Inbox::One(Ok(v)) => {
+                        if let Some(p) = positions.as_mut() {
+                            p.push((g, k));
+                        }
+                        pack_index(node_index(f), &mut indices);
+                        encode_values(std::iter::once(v), &mut packed);
+                        continue;
+                    }
+                    super::Inbox::One(Err(_)) => {}
+                    super::Inbox::Many(_) => return None,
+                }
+            }
+            let items = inbox.as_slice();
             if items.iter().any(Result::is_err) {
                 // The first item answered here: from now on the sent items'
                 // places are recorded (every earlier item was sent).
@@ -674,26 +708,21 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
             if let Some(p) = positions.as_mut() {
                 p.push((g, k));
             }
-            // The node's own index, so errors name the right input item.
-            indices.push(if plain { index } else { f.index_of(index) });
-            if single {
-                singles.extend(items.first().and_then(|i| i.as_ref().ok()));
-            } else {
-                manys.push(items.iter().filter_map(|i| i.as_ref().ok()).collect());
-            }
+            pack_index(node_index(f), &mut indices);
+            manys.push(items.iter().filter_map(|i| i.as_ref().ok()).collect());
         }
     }
     let plan = Plan {
         answered,
         positions,
-        sent: indices.len(),
+        sent: indices.len() / 8,
     };
     let values = if single {
-        WireValues::Single(singles)
+        WireValues::Packed(packed)
     } else {
         WireValues::Many(manys)
     };
-    (plan, Wire { indices, values })
+    Some((plan, Wire { indices, values }))
 }
 
 /// The results of one job, with its number of failures.
@@ -1148,17 +1177,42 @@ mod tests {
         Inbox::One(Ok(Value::Int(i)))
     }
 
+    fn unpack_indices(b: &[u8]) -> Vec<u64> {
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_with_several_inputs_per_item_goes_as_lists() {
+        let c = ctx();
+        let two = Inbox::Many(vec![Ok(Value::Int(1)), Ok(Value::Int(2))]);
+        let bad = Inbox::One(Err(ItemError::new(ErrorKind::Function, "upstream")));
+        let group = vec![job(&c, 0, vec![ok(7), bad, two])];
+        let (plan, wire) = prepare(&group);
+        assert_eq!(plan.positions, Some(vec![(0, 0), (0, 2)]));
+        assert_eq!(unpack_indices(&wire.indices), [0, 2]);
+        let WireValues::Many(v) = &wire.values else {
+            panic!("lists expected")
+        };
+        assert_eq!(
+            v,
+            &[vec![&Value::Int(7)], vec![&Value::Int(1), &Value::Int(2)]]
+        );
+    }
+
     #[test]
     fn a_group_of_plain_values_goes_out_whole_and_is_cut_back_per_job() {
         let c = ctx();
         let group = vec![job(&c, 0, vec![ok(1), ok(2)]), job(&c, 2, vec![ok(3)])];
         let (plan, wire) = prepare(&group);
         assert!(plan.positions.is_none() && plan.answered.is_empty());
-        assert_eq!(wire.indices, [0, 1, 2]);
-        let WireValues::Single(v) = &wire.values else {
-            panic!("single values expected")
+        assert_eq!(unpack_indices(&wire.indices), [0, 1, 2]);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
         };
-        assert_eq!(v.len(), 3);
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(1), Value::Int(2), Value::Int(3)]);
         drop(wire);
         let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect(), 0);
         let back: Vec<Vec<Item>> = back.into_iter().map(|b| b.items).collect();
@@ -1179,7 +1233,12 @@ mod tests {
         let (plan, wire) = prepare(&group);
         assert_eq!(plan.answered.len(), 1);
         assert_eq!(plan.positions, Some(vec![(0, 0), (0, 1), (1, 1)]));
-        assert_eq!(wire.indices, [0, 1, 3]);
+        assert_eq!(unpack_indices(&wire.indices), [0, 1, 3]);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
+        };
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(1), Value::Int(2), Value::Int(4)]);
         drop(wire);
         let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect(), 0);
         assert_eq!(back[1].failed, 1, "the error passed on counts as a failure");

@@ -298,9 +298,10 @@ pub enum FrameRef<'a> {
         chain: &'a [Call],
         /// The node name, for error paths.
         node: &'a str,
-        /// The input index of each item.
-        #[serde(serialize_with = "packed::indices::serialize")]
-        indices: &'a [u64],
+        /// The input index of each item, already packed (little-endian
+        /// `u64`s, see [`packed::pack_index`]).
+        #[serde(serialize_with = "packed::bytes::serialize")]
+        indices: &'a [u8],
         /// The inboxes.
         inboxes: InboxesRef<'a>,
     },
@@ -316,8 +317,9 @@ pub enum FrameRef<'a> {
 /// [`WireInboxes`] by reference.
 #[derive(Debug, Serialize)]
 pub enum InboxesRef<'a> {
-    /// Every inbox has one element.
-    Single(#[serde(serialize_with = "packed::values::serialize_refs")] &'a [&'a Value]),
+    /// Every inbox has one element: the values, already packed (see
+    /// [`packed::encode_values`]).
+    Single(#[serde(serialize_with = "packed::bytes::serialize")] &'a [u8]),
     /// Inboxes of several elements.
     Many(&'a [Vec<&'a Value>]),
 }
@@ -653,7 +655,12 @@ mod tests {
             args: vec![Value::Int(1)],
         }];
         let values = [Value::Int(300), Value::from("x"), Value::Null];
-        let refs: Vec<&Value> = values.iter().collect();
+        let mut refs = Vec::new();
+        packed::encode_values(values.iter(), &mut refs);
+        let mut idx = Vec::new();
+        for i in [4, 5, 6] {
+            packed::pack_index(i, &mut idx);
+        }
         let bytes = |f: &dyn erased::Frameish| {
             let mut out = Vec::new();
             f.write(&mut out);
@@ -670,7 +677,7 @@ mod tests {
             id: 9,
             chain: &chain,
             node: "n",
-            indices: &[4, 5, 6],
+            indices: &idx,
             inboxes: InboxesRef::Single(&refs),
         };
         assert_eq!(bytes(&owned), bytes(&borrowed));
@@ -689,7 +696,7 @@ mod tests {
             id: 9,
             chain: &chain,
             node: "n",
-            indices: &[4, 5],
+            indices: &idx[..16],
             inboxes: InboxesRef::Many(&many),
         };
         assert_eq!(bytes(&owned), bytes(&borrowed));

@@ -380,22 +380,32 @@ pub mod values {
         s.serialize_bytes(&out)
     }
 
-    /// Serializes values given by reference (the same bytes as [`serialize`]).
-    ///
-    /// # Errors
-    /// The serializer's.
-    pub fn serialize_refs<S: Serializer>(v: &[&Value], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::new();
-        encode_values(v.iter().copied(), &mut out);
-        s.serialize_bytes(&out)
-    }
-
     /// Deserializes.
     ///
     /// # Errors
     /// Malformed packed values.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
         d.deserialize_bytes(ValuesVisitor)
+    }
+}
+
+/// Appends one packed index (a little-endian `u64`).
+#[inline]
+pub fn pack_index(i: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&i.to_le_bytes());
+}
+
+/// `#[serde(serialize_with = "packed::bytes::serialize")]`: bytes already
+/// packed, as one `bin`.
+pub mod bytes {
+    use super::*;
+
+    /// Serializes.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
     }
 }
 
