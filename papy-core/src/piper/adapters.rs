@@ -89,7 +89,7 @@ impl Iterator for Zip {
                 return None;
             }
             if missing.is_empty() {
-                Inbox::Many(items)
+                Inbox::Many(items.into())
             } else {
                 let msg = format!(
                     "join inputs have unequal lengths: input(s) {missing:?} ended before item #{} of the others",
@@ -154,7 +154,7 @@ impl Iterator for Consume {
         Some(if cols.len() == 1 {
             Inbox::One(cols.remove(0))
         } else {
-            Inbox::Many(cols)
+            Inbox::Many(cols.into())
         })
     }
 }

@@ -31,8 +31,9 @@ pub use thread::ThreadPool;
 pub enum Inbox {
     /// A single input (the common case; no allocation).
     One(Item),
-    /// Several inputs (joins, consume batches).
-    Many(Vec<Item>),
+    /// Several inputs (joins, consume batches). Boxed, so an inbox is no
+    /// larger than one item: batches of inboxes are the hot data of a run.
+    Many(Box<[Item]>),
 }
 
 impl Inbox {
@@ -65,7 +66,7 @@ impl IntoInbox for Item {
 
 impl IntoInbox for Vec<Item> {
     fn into_inbox(self) -> Inbox {
-        Inbox::Many(self)
+        Inbox::Many(self.into_boxed_slice())
     }
 }
 
@@ -356,4 +357,18 @@ pub trait Pool: Send + Sync {
 
     /// Stops accepting jobs, lets running jobs finish, and joins every worker.
     fn shutdown(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inbox_is_no_larger_than_an_item() {
+        // Batches of inboxes cross threads for every item of a run: keeping
+        // them one item wide keeps that traffic down.
+        assert_eq!(std::mem::size_of::<Inbox>(), std::mem::size_of::<Item>());
+        let many = vec![Ok(crate::Value::Int(1)), Ok(crate::Value::Int(2))].into_inbox();
+        assert_eq!(many.as_slice().len(), 2);
+    }
 }

@@ -1186,7 +1186,7 @@ mod tests {
     #[test]
     fn a_group_with_several_inputs_per_item_goes_as_lists() {
         let c = ctx();
-        let two = Inbox::Many(vec![Ok(Value::Int(1)), Ok(Value::Int(2))]);
+        let two = Inbox::Many(vec![Ok(Value::Int(1)), Ok(Value::Int(2))].into());
         let bad = Inbox::One(Err(ItemError::new(ErrorKind::Function, "upstream")));
         let group = vec![job(&c, 0, vec![ok(7), bad, two])];
         let (plan, wire) = prepare(&group);
