@@ -253,9 +253,22 @@ pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
     // Values take 1 to 9 bytes when they are numbers: start at a quarter of
     // the bytes (grown if needed; never more than the input could hold).
     let mut out = Vec::with_capacity(buf.len() / 4 + 1);
-    let mut u = Unpacker::new(buf);
-    while let Some(v) = u.next_value() {
-        out.push(v?);
+    let mut pos = 0;
+    while let Some(&m) = buf.get(pos) {
+        // Small integers are pushed as they are read: no intermediate
+        // result is built and copied for the commonest values.
+        if m <= 0x7f {
+            out.push(Value::Int(i64::from(m)));
+            pos += 1;
+        } else if m == 0xce && pos + 5 <= buf.len() {
+            let v = u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
+            out.push(Value::Int(i64::from(v)));
+            pos += 5;
+        } else {
+            let mut r = Reader { buf, pos };
+            out.push(r.value(0)?);
+            pos = r.pos;
+        }
     }
     Ok(out)
 }
