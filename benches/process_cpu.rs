@@ -4,7 +4,8 @@
 //! proxies, readers, consumer) and in the worker processes, from
 //! `getrusage`, next to a sequential baseline measured in the same run.
 //!
-//! Run: `cargo bench --bench process_cpu` (`-- N` for another item count).
+//! Run: `cargo bench --bench process_cpu` (`-- N S` for another item count
+//! and a buffer of S strides instead of 16).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,10 +39,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     papy::worker_main();
-    let n: i64 = std::env::args()
+    // Optional arguments: the item count, then the buffer in strides.
+    let numbers: Vec<i64> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = numbers.first().copied().unwrap_or(1_000_000);
+    let strides = numbers.get(1).map_or(16, |s| (*s).max(1) as usize);
     let stride = 1000;
     let inc = Worker::new("c_inc").expect("registered");
 
@@ -61,7 +65,7 @@ fn main() {
         let m = NuMap::builder()
             .pool(pool.clone())
             .stride(stride)
-            .buffer(stride * 16)
+            .buffer(stride * strides)
             .build()
             .expect("numap");
         let t = m.add_task(inc.clone(), 0..n).expect("task");
@@ -90,7 +94,7 @@ fn main() {
         median(seq).as_secs_f64() * 1e3
     );
     println!(
-        "process pool (2 workers, stride {stride}, buffer 16 strides): median {:.1} ms, {:.2} M items/s",
+        "process pool (2 workers, stride {stride}, buffer {strides} strides): median {:.1} ms, {:.2} M items/s",
         med.as_secs_f64() * 1e3,
         n as f64 / med.as_secs_f64() / 1e6
     );
