@@ -257,12 +257,8 @@ impl Feeder {
         task.next_index += batch.len() as u64;
         if task.ctx.timeout.is_some() {
             for (k, inbox) in batch.into_iter().enumerate() {
-                self.pool.submit(Job {
-                    task: task.ctx.clone(),
-                    first: first + k as u64,
-                    inboxes: vec![inbox],
-                    hook: None,
-                });
+                self.pool
+                    .submit(Job::new(task.ctx.clone(), first + k as u64, vec![inbox]));
             }
         } else {
             // Split the visit across the workers, so that one task with the
@@ -281,21 +277,11 @@ impl Feeder {
             while rest.len() > chunk {
                 let tail = rest.split_off(chunk);
                 let n = rest.len() as u64;
-                self.pool.submit(Job {
-                    task: task.ctx.clone(),
-                    first,
-                    inboxes: rest,
-                    hook: None,
-                });
+                self.pool.submit(Job::new(task.ctx.clone(), first, rest));
                 first += n;
                 rest = tail;
             }
-            self.pool.submit(Job {
-                task: task.ctx.clone(),
-                first,
-                inboxes: rest,
-                hook: None,
-            });
+            self.pool.submit(Job::new(task.ctx.clone(), first, rest));
         }
     }
 }

@@ -74,9 +74,7 @@ impl Pool for MixedPool {
         else {
             return;
         };
-        member
-            .in_flight
-            .fetch_add(job.inboxes.len(), Ordering::Relaxed);
+        member.in_flight.fetch_add(job.len(), Ordering::Relaxed);
         let counter = member.in_flight.clone();
         member.pool.submit(job.on_delivered(move |done| {
             counter.fetch_sub(done, Ordering::Relaxed);

@@ -234,9 +234,41 @@ pub struct Job {
     pub inboxes: Vec<Inbox>,
     /// Called with the number of items at each delivery (load accounting).
     pub(crate) hook: Option<Arc<dyn Fn(usize) + Send + Sync>>,
+    /// The inputs already packed for the wire, by a pool that sends items
+    /// to other processes (`inboxes` is then empty: see [`Job::len`]).
+    pub(crate) packed: Option<PackedInputs>,
+}
+
+/// A job's inputs packed for the wire: every inbox was one value, encoded
+/// as packed values, with the items' packed indices (see `docs/protocol.md`).
+pub(crate) struct PackedInputs {
+    pub(crate) values: Vec<u8>,
+    pub(crate) indices: Vec<u8>,
+    pub(crate) len: usize,
 }
 
 impl Job {
+    /// A job of the items `first..` with these inboxes.
+    pub(crate) fn new(task: Arc<TaskCtx>, first: u64, inboxes: Vec<Inbox>) -> Job {
+        Job {
+            task,
+            first,
+            inboxes,
+            hook: None,
+            packed: None,
+        }
+    }
+
+    /// Number of items (their inboxes may have been packed for the wire).
+    pub fn len(&self) -> usize {
+        self.packed.as_ref().map_or(self.inboxes.len(), |p| p.len)
+    }
+
+    /// `true` without items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The task function.
     pub fn func(&self) -> &dyn TaskFn {
         &*self.task.func
@@ -301,7 +333,7 @@ impl Job {
 
     /// Delivers the same error for every item of the job.
     pub fn fail_all(&self, error: ItemError) {
-        let items = (0..self.inboxes.len())
+        let items = (0..self.len())
             .map(|k| {
                 Err(error
                     .clone()
@@ -319,7 +351,7 @@ impl fmt::Debug for Job {
             "Job(task {}, items {}..{})",
             self.task.id,
             self.first,
-            self.first + self.inboxes.len() as u64
+            self.first + self.len() as u64
         )
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use super::{Job, Pool, TaskFn};
+use super::{Inbox, Job, PackedInputs, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::protocol::packed::{encode_values, pack_index};
 use crate::protocol::serve::chain_of;
@@ -581,7 +581,7 @@ impl Plan {
             None => group
                 .iter()
                 .enumerate()
-                .flat_map(|(g, j)| (0..j.inboxes.len()).map(move |k| (g, k)))
+                .flat_map(|(g, j)| (0..j.len()).map(move |k| (g, k)))
                 .collect(),
         }
     }
@@ -598,7 +598,7 @@ impl Plan {
             }
             let mut per_job = Vec::with_capacity(group.len());
             for job in group.iter().rev() {
-                let at = sent.len().saturating_sub(job.inboxes.len());
+                let at = sent.len().saturating_sub(job.len());
                 per_job.push(Batch::new(sent.split_off(at), failed));
             }
             per_job.reverse();
@@ -606,7 +606,7 @@ impl Plan {
         }
         let mut slots: Vec<Vec<Option<Item>>> = group
             .iter()
-            .map(|j| (0..j.inboxes.len()).map(|_| None).collect())
+            .map(|j| (0..j.len()).map(|_| None).collect())
             .collect();
         for ((g, k), item) in self.positions(group).into_iter().zip(sent) {
             slots[g][k] = Some(item);
@@ -648,8 +648,55 @@ impl Plan {
     }
 }
 
+/// Packs a job's inputs for the wire when every inbox is one value (on
+/// the thread that submits it, while they are in its cache): the proxy then
+/// only writes bytes, and a retry sends the same bytes again.
+fn pack(job: &mut Job) {
+    if job.packed.is_some() || !job.inboxes.iter().all(|i| matches!(i, Inbox::One(Ok(_)))) {
+        return;
+    }
+    let f = job.func();
+    let plain = f.plain_indices();
+    let n = job.inboxes.len();
+    let mut indices = Vec::with_capacity(n * 8);
+    for k in 0..n as u64 {
+        let index = job.first + k;
+        pack_index(if plain { index } else { f.index_of(index) }, &mut indices);
+    }
+    const NULL: Value = Value::Null;
+    let mut values = Vec::new();
+    encode_values(
+        job.inboxes.iter().map(|i| match i {
+            Inbox::One(Ok(v)) => v,
+            _ => &NULL, // not reached: checked above
+        }),
+        &mut values,
+    );
+    job.packed = Some(PackedInputs {
+        values,
+        indices,
+        len: n,
+    });
+    job.inboxes = Vec::new();
+}
+
 /// Splits a group into the items answered here and what goes on the wire.
 fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
+    if group.iter().all(|j| j.packed.is_some()) {
+        // Packed when submitted: the bytes go as they are.
+        let (mut values, mut indices) = (Vec::new(), Vec::new());
+        for p in group.iter().filter_map(|j| j.packed.as_ref()) {
+            values.extend_from_slice(&p.values);
+            indices.extend_from_slice(&p.indices);
+        }
+        let plan = Plan {
+            answered: Vec::new(),
+            positions: None,
+            sent: indices.len() / 8,
+        };
+        let values = WireValues::Packed(values);
+        return (plan, Wire { indices, values });
+    }
     prepare_as(group, true).unwrap_or_else(|| {
         // An inbox of several inputs: every item goes as a list.
         prepare_as(group, false).unwrap_or_else(|| unreachable!("lists take any inbox"))
@@ -659,7 +706,7 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
 /// As [`prepare`], with every item's inputs packed as one value (`single`;
 /// `None` when an inbox has several inputs) or as a list.
 fn prepare_as(group: &[Job], single: bool) -> Option<(Plan, Wire<'_>)> {
-    let total: usize = group.iter().map(|j| j.inboxes.len()).sum();
+    let total: usize = group.iter().map(Job::len).sum();
     let mut indices = Vec::with_capacity(total * 8);
     let mut packed = Vec::new();
     if single {
@@ -1032,7 +1079,13 @@ fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
             let share = (rx.len() / sh.size.max(1)).min(MAX_GROUP);
             while group.len() <= share {
                 match rx.try_recv() {
-                    Ok(j) if Arc::ptr_eq(&j.task, &group[0].task) => group.push(j),
+                    // Packed jobs travel with packed jobs only.
+                    Ok(j)
+                        if Arc::ptr_eq(&j.task, &group[0].task)
+                            && j.packed.is_some() == group[0].packed.is_some() =>
+                    {
+                        group.push(j)
+                    }
                     Ok(j) => {
                         pending.push_back(j);
                         break;
@@ -1121,7 +1174,8 @@ impl Pool for ProcessPool {
         }
     }
 
-    fn submit(&self, job: Job) {
+    fn submit(&self, mut job: Job) {
+        pack(&mut job);
         super::queue_or_fail(lock(&self.tx).as_ref(), job);
     }
 
@@ -1160,12 +1214,7 @@ mod tests {
     use crate::worker::Worker;
 
     fn job(ctx: &Arc<TaskCtx>, first: u64, inboxes: Vec<Inbox>) -> Job {
-        Job {
-            task: ctx.clone(),
-            first,
-            inboxes,
-            hook: None,
-        }
+        Job::new(ctx.clone(), first, inboxes)
     }
 
     fn ctx() -> Arc<TaskCtx> {
@@ -1181,6 +1230,48 @@ mod tests {
         b.chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn a_job_packed_when_submitted_sends_the_same_bytes_and_keeps_its_count() {
+        let c = ctx();
+        let group = vec![job(&c, 5, vec![ok(1), ok(300)]), job(&c, 7, vec![ok(-2)])];
+        let (plan, wire) = prepare(&group);
+        let (want_indices, want_values) = match wire.values {
+            WireValues::Packed(v) => (wire.indices, v),
+            WireValues::Many(_) => panic!("packed values expected"),
+        };
+        let mut packed: Vec<Job> = vec![job(&c, 5, vec![ok(1), ok(300)]), job(&c, 7, vec![ok(-2)])];
+        packed.iter_mut().for_each(pack);
+        assert!(packed
+            .iter()
+            .all(|j| j.inboxes.is_empty() && j.packed.is_some()));
+        assert_eq!(packed.iter().map(Job::len).collect::<Vec<_>>(), [2, 1]);
+        let (plan2, wire) = prepare(&packed);
+        let WireValues::Packed(values) = wire.values else {
+            panic!("packed values expected")
+        };
+        assert_eq!((wire.indices, values), (want_indices, want_values));
+        assert_eq!((plan.sent, plan2.sent), (3, 3));
+        // A death charges every item of a packed job, by its own index.
+        let back = plan2.charge(&packed, &ItemError::new(ErrorKind::WorkerDied, "gone"));
+        let idx: Vec<Option<u64>> = back
+            .into_iter()
+            .flat_map(|b| b.items)
+            .map(|r| r.unwrap_err().index())
+            .collect();
+        assert_eq!(idx, [Some(5), Some(6), Some(7)]);
+        // An inbox with an error is not packed: it is answered on the host.
+        let mut j = job(
+            &c,
+            0,
+            vec![
+                ok(1),
+                Inbox::One(Err(ItemError::new(ErrorKind::Function, "x"))),
+            ],
+        );
+        pack(&mut j);
+        assert!(j.packed.is_none() && j.inboxes.len() == 2);
     }
 
     #[test]

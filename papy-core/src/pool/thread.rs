@@ -130,12 +130,8 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
         // Timed items: one at a time, visible to the watchdog.
         for (k, inbox) in job.inboxes.iter().enumerate() {
             let index = job.first + k as u64;
-            let single = Job {
-                task: job.task.clone(),
-                first: index,
-                inboxes: Vec::new(),
-                hook: job.hook.clone(),
-            };
+            let mut single = Job::new(job.task.clone(), index, Vec::new());
+            single.hook = job.hook.clone();
             *lock(&slot.state) = SlotState::Running {
                 job: single,
                 deadline: Instant::now() + timeout,
