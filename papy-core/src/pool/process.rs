@@ -652,7 +652,12 @@ impl Plan {
 /// the thread that submits it, while they are in its cache): the proxy then
 /// only writes bytes, and a retry sends the same bytes again.
 fn pack(job: &mut Job) {
-    if job.packed.is_some() || !job.inboxes.iter().all(|i| matches!(i, Inbox::One(Ok(_)))) {
+    // Small jobs are coalesced by the proxy instead (two buffers per item
+    // would cost more than they save).
+    if job.packed.is_some()
+        || job.inboxes.len() < PACK_FROM
+        || !job.inboxes.iter().all(|i| matches!(i, Inbox::One(Ok(_))))
+    {
         return;
     }
     let f = job.func();
@@ -880,6 +885,9 @@ const PIPELINE_DEPTH: usize = 2;
 
 /// Most jobs coalesced into one frame.
 const MAX_GROUP: usize = 256;
+
+/// Jobs of at least this many items are packed when submitted.
+const PACK_FROM: usize = 32;
 
 type Respawn<'a> = dyn Fn(&mut Option<Conn>) -> std::result::Result<(), String> + 'a;
 
@@ -1235,24 +1243,26 @@ mod tests {
     #[test]
     fn a_job_packed_when_submitted_sends_the_same_bytes_and_keeps_its_count() {
         let c = ctx();
-        let group = vec![job(&c, 5, vec![ok(1), ok(300)]), job(&c, 7, vec![ok(-2)])];
+        let (a, b): (Vec<Inbox>, Vec<Inbox>) =
+            ((0..40).map(ok).collect(), (0..32).map(ok).collect());
+        let group = vec![job(&c, 5, a.clone()), job(&c, 45, b.clone())];
         let (plan, wire) = prepare(&group);
         let (want_indices, want_values) = match wire.values {
             WireValues::Packed(v) => (wire.indices, v),
             WireValues::Many(_) => panic!("packed values expected"),
         };
-        let mut packed: Vec<Job> = vec![job(&c, 5, vec![ok(1), ok(300)]), job(&c, 7, vec![ok(-2)])];
+        let mut packed: Vec<Job> = vec![job(&c, 5, a), job(&c, 45, b)];
         packed.iter_mut().for_each(pack);
         assert!(packed
             .iter()
             .all(|j| j.inboxes.is_empty() && j.packed.is_some()));
-        assert_eq!(packed.iter().map(Job::len).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(packed.iter().map(Job::len).collect::<Vec<_>>(), [40, 32]);
         let (plan2, wire) = prepare(&packed);
         let WireValues::Packed(values) = wire.values else {
             panic!("packed values expected")
         };
         assert_eq!((wire.indices, values), (want_indices, want_values));
-        assert_eq!((plan.sent, plan2.sent), (3, 3));
+        assert_eq!((plan.sent, plan2.sent), (72, 72));
         // A death charges every item of a packed job, by its own index.
         let back = plan2.charge(&packed, &ItemError::new(ErrorKind::WorkerDied, "gone"));
         let idx: Vec<Option<u64>> = back
@@ -1260,7 +1270,7 @@ mod tests {
             .flat_map(|b| b.items)
             .map(|r| r.unwrap_err().index())
             .collect();
-        assert_eq!(idx, [Some(5), Some(6), Some(7)]);
+        assert_eq!(idx, (5..77).map(Some).collect::<Vec<_>>());
         // An inbox with an error is not packed: it is answered on the host.
         let mut j = job(
             &c,
