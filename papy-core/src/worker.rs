@@ -387,8 +387,9 @@ impl Worker {
     /// `input(i)` (a value, or an error passed on without a call) with index
     /// `index(i)`, and its result goes to `output(i, result)` as soon as it
     /// is known, so a batch never has to be held in memory (process workers
-    /// decode, call and encode each item in one pass). Panics are caught per
-    /// segment, as in [`eval_batch`](Self::eval_batch).
+    /// decode, call and encode each item in one pass). Panics of the chain
+    /// are caught per segment, as in [`eval_batch`](Self::eval_batch);
+    /// `input` and `output` must not panic themselves.
     ///
     /// ```
     /// use papy_core::{Value, Worker};

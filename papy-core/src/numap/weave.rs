@@ -263,11 +263,12 @@ impl Feeder {
         } else {
             // Split the visit across the workers, so that one task with the
             // default stride (= workers) keeps every worker busy, as in PaPy.
-            // A buffer that holds a stride per worker keeps them busy with
-            // whole strides, in fewer and larger batches (a process worker
-            // pays a round trip per batch).
+            // For workers that pay a round trip per batch, a buffer that
+            // holds a stride per worker keeps them busy with whole strides,
+            // in fewer and larger batches.
             let workers = self.pool.size().max(1);
-            let chunk = if self.credits.size() >= self.stride * workers {
+            let chunk = if self.pool.whole_strides() && self.credits.size() >= self.stride * workers
+            {
                 batch.len()
             } else {
                 batch.len().div_ceil(workers)

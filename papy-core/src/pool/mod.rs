@@ -335,9 +335,8 @@ impl Job {
     pub fn fail_all(&self, error: ItemError) {
         let items = (0..self.len())
             .map(|k| {
-                Err(error
-                    .clone()
-                    .at(self.task.func.name(), self.first + k as u64))
+                let index = self.task.func.index_of(self.first + k as u64);
+                Err(error.clone().at(self.task.func.name(), index))
             })
             .collect();
         self.deliver(self.first, items);
@@ -384,6 +383,14 @@ pub trait Pool: Send + Sync {
         None
     }
 
+    /// `true` for pools that pay a round trip per job (process and remote
+    /// workers): a NuMap whose buffer holds a stride per worker then sends
+    /// whole strides, in fewer and larger jobs, instead of splitting each
+    /// stride across the workers. Default `false`.
+    fn whole_strides(&self) -> bool {
+        false
+    }
+
     /// Queues a job; every item must eventually be delivered exactly once.
     fn submit(&self, job: Job);
 
@@ -394,6 +401,25 @@ pub trait Pool: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_all_names_each_item_by_its_index_in_the_node() {
+        use crate::numap::task::{Take, TaskCtx};
+        // Task 1 of 2 spawned tasks taking items in turn: its local items
+        // 0, 1, 2 are the node's items 1, 3, 5.
+        let f = WorkerTask::new(Worker::typed("id", |x: i64| x), "node").spawned(1, 2, 1);
+        let ctx = Arc::new(TaskCtx::new(0, Arc::new(f), None, None, false));
+        let job = Job::new(ctx.clone(), 0, (0..3).map(|i| i.into_inbox()).collect());
+        job.fail_all(ItemError::new(ErrorKind::WorkerDied, "gone"));
+        let Take::Batch(_, items) = ctx.queue.take(Some(std::time::Duration::from_secs(5))) else {
+            panic!("the items are delivered")
+        };
+        let indices: Vec<Option<u64>> = items
+            .iter()
+            .map(|r| r.as_ref().err().and_then(ItemError::index))
+            .collect();
+        assert_eq!(indices, [Some(1), Some(3), Some(5)]);
+    }
 
     #[test]
     fn an_inbox_is_no_larger_than_an_item() {

@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use super::{Inbox, Job, PackedInputs, Pool, TaskFn};
+use super::{Job, PackedInputs, Pool, TaskFn};
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::protocol::packed::{encode_values, pack_index};
 use crate::protocol::serve::chain_of;
 use crate::protocol::{
-    read_frame_with, write_frame, write_frame_with, Frame, FrameRef, Hello, InboxesRef,
-    ProtocolError, MAX_FRAME,
+    read_frame_with, release_large, write_frame, write_frame_with, Frame, FrameRef, Hello,
+    InboxesRef, ProtocolError, MAX_FRAME,
 };
 use crate::value::Value;
 
@@ -293,6 +293,7 @@ impl Conn {
                 let mut buf = Vec::new();
                 loop {
                     let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
+                    release_large(&mut buf);
                     let end = f.is_err();
                     if ftx.send(f).is_err() || end {
                         return;
@@ -500,8 +501,9 @@ fn send_task(
         indices: &wire.indices,
         inboxes,
     };
-    write_frame_with(&mut conn.stdin, &mut conn.wbuf, &frame)
-        .map_err(|e| format!("cannot send to the worker ({e}); {}", conn.reap()))
+    let sent = write_frame_with(&mut conn.stdin, &mut conn.wbuf, &frame);
+    release_large(&mut conn.wbuf);
+    sent.map_err(|e| format!("cannot send to the worker ({e}); {}", conn.reap()))
 }
 
 /// Waits for the Result frame of task `id` (`n` items).
@@ -656,7 +658,7 @@ fn pack(job: &mut Job) {
     // would cost more than they save).
     if job.packed.is_some()
         || job.inboxes.len() < PACK_FROM
-        || !job.inboxes.iter().all(|i| matches!(i, Inbox::One(Ok(_))))
+        || !job.inboxes.iter().all(|i| matches!(i.as_slice(), [Ok(_)]))
     {
         return;
     }
@@ -671,8 +673,8 @@ fn pack(job: &mut Job) {
     const NULL: Value = Value::Null;
     let mut values = Vec::new();
     encode_values(
-        job.inboxes.iter().map(|i| match i {
-            Inbox::One(Ok(v)) => v,
+        job.inboxes.iter().map(|i| match i.as_slice() {
+            [Ok(v)] => v,
             _ => &NULL, // not reached: checked above
         }),
         &mut values,
@@ -702,15 +704,16 @@ fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
         let values = WireValues::Packed(values);
         return (plan, Wire { indices, values });
     }
-    prepare_as(group, true).unwrap_or_else(|| {
-        // An inbox of several inputs: every item goes as a list.
-        prepare_as(group, false).unwrap_or_else(|| unreachable!("lists take any inbox"))
-    })
+    // Every inbox of one input: values go packed; else every item as a list.
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    prepare_as(group, single)
 }
 
-/// As [`prepare`], with every item's inputs packed as one value (`single`;
-/// `None` when an inbox has several inputs) or as a list.
-fn prepare_as(group: &[Job], single: bool) -> Option<(Plan, Wire<'_>)> {
+/// As [`prepare`], with every item's input packed as one value (`single`:
+/// every inbox holds one input) or its inputs as a list.
+fn prepare_as(group: &[Job], single: bool) -> (Plan, Wire<'_>) {
     let total: usize = group.iter().map(Job::len).sum();
     let mut indices = Vec::with_capacity(total * 8);
     let mut packed = Vec::new();
@@ -728,17 +731,13 @@ fn prepare_as(group: &[Job], single: bool) -> Option<(Plan, Wire<'_>)> {
             // The node's own index, so errors name the right input item.
             let node_index = |f: &dyn TaskFn| if plain { index } else { f.index_of(index) };
             if single {
-                match inbox {
-                    super::Inbox::One(Ok(v)) => {
-                        if let Some(p) = positions.as_mut() {
-                            p.push((g, k));
-                        }
-                        pack_index(node_index(f), &mut indices);
-                        encode_values(std::iter::once(v), &mut packed);
-                        continue;
+                if let [Ok(v)] = inbox.as_slice() {
+                    if let Some(p) = positions.as_mut() {
+                        p.push((g, k));
                     }
-                    super::Inbox::One(Err(_)) => {}
-                    super::Inbox::Many(_) => return None,
+                    pack_index(node_index(f), &mut indices);
+                    encode_values(std::iter::once(v), &mut packed);
+                    continue;
                 }
             }
             let items = inbox.as_slice();
@@ -774,7 +773,7 @@ fn prepare_as(group: &[Job], single: bool) -> Option<(Plan, Wire<'_>)> {
     } else {
         WireValues::Many(manys)
     };
-    Some((plan, Wire { indices, values }))
+    (plan, Wire { indices, values })
 }
 
 /// The results of one job, with its number of failures.
@@ -1182,6 +1181,10 @@ impl Pool for ProcessPool {
         }
     }
 
+    fn whole_strides(&self) -> bool {
+        true
+    }
+
     fn submit(&self, mut job: Job) {
         pack(&mut job);
         super::queue_or_fail(lock(&self.tx).as_ref(), job);
@@ -1282,6 +1285,19 @@ mod tests {
         );
         pack(&mut j);
         assert!(j.packed.is_none() && j.inboxes.len() == 2);
+    }
+
+    #[test]
+    fn an_inbox_of_one_input_goes_packed_however_it_is_held() {
+        let c = ctx();
+        let one = Inbox::Many(vec![Ok(Value::Int(9))].into());
+        let group = vec![job(&c, 0, vec![ok(7), one])];
+        let (_, wire) = prepare(&group);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
+        };
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(7), Value::Int(9)]);
     }
 
     #[test]

@@ -510,6 +510,18 @@ pub fn read_frame_with(
     rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
+/// Frame buffers larger than this are given back after use.
+const KEEP_BUFFER: usize = 4 << 20;
+
+/// Gives back a reused frame buffer's allocation when a rare large frame
+/// grew it past 4 MiB, so a long-lived connection does not hold the
+/// largest frame it ever saw.
+pub fn release_large(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_BUFFER {
+        *buf = Vec::new();
+    }
+}
+
 /// Reads one frame's payload into `buf` (cleared first).
 fn read_frame_bytes(
     r: &mut impl Read,
@@ -747,6 +759,16 @@ mod tests {
                 super::write_frame_with(out, &mut Vec::new(), self).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_buffer_grown_by_a_large_frame_is_given_back() {
+        let mut big = Vec::with_capacity(KEEP_BUFFER + 1);
+        release_large(&mut big);
+        assert_eq!(big.capacity(), 0);
+        let mut small: Vec<u8> = Vec::with_capacity(1 << 16);
+        release_large(&mut small);
+        assert_eq!(small.capacity(), 1 << 16);
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 
 use super::packed::{encode_value, Unpacker};
 use super::{
-    read_frame_view, write_frame, write_frame_with, Call, Frame, FrameRef, FrameView, Hello,
-    InboxesView, ProtocolError, ResultsRef, WireError, WireInboxes, MAX_FRAME,
+    read_frame_view, release_large, write_frame, write_frame_with, Call, Frame, FrameRef,
+    FrameView, Hello, InboxesView, ProtocolError, ResultsRef, WireError, WireInboxes, MAX_FRAME,
 };
 use crate::error::{ErrorKind, Item, ItemError};
 use crate::registry;
@@ -220,6 +220,9 @@ pub fn serve(
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
     let (mut values, mut errors) = (Vec::new(), Vec::new());
     loop {
+        for buf in [&mut inbuf, &mut outbuf, &mut values] {
+            release_large(buf);
+        }
         let frame = match read_frame_view(&mut input, &mut inbuf, MAX_FRAME) {
             Ok(f) => f,
             Err(ProtocolError::Closed) => {
