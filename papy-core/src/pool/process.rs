@@ -1222,6 +1222,7 @@ mod tests {
     use super::*;
     use crate::numap::task::TaskCtx;
     use crate::pool::{Inbox, WorkerTask};
+    use crate::protocol::packed::unpack_indices;
     use crate::worker::Worker;
 
     fn job(ctx: &Arc<TaskCtx>, first: u64, inboxes: Vec<Inbox>) -> Job {
@@ -1235,12 +1236,6 @@ mod tests {
 
     fn ok(i: i64) -> Inbox {
         Inbox::One(Ok(Value::Int(i)))
-    }
-
-    fn unpack_indices(b: &[u8]) -> Vec<u64> {
-        b.chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
     }
 
     #[test]

@@ -152,6 +152,15 @@ impl WireError {
         }
     }
 
+    /// The errors of `items`, by position.
+    pub fn of_items(items: &[Item]) -> Vec<(u32, WireError)> {
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| Some((k as u32, WireError::from_item(i.as_ref().err()?))))
+            .collect()
+    }
+
     /// Back to an item error.
     pub fn into_item(self) -> ItemError {
         let mut e = ItemError::new(
@@ -187,20 +196,13 @@ pub struct WireResults {
 impl WireResults {
     /// From items.
     pub fn from_items(items: &[Item]) -> WireResults {
-        let mut r = WireResults {
-            values: Vec::with_capacity(items.len()),
-            errors: Vec::new(),
-        };
-        for (k, i) in items.iter().enumerate() {
-            match i {
-                Ok(v) => r.values.push(v.clone()),
-                Err(e) => {
-                    r.values.push(Value::Null);
-                    r.errors.push((k as u32, WireError::from_item(e)));
-                }
-            }
+        WireResults {
+            values: items
+                .iter()
+                .map(|i| i.as_ref().cloned().unwrap_or(Value::Null))
+                .collect(),
+            errors: WireError::of_items(items),
         }
-        r
     }
 
     /// Back to items.
@@ -236,17 +238,6 @@ impl WireInboxes {
     /// `true` without items.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Inbox `k` as items.
-    pub fn inbox(&self, k: usize) -> Vec<Item> {
-        match self {
-            WireInboxes::Single(v) => v.get(k).cloned().map(Ok).into_iter().collect(),
-            WireInboxes::Many(v) => v
-                .get(k)
-                .map(|i| i.iter().cloned().map(Ok).collect())
-                .unwrap_or_default(),
-        }
     }
 }
 
@@ -350,13 +341,8 @@ impl Serialize for ResultsRef<'_> {
                 let mut packed = Vec::new();
                 let values = items.iter().map(|i| i.as_ref().unwrap_or(&NULL));
                 packed::encode_values(values, &mut packed);
-                let errors: Vec<(u32, WireError)> = items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(k, i)| Some((k as u32, WireError::from_item(i.as_ref().err()?))))
-                    .collect();
                 st.serialize_field("values", &Bin(&packed))?;
-                st.serialize_field("errors", &errors)?;
+                st.serialize_field("errors", &WireError::of_items(items))?;
             }
             ResultsRef::Packed { values, errors } => {
                 st.serialize_field("values", &Bin(values))?;

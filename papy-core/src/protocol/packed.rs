@@ -254,16 +254,12 @@ pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
     // the bytes (grown if needed; never more than the input could hold).
     let mut out = Vec::with_capacity(buf.len() / 4 + 1);
     let mut pos = 0;
-    while let Some(&m) = buf.get(pos) {
+    while pos < buf.len() {
         // Small integers are pushed as they are read: no intermediate
         // result is built and copied for the commonest values.
-        if m <= 0x7f {
-            out.push(Value::Int(i64::from(m)));
-            pos += 1;
-        } else if m == 0xce && pos + 5 <= buf.len() {
-            let v = u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
-            out.push(Value::Int(i64::from(v)));
-            pos += 5;
+        if let Some((v, len)) = small_int(buf, pos) {
+            out.push(Value::Int(v));
+            pos += len;
         } else {
             let mut r = Reader { buf, pos };
             out.push(r.value(0)?);
@@ -302,35 +298,41 @@ impl<'a> Unpacker<'a> {
     /// (after which every call returns `None`).
     #[inline]
     pub fn next_value(&mut self) -> Option<Result<Value, String>> {
-        let buf = self.r.buf;
-        let pos = self.r.pos;
-        let m = *buf.get(pos)?;
+        let (buf, pos) = (self.r.buf, self.r.pos);
+        if pos >= buf.len() {
+            return None;
+        }
         // Small integers (the commonest values of cheap pipelines) are
         // decoded here, without a call per value.
-        let v = match m {
-            0x00..=0x7f => {
-                self.r.pos += 1;
-                Value::Int(i64::from(m))
+        if let Some((v, len)) = small_int(buf, pos) {
+            self.r.pos += len;
+            return Some(Ok(Value::Int(v)));
+        }
+        match self.r.value(0) {
+            Ok(v) => Some(Ok(v)),
+            Err(e) => {
+                self.r.pos = buf.len();
+                Some(Err(e))
             }
-            0xcd if pos + 3 <= buf.len() => {
-                self.r.pos += 3;
-                Value::Int(i64::from(u16::from_be_bytes([buf[pos + 1], buf[pos + 2]])))
-            }
-            0xce if pos + 5 <= buf.len() => {
-                let mut a = [0u8; 4];
-                a.copy_from_slice(&buf[pos + 1..pos + 5]);
-                self.r.pos += 5;
-                Value::Int(i64::from(u32::from_be_bytes(a)))
-            }
-            _ => match self.r.value(0) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.r.pos = buf.len();
-                    return Some(Err(e));
-                }
-            },
-        };
-        Some(Ok(v))
+        }
+    }
+}
+
+/// The small non-negative integer at `buf[pos]` (positive fixint, uint16
+/// or uint32) and its encoded length; `None` for any other value.
+#[inline(always)]
+fn small_int(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
+    match *buf.get(pos)? {
+        m @ 0x00..=0x7f => Some((i64::from(m), 1)),
+        0xcd => {
+            let b: [u8; 2] = buf.get(pos + 1..pos + 3)?.try_into().ok()?;
+            Some((i64::from(u16::from_be_bytes(b)), 3))
+        }
+        0xce => {
+            let b: [u8; 4] = buf.get(pos + 1..pos + 5)?.try_into().ok()?;
+            Some((i64::from(u32::from_be_bytes(b)), 5))
+        }
+        _ => None,
     }
 }
 
@@ -408,6 +410,21 @@ pub fn pack_index(i: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&i.to_le_bytes());
 }
 
+/// Packed index `i` of `bytes` (little-endian `u64`s), if there is one.
+#[inline]
+pub fn unpack_index(bytes: &[u8], i: usize) -> Option<u64> {
+    let start = i.checked_mul(8)?;
+    let b: [u8; 8] = bytes.get(start..start.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// Every packed index of `bytes` (a trailing partial index is ignored).
+pub fn unpack_indices(bytes: &[u8]) -> Vec<u64> {
+    (0..bytes.len() / 8)
+        .filter_map(|i| unpack_index(bytes, i))
+        .collect()
+}
+
 /// `#[serde(serialize_with = "packed::bytes::serialize")]`: bytes already
 /// packed, as one `bin`.
 pub mod bytes {
@@ -448,14 +465,7 @@ pub mod indices {
                 bytes.len()
             )));
         }
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                u64::from_le_bytes(a)
-            })
-            .collect())
+        Ok(unpack_indices(&bytes))
     }
 }
 

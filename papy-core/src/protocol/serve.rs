@@ -2,7 +2,7 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
-use super::packed::{encode_value, Unpacker};
+use super::packed::{encode_value, unpack_index, unpack_indices, Unpacker};
 use super::{
     read_frame_view, release_large, write_frame, write_frame_with, Call, Frame, FrameRef,
     FrameView, Hello, InboxesView, ProtocolError, ResultsRef, WireError, WireInboxes, MAX_FRAME,
@@ -134,11 +134,8 @@ impl TaskRunner {
         errors: &mut Vec<(u32, WireError)>,
     ) {
         let n = indices.len() / 8;
-        let index = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&indices[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(a)
-        };
+        // `i < n`: every index is there.
+        let index = |i: usize| unpack_index(indices, i).unwrap_or_default();
         values.reserve(packed.len());
         let mut output = |i: usize, r: Item| match r {
             Ok(v) => encode_value(&v, values),
@@ -263,14 +260,7 @@ pub fn serve(
                         }
                     }
                     InboxesView::Many(many) => {
-                        let indices: Vec<u64> = indices
-                            .chunks_exact(8)
-                            .map(|c| {
-                                let mut a = [0u8; 8];
-                                a.copy_from_slice(c);
-                                u64::from_le_bytes(a)
-                            })
-                            .collect();
+                        let indices = unpack_indices(indices);
                         let results = runner.run(chain, &node, &indices, WireInboxes::Many(many));
                         write_frame_with(
                             &mut output,
