@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod dagger;
 pub mod error;
 pub mod file;

