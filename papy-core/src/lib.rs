@@ -21,6 +21,7 @@ pub mod dagger;
 pub mod error;
 pub mod file;
 pub mod func;
+mod job;
 pub mod numap;
 pub mod piper;
 pub mod plumber;
@@ -28,6 +29,8 @@ pub mod pool;
 pub mod protocol;
 pub mod registry;
 pub mod stats;
+mod sync;
+mod unwind;
 pub mod value;
 pub mod worker;
 

@@ -496,7 +496,7 @@ impl Plumber {
                 .name(format!("papy-drain-{name}"))
                 .spawn(move || {
                     let _guard = DoneGuard(done);
-                    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
+                    let drained = crate::unwind::catch(|| loop {
                         pause.wait();
                         let Some(item) = stream.next() else { break };
                         match &sink {
@@ -504,13 +504,13 @@ impl Plumber {
                             Some(Sink::Call(f)) => (lock(f))(item),
                             None => {}
                         }
-                    }));
-                    if let Err(p) = drained {
+                    });
+                    if let Err(message) = drained {
                         // A panicking sink or input: the run fails loudly
                         // (and stops its inputs) instead of losing items.
                         ctl.fail(Error::Output {
                             node: name.clone(),
-                            message: crate::error::panic_message(&*p),
+                            message,
                         });
                     }
                 })?;

@@ -23,14 +23,14 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{panic_message, Error, ErrorKind, Item, ItemError, Result};
+use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::registry::{self, Function};
+use crate::unwind::catch;
 use crate::value::Value;
 
 /// Arguments for one function of a Worker: by position or by name.
@@ -323,10 +323,8 @@ impl Worker {
     /// The [`ItemError`] of the failing function.
     pub fn call(&self, inbox: &[Value]) -> Item {
         let current = Cell::new(0);
-        catch_unwind(AssertUnwindSafe(|| {
-            self.run_chain(inbox, None, 0, &current)
-        }))
-        .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), None, 0)))
+        catch(|| self.run_chain(inbox, None, 0, &current))
+            .unwrap_or_else(|p| Err(self.panic_error(p, current.get(), None, 0)))
     }
 
     /// Evaluates the chain on an inbox of items inside node `node`, for the
@@ -334,10 +332,8 @@ impl Worker {
     /// with `node` appended to its path.
     pub fn eval(&self, inbox: &[Item], node: &str, index: u64) -> Item {
         let current = Cell::new(0);
-        catch_unwind(AssertUnwindSafe(|| {
-            self.eval_unguarded(inbox, node, index, &current)
-        }))
-        .unwrap_or_else(|p| Err(self.panic_error(&*p, current.get(), Some(node), index)))
+        catch(|| self.eval_unguarded(inbox, node, index, &current))
+            .unwrap_or_else(|p| Err(self.panic_error(p, current.get(), Some(node), index)))
     }
 
     /// Evaluates `n` items, appending their results to `out`: item `i` has
@@ -366,15 +362,15 @@ impl Worker {
             if done >= n {
                 return;
             }
-            let r = catch_unwind(AssertUnwindSafe(|| {
+            let r = catch(|| {
                 for i in done..n {
                     out.push(self.eval_unguarded(inbox(i), node, index(i), &current));
                 }
-            }));
+            });
             if let Err(p) = r {
                 let i = out.len() - start;
                 out.push(Err(self.panic_error(
-                    &*p,
+                    p,
                     current.get(),
                     Some(node),
                     index(i),
@@ -413,7 +409,7 @@ impl Worker {
         let current = Cell::new(0);
         let next = Cell::new(0usize);
         while next.get() < n {
-            let r = catch_unwind(AssertUnwindSafe(|| {
+            let r = catch(|| {
                 while next.get() < n {
                     let i = next.get();
                     let item = input(i);
@@ -422,13 +418,13 @@ impl Worker {
                     next.set(i + 1);
                     output(i, result);
                 }
-            }));
+            });
             if let Err(p) = r {
                 let i = next.get();
                 next.set(i + 1);
                 output(
                     i,
-                    Err(self.panic_error(&*p, current.get(), Some(node), index(i))),
+                    Err(self.panic_error(p, current.get(), Some(node), index(i))),
                 );
             }
         }
@@ -436,12 +432,12 @@ impl Worker {
 
     fn panic_error(
         &self,
-        payload: &(dyn std::any::Any + Send),
+        message: String,
         step: usize,
         node: Option<&str>,
         index: u64,
     ) -> ItemError {
-        let mut e = ItemError::new(ErrorKind::Panic, panic_message(payload));
+        let mut e = ItemError::new(ErrorKind::Panic, message);
         if let Some(s) = self.steps.get(step) {
             e = e.with_function(s.function.name.clone());
         }

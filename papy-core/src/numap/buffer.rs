@@ -25,40 +25,34 @@
 //! and exactly `size` with one task.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::{lock, Monitor};
 
 /// Wakes the feeder: rung on every release, handoff and stop.
 #[derive(Default)]
 pub(crate) struct Doorbell {
-    rings: Mutex<u64>,
-    cv: Condvar,
+    rings: Monitor<u64>,
 }
 
 impl Doorbell {
     pub(crate) fn ring(&self) {
-        *lock(&self.rings) += 1;
-        self.cv.notify_all();
+        *self.rings.lock() += 1;
+        self.rings.notify_all();
     }
 
     pub(crate) fn seen(&self) -> u64 {
-        *lock(&self.rings)
+        *self.rings.lock()
     }
 
     /// Waits until rung after `seen`, or `timeout`.
     pub(crate) fn wait(&self, seen: u64, timeout: Duration) {
-        let g = lock(&self.rings);
+        let g = self.rings.lock();
         if *g != seen {
             return;
         }
-        let _ = self
-            .cv
-            .wait_timeout_while(g, timeout, |r| *r == seen)
-            .unwrap_or_else(PoisonError::into_inner);
+        drop(self.rings.wait_timeout_while(g, timeout, |r| *r == seen));
     }
 }
 
@@ -122,6 +116,12 @@ impl Credits {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl crate::job::Release for Credits {
+    fn release(&self, n: usize) {
+        Credits::release(self, n);
     }
 }
 

@@ -33,10 +33,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Item, Result};
+use crate::job::TaskCtx;
 use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
 use crate::worker::Worker;
 use buffer::Credits;
-use task::TaskCtx;
 pub use task::{Next, TaskResults};
 use weave::{FeedTask, Feeder, Input};
 

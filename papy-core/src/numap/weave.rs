@@ -29,15 +29,14 @@
 //! - a panicking input iterator becomes one error item and ends that task.
 
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Credits, Doorbell};
-use super::task::TaskCtx;
 use crate::error::{ErrorKind, ItemError};
+use crate::job::TaskCtx;
 use crate::pool::{Inbox, Job, Pool};
 
 /// A task's input as the feeder pulls it: a batch at a time, so there is
@@ -67,9 +66,7 @@ pub(crate) struct FeedTask {
     pub(crate) next_index: u64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::Monitor;
 
 #[derive(Default)]
 struct HandoffState {
@@ -79,12 +76,9 @@ struct HandoffState {
     closed: bool,
 }
 
-/// Items pulled by a puller thread, waiting for the feeder.
-#[derive(Default)]
-struct Handoff {
-    state: Mutex<HandoffState>,
-    space: Condvar,
-}
+/// Items pulled by a puller thread, waiting for the feeder (the monitor
+/// is notified when the feeder makes space or closes it).
+type Handoff = Monitor<HandoffState>;
 
 /// Strides of items a puller may hold ahead of the feeder.
 const LOOKAHEAD: usize = 2;
@@ -142,7 +136,7 @@ impl Feeder {
                     .ok()
             });
             if thread.is_none() {
-                lock(&handoff.state).ended = true;
+                handoff.lock().ended = true;
             }
             sources.push(Source::Puller { handoff, thread });
         }
@@ -203,8 +197,8 @@ impl Feeder {
         // Collect the pullers (they have ended, or the NuMap is closing).
         for (t, s) in sources.into_iter().enumerate() {
             if let Source::Puller { handoff, thread } = s {
-                lock(&handoff.state).closed = true;
-                handoff.space.notify_all();
+                handoff.lock().closed = true;
+                handoff.notify_all();
                 if let Some(h) = thread {
                     let deadline = Instant::now() + Duration::from_secs(2);
                     while !h.is_finished() && Instant::now() < deadline {
@@ -250,7 +244,7 @@ impl Feeder {
     }
 
     fn visit_handoff(&mut self, t: usize, handoff: &Handoff) -> Visit {
-        let mut st = lock(&handoff.state);
+        let mut st = handoff.lock();
         if st.items.is_empty() {
             return if st.ended {
                 Visit::Ended
@@ -266,7 +260,7 @@ impl Feeder {
         let batch: Vec<Inbox> = st.items.drain(..granted).collect();
         let done = st.ended && st.items.is_empty();
         drop(st);
-        handoff.space.notify_all();
+        handoff.notify_all();
         self.submit(t, batch);
         if done {
             Visit::Ended
@@ -357,12 +351,9 @@ fn puller(
     let mut one = Vec::with_capacity(1);
     loop {
         {
-            let mut st = lock(&handoff.state);
+            let mut st = handoff.lock();
             while st.items.len() >= cap && !st.closed {
-                st = handoff
-                    .space
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
+                st = handoff.wait(st);
             }
             if st.closed {
                 return Some(input);
@@ -373,7 +364,7 @@ fn puller(
         let exhausted = pull_into(&mut input, &mut one, 1, ctx, next_index);
         next_index += one.len() as u64;
         crate::chaos::point("puller.handoff");
-        let mut st = lock(&handoff.state);
+        let mut st = handoff.lock();
         let was_empty = st.items.is_empty();
         st.items.extend(one.drain(..));
         if exhausted {
@@ -414,14 +405,13 @@ fn pull_into(
     ctx: &TaskCtx,
     first: u64,
 ) -> bool {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    let r = crate::unwind::catch(|| {
         let want = stride.saturating_sub(batch.len());
         input.fill(batch, want)
-    }));
+    });
     match r {
         Ok(exhausted) => exhausted,
-        Err(payload) => {
-            let msg = crate::error::panic_message(&*payload);
+        Err(msg) => {
             let index = first + batch.len() as u64;
             let err = ItemError::new(ErrorKind::Input, format!("input iterator panicked: {msg}"))
                 .at(ctx.func.name(), index);

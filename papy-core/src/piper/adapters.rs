@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{Error, ErrorKind, Item, ItemError};
@@ -19,9 +19,7 @@ pub(crate) type Stream = Box<dyn Iterator<Item = Item> + Send>;
 /// A stream of inboxes.
 pub(crate) type InboxStream = Box<dyn Iterator<Item = Inbox> + Send>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 /// Ends an external input at a stride boundary once `stop` is set.
 pub(crate) struct Gate {
@@ -246,13 +244,6 @@ impl Iterator for Merge {
     }
 }
 
-/// Maps a spawned task's local index to the node's input index.
-pub(crate) fn spawn_index(local: u64, j: usize, k: usize, chunk: usize) -> u64 {
-    let (c, k, j) = (chunk as u64, k as u64, j as u64);
-    let m = local / c;
-    (m * k + j) * c + local % c
-}
-
 /// Splits each result into `m` items.
 pub(crate) struct Produce {
     pub(crate) src: Stream,
@@ -431,13 +422,6 @@ mod tests {
 
     fn vals(s: impl Iterator<Item = Item>) -> Vec<i64> {
         s.map(|x| x.unwrap().as_int().unwrap()).collect()
-    }
-
-    #[test]
-    fn spawn_index_maps_local_chunks_back() {
-        // k = 3, chunk = 2: task 1 gets chunks 1, 4, ... = items 2,3, 8,9, ...
-        let got: Vec<u64> = (0..4).map(|l| spawn_index(l, 1, 3, 2)).collect();
-        assert_eq!(got, [2, 3, 8, 9]);
     }
 
     #[test]

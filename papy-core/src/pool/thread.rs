@@ -9,7 +9,7 @@
 //! a call that never returns cannot be waited for.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{Job, Pool};
 use crate::error::{Error, ErrorKind, ItemError, Result};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 enum SlotState {
     Idle,
@@ -137,16 +135,12 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
                 deadline: Instant::now() + timeout,
             };
             let start = Instant::now();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                job.func().call(index, inbox.as_slice())
-            }))
-            .unwrap_or_else(|p| {
-                Err(
-                    ItemError::new(ErrorKind::Panic, crate::error::panic_message(&*p))
+            let result = crate::unwind::catch(|| job.func().call(index, inbox.as_slice()))
+                .unwrap_or_else(|message| {
+                    Err(ItemError::new(ErrorKind::Panic, message)
                         .with_function(job.func().name())
-                        .at(job.func().name(), index),
-                )
-            });
+                        .at(job.func().name(), index))
+                });
             let mut st = lock(&slot.state);
             if matches!(*st, SlotState::Abandoned) {
                 // The watchdog already delivered a timeout error and replaced

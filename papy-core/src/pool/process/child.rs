@@ -1,0 +1,206 @@
+//! One worker child: start, handshake, kill, reap, shut down.
+
+use std::io::{BufWriter, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::command::{WorkerCommand, WORKER_ENV};
+use super::frames::Incoming;
+use crate::protocol::{
+    read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
+};
+
+pub(super) struct Conn {
+    pub(super) child: Child,
+    pub(super) stdin: BufWriter<ChildStdin>,
+    /// Where Task frames are built (reused from frame to frame).
+    pub(super) wbuf: Vec<u8>,
+    pub(super) frames: Receiver<std::result::Result<Incoming, ProtocolError>>,
+    pub(super) reader: Option<JoinHandle<()>>,
+}
+
+impl Conn {
+    pub(super) fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
+        let mut c = Command::new(&cmd.program);
+        c.args(&cmd.args)
+            .env(WORKER_ENV, "stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // Its own process group: whatever the command starts (a shell, ssh)
+        // is killed with it, and a terminal's Ctrl-C is left to the host.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the child has no stdin/stdout pipes".into());
+        };
+        let (ftx, frx) = crossbeam_channel::unbounded();
+        let reader = std::thread::Builder::new()
+            .name("papy-child-reader".into())
+            .spawn(move || {
+                if let Err(e) = crate::protocol::skip_to_greeting(&mut stdout, 1 << 20) {
+                    let _ = ftx.send(Err(e));
+                    return;
+                }
+                let mut buf = Vec::new();
+                loop {
+                    let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
+                    release_large(&mut buf);
+                    let end = f.is_err();
+                    if ftx.send(f).is_err() || end {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let mut conn = Conn {
+            child,
+            stdin: BufWriter::new(stdin),
+            wbuf: Vec::new(),
+            frames: frx,
+            reader: Some(reader),
+        };
+        match conn.frames.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(Incoming::Other(Frame::Hello(h)))) => {
+                if let Err(m) = h.check() {
+                    let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
+                    conn.kill();
+                    return Err(format!("`{}`: {m}", cmd.describe()));
+                }
+                for m in crate::registry::hash_mismatches(&h.plugins) {
+                    tracing::warn!("worker `{}`: {m}", cmd.describe());
+                }
+            }
+            Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
+                conn.kill();
+                return Err(format!("`{}` refused: {message}", cmd.describe()));
+            }
+            Ok(Ok(other)) => {
+                conn.kill();
+                return Err(format!(
+                    "`{}` did not start with a Hello frame (got {other:?})",
+                    cmd.describe()
+                ));
+            }
+            Ok(Err(e)) => {
+                let status = conn.kill();
+                return Err(format!(
+                    "`{}` did not answer the handshake ({e}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
+                    cmd.describe(),
+                    status
+                ));
+            }
+            Err(_) => {
+                conn.kill();
+                return Err(format!(
+                    "`{}` did not answer the handshake within 30 s",
+                    cmd.describe()
+                ));
+            }
+        }
+        if let Err(e) = write_frame(
+            &mut conn.stdin,
+            &Frame::Hello(Hello::here(Vec::new(), Vec::new())),
+        ) {
+            let how = conn.kill();
+            return Err(format!(
+                "`{}`: cannot complete the handshake ({e}; {how})",
+                cmd.describe()
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Kills the child and reaps it; returns how it ended.
+    pub(super) fn kill(&mut self) -> String {
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        // The reader ends by itself once every writer of the pipe is gone;
+        // it is not joined here, so a stray grandchild cannot block us.
+        drop(self.reader.take());
+        status.map_or_else(|e| e.to_string(), describe_status)
+    }
+
+    /// Reaps a child that already died (its pipe closed).
+    pub(super) fn reap(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => {
+                    // Whatever the child started goes with it.
+                    kill_group(self.child.id());
+                    drop(self.reader.take());
+                    return describe_status(s);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return self.kill(),
+            }
+        }
+    }
+
+    /// Asks the child to exit, then kills it if it does not.
+    pub(super) fn shutdown(mut self) {
+        let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
+        let _ = self.stdin.flush();
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => {
+                    kill_group(self.child.id());
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        kill_group(self.child.id());
+        drop(self.reader.take());
+    }
+}
+
+/// Kills the process group led by `pid` (the child and what it started).
+pub(crate) fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill(2) with a negative pid signals the process group the
+            // child leads (it was spawned with process_group(0)); no memory is touched.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+pub(crate) fn describe_status(s: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = s.signal() {
+            return format!("signal {sig}");
+        }
+    }
+    match s.code() {
+        Some(c) => format!("exit status {c}"),
+        None => s.to_string(),
+    }
+}

@@ -1,0 +1,119 @@
+//! How a worker process is started: [`WorkerCommand`], and the markers of
+//! worker processes and test binaries.
+
+use std::ffi::OsString;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use crate::error::Result;
+
+pub(super) static TEST_SUPPORT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The name of the test that `papy::enable_test_support!()` adds.
+pub const TEST_ENTRY: &str = "__papy_worker_entry";
+
+/// Marks this binary as a test binary with the worker hook test (called by
+/// `papy::enable_test_support!()` from a constructor; it only sets a flag).
+#[doc(hidden)]
+pub fn mark_test_support() {
+    TEST_SUPPORT.store(true, Ordering::Release);
+}
+
+/// Set in the environment of worker children; a process that has it refuses
+/// to start pools of its own (no fork bombs).
+pub const WORKER_ENV: &str = "PAPY_WORKER";
+
+/// How to start one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    pub(super) program: OsString,
+    pub(super) args: Vec<OsString>,
+    pub(super) env: Vec<(OsString, OsString)>,
+}
+
+impl WorkerCommand {
+    /// `program args...`, which must speak the protocol on stdin/stdout
+    /// (e.g. `papy worker --stdio`).
+    pub fn new<S: Into<OsString>>(
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = S>,
+    ) -> WorkerCommand {
+        WorkerCommand {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The current executable re-executed in worker mode: its `main` must
+    /// call `papy::worker_main()` first (or, under `cargo test`, the binary
+    /// must use `papy::enable_test_support!()`).
+    ///
+    /// # Errors
+    /// The executable's path cannot be found.
+    pub fn current_exe() -> Result<WorkerCommand> {
+        let exe = std::env::current_exe()?;
+        if TEST_SUPPORT.load(Ordering::Acquire) {
+            // A test binary: run only the hook test, which serves once every
+            // constructor (including the registry's) has run.
+            return Ok(WorkerCommand::new(
+                exe,
+                [
+                    TEST_ENTRY,
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                    "-q",
+                ],
+            ));
+        }
+        Ok(WorkerCommand::new(exe, Vec::<OsString>::new()))
+    }
+
+    /// A shell command line (`sh -c 'exec ...'`), e.g. for `ssh host papy worker --stdio`.
+    pub fn shell(line: &str) -> WorkerCommand {
+        let line = line.trim_start();
+        let line = if line.starts_with("exec ") {
+            line.to_string()
+        } else {
+            format!("exec {line}")
+        };
+        WorkerCommand::new("sh", ["-c".to_string(), line])
+    }
+
+    /// Adds an environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> WorkerCommand {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command line: the shell line for [`WorkerCommand::shell`], else program and arguments.
+    pub fn line(&self) -> String {
+        match (self.program.to_str(), self.args.as_slice()) {
+            (Some("sh"), [c, line]) if c == "-c" => line.to_string_lossy().into_owned(),
+            _ => self.describe(),
+        }
+    }
+
+    /// A [`Command`] for this worker: its program, arguments and
+    /// environment (for pools that start workers their own way, such as
+    /// broker pools).
+    pub fn to_command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let mut s = self.program.to_string_lossy().into_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+}

@@ -1,0 +1,205 @@
+//! Process and remote pools: workers are child processes speaking the
+//! protocol (`protocol/`) on their stdin/stdout.
+//!
+//! Each worker slot has a proxy thread that owns one child: it sends a
+//! job's items as one `Task` frame and waits for the `Result`. A child that
+//! dies (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed
+//! pipe) turns the items it held into `WorkerDied` errors ("worker process
+//! died: signal 9") and is replaced at the next job; after
+//! `max_deaths` consecutive workers that fail to start or shake hands the
+//! pool gives up and fails every further item with a clear error instead of
+//! respawning forever (deaths during a job are charged to its items, so a
+//! poison item cannot take the pool down; restarts
+//! back off exponentially, up to 2 s, so a dropped remote host is not
+//! hammered). A task
+//! timeout kills and replaces the child. Dropping the pool asks every child
+//! to exit, then kills what is left, and waits for each: no zombies.
+//!
+//! "Remote" workers are the same thing started through any command, e.g.
+//! `ssh host papy worker --stdio`: SSH brings authentication and encryption.
+
+mod child;
+mod command;
+mod frames;
+mod proxy;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::{Job, Pool, TaskFn};
+use crate::error::{Error, Result};
+use crate::sync::lock;
+use frames::pack;
+use proxy::proxy;
+
+pub(crate) use child::{describe_status, kill_group};
+pub use command::{mark_test_support, WorkerCommand, TEST_ENTRY, WORKER_ENV};
+
+pub(super) struct Shared {
+    pub(super) name: String,
+    pub(super) size: usize,
+    pub(super) stopping: std::sync::atomic::AtomicBool,
+    pub(super) kind: &'static str,
+    pub(super) max_deaths: usize,
+    pub(super) consecutive_deaths: AtomicUsize,
+    pub(super) given_up: Mutex<Option<String>>,
+    pub(super) pids: Mutex<BTreeMap<usize, u32>>,
+    pub(super) next_id: AtomicUsize,
+}
+
+/// A pool of worker processes (local children or remote commands).
+pub struct ProcessPool {
+    pub(super) size: usize,
+    pub(super) commands: Vec<(WorkerCommand, usize)>,
+    pub(super) kind: &'static str,
+    pub(super) tx: Mutex<Option<Sender<Job>>>,
+    pub(super) proxies: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl ProcessPool {
+    /// `size` local worker processes started with `command`.
+    ///
+    /// # Errors
+    /// Zero workers, or this process is itself a worker.
+    pub fn new(name: &str, size: usize, command: WorkerCommand) -> Result<ProcessPool> {
+        ProcessPool::start(name, "process", vec![(command, size)])
+    }
+
+    /// Remote workers: each command started `n` times (e.g. `ssh host papy worker --stdio`).
+    ///
+    /// # Errors
+    /// No workers, or this process is itself a worker.
+    pub fn remote(name: &str, commands: Vec<(WorkerCommand, usize)>) -> Result<ProcessPool> {
+        ProcessPool::start(name, "remote", commands)
+    }
+
+    fn start(
+        name: &str,
+        kind: &'static str,
+        commands: Vec<(WorkerCommand, usize)>,
+    ) -> Result<ProcessPool> {
+        if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Error::Config(format!(
+                "this process is a papy worker ({WORKER_ENV} is set) and cannot start worker processes; \
+                 does main() call papy::worker_main() first?"
+            )));
+        }
+        let size: usize = commands.iter().map(|(_, n)| n).sum();
+        if size == 0 {
+            return Err(Error::Config(format!(
+                "{kind} pool `{name}` needs at least one worker"
+            )));
+        }
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            size,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            kind,
+            max_deaths: 5,
+            consecutive_deaths: AtomicUsize::new(0),
+            given_up: Mutex::new(None),
+            pids: Mutex::new(BTreeMap::new()),
+            next_id: AtomicUsize::new(0),
+        });
+        let recorded = commands.clone();
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut proxies = Vec::with_capacity(size);
+        let mut slot = 0;
+        for (cmd, n) in commands {
+            for _ in 0..n {
+                let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
+                let h = std::thread::Builder::new()
+                    .name(format!("{name}-proxy-{slot}"))
+                    .spawn(move || proxy(slot, &cmd, &rx, &sh))?;
+                proxies.push(h);
+                slot += 1;
+            }
+        }
+        Ok(ProcessPool {
+            size,
+            commands: recorded,
+            kind,
+            tx: Mutex::new(Some(tx)),
+            proxies: Mutex::new(proxies),
+            shared,
+        })
+    }
+
+    /// The process ids of the live children, by worker slot.
+    pub fn pids(&self) -> BTreeMap<usize, u32> {
+        lock(&self.shared.pids).clone()
+    }
+}
+
+impl Pool for ProcessPool {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn commands(&self) -> Vec<(String, usize)> {
+        self.commands.iter().map(|(c, n)| (c.line(), *n)).collect()
+    }
+
+    fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
+        match f.worker() {
+            Some(w) => match w.first_closure() {
+                None => Ok(()),
+                Some(name) => Err(Error::NotPortable {
+                    function: name.to_string(),
+                    pool: self.kind.to_string(),
+                }),
+            },
+            None => Err(Error::NotPortable {
+                function: f.name(),
+                pool: self.kind.to_string(),
+            }),
+        }
+    }
+
+    fn whole_strides(&self) -> bool {
+        true
+    }
+
+    fn submit(&self, mut job: Job) {
+        pack(&mut job);
+        super::queue_or_fail(lock(&self.tx).as_ref(), job);
+    }
+
+    fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        drop(lock(&self.tx).take());
+        let proxies: Vec<_> = std::mem::take(&mut *lock(&self.proxies));
+        // Jobs in progress get a grace period; then the children still
+        // holding one are killed (their items become errors) and reaped.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while proxies.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if proxies.iter().any(|h| !h.is_finished()) {
+            for pid in lock(&self.shared.pids).values() {
+                kill_group(*pid);
+            }
+        }
+        for h in proxies {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
