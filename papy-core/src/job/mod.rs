@@ -169,6 +169,40 @@ impl Job {
         out
     }
 
+    /// The job split in two jobs of consecutive items (the first half and
+    /// the rest), sharing its task and delivery hook; `None` for a job of
+    /// one item, or when its packed inputs cannot be read back. Used to
+    /// isolate the item that kills a worker.
+    pub(crate) fn halves(&self) -> Option<(Job, Job)> {
+        let n = self.len();
+        if n < 2 {
+            return None;
+        }
+        let mut inboxes: Vec<Inbox> = match &self.packed {
+            Some(p) => crate::protocol::packed::decode_values(&p.values)
+                .ok()?
+                .into_iter()
+                .map(|v| Inbox::One(Ok(v)))
+                .collect(),
+            None => self.inboxes.clone(),
+        };
+        if inboxes.len() != n {
+            return None;
+        }
+        let rest = inboxes.split_off(n / 2);
+        let part = |first: u64, inboxes: Vec<Inbox>| Job {
+            task: self.task.clone(),
+            first,
+            inboxes,
+            hook: self.hook.clone(),
+            packed: None,
+        };
+        Some((
+            part(self.first, inboxes),
+            part(self.first + (n / 2) as u64, rest),
+        ))
+    }
+
     /// Delivers the results of items `first..first + items.len()`.
     pub fn deliver(&self, first: u64, items: Vec<Item>) {
         let n = items.len();

@@ -1,6 +1,8 @@
 //! A pool made of other pools: thread, process and remote workers serving
-//! the same NuMap. Each job goes to the member with the fewest items in
-//! flight per worker, so faster members take more work.
+//! the same NuMap. Idle first: a job goes to a member with a worker that
+//! has no job (the least loaded of them); only when every worker of every
+//! member is busy does it go to the member with the fewest items in flight
+//! per worker, so faster members take more work.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,7 +12,10 @@ use crate::error::{Error, Result};
 
 struct Member {
     pool: Arc<dyn Pool>,
+    /// Items submitted and not delivered.
     in_flight: Arc<AtomicUsize>,
+    /// Jobs submitted and not wholly delivered.
+    jobs: Arc<AtomicUsize>,
 }
 
 /// Several pools behind one [`Pool`].
@@ -44,6 +49,7 @@ impl MixedPool {
                 .map(|pool| Member {
                     pool,
                     in_flight: Arc::new(AtomicUsize::new(0)),
+                    jobs: Arc::new(AtomicUsize::new(0)),
                 })
                 .collect(),
             size,
@@ -67,17 +73,27 @@ impl Pool for MixedPool {
     fn submit(&self, job: Job) {
         let load =
             |m: &Member| m.in_flight.load(Ordering::Relaxed) as f64 / m.pool.size().max(1) as f64;
-        let Some(member) = self
+        let has_idle = |m: &Member| m.jobs.load(Ordering::Relaxed) < m.pool.size();
+        let least = |a: &&Member, b: &&Member| load(a).total_cmp(&load(b));
+        let member = self
             .members
             .iter()
-            .min_by(|a, b| load(a).total_cmp(&load(b)))
-        else {
+            .filter(|m| has_idle(m))
+            .min_by(least)
+            .or_else(|| self.members.iter().min_by(least));
+        let Some(member) = member else {
             return;
         };
-        member.in_flight.fetch_add(job.len(), Ordering::Relaxed);
-        let counter = member.in_flight.clone();
+        let n = job.len();
+        member.in_flight.fetch_add(n, Ordering::Relaxed);
+        member.jobs.fetch_add(usize::from(n > 0), Ordering::Relaxed);
+        let (items, jobs) = (member.in_flight.clone(), member.jobs.clone());
+        let left = AtomicUsize::new(n);
         member.pool.submit(job.on_delivered(move |done| {
-            counter.fetch_sub(done, Ordering::Relaxed);
+            items.fetch_sub(done, Ordering::Relaxed);
+            if done > 0 && left.fetch_sub(done, Ordering::Relaxed) == done {
+                jobs.fetch_sub(1, Ordering::Relaxed);
+            }
         }));
     }
 

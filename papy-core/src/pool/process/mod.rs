@@ -52,6 +52,8 @@ pub(super) struct Shared {
     pub(super) given_up: Mutex<Option<String>>,
     pub(super) pids: Mutex<BTreeMap<usize, u32>>,
     pub(super) next_id: AtomicUsize,
+    /// Proxies waiting for a job with nothing in flight.
+    pub(super) idle: AtomicUsize,
 }
 
 /// A pool of worker processes (local children or remote commands).
@@ -108,6 +110,7 @@ impl ProcessPool {
             given_up: Mutex::new(None),
             pids: Mutex::new(BTreeMap::new()),
             next_id: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
         });
         let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();

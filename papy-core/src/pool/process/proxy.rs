@@ -55,22 +55,11 @@ pub(super) fn complete_oldest(
             }
             lock(&sh.pids).remove(&slot);
             let later: Vec<InFlight> = inflight.drain(..).collect();
-            // The group the worker was running when it died: as in
-            // `handle_group`, jobs that were only together for speed run
-            // again alone; a lone job uses its retries, or fails.
-            let (retries, backoff) = f.group[0].retry_policy();
-            if f.group.len() > 1 {
-                for job in &f.group {
-                    handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
-                }
-            } else if retries > 0 {
-                std::thread::sleep(backoff);
-                handle_group_from(&f.group, 1, slot, conn, respawn, sh);
-            } else {
-                let err = ItemError::new(ErrorKind::WorkerDied, msg);
-                let results = f.plan.charge(&f.group, &err);
-                deliver_group(&f.group, results, f.sent.elapsed());
-            }
+            // The group the worker was running when it died.
+            let failure = Failure::Died(msg);
+            recover(
+                &f.group, f.plan, failure, 0, f.sent, slot, conn, respawn, sh,
+            );
             // The worker had not started these: they run again.
             for l in later {
                 handle_group(&l.group, slot, conn, respawn, sh);
@@ -102,8 +91,10 @@ pub(super) const PACK_FROM: usize = 32;
 
 pub(super) type Respawn<'a> = dyn Fn(&mut Option<Conn>) -> std::result::Result<(), String> + 'a;
 
-/// Sends a group of jobs of one task as one frame and delivers every item;
-/// a lone job whose worker died or timed out is retried per the task's policy.
+/// Sends a group of jobs of one task as one frame and delivers every item.
+/// When the worker dies, the items that kill a worker are isolated (see
+/// [`recover`]); a lone item whose worker died or timed out is retried per
+/// the task's policy.
 pub(super) fn handle_group(
     group: &[Job],
     slot: usize,
@@ -116,56 +107,108 @@ pub(super) fn handle_group(
 
 pub(super) fn handle_group_from(
     group: &[Job],
-    mut attempt: u32,
+    attempt: u32,
+    slot: usize,
+    conn: &mut Option<Conn>,
+    respawn: &Respawn<'_>,
+    sh: &Shared,
+) {
+    let started = Instant::now();
+    match attempt_group(group, slot, conn, respawn, sh) {
+        Ok(results) => deliver_group(group, results, started.elapsed()),
+        Err((failure, plan)) => {
+            recover(
+                group, plan, failure, attempt, started, slot, conn, respawn, sh,
+            );
+        }
+    }
+}
+
+/// How an exchange failed.
+pub(super) enum Failure {
+    /// The worker died while it held the group (its items may be to blame).
+    Died(String),
+    /// The item took longer than the task's timeout (the worker was killed).
+    TimedOut(String),
+    /// No worker could be started (not the items' fault).
+    NoWorker(String),
+}
+
+/// After a failed exchange: poison isolation and retries.
+///
+/// - Several jobs that were only together for speed run again one by one.
+/// - A job of several items whose worker died is split in two halves, each
+///   run on its own (recursively), so only an item whose own evaluation
+///   kills a worker is ever charged: its innocent batch-mates succeed. A
+///   job of `n` items with `p` poison items costs at most about
+///   `p x log2(n)` extra worker starts, and retries are never spent on
+///   halves.
+/// - A lone item is retried `retries` times (with the backoff), then
+///   becomes an error item (`WorkerDied` or `Timeout`).
+/// - When the pool has given up starting workers, everything is charged.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn recover(
+    group: &[Job],
+    plan: Plan,
+    failure: Failure,
+    attempt: u32,
+    started: Instant,
     slot: usize,
     conn: &mut Option<Conn>,
     respawn: &Respawn<'_>,
     sh: &Shared,
 ) {
     let (retries, backoff) = group[0].retry_policy();
-    loop {
-        let last = group.len() == 1 && attempt >= retries;
-        let started = Instant::now();
-        match attempt_group(group, slot, conn, respawn, sh, last) {
-            Some(results) => {
-                deliver_group(group, results, started.elapsed());
-                return;
-            }
-            None if group.len() > 1 => {
-                // The jobs were only together for speed: run each on its
-                // own, so a poison item costs its own job, not the group.
-                for job in group {
-                    handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
-                }
-                return;
-            }
-            None => {
-                attempt += 1;
-                tracing::debug!(
-                    "retrying a job after its worker died (attempt {attempt} of {retries})"
-                );
-                std::thread::sleep(backoff);
-            }
+    let given_up = lock(&sh.given_up).is_some();
+    if !given_up && group.len() > 1 {
+        for job in group {
+            handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
+        }
+        return;
+    }
+    if let (false, Failure::Died(_), [job]) = (given_up, &failure, group) {
+        if let Some((a, b)) = job.halves() {
+            tracing::debug!(
+                "a worker died holding {} items; running them again in two halves",
+                job.len()
+            );
+            handle_group(std::slice::from_ref(&a), slot, conn, respawn, sh);
+            handle_group(std::slice::from_ref(&b), slot, conn, respawn, sh);
+            return;
         }
     }
+    if !given_up && attempt < retries {
+        tracing::debug!(
+            "retrying an item after its worker failed (attempt {} of {retries})",
+            attempt + 1
+        );
+        std::thread::sleep(backoff);
+        handle_group_from(group, attempt + 1, slot, conn, respawn, sh);
+        return;
+    }
+    let error = match failure {
+        Failure::Died(m) | Failure::NoWorker(m) => ItemError::new(ErrorKind::WorkerDied, m),
+        Failure::TimedOut(m) => ItemError::new(ErrorKind::Timeout, m),
+    };
+    let results = plan.charge(group, &error);
+    deliver_group(group, results, started.elapsed());
 }
 
-/// One try: the results per job, or `None` when the worker died or timed
-/// out and the caller will retry (a group, or a job with retries left).
+/// One try: the results per job, or how it failed (with the group's plan,
+/// to charge its items).
 pub(super) fn attempt_group(
     group: &[Job],
     slot: usize,
     conn: &mut Option<Conn>,
     respawn: &Respawn<'_>,
     sh: &Shared,
-    last: bool,
-) -> Option<Vec<Batch>> {
+) -> std::result::Result<Vec<Batch>, (Failure, Plan)> {
     let lead = &group[0];
     // Items with an error in their inbox never leave the host: the Worker
     // passes the error on without calling anything.
     let (plan, wire) = prepare(group);
     if plan.sent == 0 {
-        return Some(plan.assemble(group, Vec::new(), 0));
+        return Ok(plan.assemble(group, Vec::new(), 0));
     }
     let outcome = match respawn(conn) {
         Err(e) => Outcome::NoWorker(e),
@@ -179,36 +222,28 @@ pub(super) fn attempt_group(
             None => Outcome::Died("no worker process".into()),
         },
     };
+    drop(wire);
     let failure = match outcome {
         Outcome::Done(items, failed) => {
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
-            return Some(plan.assemble(group, items, failed));
+            return Ok(plan.assemble(group, items, failed));
         }
         Outcome::TimedOut(t) => {
             let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
             *conn = None;
             lock(&sh.pids).remove(&slot);
-            if !last {
-                return None;
-            }
-            ItemError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no result within {t:?}; the worker process was killed ({how}) and replaced"
-                ),
-            )
+            Failure::TimedOut(format!(
+                "no result within {t:?}; the worker process was killed ({how}) and replaced"
+            ))
         }
         Outcome::Died(msg) => {
             // A death during a job is charged to the job's items (a poison
-            // item with retries must not take the pool down).
+            // item must not take the pool down).
             if let Some(mut c) = conn.take() {
                 let _ = c.kill();
             }
             lock(&sh.pids).remove(&slot);
-            if group.len() > 1 || !last {
-                return None;
-            }
-            ItemError::new(ErrorKind::WorkerDied, msg)
+            Failure::Died(msg)
         }
         Outcome::NoWorker(msg) => {
             // Workers that cannot even start or shake hands: after
@@ -217,19 +252,16 @@ pub(super) fn attempt_group(
             let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
             if deaths >= sh.max_deaths {
                 let m = format!(
-                        "{} pool `{}` gave up after {deaths} consecutive failed worker starts (last: {msg})",
-                        sh.kind, sh.name
-                    );
+                    "{} pool `{}` gave up after {deaths} consecutive failed worker starts (last: {msg})",
+                    sh.kind, sh.name
+                );
                 tracing::error!("{m}");
                 *lock(&sh.given_up) = Some(m);
             }
-            if !last && lock(&sh.given_up).is_none() {
-                return None;
-            }
-            ItemError::new(ErrorKind::WorkerDied, msg)
+            Failure::NoWorker(msg)
         }
     };
-    Some(plan.charge(group, &failure))
+    Err((failure, plan))
 }
 
 pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
@@ -266,10 +298,24 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
     loop {
         let job = match pending.pop_front() {
             Some(j) => j,
-            None if inflight.is_empty() => match rx.recv() {
-                Ok(j) => j,
-                Err(_) => break,
-            },
+            None if inflight.is_empty() => {
+                // Idle: counted until a job is in hand, so that no busy
+                // proxy pipelines a job this one could start at once.
+                sh.idle.fetch_add(1, Ordering::SeqCst);
+                crate::chaos::point("proxy.idle");
+                let job = rx.recv();
+                sh.idle.fetch_sub(1, Ordering::SeqCst);
+                match job {
+                    Ok(j) => j,
+                    Err(_) => break,
+                }
+            }
+            // Idle first: a second frame goes to a busy worker only when
+            // no worker is idle.
+            None if sh.idle.load(Ordering::SeqCst) > 0 => {
+                complete(&mut inflight, &mut conn);
+                continue;
+            }
             None => match rx.try_recv() {
                 Ok(j) => j,
                 Err(TryRecvError::Empty) => {
