@@ -339,3 +339,45 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Result alias for [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (never panics, whatever `s` holds).
+pub(crate) fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Text from a peer (a worker's message, a frame) as quoted in errors and
+/// logs: at most [`PEER_QUOTE`] bytes, with the full length when cut.
+pub(crate) fn quote_peer(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= PEER_QUOTE {
+        return s.into();
+    }
+    format!("{}... ({} bytes in all)", clip(s, PEER_QUOTE), s.len()).into()
+}
+
+/// Most bytes of peer data quoted in one message.
+pub(crate) const PEER_QUOTE: usize = 1024;
+
+#[cfg(test)]
+mod quote_tests {
+    use super::*;
+
+    #[test]
+    fn clipping_never_splits_a_character() {
+        let s = "abcdefghijk\u{e9}xyz"; // the é spans bytes 11 and 12
+        assert_eq!(clip(s, 12), "abcdefghijk");
+        assert_eq!(clip(s, 13), "abcdefghijk\u{e9}");
+        assert_eq!(clip("", 3), "");
+        let long = "\u{1F600}".repeat(1000);
+        let q = quote_peer(&long);
+        assert!(q.len() < PEER_QUOTE + 40, "{}", q.len());
+        assert!(q.ends_with("(4000 bytes in all)"));
+    }
+}

@@ -300,9 +300,10 @@ pub fn hash_mismatches(worker: &[(String, String)]) -> Vec<String> {
         .iter()
         .filter_map(|(name, theirs)| match here.get(name) {
             Some(ours) if ours != theirs => Some(format!(
-                "plugin `{name}` differs between host (sha256 {}) and worker (sha256 {})",
-                &ours[..ours.len().min(12)],
-                &theirs[..theirs.len().min(12)]
+                "plugin `{}` differs between host (sha256 {}) and worker (sha256 {})",
+                crate::error::clip(name, 128),
+                crate::error::clip(ours, 12),
+                crate::error::clip(theirs, 12)
             )),
             _ => None,
         })

@@ -276,6 +276,20 @@ pub enum Frame {
     Shutdown,
 }
 
+impl Frame {
+    /// The frame's kind (`"Hello"`, `"Task"`...), for messages that must
+    /// not quote a peer's data.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Task { .. } => "Task",
+            Frame::Result { .. } => "Result",
+            Frame::Fatal { .. } => "Fatal",
+            Frame::Shutdown => "Shutdown",
+        }
+    }
+}
+
 /// A `Task` or `Result` frame that borrows what it carries: it encodes to
 /// exactly the bytes of the [`Frame`] with the same content, without first
 /// copying a batch's values into one (the hot path of process pools).
@@ -525,7 +539,8 @@ fn read_frame_bytes(
         return Err(ProtocolError::TooLarge { size, limit });
     }
     buf.clear();
-    buf.reserve(size);
+    // Grown as the bytes arrive: a length header alone reserves little.
+    buf.reserve(size.min(1 << 20));
     // read_to_end retries interrupted reads itself.
     let got = r.by_ref().take(size as u64).read_to_end(buf)?;
     if got < size {

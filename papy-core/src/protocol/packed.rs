@@ -119,13 +119,50 @@ fn header(n: usize, fix: Option<u8>, fix_limit: usize, wide: [u8; 3], out: &mut 
     }
 }
 
+/// Decoded values may take at most this many times the bytes they were
+/// read from, plus [`DECODE_SLACK`]: a peer cannot make the host allocate
+/// far more than it sent (a frame of 16 M empty lists would otherwise
+/// take 80 times its size). Honest data stays well under it (small
+/// integers take 24 times their byte, lists and strings less).
+pub const DECODE_FACTOR: usize = 48;
+
+/// The size of one decoded value.
+const VALUE_SIZE: usize = std::mem::size_of::<Value>();
+
+/// Bytes any input may decode into regardless of its size.
+pub const DECODE_SLACK: usize = 1 << 20;
+
 /// Reads MessagePack values from a byte slice.
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of decoded values still allowed (see [`DECODE_FACTOR`]).
+    budget: usize,
 }
 
 impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: 0,
+            budget: buf
+                .len()
+                .saturating_mul(DECODE_FACTOR)
+                .saturating_add(DECODE_SLACK),
+        }
+    }
+
+    /// Accounts for `bytes` of decoded memory.
+    fn charge(&mut self, bytes: usize) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(bytes).ok_or_else(|| {
+            format!(
+                "decoded values would take more than {DECODE_FACTOR} times the {} bytes they came in",
+                self.buf.len()
+            )
+        })?;
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .pos
@@ -156,13 +193,16 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self, n: usize) -> Result<Value, String> {
+        self.charge(32 + n)?;
         let s = std::str::from_utf8(self.take(n)?).map_err(|e| format!("string: {e}"))?;
         Ok(Value::Str(Arc::from(s)))
     }
 
     fn list(&mut self, n: usize, depth: usize) -> Result<Value, String> {
         // Every element takes at least one byte: never allocate past the input.
-        let mut out = Vec::with_capacity(n.min(self.buf.len() - self.pos));
+        let cap = n.min(self.buf.len() - self.pos);
+        self.charge(48 + cap.saturating_mul(VALUE_SIZE))?;
+        let mut out = Vec::with_capacity(cap);
         for _ in 0..n {
             out.push(self.value(depth + 1)?);
         }
@@ -170,6 +210,7 @@ impl<'a> Reader<'a> {
     }
 
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, String> {
+        self.charge(48 + n.saturating_mul(2 * VALUE_SIZE + 16))?;
         let mut out = Map::new();
         for _ in 0..n {
             let k = self.value(depth + 1)?;
@@ -215,6 +256,7 @@ impl<'a> Reader<'a> {
             }
             0xc4..=0xc6 => {
                 let n = self.len(1 << (m - 0xc4))?;
+                self.charge(32 + n)?;
                 Value::Bytes(Arc::from(self.take(n)?))
             }
             0x90..=0x9f => self.list(usize::from(m & 0x0f), depth)?,
@@ -254,16 +296,24 @@ pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
     // the bytes (grown if needed; never more than the input could hold).
     let mut out = Vec::with_capacity(buf.len() / 4 + 1);
     let mut pos = 0;
+    let mut budget = Reader::new(buf).budget;
     while pos < buf.len() {
+        budget = budget.checked_sub(VALUE_SIZE).ok_or_else(|| {
+            format!(
+                "decoded values would take more than {DECODE_FACTOR} times the {} bytes they came in",
+                buf.len()
+            )
+        })?;
         // Small integers are pushed as they are read: no intermediate
         // result is built and copied for the commonest values.
         if let Some((v, len)) = small_int(buf, pos) {
             out.push(Value::Int(v));
             pos += len;
         } else {
-            let mut r = Reader { buf, pos };
+            let mut r = Reader { buf, pos, budget };
             out.push(r.value(0)?);
             pos = r.pos;
+            budget = r.budget;
         }
     }
     Ok(out)
@@ -290,7 +340,7 @@ impl<'a> Unpacker<'a> {
     /// Reads the packed values of `buf`.
     pub fn new(buf: &'a [u8]) -> Unpacker<'a> {
         Unpacker {
-            r: Reader { buf, pos: 0 },
+            r: Reader::new(buf),
         }
     }
 
@@ -341,7 +391,7 @@ fn small_int(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
 /// # Errors
 /// Malformed input, or bytes left after the value.
 pub fn decode_value(buf: &[u8]) -> Result<Value, String> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut r = Reader::new(buf);
     let v = r.value(0)?;
     if r.pos != buf.len() {
         return Err(format!("{} bytes after the value", buf.len() - r.pos));

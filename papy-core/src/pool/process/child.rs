@@ -9,6 +9,7 @@ use crossbeam_channel::Receiver;
 
 use super::command::{WorkerCommand, WORKER_ENV};
 use super::frames::Incoming;
+use crate::error::quote_peer;
 use crate::protocol::{
     read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
 };
@@ -45,7 +46,9 @@ impl Conn {
             let _ = child.wait();
             return Err("the child has no stdin/stdout pipes".into());
         };
-        let (ftx, frx) = crossbeam_channel::unbounded();
+        // Bounded: a worker streaming frames nobody asked for blocks itself,
+        // not the host's memory.
+        let (ftx, frx) = crossbeam_channel::bounded(4);
         let reader = std::thread::Builder::new()
             .name("papy-child-reader".into())
             .spawn(move || {
@@ -74,30 +77,46 @@ impl Conn {
         match conn.frames.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(Incoming::Other(Frame::Hello(h)))) => {
                 if let Err(m) = h.check() {
+                    let m = quote_peer(&m).into_owned();
                     let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
                     conn.kill();
                     return Err(format!("`{}`: {m}", cmd.describe()));
                 }
-                for m in crate::registry::hash_mismatches(&h.plugins) {
+                // A worker's list is data: a bounded number of warnings.
+                let mismatches = crate::registry::hash_mismatches(&h.plugins);
+                for m in mismatches.iter().take(16) {
                     tracing::warn!("worker `{}`: {m}", cmd.describe());
+                }
+                if mismatches.len() > 16 {
+                    tracing::warn!(
+                        "worker `{}`: {} more plugin mismatches",
+                        cmd.describe(),
+                        mismatches.len() - 16
+                    );
                 }
             }
             Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
                 conn.kill();
-                return Err(format!("`{}` refused: {message}", cmd.describe()));
+                return Err(format!(
+                    "`{}` refused: {}",
+                    cmd.describe(),
+                    quote_peer(&message)
+                ));
             }
             Ok(Ok(other)) => {
                 conn.kill();
                 return Err(format!(
-                    "`{}` did not start with a Hello frame (got {other:?})",
-                    cmd.describe()
+                    "`{}` did not start with a Hello frame (got {})",
+                    cmd.describe(),
+                    other.kind()
                 ));
             }
             Ok(Err(e)) => {
                 let status = conn.kill();
                 return Err(format!(
-                    "`{}` did not answer the handshake ({e}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
+                    "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
                     cmd.describe(),
+                    quote_peer(&e.to_string()),
                     status
                 ));
             }

@@ -9,6 +9,7 @@ use crossbeam_channel::RecvTimeoutError;
 use super::child::Conn;
 use super::proxy::PACK_FROM;
 use super::{Job, TaskFn};
+use crate::error::quote_peer;
 use crate::error::{ErrorKind, Item, ItemError, Result};
 use crate::job::PackedInputs;
 use crate::protocol::packed::{encode_values, pack_index};
@@ -29,6 +30,16 @@ pub(super) enum Incoming {
         failed: usize,
     },
     Other(Frame),
+}
+
+impl Incoming {
+    /// The frame's kind, for messages (never its data).
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Incoming::Results { .. } => "Result",
+            Incoming::Other(f) => f.kind(),
+        }
+    }
 }
 
 impl From<Frame> for Incoming {
@@ -104,14 +115,21 @@ pub(super) fn receive_result(
             failed,
         }) if rid == id && items.len() == n => Outcome::Done(items, failed),
         Ok(Incoming::Other(Frame::Fatal { message })) => {
-            Outcome::Died(format!("the worker failed: {message}"))
+            Outcome::Died(format!("the worker failed: {}", quote_peer(&message)))
         }
-        Ok(other) => Outcome::Died(format!("unexpected frame from the worker: {other:?}")),
+        Ok(Incoming::Results { id: rid, items, .. }) => Outcome::Died(format!(
+            "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
+            items.len()
+        )),
+        Ok(Incoming::Other(other)) => {
+            Outcome::Died(format!("unexpected {} frame from the worker", other.kind()))
+        }
         Err(ProtocolError::Closed) => {
             Outcome::Died(format!("worker process died: {}", conn.reap()))
         }
         Err(e) => Outcome::Died(format!(
-            "worker process sent a bad frame ({e}); {}",
+            "worker process sent a bad frame ({}); {}",
+            quote_peer(&e.to_string()),
             conn.kill()
         )),
     }
