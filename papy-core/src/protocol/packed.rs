@@ -521,6 +521,27 @@ pub mod indices {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn decoded_values_are_bounded_by_a_factor_of_their_bytes() {
+        // 4 MiB of empty lists would take about 300 MiB decoded: refused.
+        let hostile = vec![0x90u8; 4 << 20];
+        let e = decode_values(&hostile).unwrap_err();
+        assert!(e.contains("times the"), "{e}");
+        let nested = [vec![0xdcu8, 0xff, 0xff], vec![0x90u8; 0xffff]].concat();
+        assert!(decode_value(&nested).is_err());
+        // Honest data decodes: a million small integers, strings, lists.
+        let ints = vec![7u8; 1 << 20];
+        assert_eq!(decode_values(&ints).unwrap().len(), 1 << 20);
+        let mut mixed = Vec::new();
+        let v = Value::list([
+            Value::from("name"),
+            Value::Int(300),
+            Value::list([Value::Int(1)]),
+        ]);
+        encode_values(std::iter::repeat(&v).take(10_000), &mut mixed);
+        assert_eq!(decode_values(&mixed).unwrap().len(), 10_000);
+    }
     use super::*;
 
     fn samples() -> Vec<Value> {

@@ -1,18 +1,19 @@
 //! Process and remote pools: workers are child processes speaking the
 //! protocol (`protocol/`) on their stdin/stdout.
 //!
-//! Each worker slot has a proxy thread that owns one child: it sends a
-//! job's items as one `Task` frame and waits for the `Result`. A child that
-//! dies (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed
-//! pipe) turns the items it held into `WorkerDied` errors ("worker process
-//! died: signal 9") and is replaced at the next job; after
-//! `max_deaths` consecutive workers that fail to start or shake hands the
-//! pool gives up and fails every further item with a clear error instead of
-//! respawning forever (deaths during a job are charged to its items, so a
-//! poison item cannot take the pool down; restarts
-//! back off exponentially, up to 2 s, so a dropped remote host is not
-//! hammered). A task
-//! timeout kills and replaces the child. Dropping the pool asks every child
+//! Each worker slot has a proxy thread that owns one child (`proxy.rs`):
+//! it sends a group of jobs as one `Task` frame and waits for the `Result`
+//! (`frames.rs`). Dispatch is idle-first: a proxy pipelines a second frame
+//! to its busy worker only when no other proxy is idle. A child that dies
+//! (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed pipe) is
+//! replaced; the items it held run again, split in halves until the item
+//! whose own evaluation kills a worker is alone, and only that item becomes
+//! a `WorkerDied` error ("worker process died: signal 9") once its retries
+//! are spent. After `max_deaths` consecutive workers that fail to start or
+//! shake hands the pool gives up and fails every further item with a clear
+//! error instead of respawning forever (restarts back off exponentially, up
+//! to 2 s, so a dropped remote host is not hammered). A task timeout kills
+//! and replaces the child (`child.rs`). Dropping the pool asks every child
 //! to exit, then kills what is left, and waits for each: no zombies.
 //!
 //! "Remote" workers are the same thing started through any command, e.g.

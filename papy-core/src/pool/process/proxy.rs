@@ -284,6 +284,10 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         }
         Ok(())
     };
+    // A proxy starting its worker counts as idle: it will take a job in a
+    // moment, and a busy proxy must not pipeline that job behind its own.
+    sh.idle.fetch_add(1, Ordering::SeqCst);
+    let mut counted_idle = true;
     // Start eagerly so the first job does not pay for the start-up.
     if let Err(e) = respawn(&mut conn) {
         tracing::warn!("{} pool `{}`: {e}", sh.kind, sh.name);
@@ -301,10 +305,13 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             None if inflight.is_empty() => {
                 // Idle: counted until a job is in hand, so that no busy
                 // proxy pipelines a job this one could start at once.
-                sh.idle.fetch_add(1, Ordering::SeqCst);
+                if !counted_idle {
+                    sh.idle.fetch_add(1, Ordering::SeqCst);
+                }
                 crate::chaos::point("proxy.idle");
                 let job = rx.recv();
                 sh.idle.fetch_sub(1, Ordering::SeqCst);
+                counted_idle = false;
                 match job {
                     Ok(j) => j,
                     Err(_) => break,

@@ -1,0 +1,95 @@
+//! A worker cannot hang or panic the host: a Hello full of odd strings, a
+//! stream of garbage, a huge or unreadable frame, a worker that answers a
+//! task with nonsense. Every item still comes back (as an error item), in
+//! bounded time.
+
+use papy::protocol::{write_frame, Frame, Hello, GREETING};
+use papy::{ErrorKind, NuMap, ProcessPool, Worker, WorkerCommand};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A "worker" that writes `bytes` to the host, then waits a moment and exits.
+fn replaying(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> WorkerCommand {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let line = format!("cat '{}'; sleep 1", path.display());
+    WorkerCommand::new("sh", ["-c".to_string(), line])
+}
+
+fn hello_with_odd_strings() -> Vec<u8> {
+    let mut b = GREETING.to_vec();
+    let odd = format!("abcdefghijk\u{e9}{}", "\u{1F600}".repeat(5000));
+    let hello = Hello {
+        functions: vec![odd.clone(); 100],
+        plugins: (0..100).map(|i| (format!("p{i}"), odd.clone())).collect(),
+        ..Hello::here(Vec::new(), Vec::new())
+    };
+    write_frame(&mut b, &Frame::Hello(hello)).unwrap();
+    b
+}
+
+/// Every item of a task run on `cmd` comes back, as an error, in bounded time.
+fn every_item_fails_cleanly(cmd: WorkerCommand) -> Vec<papy::ItemError> {
+    let pool = Arc::new(ProcessPool::new("hostile", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).stride(4).build().unwrap();
+    let t = m
+        .add_task(
+            Worker::new("papy.ipasser").expect("a built-in worker"),
+            0..6i64,
+        )
+        .unwrap();
+    m.start().unwrap();
+    let mut out = m.results(t).unwrap();
+    let mut errors = Vec::new();
+    loop {
+        match out.next_timeout(Duration::from_secs(60)) {
+            papy::numap::Next::Item(r) => errors.push(r.expect_err("no worker ran it")),
+            papy::numap::Next::End => break,
+            papy::numap::Next::TimedOut => panic!("the host hangs"),
+        }
+    }
+    assert_eq!(errors.len(), 6);
+    for e in &errors {
+        assert_eq!(e.kind(), ErrorKind::WorkerDied, "{e}");
+        assert!(
+            e.message().len() < 4096,
+            "a bounded message: {}",
+            e.message().len()
+        );
+    }
+    errors
+}
+
+#[test]
+fn a_hello_with_odd_strings_then_silence_costs_only_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    every_item_fails_cleanly(replaying(&dir, "hello", &hello_with_odd_strings()));
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = GREETING.to_vec();
+    b.extend((0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    let errors = every_item_fails_cleanly(replaying(&dir, "garbage", &b));
+    assert!(errors[0].message().contains("handshake") || errors[0].message().contains("gave up"));
+}
+
+#[test]
+fn a_huge_unexpected_frame_after_the_hello_is_not_copied_into_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = hello_with_odd_strings();
+    // A 16 MiB frame of empty lists where a Result is expected.
+    let n: u32 = 16 << 20;
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend(std::iter::repeat(0x90u8).take(n as usize));
+    every_item_fails_cleanly(replaying(&dir, "huge", &b));
+}
+
+#[test]
+fn a_frame_length_past_the_limit_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = hello_with_odd_strings();
+    b.extend_from_slice(&u32::MAX.to_be_bytes());
+    every_item_fails_cleanly(replaying(&dir, "toolong", &b));
+}
