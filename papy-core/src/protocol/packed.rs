@@ -539,7 +539,7 @@ mod tests {
             Value::Int(300),
             Value::list([Value::Int(1)]),
         ]);
-        encode_values(std::iter::repeat(&v).take(10_000), &mut mixed);
+        encode_values(std::iter::repeat_n(&v, 10_000), &mut mixed);
         assert_eq!(decode_values(&mixed).unwrap().len(), 10_000);
     }
     use super::*;
