@@ -93,3 +93,46 @@ fn a_frame_length_past_the_limit_is_refused_without_reading_it() {
     b.extend_from_slice(&u32::MAX.to_be_bytes());
     every_item_fails_cleanly(replaying(&dir, "toolong", &b));
 }
+
+/// A worker that shakes hands, then never reads its input: the host's write
+/// of a large task frame blocks on the full pipe. The item's timeout still
+/// fires (as a timeout, not a death 30 s later when the worker exits), and
+/// the next items go to a fresh worker.
+#[test]
+fn a_timeout_fires_while_the_host_is_blocked_writing_to_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hello");
+    let mut b = GREETING.to_vec();
+    write_frame(&mut b, &Frame::Hello(Hello::here(Vec::new(), Vec::new()))).unwrap();
+    std::fs::write(&path, &b).unwrap();
+    let line = format!("cat '{}'; exec sleep 30", path.display());
+    let cmd = WorkerCommand::new("sh", ["-c".to_string(), line]);
+    let pool = Arc::new(ProcessPool::new("deaf", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).stride(1).build().unwrap();
+    // 4 MiB per item: far more than a pipe holds.
+    let big = "x".repeat(4 << 20);
+    let t = m
+        .add_task_with(
+            Worker::new("papy.spasser").expect("a built-in worker"),
+            vec![papy::Value::from(big.clone()), papy::Value::from(big)],
+            papy::numap::TaskOptions {
+                timeout: Some(Duration::from_millis(300)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    m.start().unwrap();
+    let mut out = m.results(t).unwrap();
+    let mut errors = Vec::new();
+    loop {
+        match out.next_timeout(Duration::from_secs(20)) {
+            papy::numap::Next::Item(r) => errors.push(r.expect_err("no worker reads")),
+            papy::numap::Next::End => break,
+            papy::numap::Next::TimedOut => panic!("the host hangs on a deaf worker"),
+        }
+    }
+    assert_eq!(errors.len(), 2);
+    for e in &errors {
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    }
+}

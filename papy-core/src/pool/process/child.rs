@@ -1,7 +1,7 @@
 //! One worker child: start, handshake, kill, reap, shut down.
 
 use std::io::{BufWriter, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -9,14 +9,19 @@ use crossbeam_channel::Receiver;
 
 use super::command::{WorkerCommand, WORKER_ENV};
 use super::frames::Incoming;
+use super::pipe::Pipe;
 use crate::error::quote_peer;
 use crate::protocol::{
     read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
 };
 
+/// How long a worker has to shake hands (its Hello, and reading ours).
+const HANDSHAKE: Duration = Duration::from_secs(30);
+
 pub(super) struct Conn {
     pub(super) child: Child,
-    pub(super) stdin: BufWriter<ChildStdin>,
+    /// The worker's stdin; writes end at the deadline set on it.
+    pub(super) stdin: BufWriter<Pipe>,
     /// Where Task frames are built (reused from frame to frame).
     pub(super) wbuf: Vec<u8>,
     pub(super) frames: Receiver<std::result::Result<Incoming, ProtocolError>>,
@@ -46,6 +51,14 @@ impl Conn {
             let _ = child.wait();
             return Err("the child has no stdin/stdout pipes".into());
         };
+        let stdin = match Pipe::new(stdin) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("cannot set up the pipe to the worker: {e}"));
+            }
+        };
         // Bounded: a worker streaming frames nobody asked for blocks itself,
         // not the host's memory.
         let (ftx, frx) = crossbeam_channel::bounded(4);
@@ -74,7 +87,9 @@ impl Conn {
             frames: frx,
             reader: Some(reader),
         };
-        match conn.frames.recv_timeout(Duration::from_secs(30)) {
+        // The handshake, writes included, is bounded.
+        conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
+        match conn.frames.recv_timeout(HANDSHAKE) {
             Ok(Ok(Incoming::Other(Frame::Hello(h)))) => {
                 if let Err(m) = h.check() {
                     let m = quote_peer(&m).into_owned();
@@ -123,7 +138,7 @@ impl Conn {
             Err(_) => {
                 conn.kill();
                 return Err(format!(
-                    "`{}` did not answer the handshake within 30 s",
+                    "`{}` did not answer the handshake within {HANDSHAKE:?}",
                     cmd.describe()
                 ));
             }
@@ -138,7 +153,14 @@ impl Conn {
                 cmd.describe()
             ));
         }
+        conn.set_write_deadline(None);
         Ok(conn)
+    }
+
+    /// Writes to the worker fail with `TimedOut` once `deadline` has passed
+    /// with its stdin still full (`None`: no limit).
+    pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
+        self.stdin.get_mut().set_deadline(deadline);
     }
 
     /// Kills the child and reaps it; returns how it ended.
@@ -173,6 +195,8 @@ impl Conn {
 
     /// Asks the child to exit, then kills it if it does not.
     pub(super) fn shutdown(mut self) {
+        // A worker that stopped reading does not hold the pool's shutdown.
+        self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
         let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
         let _ = self.stdin.flush();
         drop(self.stdin);

@@ -2,7 +2,7 @@
 //! wire, how its results come back and are cut per job, and how a death
 //! is charged.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
@@ -65,15 +65,26 @@ pub(super) enum Outcome {
     TimedOut(Duration),
 }
 
-/// Sends one Task frame.
+/// Why a Task frame was not sent.
+pub(super) enum SendError {
+    /// The worker did not take the frame before the deadline.
+    TimedOut,
+    /// The worker is gone, or the frame could not be built.
+    Failed(String),
+}
+
+/// Sends one Task frame; a write still blocked at `deadline` gives up.
 pub(super) fn send_task(
     conn: &mut Conn,
     job: &Job,
     wire: &Wire<'_>,
     id: u64,
-) -> std::result::Result<(), String> {
+    deadline: Option<Instant>,
+) -> std::result::Result<(), SendError> {
     let Some(worker) = job.func().worker() else {
-        return Err("internal: a task without a Worker reached a process pool".into());
+        return Err(SendError::Failed(
+            "internal: a task without a Worker reached a process pool".into(),
+        ));
     };
     let chain = chain_of(worker);
     let node = job.func().name();
@@ -88,9 +99,20 @@ pub(super) fn send_task(
         indices: &wire.indices,
         inboxes,
     };
+    conn.set_write_deadline(deadline);
     let sent = write_frame_with(&mut conn.stdin, &mut conn.wbuf, &frame);
+    conn.set_write_deadline(None);
     release_large(&mut conn.wbuf);
-    sent.map_err(|e| format!("cannot send to the worker ({e}); {}", conn.reap()))
+    match sent {
+        Ok(()) => Ok(()),
+        Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(SendError::TimedOut)
+        }
+        Err(e) => Err(SendError::Failed(format!(
+            "cannot send to the worker ({e}); {}",
+            conn.reap()
+        ))),
+    }
 }
 
 /// Waits for the Result frame of task `id` (`n` items).
@@ -135,11 +157,22 @@ pub(super) fn receive_result(
     }
 }
 
+/// Sends a task and waits for its results. A task with a timeout must be
+/// answered within it, counting from the start of the send: a worker that
+/// stops reading its input times out like one that stops answering.
 pub(super) fn exchange(conn: &mut Conn, job: &Job, wire: &Wire<'_>, id: u64) -> Outcome {
-    if let Err(e) = send_task(conn, job, wire, id) {
-        return Outcome::Died(e);
+    let timeout = job.timeout();
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    match send_task(conn, job, wire, id, deadline) {
+        Ok(()) => {}
+        Err(SendError::TimedOut) => return Outcome::TimedOut(timeout.unwrap_or_default()),
+        Err(SendError::Failed(e)) => return Outcome::Died(e),
     }
-    receive_result(conn, id, wire.len(), job.timeout())
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    match receive_result(conn, id, wire.len(), left) {
+        Outcome::TimedOut(_) => Outcome::TimedOut(timeout.unwrap_or_default()),
+        other => other,
+    }
 }
 
 /// What goes on the wire for a group: the items' indices, packed, and

@@ -22,6 +22,7 @@
 mod child;
 mod command;
 mod frames;
+mod pipe;
 mod proxy;
 #[cfg(test)]
 mod tests;

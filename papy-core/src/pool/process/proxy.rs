@@ -384,8 +384,8 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         }
         let id = sh.next_id.fetch_add(1, Ordering::Relaxed) as u64;
         let sent = match conn.as_mut() {
-            Some(c) => send_task(c, &group[0], &wire, id),
-            None => Err("no worker process".into()),
+            Some(c) => send_task(c, &group[0], &wire, id, None),
+            None => Err(SendError::Failed("no worker process".into())),
         };
         drop(wire);
         match sent {
