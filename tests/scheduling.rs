@@ -299,3 +299,47 @@ fn papy_sequence_start_run_wait_pause_stop_works() {
     p.stop().unwrap();
     assert_eq!(values(out.take()), [1, 2, 3]);
 }
+
+/// PaPy's order with a full buffer: tasks take turns in a fixed cycle, and
+/// a round that ends where it began goes on from there (no task takes two
+/// turns while another waits). Three tasks on one worker with a buffer of
+/// three items, read in turn with uneven pauses (and random delays at the
+/// hand-offs when `PAPY_CHAOS` is set): the worker evaluates the items in
+/// the exact cycle A B C A B C...
+#[test]
+fn tasks_take_turns_in_a_fixed_cycle_when_the_buffer_is_full() {
+    for round in 0..20u64 {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = NuMap::builder()
+            .workers(1)
+            .stride(1)
+            .buffer(3)
+            .build()
+            .unwrap();
+        let tasks: Vec<_> = (0..3i64)
+            .map(|t| {
+                let log = log.clone();
+                let w = Worker::typed("s_logged", move |x: i64| {
+                    log.lock().unwrap().push(x);
+                    x
+                });
+                m.add_task(w, (0..12i64).map(move |i| t * 100 + i)).unwrap()
+            })
+            .collect();
+        m.start().unwrap();
+        let mut readers: Vec<_> = tasks.iter().map(|&t| m.results(t).unwrap()).collect();
+        for i in 0..12 {
+            for (k, r) in readers.iter_mut().enumerate() {
+                if (i + k as u64 + round) % 4 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let v = r.next().expect("an item").expect("a value");
+                assert_eq!(v.as_int(), Some(k as i64 * 100 + i as i64));
+            }
+        }
+        let expected: Vec<i64> = (0..12)
+            .flat_map(|i| (0..3).map(move |t| t * 100 + i))
+            .collect();
+        assert_eq!(*log.lock().unwrap(), expected, "round {round}");
+    }
+}

@@ -3,6 +3,7 @@
 //! worker's pipe (docs/protocol.md), so a worker in another language reads
 //! them with the same code.
 
+use papy_core::error::quote_peer;
 use papy_core::protocol::{read_frame, write_frame, Frame, MAX_FRAME};
 
 use crate::error::{BrokerError, Result};
@@ -35,7 +36,7 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>> {
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Frame> {
     let mut r = bytes;
     read_frame(&mut r, MAX_FRAME).map_err(|e| BrokerError::Malformed {
-        id: id.to_string(),
-        reason: e.to_string(),
+        id: quote_peer(id).into_owned(),
+        reason: quote_peer(&e.to_string()).into_owned(),
     })
 }

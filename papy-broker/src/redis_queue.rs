@@ -19,6 +19,7 @@ use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
 use crate::queue::{Cursor, Entry, Outcome, Queue, RunSettings};
 use crate::url::redact;
+use papy_core::error::quote_peer;
 
 /// One connection to Redis, bound to one run's keys.
 pub struct RedisQueue {
@@ -211,7 +212,7 @@ fn field_bytes(e: &StreamId, name: &str) -> Result<Vec<u8>> {
     match e.map.get(name) {
         Some(v) => redis::from_redis_value::<Vec<u8>>(v).map_err(|err| BrokerError::Malformed {
             id: e.id.clone(),
-            reason: format!("field `{name}`: {err}"),
+            reason: format!("field `{name}`: {}", quote_peer(&err.to_string())),
         }),
         None => Err(BrokerError::Malformed {
             id: e.id.clone(),

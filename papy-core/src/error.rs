@@ -353,17 +353,29 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Text from a peer (a worker's message, a frame) as quoted in errors and
-/// logs: at most [`PEER_QUOTE`] bytes, with the full length when cut.
-pub(crate) fn quote_peer(s: &str) -> std::borrow::Cow<'_, str> {
+/// Text from a peer (a worker's message, a frame, a broker entry) as quoted
+/// in errors and logs: at most [`PEER_QUOTE`] bytes, cut at a character
+/// boundary, with the full length when cut. Pools that relay what a peer
+/// says use it so that no peer can fill the host's memory or terminal
+/// through an error message.
+///
+/// ```
+/// use papy_core::error::{quote_peer, PEER_QUOTE};
+/// assert_eq!(quote_peer("short"), "short");
+/// let long = "\u{e9}".repeat(PEER_QUOTE);
+/// let q = quote_peer(&long);
+/// assert!(q.len() < PEER_QUOTE + 64);
+/// assert!(q.ends_with("(2048 bytes in all)"));
+/// ```
+pub fn quote_peer(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= PEER_QUOTE {
         return s.into();
     }
     format!("{}... ({} bytes in all)", clip(s, PEER_QUOTE), s.len()).into()
 }
 
-/// Most bytes of peer data quoted in one message.
-pub(crate) const PEER_QUOTE: usize = 1024;
+/// Most bytes of peer data quoted in one message (see [`quote_peer`]).
+pub const PEER_QUOTE: usize = 1024;
 
 #[cfg(test)]
 mod quote_tests {

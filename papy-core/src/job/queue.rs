@@ -15,6 +15,9 @@ use crate::sync::Monitor;
 pub(crate) trait Release: Send + Sync {
     /// `n` items left the buffer.
     fn release(&self, n: usize);
+    /// A reader is about to park on a task with nothing to read: whoever
+    /// submits should look at the task again (it may be owed a batch).
+    fn wake(&self);
 }
 
 const SPINS: u32 = 64;
@@ -42,6 +45,8 @@ struct QState {
     credits: Option<Arc<dyn Release>>,
     /// Readers blocked on the condition variable.
     parked: usize,
+    /// Readers in `take` that found nothing to take (spinning or parked).
+    waiting: usize,
 }
 
 pub(crate) struct ResultQueue {
@@ -69,6 +74,7 @@ impl ResultQueue {
             handed: first_index,
             credits: Some(credits),
             parked: s.parked,
+            waiting: s.waiting,
             ..QState::default()
         };
         drop(s);
@@ -103,9 +109,12 @@ impl ResultQueue {
         self.state.notify_all();
     }
 
-    /// Items handed to readers so far (counting from index 0 of the first run).
-    pub(crate) fn handed(&self) -> u64 {
-        self.lock().handed
+    /// A reader waits for this task and every one of the `submitted` items
+    /// was handed out: nothing it could get is in flight, so only a new
+    /// submission can satisfy it (the buffer's exception, see `buffer.rs`).
+    pub(crate) fn starved(&self, submitted: u64) -> bool {
+        let s = self.lock();
+        s.waiting > 0 && s.handed >= submitted
     }
 
     /// The feeder has ended this task for the current run.
@@ -135,8 +144,13 @@ impl ResultQueue {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut s = self.lock();
         let mut spins = 0;
-        let waited_since = Instant::now();
+        // Read the clock only once a reader parks (the fast path never does).
+        let mut parked_since: Option<Instant> = None;
         let mut warned = false;
+        // Counted in `waiting` (from the first miss to the return).
+        let mut counted = false;
+        // The submitter was told this reader is about to park.
+        let mut woke = false;
         loop {
             let batch = if s.ordered {
                 let next = s.next;
@@ -151,6 +165,9 @@ impl ResultQueue {
                 if let Some(c) = &s.credits {
                     c.release(n);
                 }
+                if counted {
+                    s.waiting -= 1;
+                }
                 return Take::Batch(first, items);
             }
             // A stream ends only because its input ended (the total is
@@ -158,7 +175,14 @@ impl ResultQueue {
             // never because it has not started yet: a reader that comes
             // first (another NuMap's feeder, a drain) waits for the start.
             if s.closed || s.total.is_some_and(|t| s.handed >= t) {
+                if counted {
+                    s.waiting -= 1;
+                }
                 return Take::End;
+            }
+            if !counted {
+                counted = true;
+                s.waiting += 1;
             }
             crate::chaos::point("queue.take.wait");
             // Spin briefly before parking: a batch is usually moments away,
@@ -174,8 +198,21 @@ impl ResultQueue {
                 s = self.lock();
                 continue;
             }
+            if !woke {
+                // Once per wait, and outside the lock: the feeder may owe
+                // this task a batch over the bound (see `buffer.rs`).
+                woke = true;
+                let credits = s.credits.clone();
+                drop(s);
+                if let Some(c) = credits {
+                    c.wake();
+                }
+                s = self.lock();
+                continue;
+            }
             s.parked += 1;
-            if !s.running && !warned && waited_since.elapsed() >= NOT_STARTED_WARNING {
+            let since = *parked_since.get_or_insert_with(Instant::now);
+            if !s.running && !warned && since.elapsed() >= NOT_STARTED_WARNING {
                 warned = true;
                 tracing::warn!(
                     "a reader has waited {NOT_STARTED_WARNING:?} for the results of a NuMap task that was never started (call NuMap::start, or Plumber::start)"
@@ -188,6 +225,7 @@ impl ResultQueue {
                     let now = Instant::now();
                     if now >= d {
                         s.parked -= 1;
+                        s.waiting -= 1;
                         return Take::TimedOut;
                     }
                     self.state.wait_timeout(s, d - now)

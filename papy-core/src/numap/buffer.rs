@@ -8,16 +8,19 @@
 //! optimisation of what is submittable, never a reason to wait.
 //!
 //! The bound is `size`, with one exception that makes the weave
-//! deadlock-free: a task with *nothing* in flight or unread may always
-//! submit one batch, even over the bound.
+//! deadlock-free: a task that is *starved* (a reader waits for it, and it
+//! has nothing in flight or unread) may always submit one batch, even over
+//! the bound. A task nobody waits for gets no exception, so the exception
+//! never lets a task take a turn out of the weave's cycle.
 //!
 //! Why no reader can wait forever: a reader waits for its task's next item
 //! `i` (ordered mode; unordered is weaker). Items are submitted in input
 //! order, so either `i` was submitted, and a pool delivers every submitted
 //! item exactly once (the pool contract), or no item at or after `i` was
-//! submitted; then every submitted item of the task was handed out, the
-//! task is idle, and the exception lets it submit `i` whatever the other
-//! tasks hold. Credits are never held by anything but submitted, unread
+//! submitted; then every submitted item of the task was handed out and its
+//! reader waits: the task is starved. The reader rings the doorbell before
+//! it parks, so the feeder visits the task again, and the exception lets it
+//! submit `i` whatever the other tasks hold. Credits are never held by anything but submitted, unread
 //! items, and the feeder never blocks on them (a task without credit is
 //! skipped for the round), so a reader never waits on credits held by
 //! results that only it would read (PaPy's "results must be consumed in
@@ -83,14 +86,14 @@ impl Credits {
     }
 
     /// Takes as many credits as are free, up to `want`: all of `want` when
-    /// the task has nothing outstanding (`task_idle`), else at most what the
-    /// bound leaves (possibly none). Never blocks.
-    pub(crate) fn acquire_up_to(&self, want: usize, task_idle: bool) -> usize {
+    /// the task is starved (a reader waits and nothing is outstanding),
+    /// else at most what the bound leaves (possibly none). Never blocks.
+    pub(crate) fn acquire_up_to(&self, want: usize, starved: bool) -> usize {
         if self.closed.load(Ordering::Acquire) || want == 0 {
             return 0;
         }
         let mut u = lock(&self.in_use);
-        let n = if task_idle {
+        let n = if starved {
             want
         } else {
             want.min(self.size.saturating_sub(*u))
@@ -122,6 +125,10 @@ impl Credits {
 impl crate::job::Release for Credits {
     fn release(&self, n: usize) {
         Credits::release(self, n);
+    }
+
+    fn wake(&self) {
+        self.bell.ring();
     }
 }
 

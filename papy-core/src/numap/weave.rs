@@ -5,8 +5,10 @@
 //!   that have items ready (downstream work before new upstream work, so an
 //!   item's latency through a chain is the sum of its own times), then the
 //!   *source* tasks; both in task order, starting at the first task the
-//!   previous round skipped for want of credit (PaPy's order when the
-//!   buffer is full: nobody takes two turns while another waits);
+//!   previous round skipped for want of credit, or where it began when it
+//!   skipped none; once a round skips a task, credit freed during the round
+//!   is kept for it (PaPy's order when the buffer is full: nobody takes two
+//!   turns while another waits);
 //! - a visit submits what the buffer allows, up to `stride` items (credits
 //!   are per item, see `buffer.rs`), split into jobs of at most
 //!   `stride / workers` items (one job per item for tasks with a timeout,
@@ -19,8 +21,8 @@
 //! - the feeder never blocks on credits: a task that cannot submit is
 //!   skipped for this round; when a whole round makes no progress the
 //!   feeder sleeps on the doorbell (rung by readers, pullers and stop);
-//! - credits follow the rule in `buffer.rs` (bound, plus one batch for an
-//!   idle task), which with in-order submission guarantees that any item a
+//! - credits follow the rule in `buffer.rs` (bound, plus one batch for a
+//!   starved task: one whose reader waits with nothing outstanding), which with in-order submission guarantees that any item a
 //!   reader waits for is in flight or can be submitted: no deadlock;
 //! - when stop is requested every source task ends at its next visit;
 //!   chained tasks run until their input ends, so every item pulled from
@@ -160,9 +162,13 @@ impl Feeder {
                     }
                     active = true;
                     crate::chaos::point("feeder.visit");
+                    // Once a task of this round found no credit, credit freed
+                    // meanwhile is its own: the tasks after it wait their
+                    // turn (unless starved, see `buffer.rs`).
+                    let reserved = skipped.is_some();
                     let visit = match &sources[t] {
-                        Source::Inline => self.visit_inline(t),
-                        Source::Puller { handoff, .. } => self.visit_handoff(t, handoff),
+                        Source::Inline => self.visit_inline(t, reserved),
+                        Source::Puller { handoff, .. } => self.visit_handoff(t, handoff, reserved),
                     };
                     match visit {
                         Visit::Ended => {
@@ -179,7 +185,9 @@ impl Feeder {
                     }
                 }
             }
-            start = skipped.unwrap_or(0);
+            // A round that skipped nobody was a whole cycle: the next goes on
+            // from where it began.
+            start = skipped.unwrap_or(start);
             if !active || self.credits.is_closed() {
                 break;
             }
@@ -218,17 +226,30 @@ impl Feeder {
         self.tasks
     }
 
-    fn task_idle(&self, t: usize) -> bool {
+    /// A reader waits for task `t` and nothing of it is outstanding (see
+    /// the exception in `buffer.rs`).
+    fn starved(&self, t: usize) -> bool {
         let task = &self.tasks[t];
-        task.ctx.queue.handed() >= task.next_index
+        task.ctx.queue.starved(task.next_index)
     }
 
-    fn visit_inline(&mut self, t: usize) -> Visit {
+    /// Credits for `want` items of task `t`: what the buffer allows, or a
+    /// batch over the bound for a starved task; none when the credit is
+    /// `reserved` for a task skipped earlier in the round.
+    fn grant(&self, t: usize, want: usize, reserved: bool) -> usize {
+        let starved = self.starved(t);
+        if reserved && !starved {
+            return 0;
+        }
+        self.credits.acquire_up_to(want, starved)
+    }
+
+    fn visit_inline(&mut self, t: usize, reserved: bool) -> Visit {
         // Stopping keeps the input, so a restart resumes where it stopped.
         if self.tasks[t].input.is_none() || self.stop.load(Ordering::Acquire) {
             return Visit::Ended;
         }
-        let granted = self.credits.acquire_up_to(self.stride, self.task_idle(t));
+        let granted = self.grant(t, self.stride, reserved);
         if granted == 0 {
             return Visit::NoCredit;
         }
@@ -243,7 +264,7 @@ impl Feeder {
         }
     }
 
-    fn visit_handoff(&mut self, t: usize, handoff: &Handoff) -> Visit {
+    fn visit_handoff(&mut self, t: usize, handoff: &Handoff, reserved: bool) -> Visit {
         let mut st = handoff.lock();
         if st.items.is_empty() {
             return if st.ended {
@@ -253,7 +274,7 @@ impl Feeder {
             };
         }
         let want = st.items.len().min(self.stride);
-        let granted = self.credits.acquire_up_to(want, self.task_idle(t));
+        let granted = self.grant(t, want, reserved);
         if granted == 0 {
             return Visit::NoCredit;
         }
