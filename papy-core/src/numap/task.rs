@@ -106,4 +106,10 @@ impl Iterator for TaskResults {
             Next::End | Next::TimedOut => None,
         }
     }
+
+    /// The lower bound is the results in hand (taken from the queue and not
+    /// yet returned): `next` gives that many without waiting.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.local.len(), None)
+    }
 }

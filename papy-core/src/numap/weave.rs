@@ -47,6 +47,14 @@ use crate::pool::{Inbox, Job, Pool};
 pub(crate) trait Pull: Send {
     /// Appends up to `n` inboxes to `out`; returns `true` when the input ended.
     fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
+
+    /// Appends one inbox (waiting for it if need be), then those of the
+    /// next ones that are already in hand, up to `n` in all; returns `true`
+    /// when the input ended. "In hand" is the lower bound of the iterator's
+    /// `size_hint`: the result readers and node adapters report the results
+    /// they hold, so a chained task forwards what has arrived at once and
+    /// never waits for more than one item.
+    fn fill_ready(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
 }
 
 impl<I: Iterator<Item = Inbox> + Send> Pull for I {
@@ -54,6 +62,20 @@ impl<I: Iterator<Item = Inbox> + Send> Pull for I {
         let before = out.len();
         out.extend(self.by_ref().take(n));
         out.len() - before < n
+    }
+
+    fn fill_ready(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool {
+        if n == 0 {
+            return false;
+        }
+        match self.next() {
+            None => return true,
+            Some(first) => out.push(first),
+        }
+        let ready = self.size_hint().0.min(n - 1);
+        // Taking only what is in hand never waits; an iterator whose hint
+        // was wrong ends the input early, which `fill` would too.
+        self.fill(out, ready)
     }
 }
 
@@ -369,9 +391,9 @@ fn puller(
     ctx: &TaskCtx,
     mut next_index: u64,
 ) -> Option<Input> {
-    let mut one = Vec::with_capacity(1);
+    let mut one = Vec::new();
     loop {
-        {
+        let room = {
             let mut st = handoff.lock();
             while st.items.len() >= cap && !st.closed {
                 st = handoff.wait(st);
@@ -379,10 +401,12 @@ fn puller(
             if st.closed {
                 return Some(input);
             }
-        }
-        // One item at a time: the first downstream item never waits for
-        // the slowest upstream item of its stride.
-        let exhausted = pull_into(&mut input, &mut one, 1, ctx, next_index);
+            cap - st.items.len()
+        };
+        // What has arrived, and never more than one item that has not: the
+        // first downstream item never waits for the slowest upstream item
+        // of its stride.
+        let exhausted = pull_ready(&mut input, &mut one, room, ctx, next_index);
         next_index += one.len() as u64;
         crate::chaos::point("puller.handoff");
         let mut st = handoff.lock();
@@ -426,10 +450,31 @@ fn pull_into(
     ctx: &TaskCtx,
     first: u64,
 ) -> bool {
-    let r = crate::unwind::catch(|| {
-        let want = stride.saturating_sub(batch.len());
-        input.fill(batch, want)
-    });
+    let want = stride.saturating_sub(batch.len());
+    pull_with(batch, ctx, first, |input_batch| {
+        input.fill(input_batch, want)
+    })
+}
+
+/// As [`pull_into`], taking what is in hand (see [`Pull::fill_ready`]).
+fn pull_ready(
+    input: &mut Input,
+    batch: &mut Vec<Inbox>,
+    most: usize,
+    ctx: &TaskCtx,
+    first: u64,
+) -> bool {
+    pull_with(batch, ctx, first, |b| input.fill_ready(b, most))
+}
+
+/// Runs a pull; a panicking input becomes one error item and ends it.
+fn pull_with(
+    batch: &mut Vec<Inbox>,
+    ctx: &TaskCtx,
+    first: u64,
+    f: impl FnOnce(&mut Vec<Inbox>) -> bool,
+) -> bool {
+    let r = crate::unwind::catch(|| f(&mut *batch));
     match r {
         Ok(exhausted) => exhausted,
         Err(msg) => {

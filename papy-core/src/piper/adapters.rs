@@ -102,6 +102,18 @@ impl Iterator for Zip {
         self.counters.add_in(1);
         Some(inbox)
     }
+
+    /// At least the items every input has in hand (see `weave::Pull`).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let ready = self
+            .inputs
+            .iter()
+            .zip(&self.ended)
+            .map(|(s, &ended)| if ended { 0 } else { s.size_hint().0 })
+            .min()
+            .unwrap_or(0);
+        (ready, None)
+    }
 }
 
 /// Batches `n` consecutive inboxes: each input pipe becomes a list of up
@@ -154,6 +166,10 @@ impl Iterator for Consume {
         } else {
             Inbox::Many(cols.into())
         })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.src.size_hint().0 / self.n.max(1), None)
     }
 }
 
@@ -347,6 +363,11 @@ impl Iterator for TeeReader {
             }
         }
     }
+
+    /// What the other readers pulled ahead of this one (see `weave::Pull`).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (lock(&self.state).queues[self.id].len(), None)
+    }
 }
 
 impl Drop for TeeReader {
@@ -404,6 +425,10 @@ impl Iterator for Observe {
             }
         }
         Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.src.size_hint().0, None)
     }
 }
 
