@@ -34,28 +34,48 @@ use std::time::Duration;
 use crate::sync::{lock, Monitor};
 
 /// Wakes the feeder: rung on every release, handoff and stop.
+///
+/// A ring counts; the condition variable is signalled only when the feeder
+/// sleeps on it (most rings find it busy, and a signal is a system call).
 #[derive(Default)]
 pub(crate) struct Doorbell {
-    rings: Monitor<u64>,
+    state: Monitor<Bell>,
+}
+
+#[derive(Default)]
+struct Bell {
+    rings: u64,
+    sleeping: bool,
 }
 
 impl Doorbell {
     pub(crate) fn ring(&self) {
-        *self.rings.lock() += 1;
-        self.rings.notify_all();
+        let mut b = self.state.lock();
+        b.rings += 1;
+        let sleeping = b.sleeping;
+        drop(b);
+        if sleeping {
+            self.state.notify_all();
+        }
     }
 
     pub(crate) fn seen(&self) -> u64 {
-        *self.rings.lock()
+        self.state.lock().rings
     }
 
     /// Waits until rung after `seen`, or `timeout`.
     pub(crate) fn wait(&self, seen: u64, timeout: Duration) {
-        let g = self.rings.lock();
-        if *g != seen {
+        let mut b = self.state.lock();
+        if b.rings != seen {
             return;
         }
-        drop(self.rings.wait_timeout_while(g, timeout, |r| *r == seen));
+        // Set and read under the lock: a ring either comes before the check
+        // above or sees `sleeping` and signals.
+        b.sleeping = true;
+        let mut b = self
+            .state
+            .wait_timeout_while(b, timeout, |b| b.rings == seen);
+        b.sleeping = false;
     }
 }
 
@@ -86,7 +106,7 @@ impl Credits {
     }
 
     /// Takes as many credits as are free, up to `want`: all of `want` when
-    /// the task is starved (a reader waits and nothing is outstanding),
+    /// the task is `starved` (a reader waits and nothing is outstanding),
     /// else at most what the bound leaves (possibly none). Never blocks.
     pub(crate) fn acquire_up_to(&self, want: usize, starved: bool) -> usize {
         if self.closed.load(Ordering::Acquire) || want == 0 {
@@ -100,6 +120,17 @@ impl Credits {
         };
         *u += n;
         n
+    }
+
+    /// Credits free under the bound. Only the feeder takes credits, so what
+    /// it reads here can only grow until it takes them.
+    pub(crate) fn free(&self) -> usize {
+        self.size.saturating_sub(*lock(&self.in_use))
+    }
+
+    /// Every credit is taken (a starved task may be owed a batch).
+    pub(crate) fn full(&self) -> bool {
+        *lock(&self.in_use) >= self.size
     }
 
     pub(crate) fn release(&self, n: usize) {
@@ -128,7 +159,12 @@ impl crate::job::Release for Credits {
     }
 
     fn wake(&self) {
-        self.bell.ring();
+        // With credit free the feeder needs no ring: a task it skipped for
+        // want of credit is visited again after the release that freed it
+        // (each release rings).
+        if self.full() {
+            self.bell.ring();
+        }
     }
 }
 
@@ -148,5 +184,33 @@ mod tests {
         b.ring();
         t.join().unwrap();
         assert_ne!(b.seen(), seen);
+    }
+
+    #[test]
+    fn rings_before_the_wait_are_not_lost() {
+        let b = Doorbell::default();
+        let seen = b.seen();
+        b.ring();
+        let t = std::time::Instant::now();
+        b.wait(seen, Duration::from_secs(10));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a ring before the wait"
+        );
+    }
+
+    #[test]
+    fn the_bound_holds_unless_the_task_is_starved() {
+        let c = Credits::new(4, Arc::new(Doorbell::default()));
+        assert_eq!(c.acquire_up_to(3, false), 3);
+        assert_eq!(c.free(), 1);
+        assert_eq!(c.acquire_up_to(3, false), 1);
+        assert!(c.full());
+        assert_eq!(c.acquire_up_to(3, false), 0);
+        // A starved task gets its whole batch over the bound.
+        assert_eq!(c.acquire_up_to(3, true), 3);
+        assert_eq!(c.in_use(), 7);
+        c.release(7);
+        assert!(!c.full());
     }
 }

@@ -259,7 +259,10 @@ impl Feeder {
     /// batch over the bound for a starved task; none when the credit is
     /// `reserved` for a task skipped earlier in the round.
     fn grant(&self, t: usize, want: usize, reserved: bool) -> usize {
-        let starved = self.starved(t);
+        // Whether the task is starved matters only when the bound cuts its
+        // batch (asked outside the credit lock: readers take the queue lock
+        // and then the credit lock).
+        let starved = (reserved || self.credits.free() < want) && self.starved(t);
         if reserved && !starved {
             return 0;
         }
