@@ -92,7 +92,7 @@ fn finish(job: Job, results: Vec<Option<Item>>, busy: Duration) {
         .map(|r| r.unwrap_or_else(|| Err(ItemError::new(ErrorKind::WorkerDied, "no result"))))
         .collect();
     let failed = items.iter().filter(|r| r.is_err()).count();
-    job.func().on_batch(items.len(), failed, busy);
+    job.account(items.len(), failed, busy);
     job.deliver(job.first, items);
 }
 
@@ -886,6 +886,12 @@ fn expire_timeouts(sh: &Shared) {
 impl Pool for BrokerPool {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    /// A job is a stream entry written, claimed, answered and read back
+    /// through the broker: milliseconds.
+    fn job_target(&self) -> Duration {
+        Duration::from_millis(20)
     }
 
     fn size(&self) -> usize {

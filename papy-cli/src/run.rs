@@ -235,19 +235,21 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     }
     if !args.quiet {
         eprintln!(
-            "{:<20} {:>10} {:>10} {:>8} {:>10} {:>12}",
-            "node", "in", "out", "failed", "busy", "items/s"
+            "{:<20} {:>10} {:>10} {:>8} {:>10} {:>12} {:>9}",
+            "node", "in", "out", "failed", "busy", "items/s", "items/job"
         );
         let secs = stats.run_time.unwrap_or_default().as_secs_f64().max(1e-9);
         for (name, n) in &stats.nodes {
+            let per_job = n.mean_job().map_or("-".to_string(), |m| format!("{m:.1}"));
             eprintln!(
-                "{:<20} {:>10} {:>10} {:>8} {:>9.2}s {:>12.0}",
+                "{:<20} {:>10} {:>10} {:>8} {:>9.2}s {:>12.0} {:>9}",
                 name,
                 n.items_in,
                 n.items_out,
                 n.failed,
                 n.busy.as_secs_f64(),
-                n.items_out as f64 / secs
+                n.items_out as f64 / secs,
+                per_job
             );
         }
         eprintln!("run time {:.3}s", secs);
@@ -257,7 +259,8 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             "run_time_s": stats.run_time.map(|d| d.as_secs_f64()),
             "failed": failed.load(Ordering::Relaxed),
             "nodes": stats.nodes.iter().map(|(k, n)| (k.clone(), serde_json::json!({
-                "in": n.items_in, "out": n.items_out, "failed": n.failed, "busy_s": n.busy.as_secs_f64()
+                "in": n.items_in, "out": n.items_out, "failed": n.failed, "busy_s": n.busy.as_secs_f64(),
+                "jobs": n.jobs, "items_per_job": n.mean_job()
             }))).collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)

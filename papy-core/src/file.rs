@@ -558,7 +558,7 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
                             Some(b) => Some(b.local_workers),
                             None => (kind != Kind::Remote).then_some(m.workers()),
                         },
-                        stride: Some(m.stride()),
+                        stride: m.fixed_stride(),
                         buffer: m.buffer(),
                         ordered: m.ordered(),
                         remote,

@@ -14,6 +14,8 @@ pub struct NodeCounters {
     items_out: AtomicU64,
     failed: AtomicU64,
     busy_ns: AtomicU64,
+    jobs: AtomicU64,
+    job_items: AtomicU64,
     tracked: Option<Mutex<BTreeMap<u64, Item>>>,
 }
 
@@ -49,6 +51,12 @@ impl NodeCounters {
         );
     }
 
+    /// A job of `items` items of this node ran on a pool.
+    pub(crate) fn add_job(&self, items: usize) {
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.job_items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> NodeStats {
         NodeStats {
@@ -56,6 +64,8 @@ impl NodeCounters {
             items_out: self.items_out.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed)),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            job_items: self.job_items.load(Ordering::Relaxed),
         }
     }
 
@@ -78,6 +88,24 @@ pub struct NodeStats {
     pub failed: u64,
     /// Time spent in the node's worker function (summed over workers).
     pub busy: Duration,
+    /// Jobs (batches of items) its pool ran: with adaptive batching, the
+    /// sizes the NuMap chose show as [`mean_job`](Self::mean_job). 0 for a
+    /// node evaluated in the pulling thread (no NuMap).
+    pub jobs: u64,
+    /// Items in those jobs.
+    pub job_items: u64,
+}
+
+impl NodeStats {
+    /// Mean items per job (`None` without jobs).
+    ///
+    /// ```
+    /// let s = papy_core::stats::NodeStats { jobs: 4, job_items: 10, ..Default::default() };
+    /// assert_eq!(s.mean_job(), Some(2.5));
+    /// ```
+    pub fn mean_job(&self) -> Option<f64> {
+        (self.jobs > 0).then(|| self.job_items as f64 / self.jobs as f64)
+    }
 }
 
 /// Statistics of a Plumber run.

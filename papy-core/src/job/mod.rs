@@ -7,6 +7,7 @@
 //! through [`Job::deliver`] into the task's result queue, where readers take
 //! them. Nothing here knows about NuMaps, pipers or pools.
 
+mod pace;
 mod queue;
 mod task_fn;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Item, ItemError};
 
+pub(crate) use pace::{Pace, MAX_CHUNK};
 pub(crate) use queue::{Release, Take, TaskCtx};
 pub use task_fn::{TaskFn, WorkerTask};
 
@@ -165,8 +167,25 @@ impl Job {
             }
         }
         let failed = out.iter().filter(|r| r.is_err()).count();
-        let _ = crate::unwind::catch(|| f.on_batch(out.len(), failed, start.elapsed()));
+        self.account(out.len(), failed, start.elapsed());
         out
+    }
+
+    /// How long this job should take where it runs, from its task's pace
+    /// (`None` before any job of the task was measured).
+    pub(crate) fn expected(&self) -> Option<Duration> {
+        let per_item = self.task.pace.per_item()?;
+        Some(per_item.saturating_mul(u32::try_from(self.len()).unwrap_or(u32::MAX)))
+    }
+
+    /// Reports that `items` items of this job ran (`failed` of them failed)
+    /// in `busy`, the time they took where they ran: the node's statistics
+    /// and the task's pace for adaptive batching. Every pool calls it once
+    /// per job it finishes, before delivering.
+    pub fn account(&self, items: usize, failed: usize, busy: Duration) {
+        self.task.pace.record(items, busy);
+        let f = &*self.task.func;
+        let _ = crate::unwind::catch(|| f.on_batch(items, failed, busy));
     }
 
     /// The job split in two jobs of consecutive items (the first half and

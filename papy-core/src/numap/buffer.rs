@@ -27,7 +27,7 @@
 //! weave order" trap). The total is thus at most `size + tasks x stride`,
 //! and exactly `size` with one task.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,7 +81,8 @@ impl Doorbell {
 
 pub(crate) struct Credits {
     in_use: Mutex<usize>,
-    size: usize,
+    /// The bound; set by the feeder alone (adaptive batching resizes it).
+    size: AtomicUsize,
     closed: AtomicBool,
     pub(crate) bell: Arc<Doorbell>,
 }
@@ -90,14 +91,24 @@ impl Credits {
     pub(crate) fn new(size: usize, bell: Arc<Doorbell>) -> Credits {
         Credits {
             in_use: Mutex::new(0),
-            size,
+            size: AtomicUsize::new(size),
             closed: AtomicBool::new(false),
             bell,
         }
     }
 
     pub(crate) fn size(&self) -> usize {
-        self.size
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Changes the bound (adaptive batching). A smaller bound than the
+    /// credits in use only holds back new submissions until enough are
+    /// read; a larger one rings the feeder.
+    pub(crate) fn set_size(&self, size: usize) {
+        let old = self.size.swap(size.max(1), Ordering::Relaxed);
+        if size > old {
+            self.bell.ring();
+        }
     }
 
     /// Items currently submitted and not handed out.
@@ -116,7 +127,7 @@ impl Credits {
         let n = if starved {
             want
         } else {
-            want.min(self.size.saturating_sub(*u))
+            want.min(self.size().saturating_sub(*u))
         };
         *u += n;
         n
@@ -125,12 +136,12 @@ impl Credits {
     /// Credits free under the bound. Only the feeder takes credits, so what
     /// it reads here can only grow until it takes them.
     pub(crate) fn free(&self) -> usize {
-        self.size.saturating_sub(*lock(&self.in_use))
+        self.size().saturating_sub(*lock(&self.in_use))
     }
 
     /// Every credit is taken (a starved task may be owed a batch).
     pub(crate) fn full(&self) -> bool {
-        *lock(&self.in_use) >= self.size
+        *lock(&self.in_use) >= self.size()
     }
 
     pub(crate) fn release(&self, n: usize) {

@@ -38,7 +38,7 @@ use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
 use crate::worker::Worker;
 use buffer::Credits;
 pub use task::{Next, TaskResults};
-use weave::{FeedTask, Feeder, Input};
+use weave::{Adaptive, FeedTask, Feeder, Input};
 
 /// Identifies a task of a NuMap (0, 1, 2... in the order added).
 pub type TaskId = usize;
@@ -89,16 +89,27 @@ impl NuMapBuilder {
         self
     }
 
-    /// Items pulled from a task per visit of the weave (also the batch size
-    /// sent to a worker). Default: the number of workers, as in PaPy; raise
-    /// it for cheap functions.
+    /// Items pulled from a task per visit of the weave, split into jobs of
+    /// `stride / workers` items (PaPy's stride: fixed batches, a fixed
+    /// weave order).
+    ///
+    /// Default: none, and the NuMap chooses job sizes from what it
+    /// measures (*adaptive batching*): each task starts with jobs of one
+    /// item, and sizes its jobs so that each takes about the pool's
+    /// [`job_target`](crate::pool::Pool::job_target) (100 us on threads,
+    /// 2 ms on processes), up to 4096 items, with a visit of one job per
+    /// worker. Cheap functions get large batches and slow ones single
+    /// items, with no tuning; results never depend on the sizes chosen
+    /// (see [`NodeStats::jobs`](crate::stats::NodeStats::jobs) for what
+    /// was chosen).
     pub fn stride(mut self, n: usize) -> Self {
         self.stride = Some(n);
         self
     }
 
     /// Maximum number of items submitted and not yet retrieved. Default:
-    /// tasks x stride, computed at start.
+    /// tasks x stride, computed at start; with adaptive batching (no
+    /// stride), two visits per task, following the job sizes chosen.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n);
         self
@@ -146,13 +157,18 @@ impl NuMapBuilder {
                 "NuMap `{name}`: workers must be at least 1"
             )));
         }
-        let stride = self.stride.unwrap_or(workers.max(1));
-        if stride == 0 {
+        if self.stride == Some(0) {
             return Err(Error::Config(format!(
                 "NuMap `{name}`: stride must be at least 1"
             )));
         }
-        if let Some(b) = self.buffer {
+        if self.buffer == Some(0) {
+            return Err(Error::Config(format!(
+                "NuMap `{name}`: buffer must be at least 1"
+            )));
+        }
+        let stride = self.stride;
+        if let (Some(b), Some(stride)) = (self.buffer, stride) {
             if b < stride {
                 return Err(Error::Config(format!(
                     "NuMap `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride (PaPy deadlocks here)"
@@ -187,7 +203,8 @@ impl NuMapBuilder {
 struct Config {
     name: String,
     workers: usize,
-    stride: usize,
+    /// `None`: adaptive batching.
+    stride: Option<usize>,
     buffer: Option<usize>,
     ordered: bool,
     stall: Duration,
@@ -267,8 +284,19 @@ impl NuMap {
         self.inner.cfg.workers
     }
 
-    /// Items per visit of the weave.
+    /// The stride a node's plumbing uses (where a stopped input ends,
+    /// how a spawned node deals its input): the fixed stride, or with
+    /// adaptive batching the number of workers (PaPy's default stride).
     pub fn stride(&self) -> usize {
+        self.inner
+            .cfg
+            .stride
+            .unwrap_or(self.inner.cfg.workers.max(1))
+    }
+
+    /// The stride as configured; `None` when the NuMap chooses job sizes
+    /// (adaptive batching, the default).
+    pub fn fixed_stride(&self) -> Option<usize> {
         self.inner.cfg.stride
     }
 
@@ -406,6 +434,7 @@ impl NuMap {
             input: Some(input),
             chained: options.dependent,
             next_index: 0,
+            room: 0,
         });
         Ok(id)
     }
@@ -504,10 +533,16 @@ impl NuMap {
             )));
         };
         let stride = self.stride();
+        let tasks = ctl.tasks.len().max(1);
         let size = self
             .buffer()
-            .unwrap_or_else(|| stride.saturating_mul(ctl.tasks.len()));
+            .unwrap_or_else(|| stride.saturating_mul(tasks));
         let credits = Arc::new(Credits::new(size, Arc::default()));
+        let adaptive = self.fixed_stride().is_none().then(|| Adaptive {
+            target: pool.job_target(),
+            workers: pool.size().max(1),
+            buffer: self.buffer(),
+        });
         self.inner.stop.store(false, Ordering::Release);
         for t in &ctl.tasks {
             let ordered = t.ctx.ordered.unwrap_or(self.ordered());
@@ -519,6 +554,7 @@ impl NuMap {
             pool,
             credits: credits.clone(),
             stride,
+            adaptive,
             stop: self.inner.stop.clone(),
             stall: self.inner.cfg.stall,
         });

@@ -12,7 +12,10 @@
 //! - a visit submits what the buffer allows, up to `stride` items (credits
 //!   are per item, see `buffer.rs`), split into jobs of at most
 //!   `stride / workers` items (one job per item for tasks with a timeout,
-//!   so a timed-out worker holds a single item);
+//!   so a timed-out worker holds a single item); with adaptive batching (no
+//!   fixed stride) a visit is one job per worker, of the size the task's
+//!   pace asks for (`job/pace.rs`), and the buffer holds two visits per
+//!   task unless the user fixed it;
 //! - *source* tasks (inputs that are plain iterators) are pulled by the
 //!   feeder itself; *chained* tasks (inputs that read results of a NuMap)
 //!   are pulled by a puller thread per task, which forwards each item as it
@@ -38,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::{Credits, Doorbell};
 use crate::error::{ErrorKind, ItemError};
-use crate::job::TaskCtx;
+use crate::job::{TaskCtx, MAX_CHUNK};
 use crate::pool::{Inbox, Job, Pool};
 
 /// A task's input as the feeder pulls it: a batch at a time, so there is
@@ -88,6 +91,18 @@ pub(crate) struct FeedTask {
     pub(crate) input: Option<Input>,
     pub(crate) chained: bool,
     pub(crate) next_index: u64,
+    /// Buffer room this task asks for (adaptive batching: two visits).
+    pub(crate) room: usize,
+}
+
+/// Adaptive batching (no fixed stride): each task's job size follows its
+/// pace (see `job/pace.rs`); a visit is one job per worker.
+pub(crate) struct Adaptive {
+    /// How long a job should take in this pool.
+    pub(crate) target: Duration,
+    pub(crate) workers: usize,
+    /// The buffer the user fixed; `None`: two visits per task.
+    pub(crate) buffer: Option<usize>,
 }
 
 use crate::sync::Monitor;
@@ -96,6 +111,8 @@ use crate::sync::Monitor;
 struct HandoffState {
     /// Items pulled and not yet submitted, in input order.
     items: VecDeque<Inbox>,
+    /// Most items held (`LOOKAHEAD` visits; the feeder keeps it current).
+    cap: usize,
     ended: bool,
     closed: bool,
 }
@@ -120,7 +137,10 @@ pub(crate) struct Feeder {
     pub(crate) tasks: Vec<FeedTask>,
     pub(crate) pool: Arc<dyn Pool>,
     pub(crate) credits: Arc<Credits>,
+    /// Items per visit with a fixed stride (and the initial visit size).
     pub(crate) stride: usize,
+    /// `Some` when the job sizes are chosen from measures.
+    pub(crate) adaptive: Option<Adaptive>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) stall: Duration,
 }
@@ -150,12 +170,13 @@ impl Feeder {
                 continue;
             }
             let handoff = Arc::new(Handoff::default());
+            handoff.lock().cap = self.stride * LOOKAHEAD;
             let thread = t.input.take().and_then(|input| {
-                let (h, b, cap) = (handoff.clone(), bell.clone(), self.stride * LOOKAHEAD);
+                let (h, b) = (handoff.clone(), bell.clone());
                 let (ctx, first) = (t.ctx.clone(), t.next_index);
                 std::thread::Builder::new()
                     .name(format!("{}-pull{}", self.name, t.ctx.id))
-                    .spawn(move || puller(input, &h, &b, cap, &ctx, first))
+                    .spawn(move || puller(input, &h, &b, &ctx, first))
                     .map_err(|e| tracing::error!("NuMap: cannot start a puller thread: {e}"))
                     .ok()
             });
@@ -274,14 +295,15 @@ impl Feeder {
         if self.tasks[t].input.is_none() || self.stop.load(Ordering::Acquire) {
             return Visit::Ended;
         }
-        let granted = self.grant(t, self.stride, reserved);
+        let (visit, chunk) = self.sizes(t);
+        let granted = self.grant(t, visit, reserved);
         if granted == 0 {
             return Visit::NoCredit;
         }
         let (batch, exhausted) = pull(&mut self.tasks[t], granted);
         self.credits.release(granted - batch.len());
         let moved = !batch.is_empty();
-        self.submit(t, batch);
+        self.submit(t, batch, chunk);
         match (exhausted, moved) {
             (true, _) => Visit::Ended,
             (false, true) => Visit::Submitted,
@@ -290,7 +312,13 @@ impl Feeder {
     }
 
     fn visit_handoff(&mut self, t: usize, handoff: &Handoff, reserved: bool) -> Visit {
+        let (visit, chunk) = self.sizes(t);
         let mut st = handoff.lock();
+        let cap = visit.saturating_mul(LOOKAHEAD);
+        if st.cap != cap {
+            st.cap = cap;
+            handoff.notify_all();
+        }
         if st.items.is_empty() {
             return if st.ended {
                 Visit::Ended
@@ -298,7 +326,7 @@ impl Feeder {
                 Visit::Nothing
             };
         }
-        let want = st.items.len().min(self.stride);
+        let want = st.items.len().min(visit);
         let granted = self.grant(t, want, reserved);
         if granted == 0 {
             return Visit::NoCredit;
@@ -307,7 +335,7 @@ impl Feeder {
         let done = st.ended && st.items.is_empty();
         drop(st);
         handoff.notify_all();
-        self.submit(t, batch);
+        self.submit(t, batch, chunk);
         if done {
             Visit::Ended
         } else {
@@ -340,7 +368,42 @@ impl Feeder {
         );
     }
 
-    fn submit(&mut self, t: usize, batch: Vec<Inbox>) {
+    /// Items per visit and per job for task `t`: the fixed stride and its
+    /// share per worker, or what the task's pace asks for (adaptive).
+    fn sizes(&mut self, t: usize) -> (usize, usize) {
+        let Some(a) = &self.adaptive else {
+            // Jobs of a stride's share per worker, so that one task with the
+            // default stride (= workers) keeps every worker busy, as in PaPy
+            // (the share comes from the stride, not from a batch, so batches
+            // freed a few items at a time do not shrink the jobs further).
+            // For workers that pay a round trip per batch, a buffer that
+            // holds a stride per worker keeps them busy with whole strides,
+            // in fewer and larger jobs.
+            let workers = self.pool.size().max(1);
+            let chunk = if self.pool.whole_strides() && self.credits.size() >= self.stride * workers
+            {
+                self.stride
+            } else {
+                self.stride.div_ceil(workers)
+            };
+            return (self.stride, chunk.max(1));
+        };
+        // A fixed buffer must hold two visits; else the buffer follows.
+        let most = a.buffer.map_or(MAX_CHUNK, |b| (b / (2 * a.workers)).max(1));
+        let chunk = self.tasks[t].ctx.pace.chunk(a.target, most);
+        let visit = chunk * a.workers;
+        if a.buffer.is_none() {
+            let room = 2 * visit;
+            if self.tasks[t].room != room {
+                self.tasks[t].room = room;
+                let total: usize = self.tasks.iter().map(|x| x.room).sum();
+                self.credits.set_size(total.max(self.stride));
+            }
+        }
+        (visit, chunk)
+    }
+
+    fn submit(&mut self, t: usize, batch: Vec<Inbox>, chunk: usize) {
         if batch.is_empty() {
             return;
         }
@@ -354,21 +417,6 @@ impl Feeder {
                     .submit(Job::new(task.ctx.clone(), first + k as u64, vec![inbox]));
             }
         } else {
-            // Jobs of a stride's share per worker, so that one task with the
-            // default stride (= workers) keeps every worker busy, as in PaPy
-            // (the share comes from the stride, not from this batch, so
-            // batches freed a few items at a time do not shrink the jobs
-            // further). For workers that pay a round trip per batch, a
-            // buffer that holds a stride per worker keeps them busy with
-            // whole strides, in fewer and larger jobs.
-            let workers = self.pool.size().max(1);
-            let chunk =
-                if self.pool.whole_strides() && self.credits.size() >= self.stride * workers {
-                    self.stride
-                } else {
-                    self.stride.div_ceil(workers)
-                }
-                .max(1);
             let mut first = first;
             let mut rest = batch;
             while rest.len() > chunk {
@@ -390,7 +438,6 @@ fn puller(
     mut input: Input,
     handoff: &Handoff,
     bell: &Doorbell,
-    cap: usize,
     ctx: &TaskCtx,
     mut next_index: u64,
 ) -> Option<Input> {
@@ -398,13 +445,13 @@ fn puller(
     loop {
         let room = {
             let mut st = handoff.lock();
-            while st.items.len() >= cap && !st.closed {
+            while st.items.len() >= st.cap && !st.closed {
                 st = handoff.wait(st);
             }
             if st.closed {
                 return Some(input);
             }
-            cap - st.items.len()
+            st.cap - st.items.len()
         };
         // What has arrived, and never more than one item that has not: the
         // first downstream item never waits for the slowest upstream item

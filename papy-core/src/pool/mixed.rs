@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, Result};
@@ -68,6 +69,15 @@ impl Pool for MixedPool {
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
         self.members.iter().try_for_each(|m| m.pool.accepts(f))
+    }
+
+    /// The longest of the members' (jobs go to any member).
+    fn job_target(&self) -> Duration {
+        self.members
+            .iter()
+            .map(|m| m.pool.job_target())
+            .max()
+            .unwrap_or(Duration::from_micros(100))
     }
 
     fn submit(&self, job: Job) {

@@ -13,6 +13,8 @@ mod mixed;
 pub(crate) mod process;
 mod thread;
 
+use std::time::Duration;
+
 use crate::error::{ErrorKind, ItemError, Result};
 
 pub use kinds::{build_kind, redact_url, register_kind, BrokerSpec, KindBuilder};
@@ -72,6 +74,16 @@ pub trait Pool: Send + Sync {
     /// stride across the workers. Default `false`.
     fn whole_strides(&self) -> bool {
         false
+    }
+
+    /// How long a job should take when the NuMap chooses job sizes
+    /// (adaptive batching, when no `stride` is given): long enough that
+    /// the pool's fixed cost per job (hand-off and wake-up on a thread, a
+    /// round trip to a process) is a small share of it, short enough to
+    /// spread work evenly. Default 100 us (a thread pool's hand-off costs
+    /// about 1-2 us).
+    fn job_target(&self) -> Duration {
+        Duration::from_micros(100)
     }
 
     /// Queues a job; every item must eventually be delivered exactly once.

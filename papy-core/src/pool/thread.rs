@@ -161,8 +161,7 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
             }
             *st = SlotState::Idle;
             drop(st);
-            job.func()
-                .on_batch(1, usize::from(result.is_err()), start.elapsed());
+            job.account(1, usize::from(result.is_err()), start.elapsed());
             job.deliver(index, vec![result]);
         }
     }

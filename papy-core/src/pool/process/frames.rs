@@ -432,7 +432,7 @@ pub(super) fn deliver_group(group: &[Job], results: Vec<Batch>, elapsed: Duratio
     let n: usize = results.iter().map(|b| b.items.len()).sum::<usize>().max(1);
     for (job, b) in group.iter().zip(results) {
         let share = elapsed.mul_f64(b.items.len() as f64 / n as f64);
-        job.func().on_batch(b.items.len(), b.failed, share);
+        job.account(b.items.len(), b.failed, share);
         job.deliver(job.first, b.items);
     }
 }

@@ -177,6 +177,16 @@ impl Pool for ProcessPool {
         true
     }
 
+    /// A local round trip costs tens of microseconds; one over a network
+    /// link (remote workers) a millisecond or more.
+    fn job_target(&self) -> Duration {
+        if self.kind == "remote" {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(2)
+        }
+    }
+
     fn submit(&self, mut job: Job) {
         pack(&mut job);
         super::queue_or_fail(lock(&self.tx).as_ref(), job);

@@ -22,7 +22,24 @@ pub(super) struct InFlight {
     pub(super) group: Vec<Job>,
     pub(super) plan: Plan,
     pub(super) id: u64,
+    /// When the worker could start on it: sent, or when the frame ahead
+    /// of it came back (its time there, for the statistics and the pace).
     pub(super) sent: Instant,
+}
+
+/// Frames whose expected time on the worker is under this are short: a
+/// frame may be pipelined behind them.
+const SHORT_FRAME: Duration = Duration::from_millis(5);
+
+/// Every frame in flight is expected to take less than [`SHORT_FRAME`]
+/// (from its task's measured pace; unknown is not short).
+fn short(inflight: &VecDeque<InFlight>) -> bool {
+    inflight.iter().all(|f| {
+        f.group
+            .iter()
+            .try_fold(Duration::ZERO, |sum, j| Some(sum + j.expected()?))
+            .is_some_and(|t| t < SHORT_FRAME)
+    })
 }
 
 /// Reads the oldest in-flight group's result and delivers it. When the
@@ -48,6 +65,10 @@ pub(super) fn complete_oldest(
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
             let results = f.plan.assemble(&f.group, items, failed);
             deliver_group(&f.group, results, f.sent.elapsed());
+            // The next frame's wait behind this one is not its own time.
+            if let Some(next) = inflight.front_mut() {
+                next.sent = next.sent.max(Instant::now());
+            }
         }
         Outcome::Died(msg) | Outcome::NoWorker(msg) => {
             if let Some(mut c) = conn.take() {
@@ -318,8 +339,10 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 }
             }
             // Idle first: a second frame goes to a busy worker only when
-            // no worker is idle.
-            None if sh.idle.load(Ordering::SeqCst) > 0 => {
+            // no worker is idle, and only behind frames known to be short
+            // (a job queued behind a long or unknown one could wait for it
+            // while another worker frees up).
+            None if sh.idle.load(Ordering::SeqCst) > 0 || !short(&inflight) => {
                 complete(&mut inflight, &mut conn);
                 continue;
             }
@@ -346,8 +369,10 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         // Coalesce queued jobs of the same task into one frame (small
         // strides would otherwise pay a round trip per job), taking no more
         // than this worker's share of the queue.
+        // Only jobs known to be short are grouped: a slow or unmeasured job
+        // must not hold a queued one that another worker could run.
         let mut group = vec![job];
-        if group[0].timeout().is_none() {
+        if group[0].timeout().is_none() && group[0].expected().is_some_and(|t| t < SHORT_FRAME) {
             let share = (rx.len() / sh.size.max(1)).min(MAX_GROUP);
             while group.len() <= share {
                 match rx.try_recv() {

@@ -1,0 +1,139 @@
+//! Adaptive batching: how long a task's items take where they run, and the
+//! job size that makes a pool's fixed cost per job a small share of a job.
+//!
+//! Every pool reports each job it finishes ([`Job::account`]) with its
+//! number of items and the time it took there (the function's time on a
+//! thread, the round trip on a process). A task's pace is a moving average
+//! of the time per item; the job size is the pool's target job time (see
+//! [`Pool::job_target`]) divided by it, growing at most fourfold from one
+//! choice to the next (so one fast first item does not make the next job
+//! huge) and shrinking at once when items get slower.
+//!
+//! [`Job::account`]: super::Job::account
+//! [`Pool::job_target`]: crate::pool::Pool::job_target
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Most items in one adaptive job: bounds memory and the time a reader of
+/// an ordered task waits behind one job, whatever the measures say.
+pub(crate) const MAX_CHUNK: usize = 4096;
+
+/// How much a job may grow from one choice to the next.
+const GROWTH: usize = 4;
+
+/// A task's measured pace (lock-free: pools write, the feeder reads).
+#[derive(Debug)]
+pub(crate) struct Pace {
+    /// Nanoseconds per item, moving average; 0 until the first report.
+    ns_per_item: AtomicU64,
+    /// The job size chosen last.
+    chunk: AtomicUsize,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            ns_per_item: AtomicU64::new(0),
+            chunk: AtomicUsize::new(1),
+        }
+    }
+}
+
+impl Pace {
+    /// A job of `items` items took `elapsed` where it ran.
+    pub(crate) fn record(&self, items: usize, elapsed: Duration) {
+        if items == 0 {
+            return;
+        }
+        let sample = (elapsed.as_nanos() / items as u128).clamp(1, u64::MAX as u128) as u64;
+        let old = self.ns_per_item.load(Ordering::Relaxed);
+        // A weight of 1/4 for the newest job: quick to follow a change of
+        // pace, steady against one odd job. Races between pools lose a
+        // sample at worst.
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 4 + sample / 4
+        };
+        self.ns_per_item.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// The measured time per item, if any job was measured.
+    pub(crate) fn per_item(&self) -> Option<Duration> {
+        match self.ns_per_item.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Items per job for jobs of about `target` each, at most `most`.
+    /// Until a job was measured: one item (the first job measures).
+    pub(crate) fn chunk(&self, target: Duration, most: usize) -> usize {
+        let most = most.clamp(1, MAX_CHUNK);
+        let per_item = self.ns_per_item.load(Ordering::Relaxed);
+        let last = self.chunk.load(Ordering::Relaxed);
+        let want = if per_item == 0 {
+            1
+        } else {
+            let ideal = (target.as_nanos() / u128::from(per_item)).max(1);
+            let ideal = usize::try_from(ideal).unwrap_or(usize::MAX);
+            ideal.min(last.saturating_mul(GROWTH))
+        }
+        .clamp(1, most);
+        if want != last {
+            self.chunk.store(want, Ordering::Relaxed);
+        }
+        want
+    }
+
+    /// The job size chosen last.
+    #[cfg(test)]
+    fn current(&self) -> usize {
+        self.chunk.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_at_one_item_then_grows_by_steps_to_the_target() {
+        let p = Pace::default();
+        let target = Duration::from_micros(100);
+        assert_eq!(p.chunk(target, 10_000), 1);
+        // 10 ns per item: the ideal is 10 000 items, reached in steps of x4
+        // and capped at MAX_CHUNK.
+        p.record(1, Duration::from_nanos(10));
+        let steps: Vec<usize> = (0..8).map(|_| p.chunk(target, usize::MAX)).collect();
+        assert_eq!(steps, [4, 16, 64, 256, 1024, 4096, 4096, 4096]);
+        assert_eq!(p.current(), 4096);
+    }
+
+    #[test]
+    fn slow_items_shrink_jobs_at_once_and_stay_single() {
+        let p = Pace::default();
+        let target = Duration::from_micros(100);
+        p.record(1, Duration::from_nanos(10));
+        for _ in 0..6 {
+            p.chunk(target, 1 << 20);
+        }
+        // Items now take 1 ms: the average moves within a few jobs, and the
+        // size follows down to one item per job.
+        for _ in 0..40 {
+            p.record(4, Duration::from_millis(4));
+        }
+        assert_eq!(p.chunk(target, 1 << 20), 1);
+    }
+
+    #[test]
+    fn the_cap_given_is_kept() {
+        let p = Pace::default();
+        p.record(1000, Duration::from_micros(1));
+        for _ in 0..10 {
+            assert!(p.chunk(Duration::from_millis(1), 50) <= 50);
+        }
+        assert_eq!(p.chunk(Duration::from_millis(1), 0), 1);
+    }
+}
