@@ -96,8 +96,8 @@ impl NuMapBuilder {
     /// Default: none, and the NuMap chooses job sizes from what it
     /// measures (*adaptive batching*): each task starts with jobs of one
     /// item, and sizes its jobs so that each takes about the pool's
-    /// [`job_target`](crate::pool::Pool::job_target) (100 us on threads,
-    /// 2 ms on processes), up to 4096 items, with a visit of one job per
+    /// [`job_target`](crate::pool::Pool::job_target) (1 ms on threads,
+    /// 10 ms on processes), up to 4096 items, with a visit of one job per
     /// worker. Cheap functions get large batches and slow ones single
     /// items, with no tuning; results never depend on the sizes chosen
     /// (see [`NodeStats::jobs`](crate::stats::NodeStats::jobs) for what
@@ -109,7 +109,7 @@ impl NuMapBuilder {
 
     /// Maximum number of items submitted and not yet retrieved. Default:
     /// tasks x stride, computed at start; with adaptive batching (no
-    /// stride), two visits per task, following the job sizes chosen.
+    /// stride), four visits per task, following the job sizes chosen.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n);
         self

@@ -14,7 +14,7 @@
 //!   `stride / workers` items (one job per item for tasks with a timeout,
 //!   so a timed-out worker holds a single item); with adaptive batching (no
 //!   fixed stride) a visit is one job per worker, of the size the task's
-//!   pace asks for (`job/pace.rs`), and the buffer holds two visits per
+//!   pace asks for (`job/pace.rs`), and the buffer holds four visits per
 //!   task unless the user fixed it;
 //! - *source* tasks (inputs that are plain iterators) are pulled by the
 //!   feeder itself; *chained* tasks (inputs that read results of a NuMap)
@@ -91,7 +91,7 @@ pub(crate) struct FeedTask {
     pub(crate) input: Option<Input>,
     pub(crate) chained: bool,
     pub(crate) next_index: u64,
-    /// Buffer room this task asks for (adaptive batching: two visits).
+    /// Buffer room this task asks for (adaptive batching: four visits).
     pub(crate) room: usize,
 }
 
@@ -101,7 +101,7 @@ pub(crate) struct Adaptive {
     /// How long a job should take in this pool.
     pub(crate) target: Duration,
     pub(crate) workers: usize,
-    /// The buffer the user fixed; `None`: two visits per task.
+    /// The buffer the user fixed; `None`: four visits per task.
     pub(crate) buffer: Option<usize>,
 }
 
@@ -120,6 +120,10 @@ struct HandoffState {
 /// Items pulled by a puller thread, waiting for the feeder (the monitor
 /// is notified when the feeder makes space or closes it).
 type Handoff = Monitor<HandoffState>;
+
+/// Visits of buffer room per task with adaptive batching: enough that
+/// every worker has its next job queued while its results are read.
+const ROOM_VISITS: usize = 4;
 
 /// Strides of items a puller may hold ahead of the feeder.
 const LOOKAHEAD: usize = 2;
@@ -393,7 +397,7 @@ impl Feeder {
         let chunk = self.tasks[t].ctx.pace.chunk(a.target, most);
         let visit = chunk * a.workers;
         if a.buffer.is_none() {
-            let room = 2 * visit;
+            let room = ROOM_VISITS * visit;
             if self.tasks[t].room != room {
                 self.tasks[t].room = room;
                 let total: usize = self.tasks.iter().map(|x| x.room).sum();

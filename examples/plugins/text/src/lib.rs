@@ -2,7 +2,7 @@
 //!
 //! Build: `cargo build -p papy-plugin-text` (gives `target/debug/libtext.so`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use papy::worker;
 
@@ -62,16 +62,31 @@ fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
 /// Counts the lower-cased words of a batch of lines: `{word: count}`.
 #[worker]
 fn count_words(lines: Vec<String>) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut lower = String::new();
     for line in &lines {
         for w in line
             .split(|c: char| !(c.is_alphanumeric() || c == '\''))
             .filter(|w| !w.is_empty())
         {
-            *counts.entry(w.to_lowercase()).or_insert(0) += 1;
+            // Most words are already lower case: look them up as they are,
+            // and allocate only for a word seen for the first time.
+            let key = if w.chars().any(char::is_uppercase) {
+                lower.clear();
+                lower.extend(w.chars().flat_map(char::to_lowercase));
+                lower.as_str()
+            } else {
+                w
+            };
+            match counts.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.to_string(), 1);
+                }
+            }
         }
     }
-    counts
+    counts.into_iter().collect()
 }
 
 /// The `n` most frequent words of a count map, as `[word, count]` pairs

@@ -177,13 +177,14 @@ impl Pool for ProcessPool {
         true
     }
 
-    /// A local round trip costs tens of microseconds; one over a network
+    /// A local round trip costs tens of microseconds plus a wake-up of
+    /// each thread it crosses (proxy, reader, feeder); one over a network
     /// link (remote workers) a millisecond or more.
     fn job_target(&self) -> Duration {
         if self.kind == "remote" {
             Duration::from_millis(20)
         } else {
-            Duration::from_millis(2)
+            Duration::from_millis(10)
         }
     }
 
