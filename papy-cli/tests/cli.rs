@@ -64,6 +64,7 @@ fn check_reports_each_problem_with_its_position() {
             "1:1",
             "buffer (4) is smaller than stride (8)",
         ),
+        ("buffer_zero", "1:1", "buffer must be at least 1"),
         ("missing_plugin", "3:9", "/nonexistent/plugins"),
         ("unknown_field", "10:1", "unknown field `stide`"),
         ("bad_arguments", "9:10", "no parameter named `glue`"),

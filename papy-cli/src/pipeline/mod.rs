@@ -239,14 +239,21 @@ pub fn check(l: &Loaded) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (name, r) in &f.resources {
         let res = r.get_ref();
-        let stride = res.stride.unwrap_or(res.workers.unwrap_or(1).max(1));
         if res.stride == Some(0) {
             problems.push(l.at(
                 r.span(),
                 format!("resource `{name}`: stride must be at least 1"),
             ));
         }
-        if let Some(b) = res.buffer {
+        if res.buffer == Some(0) {
+            problems.push(l.at(
+                r.span(),
+                format!("resource `{name}`: buffer must be at least 1"),
+            ));
+        }
+        // Without a stride the engine sizes its batches within the buffer
+        // (adaptive batching): only a fixed stride must fit in it.
+        if let (Some(b), Some(stride)) = (res.buffer, res.stride) {
             if b < stride {
                 problems.push(l.at(
                     r.span(),

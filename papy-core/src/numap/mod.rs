@@ -435,6 +435,7 @@ impl NuMap {
             chained: options.dependent,
             next_index: 0,
             room: 0,
+            pending: std::collections::VecDeque::new(),
         });
         Ok(id)
     }

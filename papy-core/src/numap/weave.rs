@@ -93,6 +93,9 @@ pub(crate) struct FeedTask {
     pub(crate) next_index: u64,
     /// Buffer room this task asks for (adaptive batching: four visits).
     pub(crate) room: usize,
+    /// Items pulled from a source input and not yet submitted (the rest of
+    /// a stride the buffer could not take at once).
+    pub(crate) pending: VecDeque<Inbox>,
 }
 
 /// Adaptive batching (no fixed stride): each task's job size follows its
@@ -294,21 +297,42 @@ impl Feeder {
         self.credits.acquire_up_to(want, starved)
     }
 
+    /// A source task's visit. The input is pulled a whole stride (visit)
+    /// at a time, so a stop ends it at a stride boundary (PaPy's); what
+    /// the buffer cannot take yet waits in `pending`, and is submitted, as
+    /// credits allow, before the task ends or pulls again.
     fn visit_inline(&mut self, t: usize, reserved: bool) -> Visit {
+        let task = &self.tasks[t];
         // Stopping keeps the input, so a restart resumes where it stopped.
-        if self.tasks[t].input.is_none() || self.stop.load(Ordering::Acquire) {
+        if task.pending.is_empty() && (task.input.is_none() || self.stop.load(Ordering::Acquire)) {
             return Visit::Ended;
         }
         let (visit, chunk) = self.sizes(t);
-        let granted = self.grant(t, visit, reserved);
+        let want = match self.tasks[t].pending.len() {
+            0 => visit,
+            n => n,
+        };
+        let granted = self.grant(t, want, reserved);
         if granted == 0 {
             return Visit::NoCredit;
         }
-        let (batch, exhausted) = pull(&mut self.tasks[t], granted);
+        let task = &mut self.tasks[t];
+        let batch = if task.pending.is_empty() {
+            let (mut batch, _) = pull(task, visit);
+            if batch.len() > granted {
+                task.pending = batch.split_off(granted).into();
+            }
+            batch
+        } else {
+            task.pending
+                .drain(..granted.min(task.pending.len()))
+                .collect()
+        };
         self.credits.release(granted - batch.len());
         let moved = !batch.is_empty();
         self.submit(t, batch, chunk);
-        match (exhausted, moved) {
+        let task = &self.tasks[t];
+        match (task.input.is_none() && task.pending.is_empty(), moved) {
             (true, _) => Visit::Ended,
             (false, true) => Visit::Submitted,
             (false, false) => Visit::Nothing,
