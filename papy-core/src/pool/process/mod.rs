@@ -56,6 +56,10 @@ pub(super) struct Shared {
     pub(super) next_id: AtomicUsize,
     /// Proxies waiting for a job with nothing in flight.
     pub(super) idle: AtomicUsize,
+    /// Time per item of each function chain run here lately: what a job
+    /// of a task not yet measured is expected to take (a pool reused for
+    /// many runs of the same pipeline pipelines from the first job).
+    pub(super) recent: Mutex<std::collections::HashMap<String, Duration>>,
 }
 
 /// A pool of worker processes (local children or remote commands).
@@ -113,6 +117,7 @@ impl ProcessPool {
             pids: Mutex::new(BTreeMap::new()),
             next_id: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
+            recent: Mutex::default(),
         });
         let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();

@@ -33,13 +33,39 @@ const SHORT_FRAME: Duration = Duration::from_millis(5);
 
 /// Every frame in flight is expected to take less than [`SHORT_FRAME`]
 /// (from its task's measured pace; unknown is not short).
-fn short(inflight: &VecDeque<InFlight>) -> bool {
+fn short(inflight: &VecDeque<InFlight>, sh: &Shared) -> bool {
     inflight.iter().all(|f| {
         f.group
             .iter()
-            .try_fold(Duration::ZERO, |sum, j| Some(sum + j.expected()?))
+            .try_fold(Duration::ZERO, |sum, j| Some(sum + expected(j, sh)?))
             .is_some_and(|t| t < SHORT_FRAME)
     })
+}
+
+/// Most function chains remembered per pool.
+const RECENT: usize = 256;
+
+/// What `job` should take on a worker: from its task's pace, else from
+/// what its function chain took here lately (`None`: unknown).
+fn expected(job: &Job, sh: &Shared) -> Option<Duration> {
+    job.expected().or_else(|| {
+        let name = job.func().worker()?.name();
+        let per_item = *lock(&sh.recent).get(&name)?;
+        Some(per_item.saturating_mul(u32::try_from(job.len()).unwrap_or(u32::MAX)))
+    })
+}
+
+/// Delivers a group's results and remembers its time per item.
+fn finish_group(group: &[Job], results: Vec<Batch>, elapsed: Duration, sh: &Shared) {
+    let items: usize = group.iter().map(Job::len).sum();
+    if let (Some(worker), Ok(n @ 1..)) = (group[0].func().worker(), u32::try_from(items)) {
+        let mut recent = lock(&sh.recent);
+        if recent.len() >= RECENT {
+            recent.clear();
+        }
+        recent.insert(worker.name(), elapsed / n);
+    }
+    deliver_group(group, results, elapsed);
 }
 
 /// Reads the oldest in-flight group's result and delivers it. When the
@@ -64,7 +90,7 @@ pub(super) fn complete_oldest(
         Outcome::Done(items, failed) => {
             sh.consecutive_deaths.store(0, Ordering::Relaxed);
             let results = f.plan.assemble(&f.group, items, failed);
-            deliver_group(&f.group, results, f.sent.elapsed());
+            finish_group(&f.group, results, f.sent.elapsed(), sh);
             // The next frame's wait behind this one is not its own time.
             if let Some(next) = inflight.front_mut() {
                 next.sent = next.sent.max(Instant::now());
@@ -136,7 +162,7 @@ pub(super) fn handle_group_from(
 ) {
     let started = Instant::now();
     match attempt_group(group, slot, conn, respawn, sh) {
-        Ok(results) => deliver_group(group, results, started.elapsed()),
+        Ok(results) => finish_group(group, results, started.elapsed(), sh),
         Err((failure, plan)) => {
             recover(
                 group, plan, failure, attempt, started, slot, conn, respawn, sh,
@@ -342,7 +368,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             // no worker is idle, and only behind frames known to be short
             // (a job queued behind a long or unknown one could wait for it
             // while another worker frees up).
-            None if sh.idle.load(Ordering::SeqCst) > 0 || !short(&inflight) => {
+            None if sh.idle.load(Ordering::SeqCst) > 0 || !short(&inflight, sh) => {
                 complete(&mut inflight, &mut conn);
                 continue;
             }
@@ -372,7 +398,8 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         // Only jobs known to be short are grouped: a slow or unmeasured job
         // must not hold a queued one that another worker could run.
         let mut group = vec![job];
-        if group[0].timeout().is_none() && group[0].expected().is_some_and(|t| t < SHORT_FRAME) {
+        if group[0].timeout().is_none() && expected(&group[0], sh).is_some_and(|t| t < SHORT_FRAME)
+        {
             let share = (rx.len() / sh.size.max(1)).min(MAX_GROUP);
             while group.len() <= share {
                 match rx.try_recv() {
