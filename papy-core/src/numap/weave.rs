@@ -308,26 +308,33 @@ impl Feeder {
             return Visit::Ended;
         }
         let (visit, chunk) = self.sizes(t);
-        let want = match self.tasks[t].pending.len() {
-            0 => visit,
-            n => n,
-        };
-        let granted = self.grant(t, want, reserved);
+        let granted = self.grant(t, visit, reserved);
         if granted == 0 {
             return Visit::NoCredit;
         }
+        let stopping = self.stop.load(Ordering::Acquire);
         let task = &mut self.tasks[t];
-        let batch = if task.pending.is_empty() {
-            let (mut batch, _) = pull(task, visit);
-            if batch.len() > granted {
-                task.pending = batch.split_off(granted).into();
-            }
-            batch
+        // The rest of the last stride first, then a new stride when there
+        // is room left (so jobs keep their full size: a short grant does
+        // not split every later stride in two).
+        let mut batch: Vec<Inbox> = if task.pending.is_empty() {
+            Vec::new()
         } else {
-            task.pending
-                .drain(..granted.min(task.pending.len()))
-                .collect()
+            let n = granted.min(task.pending.len());
+            task.pending.drain(..n).collect()
         };
+        if batch.len() < granted && task.input.is_some() && !stopping {
+            let room = granted - batch.len();
+            let (mut more, _) = pull(task, visit, batch.len() as u64);
+            if more.len() > room {
+                task.pending = more.split_off(room).into();
+            }
+            if batch.is_empty() {
+                batch = more;
+            } else {
+                batch.append(&mut more);
+            }
+        }
         self.credits.release(granted - batch.len());
         let moved = !batch.is_empty();
         self.submit(t, batch, chunk);
@@ -508,13 +515,15 @@ fn puller(
     }
 }
 
-/// Pulls up to `stride` inboxes; returns them and whether the input ended.
-fn pull(task: &mut FeedTask, stride: usize) -> (Vec<Inbox>, bool) {
+/// Pulls up to `stride` inboxes, the first of which will be item
+/// `next_index + ahead`; returns them and whether the input ended.
+fn pull(task: &mut FeedTask, stride: usize, ahead: u64) -> (Vec<Inbox>, bool) {
     let Some(input) = task.input.as_mut() else {
         return (Vec::new(), true);
     };
     let mut batch = Vec::with_capacity(stride);
-    let exhausted = pull_into(input, &mut batch, stride, &task.ctx, task.next_index);
+    let first = task.next_index + ahead;
+    let exhausted = pull_into(input, &mut batch, stride, &task.ctx, first);
     if exhausted {
         task.input = None;
     }
