@@ -109,7 +109,8 @@ impl NuMapBuilder {
 
     /// Maximum number of items submitted and not yet retrieved. Default:
     /// tasks x stride, computed at start; with adaptive batching (no
-    /// stride), four visits per task, following the job sizes chosen.
+    /// stride), two visits per task on threads and four on pools that pay
+    /// a round trip per job, following the job sizes chosen.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n);
         self
