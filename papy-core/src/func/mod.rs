@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`codec`] | opening files by extension: plain, gzip (`.gz`), zstd (`.zst`) |
 //! | [`read`] | stream readers used as pipeline inputs: lines (optionally followed like `tail -f`), JSON Lines, delimited records, MessagePack |
-//! | [`write`] | the matching writers: `papy.dump_lines`, `papy.dump_jsonl`, `papy.dump_stream`, `papy.dump_msgpack` |
+//! | [`write`](mod@write) | the matching writers: `papy.dump_lines`, `papy.dump_jsonl`, `papy.dump_stream`, `papy.dump_msgpack` |
 //! | [`items`] | items passed by reference: `papy.dump_item` / `papy.load_item` over a file, a named pipe or a socket, and memory maps |
 //! | [`script`] | `papy.script`: an external program per item, with a JSON config |
 //! | (registered only) | `papy.json_dumps`, `papy.json_loads`, `papy.msgpack_dumps`, `papy.msgpack_loads`, `papy.print`, the passers `papy.ipasser`... |

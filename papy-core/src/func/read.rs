@@ -5,7 +5,7 @@
 //! [`Source::items`](crate::Source::items). A read or decode failure
 //! becomes an error item naming the file and the line or record (nothing is
 //! skipped silently); files are decompressed by extension
-//! ([`codec`](super::codec)).
+//! ([`codec`]).
 //!
 //! ```
 //! use papy_core::func::read;
