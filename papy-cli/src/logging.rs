@@ -39,7 +39,7 @@ pub struct LogArgs {
     /// More log output on standard error (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Also log to rotating files DIR/NAME.<date> (e.g. --log-file logs/papy).
+    /// Also log to rotating files `DIR/NAME.<date>` (e.g. --log-file logs/papy).
     #[arg(long, value_name = "DIR/NAME", global = true)]
     log_file: Option<PathBuf>,
     /// How often the log file rotates.
