@@ -76,7 +76,8 @@ enum Kind {
 struct NuMapSpec {
     kind: Kind,
     workers: usize,
-    stride: usize,
+    /// `None`: adaptive batching (the default).
+    stride: Option<usize>,
     buffer: Option<usize>,
 }
 
@@ -109,12 +110,14 @@ impl Case {
                     (true, 1) => Kind::Mixed,
                     _ => Kind::Thread,
                 };
-                let stride = r.range(1, 6);
+                // Two cases in five use the default (adaptive) batching.
+                let stride = (!r.chance(40)).then(|| r.range(1, 6));
+                let buffer = r.chance(30).then(|| stride.unwrap_or(1) * r.range(1, 4));
                 NuMapSpec {
                     kind,
                     workers: r.range(1, 4),
                     stride,
-                    buffer: r.chance(30).then(|| stride * r.range(1, 4)),
+                    buffer,
                 }
             })
             .collect::<Vec<_>>();
@@ -163,7 +166,10 @@ fn shared_processes() -> Arc<dyn Pool> {
 }
 
 fn build_numap(spec: &NuMapSpec, name: String) -> NuMap {
-    let mut b = NuMap::builder().name(name.clone()).stride(spec.stride);
+    let mut b = NuMap::builder().name(name.clone());
+    if let Some(s) = spec.stride {
+        b = b.stride(s);
+    }
     if let Some(buf) = spec.buffer {
         b = b.buffer(buf);
     }
