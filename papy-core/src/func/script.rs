@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use papy_macros::worker;
 use serde::{Deserialize, Serialize};
 
-use crate::pool::process::{describe_status, kill_group};
+use crate::pool::process::{describe_status, exited_unreaped, kill_group};
 use crate::value::{from_value, Value};
 
 /// An output port: its name and the extension of its files.
@@ -283,10 +283,14 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
     let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
     let started = Instant::now();
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) => {}
-            Err(e) => break Err(format!("waiting for `{what}`: {e}")),
+        if exited_unreaped(&mut child) {
+            // What the script left running in its process group is ended
+            // too, so it cannot hold the output pipes (and this item) open;
+            // signalled before the reap, while the group's id is reserved.
+            kill_group(child.id());
+            break child
+                .wait()
+                .map_err(|e| format!("waiting for `{what}`: {e}"));
         }
         if limit.is_some_and(|l| started.elapsed() >= l) {
             kill_group(child.id());
@@ -298,9 +302,6 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    // What the script left running in its process group is ended too, so
-    // it cannot hold the output pipes (and this item) open.
-    kill_group(child.id());
     let stdout = out.join().unwrap_or_default().text();
     let stderr = err.join().unwrap_or_default().text();
     let status = status?;

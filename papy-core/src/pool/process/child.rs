@@ -178,18 +178,20 @@ impl Conn {
     pub(super) fn reap(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => {
-                    // Whatever the child started goes with it.
-                    kill_group(self.child.id());
-                    drop(self.reader.take());
-                    return describe_status(s);
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => return self.kill(),
+            if exited_unreaped(&mut self.child) {
+                // Whatever the child started goes with it: signalled while
+                // the child's pid (its group's id) is still reserved.
+                kill_group(self.child.id());
+                drop(self.reader.take());
+                return self
+                    .child
+                    .wait()
+                    .map_or_else(|e| e.to_string(), describe_status);
             }
+            if Instant::now() >= deadline {
+                return self.kill();
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -201,23 +203,46 @@ impl Conn {
         let _ = self.stdin.flush();
         drop(self.stdin);
         let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    kill_group(self.child.id());
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-            }
+        while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
+        // Before reaping: the group's id cannot belong to anyone else yet.
         kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         drop(self.reader.take());
     }
+}
+
+/// Whether `child` has exited. On Linux it is left unreaped (a zombie), so
+/// its pid, which is also its process group's id, stays reserved and the
+/// group can still be signalled safely; elsewhere it is reaped.
+pub(crate) fn exited_unreaped(child: &mut Child) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let pid: libc::id_t = child.id();
+        // SAFETY: an all-zero siginfo_t is a valid value of this plain C
+        // struct (WNOHANG leaves it zero when nothing changed).
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child's pid with a valid pointer to
+        // the siginfo_t above; WNOWAIT leaves the child waitable, so the
+        // std `Child` still reaps it later.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled `info` (or left it zeroed); si_pid reads
+            // the pid field of the SIGCHLD layout it uses.
+            return unsafe { info.si_pid() } != 0;
+        }
+        // ECHILD: already reaped (by std); fall through to ask std.
+    }
+    !matches!(child.try_wait(), Ok(None))
 }
 
 /// Kills the process group led by `pid` (the child and what it started).

@@ -41,7 +41,7 @@ use crate::sync::lock;
 use frames::pack;
 use proxy::proxy;
 
-pub(crate) use child::{describe_status, kill_group};
+pub(crate) use child::{describe_status, exited_unreaped, kill_group};
 pub use command::{mark_test_support, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 
 pub(super) struct Shared {
