@@ -28,6 +28,19 @@ fn hello_with_odd_strings() -> Vec<u8> {
     b
 }
 
+/// Every item of `out`, each an error, each within `bound` (a wait past it
+/// means the host hangs).
+fn errors_within(mut out: papy::numap::TaskResults, bound: Duration) -> Vec<papy::ItemError> {
+    let mut errors = Vec::new();
+    loop {
+        match out.next_timeout(bound) {
+            papy::numap::Next::Item(r) => errors.push(r.expect_err("no worker ran it")),
+            papy::numap::Next::End => return errors,
+            papy::numap::Next::TimedOut => panic!("the host hangs"),
+        }
+    }
+}
+
 /// Every item of a task run on `cmd` comes back, as an error, in bounded time.
 fn every_item_fails_cleanly(cmd: WorkerCommand) -> Vec<papy::ItemError> {
     let pool = Arc::new(ProcessPool::new("hostile", 1, cmd).unwrap());
@@ -39,15 +52,7 @@ fn every_item_fails_cleanly(cmd: WorkerCommand) -> Vec<papy::ItemError> {
         )
         .unwrap();
     m.start().unwrap();
-    let mut out = m.results(t).unwrap();
-    let mut errors = Vec::new();
-    loop {
-        match out.next_timeout(Duration::from_secs(60)) {
-            papy::numap::Next::Item(r) => errors.push(r.expect_err("no worker ran it")),
-            papy::numap::Next::End => break,
-            papy::numap::Next::TimedOut => panic!("the host hangs"),
-        }
-    }
+    let errors = errors_within(m.results(t).unwrap(), Duration::from_secs(60));
     assert_eq!(errors.len(), 6);
     for e in &errors {
         assert_eq!(e.kind(), ErrorKind::WorkerDied, "{e}");
@@ -122,15 +127,7 @@ fn a_timeout_fires_while_the_host_is_blocked_writing_to_a_worker() {
         )
         .unwrap();
     m.start().unwrap();
-    let mut out = m.results(t).unwrap();
-    let mut errors = Vec::new();
-    loop {
-        match out.next_timeout(Duration::from_secs(20)) {
-            papy::numap::Next::Item(r) => errors.push(r.expect_err("no worker reads")),
-            papy::numap::Next::End => break,
-            papy::numap::Next::TimedOut => panic!("the host hangs on a deaf worker"),
-        }
-    }
+    let errors = errors_within(m.results(t).unwrap(), Duration::from_secs(20));
     assert_eq!(errors.len(), 2);
     for e in &errors {
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");

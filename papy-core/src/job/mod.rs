@@ -174,8 +174,12 @@ impl Job {
     /// How long this job should take where it runs, from its task's pace
     /// (`None` before any job of the task was measured).
     pub(crate) fn expected(&self) -> Option<Duration> {
-        let per_item = self.task.pace.per_item()?;
-        Some(per_item.saturating_mul(u32::try_from(self.len()).unwrap_or(u32::MAX)))
+        Some(self.time_at(self.task.pace.per_item()?))
+    }
+
+    /// How long this job takes at `per_item` per item.
+    pub(crate) fn time_at(&self, per_item: Duration) -> Duration {
+        per_item.saturating_mul(u32::try_from(self.len()).unwrap_or(u32::MAX))
     }
 
     /// Reports that `items` items of this job ran (`failed` of them failed)

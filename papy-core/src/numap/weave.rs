@@ -336,7 +336,7 @@ impl Feeder {
         };
         if batch.len() < granted && task.input.is_some() && !stopping {
             let room = granted - batch.len();
-            let (mut more, _) = pull(task, visit, batch.len() as u64);
+            let mut more = pull(task, visit, batch.len() as u64);
             if more.len() > room {
                 task.pending = more.split_off(room).into();
             }
@@ -527,18 +527,18 @@ fn puller(
 }
 
 /// Pulls up to `stride` inboxes, the first of which will be item
-/// `next_index + ahead`; returns them and whether the input ended.
-fn pull(task: &mut FeedTask, stride: usize, ahead: u64) -> (Vec<Inbox>, bool) {
+/// `next_index + ahead`; an input that ends is dropped (`task.input`
+/// becomes `None`).
+fn pull(task: &mut FeedTask, stride: usize, ahead: u64) -> Vec<Inbox> {
     let Some(input) = task.input.as_mut() else {
-        return (Vec::new(), true);
+        return Vec::new();
     };
     let mut batch = Vec::with_capacity(stride);
     let first = task.next_index + ahead;
-    let exhausted = pull_into(input, &mut batch, stride, &task.ctx, first);
-    if exhausted {
+    if pull_into(input, &mut batch, stride, &task.ctx, first) {
         task.input = None;
     }
-    (batch, exhausted)
+    batch
 }
 
 fn pull_into(

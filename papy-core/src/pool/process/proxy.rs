@@ -51,7 +51,7 @@ fn expected(job: &Job, sh: &Shared) -> Option<Duration> {
     job.expected().or_else(|| {
         let name = job.func().worker()?.name();
         let per_item = *lock(&sh.recent).get(&name)?;
-        Some(per_item.saturating_mul(u32::try_from(job.len()).unwrap_or(u32::MAX)))
+        Some(job.time_at(per_item))
     })
 }
 
