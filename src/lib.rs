@@ -39,10 +39,14 @@
 //! ```
 //!
 //! This crate is a thin facade: the engine lives in `papy-core`, the
-//! `#[worker]` attribute in `papy-macros`.
+//! pipeline file in `papy-config`, the `#[worker]` attribute in `papy-macros`.
 
 #![warn(missing_docs)]
 
+/// The pipeline file: model, validation, building (`papy-config`).
+pub use papy_config as config;
+/// `Plumber::load`, `Plumber::save` and friends.
+pub use papy_config::{Pipeline, PlumberFile};
 pub use papy_core::*;
 /// Registers a function as a papy worker (see `papy-macros`).
 pub use papy_macros::worker;

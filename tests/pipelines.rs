@@ -4,7 +4,10 @@
 mod common;
 
 use common::*;
-use papy::{Dagger, Error, ErrorKind, NuMap, Piper, Plumber, PlumberState, Source, Value, Worker};
+use papy::{
+    Dagger, Error, ErrorKind, NuMap, Piper, Plumber, PlumberFile, PlumberState, Source, Value,
+    Worker,
+};
 use std::time::Duration;
 
 fn expected_fork_join(n: i64) -> Vec<Value> {
@@ -510,6 +513,6 @@ fn save_and_load_round_trip_the_pipeline() {
         .unwrap();
     assert!(matches!(
         Plumber::new(c).save_string(),
-        Err(Error::NotPortable { .. })
+        Err(papy::config::ConfigError::NotSaveable(_))
     ));
 }

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+mod config;
 mod error;
 mod heartbeat;
 mod keys;
@@ -38,6 +39,7 @@ mod pool;
 mod queue;
 mod redis_queue;
 mod url;
+pub use config::RedisConfig;
 mod worker;
 
 use std::time::Duration;
@@ -65,7 +67,7 @@ pub const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
 /// papy_broker::install();
 /// ```
 pub fn install() {
-    papy_core::pool::register_kind("redis", pool::from_spec);
+    papy_config::kinds::register::<config::RedisConfig>();
 }
 
 /// The name of the test that [`enable_test_support!`] adds.

@@ -16,13 +16,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use papy_core::pool::{BrokerSpec, Job, Pool, TaskFn, WorkerCommand, WORKER_ENV};
+use papy_core::pool::{Job, Pool, TaskFn, WorkerCommand, WORKER_ENV};
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{Frame, WireInboxes, MAX_FRAME};
 use papy_core::{Error, ErrorKind, Item, ItemError, Value};
 
 use crate::codec::{decode, encode};
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::local::LocalWorkers;
 use crate::queue::{Cursor, Outcome, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
@@ -212,6 +212,27 @@ impl std::fmt::Debug for BrokerPoolBuilder {
 }
 
 impl BrokerPoolBuilder {
+    /// The broker's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn run_id_setting(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    pub(crate) fn max_attempts_setting(&self) -> u32 {
+        self.max_attempts
+    }
+
+    pub(crate) fn claim_after_setting(&self) -> Duration {
+        self.claim_after
+    }
+
+    pub(crate) fn local_setting(&self) -> usize {
+        self.local
+    }
+
     /// The run's id (default: the pool's name); workers serve it with
     /// `papy worker --redis URL --run ID`. One host per run id at a time.
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
@@ -912,16 +933,8 @@ impl Pool for BrokerPool {
         }
     }
 
-    fn broker(&self) -> Option<BrokerSpec> {
-        Some(BrokerSpec {
-            name: self.spec.name.clone(),
-            url: self.spec.url.clone(),
-            run_id: self.spec.run_id.clone(),
-            max_attempts: Some(self.spec.max_attempts),
-            claim_after: Some(self.spec.claim_after),
-            local_workers: self.spec.local,
-            command: self.spec.command.clone(),
-        })
+    fn settings(&self) -> Option<papy_core::Value> {
+        Some(crate::config::RedisConfig::of(&self.spec).settings())
     }
 
     fn submit(&self, job: Job) {
@@ -983,30 +996,6 @@ impl Drop for BrokerPool {
     }
 }
 
-/// Builds a pool from a pipeline file's resource (the `redis` kind's builder).
-pub(crate) fn from_spec(spec: &BrokerSpec) -> papy_core::Result<Arc<dyn Pool>> {
-    let mut b = BrokerPool::builder(&spec.name, &spec.url);
-    if let Some(r) = &spec.run_id {
-        b = b.run_id(r.clone());
-    }
-    if let Some(n) = spec.max_attempts {
-        b = b.max_attempts(n);
-    }
-    if let Some(t) = spec.claim_after {
-        b = b.claim_after(t);
-    }
-    if spec.local_workers > 0 {
-        let cmd = spec.command.clone().ok_or_else(|| {
-            BrokerError::Config(format!(
-                "resource `{}`: local workers need a worker command",
-                spec.name
-            ))
-        })?;
-        b = b.local_workers(spec.local_workers, cmd);
-    }
-    Ok(Arc::new(b.build()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::BrokerPool;
@@ -1017,17 +1006,5 @@ mod tests {
         let text = format!("{b:?}");
         assert!(text.contains("redis://***@db:6379/0"), "{text}");
         assert!(!text.contains("pa/ss") && !text.contains("word"), "{text}");
-    }
-
-    #[test]
-    fn the_spec_debug_hides_the_password() {
-        let spec = papy_core::pool::BrokerSpec {
-            name: "farm".into(),
-            url: "rediss://user:s/e?c@ret@db".into(),
-            ..Default::default()
-        };
-        let text = format!("{spec:?}");
-        assert!(text.contains("rediss://***@db"), "{text}");
-        assert!(!text.contains("ret@") && !text.contains("s/e"), "{text}");
     }
 }

@@ -13,5 +13,29 @@
 /// assert_eq!(redact("redis+unix:///tmp/r.sock?pass=pw"), "redis+unix:///tmp/r.sock?***");
 /// ```
 pub fn redact(url: &str) -> String {
-    papy_core::pool::redact_url(url)
+    let (scheme, rest) = match url.find("://") {
+        Some(p) => (&url[..p + 3], &url[p + 3..]),
+        None => ("", url),
+    };
+    if let Some(at) = rest.rfind('@') {
+        return format!("{scheme}***{}", &rest[at..]);
+    }
+    // Unix socket URLs carry the password as a query parameter.
+    match rest.find('?') {
+        Some(q) if rest[q..].contains("pass") => format!("{scheme}{}?***", &rest[..q]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn everything_up_to_the_last_at_is_user_information() {
+        assert_eq!(
+            super::redact("redis://:p/w?x@y@db:1/0"),
+            "redis://***@db:1/0"
+        );
+        assert_eq!(super::redact("redis://u@db"), "redis://***@db");
+        assert_eq!(super::redact("db:6379"), "db:6379");
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use papy::{Dagger, ErrorKind, NuMap, Piper, Plumber, Source, Value, Worker};
+use papy::{Dagger, ErrorKind, NuMap, Piper, Plumber, PlumberFile, Source, Value, Worker};
 use papy_broker::{BrokerPool, Queue, RedisQueue};
 use support::RedisServer;
 

@@ -1,34 +1,32 @@
-//! `papy check FILE`: every problem of a pipeline file with its position.
+//! `papy check FILE`: every problem of a pipeline file with its position,
+//! from the same validator `papy run` uses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::pipeline;
+use crate::pipeline::{self, SetArgs};
 
 /// Arguments of `papy check`.
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// The pipeline file (TOML).
     file: PathBuf,
+    #[command(flatten)]
+    set: SetArgs,
 }
 
 /// Prints `file:line:col: message` per problem; exit 1 when there is any.
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let file = args.file.display().to_string();
-    let problems = match pipeline::load(&args.file) {
-        Err(p) => p,
-        Ok(l) => {
-            let mut p = pipeline::load_plugins(&l);
-            p.extend(pipeline::check(&l));
-            p
+    match pipeline::load_checked(&args.file, &args.set) {
+        Ok(_) => {
+            println!("{}: ok", args.file.display());
+            ExitCode::SUCCESS
         }
-    };
-    if problems.is_empty() {
-        println!("{file}: ok");
-        return ExitCode::SUCCESS;
+        Err(lines) => {
+            for l in lines {
+                eprintln!("{l}");
+            }
+            ExitCode::from(1)
+        }
     }
-    for p in &problems {
-        eprintln!("{file}:{p}");
-    }
-    ExitCode::from(1)
 }

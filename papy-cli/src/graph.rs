@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::pipeline::{self, model::CallSpec};
+use crate::pipeline;
 
 /// Output syntax.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -34,17 +34,13 @@ pub fn run(args: &GraphArgs) -> ExitCode {
         Ok(l) => l,
         Err(problems) => {
             for p in problems {
-                eprintln!("{}:{p}", args.file.display());
+                eprintln!("{p}");
             }
             return ExitCode::from(1);
         }
     };
     let f = &l.file;
-    let pipers: Vec<&str> = f
-        .pipers
-        .iter()
-        .map(|p| p.get_ref().name.get_ref().as_str())
-        .collect();
+    let pipers: Vec<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();
     let mut out = String::new();
     match args.format {
         GraphFormat::Dot => out.push_str("digraph papy {\n  rankdir=LR;\n"),
@@ -61,16 +57,10 @@ pub fn run(args: &GraphArgs) -> ExitCode {
         }
     }
     for p in &f.pipers {
-        let s = p.get_ref();
-        let chain: Vec<String> = pipeline::calls(s)
-            .into_iter()
-            .map(|c| c.map_or_else(|e| format!("<{e}>"), |c: CallSpec| c.function))
-            .collect();
-        let res = s
-            .resource
-            .as_ref()
-            .map_or("linear".to_string(), |r| r.get_ref().clone());
-        let name = s.name.get_ref();
+        let s = p;
+        let chain: Vec<String> = s.worker.iter().map(|c| c.function.clone()).collect();
+        let res = s.resource.clone().unwrap_or_else(|| "linear".to_string());
+        let name = &s.name;
         match args.format {
             GraphFormat::Dot => out.push_str(&format!(
                 "  \"{}\" [shape=box, label=\"{}\\n{}\\n[{}]\"];\n",
@@ -85,7 +75,7 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             )),
         }
         for i in &s.inputs {
-            let from = i.get_ref();
+            let from = i;
             let src = if pipers.contains(&from.as_str()) {
                 from.clone()
             } else {

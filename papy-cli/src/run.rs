@@ -38,9 +38,8 @@ pub struct RunArgs {
     /// Write every failed item (with its error) as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     errors: Option<PathBuf>,
-    /// Override a setting of the file, e.g. `--set resources.pool.workers=4` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    #[command(flatten)]
+    set: crate::pipeline::SetArgs,
 }
 
 type Sink = Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>;
@@ -73,26 +72,17 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
-    let file = args.file.display().to_string();
-    let loaded = match pipeline::load_with(&args.file, &args.set) {
+    let loaded = match pipeline::load_checked(&args.file, &args.set) {
         Ok(l) => l,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("{file}:{p}");
+        Err(lines) => {
+            for l in lines {
+                eprintln!("{l}");
             }
             return Ok(EXIT_CANNOT_RUN);
         }
     };
-    let mut problems = pipeline::load_plugins(&loaded);
-    problems.extend(pipeline::check(&loaded));
-    if !problems.is_empty() {
-        for p in problems {
-            eprintln!("{file}:{p}");
-        }
-        return Ok(EXIT_CANNOT_RUN);
-    }
     let stop = papy_core::func::read::StopSignal::new();
-    let built = pipeline::build(&loaded, &stop).map_err(anyhow::Error::msg)?;
+    let built = pipeline::build(&loaded, &stop)?;
     let mut plumber = Plumber::new(built.dagger).with_stop_signal(stop);
     let failed = Arc::new(AtomicU64::new(0));
     let errors: Option<Sink> = args.errors.as_deref().map(open).transpose()?;
@@ -107,8 +97,8 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         let targets: Vec<(String, Format, Sink)> = built
             .outputs
             .iter()
-            .filter(|(_, p, _, _)| p == piper)
-            .map(|(name, _, f, path)| Ok((name.clone(), *f, open(path)?)))
+            .filter(|o| &o.piper == piper)
+            .map(|o| Ok((o.name.clone(), o.format, open(&o.path)?)))
             .collect::<anyhow::Result<_>>()?;
         sinks.extend(targets.iter().map(|t| t.2.clone()));
         let (failed, errors, piper_name) = (failed.clone(), errors.clone(), piper.clone());

@@ -56,19 +56,19 @@ fn check_reports_each_problem_with_its_position() {
     support::plugin_dir();
     let cases = [
         ("syntax", "4:1", "expected `]`"),
-        ("unknown_function", "9:10", "did you mean papy.ipasser"),
+        ("unknown_function", "9:11", "did you mean papy.ipasser"),
         ("unknown_input", "8:11", "unknown input `numbrs`"),
         ("cycle", "18:11", "would create a cycle"),
         (
             "buffer_stride",
-            "1:1",
+            "4:10",
             "buffer (4) is smaller than stride (8)",
         ),
-        ("buffer_zero", "1:1", "buffer must be at least 1"),
+        ("buffer_zero", "3:10", "buffer must be at least 1"),
         ("missing_plugin", "3:9", "/nonexistent/plugins"),
-        ("unknown_field", "10:1", "unknown field `stide`"),
-        ("bad_arguments", "9:10", "no parameter named `glue`"),
-        ("rate_mismatch", "23:8", "joins inputs of different rates"),
+        ("unknown_field", "10:1", "unknown key `stide` in piper `a`"),
+        ("bad_arguments", "9:11", "no parameter named `glue`"),
+        ("rate_mismatch", "24:10", "joins inputs of different rates"),
     ];
     for (name, pos, message) in cases {
         let file = format!("papy-cli/tests/broken/{name}.toml");
@@ -86,6 +86,135 @@ fn check_reports_each_problem_with_its_position() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+/// `papy check` and `papy run` agree: every broken file (and `--set`) is
+/// refused by both, with the same message at the same place in the user's
+/// file, and `run` never gets as far as running an item.
+#[test]
+fn check_and_run_refuse_the_same_files_at_the_same_places() {
+    support::plugin_dir();
+    // (file, extra arguments, position or `--set ...`, message)
+    let cases: &[(&str, &[&str], &str, &str)] = &[
+        (
+            "timeout_huge",
+            &[],
+            "14:11",
+            "must be a positive number of seconds, at most",
+        ),
+        ("stride_float", &[], "3:10", "invalid type: floating point"),
+        (
+            "stride_huge",
+            &[],
+            "3:10",
+            "stride (4611686018427387904) must be at most",
+        ),
+        ("claim_after_huge", &[], "4:15", "at most"),
+        ("empty", &[], "", "the file defines no pipers"),
+        (
+            "two_unknown_keys",
+            &[],
+            "2:1",
+            "unknown key `workres` in resource `pool`; did you mean `workers`?",
+        ),
+        (
+            "two_unknown_keys",
+            &[],
+            "3:1",
+            "unknown key `bufer` in resource `pool`; did you mean `buffer`?",
+        ),
+        (
+            "unknown_kind",
+            &[],
+            "2:8",
+            "unknown pool kind `proces`; did you mean `process`?",
+        ),
+        (
+            "unset_variable",
+            &[],
+            "3:8",
+            "environment variable `PAPY_TEST_SURELY_UNSET_VARIABLE` is not set",
+        ),
+        (
+            "negative_workers",
+            &[],
+            "3:11",
+            "invalid value: integer `-1`",
+        ),
+        (
+            "consume_huge",
+            &[],
+            "10:11",
+            "consume (100000000000) must be at most",
+        ),
+        (
+            "arity",
+            &[],
+            "12:11",
+            "`math.add` takes 2 input(s), but the node has 1 input pipe(s)",
+        ),
+        (
+            "buffer_zero",
+            &["--set", "resources.prcs.workers=4"],
+            "--set resources.prcs.workers=4",
+            "`resources` has no `prcs`; it has pool",
+        ),
+        (
+            "buffer_zero",
+            &["--set", "resources.pool.wrokers=4"],
+            "--set resources.pool.wrokers=4",
+            "unknown key `wrokers` in resource `pool`; did you mean `workers`?",
+        ),
+    ];
+    for (name, extra, at, message) in cases {
+        let file = format!("papy-cli/tests/broken/{name}.toml");
+        let mut check = vec!["check", file.as_str()];
+        check.extend_from_slice(extra);
+        let out = run(&check);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "check {name}: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("check {name}: no `{message}` in\n{err}"));
+        let prefix = if at.is_empty() {
+            format!("{file}: ")
+        } else if at.starts_with("--set") {
+            format!("{file}: {at}: ")
+        } else {
+            format!("{file}:{at}: ")
+        };
+        assert!(
+            line.starts_with(&prefix),
+            "check {name}: `{line}` should start with `{prefix}`"
+        );
+        let mut run_args = vec!["run", "-q", file.as_str()];
+        run_args.extend_from_slice(extra);
+        let out = run(&run_args);
+        let run_err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "run {name}: {run_err}");
+        assert!(
+            run_err.contains(line),
+            "run {name} should say `{line}`:\n{run_err}"
+        );
+        assert!(out.stdout.is_empty(), "run {name} ran items");
+    }
+    // Files check accepts, run runs.
+    for file in ["papy-cli/tests/good/small_buffer_no_stride.toml"] {
+        let out = run(&["check", file]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&["run", "-q", file]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 50);
+    }
 }
 
 #[test]

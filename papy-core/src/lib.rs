@@ -19,9 +19,9 @@
 pub mod chaos;
 pub mod dagger;
 pub mod error;
-pub mod file;
 pub mod func;
 mod job;
+pub mod limits;
 pub mod numap;
 pub mod piper;
 pub mod plumber;

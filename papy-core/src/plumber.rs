@@ -245,47 +245,6 @@ impl Plumber {
         self
     }
 
-    /// The pipeline as a pipeline file (TOML; docs/pipeline-format.md):
-    /// its resources and pipers. Inputs and outputs are given to `start`
-    /// and `collect`, so the file has none.
-    ///
-    /// # Errors
-    /// Closures (they have no name to save) and arguments TOML cannot hold.
-    pub fn save_string(&self) -> Result<String> {
-        let f = crate::file::file_of(&self.dagger)?;
-        toml::to_string(&f).map_err(|e| Error::Config(format!("cannot write the pipeline: {e}")))
-    }
-
-    /// Writes [`save_string`](Self::save_string) to `path`.
-    ///
-    /// # Errors
-    /// As `save_string`, and I/O errors.
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        std::fs::write(path, self.save_string()?)?;
-        Ok(())
-    }
-
-    /// A Plumber from a pipeline file's text. Functions are looked up by name
-    /// (load plugins first); process resources re-execute this binary, which
-    /// must call [`worker_main`](crate::worker_main).
-    ///
-    /// # Errors
-    /// TOML errors, unknown functions, bad settings, cycles.
-    pub fn from_toml(text: &str) -> Result<Plumber> {
-        let f: crate::file::PipelineFile = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("pipeline file: {}", e.message())))?;
-        let dagger = crate::file::dagger_of(&f, &|| crate::pool::WorkerCommand::current_exe())?;
-        Ok(Plumber::new(dagger))
-    }
-
-    /// Reads a pipeline file written by [`save`](Self::save) (or by hand).
-    ///
-    /// # Errors
-    /// As [`from_toml`](Self::from_toml), and I/O errors.
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Plumber> {
-        Plumber::from_toml(&std::fs::read_to_string(path)?)
-    }
-
     /// The pipeline.
     pub fn dagger(&self) -> &Dagger {
         &self.dagger

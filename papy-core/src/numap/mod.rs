@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Item, Result};
 use crate::job::TaskCtx;
+use crate::limits;
 use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
 use crate::worker::Worker;
 use buffer::Credits;
@@ -153,20 +154,15 @@ impl NuMapBuilder {
             (None, None, Some(stride)) => stride,
             (None, None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
-        if workers == 0 && self.pool.is_none() {
-            return Err(Error::Config(format!(
-                "NuMap `{name}`: workers must be at least 1"
-            )));
+        let bad = |e: String| Error::Config(format!("NuMap `{name}`: {e}"));
+        if self.pool.is_none() {
+            limits::check_count("workers", workers, limits::MAX_WORKERS).map_err(bad)?;
         }
-        if self.stride == Some(0) {
-            return Err(Error::Config(format!(
-                "NuMap `{name}`: stride must be at least 1"
-            )));
+        if let Some(s) = self.stride {
+            limits::check_count("stride", s, limits::MAX_STRIDE).map_err(bad)?;
         }
-        if self.buffer == Some(0) {
-            return Err(Error::Config(format!(
-                "NuMap `{name}`: buffer must be at least 1"
-            )));
+        if let Some(b) = self.buffer {
+            limits::check_count("buffer", b, limits::MAX_BUFFER).map_err(bad)?;
         }
         let stride = self.stride;
         if let (Some(b), Some(stride)) = (self.buffer, stride) {
@@ -316,18 +312,17 @@ impl NuMap {
         self.ctl().pool.as_ref().map_or("thread", |p| p.kind())
     }
 
-    /// The settings of a broker-backed pool (what a saved pipeline records).
-    pub fn broker(&self) -> Option<crate::pool::BrokerSpec> {
-        self.ctl().pool.as_ref().and_then(|p| p.broker())
-    }
-
-    /// The command lines of a remote pool, with their worker counts.
-    pub fn remote_commands(&self) -> Vec<(String, usize)> {
-        self.ctl()
-            .pool
-            .as_ref()
-            .map(|p| p.commands())
-            .unwrap_or_default()
+    /// The pool's kind and [settings](crate::Pool::settings), what a saved
+    /// pipeline records; `None` for a pool a pipeline file cannot describe.
+    /// A NuMap that has not made its thread pool yet gives the one it will make.
+    pub fn pool_settings(&self) -> Option<(&'static str, crate::value::Value)> {
+        match &self.ctl().pool {
+            Some(p) => p.settings().map(|s| (p.kind(), s)),
+            None => Some((
+                "thread",
+                crate::pool::settings_map([("workers", crate::value::Value::from(self.workers()))]),
+            )),
+        }
     }
 
     /// `true` when both handles are the same NuMap.
@@ -408,10 +403,16 @@ impl NuMap {
         if ctl.ready.is_some() {
             return Err(self.state_error("add a task to", "starting"));
         }
-        if options.timeout == Some(Duration::ZERO) {
+        if let Some(t) = options.timeout {
+            limits::check_duration("a timeout", t)
+                .map_err(|e| Error::Config(format!("NuMap `{}`: {e}", self.name())))?;
+        }
+        if options.retries > limits::MAX_RETRIES {
             return Err(Error::Config(format!(
-                "NuMap `{}`: a timeout must be positive",
-                self.name()
+                "NuMap `{}`: retries ({}) must be at most {}",
+                self.name(),
+                options.retries,
+                limits::MAX_RETRIES
             )));
         }
         let pool = match &ctl.pool {

@@ -31,6 +31,7 @@
 
 pub(crate) mod adapters;
 pub(crate) mod connect;
+mod options;
 
 use std::time::Duration;
 
@@ -38,21 +39,15 @@ use crate::error::{Error, Result};
 use crate::numap::NuMap;
 use crate::worker::Worker;
 
+pub use options::{opt_seconds, seconds, PiperOptions, DEFAULT_RETRY_BACKOFF};
+
 /// A pipeline node: a Worker, an optional NuMap, and node options.
 #[derive(Clone, Debug)]
 pub struct Piper {
     name: String,
     worker: Worker,
     numap: Option<NuMap>,
-    produce: usize,
-    spawn: usize,
-    consume: usize,
-    timeout: Option<Duration>,
-    branch: i64,
-    debug: bool,
-    track: bool,
-    ordered: Option<bool>,
-    retries: (u32, Duration),
+    options: PiperOptions,
 }
 
 impl Piper {
@@ -62,28 +57,32 @@ impl Piper {
             name: name.into(),
             worker,
             numap: None,
-            produce: 1,
-            spawn: 1,
-            consume: 1,
-            timeout: None,
-            branch: 0,
-            debug: false,
-            track: false,
-            ordered: None,
-            retries: (0, Duration::ZERO),
+            options: PiperOptions::default(),
         }
+    }
+
+    /// Sets every option at once (what a pipeline file gives).
+    pub fn with_options(mut self, options: PiperOptions) -> Piper {
+        self.options = options;
+        self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &PiperOptions {
+        &self.options
     }
 
     /// Retries items whose worker process died or timed out (not items whose
     /// function returned an error), `n` times with `backoff` between tries.
     pub fn retries(mut self, n: u32, backoff: Duration) -> Piper {
-        self.retries = (n, backoff);
+        self.options.retries = n;
+        self.options.retry_backoff = backoff;
         self
     }
 
     /// The retry policy: (attempts, backoff).
     pub fn retry_policy(&self) -> (u32, Duration) {
-        self.retries
+        (self.options.retries, self.options.retry_backoff)
     }
 
     /// Evaluates on `numap` (shared with other pipers if they use the same handle).
@@ -94,49 +93,49 @@ impl Piper {
 
     /// Emits `m` items per result (the result must be a list of `m` values).
     pub fn produce(mut self, m: usize) -> Piper {
-        self.produce = m;
+        self.options.produce = m;
         self
     }
 
     /// Runs the worker as `k` tasks on the NuMap.
     pub fn spawn(mut self, k: usize) -> Piper {
-        self.spawn = k;
+        self.options.spawn = k;
         self
     }
 
     /// Batches `n` consecutive items per call.
     pub fn consume(mut self, n: usize) -> Piper {
-        self.consume = n;
+        self.options.consume = n;
         self
     }
 
     /// Per-item timeout (parallel pipers).
     pub fn timeout(mut self, t: Duration) -> Piper {
-        self.timeout = Some(t);
+        self.options.timeout = Some(t);
         self
     }
 
     /// Topological tie-breaker (lower first; default 0).
     pub fn branch(mut self, b: i64) -> Piper {
-        self.branch = b;
+        self.options.branch = b;
         self
     }
 
     /// Stop the run on the first error item instead of passing it on.
     pub fn debug(mut self, on: bool) -> Piper {
-        self.debug = on;
+        self.options.debug = on;
         self
     }
 
     /// Keep every output item in the statistics.
     pub fn track(mut self, on: bool) -> Piper {
-        self.track = on;
+        self.options.track = on;
         self
     }
 
     /// Results in input order (`true`) or completion order (`false`).
     pub fn ordered(mut self, on: bool) -> Piper {
-        self.ordered = Some(on);
+        self.options.ordered = Some(on);
         self
     }
 
@@ -157,42 +156,42 @@ impl Piper {
 
     /// Items emitted per result.
     pub fn produce_n(&self) -> usize {
-        self.produce
+        self.options.produce
     }
 
     /// Number of tasks.
     pub fn spawn_n(&self) -> usize {
-        self.spawn
+        self.options.spawn
     }
 
     /// Items per call.
     pub fn consume_n(&self) -> usize {
-        self.consume
+        self.options.consume
     }
 
     /// Per-item timeout.
     pub fn timeout_value(&self) -> Option<Duration> {
-        self.timeout
+        self.options.timeout
     }
 
     /// Branch.
     pub fn branch_value(&self) -> i64 {
-        self.branch
+        self.options.branch
     }
 
     /// Debug mode.
     pub fn is_debug(&self) -> bool {
-        self.debug
+        self.options.debug
     }
 
     /// Tracking.
     pub fn is_tracked(&self) -> bool {
-        self.track
+        self.options.track
     }
 
     /// Ordering override.
     pub fn ordered_value(&self) -> Option<bool> {
-        self.ordered
+        self.options.ordered
     }
 
     /// The stride this node's plumbing uses: its NuMap's, or 1 when linear.
@@ -209,15 +208,9 @@ impl Piper {
         if self.name.is_empty() {
             return Err(Error::Config("a piper needs a non-empty name".into()));
         }
-        if self.produce == 0 || self.spawn == 0 || self.consume == 0 {
-            return bad("produce, spawn and consume must be at least 1");
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return bad("timeout must be positive");
-        }
-        if self.numap.is_none() && self.timeout.is_some() {
-            return bad("a timeout needs a NuMap (a linear node runs in the caller's thread and cannot be interrupted)");
-        }
+        self.options
+            .validate(self.numap.is_some())
+            .or_else(|(_, e)| bad(&e))?;
         Ok(())
     }
 }

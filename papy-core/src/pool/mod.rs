@@ -8,7 +8,6 @@
 //! the whole contract, so thread, process and remote pools plug in without
 //! touching the weave.
 
-mod kinds;
 mod mixed;
 pub(crate) mod process;
 mod thread;
@@ -16,11 +15,27 @@ mod thread;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, ItemError, Result};
+use crate::value::Value;
 
-pub use kinds::{build_kind, redact_url, register_kind, BrokerSpec, KindBuilder};
 pub use mixed::MixedPool;
 pub use process::{mark_test_support, ProcessPool, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 pub use thread::ThreadPool;
+
+/// A settings map for [`Pool::settings`] from `(key, value)` pairs.
+///
+/// ```
+/// use papy_core::{pool::settings_map, Value};
+/// let m = settings_map([("workers", Value::Int(4))]);
+/// assert_eq!(m.to_string(), r#"{"workers": 4}"#);
+/// ```
+pub fn settings_map<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value::Map(std::sync::Arc::new(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    ))
+}
 
 pub use crate::job::{Inbox, IntoInbox, Job, TaskFn, WorkerTask};
 
@@ -57,14 +72,12 @@ pub trait Pool: Send + Sync {
         Ok(())
     }
 
-    /// For pools of commands: each command line with its number of workers
-    /// (what a saved pipeline records).
-    fn commands(&self) -> Vec<(String, usize)> {
-        Vec::new()
-    }
-
-    /// For broker-backed pools: the settings a saved pipeline records.
-    fn broker(&self) -> Option<BrokerSpec> {
+    /// What a saved pipeline records about this pool: the settings of its
+    /// [`kind`](Pool::kind) as a map (for a thread pool `{workers = 4}`),
+    /// read back by the pipeline file's builder of that kind. `None` (the
+    /// default) for pools a pipeline file cannot describe: saving refuses
+    /// them, naming the resource.
+    fn settings(&self) -> Option<Value> {
         None
     }
 

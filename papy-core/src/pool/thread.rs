@@ -217,6 +217,13 @@ impl Pool for ThreadPool {
         self.size
     }
 
+    fn settings(&self) -> Option<crate::value::Value> {
+        Some(super::settings_map([(
+            "workers",
+            crate::value::Value::from(self.size),
+        )]))
+    }
+
     fn submit(&self, job: Job) {
         if job.timeout().is_some() {
             self.ensure_watchdog();

@@ -15,6 +15,12 @@ fn scale(x: f64, factor: f64) -> f64 {
     x * factor
 }
 
+/// Adds the items of two input pipes (a join of two numbers).
+#[worker]
+fn add((a, b): (i64, i64)) -> i64 {
+    a + b
+}
+
 /// Burns CPU: `rounds` rounds of an LCG seeded with `x`; returns the low bit.
 #[worker]
 fn burn(x: i64, rounds: i64) -> i64 {

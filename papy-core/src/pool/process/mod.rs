@@ -38,6 +38,7 @@ use crossbeam_channel::Sender;
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, Result};
 use crate::sync::lock;
+use crate::value::Value;
 use frames::pack;
 use proxy::proxy;
 
@@ -158,8 +159,25 @@ impl Pool for ProcessPool {
         self.size
     }
 
-    fn commands(&self) -> Vec<(String, usize)> {
-        self.commands.iter().map(|(c, n)| (c.line(), *n)).collect()
+    fn settings(&self) -> Option<Value> {
+        if self.kind == "remote" {
+            let remote = self
+                .commands
+                .iter()
+                .map(|(c, n)| {
+                    super::settings_map([
+                        ("command", Value::from(c.line())),
+                        ("workers", Value::from(*n)),
+                    ])
+                })
+                .collect();
+            Some(super::settings_map([(
+                "remote",
+                Value::List(Arc::new(remote)),
+            )]))
+        } else {
+            Some(super::settings_map([("workers", Value::from(self.size))]))
+        }
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {

@@ -1,0 +1,173 @@
+//! `kind = "redis"` in a pipeline file: the resource's typed settings and
+//! how they build a [`BrokerPool`]; [`install`](crate::install) registers
+//! the kind with `papy-config`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use papy_config::kinds::{BuildContext, PoolConfig};
+use papy_core::piper::opt_seconds;
+use papy_core::{limits, NuMapBuilder, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::pool::{BrokerPool, BrokerPoolBuilder};
+use crate::url::redact;
+
+/// The settings of a `kind = "redis"` resource. Its `Debug` hides the
+/// URL's password.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// The broker: `redis://[:password@]host:port`, `rediss://` for TLS,
+    /// `redis+unix:///path/to/socket`.
+    pub url: String,
+    /// Names the run's keys; workers serve it with `--run` (default: the
+    /// resource's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Deliveries of one batch before it is dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Seconds a silent worker may hold a batch before another takes it over.
+    #[serde(default, with = "opt_seconds", skip_serializing_if = "Option::is_none")]
+    pub claim_after: Option<Duration>,
+    /// Local workers the host starts (and restarts) itself; 0 = only
+    /// external ones.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("run_id", &self.run_id)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_after", &self.claim_after)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// The settings a pool was built with.
+    pub(crate) fn of(b: &BrokerPoolBuilder) -> RedisConfig {
+        RedisConfig {
+            url: b.url().to_string(),
+            run_id: b.run_id_setting().map(str::to_string),
+            max_attempts: Some(b.max_attempts_setting()),
+            claim_after: Some(b.claim_after_setting()),
+            workers: b.local_setting(),
+        }
+    }
+
+    /// As a settings map ([`papy_core::Pool::settings`]).
+    pub(crate) fn settings(&self) -> Value {
+        let mut pairs = vec![
+            ("url", Value::from(self.url.as_str())),
+            ("workers", Value::from(self.workers)),
+        ];
+        if let Some(r) = &self.run_id {
+            pairs.push(("run_id", Value::from(r.as_str())));
+        }
+        if let Some(n) = self.max_attempts {
+            pairs.push(("max_attempts", Value::from(u64::from(n))));
+        }
+        if let Some(t) = self.claim_after {
+            pairs.push(("claim_after", Value::from(t.as_secs_f64())));
+        }
+        papy_core::pool::settings_map(pairs)
+    }
+}
+
+impl PoolConfig for RedisConfig {
+    const KIND: &'static str = "redis";
+    const KEYS: &'static [&'static str] =
+        &["url", "run_id", "max_attempts", "claim_after", "workers"];
+
+    fn check(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|s| self.url.starts_with(s))
+        {
+            p.push((
+                "url",
+                format!(
+                    "`{}` is not a Redis URL (redis://host:port, rediss:// for TLS, redis+unix:///path)",
+                    redact(&self.url)
+                ),
+            ));
+        }
+        if self.max_attempts == Some(0) {
+            p.push(("max_attempts", "must be at least 1".to_string()));
+        }
+        if self.workers > limits::MAX_WORKERS {
+            p.push((
+                "workers",
+                format!("({}) must be at most {}", self.workers, limits::MAX_WORKERS),
+            ));
+        }
+        if let Some(r) = &self.run_id {
+            if r.is_empty() || r.len() > 200 {
+                p.push(("run_id", "must be 1 to 200 characters".to_string()));
+            }
+        }
+        p
+    }
+
+    fn apply(
+        &self,
+        name: &str,
+        numap: NuMapBuilder,
+        ctx: &BuildContext,
+    ) -> papy_core::Result<NuMapBuilder> {
+        let mut b = BrokerPool::builder(name, &self.url);
+        if let Some(r) = &self.run_id {
+            b = b.run_id(r.clone());
+        }
+        if let Some(n) = self.max_attempts {
+            b = b.max_attempts(n);
+        }
+        if let Some(t) = self.claim_after {
+            b = b.claim_after(t);
+        }
+        if self.workers > 0 {
+            b = b.local_workers(self.workers, (ctx.worker_command)()?);
+        }
+        Ok(numap.pool(Arc::new(b.build()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_debug_hides_the_password() {
+        let c = RedisConfig {
+            url: "rediss://user:s/e?c@ret@db".into(),
+            ..Default::default()
+        };
+        let text = format!("{c:?}");
+        assert!(text.contains("rediss://***@db"), "{text}");
+        assert!(!text.contains("ret@") && !text.contains("s/e"), "{text}");
+    }
+
+    #[test]
+    fn the_keys_are_the_fields() {
+        let c = RedisConfig {
+            url: "redis://x".into(),
+            run_id: Some("r".into()),
+            max_attempts: Some(1),
+            claim_after: Some(Duration::from_secs(1)),
+            workers: 1,
+        };
+        let t = toml::Table::try_from(&c).unwrap_or_default();
+        let mut got: Vec<&str> = t.keys().map(String::as_str).collect();
+        let mut want = RedisConfig::KEYS.to_vec();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}

@@ -1,0 +1,83 @@
+//! Building the engine's objects from a validated file: a NuMap per
+//! resource (through its kind), a Piper per node, the Dagger.
+
+use std::collections::BTreeMap;
+
+use papy_core::{Dagger, NuMap, Piper};
+
+use crate::chain;
+use crate::error::{ConfigError, Result};
+use crate::kinds::{self, BuildContext};
+use crate::load::Loaded;
+use crate::model::{PipelineFile, PiperSpec, Resource};
+use crate::problem::Problem;
+use crate::validate::{connect, validate};
+
+/// A NuMap for a resource.
+///
+/// # Errors
+/// Invalid settings or a pool that cannot start.
+pub fn numap_of(name: &str, r: &Resource, ctx: &BuildContext) -> Result<NuMap> {
+    let mut b = NuMap::builder().name(name).ordered(r.numap.ordered);
+    if let Some(s) = r.numap.stride {
+        b = b.stride(s);
+    }
+    if let Some(buf) = r.numap.buffer {
+        b = b.buffer(buf);
+    }
+    let b = kinds::apply(&r.numap.kind, &r.settings, name, b, ctx).map_err(|e| {
+        ConfigError::Engine(papy_core::Error::Config(format!("resource `{name}`: {e}")))
+    })?;
+    Ok(b.build()?)
+}
+
+/// The Piper of a spec, on its resource's NuMap.
+///
+/// # Errors
+/// Its worker chain cannot be built, or an unknown resource.
+pub fn piper_of(spec: &PiperSpec, numaps: &BTreeMap<String, NuMap>) -> Result<Piper> {
+    let name = &spec.name;
+    let worker = chain::worker_of(spec).map_err(|ps| {
+        let msg: Vec<String> = ps.into_iter().map(|(_, e)| e).collect();
+        papy_core::Error::Config(format!("piper `{name}`: {}", msg.join("; ")))
+    })?;
+    let mut piper = Piper::new(name.clone(), worker).with_options(spec.options.clone());
+    if let Some(r) = &spec.resource {
+        let m = numaps.get(r).ok_or_else(|| {
+            papy_core::Error::Config(format!("piper `{name}`: unknown resource `{r}`"))
+        })?;
+        piper = piper.parallel(m);
+    }
+    piper.validate()?;
+    Ok(piper)
+}
+
+/// The Dagger of a model: its NuMaps and pipers, connected. Call it on a
+/// model that passed [`validate`] ([`dagger_of_loaded`] does both).
+///
+/// # Errors
+/// As [`numap_of`] and [`piper_of`], and cycles.
+pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
+    let mut numaps = BTreeMap::new();
+    for (name, r) in &f.resources {
+        numaps.insert(name.clone(), numap_of(name, r, ctx)?);
+    }
+    let mut d = Dagger::new();
+    for p in &f.pipers {
+        d.add_piper(piper_of(p, &numaps)?)?;
+    }
+    connect(f, &mut d)?;
+    Ok(d)
+}
+
+/// Validates a loaded file and builds its Dagger.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] with every problem, or a build error.
+pub fn dagger_of_loaded(l: &Loaded, ctx: &BuildContext) -> Result<Dagger> {
+    let problems: Vec<Problem> = validate(l);
+    if !problems.is_empty() {
+        return Err(l.invalid(problems));
+    }
+    dagger_of(&l.file, ctx)
+}

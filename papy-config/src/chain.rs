@@ -1,0 +1,82 @@
+//! Static checks of a worker chain against what the registry (and the
+//! loaded plugins' manifests) know: the functions exist, their fixed
+//! arguments bind to their parameters, their imports resolve, and the
+//! first function takes as many inputs as the node has input pipes.
+
+use papy_core::{Args, Worker};
+
+use crate::model::{CallSpec, PiperSpec};
+
+/// The arguments of one call, as papy values.
+///
+/// # Errors
+/// Both `args` and `kwargs`, or a value that is not a papy value.
+pub fn call_args(call: &CallSpec) -> Result<Args, String> {
+    let conv = |v: &toml::Value| papy_core::to_value(v).map_err(|e| e.to_string());
+    if !call.args.is_empty() && !call.kwargs.is_empty() {
+        return Err(format!(
+            "`{}`: give `args` or `kwargs`, not both",
+            call.function
+        ));
+    }
+    if !call.kwargs.is_empty() {
+        return Ok(Args::Named(
+            call.kwargs
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), conv(v)?)))
+                .collect::<Result<_, String>>()?,
+        ));
+    }
+    if call.args.is_empty() {
+        return Ok(Args::None);
+    }
+    Ok(Args::Positional(
+        call.args.iter().map(conv).collect::<Result<_, String>>()?,
+    ))
+}
+
+/// The Worker of a piper: `(call index, message)` per call that cannot be
+/// built, or a chain error (index `None`).
+///
+/// # Errors
+/// Unknown functions, bad arguments, missing imports, an empty chain.
+pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Option<usize>, String)>> {
+    if spec.worker.is_empty() {
+        return Err(vec![(None, "the worker chain is empty".into())]);
+    }
+    let mut workers = Vec::new();
+    let mut problems = Vec::new();
+    for (i, call) in spec.worker.iter().enumerate() {
+        match call_args(call)
+            .and_then(|a| Worker::build(&call.function, a).map_err(|e| e.to_string()))
+        {
+            Ok(w) => workers.push(w),
+            Err(e) => problems.push((Some(i), e)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Worker::chain(workers).map_err(|e| vec![(None, e.to_string())])
+}
+
+/// Problems of the inbox widths: the first function must take `pipes`
+/// inputs (one per input pipe), each later one the single result before it.
+pub fn width_problems(w: &Worker, pipes: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, step) in w.steps().iter().enumerate() {
+        let f = step.function();
+        let want = if i == 0 { pipes } else { 1 };
+        if let Some(n) = f.inputs {
+            if n != want {
+                let why = if i == 0 {
+                    format!("the node has {want} input pipe(s)")
+                } else {
+                    "it receives the single result of the function before it".to_string()
+                };
+                out.push((i, format!("`{}` takes {n} input(s), but {why}", f.name)));
+            }
+        }
+    }
+    out
+}

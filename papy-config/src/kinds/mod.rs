@@ -1,0 +1,256 @@
+//! Pool kinds: each kind owns its typed configuration (the keys of a
+//! `[resources.NAME]` table besides [`NuMapSettings`](crate::NuMapSettings))
+//! and how to build it, the way Vector's components own their config and
+//! `build()`. Adding a kind touches one place: a type implementing
+//! [`PoolConfig`], registered with [`register`]. `thread`, `process` and
+//! `remote` are built in; `papy_broker::install()` registers `redis`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use papy_config::kinds::{register, BuildContext, PoolConfig};
+//! use papy_core::{NuMapBuilder, ThreadPool};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// A kind of two thread pools' worth of threads.
+//! #[derive(Serialize, Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Doubled {
+//!     workers: usize,
+//! }
+//!
+//! impl PoolConfig for Doubled {
+//!     const KIND: &'static str = "doubled";
+//!     const KEYS: &'static [&'static str] = &["workers"];
+//!     fn check(&self) -> Vec<(&'static str, String)> {
+//!         if self.workers == 0 { vec![("workers", "must be at least 1".into())] } else { vec![] }
+//!     }
+//!     fn apply(&self, name: &str, b: NuMapBuilder, _: &BuildContext) -> papy_core::Result<NuMapBuilder> {
+//!         Ok(b.pool(Arc::new(ThreadPool::new(name, self.workers * 2)?)))
+//!     }
+//! }
+//!
+//! register::<Doubled>();
+//! assert!(papy_config::kinds::names().contains(&"doubled"));
+//! ```
+
+mod process;
+mod remote;
+mod thread;
+
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock};
+
+use papy_core::{NuMapBuilder, WorkerCommand};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use process::ProcessConfig;
+pub use remote::{RemoteCommand, RemoteConfig};
+pub use thread::ThreadConfig;
+
+use crate::spans::KeyPath;
+use crate::typed::typed;
+
+/// What building a pool may need from the program that loads the file.
+pub struct BuildContext<'a> {
+    /// The command that starts a process worker of this program
+    /// (`papy worker --stdio` for the command line, the current executable
+    /// for a library that calls `worker_main`).
+    pub worker_command: &'a dyn Fn() -> papy_core::Result<WorkerCommand>,
+}
+
+impl Default for BuildContext<'_> {
+    fn default() -> Self {
+        BuildContext {
+            worker_command: &WorkerCommand::current_exe,
+        }
+    }
+}
+
+/// The typed configuration of one pool kind.
+pub trait PoolConfig: Serialize + DeserializeOwned + 'static {
+    /// The `kind = "..."` that selects it.
+    const KIND: &'static str;
+    /// The keys it reads (a test checks they match its serde fields).
+    const KEYS: &'static [&'static str];
+
+    /// Problems with the settings, as `(key, message)`, found before any
+    /// pool starts (`papy check` reports them with their positions).
+    fn check(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Sets the pool of a NuMap being built for resource `name`.
+    ///
+    /// # Errors
+    /// The pool cannot start.
+    fn apply(
+        &self,
+        name: &str,
+        numap: NuMapBuilder,
+        ctx: &BuildContext,
+    ) -> papy_core::Result<NuMapBuilder>;
+}
+
+type CheckFn = fn(&toml::Table) -> Vec<(KeyPath, String)>;
+type ApplyFn = fn(&toml::Table, &str, NuMapBuilder, &BuildContext) -> Result<NuMapBuilder, String>;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    keys: &'static [&'static str],
+    check: CheckFn,
+    apply: ApplyFn,
+}
+
+fn check_of<C: PoolConfig>(settings: &toml::Table) -> Vec<(KeyPath, String)> {
+    match typed::<C>(toml::Value::Table(settings.clone())) {
+        Err((path, e)) => vec![(path, e)],
+        Ok(c) => c
+            .check()
+            .into_iter()
+            .map(|(k, e)| (vec![k.to_string()], format!("{k}: {e}")))
+            .collect(),
+    }
+}
+
+fn apply_of<C: PoolConfig>(
+    settings: &toml::Table,
+    name: &str,
+    b: NuMapBuilder,
+    ctx: &BuildContext,
+) -> Result<NuMapBuilder, String> {
+    let c = typed::<C>(toml::Value::Table(settings.clone())).map_err(|(_, e)| e)?;
+    c.apply(name, b, ctx).map_err(|e| e.to_string())
+}
+
+static KINDS: RwLock<BTreeMap<&'static str, Entry>> = RwLock::new(BTreeMap::new());
+
+fn entry_of<C: PoolConfig>() -> Entry {
+    Entry {
+        keys: C::KEYS,
+        check: check_of::<C>,
+        apply: apply_of::<C>,
+    }
+}
+
+fn with_builtins<T>(f: impl FnOnce(&BTreeMap<&'static str, Entry>) -> T) -> T {
+    {
+        let kinds = KINDS.read().unwrap_or_else(PoisonError::into_inner);
+        if kinds.contains_key(ThreadConfig::KIND) {
+            return f(&kinds);
+        }
+    }
+    let mut kinds = KINDS.write().unwrap_or_else(PoisonError::into_inner);
+    kinds
+        .entry(ThreadConfig::KIND)
+        .or_insert_with(entry_of::<ThreadConfig>);
+    kinds
+        .entry(ProcessConfig::KIND)
+        .or_insert_with(entry_of::<ProcessConfig>);
+    kinds
+        .entry(RemoteConfig::KIND)
+        .or_insert_with(entry_of::<RemoteConfig>);
+    f(&kinds)
+}
+
+/// Registers (or replaces) a pool kind.
+pub fn register<C: PoolConfig>() {
+    with_builtins(|_| ());
+    KINDS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(C::KIND, entry_of::<C>());
+}
+
+/// The names of the registered kinds.
+pub fn names() -> Vec<&'static str> {
+    with_builtins(|k| k.keys().copied().collect())
+}
+
+/// The keys of kind `kind`, `None` for a kind nobody registered.
+pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
+    with_builtins(|k| k.get(kind).map(|e| e.keys))
+}
+
+/// Problems of a resource's kind settings: `(key path within the
+/// resource, message)`.
+pub(crate) fn check(kind: &str, settings: &toml::Table) -> Vec<(KeyPath, String)> {
+    match with_builtins(|k| k.get(kind).copied()) {
+        Some(e) => (e.check)(settings),
+        None => vec![(vec!["kind".into()], unknown_kind(kind))],
+    }
+}
+
+/// Sets the pool of `numap` from a resource's kind settings.
+pub(crate) fn apply(
+    kind: &str,
+    settings: &toml::Table,
+    name: &str,
+    numap: NuMapBuilder,
+    ctx: &BuildContext,
+) -> Result<NuMapBuilder, String> {
+    match with_builtins(|k| k.get(kind).copied()) {
+        Some(e) => (e.apply)(settings, name, numap, ctx),
+        None => Err(unknown_kind(kind)),
+    }
+}
+
+fn unknown_kind(kind: &str) -> String {
+    let names = names();
+    let hint = crate::schema::did_you_mean(kind, names.iter().copied())
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default();
+    let extra = if kind == "redis" {
+        " (the `papy` command line has it; a library calls `papy_broker::install()` first)"
+    } else {
+        ""
+    };
+    format!(
+        "unknown pool kind `{kind}`{extra}; {hint}known kinds: {}",
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each built-in kind's KEYS are exactly its serde fields.
+    #[test]
+    fn the_keys_of_each_builtin_kind_match_its_fields() {
+        fn keys_of<C: Serialize>(c: &C) -> Vec<String> {
+            let mut k: Vec<String> = toml::Table::try_from(c)
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default();
+            k.sort();
+            k
+        }
+        fn sorted(k: &[&str]) -> Vec<String> {
+            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        }
+        assert_eq!(
+            keys_of(&ThreadConfig { workers: Some(1) }),
+            sorted(ThreadConfig::KEYS)
+        );
+        assert_eq!(
+            keys_of(&ProcessConfig { workers: Some(1) }),
+            sorted(ProcessConfig::KEYS)
+        );
+        let r = RemoteConfig {
+            remote: vec![RemoteCommand {
+                command: "x".into(),
+                workers: 1,
+            }],
+        };
+        assert_eq!(keys_of(&r), sorted(RemoteConfig::KEYS));
+    }
+
+    #[test]
+    fn an_unknown_kind_is_named_with_a_suggestion() {
+        let e = check("proces", &toml::Table::new());
+        assert_eq!(e.len(), 1);
+        assert!(e[0].1.contains("did you mean `process`"), "{}", e[0].1);
+    }
+}

@@ -1,0 +1,63 @@
+//! [`Problem`]: one thing wrong with a pipeline file, with where it is.
+
+use std::fmt;
+
+/// Where a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A position in the user's file (1-based line and column).
+    File {
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        col: usize,
+    },
+    /// A `--set KEY=VALUE` override (the whole argument).
+    Set(String),
+    /// The file as a whole.
+    Nowhere,
+}
+
+/// A problem found in a pipeline file.
+///
+/// ```
+/// use papy_config::{Origin, Problem};
+/// let p = Problem { origin: Origin::File { line: 3, col: 5 }, message: "bad".into() };
+/// assert_eq!(p.render("a.toml"), "a.toml:3:5: bad");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where it is.
+    pub origin: Origin,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem of the file as a whole.
+    pub fn whole(message: impl Into<String>) -> Problem {
+        Problem {
+            origin: Origin::Nowhere,
+            message: message.into(),
+        }
+    }
+
+    /// `file:line:col: message`, `file: --set K=V: message` or `file: message`.
+    pub fn render(&self, file: &str) -> String {
+        match &self.origin {
+            Origin::File { line, col } => format!("{file}:{line}:{col}: {}", self.message),
+            Origin::Set(s) => format!("{file}: --set {s}: {}", self.message),
+            Origin::Nowhere => format!("{file}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::File { line, col } => write!(f, "{line}:{col}: {}", self.message),
+            Origin::Set(s) => write!(f, "--set {s}: {}", self.message),
+            Origin::Nowhere => f.write_str(&self.message),
+        }
+    }
+}

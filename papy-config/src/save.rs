@@ -1,0 +1,109 @@
+//! The model of a Dagger (what [`PlumberFile::save`](crate::PlumberFile::save)
+//! writes), and a model as text.
+
+use papy_core::Dagger;
+
+use crate::error::{ConfigError, Result};
+use crate::model::{CallSpec, NuMapSettings, PipelineFile, PiperSpec, Resource};
+
+fn toml_of(v: &papy_core::Value, what: &str) -> Result<toml::Value> {
+    toml::Value::try_from(v)
+        .map_err(|e| ConfigError::NotSaveable(format!("{what}: cannot be written as TOML: {e}")))
+}
+
+/// The file describing a Dagger (resources and pipers; inputs and outputs
+/// are not part of a Dagger and are left empty).
+///
+/// # Errors
+/// [`ConfigError::NotSaveable`]: a closure in a worker chain, a pool a
+/// file cannot describe (a mixed pool, a custom pool), or an argument
+/// TOML cannot hold (null in a raw function's arguments).
+pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
+    let mut f = PipelineFile::default();
+    for p in d.order() {
+        let mut resource = None;
+        if let Some(m) = p.numap() {
+            if !f.resources.contains_key(m.name()) {
+                let (kind, settings) = m.pool_settings().ok_or_else(|| {
+                    ConfigError::NotSaveable(format!(
+                        "resource `{}` runs on a pool of kind `{}`, which a pipeline file cannot describe",
+                        m.name(),
+                        m.kind()
+                    ))
+                })?;
+                let settings = match toml_of(&settings, &format!("resource `{}`", m.name()))? {
+                    toml::Value::Table(t) => t,
+                    _ => toml::Table::new(),
+                };
+                f.resources.insert(
+                    m.name().to_string(),
+                    Resource {
+                        numap: NuMapSettings {
+                            kind: kind.to_string(),
+                            stride: m.fixed_stride(),
+                            buffer: m.buffer(),
+                            ordered: m.ordered(),
+                        },
+                        settings,
+                    },
+                );
+            }
+            resource = Some(m.name().to_string());
+        }
+        let mut worker = Vec::new();
+        for s in p.worker().steps() {
+            let func = s.function();
+            if !func.portable {
+                return Err(ConfigError::NotSaveable(format!(
+                    "piper `{}`: `{}` is a closure (only registered functions have a name to save)",
+                    p.name(),
+                    func.name
+                )));
+            }
+            let mut call = CallSpec::named(func.name.clone());
+            match &func.params {
+                Some(params) => {
+                    for (param, v) in params.iter().zip(s.args()) {
+                        if !v.is_null() {
+                            call.kwargs.insert(
+                                param.name.to_string(),
+                                toml_of(
+                                    v,
+                                    &format!("argument `{}` of `{}`", param.name, func.name),
+                                )?,
+                            );
+                        }
+                    }
+                }
+                None => {
+                    for v in s.args() {
+                        call.args
+                            .push(toml_of(v, &format!("an argument of `{}`", func.name))?);
+                    }
+                }
+            }
+            worker.push(call);
+        }
+        let inputs = d
+            .upstream(p.name())?
+            .iter()
+            .map(|u| u.name().to_string())
+            .collect();
+        f.pipers.push(PiperSpec {
+            name: p.name().to_string(),
+            resource,
+            inputs,
+            options: p.options().clone(),
+            worker,
+        });
+    }
+    Ok(f)
+}
+
+/// A model as pipeline file text.
+///
+/// # Errors
+/// [`ConfigError::NotSaveable`] when TOML cannot hold a value.
+pub fn to_text(f: &PipelineFile) -> Result<String> {
+    toml::to_string(f).map_err(|e| ConfigError::NotSaveable(e.to_string()))
+}

@@ -1,0 +1,180 @@
+//! The file's keys: every unknown key is reported (not only the first),
+//! at its position, with the closest known key.
+
+use papy_core::piper::PiperOptions;
+
+use crate::kinds;
+use crate::model::{
+    CallSpec, InputSpec, NuMapSettings, OutputSpec, PipelineFile, PiperSpec, Plugins,
+};
+use crate::problem::Problem;
+use crate::spans::{KeyPath, Spans};
+
+/// The known word closest to `word`, if one is close enough to be a typo.
+///
+/// ```
+/// use papy_config::schema::did_you_mean;
+/// assert_eq!(did_you_mean("stirde", ["stride", "buffer"]), Some("stride"));
+/// assert_eq!(did_you_mean("zzz", ["stride", "buffer"]), None);
+/// ```
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(word, k), k))
+        .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn unknown_keys(
+    spans: &Spans,
+    path: &[String],
+    table: &toml::Table,
+    known: &[&str],
+    what: &str,
+    out: &mut Vec<Problem>,
+) {
+    for key in table.keys() {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let hint = match did_you_mean(key, known.iter().copied()) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("expected one of: {}", known.join(", ")),
+        };
+        let mut p = path.to_vec();
+        p.push(key.clone());
+        out.push(spans.at_key(&p, format!("unknown key `{key}` in {what}; {hint}")));
+    }
+}
+
+fn table_at<'a>(
+    spans: &Spans,
+    path: &[String],
+    v: &'a toml::Value,
+    what: &str,
+    out: &mut Vec<Problem>,
+) -> Option<&'a toml::Table> {
+    match v {
+        toml::Value::Table(t) => Some(t),
+        other => {
+            out.push(spans.at(
+                path,
+                format!("{what} must be a table, not a {}", other.type_str()),
+            ));
+            None
+        }
+    }
+}
+
+/// Every unknown key of the document, and every section that is not a table.
+pub(crate) fn check(spans: &Spans, doc: &toml::Table) -> Vec<Problem> {
+    let mut out = Vec::new();
+    unknown_keys(
+        spans,
+        &[],
+        doc,
+        PipelineFile::KEYS,
+        "the pipeline file",
+        &mut out,
+    );
+    let k = |parts: &[&str]| -> KeyPath { parts.iter().map(|s| s.to_string()).collect() };
+    if let Some(v) = doc.get("plugins") {
+        if let Some(t) = table_at(spans, &k(&["plugins"]), v, "`plugins`", &mut out) {
+            unknown_keys(
+                spans,
+                &k(&["plugins"]),
+                t,
+                Plugins::KEYS,
+                "`[plugins]`",
+                &mut out,
+            );
+        }
+    }
+    for (section, what) in [
+        ("resources", "resource"),
+        ("inputs", "input"),
+        ("outputs", "output"),
+    ] {
+        let Some(v) = doc.get(section) else { continue };
+        let Some(t) = table_at(spans, &k(&[section]), v, &format!("`{section}`"), &mut out) else {
+            continue;
+        };
+        for (name, v) in t {
+            let path = k(&[section, name]);
+            let Some(t) = table_at(spans, &path, v, &format!("{what} `{name}`"), &mut out) else {
+                continue;
+            };
+            let label = format!("{what} `{name}`");
+            match section {
+                "resources" => {
+                    let kind = t.get("kind").and_then(|v| v.as_str()).unwrap_or("thread");
+                    if let Some(kind_keys) = kinds::keys(kind) {
+                        let known: Vec<&str> = NuMapSettings::KEYS
+                            .iter()
+                            .chain(kind_keys)
+                            .copied()
+                            .collect();
+                        unknown_keys(spans, &path, t, &known, &label, &mut out);
+                    }
+                }
+                "inputs" => {
+                    let kind = t.get("kind").and_then(|v| v.as_str()).unwrap_or("");
+                    if let Some((_, keys)) = InputSpec::KINDS.iter().find(|(n, _)| *n == kind) {
+                        let known: Vec<&str> = std::iter::once("kind")
+                            .chain(keys.iter().copied())
+                            .collect();
+                        unknown_keys(spans, &path, t, &known, &label, &mut out);
+                    }
+                }
+                _ => unknown_keys(spans, &path, t, OutputSpec::KEYS, &label, &mut out),
+            }
+        }
+    }
+    if let Some(v) = doc.get("pipers") {
+        match v {
+            toml::Value::Array(pipers) => {
+                let known: Vec<&str> = PiperSpec::FRAME_KEYS
+                    .iter()
+                    .chain(PiperOptions::KEYS)
+                    .copied()
+                    .collect();
+                for (i, p) in pipers.iter().enumerate() {
+                    let path = k(&["pipers", &i.to_string()]);
+                    let Some(t) = table_at(spans, &path, p, "a piper", &mut out) else {
+                        continue;
+                    };
+                    let label = match t.get("name").and_then(|n| n.as_str()) {
+                        Some(n) => format!("piper `{n}`"),
+                        None => format!("piper #{}", i + 1),
+                    };
+                    unknown_keys(spans, &path, t, &known, &label, &mut out);
+                    if let Some(toml::Value::Array(calls)) = t.get("worker") {
+                        for (j, c) in calls.iter().enumerate() {
+                            if let toml::Value::Table(c) = c {
+                                let mut cp = path.clone();
+                                cp.extend(["worker".to_string(), j.to_string()]);
+                                unknown_keys(
+                                    spans,
+                                    &cp,
+                                    c,
+                                    CallSpec::KEYS,
+                                    &format!("a worker entry of {label}"),
+                                    &mut out,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            other => out.push(spans.at(
+                &k(&["pipers"]),
+                format!(
+                    "`pipers` must be a list of tables ([[pipers]]), not a {}",
+                    other.type_str()
+                ),
+            )),
+        }
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! The one validation pass of a loaded file: references, ranges, worker
+//! chains, shapes and cycles, each problem at its position. `papy check`,
+//! `papy run` and [`PlumberFile::load`](crate::PlumberFile::load) all call
+//! it; whatever it accepts builds (see the tests walking `tests/broken`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use papy_core::{limits, Dagger, Error, Piper, Worker};
+
+use crate::chain;
+use crate::load::Loaded;
+use crate::model::PipelineFile;
+use crate::problem::Problem;
+use crate::schema::did_you_mean;
+use crate::spans::KeyPath;
+
+fn kp(parts: &[&str]) -> KeyPath {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every problem of a loaded file (its plugins must be loaded first, so
+/// that their functions are known).
+pub fn validate(l: &Loaded) -> Vec<Problem> {
+    let f = &l.file;
+    let s = &l.spans;
+    let mut problems = Vec::new();
+    for (name, r) in &f.resources {
+        let at = |key: &str| kp(&["resources", name, key]);
+        if let Some(stride) = r.numap.stride {
+            if let Err(e) = limits::check_count("stride", stride, limits::MAX_STRIDE) {
+                problems.push(s.at(&at("stride"), format!("resource `{name}`: {e}")));
+            }
+        }
+        if let Some(b) = r.numap.buffer {
+            if let Err(e) = limits::check_count("buffer", b, limits::MAX_BUFFER) {
+                problems.push(s.at(&at("buffer"), format!("resource `{name}`: {e}")));
+            }
+        }
+        // Without a stride the engine sizes its batches within the buffer
+        // (adaptive batching): only a fixed stride must fit in it.
+        if let (Some(b), Some(stride)) = (r.numap.buffer, r.numap.stride) {
+            if b < stride {
+                problems.push(s.at(
+                    &at("buffer"),
+                    format!("resource `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride"),
+                ));
+            }
+        }
+    }
+    let piper_names: BTreeSet<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for (i, spec) in f.pipers.iter().enumerate() {
+        let idx = i.to_string();
+        let at = |key: &str| kp(&["pipers", &idx, key]);
+        let name = &spec.name;
+        if name.is_empty() {
+            problems.push(s.at(&at("name"), "a piper needs a non-empty name"));
+        }
+        if !seen.insert(name.as_str()) {
+            problems.push(s.at(
+                &at("name"),
+                format!("a piper named `{name}` is already defined"),
+            ));
+        }
+        if let Some(r) = &spec.resource {
+            if !f.resources.contains_key(r) {
+                let hint = did_you_mean(r, f.resources.keys().map(String::as_str))
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                problems.push(s.at(
+                    &at("resource"),
+                    format!("piper `{name}`: unknown resource `{r}`{hint}"),
+                ));
+            }
+        }
+        if let Err((key, e)) = spec.options.validate(spec.resource.is_some()) {
+            problems.push(s.at(&at(key), format!("piper `{name}`: {e}")));
+        }
+        let mut externals = 0;
+        for (j, input) in spec.inputs.iter().enumerate() {
+            if piper_names.contains(input.as_str()) {
+                continue;
+            }
+            externals += 1;
+            if !f.inputs.contains_key(input) {
+                let known = piper_names
+                    .iter()
+                    .copied()
+                    .chain(f.inputs.keys().map(String::as_str));
+                let hint = did_you_mean(input, known)
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                problems.push(s.at(
+                    &kp(&["pipers", &idx, "inputs", &j.to_string()]),
+                    format!("piper `{name}`: unknown input `{input}` (neither a piper nor an input){hint}"),
+                ));
+            }
+        }
+        if externals > 0 && spec.inputs.len() > 1 {
+            problems.push(s.at(
+                &at("inputs"),
+                format!(
+                    "piper `{name}`: an input piper takes exactly one external input and no pipers"
+                ),
+            ));
+        }
+        if spec.inputs.is_empty() && !l.library {
+            problems.push(s.at(&at("name"), format!("piper `{name}` has no inputs")));
+        }
+        match chain::worker_of(spec) {
+            Err(ps) => problems.extend(ps.into_iter().map(|(j, e)| {
+                let path = match j {
+                    Some(j) => kp(&["pipers", &idx, "worker", &j.to_string()]),
+                    None => at("worker"),
+                };
+                s.at(&path, format!("piper `{name}`: {e}"))
+            })),
+            Ok(w) => {
+                let pipes = spec.inputs.len().max(1);
+                problems.extend(chain::width_problems(&w, pipes).into_iter().map(|(j, e)| {
+                    s.at(
+                        &kp(&["pipers", &idx, "worker", &j.to_string()]),
+                        format!("piper `{name}`: {e}"),
+                    )
+                }));
+            }
+        }
+    }
+    for (name, o) in &f.outputs {
+        let at = kp(&["outputs", name, "piper"]);
+        let target = &o.piper;
+        if !piper_names.contains(target.as_str()) {
+            let hint = did_you_mean(target, piper_names.iter().copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            problems.push(s.at(
+                &at,
+                format!("output `{name}`: unknown piper `{target}`{hint}"),
+            ));
+        } else if f
+            .pipers
+            .iter()
+            .any(|p| p.inputs.iter().any(|i| i == target))
+        {
+            problems.push(s.at(
+                &at,
+                format!(
+                    "output `{name}`: `{target}` feeds other pipers; outputs must be output pipers"
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        match shape(f) {
+            Ok(d) => problems.extend(rate_problems(l, &d)),
+            Err(e) => {
+                // Point at the input that closes the cycle.
+                let path = match &e {
+                    Error::Cycle { from, to, .. } => {
+                        f.pipers.iter().enumerate().find_map(|(i, p)| {
+                            let j = p.inputs.iter().position(|x| x == from)?;
+                            (p.name == *to)
+                                .then(|| kp(&["pipers", &i.to_string(), "inputs", &j.to_string()]))
+                        })
+                    }
+                    _ => None,
+                };
+                problems.push(match path {
+                    Some(p) => s.at(&p, e.to_string()),
+                    None => Problem::whole(e.to_string()),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// Adds the pipes named by the pipers' `inputs` (names that are pipers).
+///
+/// # Errors
+/// A cycle.
+pub(crate) fn connect(f: &PipelineFile, d: &mut Dagger) -> papy_core::Result<()> {
+    for spec in &f.pipers {
+        for i in &spec.inputs {
+            if d.piper(i).is_some() {
+                d.connect(i, &spec.name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The graph's shape, with pass-through workers.
+fn shape(f: &PipelineFile) -> papy_core::Result<Dagger> {
+    let mut d = Dagger::new();
+    for p in &f.pipers {
+        let w = Worker::new("papy.ipasser")?;
+        d.add_piper(Piper::new(p.name.clone(), w).branch(p.options.branch))?;
+    }
+    connect(f, &mut d)?;
+    Ok(d)
+}
+
+/// Items a piper emits per item of the pipeline input, as a fraction.
+type Rate = (u64, u64);
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn scale(r: Rate, produce: usize, consume: usize) -> Rate {
+    let (n, d) = (
+        r.0.saturating_mul(produce as u64),
+        r.1.saturating_mul(consume as u64),
+    );
+    let g = gcd(n, d);
+    (n / g, d / g)
+}
+
+/// produce/consume shape mismatches: the inputs of a join must deliver the
+/// same number of items per pipeline input item, or the join reports
+/// unmatched items on every run.
+fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
+    let f = &l.file;
+    let mut rates: BTreeMap<String, Rate> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for p in d.order() {
+        let Some((i, spec)) = f
+            .pipers
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == p.name())
+        else {
+            continue;
+        };
+        let ups = d.upstream(p.name()).unwrap_or_default();
+        let up_rates: Vec<(String, Rate)> = ups
+            .iter()
+            .filter_map(|u| rates.get(u.name()).map(|r| (u.name().to_string(), *r)))
+            .collect();
+        let base = up_rates.first().map_or((1, 1), |(_, r)| *r);
+        if up_rates.iter().any(|(_, r)| *r != base) {
+            let shown: Vec<String> = up_rates
+                .iter()
+                .map(|(n, (a, b))| {
+                    if *b == 1 {
+                        format!("`{n}` {a}")
+                    } else {
+                        format!("`{n}` {a}/{b}")
+                    }
+                })
+                .collect();
+            problems.push(l.spans.at(
+                &kp(&["pipers", &i.to_string(), "inputs"]),
+                format!(
+                    "piper `{}` joins inputs of different rates (items per pipeline input: {}); check produce/consume upstream",
+                    p.name(),
+                    shown.join(", ")
+                ),
+            ));
+        }
+        rates.insert(
+            p.name().to_string(),
+            scale(base, spec.options.produce, spec.options.consume),
+        );
+    }
+    problems
+}
