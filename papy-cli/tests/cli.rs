@@ -200,7 +200,15 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
         assert!(out.stdout.is_empty(), "run {name} ran items");
     }
     // Files check accepts, run runs.
-    for file in ["papy-cli/tests/good/small_buffer_no_stride.toml"] {
+    let mut good: Vec<String> = std::fs::read_dir(root().join("papy-cli/tests/good"))
+        .expect("the good files")
+        .filter_map(|e| e.ok())
+        .map(|e| format!("papy-cli/tests/good/{}", e.file_name().to_string_lossy()))
+        .collect();
+    good.sort();
+    assert!(!good.is_empty());
+    for file in &good {
+        let file = file.as_str();
         let out = run(&["check", file]);
         assert!(
             out.status.success(),

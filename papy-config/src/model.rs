@@ -329,3 +329,80 @@ pub enum Format {
     /// One JSON value per line.
     Jsonl,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn keys_of<T: Serialize>(t: &T) -> Vec<String> {
+        let mut k: Vec<String> = toml::Table::try_from(t)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    }
+
+    fn sorted(k: &[&str]) -> Vec<String> {
+        let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        k.sort();
+        k
+    }
+
+    /// The key lists the schema check uses are the serde fields, so an
+    /// added field cannot be reported as unknown (or a removed one accepted).
+    #[test]
+    fn each_key_list_is_exactly_its_serde_fields() {
+        let plugins = Plugins {
+            paths: vec!["a".into()],
+            load: vec!["b".into()],
+        };
+        assert_eq!(keys_of(&plugins), sorted(Plugins::KEYS));
+        let numap = NuMapSettings {
+            kind: "thread".into(),
+            stride: Some(1),
+            buffer: Some(1),
+            ordered: true,
+        };
+        assert_eq!(keys_of(&numap), sorted(NuMapSettings::KEYS));
+        let options = PiperOptions {
+            produce: 2,
+            spawn: 2,
+            consume: 2,
+            timeout: Some(Duration::from_secs(1)),
+            branch: 1,
+            debug: true,
+            track: true,
+            ordered: Some(false),
+            retries: 1,
+            retry_backoff: Duration::from_secs(1),
+        };
+        assert_eq!(keys_of(&options), sorted(PiperOptions::KEYS));
+        let output = OutputSpec {
+            piper: "p".into(),
+            format: Format::Jsonl,
+            path: "-".into(),
+        };
+        assert_eq!(keys_of(&output), sorted(OutputSpec::KEYS));
+        let inputs = [
+            InputSpec::Lines {
+                path: "a".into(),
+                follow: true,
+            },
+            InputSpec::Jsonl { path: "a".into() },
+            InputSpec::Records {
+                path: "a".into(),
+                delimiter: Some("x".into()),
+                emit_unterminated: true,
+            },
+            InputSpec::Msgpack { path: "a".into() },
+            InputSpec::Range { start: 0, end: 1 },
+            InputSpec::Dir { path: "a".into() },
+        ];
+        for (i, (kind, keys)) in inputs.iter().zip(InputSpec::KINDS) {
+            let mut want = keys.to_vec();
+            want.push("kind");
+            assert_eq!(keys_of(i), sorted(&want), "{kind}");
+        }
+    }
+}
