@@ -142,6 +142,30 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
             "invalid value: integer `-1`",
         ),
         (
+            "wrong_type",
+            &[],
+            "9:11",
+            "`papy.njoiner`: argument `join`: 5 is an integer, but the parameter is `String`",
+        ),
+        (
+            "wrong_type",
+            &[],
+            "9:11",
+            "`papy.njoiner`: argument `n`: -1 does not fit the parameter's type `usize`",
+        ),
+        (
+            "wrong_type_plugin",
+            &[],
+            "12:11",
+            "`math.scale`: argument `factor`: \"two\" is a string, but the parameter is `f64`",
+        ),
+        (
+            "unordered_join",
+            &[],
+            "28:10",
+            "piper `join` joins inputs, but `fast` deliver(s) items in completion order",
+        ),
+        (
             "consume_huge",
             &[],
             "10:11",

@@ -50,7 +50,10 @@ pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Option<usize>, String)
         match call_args(call)
             .and_then(|a| Worker::build(&call.function, a).map_err(|e| e.to_string()))
         {
-            Ok(w) => workers.push(w),
+            Ok(w) => {
+                problems.extend(type_problems(&w, call).into_iter().map(|e| (Some(i), e)));
+                workers.push(w);
+            }
             Err(e) => problems.push((Some(i), e)),
         }
     }
@@ -75,6 +78,32 @@ pub fn width_problems(w: &Worker, pipes: usize) -> Vec<(usize, String)> {
                     "it receives the single result of the function before it".to_string()
                 };
                 out.push((i, format!("`{}` takes {n} input(s), but {why}", f.name)));
+            }
+        }
+    }
+    out
+}
+
+/// Fixed arguments whose value cannot be their parameter's type (see
+/// [`crate::types::fits`]); parameters of unknown type are accepted.
+fn type_problems(w: &Worker, call: &CallSpec) -> Vec<String> {
+    let Some(step) = w.steps().first() else {
+        return Vec::new();
+    };
+    let f = step.function();
+    let Some(params) = &f.params else {
+        return Vec::new();
+    };
+    let given = call
+        .kwargs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .chain(params.iter().map(|p| p.name).zip(call.args.iter()));
+    let mut out = Vec::new();
+    for (name, v) in given {
+        if let Some(p) = params.iter().find(|p| p.name == name && !p.ty.is_empty()) {
+            if let Err(e) = crate::types::fits(p.ty, v) {
+                out.push(format!("`{}`: argument `{name}`: {e}", f.name));
             }
         }
     }

@@ -41,6 +41,7 @@ pub mod save;
 pub mod schema;
 mod spans;
 mod typed;
+pub mod types;
 pub mod validate;
 
 pub use error::{ConfigError, Result};

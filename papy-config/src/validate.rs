@@ -227,6 +227,7 @@ fn scale(r: Rate, produce: usize, consume: usize) -> Rate {
 fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
     let f = &l.file;
     let mut rates: BTreeMap<String, Rate> = BTreeMap::new();
+    let mut unordered: BTreeMap<String, bool> = BTreeMap::new();
     let mut problems = Vec::new();
     for p in d.order() {
         let Some((i, spec)) = f
@@ -267,6 +268,31 @@ fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
             p.name().to_string(),
             scale(base, spec.options.produce, spec.options.consume),
         );
+        // A join pairs items by position: an input that arrives in
+        // completion order would pair unrelated items.
+        let unordered_ups: Vec<&str> = ups
+            .iter()
+            .map(|u| u.name())
+            .filter(|u| unordered.get(*u).copied().unwrap_or(false))
+            .collect();
+        if ups.len() > 1 && !unordered_ups.is_empty() {
+            problems.push(l.spans.at(
+                &kp(&["pipers", &i.to_string(), "inputs"]),
+                format!(
+                    "piper `{}` joins inputs, but {} deliver(s) items in completion order (ordered = false upstream), so the join would pair unrelated items; keep the branches of a join ordered",
+                    p.name(),
+                    unordered_ups.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let own = match &spec.resource {
+            Some(r) => !spec
+                .options
+                .ordered
+                .unwrap_or_else(|| f.resources.get(r).is_none_or(|r| r.numap.ordered)),
+            None => false,
+        };
+        unordered.insert(p.name().to_string(), own || !unordered_ups.is_empty());
     }
     problems
 }

@@ -80,6 +80,9 @@ fn pipeline() -> impl Strategy<Value = (Vec<Res>, Vec<Node>)> {
 }
 
 fn build(resources: &[Res], nodes: &[Node]) -> Dagger {
+    // A join pairs items by position, so the validator refuses joins fed
+    // in completion order: pipelines with joins keep their resources ordered.
+    let joins = nodes.iter().any(|n| n.ups.len() > 1);
     let numaps: Vec<NuMap> = resources
         .iter()
         .enumerate()
@@ -87,7 +90,7 @@ fn build(resources: &[Res], nodes: &[Node]) -> Dagger {
             let mut b = NuMap::builder()
                 .name(format!("pool{i}"))
                 .workers(r.workers)
-                .ordered(r.ordered);
+                .ordered(r.ordered || joins);
             if let Some(s) = r.stride {
                 b = b.stride(s);
             }

@@ -31,6 +31,10 @@ pub struct Param {
     pub name: &'static str,
     /// `true` when the parameter is an `Option` and may be left out (it then receives null).
     pub optional: bool,
+    /// The parameter's Rust type as written (`f64`, `Option<Vec<String>>`),
+    /// for static checks of fixed arguments before a run; empty when
+    /// unknown (functions of plugins, whose ABI does not carry it yet).
+    pub ty: &'static str,
 }
 
 /// What `#[worker]` submits to the registry. Not written by hand: use the macro.

@@ -324,7 +324,14 @@ fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
             });
             arg_names.push(var);
             let optional = last_segment_is(ty, "Option");
-            metas.push(quote!(#p::registry::Param { name: #pname, optional: #optional }));
+            let ty_text: String = quote!(#ty)
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            metas.push(
+                quote!(#p::registry::Param { name: #pname, optional: #optional, ty: #ty_text }),
+            );
         }
         let call = quote!(#ident(__papy_inbox, #(#arg_names),*));
         let ret_ty = match &sig.output {

@@ -21,7 +21,10 @@ pub const MAGIC: u64 = 0x5041_5059_504c_5547;
 /// Incompatible ABI changes bump this.
 pub const ABI_MAJOR: u32 = 1;
 /// Compatible (appending) ABI changes bump this.
-pub const ABI_MINOR: u32 = 0;
+///
+/// - 1.0: the [`Manifest`].
+/// - 1.1: a [`ManifestExt`] around it, adding each parameter's type.
+pub const ABI_MINOR: u32 = 1;
 /// The entry symbol every plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"papy_plugin_manifest\0";
 
@@ -131,6 +134,27 @@ pub struct Manifest {
     pub workers_len: usize,
     /// Frees buffers returned by `call`.
     pub free: FreeFn,
+}
+
+/// ABI 1.1: a [`Manifest`] followed by the type of every parameter.
+///
+/// A 1.1 plugin's entry symbol returns a pointer to this struct (its first
+/// field is the 1.0 manifest, so the pointer is also a valid
+/// `*const Manifest`) with `header.abi_minor >= 1` and
+/// `header.size == size_of::<ManifestExt>()`. A host reads the extension
+/// only when both say it is there, so 1.0 plugins load unchanged (their
+/// parameters have no known type) and a 1.0 host ignores the extension.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ManifestExt {
+    /// The 1.0 manifest.
+    pub base: Manifest,
+    /// The Rust type of each parameter as written (`f64`,
+    /// `Option<Vec<String>>`), worker by worker in table order, the
+    /// parameters of each in order; raw workers have none.
+    pub param_types: *const StrRef,
+    /// Number of entries: the sum of `params_len` over non-raw workers.
+    pub param_types_len: usize,
 }
 
 /// The type of the entry symbol.

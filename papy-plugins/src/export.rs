@@ -16,8 +16,8 @@ use papy_core::registry::{self, Function};
 use papy_core::Value;
 
 use crate::abi::{
-    Manifest, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry, ABI_MAJOR, ABI_MINOR, MAGIC,
-    STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    Manifest, ManifestExt, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry, ABI_MAJOR,
+    ABI_MINOR, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 
 /// Declares the current crate (built as a `cdylib`) a papy plugin.
@@ -75,6 +75,11 @@ fn own_functions(crate_prefix: &str) -> Vec<(String, Arc<Function>)> {
 pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifest {
     let addr = *MANIFEST.get_or_init(|| {
         let own = own_functions(crate_prefix);
+        let param_types: Vec<StrRef> = own
+            .iter()
+            .flat_map(|(_, f)| f.params.iter().flatten().map(|p| leak_str(p.ty)))
+            .collect();
+        let param_types: &'static [StrRef] = Box::leak(param_types.into_boxed_slice());
         let entries: Vec<WorkerEntry> = own
             .iter()
             .map(|(short, f)| {
@@ -109,22 +114,27 @@ pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifes
             .collect();
         let _ = FUNCTIONS.set(own.into_iter().map(|(_, f)| f).collect());
         let entries: &'static [WorkerEntry] = Box::leak(entries.into_boxed_slice());
-        let m = Box::leak(Box::new(Manifest {
-            header: ManifestHeader {
-                magic: MAGIC,
-                abi_major: ABI_MAJOR,
-                abi_minor: ABI_MINOR,
-                size: std::mem::size_of::<Manifest>(),
+        let m = Box::leak(Box::new(ManifestExt {
+            base: Manifest {
+                header: ManifestHeader {
+                    magic: MAGIC,
+                    abi_major: ABI_MAJOR,
+                    abi_minor: ABI_MINOR,
+                    size: std::mem::size_of::<ManifestExt>(),
+                },
+                name: leak_str(name),
+                version: leak_str(version),
+                papy_version: leak_str(env!("CARGO_PKG_VERSION")),
+                rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
+                workers: entries.as_ptr(),
+                workers_len: entries.len(),
+                free,
             },
-            name: leak_str(name),
-            version: leak_str(version),
-            papy_version: leak_str(env!("CARGO_PKG_VERSION")),
-            rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
-            workers: entries.as_ptr(),
-            workers_len: entries.len(),
-            free,
+            param_types: param_types.as_ptr(),
+            param_types_len: param_types.len(),
         }));
-        std::ptr::from_ref::<Manifest>(m) as usize
+        // The extension starts with the 1.0 manifest (repr(C), first field).
+        std::ptr::from_ref::<Manifest>(&m.base) as usize
     });
     addr as *const Manifest
 }

@@ -16,8 +16,8 @@ use papy_core::{ErrorKind, ItemError, Value};
 use sha2::{Digest, Sha256};
 
 use crate::abi::{
-    CallFn, EntryFn, FreeFn, Manifest, ManifestHeader, OutBuf, StrRef, ABI_MAJOR, ENTRY_SYMBOL,
-    MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    CallFn, EntryFn, FreeFn, Manifest, ManifestExt, ManifestHeader, OutBuf, StrRef, ABI_MAJOR,
+    ENTRY_SYMBOL, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 use crate::error::PluginError;
 use crate::search::SearchPath;
@@ -296,6 +296,24 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
     }
     // SAFETY: magic, major and size match this host's Manifest layout.
     let m: &Manifest = unsafe { &*ptr };
+    // ABI 1.1: the parameters' types follow the manifest, when the plugin
+    // says so in both its minor version and its size.
+    let mut types: Option<std::slice::Iter<'_, StrRef>> =
+        if header.abi_minor >= 1 && header.size >= std::mem::size_of::<ManifestExt>() {
+            // SAFETY: the plugin declares a manifest of at least
+            // `size_of::<ManifestExt>()` bytes at `ptr` (checked above), laid out
+            // as a ManifestExt (repr(C), the 1.0 manifest first).
+            let ext: &ManifestExt = unsafe { &*ptr.cast::<ManifestExt>() };
+            let table = array(
+                &path,
+                "the parameter type table",
+                ext.param_types,
+                ext.param_types_len,
+            )?;
+            Some(table.iter())
+        } else {
+            None
+        };
     let name = read_str(&path, "the plugin name", m.name)?;
     if name.is_empty() || name.contains(['.', ':']) {
         return Err(PluginError::InvalidManifest {
@@ -330,9 +348,22 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             for p in ps {
                 let pname: &'static str =
                     Box::leak(read_str(&path, "a parameter name", p.name)?.into_boxed_str());
+                let ty: &'static str = match types.as_mut() {
+                    None => "",
+                    Some(t) => {
+                        let s = t.next().ok_or_else(|| PluginError::InvalidManifest {
+                            path: path.clone(),
+                            message:
+                                "the parameter type table is shorter than the parameter tables"
+                                    .into(),
+                        })?;
+                        Box::leak(read_str(&path, "a parameter type", *s)?.into_boxed_str())
+                    }
+                };
                 out.push(Param {
                     name: pname,
                     optional: p.optional != 0,
+                    ty,
                 });
             }
             Some(out)
@@ -349,6 +380,12 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             call: Callable::Dynamic(Arc::new(move |inbox: &[Value], args: &[Value]| {
                 call_plugin(call, free, index, inbox, args)
             })),
+        });
+    }
+    if types.is_some_and(|t| t.len() > 0) {
+        return Err(PluginError::InvalidManifest {
+            path,
+            message: "the parameter type table is longer than the parameter tables".into(),
         });
     }
     // All or nothing: refuse before registering anything.

@@ -143,6 +143,39 @@ fn a_library_without_the_entry_symbol_is_not_a_plugin() {
 }
 
 #[test]
+fn a_plugin_built_for_abi_1_0_loads_with_parameters_of_unknown_type() {
+    let p = load(plugin_file("papy_fixture_abi_v1_0")).expect("a 1.0 plugin loads");
+    assert_eq!(p.functions(), ["abi_v1_0.f".to_string()]);
+    let f = registry::lookup("abi_v1_0.f").expect("registered");
+    let params = f.params.as_ref().expect("typed parameters");
+    assert_eq!(params[0].name, "factor");
+    assert_eq!(params[0].ty, "", "1.0 manifests carry no types");
+}
+
+#[test]
+fn a_parameter_type_table_of_the_wrong_length_is_refused() {
+    let err = load(plugin_file("papy_fixture_bad_types")).unwrap_err();
+    assert!(matches!(err, PluginError::InvalidManifest { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the parameter type table is longer than the parameter tables"),
+        "{err}"
+    );
+    assert!(
+        registry::lookup("bad_types.f").is_err(),
+        "nothing registered"
+    );
+}
+
+#[test]
+fn plugin_parameters_carry_their_types() {
+    let (_, _math) = text_and_math();
+    let f = registry::lookup("math.scale").expect("math.scale");
+    let params = f.params.as_ref().expect("typed parameters");
+    assert_eq!((params[0].name, params[0].ty), ("factor", "f64"));
+}
+
+#[test]
 fn a_plugin_for_another_abi_major_is_refused() {
     let err = load(plugin_file("papy_fixture_bad_abi")).unwrap_err();
     match &err {

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const PACKAGES: [&str; 5] = [
+pub const PACKAGES: [&str; 7] = [
     "papy-plugin-text",
     "papy-plugin-math",
     "papy-plugin-textstats",
     "papy-fixture-bad-abi",
     "papy-fixture-not-plugin",
+    "papy-fixture-abi-v1-0",
+    "papy-fixture-bad-types",
 ];
 
 /// The directory holding the built plugins (`target/debug`).
