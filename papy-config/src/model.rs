@@ -367,6 +367,7 @@ mod tests {
         assert_eq!(keys_of(&numap), sorted(NuMapSettings::KEYS));
         let options = PiperOptions {
             produce: 2,
+            repeat: true,
             spawn: 2,
             consume: 2,
             timeout: Some(Duration::from_secs(1)),

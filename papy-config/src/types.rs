@@ -15,6 +15,11 @@
 /// assert!(fits("papy::Value", &v("v = \"anything\"")).is_ok());
 /// ```
 pub fn fits(ty: &str, v: &toml::Value) -> Result<(), String> {
+    // Types come from plugins too: a description too long to be a real
+    // parameter type is not interpreted (this also bounds the recursion).
+    if ty.len() > MAX_TYPE_LEN {
+        return Ok(());
+    }
     let (head, args) = split(ty);
     let bad = || {
         Err(format!(
@@ -67,7 +72,9 @@ pub fn fits(ty: &str, v: &toml::Value) -> Result<(), String> {
         "()" => Ok(()),
         _ if head.starts_with('(') => match v {
             toml::Value::Array(a) => {
-                let parts = split_top(&head[1..head.len().saturating_sub(1)]);
+                let inner = head.strip_prefix('(').and_then(|h| h.strip_suffix(')'));
+                let Some(inner) = inner else { return Ok(()) };
+                let parts = split_top(inner);
                 if parts.len() != a.len() {
                     return Err(format!(
                         "a list of {} is given, but the parameter is the {}-tuple `{ty}`",
@@ -84,7 +91,8 @@ pub fn fits(ty: &str, v: &toml::Value) -> Result<(), String> {
         },
         _ if head.starts_with('[') => match v {
             toml::Value::Array(a) => {
-                let inner = &head[1..head.len().saturating_sub(1)];
+                let inner = head.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+                let Some(inner) = inner else { return Ok(()) };
                 each(a, split_top_sep(inner, ';').first().copied())
             }
             _ => bad(),
@@ -92,6 +100,9 @@ pub fn fits(ty: &str, v: &toml::Value) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// Longest type description interpreted.
+const MAX_TYPE_LEN: usize = 512;
 
 fn each(a: &[toml::Value], ty: Option<&str>) -> Result<(), String> {
     let Some(ty) = ty else { return Ok(()) };
@@ -178,4 +189,24 @@ fn split_top_sep(s: &str, sep: char) -> Vec<&str> {
         out.push(last);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    #[test]
+    fn any_description_is_handled_without_panicking() {
+        let v = toml::Value::Array(vec![toml::Value::Integer(1)]);
+        let deep = format!("{}i64{}", "Option<".repeat(10_000), ">".repeat(10_000));
+        for ty in [
+            "(", "[", ")", "<", ">", "()", "(,)", "[;]", "Vec<", "Vec<>", "Ve<c>", "", "&", "(i64",
+            "é<ü>", &deep,
+        ] {
+            let _ = fits(ty, &v);
+        }
+        assert!(fits("(i64, String)", &v).is_err());
+        assert!(fits("[u8; 4]", &v).is_ok());
+        assert!(fits("Vec<bool>", &v).is_err());
+    }
 }

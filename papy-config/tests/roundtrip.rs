@@ -113,6 +113,7 @@ fn build(resources: &[Res], nodes: &[Node]) -> Dagger {
         };
         let mut p = Piper::new(format!("n{i}"), w)
             .branch(n.branch)
+            .repeat(n.nested)
             .track(n.track)
             .retries(n.retries, Duration::from_millis(10));
         if let Some(r) = n.resource {

@@ -264,6 +264,8 @@ impl Iterator for Merge {
 pub(crate) struct Produce {
     pub(crate) src: Stream,
     pub(crate) m: usize,
+    /// Emit each whole result `m` times instead of splitting it.
+    pub(crate) repeat: bool,
     pub(crate) pending: VecDeque<Item>,
     pub(crate) node: String,
     pub(crate) index: u64,
@@ -277,6 +279,7 @@ impl Iterator for Produce {
         }
         let item = self.src.next()?;
         match item {
+            Ok(v) if self.repeat => self.pending.extend((0..self.m).map(|_| Ok(v.clone()))),
             Ok(Value::List(l)) if l.len() == self.m => {
                 self.pending.extend(l.iter().cloned().map(Ok))
             }
@@ -524,6 +527,7 @@ mod tests {
         let out: Vec<Item> = Produce {
             src,
             m: 2,
+            repeat: false,
             pending: VecDeque::new(),
             node: "p".into(),
             index: 0,
@@ -534,5 +538,30 @@ mod tests {
         assert_eq!(out[2].as_ref().unwrap_err().kind(), ErrorKind::Produce);
         assert_eq!(out[3].as_ref().unwrap_err().index(), Some(1));
         assert_eq!(out[5], Ok(Value::Int(5)));
+    }
+
+    #[test]
+    fn produce_with_repeat_emits_each_whole_result_m_times() {
+        let src: Stream = Box::new(
+            vec![
+                Ok(Value::list([1, 2])),
+                Err(ItemError::new(ErrorKind::Function, "boom")),
+                Ok(Value::Int(3)),
+            ]
+            .into_iter(),
+        );
+        let out: Vec<Item> = Produce {
+            src,
+            m: 3,
+            repeat: true,
+            pending: VecDeque::new(),
+            node: "p".into(),
+            index: 0,
+        }
+        .collect();
+        assert_eq!(out.len(), 9);
+        assert!(out[..3].iter().all(|x| x == &Ok(Value::list([1, 2]))));
+        assert!(out[3..6].iter().all(|x| x.is_err()));
+        assert!(out[6..].iter().all(|x| x == &Ok(Value::Int(3))));
     }
 }

@@ -12,7 +12,7 @@ use super::adapters::{
 use super::Piper;
 use crate::dagger::Dagger;
 use crate::error::{Error, Result};
-use crate::numap::{NuMap, TaskOptions};
+use crate::numap::NuMap;
 use crate::pool::WorkerTask;
 use crate::stats::NodeCounters;
 
@@ -49,14 +49,7 @@ fn node_stream(
         }),
         Some(numap) => {
             let k = piper.spawn_n();
-            let opts = TaskOptions {
-                timeout: piper.timeout_value(),
-                track: false,
-                ordered: piper.ordered_value(),
-                dependent: !is_input,
-                retries: piper.retry_policy().0,
-                retry_backoff: piper.retry_policy().1,
-            };
+            let opts = piper.options().task_options(!is_input);
             let parts = if k == 1 {
                 vec![inbox]
             } else {
@@ -88,6 +81,7 @@ fn node_stream(
         Box::new(Produce {
             src: evaluated,
             m: piper.produce_n(),
+            repeat: piper.options().repeat,
             pending: VecDeque::new(),
             node: name.clone(),
             index: 0,

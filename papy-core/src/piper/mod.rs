@@ -9,6 +9,8 @@
 //! - `produce(m)`: each result must be a list of exactly `m` values, emitted
 //!   in order as `m` items (anything else becomes `m` error items, so counts
 //!   stay aligned).
+//! - `repeat(true)`: with `produce(m)`, each whole result is emitted `m`
+//!   times instead (PaPy's `repeat`).
 //! - `spawn(k)`: the worker runs as `k` tasks on the NuMap, each taking
 //!   stride-sized chunks in turn; results are merged back into input order.
 //! - `timeout`: per-item timeout on the NuMap (parallel pipers only).
@@ -94,6 +96,13 @@ impl Piper {
     /// Emits `m` items per result (the result must be a list of `m` values).
     pub fn produce(mut self, m: usize) -> Piper {
         self.options.produce = m;
+        self
+    }
+
+    /// With [`produce`](Self::produce)`(m)`: emits each whole result `m`
+    /// times instead of splitting a list of `m` values (PaPy's `repeat`).
+    pub fn repeat(mut self, on: bool) -> Piper {
+        self.options.repeat = on;
         self
     }
 

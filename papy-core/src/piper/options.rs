@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::limits;
+use crate::numap::TaskOptions;
 
 /// The options of a node (everything but its name, worker, NuMap and
 /// inputs). In a pipeline file they are keys of a `[[pipers]]` table;
@@ -25,6 +26,10 @@ pub struct PiperOptions {
     /// Items emitted per result (the result must be a list of that many).
     #[serde(skip_serializing_if = "is_one")]
     pub produce: usize,
+    /// With `produce = m`: emit each whole result `m` times instead of
+    /// splitting a list of `m` (PaPy's `repeat`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub repeat: bool,
     /// Tasks the worker runs as on the NuMap.
     #[serde(skip_serializing_if = "is_one")]
     pub spawn: usize,
@@ -61,6 +66,7 @@ impl Default for PiperOptions {
     fn default() -> Self {
         PiperOptions {
             produce: 1,
+            repeat: false,
             spawn: 1,
             consume: 1,
             timeout: None,
@@ -78,6 +84,7 @@ impl PiperOptions {
     /// The keys of these options in a `[[pipers]]` table.
     pub const KEYS: &'static [&'static str] = &[
         "produce",
+        "repeat",
         "spawn",
         "consume",
         "timeout",
@@ -88,6 +95,20 @@ impl PiperOptions {
         "retries",
         "retry_backoff",
     ];
+
+    /// The options of the node's tasks on its NuMap; `dependent` when its
+    /// input waits on another node's results (see [`TaskOptions::dependent`]).
+    /// A node's `track` is the Plumber's (statistics), not the NuMap's.
+    pub fn task_options(&self, dependent: bool) -> TaskOptions {
+        TaskOptions {
+            timeout: self.timeout,
+            track: false,
+            ordered: self.ordered,
+            dependent,
+            retries: self.retries,
+            retry_backoff: self.retry_backoff,
+        }
+    }
 
     /// Checks every option; `parallel` says whether the node has a NuMap.
     ///
