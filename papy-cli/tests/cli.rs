@@ -144,21 +144,40 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
         (
             "wrong_type",
             &[],
-            "9:11",
+            "9:58",
             "`papy.njoiner`: argument `join`: 5 is an integer, but the parameter is `String`",
         ),
         (
             "wrong_type",
             &[],
-            "9:11",
+            "9:65",
             "`papy.njoiner`: argument `n`: -1 does not fit the parameter's type `usize`",
         ),
         (
             "wrong_type_plugin",
             &[],
-            "12:11",
+            "12:58",
             "`math.scale`: argument `factor`: \"two\" is a string, but the parameter is `f64`",
         ),
+        (
+            "duplicate_input",
+            &[],
+            "13:16",
+            "piper `b`: input `a` is listed twice",
+        ),
+        (
+            "stride_without_workers",
+            &[],
+            "2:10",
+            "without `workers`, a thread resource runs one thread per item of its stride (5000)",
+        ),
+        (
+            "unknown_input_kind",
+            &[],
+            "3:1",
+            "unknown key `strat` in input `numbers`; did you mean `start`?",
+        ),
+        ("unknown_input_kind", &[], "2:8", "unknown variant `rnage`"),
         (
             "unordered_join",
             &[],

@@ -35,14 +35,15 @@ pub fn call_args(call: &CallSpec) -> Result<Args, String> {
     ))
 }
 
-/// The Worker of a piper: `(call index, message)` per call that cannot be
-/// built, or a chain error (index `None`).
+/// The Worker of a piper: `(key path under the piper's `worker`, message)`
+/// per problem: `["1"]` for the second call, `["1", "kwargs", "n"]` for one
+/// of its arguments, `[]` for the chain as a whole.
 ///
 /// # Errors
 /// Unknown functions, bad arguments, missing imports, an empty chain.
-pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Option<usize>, String)>> {
+pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Vec<String>, String)>> {
     if spec.worker.is_empty() {
-        return Err(vec![(None, "the worker chain is empty".into())]);
+        return Err(vec![(Vec::new(), "the worker chain is empty".into())]);
     }
     let mut workers = Vec::new();
     let mut problems = Vec::new();
@@ -51,16 +52,19 @@ pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Option<usize>, String)
             .and_then(|a| Worker::build(&call.function, a).map_err(|e| e.to_string()))
         {
             Ok(w) => {
-                problems.extend(type_problems(&w, call).into_iter().map(|e| (Some(i), e)));
+                problems.extend(type_problems(&w, call).into_iter().map(|(mut p, e)| {
+                    p.insert(0, i.to_string());
+                    (p, e)
+                }));
                 workers.push(w);
             }
-            Err(e) => problems.push((Some(i), e)),
+            Err(e) => problems.push((vec![i.to_string()], e)),
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    Worker::chain(workers).map_err(|e| vec![(None, e.to_string())])
+    Worker::chain(workers).map_err(|e| vec![(Vec::new(), e.to_string())])
 }
 
 /// Problems of the inbox widths: the first function must take `pipes`
@@ -86,7 +90,7 @@ pub fn width_problems(w: &Worker, pipes: usize) -> Vec<(usize, String)> {
 
 /// Fixed arguments whose value cannot be their parameter's type (see
 /// [`crate::types::fits`]); parameters of unknown type are accepted.
-fn type_problems(w: &Worker, call: &CallSpec) -> Vec<String> {
+fn type_problems(w: &Worker, call: &CallSpec) -> Vec<(Vec<String>, String)> {
     let Some(step) = w.steps().first() else {
         return Vec::new();
     };
@@ -97,13 +101,20 @@ fn type_problems(w: &Worker, call: &CallSpec) -> Vec<String> {
     let given = call
         .kwargs
         .iter()
-        .map(|(k, v)| (k.as_str(), v))
-        .chain(params.iter().map(|p| p.name).zip(call.args.iter()));
+        .map(|(k, v)| (k.as_str(), v, vec!["kwargs".to_string(), k.clone()]))
+        .chain(
+            params
+                .iter()
+                .map(|p| p.name)
+                .zip(call.args.iter())
+                .enumerate()
+                .map(|(i, (n, v))| (n, v, vec!["args".to_string(), i.to_string()])),
+        );
     let mut out = Vec::new();
-    for (name, v) in given {
+    for (name, v, path) in given {
         if let Some(p) = params.iter().find(|p| p.name == name && !p.ty.is_empty()) {
             if let Err(e) = crate::types::fits(p.ty, v) {
-                out.push(format!("`{}`: argument `{name}`: {e}", f.name));
+                out.push((path, format!("`{}`: argument `{name}`: {e}", f.name)));
             }
         }
     }

@@ -15,6 +15,10 @@ use crate::spans::KeyPath;
 /// assert_eq!(expand("${NOPE:-x}.txt", &get).unwrap(), "x.txt");
 /// assert_eq!(expand("$${HOME}", &get).unwrap(), "${HOME}");
 /// assert!(expand("${NOPE}", &get).unwrap_err().contains("`NOPE` is not set"));
+/// assert!(expand("${NOPE:-${HOME}}", &get).is_err());
+/// let empty = |k: &str| (k == "E").then(String::new);
+/// assert_eq!(expand("[${E}]", &empty).unwrap(), "[]");
+/// assert_eq!(expand("[${E:-d}]", &empty).unwrap(), "[d]");
 /// ```
 pub fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
@@ -30,6 +34,11 @@ pub fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, S
                 .find('}')
                 .ok_or_else(|| format!("`${{` without a closing `}}` in \"{s}\""))?;
             let inner = &tail[..end];
+            if inner.contains("${") {
+                return Err(format!(
+                    "`${{{inner}}}`: a default cannot hold another variable"
+                ));
+            }
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
@@ -39,7 +48,10 @@ pub fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, S
                     "`${{{inner}}}` is not a variable name (letters, digits, _)"
                 ));
             }
-            match (get(name).filter(|v| !v.is_empty()), default) {
+            // As in the shell: `${V:-d}` gives `d` when V is unset or
+            // empty; `${V}` of an empty V is empty.
+            match (get(name), default) {
+                (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {

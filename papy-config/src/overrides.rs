@@ -35,6 +35,7 @@ impl Override {
     /// assert_eq!(o.path, ["resources", "pool", "workers"]);
     /// assert_eq!(o.value.as_integer(), Some(4));
     /// assert_eq!(Override::parse("inputs.x.path=a b").unwrap().value.as_str(), Some("a b"));
+    /// assert_eq!(Override::parse("outputs.o.path=2024-01-01").unwrap().value.as_str(), Some("2024-01-01"));
     /// ```
     pub fn parse(arg: &str) -> Result<Override, String> {
         let (key, raw) = arg
@@ -50,10 +51,30 @@ impl Override {
                 "`{key}` is not a key path (e.g. resources.pool.workers)"
             ));
         }
-        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        let raw = raw.trim();
+        // Keys that only take strings keep the text as given (`2024-01-01`
+        // is a path there, not a date; `2024` a run id, not a number).
+        const STRING_KEYS: &[&str] = &[
+            "path",
+            "url",
+            "run_id",
+            "command",
+            "name",
+            "resource",
+            "piper",
+            "format",
+            "kind",
+            "delimiter",
+            "function",
+        ];
+        let last = path.last().map(String::as_str).unwrap_or_default();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+            .and_then(|mut t| t.remove("v"));
+        let value = match parsed {
+            Some(v) if !STRING_KEYS.contains(&last) || v.is_str() => v,
+            _ => toml::Value::String(raw.to_string()),
+        };
         Ok(Override {
             arg: arg.to_string(),
             path,

@@ -20,10 +20,20 @@ fn toml_of(v: &papy_core::Value, what: &str) -> Result<toml::Value> {
 /// TOML cannot hold (null in a raw function's arguments).
 pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
     let mut f = PipelineFile::default();
+    let mut numaps: Vec<papy_core::NuMap> = Vec::new();
+    let plugins = papy_plugins::plugins();
     for p in d.order() {
         let mut resource = None;
         if let Some(m) = p.numap() {
-            if !f.resources.contains_key(m.name()) {
+            if let Some(other) = numaps.iter().find(|o| o.name() == m.name()) {
+                if !other.same(m) {
+                    return Err(ConfigError::NotSaveable(format!(
+                        "two different NuMaps are named `{}`; a pipeline file names each resource once",
+                        m.name()
+                    )));
+                }
+            } else {
+                numaps.push(m.clone());
                 let (kind, settings) = m.pool_settings().ok_or_else(|| {
                     ConfigError::NotSaveable(format!(
                         "resource `{}` runs on a pool of kind `{}`, which a pipeline file cannot describe",
@@ -59,6 +69,21 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
                     p.name(),
                     func.name
                 )));
+            }
+            // A plugin's function: the saved file loads the plugin.
+            if let Some(plugin) = plugins
+                .iter()
+                .find(|pl| pl.functions().contains(&func.name))
+            {
+                if !f.plugins.load.contains(&plugin.name().to_string()) {
+                    f.plugins.load.push(plugin.name().to_string());
+                }
+                if let Some(dir) = plugin.path().parent() {
+                    let dir = dir.display().to_string();
+                    if !f.plugins.paths.contains(&dir) {
+                        f.plugins.paths.push(dir);
+                    }
+                }
             }
             let mut call = CallSpec::named(func.name.clone());
             match &func.params {
@@ -105,5 +130,18 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
 /// # Errors
 /// [`ConfigError::NotSaveable`] when TOML cannot hold a value.
 pub fn to_text(f: &PipelineFile) -> Result<String> {
-    toml::to_string(f).map_err(|e| ConfigError::NotSaveable(e.to_string()))
+    let mut v = toml::Value::try_from(f).map_err(|e| ConfigError::NotSaveable(e.to_string()))?;
+    escape(&mut v);
+    toml::to_string(&v).map_err(|e| ConfigError::NotSaveable(e.to_string()))
+}
+
+/// Strings are saved as they are: `${` becomes `$${`, so loading the file
+/// does not expand what was never a variable.
+fn escape(v: &mut toml::Value) {
+    match v {
+        toml::Value::String(s) if s.contains("${") => *s = s.replace("${", "$${"),
+        toml::Value::Array(a) => a.iter_mut().for_each(escape),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| escape(v)),
+        _ => {}
+    }
 }

@@ -18,8 +18,15 @@ use crate::spans::{KeyPath, Spans};
 /// assert_eq!(did_you_mean("zzz", ["stride", "buffer"]), None);
 /// ```
 pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Names come from the user's file: long ones get no suggestion, which
+    // bounds the quadratic edit distance.
+    const LONGEST: usize = 64;
+    if word.len() > LONGEST {
+        return None;
+    }
     known
         .into_iter()
+        .filter(|k| k.len() <= LONGEST && k.len().abs_diff(word.len()) <= LONGEST / 3)
         .map(|k| (strsim::damerau_levenshtein(word, k), k))
         .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
@@ -120,12 +127,22 @@ pub(crate) fn check(spans: &Spans, doc: &toml::Table) -> Vec<Problem> {
                 }
                 "inputs" => {
                     let kind = t.get("kind").and_then(|v| v.as_str()).unwrap_or("");
-                    if let Some((_, keys)) = InputSpec::KINDS.iter().find(|(n, _)| *n == kind) {
-                        let known: Vec<&str> = std::iter::once("kind")
+                    // Without a known kind, any key of some kind is accepted
+                    // (the kind itself is reported when the input is read).
+                    let known: Vec<&str> = match InputSpec::KINDS.iter().find(|(n, _)| *n == kind) {
+                        Some((_, keys)) => std::iter::once("kind")
                             .chain(keys.iter().copied())
-                            .collect();
-                        unknown_keys(spans, &path, t, &known, &label, &mut out);
-                    }
+                            .collect(),
+                        None => {
+                            let mut all: Vec<&str> = std::iter::once("kind")
+                                .chain(InputSpec::KINDS.iter().flat_map(|(_, k)| k.iter().copied()))
+                                .collect();
+                            all.sort_unstable();
+                            all.dedup();
+                            all
+                        }
+                    };
+                    unknown_keys(spans, &path, t, &known, &label, &mut out);
                 }
                 _ => unknown_keys(spans, &path, t, OutputSpec::KEYS, &label, &mut out),
             }

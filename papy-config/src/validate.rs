@@ -36,6 +36,23 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
                 problems.push(s.at(&at("buffer"), format!("resource `{name}`: {e}")));
             }
         }
+        // As in PaPy, a thread resource with a stride and no `workers` has
+        // one thread per item of the stride.
+        if let (Some(stride), "thread", None) = (
+            r.numap.stride,
+            r.numap.kind.as_str(),
+            r.settings.get("workers"),
+        ) {
+            if stride > limits::MAX_WORKERS {
+                problems.push(s.at(
+                    &at("stride"),
+                    format!(
+                        "resource `{name}`: without `workers`, a thread resource runs one thread per item of its stride ({stride}), at most {}; set `workers`",
+                        limits::MAX_WORKERS
+                    ),
+                ));
+            }
+        }
         // Without a stride the engine sizes its batches within the buffer
         // (adaptive batching): only a fixed stride must fit in it.
         if let (Some(b), Some(stride)) = (r.numap.buffer, r.numap.stride) {
@@ -78,6 +95,13 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
         }
         let mut externals = 0;
         for (j, input) in spec.inputs.iter().enumerate() {
+            if spec.inputs[..j].contains(input) {
+                problems.push(s.at(
+                    &kp(&["pipers", &idx, "inputs", &j.to_string()]),
+                    format!("piper `{name}`: input `{input}` is listed twice"),
+                ));
+                continue;
+            }
             if piper_names.contains(input.as_str()) {
                 continue;
             }
@@ -108,11 +132,9 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             problems.push(s.at(&at("name"), format!("piper `{name}` has no inputs")));
         }
         match chain::worker_of(spec) {
-            Err(ps) => problems.extend(ps.into_iter().map(|(j, e)| {
-                let path = match j {
-                    Some(j) => kp(&["pipers", &idx, "worker", &j.to_string()]),
-                    None => at("worker"),
-                };
+            Err(ps) => problems.extend(ps.into_iter().map(|(rel, e)| {
+                let mut path = at("worker");
+                path.extend(rel);
                 s.at(&path, format!("piper `{name}`: {e}"))
             })),
             Ok(w) => {

@@ -217,3 +217,36 @@ fn a_redis_resource_without_the_kind_installed_is_a_clear_error() {
     );
     assert!(e.contains("papy_broker::install()"), "{e}");
 }
+
+#[test]
+fn strings_that_look_like_variables_are_saved_as_they_are() {
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new(
+        "j",
+        Worker::with_named("papy.njoiner", [("join", "${NOT_A_VARIABLE}")]).expect("njoiner"),
+    ))
+    .expect("piper");
+    let text = Plumber::new(d).save_string().expect("saved");
+    assert!(text.contains("$${NOT_A_VARIABLE}"), "{text}");
+    let loaded = Plumber::from_toml(&text).expect("loads without expanding");
+    assert_eq!(loaded.save_string().expect("saved again"), text);
+    let step = &loaded.dagger().piper("j").expect("j").worker().steps()[0];
+    assert!(step.args().contains(&Value::from("${NOT_A_VARIABLE}")));
+}
+
+#[test]
+fn two_numaps_with_one_name_are_refused_when_saving() {
+    let a = NuMap::builder().name("same").workers(1).build().expect("a");
+    let b = NuMap::builder().name("same").workers(2).build().expect("b");
+    let mut d = Dagger::new();
+    let w = || Worker::new("papy.ipasser").expect("w");
+    d.add_piper(Piper::new("x", w()).parallel(&a)).expect("x");
+    d.add_piper(Piper::new("y", w()).parallel(&b)).expect("y");
+    d.connect("x", "y").expect("pipe");
+    let e = Plumber::new(d).save_string().expect_err("ambiguous");
+    assert!(
+        e.to_string()
+            .contains("two different NuMaps are named `same`"),
+        "{e}"
+    );
+}

@@ -44,7 +44,10 @@ impl PoolConfig for RemoteConfig {
                 "kind = \"remote\" needs `remote` commands, e.g. [{ command = \"ssh host papy worker --stdio\", workers = 2 }]".to_string(),
             ));
         }
-        let total: usize = self.remote.iter().map(|c| c.workers).sum();
+        let total = self
+            .remote
+            .iter()
+            .fold(0usize, |a, c| a.saturating_add(c.workers));
         for c in &self.remote {
             if c.command.trim().is_empty() {
                 p.push(("remote", "a remote command is empty".to_string()));

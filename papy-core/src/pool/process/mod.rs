@@ -101,7 +101,9 @@ impl ProcessPool {
                  does main() call papy::worker_main() first?"
             )));
         }
-        let size: usize = commands.iter().map(|(_, n)| n).sum();
+        let size: usize = commands
+            .iter()
+            .fold(0usize, |a, (_, n)| a.saturating_add(*n));
         if size == 0 {
             return Err(Error::Config(format!(
                 "{kind} pool `{name}` needs at least one worker"
