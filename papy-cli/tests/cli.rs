@@ -179,6 +179,18 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
         ),
         ("unknown_input_kind", &[], "2:8", "unknown variant `rnage`"),
         (
+            "missing_input_file",
+            &[],
+            "3:8",
+            "input `words`: cannot read papy-cli/tests/broken/no/such/words.txt",
+        ),
+        (
+            "missing_input_file",
+            &[],
+            "12:8",
+            "output `out`: the directory papy-cli/tests/broken/no/such/dir does not exist",
+        ),
+        (
             "unordered_join",
             &[],
             "28:10",

@@ -148,6 +148,9 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             }
         }
     }
+    if !l.library {
+        problems.extend(file_problems(l));
+    }
     for (name, o) in &f.outputs {
         let at = kp(&["outputs", name, "piper"]);
         let target = &o.piper;
@@ -317,4 +320,76 @@ fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
         unordered.insert(p.name().to_string(), own || !unordered_ups.is_empty());
     }
     problems
+}
+
+/// Inputs whose file or directory is missing, outputs whose directory is:
+/// `papy run` would stop on them before the first item.
+fn file_problems(l: &Loaded) -> Vec<Problem> {
+    use crate::model::InputSpec;
+    let mut out = Vec::new();
+    for (name, input) in &l.file.inputs {
+        let (path, dir) = match input {
+            InputSpec::Lines { path, .. }
+            | InputSpec::Jsonl { path }
+            | InputSpec::Records { path, .. }
+            | InputSpec::Msgpack { path } => (path, false),
+            InputSpec::Dir { path } => (path, true),
+            InputSpec::Range { .. } => continue,
+        };
+        if path == "-" {
+            continue;
+        }
+        let resolved = l.resolve(path);
+        let problem = match std::fs::metadata(&resolved) {
+            Err(e) => Some(format!("cannot read {}: {e}", resolved.display())),
+            Ok(m) if dir && !m.is_dir() => {
+                Some(format!("{} is not a directory", resolved.display()))
+            }
+            Ok(m) if !dir && m.is_dir() => {
+                Some(format!("{} is a directory, not a file", resolved.display()))
+            }
+            Ok(m) if matches!(input, InputSpec::Lines { follow: true, .. }) && !m.is_file() => {
+                Some(format!(
+                    "{}: only regular files can be followed",
+                    resolved.display()
+                ))
+            }
+            Ok(_)
+                if matches!(input, InputSpec::Lines { follow: true, .. })
+                    && (path.ends_with(".gz") || path.ends_with(".zst")) =>
+            {
+                Some(format!(
+                    "{}: a compressed file cannot be followed",
+                    resolved.display()
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(p) = problem {
+            out.push(l.spans.at(
+                &kp(&["inputs", name, "path"]),
+                format!("input `{name}`: {p}"),
+            ));
+        }
+    }
+    for (name, o) in &l.file.outputs {
+        if o.path == "-" {
+            continue;
+        }
+        let resolved = l.resolve(&o.path);
+        let parent = resolved
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() {
+            out.push(l.spans.at(
+                &kp(&["outputs", name, "path"]),
+                format!(
+                    "output `{name}`: the directory {} does not exist",
+                    parent.display()
+                ),
+            ));
+        }
+    }
+    out
 }
