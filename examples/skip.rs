@@ -44,7 +44,7 @@ fn main() -> Result<(), papy::Error> {
         match item {
             Ok(v) => println!("ok    {v}"),
             Err(e) => println!(
-                "error {:?} in {} at input #{} via {}: {}",
+                "error {:?} in {} at index {} via {}: {}",
                 e.kind(),
                 e.function().unwrap_or("?"),
                 e.index().map_or("?".to_string(), |i| i.to_string()),

@@ -53,6 +53,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     papy_broker::install();
+    // Worker panics become error items carrying their message: printing
+    // each one too (with a backtrace under RUST_BACKTRACE) floods stderr.
+    papy_core::quiet_caught_panics();
     let result = match cli.command {
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),

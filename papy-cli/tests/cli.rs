@@ -376,8 +376,9 @@ fn failing_items_set_the_exit_code_and_go_to_the_error_file() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["error"]["kind"], "panic");
-    assert_eq!(lines[0]["error"]["index"], 0);
+    assert_eq!(lines[0]["kind"], "panic");
+    assert_eq!(lines[0]["input"], "numbers");
+    assert_eq!(lines[0]["index"], 0);
     let ok = run(&["run", "-q", "--allow-failures", file.to_str().unwrap()]);
     assert_eq!(ok.status.code(), Some(0));
     let _ = std::fs::remove_file(errors);

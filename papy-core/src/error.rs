@@ -199,7 +199,7 @@ impl fmt::Display for ItemError {
             write!(f, " at node `{first}`")?;
         }
         if let Some(i) = d.index {
-            write!(f, " (input #{i})")?;
+            write!(f, " (index {i})")?;
         }
         write!(f, ": {}", d.message)?;
         if d.path.len() > 1 {

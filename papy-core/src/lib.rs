@@ -31,6 +31,7 @@ pub mod registry;
 pub mod stats;
 mod sync;
 mod unwind;
+pub use unwind::{catch, quiet_caught_panics};
 pub mod value;
 pub mod worker;
 

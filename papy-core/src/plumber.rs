@@ -77,6 +77,14 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The items of this source, in order (to filter or count them before
+    /// a run).
+    pub fn into_items(self) -> impl Iterator<Item = Item> + Send {
+        self.0
+    }
+}
+
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Source(..)")

@@ -9,7 +9,6 @@
 //! the host registers as `plugin_name.f`).
 
 use std::os::raw::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
 use papy_core::registry::{self, Function};
@@ -74,6 +73,7 @@ fn own_functions(crate_prefix: &str) -> Vec<(String, Arc<Function>)> {
 /// Builds (once) and returns the manifest. Called by the entry symbol.
 pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifest {
     let addr = *MANIFEST.get_or_init(|| {
+        papy_core::quiet_caught_panics();
         let own = own_functions(crate_prefix);
         let param_types: Vec<StrRef> = own
             .iter()
@@ -188,12 +188,12 @@ pub unsafe extern "C" fn call(
         // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract above).
         unsafe { std::slice::from_raw_parts(input, input_len) }
     };
-    let (status, payload) = match catch_unwind(AssertUnwindSafe(|| dispatch(index, bytes))) {
+    // A panic becomes a STATUS_PANIC reply carrying its message; the
+    // plugin's own panic hook stays silent for it (quiet_caught_panics,
+    // installed with the manifest).
+    let (status, payload) = match papy_core::catch(|| dispatch(index, bytes)) {
         Ok(r) => r,
-        Err(p) => {
-            let msg = papy_core::error::panic_message(&*p);
-            (STATUS_PANIC, encode(&msg))
-        }
+        Err(msg) => (STATUS_PANIC, encode(&msg)),
     };
     let mut payload = std::mem::ManuallyDrop::new(payload);
     if out.is_null() {

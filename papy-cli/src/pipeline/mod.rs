@@ -12,8 +12,6 @@ use papy_config::{ConfigError, LoadOptions, Loaded};
 use papy_core::func::read::StopSignal;
 use papy_core::{Dagger, Source, WorkerCommand};
 
-pub use papy_config::model;
-
 /// `--set` options shared by the commands that read a pipeline file.
 #[derive(clap::Args, Clone, Default)]
 pub struct SetArgs {

@@ -294,6 +294,7 @@ pub fn serve(
 /// # Errors
 /// As [`serve`], or the descriptors cannot be set up.
 pub fn serve_stdio(plugins: Vec<(String, String)>) -> Result<(), ProtocolError> {
+    watch_parent();
     let out = protocol_stdout()?;
     let stdin = std::io::stdin();
     serve(stdin.lock(), out, plugins)
@@ -317,6 +318,44 @@ fn protocol_stdout() -> Result<std::fs::File, ProtocolError> {
 fn protocol_stdout() -> Result<std::io::Stdout, ProtocolError> {
     Ok(std::io::stdout())
 }
+
+/// A worker on stdio belongs to its host: when the host dies (even by
+/// SIGKILL, which no handler sees), the worker is reparented and ends at
+/// once, with the commands it started when it leads its process group (as
+/// pool workers do), instead of finishing its batch for nobody. Checked
+/// every 100 ms from a thread, so it works while a batch runs.
+#[cfg(unix)]
+fn watch_parent() {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    if parent <= 1 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("papy-parent-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != parent {
+                // SAFETY: getpgrp and getpid have no preconditions; kill(0, ..)
+                // signals our own process group, which we lead (the pool
+                // spawned us with process_group(0)), so only this worker and
+                // what it started are ended. Otherwise only this process ends.
+                unsafe {
+                    if libc::getpgrp() == libc::getpid() {
+                        libc::kill(0, libc::SIGKILL);
+                    }
+                }
+                std::process::exit(1);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch the host process: {e}");
+    }
+}
+
+#[cfg(not(unix))]
+fn watch_parent() {}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,490 @@
+//! `papy run FILE`: load plugins, build the DAG, run it, write the outputs,
+//! report statistics and failures; nothing finished is lost on a signal,
+//! a closed stdout ends the run quietly, and a run can be resumed or its
+//! failed items rerun.
+//!
+//! Exit status: 0 every item succeeded (or stdout was closed by its
+//! reader), 1 some items failed (unless `--allow-errors`), 2 the pipeline
+//! could not run (a problem in the file, an output that cannot be
+//! written), 128 + the signal after SIGINT (130) or SIGTERM (143).
+
+mod failures;
+mod output;
+mod rerun;
+mod signals;
+mod trace;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use papy_config::model::Format;
+use papy_core::{Item, Plumber, PlumberState, Source};
+
+use crate::pipeline;
+use failures::{Failures, Positions};
+use output::Output;
+use rerun::State;
+use trace::Trace;
+
+/// Exit code when some items failed.
+pub const EXIT_ITEMS_FAILED: u8 = 1;
+/// Exit code when the pipeline could not run.
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+/// Arguments of `papy run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    file: PathBuf,
+    /// No progress lines and no statistics table.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write the statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Exit 0 even when some items failed.
+    #[arg(long, visible_alias = "allow-failures")]
+    allow_errors: bool,
+    /// Write every failed item as a JSON line to this file (node, function,
+    /// kind, message, and the input, 0-based index and 1-based line where
+    /// the item is traced to one).
+    #[arg(long, value_name = "FILE")]
+    errors: Option<PathBuf>,
+    /// Print at most N failed items on stderr (all are in the summary counts
+    /// and in --errors).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    show_errors: usize,
+    /// Stop the run (gracefully) after N failed items.
+    #[arg(long, value_name = "N")]
+    max_errors: Option<u64>,
+    /// Stop the run at the first failed item (--max-errors 1).
+    #[arg(long)]
+    fail_fast: bool,
+    /// Run only the input items listed in an errors file written by --errors.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    retry_failed: Option<PathBuf>,
+    /// Keep the run's progress in FILE and continue from it: a run stopped
+    /// by a signal (or --max-errors) resumes where it stopped, appending to
+    /// its outputs.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    set: pipeline::SetArgs,
+}
+
+/// Runs the pipeline and returns the process exit code.
+pub fn run(args: &RunArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("papy: error: {e:#}");
+            ExitCode::from(EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+fn lock(o: &Mutex<Output>) -> MutexGuard<'_, Output> {
+    o.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What `--resume` continues from.
+struct Resume {
+    path: PathBuf,
+    input: String,
+    start: u64,
+    outputs: Vec<String>,
+}
+
+impl Resume {
+    fn state(&self, o: &Output, complete: bool) -> State {
+        let delivered = o.delivered();
+        let outputs: BTreeMap<String, u64> = self
+            .outputs
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    self.start + delivered.get(p).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        State {
+            input: self.input.clone(),
+            done: outputs.values().copied().min().unwrap_or(self.start),
+            outputs,
+            complete,
+        }
+    }
+}
+
+fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
+    let loaded = match pipeline::load_checked(&args.file, &args.set) {
+        Ok(l) => l,
+        Err(lines) => {
+            for l in lines {
+                eprintln!("{l}");
+            }
+            return Ok(EXIT_CANNOT_RUN);
+        }
+    };
+    let stop = papy_core::func::read::StopSignal::new();
+    let built = pipeline::build(&loaded, &stop)?;
+    let trace = Trace::of(&loaded.file);
+    let input_of = |piper: &str| -> String {
+        loaded
+            .file
+            .piper(piper)
+            .and_then(|p| p.inputs.first().cloned())
+            .unwrap_or_default()
+    };
+    let max = if args.fail_fast {
+        Some(1)
+    } else {
+        args.max_errors
+    };
+    let mut failures = Failures::new(trace.clone(), args.show_errors, max);
+    let mut sources: Vec<(String, Source)> = built.sources;
+    let output_pipers: Vec<String> = built
+        .dagger
+        .outputs()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+
+    // --retry-failed: only the listed items of each input.
+    if let Some(path) = &args.retry_failed {
+        let listed = rerun::read_failed(path)?;
+        for input in listed.keys() {
+            if !sources.iter().any(|(p, _)| &input_of(p) == input) {
+                bail!(
+                    "{}: input `{input}` is not an input of this pipeline",
+                    path.display()
+                );
+            }
+        }
+        let total: usize = listed.values().map(Vec::len).sum();
+        eprintln!(
+            "papy: rerunning {total} failed item(s) listed in {}",
+            path.display()
+        );
+        sources = sources
+            .into_iter()
+            .map(|(piper, src)| {
+                let keep = listed.get(&input_of(&piper)).cloned().unwrap_or_default();
+                failures
+                    .positions
+                    .insert(input_of(&piper), Positions::Listed(keep.clone()));
+                let last = keep.last().copied();
+                let items = src
+                    .into_items()
+                    .enumerate()
+                    .take_while(move |(i, _)| last.is_some_and(|l| *i as u64 <= l))
+                    .filter(move |(i, _)| keep.binary_search(&(*i as u64)).is_ok())
+                    .map(|(_, x)| x);
+                (piper, Source::items(items))
+            })
+            .collect();
+    }
+
+    // --resume: continue after what the state file says is done.
+    let mut resume = None;
+    let mut prior: Option<State> = None;
+    if let Some(path) = &args.resume {
+        let [(piper, _)] = sources.as_slice() else {
+            bail!(
+                "--resume needs a pipeline with one input (this one has {})",
+                sources.len()
+            );
+        };
+        let input = input_of(piper);
+        if let Some(o) = output_pipers
+            .iter()
+            .find(|o| trace.output_of.get(*o) != Some(&input))
+        {
+            bail!(
+                "--resume needs every output to deliver one item per input item, in input order; \
+                 output piper `{o}` does not (consume, produce, joins of other inputs or ordered = false on its way)"
+            );
+        }
+        prior = rerun::read_state(path)?;
+        if let Some(s) = &prior {
+            if s.input != input {
+                bail!(
+                    "{}: the state of input `{}`, not `{input}`",
+                    path.display(),
+                    s.input
+                );
+            }
+            if s.complete {
+                eprintln!(
+                    "papy: {}: the run is complete; nothing to resume",
+                    path.display()
+                );
+                return Ok(0);
+            }
+            eprintln!(
+                "papy: resuming from {}: {} input item(s) done",
+                path.display(),
+                s.done
+            );
+        }
+        let start = prior.as_ref().map_or(0, |s| s.done);
+        failures
+            .positions
+            .insert(input.clone(), Positions::Offset(start));
+        let skip = usize::try_from(start).unwrap_or(usize::MAX);
+        sources = sources
+            .into_iter()
+            .map(|(p, src)| (p, Source::items(src.into_items().skip(skip))))
+            .collect();
+        resume = Some(Resume {
+            path: path.clone(),
+            input,
+            start,
+            outputs: output_pipers.clone(),
+        });
+    }
+    let append = prior.is_some();
+
+    let output = Arc::new(Mutex::new(Output::new(failures)));
+    {
+        let mut o = lock(&output);
+        if let (Some(r), Some(s)) = (&resume, &prior) {
+            for p in &r.outputs {
+                let before = s.outputs.get(p).copied().unwrap_or(r.start);
+                o.skip_first(p, before.saturating_sub(r.start));
+            }
+        }
+        if let Some(path) = &args.errors {
+            o.open_errors(path, append)?;
+        }
+    }
+    let mut plumber = Plumber::new(built.dagger).with_stop_signal(stop);
+    for piper in &output_pipers {
+        let mut targets: Vec<(usize, Format)> = Vec::new();
+        for o in built.outputs.iter().filter(|o| &o.piper == piper) {
+            let i = lock(&output).open(&o.path, append)?;
+            targets.push((i, o.format));
+        }
+        let (out, name) = (output.clone(), piper.clone());
+        plumber.on_output(piper, move |item: Item| {
+            lock(&out).deliver(&name, &targets, &item);
+        })?;
+    }
+    let received = signals::watch(output.clone()).context("installing signal handlers")?;
+    plumber.start(sources)?;
+    plumber.run()?;
+
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let progress = Progress::new(args.quiet, &plumber, &output_pipers);
+    let mut debug_failure = None;
+    let mut stopped_early = false;
+    loop {
+        match plumber.wait(Some(Duration::from_millis(100))) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                debug_failure = Some(e);
+                break;
+            }
+        }
+        let (closed, write_error, limit) = {
+            let o = lock(&output);
+            (
+                o.stdout_closed,
+                o.write_error.is_some(),
+                o.failures.limit_reached(),
+            )
+        };
+        if received.first().is_some() || closed || write_error || limit {
+            if limit && !closed {
+                eprintln!(
+                    "papy: stopping after {} failed item(s) (--max-errors)",
+                    lock(&output).failures.total()
+                );
+            }
+            stopped_early = true;
+            if let Err(e) = plumber.stop() {
+                debug_failure = Some(e);
+            }
+            break;
+        }
+        // Every second the outputs are flushed (a reader following them sees
+        // the items as they come) and a resumable run's state is saved.
+        if last_checkpoint.elapsed() >= Duration::from_secs(1) {
+            last_checkpoint = Instant::now();
+            let mut o = lock(&output);
+            o.flush();
+            if let Some(r) = &resume {
+                rerun::write_state(&r.path, &r.state(&o, false))?;
+            }
+        }
+        progress.tick(&plumber, &output_pipers, started, &mut last_report);
+    }
+    progress.finish();
+    let stats = plumber.stats();
+    let finished = plumber.state() == PlumberState::Finished && !stopped_early;
+    if plumber.state() != PlumberState::Stopped {
+        let _ = plumber.stop();
+    }
+    drop(plumber);
+    let mut o = lock(&output);
+    o.flush();
+    if let Some(r) = &resume {
+        rerun::write_state(&r.path, &r.state(&o, finished && debug_failure.is_none()))?;
+    }
+    if o.stdout_closed {
+        // The reader has what it wanted: end quietly, as `yes | head` does.
+        return Ok(0);
+    }
+    if !args.quiet {
+        print_stats(&stats);
+    }
+    for line in o.failures.summary(
+        args.errors
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .as_deref(),
+    ) {
+        eprintln!("{line}");
+    }
+    if let Some(path) = &args.stats_json {
+        write_stats_json(path, &stats, o.failures.total())?;
+    }
+    if let Some(e) = &o.write_error {
+        eprintln!("papy: error: {e}");
+        return Ok(EXIT_CANNOT_RUN);
+    }
+    if let Some(e) = debug_failure {
+        eprintln!("papy: {e}");
+        return Ok(EXIT_ITEMS_FAILED);
+    }
+    if let Some(sig) = received.first() {
+        return Ok(u8::try_from(128 + sig).unwrap_or(EXIT_CANNOT_RUN));
+    }
+    if o.failures.total() > 0 && !args.allow_errors {
+        return Ok(EXIT_ITEMS_FAILED);
+    }
+    Ok(0)
+}
+
+fn print_stats(stats: &papy_core::Stats) {
+    eprintln!(
+        "{:<20} {:>10} {:>10} {:>8} {:>10} {:>12} {:>9}",
+        "node", "in", "out", "failed", "busy", "items/s", "items/job"
+    );
+    let secs = stats.run_time.unwrap_or_default().as_secs_f64().max(1e-9);
+    for (name, n) in &stats.nodes {
+        let per_job = n.mean_job().map_or("-".to_string(), |m| format!("{m:.1}"));
+        eprintln!(
+            "{:<20} {:>10} {:>10} {:>8} {:>9.2}s {:>12.0} {:>9}",
+            name,
+            n.items_in,
+            n.items_out,
+            n.failed,
+            n.busy.as_secs_f64(),
+            n.items_out as f64 / secs,
+            per_job
+        );
+    }
+    eprintln!("run time {secs:.3}s");
+}
+
+fn write_stats_json(
+    path: &std::path::Path,
+    stats: &papy_core::Stats,
+    failed: u64,
+) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "run_time_s": stats.run_time.map(|d| d.as_secs_f64()),
+        "failed": failed,
+        "nodes": stats.nodes.iter().map(|(k, n)| (k.clone(), serde_json::json!({
+            "in": n.items_in, "out": n.items_out, "failed": n.failed, "busy_s": n.busy.as_secs_f64(),
+            "jobs": n.jobs, "items_per_job": n.mean_job()
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Progress: bars on a terminal, a plain line every 2 s otherwise.
+struct Progress {
+    quiet: bool,
+    bars: indicatif::MultiProgress,
+    watched: Vec<(String, bool, indicatif::ProgressBar)>,
+}
+
+impl Progress {
+    fn new(quiet: bool, plumber: &Plumber, outputs: &[String]) -> Progress {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bars = indicatif::MultiProgress::new();
+        let mut watched = Vec::new();
+        if tty && !quiet {
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix:<24} {pos:>10} items  {per_sec:>12}  {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let inputs: Vec<String> = plumber
+                .dagger()
+                .inputs()
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect();
+            for (name, is_input) in inputs
+                .iter()
+                .map(|n| (n, true))
+                .chain(outputs.iter().map(|n| (n, false)))
+            {
+                let bar = bars.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("{} {name}", if is_input { "in " } else { "out" }));
+                watched.push((name.clone(), is_input, bar));
+            }
+        }
+        Progress {
+            quiet,
+            bars,
+            watched,
+        }
+    }
+
+    fn tick(&self, plumber: &Plumber, outputs: &[String], started: Instant, last: &mut Instant) {
+        if !self.watched.is_empty() {
+            let stats = plumber.stats();
+            for (name, is_input, bar) in &self.watched {
+                let n = stats.nodes.get(name).map_or(0, |n| {
+                    if *is_input {
+                        n.items_in
+                    } else {
+                        n.items_out
+                    }
+                });
+                bar.set_position(n);
+            }
+        } else if !self.quiet && last.elapsed() >= Duration::from_secs(2) {
+            *last = Instant::now();
+            let stats = plumber.stats();
+            let done: u64 = outputs
+                .iter()
+                .map(|o| stats.nodes.get(o).map_or(0, |n| n.items_out))
+                .sum();
+            eprintln!(
+                "papy: {:.0?} elapsed, {done} output item(s) so far",
+                started.elapsed()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        for (_, _, bar) in &self.watched {
+            bar.finish();
+        }
+        let _ = &self.bars;
+    }
+}

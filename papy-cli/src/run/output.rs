@@ -1,0 +1,167 @@
+//! Where a run's items go: the output files (or stdout), the errors file,
+//! and the counts a resumed run continues from. One lock guards them all,
+//! so a checkpoint sees exactly what was written.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, ErrorKind, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use papy_config::model::Format;
+use papy_core::{Item, Value};
+
+use super::failures::Failures;
+
+struct Writer {
+    label: String,
+    stdout: bool,
+    w: BufWriter<Box<dyn Write + Send>>,
+    broken: bool,
+}
+
+/// The run's outputs, errors file and counters.
+pub struct Output {
+    writers: Vec<Writer>,
+    errors: Option<usize>,
+    /// Failed items.
+    pub failures: Failures,
+    delivered: BTreeMap<String, u64>,
+    skip: BTreeMap<String, u64>,
+    /// The first write error of a file (not a closed stdout).
+    pub write_error: Option<String>,
+    /// stdout was closed by its reader (`papy run ... | head`).
+    pub stdout_closed: bool,
+}
+
+/// A value as an output line.
+pub fn render(v: &Value, format: Format) -> String {
+    match (format, v) {
+        (Format::Lines, Value::Str(s)) => s.to_string(),
+        _ => serde_json::to_string(v).unwrap_or_else(|e| format!("<unprintable: {e}>")),
+    }
+}
+
+impl Output {
+    /// No files yet.
+    pub fn new(failures: Failures) -> Output {
+        Output {
+            writers: Vec::new(),
+            errors: None,
+            failures,
+            delivered: BTreeMap::new(),
+            skip: BTreeMap::new(),
+            write_error: None,
+            stdout_closed: false,
+        }
+    }
+
+    /// Opens `path` (`-` = stdout), appending when `append`; returns its handle.
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub fn open(&mut self, path: &Path, append: bool) -> anyhow::Result<usize> {
+        let stdout = path.as_os_str() == "-";
+        let w: Box<dyn Write + Send> = if stdout {
+            Box::new(std::io::stdout())
+        } else if append {
+            Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
+        } else {
+            Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+        };
+        self.writers.push(Writer {
+            label: path.display().to_string(),
+            stdout,
+            w: BufWriter::new(w),
+            broken: false,
+        });
+        Ok(self.writers.len() - 1)
+    }
+
+    /// Opens the errors file.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_errors(&mut self, path: &Path, append: bool) -> anyhow::Result<()> {
+        self.errors = Some(self.open(path, append)?);
+        Ok(())
+    }
+
+    /// Items of output piper `piper` already written by an earlier run.
+    pub fn skip_first(&mut self, piper: &str, n: u64) {
+        self.skip.insert(piper.to_string(), n);
+    }
+
+    /// Items that reached each output piper in this run (skipped ones included).
+    pub fn delivered(&self) -> &BTreeMap<String, u64> {
+        &self.delivered
+    }
+
+    fn failed(&mut self, i: usize, e: std::io::Error) {
+        let w = &mut self.writers[i];
+        w.broken = true;
+        if w.stdout && e.kind() == ErrorKind::BrokenPipe {
+            self.stdout_closed = true;
+        } else if self.write_error.is_none() {
+            self.write_error = Some(format!("writing {}: {e}", w.label));
+        }
+    }
+
+    fn write(&mut self, i: usize, line: &str) {
+        let Some(w) = self.writers.get_mut(i) else {
+            return;
+        };
+        if w.broken {
+            return;
+        }
+        if let Err(e) = writeln!(w.w, "{line}") {
+            self.failed(i, e);
+        }
+    }
+
+    /// An item reaching output piper `piper`, written to `targets`.
+    pub fn deliver(&mut self, piper: &str, targets: &[(usize, Format)], item: &Item) {
+        let at = self.delivered.entry(piper.to_string()).or_insert(0);
+        let index = *at;
+        *at += 1;
+        if index < self.skip.get(piper).copied().unwrap_or(0) {
+            return;
+        }
+        match item {
+            Ok(v) => {
+                for (i, format) in targets {
+                    let line = render(v, *format);
+                    self.write(*i, &line);
+                }
+            }
+            Err(e) => {
+                if let Some(f) = self.failures.record(piper, index, e) {
+                    if let Some(line) = &f.shown {
+                        eprintln!("{line}");
+                    }
+                    if let Some(i) = self.errors {
+                        self.write(i, &f.json.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flushes every file; a closed stdout is not an error.
+    pub fn flush(&mut self) {
+        for i in 0..self.writers.len() {
+            if self.writers[i].broken {
+                continue;
+            }
+            if let Err(e) = self.writers[i].w.flush() {
+                self.failed(i, e);
+            }
+        }
+    }
+}
