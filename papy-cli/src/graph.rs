@@ -96,6 +96,26 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             }
         }
     }
+    // Outputs: a node per output, fed by its piper.
+    for (name, o) in &f.outputs {
+        let target = if o.path == "-" {
+            "stdout".to_string()
+        } else {
+            o.path.clone()
+        };
+        match args.format {
+            GraphFormat::Dot => out.push_str(&format!(
+                "  \"out:{n}\" [shape=note, label=\"{n}\\n{t}\"];\n  \"{p}\" -> \"out:{n}\";\n",
+                n = esc(name),
+                t = esc(&target),
+                p = esc(&o.piper)
+            )),
+            GraphFormat::Mermaid => out.push_str(&format!(
+                "  out_{name}[/\"{name}<br/>{target}\"/]\n  {} --> out_{name}\n",
+                o.piper
+            )),
+        }
+    }
     if let GraphFormat::Dot = args.format {
         out.push_str("}\n");
     }

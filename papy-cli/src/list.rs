@@ -12,7 +12,8 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Load a plugin first: a file path, or a name looked up on the plugin path.
+    /// Load a plugin first: a file path, a directory (every plugin in it), or
+    /// a name looked up on the plugin path.
     #[arg(long = "plugin", value_name = "PLUGIN")]
     plugins: Vec<String>,
     /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
@@ -30,7 +31,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .map(|f| {
                 serde_json::json!({
                     "name": f.name,
-                    "params": f.params.as_ref().map(|ps| ps.iter().map(|p| serde_json::json!({"name": p.name, "optional": p.optional})).collect::<Vec<_>>()),
+                    "params": f.params.as_ref().map(|ps| ps.iter().map(|p| serde_json::json!({"name": p.name, "optional": p.optional, "type": (!p.ty.is_empty()).then_some(p.ty)})).collect::<Vec<_>>()),
                     "inputs": f.inputs,
                     "imports": f.imports,
                     "forgive": f.forgive,
@@ -50,10 +51,10 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 let names: Vec<String> = ps
                     .iter()
                     .map(|p| {
-                        if p.optional {
-                            format!("{}?", p.name)
-                        } else {
-                            p.name.to_string()
+                        let q = if p.optional { "?" } else { "" };
+                        match p.ty {
+                            "" => format!("{}{q}", p.name),
+                            ty => format!("{}{q}: {ty}", p.name),
                         }
                     })
                     .collect();
@@ -69,10 +70,49 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 if f.forgive { " (forgive)" } else { "" }
             )
         };
-        let doc = f.doc.lines().next().unwrap_or("");
+        let doc = first_paragraph(&f.doc);
         writeln!(out, "{}{params}{imports}\n    {doc}", f.name)?;
     }
     Ok(())
+}
+
+/// The first paragraph of a doc comment on one line, rustdoc links
+/// (`[`x`](path)`, `[`x`]`) shown as their text.
+fn first_paragraph(doc: &str) -> String {
+    let para: Vec<&str> = doc
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = para.join(" ");
+    let mut out = String::with_capacity(text.len());
+    let mut in_code = false;
+    let mut rest = text.as_str();
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '`' => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '[' if !in_code => match rest.find(']') {
+                Some(close) => {
+                    out.push_str(&rest[..close]);
+                    rest = &rest[close + 1..];
+                    // Drop a `(target)` right after the link text.
+                    if rest.starts_with('(') {
+                        if let Some(end) = rest.find(')') {
+                            rest = &rest[end + 1..];
+                        }
+                    }
+                }
+                None => out.push(c),
+            },
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -84,7 +124,10 @@ mod tests {
         let mut buf = Vec::new();
         run(&ListArgs::default(), &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert!(text.contains("papy.ipasser(inbox, i?)"), "{text}");
+        assert!(
+            text.contains("papy.ipasser(inbox, i?: Option<usize>)"),
+            "{text}"
+        );
         let mut buf = Vec::new();
         run(
             &ListArgs {
@@ -100,6 +143,26 @@ mod tests {
             .unwrap()
             .iter()
             .any(|f| f["name"] == "papy.sjoiner"));
+    }
+
+    #[test]
+    fn docs_show_their_first_paragraph_without_link_syntax() {
+        let doc = "Loads the item whose locator is `inbox[0]`\n(see [`dump_item`](crate::func::items::dump_item) and [`Value`]).\n\nMore.";
+        assert_eq!(
+            first_paragraph(doc),
+            "Loads the item whose locator is `inbox[0]` (see `dump_item` and `Value`)."
+        );
+    }
+
+    #[test]
+    fn a_missing_plugin_file_is_named_as_a_file() {
+        let args = ListArgs {
+            plugins: vec!["./nothere.so".into()],
+            ..ListArgs::default()
+        };
+        let err = format!("{:#}", run(&args, &mut Vec::new()).unwrap_err());
+        assert!(err.contains("loading plugin file `./nothere.so`"), "{err}");
+        assert!(!err.contains("lib./nothere"), "{err}");
     }
 
     #[test]

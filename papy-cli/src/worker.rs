@@ -41,8 +41,31 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
     let search = papy_plugins::SearchPath::with_env(plugin_path.iter().cloned());
     for p in plugins {
         let path = Path::new(p);
-        if path.is_file() {
-            papy_plugins::load(path).with_context(|| format!("loading plugin file `{p}`"))?;
+        if path.is_dir() {
+            // Every plugin library of the directory.
+            let suffix = std::env::consts::DLL_SUFFIX;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("listing {p}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && f.to_string_lossy().ends_with(suffix))
+                .collect();
+            files.sort();
+            for f in files {
+                match papy_plugins::load(&f) {
+                    Ok(_) | Err(papy_plugins::PluginError::AlreadyLoaded { .. }) => {}
+                    // Other libraries may share the directory (dependencies,
+                    // test fixtures): say so, and go on.
+                    Err(e) => tracing::warn!("skipping {}: {e}", f.display()),
+                }
+            }
+        } else if path.is_file()
+            || p.contains(std::path::MAIN_SEPARATOR)
+            || p.ends_with(std::env::consts::DLL_SUFFIX)
+        {
+            // A path (even one that does not exist: say so, not "no plugin named").
+            // The error's message already holds its cause.
+            papy_plugins::load(path)
+                .map_err(|e| anyhow::anyhow!("loading plugin file `{p}`: {e}"))?;
         } else {
             papy_plugins::load_by_name(p, &search)
                 .with_context(|| format!("loading plugin `{p}`"))?;

@@ -303,6 +303,11 @@ fn graph_prints_dot_and_mermaid() {
         text.starts_with("flowchart LR") && text.contains("count --> top"),
         "{text}"
     );
+    // Inputs and outputs are drawn too.
+    assert!(
+        text.contains("in_corpus") && text.contains("top --> out_"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -377,7 +377,17 @@ pub fn resolve_imports(f: &Function) -> Result<Vec<String>> {
                 searched: searched.join("; "),
             };
             if f.forgive {
-                tracing::warn!("{err} (forgiven)");
+                // Logged once per process: a pipeline is checked, then
+                // built, and each builds its workers.
+                static WARNED: std::sync::Mutex<BTreeSet<String>> =
+                    std::sync::Mutex::new(BTreeSet::new());
+                let first = WARNED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(err.to_string());
+                if first {
+                    tracing::warn!("{err} (forgiven)");
+                }
                 warnings.push(err.to_string());
             } else {
                 return Err(err);

@@ -404,14 +404,23 @@ impl Feeder {
                 })
             })
             .collect();
-        tracing::warn!(
-            "NuMap `{}` has made no progress for {:?} with {} of {} buffer slots in use ({}). Read every task's results (Plumber::run does).",
-            self.name,
-            self.stall,
-            self.credits.in_use(),
-            self.credits.size(),
-            if waiting.is_empty() { "waiting for inputs or results".to_string() } else { waiting.join("; ") }
-        );
+        if waiting.is_empty() {
+            tracing::warn!(
+                "NuMap `{}`: {} item(s) in flight and none finished for {:?}: slow items or a stuck worker (a `timeout` on the node bounds each item)",
+                self.name,
+                self.credits.in_use(),
+                self.stall,
+            );
+        } else {
+            tracing::warn!(
+                "NuMap `{}`: its buffer ({} of {} slots) has been full for {:?}: {}. A program that reads this NuMap's results itself must read every task's (a Plumber does)",
+                self.name,
+                self.credits.in_use(),
+                self.credits.size(),
+                self.stall,
+                waiting.join("; ")
+            );
+        }
     }
 
     /// Items per visit and per job for task `t`: the fixed stride and its
