@@ -79,8 +79,44 @@ impl RedisServer {
     }
 }
 
+/// Makes sure `redis-server` can be run: `cargo test --workspace` on a
+/// fresh Debian or Ubuntu machine installs it (the `redis-server` package,
+/// with apt-get, when the tests run as root), as .ci/run does; elsewhere a
+/// missing server is a clear failure naming the package.
+fn ensure_installed() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let present = |cmd: &str| {
+            Command::new(cmd)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        };
+        if present("redis-server") {
+            return;
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root && present("apt-get") {
+            eprintln!(
+                "papy tests: redis-server is missing; installing the Debian package redis-server with apt-get (as .ci/run does)"
+            );
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server",
+                ])
+                .stdout(Stdio::null())
+                .status();
+        }
+    });
+}
+
 /// Starts `redis-server` on `socket`, without persistence.
 fn spawn(dir: &Path, socket: &Path) -> Child {
+    ensure_installed();
     let mut c = Command::new("redis-server");
     #[cfg(target_os = "linux")]
     {
@@ -108,8 +144,8 @@ fn spawn(dir: &Path, socket: &Path) -> Child {
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot start `redis-server` ({e}): the broker tests need it \
-                     (Debian: apt-get install redis-server; .ci/run installs it)"
+                "cannot start `redis-server` ({e}): the broker tests need it; they install \
+                     it themselves only as root on Debian/Ubuntu (apt-get install redis-server)"
             )
         })
 }
