@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     show_errors: usize,
     /// Stop the run (gracefully) after N failed items.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_errors: Option<u64>,
     /// Stop the run at the first failed item (--max-errors 1).
     #[arg(long)]
@@ -94,6 +94,7 @@ fn lock(o: &Mutex<Output>) -> MutexGuard<'_, Output> {
 /// What `--resume` continues from.
 struct Resume {
     path: PathBuf,
+    pipeline: String,
     input: String,
     start: u64,
     outputs: Vec<String>,
@@ -101,18 +102,15 @@ struct Resume {
 
 impl Resume {
     fn state(&self, o: &Output, complete: bool) -> State {
-        let delivered = o.delivered();
+        // An output that an earlier run took further than the others keeps
+        // its count until this run passes it.
         let outputs: BTreeMap<String, u64> = self
             .outputs
             .iter()
-            .map(|p| {
-                (
-                    p.clone(),
-                    self.start + delivered.get(p).copied().unwrap_or(0),
-                )
-            })
+            .map(|p| (p.clone(), self.start + o.delivered_or_skipped(p)))
             .collect();
         State {
+            pipeline: self.pipeline.clone(),
             input: self.input.clone(),
             done: outputs.values().copied().min().unwrap_or(self.start),
             outputs,
@@ -157,6 +155,12 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
 
     // --retry-failed: only the listed items of each input.
     if let Some(path) = &args.retry_failed {
+        if sources.len() != 1 {
+            bail!(
+                "--retry-failed needs a pipeline with one input (this one has {}): items of several inputs meet in joins",
+                sources.len()
+            );
+        }
         let listed = rerun::read_failed(path)?;
         for input in listed.keys() {
             if !sources.iter().any(|(p, _)| &input_of(p) == input) {
@@ -191,6 +195,10 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     }
 
     // --resume: continue after what the state file says is done.
+    let pipeline_id = std::fs::canonicalize(&args.file)
+        .unwrap_or_else(|_| args.file.clone())
+        .display()
+        .to_string();
     let mut resume = None;
     let mut prior: Option<State> = None;
     if let Some(path) = &args.resume {
@@ -210,9 +218,12 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
                  output piper `{o}` does not (consume, produce, joins of other inputs or ordered = false on its way)"
             );
         }
+        if output_pipers.is_empty() {
+            bail!("--resume needs a pipeline with outputs (it counts what they received)");
+        }
         prior = rerun::read_state(path)?;
         if let Some(s) = &prior {
-            if s.input != input {
+            if s.pipeline != pipeline_id || s.input != input {
                 bail!(
                     "{}: the state of input `{}`, not `{input}`",
                     path.display(),
@@ -243,12 +254,15 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             .collect();
         resume = Some(Resume {
             path: path.clone(),
+            pipeline: pipeline_id.clone(),
             input,
             start,
             outputs: output_pipers.clone(),
         });
     }
-    let append = prior.is_some();
+    // A resumed run continues its files; a rerun of failed items adds its
+    // results to those of the run it repairs.
+    let append = prior.is_some() || args.retry_failed.is_some();
 
     let output = Arc::new(Mutex::new(Output::new(failures)));
     {
@@ -275,7 +289,23 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             lock(&out).deliver(&name, &targets, &item);
         })?;
     }
-    let received = signals::watch(output.clone()).context("installing signal handlers")?;
+    let on_cancel: Option<signals::OnCancel> = resume.as_ref().map(|r| {
+        let r = Resume {
+            path: r.path.clone(),
+            pipeline: r.pipeline.clone(),
+            input: r.input.clone(),
+            start: r.start,
+            outputs: r.outputs.clone(),
+        };
+        let f: signals::OnCancel = Box::new(move |o: &Output| {
+            if o.write_error.is_none() {
+                let _ = rerun::write_state(&r.path, &r.state(o, false));
+            }
+        });
+        f
+    });
+    let received =
+        signals::watch(output.clone(), on_cancel).context("installing signal handlers")?;
     plumber.start(sources)?;
     plumber.run()?;
 
@@ -321,8 +351,10 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             last_checkpoint = Instant::now();
             let mut o = lock(&output);
             o.flush();
-            if let Some(r) = &resume {
-                rerun::write_state(&r.path, &r.state(&o, false))?;
+            if let (Some(r), None) = (&resume, &o.write_error) {
+                if let Err(e) = rerun::write_state(&r.path, &r.state(&o, false)) {
+                    eprintln!("papy: warning: cannot save the progress: {e:#}");
+                }
             }
         }
         progress.tick(&plumber, &output_pipers, started, &mut last_report);
@@ -336,10 +368,15 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     drop(plumber);
     let mut o = lock(&output);
     o.flush();
-    if let Some(r) = &resume {
+    if let (Some(r), None) = (&resume, &o.write_error) {
+        // After a write error the counts include items that were lost:
+        // the last checkpoint stands.
         rerun::write_state(&r.path, &r.state(&o, finished && debug_failure.is_none()))?;
     }
-    if o.stdout_closed {
+    if let Some(path) = &args.stats_json {
+        write_stats_json(path, &stats, o.failures.total())?;
+    }
+    if o.stdout_closed && o.write_error.is_none() {
         // The reader has what it wanted: end quietly, as `yes | head` does.
         return Ok(0);
     }
@@ -353,9 +390,6 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             .as_deref(),
     ) {
         eprintln!("{line}");
-    }
-    if let Some(path) = &args.stats_json {
-        write_stats_json(path, &stats, o.failures.total())?;
     }
     if let Some(e) = &o.write_error {
         eprintln!("papy: error: {e}");

@@ -20,6 +20,9 @@ const MAX_LINE: usize = 1 << 20;
 /// Where a resumable run stands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
+    /// The pipeline file (its canonical path).
+    #[serde(default)]
+    pub pipeline: String,
     /// The input the run reads.
     pub input: String,
     /// Input items whose results every output has (from the start of the input).

@@ -31,11 +31,18 @@ fn name(sig: i32) -> &'static str {
     }
 }
 
+/// Run when a second signal cancels the run, with the outputs flushed
+/// (a resumable run saves its progress).
+pub type OnCancel = Box<dyn Fn(&Output) + Send>;
+
 /// Watches SIGINT and SIGTERM from a thread.
 ///
 /// # Errors
 /// The handlers cannot be installed.
-pub fn watch(output: Arc<Mutex<Output>>) -> std::io::Result<Arc<Received>> {
+pub fn watch(
+    output: Arc<Mutex<Output>>,
+    on_cancel: Option<OnCancel>,
+) -> std::io::Result<Arc<Received>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let received = Arc::new(Received::default());
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -44,9 +51,13 @@ pub fn watch(output: Arc<Mutex<Output>>) -> std::io::Result<Arc<Received>> {
         .name("papy-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                // The signal is recorded before it is counted, so a reader
+                // that sees the count sees which signal it was.
+                if r.count.load(Ordering::SeqCst) == 0 {
+                    r.last.store(sig, Ordering::SeqCst);
+                }
                 let n = r.count.fetch_add(1, Ordering::SeqCst) + 1;
                 if n == 1 {
-                    r.last.store(sig, Ordering::SeqCst);
                     eprintln!(
                         "papy: {}: stopping: inputs stop, items in flight finish, outputs are flushed ({} again cancels the items in flight)",
                         name(sig),
@@ -57,23 +68,27 @@ pub fn watch(output: Arc<Mutex<Output>>) -> std::io::Result<Arc<Received>> {
                 eprintln!("papy: {} again: cancelling the items in flight", name(sig));
                 // Flush what is finished; a callback holding the lock is
                 // mid-line and releases it at once.
+                let code = 128 + r.last.load(Ordering::SeqCst);
                 let deadline = Instant::now() + Duration::from_secs(2);
                 loop {
                     if let Ok(mut o) = output.try_lock() {
                         o.flush();
+                        if let Some(f) = &on_cancel {
+                            f(&o);
+                        }
                         let written: u64 = o.delivered().values().sum();
                         eprintln!(
                             "papy: cancelled; the {written} item(s) that reached the outputs are written"
                         );
-                        break;
+                        // Exit holding the lock: no callback writes after the flush.
+                        std::process::exit(code);
                     }
                     if Instant::now() > deadline {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                let first = r.last.load(Ordering::SeqCst);
-                std::process::exit(128 + first);
+                std::process::exit(code);
             }
         })?;
     Ok(received)

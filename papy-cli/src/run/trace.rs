@@ -24,9 +24,10 @@ impl Trace {
         let mut t = Trace::default();
         for (name, input) in &f.inputs {
             let unit = match input {
-                InputSpec::Lines { .. } | InputSpec::Jsonl { .. } => Some("line"),
+                // JSON Lines skips blank lines: its index is not a line number.
+                InputSpec::Lines { .. } => Some("line"),
                 InputSpec::Records { .. } | InputSpec::Msgpack { .. } => Some("record"),
-                InputSpec::Range { .. } | InputSpec::Dir { .. } => None,
+                InputSpec::Jsonl { .. } | InputSpec::Range { .. } | InputSpec::Dir { .. } => None,
             };
             if let Some(u) = unit {
                 t.unit.insert(name.clone(), u);

@@ -341,12 +341,14 @@ fn watch_parent() {
                 // signals our own process group, which we lead (the pool
                 // spawned us with process_group(0)), so only this worker and
                 // what it started are ended. Otherwise only this process ends.
+                // _exit ends the process without running exit handlers
+                // while the other threads still run.
                 unsafe {
                     if libc::getpgrp() == libc::getpid() {
                         libc::kill(0, libc::SIGKILL);
                     }
+                    libc::_exit(1);
                 }
-                std::process::exit(1);
             }
         });
     if let Err(e) = spawned {
