@@ -24,6 +24,11 @@ pub type RawFn = fn(&[Value], &[Value]) -> Result<Value, ItemError>;
 /// A dynamically created function body (closures, plugin shims).
 pub type DynFn = dyn Fn(&[Value], &[Value]) -> Result<Value, ItemError> + Send + Sync;
 
+/// Many calls at once: one inbox per call, the same arguments, one result
+/// per inbox in order (a plugin's batch entry point: one crossing of the
+/// ABI per batch instead of one per item).
+pub type BatchFn = dyn Fn(&[&[Value]], &[Value]) -> Vec<Result<Value, ItemError>> + Send + Sync;
+
 /// One argument parameter of a registered function (the parameters after the inbox).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {
@@ -96,6 +101,9 @@ pub struct Function {
     pub portable: bool,
     /// The body.
     pub call: Callable,
+    /// The same body for a whole batch, when the function has one (plugins
+    /// built for ABI 1.2); [`invoke`](Function::invoke) is used otherwise.
+    pub batch: Option<Arc<BatchFn>>,
 }
 
 impl Function {
@@ -124,6 +132,7 @@ impl Function {
             doc: String::new(),
             portable: false,
             call: Callable::Dynamic(f),
+            batch: None,
         }
     }
 
@@ -137,6 +146,7 @@ impl Function {
             doc: d.doc.trim().to_string(),
             portable: true,
             call: Callable::Static(d.call),
+            batch: None,
         }
     }
 }

@@ -356,6 +356,9 @@ impl Worker {
         tracing::trace!("evaluating");
         let start = out.len();
         out.reserve(n);
+        if self.eval_batch_whole(n, &inbox, &index, node, out) {
+            return;
+        }
         let current = Cell::new(0);
         loop {
             let done = out.len() - start;
@@ -377,6 +380,61 @@ impl Worker {
                 )));
             }
         }
+    }
+
+    /// One call for the whole batch, when the Worker is a single function
+    /// with a batch entry point (a plugin function, ABI 1.2) and every inbox
+    /// holds one item: errors pass on, values go in one call. `false` when
+    /// the batch does not qualify (nothing was pushed then).
+    fn eval_batch_whole<'a>(
+        &self,
+        n: usize,
+        inbox: &impl Fn(usize) -> &'a [Item],
+        index: &impl Fn(usize) -> u64,
+        node: &str,
+        out: &mut Vec<Item>,
+    ) -> bool {
+        let [step] = &self.steps[..] else {
+            return false;
+        };
+        let Some(batch) = &step.function.batch else {
+            return false;
+        };
+        if n < 2 || (0..n).any(|i| inbox(i).len() != 1) {
+            return false;
+        }
+        let values: Vec<&[Value]> = (0..n)
+            .filter_map(|i| match &inbox(i)[0] {
+                Ok(v) => Some(std::slice::from_ref(v)),
+                Err(_) => None,
+            })
+            .collect();
+        let Ok(results) = catch(|| batch(&values, &step.args)) else {
+            // The host side of the call panicked: evaluate item by item.
+            return false;
+        };
+        if results.len() != values.len() {
+            return false;
+        }
+        let mut results = results.into_iter();
+        for i in 0..n {
+            let item = match &inbox(i)[0] {
+                Err(e) => Err(passed_on(e, node)),
+                Ok(_) => match results.next() {
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(e)) => Err(e
+                        .with_function(step.function.name.clone())
+                        .at(node, index(i))),
+                    None => Err(ItemError::new(
+                        ErrorKind::WorkerDied,
+                        "the batch returned too few results",
+                    )
+                    .at(node, index(i))),
+                },
+            };
+            out.push(item);
+        }
+        true
     }
 
     /// Evaluates `n` single-input items one at a time: item `i` is

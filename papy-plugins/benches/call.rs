@@ -2,13 +2,16 @@
 //! statically, both called through a `Worker` as a NuMap would.
 //!
 //! Run: `cargo bench -p papy-plugins --bench call` (builds the `math`
-//! plugin in release mode first). Criterion prints the median time per call.
+//! plugin in release mode first). Criterion prints the median time per call
+//! (`square_call`), and per batch of 1000 items evaluated as a NuMap job
+//! does (`square_batch_1000`: a plugin built for ABI 1.2 crosses the
+//! boundary once per batch; divide by 1000 for the time per item).
 
 use std::path::Path;
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use papy_core::{Value, Worker};
+use papy_core::{Item, Value, Worker};
 use papy_macros::worker;
 
 /// The statically linked twin of `math.square`.
@@ -47,6 +50,28 @@ fn calls(c: &mut Criterion) {
     g.bench_function("plugin", |b| {
         b.iter(|| plugin_fn.call(std::hint::black_box(&input)))
     });
+    g.finish();
+
+    let inboxes: Vec<[Item; 1]> = (0..1000).map(|i| [Ok(Value::Int(i))]).collect();
+    let mut out: Vec<Item> = Vec::with_capacity(1000);
+    let mut check = |w: &Worker| {
+        out.clear();
+        w.eval_batch(1000, |i| &inboxes[i][..], |i| i as u64, "bench", &mut out);
+        out.len()
+    };
+    assert_eq!(check(&static_fn), 1000);
+    assert_eq!(check(&plugin_fn), 1000);
+    let mut g = c.benchmark_group("square_batch_1000");
+    g.throughput(criterion::Throughput::Elements(1000));
+    for (name, w) in [("static", &static_fn), ("plugin", &plugin_fn)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                w.eval_batch(1000, |i| &inboxes[i][..], |i| i as u64, "bench", &mut out);
+                std::hint::black_box(out.len())
+            })
+        });
+    }
     g.finish();
 }
 

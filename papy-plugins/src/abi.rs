@@ -24,7 +24,8 @@ pub const ABI_MAJOR: u32 = 1;
 ///
 /// - 1.0: the [`Manifest`].
 /// - 1.1: a [`ManifestExt`] around it, adding each parameter's type.
-pub const ABI_MINOR: u32 = 1;
+/// - 1.2: a [`ManifestExt2`] around that, adding a batch call.
+pub const ABI_MINOR: u32 = 2;
 /// The entry symbol every plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"papy_plugin_manifest\0";
 
@@ -155,6 +156,31 @@ pub struct ManifestExt {
     pub param_types: *const StrRef,
     /// Number of entries: the sum of `params_len` over non-raw workers.
     pub param_types_len: usize,
+}
+
+/// ABI 1.2: a [`ManifestExt`] followed by a batch call shim.
+///
+/// `call_batch(index, input, len, out)` calls worker `index` on a batch of
+/// one-value inboxes with the same arguments, in one crossing of the
+/// boundary. Values are *packed* (MessagePack values one after the other,
+/// as in the worker protocol's frames):
+///
+/// - input: the length `L` of the arguments as 8 little-endian bytes, then
+///   `L` bytes of packed arguments, then the packed inbox values;
+/// - output, with [`STATUS_OK`]: one status byte per inbox (the statuses of
+///   a single call), then one packed payload per inbox: the result, the
+///   list `[kind code, message]` of an error, or a panic's message.
+///
+/// Any other status fails the whole batch; its buffer holds the message.
+/// A host reads the shim only when `abi_minor >= 2` and the size say it is
+/// there.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ManifestExt2 {
+    /// The 1.1 manifest.
+    pub base: ManifestExt,
+    /// The batch call shim (the same for every worker, told `index`).
+    pub call_batch: CallFn,
 }
 
 /// The type of the entry symbol.

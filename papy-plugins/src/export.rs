@@ -15,8 +15,8 @@ use papy_core::registry::{self, Function};
 use papy_core::Value;
 
 use crate::abi::{
-    Manifest, ManifestExt, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry, ABI_MAJOR,
-    ABI_MINOR, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    Manifest, ManifestExt, ManifestExt2, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry,
+    ABI_MAJOR, ABI_MINOR, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 
 /// Declares the current crate (built as a `cdylib`) a papy plugin.
@@ -114,27 +114,30 @@ pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifes
             .collect();
         let _ = FUNCTIONS.set(own.into_iter().map(|(_, f)| f).collect());
         let entries: &'static [WorkerEntry] = Box::leak(entries.into_boxed_slice());
-        let m = Box::leak(Box::new(ManifestExt {
-            base: Manifest {
-                header: ManifestHeader {
-                    magic: MAGIC,
-                    abi_major: ABI_MAJOR,
-                    abi_minor: ABI_MINOR,
-                    size: std::mem::size_of::<ManifestExt>(),
+        let m = Box::leak(Box::new(ManifestExt2 {
+            base: ManifestExt {
+                base: Manifest {
+                    header: ManifestHeader {
+                        magic: MAGIC,
+                        abi_major: ABI_MAJOR,
+                        abi_minor: ABI_MINOR,
+                        size: std::mem::size_of::<ManifestExt2>(),
+                    },
+                    name: leak_str(name),
+                    version: leak_str(version),
+                    papy_version: leak_str(env!("CARGO_PKG_VERSION")),
+                    rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
+                    workers: entries.as_ptr(),
+                    workers_len: entries.len(),
+                    free,
                 },
-                name: leak_str(name),
-                version: leak_str(version),
-                papy_version: leak_str(env!("CARGO_PKG_VERSION")),
-                rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
-                workers: entries.as_ptr(),
-                workers_len: entries.len(),
-                free,
+                param_types: param_types.as_ptr(),
+                param_types_len: param_types.len(),
             },
-            param_types: param_types.as_ptr(),
-            param_types_len: param_types.len(),
+            call_batch,
         }));
         // The extension starts with the 1.0 manifest (repr(C), first field).
-        std::ptr::from_ref::<Manifest>(&m.base) as usize
+        std::ptr::from_ref::<Manifest>(&m.base.base) as usize
     });
     addr as *const Manifest
 }
@@ -202,6 +205,94 @@ pub unsafe extern "C" fn call(
     }
     // SAFETY: `out` is a valid, writable OutBuf (ABI contract above); the buffer is
     // handed over to the host, which returns it to `free` below.
+    unsafe {
+        *out = OutBuf {
+            ptr: payload.as_mut_ptr(),
+            len: payload.len(),
+            cap: payload.capacity(),
+        };
+    }
+    status
+}
+
+fn dispatch_batch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
+    use papy_core::protocol::packed::{decode_values, encode_value};
+    let Some(f) = FUNCTIONS.get().and_then(|fs| fs.get(index)) else {
+        return (
+            STATUS_BAD_INPUT,
+            encode(&format!("the plugin has no worker number {index}")),
+        );
+    };
+    let bad = |m: String| (STATUS_BAD_INPUT, encode(&m));
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return bad("a batch shorter than its header".into());
+    };
+    let args_len = usize::try_from(u64::from_le_bytes(*len)).unwrap_or(usize::MAX);
+    if args_len > rest.len() {
+        return bad(format!(
+            "a batch's arguments claim {args_len} bytes of {}",
+            rest.len()
+        ));
+    }
+    let (args, values) = rest.split_at(args_len);
+    let (args, values) = match (decode_values(args), decode_values(values)) {
+        (Ok(a), Ok(v)) => (a, v),
+        (Err(e), _) | (_, Err(e)) => return bad(format!("cannot decode the batch: {e}")),
+    };
+    let mut statuses = Vec::with_capacity(values.len());
+    let mut payloads = Vec::with_capacity(values.len() * 2);
+    for v in &values {
+        match papy_core::catch(|| f.invoke(std::slice::from_ref(v), &args)) {
+            Ok(Ok(r)) => {
+                statuses.push(STATUS_OK as u8);
+                encode_value(&r, &mut payloads);
+            }
+            Ok(Err(e)) => {
+                statuses.push(STATUS_ERROR as u8);
+                let err = Value::list([
+                    Value::Int(i64::from(e.kind().code())),
+                    Value::from(e.message()),
+                ]);
+                encode_value(&err, &mut payloads);
+            }
+            Err(msg) => {
+                statuses.push(STATUS_PANIC as u8);
+                encode_value(&Value::from(msg), &mut payloads);
+            }
+        }
+    }
+    statuses.extend_from_slice(&payloads);
+    (STATUS_OK, statuses)
+}
+
+/// The batch call shim (ABI 1.2): `[[inbox...], args]` in, one
+/// `[status, payload]` per inbox out.
+///
+/// # Safety
+/// As [`call`].
+pub unsafe extern "C" fn call_batch(
+    index: usize,
+    input: *const u8,
+    input_len: usize,
+    out: *mut OutBuf,
+) -> i32 {
+    let bytes: &[u8] = if input.is_null() || input_len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract).
+        unsafe { std::slice::from_raw_parts(input, input_len) }
+    };
+    let (status, payload) = match papy_core::catch(|| dispatch_batch(index, bytes)) {
+        Ok(r) => r,
+        Err(msg) => (STATUS_PANIC, encode(&msg)),
+    };
+    let mut payload = std::mem::ManuallyDrop::new(payload);
+    if out.is_null() {
+        std::mem::ManuallyDrop::into_inner(payload);
+        return STATUS_BAD_INPUT;
+    }
+    // SAFETY: `out` is a valid, writable OutBuf (ABI contract); the buffer is
+    // handed over to the host, which returns it to `free`.
     unsafe {
         *out = OutBuf {
             ptr: payload.as_mut_ptr(),

@@ -16,8 +16,8 @@ use papy_core::{ErrorKind, ItemError, Value};
 use sha2::{Digest, Sha256};
 
 use crate::abi::{
-    CallFn, EntryFn, FreeFn, Manifest, ManifestExt, ManifestHeader, OutBuf, StrRef, ABI_MAJOR,
-    ENTRY_SYMBOL, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    CallFn, EntryFn, FreeFn, Manifest, ManifestExt, ManifestExt2, ManifestHeader, OutBuf, StrRef,
+    ABI_MAJOR, ENTRY_SYMBOL, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 use crate::error::PluginError;
 use crate::search::SearchPath;
@@ -119,6 +119,34 @@ fn array<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// One crossing of the ABI: `input` in, the status and a copy of the
+/// plugin's buffer out (the buffer is freed by the plugin's `free`).
+fn raw_call(call: CallFn, free: FreeFn, index: usize, input: &[u8]) -> (i32, Vec<u8>) {
+    let mut out = OutBuf {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+        cap: 0,
+    };
+    // SAFETY: `call` is a shim of a library that is never unloaded; `input` is a
+    // valid slice for the duration of the call and `out` a valid, writable OutBuf.
+    let status = unsafe { call(index, input.as_ptr(), input.len(), &mut out) };
+    let bytes = if out.ptr.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: the shim wrote `len` initialised bytes at `ptr` (ABI contract).
+        let b = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+        // SAFETY: the buffer came from this plugin's shim and is freed exactly once, by its own `free`.
+        unsafe { free(out.ptr, out.len, out.cap) };
+        b
+    };
+    (status, bytes)
+}
+
+/// A message payload (panics, bad input) as text.
+fn message(bytes: &[u8]) -> String {
+    rmp_serde::from_slice::<String>(bytes).unwrap_or_else(|_| "(undecodable message)".into())
+}
+
 /// Calls a plugin worker: MessagePack in, MessagePack out, the buffer freed by the plugin.
 fn call_plugin(
     call: CallFn,
@@ -133,26 +161,7 @@ fn call_plugin(
             format!("cannot encode the call: {e}"),
         )
     })?;
-    let mut out = OutBuf {
-        ptr: std::ptr::null_mut(),
-        len: 0,
-        cap: 0,
-    };
-    // SAFETY: `call` is the shim of a library that is never unloaded; `input` is a
-    // valid slice for the duration of the call and `out` a valid, writable OutBuf.
-    let status = unsafe { call(index, input.as_ptr(), input.len(), &mut out) };
-    let bytes = if out.ptr.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: the shim wrote `len` initialised bytes at `ptr` (ABI contract).
-        let b = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
-        // SAFETY: the buffer came from this plugin's `call` and is freed exactly once, by its own `free`.
-        unsafe { free(out.ptr, out.len, out.cap) };
-        b
-    };
-    let text = || {
-        rmp_serde::from_slice::<String>(&bytes).unwrap_or_else(|_| "(undecodable message)".into())
-    };
+    let (status, bytes) = raw_call(call, free, index, &input);
     match status {
         STATUS_OK => rmp_serde::from_slice::<Value>(&bytes).map_err(|e| {
             ItemError::new(
@@ -168,13 +177,104 @@ fn call_plugin(
                 msg,
             ))
         }
-        STATUS_PANIC => Err(ItemError::new(ErrorKind::Panic, text())),
-        STATUS_BAD_INPUT => Err(ItemError::new(ErrorKind::Conversion, text())),
+        STATUS_PANIC => Err(ItemError::new(ErrorKind::Panic, message(&bytes))),
+        STATUS_BAD_INPUT => Err(ItemError::new(ErrorKind::Conversion, message(&bytes))),
         other => Err(ItemError::new(
             ErrorKind::Function,
             format!("the plugin returned an unknown status {other}"),
         )),
     }
+}
+
+/// Calls a plugin worker on a whole batch (ABI 1.2): one crossing, one
+/// result per inbox. A batch the plugin cannot read, or a reply of the
+/// wrong length, fails every item of the batch with the reason.
+fn call_plugin_batch(
+    call_batch: CallFn,
+    free: FreeFn,
+    index: usize,
+    inboxes: &[&[Value]],
+    args: &[Value],
+) -> Vec<Result<Value, ItemError>> {
+    use papy_core::protocol::packed::{decode_values, encode_values};
+    let all = |e: ItemError| inboxes.iter().map(|_| Err(e.clone())).collect();
+    // The batch shim takes one-value inboxes (the only ones batched).
+    if inboxes.iter().any(|i| i.len() != 1) {
+        return all(ItemError::new(
+            ErrorKind::Conversion,
+            "a batch call takes inboxes of one value",
+        ));
+    }
+    let mut input = vec![0u8; 8];
+    encode_values(args.iter(), &mut input);
+    let args_len = (input.len() - 8) as u64;
+    input[..8].copy_from_slice(&args_len.to_le_bytes());
+    encode_values(inboxes.iter().map(|i| &i[0]), &mut input);
+    let (status, bytes) = raw_call(call_batch, free, index, &input);
+    if status != STATUS_OK {
+        let kind = if status == STATUS_PANIC {
+            ErrorKind::Panic
+        } else {
+            ErrorKind::Conversion
+        };
+        return all(ItemError::new(kind, message(&bytes)));
+    }
+    let n = inboxes.len();
+    let (statuses, payloads) = match bytes.split_at_checked(n) {
+        Some(x) => x,
+        None => {
+            return all(ItemError::new(
+                ErrorKind::Conversion,
+                format!(
+                    "the plugin answered a batch of {n} with {} bytes",
+                    bytes.len()
+                ),
+            ))
+        }
+    };
+    let values = match decode_values(payloads) {
+        Ok(v) if v.len() == n => v,
+        Ok(v) => {
+            return all(ItemError::new(
+                ErrorKind::Conversion,
+                format!(
+                    "the plugin answered a batch of {n} with {} results",
+                    v.len()
+                ),
+            ))
+        }
+        Err(e) => {
+            return all(ItemError::new(
+                ErrorKind::Conversion,
+                format!("cannot decode the plugin's batch: {e}"),
+            ))
+        }
+    };
+    statuses
+        .iter()
+        .zip(values)
+        .map(|(status, v)| match i32::from(*status) {
+            STATUS_OK => Ok(v),
+            STATUS_ERROR => {
+                let (kind, msg) = match &v {
+                    Value::List(l) if l.len() == 2 => (
+                        l[0].as_int()
+                            .and_then(|c| u8::try_from(c).ok())
+                            .and_then(ErrorKind::from_code)
+                            .unwrap_or(ErrorKind::Function),
+                        l[1].to_string(),
+                    ),
+                    _ => (ErrorKind::Function, "(undecodable error)".to_string()),
+                };
+                Err(ItemError::new(kind, msg))
+            }
+            STATUS_PANIC => Err(ItemError::new(ErrorKind::Panic, v.to_string())),
+            other => Err(ItemError::new(
+                ErrorKind::Function,
+                format!("the plugin returned an unknown status {other}"),
+            )),
+        })
+        .collect()
 }
 
 fn host_architecture() -> Option<object::Architecture> {
@@ -314,6 +414,17 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
         } else {
             None
         };
+    // ABI 1.2: a batch call shim follows, when the plugin says so.
+    let call_batch: Option<CallFn> =
+        if header.abi_minor >= 2 && header.size >= std::mem::size_of::<ManifestExt2>() {
+            // SAFETY: the plugin declares a manifest of at least
+            // `size_of::<ManifestExt2>()` bytes at `ptr` (checked just above),
+            // laid out as a ManifestExt2 (repr(C), the older manifests first).
+            let ext: &ManifestExt2 = unsafe { &*ptr.cast::<ManifestExt2>() };
+            Some(ext.call_batch)
+        } else {
+            None
+        };
     let name = read_str(&path, "the plugin name", m.name)?;
     if name.is_empty() || name.contains(['.', ':']) {
         return Err(PluginError::InvalidManifest {
@@ -380,6 +491,13 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             call: Callable::Dynamic(Arc::new(move |inbox: &[Value], args: &[Value]| {
                 call_plugin(call, free, index, inbox, args)
             })),
+            batch: call_batch.map(|cb| {
+                let f: Arc<papy_core::registry::BatchFn> =
+                    Arc::new(move |inboxes: &[&[Value]], args: &[Value]| {
+                        call_plugin_batch(cb, free, index, inboxes, args)
+                    });
+                f
+            }),
         });
     }
     if types.is_some_and(|t| t.len() > 0) {

@@ -143,6 +143,83 @@ fn a_library_without_the_entry_symbol_is_not_a_plugin() {
 }
 
 #[test]
+fn batch_calls_give_what_single_calls_give_errors_and_panics_included() {
+    let (_, _math) = text_and_math();
+    let f = registry::lookup("math.fragile").expect("fragile");
+    assert!(
+        f.batch.is_some(),
+        "an ABI 1.2 plugin has a batch entry point"
+    );
+    let fragile = Worker::new("math.fragile").expect("fragile");
+    let scale = Worker::with_args("math.scale", [Value::Float(2.5)]).expect("scale");
+    let inputs: Vec<[papy_core::Item; 1]> = vec![
+        [Ok(Value::Int(3))],
+        [Ok(Value::Int(-1))],
+        [Err(papy_core::ItemError::new(ErrorKind::Input, "upstream"))],
+        [Ok(Value::Int(7))],
+        [Ok(Value::Str("x".into()))],
+    ];
+    for w in [&fragile, &scale] {
+        let mut batch = Vec::new();
+        w.eval_batch(
+            inputs.len(),
+            |i| &inputs[i][..],
+            |i| 10 + i as u64,
+            "n",
+            &mut batch,
+        );
+        let single: Vec<papy_core::Item> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| w.eval(&x[..], "n", 10 + i as u64))
+            .collect();
+        assert_eq!(batch.len(), single.len());
+        for (b, s) in batch.iter().zip(&single) {
+            match (b, s) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y),
+                (Err(x), Err(y)) => {
+                    assert_eq!(x.kind(), y.kind(), "{x} vs {y}");
+                    assert_eq!(x.message(), y.message());
+                    assert_eq!(x.index(), y.index());
+                    assert_eq!(x.function(), y.function());
+                }
+                other => panic!("batch and single calls differ: {other:?}"),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    fragile.eval_batch(
+        inputs.len(),
+        |i| &inputs[i][..],
+        |i| i as u64,
+        "n",
+        &mut out,
+    );
+    assert_eq!(out[0], Ok(Value::Int(3)));
+    assert_eq!(out[1].as_ref().map_err(|e| e.kind()), Err(ErrorKind::Panic));
+    assert_eq!(out[2].as_ref().map_err(|e| e.kind()), Err(ErrorKind::Input));
+}
+
+#[test]
+fn a_batch_answered_short_fails_its_items_and_nothing_else() {
+    load(plugin_file("papy_fixture_bad_batch")).expect("a 1.2 plugin loads");
+    let w = Worker::new("bad_batch.f").expect("f");
+    let inputs: Vec<[papy_core::Item; 1]> = (0..3).map(|i| [Ok(Value::Int(i))]).collect();
+    let mut out = Vec::new();
+    w.eval_batch(3, |i| &inputs[i][..], |i| i as u64, "n", &mut out);
+    assert_eq!(out.len(), 3);
+    for (i, r) in out.iter().enumerate() {
+        let e = r.as_ref().expect_err("no result from a short batch");
+        assert_eq!(e.kind(), ErrorKind::Conversion);
+        assert!(
+            e.message().contains("answered a batch of 3 with 1 bytes"),
+            "{e}"
+        );
+        assert_eq!(e.index(), Some(i as u64));
+    }
+}
+
+#[test]
 fn a_plugin_built_for_abi_1_0_loads_with_parameters_of_unknown_type() {
     let p = load(plugin_file("papy_fixture_abi_v1_0")).expect("a 1.0 plugin loads");
     assert_eq!(p.functions(), ["abi_v1_0.f".to_string()]);

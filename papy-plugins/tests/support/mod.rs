@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const PACKAGES: [&str; 7] = [
+pub const PACKAGES: [&str; 8] = [
     "papy-plugin-text",
     "papy-plugin-math",
     "papy-plugin-textstats",
@@ -14,6 +14,7 @@ pub const PACKAGES: [&str; 7] = [
     "papy-fixture-not-plugin",
     "papy-fixture-abi-v1-0",
     "papy-fixture-bad-types",
+    "papy-fixture-bad-batch",
 ];
 
 /// The directory holding the built plugins (`target/debug`).
