@@ -65,3 +65,27 @@ fn the_field_table_matches_the_model() {
     want.insert("outputs.NAME".into(), set(OutputSpec::KEYS.iter().copied()));
     assert_eq!(documented(), want);
 }
+
+/// docs/protocol.md lists each error kind with its wire code, as the engine
+/// numbers them.
+#[test]
+fn the_protocol_doc_lists_every_error_kind_code() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+    let text = std::fs::read_to_string(path).expect("docs/protocol.md");
+    let line: String = text
+        .lines()
+        .skip_while(|l| !l.contains("**Error kind codes:**"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut code = 0u8;
+    while let Some(kind) = papy_core::ErrorKind::from_code(code) {
+        assert!(
+            line.contains(&format!("{code} {kind}")),
+            "no `{code} {kind}` in: {line}"
+        );
+        code += 1;
+    }
+    assert_eq!(code, 8, "every kind was checked");
+}
