@@ -387,3 +387,45 @@ fn dropping_a_pool_with_a_stuck_child_kills_it() {
     );
     assert_gone(&pids);
 }
+
+#[test]
+fn a_worker_that_died_while_idle_costs_no_item() {
+    let pool = process_pool("idle-death", 1);
+    let run = |n: i64| -> Vec<papy::Item> {
+        let m = numap_on(&pool, 1);
+        let t = m
+            .add_task(Worker::new("papy.ipasser").unwrap(), 0..n)
+            .unwrap();
+        m.start().unwrap();
+        m.results(t).unwrap().collect()
+    };
+    assert!(run(3).iter().all(|r| r.is_ok()));
+    let pid = *pool.pids().values().next().expect("a worker");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Wait until it has exited for good (every thread: /proc shows a
+    // zombie leader earlier), without reaping it: that is the pool's job.
+    // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own child with a valid siginfo_t; WNOWAIT leaves
+    // it waitable for the pool.
+    let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+    assert_eq!(rc, 0, "waitid on the worker");
+    let items = run(5);
+    assert_eq!(items.len(), 5);
+    for (i, r) in items.iter().enumerate() {
+        assert_eq!(
+            r.as_ref().ok(),
+            Some(&Value::Int(i as i64)),
+            "item {i}: {r:?}"
+        );
+    }
+    assert_ne!(
+        pool.pids().values().next(),
+        Some(&pid),
+        "a new worker took over"
+    );
+}

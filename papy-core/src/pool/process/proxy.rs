@@ -392,6 +392,32 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             ));
             continue;
         }
+        // A worker that died (killed, out of memory) while it had nothing to
+        // do, or only frames it already answered, is replaced before it is
+        // given this job: its death is no fault of the job's items. The
+        // frames still in flight are settled first (charged if they were
+        // lost with it). It can still die between this check and reading
+        // the frame; that frame is then charged as any other.
+        let dead = conn
+            .as_mut()
+            .is_some_and(|c| super::child::exited_unreaped(&mut c.child));
+        if dead {
+            let old = conn.as_ref().map(|c| c.child.id());
+            while !inflight.is_empty() {
+                complete(&mut inflight, &mut conn);
+            }
+            if conn.as_ref().map(|c| c.child.id()) == old {
+                if let Some(mut c) = conn.take() {
+                    let how = c.reap();
+                    tracing::warn!(
+                        "{} pool `{}`: worker {slot} exited between jobs ({how}); starting another",
+                        sh.kind,
+                        sh.name
+                    );
+                    lock(&sh.pids).remove(&slot);
+                }
+            }
+        }
         // Coalesce queued jobs of the same task into one frame (small
         // strides would otherwise pay a round trip per job), taking no more
         // than this worker's share of the queue.
