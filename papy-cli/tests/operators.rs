@@ -419,3 +419,69 @@ fn a_stdio_worker_ends_when_its_parent_is_gone() {
     assert!(!survived, "worker {worker} outlived its parent");
     drop(sh.stdin.take());
 }
+
+#[test]
+fn a_function_only_the_workers_hold_runs_when_the_resource_declares_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_papy");
+    // The host loads no plugin; the remote workers load `math`.
+    let file = |functions: &str, function: &str| {
+        write(
+            dir.path(),
+            "provided.toml",
+            &format!(
+                "[resources.far]\nkind = \"remote\"\nremote = [{{ command = \"'{bin}' worker --stdio --plugin math\", workers = 1 }}]\n\
+                 functions = [\"{functions}\"]\n\
+                 [inputs.n]\nkind = \"range\"\nstart = 0\nend = 5\n\
+                 [[pipers]]\nname = \"sq\"\nresource = \"far\"\ninputs = [\"n\"]\nworker = [\"{function}\"]\n\
+                 [outputs.o]\npiper = \"sq\"\n"
+            ),
+        )
+    };
+    let ok = file("math.square", "math.square");
+    let check = papy()
+        .args(["check", ok.to_str().expect("utf-8")])
+        .output()
+        .expect("papy");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = papy()
+        .args(["run", "-q", ok.to_str().expect("utf-8")])
+        .output()
+        .expect("papy");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n4\n9\n16\n");
+    // Without the declaration the host refuses the name it does not hold.
+    let undeclared = write(
+        dir.path(),
+        "undeclared.toml",
+        &std::fs::read_to_string(&ok)
+            .expect("file")
+            .replace("functions = [\"math.square\"]\n", ""),
+    );
+    let refused = papy()
+        .args(["check", undeclared.to_str().expect("utf-8")])
+        .output()
+        .expect("papy");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no worker function named `math.square`")
+    );
+    // A declared function the workers lack stops the workers at start, by name.
+    let missing = file("math.nosuch", "math.nosuch");
+    let out = papy()
+        .args(["run", "-q", missing.to_str().expect("utf-8")])
+        .output()
+        .expect("papy");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("does not provide `math.nosuch`"), "{err}");
+}

@@ -36,8 +36,20 @@ pub fn numap_of(name: &str, r: &Resource, ctx: &BuildContext) -> Result<NuMap> {
 /// # Errors
 /// Its worker chain cannot be built, or an unknown resource.
 pub fn piper_of(spec: &PiperSpec, numaps: &BTreeMap<String, NuMap>) -> Result<Piper> {
+    piper_on(spec, numaps, &[])
+}
+
+/// As [`piper_of`], for a node whose resource's workers provide `provided`.
+///
+/// # Errors
+/// As [`piper_of`].
+pub fn piper_on(
+    spec: &PiperSpec,
+    numaps: &BTreeMap<String, NuMap>,
+    provided: &[String],
+) -> Result<Piper> {
     let name = &spec.name;
-    let worker = chain::worker_of(spec).map_err(|ps| {
+    let worker = chain::worker_on(spec, provided).map_err(|ps| {
         let msg: Vec<String> = ps.into_iter().map(|(_, e)| e).collect();
         papy_core::Error::Config(format!("piper `{name}`: {}", msg.join("; ")))
     })?;
@@ -64,7 +76,13 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
     }
     let mut d = Dagger::new();
     for p in &f.pipers {
-        d.add_piper(piper_of(p, &numaps)?)?;
+        let provided = p
+            .resource
+            .as_ref()
+            .and_then(|r| f.resources.get(r))
+            .map(|r| r.provided_functions())
+            .unwrap_or_default();
+        d.add_piper(piper_on(p, &numaps, &provided)?)?;
     }
     connect(f, &mut d)?;
     Ok(d)

@@ -42,12 +42,50 @@ pub fn call_args(call: &CallSpec) -> Result<Args, String> {
 /// # Errors
 /// Unknown functions, bad arguments, missing imports, an empty chain.
 pub fn worker_of(spec: &PiperSpec) -> Result<Worker, Vec<(Vec<String>, String)>> {
+    worker_on(spec, &[])
+}
+
+/// As [`worker_of`], for a node whose resource's workers also provide
+/// `provided` functions (`functions = [...]`): a name this process does not
+/// hold but the workers do is accepted, with positional arguments only.
+///
+/// # Errors
+/// As [`worker_of`], and keyword arguments for a provided function.
+pub fn worker_on(
+    spec: &PiperSpec,
+    provided: &[String],
+) -> Result<Worker, Vec<(Vec<String>, String)>> {
     if spec.worker.is_empty() {
         return Err(vec![(Vec::new(), "the worker chain is empty".into())]);
     }
     let mut workers = Vec::new();
     let mut problems = Vec::new();
     for (i, call) in spec.worker.iter().enumerate() {
+        let elsewhere = provided.iter().any(|p| p == &call.function)
+            && papy_core::registry::lookup(&call.function).is_err();
+        if elsewhere {
+            if !call.kwargs.is_empty() {
+                problems.push((
+                    vec![i.to_string(), "kwargs".into()],
+                    format!(
+                        "`{}` is provided by the resource's workers, so its parameters are not known here: give `args` (positional)",
+                        call.function
+                    ),
+                ));
+                continue;
+            }
+            let f = papy_core::registry::Function::provided_elsewhere(
+                call.function.clone(),
+                spec.resource.as_deref().unwrap_or("the resource"),
+            );
+            match call_args(call).and_then(|a| {
+                Worker::from_function(std::sync::Arc::new(f), a).map_err(|e| e.to_string())
+            }) {
+                Ok(w) => workers.push(w),
+                Err(e) => problems.push((vec![i.to_string()], e)),
+            }
+            continue;
+        }
         match call_args(call)
             .and_then(|a| Worker::build(&call.function, a).map_err(|e| e.to_string()))
         {

@@ -231,6 +231,20 @@ pub(crate) struct PiperFrame {
     pub inputs: Vec<String>,
 }
 
+impl Resource {
+    /// The functions its workers provide (`functions = [...]` of a process
+    /// or remote resource).
+    pub fn provided_functions(&self) -> Vec<String> {
+        match self.settings.get("functions") {
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl PiperSpec {
     /// The keys of a `[[pipers]]` table besides its [`PiperOptions::KEYS`].
     pub const FRAME_KEYS: &'static [&'static str] = &["name", "worker", "resource", "inputs"];

@@ -131,7 +131,13 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
         if spec.inputs.is_empty() && !l.library {
             problems.push(s.at(&at("name"), format!("piper `{name}` has no inputs")));
         }
-        match chain::worker_of(spec) {
+        let provided = spec
+            .resource
+            .as_ref()
+            .and_then(|r| f.resources.get(r))
+            .map(|r| r.provided_functions())
+            .unwrap_or_default();
+        match chain::worker_on(spec, &provided) {
             Err(ps) => problems.extend(ps.into_iter().map(|(rel, e)| {
                 let mut path = at("worker");
                 path.extend(rel);

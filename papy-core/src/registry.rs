@@ -121,6 +121,30 @@ impl Function {
         }
     }
 
+    /// A function this process does not hold but the workers of a pool do
+    /// (declared by a resource's `functions`): found there by name, with its
+    /// arguments passed as given. Called here, it is an error naming where
+    /// it runs.
+    pub fn provided_elsewhere(name: impl Into<String>, pool: &str) -> Function {
+        let name = name.into();
+        let message = format!(
+            "`{name}` runs only on the workers of `{pool}`, which provide it; this process does not hold it"
+        );
+        Function {
+            name,
+            params: None,
+            inputs: None,
+            imports: Vec::new(),
+            forgive: false,
+            doc: String::new(),
+            portable: true,
+            call: Callable::Dynamic(Arc::new(move |_: &[Value], _: &[Value]| {
+                Err(ItemError::new(ErrorKind::Function, message.clone()))
+            })),
+            batch: None,
+        }
+    }
+
     /// A closure-backed function (not portable).
     pub fn closure(name: impl Into<String>, f: Arc<DynFn>) -> Function {
         Function {

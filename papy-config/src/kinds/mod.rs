@@ -234,15 +234,17 @@ mod tests {
             keys_of(&ThreadConfig { workers: Some(1) }),
             sorted(ThreadConfig::KEYS)
         );
-        assert_eq!(
-            keys_of(&ProcessConfig { workers: Some(1) }),
-            sorted(ProcessConfig::KEYS)
-        );
+        let p = ProcessConfig {
+            workers: Some(1),
+            functions: vec!["f".into()],
+        };
+        assert_eq!(keys_of(&p), sorted(ProcessConfig::KEYS));
         let r = RemoteConfig {
             remote: vec![RemoteCommand {
                 command: "x".into(),
                 workers: 1,
             }],
+            functions: vec!["f".into()],
         };
         assert_eq!(keys_of(&r), sorted(RemoteConfig::KEYS));
     }

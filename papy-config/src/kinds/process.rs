@@ -14,11 +14,15 @@ pub struct ProcessConfig {
     /// Worker processes (default: the CPUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Functions the workers run that this program may not hold (their
+    /// plugins are loaded only there); each worker must list them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
 }
 
 impl PoolConfig for ProcessConfig {
     const KIND: &'static str = "process";
-    const KEYS: &'static [&'static str] = &["workers"];
+    const KEYS: &'static [&'static str] = &["workers", "functions"];
 
     fn check(&self) -> Vec<(&'static str, String)> {
         super::thread::workers_check(self.workers)
@@ -33,7 +37,8 @@ impl PoolConfig for ProcessConfig {
         let n = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let pool = ProcessPool::new(name, n, (ctx.worker_command)()?)?;
+        let cmd = (ctx.worker_command)()?.providing(self.functions.clone());
+        let pool = ProcessPool::new(name, n, cmd)?;
         Ok(numap.pool(Arc::new(pool)))
     }
 }

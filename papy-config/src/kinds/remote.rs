@@ -15,6 +15,11 @@ pub struct RemoteConfig {
     /// The commands, each with its number of workers.
     #[serde(default)]
     pub remote: Vec<RemoteCommand>,
+    /// Functions the remote workers run that this program may not hold (a
+    /// worker in another language, plugins installed only there); each
+    /// worker's `Hello` must list them, and `papy check` accepts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
 }
 
 /// One remote worker command.
@@ -34,7 +39,7 @@ fn one() -> usize {
 
 impl PoolConfig for RemoteConfig {
     const KIND: &'static str = "remote";
-    const KEYS: &'static [&'static str] = &["remote"];
+    const KEYS: &'static [&'static str] = &["remote", "functions"];
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
@@ -74,7 +79,12 @@ impl PoolConfig for RemoteConfig {
         let cmds = self
             .remote
             .iter()
-            .map(|c| (WorkerCommand::shell(&c.command), c.workers))
+            .map(|c| {
+                (
+                    WorkerCommand::shell(&c.command).providing(self.functions.clone()),
+                    c.workers,
+                )
+            })
             .collect();
         Ok(numap.pool(Arc::new(ProcessPool::remote(name, cmds)?)))
     }

@@ -97,6 +97,17 @@ impl Conn {
                     conn.kill();
                     return Err(format!("`{}`: {m}", cmd.describe()));
                 }
+                let missing = missing_functions(cmd.provides(), &h.functions);
+                if !missing.is_empty() {
+                    let m = format!(
+                        "`{}` does not provide {} (its workers' functions are declared by the resource's `functions`)",
+                        cmd.describe(),
+                        missing.join(", ")
+                    );
+                    let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
+                    conn.kill();
+                    return Err(m);
+                }
                 // A worker's list is data: a bounded number of warnings.
                 let mismatches = crate::registry::hash_mismatches(&h.plugins);
                 for m in mismatches.iter().take(16) {
@@ -243,6 +254,22 @@ pub(crate) fn exited_unreaped(child: &mut Child) -> bool {
         // ECHILD: already reaped (by std); fall through to ask std.
     }
     !matches!(child.try_wait(), Ok(None))
+}
+
+/// The required functions a worker's `Hello` does not list (names
+/// compared as the registry normalises them; at most 16 named).
+fn missing_functions(required: &[String], offered: &[String]) -> Vec<String> {
+    let offered: std::collections::BTreeSet<String> = offered
+        .iter()
+        .take(1 << 16)
+        .map(|f| crate::registry::normalise(f))
+        .collect();
+    required
+        .iter()
+        .filter(|f| !offered.contains(&crate::registry::normalise(f)))
+        .take(16)
+        .map(|f| format!("`{f}`"))
+        .collect()
 }
 
 /// Kills the process group led by `pid` (the child and what it started).

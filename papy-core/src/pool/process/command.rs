@@ -30,6 +30,7 @@ pub struct WorkerCommand {
     pub(super) program: OsString,
     pub(super) args: Vec<OsString>,
     pub(super) env: Vec<(OsString, OsString)>,
+    pub(super) provides: Vec<String>,
 }
 
 impl WorkerCommand {
@@ -43,7 +44,22 @@ impl WorkerCommand {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            provides: Vec::new(),
         }
+    }
+
+    /// Functions this command's workers must run although this process may
+    /// not hold them (a worker in another language, a plugin loaded only
+    /// there): each worker's `Hello` must list every one, or it is refused
+    /// at start with a message naming the missing ones.
+    pub fn providing(mut self, functions: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.provides = functions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The functions required by [`providing`](Self::providing).
+    pub fn provides(&self) -> &[String] {
+        &self.provides
     }
 
     /// The current executable re-executed in worker mode: its `main` must

@@ -146,6 +146,17 @@ impl ProcessPool {
         })
     }
 
+    /// The `functions` its commands provide, for a saved pipeline.
+    fn provided(&self) -> Option<(&'static str, Value)> {
+        let names = self.commands.first().map(|(c, _)| c.provides())?;
+        (!names.is_empty()).then(|| {
+            (
+                "functions",
+                Value::list(names.iter().map(|n| Value::from(n.as_str()))),
+            )
+        })
+    }
+
     /// The process ids of the live children, by worker slot.
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
@@ -173,12 +184,13 @@ impl Pool for ProcessPool {
                     ])
                 })
                 .collect();
-            Some(super::settings_map([(
-                "remote",
-                Value::List(Arc::new(remote)),
-            )]))
+            let mut pairs = vec![("remote", Value::List(Arc::new(remote)))];
+            pairs.extend(self.provided());
+            Some(super::settings_map(pairs))
         } else {
-            Some(super::settings_map([("workers", Value::from(self.size))]))
+            let mut pairs = vec![("workers", Value::from(self.size))];
+            pairs.extend(self.provided());
+            Some(super::settings_map(pairs))
         }
     }
 
