@@ -26,6 +26,8 @@ pub(super) struct Conn {
     pub(super) wbuf: Vec<u8>,
     pub(super) frames: Receiver<std::result::Result<Incoming, ProtocolError>>,
     pub(super) reader: Option<JoinHandle<()>>,
+    /// The functions the worker said it runs (its `Hello`).
+    pub(super) functions: Vec<String>,
 }
 
 impl Conn {
@@ -86,6 +88,7 @@ impl Conn {
             wbuf: Vec::new(),
             frames: frx,
             reader: Some(reader),
+            functions: Vec::new(),
         };
         // The handshake, writes included, is bounded.
         conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
@@ -97,17 +100,7 @@ impl Conn {
                     conn.kill();
                     return Err(format!("`{}`: {m}", cmd.describe()));
                 }
-                let missing = missing_functions(cmd.provides(), &h.functions);
-                if !missing.is_empty() {
-                    let m = format!(
-                        "`{}` does not provide {} (its workers' functions are declared by the resource's `functions`)",
-                        cmd.describe(),
-                        missing.join(", ")
-                    );
-                    let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
-                    conn.kill();
-                    return Err(m);
-                }
+                conn.functions = h.functions.clone();
                 // A worker's list is data: a bounded number of warnings.
                 let mismatches = crate::registry::hash_mismatches(&h.plugins);
                 for m in mismatches.iter().take(16) {
@@ -258,7 +251,7 @@ pub(crate) fn exited_unreaped(child: &mut Child) -> bool {
 
 /// The required functions a worker's `Hello` does not list (names
 /// compared as the registry normalises them; at most 16 named).
-fn missing_functions(required: &[String], offered: &[String]) -> Vec<String> {
+pub(super) fn missing_functions(required: &[String], offered: &[String]) -> Vec<String> {
     let offered: std::collections::BTreeSet<String> = offered
         .iter()
         .take(1 << 16)

@@ -325,7 +325,20 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                     Duration::from_millis(25u64 << deaths.min(6)).min(Duration::from_secs(2)),
                 );
             }
-            let c = Conn::spawn(cmd)?;
+            let mut c = Conn::spawn(cmd)?;
+            // A worker without a function the resource declares will not
+            // grow it: the pool gives up at once, naming what is missing.
+            let missing = super::child::missing_functions(cmd.provides(), &c.functions);
+            if !missing.is_empty() {
+                let m = format!(
+                    "`{}` does not provide {} (the functions its resource declares)",
+                    cmd.describe(),
+                    missing.join(", ")
+                );
+                let _ = c.kill();
+                *lock(&sh.given_up) = Some(m.clone());
+                return Err(m);
+            }
             lock(&sh.pids).insert(slot, c.child.id());
             *conn = Some(c);
         }
