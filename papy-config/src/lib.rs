@@ -6,7 +6,7 @@
 //! [`PlumberFile::load`] share, so a file that passes the check does not
 //! fail at start-up or on every item for a reason the check could see.
 //!
-//! - [`load`]: syntax, `${VAR}` expansion ([`env`]), `--set` overrides
+//! - [`load`]: syntax, `${VAR}` expansion ([`env`](mod@env)), `--set` overrides
 //!   ([`overrides`]), every unknown key with a suggestion ([`schema`]), each
 //!   table read into the [`model`] with the position of any error;
 //! - [`validate`]: references, ranges, worker chains against the registry

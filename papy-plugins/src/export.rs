@@ -174,6 +174,47 @@ fn dispatch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
     }
 }
 
+/// What both shims do around their dispatcher: read the input bytes, turn
+/// a panic into a [`STATUS_PANIC`] reply carrying its message (the
+/// plugin's own panic hook stays silent for it: `quiet_caught_panics`,
+/// installed with the manifest), and hand the reply buffer over to the host.
+///
+/// # Safety
+/// As [`call`].
+unsafe fn serve(
+    dispatcher: fn(usize, &[u8]) -> (i32, Vec<u8>),
+    index: usize,
+    input: *const u8,
+    input_len: usize,
+    out: *mut OutBuf,
+) -> i32 {
+    let bytes: &[u8] = if input.is_null() || input_len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract).
+        unsafe { std::slice::from_raw_parts(input, input_len) }
+    };
+    let (status, payload) = match papy_core::catch(|| dispatcher(index, bytes)) {
+        Ok(r) => r,
+        Err(msg) => (STATUS_PANIC, encode(&msg)),
+    };
+    let mut payload = std::mem::ManuallyDrop::new(payload);
+    if out.is_null() {
+        std::mem::ManuallyDrop::into_inner(payload);
+        return STATUS_BAD_INPUT;
+    }
+    // SAFETY: `out` is a valid, writable OutBuf (ABI contract); the buffer is
+    // handed over to the host, which returns it to `free`.
+    unsafe {
+        *out = OutBuf {
+            ptr: payload.as_mut_ptr(),
+            len: payload.len(),
+            cap: payload.capacity(),
+        };
+    }
+    status
+}
+
 /// The call shim of every exported worker.
 ///
 /// # Safety
@@ -185,34 +226,8 @@ pub unsafe extern "C" fn call(
     input_len: usize,
     out: *mut OutBuf,
 ) -> i32 {
-    let bytes: &[u8] = if input.is_null() || input_len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract above).
-        unsafe { std::slice::from_raw_parts(input, input_len) }
-    };
-    // A panic becomes a STATUS_PANIC reply carrying its message; the
-    // plugin's own panic hook stays silent for it (quiet_caught_panics,
-    // installed with the manifest).
-    let (status, payload) = match papy_core::catch(|| dispatch(index, bytes)) {
-        Ok(r) => r,
-        Err(msg) => (STATUS_PANIC, encode(&msg)),
-    };
-    let mut payload = std::mem::ManuallyDrop::new(payload);
-    if out.is_null() {
-        std::mem::ManuallyDrop::into_inner(payload);
-        return STATUS_BAD_INPUT;
-    }
-    // SAFETY: `out` is a valid, writable OutBuf (ABI contract above); the buffer is
-    // handed over to the host, which returns it to `free` below.
-    unsafe {
-        *out = OutBuf {
-            ptr: payload.as_mut_ptr(),
-            len: payload.len(),
-            cap: payload.capacity(),
-        };
-    }
-    status
+    // SAFETY: the caller upholds `serve`'s contract, which is this function's.
+    unsafe { serve(dispatch, index, input, input_len, out) }
 }
 
 fn dispatch_batch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
@@ -265,8 +280,9 @@ fn dispatch_batch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
     (STATUS_OK, statuses)
 }
 
-/// The batch call shim (ABI 1.2): `[[inbox...], args]` in, one
-/// `[status, payload]` per inbox out.
+/// The batch call shim (ABI 1.2): packed arguments and one-value inboxes
+/// in, one status byte and one packed payload per inbox out (the layout is
+/// documented on [`ManifestExt2`]).
 ///
 /// # Safety
 /// As [`call`].
@@ -276,31 +292,8 @@ pub unsafe extern "C" fn call_batch(
     input_len: usize,
     out: *mut OutBuf,
 ) -> i32 {
-    let bytes: &[u8] = if input.is_null() || input_len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract).
-        unsafe { std::slice::from_raw_parts(input, input_len) }
-    };
-    let (status, payload) = match papy_core::catch(|| dispatch_batch(index, bytes)) {
-        Ok(r) => r,
-        Err(msg) => (STATUS_PANIC, encode(&msg)),
-    };
-    let mut payload = std::mem::ManuallyDrop::new(payload);
-    if out.is_null() {
-        std::mem::ManuallyDrop::into_inner(payload);
-        return STATUS_BAD_INPUT;
-    }
-    // SAFETY: `out` is a valid, writable OutBuf (ABI contract); the buffer is
-    // handed over to the host, which returns it to `free`.
-    unsafe {
-        *out = OutBuf {
-            ptr: payload.as_mut_ptr(),
-            len: payload.len(),
-            cap: payload.capacity(),
-        };
-    }
-    status
+    // SAFETY: the caller upholds `serve`'s contract, which is this function's.
+    unsafe { serve(dispatch_batch, index, input, input_len, out) }
 }
 
 /// Frees a buffer returned by [`call`].

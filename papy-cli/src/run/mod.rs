@@ -92,6 +92,7 @@ fn lock(o: &Mutex<Output>) -> MutexGuard<'_, Output> {
 }
 
 /// What `--resume` continues from.
+#[derive(Clone)]
 struct Resume {
     path: PathBuf,
     pipeline: String,
@@ -289,14 +290,7 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             lock(&out).deliver(&name, &targets, &item);
         })?;
     }
-    let on_cancel: Option<signals::OnCancel> = resume.as_ref().map(|r| {
-        let r = Resume {
-            path: r.path.clone(),
-            pipeline: r.pipeline.clone(),
-            input: r.input.clone(),
-            start: r.start,
-            outputs: r.outputs.clone(),
-        };
+    let on_cancel: Option<signals::OnCancel> = resume.clone().map(|r| {
         let f: signals::OnCancel = Box::new(move |o: &Output| {
             if o.write_error.is_none() {
                 let _ = rerun::write_state(&r.path, &r.state(o, false));
@@ -450,7 +444,8 @@ fn write_stats_json(
 /// Progress: bars on a terminal, a plain line every 2 s otherwise.
 struct Progress {
     quiet: bool,
-    bars: indicatif::MultiProgress,
+    // Held for as long as its bars are drawn.
+    _bars: indicatif::MultiProgress,
     watched: Vec<(String, bool, indicatif::ProgressBar)>,
 }
 
@@ -483,7 +478,7 @@ impl Progress {
         }
         Progress {
             quiet,
-            bars,
+            _bars: bars,
             watched,
         }
     }
@@ -519,6 +514,5 @@ impl Progress {
         for (_, _, bar) in &self.watched {
             bar.finish();
         }
-        let _ = &self.bars;
     }
 }
