@@ -39,7 +39,9 @@
 //! ```
 //!
 //! This crate is a thin facade: the engine lives in `papy-core`, the
-//! pipeline file in `papy-config`, the `#[worker]` attribute in `papy-macros`.
+//! pipeline file in `papy-config`, the `#[worker]` attribute in `papy-macros`,
+//! and what plugins build against (`Value`, `ItemError`, the registry's
+//! descriptors, `export_plugin!`) in `papy-sdk`.
 
 #![warn(missing_docs)]
 
@@ -48,8 +50,9 @@ pub use papy_config as config;
 /// `Plumber::load`, `Plumber::save` and friends.
 pub use papy_config::{Pipeline, PlumberFile};
 pub use papy_core::*;
-/// Registers a function as a papy worker (see `papy-macros`).
-pub use papy_macros::worker;
+/// Registers a function as a papy worker (see `papy-macros`); the code it
+/// writes refers to this crate, `::papy`.
+pub use papy_macros::worker_in_papy as worker;
 
 /// Makes a test binary usable as its own process worker under `cargo test`,
 /// where the test harness owns `main` so [`worker_main`] cannot be called
@@ -89,5 +92,5 @@ pub mod prelude {
         Args, Collector, Dagger, Error, ErrorKind, Item, ItemError, NuMap, Piper, Plumber, Source,
         TaskOptions, Value, Worker,
     };
-    pub use papy_macros::worker;
+    pub use papy_macros::worker_in_papy as worker;
 }

@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 /// What to create.
 #[derive(clap::Subcommand)]
 pub enum NewArgs {
-    /// A plugin crate: Cargo.toml (cdylib), one example worker, export_plugin!.
+    /// A plugin crate depending on `papy-sdk` alone: Cargo.toml (cdylib),
+    /// one example worker, export_plugin!.
     Plugin {
         /// The plugin name (letters, digits, `_`; functions register as `NAME.function`).
         name: String,
@@ -25,12 +26,14 @@ pub enum NewArgs {
     },
 }
 
-/// Where this papy's sources are, for path dependencies (when built from a checkout).
+/// Where this papy's sources are, for a path dependency on `papy-sdk`
+/// (when built from a checkout that is still there).
 fn papy_source() -> Option<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .ok()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.join("papy-sdk/Cargo.toml")
+        .is_file()
+        .then(|| root.canonicalize().ok())
+        .flatten()
 }
 
 fn valid(name: &str) -> bool {
@@ -83,14 +86,10 @@ fn plugin(name: &str, dir: Option<&Path>) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))?;
     let deps = match papy_source() {
         Some(src) => format!(
-            "papy = {{ path = {:?} }}\npapy-plugins = {{ path = {:?} }}\n",
-            src.display().to_string(),
-            src.join("papy-plugins").display().to_string()
+            "papy-sdk = {{ path = {:?} }}\n",
+            src.join("papy-sdk").display().to_string()
         ),
-        None => format!(
-            "papy = \"{v}\"\npapy-plugins = \"{v}\"\n",
-            v = env!("CARGO_PKG_VERSION")
-        ),
+        None => format!("papy-sdk = \"{}\"\n", env!("CARGO_PKG_VERSION")),
     };
     let cargo = format!(
         "[package]\nname = \"papy-plugin-{pkg}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
@@ -103,7 +102,7 @@ fn plugin(name: &str, dir: Option<&Path>) -> anyhow::Result<()> {
 //! load it with `papy list --plugin target/release/lib{name}.so` or list it
 //! under `[plugins]` in a pipeline file.
 
-use papy::worker;
+use papy_sdk::worker;
 
 /// Greets `who`; `greeting` defaults to "Hello".
 #[worker]
@@ -111,7 +110,7 @@ fn greet(who: String, greeting: Option<String>) -> String {{
     format!("{{}}, {{who}}!", greeting.as_deref().unwrap_or("Hello"))
 }}
 
-papy_plugins::export_plugin!(name = "{name}", version = "0.1.0");
+papy_sdk::export_plugin!(name = "{name}", version = "0.1.0");
 "#
     );
     std::fs::write(dir.join("Cargo.toml"), cargo).context("writing Cargo.toml")?;

@@ -12,9 +12,14 @@
 //! - [`Dagger`]: the DAG of pipers;
 //! - [`Plumber`]: runs a Dagger (start, run, pause, stop, statistics).
 //!
+//! [`Value`], [`ItemError`] and the registry's descriptor types live in
+//! `papy-sdk` (what plugins build against) and are re-exported here.
 //! Most users depend on the `papy` facade crate, which re-exports this one.
 
 #![warn(missing_docs)]
+
+// `#[worker]` inside this crate writes paths through `::papy_core`.
+extern crate self as papy_core;
 
 pub mod chaos;
 pub mod dagger;
@@ -30,9 +35,7 @@ pub mod protocol;
 pub mod registry;
 pub mod stats;
 mod sync;
-mod unwind;
-pub use unwind::{catch, quiet_caught_panics};
-pub mod value;
+pub use papy_sdk::{catch, quiet_caught_panics, value};
 pub mod worker;
 
 pub use dagger::Dagger;

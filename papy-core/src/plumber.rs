@@ -463,7 +463,7 @@ impl Plumber {
                 .name(format!("papy-drain-{name}"))
                 .spawn(move || {
                     let _guard = DoneGuard(done);
-                    let drained = crate::unwind::catch(|| loop {
+                    let drained = crate::catch(|| loop {
                         pause.wait();
                         let Some(item) = stream.next() else { break };
                         match &sink {

@@ -28,9 +28,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::catch;
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
 use crate::registry::{self, Function};
-use crate::unwind::catch;
 use crate::value::Value;
 
 /// Arguments for one function of a Worker: by position or by name.

@@ -31,7 +31,13 @@
 //! Attributes: `imports = ["a", "b,c"]`, `forgive`, `name = "pkg.fn"`
 //! (overrides the registered name), `raw` (the function already has the
 //! `fn(&[Value], &[Value]) -> Result<Value, E>` form) and `crate = "path"`
-//! (where papy is, when it cannot be found in `Cargo.toml`).
+//! (where papy is, for a renamed dependency).
+//!
+//! Where the generated code finds papy depends on which crate the attribute
+//! was taken from, with no look at `Cargo.toml` (so this crate needs no TOML
+//! parser and plugins build fast): `papy_sdk::worker` writes paths through
+//! `::papy_sdk`, `papy::worker` through `::papy`, `papy_core::worker`
+//! through `::papy_core`; `crate = "..."` overrides all three.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -108,22 +114,14 @@ fn string_list(e: &Expr) -> syn::Result<Vec<String>> {
     }
 }
 
-fn papy_path(o: &Options) -> TokenStream2 {
-    if let Some(p) = &o.krate {
-        return quote!(#p);
-    }
-    use proc_macro_crate::{crate_name, FoundCrate};
-    for candidate in ["papy-core", "papy"] {
-        match crate_name(candidate) {
-            Ok(FoundCrate::Itself) => return quote!(crate),
-            Ok(FoundCrate::Name(n)) => {
-                let id = format_ident!("{}", n);
-                return quote!(::#id);
-            }
-            Err(_) => {}
+fn papy_path(o: &Options, default: &str) -> TokenStream2 {
+    match &o.krate {
+        Some(p) => quote!(#p),
+        None => {
+            let id = format_ident!("{}", default);
+            quote!(::#id)
         }
     }
-    quote!(::papy)
 }
 
 fn last_segment_is(ty: &Type, name: &str) -> bool {
@@ -173,8 +171,27 @@ fn result_ok_type(ty: &Type) -> Option<&Type> {
 }
 
 /// Registers a function as a papy worker; see the crate docs for the rules.
+/// The generated code refers to `::papy_sdk` (the crate plugins build on).
 #[proc_macro_attribute]
 pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    attribute(attr, item, "papy_sdk")
+}
+
+/// `#[worker]` as re-exported by the `papy` facade: paths through `::papy`.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn worker_in_papy(attr: TokenStream, item: TokenStream) -> TokenStream {
+    attribute(attr, item, "papy")
+}
+
+/// `#[worker]` as re-exported by `papy-core`: paths through `::papy_core`.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn worker_in_core(attr: TokenStream, item: TokenStream) -> TokenStream {
+    attribute(attr, item, "papy_core")
+}
+
+fn attribute(attr: TokenStream, item: TokenStream, default: &str) -> TokenStream {
     let opts = match syn::parse::<Options>(attr) {
         Ok(o) => o,
         Err(e) => return e.to_compile_error().into(),
@@ -183,7 +200,7 @@ pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(f) => f,
         Err(e) => return e.to_compile_error().into(),
     };
-    match expand(&opts, &func) {
+    match expand(&opts, &func, default) {
         Ok(ts) => ts.into(),
         Err(e) => {
             let err = e.to_compile_error();
@@ -192,8 +209,8 @@ pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(opts: &Options, func: &ItemFn) -> syn::Result<TokenStream2> {
-    let p = papy_path(opts);
+fn expand(opts: &Options, func: &ItemFn, default: &str) -> syn::Result<TokenStream2> {
+    let p = papy_path(opts, default);
     let sig = &func.sig;
     let ident = &sig.ident;
     if let Some(a) = &sig.asyncness {

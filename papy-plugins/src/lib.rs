@@ -9,8 +9,8 @@
 //! boundary as MessagePack bytes; every shim catches panics and returns a
 //! status code; and libraries are never unloaded.
 //!
-//! - Plugin authors: `crate-type = ["cdylib"]`, `#[worker]` functions as
-//!   usual, and one [`export_plugin!`] call.
+//! - Plugin authors depend on `papy-sdk` alone: `crate-type = ["cdylib"]`,
+//!   `#[worker]` functions as usual, and one `papy_sdk::export_plugin!` call.
 //! - Hosts: [`load`] / [`load_by_name`], then use the functions by name as
 //!   `plugin_name.function`; [`install_resolver`] makes `imports` load
 //!   plugins on demand.
@@ -19,18 +19,15 @@
 
 #![warn(missing_docs)]
 
-pub mod abi;
+/// The C ABI between host and plugin (defined in `papy-sdk`, which plugins build on).
+pub use papy_sdk::abi;
+/// Declares a crate a plugin (defined in `papy-sdk`; plugins can call
+/// `papy_sdk::export_plugin!` and depend on nothing else).
+pub use papy_sdk::export_plugin;
 mod error;
-mod export;
 mod load;
 mod search;
 
 pub use error::PluginError;
 pub use load::{install_resolver, load, load_by_name, plugin, plugins, Plugin, PluginResolver};
 pub use search::{SearchPath, ENV_VAR};
-
-/// Used by [`export_plugin!`]; not a stable API.
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::export::{call, free, manifest};
-}

@@ -1,7 +1,10 @@
 //! Opening stream files by extension: `.gz` is gzip, `.zst` is zstd,
 //! anything else is plain; `-` is stdin (reading) or stdout (writing).
+//! gzip and zstd need the `compress` feature; without it, opening or
+//! creating such a file is an error naming the feature.
 //!
-//! ```
+#![cfg_attr(feature = "compress", doc = "```")]
+#![cfg_attr(not(feature = "compress"), doc = "```ignore")]
 //! use std::io::{BufRead, Write};
 //! use papy_core::func::codec::{self, Compression};
 //!
@@ -18,6 +21,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+
+use super::compress;
 
 /// The compression of a stream file, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +62,12 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     let f = File::open(path).map_err(|e| named(path, "cannot open", e))?;
     Ok(match Compression::of(path) {
         Compression::None => Box::new(BufReader::with_capacity(1 << 16, f)),
-        Compression::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            BufReader::new(f),
-        ))),
+        Compression::Gzip => Box::new(BufReader::new(
+            compress::gzip_reader(BufReader::new(f))
+                .map_err(|e| named(path, "cannot read gzip from", e))?,
+        )),
         Compression::Zstd => Box::new(BufReader::new(
-            zstd::Decoder::new(f).map_err(|e| named(path, "cannot read zstd from", e))?,
+            compress::zstd_reader(f).map_err(|e| named(path, "cannot read zstd from", e))?,
         )),
     })
 }
@@ -76,8 +82,8 @@ pub struct StreamFile {
 
 enum Inner {
     Plain(BufWriter<Box<dyn Write + Send>>),
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
-    Zstd(zstd::Encoder<'static, BufWriter<File>>),
+    Gzip(compress::GzipWriter<BufWriter<File>>),
+    Zstd(compress::ZstdWriter<BufWriter<File>>),
 }
 
 /// Creates (or, with `append`, appends to) `path`, compressing by
@@ -102,12 +108,12 @@ pub fn create(path: &Path, append: bool) -> io::Result<StreamFile> {
         .map_err(|e| named(path, "cannot create", e))?;
     let inner = match Compression::of(path) {
         Compression::None => Inner::Plain(BufWriter::new(Box::new(f))),
-        Compression::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
-            BufWriter::new(f),
-            flate2::Compression::default(),
-        )),
+        Compression::Gzip => Inner::Gzip(
+            compress::gzip_writer(BufWriter::new(f))
+                .map_err(|e| named(path, "cannot write gzip to", e))?,
+        ),
         Compression::Zstd => Inner::Zstd(
-            zstd::Encoder::new(BufWriter::new(f), 3)
+            compress::zstd_writer(BufWriter::new(f))
                 .map_err(|e| named(path, "cannot write zstd to", e))?,
         ),
     };
@@ -127,8 +133,8 @@ impl StreamFile {
         match self.inner.take() {
             None => Ok(()),
             Some(Inner::Plain(mut w)) => w.flush(),
-            Some(Inner::Gzip(w)) => w.finish()?.flush(),
-            Some(Inner::Zstd(w)) => w.finish()?.flush(),
+            Some(Inner::Gzip(w)) => compress::gzip_finish(w)?.flush(),
+            Some(Inner::Zstd(w)) => compress::zstd_finish(w)?.flush(),
         }
     }
 

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use papy_macros::worker;
+use papy_macros::worker_in_core as worker;
 
 use crate::value::Value;
 

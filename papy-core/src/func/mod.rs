@@ -6,14 +6,23 @@
 //! | [`codec`] | opening files by extension: plain, gzip (`.gz`), zstd (`.zst`) |
 //! | [`read`] | stream readers used as pipeline inputs: lines (optionally followed like `tail -f`), JSON Lines, delimited records, MessagePack |
 //! | [`write`](mod@write) | the matching writers: `papy.dump_lines`, `papy.dump_jsonl`, `papy.dump_stream`, `papy.dump_msgpack` |
-//! | [`items`] | items passed by reference: `papy.dump_item` / `papy.load_item` over a file, a named pipe or a socket, and memory maps |
-//! | [`script`] | `papy.script`: an external program per item, with a JSON config |
+//! | `items` (feature `items`) | items passed by reference: `papy.dump_item` / `papy.load_item` over a file, a named pipe or a socket, and memory maps |
+//! | `script` (feature `scripts`) | `papy.script`: an external program per item, with a JSON config |
 //! | (registered only) | `papy.json_dumps`, `papy.json_loads`, `papy.msgpack_dumps`, `papy.msgpack_loads`, `papy.print`, the passers `papy.ipasser`... |
+//!
+//! Features of `papy-core` (all on in the `papy` binary, all off by
+//! default so that a library needing none of them builds none of their
+//! dependencies): `compress` (gzip and zstd streams), `items` (`dump_item` /
+//! `load_item`: files, named pipes, sockets, memory maps) and `scripts`
+//! (`papy.script`, which runs external programs).
 
 pub mod codec;
+mod compress;
+#[cfg(feature = "items")]
 pub mod items;
 mod passers;
 pub mod read;
+#[cfg(feature = "scripts")]
 pub mod script;
 mod serial;
 pub mod write;

@@ -5,7 +5,7 @@
 //! `spasser` keeps inbox order (as PaPy does, against its docs), and
 //! `nzipper` returns the whole zip, not only its first tuple.
 
-use papy_macros::worker;
+use papy_macros::worker_in_core as worker;
 
 use crate::value::Value;
 

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use papy_macros::worker;
+use papy_macros::worker_in_core as worker;
 use serde::{Deserialize, Serialize};
 
 use crate::pool::process::{describe_status, exited_unreaped, kill_group};

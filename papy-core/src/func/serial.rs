@@ -1,7 +1,7 @@
 //! JSON and MessagePack dumps and loads of `inbox[0]` (PaPy's
 //! `json_dumps`/`json_loads` and `pickle_dumps`/`pickle_loads`).
 
-use papy_macros::worker;
+use papy_macros::worker_in_core as worker;
 
 use super::first;
 use crate::value::Value;

@@ -23,9 +23,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use papy_macros::worker;
+use papy_macros::worker_in_core as worker;
 
 use super::codec::Compression;
+use super::compress;
 use super::first;
 use crate::value::Value;
 
@@ -37,22 +38,23 @@ enum Slot {
     Plain(File),
     /// A compressed stream built in memory, appended to the file as one
     /// whole gzip member when completed.
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(compress::GzipWriter<Vec<u8>>),
     /// The same with a zstd frame.
-    Zstd(zstd::Encoder<'static, Vec<u8>>),
+    Zstd(compress::ZstdWriter<Vec<u8>>),
 }
 
 impl Slot {
     fn open(path: &Path) -> Result<Slot, String> {
         Ok(match Compression::of(path) {
             Compression::None => Slot::Plain(append_to(path)?),
-            Compression::Gzip => Slot::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::default(),
-            )),
-            Compression::Zstd => {
-                Slot::Zstd(zstd::Encoder::new(Vec::new(), 3).map_err(|e| format!("zstd: {e}"))?)
-            }
+            Compression::Gzip => Slot::Gzip(
+                compress::gzip_writer(Vec::new())
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
+            Compression::Zstd => Slot::Zstd(
+                compress::zstd_writer(Vec::new())
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
         })
     }
 
@@ -70,8 +72,8 @@ impl Slot {
     fn finish(&mut self, path: &Path) -> Result<(), String> {
         let bytes = match std::mem::replace(self, Slot::Closed) {
             Slot::Closed | Slot::Plain(_) => return Ok(()),
-            Slot::Gzip(e) => e.finish(),
-            Slot::Zstd(e) => e.finish(),
+            Slot::Gzip(e) => compress::gzip_finish(e),
+            Slot::Zstd(e) => compress::zstd_finish(e),
         }
         .map_err(|e| format!("finishing {}: {e}", path.display()))?;
         append_to(path)?

@@ -157,7 +157,7 @@ impl Job {
         let mut out = Vec::with_capacity(self.inboxes.len());
         // A custom TaskFn may panic outside any Worker guard: its items
         // still come back, as errors, so no reader waits forever.
-        let r = crate::unwind::catch(|| f.call_batch(self.first, &self.inboxes, &mut out));
+        let r = crate::catch(|| f.call_batch(self.first, &self.inboxes, &mut out));
         if let Err(message) = r {
             let e = ItemError::new(ErrorKind::Panic, message).with_function(f.name());
             out.truncate(self.inboxes.len());
@@ -189,7 +189,7 @@ impl Job {
     pub fn account(&self, items: usize, failed: usize, busy: Duration) {
         self.task.pace.record(items, busy);
         let f = &*self.task.func;
-        let _ = crate::unwind::catch(|| f.on_batch(items, failed, busy));
+        let _ = crate::catch(|| f.on_batch(items, failed, busy));
     }
 
     /// The job split in two jobs of consecutive items (the first half and

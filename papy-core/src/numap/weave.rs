@@ -581,7 +581,7 @@ fn pull_with(
     first: u64,
     f: impl FnOnce(&mut Vec<Inbox>) -> bool,
 ) -> bool {
-    let r = crate::unwind::catch(|| f(&mut *batch));
+    let r = crate::catch(|| f(&mut *batch));
     match r {
         Ok(exhausted) => exhausted,
         Err(msg) => {

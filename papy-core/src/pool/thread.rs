@@ -135,12 +135,13 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
                 deadline: Instant::now() + timeout,
             };
             let start = Instant::now();
-            let result = crate::unwind::catch(|| job.func().call(index, inbox.as_slice()))
-                .unwrap_or_else(|message| {
+            let result = crate::catch(|| job.func().call(index, inbox.as_slice())).unwrap_or_else(
+                |message| {
                     Err(ItemError::new(ErrorKind::Panic, message)
                         .with_function(job.func().name())
                         .at(job.func().name(), index))
-                });
+                },
+            );
             let mut st = lock(&slot.state);
             if matches!(*st, SlotState::Abandoned) {
                 // The watchdog already delivered a timeout error and replaced

@@ -5,7 +5,7 @@
 //! version may add fields that an older peer ignores; a different major
 //! version is refused in the handshake by both sides.
 
-pub mod packed;
+pub use papy_sdk::packed;
 pub mod serve;
 
 use std::io::{self, Read, Write};

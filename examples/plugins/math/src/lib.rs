@@ -1,7 +1,7 @@
 //! The `math` example plugin: square, scale by an argument, a CPU-bound
 //! function, and one that panics on bad input (to show panics stay inside).
 
-use papy::worker;
+use papy_sdk::worker;
 
 /// Squares an integer.
 #[worker]
@@ -43,4 +43,4 @@ fn fragile(x: i64) -> i64 {
     x
 }
 
-papy_plugins::export_plugin!(name = "math");
+papy_sdk::export_plugin!(name = "math");

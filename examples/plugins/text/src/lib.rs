@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use papy::worker;
+use papy_sdk::worker;
 
 /// Splits a line into words (letters, digits and apostrophes).
 #[worker]
@@ -17,18 +17,18 @@ fn tokenize(line: String) -> Vec<String> {
 
 /// Lower-cases a string, or every string of a list.
 #[worker]
-fn lowercase(v: papy::Value) -> Result<papy::Value, String> {
+fn lowercase(v: papy_sdk::Value) -> Result<papy_sdk::Value, String> {
     match &v {
-        papy::Value::Str(s) => Ok(papy::Value::from(s.to_lowercase())),
-        papy::Value::List(l) => l
+        papy_sdk::Value::Str(s) => Ok(papy_sdk::Value::from(s.to_lowercase())),
+        papy_sdk::Value::List(l) => l
             .iter()
             .map(|x| {
                 x.as_str()
-                    .map(|s| papy::Value::from(s.to_lowercase()))
+                    .map(|s| papy_sdk::Value::from(s.to_lowercase()))
                     .ok_or("not a string")
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(papy::Value::from)
+            .map(papy_sdk::Value::from)
             .map_err(str::to_string),
         other => Err(format!(
             "expected a string or a list of strings, got {}",
@@ -114,4 +114,4 @@ fn l33t(s: String) -> String {
         .collect()
 }
 
-papy_plugins::export_plugin!(name = "text", version = "0.1.0");
+papy_sdk::export_plugin!(name = "text", version = "0.1.0");

@@ -2,7 +2,7 @@
 //! where they run. `shout` needs a text plugin: `no_such_text_plugin` if
 //! present, else `text` (an alternative list, tried in order).
 
-use papy::worker;
+use papy_sdk::worker;
 
 /// Upper-cases and counts the characters of a string: `[upper, chars]`.
 #[worker(imports = ["no_such_text_plugin, text"])]
@@ -23,4 +23,4 @@ fn needs_missing_forgiven(x: i64) -> i64 {
     x
 }
 
-papy_plugins::export_plugin!(name = "textstats");
+papy_sdk::export_plugin!(name = "textstats");

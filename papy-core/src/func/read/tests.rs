@@ -16,6 +16,7 @@ fn dump(name: &str, path: &Path, args: Vec<(&str, Value)>, v: Value) -> Result<V
     w.call(&[v]).map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "compress")]
 #[test]
 fn lines_of_plain_gzip_and_zstd_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,6 +188,7 @@ fn an_unterminated_last_record_is_reported_or_emitted() {
     assert!(items[1].is_err());
 }
 
+#[cfg(feature = "compress")]
 #[test]
 fn msgpack_stream_round_trip_and_truncation() {
     let dir = tempfile::tempdir().unwrap();
@@ -262,4 +264,22 @@ fn a_compressed_file_cannot_be_followed() {
     assert!(e.to_string().contains("only regular files"), "{e}");
     let e = records(&path, Some("two\nlines")).err().unwrap();
     assert!(e.to_string().contains("one line"), "{e}");
+}
+
+#[test]
+#[cfg(not(feature = "compress"))]
+fn without_the_compress_feature_a_gzip_file_is_an_error_naming_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.txt.gz");
+    std::fs::write(&path, b"not read").unwrap();
+    let err = crate::func::codec::open(&path).err().unwrap().to_string();
+    assert!(
+        err.contains("compress") && err.contains("a.txt.gz"),
+        "{err}"
+    );
+    let err = crate::func::codec::create(&dir.path().join("b.zst"), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("compress") && err.contains("b.zst"), "{err}");
 }

@@ -42,7 +42,9 @@ use crate::value::Value;
 use frames::pack;
 use proxy::proxy;
 
-pub(crate) use child::{describe_status, exited_unreaped, kill_group};
+pub(crate) use child::kill_group;
+#[cfg(any(test, feature = "scripts"))]
+pub(crate) use child::{describe_status, exited_unreaped};
 pub use command::{mark_test_support, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 
 pub(super) struct Shared {

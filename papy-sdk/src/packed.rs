@@ -323,8 +323,8 @@ pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
 /// on each value as it is read, without first building the whole batch.
 ///
 /// ```
-/// use papy_core::protocol::packed::{encode_values, Unpacker};
-/// use papy_core::Value;
+/// use papy_sdk::packed::{encode_values, Unpacker};
+/// use papy_sdk::Value;
 /// let mut buf = Vec::new();
 /// encode_values([Value::Int(1), Value::from("two")].iter(), &mut buf);
 /// let mut u = Unpacker::new(&buf);

@@ -1,4 +1,4 @@
-use papy::worker;
+use papy_sdk::worker;
 
 struct S;
 

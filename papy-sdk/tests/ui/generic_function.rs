@@ -1,4 +1,4 @@
-use papy::worker;
+use papy_sdk::worker;
 
 #[worker]
 fn generic<T: Clone>(x: T) -> T {

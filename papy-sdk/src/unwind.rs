@@ -23,7 +23,7 @@ thread_local! {
 /// is observed after a panic.
 ///
 /// ```
-/// let r: Result<(), String> = papy_core::catch(|| panic!("boom"));
+/// let r: Result<(), String> = papy_sdk::catch(|| panic!("boom"));
 /// assert_eq!(r, Err("boom".to_string()));
 /// ```
 #[inline]

@@ -9,7 +9,7 @@
 //! data model, so every serde feature (enums, options, newtypes) works.
 //!
 //! ```
-//! use papy_core::{to_value, from_value, Value};
+//! use papy_sdk::{to_value, from_value, Value};
 //! let v = to_value(&vec![1, 2, 3]).unwrap();
 //! assert_eq!(v, Value::from(vec![1, 2, 3]));
 //! let back: Vec<i64> = from_value(&v).unwrap();
@@ -142,7 +142,7 @@ impl Value {
     /// The value under a string key of a map.
     ///
     /// ```
-    /// use papy_core::Value;
+    /// use papy_sdk::Value;
     /// let v = Value::map([("a", 1)]);
     /// assert_eq!(v.get("a"), Some(&Value::Int(1)));
     /// assert_eq!(v.get("b"), None);

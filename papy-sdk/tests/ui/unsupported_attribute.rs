@@ -1,4 +1,4 @@
-use papy::worker;
+use papy_sdk::worker;
 
 #[worker(frobnicate)]
 fn twice(x: i64) -> i64 {

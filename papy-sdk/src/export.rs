@@ -11,8 +11,9 @@
 use std::os::raw::c_char;
 use std::sync::{Arc, OnceLock};
 
-use papy_core::registry::{self, Function};
-use papy_core::Value;
+use crate::packed::{decode_value, decode_values, encode_value};
+use crate::registry::{self, Function};
+use crate::Value;
 
 use crate::abi::{
     Manifest, ManifestExt, ManifestExt2, ManifestHeader, OutBuf, ParamEntry, StrRef, WorkerEntry,
@@ -23,13 +24,13 @@ use crate::abi::{
 ///
 /// ```text
 /// // in the plugin crate's lib.rs (compiled in examples/plugins/)
-/// use papy::worker;
+/// use papy_sdk::worker;
 ///
 /// /// Lower-cases a string.
 /// #[worker]
 /// fn lowercase(s: String) -> String { s.to_lowercase() }
 ///
-/// papy_plugins::export_plugin!(name = "text", version = "0.1.0");
+/// papy_sdk::export_plugin!(name = "text", version = "0.1.0");
 /// ```
 ///
 /// The version may be left out (the crate's version is used).
@@ -60,20 +61,22 @@ fn leak_str(s: &str) -> StrRef {
 
 fn own_functions(crate_prefix: &str) -> Vec<(String, Arc<Function>)> {
     let prefix = format!("{}.", registry::normalise(crate_prefix));
-    registry::functions()
-        .into_iter()
+    let mut own: Vec<(String, Arc<Function>)> = registry::registered()
         .filter_map(|f| {
-            f.name
-                .strip_prefix(&prefix)
-                .map(|short| (short.to_string(), f.clone()))
+            let short = f.name.strip_prefix(&prefix)?.to_string();
+            Some((short, Arc::new(f)))
         })
-        .collect()
+        .collect();
+    // The table's order is the workers' index: make it the names' order,
+    // the same on every load.
+    own.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    own
 }
 
 /// Builds (once) and returns the manifest. Called by the entry symbol.
 pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifest {
     let addr = *MANIFEST.get_or_init(|| {
-        papy_core::quiet_caught_panics();
+        crate::quiet_caught_panics();
         let own = own_functions(crate_prefix);
         let param_types: Vec<StrRef> = own
             .iter()
@@ -142,8 +145,23 @@ pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifes
     addr as *const Manifest
 }
 
-fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    rmp_serde::to_vec(v).unwrap_or_default()
+/// A message for the host, packed as a MessagePack string.
+fn encode(message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_value(&Value::from(message), &mut out);
+    out
+}
+
+/// The single call's input: one MessagePack array `[inbox, args]` (what
+/// the host writes for a `(Vec<Value>, Vec<Value>)`).
+fn decode_call(bytes: &[u8]) -> Result<(Vec<Value>, Vec<Value>), String> {
+    let Value::List(pair) = decode_value(bytes)? else {
+        return Err("the call is not an array".into());
+    };
+    match pair.as_slice() {
+        [Value::List(inbox), Value::List(args)] => Ok((inbox.to_vec(), args.to_vec())),
+        _ => Err("the call is not [inbox, args]".into()),
+    }
 }
 
 fn dispatch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
@@ -153,7 +171,7 @@ fn dispatch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
             encode(&format!("the plugin has no worker number {index}")),
         );
     };
-    let (inbox, args): (Vec<Value>, Vec<Value>) = match rmp_serde::from_slice(bytes) {
+    let (inbox, args) = match decode_call(bytes) {
         Ok(x) => x,
         Err(e) => {
             return (
@@ -162,15 +180,20 @@ fn dispatch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
             )
         }
     };
+    let mut out = Vec::new();
     match f.invoke(&inbox, &args) {
-        Ok(v) => match rmp_serde::to_vec(&v) {
-            Ok(b) => (STATUS_OK, b),
-            Err(e) => (
-                STATUS_BAD_INPUT,
-                encode(&format!("cannot encode the result: {e}")),
-            ),
-        },
-        Err(e) => (STATUS_ERROR, encode(&(e.kind().code(), e.message()))),
+        Ok(v) => {
+            encode_value(&v, &mut out);
+            (STATUS_OK, out)
+        }
+        Err(e) => {
+            let err = Value::list([
+                Value::Int(i64::from(e.kind().code())),
+                Value::from(e.message()),
+            ]);
+            encode_value(&err, &mut out);
+            (STATUS_ERROR, out)
+        }
     }
 }
 
@@ -194,7 +217,7 @@ unsafe fn serve(
         // SAFETY: the caller passes `input_len` readable bytes at `input` (ABI contract).
         unsafe { std::slice::from_raw_parts(input, input_len) }
     };
-    let (status, payload) = match papy_core::catch(|| dispatcher(index, bytes)) {
+    let (status, payload) = match crate::catch(|| dispatcher(index, bytes)) {
         Ok(r) => r,
         Err(msg) => (STATUS_PANIC, encode(&msg)),
     };
@@ -231,7 +254,6 @@ pub unsafe extern "C" fn call(
 }
 
 fn dispatch_batch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
-    use papy_core::protocol::packed::{decode_values, encode_value};
     let Some(f) = FUNCTIONS.get().and_then(|fs| fs.get(index)) else {
         return (
             STATUS_BAD_INPUT,
@@ -257,7 +279,7 @@ fn dispatch_batch(index: usize, bytes: &[u8]) -> (i32, Vec<u8>) {
     let mut statuses = Vec::with_capacity(values.len());
     let mut payloads = Vec::with_capacity(values.len() * 2);
     for v in &values {
-        match papy_core::catch(|| f.invoke(std::slice::from_ref(v), &args)) {
+        match crate::catch(|| f.invoke(std::slice::from_ref(v), &args)) {
             Ok(Ok(r)) => {
                 statuses.push(STATUS_OK as u8);
                 encode_value(&r, &mut payloads);

@@ -1,7 +1,0 @@
-//! Misuse of `#[worker]` fails to compile with a clear message.
-
-#[test]
-fn worker_misuse_is_a_compile_error() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("tests/ui/*.rs");
-}
