@@ -7,6 +7,7 @@
 
 mod check;
 mod graph;
+mod inspect;
 mod list;
 mod logging;
 mod new;
@@ -41,6 +42,13 @@ enum Command {
     /// Create something new (`papy new plugin NAME`).
     #[command(subcommand)]
     New(new::NewArgs),
+    /// Opens one plugin file and exits (run by papy itself to open plugin
+    /// files in a child process first; see inspect.rs).
+    #[command(name = "__inspect-plugin", hide = true)]
+    InspectPlugin {
+        /// The plugin file.
+        path: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,7 +64,16 @@ fn main() -> std::process::ExitCode {
     // Worker panics become error items carrying their message: printing
     // each one too (with a backtrace under RUST_BACKTRACE) floods stderr.
     papy_core::quiet_caught_panics();
+    if matches!(
+        cli.command,
+        Command::List(_) | Command::Run(_) | Command::Check(_) | Command::Graph(_)
+    ) {
+        // Plugins these commands open are opened in a child first: one
+        // that crashes while opening is an error naming it, not a crash.
+        inspect::install();
+    }
     let result = match cli.command {
+        Command::InspectPlugin { path } => return inspect::serve(&path),
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),
         Command::Run(args) => return run::run(&args),

@@ -64,11 +64,24 @@ pub enum PluginError {
         /// What is wrong.
         message: String,
     },
-    /// This file is already loaded.
-    #[error("plugin `{}` is already loaded", .path.display())]
-    AlreadyLoaded {
-        /// The file (canonical).
+    /// The installed [`Inspector`](crate::Inspector) refused the file
+    /// before it was opened here (the `papy` binary's: opening it in a
+    /// child process crashed, or did not finish).
+    #[error("plugin `{}` {message}", .path.display())]
+    Inspect {
+        /// The file.
         path: PathBuf,
+        /// What the inspector found.
+        message: String,
+    },
+    /// This file, or a file with the same contents, is already loaded
+    /// (callers that load a plugin "if needed" take this as success).
+    #[error("plugin `{}` is already loaded (from `{}`)", .path.display(), .existing.display())]
+    AlreadyLoaded {
+        /// The file asked for (canonical).
+        path: PathBuf,
+        /// The file loaded first (the same path, or a copy of its contents).
+        existing: PathBuf,
     },
     /// Another file already provided a plugin of this name.
     #[error("a plugin named `{name}` is already loaded from `{}`; refusing `{}`", .existing.display(), .path.display())]

@@ -25,9 +25,11 @@ pub use papy_sdk::abi;
 /// `papy_sdk::export_plugin!` and depend on nothing else).
 pub use papy_sdk::export_plugin;
 mod error;
+mod inspect;
 mod load;
 mod search;
 
 pub use error::PluginError;
+pub use inspect::{set_inspector, Inspector};
 pub use load::{install_resolver, load, load_by_name, plugin, plugins, Plugin, PluginResolver};
 pub use search::{SearchPath, ENV_VAR};

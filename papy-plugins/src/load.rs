@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::abi::{
     CallFn, EntryFn, FreeFn, Manifest, ManifestExt, ManifestExt2, ManifestHeader, OutBuf, StrRef,
-    ABI_MAJOR, ENTRY_SYMBOL, MAGIC, STATUS_BAD_INPUT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    ABI_MAJOR, ENTRY_SYMBOL, MAGIC, MAX_NAME_LEN, MAX_TABLE_LEN, MAX_TEXT_LEN, STATUS_BAD_INPUT,
+    STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 use crate::error::PluginError;
 use crate::search::SearchPath;
@@ -81,25 +82,36 @@ pub fn plugin(name: &str) -> Option<Arc<Plugin>> {
     loaded().iter().find(|p| p.name == name).cloned()
 }
 
-fn read_str(path: &Path, what: &str, s: StrRef) -> Result<String, PluginError> {
+fn invalid(path: &Path, message: String) -> PluginError {
+    PluginError::InvalidManifest {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// A manifest string of at most `max` bytes, checked before it is read.
+fn read_str(path: &Path, what: &str, s: StrRef, max: usize) -> Result<String, PluginError> {
     if s.len == 0 {
         return Ok(String::new());
     }
+    if s.len > max {
+        return Err(invalid(
+            path,
+            format!("{what} is {} bytes long (at most {max})", s.len),
+        ));
+    }
     if s.ptr.is_null() {
-        return Err(PluginError::InvalidManifest {
-            path: path.to_path_buf(),
-            message: format!("{what} is a null pointer"),
-        });
+        return Err(invalid(path, format!("{what} is a null pointer")));
     }
     // SAFETY: the manifest passed its magic/ABI/size checks, so `s` is a StrRef
-    // written by export.rs: `len` bytes at `ptr`, leaked for the life of the library.
+    // written by export.rs: `len` bytes at `ptr` (bounded just above),
+    // leaked for the life of the library.
     let bytes = unsafe { std::slice::from_raw_parts(s.ptr.cast::<u8>(), s.len) };
-    String::from_utf8(bytes.to_vec()).map_err(|_| PluginError::InvalidManifest {
-        path: path.to_path_buf(),
-        message: format!("{what} is not UTF-8"),
-    })
+    String::from_utf8(bytes.to_vec()).map_err(|_| invalid(path, format!("{what} is not UTF-8")))
 }
 
+/// A manifest table of at most [`MAX_TABLE_LEN`] entries, its pointer
+/// checked for null and alignment before a slice is made of it.
 fn array<'a, T>(
     path: &Path,
     what: &str,
@@ -109,13 +121,24 @@ fn array<'a, T>(
     if len == 0 {
         return Ok(&[]);
     }
-    if ptr.is_null() {
-        return Err(PluginError::InvalidManifest {
-            path: path.to_path_buf(),
-            message: format!("{what} is a null pointer with {len} entries"),
-        });
+    if len > MAX_TABLE_LEN {
+        return Err(invalid(
+            path,
+            format!("{what} has {len} entries (at most {MAX_TABLE_LEN})"),
+        ));
     }
-    // SAFETY: as in `read_str`: a table of `len` entries leaked by the plugin.
+    if ptr.is_null() {
+        return Err(invalid(
+            path,
+            format!("{what} is a null pointer with {len} entries"),
+        ));
+    }
+    if !ptr.is_aligned() {
+        return Err(invalid(path, format!("{what} is not aligned")));
+    }
+    // SAFETY: as in `read_str`: a table of `len` entries leaked by the
+    // plugin; `len` is bounded (so `len * size_of::<T>()` cannot overflow)
+    // and the pointer is non-null and aligned.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
@@ -332,8 +355,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
         path: given.to_path_buf(),
         source,
     })?;
-    if loaded().iter().any(|p| p.path == path) {
-        return Err(PluginError::AlreadyLoaded { path });
+    if let Some(existing) = loaded().iter().find(|p| p.path == path) {
+        return Err(PluginError::AlreadyLoaded {
+            existing: existing.path.clone(),
+            path,
+        });
     }
     let content = std::fs::read(&path).map_err(|source| PluginError::Io {
         path: path.clone(),
@@ -343,8 +369,21 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
+    // The same contents under another name (a copy, a hard link) are the
+    // same plugin: found before the copy is opened, so its initialisers
+    // never run a second time.
+    if let Some(existing) = loaded().iter().find(|p| p.sha256 == sha256) {
+        return Err(PluginError::AlreadyLoaded {
+            existing: existing.path.clone(),
+            path,
+        });
+    }
     precheck(&path, &content)?;
     drop(content);
+    crate::inspect::inspect(&path).map_err(|message| PluginError::Inspect {
+        path: path.clone(),
+        message,
+    })?;
 
     // SAFETY: loading a library runs its initialisers; papy only loads files the
     // user named as plugins (documented in docs/plugins.md).
@@ -421,12 +460,20 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             // `size_of::<ManifestExt2>()` bytes at `ptr` (checked just above),
             // laid out as a ManifestExt2 (repr(C), the older manifests first).
             let ext: &ManifestExt2 = unsafe { &*ptr.cast::<ManifestExt2>() };
-            Some(ext.call_batch)
+            match ext.call_batch {
+                Some(f) => Some(f),
+                None => {
+                    return Err(invalid(
+                        &path,
+                        "the batch call shim is a null pointer".into(),
+                    ))
+                }
+            }
         } else {
             None
         };
-    let name = read_str(&path, "the plugin name", m.name)?;
-    if name.is_empty() || name.contains(['.', ':']) {
+    let name = read_str(&path, "the plugin name", m.name, MAX_NAME_LEN)?;
+    if name.is_empty() || name.contains(['.', ':']) || name.contains(char::is_control) {
         return Err(PluginError::InvalidManifest {
             path,
             message: format!("invalid plugin name `{name}`"),
@@ -439,17 +486,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             path,
         });
     }
-    let version = read_str(&path, "the version", m.version)?;
-    let papy_version = read_str(&path, "the papy version", m.papy_version)?;
-    let rustc_version = read_str(&path, "the rustc version", m.rustc_version)?;
-    let free = m.free;
+    let version = read_str(&path, "the version", m.version, MAX_NAME_LEN)?;
+    let papy_version = read_str(&path, "the papy version", m.papy_version, MAX_NAME_LEN)?;
+    let rustc_version = read_str(&path, "the rustc version", m.rustc_version, MAX_NAME_LEN)?;
+    let Some(free) = m.free else {
+        return Err(invalid(&path, "the free function is a null pointer".into()));
+    };
     let entries = array(&path, "the worker table", m.workers, m.workers_len)?;
     let mut functions = Vec::with_capacity(entries.len());
     for (index, e) in entries.iter().enumerate() {
-        let short = read_str(&path, "a worker name", e.name)?;
+        let short = read_str(&path, "a worker name", e.name, MAX_NAME_LEN)?;
         let imports = array(&path, "an imports table", e.imports, e.imports_len)?
             .iter()
-            .map(|s| read_str(&path, "an import", *s))
+            .map(|s| read_str(&path, "an import", *s, MAX_NAME_LEN))
             .collect::<Result<Vec<_>, _>>()?;
         let params = if e.params_len == usize::MAX {
             None
@@ -457,8 +506,9 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             let ps = array(&path, "a parameter table", e.params, e.params_len)?;
             let mut out = Vec::with_capacity(ps.len());
             for p in ps {
-                let pname: &'static str =
-                    Box::leak(read_str(&path, "a parameter name", p.name)?.into_boxed_str());
+                let pname: &'static str = Box::leak(
+                    read_str(&path, "a parameter name", p.name, MAX_NAME_LEN)?.into_boxed_str(),
+                );
                 let ty: &'static str = match types.as_mut() {
                     None => "",
                     Some(t) => {
@@ -468,7 +518,9 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
                                 "the parameter type table is shorter than the parameter tables"
                                     .into(),
                         })?;
-                        Box::leak(read_str(&path, "a parameter type", *s)?.into_boxed_str())
+                        Box::leak(
+                            read_str(&path, "a parameter type", *s, MAX_TEXT_LEN)?.into_boxed_str(),
+                        )
                     }
                 };
                 out.push(Param {
@@ -479,14 +531,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             }
             Some(out)
         };
-        let call = e.call;
+        let Some(call) = e.call else {
+            return Err(invalid(
+                &path,
+                format!("worker {index} (`{short}`) has a null call pointer"),
+            ));
+        };
         functions.push(Function {
             name: format!("{name}.{short}"),
             params,
             inputs: usize::try_from(e.inputs).ok(),
             imports,
             forgive: e.forgive != 0,
-            doc: read_str(&path, "a doc comment", e.doc)?,
+            doc: read_str(&path, "a doc comment", e.doc, MAX_TEXT_LEN)?,
             portable: true,
             call: Callable::Dynamic(Arc::new(move |inbox: &[Value], args: &[Value]| {
                 call_plugin(call, free, index, inbox, args)

@@ -112,10 +112,23 @@ fn pipeline_mixing_builtin_and_plugin_functions_on_threads() {
 }
 
 #[test]
-fn loading_the_same_file_twice_is_refused() {
+fn loading_the_same_file_twice_or_a_copy_of_it_is_already_loaded() {
     let (text, _) = text_and_math();
     match load(text.path()) {
-        Err(PluginError::AlreadyLoaded { path }) => assert_eq!(path, text.path()),
+        Err(PluginError::AlreadyLoaded { path, existing }) => {
+            assert_eq!(path, text.path());
+            assert_eq!(existing, text.path());
+        }
+        other => panic!("{other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(papy_plugins::SearchPath::file_name("text"));
+    std::fs::copy(plugin_file("text"), &copy).unwrap();
+    match load(&copy) {
+        Err(PluginError::AlreadyLoaded { path, existing }) => {
+            assert_eq!(path, copy.canonicalize().unwrap());
+            assert_eq!(existing, text.path());
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -123,16 +136,17 @@ fn loading_the_same_file_twice_is_refused() {
 #[test]
 fn a_second_plugin_with_the_same_name_is_refused() {
     text_and_math();
-    let dir = std::env::temp_dir().join(format!("papy-dup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join(papy_plugins::SearchPath::file_name("text"));
-    std::fs::copy(plugin_file("text"), &copy).unwrap();
-    let err = load(&copy).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join(papy_plugins::SearchPath::file_name("text"));
+    // Other contents (bytes after the last segment), the same plugin name.
+    let mut bytes = std::fs::read(plugin_file("text")).unwrap();
+    bytes.extend_from_slice(b"another build");
+    std::fs::write(&other, bytes).unwrap();
+    let err = load(&other).unwrap_err();
     assert!(
         matches!(err, PluginError::DuplicateName { ref name, .. } if name == "text"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -285,4 +299,29 @@ fn a_truncated_library_and_a_text_file_fail_to_open() {
         Err(PluginError::Io { .. })
     ));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_the_inspector_refuses_is_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().canonicalize().unwrap();
+    let file = marker.join(papy_plugins::SearchPath::file_name("papy_fixture_hostile"));
+    std::fs::copy(plugin_file("papy_fixture_hostile"), &file).unwrap();
+    // Only this test's directory is refused: other tests of this binary load on.
+    let refused = marker.clone();
+    papy_plugins::set_inspector(Some(Arc::new(move |p: &std::path::Path| {
+        if p.starts_with(&refused) {
+            Err("refused by the test".to_string())
+        } else {
+            Ok(())
+        }
+    })));
+    let err = load(&file).unwrap_err();
+    papy_plugins::set_inspector(None);
+    assert!(
+        matches!(err, PluginError::Inspect { ref path, .. } if *path == file),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    assert!(papy_plugins::plugin("hostile").is_none());
 }

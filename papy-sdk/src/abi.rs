@@ -26,6 +26,20 @@ pub const ABI_MAJOR: u32 = 1;
 /// - 1.1: a [`ManifestExt`] around it, adding each parameter's type.
 /// - 1.2: a [`ManifestExt2`] around that, adding a batch call.
 pub const ABI_MINOR: u32 = 2;
+
+/// Most entries a host accepts in one manifest table (workers, a
+/// worker's imports or parameters, the parameter type table). Checked, with
+/// the pointer's alignment, before any table is read.
+pub const MAX_TABLE_LEN: usize = 1 << 16;
+
+/// Most bytes a host accepts in a name (the plugin's, a worker's, a
+/// parameter's, an import, a version).
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Most bytes a host accepts in any other manifest string (a doc comment,
+/// a parameter type).
+pub const MAX_TEXT_LEN: usize = 1 << 20;
+
 /// The entry symbol every plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"papy_plugin_manifest\0";
 
@@ -97,8 +111,9 @@ pub struct WorkerEntry {
     pub params_len: usize,
     /// Inbox elements taken, or -1 for any.
     pub inputs: i64,
-    /// The call shim (the same dispatcher for every entry, told `index`).
-    pub call: CallFn,
+    /// The call shim (the same dispatcher for every entry, told `index`);
+    /// a host refuses a null one (`None`: the layout is a nullable pointer).
+    pub call: Option<CallFn>,
 }
 
 /// The fixed prefix of every manifest, checked before anything else is read.
@@ -133,8 +148,8 @@ pub struct Manifest {
     pub workers: *const WorkerEntry,
     /// Number of workers.
     pub workers_len: usize,
-    /// Frees buffers returned by `call`.
-    pub free: FreeFn,
+    /// Frees buffers returned by `call`; a host refuses a null one.
+    pub free: Option<FreeFn>,
 }
 
 /// ABI 1.1: a [`Manifest`] followed by the type of every parameter.
@@ -179,8 +194,9 @@ pub struct ManifestExt {
 pub struct ManifestExt2 {
     /// The 1.1 manifest.
     pub base: ManifestExt,
-    /// The batch call shim (the same for every worker, told `index`).
-    pub call_batch: CallFn,
+    /// The batch call shim (the same for every worker, told `index`); a
+    /// host refuses a null one.
+    pub call_batch: Option<CallFn>,
 }
 
 /// The type of the entry symbol.

@@ -111,7 +111,7 @@ pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifes
                     params,
                     params_len,
                     inputs: f.inputs.map_or(-1, |n| n as i64),
-                    call,
+                    call: Some(call),
                 }
             })
             .collect();
@@ -132,12 +132,12 @@ pub fn manifest(name: &str, version: &str, crate_prefix: &str) -> *const Manifes
                     rustc_version: leak_str(env!("PAPY_RUSTC_VERSION")),
                     workers: entries.as_ptr(),
                     workers_len: entries.len(),
-                    free,
+                    free: Some(free),
                 },
                 param_types: param_types.as_ptr(),
                 param_types_len: param_types.len(),
             },
-            call_batch,
+            call_batch: Some(call_batch),
         }));
         // The extension starts with the 1.0 manifest (repr(C), first field).
         std::ptr::from_ref::<Manifest>(&m.base.base) as usize

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const PACKAGES: [&str; 8] = [
+pub const PACKAGES: [&str; 9] = [
     "papy-plugin-text",
     "papy-plugin-math",
     "papy-plugin-textstats",
@@ -15,6 +15,7 @@ pub const PACKAGES: [&str; 8] = [
     "papy-fixture-abi-v1-0",
     "papy-fixture-bad-types",
     "papy-fixture-bad-batch",
+    "papy-fixture-hostile",
 ];
 
 /// The directory holding the built plugins (`target/debug`).

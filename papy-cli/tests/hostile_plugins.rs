@@ -1,0 +1,118 @@
+//! A plugin file that is broken or hostile (huge tables and names, null or
+//! misaligned pointers, a panic, an abort while it is opened) makes `papy
+//! list` and `papy check` exit with an error naming the file and the
+//! cause, never crash them (issue 15). Fixture: `tests/fixtures/hostile`,
+//! whose behaviour `PAPY_HOSTILE` chooses.
+
+#[path = "../../papy-plugins/tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn hostile() -> PathBuf {
+    support::plugin_file("papy_fixture_hostile")
+}
+
+fn papy(mode: &str, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_papy"))
+        .args(args)
+        .env("PAPY_HOSTILE", mode)
+        .output()
+        .expect("run papy")
+}
+
+fn list(mode: &str) -> Output {
+    let file = hostile();
+    papy(
+        mode,
+        &["list".as_ref(), "--plugin".as_ref(), file.as_os_str()],
+    )
+}
+
+/// Exited by itself (not killed by a signal) with `code`, and said `wanted`.
+fn assert_refused(out: &Output, code: i32, wanted: &[&str], case: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{case}: papy must exit by itself with {code}, got {:?}; stderr: {stderr}",
+        out.status
+    );
+    for w in wanted {
+        assert!(stderr.contains(w), "{case}: `{w}` not in: {stderr}");
+    }
+    assert!(
+        stderr.contains("libpapy_fixture_hostile"),
+        "{case}: the file is not named: {stderr}"
+    );
+}
+
+#[test]
+fn a_valid_manifest_from_the_same_file_is_listed() {
+    let out = list("");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hostile.echo"));
+}
+
+#[test]
+fn hostile_manifests_are_refused_by_name_before_anything_is_read() {
+    for (mode, wanted) in [
+        (
+            "huge_table",
+            "the worker table has 288230376151711743 entries (at most 65536)",
+        ),
+        (
+            "huge_name",
+            "the plugin name is 1099511627776 bytes long (at most 1024)",
+        ),
+        ("huge_doc", "a doc comment is 1073741824 bytes long"),
+        (
+            "null_table",
+            "the worker table is a null pointer with 3 entries",
+        ),
+        ("misaligned", "the worker table is not aligned"),
+        ("null_call", "worker 0 (`echo`) has a null call pointer"),
+        ("null_free", "the free function is a null pointer"),
+    ] {
+        assert_refused(&list(mode), 2, &["invalid manifest", wanted], mode);
+    }
+}
+
+#[test]
+fn a_plugin_that_crashes_while_opening_fails_list_and_check_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[plugins]\nload = [{:?}]\n\n[[pipers]]\nname = \"a\"\nworker = [\"papy.ipasser\"]\n",
+            hostile().display().to_string()
+        ),
+    )
+    .unwrap();
+    for (mode, wanted) in [
+        ("panic", "hostile plugin: initialisation failed on purpose"),
+        ("abort", "SIGABRT"),
+        (
+            "init_abort",
+            "hostile plugin: aborting while the library is opened",
+        ),
+    ] {
+        let case = format!("list, {mode}");
+        assert_refused(
+            &list(mode),
+            2,
+            &["crashed while being opened", wanted],
+            &case,
+        );
+        let out = papy(mode, &["check".as_ref(), pipeline.as_os_str()]);
+        let case = format!("check, {mode}");
+        assert_refused(&out, 1, &["crashed while being opened", wanted], &case);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("p.toml:2:"),
+            "{case}: the problem is not at the file's [plugins] entry: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
