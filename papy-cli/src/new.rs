@@ -15,6 +15,10 @@ pub enum NewArgs {
         /// The directory to create the crate in (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The `papy-sdk` directory to depend on (default: the one of the
+        /// checkout this papy was built from, if it is still there).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
     },
     /// A script for `papy.script` (bash or Python) that reads its JSON config.
     Script {
@@ -26,14 +30,25 @@ pub enum NewArgs {
     },
 }
 
-/// Where this papy's sources are, for a path dependency on `papy-sdk`
-/// (when built from a checkout that is still there).
-fn papy_source() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    root.join("papy-sdk/Cargo.toml")
-        .is_file()
-        .then(|| root.canonicalize().ok())
-        .flatten()
+/// The `papy-sdk` a new plugin depends on: `--sdk`, else the one of the
+/// checkout this papy was built from. `papy-sdk` is not published, so a
+/// plugin cannot name it by version.
+fn sdk_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let (dir, whence) = match given {
+        Some(d) => (d.to_path_buf(), "--sdk"),
+        None => (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../papy-sdk"),
+            "the checkout this papy was built from",
+        ),
+    };
+    if !dir.join("Cargo.toml").is_file() {
+        bail!(
+            "no papy-sdk crate at {} ({whence}); pass --sdk with the papy-sdk directory of a papy checkout",
+            dir.display()
+        );
+    }
+    dir.canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))
 }
 
 fn valid(name: &str) -> bool {
@@ -47,7 +62,7 @@ fn valid(name: &str) -> bool {
 /// Writes what was asked for.
 pub fn run(args: &NewArgs) -> anyhow::Result<()> {
     match args {
-        NewArgs::Plugin { name, dir } => plugin(name, dir.as_deref()),
+        NewArgs::Plugin { name, dir, sdk } => plugin(name, dir.as_deref(), sdk.as_deref()),
         NewArgs::Script { path, lang } => script(path, lang),
     }
 }
@@ -72,7 +87,7 @@ fn script(path: &Path, lang: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plugin(name: &str, dir: Option<&Path>) -> anyhow::Result<()> {
+fn plugin(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> anyhow::Result<()> {
     if !valid(name) {
         bail!(
             "plugin name `{name}`: use lower-case letters, digits and `_`, starting with a letter"
@@ -82,15 +97,10 @@ fn plugin(name: &str, dir: Option<&Path>) -> anyhow::Result<()> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
+    let sdk = sdk_dir(sdk)?;
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    let deps = match papy_source() {
-        Some(src) => format!(
-            "papy-sdk = {{ path = {:?} }}\n",
-            src.join("papy-sdk").display().to_string()
-        ),
-        None => format!("papy-sdk = \"{}\"\n", env!("CARGO_PKG_VERSION")),
-    };
+    let deps = format!("papy-sdk = {{ path = {:?} }}\n", sdk.display().to_string());
     let cargo = format!(
         "[package]\nname = \"papy-plugin-{pkg}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
          [lib]\nname = \"{name}\"\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{deps}\n\

@@ -502,6 +502,35 @@ fn new_plugin_scaffold_builds_and_loads() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!run(&["new", "plugin", "Bad-Name"]).status.success());
+    // The crate depends on the SDK alone, not on the engine.
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|d| d.split("\n[").next())
+        .unwrap_or_default();
+    let names: Vec<&str> = deps
+        .lines()
+        .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
+        .collect();
+    assert_eq!(names, ["papy-sdk"], "{manifest}");
+    // An SDK directory that is not there: a clear error, nothing created.
+    let elsewhere = dir.join("other");
+    let out = run(&[
+        "new",
+        "plugin",
+        "other",
+        "--dir",
+        elsewhere.to_str().unwrap(),
+        "--sdk",
+        "/nonexistent/papy-sdk",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no papy-sdk crate at /nonexistent/papy-sdk"),
+        "{err}"
+    );
+    assert!(!elsewhere.exists());
     // The workspace's target directory: the papy crates compiled for the tests are reused.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
