@@ -429,3 +429,50 @@ fn a_worker_that_died_while_idle_costs_no_item() {
         "a new worker took over"
     );
 }
+
+/// `[x, the worker's process id]`.
+#[papy::worker]
+fn t_with_pid(x: i64) -> Vec<i64> {
+    vec![x, i64::from(std::process::id())]
+}
+
+#[test]
+fn recycling_after_n_items_starts_new_workers_and_loses_nothing() {
+    let cmd = WorkerCommand::current_exe()
+        .unwrap()
+        .recycle(papy::pool::Recycle {
+            after_items: Some(5),
+            above_rss: None,
+        });
+    let pool = Arc::new(ProcessPool::new("recycled", 1, cmd).unwrap());
+    let m = numap_on(&pool, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("p", Worker::new("t_with_pid").unwrap()).parallel(&m))
+        .unwrap();
+    let items = run_all(d, ints(0..23)).remove(0).1;
+    let mut per_pid: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (i, item) in items.iter().enumerate() {
+        let v = item.as_ref().unwrap();
+        assert_eq!(
+            v.as_list().and_then(|l| l.first()),
+            Some(&Value::Int(i as i64)),
+            "item {i} in order"
+        );
+        *per_pid
+            .entry(
+                v.as_list()
+                    .and_then(|l| l.get(1))
+                    .and_then(Value::as_int)
+                    .unwrap(),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(items.len(), 23, "nothing lost");
+    assert_eq!(
+        per_pid.len(),
+        5,
+        "5 workers for 23 items, 5 each: {per_pid:?}"
+    );
+    assert!(per_pid.values().all(|&n| n <= 5), "{per_pid:?}");
+    assert_eq!(pool.recycled(), 4);
+}

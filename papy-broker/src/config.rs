@@ -35,6 +35,11 @@ pub struct RedisConfig {
     /// external ones.
     #[serde(default)]
     pub workers: usize,
+    /// A file holding the key that authenticates the run's entries (at
+    /// least 16 bytes); workers elsewhere need the same key. Default:
+    /// `PAPY_BROKER_KEY`, else a random key only local workers receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -45,6 +50,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("max_attempts", &self.max_attempts)
             .field("claim_after", &self.claim_after)
             .field("workers", &self.workers)
+            .field("key_file", &self.key_file)
             .finish()
     }
 }
@@ -58,6 +64,7 @@ impl RedisConfig {
             max_attempts: Some(b.max_attempts_setting()),
             claim_after: Some(b.claim_after_setting()),
             workers: b.local_setting(),
+            key_file: b.key_file_setting().map(std::path::Path::to_path_buf),
         }
     }
 
@@ -76,14 +83,23 @@ impl RedisConfig {
         if let Some(t) = self.claim_after {
             pairs.push(("claim_after", Value::from(t.as_secs_f64())));
         }
+        if let Some(k) = &self.key_file {
+            pairs.push(("key_file", Value::from(k.display().to_string())));
+        }
         papy_core::pool::settings_map(pairs)
     }
 }
 
 impl PoolConfig for RedisConfig {
     const KIND: &'static str = "redis";
-    const KEYS: &'static [&'static str] =
-        &["url", "run_id", "max_attempts", "claim_after", "workers"];
+    const KEYS: &'static [&'static str] = &[
+        "url",
+        "run_id",
+        "max_attempts",
+        "claim_after",
+        "workers",
+        "key_file",
+    ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
@@ -132,6 +148,9 @@ impl PoolConfig for RedisConfig {
         if let Some(t) = self.claim_after {
             b = b.claim_after(t);
         }
+        if let Some(k) = &self.key_file {
+            b = b.key_file(k.clone());
+        }
         if self.workers > 0 {
             b = b.local_workers(self.workers, (ctx.worker_command)()?);
         }
@@ -162,6 +181,7 @@ mod tests {
             max_attempts: Some(1),
             claim_after: Some(Duration::from_secs(1)),
             workers: 1,
+            key_file: Some("run.key".into()),
         };
         let t = toml::Table::try_from(&c).unwrap_or_default();
         let mut got: Vec<&str> = t.keys().map(String::as_str).collect();

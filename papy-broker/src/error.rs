@@ -18,6 +18,10 @@ pub enum BrokerError {
     /// Invalid settings.
     #[error("{0}")]
     Config(String),
+    /// This worker's key is not the run's: serving would dead-letter every
+    /// entry, so the worker stops instead of retrying.
+    #[error("{0}")]
+    KeyMismatch(String),
 }
 
 impl From<redis::RedisError> for BrokerError {

@@ -38,6 +38,7 @@ mod local;
 mod pool;
 mod queue;
 mod redis_queue;
+pub mod seal;
 mod url;
 pub use config::RedisConfig;
 mod worker;

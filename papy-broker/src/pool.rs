@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::local::LocalWorkers;
 use crate::queue::{Cursor, Outcome, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
+use crate::seal::{Sealer, KEY_ENV};
 use crate::url::redact;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +102,10 @@ struct Shared {
     url: String,
     run: String,
     settings: RunSettings,
+    /// Seals the task entries, opens results and dead letters.
+    sealer: Sealer,
+    /// Results and dead letters that did not open (forged or altered).
+    forged: AtomicU64,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_id: AtomicU64,
     /// Workers planned for (how queued jobs are shared out).
@@ -191,6 +196,8 @@ pub struct BrokerPoolBuilder {
     local: usize,
     command: Option<WorkerCommand>,
     size: Option<usize>,
+    key: Option<String>,
+    key_file: Option<std::path::PathBuf>,
 }
 
 /// Shows the URL with its password hidden.
@@ -286,6 +293,25 @@ impl BrokerPoolBuilder {
         self
     }
 
+    /// The key that authenticates the run's entries (at least 16 bytes;
+    /// see [`seal`](crate::seal)); workers on other machines need the same
+    /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
+    /// key for this run, which only the local workers receive.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
+    pub fn key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    pub(crate) fn key_file_setting(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
     /// Connects, starts the run (its keys are reset) and the local workers.
     ///
     /// # Errors
@@ -320,6 +346,8 @@ impl BrokerPool {
             local: 0,
             command: None,
             size: None,
+            key: None,
+            key_file: None,
         }
     }
 
@@ -330,12 +358,31 @@ impl BrokerPool {
             )));
         }
         let run = spec.run_id.clone().unwrap_or_else(|| spec.name.clone());
+        let from_file = match &spec.key_file {
+            Some(f) => Sealer::key_from(Some(f))?,
+            None => None,
+        };
+        let key = match spec.key.clone().or(from_file) {
+            Some(k) => k,
+            None => match Sealer::key_from(None)? {
+                Some(k) => k,
+                None => {
+                    tracing::info!(
+                        "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
+                        spec.name
+                    );
+                    papy_core::run_key::run_key_hex()
+                }
+            },
+        };
+        let sealer = Sealer::new(&key, &run)?;
         let settings = RunSettings {
             session: session_id(),
             max_attempts: spec.max_attempts,
             claim_after: spec.claim_after,
             done: false,
             lease: spec.keep_for + LEASE_MARGIN,
+            key_check: sealer.check_value(),
         };
         let mut q = RedisQueue::connect(&spec.url, &run)
             .map_err(|e| Error::Config(format!("broker pool `{}`: {e}", spec.name)))?;
@@ -350,6 +397,8 @@ impl BrokerPool {
             url: spec.url.clone(),
             run: run.clone(),
             settings,
+            sealer: sealer.clone(),
+            forged: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             workers: spec.size.unwrap_or(spec.local.max(1)),
@@ -386,7 +435,10 @@ impl BrokerPool {
             }
         });
         let local = match (&spec.command, spec.local) {
-            (Some(cmd), n) if n > 0 => Some(LocalWorkers::start(n, cmd, &spec.url, &run, &give_up)),
+            (Some(cmd), n) if n > 0 => {
+                let cmd = cmd.clone().env(KEY_ENV, sealer.key());
+                Some(LocalWorkers::start(n, &cmd, &spec.url, &run, &give_up))
+            }
             _ => None,
         };
         Ok(BrokerPool {
@@ -411,6 +463,12 @@ impl BrokerPool {
             .as_ref()
             .map(LocalWorkers::pids)
             .unwrap_or_default()
+    }
+
+    /// Results and dead letters ignored because they did not carry this
+    /// run's tag (forged or altered entries).
+    pub fn forged(&self) -> u64 {
+        self.shared.forged.load(Ordering::Relaxed)
     }
 
     /// Results dropped because their job had already been delivered
@@ -507,6 +565,7 @@ fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
             None
         }
         Ok(bytes) => {
+            let bytes = sh.sealer.seal(bytes);
             f.payload.clone_from(&bytes);
             lock(&sh.in_flight).insert(id, f);
             Some((id, bytes))
@@ -799,6 +858,19 @@ fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
     }
 }
 
+/// The payload of a result or dead letter, if it carries the run's tag;
+/// otherwise counted and logged, and `None`.
+fn open<'a>(sh: &Shared, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
+    match sh.sealer.open(payload) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            sh.forged.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
+            None
+        }
+    }
+}
+
 /// Handles one outcome; returns the jobs to send again, one entry each (the
 /// jobs of a dead-lettered entry that held several: only the poison one
 /// should fail).
@@ -812,7 +884,10 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             if session != sh.settings.session {
                 return Vec::new();
             }
-            let (id, results) = match decode("result", &payload) {
+            let Some(payload) = open(sh, &payload, "result") else {
+                return Vec::new();
+            };
+            let (id, results) = match decode("result", payload) {
                 Ok(Frame::Result { id, results }) => (id, results),
                 Ok(_) => {
                     fail_job(sh, job, "a worker sent something else than a result");
@@ -855,7 +930,12 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             if session != sh.settings.session {
                 return Vec::new();
             }
-            let id = match decode("dead letter", &payload) {
+            // A dead letter names its job by the sealed task it carries;
+            // one that does not open is not the run's and fails nothing.
+            let Some(payload) = open(sh, &payload, "dead letter") else {
+                return Vec::new();
+            };
+            let id = match decode("dead letter", payload) {
                 Ok(Frame::Task { id, .. }) => Some(id),
                 _ => job,
             };

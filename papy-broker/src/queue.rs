@@ -86,6 +86,9 @@ pub struct RunSettings {
     /// The lease of the run's keys: every write sets this expiry on the key
     /// it writes, and the host renews it while it runs (zero: no expiry).
     pub lease: Duration,
+    /// The check value of the run's key ([`Sealer::check_value`](crate::seal::Sealer::check_value)):
+    /// a worker whose key gives another value stops (empty: not written).
+    pub key_check: String,
 }
 
 /// A broker holding one run's streams.

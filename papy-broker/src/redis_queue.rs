@@ -290,6 +290,7 @@ impl Queue for RedisQueue {
                 ("claim_after_ms", s.claim_after.as_millis().to_string()),
                 ("lease_s", s.lease.as_secs().to_string()),
                 ("state", if s.done { "done" } else { "running" }.to_string()),
+                ("key_check", s.key_check.clone()),
             ],
         )
         .ignore();
@@ -315,6 +316,7 @@ impl Queue for RedisQueue {
             claim_after: clamp_claim_after(num("claim_after_ms", 30_000)),
             done: h.get("state").is_some_and(|s| s == "done"),
             lease: Duration::from_secs(num("lease_s", 0).min(10 * 365 * 24 * 3600)),
+            key_check: h.get("key_check").cloned().unwrap_or_default(),
         };
         self.lease = s.lease;
         Ok(Some(s))

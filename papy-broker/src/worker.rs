@@ -20,6 +20,7 @@ use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
 use crate::queue::{Entry, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
+use crate::seal::Sealer;
 use crate::url::redact;
 
 /// How a broker worker serves.
@@ -37,6 +38,10 @@ pub struct ServeOptions {
     /// Exit when process `Some(pid)` no longer exists (a local worker whose
     /// host died must not serve for ever).
     pub parent: Option<u32>,
+    /// The run's key (the host's: [`KEY_ENV`](crate::seal::KEY_ENV) or its
+    /// `key_file`); required: entries without its tag are dead-lettered,
+    /// never run.
+    pub key: Option<String>,
 }
 
 impl ServeOptions {
@@ -48,6 +53,7 @@ impl ServeOptions {
             until_done: false,
             max_backoff: Duration::from_secs(5),
             parent: None,
+            key: None,
         }
     }
 }
@@ -60,6 +66,7 @@ fn default_settings() -> RunSettings {
         claim_after: crate::DEFAULT_CLAIM_AFTER,
         done: false,
         lease: Duration::ZERO,
+        key_check: String::new(),
     }
 }
 
@@ -88,6 +95,13 @@ fn consumer_name() -> String {
 /// # Ok::<(), papy_broker::BrokerError>(())
 /// ```
 pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
+    let Some(key) = opts.key.as_deref() else {
+        return Err(BrokerError::Config(format!(
+            "no broker key: give the worker the run's key in {} or with --key-file (entries are authenticated; see docs/security.md)",
+            crate::seal::KEY_ENV
+        )));
+    };
+    let sealer = Sealer::new(key, &opts.run)?;
     let consumer = opts.consumer.clone().unwrap_or_else(consumer_name);
     let mut runner = TaskRunner::default();
     let mut backoff = Duration::from_millis(100);
@@ -96,8 +110,9 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
             return Ok(());
         }
         let started = Instant::now();
-        match session(url, opts, &consumer, &mut runner) {
+        match session(url, opts, &sealer, &consumer, &mut runner) {
             Ok(()) => return Ok(()),
+            Err(e @ BrokerError::KeyMismatch(_)) => return Err(e),
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff = Duration::from_millis(100);
@@ -114,7 +129,13 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
 }
 
 /// One connection's worth of serving.
-fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunner) -> Result<()> {
+fn session(
+    url: &str,
+    opts: &ServeOptions,
+    sealer: &Sealer,
+    consumer: &str,
+    runner: &mut TaskRunner,
+) -> Result<()> {
     let mut q = RedisQueue::connect(url, &opts.run)?;
     let mut settings = default_settings();
     let heartbeat = Heartbeat::start(url, &opts.run, consumer, settings.claim_after / 4);
@@ -127,6 +148,13 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
                 return Ok(());
             }
             if let Some(s) = q.settings()? {
+                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
+                    return Err(BrokerError::KeyMismatch(format!(
+                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
+                        opts.run,
+                        crate::seal::KEY_ENV
+                    )));
+                }
                 if s.done && opts.until_done {
                     return Ok(());
                 }
@@ -138,11 +166,11 @@ fn session(url: &str, opts: &ServeOptions, consumer: &str, runner: &mut TaskRunn
             // One at a time: an entry taken over is held (and heartbeaten)
             // from the moment it is claimed until it is run.
             for e in q.reclaim(consumer, settings.claim_after, 1)? {
-                handle(&mut q, &heartbeat, runner, &settings, e)?;
+                handle(&mut q, &heartbeat, runner, &settings, sealer, e)?;
             }
         }
         for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
-            handle(&mut q, &heartbeat, runner, &settings, e)?;
+            handle(&mut q, &heartbeat, runner, &settings, sealer, e)?;
         }
     }
 }
@@ -203,6 +231,7 @@ fn handle(
     heartbeat: &Heartbeat,
     runner: &mut TaskRunner,
     settings: &RunSettings,
+    sealer: &Sealer,
     e: Entry,
 ) -> Result<()> {
     if e.deliveries > u64::from(settings.max_attempts) {
@@ -213,7 +242,16 @@ fn handle(
         tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
         return q.dead_letter(&e, &reason);
     }
-    let frame = match decode(&e.id, &e.payload) {
+    // Whoever can write to the stream is not trusted: an entry without
+    // the run's tag is never run.
+    let payload = match sealer.open(&e.payload) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::warn!("entry {}: {why}; moved to the dead-letter stream", e.id);
+            return q.dead_letter(&e, &why);
+        }
+    };
+    let frame = match decode(&e.id, payload) {
         Ok(f) => f,
         Err(err) => return q.dead_letter(&e, &err.to_string()),
     };
@@ -239,13 +277,13 @@ fn handle(
     // A result the host could not read (too big, or not encodable) becomes
     // one error per item; it is never mistaken for a lost connection.
     let bytes = match encode_result(id, results) {
-        Ok(b) => b,
+        Ok(b) => sealer.seal(b),
         Err(why) => {
             tracing::warn!("entry {}: {why}", e.id);
             let error = ItemError::new(ErrorKind::Conversion, why);
             let items: Vec<Item> = vec![Err(error); n];
             match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
-                Ok(b) => b,
+                Ok(b) => sealer.seal(b),
                 Err(why) => return q.dead_letter(&e, &why),
             }
         }
@@ -297,6 +335,7 @@ pub fn worker_main() {
     opts.parent = std::env::var(HOST_PID_ENV)
         .ok()
         .and_then(|p| p.parse().ok());
+    opts.key = std::env::var(crate::seal::KEY_ENV).ok();
     let code = match serve(&url, &opts) {
         Ok(()) => 0,
         Err(e) => {

@@ -260,7 +260,14 @@ fn a_result_that_arrives_twice_is_delivered_once() {
     let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker by hand and answers twice.
-    let p = Arc::new(BrokerPool::builder("twice", &server.url()).build().unwrap());
+    let key = "twice-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "twice").unwrap();
+    let p = Arc::new(
+        BrokerPool::builder("twice", &server.url())
+            .key(key)
+            .build()
+            .unwrap(),
+    );
     let m = numap_on(&p, 4);
     let mut d = Dagger::new();
     d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
@@ -286,7 +293,7 @@ fn a_result_that_arrives_twice_is_delivered_once() {
             node,
             indices,
             inboxes,
-        } = papy_broker::codec::decode(&e.id, &e.payload).unwrap()
+        } = papy_broker::codec::decode(&e.id, sealer.open(&e.payload).unwrap()).unwrap()
         else {
             panic!("not a task");
         };
@@ -295,6 +302,7 @@ fn a_result_that_arrives_twice_is_delivered_once() {
         );
         let bytes = papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
             .unwrap();
+        let bytes = sealer.seal(bytes);
         q.complete(e, &bytes).unwrap();
         q.complete(e, &bytes).unwrap();
     }
@@ -432,8 +440,10 @@ fn a_poison_item_grouped_with_others_costs_only_its_own_item() {
         .unwrap();
     let last = dead.ids.last().expect("a dead letter");
     let frame: Vec<u8> = redis::from_redis_value(&last.map["f"]).unwrap();
+    // The dead letter keeps the task's payload, tag included.
+    let frame = &frame[..frame.len() - 32];
     let papy_core::protocol::Frame::Task { indices, .. } =
-        papy_broker::codec::decode(&last.id, &frame).unwrap()
+        papy_broker::codec::decode(&last.id, frame).unwrap()
     else {
         panic!("not a task");
     };
@@ -643,8 +653,11 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
     let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker by hand.
+    let key = "unreadable-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "unreadable").unwrap();
     let p = Arc::new(
         BrokerPool::builder("unreadable", &server.url())
+            .key(key)
             .build()
             .unwrap(),
     );
@@ -672,7 +685,7 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                 node,
                 indices,
                 inboxes,
-            } = papy_broker::codec::decode(&e.id, &e.payload).unwrap()
+            } = papy_broker::codec::decode(&e.id, sealer.open(&e.payload).unwrap()).unwrap()
             else {
                 panic!("not a task");
             };
@@ -687,7 +700,8 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                     .arg(&e.session)
                     .query(q.connection())
                     .unwrap();
-                q.complete(&e, b"not a frame").unwrap();
+                q.complete(&e, &sealer.seal(b"not a frame".to_vec()))
+                    .unwrap();
                 continue;
             }
             let results = papy_core::protocol::WireResults::from_items(
@@ -696,7 +710,7 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
             let bytes =
                 papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
                     .unwrap();
-            q.complete(&e, &bytes).unwrap();
+            q.complete(&e, &sealer.seal(bytes)).unwrap();
         }
         if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
             break;
@@ -818,6 +832,7 @@ fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
         claim_after: Duration::from_millis(10),
         done: false,
         lease: Duration::from_secs(60),
+        key_check: String::new(),
     })
     .unwrap();
     q.add_tasks("s", &[(1, b"x".to_vec())]).unwrap();
@@ -851,4 +866,113 @@ fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
         .unwrap();
     assert_eq!(again.ids[0].consumer, "b");
     assert_eq!(again.ids[0].times_delivered, 2);
+}
+
+#[test]
+fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let key = "this-run-key-0123456789";
+    let p = Arc::new(pool(&server, "forged", 1).key(key).build().unwrap());
+    let mut con = server.connection();
+    let session: String = redis::cmd("HGET")
+        .arg("papy:forged:run")
+        .arg("session")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    // A task the host never sent, which would write `marker` if it ran:
+    // once without a tag, once sealed with another key.
+    let frame = papy_core::protocol::Frame::Task {
+        id: 4242,
+        chain: vec![papy_core::protocol::Call {
+            function: "b_count_runs_on".into(),
+            args: vec![
+                Value::Int(1),
+                Value::from(marker.display().to_string()),
+                Value::Int(0),
+            ],
+        }],
+        node: "forged".into(),
+        indices: vec![1],
+        inboxes: papy_core::protocol::WireInboxes::Single(vec![Value::Int(1)]),
+    };
+    let bytes = papy_broker::codec::encode(&frame).unwrap();
+    let other = papy_broker::seal::Sealer::new("another-key-0123456789", "forged").unwrap();
+    for payload in [bytes.clone(), other.seal(bytes)] {
+        let _: String = redis::cmd("XADD")
+            .arg("papy:forged:tasks")
+            .arg("*")
+            .arg("s")
+            .arg(&session)
+            .arg("j")
+            .arg(4242)
+            .arg("f")
+            .arg(payload)
+            .query(&mut con)
+            .unwrap();
+    }
+    // The run itself goes on, on the same worker.
+    let m = numap_on(&p, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    assert_eq!(run_all(d, ints(0..8)).remove(0).1, ints(1..9));
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("papy:forged:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.ids.len(), 2, "both forged entries are dead-lettered");
+    for e in &dead.ids {
+        let why: String = redis::from_redis_value(&e.map["why"]).unwrap();
+        assert!(why.contains("unauthenticated entry"), "{why}");
+    }
+    assert!(!marker.exists(), "a forged entry ran");
+    // The host read both dead letters and, unable to open them, counted them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.forged() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(p.forged(), 2);
+}
+
+#[test]
+fn a_worker_with_another_key_stops_instead_of_serving() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let _p = pool(&server, "keyed", 0)
+        .key("the-hosts-key-0123456789")
+        .build()
+        .unwrap();
+    let out = papy_broker::test_worker_command()
+        .unwrap()
+        .to_command()
+        .env(papy_core::pool::WORKER_ENV, "redis")
+        .env(papy_broker::URL_ENV, server.url())
+        .env(papy_broker::RUN_ENV, "keyed")
+        .env(papy_broker::seal::KEY_ENV, "not-the-hosts-key-0123")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not the one run `keyed` was started with"),
+        "{stderr}"
+    );
+    // And one with no key at all does not start.
+    let out = papy_broker::test_worker_command()
+        .unwrap()
+        .to_command()
+        .env(papy_core::pool::WORKER_ENV, "redis")
+        .env(papy_broker::URL_ENV, server.url())
+        .env(papy_broker::RUN_ENV, "keyed")
+        .env_remove(papy_broker::seal::KEY_ENV)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no broker key"), "{stderr}");
 }

@@ -14,6 +14,7 @@ mod new;
 mod pipeline;
 mod run;
 mod worker;
+mod worker_test;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Print a pipeline file's DAG as DOT or Mermaid.
     Graph(graph::GraphArgs),
+    /// Play the host against a worker command and report each protocol
+    /// violation (`papy worker-test -- python3 my_worker.py`).
+    WorkerTest(worker_test::WorkerTestArgs),
     /// Create something new (`papy new plugin NAME`).
     #[command(subcommand)]
     New(new::NewArgs),
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::InspectPlugin { path } => return inspect::serve(&path),
+        Command::WorkerTest(args) => return worker_test::run(&args),
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),
         Command::Run(args) => return run::run(&args),

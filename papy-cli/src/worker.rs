@@ -31,6 +31,17 @@ pub struct WorkerArgs {
     /// Load a plugin first: a file path, or a name looked up on the plugin path.
     #[arg(long = "plugin", value_name = "PLUGIN")]
     plugins: Vec<String>,
+    /// Run tasks naming functions that start external programs
+    /// (`papy.script`). Off by default: whoever can send this worker a task
+    /// (its host; anyone who can write to a Redis run's stream) would run
+    /// commands here. `papy run` adds it to the local workers it starts when
+    /// the pipeline uses such a function.
+    #[arg(long)]
+    allow_scripts: bool,
+    /// A file holding the run's broker key (`--redis`; default:
+    /// PAPY_BROKER_KEY). Entries without the key's tag are never run.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
     #[arg(long = "plugin-path", value_name = "DIR")]
     plugin_path: Vec<PathBuf>,
@@ -78,6 +89,7 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
 /// Serves until the host closes the connection (stdio) or the run is done
 /// (`--redis --until-done`).
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
+    papy_core::protocol::serve::set_programs_allowed(args.allow_scripts);
     // Local workers of a broker pool are started with the pipeline's process
     // command (`papy worker --stdio ...`) and PAPY_WORKER=redis plus the
     // broker's URL and run in the environment.
@@ -99,6 +111,7 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             .or_else(|| from_env(papy_broker::RUN_ENV))
             .context("`papy worker --redis` needs `--run RUN_ID`")?;
         let mut opts = papy_broker::ServeOptions::new(run);
+        opts.key = papy_broker::seal::Sealer::key_from(args.key_file.as_deref())?;
         opts.until_done = args.until_done || from_env(papy_broker::UNTIL_DONE_ENV).is_some();
         if pool_started {
             // Started by a host's pool: leave when that host goes away.

@@ -90,16 +90,20 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
     let server = redis_support::RedisServer::start();
     let example =
         std::fs::read_to_string(root().join("examples/pipelines/fork_join.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("papy-cli-broker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The run's key, shared by the host and the external worker.
+    let key = dir.join("run.key");
+    std::fs::write(&key, "a-key-the-host-and-workers-share\n").unwrap();
     let on_redis = example.replace(
         "kind = \"thread\"\nworkers = 2",
         &format!(
-            "kind = \"redis\"\nurl = \"{}\"\nrun_id = \"cli\"\nworkers = 1",
-            server.url()
+            "kind = \"redis\"\nurl = \"{}\"\nrun_id = \"cli\"\nworkers = 1\nkey_file = {:?}",
+            server.url(),
+            key.display().to_string()
         ),
     );
     assert_ne!(on_redis, example, "the example's resource was rewritten");
-    let dir = std::env::temp_dir().join(format!("papy-cli-broker-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("fork_join_redis.toml");
     std::fs::write(
         &file,
@@ -115,6 +119,8 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
                 "--run",
                 "cli",
                 "--until-done",
+                "--key-file",
+                key.to_str().unwrap(),
                 "--plugin",
                 "math",
             ])

@@ -143,3 +143,63 @@ fn plugin_pipeline_through_ssh_gives_the_same_output() {
     let on_ssh = NuMap::builder().pool(remote).stride(4).build().unwrap();
     assert_eq!(run(pipeline(&on_ssh), input), reference);
 }
+
+/// Runs `papy.script` (a script that touches a file) on a pool of one
+/// `papy worker --stdio` started with `extra` arguments; the item's result.
+fn script_through_worker(extra: &[&str]) -> (papy_core::Item, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("touch.sh");
+    std::fs::write(&script, "touch \"$PAPY_OUT_DONE\"\n").unwrap();
+    let cfg = Value::map([
+        ("id", Value::from("t")),
+        ("executable", Value::from("bash")),
+        ("script", Value::from(script.display().to_string())),
+        (
+            "dir",
+            Value::from(dir.path().join("out").display().to_string()),
+        ),
+        ("out", Value::list([Value::from("done")])),
+    ]);
+    let mut args = vec!["worker", "--stdio"];
+    args.extend_from_slice(extra);
+    let pool = ProcessPool::new(
+        "scripts",
+        1,
+        WorkerCommand::new(env!("CARGO_BIN_EXE_papy"), args),
+    )
+    .unwrap();
+    let m = NuMap::builder().pool(Arc::new(pool)).build().unwrap();
+    let mut d = Dagger::new();
+    let w = Worker::with_args("papy.script", [cfg]).unwrap();
+    d.add_piper(Piper::new("script", w).parallel(&m)).unwrap();
+    let mut p = Plumber::new(d);
+    let out = p.collect("script").unwrap();
+    let input = Value::map([("unused", Value::from("x"))]);
+    p.start([("script", Source::values([input]))]).unwrap();
+    p.run().unwrap();
+    assert!(p.wait(None).unwrap());
+    let mut items = out.take();
+    let ran = dir
+        .path()
+        .join("out")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some());
+    (items.remove(0), ran)
+}
+
+#[test]
+fn a_worker_runs_programs_only_when_started_with_allow_scripts() {
+    let (item, ran) = script_through_worker(&[]);
+    let e = item.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Function);
+    assert!(
+        e.message().contains("`papy.script` runs external programs")
+            && e.message().contains("--allow-scripts"),
+        "{e}"
+    );
+    assert!(!ran, "nothing ran");
+    let (item, ran) = script_through_worker(&["--allow-scripts"]);
+    let out = item.unwrap();
+    assert!(out.get("done").is_some(), "{out:?}");
+    assert!(ran);
+}

@@ -33,6 +33,7 @@ pub mod plumber;
 pub mod pool;
 pub mod protocol;
 pub mod registry;
+pub mod run_key;
 pub mod stats;
 mod sync;
 pub use papy_sdk::{catch, quiet_caught_panics, value};

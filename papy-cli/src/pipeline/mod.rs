@@ -79,10 +79,20 @@ pub struct Built {
 }
 
 /// The command of a process worker for this file: `papy worker --stdio`
-/// with the file's plugin path and loaded plugins.
+/// with the file's plugin path and loaded plugins, and `--allow-scripts`
+/// when one of its pipers calls a function that runs programs.
 fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
     let exe = std::env::current_exe()?;
     let mut args: Vec<OsString> = vec!["worker".into(), "--stdio".into()];
+    // The pipeline's author asked for programs to run: its own workers may.
+    let scripts = l.file.pipers.iter().any(|p| {
+        p.worker
+            .iter()
+            .any(|c| papy_core::protocol::serve::runs_programs(&c.function))
+    });
+    if scripts {
+        args.push("--allow-scripts".into());
+    }
     for d in papy_config::plugins::search_path(l).dirs() {
         args.push("--plugin-path".into());
         args.push(d.clone().into_os_string());

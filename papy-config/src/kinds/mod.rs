@@ -237,6 +237,8 @@ mod tests {
         let p = ProcessConfig {
             workers: Some(1),
             functions: vec!["f".into()],
+            recycle_after: Some(10),
+            recycle_above_mb: Some(100),
         };
         assert_eq!(keys_of(&p), sorted(ProcessConfig::KEYS));
         let r = RemoteConfig {

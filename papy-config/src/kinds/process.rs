@@ -18,14 +18,32 @@ pub struct ProcessConfig {
     /// plugins are loaded only there); each worker must list them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+    /// Replace a worker by a fresh one after it was sent this many items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_after: Option<u64>,
+    /// Replace a worker whose resident memory passes this many MiB (checked
+    /// between batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_above_mb: Option<u64>,
 }
 
 impl PoolConfig for ProcessConfig {
     const KIND: &'static str = "process";
-    const KEYS: &'static [&'static str] = &["workers", "functions"];
+    const KEYS: &'static [&'static str] =
+        &["workers", "functions", "recycle_after", "recycle_above_mb"];
 
     fn check(&self) -> Vec<(&'static str, String)> {
-        super::thread::workers_check(self.workers)
+        let mut p = super::thread::workers_check(self.workers);
+        if self.recycle_after == Some(0) {
+            p.push(("recycle_after", "must be at least 1 item".to_string()));
+        }
+        if self.recycle_above_mb == Some(0) {
+            p.push(("recycle_above_mb", "must be at least 1 MiB".to_string()));
+        }
+        if self.recycle_above_mb.is_some_and(|m| m > 1 << 30) {
+            p.push(("recycle_above_mb", "must be at most 2^30 MiB".to_string()));
+        }
+        p
     }
 
     fn apply(
@@ -37,7 +55,12 @@ impl PoolConfig for ProcessConfig {
         let n = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let cmd = (ctx.worker_command)()?.providing(self.functions.clone());
+        let cmd = (ctx.worker_command)()?
+            .providing(self.functions.clone())
+            .recycle(papy_core::pool::Recycle {
+                after_items: self.recycle_after,
+                above_rss: self.recycle_above_mb.map(|m| m << 20),
+            });
         let pool = ProcessPool::new(name, n, cmd)?;
         Ok(numap.pool(Arc::new(pool)))
     }

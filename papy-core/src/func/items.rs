@@ -11,6 +11,17 @@
 //!
 //! A fifo or socket item waits at most `timeout` for its reader; then the
 //! pipe is removed or the socket closed, and the serving thread ends.
+//!
+//! **Locators are checked, not trusted.** A locator is data, and data can
+//! come from anywhere (an input line, a worker's reply), so every locator
+//! [`dump`] makes carries a `mac`: an HMAC-SHA256 of its fields under this
+//! run's key ([`run_key`](crate::run_key), which the host hands to its
+//! worker processes). [`load`] honours a locator only when its MAC is right,
+//! or, for `file` and `fifo` items, when its path lies inside the item
+//! directory the caller declares ([`LoadOptions::dir`]); it removes only
+//! files whose locator is authentic, checks that a `file` item is a regular
+//! file and a `fifo` item a named pipe (never a device), and reads at most
+//! the locator's `len` bytes, itself at most [`LoadOptions::max_size`].
 //! `codec` says how the value was written: `bytes` (raw), `str` (UTF-8) or
 //! `msgpack` (any other value); `len` lets the loader detect a truncated
 //! transfer.
@@ -84,6 +95,10 @@ pub enum ItemsError {
     /// The payload could not be decoded, or arrived truncated.
     #[error("item payload: {0}")]
     Payload(String),
+    /// The locator was not made by this run and names nothing inside the
+    /// declared item directory: nothing was read or removed.
+    #[error("untrusted item locator: {0}")]
+    Untrusted(String),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ItemsError {
@@ -224,6 +239,8 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
         pairs.extend(place);
         pairs.push(("codec", Value::from(codec)));
         pairs.push(("len", Value::from(len)));
+        let unsigned = Value::map(pairs.clone());
+        pairs.push(("mac", Value::from(mac_hex(&unsigned))));
         Value::map(pairs)
     };
     match opts.transport {
@@ -283,6 +300,129 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
     }
 }
 
+/// The locator fields a MAC covers, in a fixed order.
+const SIGNED: [&str; 7] = ["kind", "path", "host", "port", "codec", "len", "token"];
+
+/// The bytes a locator's MAC is computed over: each signed field present,
+/// as `name=value` and a NUL.
+fn signed_bytes(locator: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for key in SIGNED {
+        if let Some(v) = locator.get(key) {
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'=');
+            match v.as_str() {
+                Some(s) => out.extend_from_slice(s.as_bytes()),
+                None => out.extend_from_slice(v.to_string().as_bytes()),
+            }
+            out.push(0);
+        }
+    }
+    out
+}
+
+type Mac = hmac::Hmac<sha2::Sha256>;
+
+fn mac_of(locator: &Value) -> Mac {
+    use hmac::Mac as _;
+    let mut m = <Mac as hmac::Mac>::new_from_slice(crate::run_key::run_key())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    m.update(&signed_bytes(locator));
+    m
+}
+
+fn mac_hex(locator: &Value) -> String {
+    use hmac::Mac as _;
+    mac_of(locator)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `true` when `locator` carries the right MAC under this run's key
+/// (compared in constant time).
+pub fn is_authentic(locator: &Value) -> bool {
+    use hmac::Mac as _;
+    let Some(hex) = locator.get("mac").and_then(Value::as_str) else {
+        return false;
+    };
+    if hex.len() != 64 || !hex.is_ascii() {
+        return false;
+    }
+    let mut tag = [0u8; 32];
+    for (i, b) in tag.iter_mut().enumerate() {
+        match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
+            Ok(x) => *b = x,
+            Err(_) => return false,
+        }
+    }
+    mac_of(locator).verify_slice(&tag).is_ok()
+}
+
+/// Whether `path` (which must exist) lies inside `dir`, both resolved.
+fn inside(path: &Path, dir: Option<&Path>) -> bool {
+    let Some(dir) = dir else { return false };
+    match (path.canonicalize(), dir.canonicalize()) {
+        (Ok(p), Ok(d)) => p.starts_with(d),
+        _ => false,
+    }
+}
+
+/// Refuses a `file` or `fifo` locator that is neither authentic nor
+/// inside the item directory; `Ok(true)` when it is authentic (so its file
+/// may be removed).
+fn trust_path(locator: &Value, path: &str, opts: &LoadOptions) -> Result<bool, ItemsError> {
+    if is_authentic(locator) {
+        return Ok(true);
+    }
+    if inside(Path::new(path), opts.dir.as_deref()) {
+        return Ok(false);
+    }
+    Err(ItemsError::Untrusted(format!(
+        "`{}` was not dumped by this run (no valid `mac`) and is not inside {}; nothing was read or removed",
+        crate::error::quote_peer(path),
+        match &opts.dir {
+            Some(d) => format!("the item directory {}", d.display()),
+            None => "a declared item directory (`dir`)".to_string(),
+        }
+    )))
+}
+
+/// Refuses an item longer than allowed before anything is read.
+fn check_size(len: u64, opts: &LoadOptions) -> Result<(), ItemsError> {
+    if len > opts.max_size {
+        return Err(ItemsError::Payload(format!(
+            "the item is {len} bytes, more than max_size = {}",
+            opts.max_size
+        )));
+    }
+    Ok(())
+}
+
+/// Opens a file item: a regular file (not a device, a pipe or a
+/// directory), checked on the open file itself.
+fn open_regular(path: &str) -> Result<std::fs::File, ItemsError> {
+    let f = std::fs::File::open(path).map_err(io_err(format!("opening {path}")))?;
+    let meta = f.metadata().map_err(io_err(format!("reading {path}")))?;
+    if !meta.is_file() {
+        return Err(ItemsError::Untrusted(format!(
+            "{path} is not a regular file; a file item is one"
+        )));
+    }
+    Ok(f)
+}
+
+/// Reads at most `len` bytes (one more tells a longer source).
+fn read_bounded(r: impl Read, len: u64, what: &str) -> Result<Vec<u8>, ItemsError> {
+    let mut bytes = Vec::with_capacity(capacity(len));
+    r.take(len.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err(format!("reading {what}")))?;
+    Ok(bytes)
+}
+
 /// A random number (std's per-process random hash keys, mixed with the time).
 fn new_token() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -305,37 +445,91 @@ fn path_value(p: &Path) -> Value {
     Value::from(p.display().to_string())
 }
 
+/// How long a connection to an item socket has to present its token.
+const TOKEN_WAIT: Duration = Duration::from_secs(2);
+
+/// Most connections waiting to present a token at once (the oldest is
+/// dropped to make room).
+const MAX_PENDING: usize = 64;
+
+/// A connection that has not yet presented a whole token.
+struct Pending {
+    stream: TcpStream,
+    got: Vec<u8>,
+    until: Instant,
+}
+
+/// Serves the payload to the first connection that presents `token`.
+/// Connections are read without blocking, each with [`TOKEN_WAIT`] to send
+/// its 8 bytes: an idle or wrong one is dropped and never delays the real
+/// reader.
 fn serve_socket(listener: &TcpListener, bytes: &[u8], token: u64, timeout: Duration) -> Served {
     let deadline = Instant::now() + timeout;
+    let mut pending: Vec<Pending> = Vec::new();
     loop {
+        let mut busy = false;
         match listener.accept() {
-            Ok((mut s, _)) => {
-                let mut claimed = [0u8; 8];
-                let ok = s
-                    .set_nonblocking(false)
-                    .and_then(|()| s.set_read_timeout(Some(Duration::from_secs(5))))
-                    .and_then(|()| s.read_exact(&mut claimed));
-                if ok.is_err() || u64::from_le_bytes(claimed) != token {
-                    // Not this item's reader: keep waiting for it.
-                    continue;
+            Ok((s, _)) => {
+                busy = true;
+                if s.set_nonblocking(true).is_ok() {
+                    if pending.len() >= MAX_PENDING {
+                        pending.remove(0);
+                    }
+                    pending.push(Pending {
+                        stream: s,
+                        got: Vec::with_capacity(8),
+                        until: Instant::now() + TOKEN_WAIT,
+                    });
                 }
-                let sent = s
-                    .set_write_timeout(Some(timeout.max(Duration::from_secs(1))))
-                    .and_then(|()| s.write_all(bytes))
-                    .and_then(|()| s.shutdown(std::net::Shutdown::Write));
-                return match sent {
-                    Ok(()) => Served::Done,
-                    Err(e) => Served::Failed(format!("sending the item: {e}")),
-                };
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    tracing::warn!("no reader came for a socket item within {timeout:?}");
-                    return Served::TimedOut;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => busy = true,
             Err(e) => return Served::Failed(format!("accepting the reader: {e}")),
+        }
+        let now = Instant::now();
+        let mut found = None;
+        pending.retain_mut(|p| {
+            if found.is_some() {
+                return true;
+            }
+            let mut buf = [0u8; 8];
+            let want = 8 - p.got.len();
+            match p.stream.read(&mut buf[..want]) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    busy = true;
+                    p.got.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+            if p.got.len() == 8 {
+                if p.got[..] == token.to_le_bytes() {
+                    found = p.stream.try_clone().ok();
+                }
+                // Wrong or right, this connection is done waiting.
+                return false;
+            }
+            now < p.until
+        });
+        if let Some(mut s) = found {
+            let sent = s
+                .set_nonblocking(false)
+                .and_then(|()| s.set_write_timeout(Some(timeout.max(Duration::from_secs(1)))))
+                .and_then(|()| s.write_all(bytes))
+                .and_then(|()| s.shutdown(std::net::Shutdown::Write));
+            return match sent {
+                Ok(()) => Served::Done,
+                Err(e) => Served::Failed(format!("sending the item: {e}")),
+            };
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!("no reader came for a socket item within {timeout:?}");
+            return Served::TimedOut;
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
@@ -478,21 +672,36 @@ fn serve_fifo(path: &Path, bytes: &[u8], timeout: Duration) -> Served {
 }
 
 /// Reads a pipe item, waiting at most `timeout` for its writer and for
-/// each piece of data.
+/// each piece of data; the path must name a named pipe, and is removed
+/// afterwards only when the locator is this run's (`ours`).
 #[cfg(unix)]
-fn read_fifo(path: &str, len: u64, timeout: Duration) -> Result<Vec<u8>, ItemsError> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn read_fifo(path: &str, len: u64, timeout: Duration, ours: bool) -> Result<Vec<u8>, ItemsError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let what = || format!("reading the pipe {path}");
+    let is_fifo = |m: &std::fs::Metadata| m.file_type().is_fifo();
+    let meta = std::fs::symlink_metadata(path).map_err(io_err(what()))?;
+    if !is_fifo(&meta) {
+        return Err(ItemsError::Untrusted(format!(
+            "{path} is not a named pipe; a fifo item is one"
+        )));
+    }
     // Opening for reading without O_NONBLOCK would wait for a writer forever.
     let mut f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
         .map_err(io_err(what()))?;
+    if !f.metadata().is_ok_and(|m| is_fifo(&m)) {
+        return Err(ItemsError::Untrusted(format!(
+            "{path} is not a named pipe; a fifo item is one"
+        )));
+    }
     let read = read_pipe(&mut f, len, timeout, &what);
     // The writer removes the name once both ends are open; this covers a
     // writer that never came.
-    let _ = std::fs::remove_file(path);
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
     read
 }
 
@@ -524,6 +733,11 @@ fn read_pipe(
             Ok(n) => {
                 started = true;
                 bytes.extend_from_slice(&chunk[..n]);
+                if bytes.len() as u64 > len {
+                    // More than the locator says: stop reading (the caller
+                    // reports the length), whatever the writer has left.
+                    break;
+                }
                 deadline = Instant::now() + timeout;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -543,7 +757,12 @@ fn read_pipe(
 }
 
 #[cfg(not(unix))]
-fn read_fifo(_path: &str, _len: u64, _timeout: Duration) -> Result<Vec<u8>, ItemsError> {
+fn read_fifo(
+    _path: &str,
+    _len: u64,
+    _timeout: Duration,
+    _ours: bool,
+) -> Result<Vec<u8>, ItemsError> {
     Err(ItemsError::Locator("fifo items need a Unix system".into()))
 }
 
@@ -563,6 +782,12 @@ pub struct LoadOptions {
     pub mmap: bool,
     /// How long to wait for a socket item's server.
     pub timeout: Duration,
+    /// A directory whose items are trusted without a MAC (made by another
+    /// program, or by workers on machines that do not share this run's
+    /// key); they are read, never removed.
+    pub dir: Option<PathBuf>,
+    /// The largest item loaded, in bytes (default 4 GiB).
+    pub max_size: u64,
 }
 
 impl Default for LoadOptions {
@@ -571,6 +796,8 @@ impl Default for LoadOptions {
             remove: true,
             mmap: false,
             timeout: Duration::from_secs(320),
+            dir: None,
+            max_size: 4 << 30,
         }
     }
 }
@@ -619,10 +846,19 @@ pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
         )));
     }
     let path = str_field(locator, "path")?;
-    let f = std::fs::File::open(path).map_err(io_err(format!("opening {path}")))?;
-    // SAFETY: the map is read-only and papy made the file for this item
-    // alone (mode 0600, unique name); if another program truncates it
-    // anyway, reading the map may fault, as documented for memory maps.
+    // Only files this run made: a map of a file another program can
+    // truncate faults (SIGBUS) when read past the new end.
+    if !is_authentic(locator) {
+        return Err(ItemsError::Untrusted(format!(
+            "`{}` was not dumped by this run; only such files are memory-mapped",
+            crate::error::quote_peer(path)
+        )));
+    }
+    let f = open_regular(path)?;
+    // SAFETY: the map is read-only and this run made the file for this
+    // item alone (its locator's MAC says so: mode 0600, unique name); if
+    // another program truncates it anyway, reading the map may fault, as
+    // docs/security.md says.
     let m = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(format!("mapping {path}")))?;
     check_len(&m, int_field(locator, "len")?, path)?;
     Ok(m)
@@ -631,9 +867,16 @@ pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
 /// Removes a file item's file (what [`load`] does unless told otherwise).
 ///
 /// # Errors
-/// The locator is not a file item, or the file cannot be removed.
+/// The locator is not an authentic file item (this run's MAC), or the file
+/// cannot be removed.
 pub fn remove(locator: &Value) -> Result<(), ItemsError> {
     let path = str_field(locator, "path")?;
+    if !is_authentic(locator) {
+        return Err(ItemsError::Untrusted(format!(
+            "`{}` was not dumped by this run; it is not removed",
+            crate::error::quote_peer(path)
+        )));
+    }
     std::fs::remove_file(path).map_err(io_err(format!("removing {path}")))
 }
 
@@ -652,34 +895,44 @@ pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
             "only file items can be memory-mapped, this is a {kind} item"
         )));
     }
+    check_size(len, opts)?;
     let value = match kind {
         "file" => {
             let path = str_field(locator, "path")?;
+            let ours = trust_path(locator, path, opts)?;
             let v = if opts.mmap {
                 map(locator).and_then(|m| decode(codec, &m))
             } else {
-                std::fs::read(path)
-                    .map_err(io_err(format!("reading {path}")))
+                open_regular(path)
+                    .and_then(|f| read_bounded(f, len, path))
                     .and_then(|bytes| {
                         check_len(&bytes, len, path)?;
                         decode(codec, &bytes)
                     })
             };
-            // Removed whether or not it could be read: a broken item file
-            // is not left behind either.
-            if opts.remove && Path::new(path).exists() {
+            // Removed whether or not it could be read, when this run made
+            // it: a broken item file is not left behind either.
+            if ours && opts.remove && Path::new(path).exists() {
                 remove(locator)?;
             }
             v?
         }
         "fifo" => {
             let path = str_field(locator, "path")?;
-            let bytes = read_fifo(path, len, opts.timeout)?;
+            let ours = trust_path(locator, path, opts)?;
+            let bytes = read_fifo(path, len, opts.timeout, ours)?;
             check_len(&bytes, len, path)?;
             decode(codec, &bytes)?
         }
         "socket" => {
             let host = str_field(locator, "host")?;
+            // Connecting is the locator's whole effect: only this run's.
+            if !is_authentic(locator) {
+                return Err(ItemsError::Untrusted(format!(
+                    "the socket item at {} was not dumped by this run; not connected to",
+                    crate::error::quote_peer(host)
+                )));
+            }
             let port = u16::try_from(int_field(locator, "port")?)
                 .map_err(|_| ItemsError::Locator(format!("bad port in {locator}")))?;
             let place = format!("{host}:{port}");
@@ -696,9 +949,7 @@ pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
             s.set_read_timeout(Some(opts.timeout))
                 .and_then(|()| s.write_all(&(token as u64).to_le_bytes()))
                 .map_err(io_err(format!("asking {place} for the item")))?;
-            let mut bytes = Vec::with_capacity(capacity(len));
-            s.read_to_end(&mut bytes)
-                .map_err(io_err(format!("reading the item at {place}")))?;
+            let bytes = read_bounded(&mut s, len, &format!("the item at {place}"))?;
             check_len(&bytes, len, &place)?;
             decode(codec, &bytes)?
         }
@@ -750,13 +1001,18 @@ fn dump_item(
 
 /// Loads the item whose locator is `inbox[0]` (PaPy's `load_item`):
 /// `remove` (default true) removes a file item once read, `mmap` reads a
-/// file item through a memory map, `timeout` (seconds) bounds a socket wait.
+/// file item through a memory map, `timeout` (seconds) bounds a socket wait,
+/// `dir` trusts file and fifo items inside it that this run did not make
+/// (read, never removed), `max_size` (bytes, default 4 GiB) bounds an item.
+/// Locators are checked: see docs/security.md.
 #[worker(name = "papy.load_item")]
 fn load_item(
     inbox: &[Value],
     remove: Option<bool>,
     mmap: Option<bool>,
     timeout: Option<f64>,
+    dir: Option<String>,
+    max_size: Option<u64>,
 ) -> Result<Value, String> {
     let locator = super::first(inbox)?;
     let defaults = LoadOptions::default();
@@ -764,6 +1020,8 @@ fn load_item(
         remove: remove.unwrap_or(true),
         mmap: mmap.unwrap_or(false),
         timeout: secs(timeout, defaults.timeout)?,
+        dir: dir.map(PathBuf::from),
+        max_size: max_size.unwrap_or(defaults.max_size),
     };
     load(locator, &opts).map_err(|e| e.to_string())
 }

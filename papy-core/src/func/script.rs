@@ -211,6 +211,82 @@ fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Tail
     })
 }
 
+/// Polls `done` until it holds or `limit` passes; whether it held.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What `/proc/self/fd` says the child's output pipes are (`pipe:[inode]`),
+/// to find the processes holding them later (Linux; empty elsewhere).
+fn pipe_ids(child: &std::process::Child) -> Vec<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fds = [
+            child.stdout.as_ref().map(AsRawFd::as_raw_fd),
+            child.stderr.as_ref().map(AsRawFd::as_raw_fd),
+        ];
+        fds.into_iter()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = child;
+        Vec::new()
+    }
+}
+
+/// Kills (SIGKILL) every other process that holds one of `pipes` open.
+fn kill_pipe_holders(pipes: &[PathBuf]) {
+    #[cfg(target_os = "linux")]
+    {
+        if pipes.is_empty() {
+            return;
+        }
+        let me = std::process::id();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+                continue;
+            };
+            let holds = fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| pipes.contains(&l)));
+            if let (true, Ok(pid)) = (holds, i32::try_from(pid)) {
+                tracing::warn!(
+                    "ending process {pid}, which left a script's process group holding its output"
+                );
+                // SAFETY: kill(2) with a pid read from /proc and a valid
+                // signal number; it touches no memory of this process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = pipes;
+}
+
 fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("path {}: {e}", p.display()))
 }
@@ -280,6 +356,7 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run `{what}`: {e}"))?;
+    let pipes = pipe_ids(&child);
     let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
     let started = Instant::now();
     let status = loop {
@@ -302,8 +379,26 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let stdout = out.join().unwrap_or_default().text();
-    let stderr = err.join().unwrap_or_default().text();
+    // The group is gone. A process that left it (`setsid`, a daemon)
+    // may still hold the output pipes: it is ended, and the output is not
+    // waited for past a short grace.
+    let readers = [out, err];
+    let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
+    if !wait_until(Duration::from_millis(200), || finished(&readers)) {
+        kill_pipe_holders(&pipes);
+        wait_until(Duration::from_secs(1), || finished(&readers));
+    }
+    let [out, err] = readers;
+    let collect = |h: std::thread::JoinHandle<Tail>| {
+        if h.is_finished() {
+            h.join().unwrap_or_default().text()
+        } else {
+            // Left to end by itself when the last holder of the pipe goes.
+            "(not collected: a process outside the script's group still holds this pipe)".into()
+        }
+    };
+    let stdout = collect(out);
+    let stderr = collect(err);
     let status = status?;
     if status.success() {
         let missing: Vec<&str> = outputs

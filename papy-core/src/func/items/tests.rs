@@ -1,3 +1,4 @@
+use std::net::TcpStream;
 use std::time::Duration;
 
 use super::*;
@@ -208,11 +209,12 @@ fn a_fifo_whose_writer_never_comes_times_out_instead_of_hanging() {
     ]);
     let opts = LoadOptions {
         timeout: Duration::from_millis(200),
+        dir: Some(dir.path().to_path_buf()),
         ..LoadOptions::default()
     };
     let e = load(&locator, &opts).unwrap_err().to_string();
     assert!(e.contains("no writer within"), "{e}");
-    assert!(!path.exists(), "the orphaned pipe is removed");
+    assert!(path.exists(), "a pipe this run did not make is left alone");
 }
 
 #[test]
@@ -256,12 +258,35 @@ fn a_socket_item_goes_only_to_the_holder_of_its_token() {
 
 #[test]
 fn a_huge_announced_length_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    std::fs::write(&path, "abc").unwrap();
+    let lying = Value::map([
+        ("kind", Value::from("file")),
+        ("path", Value::from(path.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(i64::MAX)),
+    ]);
+    let trusted = LoadOptions {
+        dir: Some(dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    };
+    let e = load(&lying, &trusted).unwrap_err().to_string();
+    assert!(e.contains("more than max_size"), "{e}");
+    // Within max_size but longer than the file: the length is checked.
+    let short = with(&lying, "len", Value::from(1000));
+    let e = load(&short, &trusted).unwrap_err().to_string();
+    assert!(e.contains("got 3 bytes, the item has 1000"), "{e}");
+    assert!(
+        path.exists(),
+        "a file this run did not make is never removed"
+    );
+}
+
+#[test]
+fn a_tampered_locator_is_refused_and_its_file_left_alone() {
     let d = dump(&Value::from("abc"), &DumpOptions::default()).unwrap();
-    let lying = with(d.locator(), "len", Value::from(i64::MAX));
-    let e = load(&lying, &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("the item has 9223372036854775807"), "{e}");
+    assert!(is_authentic(d.locator()));
     let path = d
         .locator()
         .get("path")
@@ -269,8 +294,165 @@ fn a_huge_announced_length_is_an_error_not_an_abort() {
         .as_str()
         .unwrap()
         .to_string();
+    for (key, v) in [
+        ("len", Value::from(2)),
+        ("codec", Value::from("bytes")),
+        ("mac", Value::from("00".repeat(32))),
+        ("mac", Value::from("not hex")),
+    ] {
+        let tampered = with(d.locator(), key, v);
+        assert!(!is_authentic(&tampered), "{key}");
+        let e = load(&tampered, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, ItemsError::Untrusted(_)), "{key}: {e}");
+        assert!(Path::new(&path).exists(), "{key}: not removed");
+        assert!(remove(&tampered).is_err());
+        let mapped = map(&tampered);
+        assert!(matches!(mapped, Err(ItemsError::Untrusted(_))), "{key}");
+    }
+    assert_eq!(
+        load(d.locator(), &LoadOptions::default()).unwrap(),
+        Value::from("abc")
+    );
     assert!(
         !Path::new(&path).exists(),
-        "a broken item file is removed too"
+        "the authentic one removes its file"
     );
+}
+
+#[test]
+fn a_locator_not_made_by_this_run_neither_reads_nor_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let locator = Value::map([
+        ("kind", Value::from("file")),
+        ("path", Value::from(victim.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(8)),
+    ]);
+    for opts in [
+        LoadOptions::default(),
+        LoadOptions {
+            mmap: true,
+            ..LoadOptions::default()
+        },
+        // A declared directory elsewhere does not cover it.
+        LoadOptions {
+            dir: Some(std::env::temp_dir().join("papy-no-such-item-dir")),
+            ..LoadOptions::default()
+        },
+    ] {
+        let e = load(&locator, &opts).unwrap_err();
+        assert!(matches!(e, ItemsError::Untrusted(_)), "{e}");
+        assert!(
+            e.to_string().contains("nothing was read or removed") || opts.mmap,
+            "{e}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // Inside the declared item directory it is read, and still not removed.
+    let inside = LoadOptions {
+        dir: Some(dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    };
+    assert_eq!(load(&locator, &inside).unwrap(), Value::from("precious"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // `..` does not lead out of it.
+    let outside = dir.path().join("sub");
+    std::fs::create_dir(&outside).unwrap();
+    let escaping = with(
+        &locator,
+        "path",
+        Value::from(outside.join("../victim.txt").display().to_string()),
+    );
+    let only_sub = LoadOptions {
+        dir: Some(outside.clone()),
+        ..LoadOptions::default()
+    };
+    assert!(matches!(
+        load(&escaping, &only_sub),
+        Err(ItemsError::Untrusted(_))
+    ));
+}
+
+#[cfg(unix)]
+#[test]
+fn device_locators_are_refused_before_any_read() {
+    // A declared directory of /dev still holds no item: a file item must be
+    // a regular file and a fifo item a named pipe.
+    let dev = LoadOptions {
+        dir: Some(PathBuf::from("/dev")),
+        timeout: Duration::from_millis(200),
+        ..LoadOptions::default()
+    };
+    for kind in ["file", "fifo"] {
+        let locator = Value::map([
+            ("kind", Value::from(kind)),
+            ("path", Value::from("/dev/zero")),
+            ("codec", Value::from("bytes")),
+            ("len", Value::from(1u64 << 30)),
+        ]);
+        let e = load(&locator, &dev).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a regular file") || e.contains("is not a named pipe"),
+            "{kind}: {e}"
+        );
+    }
+    assert!(Path::new("/dev/zero").exists());
+}
+
+#[test]
+fn a_source_longer_than_its_locator_says_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long");
+    std::fs::write(&path, "0123456789").unwrap();
+    let locator = Value::map([
+        ("kind", Value::from("file")),
+        ("path", Value::from(path.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(3)),
+    ]);
+    let opts = LoadOptions {
+        dir: Some(dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    };
+    let e = load(&locator, &opts).unwrap_err().to_string();
+    assert!(e.contains("got 4 bytes, the item has 3"), "{e}");
+}
+
+#[test]
+fn idle_connections_do_not_keep_a_socket_item_from_its_reader() {
+    let opts = DumpOptions {
+        transport: Transport::Socket,
+        timeout: Duration::from_secs(30),
+        ..DumpOptions::default()
+    };
+    let d = dump(&Value::from("for the reader"), &opts).unwrap();
+    let host = d
+        .locator()
+        .get("host")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = d.locator().get("port").unwrap().as_int().unwrap() as u16;
+    // Idle connections that never send a byte, and one that sends half a token.
+    let idle: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect((host.as_str(), port)).unwrap())
+        .collect();
+    let mut half = TcpStream::connect((host.as_str(), port)).unwrap();
+    half.write_all(&[1, 2, 3, 4]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let v = load(d.locator(), &LoadOptions::default()).unwrap();
+    assert_eq!(v, Value::from("for the reader"));
+    // Waiting out each idle connection's 2 s in turn would take 20 s or
+    // more; the reader waits for none of them.
+    assert!(
+        started.elapsed() < TOKEN_WAIT * 5,
+        "the reader waited {:?} behind idle connections",
+        started.elapsed()
+    );
+    assert_eq!(d.wait(), Served::Done);
+    drop(idle);
 }

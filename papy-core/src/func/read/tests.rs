@@ -249,6 +249,7 @@ fn follow_reads_what_is_appended_until_stopped() {
     assert_eq!(rest, [Value::from("last, no newline")]);
 }
 
+#[cfg(feature = "compress")]
 #[test]
 fn a_compressed_file_cannot_be_followed() {
     let dir = tempfile::tempdir().unwrap();

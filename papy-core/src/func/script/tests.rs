@@ -193,3 +193,38 @@ fn relative_paths_are_taken_from_the_current_directory() {
     assert!(Path::new(&result).is_absolute(), "{result}");
     assert_eq!(std::fs::read_to_string(result).unwrap(), "ABC\n");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_detached_child_holding_the_output_is_killed_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("detach.sh");
+    // A child in a session of its own (out of the script's process group)
+    // keeps stdout open for 30 s; the script itself sleeps past its timeout.
+    std::fs::write(
+        &script,
+        "setsid sleep 30 &\necho $! > detached.pid\nsleep 30\n",
+    )
+    .unwrap();
+    let c = ScriptConfig {
+        timeout: Some(1.0),
+        ..cfg(dir.path(), &script, "bash")
+    };
+    let started = Instant::now();
+    let e = run(&c, &[input(dir.path())]).unwrap_err();
+    let took = started.elapsed();
+    assert!(e.contains("timed out after"), "{e}");
+    assert!(took < Duration::from_secs(10), "the item waited {took:?}");
+    let pid = std::fs::read_to_string(c.dir.join("detached.pid")).unwrap();
+    let gone = |stat: &str| stat.is_empty() || stat.contains(") Z ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stat;
+    loop {
+        stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        if gone(&stat) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(&stat), "the detached child is still running: {stat}");
+}

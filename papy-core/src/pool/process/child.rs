@@ -35,6 +35,8 @@ impl Conn {
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args)
             .env(WORKER_ENV, "stdio")
+            // This run's key, so the worker's item locators are trusted here.
+            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -31,6 +31,21 @@ pub struct WorkerCommand {
     pub(super) args: Vec<OsString>,
     pub(super) env: Vec<(OsString, OsString)>,
     pub(super) provides: Vec<String>,
+    pub(super) recycle: Recycle,
+}
+
+/// When a worker process is replaced by a fresh one, between batches
+/// (`multiprocessing.Pool`'s `maxtasksperchild`, mpire's `worker_lifespan`):
+/// a worker that leaks memory, or holds state that must not grow, serves a
+/// bounded share of the run. Nothing is lost: the worker has answered
+/// everything it was sent when it is told to shut down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recycle {
+    /// Replace a worker once it has been sent this many items.
+    pub after_items: Option<u64>,
+    /// Replace a worker whose resident memory (Linux: `VmRSS`) exceeds
+    /// this many bytes after a batch.
+    pub above_rss: Option<u64>,
 }
 
 impl WorkerCommand {
@@ -45,7 +60,29 @@ impl WorkerCommand {
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
             provides: Vec::new(),
+            recycle: Recycle::default(),
         }
+    }
+
+    /// Replaces each worker by a fresh one as [`Recycle`] says, between
+    /// batches.
+    ///
+    /// ```
+    /// use papy_core::pool::Recycle;
+    /// let cmd = papy_core::WorkerCommand::new("papy", ["worker", "--stdio"]).recycle(Recycle {
+    ///     after_items: Some(10_000),
+    ///     above_rss: Some(512 << 20),
+    /// });
+    /// assert_eq!(cmd.recycling().after_items, Some(10_000));
+    /// ```
+    pub fn recycle(mut self, recycle: Recycle) -> Self {
+        self.recycle = recycle;
+        self
+    }
+
+    /// When this command's workers are replaced ([`recycle`](Self::recycle)).
+    pub fn recycling(&self) -> Recycle {
+        self.recycle
     }
 
     /// Functions this command's workers must run although this process may
@@ -113,11 +150,12 @@ impl WorkerCommand {
     }
 
     /// A [`Command`] for this worker: its program, arguments and
-    /// environment (for pools that start workers their own way, such as
-    /// broker pools).
+    /// environment, with this run's key (for pools that start workers their
+    /// own way, such as broker pools).
     pub fn to_command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args);
+        c.args(&self.args)
+            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex());
         for (k, v) in &self.env {
             c.env(k, v);
         }

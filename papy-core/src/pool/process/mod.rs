@@ -45,7 +45,7 @@ use proxy::proxy;
 pub(crate) use child::kill_group;
 #[cfg(any(test, feature = "scripts"))]
 pub(crate) use child::{describe_status, exited_unreaped};
-pub use command::{mark_test_support, WorkerCommand, TEST_ENTRY, WORKER_ENV};
+pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 
 pub(super) struct Shared {
     pub(super) name: String,
@@ -63,6 +63,8 @@ pub(super) struct Shared {
     /// of a task not yet measured is expected to take (a pool reused for
     /// many runs of the same pipeline pipelines from the first job).
     pub(super) recent: Mutex<std::collections::HashMap<String, Duration>>,
+    /// Workers replaced by recycling ([`Recycle`]).
+    pub(super) recycled: AtomicUsize,
 }
 
 /// A pool of worker processes (local children or remote commands).
@@ -123,6 +125,7 @@ impl ProcessPool {
             next_id: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             recent: Mutex::default(),
+            recycled: AtomicUsize::new(0),
         });
         let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
@@ -163,6 +166,14 @@ impl ProcessPool {
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
     }
+
+    /// How many workers were replaced by recycling so far
+    /// ([`WorkerCommand::recycle`]).
+    pub fn recycled(&self) -> usize {
+        self.shared
+            .recycled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Pool for ProcessPool {
@@ -192,6 +203,17 @@ impl Pool for ProcessPool {
         } else {
             let mut pairs = vec![("workers", Value::from(self.size))];
             pairs.extend(self.provided());
+            let recycle = self
+                .commands
+                .first()
+                .map(|(c, _)| c.recycling())
+                .unwrap_or_default();
+            if let Some(n) = recycle.after_items {
+                pairs.push(("recycle_after", Value::from(n)));
+            }
+            if let Some(b) = recycle.above_rss {
+                pairs.push(("recycle_above_mb", Value::from(b >> 20)));
+            }
             Some(super::settings_map(pairs))
         }
     }

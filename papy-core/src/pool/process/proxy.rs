@@ -311,6 +311,45 @@ pub(super) fn attempt_group(
     Err((failure, plan))
 }
 
+/// Why the worker `pid` started with `cmd` is due for replacement after
+/// serving `served` items, if it is.
+fn recycle_reason(cmd: &WorkerCommand, served: u64, pid: u32) -> Option<String> {
+    let r = cmd.recycling();
+    if r.after_items.is_some_and(|n| served >= n) {
+        return Some(format!("served {served} items"));
+    }
+    let limit = r.above_rss?;
+    let rss = resident_bytes(pid)?;
+    (rss > limit).then(|| format!("resident memory {} MiB", rss >> 20))
+}
+
+/// Records who got a group of `group_items` items: the worker that was
+/// serving (then `count` items in all), or a new one (started for it).
+fn account(
+    conn: &Option<Conn>,
+    before: Option<u32>,
+    count: u64,
+    group_items: u64,
+    served: &mut u64,
+    served_by: &mut Option<u32>,
+) {
+    let after = conn.as_ref().map(|c| c.child.id());
+    *served = if after.is_some() && after == before {
+        count
+    } else {
+        group_items
+    };
+    *served_by = after;
+}
+
+/// A process's resident memory (Linux: `VmRSS` of `/proc/PID/status`).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     let mut conn: Option<Conn> = None;
     let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
@@ -353,6 +392,9 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         tracing::warn!("{} pool `{}`: {e}", sh.kind, sh.name);
     }
     let mut pending: VecDeque<Job> = VecDeque::new();
+    // Items sent to worker `served_by`, for recycling.
+    let mut served: u64 = 0;
+    let mut served_by: Option<u32> = None;
     // Groups sent but not answered yet: the next frame is sent before the
     // previous result is read, so the worker never waits for the host.
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
@@ -431,6 +473,38 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 }
             }
         }
+        // Recycling, between batches: a worker that has served its share
+        // (or grown too large) answers what it holds, is shut down, and the
+        // next exchange starts a fresh one. Nothing it was sent is lost.
+        let now_serving = conn.as_ref().map(|c| c.child.id());
+        let mut count = if now_serving.is_some() && now_serving == served_by {
+            served
+        } else {
+            0
+        };
+        if let Some(why) = conn
+            .as_ref()
+            .and_then(|c| recycle_reason(cmd, count, c.child.id()))
+        {
+            while !inflight.is_empty() {
+                complete(&mut inflight, &mut conn);
+            }
+            if conn.as_ref().map(|c| c.child.id()) == now_serving {
+                if let Some(c) = conn.take() {
+                    tracing::debug!(
+                        "{} pool `{}`: recycling worker {slot} ({why})",
+                        sh.kind,
+                        sh.name
+                    );
+                    c.shutdown();
+                    lock(&sh.pids).remove(&slot);
+                    sh.recycled.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            count = 0;
+        }
+        count += job.len() as u64;
+        let mut group_items = job.len() as u64;
         // Coalesce queued jobs of the same task into one frame (small
         // strides would otherwise pay a round trip per job), taking no more
         // than this worker's share of the queue.
@@ -440,13 +514,18 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         if group[0].timeout().is_none() && expected(&group[0], sh).is_some_and(|t| t < SHORT_FRAME)
         {
             let share = (rx.len() / sh.size.max(1)).min(MAX_GROUP);
-            while group.len() <= share {
+            // A recycled worker serves at most its share of items (or one
+            // job, when a job alone holds more).
+            let room = |served: u64| cmd.recycling().after_items.is_none_or(|n| served < n);
+            while group.len() <= share && room(count) {
                 match rx.try_recv() {
                     // Packed jobs travel with packed jobs only.
                     Ok(j)
                         if Arc::ptr_eq(&j.task, &group[0].task)
                             && j.packed.is_some() == group[0].packed.is_some() =>
                     {
+                        count += j.len() as u64;
+                        group_items += j.len() as u64;
                         group.push(j)
                     }
                     Ok(j) => {
@@ -465,6 +544,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 complete(&mut inflight, &mut conn);
             }
             handle_group(&group, slot, &mut conn, &respawn, sh);
+            account(&conn, now_serving, count, group_items, &mut served, &mut served_by);
             continue;
         }
         let (plan, wire) = prepare(&group);
@@ -495,6 +575,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 handle_group(&group, slot, &mut conn, &respawn, sh);
             }
         }
+        account(&conn, now_serving, count, group_items, &mut served, &mut served_by);
         if inflight.len() >= PIPELINE_DEPTH {
             complete(&mut inflight, &mut conn);
         }

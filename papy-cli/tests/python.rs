@@ -1,0 +1,200 @@
+//! Python functions as pipeline nodes (issue 18): the example mixing a Rust
+//! plugin node on threads with a node on Python worker processes (the
+//! `papy_worker` SDK in `python/`) gives its expected output, and a Python
+//! exception is an error item naming the exception.
+
+#[path = "../../papy-plugins/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// python3 with the SDK's one dependency (msgpack): installed with pip
+/// from `python/` when missing, as `.ci/run` does.
+fn python_ready() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let has = || {
+            Command::new("python3")
+                .args(["-c", "import msgpack"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !has() {
+            let _ = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet"])
+                .arg(root().join("python"))
+                .status();
+        }
+        assert!(
+            has(),
+            "python3 with msgpack is needed: `python3 -m pip install ./python` (the papy_worker SDK and msgpack)"
+        );
+    });
+}
+
+fn papy(args: &[&str]) -> Output {
+    python_ready();
+    support::plugin_dir();
+    Command::new(env!("CARGO_BIN_EXE_papy"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run papy")
+}
+
+#[test]
+fn the_python_node_example_gives_its_expected_output() {
+    let out = papy(&["run", "-q", "examples/pipelines/python_node.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let out = papy(&["check", "examples/pipelines/python_node.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_python_exception_is_a_function_error_item_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "ok\nBOOM\nfine\n").unwrap();
+    let errors = dir.path().join("errors.jsonl");
+    let set = format!("inputs.phrases.path={}", input.display());
+    let out = papy(&[
+        "run",
+        "-q",
+        "examples/pipelines/python_node.toml",
+        "--set",
+        &set,
+        "--errors",
+        errors.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK !\nFINE !\n");
+    let line = std::fs::read_to_string(&errors).unwrap();
+    let e: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(e["kind"], "function error", "{e}");
+    assert_eq!(e["function"], "py.shout", "{e}");
+    assert_eq!(e["line"], 2, "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("ValueError: cannot shout 'boom'")
+            && message.contains("shout_worker.py"),
+        "{message}"
+    );
+}
+
+#[test]
+fn worker_test_passes_the_rust_and_the_python_workers() {
+    let papy_bin = env!("CARGO_BIN_EXE_papy");
+    for command in [
+        vec![papy_bin, "worker", "--stdio"],
+        vec!["python3", "examples/python/shout_worker.py"],
+    ] {
+        let mut args = vec!["worker-test", "--"];
+        args.extend(&command);
+        let out = papy(&args);
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command:?}:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            report.contains("the worker follows the protocol"),
+            "{report}"
+        );
+        assert!(report.contains("ok    two tasks in flight"), "{report}");
+        assert!(report.contains("ok    exits on Shutdown"), "{report}");
+    }
+}
+
+#[test]
+fn worker_test_reports_a_broken_workers_violations() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.py");
+    // Speaks almost the protocol: a `json` codec in its Hello, and error
+    // kinds as strings in its results.
+    std::fs::write(
+        &broken,
+        r#"
+import struct, sys, msgpack
+out, inp = sys.stdout.buffer, sys.stdin.buffer
+def send(f):
+    b = msgpack.packb(f, use_bin_type=True)
+    out.write(struct.pack(">I", len(b)) + b); out.flush()
+def read():
+    (n,) = struct.unpack(">I", inp.read(4))
+    return msgpack.unpackb(inp.read(n), raw=False)
+out.write(b"\0papy-worker\0")
+send({"Hello": {"major": 2, "minor": 0, "codec": "json", "papy_version": "0", "functions": [], "plugins": []}})
+read()
+while True:
+    f = read()
+    if f == "Shutdown":
+        break
+    t = f["Task"]
+    n = len(t["indices"]) // 8
+    send({"Result": {"id": t["id"], "results": {"values": b"\xc0" * n,
+        "errors": [[i, {"kind": "function", "message": "no", "function": None, "path": [], "index": None}] for i in range(n)]}}})
+"#,
+    )
+    .unwrap();
+    let out = papy(&[
+        "worker-test",
+        "--timeout",
+        "5",
+        "--",
+        "python3",
+        broken.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  Hello: codec `json`, expected `msgpack`"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("the worker follows the protocol"),
+        "{report}"
+    );
+    // With the codec fixed, the next violation is found: the error kinds.
+    let fixed = std::fs::read_to_string(&broken)
+        .unwrap()
+        .replace("\"json\"", "\"msgpack\"");
+    std::fs::write(&broken, fixed).unwrap();
+    let out = papy(&[
+        "worker-test",
+        "--timeout",
+        "5",
+        "--",
+        "python3",
+        broken.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  unknown function: an error per item")
+            && report.contains("does not decode"),
+        "{report}"
+    );
+}
