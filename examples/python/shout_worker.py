@@ -17,6 +17,12 @@ def shout(text, suffix="!"):
     return text.upper() + suffix
 
 
+@function("py.echo")
+def echo(value):
+    """Returns its input (for throughput figures: bench/python_worker.sh)."""
+    return value
+
+
 @function("py.pid")
 def pid(value):
     """The worker's process id (for tests)."""

@@ -203,3 +203,33 @@ fn a_worker_runs_programs_only_when_started_with_allow_scripts() {
     assert!(out.get("done").is_some(), "{out:?}");
     assert!(ran);
 }
+
+#[test]
+fn a_worker_runs_only_the_functions_its_host_declared() {
+    host_plugins();
+    let cmd =
+        WorkerCommand::new(env!("CARGO_BIN_EXE_papy"), worker_args()).sending(["math.square"]);
+    let pool = Arc::new(ProcessPool::new("declared", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).stride(2).build().unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("square", Worker::new("math.square").unwrap()).parallel(&m))
+        .unwrap();
+    d.add_piper(Piper::new("fragile", Worker::new("math.fragile").unwrap()).parallel(&m))
+        .unwrap();
+    d.add_piper(Piper::new("show", Worker::new("papy.ipasser").unwrap()))
+        .unwrap();
+    d.add_pipe(["square", "fragile", "show"]).unwrap();
+    let items = run(d, vec![1, 2, 3]);
+    assert_eq!(items.len(), 3);
+    for item in items {
+        // `square` ran (declared); `fragile` was refused by the worker.
+        let e = item.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Function);
+        assert_eq!(e.path().first().map(String::as_str), Some("fragile"), "{e}");
+        assert!(
+            e.message()
+                .contains("`math.fragile` is not among the functions this worker's host declared"),
+            "{e}"
+        );
+    }
+}

@@ -72,7 +72,11 @@ pub fn piper_on(
 pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
     let mut numaps = BTreeMap::new();
     for (name, r) in &f.resources {
-        numaps.insert(name.clone(), numap_of(name, r, ctx)?);
+        let on_it = BuildContext {
+            worker_command: ctx.worker_command,
+            functions: functions_on(f, name),
+        };
+        numaps.insert(name.clone(), numap_of(name, r, &on_it)?);
     }
     let mut d = Dagger::new();
     for p in &f.pipers {
@@ -86,6 +90,26 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
     }
     connect(f, &mut d)?;
     Ok(d)
+}
+
+/// The full names of the functions the pipers on resource `name` call
+/// (names this program does not hold are kept as written).
+fn functions_on(f: &PipelineFile, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = f
+        .pipers
+        .iter()
+        .filter(|p| p.resource.as_deref() == Some(name))
+        .flat_map(|p| p.worker.iter())
+        .map(|c| {
+            papy_core::registry::lookup(&c.function).map_or_else(
+                |_| papy_core::registry::normalise(&c.function),
+                |func| func.name.clone(),
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Validates a loaded file and builds its Dagger.

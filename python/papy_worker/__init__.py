@@ -30,7 +30,7 @@ Each call gets the item's input (one value, or a list of values for a node
 with several inputs) followed by the node's arguments, positionally. A
 Python exception becomes an error item of kind Function whose message ends
 with the traceback's last line; the run goes on. The wire protocol is
-docs/protocol.md; this module speaks version 2.0 of it.
+docs/protocol.md; this module speaks version 2.1 of it.
 """
 
 import struct
@@ -44,7 +44,7 @@ __all__ = ["function", "functions", "serve", "GREETING", "MAJOR", "MINOR"]
 #: Written before the first frame, so a host can skip banners.
 GREETING = b"\0papy-worker\0"
 #: The protocol version spoken.
-MAJOR, MINOR = 2, 0
+MAJOR, MINOR = 2, 1
 #: Error kind codes (docs/protocol.md).
 KIND_FUNCTION, KIND_PANIC, KIND_CONVERSION = 0, 1, 2
 #: The largest frame read or written (the host's default limit).
@@ -137,10 +137,12 @@ def _exception_message(exc):
     return last_line + where
 
 
-def _run_chain(chain, value):
+def _run_chain(chain, value, declared=()):
     """Runs the calls of a chain on one input; returns (value, error)."""
     for call in chain:
         name = call.get("function")
+        if declared and name not in declared:
+            return None, (KIND_FUNCTION, "%r is not among the functions this worker's host declared" % name, name)
         entry = _registry.get(name)
         if entry is None:
             return None, (KIND_FUNCTION, "this Python worker has no function named %r" % name, name)
@@ -152,7 +154,7 @@ def _run_chain(chain, value):
     return value, None
 
 
-def _answer(task):
+def _answer(task, declared=()):
     chain = task.get("chain", [])
     node = task.get("node")
     raw = task.get("indices", b"")
@@ -166,7 +168,7 @@ def _answer(task):
     values = bytearray()
     errors = []
     for pos, item in enumerate(items):
-        value, err = _run_chain(chain, item)
+        value, err = _run_chain(chain, item, declared)
         if err is not None:
             kind, message, fname = err
             index = indices[pos] if pos < len(indices) else None
@@ -204,6 +206,9 @@ def serve(stdin=None, stdout=None):
     if theirs is None:
         return
     peer = theirs.get("Hello") if isinstance(theirs, dict) else None
+    # Since protocol 2.1 the host lists the functions its pipeline sends;
+    # nothing else runs here.
+    declared = frozenset(peer.get("functions") or ()) if peer else frozenset()
     if not peer or peer.get("major") != MAJOR:
         version = "%s.%s" % (peer.get("major"), peer.get("minor")) if peer else "no Hello"
         _write_frame(stdout, {"Fatal": {"message": "protocol version mismatch: host speaks %s, this worker %d.%d" % (version, MAJOR, MINOR)}})
@@ -213,7 +218,7 @@ def serve(stdin=None, stdout=None):
         if frame is None or frame == "Shutdown":
             return
         if isinstance(frame, dict) and "Task" in frame:
-            _write_frame(stdout, _answer(frame["Task"]))
+            _write_frame(stdout, _answer(frame["Task"], declared))
         elif isinstance(frame, dict) and "Fatal" in frame:
             return
         else:

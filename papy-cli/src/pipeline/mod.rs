@@ -112,6 +112,7 @@ pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError> {
     let command = || worker_command(l);
     let ctx = BuildContext {
         worker_command: &command,
+        functions: Vec::new(),
     };
     Ok(Built {
         dagger: papy_config::build::dagger_of(&l.file, &ctx)?,

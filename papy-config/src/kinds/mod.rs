@@ -57,12 +57,17 @@ pub struct BuildContext<'a> {
     /// (`papy worker --stdio` for the command line, the current executable
     /// for a library that calls `worker_main`).
     pub worker_command: &'a dyn Fn() -> papy_core::Result<WorkerCommand>,
+    /// The functions the pipers on the resource being built call (full
+    /// names): process and remote pools declare them to their workers,
+    /// which refuse any other ([`WorkerCommand::sending`]). Empty: not known.
+    pub functions: Vec<String>,
 }
 
 impl Default for BuildContext<'_> {
     fn default() -> Self {
         BuildContext {
             worker_command: &WorkerCommand::current_exe,
+            functions: Vec::new(),
         }
     }
 }

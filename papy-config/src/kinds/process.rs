@@ -57,6 +57,7 @@ impl PoolConfig for ProcessConfig {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let cmd = (ctx.worker_command)()?
             .providing(self.functions.clone())
+            .sending(ctx.functions.clone())
             .recycle(papy_core::pool::Recycle {
                 after_items: self.recycle_after,
                 above_rss: self.recycle_above_mb.map(|m| m << 20),

@@ -74,14 +74,16 @@ impl PoolConfig for RemoteConfig {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        _: &BuildContext,
+        ctx: &BuildContext,
     ) -> papy_core::Result<NuMapBuilder> {
         let cmds = self
             .remote
             .iter()
             .map(|c| {
                 (
-                    WorkerCommand::shell(&c.command).providing(self.functions.clone()),
+                    WorkerCommand::shell(&c.command)
+                        .providing(self.functions.clone())
+                        .sending(ctx.functions.clone()),
                     c.workers,
                 )
             })

@@ -18,7 +18,7 @@ use crate::value::Value;
 /// Incompatible protocol changes bump this.
 pub const MAJOR: u16 = 2;
 /// Compatible protocol changes (new optional fields) bump this.
-pub const MINOR: u16 = 0;
+pub const MINOR: u16 = 1;
 /// What a worker writes before its first frame. The host skips anything
 /// before it (a test harness banner, a login message over ssh) and refuses a
 /// peer that never sends it.
@@ -74,7 +74,9 @@ pub struct Hello {
     pub codec: String,
     /// papy version of the sender.
     pub papy_version: String,
-    /// Worker side: the functions it can run.
+    /// Worker side: the functions it can run. Host side (since 2.1): the
+    /// functions its pipeline will send; when the list is not empty, the
+    /// worker refuses tasks naming any other.
     #[serde(default)]
     pub functions: Vec<String>,
     /// Worker side: loaded plugins as (name, sha256).

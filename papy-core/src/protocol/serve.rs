@@ -81,9 +81,23 @@ pub fn chain_of(worker: &Worker) -> Vec<Call> {
 #[derive(Default)]
 pub struct TaskRunner {
     cache: Vec<(Vec<Call>, Result<Worker, String>)>,
+    /// The functions the host declared (its `Hello`); empty: any.
+    allowed: std::collections::BTreeSet<String>,
 }
 
 impl TaskRunner {
+    /// A runner that refuses chains naming a function outside `functions`
+    /// (the host's declared list; an empty list allows any).
+    pub fn allowing(functions: impl IntoIterator<Item = String>) -> TaskRunner {
+        TaskRunner {
+            cache: Vec::new(),
+            allowed: functions
+                .into_iter()
+                .map(|f| registry::normalise(&f))
+                .collect(),
+        }
+    }
+
     /// Evaluates one task's items (`indices` name them in error paths) and
     /// returns one result per item; a chain that cannot be built here fails
     /// every item with the reason. The inboxes are consumed: their values
@@ -137,7 +151,17 @@ impl TaskRunner {
         let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
             Some(p) => p,
             None => {
-                let built = build_chain(&chain);
+                let undeclared = chain.iter().find(|c| {
+                    !self.allowed.is_empty()
+                        && !self.allowed.contains(&registry::normalise(&c.function))
+                });
+                let built = match undeclared {
+                    Some(c) => Err(format!(
+                        "`{}` is not among the functions this worker's host declared",
+                        crate::error::quote_peer(&c.function)
+                    )),
+                    None => build_chain(&chain),
+                };
                 self.cache.push((chain, built));
                 self.cache.len() - 1
             }
@@ -227,18 +251,20 @@ pub fn serve(
         .collect();
     output.write_all(super::GREETING)?;
     write_frame(&mut output, &Frame::Hello(Hello::here(functions, plugins)))?;
-    match super::read_frame(&mut input, MAX_FRAME)? {
+    let declared = match super::read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
             if let Err(message) = h.check() {
                 return Err(refuse(&mut output, message));
             }
+            h.functions
         }
         other => {
             let message = format!("expected a Hello frame first, got {other:?}");
             return Err(refuse(&mut output, message));
         }
-    }
-    let mut runner = TaskRunner::default();
+    };
+    // The host said what its pipeline sends: nothing else runs here.
+    let mut runner = TaskRunner::allowing(declared);
     // Buffers for the whole session: no allocation per frame.
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
     let (mut values, mut errors) = (Vec::new(), Vec::new());

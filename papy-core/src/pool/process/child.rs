@@ -151,7 +151,7 @@ impl Conn {
         }
         if let Err(e) = write_frame(
             &mut conn.stdin,
-            &Frame::Hello(Hello::here(Vec::new(), Vec::new())),
+            &Frame::Hello(Hello::here(cmd.sends().to_vec(), Vec::new())),
         ) {
             let how = conn.kill();
             return Err(format!(

@@ -31,6 +31,7 @@ pub struct WorkerCommand {
     pub(super) args: Vec<OsString>,
     pub(super) env: Vec<(OsString, OsString)>,
     pub(super) provides: Vec<String>,
+    pub(super) sends: Vec<String>,
     pub(super) recycle: Recycle,
 }
 
@@ -60,8 +61,22 @@ impl WorkerCommand {
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
             provides: Vec::new(),
+            sends: Vec::new(),
             recycle: Recycle::default(),
         }
+    }
+
+    /// The functions this host will send to these workers (full registered
+    /// names): listed in the host's `Hello`, so a worker refuses any other
+    /// (protocol 2.1). Empty (the default): no list, any function.
+    pub fn sending(mut self, functions: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.sends = functions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The functions declared with [`sending`](Self::sending).
+    pub fn sends(&self) -> &[String] {
+        &self.sends
     }
 
     /// Replaces each worker by a fresh one as [`Recycle`] says, between

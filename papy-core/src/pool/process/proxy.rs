@@ -544,7 +544,14 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 complete(&mut inflight, &mut conn);
             }
             handle_group(&group, slot, &mut conn, &respawn, sh);
-            account(&conn, now_serving, count, group_items, &mut served, &mut served_by);
+            account(
+                &conn,
+                now_serving,
+                count,
+                group_items,
+                &mut served,
+                &mut served_by,
+            );
             continue;
         }
         let (plan, wire) = prepare(&group);
@@ -575,7 +582,14 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 handle_group(&group, slot, &mut conn, &respawn, sh);
             }
         }
-        account(&conn, now_serving, count, group_items, &mut served, &mut served_by);
+        account(
+            &conn,
+            now_serving,
+            count,
+            group_items,
+            &mut served,
+            &mut served_by,
+        );
         if inflight.len() >= PIPELINE_DEPTH {
             complete(&mut inflight, &mut conn);
         }
