@@ -13,11 +13,27 @@ pub struct CheckArgs {
     file: PathBuf,
     #[command(flatten)]
     set: SetArgs,
+    /// Start one worker of each process or remote resource that declares
+    /// `functions`, print the signatures it announces, and check those
+    /// functions' arguments (keyword arguments included) against them.
+    #[arg(long)]
+    probe: bool,
 }
 
 /// Prints `file:line:col: message` per problem; exit 1 when there is any.
 pub fn run(args: &CheckArgs) -> ExitCode {
-    match pipeline::load_checked(&args.file, &args.set) {
+    let mut shown = Vec::new();
+    let mut probe = |l: &papy_config::Loaded| {
+        if args.probe {
+            shown = pipeline::probe_resources(l)?;
+        }
+        Ok(())
+    };
+    let checked = pipeline::load_probed(&args.file, &args.set, &mut probe);
+    for line in &shown {
+        println!("{line}");
+    }
+    match checked {
         Ok(_) => {
             println!("{}: ok", args.file.display());
             ExitCode::SUCCESS

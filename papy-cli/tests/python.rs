@@ -198,3 +198,67 @@ while True:
         "{report}"
     );
 }
+
+#[test]
+fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
+    let file = "examples/pipelines/python_node.toml";
+    let out = papy(&["check", "--probe", file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("resource `py`: py.shout(inbox, suffix?)"),
+        "{stdout}"
+    );
+    // One argument too many: only the probe knows `py.shout` takes one.
+    let extra = r#"pipers.1.worker=[{ function = "py.shout", args = ["!", "extra"] }]"#;
+    let out = papy(&["check", file, "--set", extra]);
+    assert!(
+        out.status.success(),
+        "without --probe the count is not known"
+    );
+    let out = papy(&["check", "--probe", file, "--set", extra]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("py.shout") && stderr.contains("bad arguments"),
+        "{stderr}"
+    );
+    // Keyword arguments bind by name once the parameters are known.
+    let by_name = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { suffix = "?" } }]"#;
+    let out = papy(&["check", file, "--set", by_name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("give `args` (positional)"), "{stderr}");
+    let out = papy(&["check", "--probe", file, "--set", by_name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `papy run` probes by itself when keyword arguments need it.
+    let out = papy(&["run", "-q", file, "--set", by_name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("PARALLEL PIPELINES?\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = papy(&[
+        "check",
+        "--probe",
+        file,
+        "--set",
+        r#"pipers.1.worker=[{ function = "py.shout", kwargs = { sufix = "?" } }]"#,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sufix"), "{stderr}");
+}

@@ -68,7 +68,7 @@ pub fn worker_on(
                 problems.push((
                     vec![i.to_string(), "kwargs".into()],
                     format!(
-                        "`{}` is provided by the resource's workers, so its parameters are not known here: give `args` (positional)",
+                        "`{}` is provided by the resource's workers, so its parameters are not known here: give `args` (positional), or let `papy check --probe` learn them from a worker",
                         call.function
                     ),
                 ));

@@ -33,6 +33,7 @@ with the traceback's last line; the run goes on. The wire protocol is
 docs/protocol.md; this module speaks version 2.1 of it.
 """
 
+import inspect
 import struct
 import sys
 import traceback
@@ -77,6 +78,30 @@ def function(name=None, inputs=1):
 def functions():
     """The registered function names, sorted."""
     return sorted(_registry)
+
+
+def signatures():
+    """What the Hello says of each function's parameters (protocol 2.1):
+    the parameters after the input, optional when they have a default;
+    ``None`` for ``*args`` functions."""
+    out = []
+    for name in functions():
+        f, inputs = _registry[name]
+        try:
+            params = list(inspect.signature(f).parameters.values())[1:]
+        except (TypeError, ValueError):
+            params = None
+        if params is not None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+            params = None
+        out.append({
+            "name": name,
+            "params": None if params is None else [
+                {"name": p.name, "optional": p.default is not p.empty, "ty": ""} for p in params
+            ],
+            "inputs": inputs,
+            "doc": (inspect.getdoc(f) or "").strip(),
+        })
+    return out
 
 
 def _read_exact(stream, n):
@@ -200,6 +225,7 @@ def serve(stdin=None, stdout=None):
         "papy_version": VERSION,
         "functions": functions(),
         "plugins": [],
+        "signatures": signatures(),
     }
     _write_frame(stdout, {"Hello": hello})
     theirs = _read_frame(stdin)

@@ -44,14 +44,21 @@ pub fn render(e: &ConfigError) -> Vec<String> {
     }
 }
 
-/// Reads, parses and checks a pipeline file: plugins loaded, every problem
-/// found by the one validator (rendered, one line each).
+/// Reads, parses and checks a pipeline file: plugins loaded, then `probe`
+/// run (`papy check --probe` registers the signatures workers announce
+/// there), then every problem found by the one validator (rendered, one
+/// line each).
 ///
 /// # Errors
 /// The lines to print.
-pub fn load_checked(path: &Path, set: &SetArgs) -> Result<Loaded, Vec<String>> {
+pub fn load_probed(
+    path: &Path,
+    set: &SetArgs,
+    probe: &mut dyn FnMut(&Loaded) -> Result<(), Vec<String>>,
+) -> Result<Loaded, Vec<String>> {
     let l = papy_config::load::load_file(path, &set.options()).map_err(|e| render(&e))?;
     let mut problems = papy_config::plugins::load_plugins(&l);
+    probe(&l)?;
     problems.extend(papy_config::validate::validate(&l));
     if problems.is_empty() {
         Ok(l)
@@ -102,6 +109,122 @@ fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
         args.push(p.path().as_os_str().to_owned());
     }
     Ok(WorkerCommand::new(exe, args))
+}
+
+/// Whether a piper passes keyword arguments to a function its resource
+/// declares (`functions`) and this program does not hold: only a worker's
+/// signatures can bind them.
+pub fn needs_probe(l: &Loaded) -> bool {
+    l.file.pipers.iter().any(|p| {
+        let provided = p
+            .resource
+            .as_ref()
+            .and_then(|r| l.file.resources.get(r))
+            .map(papy_config::Resource::provided_functions)
+            .unwrap_or_default();
+        p.worker.iter().any(|c| {
+            !c.kwargs.is_empty()
+                && provided.contains(&c.function)
+                && papy_core::registry::lookup(&c.function).is_err()
+        })
+    })
+}
+
+/// Starts one worker of each process or remote resource that declares
+/// `functions`, and registers what its `Hello` says of them (their
+/// parameters), so the validator checks their arguments, keyword arguments
+/// included. Returns a line per probed function (`py.shout(inbox,
+/// suffix?)`).
+///
+/// # Errors
+/// A worker that cannot start, or lacks a declared function: one line each.
+pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
+    use papy_core::registry::{self, Function, Param};
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for (name, r) in &l.file.resources {
+        let provided = r.provided_functions();
+        if provided.is_empty() {
+            continue;
+        }
+        let cmd = match r.numap.kind.as_str() {
+            "remote" => {
+                let first = r
+                    .settings
+                    .get("remote")
+                    .and_then(toml::Value::as_array)
+                    .and_then(|a| a.first())
+                    .and_then(|c| c.get("command"))
+                    .and_then(toml::Value::as_str);
+                match first {
+                    Some(c) => WorkerCommand::shell(c),
+                    None => continue,
+                }
+            }
+            "process" => match worker_command(l) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(format!("resource `{name}`: {e}"));
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        let (functions, signatures) = match papy_core::pool::probe(&cmd) {
+            Ok(found) => found,
+            Err(e) => {
+                errors.push(format!("resource `{name}`: probing a worker: {e}"));
+                continue;
+            }
+        };
+        for f in &provided {
+            if !functions.contains(f) {
+                errors.push(format!(
+                    "resource `{name}`: its worker (`{}`) does not provide `{f}`",
+                    cmd.line()
+                ));
+                continue;
+            }
+            if registry::lookup(f).is_ok() {
+                continue;
+            }
+            let sig = signatures.iter().find(|s| &s.name == f);
+            let mut func = Function::provided_elsewhere(f.clone(), name);
+            if let Some(sig) = sig {
+                func.params = sig.params.as_ref().map(|ps| {
+                    ps.iter()
+                        .map(|p| Param {
+                            name: Box::leak(p.name.clone().into_boxed_str()),
+                            optional: p.optional,
+                            ty: "",
+                        })
+                        .collect()
+                });
+                func.inputs = sig.inputs.map(|n| n as usize);
+                func.doc.clone_from(&sig.doc);
+            }
+            let shown = match &func.params {
+                None => format!("{f}(inbox, *args)"),
+                Some(ps) => {
+                    let mut parts = vec!["inbox".to_string()];
+                    parts.extend(
+                        ps.iter()
+                            .map(|p| format!("{}{}", p.name, if p.optional { "?" } else { "" })),
+                    );
+                    format!("{f}({})", parts.join(", "))
+                }
+            };
+            lines.push(format!("resource `{name}`: {shown}"));
+            if let Err(e) = registry::register(func) {
+                errors.push(format!("resource `{name}`: {e}"));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Builds a checked pipeline.

@@ -121,7 +121,15 @@ impl Resume {
 }
 
 fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
-    let loaded = match pipeline::load_checked(&args.file, &args.set) {
+    // Keyword arguments of functions only the workers hold bind against
+    // the signatures a worker announces: probe one, as `check --probe` does.
+    let mut probe = |l: &papy_config::Loaded| {
+        if pipeline::needs_probe(l) {
+            pipeline::probe_resources(l)?;
+        }
+        Ok(())
+    };
+    let loaded = match pipeline::load_probed(&args.file, &args.set, &mut probe) {
         Ok(l) => l,
         Err(lines) => {
             for l in lines {

@@ -18,7 +18,9 @@ use crate::error::{ErrorKind, ItemError, Result};
 use crate::value::Value;
 
 pub use mixed::MixedPool;
-pub use process::{mark_test_support, ProcessPool, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
+pub use process::{
+    mark_test_support, probe, ProcessPool, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV,
+};
 pub use thread::ThreadPool;
 
 /// A settings map for [`Pool::settings`] from `(key, value)` pairs.

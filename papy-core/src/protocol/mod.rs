@@ -82,6 +82,64 @@ pub struct Hello {
     /// Worker side: loaded plugins as (name, sha256).
     #[serde(default)]
     pub plugins: Vec<(String, String)>,
+    /// Worker side (since 2.1): the parameters of its functions, so a host
+    /// can check the arguments of functions it does not hold itself
+    /// (`papy check --probe`). Optional: may be empty or partial.
+    #[serde(default)]
+    pub signatures: Vec<Signature>,
+}
+
+/// A function's parameters as a worker announces them (protocol 2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The function's registered name.
+    pub name: String,
+    /// The parameters after the inbox, in order; `None` when the function
+    /// takes any arguments as given.
+    #[serde(default)]
+    pub params: Option<Vec<SignatureParam>>,
+    /// The inbox elements it takes, when fixed.
+    #[serde(default)]
+    pub inputs: Option<u32>,
+    /// Its documentation.
+    #[serde(default)]
+    pub doc: String,
+}
+
+/// One parameter of a [`Signature`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureParam {
+    /// Its name (for keyword arguments).
+    pub name: String,
+    /// It may be left out.
+    #[serde(default)]
+    pub optional: bool,
+    /// Its type as the worker's language writes it (informational).
+    #[serde(default)]
+    pub ty: String,
+}
+
+impl Signature {
+    /// The signatures of this process's registered functions.
+    pub fn of_registry() -> Vec<Signature> {
+        crate::registry::functions()
+            .iter()
+            .map(|f| Signature {
+                name: f.name.clone(),
+                params: f.params.as_ref().map(|ps| {
+                    ps.iter()
+                        .map(|p| SignatureParam {
+                            name: p.name.to_string(),
+                            optional: p.optional,
+                            ty: p.ty.to_string(),
+                        })
+                        .collect()
+                }),
+                inputs: f.inputs.and_then(|n| u32::try_from(n).ok()),
+                doc: f.doc.clone(),
+            })
+            .collect()
+    }
 }
 
 impl Hello {
@@ -94,6 +152,7 @@ impl Hello {
             papy_version: env!("CARGO_PKG_VERSION").into(),
             functions,
             plugins,
+            signatures: Vec::new(),
         }
     }
 

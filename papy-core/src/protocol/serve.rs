@@ -250,7 +250,9 @@ pub fn serve(
         .map(|f| f.name.clone())
         .collect();
     output.write_all(super::GREETING)?;
-    write_frame(&mut output, &Frame::Hello(Hello::here(functions, plugins)))?;
+    let mut hello = Hello::here(functions, plugins);
+    hello.signatures = super::Signature::of_registry();
+    write_frame(&mut output, &Frame::Hello(hello))?;
     let declared = match super::read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
             if let Err(message) = h.check() {

@@ -28,6 +28,8 @@ pub(super) struct Conn {
     pub(super) reader: Option<JoinHandle<()>>,
     /// The functions the worker said it runs (its `Hello`).
     pub(super) functions: Vec<String>,
+    /// Their parameters, as far as the worker said (its `Hello`, 2.1).
+    pub(super) signatures: Vec<crate::protocol::Signature>,
 }
 
 impl Conn {
@@ -91,6 +93,7 @@ impl Conn {
             frames: frx,
             reader: Some(reader),
             functions: Vec::new(),
+            signatures: Vec::new(),
         };
         // The handshake, writes included, is bounded.
         conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
@@ -103,6 +106,7 @@ impl Conn {
                     return Err(format!("`{}`: {m}", cmd.describe()));
                 }
                 conn.functions = h.functions.clone();
+                conn.signatures = h.signatures.clone();
                 // A worker's list is data: a bounded number of warnings.
                 let mismatches = crate::registry::hash_mismatches(&h.plugins);
                 for m in mismatches.iter().take(16) {

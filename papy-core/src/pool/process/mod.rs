@@ -176,6 +176,21 @@ impl ProcessPool {
     }
 }
 
+/// Starts one worker with `cmd`, shakes hands, and shuts it down: the
+/// functions it runs and the signatures it announced (`papy check
+/// --probe`).
+///
+/// # Errors
+/// The worker cannot start or refuses the handshake; the message says why.
+pub fn probe(
+    cmd: &WorkerCommand,
+) -> std::result::Result<(Vec<String>, Vec<crate::protocol::Signature>), String> {
+    let conn = child::Conn::spawn(cmd)?;
+    let found = (conn.functions.clone(), conn.signatures.clone());
+    conn.shutdown();
+    Ok(found)
+}
+
 impl Pool for ProcessPool {
     fn kind(&self) -> &'static str {
         self.kind
