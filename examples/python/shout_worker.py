@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
-from papy_worker import function, serve  # noqa: E402
+from papy_worker import function, serve, state  # noqa: E402
 
 
 @function("py.shout")
@@ -21,6 +21,21 @@ def shout(text, suffix="!"):
 def echo(value):
     """Returns its input (for throughput figures: bench/python_worker.sh)."""
     return value
+
+
+@function("py.count_init")
+def count_init(_input, path):
+    """An init: appends a line to `path` (to count how often it ran) and
+    returns this worker's greeting, which `py.greet` uses."""
+    with open(path, "a") as f:
+        f.write("init %d\n" % os.getpid())
+    return "hello from %d" % os.getpid()
+
+
+@function("py.greet")
+def greet(value):
+    """The item with this worker's state (set by its init)."""
+    return [value, state()]
 
 
 @function("py.pid")

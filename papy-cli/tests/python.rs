@@ -262,3 +262,46 @@ fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("sufix"), "{stderr}");
 }
+
+#[test]
+fn a_python_init_runs_once_per_worker_and_its_calls_see_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("inits");
+    let init = format!(
+        r#"resources.py.init={{ function = "py.count_init", args = [{:?}] }}"#,
+        log.display().to_string()
+    );
+    let out = papy(&[
+        "run",
+        "-q",
+        "examples/pipelines/python_node.toml",
+        "--set",
+        r#"resources.py.functions=["py.greet", "py.count_init"]"#,
+        "--set",
+        &init,
+        "--set",
+        r#"pipers.1.worker=["py.greet"]"#,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inits: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_start_matches("init ").to_string())
+        .collect();
+    assert_eq!(inits.len(), 2, "one init per worker process: {inits:?}");
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let state = v[1].as_str().unwrap_or_default();
+        let pid = state.trim_start_matches("hello from ");
+        assert!(
+            inits.iter().any(|p| p == pid),
+            "{line}: not from an init of {inits:?}"
+        );
+    }
+}

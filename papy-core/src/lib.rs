@@ -36,7 +36,7 @@ pub mod registry;
 pub mod run_key;
 pub mod stats;
 mod sync;
-pub use papy_sdk::{catch, quiet_caught_panics, value};
+pub use papy_sdk::{catch, quiet_caught_panics, value, worker_state};
 pub mod worker;
 
 pub use dagger::Dagger;

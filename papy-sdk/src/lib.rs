@@ -44,10 +44,14 @@ pub mod error;
 mod export;
 pub mod packed;
 pub mod registry;
+mod state;
 mod unwind;
 pub mod value;
 
 pub use error::{ErrorKind, Item, ItemError};
+pub use state::worker_state;
+#[doc(hidden)]
+pub use state::{set_process_state, set_thread_state};
 pub use unwind::{catch, quiet_caught_panics};
 pub use value::{from_value, to_value, Map, Value, ValueError};
 

@@ -40,7 +40,7 @@ import traceback
 
 import msgpack
 
-__all__ = ["function", "functions", "serve", "GREETING", "MAJOR", "MINOR"]
+__all__ = ["function", "functions", "serve", "state", "GREETING", "MAJOR", "MINOR"]
 
 #: Written before the first frame, so a host can skip banners.
 GREETING = b"\0papy-worker\0"
@@ -54,6 +54,15 @@ MAX_FRAME = 256 << 20
 VERSION = "0.1.0"
 
 _registry = {}
+_state = None
+#: The id of the Result answering the host's init (protocol 2.1).
+INIT_ID = (1 << 64) - 1
+
+
+def state():
+    """This worker's state: what the resource's ``init`` function returned
+    when the worker started (``None`` without one)."""
+    return _state
 
 
 def function(name=None, inputs=1):
@@ -239,6 +248,21 @@ def serve(stdin=None, stdout=None):
         version = "%s.%s" % (peer.get("major"), peer.get("minor")) if peer else "no Hello"
         _write_frame(stdout, {"Fatal": {"message": "protocol version mismatch: host speaks %s, this worker %d.%d" % (version, MAJOR, MINOR)}})
         return
+    init = peer.get("init")
+    if init:
+        # Once, before any task: the result is this worker's state. A
+        # failure answers with the error and ends the worker.
+        global _state
+        value, err = _run_chain([init], None)
+        errors = []
+        if err is not None:
+            kind, message, fname = err
+            errors.append([0, _error(kind, message, fname, None, None)])
+        else:
+            _state = value
+        _write_frame(stdout, {"Result": {"id": INIT_ID, "results": {"values": msgpack.packb(None), "errors": errors}}})
+        if errors:
+            return
     while True:
         frame = _read_frame(stdin)
         if frame is None or frame == "Shutdown":

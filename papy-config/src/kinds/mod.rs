@@ -72,6 +72,52 @@ impl Default for BuildContext<'_> {
     }
 }
 
+/// A resource's `init` (`"name"` or `{ function, args, kwargs }`), as the
+/// Worker a thread runs: the function must be one this program holds.
+///
+/// # Errors
+/// A malformed entry, an unknown function, arguments that do not bind.
+pub fn init_worker(v: &toml::Value) -> Result<papy_core::Worker, String> {
+    let call = crate::model::CallSpec::parse(v)?;
+    let args = crate::chain::call_args(&call)?;
+    papy_core::Worker::build(&call.function, args).map_err(|e| e.to_string())
+}
+
+/// A resource's `init` as the call its workers run: bound here when this
+/// program holds the function, else (a function only the workers hold,
+/// listed in `functions`) sent by name with its positional arguments.
+///
+/// # Errors
+/// As [`init_worker`]; keyword arguments of a function not held here.
+pub fn init_call(
+    v: &toml::Value,
+    provided: &[String],
+) -> Result<papy_core::protocol::Call, String> {
+    let call = crate::model::CallSpec::parse(v)?;
+    if papy_core::registry::lookup(&call.function).is_err() && provided.contains(&call.function) {
+        if !call.kwargs.is_empty() {
+            return Err(format!(
+                "`{}` is provided by the resource's workers: give its init `args` (positional)",
+                call.function
+            ));
+        }
+        let args = call
+            .args
+            .iter()
+            .map(|a| papy_core::to_value(a).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, String>>()?;
+        return Ok(papy_core::protocol::Call {
+            function: call.function,
+            args,
+        });
+    }
+    let w = init_worker(v)?;
+    papy_core::protocol::serve::chain_of(&w)
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the init is empty".to_string())
+}
+
 /// The typed configuration of one pool kind.
 pub trait PoolConfig: Serialize + DeserializeOwned + 'static {
     /// The `kind = "..."` that selects it.
@@ -236,7 +282,10 @@ mod tests {
             k
         }
         assert_eq!(
-            keys_of(&ThreadConfig { workers: Some(1) }),
+            keys_of(&ThreadConfig {
+                workers: Some(1),
+                init: Some(toml::Value::from("f")),
+            }),
             sorted(ThreadConfig::KEYS)
         );
         let p = ProcessConfig {
@@ -244,6 +293,7 @@ mod tests {
             functions: vec!["f".into()],
             recycle_after: Some(10),
             recycle_above_mb: Some(100),
+            init: Some(toml::Value::from("f")),
         };
         assert_eq!(keys_of(&p), sorted(ProcessConfig::KEYS));
         let r = RemoteConfig {
@@ -252,6 +302,7 @@ mod tests {
                 workers: 1,
             }],
             functions: vec!["f".into()],
+            init: Some(toml::Value::from("f")),
         };
         assert_eq!(keys_of(&r), sorted(RemoteConfig::KEYS));
     }

@@ -25,12 +25,21 @@ pub struct ProcessConfig {
     /// between batches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycle_above_mb: Option<u64>,
+    /// Run once by each worker process when it starts: its result is the
+    /// worker's state; a failure fails the worker's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<toml::Value>,
 }
 
 impl PoolConfig for ProcessConfig {
     const KIND: &'static str = "process";
-    const KEYS: &'static [&'static str] =
-        &["workers", "functions", "recycle_after", "recycle_above_mb"];
+    const KEYS: &'static [&'static str] = &[
+        "workers",
+        "functions",
+        "recycle_after",
+        "recycle_above_mb",
+        "init",
+    ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = super::thread::workers_check(self.workers);
@@ -42,6 +51,13 @@ impl PoolConfig for ProcessConfig {
         }
         if self.recycle_above_mb.is_some_and(|m| m > 1 << 30) {
             p.push(("recycle_above_mb", "must be at most 2^30 MiB".to_string()));
+        }
+        if let Some(Err(e)) = self
+            .init
+            .as_ref()
+            .map(|i| super::init_call(i, &self.functions))
+        {
+            p.push(("init", e));
         }
         p
     }
@@ -55,7 +71,13 @@ impl PoolConfig for ProcessConfig {
         let n = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let cmd = (ctx.worker_command)()?
+        let mut cmd = (ctx.worker_command)()?;
+        if let Some(init) = &self.init {
+            let call = super::init_call(init, &self.functions)
+                .map_err(|e| papy_core::Error::Config(format!("resource `{name}`: init: {e}")))?;
+            cmd = cmd.init(call);
+        }
+        let cmd = cmd
             .providing(self.functions.clone())
             .sending(ctx.functions.clone())
             .recycle(papy_core::pool::Recycle {

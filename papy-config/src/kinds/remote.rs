@@ -20,6 +20,10 @@ pub struct RemoteConfig {
     /// worker's `Hello` must list them, and `papy check` accepts them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+    /// Run once by each worker when it starts: its result is the worker's
+    /// state; a failure fails the worker's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<toml::Value>,
 }
 
 /// One remote worker command.
@@ -39,10 +43,17 @@ fn one() -> usize {
 
 impl PoolConfig for RemoteConfig {
     const KIND: &'static str = "remote";
-    const KEYS: &'static [&'static str] = &["remote", "functions"];
+    const KEYS: &'static [&'static str] = &["remote", "functions", "init"];
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
+        if let Some(Err(e)) = self
+            .init
+            .as_ref()
+            .map(|i| super::init_call(i, &self.functions))
+        {
+            p.push(("init", e));
+        }
         if self.remote.is_empty() {
             p.push((
                 "remote",
@@ -76,14 +87,27 @@ impl PoolConfig for RemoteConfig {
         numap: NuMapBuilder,
         ctx: &BuildContext,
     ) -> papy_core::Result<NuMapBuilder> {
+        let init =
+            match &self.init {
+                Some(i) => Some(super::init_call(i, &self.functions).map_err(|e| {
+                    papy_core::Error::Config(format!("resource `{name}`: init: {e}"))
+                })?),
+                None => None,
+            };
         let cmds = self
             .remote
             .iter()
             .map(|c| {
                 (
-                    WorkerCommand::shell(&c.command)
-                        .providing(self.functions.clone())
-                        .sending(ctx.functions.clone()),
+                    {
+                        let cmd = WorkerCommand::shell(&c.command)
+                            .providing(self.functions.clone())
+                            .sending(ctx.functions.clone());
+                        match &init {
+                            Some(call) => cmd.init(call.clone()),
+                            None => cmd,
+                        }
+                    },
                     c.workers,
                 )
             })

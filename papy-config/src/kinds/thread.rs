@@ -12,22 +12,39 @@ pub struct ThreadConfig {
     /// Worker threads (default: the stride when one is given, else the CPUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Run once by each thread when it starts (`"name"` or `{ function,
+    /// args }`): its result is the thread's worker state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<toml::Value>,
 }
 
 impl PoolConfig for ThreadConfig {
     const KIND: &'static str = "thread";
-    const KEYS: &'static [&'static str] = &["workers"];
+    const KEYS: &'static [&'static str] = &["workers", "init"];
 
     fn check(&self) -> Vec<(&'static str, String)> {
-        workers_check(self.workers)
+        let mut p = workers_check(self.workers);
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_worker) {
+            p.push(("init", e));
+        }
+        p
     }
 
     fn apply(
         &self,
-        _: &str,
+        name: &str,
         numap: NuMapBuilder,
         _: &BuildContext,
     ) -> papy_core::Result<NuMapBuilder> {
+        if let Some(init) = &self.init {
+            let w = super::init_worker(init)
+                .map_err(|e| papy_core::Error::Config(format!("resource `{name}`: init: {e}")))?;
+            let n = self
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let pool = papy_core::ThreadPool::with_init(name, n, w)?;
+            return Ok(numap.pool(std::sync::Arc::new(pool)));
+        }
         Ok(match self.workers {
             Some(w) => numap.workers(w),
             None => numap,

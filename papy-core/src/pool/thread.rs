@@ -39,6 +39,9 @@ struct Shared {
     /// Set by shutdown: queued jobs are failed instead of run.
     stopping: AtomicBool,
     spawned: std::sync::atomic::AtomicUsize,
+    /// Run once by each thread when it starts: its result is the thread's
+    /// [`worker_state`](crate::worker_state).
+    init: Option<crate::Worker>,
 }
 
 /// A pool of threads in this process.
@@ -54,6 +57,27 @@ impl ThreadPool {
     /// # Errors
     /// [`Error::Config`] for zero threads, [`Error::Thread`] if a thread cannot start.
     pub fn new(name: &str, size: usize) -> Result<ThreadPool> {
+        ThreadPool::start(name, size, None)
+    }
+
+    /// As [`new`](Self::new), with a Worker each thread runs once when it
+    /// starts (on a null input): its result is that thread's
+    /// [`worker_state`](crate::worker_state). Waits for every thread's init.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and [`Error::Config`] naming the init's error
+    /// when a thread's init fails (the pool is not started).
+    ///
+    /// ```
+    /// use papy_core::{pool::ThreadPool, Worker};
+    /// let pool = ThreadPool::with_init("db", 2, Worker::new("papy.ipasser").unwrap()).unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn with_init(name: &str, size: usize, init: crate::Worker) -> Result<ThreadPool> {
+        ThreadPool::start(name, size, Some(init))
+    }
+
+    fn start(name: &str, size: usize, init: Option<crate::Worker>) -> Result<ThreadPool> {
         if size == 0 {
             return Err(Error::Config(format!(
                 "NuMap `{name}`: a thread pool needs at least one worker"
@@ -68,15 +92,25 @@ impl ThreadPool {
             closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             spawned: std::sync::atomic::AtomicUsize::new(0),
+            init,
         });
+        let (ready_tx, ready) = crossbeam_channel::unbounded();
         for _ in 0..size {
-            spawn_worker(&shared)?;
+            spawn_worker(&shared, Some(ready_tx.clone()))?;
         }
-        Ok(ThreadPool {
+        drop(ready_tx);
+        let pool = ThreadPool {
             size,
             tx: Mutex::new(Some(tx)),
             shared,
-        })
+        };
+        // Every thread has run its init (or failed it) before the pool is used.
+        for r in ready.iter() {
+            if let Err(e) = r {
+                return Err(Error::Config(format!("NuMap `{name}`: {e}")));
+            }
+        }
+        Ok(pool)
     }
 
     fn ensure_watchdog(&self) {
@@ -98,7 +132,10 @@ impl ThreadPool {
     }
 }
 
-fn spawn_worker(shared: &Arc<Shared>) -> Result<()> {
+fn spawn_worker(
+    shared: &Arc<Shared>,
+    ready: Option<crossbeam_channel::Sender<std::result::Result<(), String>>>,
+) -> Result<()> {
     let slot = Arc::new(Slot {
         state: Mutex::new(SlotState::Idle),
     });
@@ -106,9 +143,40 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<()> {
     let (s, sl) = (shared.clone(), slot.clone());
     let handle = std::thread::Builder::new()
         .name(format!("{}-worker-{n}", shared.name))
-        .spawn(move || worker_loop(&s, &sl))?;
+        .spawn(move || {
+            let started = run_init(&s);
+            let ok = started.is_ok();
+            if let Some(r) = ready {
+                let _ = r.send(started);
+            } else if let Err(e) = &started {
+                tracing::error!("NuMap `{}`: a replacement thread {e}", s.name);
+            }
+            if ok {
+                worker_loop(&s, &sl);
+            }
+        })?;
     lock(&shared.workers).push((slot, handle));
     Ok(())
+}
+
+/// The thread's init, if the pool has one: its result becomes the
+/// thread's state.
+fn run_init(shared: &Shared) -> std::result::Result<(), String> {
+    let Some(init) = &shared.init else {
+        return Ok(());
+    };
+    let name = init
+        .steps()
+        .first()
+        .map_or_else(String::new, |s| s.function().name.clone());
+    match crate::catch(|| init.call(&[crate::Value::Null])) {
+        Ok(Ok(v)) => {
+            papy_sdk::set_thread_state(Some(v));
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("init `{name}` failed: {}", e.message())),
+        Err(panic) => Err(format!("init `{name}` panicked: {panic}")),
+    }
 }
 
 fn worker_loop(shared: &Shared, slot: &Slot) {
@@ -199,7 +267,7 @@ fn watchdog(shared: &Arc<Shared>) {
             job.deliver(job.first, vec![Err(err)]);
             // Forget the abandoned thread (it exits by itself if its call ever returns).
             lock(&shared.workers).retain(|(s, _)| !Arc::ptr_eq(s, &slot));
-            if let Err(e) = spawn_worker(shared) {
+            if let Err(e) = spawn_worker(shared, None) {
                 tracing::error!(
                     "NuMap `{}`: cannot replace a timed-out worker: {e}",
                     shared.name

@@ -87,7 +87,17 @@ pub struct Hello {
     /// (`papy check --probe`). Optional: may be empty or partial.
     #[serde(default)]
     pub signatures: Vec<Signature>,
+    /// Host side (since 2.1): a function the worker runs once, on an empty
+    /// inbox, before any task; its result is the worker's state
+    /// ([`worker_state`](crate::worker_state)). The worker answers with a
+    /// `Result` of id [`INIT_ID`]: one value, or one error (the worker
+    /// then exits, and its start fails with that error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Call>,
 }
+
+/// The id of the `Result` that answers a host `Hello`'s `init`.
+pub const INIT_ID: u64 = u64::MAX;
 
 /// A function's parameters as a worker announces them (protocol 2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +163,7 @@ impl Hello {
             functions,
             plugins,
             signatures: Vec::new(),
+            init: None,
         }
     }
 

@@ -29,6 +29,37 @@ pub fn runs_programs(function: &str) -> bool {
     registry::normalise(function) == "papy.script"
 }
 
+/// Runs the host's init call once (an empty inbox), keeps its result as
+/// this process's [`worker_state`](crate::worker_state) and answers with a
+/// `Result` of id [`INIT_ID`](super::INIT_ID); a failure is answered the
+/// same way and ends the session.
+fn run_init(init: &Call, output: &mut impl Write) -> Result<(), ProtocolError> {
+    let outcome = build_chain(std::slice::from_ref(init))
+        .map_err(|m| ItemError::new(ErrorKind::Function, m))
+        .and_then(|w| w.call(&[Value::Null]));
+    let failed = outcome.is_err();
+    if let Ok(v) = &outcome {
+        let _ = papy_sdk::set_process_state(v.clone());
+    }
+    let item: Item = outcome.map(|_| Value::Null);
+    let results = super::WireResults::from_items(std::slice::from_ref(&item));
+    write_frame(
+        output,
+        &Frame::Result {
+            id: super::INIT_ID,
+            results,
+        },
+    )?;
+    output.flush()?;
+    if failed {
+        return Err(ProtocolError::Malformed(format!(
+            "init `{}` failed",
+            crate::error::quote_peer(&init.function)
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the Worker of a chain of calls (by name, with bound arguments).
 ///
 /// # Errors
@@ -257,6 +288,9 @@ pub fn serve(
         Frame::Hello(h) => {
             if let Err(message) = h.check() {
                 return Err(refuse(&mut output, message));
+            }
+            if let Some(init) = &h.init {
+                run_init(init, &mut output)?;
             }
             h.functions
         }

@@ -15,6 +15,9 @@ use crate::protocol::{
     read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
 };
 
+/// How long a worker's init may take.
+const INIT_LIMIT: Duration = Duration::from_secs(600);
+
 /// How long a worker has to shake hands (its Hello, and reading ours).
 const HANDSHAKE: Duration = Duration::from_secs(30);
 
@@ -153,10 +156,9 @@ impl Conn {
                 ));
             }
         }
-        if let Err(e) = write_frame(
-            &mut conn.stdin,
-            &Frame::Hello(Hello::here(cmd.sends().to_vec(), Vec::new())),
-        ) {
+        let mut hello = Hello::here(cmd.sends().to_vec(), Vec::new());
+        hello.init.clone_from(&cmd.init);
+        if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
             let how = conn.kill();
             return Err(format!(
                 "`{}`: cannot complete the handshake ({e}; {how})",
@@ -164,6 +166,9 @@ impl Conn {
             ));
         }
         conn.set_write_deadline(None);
+        if let Some(init) = &cmd.init {
+            conn.await_init(cmd, &init.function)?;
+        }
         Ok(conn)
     }
 
@@ -206,6 +211,42 @@ impl Conn {
     }
 
     /// Asks the child to exit, then kills it if it does not.
+    /// Waits for the answer to the init the host's `Hello` asked for.
+    fn await_init(
+        &mut self,
+        cmd: &WorkerCommand,
+        function: &str,
+    ) -> std::result::Result<(), String> {
+        let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.describe());
+        match self.frames.recv_timeout(INIT_LIMIT) {
+            Ok(Ok(Incoming::Results { id, items, .. })) if id == crate::protocol::INIT_ID => {
+                match items.iter().find_map(|i| i.as_ref().err()) {
+                    None => Ok(()),
+                    Some(e) => {
+                        self.kill();
+                        Err(failed(quote_peer(e.message()).into_owned()))
+                    }
+                }
+            }
+            Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
+                self.kill();
+                Err(failed(quote_peer(&message).into_owned()))
+            }
+            Ok(Ok(_)) => {
+                self.kill();
+                Err(failed("the worker answered something else".into()))
+            }
+            Ok(Err(e)) => {
+                let how = self.kill();
+                Err(failed(format!("{} ({how})", quote_peer(&e.to_string()))))
+            }
+            Err(_) => {
+                self.kill();
+                Err(failed(format!("no answer within {INIT_LIMIT:?}")))
+            }
+        }
+    }
+
     pub(super) fn shutdown(mut self) {
         // A worker that stopped reading does not hold the pool's shutdown.
         self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));

@@ -33,6 +33,7 @@ pub struct WorkerCommand {
     pub(super) provides: Vec<String>,
     pub(super) sends: Vec<String>,
     pub(super) recycle: Recycle,
+    pub(super) init: Option<crate::protocol::Call>,
 }
 
 /// When a worker process is replaced by a fresh one, between batches
@@ -63,7 +64,17 @@ impl WorkerCommand {
             provides: Vec::new(),
             sends: Vec::new(),
             recycle: Recycle::default(),
+            init: None,
         }
+    }
+
+    /// A function each worker runs once when it starts, on an empty inbox,
+    /// before any item (protocol 2.1): its result is that worker's state
+    /// ([`worker_state`](crate::worker_state)). If it fails, the worker's
+    /// start fails with its error.
+    pub fn init(mut self, call: crate::protocol::Call) -> Self {
+        self.init = Some(call);
+        self
     }
 
     /// The functions this host will send to these workers (full registered

@@ -1,0 +1,188 @@
+//! Per-worker initialisation (issue 18): an init function runs exactly once
+//! per worker (thread or process, recycled workers included), its result is
+//! the state every call on that worker reads, and a failing init fails the
+//! worker's start with its error.
+
+mod common;
+
+use common::*;
+use papy::protocol::Call;
+use papy::{Dagger, NuMap, Piper, ProcessPool, ThreadPool, Value, Worker, WorkerCommand};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+papy::enable_test_support!();
+
+static THREAD_INITS: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread init: counted, returns the thread's name.
+#[papy::worker]
+fn t_init_thread(_: Value) -> String {
+    THREAD_INITS.fetch_add(1, Ordering::SeqCst);
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+/// A process init: appends this process's id to `path`, returns it.
+#[papy::worker]
+fn t_init_process(_: Value, path: String) -> i64 {
+    use std::io::Write;
+    let pid = std::process::id();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{pid}");
+    }
+    i64::from(pid)
+}
+
+/// An init that fails.
+#[papy::worker]
+fn t_init_fails(_: Value) -> Result<i64, String> {
+    Err("no database at db.invalid".into())
+}
+
+/// `[x, this worker's state]`.
+#[papy::worker]
+fn t_with_state(x: i64) -> Vec<Value> {
+    vec![Value::Int(x), papy::worker_state().unwrap_or(Value::Null)]
+}
+
+fn run_on(m: &NuMap, n: i64) -> Vec<Value> {
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("p", Worker::new("t_with_state").unwrap()).parallel(m))
+        .unwrap();
+    run_all(d, ints(0..n))
+        .remove(0)
+        .1
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn states(out: &[Value]) -> Vec<Value> {
+    out.iter()
+        .map(|v| {
+            v.as_list()
+                .and_then(|l| l.get(1))
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
+#[test]
+fn each_thread_runs_its_init_once_and_its_calls_see_the_result() {
+    let before = THREAD_INITS.load(Ordering::SeqCst);
+    let pool = ThreadPool::with_init("inits", 3, Worker::new("t_init_thread").unwrap()).unwrap();
+    assert_eq!(
+        THREAD_INITS.load(Ordering::SeqCst) - before,
+        3,
+        "once per thread"
+    );
+    let m = NuMap::builder()
+        .pool(Arc::new(pool))
+        .stride(2)
+        .build()
+        .unwrap();
+    let out = run_on(&m, 40);
+    assert_eq!(out.len(), 40);
+    for s in states(&out) {
+        let s = s.as_str().unwrap_or_default().to_string();
+        assert!(s.starts_with("inits-worker-"), "{s}");
+    }
+    assert_eq!(
+        THREAD_INITS.load(Ordering::SeqCst) - before,
+        3,
+        "and never again"
+    );
+}
+
+#[test]
+fn a_failing_thread_init_fails_the_pool_with_its_error() {
+    let err = ThreadPool::with_init("bad", 2, Worker::new("t_init_fails").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("init `") && err.contains("no database at db.invalid"),
+        "{err}"
+    );
+}
+
+fn process_init(path: &std::path::Path) -> Call {
+    Call {
+        function: "t_init_process".into(),
+        args: vec![Value::from(path.display().to_string())],
+    }
+}
+
+#[test]
+fn each_worker_process_runs_its_init_once_recycled_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("inits");
+    let cmd = WorkerCommand::current_exe()
+        .unwrap()
+        .init(process_init(&log));
+    let pool = Arc::new(ProcessPool::new("inits", 2, cmd).unwrap());
+    let m = NuMap::builder()
+        .pool(pool.clone())
+        .stride(4)
+        .build()
+        .unwrap();
+    let out = run_on(&m, 60);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let pids: Vec<i64> = lines.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "one init per worker: {pids:?}");
+    for s in states(&out) {
+        assert!(
+            pids.contains(&s.as_int().unwrap()),
+            "the state is its worker's init's"
+        );
+    }
+    drop(m);
+    drop(pool);
+    // Recycled workers are new workers: each runs the init once.
+    let log = dir.path().join("recycled");
+    let cmd = WorkerCommand::current_exe()
+        .unwrap()
+        .init(process_init(&log))
+        .recycle(papy::pool::Recycle {
+            after_items: Some(10),
+            above_rss: None,
+        });
+    let pool = Arc::new(ProcessPool::new("recycled-inits", 1, cmd).unwrap());
+    let m = NuMap::builder()
+        .pool(pool.clone())
+        .stride(1)
+        .build()
+        .unwrap();
+    let out = run_on(&m, 35);
+    assert_eq!(out.len(), 35);
+    let inits = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(inits, pool.recycled() + 1, "one init per worker started");
+    assert_eq!(inits, 4, "35 items, 10 per worker");
+}
+
+#[test]
+fn a_failing_process_init_fails_the_workers_start_with_its_error() {
+    let cmd = WorkerCommand::current_exe().unwrap().init(Call {
+        function: "t_init_fails".into(),
+        args: vec![],
+    });
+    let pool = Arc::new(ProcessPool::new("bad-inits", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).stride(1).build().unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("p", Worker::new("t_with_state").unwrap()).parallel(&m))
+        .unwrap();
+    let items = run_all(d, ints(0..2)).remove(0).1;
+    for item in items {
+        let e = item.unwrap_err();
+        assert!(
+            e.message()
+                .contains("init `t_init_fails` failed: no database at db.invalid"),
+            "{e}"
+        );
+    }
+}
