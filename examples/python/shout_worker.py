@@ -38,6 +38,17 @@ def greet(value):
     return [value, state()]
 
 
+@function("py.slow_pid")
+def slow_pid(value, seconds, mark=None):
+    """Sleeps `seconds`, then returns [value, the worker's process id]; with
+    `mark`, first touches the file `mark/PID` (tests see who is busy)."""
+    import time
+    if mark:
+        open(os.path.join(mark, str(os.getpid())), "a").close()
+    time.sleep(seconds)
+    return [value, os.getpid()]
+
+
 @function("py.pid")
 def pid(value):
     """The worker's process id (for tests)."""

@@ -305,3 +305,77 @@ fn a_python_init_runs_once_per_worker_and_its_calls_see_its_state() {
         );
     }
 }
+
+#[test]
+fn killing_a_python_worker_costs_only_its_items_in_flight() {
+    use papy_core::registry::Function;
+    use papy_core::{
+        Args, Dagger, NuMap, Piper, Plumber, ProcessPool, Source, Value, Worker, WorkerCommand,
+    };
+    python_ready();
+    let line = format!(
+        "exec python3 {}",
+        root().join("examples/python/shout_worker.py").display()
+    );
+    let cmd = WorkerCommand::shell(&line).providing(["py.slow_pid"]);
+    let pool = std::sync::Arc::new(ProcessPool::remote("py", vec![(cmd, 2)]).unwrap());
+    // Both workers busy all along: jobs of one item, four in flight.
+    let m = NuMap::builder()
+        .pool(pool.clone())
+        .stride(1)
+        .buffer(4)
+        .build()
+        .unwrap();
+    let f = std::sync::Arc::new(Function::provided_elsewhere("py.slow_pid", "py"));
+    let marks = tempfile::tempdir().unwrap();
+    let mark = Value::from(marks.path().display().to_string());
+    let w = Worker::from_function(f, Args::Positional(vec![Value::Float(0.05), mark])).unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("slow", w).parallel(&m)).unwrap();
+    let mut p = Plumber::new(d);
+    let out = p.collect("slow").unwrap();
+    p.start([("slow", Source::values(0..40i64))]).unwrap();
+    p.run().unwrap();
+    // Once a worker has started on its items, kill it: with four items in
+    // flight it has work until the end of the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let victim = loop {
+        let busy: Vec<u32> = std::fs::read_dir(marks.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let pids = pool.pids();
+        if let Some(v) = busy.iter().find(|p| pids.values().any(|q| q == *p)) {
+            break *v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no worker started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let killed = Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(p.wait(Some(std::time::Duration::from_secs(60))).unwrap());
+    let items = out.take();
+    assert_eq!(items.len(), 40, "every item is accounted for");
+    let failed: Vec<&papy_core::ItemError> =
+        items.iter().filter_map(|i| i.as_ref().err()).collect();
+    // The killed worker's job, and at most one sent behind it.
+    assert!(!failed.is_empty() && failed.len() <= 2, "{failed:?}");
+    for e in &failed {
+        assert_eq!(e.kind(), papy_core::ErrorKind::WorkerDied, "{e}");
+    }
+    // The rest ran, on the survivor and on the replacement.
+    let pids: std::collections::BTreeSet<i64> = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|v| {
+            v.as_list()
+                .and_then(|l| l.get(1))
+                .and_then(Value::as_int)
+                .unwrap()
+        })
+        .collect();
+    assert!(pids.len() >= 2, "{pids:?}");
+}
