@@ -476,3 +476,40 @@ fn recycling_after_n_items_starts_new_workers_and_loses_nothing() {
     assert!(per_pid.values().all(|&n| n <= 5), "{per_pid:?}");
     assert_eq!(pool.recycled(), 4);
 }
+
+/// Keeps 16 MiB more of this process's memory (touched, so resident) per
+/// call; returns `[x, pid]`.
+#[papy::worker]
+fn t_leak_16mib(x: i64) -> Vec<i64> {
+    static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let block = vec![1u8; 16 << 20];
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(block);
+    vec![x, i64::from(std::process::id())]
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_is_recycled_and_nothing_is_lost() {
+    let cmd = WorkerCommand::current_exe()
+        .unwrap()
+        .recycle(papy::pool::Recycle {
+            after_items: None,
+            above_rss: Some(96 << 20),
+        });
+    let pool = Arc::new(ProcessPool::new("leaky", 1, cmd).unwrap());
+    let m = numap_on(&pool, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("p", Worker::new("t_leak_16mib").unwrap()).parallel(&m))
+        .unwrap();
+    let items = run_all(d, ints(0..20)).remove(0).1;
+    assert_eq!(items.len(), 20);
+    let mut pids = std::collections::BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let v = item.as_ref().unwrap();
+        let l = v.as_list().unwrap();
+        assert_eq!(l[0], Value::Int(i as i64));
+        pids.insert(l[1].as_int().unwrap());
+    }
+    // 20 x 16 MiB = 320 MiB: no worker may hold more than 96 MiB (+ one batch).
+    assert!(pool.recycled() >= 2, "recycled {} times", pool.recycled());
+    assert_eq!(pids.len(), pool.recycled() + 1);
+}
