@@ -483,7 +483,9 @@ fn recycling_after_n_items_starts_new_workers_and_loses_nothing() {
 fn t_leak_16mib(x: i64) -> Vec<i64> {
     static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
     let block = vec![1u8; 16 << 20];
-    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(block);
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(block);
     vec![x, i64::from(std::process::id())]
 }
 

@@ -116,3 +116,69 @@ fn a_plugin_that_crashes_while_opening_fails_list_and_check_with_its_reason() {
         );
     }
 }
+
+/// A pipeline whose thread resource calls `math.crash`, which aborts the
+/// process on item 3.
+fn crashing_pipeline(dir: &std::path::Path, isolate: bool) -> PathBuf {
+    let file = dir.join(format!("crash-{isolate}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "[plugins]\npaths = [{:?}]\nload = [\"math\"]\n{}\n\
+             [resources.threads]\nkind = \"thread\"\nworkers = 2\n\n\
+             [inputs.n]\nkind = \"range\"\nstart = 0\nend = 10\n\n\
+             [[pipers]]\nname = \"c\"\nresource = \"threads\"\ninputs = [\"n\"]\n\
+             worker = [{{ function = \"math.crash\", args = [3] }}]\n\n\
+             [outputs.o]\npiper = \"c\"\npath = \"-\"\n",
+            support::plugin_dir().display().to_string(),
+            if isolate { "isolate = true" } else { "" }
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn isolated_plugin_functions_crash_their_worker_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // On threads, the abort takes the whole run down.
+    let file = crashing_pipeline(dir.path(), false);
+    let out = papy("", &["run".as_ref(), "-q".as_ref(), file.as_os_str()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+    }
+    // Isolated, the plugin runs in worker processes: one item is lost with
+    // its worker, the others come through, and papy exits by itself.
+    let file = crashing_pipeline(dir.path(), true);
+    let out = papy("", &["run".as_ref(), "-q".as_ref(), file.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        got,
+        ["0", "1", "2", "4", "5", "6", "7", "8", "9"],
+        "{stderr}"
+    );
+    assert!(stderr.contains("worker died"), "{stderr}");
+    // The same from the command line, for a file that does not ask for it.
+    let file = crashing_pipeline(dir.path(), false);
+    let out = papy(
+        "",
+        &[
+            "run".as_ref(),
+            "-q".as_ref(),
+            "--isolate-plugins".as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+}

@@ -78,6 +78,24 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
         };
         numaps.insert(name.clone(), numap_of(name, r, &on_it)?);
     }
+    let isolated = isolated_pipers(f);
+    if !isolated.is_empty() {
+        let on_it = BuildContext {
+            worker_command: ctx.worker_command,
+            functions: isolated_functions(f, &isolated),
+        };
+        let processes = Resource {
+            numap: crate::model::NuMapSettings {
+                kind: "process".into(),
+                ..crate::model::NuMapSettings::default()
+            },
+            settings: toml::Table::new(),
+        };
+        numaps.insert(
+            ISOLATED.to_string(),
+            numap_of(ISOLATED, &processes, &on_it)?,
+        );
+    }
     let mut d = Dagger::new();
     for p in &f.pipers {
         let provided = p
@@ -86,10 +104,65 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
             .and_then(|r| f.resources.get(r))
             .map(|r| r.provided_functions())
             .unwrap_or_default();
+        if isolated.contains(&p.name) {
+            let moved = PiperSpec {
+                resource: Some(ISOLATED.to_string()),
+                ..p.clone()
+            };
+            d.add_piper(piper_on(&moved, &numaps, &provided)?)?;
+            continue;
+        }
         d.add_piper(piper_on(p, &numaps, &provided)?)?;
     }
     connect(f, &mut d)?;
     Ok(d)
+}
+
+/// The name of the process pool that runs isolated plugin functions.
+const ISOLATED: &str = "plugins-isolated";
+
+/// With `[plugins] isolate`, the pipers that call a plugin function and
+/// would run in this process (on a thread resource, or on none).
+fn isolated_pipers(f: &PipelineFile) -> Vec<String> {
+    if !f.plugins.isolate {
+        return Vec::new();
+    }
+    f.pipers
+        .iter()
+        .filter(|p| {
+            let on_threads = match &p.resource {
+                None => true,
+                Some(r) => f.resources.get(r).is_some_and(|r| r.numap.kind == "thread"),
+            };
+            on_threads && p.worker.iter().any(|c| is_plugin_function(&c.function))
+        })
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Whether `function` belongs to a loaded plugin.
+fn is_plugin_function(function: &str) -> bool {
+    papy_core::registry::lookup(function).is_ok_and(|f| {
+        f.name
+            .split('.')
+            .next()
+            .is_some_and(|plugin| papy_plugins::plugin(plugin).is_some())
+    })
+}
+
+/// The functions the isolated pipers call (declared to their workers).
+fn isolated_functions(f: &PipelineFile, isolated: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = f
+        .pipers
+        .iter()
+        .filter(|p| isolated.contains(&p.name))
+        .flat_map(|p| p.worker.iter())
+        .filter_map(|c| papy_core::registry::lookup(&c.function).ok())
+        .map(|func| func.name.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The full names of the functions the pipers on resource `name` call

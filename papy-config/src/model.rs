@@ -49,11 +49,17 @@ pub struct Plugins {
     /// Plugins to load: names (searched) or file paths.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub load: Vec<String>,
+    /// Run plugin functions in worker processes, never on this process's
+    /// threads: a piper on a thread resource (or on none) that calls a
+    /// plugin function runs on a process pool instead, so a native crash
+    /// in the plugin costs the items in flight, not the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
 }
 
 impl Plugins {
     /// The keys of `[plugins]`.
-    pub const KEYS: &'static [&'static str] = &["paths", "load"];
+    pub const KEYS: &'static [&'static str] = &["paths", "load", "isolate"];
 
     fn is_empty(&self) -> bool {
         self.paths.is_empty() && self.load.is_empty()
@@ -370,6 +376,7 @@ mod tests {
         let plugins = Plugins {
             paths: vec!["a".into()],
             load: vec!["b".into()],
+            isolate: true,
         };
         assert_eq!(keys_of(&plugins), sorted(Plugins::KEYS));
         let numap = NuMapSettings {

@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// No progress lines and no statistics table.
     #[arg(long, short)]
     quiet: bool,
+    /// Run every plugin function in worker processes, never on this
+    /// process's threads (`[plugins] isolate = true`): for plugins you do
+    /// not trust not to crash.
+    #[arg(long)]
+    isolate_plugins: bool,
     /// Write the statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -129,7 +134,12 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         }
         Ok(())
     };
-    let loaded = match pipeline::load_probed(&args.file, &args.set, &mut probe) {
+    let mut set = args.set.clone();
+    if args.isolate_plugins {
+        set.set.push("plugins.isolate=true".into());
+        set.set_new = true;
+    }
+    let loaded = match pipeline::load_probed(&args.file, &set, &mut probe) {
         Ok(l) => l,
         Err(lines) => {
             for l in lines {

@@ -43,4 +43,14 @@ fn fragile(x: i64) -> i64 {
     x
 }
 
+/// Returns its input; aborts the whole process (no unwinding, nothing to
+/// catch) on `at`: what a native crash in a plugin does.
+#[worker]
+fn crash(x: i64, at: i64) -> i64 {
+    if x == at {
+        std::process::abort();
+    }
+    x
+}
+
 papy_sdk::export_plugin!(name = "math");
