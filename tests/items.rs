@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::run_all;
+use common::{ints, run_all};
 use papy::{Dagger, NuMap, Piper, ProcessPool, Value, Worker, WorkerCommand};
 
 papy::enable_test_support!();
@@ -113,5 +113,43 @@ fn the_host_dumps_and_process_workers_load() {
         .unwrap();
         d.add_pipe(["make", "use"]).unwrap();
         assert_eq!(digests(d, n), expected(n), "{kind} mmap={mmap}");
+    }
+}
+
+#[test]
+fn a_worker_removes_the_pipes_no_reader_took_when_its_host_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = ProcessPool::new("pipes", 1, WorkerCommand::current_exe().unwrap()).unwrap();
+    let m = NuMap::builder()
+        .pool(std::sync::Arc::new(pool))
+        .stride(1)
+        .build()
+        .unwrap();
+    let dump = Worker::with_named(
+        "papy.dump_item",
+        [
+            ("kind", Value::from("fifo")),
+            ("dir", Value::from(dir.path().display().to_string())),
+            ("timeout", Value::Float(300.0)),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("dump", dump).parallel(&m)).unwrap();
+    // The locators come back; nobody ever reads the pipes.
+    let locators = run_all(d, ints(0..3)).remove(0).1;
+    assert_eq!(locators.len(), 3);
+    let pipes = || std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(pipes(), 3, "three pipes wait for readers");
+    // The pool goes: its worker is told to shut down and removes them.
+    drop(m);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pipes() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} pipes left",
+            pipes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

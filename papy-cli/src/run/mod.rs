@@ -83,7 +83,10 @@ pub struct RunArgs {
 
 /// Runs the pipeline and returns the process exit code.
 pub fn run(args: &RunArgs) -> ExitCode {
-    match run_inner(args) {
+    let result = run_inner(args);
+    // Pipes of items dumped here that no reader took end with this process.
+    papy_core::func::items::remove_pending_fifos();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("papy: error: {e:#}");

@@ -445,6 +445,36 @@ fn path_value(p: &Path) -> Value {
     Value::from(p.display().to_string())
 }
 
+/// Named pipes this process made whose reader has not come yet.
+fn pending_fifos() -> &'static std::sync::Mutex<std::collections::BTreeSet<PathBuf>> {
+    static PENDING: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
+/// Removes the named pipes of fifo items this process dumped and no reader
+/// took: called when the process is about to end (a worker whose host is
+/// done, `papy run` at its end), since their serving threads end with it.
+/// Returns how many were removed.
+pub fn remove_pending_fifos() -> usize {
+    let paths = std::mem::take(
+        &mut *pending_fifos()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    paths
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+fn forget_fifo(path: &Path) {
+    pending_fifos()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(path);
+}
+
 /// How long a connection to an item socket has to present its token.
 const TOKEN_WAIT: Duration = Duration::from_secs(2);
 
@@ -558,10 +588,15 @@ fn dump_fifo(
     }
     let timeout = opts.timeout;
     let p = path.clone();
+    pending_fifos()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(path.clone());
     let server = std::thread::Builder::new()
         .name("papy-item-fifo".into())
         .spawn(move || {
             let served = serve_fifo(&p, payload.bytes(), timeout);
+            forget_fifo(&p);
             log_failure(&served);
             served
         })

@@ -29,6 +29,15 @@ pub fn runs_programs(function: &str) -> bool {
     registry::normalise(function) == "papy.script"
 }
 
+/// What a worker does when its host is done with it: complete compressed
+/// outputs, and remove the named pipes of items no reader took (their
+/// serving threads end with this process).
+fn session_end() {
+    crate::func::write::finish_all_logged();
+    #[cfg(feature = "items")]
+    crate::func::items::remove_pending_fifos();
+}
+
 /// Runs the host's init call once (an empty inbox), keeps its result as
 /// this process's [`worker_state`](crate::worker_state) and answers with a
 /// `Result` of id [`INIT_ID`](super::INIT_ID); a failure is answered the
@@ -311,11 +320,11 @@ pub fn serve(
         let frame = match read_frame_view(&mut input, &mut inbuf, MAX_FRAME) {
             Ok(f) => f,
             Err(ProtocolError::Closed) => {
-                crate::func::write::finish_all_logged();
+                session_end();
                 return Ok(());
             }
             Err(e) => {
-                crate::func::write::finish_all_logged();
+                session_end();
                 return Err(e);
             }
         };
@@ -364,7 +373,7 @@ pub fn serve(
                 write_frame_with(&mut output, &mut outbuf, &frame)?;
             }
             FrameView::Shutdown => {
-                crate::func::write::finish_all_logged();
+                session_end();
                 return Ok(());
             }
             other => {
