@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::local::LocalWorkers;
 use crate::queue::{Cursor, Outcome, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
-use crate::seal::{Sealer, KEY_ENV};
+use crate::seal::{Role, Sealer, KEY_ENV};
 use crate::url::redact;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -565,7 +565,7 @@ fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
             None
         }
         Ok(bytes) => {
-            let bytes = sh.sealer.seal(bytes);
+            let bytes = sh.sealer.seal(Role::Task, &sh.settings.session, bytes);
             f.payload.clone_from(&bytes);
             lock(&sh.in_flight).insert(id, f);
             Some((id, bytes))
@@ -860,8 +860,8 @@ fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
 
 /// The payload of a result or dead letter, if it carries the run's tag;
 /// otherwise counted and logged, and `None`.
-fn open<'a>(sh: &Shared, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
-    match sh.sealer.open(payload) {
+fn open<'a>(sh: &Shared, role: Role, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
+    match sh.sealer.open(role, &sh.settings.session, payload) {
         Ok(p) => Some(p),
         Err(why) => {
             sh.forged.fetch_add(1, Ordering::Relaxed);
@@ -884,7 +884,7 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             if session != sh.settings.session {
                 return Vec::new();
             }
-            let Some(payload) = open(sh, &payload, "result") else {
+            let Some(payload) = open(sh, Role::Result, &payload, "result") else {
                 return Vec::new();
             };
             let (id, results) = match decode("result", payload) {
@@ -932,7 +932,7 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             }
             // A dead letter names its job by the sealed task it carries;
             // one that does not open is not the run's and fails nothing.
-            let Some(payload) = open(sh, &payload, "dead letter") else {
+            let Some(payload) = open(sh, Role::Task, &payload, "dead letter") else {
                 return Vec::new();
             };
             let id = match decode("dead letter", payload) {

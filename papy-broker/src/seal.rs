@@ -30,6 +30,26 @@ pub const MIN_KEY_LEN: usize = 16;
 /// Bytes of the tag after each payload.
 const TAG: usize = 32;
 
+/// What a sealed payload is: part of what its tag covers, so a payload
+/// sealed as one cannot be passed off as another (a task copied into the
+/// result stream, a result of another session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A task entry the host wrote.
+    Task,
+    /// A result a worker wrote.
+    Result,
+}
+
+impl Role {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Role::Task => b"task",
+            Role::Result => b"result",
+        }
+    }
+}
+
 type Hmac = hmac::Hmac<sha2::Sha256>;
 
 /// Seals and opens the payloads of one run's entries.
@@ -97,45 +117,54 @@ impl Sealer {
         &self.key
     }
 
-    fn mac(&self, what: &[u8], data: &[u8]) -> Hmac {
+    fn mac(&self, what: &[u8], session: &str, data: &[u8]) -> Hmac {
         let mut m = <Hmac as hmac::Mac>::new_from_slice(self.key.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        m.update(what);
-        m.update(&[0]);
-        m.update(self.run.as_bytes());
-        m.update(&[0]);
+        for part in [what, self.run.as_bytes(), session.as_bytes()] {
+            m.update(&(part.len() as u64).to_le_bytes());
+            m.update(part);
+        }
         m.update(data);
         m
     }
 
-    /// `payload` followed by its tag.
-    pub fn seal(&self, mut payload: Vec<u8>) -> Vec<u8> {
-        let tag = self.mac(b"entry", &payload).finalize().into_bytes();
+    /// `payload` followed by its tag, which covers the run, the host's
+    /// `session` and the payload's `role`.
+    pub fn seal(&self, role: Role, session: &str, mut payload: Vec<u8>) -> Vec<u8> {
+        let tag = self
+            .mac(role.label(), session, &payload)
+            .finalize()
+            .into_bytes();
         payload.extend_from_slice(&tag);
         payload
     }
 
-    /// The payload of a sealed entry, if its tag is right (checked in
-    /// constant time).
+    /// The payload of an entry sealed as `role` for `session`, if its tag
+    /// is right (checked in constant time).
     ///
     /// # Errors
     /// A message saying the entry is not authentic.
-    pub fn open<'a>(&self, sealed: &'a [u8]) -> std::result::Result<&'a [u8], String> {
+    pub fn open<'a>(
+        &self,
+        role: Role,
+        session: &str,
+        sealed: &'a [u8],
+    ) -> std::result::Result<&'a [u8], String> {
         let Some(split) = sealed.len().checked_sub(TAG) else {
             return Err("unauthenticated entry: too short to carry a tag".into());
         };
         let (payload, tag) = sealed.split_at(split);
-        self.mac(b"entry", payload)
+        self.mac(role.label(), session, payload)
             .verify_slice(tag)
             .map(|()| payload)
             .map_err(|_| {
-                "unauthenticated entry: its tag does not match this run's key (forged, altered, or written with another key)".to_string()
+                "unauthenticated entry: its tag does not match this run's key, session and role (forged, altered, replayed, or written with another key)".to_string()
             })
     }
 
     /// The check value the host writes into the run's settings.
     pub fn check_value(&self) -> String {
-        self.mac(b"key check", b"")
+        self.mac(b"key check", "", b"")
             .finalize()
             .into_bytes()
             .iter()
@@ -151,17 +180,28 @@ mod tests {
     #[test]
     fn sealed_payloads_open_and_altered_ones_do_not() {
         let s = Sealer::new("0123456789abcdef-secret", "run1").unwrap();
-        let sealed = s.seal(b"frame".to_vec());
-        assert_eq!(s.open(&sealed).unwrap(), b"frame");
+        let sealed = s.seal(Role::Task, "s1", b"frame".to_vec());
+        assert_eq!(s.open(Role::Task, "s1", &sealed).unwrap(), b"frame");
         let mut altered = sealed.clone();
         altered[0] ^= 1;
-        assert!(s.open(&altered).is_err());
-        assert!(s.open(b"short").is_err());
-        assert!(s.open(b"frame").is_err());
+        assert!(s.open(Role::Task, "s1", &altered).is_err());
+        assert!(s.open(Role::Task, "s1", b"short").is_err());
+        assert!(s.open(Role::Task, "s1", b"frame").is_err());
+        assert!(
+            s.open(Role::Result, "s1", &sealed).is_err(),
+            "bound to its role"
+        );
+        assert!(
+            s.open(Role::Task, "s2", &sealed).is_err(),
+            "bound to its session"
+        );
         let other_run = Sealer::new("0123456789abcdef-secret", "run2").unwrap();
-        assert!(other_run.open(&sealed).is_err(), "bound to its run");
+        assert!(
+            other_run.open(Role::Task, "s1", &sealed).is_err(),
+            "bound to its run"
+        );
         let other_key = Sealer::new("another-key-of-16+bytes", "run1").unwrap();
-        assert!(other_key.open(&sealed).is_err());
+        assert!(other_key.open(Role::Task, "s1", &sealed).is_err());
         assert_ne!(s.check_value(), other_key.check_value());
         assert!(Sealer::new("short", "r").is_err());
         assert!(!format!("{s:?}").contains("secret"));

@@ -20,7 +20,7 @@ use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
 use crate::queue::{Entry, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
-use crate::seal::Sealer;
+use crate::seal::{Role, Sealer};
 use crate::url::redact;
 
 /// How a broker worker serves.
@@ -244,9 +244,20 @@ fn handle(
     }
     // Whoever can write to the stream is not trusted: an entry without
     // the run's tag is never run.
-    let payload = match sealer.open(&e.payload) {
+    let payload = match sealer.open(Role::Task, &e.session, &e.payload) {
         Ok(p) => p,
         Err(why) => {
+            // A worker whose key is not the run's must not dead-letter the
+            // run's real entries: it checks the key again and stops.
+            if let Some(s) = q.settings()? {
+                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
+                    return Err(BrokerError::KeyMismatch(format!(
+                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
+                        q.keys().run,
+                        crate::seal::KEY_ENV
+                    )));
+                }
+            }
             tracing::warn!("entry {}: {why}; moved to the dead-letter stream", e.id);
             return q.dead_letter(&e, &why);
         }
@@ -277,13 +288,13 @@ fn handle(
     // A result the host could not read (too big, or not encodable) becomes
     // one error per item; it is never mistaken for a lost connection.
     let bytes = match encode_result(id, results) {
-        Ok(b) => sealer.seal(b),
+        Ok(b) => sealer.seal(Role::Result, &e.session, b),
         Err(why) => {
             tracing::warn!("entry {}: {why}", e.id);
             let error = ItemError::new(ErrorKind::Conversion, why);
             let items: Vec<Item> = vec![Err(error); n];
             match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
-                Ok(b) => sealer.seal(b),
+                Ok(b) => sealer.seal(Role::Result, &e.session, b),
                 Err(why) => return q.dead_letter(&e, &why),
             }
         }

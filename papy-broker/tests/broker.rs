@@ -293,7 +293,13 @@ fn a_result_that_arrives_twice_is_delivered_once() {
             node,
             indices,
             inboxes,
-        } = papy_broker::codec::decode(&e.id, sealer.open(&e.payload).unwrap()).unwrap()
+        } = papy_broker::codec::decode(
+            &e.id,
+            sealer
+                .open(papy_broker::seal::Role::Task, &e.session, &e.payload)
+                .unwrap(),
+        )
+        .unwrap()
         else {
             panic!("not a task");
         };
@@ -302,7 +308,7 @@ fn a_result_that_arrives_twice_is_delivered_once() {
         );
         let bytes = papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
             .unwrap();
-        let bytes = sealer.seal(bytes);
+        let bytes = sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes);
         q.complete(e, &bytes).unwrap();
         q.complete(e, &bytes).unwrap();
     }
@@ -685,7 +691,13 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                 node,
                 indices,
                 inboxes,
-            } = papy_broker::codec::decode(&e.id, sealer.open(&e.payload).unwrap()).unwrap()
+            } = papy_broker::codec::decode(
+                &e.id,
+                sealer
+                    .open(papy_broker::seal::Role::Task, &e.session, &e.payload)
+                    .unwrap(),
+            )
+            .unwrap()
             else {
                 panic!("not a task");
             };
@@ -700,8 +712,15 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                     .arg(&e.session)
                     .query(q.connection())
                     .unwrap();
-                q.complete(&e, &sealer.seal(b"not a frame".to_vec()))
-                    .unwrap();
+                q.complete(
+                    &e,
+                    &sealer.seal(
+                        papy_broker::seal::Role::Result,
+                        &e.session,
+                        b"not a frame".to_vec(),
+                    ),
+                )
+                .unwrap();
                 continue;
             }
             let results = papy_core::protocol::WireResults::from_items(
@@ -710,7 +729,11 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
             let bytes =
                 papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
                     .unwrap();
-            q.complete(&e, &sealer.seal(bytes)).unwrap();
+            q.complete(
+                &e,
+                &sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes),
+            )
+            .unwrap();
         }
         if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
             break;
@@ -900,7 +923,10 @@ fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
     };
     let bytes = papy_broker::codec::encode(&frame).unwrap();
     let other = papy_broker::seal::Sealer::new("another-key-0123456789", "forged").unwrap();
-    for payload in [bytes.clone(), other.seal(bytes)] {
+    for payload in [
+        bytes.clone(),
+        other.seal(papy_broker::seal::Role::Task, &session, bytes),
+    ] {
         let _: String = redis::cmd("XADD")
             .arg("papy:forged:tasks")
             .arg("*")
@@ -913,6 +939,29 @@ fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
             .query(&mut con)
             .unwrap();
     }
+    // A result sealed with the run's key for another session (a replay of
+    // an earlier run's result) is not taken for this run's job 0.
+    let mine = papy_broker::seal::Sealer::new(key, "forged").unwrap();
+    let old_result = papy_broker::codec::encode(&papy_core::protocol::Frame::Result {
+        id: 0,
+        results: papy_core::protocol::WireResults::from_items(&[Ok(Value::Int(-1))]),
+    })
+    .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("papy:forged:results")
+        .arg("*")
+        .arg("s")
+        .arg(&session)
+        .arg("j")
+        .arg(0)
+        .arg("f")
+        .arg(mine.seal(
+            papy_broker::seal::Role::Result,
+            "an-earlier-session",
+            old_result,
+        ))
+        .query(&mut con)
+        .unwrap();
     // The run itself goes on, on the same worker.
     let m = numap_on(&p, 2);
     let mut d = Dagger::new();
@@ -931,12 +980,13 @@ fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
         assert!(why.contains("unauthenticated entry"), "{why}");
     }
     assert!(!marker.exists(), "a forged entry ran");
-    // The host read both dead letters and, unable to open them, counted them.
+    // The host read both dead letters and the replayed result and, unable
+    // to open them, counted them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while p.forged() < 2 && Instant::now() < deadline {
+    while p.forged() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(p.forged(), 2);
+    assert_eq!(p.forged(), 3);
 }
 
 #[test]

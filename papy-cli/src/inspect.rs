@@ -20,8 +20,13 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// The child's exit code when the loader refused the file cleanly.
 const REFUSED: i32 = 3;
 
-/// Most bytes of the child's standard error quoted.
-const QUOTE: u64 = 4096;
+/// Most bytes of the child's standard error quoted (the rest is read and
+/// dropped, so a talkative plugin never blocks on a full pipe).
+const QUOTE: usize = 4096;
+
+/// What the child prints on stdout once the plugin is open: a plugin that
+/// ends the process itself (`exit(0)` in an initialiser) never prints it.
+const OPENED: &str = "papy: plugin opened";
 
 /// Makes every plugin this process opens go through a child process first.
 pub fn install() {
@@ -32,7 +37,10 @@ pub fn install() {
 /// (0 loaded, [`REFUSED`] refused by the loader with the reason on stderr).
 pub fn serve(path: &Path) -> std::process::ExitCode {
     match papy_plugins::load(path) {
-        Ok(_) => std::process::ExitCode::SUCCESS,
+        Ok(_) => {
+            println!("{OPENED}");
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("{e}");
             std::process::ExitCode::from(REFUSED as u8)
@@ -47,17 +55,32 @@ fn inspect(path: &Path) -> Result<(), String> {
         .arg("__inspect-plugin")
         .arg(path)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot be inspected: starting a child process failed: {e}"))?;
     let stderr = child.stderr.take();
+    let stdout = child.stdout.take();
     let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(s) = stderr {
-            let _ = s.take(QUOTE).read_to_string(&mut text);
+        let mut kept = Vec::new();
+        if let Some(mut s) = stderr {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = QUOTE.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
         }
-        text
+        String::from_utf8_lossy(&kept).into_owned()
+    });
+    let marker = std::thread::spawn(move || {
+        let mut out = String::new();
+        if let Some(s) = stdout {
+            let _ = s.take(1024).read_to_string(&mut out);
+        }
+        out.lines().any(|l| l == OPENED)
     });
     let deadline = Instant::now() + LIMIT;
     let status = loop {
@@ -76,12 +99,19 @@ fn inspect(path: &Path) -> Result<(), String> {
         }
     };
     let said = reader.join().unwrap_or_default();
-    verdict(status, &said)
+    let opened = marker.join().unwrap_or(false);
+    verdict(status, opened, &said)
 }
 
-fn verdict(status: ExitStatus, said: &str) -> Result<(), String> {
-    if status.success() || status.code() == Some(REFUSED) {
+fn verdict(status: ExitStatus, opened: bool, said: &str) -> Result<(), String> {
+    if (status.success() && opened) || status.code() == Some(REFUSED) {
         return Ok(());
+    }
+    if status.success() {
+        return Err(
+            "ended the process while being opened (exit status 0 before the plugin was loaded)"
+                .into(),
+        );
     }
     let lines: Vec<&str> = said.lines().map(str::trim).collect();
     // A Rust panic prints "thread '..' panicked at FILE:LINE:COL:" and then

@@ -306,20 +306,20 @@ fn checks(s: &mut Session) -> bool {
     if !s.check("inboxes of several values", r) {
         return false;
     }
-    // Two tasks in flight (the host sends the next before reading a result).
-    if let Some(f) = hello.functions.first().cloned() {
-        let single = |n: i64| WireInboxes::Single((0..n).map(Value::Int).collect());
-        let r = s
-            .send(&task(3, &f, vec![0, 1], single(2)))
-            .and_then(|()| s.send(&task(4, &f, vec![2, 3, 4], single(3))))
-            .and_then(|()| s.next("the Result of task 3"))
-            .and_then(|fr| result_of(fr, 3, 2))
-            .and_then(|_| s.next("the Result of task 4"))
-            .and_then(|fr| result_of(fr, 4, 3))
-            .map(|_| format!("`{f}` on integers, two tasks in flight"));
-        if !s.check("two tasks in flight, answered in order", r) {
-            return false;
-        }
+    // Two tasks in flight (the host sends the next before reading a
+    // result), on the unknown function: no function of the worker runs, so
+    // the test has no side effect on the worker's machine.
+    let single = |n: i64| WireInboxes::Single((0..n).map(Value::Int).collect());
+    let r = s
+        .send(&task(3, unknown, vec![0, 1], single(2)))
+        .and_then(|()| s.send(&task(4, unknown, vec![2, 3, 4], single(3))))
+        .and_then(|()| s.next("the Result of task 3"))
+        .and_then(|fr| result_of(fr, 3, 2))
+        .and_then(|_| s.next("the Result of task 4"))
+        .and_then(|fr| result_of(fr, 4, 3))
+        .map(|_| String::new());
+    if !s.check("two tasks in flight, answered in order", r) {
+        return false;
     }
     true
 }

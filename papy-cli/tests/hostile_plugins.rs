@@ -91,24 +91,31 @@ fn a_plugin_that_crashes_while_opening_fails_list_and_check_with_its_reason() {
         ),
     )
     .unwrap();
-    for (mode, wanted) in [
-        ("panic", "hostile plugin: initialisation failed on purpose"),
-        ("abort", "SIGABRT"),
+    let crashed = "crashed while being opened";
+    for (mode, said, wanted) in [
+        (
+            "panic",
+            crashed,
+            "hostile plugin: initialisation failed on purpose",
+        ),
+        ("abort", crashed, "SIGABRT"),
         (
             "init_abort",
+            crashed,
             "hostile plugin: aborting while the library is opened",
+        ),
+        // An initialiser that ends the process as if all were well.
+        (
+            "init_exit",
+            "ended the process while being opened",
+            "exit status 0",
         ),
     ] {
         let case = format!("list, {mode}");
-        assert_refused(
-            &list(mode),
-            2,
-            &["crashed while being opened", wanted],
-            &case,
-        );
+        assert_refused(&list(mode), 2, &[said, wanted], &case);
         let out = papy(mode, &["check".as_ref(), pipeline.as_os_str()]);
         let case = format!("check, {mode}");
-        assert_refused(&out, 1, &["crashed while being opened", wanted], &case);
+        assert_refused(&out, 1, &[said, wanted], &case);
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("p.toml:2:"),
             "{case}: the problem is not at the file's [plugins] entry: {:?}",

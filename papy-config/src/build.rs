@@ -79,6 +79,12 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
         numaps.insert(name.clone(), numap_of(name, r, &on_it)?);
     }
     let isolated = isolated_pipers(f);
+    if !isolated.is_empty() && f.resources.contains_key(ISOLATED) {
+        return Err(papy_core::Error::Config(format!(
+            "[plugins] isolate needs the resource name `{ISOLATED}` for its worker processes; rename that resource"
+        ))
+        .into());
+    }
     if !isolated.is_empty() {
         let on_it = BuildContext {
             worker_command: ctx.worker_command,

@@ -409,6 +409,12 @@ pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>, PluginError> {
             message: "the entry symbol returned a null manifest".into(),
         });
     }
+    if !ptr.is_aligned() || !ptr.cast::<ManifestExt2>().is_aligned() {
+        return Err(PluginError::InvalidManifest {
+            path,
+            message: "the manifest pointer is not aligned".into(),
+        });
+    }
     // SAFETY: every manifest starts with a ManifestHeader (repr(C)); reading
     // only the header is valid for any ABI version, and nothing else is read
     // until magic, major and size are checked.

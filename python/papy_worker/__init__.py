@@ -100,7 +100,11 @@ def signatures():
             params = list(inspect.signature(f).parameters.values())[1:]
         except (TypeError, ValueError):
             params = None
-        if params is not None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        # The host sends arguments by position: a function that takes any,
+        # or some by keyword only, is announced without a parameter list.
+        if params is not None and any(
+            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in params
+        ):
             params = None
         out.append({
             "name": name,

@@ -404,7 +404,14 @@ fn check_size(len: u64, opts: &LoadOptions) -> Result<(), ItemsError> {
 /// Opens a file item: a regular file (not a device, a pipe or a
 /// directory), checked on the open file itself.
 fn open_regular(path: &str) -> Result<std::fs::File, ItemsError> {
-    let f = std::fs::File::open(path).map_err(io_err(format!("opening {path}")))?;
+    // Non-blocking and without following a last symlink: opening a named
+    // pipe or a device must not wait or act before the check below (a
+    // regular file reads the same with O_NONBLOCK).
+    let mut o = OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    let f = o.open(path).map_err(io_err(format!("opening {path}")))?;
     let meta = f.metadata().map_err(io_err(format!("reading {path}")))?;
     if !meta.is_file() {
         return Err(ItemsError::Untrusted(format!(

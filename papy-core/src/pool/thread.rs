@@ -145,14 +145,31 @@ fn spawn_worker(
         .name(format!("{}-worker-{n}", shared.name))
         .spawn(move || {
             let started = run_init(&s);
-            let ok = started.is_ok();
+            let failed = started.as_ref().err().cloned();
             if let Some(r) = ready {
+                // A pool being built fails as a whole (the caller is told,
+                // once every thread has reported: the sender goes here).
                 let _ = r.send(started);
-            } else if let Err(e) = &started {
-                tracing::error!("NuMap `{}`: a replacement thread {e}", s.name);
+                drop(r);
+                if failed.is_none() {
+                    worker_loop(&s, &sl);
+                }
+                return;
             }
-            if ok {
-                worker_loop(&s, &sl);
+            match failed {
+                None => worker_loop(&s, &sl),
+                Some(e) => {
+                    // A replacement whose init fails keeps its place, failing
+                    // the jobs it takes with the reason: nothing waits for a
+                    // thread that is not there.
+                    tracing::error!("NuMap `{}`: a replacement thread's {e}", s.name);
+                    while let Ok(job) = s.rx.recv() {
+                        job.fail_all(ItemError::new(
+                            ErrorKind::WorkerDied,
+                            format!("this worker thread's {e}"),
+                        ));
+                    }
+                }
             }
         })?;
     lock(&shared.workers).push((slot, handle));

@@ -87,8 +87,8 @@ pub struct Hello {
     /// (`papy check --probe`). Optional: may be empty or partial.
     #[serde(default)]
     pub signatures: Vec<Signature>,
-    /// Host side (since 2.1): a function the worker runs once, on an empty
-    /// inbox, before any task; its result is the worker's state
+    /// Host side (since 2.1): a function the worker runs once, on a null
+    /// input, before any task; its result is the worker's state
     /// ([`worker_state`](crate::worker_state)). The worker answers with a
     /// `Result` of id [`INIT_ID`]: one value, or one error (the worker
     /// then exits, and its start fails with that error).

@@ -38,7 +38,7 @@ fn session_end() {
     crate::func::items::remove_pending_fifos();
 }
 
-/// Runs the host's init call once (an empty inbox), keeps its result as
+/// Runs the host's init call once (on a null input), keeps its result as
 /// this process's [`worker_state`](crate::worker_state) and answers with a
 /// `Result` of id [`INIT_ID`](super::INIT_ID); a failure is answered the
 /// same way and ends the session.

@@ -110,6 +110,15 @@ impl Conn {
                 }
                 conn.functions = h.functions.clone();
                 conn.signatures = h.signatures.clone();
+                if cmd.init.is_some() && h.minor < 1 {
+                    conn.kill();
+                    return Err(format!(
+                        "`{}` speaks protocol {}.{}: a worker `init` needs 2.1",
+                        cmd.describe(),
+                        h.major,
+                        h.minor
+                    ));
+                }
                 // A worker's list is data: a bounded number of warnings.
                 let mismatches = crate::registry::hash_mismatches(&h.plugins);
                 for m in mismatches.iter().take(16) {
@@ -210,7 +219,6 @@ impl Conn {
         }
     }
 
-    /// Asks the child to exit, then kills it if it does not.
     /// Waits for the answer to the init the host's `Hello` asked for.
     fn await_init(
         &mut self,
@@ -247,6 +255,7 @@ impl Conn {
         }
     }
 
+    /// Asks the child to exit, then kills it if it does not.
     pub(super) fn shutdown(mut self) {
         // A worker that stopped reading does not hold the pool's shutdown.
         self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));

@@ -68,7 +68,7 @@ impl WorkerCommand {
         }
     }
 
-    /// A function each worker runs once when it starts, on an empty inbox,
+    /// A function each worker runs once when it starts, on a null input,
     /// before any item (protocol 2.1): its result is that worker's state
     /// ([`worker_state`](crate::worker_state)). If it fails, the worker's
     /// start fails with its error.
