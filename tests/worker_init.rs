@@ -186,3 +186,56 @@ fn a_failing_process_init_fails_the_workers_start_with_its_error() {
         );
     }
 }
+
+static FLAKY_INITS: AtomicUsize = AtomicUsize::new(0);
+
+/// An init that succeeds the first time only.
+#[papy::worker]
+fn t_init_once(_: Value) -> Result<i64, String> {
+    match FLAKY_INITS.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(1),
+        n => Err(format!("init attempt {n} refused")),
+    }
+}
+
+/// Sleeps `ms` on item 0, returns the rest at once.
+#[papy::worker]
+fn t_stall_first(x: i64, ms: u64) -> i64 {
+    if x == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    x
+}
+
+#[test]
+fn a_replacement_thread_whose_init_fails_fails_its_items_instead_of_leaving_them_waiting() {
+    let pool = ThreadPool::with_init("flaky", 1, Worker::new("t_init_once").unwrap()).unwrap();
+    let m = NuMap::builder()
+        .pool(Arc::new(pool))
+        .stride(1)
+        .build()
+        .unwrap();
+    let opts = papy::TaskOptions {
+        timeout: Some(std::time::Duration::from_millis(200)),
+        ..papy::TaskOptions::default()
+    };
+    // Item 0 overruns its timeout: the thread is abandoned and a
+    // replacement started, whose init fails.
+    let w = Worker::with_args("t_stall_first", [Value::Int(2000)]).unwrap();
+    let t = m.add_task_with(w, ints_values(0..4), opts).unwrap();
+    m.start().unwrap();
+    let items: Vec<papy::Item> = m.results(t).unwrap().collect();
+    assert_eq!(items.len(), 4, "every item comes back");
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        papy::ErrorKind::Timeout
+    );
+    for item in &items[1..] {
+        let e = item.as_ref().unwrap_err();
+        assert!(e.message().contains("init attempt 1 refused"), "{e}");
+    }
+}
+
+fn ints_values(r: std::ops::Range<i64>) -> Vec<Value> {
+    r.map(Value::Int).collect()
+}
