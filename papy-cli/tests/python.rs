@@ -293,7 +293,11 @@ fn a_python_init_runs_once_per_worker_and_its_calls_see_its_state() {
         .lines()
         .map(|l| l.trim_start_matches("init ").to_string())
         .collect();
-    assert_eq!(inits.len(), 2, "one init per worker process: {inits:?}");
+    // One init per worker started (two at most: a worker still starting
+    // when the short run ends may not have been), never two in one.
+    let distinct: std::collections::BTreeSet<&String> = inits.iter().collect();
+    assert_eq!(distinct.len(), inits.len(), "{inits:?}");
+    assert!(!inits.is_empty() && inits.len() <= 2, "{inits:?}");
     assert_eq!(stdout.lines().count(), 5, "{stdout}");
     for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
