@@ -248,3 +248,54 @@ fn a_replacement_thread_whose_init_fails_fails_its_items_instead_of_leaving_them
 fn ints_values(r: std::ops::Range<i64>) -> Vec<Value> {
     r.map(Value::Int).collect()
 }
+
+static TWICE_INITS: AtomicUsize = AtomicUsize::new(0);
+
+/// An init that succeeds twice, then fails.
+#[papy::worker]
+fn t_init_twice(_: Value) -> Result<i64, String> {
+    match TWICE_INITS.fetch_add(1, Ordering::SeqCst) {
+        0 | 1 => Ok(1),
+        n => Err(format!("init attempt {n} refused")),
+    }
+}
+
+/// Sleeps `first_ms` on item 0 and `rest_ms` on the others.
+#[papy::worker]
+fn t_slow(x: i64, first_ms: u64, rest_ms: u64) -> i64 {
+    let ms = if x == 0 { first_ms } else { rest_ms };
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    x
+}
+
+#[test]
+fn a_replacement_whose_init_fails_leaves_the_work_to_the_healthy_threads() {
+    let pool = ThreadPool::with_init("flaky2", 2, Worker::new("t_init_twice").unwrap()).unwrap();
+    let m = NuMap::builder()
+        .pool(Arc::new(pool))
+        .stride(1)
+        .build()
+        .unwrap();
+    let opts = papy::TaskOptions {
+        timeout: Some(std::time::Duration::from_millis(200)),
+        ..papy::TaskOptions::default()
+    };
+    // Item 0 overruns; the others keep the healthy thread busy well past
+    // the moment the replacement (whose init fails) starts.
+    let w = Worker::with_args("t_slow", [Value::Int(1000), Value::Int(20)]).unwrap();
+    let t = m.add_task_with(w, ints_values(0..30), opts).unwrap();
+    m.start().unwrap();
+    let items: Vec<papy::Item> = m.results(t).unwrap().collect();
+    assert_eq!(items.len(), 30);
+    assert_eq!(
+        items[0].as_ref().unwrap_err().kind(),
+        papy::ErrorKind::Timeout
+    );
+    for (i, item) in items.iter().enumerate().skip(1) {
+        assert_eq!(
+            item.as_ref().ok(),
+            Some(&Value::Int(i as i64)),
+            "item {i}: {item:?}"
+        );
+    }
+}

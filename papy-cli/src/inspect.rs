@@ -38,7 +38,8 @@ pub fn install() {
 pub fn serve(path: &Path) -> std::process::ExitCode {
     match papy_plugins::load(path) {
         Ok(_) => {
-            println!("{OPENED}");
+            // On a line of its own, whatever the plugin printed before.
+            println!("\n{OPENED}");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
@@ -59,29 +60,34 @@ fn inspect(path: &Path) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot be inspected: starting a child process failed: {e}"))?;
-    let stderr = child.stderr.take();
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        if let Some(mut s) = stderr {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = s.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+    // Both pipes are read to their end (a plugin may print a lot), keeping
+    // the first bytes of stderr and whether stdout holds the marker line.
+    let (said_tx, said) = std::sync::mpsc::channel();
+    let (marker_tx, marker) = std::sync::mpsc::channel();
+    if let Some(s) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let kept = drain(s, |kept, chunk| {
                 let room = QUOTE.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    });
-    let marker = std::thread::spawn(move || {
-        let mut out = String::new();
-        if let Some(s) = stdout {
-            let _ = s.take(1024).read_to_string(&mut out);
-        }
-        out.lines().any(|l| l == OPENED)
-    });
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            });
+            let _ = said_tx.send(String::from_utf8_lossy(&kept).into_owned());
+        });
+    }
+    if let Some(s) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let line = format!("\n{OPENED}\n");
+            let mut found = false;
+            // The last bytes of the previous chunk, so a marker split
+            // across two reads is still seen.
+            let _ = drain(s, |tail, chunk| {
+                tail.extend_from_slice(chunk);
+                found |= tail.windows(line.len()).any(|w| w == line.as_bytes());
+                let keep = tail.len().saturating_sub(line.len());
+                tail.drain(..keep);
+            });
+            let _ = marker_tx.send(found);
+        });
+    }
     let deadline = Instant::now() + LIMIT;
     let status = loop {
         match child.try_wait() {
@@ -98,9 +104,25 @@ fn inspect(path: &Path) -> Result<(), String> {
             Err(e) => return Err(format!("cannot be inspected: {e}")),
         }
     };
-    let said = reader.join().unwrap_or_default();
-    let opened = marker.join().unwrap_or(false);
+    // A process the plugin started may hold the pipes open: the readers
+    // are not waited for long.
+    let grace = Duration::from_secs(2);
+    let said = said.recv_timeout(grace).unwrap_or_default();
+    let opened = marker.recv_timeout(grace).unwrap_or(false);
     verdict(status, opened, &said)
+}
+
+/// Reads `r` to its end, handing each chunk to `keep` with the bytes kept
+/// so far.
+fn drain(mut r: impl Read, mut keep: impl FnMut(&mut Vec<u8>, &[u8])) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => keep(&mut kept, &buf[..n]),
+        }
+    }
 }
 
 fn verdict(status: ExitStatus, opened: bool, said: &str) -> Result<(), String> {

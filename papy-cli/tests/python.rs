@@ -261,6 +261,22 @@ fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("sufix"), "{stderr}");
+    // A piper elsewhere (here on the threads) cannot call a probed function.
+    let out = papy(&[
+        "check",
+        "--probe",
+        file,
+        "--set",
+        r#"pipers.0.worker=["py.shout"]"#,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "piper `lower` calls `py.shout`, which only the workers of resource `py` provide"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -142,6 +142,8 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
     use papy_core::registry::{self, Function, Param};
     let mut lines = Vec::new();
     let mut errors = Vec::new();
+    // Which resource provides each function registered here from a probe.
+    let mut probed: Vec<(String, String)> = Vec::new();
     for (name, r) in &l.file.resources {
         let provided = r.provided_functions();
         if provided.is_empty() {
@@ -215,8 +217,29 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
                 }
             };
             lines.push(format!("resource `{name}`: {shown}"));
-            if let Err(e) = registry::register(func) {
-                errors.push(format!("resource `{name}`: {e}"));
+            match registry::register(func) {
+                Ok(_) => probed.push((f.clone(), name.clone())),
+                Err(e) => errors.push(format!("resource `{name}`: {e}")),
+            }
+        }
+    }
+    // Registered for the whole process, a probed function must still be
+    // called only where its workers are.
+    for p in &l.file.pipers {
+        for c in &p.worker {
+            let Some((_, owner)) = probed.iter().find(|(f, _)| f == &c.function) else {
+                continue;
+            };
+            let declares = p
+                .resource
+                .as_ref()
+                .and_then(|r| l.file.resources.get(r))
+                .is_some_and(|r| r.provided_functions().contains(&c.function));
+            if !declares {
+                errors.push(format!(
+                    "piper `{}` calls `{}`, which only the workers of resource `{owner}` provide: put the piper on `{owner}`",
+                    p.name, c.function
+                ));
             }
         }
     }

@@ -411,7 +411,15 @@ fn open_regular(path: &str) -> Result<std::fs::File, ItemsError> {
     o.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NONBLOCK | libc::O_NOFOLLOW);
-    let f = o.open(path).map_err(io_err(format!("opening {path}")))?;
+    let f = o.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return ItemsError::Untrusted(format!(
+                "{path} is a symbolic link; a file item is a regular file"
+            ));
+        }
+        io_err(format!("opening {path}"))(e)
+    })?;
     let meta = f.metadata().map_err(io_err(format!("reading {path}")))?;
     if !meta.is_file() {
         return Err(ItemsError::Untrusted(format!(

@@ -42,6 +42,8 @@ struct Shared {
     /// Run once by each thread when it starts: its result is the thread's
     /// [`worker_state`](crate::worker_state).
     init: Option<crate::Worker>,
+    /// Threads taking jobs that are not abandoned by the watchdog.
+    healthy: std::sync::atomic::AtomicUsize,
 }
 
 /// A pool of threads in this process.
@@ -93,6 +95,7 @@ impl ThreadPool {
             stopping: AtomicBool::new(false),
             spawned: std::sync::atomic::AtomicUsize::new(0),
             init,
+            healthy: std::sync::atomic::AtomicUsize::new(0),
         });
         let (ready_tx, ready) = crossbeam_channel::unbounded();
         for _ in 0..size {
@@ -159,15 +162,20 @@ fn spawn_worker(
             match failed {
                 None => worker_loop(&s, &sl),
                 Some(e) => {
-                    // A replacement whose init fails keeps its place, failing
-                    // the jobs it takes with the reason: nothing waits for a
+                    // A replacement whose init fails leaves the work to the
+                    // healthy threads; when there is none left it fails the
+                    // jobs it takes with the reason, so nothing waits for a
                     // thread that is not there.
                     tracing::error!("NuMap `{}`: a replacement thread's {e}", s.name);
-                    while let Ok(job) = s.rx.recv() {
-                        job.fail_all(ItemError::new(
-                            ErrorKind::WorkerDied,
-                            format!("this worker thread's {e}"),
-                        ));
+                    while s.healthy.load(Ordering::SeqCst) == 0 {
+                        match s.rx.recv_timeout(Duration::from_millis(50)) {
+                            Ok(job) => job.fail_all(ItemError::new(
+                                ErrorKind::WorkerDied,
+                                format!("this worker thread's {e}"),
+                            )),
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        }
                     }
                 }
             }
@@ -197,6 +205,15 @@ fn run_init(shared: &Shared) -> std::result::Result<(), String> {
 }
 
 fn worker_loop(shared: &Shared, slot: &Slot) {
+    shared.healthy.fetch_add(1, Ordering::SeqCst);
+    worker_jobs(shared, slot);
+    // An abandoned thread was counted out by the watchdog.
+    if !matches!(*lock(&slot.state), SlotState::Abandoned) {
+        shared.healthy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn worker_jobs(shared: &Shared, slot: &Slot) {
     while let Ok(job) = shared.rx.recv() {
         if shared.stopping.load(Ordering::Acquire) {
             job.fail_all(ItemError::new(
@@ -266,6 +283,7 @@ fn watchdog(shared: &Arc<Shared>) {
                 if let SlotState::Running { deadline, .. } = &*st {
                     if *deadline <= now {
                         let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                        shared.healthy.fetch_sub(1, Ordering::SeqCst);
                         if let SlotState::Running { job, .. } = old {
                             expired.push((slot.clone(), job));
                         }
