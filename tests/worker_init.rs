@@ -207,33 +207,11 @@ fn t_init_once(_: Value) -> Result<i64, String> {
     }
 }
 
-/// Sleeps `ms` on item 0, returns the rest at once.
-#[papy::worker]
-fn t_stall_first(x: i64, ms: u64) -> i64 {
-    if x == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-    x
-}
-
 #[test]
 fn a_replacement_thread_whose_init_fails_fails_its_items_instead_of_leaving_them_waiting() {
-    let pool = ThreadPool::with_init("flaky", 1, Worker::new("t_init_once").unwrap()).unwrap();
-    let m = NuMap::builder()
-        .pool(Arc::new(pool))
-        .stride(1)
-        .build()
-        .unwrap();
-    let opts = papy::TaskOptions {
-        timeout: Some(std::time::Duration::from_millis(200)),
-        ..papy::TaskOptions::default()
-    };
     // Item 0 overruns its timeout: the thread is abandoned and a
     // replacement started, whose init fails.
-    let w = Worker::with_args("t_stall_first", [Value::Int(2000)]).unwrap();
-    let t = m.add_task_with(w, ints_values(0..4), opts).unwrap();
-    m.start().unwrap();
-    let items: Vec<papy::Item> = m.results(t).unwrap().collect();
+    let items = run_with_timeout("t_init_once", 1, [2000, 0], 4);
     assert_eq!(items.len(), 4, "every item comes back");
     assert_eq!(
         items[0].as_ref().unwrap_err().kind(),
@@ -245,8 +223,25 @@ fn a_replacement_thread_whose_init_fails_fails_its_items_instead_of_leaving_them
     }
 }
 
-fn ints_values(r: std::ops::Range<i64>) -> Vec<Value> {
-    r.map(Value::Int).collect()
+/// Runs `t_slow` (item 0 sleeps `ms[0]`, the others `ms[1]`) with a 200 ms
+/// timeout per item on `threads` threads whose init is `init`.
+fn run_with_timeout(init: &str, threads: usize, ms: [i64; 2], n: i64) -> Vec<papy::Item> {
+    let pool = ThreadPool::with_init(init, threads, Worker::new(init).unwrap()).unwrap();
+    let m = NuMap::builder()
+        .pool(Arc::new(pool))
+        .stride(1)
+        .build()
+        .unwrap();
+    let opts = papy::TaskOptions {
+        timeout: Some(std::time::Duration::from_millis(200)),
+        ..papy::TaskOptions::default()
+    };
+    let w = Worker::with_args("t_slow", ms.map(Value::Int)).unwrap();
+    let t = m
+        .add_task_with(w, (0..n).map(Value::Int).collect::<Vec<_>>(), opts)
+        .unwrap();
+    m.start().unwrap();
+    m.results(t).unwrap().collect()
 }
 
 static TWICE_INITS: AtomicUsize = AtomicUsize::new(0);
@@ -270,22 +265,9 @@ fn t_slow(x: i64, first_ms: u64, rest_ms: u64) -> i64 {
 
 #[test]
 fn a_replacement_whose_init_fails_leaves_the_work_to_the_healthy_threads() {
-    let pool = ThreadPool::with_init("flaky2", 2, Worker::new("t_init_twice").unwrap()).unwrap();
-    let m = NuMap::builder()
-        .pool(Arc::new(pool))
-        .stride(1)
-        .build()
-        .unwrap();
-    let opts = papy::TaskOptions {
-        timeout: Some(std::time::Duration::from_millis(200)),
-        ..papy::TaskOptions::default()
-    };
     // Item 0 overruns; the others keep the healthy thread busy well past
     // the moment the replacement (whose init fails) starts.
-    let w = Worker::with_args("t_slow", [Value::Int(1000), Value::Int(20)]).unwrap();
-    let t = m.add_task_with(w, ints_values(0..30), opts).unwrap();
-    m.start().unwrap();
-    let items: Vec<papy::Item> = m.results(t).unwrap().collect();
+    let items = run_with_timeout("t_init_twice", 2, [1000, 20], 30);
     assert_eq!(items.len(), 30);
     assert_eq!(
         items[0].as_ref().unwrap_err().kind(),

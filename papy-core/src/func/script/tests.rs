@@ -144,20 +144,7 @@ fn processes_left_behind_are_ended_and_do_not_hold_the_item() {
     let started = Instant::now();
     run(&c, &[input(dir.path())]).unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
-    let pid = std::fs::read_to_string(c.dir.join("bg.pid")).unwrap();
-    // SIGKILL is delivered asynchronously: the process may still be seen
-    // running for a moment, but must be gone (or a zombie) soon after.
-    let gone = |stat: &str| stat.is_empty() || stat.contains(") Z ");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stat;
-    loop {
-        stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-        if gone(&stat) || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(&stat), "left running: {stat}");
+    assert_ends_soon(&c.dir.join("bg.pid"), "left running");
 }
 
 #[test]
@@ -215,7 +202,17 @@ fn a_detached_child_holding_the_output_is_killed_at_the_timeout() {
     let took = started.elapsed();
     assert!(e.contains("timed out after"), "{e}");
     assert!(took < Duration::from_secs(10), "the item waited {took:?}");
-    let pid = std::fs::read_to_string(c.dir.join("detached.pid")).unwrap();
+    assert_ends_soon(
+        &c.dir.join("detached.pid"),
+        "the detached child is still running",
+    );
+}
+
+/// The process whose id the script wrote to `pid_file` is gone (or a
+/// zombie) within 10 s: SIGKILL is delivered asynchronously, so it may
+/// still be seen running for a moment.
+fn assert_ends_soon(pid_file: &Path, what: &str) {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
     let gone = |stat: &str| stat.is_empty() || stat.contains(") Z ");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut stat;
@@ -226,5 +223,5 @@ fn a_detached_child_holding_the_output_is_killed_at_the_timeout() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(gone(&stat), "the detached child is still running: {stat}");
+    assert!(gone(&stat), "{what}: {stat}");
 }
