@@ -23,7 +23,8 @@
 //!   never blocks on a result that itself needs the feeder;
 //! - the feeder never blocks on credits: a task that cannot submit is
 //!   skipped for this round; when a whole round makes no progress the
-//!   feeder sleeps on the doorbell (rung by readers, pullers and stop);
+//!   feeder watches the doorbell for a moment (`sync::IDLE_SPIN`), then
+//!   sleeps on it (rung by readers, pullers and stop);
 //! - credits follow the rule in `buffer.rs` (bound, plus one batch for a
 //!   starved task: one whose reader waits with nothing outstanding), which with in-order submission guarantees that any item a
 //!   reader waits for is in flight or can be submitted: no deadlock;
@@ -260,7 +261,10 @@ impl Feeder {
                     warned = true;
                     self.report_stall();
                 }
-                bell.wait(seen, Duration::from_millis(200));
+                // A ring within the short look needs no sleep (see `sync.rs`).
+                if crate::sync::spin_for(|| (bell.seen() != seen).then_some(())).is_none() {
+                    bell.wait(seen, Duration::from_millis(200));
+                }
             }
         }
         // Collect the pullers (they have ended, or the NuMap is closing).
@@ -327,28 +331,48 @@ impl Feeder {
         let task = &mut self.tasks[t];
         // The rest of the last stride first, then a new stride when there
         // is room left (so jobs keep their full size: a short grant does
-        // not split every later stride in two).
-        let mut batch: Vec<Inbox> = if task.pending.is_empty() {
-            Vec::new()
-        } else {
-            let n = granted.min(task.pending.len());
-            task.pending.drain(..n).collect()
-        };
-        if batch.len() < granted && task.input.is_some() && !stopping {
-            let room = granted - batch.len();
-            let mut more = pull(task, visit, batch.len() as u64);
-            if more.len() > room {
-                task.pending = more.split_off(room).into();
+        // not split every later stride in two). Jobs are cut as they are
+        // filled: an item moves once from the input (or from `pending`)
+        // into its job, and the part of a new stride the grant does not
+        // cover once into `pending`.
+        let job_size = if task.ctx.timeout.is_some() { 1 } else { chunk };
+        let mut from_pending = granted.min(task.pending.len());
+        let pull_new = from_pending < granted && task.input.is_some() && !stopping;
+        let mut room = if pull_new { granted - from_pending } else { 0 };
+        let pulled_room = room;
+        let mut jobs: Vec<Vec<Inbox>> = Vec::new();
+        let mut taken = 0;
+        while from_pending > 0 || (room > 0 && task.input.is_some()) {
+            let mut job = Vec::with_capacity(job_size.min(from_pending + room));
+            let k = from_pending.min(job_size);
+            job.extend(task.pending.drain(..k));
+            from_pending -= k;
+            if job.len() < job_size && from_pending == 0 && room > 0 {
+                let (want, before) = ((job_size - job.len()).min(room), job.len());
+                let first = task.next_index + taken as u64;
+                pull_append(task, &mut job, want, first);
+                room = room.saturating_sub(job.len() - before);
             }
-            if batch.is_empty() {
-                batch = more;
-            } else {
-                batch.append(&mut more);
+            if job.is_empty() {
+                break;
+            }
+            taken += job.len();
+            jobs.push(job);
+        }
+        if pull_new && task.input.is_some() {
+            // The whole stride is pulled now (a stop ends the input at a
+            // stride boundary); what the grant did not cover waits.
+            let surplus = visit.saturating_sub(pulled_room - room);
+            if surplus > 0 {
+                let mut rest = Vec::with_capacity(surplus);
+                let first = task.next_index + taken as u64;
+                pull_append(task, &mut rest, surplus, first);
+                task.pending = rest.into();
             }
         }
-        self.credits.release(granted - batch.len());
-        let moved = !batch.is_empty();
-        self.submit(t, batch, chunk);
+        self.credits.release(granted - taken);
+        let moved = taken > 0;
+        self.submit_jobs(t, jobs);
         let task = &self.tasks[t];
         match (task.input.is_none() && task.pending.is_empty(), moved) {
             (true, _) => Visit::Ended,
@@ -377,11 +401,24 @@ impl Feeder {
         if granted == 0 {
             return Visit::NoCredit;
         }
-        let batch: Vec<Inbox> = st.items.drain(..granted).collect();
+        // Jobs cut straight from the handoff (one item per job for a task
+        // with a timeout).
+        let job_size = if self.tasks[t].ctx.timeout.is_some() {
+            1
+        } else {
+            chunk
+        };
+        let mut jobs = Vec::with_capacity(granted.div_ceil(job_size));
+        let mut left = granted;
+        while left > 0 {
+            let k = left.min(job_size);
+            jobs.push(st.items.drain(..k).collect::<Vec<Inbox>>());
+            left -= k;
+        }
         let done = st.ended && st.items.is_empty();
         drop(st);
         handoff.notify_all();
-        self.submit(t, batch, chunk);
+        self.submit_jobs(t, jobs);
         if done {
             Visit::Ended
         } else {
@@ -458,30 +495,17 @@ impl Feeder {
         (visit, chunk)
     }
 
-    fn submit(&mut self, t: usize, batch: Vec<Inbox>, chunk: usize) {
-        if batch.is_empty() {
+    /// Submits jobs of consecutive items of task `t`, in order.
+    fn submit_jobs(&mut self, t: usize, jobs: Vec<Vec<Inbox>>) {
+        if jobs.is_empty() {
             return;
         }
         crate::chaos::point("feeder.submit");
         let task = &mut self.tasks[t];
-        let first = task.next_index;
-        task.next_index += batch.len() as u64;
-        if task.ctx.timeout.is_some() {
-            for (k, inbox) in batch.into_iter().enumerate() {
-                self.pool
-                    .submit(Job::new(task.ctx.clone(), first + k as u64, vec![inbox]));
-            }
-        } else {
-            let mut first = first;
-            let mut rest = batch;
-            while rest.len() > chunk {
-                let tail = rest.split_off(chunk);
-                let n = rest.len() as u64;
-                self.pool.submit(Job::new(task.ctx.clone(), first, rest));
-                first += n;
-                rest = tail;
-            }
-            self.pool.submit(Job::new(task.ctx.clone(), first, rest));
+        for inboxes in jobs {
+            let first = task.next_index;
+            task.next_index += inboxes.len() as u64;
+            self.pool.submit(Job::new(task.ctx.clone(), first, inboxes));
         }
     }
 }
@@ -535,35 +559,19 @@ fn puller(
     }
 }
 
-/// Pulls up to `stride` inboxes, the first of which will be item
-/// `next_index + ahead`; an input that ends is dropped (`task.input`
-/// becomes `None`).
-fn pull(task: &mut FeedTask, stride: usize, ahead: u64) -> Vec<Inbox> {
+/// Appends up to `n` inboxes of `task`'s input to `out`, whose first inbox
+/// is item `first`; an input that ends is dropped (`task.input` becomes
+/// `None`).
+fn pull_append(task: &mut FeedTask, out: &mut Vec<Inbox>, n: usize, first: u64) {
     let Some(input) = task.input.as_mut() else {
-        return Vec::new();
+        return;
     };
-    let mut batch = Vec::with_capacity(stride);
-    let first = task.next_index + ahead;
-    if pull_into(input, &mut batch, stride, &task.ctx, first) {
+    if pull_with(out, &task.ctx, first, |b| input.fill(b, n)) {
         task.input = None;
     }
-    batch
 }
 
-fn pull_into(
-    input: &mut Input,
-    batch: &mut Vec<Inbox>,
-    stride: usize,
-    ctx: &TaskCtx,
-    first: u64,
-) -> bool {
-    let want = stride.saturating_sub(batch.len());
-    pull_with(batch, ctx, first, |input_batch| {
-        input.fill(input_batch, want)
-    })
-}
-
-/// As [`pull_into`], taking what is in hand (see [`Pull::fill_ready`]).
+/// As [`pull_append`], taking what is in hand (see [`Pull::fill_ready`]).
 fn pull_ready(
     input: &mut Input,
     batch: &mut Vec<Inbox>,
