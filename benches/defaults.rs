@@ -5,6 +5,9 @@
 //! batching: no stride, no buffer) and with each fixed stride of a sweep
 //! (buffer of 16 strides, as a tuned user would set it), and prints the
 //! medians and the ratio of the default to the best stride, all in one run.
+//! The settings take turns (a round runs each once), so a change in the
+//! machine's speed during the run does not favour one of them; the ratio
+//! is the median of the rounds' ratios (default / best stride).
 //!
 //! Run: `cargo bench --bench defaults` (about a minute).
 
@@ -69,7 +72,7 @@ fn main() {
         .expect("process pool"),
     );
     let strides = [1usize, 10, 100, 1000];
-    let reps = 5;
+    let reps = 7;
     println!(
         "{:<10} {:<9} {:>8} {:>11} {:>11} {:>12} {:>8}",
         "per item", "pool", "items", "default", "best fixed", "(stride)", "ratio"
@@ -83,20 +86,31 @@ fn main() {
         for (name, pool) in [("threads", &threads), ("processes", &procs)] {
             // Warm the pool (process start-up is not the subject here).
             run(pool, Some(100), &worker, items.min(200));
-            let default = median((0..reps).map(|_| run(pool, None, &worker, items)).collect());
-            let (best_stride, best) = strides
-                .iter()
-                .map(|&s| {
-                    let t = median(
-                        (0..reps)
-                            .map(|_| run(pool, Some(s), &worker, items))
-                            .collect(),
-                    );
-                    (s, t)
-                })
-                .min_by_key(|&(_, t)| t)
+            // Rounds of every setting in turn, so that a change in the
+            // machine's speed during the run affects them all alike.
+            let settings: Vec<Option<usize>> = std::iter::once(None)
+                .chain(strides.iter().map(|&s| Some(s)))
+                .collect();
+            let mut times = vec![Vec::new(); settings.len()];
+            for _ in 0..reps {
+                for (k, &stride) in settings.iter().enumerate() {
+                    times[k].push(run(pool, stride, &worker, items));
+                }
+            }
+            let medians: Vec<Duration> = times.iter().cloned().map(median).collect();
+            let best_k = (1..settings.len())
+                .min_by_key(|&k| medians[k])
                 .expect("strides");
-            let ratio = default.as_secs_f64() / best.as_secs_f64();
+            let (default, best, best_stride) = (medians[0], medians[best_k], strides[best_k - 1]);
+            // The ratio is the median of the rounds' own ratios: the two
+            // runs of a round met the same machine.
+            let ratio = median_f64(
+                times[0]
+                    .iter()
+                    .zip(&times[best_k])
+                    .map(|(d, b)| d.as_secs_f64() / b.as_secs_f64())
+                    .collect(),
+            );
             worst = worst.max(ratio);
             println!(
                 "{:<10} {:<9} {:>8} {:>9.2}ms {:>9.2}ms {:>12} {:>7.2}x",
@@ -110,7 +124,14 @@ fn main() {
             );
         }
     }
-    println!("worst default/best ratio: {worst:.2}x (medians of {reps} runs each)");
+    println!(
+        "worst default/best ratio: {worst:.2}x ({reps} rounds; times are medians, ratios the median of the rounds' ratios)"
+    );
+}
+
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn format_cost(ns: u64) -> String {
