@@ -41,6 +41,22 @@ pub fn settings_map<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Va
 
 pub use crate::job::{Inbox, IntoInbox, Job, TaskFn, WorkerTask};
 
+/// Receives from `rx`, looking for a message for
+/// [`IDLE_SPIN`](crate::sync::IDLE_SPIN) (yielding the core) before it
+/// sleeps: the engine's threads wait for jobs and results this way, since a
+/// sleeping thread costs tens of microseconds to wake (see `sync.rs`).
+pub(crate) fn recv_soon<T>(
+    rx: &crossbeam_channel::Receiver<T>,
+) -> std::result::Result<T, crossbeam_channel::RecvError> {
+    use crossbeam_channel::{RecvError, TryRecvError};
+    let polled = crate::sync::spin_for(|| match rx.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => None,
+    });
+    polled.unwrap_or_else(|| rx.recv())
+}
+
 /// Queues `job` on a pool's job channel, or fails its items when the pool
 /// is shut down (no channel, or no receiver left): what every pool that
 /// hands jobs to its own threads does in [`Pool::submit`].

@@ -213,22 +213,8 @@ fn worker_loop(shared: &Shared, slot: &Slot) {
     }
 }
 
-/// The next job: one queued within [`IDLE_SPIN`](crate::sync::IDLE_SPIN)
-/// is taken without sleeping (see `sync.rs`); `None` once the pool closed.
-fn next_job(rx: &Receiver<Job>) -> Option<Job> {
-    let polled = crate::sync::spin_for(|| match rx.try_recv() {
-        Ok(job) => Some(Some(job)),
-        Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
-        Err(crossbeam_channel::TryRecvError::Empty) => None,
-    });
-    match polled {
-        Some(job) => job,
-        None => rx.recv().ok(),
-    }
-}
-
 fn worker_jobs(shared: &Shared, slot: &Slot) {
-    while let Some(job) = next_job(&shared.rx) {
+    while let Ok(job) = super::recv_soon(&shared.rx) {
         if shared.stopping.load(Ordering::Acquire) {
             job.fail_all(ItemError::new(
                 ErrorKind::WorkerDied,

@@ -128,7 +128,7 @@ pub(super) fn receive_result(
             Err(RecvTimeoutError::Timeout) => return Outcome::TimedOut(t),
             Err(RecvTimeoutError::Disconnected) => Err(ProtocolError::Closed),
         },
-        None => conn.frames.recv().unwrap_or(Err(ProtocolError::Closed)),
+        None => crate::pool::recv_soon(&conn.frames).unwrap_or(Err(ProtocolError::Closed)),
     };
     match got {
         Ok(Incoming::Results {

@@ -411,7 +411,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                     sh.idle.fetch_add(1, Ordering::SeqCst);
                 }
                 crate::chaos::point("proxy.idle");
-                let job = rx.recv();
+                let job = crate::pool::recv_soon(rx);
                 sh.idle.fetch_sub(1, Ordering::SeqCst);
                 counted_idle = false;
                 match job {
