@@ -1,13 +1,16 @@
 //! Process pools: throughput of a trivial function at stride 1 and 1000, and
 //! a CPU-bound function on 2 processes vs 2 threads, with Python's
 //! `multiprocessing.Pool.imap` over the same functions in the same run
-//! (`bench/mp_imap.py`, when `python3` exists).
+//! (`bench/mp_imap.py`, when `python3` exists). Last, the CPU-bound case
+//! again in rounds that take turns (threads, then processes), printing the
+//! median of the rounds' ratios: criterion times each case in its own block,
+//! and on a shared machine two blocks may meet different speeds.
 //!
 //! Run: `cargo bench --bench process`.
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use papy::{worker, NuMap, Pool, ProcessPool, Worker, WorkerCommand};
@@ -82,6 +85,46 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// The CPU-bound case (200 items of 20 000 LCG rounds, stride 10) on 2
+/// threads and on 2 processes, in `rounds` rounds that take turns; prints
+/// the median times and the median of the rounds' ratios threads/processes
+/// (1.0 = processes as fast as threads).
+fn cpu_bound_in_turns(rounds: usize) {
+    let procs: Arc<dyn Pool> = Arc::new(
+        ProcessPool::new("turns", 2, WorkerCommand::current_exe().expect("exe"))
+            .expect("process pool"),
+    );
+    let threads: Arc<dyn Pool> =
+        Arc::new(papy::ThreadPool::new("turns-threads", 2).expect("threads"));
+    let burn = Worker::with_args("p_burn", [20_000]).expect("registered");
+    let timed = |pool: &Arc<dyn Pool>| {
+        let start = Instant::now();
+        assert_eq!(run(pool, 10, &burn, 200), 200, "every item succeeds");
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    // Warm both (the processes' start is not the subject).
+    timed(&procs);
+    timed(&threads);
+    let (mut t, mut p, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let a = timed(&threads);
+        let b = timed(&procs);
+        t.push(a);
+        p.push(b);
+        r.push(a / b);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "CPU-bound (20 000 LCG rounds) x 200, stride 10, {rounds} rounds in turns: 2 threads {:.2} ms, 2 processes {:.2} ms, processes at {:.2}x threads' speed (median of the rounds' ratios)",
+        median(t),
+        median(p),
+        median(r)
+    );
+}
+
 fn python_baseline() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/mp_imap.py");
     match Command::new("python3").arg(script).arg("1000000").output() {
@@ -103,4 +146,5 @@ fn main() {
     benches(&mut c);
     c.final_summary();
     python_baseline();
+    cpu_bound_in_turns(60);
 }
