@@ -27,7 +27,7 @@
 //! weave order" trap). The total is thus at most `size + tasks x stride`,
 //! and exactly `size` with one task.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ use crate::sync::{lock, Monitor};
 #[derive(Default)]
 pub(crate) struct Doorbell {
     state: Monitor<Bell>,
+    /// A copy of the ring count (written under the lock), read without it
+    /// by the feeder's short look before it sleeps.
+    rung: AtomicU64,
 }
 
 #[derive(Default)]
@@ -52,6 +55,7 @@ impl Doorbell {
     pub(crate) fn ring(&self) {
         let mut b = self.state.lock();
         b.rings += 1;
+        self.rung.store(b.rings, Ordering::Release);
         let sleeping = b.sleeping;
         drop(b);
         if sleeping {
@@ -61,6 +65,12 @@ impl Doorbell {
 
     pub(crate) fn seen(&self) -> u64 {
         self.state.lock().rings
+    }
+
+    /// `true` once rung after `seen`, read without the lock (a ring is
+    /// visible here no later than its lock is released).
+    pub(crate) fn rung_since(&self, seen: u64) -> bool {
+        self.rung.load(Ordering::Acquire) != seen
     }
 
     /// Waits until rung after `seen`, or `timeout`.
@@ -195,6 +205,8 @@ mod tests {
         b.ring();
         t.join().unwrap();
         assert_ne!(b.seen(), seen);
+        assert!(b.rung_since(seen));
+        assert!(!b.rung_since(b.seen()));
     }
 
     #[test]

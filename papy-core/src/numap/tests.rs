@@ -247,6 +247,40 @@ fn panicking_input_iterator_becomes_an_error_item() {
 }
 
 #[test]
+fn an_input_that_panics_anywhere_in_a_stride_gives_its_items_then_one_error_at_its_index() {
+    // Stride 10 over 2 workers (jobs of 5) with a buffer of 13: visits are
+    // granted 10, then what the reader frees, so a stride is cut between
+    // jobs and the part not granted waits for credit. Wherever the input
+    // panics (inside a job, at a stride's start, in the part that waits),
+    // the items before it come out as they were, then one error with the
+    // panic's index, then the end.
+    for at in [3i64, 10, 13, 15, 19] {
+        let m = NuMap::builder()
+            .workers(2)
+            .stride(10)
+            .buffer(13)
+            .build()
+            .unwrap();
+        let input = (0..40i64).map(move |x| if x == at { panic!("bad input {x}") } else { x });
+        let t = m.add_task(add(0), input).unwrap();
+        m.start().unwrap();
+        let out: Vec<Item> = m.results(t).unwrap().collect();
+        assert_eq!(out.len() as i64, at + 1, "panic at {at}");
+        for (i, r) in out[..at as usize].iter().enumerate() {
+            assert_eq!(
+                r.as_ref().ok(),
+                Some(&Value::Int(i as i64)),
+                "panic at {at}"
+            );
+        }
+        let e = out[at as usize].as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Input);
+        assert_eq!(e.index(), Some(at as u64), "panic at {at}");
+        assert!(e.message().contains(&format!("bad input {at}")));
+    }
+}
+
+#[test]
 fn drop_joins_threads_even_with_unread_results() {
     let before = Instant::now();
     {

@@ -45,9 +45,10 @@ use crate::error::{ErrorKind, ItemError};
 use crate::job::{TaskCtx, MAX_CHUNK};
 use crate::pool::{Inbox, Job, Pool};
 
-/// A task's input as the feeder pulls it: a batch at a time, so there is
-/// one dynamic call per batch and the loop over the items is compiled for
-/// the input's own iterator type (a range of integers is a tight loop).
+/// A task's input as the feeder pulls it: a job at a time, so there is
+/// one dynamic call per job (per item for a task with a timeout, whose
+/// jobs hold one item) and the loop over the items is compiled for the
+/// input's own iterator type (a range of integers is a tight loop).
 pub(crate) trait Pull: Send {
     /// Appends up to `n` inboxes to `out`; returns `true` when the input ended.
     fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
@@ -262,7 +263,7 @@ impl Feeder {
                     self.report_stall();
                 }
                 // A ring within the short look needs no sleep (see `sync.rs`).
-                if crate::sync::spin_for(|| (bell.seen() != seen).then_some(())).is_none() {
+                if crate::sync::spin_for(|| bell.rung_since(seen).then_some(())).is_none() {
                     bell.wait(seen, Duration::from_millis(200));
                 }
             }
