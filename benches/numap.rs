@@ -93,7 +93,7 @@ fn trivial(c: &mut Criterion) {
                     b.iter_batched(
                         || input.clone(),
                         |owned| numap_run(owned, workers, stride, &inc),
-                        BatchSize::LargeInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
