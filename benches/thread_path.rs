@@ -10,10 +10,14 @@
 //! threads with the defaults (adaptive batching). The NuMap owns its input,
 //! so each round copies the inputs before the NuMap's timing starts (rayon
 //! borrows them). Prints the median times and the median of the rounds'
-//! ratios rayon / NuMap (1.0 = as fast as rayon).
+//! ratios rayon / NuMap (1.0 = as fast as rayon). First, what a hand-off to
+//! a sleeping thread costs on this machine: a condition-variable round trip
+//! between two threads (each wakes the other), the price an engine thread
+//! that sleeps when idle pays per job (`sync::IDLE_SPIN` in papy-core).
 //!
 //! Run: `cargo bench --bench thread_path` (`-- ROUNDS`, default 40).
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use papy::{worker, NuMap, Value, Worker};
@@ -39,6 +43,37 @@ fn ms(f: impl FnOnce() -> usize, n: usize) -> f64 {
     took
 }
 
+/// Microseconds per round trip of two threads waking each other in turn
+/// through a mutex and a condition variable (`trips` round trips).
+fn wake_round_trip(trips: u64) -> f64 {
+    let shared = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let other = shared.clone();
+    let echo = std::thread::spawn(move || {
+        let (m, cv) = &*other;
+        for i in 0..trips {
+            let mut g = m.lock().expect("lock");
+            while *g != 2 * i + 1 {
+                g = cv.wait(g).expect("wait");
+            }
+            *g += 1;
+            cv.notify_all();
+        }
+    });
+    let (m, cv) = &*shared;
+    let start = Instant::now();
+    for i in 0..trips {
+        let mut g = m.lock().expect("lock");
+        *g = 2 * i + 1;
+        cv.notify_all();
+        while *g != 2 * i + 2 {
+            g = cv.wait(g).expect("wait");
+        }
+    }
+    let took = start.elapsed();
+    echo.join().expect("echo thread");
+    took.as_secs_f64() * 1e6 / trips as f64
+}
+
 fn numap(input: Vec<Value>, worker: &Worker, stride: Option<usize>) -> usize {
     let mut b = NuMap::builder().workers(2);
     if let Some(s) = stride {
@@ -55,6 +90,10 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(40);
+    println!(
+        "waking a sleeping thread: a condition-variable round trip takes {:.1} us (median of 5 x 2000)",
+        median((0..5).map(|_| wake_round_trip(2000)).collect())
+    );
     const N: usize = 1_000_000;
     let input: Vec<Value> = (0..N as i64).map(Value::Int).collect();
     let inc = Worker::new("tp_inc").expect("registered");

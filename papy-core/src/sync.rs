@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 /// without credit) keeps looking for work before it sleeps.
 ///
 /// Waking a sleeping thread costs tens of microseconds on a virtual machine
-/// (a condition-variable round trip took 70-170 us on the 2-core machine
-/// this was measured on), which is several jobs of cheap items: with
-/// sleeping workers and feeder, a NuMap of trivial items at stride 1000 and
-/// a buffer of 4096 ran at 0.48x rayon; looking for 50 us first, 0.61-0.64x
-/// (`cargo bench --bench numap`). The look yields the core between polls,
+/// (a condition-variable round trip took 65-170 us on the 2-core machine
+/// this was measured on; `cargo bench --bench thread_path` prints it),
+/// which is several jobs of cheap items: with sleeping workers and feeder,
+/// a NuMap of trivial items at stride 1000 and a buffer of 4096 ran at
+/// 0.41-0.46x rayon; looking for 50 us first, 0.62-0.63x (same bench). The look yields the core between polls,
 /// so a thread that has work gets it, and it is bounded, so an idle pool
 /// sleeps soon after.
 pub(crate) const IDLE_SPIN: Duration = Duration::from_micros(50);
