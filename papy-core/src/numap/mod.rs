@@ -110,8 +110,10 @@ impl NuMapBuilder {
 
     /// Maximum number of items submitted and not yet retrieved. Default:
     /// tasks x stride, computed at start; with adaptive batching (no
-    /// stride), two visits per task on threads and four on pools that pay
-    /// a round trip per job, following the job sizes chosen.
+    /// stride), up to eight visits per task, never more items than two
+    /// visits of the largest jobs on threads (four on pools that pay a round
+    /// trip per job) nor fewer than two (four) visits, following the job
+    /// sizes chosen.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n);
         self
