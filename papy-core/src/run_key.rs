@@ -46,8 +46,14 @@ fn parse_hex(s: &str) -> Option<[u8; 32]> {
 
 /// 32 random bytes from the operating system.
 fn fresh() -> [u8; 32] {
+    random()
+}
+
+/// `N` random bytes from the operating system (`/dev/urandom`), for keys
+/// and tokens that must not be guessed.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     use std::io::Read;
-    let mut key = [0u8; 32];
+    let mut key = [0u8; N];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key));
     if read.is_err() {
         // No /dev/urandom (not a Unix system): std's per-process random
@@ -79,5 +85,6 @@ mod tests {
         assert_eq!(parse_hex("zz"), None);
         assert_eq!(parse_hex(&"g".repeat(64)), None);
         assert_ne!(fresh(), fresh());
+        assert_ne!(random::<8>(), random::<8>());
     }
 }

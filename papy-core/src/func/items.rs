@@ -439,15 +439,10 @@ fn read_bounded(r: impl Read, len: u64, what: &str) -> Result<Vec<u8>, ItemsErro
 }
 
 /// A random number (std's per-process random hash keys, mixed with the time).
+/// A socket item's token: 64 bits from the operating system's random source
+/// (a reader that guesses it could take the payload).
 fn new_token() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
+    u64::from_le_bytes(crate::run_key::random())
 }
 
 fn log_failure(served: &Served) {
