@@ -2,8 +2,11 @@
 //! outputs, `check` on broken files, `graph`, `list --json`, failing items,
 //! and Ctrl-C.
 
+#[path = "common/procs.rs"]
+mod procs;
 #[path = "../../papy-plugins/tests/support/mod.rs"]
 mod support;
+use procs::children_of;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -388,27 +391,6 @@ fn failing_items_set_the_exit_code_and_go_to_the_error_file() {
     assert_eq!(ok.status.code(), Some(0));
     let _ = std::fs::remove_file(errors);
     let _ = std::fs::remove_file(file);
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-                // Fields after the command name: state, ppid.
-                if let Some(rest) = stat.rsplit(')').next() {
-                    let fields: Vec<&str> = rest.split_whitespace().collect();
-                    if fields.get(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
-                        out.push(p);
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -5,8 +5,11 @@
 
 #![cfg(unix)]
 
+#[path = "common/procs.rs"]
+mod procs;
 #[path = "../../papy-plugins/tests/support/mod.rs"]
 mod support;
+use procs::children_of;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -293,24 +296,6 @@ fn a_resumed_run_after_sigterm_writes_each_remaining_item_once() {
         lines.iter().enumerate().all(|(i, l)| *l == i.to_string()),
         "no gap, no duplicate"
     );
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            if let Some(rest) = stat.rsplit(')').next() {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                if fields.get(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]
