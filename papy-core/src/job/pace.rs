@@ -29,6 +29,8 @@ pub(crate) struct Pace {
     ns_per_item: AtomicU64,
     /// The job size chosen last.
     chunk: AtomicUsize,
+    /// Estimated bytes per item; 0 until the feeder measured one.
+    bytes_per_item: AtomicU64,
 }
 
 impl Default for Pace {
@@ -36,6 +38,7 @@ impl Default for Pace {
         Pace {
             ns_per_item: AtomicU64::new(0),
             chunk: AtomicUsize::new(1),
+            bytes_per_item: AtomicU64::new(0),
         }
     }
 }
@@ -57,6 +60,31 @@ impl Pace {
             old - old / 4 + sample / 4
         };
         self.ns_per_item.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// An item of about `bytes` bytes was submitted (the feeder measures
+    /// one item per job). A larger item is taken at once, a smaller one
+    /// with a weight of 1/4, so the estimate errs on the large side.
+    pub(crate) fn record_bytes(&self, bytes: usize) {
+        let sample = u64::try_from(bytes).unwrap_or(u64::MAX).max(1);
+        let old = self.bytes_per_item.load(Ordering::Relaxed);
+        let new = if sample >= old {
+            sample
+        } else {
+            old - old / 4 + sample / 4
+        };
+        self.bytes_per_item.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How many items of the measured size fit in `budget` bytes (at least
+    /// one; unbounded before any item was measured).
+    pub(crate) fn items_within(&self, budget: usize) -> usize {
+        match self.bytes_per_item.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            b => usize::try_from(budget as u64 / b)
+                .unwrap_or(usize::MAX)
+                .max(1),
+        }
     }
 
     /// The measured time per item, if any job was measured.

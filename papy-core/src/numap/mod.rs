@@ -113,7 +113,9 @@ impl NuMapBuilder {
     /// stride), up to eight visits per task, never more items than two
     /// visits of the largest jobs on threads (four on pools that pay a round
     /// trip per job) nor fewer than two (four) visits, following the job
-    /// sizes chosen.
+    /// sizes chosen; large items (estimated from one item per job) get jobs
+    /// of about 8 MiB at most and room beyond two (four) visits of about
+    /// 64 MiB at most.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n);
         self

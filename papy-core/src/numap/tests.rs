@@ -281,6 +281,39 @@ fn an_input_that_panics_anywhere_in_a_stride_gives_its_items_then_one_error_at_i
 }
 
 #[test]
+fn adaptive_batching_bounds_the_bytes_pulled_ahead_not_only_the_items() {
+    // 1 MiB items through a function that costs nothing: by pace alone the
+    // jobs would grow to thousands of items and the buffer to 16 384; the
+    // bytes measured keep the buffer near 64 MiB of input.
+    let big: Arc<str> = Arc::from("x".repeat(1 << 20));
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let (b, p) = (big.clone(), pulled.clone());
+    let input = (0..400).map(move |_| {
+        p.fetch_add(1, Ordering::SeqCst);
+        Value::Str(b.clone())
+    });
+    let pass = Worker::from_fn("pass", |i: &[Value]| Ok::<_, String>(i[0].clone()));
+    let m = NuMap::builder().workers(2).build().unwrap();
+    let t = m.add_task(pass, input).unwrap();
+    m.start().unwrap();
+    // Nothing is read for a while: the NuMap fills its buffer and waits.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ahead = pulled.load(Ordering::SeqCst);
+    assert!(
+        ahead <= 100,
+        "{ahead} items of 1 MiB pulled ahead of a reader that read nothing"
+    );
+    let out: Vec<Item> = m.results(t).unwrap().collect();
+    assert_eq!(out.len(), 400);
+    assert!(out
+        .iter()
+        .all(|r| r.as_ref().ok().and_then(Value::as_str).map(str::len) == Some(1 << 20)));
+}
+
+#[test]
 fn drop_joins_threads_even_with_unread_results() {
     let before = Instant::now();
     {

@@ -14,9 +14,10 @@
 //!   `stride / workers` items (one job per item for tasks with a timeout,
 //!   so a timed-out worker holds a single item); with adaptive batching (no
 //!   fixed stride) a visit is one job per worker, of the size the task's
-//!   pace asks for (`job/pace.rs`), and the buffer holds up to eight visits
-//!   per task (two or four of the largest jobs at most: `room`) unless the
-//!   user fixed it;
+//!   pace asks for (`job/pace.rs`) and the items' measured size allows
+//!   (`JOB_BYTES`), and the buffer holds up to eight visits per task (two
+//!   or four of the largest jobs at most, and `ROOM_BYTES`: `room`) unless
+//!   the user fixed it;
 //! - *source* tasks (inputs that are plain iterators) are pulled by the
 //!   feeder itself; *chained* tasks (inputs that read results of a NuMap)
 //!   are pulled by a puller thread per task, which forwards each item as it
@@ -140,6 +141,47 @@ fn room_visits(pool: &dyn Pool) -> usize {
     } else {
         2
     }
+}
+
+/// Most bytes of input in one adaptive job (estimated, see [`approx_bytes`]):
+/// large items get smaller jobs, whatever their pace.
+const JOB_BYTES: usize = 8 << 20;
+
+/// Most bytes of input a task's adaptive buffer room holds beyond the two
+/// (four) visits it always has: cheap large items cannot fill memory.
+const ROOM_BYTES: usize = 64 << 20;
+
+/// Roughly how many bytes an inbox holds: its values' own sizes, with a
+/// list or map estimated from its first entry (looked at 4 levels deep at
+/// most), so the cost does not grow with the item.
+pub(crate) fn approx_bytes(inbox: &Inbox) -> usize {
+    fn value(v: &crate::Value, depth: u32) -> usize {
+        use crate::Value;
+        let own = std::mem::size_of::<Value>();
+        let nested = |n: usize, first: Option<usize>| n.saturating_mul(first.unwrap_or(own));
+        own.saturating_add(match v {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::List(l) if depth > 0 => nested(l.len(), l.first().map(|x| value(x, depth - 1))),
+            Value::Map(m) if depth > 0 => nested(
+                m.len(),
+                m.iter()
+                    .next()
+                    .map(|(k, x)| value(k, depth - 1).saturating_add(value(x, depth - 1))),
+            ),
+            Value::List(l) => l.len().saturating_mul(own),
+            Value::Map(m) => m.len().saturating_mul(2 * own),
+            _ => 0,
+        })
+    }
+    inbox
+        .as_slice()
+        .iter()
+        .map(|item| match item {
+            Ok(v) => value(v, 4),
+            Err(_) => 64,
+        })
+        .fold(0usize, usize::saturating_add)
 }
 
 /// Visits of buffer room a task with small jobs may have (see [`room`]).
@@ -375,6 +417,9 @@ impl Feeder {
             if job.is_empty() {
                 break;
             }
+            if self.adaptive.is_some() {
+                task.ctx.pace.record_bytes(approx_bytes(&job[0]));
+            }
             taken += job.len();
             jobs.push(job);
         }
@@ -431,7 +476,11 @@ impl Feeder {
         let mut left = granted;
         while left > 0 {
             let k = left.min(job_size);
-            jobs.push(st.items.drain(..k).collect::<Vec<Inbox>>());
+            let job: Vec<Inbox> = st.items.drain(..k).collect();
+            if let (Some(first), Some(_)) = (job.first(), &self.adaptive) {
+                self.tasks[t].ctx.pace.record_bytes(approx_bytes(first));
+            }
+            jobs.push(job);
             left -= k;
         }
         let done = st.ended && st.items.is_empty();
@@ -500,11 +549,15 @@ impl Feeder {
             return (self.stride, chunk.max(1));
         };
         // A fixed buffer must hold two visits; else the buffer follows.
+        let pace = &self.tasks[t].ctx.pace;
         let most = a.buffer.map_or(MAX_CHUNK, |b| (b / (2 * a.workers)).max(1));
-        let chunk = self.tasks[t].ctx.pace.chunk(a.target, most);
+        let chunk = pace.chunk(a.target, most.min(pace.items_within(JOB_BYTES)));
         let visit = chunk * a.workers;
         if a.buffer.is_none() {
-            let room = room(room_visits(&*self.pool), visit, a.workers);
+            let base = room_visits(&*self.pool);
+            let room = room(base, visit, a.workers)
+                .min(pace.items_within(ROOM_BYTES))
+                .max(base * visit);
             if self.tasks[t].room != room {
                 self.tasks[t].room = room;
                 let total: usize = self.tasks.iter().map(|x| x.room).sum();
