@@ -383,7 +383,7 @@ impl Feeder {
         if task.pending.is_empty() && (task.input.is_none() || self.stop.load(Ordering::Acquire)) {
             return Visit::Ended;
         }
-        let (visit, chunk) = self.sizes(t);
+        let (visit, job_size) = self.sizes(t);
         let granted = self.grant(t, visit, reserved);
         if granted == 0 {
             return Visit::NoCredit;
@@ -396,7 +396,6 @@ impl Feeder {
         // filled: an item moves once from the input (or from `pending`)
         // into its job, and the part of a new stride the grant does not
         // cover once into `pending`.
-        let job_size = if task.ctx.timeout.is_some() { 1 } else { chunk };
         let mut from_pending = granted.min(task.pending.len());
         let pull_new = from_pending < granted && task.input.is_some() && !stopping;
         let mut room = if pull_new { granted - from_pending } else { 0 };
@@ -416,9 +415,6 @@ impl Feeder {
             }
             if job.is_empty() {
                 break;
-            }
-            if self.adaptive.is_some() {
-                task.ctx.pace.record_bytes(approx_bytes(&job[0]));
             }
             taken += job.len();
             jobs.push(job);
@@ -446,7 +442,7 @@ impl Feeder {
     }
 
     fn visit_handoff(&mut self, t: usize, handoff: &Handoff, reserved: bool) -> Visit {
-        let (visit, chunk) = self.sizes(t);
+        let (visit, job_size) = self.sizes(t);
         let mut st = handoff.lock();
         let cap = visit.saturating_mul(LOOKAHEAD);
         if st.cap != cap {
@@ -465,22 +461,12 @@ impl Feeder {
         if granted == 0 {
             return Visit::NoCredit;
         }
-        // Jobs cut straight from the handoff (one item per job for a task
-        // with a timeout).
-        let job_size = if self.tasks[t].ctx.timeout.is_some() {
-            1
-        } else {
-            chunk
-        };
+        // Jobs cut straight from the handoff.
         let mut jobs = Vec::with_capacity(granted.div_ceil(job_size));
         let mut left = granted;
         while left > 0 {
             let k = left.min(job_size);
-            let job: Vec<Inbox> = st.items.drain(..k).collect();
-            if let (Some(first), Some(_)) = (job.first(), &self.adaptive) {
-                self.tasks[t].ctx.pace.record_bytes(approx_bytes(first));
-            }
-            jobs.push(job);
+            jobs.push(st.items.drain(..k).collect::<Vec<Inbox>>());
             left -= k;
         }
         let done = st.ended && st.items.is_empty();
@@ -529,8 +515,20 @@ impl Feeder {
     }
 
     /// Items per visit and per job for task `t`: the fixed stride and its
-    /// share per worker, or what the task's pace asks for (adaptive).
+    /// share per worker, or what the task's pace asks for (adaptive); one
+    /// item per job for a task with a timeout (a timed-out worker then
+    /// holds a single item).
     fn sizes(&mut self, t: usize) -> (usize, usize) {
+        let (visit, chunk) = self.visit_sizes(t);
+        let job = if self.tasks[t].ctx.timeout.is_some() {
+            1
+        } else {
+            chunk
+        };
+        (visit, job)
+    }
+
+    fn visit_sizes(&mut self, t: usize) -> (usize, usize) {
         let Some(a) = &self.adaptive else {
             // Jobs of a stride's share per worker, so that one task with the
             // default stride (= workers) keeps every worker busy, as in PaPy
@@ -567,7 +565,9 @@ impl Feeder {
         (visit, chunk)
     }
 
-    /// Submits jobs of consecutive items of task `t`, in order.
+    /// Submits jobs of consecutive items of task `t`, in order. With
+    /// adaptive batching each job's first item is measured for the task's
+    /// bytes per item (`JOB_BYTES`, `ROOM_BYTES`).
     fn submit_jobs(&mut self, t: usize, jobs: Vec<Vec<Inbox>>) {
         if jobs.is_empty() {
             return;
@@ -575,6 +575,9 @@ impl Feeder {
         crate::chaos::point("feeder.submit");
         let task = &mut self.tasks[t];
         for inboxes in jobs {
+            if let (Some(first), Some(_)) = (inboxes.first(), &self.adaptive) {
+                task.ctx.pace.record_bytes(approx_bytes(first));
+            }
             let first = task.next_index;
             task.next_index += inboxes.len() as u64;
             self.pool.submit(Job::new(task.ctx.clone(), first, inboxes));
