@@ -401,6 +401,12 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
     let complete = |inflight: &mut VecDeque<InFlight>, conn: &mut Option<Conn>| {
         complete_oldest(inflight, slot, conn, &respawn, sh);
     };
+    // Every group in flight answered (or charged), oldest first.
+    let settle = |inflight: &mut VecDeque<InFlight>, conn: &mut Option<Conn>| {
+        while !inflight.is_empty() {
+            complete(inflight, conn);
+        }
+    };
     loop {
         let job = match pending.pop_front() {
             Some(j) => j,
@@ -458,9 +464,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             .is_some_and(|c| super::child::exited_unreaped(&mut c.child));
         if dead {
             let old = conn.as_ref().map(|c| c.child.id());
-            while !inflight.is_empty() {
-                complete(&mut inflight, &mut conn);
-            }
+            settle(&mut inflight, &mut conn);
             if conn.as_ref().map(|c| c.child.id()) == old {
                 if let Some(mut c) = conn.take() {
                     let how = c.reap();
@@ -486,9 +490,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             .as_ref()
             .and_then(|c| recycle_reason(cmd, count, c.child.id()))
         {
-            while !inflight.is_empty() {
-                complete(&mut inflight, &mut conn);
-            }
+            settle(&mut inflight, &mut conn);
             if conn.as_ref().map(|c| c.child.id()) == now_serving {
                 if let Some(c) = conn.take() {
                     tracing::debug!(
@@ -540,46 +542,34 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             // Timeouts are measured per exchange, and starting a worker
             // (counting failed starts, giving up) happens there: one
             // exchange at a time.
-            while !inflight.is_empty() {
-                complete(&mut inflight, &mut conn);
-            }
+            settle(&mut inflight, &mut conn);
             handle_group(&group, slot, &mut conn, &respawn, sh);
-            account(
-                &conn,
-                now_serving,
-                count,
-                group_items,
-                &mut served,
-                &mut served_by,
-            );
-            continue;
-        }
-        let (plan, wire) = prepare(&group);
-        if plan.sent == 0 {
-            let results = plan.assemble(&group, Vec::new(), 0);
-            deliver_group(&group, results, Duration::ZERO);
-            continue;
-        }
-        let id = sh.next_id.fetch_add(1, Ordering::Relaxed) as u64;
-        let sent = match conn.as_mut() {
-            Some(c) => send_task(c, &group[0], &wire, id, None),
-            None => Err(SendError::Failed("no worker process".into())),
-        };
-        drop(wire);
-        match sent {
-            Ok(()) => inflight.push_back(InFlight {
-                group,
-                plan,
-                id,
-                sent: Instant::now(),
-            }),
-            Err(_) => {
-                // The worker is gone: what it held is charged as usual,
-                // then this group (which it never took) runs again.
-                while !inflight.is_empty() {
-                    complete(&mut inflight, &mut conn);
+        } else {
+            let (plan, wire) = prepare(&group);
+            if plan.sent == 0 {
+                let results = plan.assemble(&group, Vec::new(), 0);
+                deliver_group(&group, results, Duration::ZERO);
+                continue;
+            }
+            let id = sh.next_id.fetch_add(1, Ordering::Relaxed) as u64;
+            let sent = match conn.as_mut() {
+                Some(c) => send_task(c, &group[0], &wire, id, None),
+                None => Err(SendError::Failed("no worker process".into())),
+            };
+            drop(wire);
+            match sent {
+                Ok(()) => inflight.push_back(InFlight {
+                    group,
+                    plan,
+                    id,
+                    sent: Instant::now(),
+                }),
+                Err(_) => {
+                    // The worker is gone: what it held is charged as usual,
+                    // then this group (which it never took) runs again.
+                    settle(&mut inflight, &mut conn);
+                    handle_group(&group, slot, &mut conn, &respawn, sh);
                 }
-                handle_group(&group, slot, &mut conn, &respawn, sh);
             }
         }
         account(
@@ -594,9 +584,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
             complete(&mut inflight, &mut conn);
         }
     }
-    while !inflight.is_empty() {
-        complete(&mut inflight, &mut conn);
-    }
+    settle(&mut inflight, &mut conn);
     if let Some(c) = conn.take() {
         c.shutdown();
     }
