@@ -31,6 +31,17 @@ fn numap_on(pool: &Arc<BrokerPool>, stride: usize) -> NuMap {
         .unwrap()
 }
 
+/// A task entry read by hand: opened with `sealer` and decoded.
+fn open_task(
+    sealer: &papy_broker::seal::Sealer,
+    e: &papy_broker::Entry,
+) -> papy_core::protocol::Frame {
+    let payload = sealer
+        .open(papy_broker::seal::Role::Task, &e.session, &e.payload)
+        .unwrap();
+    papy_broker::codec::decode(&e.id, payload).unwrap()
+}
+
 #[test]
 fn the_determinism_pipelines_give_the_same_output_on_three_broker_workers() {
     let _serial = support::serial();
@@ -293,13 +304,7 @@ fn a_result_that_arrives_twice_is_delivered_once() {
             node,
             indices,
             inboxes,
-        } = papy_broker::codec::decode(
-            &e.id,
-            sealer
-                .open(papy_broker::seal::Role::Task, &e.session, &e.payload)
-                .unwrap(),
-        )
-        .unwrap()
+        } = open_task(&sealer, e)
         else {
             panic!("not a task");
         };
@@ -691,13 +696,7 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                 node,
                 indices,
                 inboxes,
-            } = papy_broker::codec::decode(
-                &e.id,
-                sealer
-                    .open(papy_broker::seal::Role::Task, &e.session, &e.payload)
-                    .unwrap(),
-            )
-            .unwrap()
+            } = open_task(&sealer, &e)
             else {
                 panic!("not a task");
             };
