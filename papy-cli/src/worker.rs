@@ -38,6 +38,17 @@ pub struct WorkerArgs {
     /// the pipeline uses such a function.
     #[arg(long)]
     allow_scripts: bool,
+    /// Let tasks write and read files inside DIR (repeatable): the
+    /// `papy.dump_*` writers, `papy.dump_item`, and `papy.load_item` with a
+    /// `dir`. Without it every such task is refused: a task chooses its
+    /// paths. `papy run` grants the local workers it starts the directories
+    /// its pipeline names.
+    #[arg(long = "allow-files", value_name = "DIR")]
+    allow_files: Vec<PathBuf>,
+    /// Let tasks open network sockets (`papy.dump_item` with
+    /// `kind = "socket"`). Off by default.
+    #[arg(long)]
+    allow_network: bool,
     /// A file holding the run's broker key (`--redis`; default:
     /// PAPY_BROKER_KEY). Entries without the key's tag are never run.
     #[arg(long, value_name = "FILE")]
@@ -86,10 +97,23 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
     Ok(())
 }
 
+/// What this worker's flags let the tasks it runs reach.
+fn permissions(args: &WorkerArgs) -> anyhow::Result<papy_core::permissions::Permissions> {
+    let mut p = papy_core::permissions::Permissions::none()
+        .allow_programs(args.allow_scripts)
+        .allow_network(args.allow_network);
+    for dir in &args.allow_files {
+        p = p
+            .allow_files_in(dir)
+            .with_context(|| format!("--allow-files {}", dir.display()))?;
+    }
+    Ok(p)
+}
+
 /// Serves until the host closes the connection (stdio) or the run is done
 /// (`--redis --until-done`).
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
-    papy_core::protocol::serve::set_programs_allowed(args.allow_scripts);
+    papy_core::permissions::set(permissions(args)?);
     // Local workers of a broker pool are started with the pipeline's process
     // command (`papy worker --stdio ...`) and PAPY_WORKER=redis plus the
     // broker's URL and run in the environment.

@@ -546,7 +546,7 @@ fn new_plugin_scaffold_builds_and_loads() {
 }
 
 #[test]
-fn record_and_msgpack_streams_in_pipeline_files() {
+fn record_and_msgpack_streams_in_pipeline_files_written_by_a_worker_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("in.txt"), "one\n1\n\nXYZ\ntwo\n\nXYZ\n").unwrap();
@@ -559,9 +559,14 @@ fn record_and_msgpack_streams_in_pipeline_files() {
 kind = "records"
 path = "in.txt"
 delimiter = "XYZ"
+# A worker process writes the file: `papy run` grants it the file's folder.
+[resources.procs]
+kind = "process"
+workers = 1
 [[pipers]]
 name = "pack"
 inputs = ["recs"]
+resource = "procs"
 worker = [{{ function = "papy.dump_msgpack", kwargs = {{ path = "{}" }} }}]
 "#,
             packed.display()

@@ -233,3 +233,102 @@ fn a_worker_runs_only_the_functions_its_host_declared() {
         );
     }
 }
+
+/// Runs `worker` over `inputs` on one `papy worker --stdio` started with
+/// `extra` flags; the items in input order.
+fn through_worker(extra: &[&str], worker: Worker, inputs: Vec<Value>) -> Vec<papy_core::Item> {
+    let mut args = vec!["worker", "--stdio"];
+    args.extend_from_slice(extra);
+    let cmd = WorkerCommand::new(env!("CARGO_BIN_EXE_papy"), args);
+    let pool = Arc::new(ProcessPool::new("permissions", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).build().unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("node", worker).parallel(&m))
+        .unwrap();
+    let mut p = Plumber::new(d);
+    let out = p.collect("node").unwrap();
+    p.start([("node", Source::values(inputs))]).unwrap();
+    p.run().unwrap();
+    assert!(p.wait(None).unwrap());
+    out.take()
+}
+
+fn dump_lines_to(path: &std::path::Path) -> Worker {
+    Worker::with_args("papy.dump_lines", [Value::from(path.display().to_string())]).unwrap()
+}
+
+fn refused(item: &papy_core::Item) -> String {
+    let e = item.as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Function, "{e}");
+    assert!(e.message().contains("--allow-files"), "{e}");
+    e.message().to_string()
+}
+
+#[test]
+fn a_worker_without_allow_files_writes_no_file_a_task_names() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = root.path().join("outside.txt");
+    let items = through_worker(&[], dump_lines_to(&outside), vec![Value::from("x")]);
+    refused(&items[0]);
+    assert!(!outside.exists(), "nothing was written");
+}
+
+#[test]
+fn allow_files_confines_writes_to_its_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    std::fs::create_dir(&allowed).unwrap();
+    let flag = allowed.display().to_string();
+    let inside = allowed.join("out.txt");
+    let items = through_worker(
+        &["--allow-files", &flag],
+        dump_lines_to(&inside),
+        vec![Value::from("a"), Value::from("b")],
+    );
+    assert_eq!(items, vec![Ok(Value::Null), Ok(Value::Null)]);
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "a\nb\n");
+    // Neither a path outside nor one that climbs out through `..`.
+    for outside in [
+        root.path().join("outside.txt"),
+        allowed.join("../outside.txt"),
+    ] {
+        let items = through_worker(
+            &["--allow-files", &flag],
+            dump_lines_to(&outside),
+            vec![Value::from("x")],
+        );
+        refused(&items[0]);
+        assert!(!root.path().join("outside.txt").exists());
+    }
+}
+
+#[test]
+fn a_worker_without_allow_files_reads_no_file_through_a_task_chosen_dir() {
+    let root = tempfile::tempdir().unwrap();
+    let secret = root.path().join("secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let locator = Value::map([
+        ("kind", Value::from("file")),
+        ("path", Value::from(secret.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(6i64)),
+    ]);
+    let load_from_root = Worker::build(
+        "papy.load_item",
+        papy_core::Args::Named(vec![
+            ("dir".into(), Value::from("/")),
+            ("remove".into(), Value::from(false)),
+        ]),
+    )
+    .unwrap();
+    let items = through_worker(&[], load_from_root.clone(), vec![locator.clone()]);
+    let message = refused(&items[0]);
+    assert!(!message.contains("s3cret"), "{message}");
+    // Granted another directory: `/` is still out of bounds.
+    let other = root.path().join("items");
+    std::fs::create_dir(&other).unwrap();
+    let flag = other.display().to_string();
+    let items = through_worker(&["--allow-files", &flag], load_from_root, vec![locator]);
+    refused(&items[0]);
+    assert!(secret.exists(), "nothing was removed");
+}

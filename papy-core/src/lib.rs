@@ -28,6 +28,7 @@ pub mod func;
 mod job;
 pub mod limits;
 pub mod numap;
+pub mod permissions;
 pub mod piper;
 pub mod plumber;
 pub mod pool;

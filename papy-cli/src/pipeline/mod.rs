@@ -86,19 +86,30 @@ pub struct Built {
 }
 
 /// The command of a process worker for this file: `papy worker --stdio`
-/// with the file's plugin path and loaded plugins, and `--allow-scripts`
-/// when one of its pipers calls a function that runs programs.
+/// with the file's plugin path and loaded plugins, and the permissions its
+/// pipers' built-ins need (`--allow-scripts`, `--allow-files DIR` for each
+/// directory they name, `--allow-network`), and no more.
 fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
     let exe = std::env::current_exe()?;
     let mut args: Vec<OsString> = vec!["worker".into(), "--stdio".into()];
-    // The pipeline's author asked for programs to run: its own workers may.
-    let scripts = l.file.pipers.iter().any(|p| {
-        p.worker
-            .iter()
-            .any(|c| papy_core::protocol::serve::runs_programs(&c.function))
-    });
-    if scripts {
+    // The pipeline's author asked for these effects: its own workers may.
+    let mut needs = papy_core::func::effects::Needs::default();
+    for p in &l.file.pipers {
+        if let Ok(w) = papy_config::chain::worker_of(p) {
+            needs.add(&w);
+        }
+    }
+    if needs.programs {
         args.push("--allow-scripts".into());
+    }
+    if needs.network {
+        args.push("--allow-network".into());
+    }
+    // A directory that does not exist yet grants nothing (and would stop
+    // the worker from starting): writes there fail with their own reason.
+    for d in needs.dirs.into_iter().filter(|d| d.is_dir()) {
+        args.push("--allow-files".into());
+        args.push(d.into_os_string());
     }
     for d in papy_config::plugins::search_path(l).dirs() {
         args.push("--plugin-path".into());

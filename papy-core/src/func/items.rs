@@ -99,6 +99,10 @@ pub enum ItemsError {
     /// declared item directory: nothing was read or removed.
     #[error("untrusted item locator: {0}")]
     Untrusted(String),
+    /// This process may not touch that directory or open sockets
+    /// ([`crate::permissions`]).
+    #[error(transparent)]
+    Denied(#[from] crate::permissions::Denied),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ItemsError {
@@ -216,6 +220,7 @@ fn decode(codec: &str, bytes: &[u8]) -> Result<Value, ItemsError> {
 
 fn new_path(opts: &DumpOptions, kind: &str) -> Result<tempfile::NamedTempFile, ItemsError> {
     let dir = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
+    crate::permissions::check_file(&dir)?;
     let prefix = opts
         .prefix
         .clone()
@@ -259,6 +264,7 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
         }
         Transport::Fifo => dump_fifo(payload, opts, locator),
         Transport::Socket => {
+            crate::permissions::check_network("a socket item")?;
             let listener = TcpListener::bind((opts.host.as_str(), 0))
                 .map_err(io_err(format!("listening on {}", opts.host)))?;
             let addr = listener
@@ -376,6 +382,10 @@ fn inside(path: &Path, dir: Option<&Path>) -> bool {
 fn trust_path(locator: &Value, path: &str, opts: &LoadOptions) -> Result<bool, ItemsError> {
     if is_authentic(locator) {
         return Ok(true);
+    }
+    if let Some(dir) = &opts.dir {
+        // A `dir` the task chose cannot open the files this process may not.
+        crate::permissions::check_file(dir)?;
     }
     if inside(Path::new(path), opts.dir.as_deref()) {
         return Ok(false);

@@ -4,6 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`codec`] | opening files by extension: plain, gzip (`.gz`), zstd (`.zst`) |
+//! | [`effects`] | what a chain's built-ins reach outside their items (programs, directories, sockets): the permissions a worker needs |
 //! | [`read`] | stream readers used as pipeline inputs: lines (optionally followed like `tail -f`), JSON Lines, delimited records, MessagePack |
 //! | [`write`](mod@write) | the matching writers: `papy.dump_lines`, `papy.dump_jsonl`, `papy.dump_stream`, `papy.dump_msgpack` |
 //! | `items` (feature `items`) | items passed by reference: `papy.dump_item` / `papy.load_item` over a file, a named pipe or a socket, and memory maps |
@@ -18,6 +19,7 @@
 
 pub mod codec;
 mod compress;
+pub mod effects;
 #[cfg(feature = "items")]
 pub mod items;
 mod passers;

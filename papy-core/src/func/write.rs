@@ -118,6 +118,8 @@ pub fn append(path: &Path, record: &[u8]) -> Result<(), String> {
     };
     let mut slot = slot.lock().map_err(|_| "writer poisoned")?;
     if matches!(*slot, Slot::Closed) {
+        // Where a task may write is this process's to say, not the task's.
+        crate::permissions::check_file(path).map_err(|e| e.to_string())?;
         *slot = Slot::open(path)?;
     }
     slot.write(record)

@@ -12,23 +12,6 @@ use crate::registry;
 use crate::value::Value;
 use crate::worker::{Args, Worker};
 
-static PROGRAMS_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Whether tasks read by this process may run functions that start
-/// external programs ([`runs_programs`]): yes by default (a program that
-/// serves tasks itself decides what it holds); `papy worker` says no unless
-/// started with `--allow-scripts`, because a task names its functions and
-/// whoever can send a task (a Redis stream's writer) would run commands.
-pub fn set_programs_allowed(allowed: bool) {
-    PROGRAMS_ALLOWED.store(allowed, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// `true` for the registered functions that start external programs
-/// (`papy.script`).
-pub fn runs_programs(function: &str) -> bool {
-    registry::normalise(function) == "papy.script"
-}
-
 /// What a worker does when its host is done with it: complete compressed
 /// outputs, and remove the named pipes of items no reader took (their
 /// serving threads end with this process).
@@ -73,15 +56,11 @@ fn run_init(init: &Call, output: &mut impl Write) -> Result<(), ProtocolError> {
 ///
 /// # Errors
 /// Unknown function, bad arguments or a missing import, as text; a
-/// function that runs programs when this process does not allow it.
+/// function that runs programs when this process does not allow it
+/// ([`crate::permissions`]).
 pub fn build_chain(chain: &[Call]) -> Result<Worker, String> {
-    if !PROGRAMS_ALLOWED.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Some(c) = chain.iter().find(|c| runs_programs(&c.function)) {
-            return Err(format!(
-                "`{}` runs external programs, and this worker was not started with --allow-scripts",
-                crate::error::quote_peer(&c.function)
-            ));
-        }
+    for c in chain {
+        crate::permissions::check_programs(&c.function).map_err(|e| e.to_string())?;
     }
     let workers = chain
         .iter()
