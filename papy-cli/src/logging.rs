@@ -19,6 +19,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
+impl LogArgs {
+    /// How many `-v` were given.
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+}
+
 /// How often the log file rotates.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
 pub enum Rotate {

@@ -5,10 +5,39 @@
 //! registered functions, `papy worker --stdio` serves as a process or
 //! remote worker, and `papy worker --redis URL --run RUN` as a broker worker.
 
+/// `eprintln!` that never panics: with stderr a closed pipe (`papy run
+/// FILE 2>&1 | head -1`) the message is dropped and [`stderr_closed`]
+/// turns true, which ends a run as a closed stdout does. It shadows std's
+/// macro in every module of this crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::to_stderr(format_args!($($arg)*))
+    };
+}
+
+static STDERR_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes one line to stderr; a closed stderr is remembered, not a panic.
+fn to_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = err.write_fmt(args).and_then(|()| err.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDERR_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// `true` once a line could not be written because stderr's reader left.
+fn stderr_closed() -> bool {
+    STDERR_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 mod check;
 mod graph;
 mod inspect;
 mod list;
+mod live;
 mod logging;
 mod new;
 mod pipeline;
@@ -81,7 +110,7 @@ fn main() -> std::process::ExitCode {
         Command::WorkerTest(args) => return worker_test::run(&args),
         Command::List(args) => list::run(&args, &mut std::io::stdout().lock()),
         Command::Worker(args) => worker::run(&args),
-        Command::Run(args) => return run::run(&args),
+        Command::Run(args) => return run::run(&args, cli.log.verbose()),
         Command::Check(args) => return check::run(&args),
         Command::Graph(args) => return graph::run(&args),
         Command::New(args) => new::run(&args),

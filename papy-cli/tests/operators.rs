@@ -470,3 +470,92 @@ fn a_function_only_the_workers_hold_runs_when_the_resource_declares_it() {
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("does not provide `math.nosuch`"), "{err}");
 }
+
+/// `(limit, failed in all, at most taken)` from the limit's message.
+fn limit_line(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("papy: stopped at the limit of "))
+        .unwrap_or_else(|| panic!("no limit line in:\n{stderr}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{line}");
+    (numbers[0], numbers[1], numbers[2])
+}
+
+#[test]
+fn a_failure_limit_stops_taking_items_and_reports_the_final_count_and_its_bound() {
+    // 40 000 inputs, the first 20 000 fail: before, --fail-fast ran them
+    // all (20 000 failures) and printed a count that was neither the limit
+    // nor the final one.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(
+        dir.path(),
+        "fail.toml",
+        &format!(
+            "[plugins]\nload = [\"math\"]\n[resources.pool]\nworkers = 2\n\
+             [inputs.n]\nkind = \"range\"\nstart = -20000\nend = 20000\n\
+             [[pipers]]\nname = \"f\"\nresource = \"pool\"\ninputs = [\"n\"]\nworker = [\"math.fragile\"]\n\
+             [outputs.o]\npiper = \"f\"\npath = \"{}\"\n",
+            dir.path().join("out.txt").display()
+        ),
+    );
+    for (flag, limit) in [(vec!["--fail-fast"], 1u64), (vec!["--max-errors", "5"], 5)] {
+        let errors = dir.path().join("errors.jsonl");
+        let out = papy()
+            .args(["run", "-q", file.to_str().expect("utf-8"), "--errors"])
+            .arg(&errors)
+            .args(&flag)
+            .output()
+            .expect("papy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (said_limit, total, bound) = limit_line(&err);
+        assert_eq!(said_limit, limit, "{err}");
+        let recorded = std::fs::read_to_string(&errors)
+            .expect("errors")
+            .lines()
+            .count() as u64;
+        assert_eq!(total, recorded, "the final count: {err}");
+        assert!(total >= limit, "{err}");
+        // Only what was taken when the limit was reached came out after it.
+        assert!(total <= limit + bound, "{total} > {limit} + {bound}: {err}");
+        assert!(total < 20_000, "the run stopped taking items: {err}");
+        assert!(err.contains(&format!("{total} failed item(s)")), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_stderr_is_quiet_too() {
+    // `papy run FILE 2>&1 | head -1`: stdout and stderr are one pipe whose
+    // reader leaves after a line. Before, papy panicked (exit 101) writing
+    // a failure to the closed stderr.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(
+        dir.path(),
+        "both.toml",
+        "[plugins]\nload = [\"math\"]\n[inputs.n]\nkind = \"range\"\nstart = -1000000\nend = 1000000\n\
+         [[pipers]]\nname = \"a\"\ninputs = [\"n\"]\nworker = [\"math.fragile\"]\n\
+         [outputs.o]\npiper = \"a\"\n",
+    );
+    for _ in 0..3 {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let mut child = papy()
+            .args(["run", file.to_str().expect("utf-8")])
+            .stdout(writer.try_clone().expect("clone"))
+            .stderr(writer)
+            .spawn()
+            .expect("papy");
+        let _guard = Guard(child.id());
+        let mut first = String::new();
+        BufReader::new(reader)
+            .read_line(&mut first)
+            .expect("a line");
+        assert!(first.starts_with("papy: failed: "), "{first}");
+        // The reader is gone, as with `| head -1`.
+        let status = child.wait().expect("exit");
+        assert_eq!(status.code(), Some(0), "as for a closed stdout");
+    }
+}

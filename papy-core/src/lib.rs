@@ -44,7 +44,7 @@ pub use dagger::Dagger;
 pub use error::{Error, ErrorKind, Item, ItemError, Result};
 pub use numap::{NuMap, NuMapBuilder, TaskId, TaskOptions, TaskResults};
 pub use piper::Piper;
-pub use plumber::{Collector, Plumber, PlumberState, Source};
+pub use plumber::{Collector, Plumber, PlumberState, Source, StopHandle};
 pub use pool::{Inbox, IntoInbox, Pool, ProcessPool, TaskFn, ThreadPool, WorkerCommand};
 pub use protocol::worker_main;
 pub use stats::{NodeStats, Stats};

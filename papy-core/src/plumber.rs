@@ -203,6 +203,40 @@ impl Run {
     }
 }
 
+/// Stops a run's inputs from another thread ([`Plumber::stop_handle`]).
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    signal: StopSignal,
+    numaps: Vec<NuMap>,
+}
+
+impl StopHandle {
+    /// Every input ends at its next stride boundary, no NuMap pulls more
+    /// and what waits for room in a buffer is dropped
+    /// ([`NuMap::stop_taking`]); what is in the buffers still flows to
+    /// the outputs. Returns how many items the NuMaps had taken and not
+    /// delivered at that moment: at most that many can still come out
+    /// (a node's own stride, for pipers without a NuMap, comes on top).
+    pub fn request(&self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        self.signal.raise();
+        self.numaps
+            .iter()
+            .map(|m| {
+                m.stop_taking();
+                m.taken()
+            })
+            .sum()
+    }
+}
+
+impl fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StopHandle({} NuMaps)", self.numaps.len())
+    }
+}
+
 /// Runs a [`Dagger`]: see the module docs for the state machine.
 pub struct Plumber {
     dagger: Dagger,
@@ -210,6 +244,8 @@ pub struct Plumber {
     sinks: BTreeMap<String, Sink>,
     run: Option<Run>,
     stop_signal: StopSignal,
+    /// Keep a timeline of at most this many jobs per run.
+    timeline: Option<usize>,
 }
 
 impl fmt::Debug for Plumber {
@@ -227,7 +263,65 @@ impl Plumber {
             sinks: BTreeMap::new(),
             run: None,
             stop_signal: StopSignal::new(),
+            timeline: None,
         }
+    }
+
+    /// Records every job of the runs that start from now on (which
+    /// worker ran which node's items, when), up to `capacity` jobs a run:
+    /// see [`timeline`](Self::timeline). Off by default; when on, a job
+    /// costs one more lock.
+    ///
+    /// ```
+    /// use papy_core::{Dagger, NuMap, Piper, Plumber, Source, Worker};
+    /// let pool = NuMap::builder().workers(2).stride(2).build().unwrap();
+    /// let mut d = Dagger::new();
+    /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap()).parallel(&pool)).unwrap();
+    /// let mut p = Plumber::new(d).with_timeline(1000);
+    /// let out = p.collect("p").unwrap();
+    /// p.start([("p", Source::values(0..10i64))]).unwrap();
+    /// p.run().unwrap();
+    /// p.wait(None).unwrap();
+    /// let spans = p.timeline().unwrap().spans();
+    /// assert_eq!(spans.iter().map(|s| s.items).sum::<u64>(), 10);
+    /// assert!(spans.iter().all(|s| &*s.node == "p"));
+    /// ```
+    pub fn with_timeline(mut self, capacity: usize) -> Plumber {
+        self.timeline = Some(capacity);
+        self
+    }
+
+    /// A handle that stops the current run's inputs from any thread, at
+    /// once: for an output callback that decides the run must end (a
+    /// failure limit). `None` before a run starts. [`stop`](Self::stop)
+    /// is still needed to drain and end the run.
+    ///
+    /// ```
+    /// use papy_core::{Dagger, Piper, Plumber, Source, Worker};
+    /// let mut d = Dagger::new();
+    /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap())).unwrap();
+    /// let mut p = Plumber::new(d);
+    /// assert!(p.stop_handle().is_none());
+    /// let out = p.collect("p").unwrap();
+    /// p.start([("p", Source::values(0..1_000_000i64))]).unwrap();
+    /// p.stop_handle().unwrap().request();
+    /// p.run().unwrap();
+    /// p.wait(None).unwrap();
+    /// assert!(out.len() < 1_000_000);
+    /// ```
+    pub fn stop_handle(&self) -> Option<StopHandle> {
+        let r = self.run.as_ref()?;
+        Some(StopHandle {
+            stop: r.ctl.stop.clone(),
+            signal: self.stop_signal.clone(),
+            numaps: r.numaps.clone(),
+        })
+    }
+
+    /// The timeline of the current or last run, when
+    /// [`with_timeline`](Self::with_timeline) asked for one.
+    pub fn timeline(&self) -> Option<Arc<crate::stats::Timeline>> {
+        self.run.as_ref()?.ctl.timeline.clone()
     }
 
     /// The signal [`stop`](Self::stop) raises (and `start` lowers): give it
@@ -392,7 +486,12 @@ impl Plumber {
         }
         self.cleanup();
         self.stop_signal.lower();
-        let ctl = Arc::new(RunCtl::default());
+        let ctl = Arc::new(RunCtl {
+            timeline: self
+                .timeline
+                .map(|cap| Arc::new(crate::stats::Timeline::new(cap))),
+            ..RunCtl::default()
+        });
         let connected = connect(&self.dagger, sources, &ctl)?;
         // Two phases: every NuMap readable before any feeder pulls, so no
         // task reads a NuMap that has not started (a stream ends only when

@@ -51,7 +51,13 @@ fn fresh() -> [u8; 32] {
 
 /// `N` random bytes from the operating system (`/dev/urandom`), for keys
 /// and tokens that must not be guessed.
-pub(crate) fn random<const N: usize>() -> [u8; N] {
+///
+/// ```
+/// let a: [u8; 16] = papy_core::run_key::random();
+/// let b: [u8; 16] = papy_core::run_key::random();
+/// assert_ne!(a, b);
+/// ```
+pub fn random<const N: usize>() -> [u8; N] {
     use std::io::Read;
     let mut key = [0u8; N];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key));

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Item;
 
@@ -17,6 +17,8 @@ pub struct NodeCounters {
     jobs: AtomicU64,
     job_items: AtomicU64,
     tracked: Option<Mutex<BTreeMap<u64, Item>>>,
+    /// Where this node's jobs are recorded, under its name.
+    timeline: Option<(Arc<Timeline>, Arc<str>)>,
 }
 
 impl NodeCounters {
@@ -41,6 +43,22 @@ impl NodeCounters {
             t.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(index, item.clone());
+        }
+    }
+
+    /// Records this node's jobs on `timeline` (under `node`) from now on.
+    pub(crate) fn record_on(mut self, timeline: Option<Arc<Timeline>>, node: &str) -> Self {
+        self.timeline = timeline.map(|t| (t, Arc::from(node)));
+        self
+    }
+
+    /// A job of `items` items (`failed` of them failed) ran on a pool in
+    /// `busy`, ending now.
+    pub(crate) fn add_batch(&self, items: usize, failed: usize, busy: Duration) {
+        self.add_busy(busy);
+        self.add_job(items);
+        if let Some((t, node)) = &self.timeline {
+            t.record(node, items, failed, busy);
         }
     }
 
@@ -125,5 +143,86 @@ impl Stats {
     /// Items that failed anywhere.
     pub fn failed(&self) -> u64 {
         self.nodes.values().map(|n| n.failed).sum()
+    }
+}
+
+/// One job as a worker ran it ([`Timeline`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpan {
+    /// The node whose items the job held.
+    pub node: Arc<str>,
+    /// The worker that ran it: the name of the thread that ran or
+    /// relayed it (`POOL-N` for a thread pool's workers, `POOL-proxy-N`
+    /// for a process pool's worker in slot N).
+    pub worker: Arc<str>,
+    /// When it started, from the timeline's origin.
+    pub start: Duration,
+    /// How long it took where it ran.
+    pub busy: Duration,
+    /// Its items.
+    pub items: u64,
+    /// Those that failed.
+    pub failed: u64,
+}
+
+/// The jobs of a run, by worker and time: what ran where, when (a
+/// worker timeline, as Ray's timeline or Dask's task stream show).
+/// Bounded: past its capacity further jobs are only counted.
+///
+/// ```
+/// let t = papy_core::stats::Timeline::new(2);
+/// assert!(t.spans().is_empty());
+/// assert_eq!(t.dropped(), 0);
+/// ```
+#[derive(Debug)]
+pub struct Timeline {
+    origin: Instant,
+    capacity: usize,
+    spans: Mutex<Vec<JobSpan>>,
+    dropped: AtomicU64,
+}
+
+impl Timeline {
+    /// A timeline keeping at most `capacity` jobs, starting now.
+    pub fn new(capacity: usize) -> Timeline {
+        Timeline {
+            origin: Instant::now(),
+            capacity,
+            spans: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, node: &Arc<str>, items: usize, failed: usize, busy: Duration) {
+        thread_local! {
+            static WORKER: Arc<str> = Arc::from(std::thread::current().name().unwrap_or("host"));
+        }
+        let end = self.origin.elapsed();
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.len() >= self.capacity {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        spans.push(JobSpan {
+            node: node.clone(),
+            worker: WORKER.with(Arc::clone),
+            start: end.saturating_sub(busy),
+            busy,
+            items: items as u64,
+            failed: failed as u64,
+        });
+    }
+
+    /// The jobs recorded so far, in the order they ended.
+    pub fn spans(&self) -> Vec<JobSpan> {
+        self.spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Jobs not recorded because the timeline was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -5,7 +5,7 @@
 //! Numbering: `index` is 0-based (the position of the item in its input,
 //! as in the engine), `line` and `record` are 1-based (as editors count).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use papy_core::ItemError;
 
@@ -19,6 +19,7 @@ pub struct Failures {
     total: u64,
     seen: HashSet<(String, u64)>,
     groups: BTreeMap<(String, String, String), (u64, String)>,
+    recent: VecDeque<Recent>,
     /// Maps an index of the run to the index in the input (retries and
     /// resumed runs read a part of the input).
     pub positions: BTreeMap<String, Positions>,
@@ -43,6 +44,22 @@ impl Positions {
     }
 }
 
+/// How many of the latest failures [`Failures::recent`] keeps.
+const RECENT: usize = 20;
+
+/// A failure as the live view lists it: one short line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recent {
+    /// The node where it failed.
+    pub node: String,
+    /// Its input and index there (`words` 12), or the node's index.
+    pub place: String,
+    /// The kind of error.
+    pub kind: String,
+    /// The message's first line, at most 200 characters.
+    pub message: String,
+}
+
 /// One failed item, traced to its input where it can be.
 pub struct Failure {
     /// The JSON line for `--errors`.
@@ -61,6 +78,7 @@ impl Failures {
             total: 0,
             seen: HashSet::new(),
             groups: BTreeMap::new(),
+            recent: VecDeque::new(),
             positions: BTreeMap::new(),
         }
     }
@@ -112,6 +130,22 @@ impl Failures {
             json["node_index"] = i.into();
             place = format!("node `{node}` index {i}");
         }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Recent {
+            node: node.clone(),
+            place: place.clone(),
+            kind: kind.clone(),
+            message: e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect(),
+        });
         let shown = (self.total <= self.show as u64).then(|| {
             format!(
                 "papy: failed: {place}: {kind} in `{function}`: {}",
@@ -124,6 +158,25 @@ impl Failures {
     /// Failed items so far.
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    /// The latest failures, oldest first.
+    pub fn recent(&self) -> impl Iterator<Item = &Recent> {
+        self.recent.iter()
+    }
+
+    /// Failures counted by node and kind.
+    pub fn counts(&self) -> BTreeMap<(String, String), u64> {
+        let mut out = BTreeMap::new();
+        for ((node, _, kind), (n, _)) in &self.groups {
+            *out.entry((node.clone(), kind.clone())).or_insert(0) += n;
+        }
+        out
+    }
+
+    /// The limit of `--max-errors` (1 for `--fail-fast`).
+    pub fn limit(&self) -> Option<u64> {
+        self.max
     }
 
     /// `true` once `--max-errors` is reached.

@@ -6,9 +6,10 @@
 //! Exit status: 0 every item succeeded (or stdout was closed by its
 //! reader), 1 some items failed (unless `--allow-errors`), 2 the pipeline
 //! could not run (a problem in the file, an output that cannot be
-//! written), 128 + the signal after SIGINT (130) or SIGTERM (143).
+//! written), 128 + the signal after SIGINT (130) or SIGTERM (143), 130
+//! after a stop from the live view (`--ui`).
 
-mod failures;
+pub(crate) mod failures;
 mod output;
 mod rerun;
 mod signals;
@@ -24,6 +25,7 @@ use anyhow::{bail, Context};
 use papy_config::model::Format;
 use papy_core::{Item, Plumber, PlumberState, Source};
 
+use crate::live;
 use crate::pipeline;
 use failures::{Failures, Positions};
 use output::Output;
@@ -34,6 +36,8 @@ use trace::Trace;
 pub const EXIT_ITEMS_FAILED: u8 = 1;
 /// Exit code when the pipeline could not run.
 pub const EXIT_CANNOT_RUN: u8 = 2;
+/// Exit code of a run stopped from the live view (as after Ctrl-C).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Arguments of `papy run`.
 #[derive(clap::Args)]
@@ -77,13 +81,35 @@ pub struct RunArgs {
     /// its outputs.
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
+    /// Serve a live view of the run in the browser: the DAG with each
+    /// node's counts, rates and busy share, the resources' workers,
+    /// progress and ETA, throughput over time, failures, and pause /
+    /// resume / stop buttons (they act only with the token in the printed
+    /// address). `--ui=ADDR`: an address and optional port (default 127.0.0.1
+    /// and a free port). Also `/api/state` (JSON) and `/metrics`
+    /// (Prometheus). See docs/live.md.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    ui: Option<String>,
+    /// Let --ui listen on an address other machines can reach.
+    #[arg(long, requires = "ui")]
+    ui_public: bool,
+    /// Keep serving the live view for SECS after the run ends, so an open
+    /// page shows the final figures.
+    #[arg(long, value_name = "SECS", requires = "ui", default_value_t = 0.0)]
+    ui_linger: f64,
+    /// Write a report of the run to FILE (one self-contained HTML page:
+    /// the DAG with totals, throughput over time, a worker timeline, the
+    /// failures, the settings), at its end or on a graceful stop.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     #[command(flatten)]
     set: pipeline::SetArgs,
 }
 
-/// Runs the pipeline and returns the process exit code.
-pub fn run(args: &RunArgs) -> ExitCode {
-    let result = run_inner(args);
+/// Runs the pipeline and returns the process exit code; `verbose` (the
+/// count of `-v`) shows one progress line per node.
+pub fn run(args: &RunArgs, verbose: u8) -> ExitCode {
+    let result = run_inner(args, verbose);
     // Pipes of items dumped here that no reader took end with this process.
     papy_core::func::items::remove_pending_fifos();
     match result {
@@ -128,7 +154,7 @@ impl Resume {
     }
 }
 
-fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
+fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
     // Keyword arguments of functions only the workers hold bind against
     // the signatures a worker announces: probe one, as `check --probe` does.
     let mut probe = |l: &papy_config::Loaded| {
@@ -151,7 +177,13 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_CANNOT_RUN);
         }
     };
+    let ui = args
+        .ui
+        .as_deref()
+        .map(|a| live::server::bind_address(Some(a), args.ui_public))
+        .transpose()?;
     let stop = papy_core::func::read::StopSignal::new();
+    let plan = live::view::Plan::of(&loaded, &args.file.display().to_string());
     let built = pipeline::build(&loaded, &stop)?;
     let trace = Trace::of(&loaded.file);
     let input_of = |piper: &str| -> String {
@@ -300,15 +332,27 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     let mut plumber = Plumber::new(built.dagger).with_stop_signal(stop);
+    if args.report.is_some() {
+        plumber = plumber.with_timeline(TIMELINE_JOBS);
+    }
+    // The failure limit stops the inputs from the output callback itself,
+    // at the failure that reaches it (the run loop would see it up to a
+    // tick later, with more items taken meanwhile).
+    let limit = Arc::new(Limit::default());
     for piper in &output_pipers {
         let mut targets: Vec<(usize, Format)> = Vec::new();
         for o in built.outputs.iter().filter(|o| &o.piper == piper) {
             let i = lock(&output).open(&o.path, append)?;
             targets.push((i, o.format));
         }
-        let (out, name) = (output.clone(), piper.clone());
+        let (out, name, limit) = (output.clone(), piper.clone(), limit.clone());
         plumber.on_output(piper, move |item: Item| {
-            lock(&out).deliver(&name, &targets, &item);
+            let mut o = lock(&out);
+            o.deliver(&name, &targets, &item);
+            if item.is_err() && o.failures.limit_reached() {
+                drop(o);
+                limit.reached();
+            }
         })?;
     }
     let on_cancel: Option<signals::OnCancel> = resume.clone().map(|r| {
@@ -322,14 +366,22 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     let received =
         signals::watch(output.clone(), on_cancel).context("installing signal handlers")?;
     plumber.start(sources)?;
+    limit.arm(plumber.stop_handle());
+    let mut watch = live::Watch::start(
+        &live::Options {
+            ui,
+            progress: !args.quiet,
+            per_node: verbose > 0,
+        },
+        plan,
+        &plumber,
+    )?;
     plumber.run()?;
 
-    let started = Instant::now();
-    let mut last_report = Instant::now();
     let mut last_checkpoint = Instant::now();
-    let progress = Progress::new(args.quiet, &plumber, &output_pipers);
     let mut debug_failure = None;
     let mut stopped_early = false;
+    let mut stopped_from_page = false;
     loop {
         match plumber.wait(Some(Duration::from_millis(100))) {
             Ok(true) => break,
@@ -342,17 +394,30 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         let (closed, write_error, limit) = {
             let o = lock(&output);
             (
-                o.stdout_closed,
+                o.stdout_closed || crate::stderr_closed(),
                 o.write_error.is_some(),
                 o.failures.limit_reached(),
             )
         };
-        if received.first().is_some() || closed || write_error || limit {
-            if limit && !closed {
-                eprintln!(
-                    "papy: stopping after {} failed item(s) (--max-errors)",
-                    lock(&output).failures.total()
-                );
+        let asked = watch.tick(&mut plumber, &lock(&output).failures);
+        match asked {
+            Some(live::server::Control::Pause) => {
+                let _ = plumber.pause();
+            }
+            Some(live::server::Control::Resume) => {
+                let _ = plumber.resume();
+            }
+            Some(live::server::Control::Stop) | None => {}
+        }
+        let from_page = asked == Some(live::server::Control::Stop);
+        stopped_from_page |= from_page;
+        if received.first().is_some() || closed || write_error || limit || from_page {
+            if from_page {
+                eprintln!("papy: stopping (asked from the live view)");
+            }
+            watch.stopping();
+            if plumber.state() == PlumberState::Paused {
+                let _ = plumber.resume();
             }
             stopped_early = true;
             if let Err(e) = plumber.stop() {
@@ -372,15 +437,19 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        progress.tick(&plumber, &output_pipers, started, &mut last_report);
     }
-    progress.finish();
-    let stats = plumber.stats();
     let finished = plumber.state() == PlumberState::Finished && !stopped_early;
     if plumber.state() != PlumberState::Stopped {
         let _ = plumber.stop();
     }
+    let stats = plumber.stats();
+    let view = watch.finish(&mut plumber, &lock(&output).failures, finished);
     drop(plumber);
+    if let Some(path) = &args.report {
+        live::report::write(path, &view)?;
+    }
+    watch.linger(Duration::try_from_secs_f64(args.ui_linger).unwrap_or_default());
+    drop(watch);
     let mut o = lock(&output);
     o.flush();
     if let (Some(r), None) = (&resume, &o.write_error) {
@@ -389,9 +458,17 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
         rerun::write_state(&r.path, &r.state(&o, finished && debug_failure.is_none()))?;
     }
     if let Some(path) = &args.stats_json {
-        write_stats_json(path, &stats, o.failures.total())?;
+        write_stats_json(path, &stats, o.failures.total(), &view.series)?;
     }
-    if o.stdout_closed && o.write_error.is_none() {
+    if let Some(at) = limit.in_flight() {
+        eprintln!(
+            "papy: stopped at the limit of {} failed item(s) ({}): {} failed in all (the items already taken when it was reached, at most {at} more, were allowed to finish)",
+            o.failures.limit().unwrap_or(0),
+            if args.fail_fast { "--fail-fast" } else { "--max-errors" },
+            o.failures.total(),
+        );
+    }
+    if (o.stdout_closed || crate::stderr_closed()) && o.write_error.is_none() {
         // The reader has what it wanted: end quietly, as `yes | head` does.
         return Ok(0);
     }
@@ -416,6 +493,10 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<u8> {
     }
     if let Some(sig) = received.first() {
         return Ok(u8::try_from(128 + sig).unwrap_or(EXIT_CANNOT_RUN));
+    }
+    if stopped_from_page {
+        // An operator's stop, as Ctrl-C is.
+        return Ok(EXIT_INTERRUPTED);
     }
     if o.failures.total() > 0 && !args.allow_errors {
         return Ok(EXIT_ITEMS_FAILED);
@@ -449,10 +530,12 @@ fn write_stats_json(
     path: &std::path::Path,
     stats: &papy_core::Stats,
     failed: u64,
+    series: &live::view::Series,
 ) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "run_time_s": stats.run_time.map(|d| d.as_secs_f64()),
         "failed": failed,
+        "series": series,
         "nodes": stats.nodes.iter().map(|(k, n)| (k.clone(), serde_json::json!({
             "in": n.items_in, "out": n.items_out, "failed": n.failed, "busy_s": n.busy.as_secs_f64(),
             "jobs": n.jobs, "items_per_job": n.mean_job()
@@ -462,78 +545,41 @@ fn write_stats_json(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Progress: bars on a terminal, a plain line every 2 s otherwise.
-struct Progress {
-    quiet: bool,
-    // Held for as long as its bars are drawn.
-    _bars: indicatif::MultiProgress,
-    watched: Vec<(String, bool, indicatif::ProgressBar)>,
+/// Jobs the report's worker timeline keeps (about 10 MB of spans).
+const TIMELINE_JOBS: usize = 200_000;
+
+/// `--max-errors` / `--fail-fast`: stops the inputs at the failure that
+/// reaches the limit, and remembers how many items were taken then.
+#[derive(Default)]
+struct Limit {
+    handle: std::sync::OnceLock<papy_core::StopHandle>,
+    early: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::OnceLock<usize>,
 }
 
-impl Progress {
-    fn new(quiet: bool, plumber: &Plumber, outputs: &[String]) -> Progress {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let bars = indicatif::MultiProgress::new();
-        let mut watched = Vec::new();
-        if tty && !quiet {
-            let style = indicatif::ProgressStyle::with_template(
-                "{spinner} {prefix:<24} {pos:>10} items  {per_sec:>12}  {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-            let inputs: Vec<String> = plumber
-                .dagger()
-                .inputs()
-                .iter()
-                .map(|p| p.name().to_string())
-                .collect();
-            for (name, is_input) in inputs
-                .iter()
-                .map(|n| (n, true))
-                .chain(outputs.iter().map(|n| (n, false)))
-            {
-                let bar = bars.add(indicatif::ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(format!("{} {name}", if is_input { "in " } else { "out" }));
-                watched.push((name.clone(), is_input, bar));
-            }
+impl Limit {
+    /// The run started: a limit reached before this stops it now.
+    fn arm(&self, handle: Option<papy_core::StopHandle>) {
+        if let Some(h) = handle {
+            let _ = self.handle.set(h);
         }
-        Progress {
-            quiet,
-            _bars: bars,
-            watched,
+        if self.early.load(std::sync::atomic::Ordering::Acquire) {
+            self.reached();
         }
     }
 
-    fn tick(&self, plumber: &Plumber, outputs: &[String], started: Instant, last: &mut Instant) {
-        if !self.watched.is_empty() {
-            let stats = plumber.stats();
-            for (name, is_input, bar) in &self.watched {
-                let n = stats.nodes.get(name).map_or(0, |n| {
-                    if *is_input {
-                        n.items_in
-                    } else {
-                        n.items_out
-                    }
-                });
-                bar.set_position(n);
+    /// The limit is reached (once is enough).
+    fn reached(&self) {
+        match self.handle.get() {
+            Some(h) => {
+                let _ = self.in_flight.get_or_init(|| h.request());
             }
-        } else if !self.quiet && last.elapsed() >= Duration::from_secs(2) {
-            *last = Instant::now();
-            let stats = plumber.stats();
-            let done: u64 = outputs
-                .iter()
-                .map(|o| stats.nodes.get(o).map_or(0, |n| n.items_out))
-                .sum();
-            eprintln!(
-                "papy: {:.0?} elapsed, {done} output item(s) so far",
-                started.elapsed()
-            );
+            None => self.early.store(true, std::sync::atomic::Ordering::Release),
         }
     }
 
-    fn finish(&self) {
-        for (_, _, bar) in &self.watched {
-            bar.finish();
-        }
+    /// The items taken when the limit stopped the run, if it did.
+    fn in_flight(&self) -> Option<usize> {
+        self.in_flight.get().copied()
     }
 }

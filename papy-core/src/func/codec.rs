@@ -19,8 +19,10 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::compress;
 
@@ -59,7 +61,10 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     if is_stdio(path) {
         return Ok(Box::new(BufReader::new(io::stdin())));
     }
-    let f = File::open(path).map_err(|e| named(path, "cannot open", e))?;
+    let f = Counted {
+        inner: File::open(path).map_err(|e| named(path, "cannot open", e))?,
+        read: counter(path),
+    };
     Ok(match Compression::of(path) {
         Compression::None => Box::new(BufReader::with_capacity(1 << 16, f)),
         Compression::Gzip => Box::new(BufReader::new(
@@ -70,6 +75,60 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
             compress::zstd_reader(f).map_err(|e| named(path, "cannot read zstd from", e))?,
         )),
     })
+}
+
+/// The bytes read so far from the file at `path` through [`open`] by this
+/// process (of the file as stored: compressed bytes for `.gz` and `.zst`),
+/// for progress against the file's size; `None` for a file not opened.
+///
+/// ```
+/// use std::io::BufRead;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("in.txt");
+/// std::fs::write(&path, "a\nb\n").unwrap();
+/// assert_eq!(papy_core::func::codec::bytes_read(&path), None);
+/// let n = papy_core::func::codec::open(&path).unwrap().lines().count();
+/// assert_eq!(n, 2);
+/// assert_eq!(papy_core::func::codec::bytes_read(&path), Some(4));
+/// ```
+pub fn bytes_read(path: &Path) -> Option<u64> {
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let read = counters().lock().unwrap_or_else(PoisonError::into_inner);
+    read.iter()
+        .find(|(p, _)| *p == key)
+        .map(|(_, n)| n.load(Ordering::Relaxed))
+}
+
+type Counters = Mutex<Vec<(PathBuf, Arc<AtomicU64>)>>;
+
+fn counters() -> &'static Counters {
+    static READ: std::sync::OnceLock<Counters> = std::sync::OnceLock::new();
+    READ.get_or_init(Counters::default)
+}
+
+/// The counter of `path`'s bytes read, new at each opening.
+fn counter(path: &Path) -> Arc<AtomicU64> {
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let n = Arc::new(AtomicU64::new(0));
+    let mut read = counters().lock().unwrap_or_else(PoisonError::into_inner);
+    read.retain(|(p, _)| *p != key);
+    read.push((key, n.clone()));
+    n
+}
+
+/// A file that counts the bytes read from it (one relaxed add per read
+/// call: per 64 KiB buffer fill).
+struct Counted {
+    inner: File,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// A stream being written (one writer per file; several processes

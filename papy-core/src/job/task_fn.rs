@@ -114,10 +114,9 @@ impl TaskFn for WorkerTask {
     fn worker(&self) -> Option<&Worker> {
         Some(&self.worker)
     }
-    fn on_batch(&self, items: usize, _failed: usize, busy: Duration) {
+    fn on_batch(&self, items: usize, failed: usize, busy: Duration) {
         if let Some(c) = &self.counters {
-            c.add_busy(busy);
-            c.add_job(items);
+            c.add_batch(items, failed, busy);
         }
     }
 }

@@ -95,6 +95,12 @@ pub(crate) struct Credits {
     size: AtomicUsize,
     closed: AtomicBool,
     pub(crate) bell: Arc<Doorbell>,
+    /// Items the feeder pulled from its inputs that wait for credit
+    /// (a stride's surplus): taken, not yet in the buffer.
+    pub(crate) held: AtomicUsize,
+    /// Set by [`NuMap::stop_taking`](super::NuMap::stop_taking): what waits
+    /// for credit is dropped instead of submitted.
+    pub(crate) abandon: AtomicBool,
 }
 
 impl Credits {
@@ -104,6 +110,8 @@ impl Credits {
             size: AtomicUsize::new(size),
             closed: AtomicBool::new(false),
             bell,
+            held: AtomicUsize::new(0),
+            abandon: AtomicBool::new(false),
         }
     }
 

@@ -609,6 +609,18 @@ impl NuMap {
         }
     }
 
+    /// As [`stop`](Self::stop), and what was pulled with its stride but
+    /// waits for room in the buffer is dropped instead of submitted: only
+    /// the items [`in_flight`](Self::in_flight) now still come out. For a
+    /// run that ends for good (a failure limit); a restart does not see
+    /// the dropped items again.
+    pub fn stop_taking(&self) {
+        if let Some(c) = &self.ctl().credits {
+            c.abandon.store(true, Ordering::Release);
+        }
+        self.stop();
+    }
+
     /// `true` while the feeder runs (started and some task has input left).
     pub fn is_running(&self) -> bool {
         self.ctl().feeder.as_ref().is_some_and(|h| !h.is_finished())
@@ -617,6 +629,36 @@ impl NuMap {
     /// Items submitted and not yet retrieved.
     pub fn in_flight(&self) -> usize {
         self.ctl().credits.as_ref().map_or(0, |c| c.in_use())
+    }
+
+    /// Items taken from the inputs and not yet retrieved: those
+    /// [`in_flight`](Self::in_flight) and those pulled with their stride
+    /// that wait for room in the buffer. What a [`stop`](Self::stop)
+    /// still lets through.
+    pub fn taken(&self) -> usize {
+        self.ctl().credits.as_ref().map_or(0, |c| {
+            c.in_use() + c.held.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// The buffer's current bound in items (adaptive batching resizes
+    /// it; 0 before the NuMap starts): with [`in_flight`](Self::in_flight),
+    /// how full the buffer is.
+    pub fn buffer_size(&self) -> usize {
+        self.ctl().credits.as_ref().map_or(0, |c| c.size())
+    }
+
+    /// What its pool's workers are doing ([`Pool::stats`](crate::Pool::stats));
+    /// a NuMap that has not made its thread pool yet reports the one it will make.
+    pub fn pool_stats(&self) -> crate::pool::PoolStats {
+        match &self.ctl().pool {
+            Some(p) => p.stats(),
+            None => crate::pool::PoolStats {
+                kind: "thread",
+                workers: self.workers(),
+                ..Default::default()
+            },
+        }
     }
 
     /// The tracked results of `task` (index -> result), if it was added with `track`.

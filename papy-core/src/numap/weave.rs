@@ -378,6 +378,13 @@ impl Feeder {
     /// the buffer cannot take yet waits in `pending`, and is submitted, as
     /// credits allow, before the task ends or pulls again.
     fn visit_inline(&mut self, t: usize, reserved: bool) -> Visit {
+        if self.credits.abandon.load(Ordering::Acquire) && !self.tasks[t].pending.is_empty() {
+            // A stop that takes nothing more: the rest of the stride is
+            // never submitted (its indices were never given out).
+            self.tasks[t].pending.clear();
+            let held = self.tasks.iter().map(|t| t.pending.len()).sum();
+            self.credits.held.store(held, Ordering::Relaxed);
+        }
         let task = &self.tasks[t];
         // Stopping keeps the input, so a restart resumes where it stopped.
         if task.pending.is_empty() && (task.input.is_none() || self.stop.load(Ordering::Acquire)) {
@@ -432,6 +439,8 @@ impl Feeder {
         }
         self.credits.release(granted - taken);
         let moved = taken > 0;
+        let held = self.tasks.iter().map(|t| t.pending.len()).sum();
+        self.credits.held.store(held, Ordering::Relaxed);
         self.submit_jobs(t, jobs);
         let task = &self.tasks[t];
         match (task.input.is_none() && task.pending.is_empty(), moved) {

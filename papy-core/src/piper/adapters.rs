@@ -386,6 +386,8 @@ impl Drop for TeeReader {
 pub(crate) struct RunCtl {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) failure: Mutex<Option<Error>>,
+    /// Where the nodes' jobs are recorded, when the Plumber keeps a timeline.
+    pub(crate) timeline: Option<Arc<crate::stats::Timeline>>,
 }
 
 impl RunCtl {

@@ -176,7 +176,8 @@ fn connect_nodes(
                 })
                 .collect::<Result<_>>()?
         };
-        let c = Arc::new(NodeCounters::new(piper.is_tracked()));
+        let c =
+            Arc::new(NodeCounters::new(piper.is_tracked()).record_on(run.timeline.clone(), name));
         counters.insert(name.to_string(), c.clone());
         let stream = node_stream(piper, inputs, is_input, &c, run)?;
         let down = dagger.downstream(name)?.len();

@@ -71,6 +71,25 @@ impl Pool for MixedPool {
         self.members.iter().try_for_each(|m| m.pool.accepts(f))
     }
 
+    /// The members' counts added up.
+    fn stats(&self) -> super::PoolStats {
+        self.members.iter().map(|m| m.pool.stats()).fold(
+            super::PoolStats {
+                kind: "mixed",
+                ..super::PoolStats::default()
+            },
+            |a, b| super::PoolStats {
+                kind: a.kind,
+                workers: a.workers + b.workers,
+                busy: a.busy + b.busy,
+                started: a.started + b.started,
+                died: a.died + b.died,
+                recycled: a.recycled + b.recycled,
+                failed_starts: a.failed_starts + b.failed_starts,
+            },
+        )
+    }
+
     /// The longest of the members' (jobs go to any member).
     fn job_target(&self) -> Duration {
         self.members

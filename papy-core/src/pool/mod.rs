@@ -73,6 +73,32 @@ pub fn queue_or_fail(tx: Option<&crossbeam_channel::Sender<Job>>, job: Job) {
     }
 }
 
+/// A snapshot of a pool's workers ([`Pool::stats`]).
+///
+/// ```
+/// use papy_core::{Pool, ThreadPool};
+/// let pool = ThreadPool::new("p", 2).unwrap();
+/// let s = pool.stats();
+/// assert_eq!((s.kind, s.workers, s.busy), ("thread", 2, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's kind (`thread`, `process`, `remote`, `redis`...).
+    pub kind: &'static str,
+    /// Workers the pool runs at once.
+    pub workers: usize,
+    /// Workers running a job now.
+    pub busy: usize,
+    /// Workers started so far (threads or processes; replacements included).
+    pub started: u64,
+    /// Workers that died or were killed (a crash, a timeout) and were replaced.
+    pub died: u64,
+    /// Workers replaced by recycling.
+    pub recycled: u64,
+    /// Workers that could not start or failed their handshake or init.
+    pub failed_starts: u64,
+}
+
 /// A set of workers that evaluates jobs.
 pub trait Pool: Send + Sync {
     /// `"thread"`, `"process"`, `"remote"`...
@@ -119,6 +145,17 @@ pub trait Pool: Send + Sync {
     /// 1.05x).
     fn job_target(&self) -> Duration {
         Duration::from_millis(1)
+    }
+
+    /// What the pool's workers are doing and have been through, for a
+    /// live view (read often: lock-free counters). Default: its size, and
+    /// nothing known of the rest.
+    fn stats(&self) -> PoolStats {
+        PoolStats {
+            kind: self.kind(),
+            workers: self.size(),
+            ..PoolStats::default()
+        }
     }
 
     /// Queues a job; every item must eventually be delivered exactly once.

@@ -44,6 +44,8 @@ struct Shared {
     init: Option<crate::Worker>,
     /// Threads taking jobs that are not abandoned by the watchdog.
     healthy: std::sync::atomic::AtomicUsize,
+    /// Threads running a job now.
+    busy: std::sync::atomic::AtomicUsize,
 }
 
 /// A pool of threads in this process.
@@ -94,6 +96,7 @@ impl ThreadPool {
             closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             spawned: std::sync::atomic::AtomicUsize::new(0),
+            busy: std::sync::atomic::AtomicUsize::new(0),
             init,
             healthy: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -223,7 +226,9 @@ fn worker_jobs(shared: &Shared, slot: &Slot) {
             continue;
         }
         let Some(timeout) = job.timeout() else {
+            shared.busy.fetch_add(1, Ordering::Relaxed);
             let out = job.run_here();
+            shared.busy.fetch_sub(1, Ordering::Relaxed);
             job.deliver(job.first, out);
             continue;
         };
@@ -237,6 +242,7 @@ fn worker_jobs(shared: &Shared, slot: &Slot) {
                 deadline: Instant::now() + timeout,
             };
             let start = Instant::now();
+            shared.busy.fetch_add(1, Ordering::Relaxed);
             let result = crate::catch(|| job.func().call(index, inbox.as_slice())).unwrap_or_else(
                 |message| {
                     Err(ItemError::new(ErrorKind::Panic, message)
@@ -244,6 +250,7 @@ fn worker_jobs(shared: &Shared, slot: &Slot) {
                         .at(job.func().name(), index))
                 },
             );
+            shared.busy.fetch_sub(1, Ordering::Relaxed);
             let mut st = lock(&slot.state);
             if matches!(*st, SlotState::Abandoned) {
                 // The watchdog already delivered a timeout error and replaced
@@ -326,6 +333,20 @@ impl Pool for ThreadPool {
             "workers",
             crate::value::Value::from(self.size),
         )]))
+    }
+
+    fn stats(&self) -> super::PoolStats {
+        let started = self.shared.spawned.load(Ordering::Relaxed) as u64;
+        super::PoolStats {
+            kind: "thread",
+            workers: self.size,
+            busy: self.shared.busy.load(Ordering::Relaxed).min(self.size),
+            started,
+            // Threads abandoned by the watchdog (an item past its timeout)
+            // were replaced.
+            died: started.saturating_sub(self.size as u64),
+            ..super::PoolStats::default()
+        }
     }
 
     fn submit(&self, job: Job) {

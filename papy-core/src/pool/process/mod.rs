@@ -65,6 +65,12 @@ pub(super) struct Shared {
     pub(super) recent: Mutex<std::collections::HashMap<String, Duration>>,
     /// Workers replaced by recycling ([`Recycle`]).
     pub(super) recycled: AtomicUsize,
+    /// Worker processes started and shaken hands with.
+    pub(super) started: AtomicUsize,
+    /// Workers that died or were killed at a timeout during a job.
+    pub(super) died: AtomicUsize,
+    /// Starts that failed (the command, the handshake or the init).
+    pub(super) failed_starts: AtomicUsize,
 }
 
 /// A pool of worker processes (local children or remote commands).
@@ -126,6 +132,9 @@ impl ProcessPool {
             idle: AtomicUsize::new(0),
             recent: Mutex::default(),
             recycled: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            died: AtomicUsize::new(0),
+            failed_starts: AtomicUsize::new(0),
         });
         let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
@@ -194,6 +203,21 @@ pub fn probe(
 impl Pool for ProcessPool {
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn stats(&self) -> crate::pool::PoolStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sh = &self.shared;
+        let count = |a: &AtomicUsize| a.load(Relaxed) as u64;
+        crate::pool::PoolStats {
+            kind: self.kind,
+            workers: self.size,
+            busy: self.size.saturating_sub(sh.idle.load(Relaxed)),
+            started: count(&sh.started),
+            died: count(&sh.died),
+            recycled: count(&sh.recycled),
+            failed_starts: count(&sh.failed_starts),
+        }
     }
 
     fn size(&self) -> usize {

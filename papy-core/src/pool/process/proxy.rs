@@ -276,6 +276,7 @@ pub(super) fn attempt_group(
             return Ok(plan.assemble(group, items, failed));
         }
         Outcome::TimedOut(t) => {
+            sh.died.fetch_add(1, Ordering::Relaxed);
             let how = conn.as_mut().map(Conn::kill).unwrap_or_default();
             *conn = None;
             lock(&sh.pids).remove(&slot);
@@ -286,6 +287,7 @@ pub(super) fn attempt_group(
         Outcome::Died(msg) => {
             // A death during a job is charged to the job's items (a poison
             // item must not take the pool down).
+            sh.died.fetch_add(1, Ordering::Relaxed);
             if let Some(mut c) = conn.take() {
                 let _ = c.kill();
             }
@@ -296,6 +298,7 @@ pub(super) fn attempt_group(
             // Workers that cannot even start or shake hands: after
             // `max_deaths` in a row the pool gives up instead of looping.
             lock(&sh.pids).remove(&slot);
+            sh.failed_starts.fetch_add(1, Ordering::Relaxed);
             let deaths = sh.consecutive_deaths.fetch_add(1, Ordering::Relaxed) + 1;
             if deaths >= sh.max_deaths {
                 let m = format!(
@@ -379,6 +382,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 return Err(m);
             }
             lock(&sh.pids).insert(slot, c.child.id());
+            sh.started.fetch_add(1, Ordering::Relaxed);
             *conn = Some(c);
         }
         Ok(())
