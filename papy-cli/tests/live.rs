@@ -152,7 +152,11 @@ fn out_of(state: &Value, node: &str) -> u64 {
 fn the_live_view_serves_json_and_prometheus_and_only_the_token_stops_the_run() {
     let dir = tempfile::tempdir().expect("dir");
     let live = Live::start(&endless(dir.path()));
-    let s = live.wait_state("running with output", |s| out_of(s, "show") > 1000);
+    // The 1 000 failures come first; each is counted once it reaches the
+    // output, a moment after the node's own counters.
+    let s = live.wait_state("running with output and every failure", |s| {
+        out_of(s, "show") > 1000 && s["errors"]["total"].as_u64() >= Some(1000)
+    });
     assert_eq!(s["schema"], 1);
     assert_eq!(s["state"], "running");
     let names: Vec<&str> = s["nodes"]
