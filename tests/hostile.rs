@@ -133,3 +133,90 @@ fn a_timeout_fires_while_the_host_is_blocked_writing_to_a_worker() {
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     }
 }
+
+/// The environment variable that makes [`__papy_lying_worker`] a worker.
+const LIAR: &str = "PAPY_TEST_LYING_WORKER";
+
+/// Not a test: the entry of a worker that answers every task with an
+/// error per item, each claiming to be item 5 of another node, with a
+/// 2 MiB message (the first item's claims no index at all). Runs only
+/// when started by [`lying_worker`] with [`LIAR`] set.
+#[test]
+fn __papy_lying_worker() {
+    if std::env::var_os(LIAR).is_none() {
+        return;
+    }
+    use papy::protocol::{read_frame, WireError, WireResults, MAX_FRAME};
+    use std::io::Write;
+    let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+    output.write_all(GREETING).unwrap();
+    let hello = Hello::here(vec!["papy.ipasser".into()], Vec::new());
+    write_frame(&mut output, &Frame::Hello(hello)).unwrap();
+    output.flush().unwrap();
+    let _host = read_frame(&mut input, MAX_FRAME).unwrap();
+    while let Ok(Frame::Task { id, indices, .. }) = read_frame(&mut input, MAX_FRAME) {
+        let errors = (0..indices.len() as u32)
+            .map(|k| {
+                let e = WireError {
+                    kind: ErrorKind::Function.code(),
+                    message: "x".repeat(2 << 20),
+                    function: Some("papy.ipasser".into()),
+                    path: vec!["elsewhere".into()],
+                    index: (indices[k as usize] != 0).then_some(5),
+                };
+                (k, e)
+            })
+            .collect();
+        let results = WireResults {
+            values: vec![papy::Value::Null; indices.len()],
+            errors,
+        };
+        write_frame(&mut output, &Frame::Result { id, results }).unwrap();
+        output.flush().unwrap();
+    }
+    std::process::exit(0);
+}
+
+fn lying_worker() -> WorkerCommand {
+    let exe = std::env::current_exe().unwrap();
+    WorkerCommand::new(
+        exe,
+        [
+            "__papy_lying_worker",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+    )
+    .env(LIAR, "1")
+}
+
+#[test]
+fn the_host_not_the_worker_says_which_input_an_error_belongs_to_and_bounds_its_text() {
+    use papy::{Dagger, Piper, Plumber, Source};
+    let pool = Arc::new(ProcessPool::new("liar", 1, lying_worker()).unwrap());
+    let m = NuMap::builder().pool(pool).stride(3).build().unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("node", Worker::new("papy.ipasser").unwrap()).parallel(&m))
+        .unwrap();
+    let mut p = Plumber::new(d);
+    let out = p.collect("node").unwrap();
+    p.start([("node", Source::values(0..10i64))]).unwrap();
+    p.run().unwrap();
+    assert!(
+        p.wait(Some(Duration::from_secs(60))).unwrap(),
+        "the run ended"
+    );
+    let items = out.take();
+    assert_eq!(items.len(), 10);
+    for (i, item) in items.iter().enumerate() {
+        let e = item.as_ref().expect_err("the worker failed every item");
+        assert_eq!(e.kind(), ErrorKind::Function, "{e}");
+        // Item i is item i of `node`, whatever the worker claimed (5, or none).
+        assert_eq!(e.index(), Some(i as u64), "{e:?}");
+        assert_eq!(e.path(), ["node".to_string()]);
+        // 2 MiB of message kept as at most 4 KiB, saying how long it was.
+        assert!(e.message().len() <= 4200, "{}", e.message().len());
+        assert!(e.message().ends_with("(2097152 bytes in all)"));
+    }
+}

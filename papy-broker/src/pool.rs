@@ -94,6 +94,10 @@ fn finish(job: Job, results: Vec<Option<Item>>, busy: Duration) {
         .collect();
     let failed = items.iter().filter(|r| r.is_err()).count();
     job.account(items.len(), failed, busy);
+    let mut items = items;
+    if failed > 0 {
+        job.own_errors(job.first, &mut items);
+    }
     job.deliver(job.first, items);
 }
 

@@ -226,6 +226,22 @@ impl Job {
         ))
     }
 
+    /// Gives the errors among `items` (the results of items `first..`,
+    /// as a peer sent them) this job's node and each one's index. A peer's
+    /// error arrives without either ([`WireError::into_item`](crate::protocol::WireError::into_item)):
+    /// which input a result belongs to is the host's to say, never the
+    /// worker's. Errors the host made itself already have theirs.
+    pub fn own_errors(&self, first: u64, items: &mut [Item]) {
+        let f = &*self.task.func;
+        for (k, item) in items.iter_mut().enumerate() {
+            if let Err(e) = item {
+                if e.index().is_none() {
+                    *e = e.clone().at(f.name(), f.index_of(first + k as u64));
+                }
+            }
+        }
+    }
+
     /// Delivers the results of items `first..first + items.len()`.
     pub fn deliver(&self, first: u64, items: Vec<Item>) {
         let n = items.len();

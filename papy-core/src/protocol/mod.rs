@@ -233,25 +233,52 @@ impl WireError {
             .collect()
     }
 
-    /// Back to an item error.
+    /// Back to an item error, as the host takes it from a peer: the kind,
+    /// the message (at most [`MAX_PEER_MESSAGE`] bytes, cut with the full
+    /// length said) and the function's name (at most 256 bytes). The node
+    /// path and the index are the worker's claims and are dropped: the
+    /// host, which knows which input it sent, sets them when it delivers
+    /// ([`Job::own_errors`](crate::pool::Job::own_errors)).
+    ///
+    /// ```
+    /// use papy_core::protocol::WireError;
+    /// let e = WireError {
+    ///     kind: 0,
+    ///     message: "x".repeat(1 << 20),
+    ///     function: Some("f".into()),
+    ///     path: vec!["elsewhere".into()],
+    ///     index: Some(5),
+    /// }
+    /// .into_item();
+    /// assert!(e.message().len() < 5000);
+    /// assert!(e.message().ends_with("(1048576 bytes in all)"));
+    /// assert_eq!((e.path().len(), e.index()), (0, None));
+    /// ```
     pub fn into_item(self) -> ItemError {
+        let message = if self.message.len() <= MAX_PEER_MESSAGE {
+            self.message
+        } else {
+            format!(
+                "{}... ({} bytes in all)",
+                crate::error::clip(&self.message, MAX_PEER_MESSAGE),
+                self.message.len()
+            )
+        };
         let mut e = ItemError::new(
             ErrorKind::from_code(self.kind).unwrap_or(ErrorKind::Function),
-            self.message,
+            message,
         );
         if let Some(f) = self.function {
-            e = e.with_function(f);
-        }
-        let mut path = self.path.into_iter();
-        if let (Some(first), Some(i)) = (path.next(), self.index) {
-            e = e.at(first, i);
-        }
-        for p in path {
-            e = e.via(p);
+            e = e.with_function(crate::error::clip(&f, 256));
         }
         e
     }
 }
+
+/// Most bytes of an error message from a peer that the host keeps (the
+/// rest is cut, saying how long it was): a worker cannot fill the host's
+/// memory, terminal or `--errors` file through its messages.
+pub const MAX_PEER_MESSAGE: usize = 4096;
 
 /// The results of a task on the wire: one value per item (null where the
 /// item failed) and the errors by position. Plain values are encoded
@@ -723,13 +750,11 @@ mod tests {
         let items = results.clone().into_items();
         assert_eq!(items[0], Ok(Value::Float(1.5)));
         let e = items[1].clone().unwrap_err();
+        // The path and index crossed the wire, but are the worker's claims:
+        // the host drops them and sets its own when it delivers.
         assert_eq!(
-            (e.kind(), e.path(), e.index()),
-            (
-                ErrorKind::Panic,
-                &["n".to_string(), "m".into()][..],
-                Some(3)
-            )
+            (e.kind(), e.function(), e.path(), e.index()),
+            (ErrorKind::Panic, Some("f"), &[][..], None)
         );
     }
 

@@ -433,6 +433,10 @@ pub(super) fn deliver_group(group: &[Job], results: Vec<Batch>, elapsed: Duratio
     for (job, b) in group.iter().zip(results) {
         let share = elapsed.mul_f64(b.items.len() as f64 / n as f64);
         job.account(b.items.len(), b.failed, share);
-        job.deliver(job.first, b.items);
+        let mut items = b.items;
+        if b.failed > 0 {
+            job.own_errors(job.first, &mut items);
+        }
+        job.deliver(job.first, items);
     }
 }
