@@ -91,6 +91,43 @@ fn check_reports_each_problem_with_its_position() {
     );
 }
 
+/// One run of `papy check` reports every problem of a file, whatever kind
+/// each is (an unknown key, a value of the wrong type, a missing input
+/// file, bad arguments, a cycle, a missing output directory), each at its
+/// position, sorted by line then column; `run` refuses it with the same
+/// lines.
+#[test]
+fn check_reports_every_problem_of_a_file_at_once_sorted() {
+    let file = "papy-cli/tests/broken/many_problems.toml";
+    let out = run(&["check", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = [
+        (
+            "3:11",
+            "resource `pool`: invalid type: floating point `2.5`",
+        ),
+        ("7:8", "input `words`: cannot read"),
+        ("13:1", "unknown key `stide` in piper `a`"),
+        ("14:58", "argument `join`: 5 is an integer"),
+        ("14:65", "no parameter named `glue`"),
+        ("19:10", "invalid type: string \"first\""),
+        ("24:11", "would create a cycle"),
+        ("29:8", "output `out`: the directory"),
+    ];
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{err}");
+    for (line, (pos, message)) in lines.iter().zip(want) {
+        assert!(
+            line.starts_with(&format!("{file}:{pos}: ")) && line.contains(message),
+            "`{line}` should be at {pos} and say `{message}`:\n{err}"
+        );
+    }
+    let ran = run(&["run", "-q", file]);
+    assert_eq!(ran.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&ran.stderr), err);
+}
+
 /// `papy check` and `papy run` agree: every broken file (and `--set`) is
 /// refused by both, with the same message at the same place in the user's
 /// file, and `run` never gets as far as running an item.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use papy_config::inputs::Output;
 use papy_config::kinds::BuildContext;
-use papy_config::{ConfigError, LoadOptions, Loaded};
+use papy_config::{ConfigError, LoadOptions, Loaded, Problem};
 use papy_core::func::read::StopSignal;
 use papy_core::{Dagger, Source, WorkerCommand};
 
@@ -46,8 +46,10 @@ pub fn render(e: &ConfigError) -> Vec<String> {
 
 /// Reads, parses and checks a pipeline file: plugins loaded, then `probe`
 /// run (`papy check --probe` registers the signatures workers announce
-/// there), then every problem found by the one validator (rendered, one
-/// line each).
+/// there), then every problem found by the one validator, sorted by
+/// position (rendered, one line each). A file with problems where it is
+/// read is still validated as far as it could be read, so that one run
+/// reports every problem.
 ///
 /// # Errors
 /// The lines to print.
@@ -56,13 +58,22 @@ pub fn load_probed(
     set: &SetArgs,
     probe: &mut dyn FnMut(&Loaded) -> Result<(), Vec<String>>,
 ) -> Result<Loaded, Vec<String>> {
-    let l = papy_config::load::load_file(path, &set.options()).map_err(|e| render(&e))?;
-    let mut problems = papy_config::plugins::load_plugins(&l);
-    probe(&l)?;
+    let (l, mut problems) =
+        papy_config::load::load_file_with_problems(path, &set.options()).map_err(|e| render(&e))?;
+    problems.extend(papy_config::plugins::load_plugins(&l));
+    if let Err(lines) = probe(&l) {
+        // Without the probe's signatures, the validator would call their
+        // keyword arguments unknown: the problems found so far, then why.
+        Problem::sort(&mut problems);
+        let mut out: Vec<String> = problems.iter().map(|p| p.render(&l.name)).collect();
+        out.extend(lines);
+        return Err(out);
+    }
     problems.extend(papy_config::validate::validate(&l));
     if problems.is_empty() {
         Ok(l)
     } else {
+        Problem::sort(&mut problems);
         Err(problems.iter().map(|p| p.render(&l.name)).collect())
     }
 }
