@@ -70,7 +70,7 @@ fn check_reports_each_problem_with_its_position() {
         ("buffer_zero", "3:10", "buffer must be at least 1"),
         ("missing_plugin", "3:9", "/nonexistent/plugins"),
         ("unknown_field", "10:1", "unknown key `stide` in piper `a`"),
-        ("bad_arguments", "9:11", "no parameter named `glue`"),
+        ("bad_arguments", "9:58", "no parameter named `glue`"),
         ("rate_mismatch", "24:10", "joins inputs of different rates"),
     ];
     for (name, pos, message) in cases {
@@ -110,7 +110,7 @@ fn check_reports_every_problem_of_a_file_at_once_sorted() {
         ("7:8", "input `words`: cannot read"),
         ("13:1", "unknown key `stide` in piper `a`"),
         ("14:58", "argument `join`: 5 is an integer"),
-        ("14:65", "no parameter named `glue`"),
+        ("14:112", "no parameter named `glue`"),
         ("19:10", "invalid type: string \"first\""),
         ("24:11", "would create a cycle"),
         ("29:8", "output `out`: the directory"),
@@ -253,6 +253,12 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
             &["--set", "resources.prcs.workers=4"],
             "--set resources.prcs.workers=4",
             "`resources` has no `prcs`; it has pool",
+        ),
+        (
+            "wrong_type",
+            &["--set", "pipers.0.worker.0.kwargs.x=7"],
+            "--set pipers.0.worker.0.kwargs.x=7",
+            "bad arguments for `papy.njoiner`: no parameter named `x`",
         ),
         (
             "buffer_zero",
