@@ -227,18 +227,29 @@ fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
         stderr.contains("py.shout") && stderr.contains("bad arguments"),
         "{stderr}"
     );
-    // Keyword arguments bind by name once the parameters are known.
+    // Keyword arguments bind by name once the parameters are known: `check`
+    // probes by itself for them, as `run` does, so both accept the file.
     let by_name = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { suffix = "?" } }]"#;
-    let out = papy(&["check", file, "--set", by_name]);
+    for probe in [&[][..], &["--probe"][..]] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(probe);
+        args.extend([file, "--set", by_name]);
+        let out = papy(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // ... and refuses, like `run`, a keyword the worker's function lacks.
+    let typo = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { sufix = "?" } }]"#;
+    let out = papy(&["check", file, "--set", typo]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("give `args` (positional)"), "{stderr}");
-    let out = papy(&["check", "--probe", file, "--set", by_name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(stderr.contains("no parameter named `sufix`"), "{stderr}");
+    let out = papy(&["run", "-q", file, "--set", typo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(stderr.trim_end()));
     // `papy run` probes by itself when keyword arguments need it.
     let out = papy(&["run", "-q", file, "--set", by_name]);
     assert!(
