@@ -326,6 +326,34 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
     }
 }
 
+/// A worker command that cannot start refuses the run before the first
+/// item: exit 2 and one line naming the command and why (here the shell's
+/// "not found"), not an error per item.
+#[test]
+fn a_worker_command_that_cannot_start_refuses_the_run_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[resources.far]\nkind = \"remote\"\nremote = [{ command = \"papy-no-such-worker --stdio\", workers = 2 }]\n\n\
+         [inputs.n]\nkind = \"range\"\nstart = 0\nend = 20\n\n\
+         [[pipers]]\nname = \"a\"\ninputs = [\"n\"]\nresource = \"far\"\nworker = [\"papy.ipasser\"]\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let out = run(&["run", "-q", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("{file}:3:23: resource `far`: the worker command `papy-no-such-worker --stdio` cannot start: "))
+            && err.contains("not found")
+            && err.contains("127"),
+        "{err}"
+    );
+}
+
 #[test]
 fn graph_prints_dot_and_mermaid() {
     let dot = run(&["graph", "examples/pipelines/fork_join.toml"]);

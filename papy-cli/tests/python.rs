@@ -67,6 +67,32 @@ fn the_python_node_example_gives_its_expected_output() {
     );
 }
 
+/// The worker command runs in the pipeline file's folder: its script path
+/// is relative to the file, like every path of the file, so the example
+/// runs from any working directory.
+#[test]
+fn the_python_node_example_runs_from_any_folder() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = root().join("examples/pipelines/python_node.toml");
+    python_ready();
+    let out = Command::new(env!("CARGO_BIN_EXE_papy"))
+        .current_dir(elsewhere.path())
+        .env("PAPY_PLUGIN_PATH", support::plugin_dir())
+        .arg("run")
+        .arg("-q")
+        .arg(&file)
+        .output()
+        .expect("run papy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
 #[test]
 fn a_python_exception_is_a_function_error_item_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
