@@ -401,9 +401,60 @@ fn list_json_has_builtin_and_plugin_functions() {
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert!(
+        names.contains(&"math.square") && names.iter().all(|n| n.starts_with("math.")),
+        "--plugin math lists only math's functions: {names:?}"
+    );
+    let out = run(&["list", "--json", "--all", "--plugin", "math"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
         names.contains(&"papy.ipasser") && names.contains(&"math.square"),
         "{names:?}"
     );
+}
+
+/// `papy list --plugin DIR` on a folder without a plugin library (an empty
+/// one, or the crate `papy new plugin` just wrote) is an error naming the
+/// folder, with a hint to build a crate, not an empty list and exit 0.
+#[test]
+fn list_refuses_a_plugin_folder_that_holds_no_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(&["list", "--plugin", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the directory `{}` holds no plugin library",
+            empty.display()
+        )),
+        "{err}"
+    );
+    let made = papy()
+        .current_dir(dir.path())
+        .args(["new", "plugin", "fresh"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = papy()
+        .current_dir(dir.path())
+        .args(["list", "--plugin", "fresh"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("the directory `fresh` holds no plugin library")
+            && err.contains("cargo build --release"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
 }
 
 fn failing_pipeline() -> PathBuf {
