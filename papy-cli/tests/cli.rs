@@ -354,6 +354,35 @@ fn a_worker_command_that_cannot_start_refuses_the_run_in_one_line() {
     );
 }
 
+/// A missing import forgiven by `#[worker(forgive)]` is said once per run,
+/// as a plain `papy: warning:` line of the host, not as a timestamped WARN
+/// log line of the host and of each worker process.
+#[test]
+fn a_forgiven_missing_import_is_one_plain_warning_per_run() {
+    support::plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[plugins]\nload = [\"textstats\"]\n\n[resources.pool]\nkind = \"process\"\nworkers = 2\nstride = 2\n\n\
+         [inputs.n]\nkind = \"range\"\nstart = 0\nend = 20\n\n\
+         [[pipers]]\nname = \"a\"\ninputs = [\"n\"]\nresource = \"pool\"\nworker = [\"textstats.needs_missing_forgiven\"]\n\n\
+         [outputs.o]\npiper = \"a\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 20);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "papy: warning: `textstats.needs_missing_forgiven` imports `no_such_module_q`"
+        ) && err.trim_end().ends_with("(forgiven)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn graph_prints_dot_and_mermaid() {
     let dot = run(&["graph", "examples/pipelines/fork_join.toml"]);

@@ -70,11 +70,21 @@ pub fn load_probed(
         return Err(out);
     }
     problems.extend(papy_config::validate::validate(&l));
+    warn_forgiven();
     if problems.is_empty() {
         Ok(l)
     } else {
         Problem::sort(&mut problems);
         Err(problems.iter().map(|p| p.render(&l.name)).collect())
+    }
+}
+
+/// Prints each missing import forgiven (`#[worker(forgive)]`) not printed
+/// yet, once per run, as `papy: warning: ...` (the host's: worker
+/// processes print none).
+pub fn warn_forgiven() {
+    for w in papy_core::registry::take_forgiven_imports() {
+        eprintln!("papy: warning: {w}");
     }
 }
 
@@ -405,9 +415,11 @@ pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError> {
         functions: Vec::new(),
         dir: Some(&l.dir),
     };
-    Ok(Built {
+    let built = Built {
         dagger: papy_config::build::dagger_of(&l.file, &ctx)?,
         sources: papy_config::inputs::sources(l, stop)?,
         outputs: papy_config::inputs::outputs(l),
-    })
+    };
+    warn_forgiven();
+    Ok(built)
 }
