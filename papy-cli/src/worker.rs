@@ -146,7 +146,8 @@ fn permissions(args: &WorkerArgs) -> anyhow::Result<papy_core::permissions::Perm
 }
 
 /// Serves until the host closes the connection (stdio) or the run is done
-/// (`--redis --until-done`).
+/// (`--redis --until-done`). A host that goes away (closed stdin or
+/// stdout, even inside a frame) ends a stdio worker quietly, with success.
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     papy_core::permissions::set(permissions(args)?);
     // Local workers of a broker pool are started with the pipeline's process
@@ -191,6 +192,10 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         .collect();
     // Frames go to a duplicate of stdout and fd 1 to stderr, so functions
     // that print (papy.print, plugins) cannot corrupt the protocol.
-    papy_core::protocol::serve::serve_stdio(plugins).context("serving the host")?;
-    Ok(())
+    match papy_core::protocol::serve::serve_stdio(plugins) {
+        // The host went away (a second Ctrl-C, a crash): nobody is left to
+        // tell, and the host says what happened. Exit quietly, with 0.
+        Err(e) if e.is_peer_gone() => Ok(()),
+        r => r.context("serving the host"),
+    }
 }
