@@ -467,6 +467,7 @@ fn list_refuses_a_plugin_folder_that_holds_no_plugin() {
     );
     let made = papy()
         .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("data"))
         .args(["new", "plugin", "fresh"])
         .output()
         .unwrap();
@@ -622,13 +623,15 @@ fn new_plugin_scaffold_builds_and_loads() {
     let dir = std::env::temp_dir().join(format!("papy-new-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let crate_dir = dir.join("greeter");
-    let out = run(&[
-        "new",
-        "plugin",
-        "greeter",
-        "--dir",
-        crate_dir.to_str().unwrap(),
-    ]);
+    // The SDK the binary carries goes to the user's data folder: here a
+    // fresh one, so nothing of an earlier run is reused.
+    let data = dir.join("data");
+    let out = papy()
+        .env("XDG_DATA_HOME", &data)
+        .args(["new", "plugin", "greeter", "--dir"])
+        .arg(&crate_dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -647,6 +650,38 @@ fn new_plugin_scaffold_builds_and_loads() {
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
         .collect();
     assert_eq!(names, ["papy-sdk"], "{manifest}");
+    // ... which the binary wrote under the data folder: neither the crate
+    // nor that SDK refers to the checkout papy was built from, so the
+    // plugin builds after the clone is deleted.
+    assert!(
+        manifest.contains(&format!(
+            "papy-sdk = {{ path = \"{}/papy/sdk-",
+            data.display()
+        )),
+        "{manifest}"
+    );
+    let checkout = root().canonicalize().unwrap().display().to_string();
+    let mut files = vec![crate_dir.join("Cargo.toml")];
+    let mut dirs = vec![data.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains(&checkout),
+            "{} names {checkout}",
+            f.display()
+        );
+    }
     // An SDK directory that is not there: a clear error, nothing created.
     let elsewhere = dir.join("other");
     let out = run(&[
@@ -671,7 +706,7 @@ fn new_plugin_scaffold_builds_and_loads() {
         .to_path_buf();
     let status = Command::new(env!("CARGO"))
         .current_dir(&crate_dir)
-        .args(["build", "--quiet", "--target-dir"])
+        .args(["build", "--quiet", "--offline", "--target-dir"])
         .arg(&target)
         .status()
         .unwrap();
