@@ -16,6 +16,8 @@ pub struct CheckArgs {
     /// Start one worker of each process or remote resource that declares
     /// `functions`, print the signatures it announces, and check those
     /// functions' arguments (keyword arguments included) against them.
+    /// Without it, `check` probes by itself (as `run` does) when a piper
+    /// passes keyword arguments to such a function, and prints nothing of it.
     #[arg(long)]
     probe: bool,
 }
@@ -26,6 +28,10 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let mut probe = |l: &papy_config::Loaded| {
         if args.probe {
             shown = pipeline::probe_resources(l)?;
+        } else if pipeline::needs_probe(l) {
+            // As `papy run` does: keyword arguments of functions only the
+            // workers hold bind against the signatures a worker announces.
+            pipeline::probe_resources(l)?;
         }
         Ok(())
     };

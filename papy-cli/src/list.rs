@@ -1,4 +1,5 @@
-//! `papy list`: the registered worker functions.
+//! `papy list`: the registered worker functions (with `--plugin`, only
+//! those of the plugins named, unless `--all`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,12 +20,19 @@ pub struct ListArgs {
     /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
     #[arg(long = "plugin-path", value_name = "DIR")]
     plugin_path: Vec<PathBuf>,
+    /// With `--plugin`: list every function, the built-ins included, not
+    /// only those of the plugins named.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Writes the list to `out`.
 pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    crate::worker::load_plugins(&args.plugins, &args.plugin_path)?;
-    let functions = registry::functions();
+    let named = crate::worker::load_plugins(&args.plugins, &args.plugin_path)?;
+    let mut functions = registry::functions();
+    if !args.plugins.is_empty() && !args.all {
+        functions.retain(|f| named.iter().any(|p| p.functions().contains(&f.name)));
+    }
     if args.json {
         let rows: Vec<serde_json::Value> = functions
             .iter()

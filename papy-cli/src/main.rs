@@ -42,6 +42,7 @@ mod logging;
 mod new;
 mod pipeline;
 mod run;
+mod sdk;
 mod worker;
 mod worker_test;
 

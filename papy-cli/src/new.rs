@@ -15,8 +15,9 @@ pub enum NewArgs {
         /// The directory to create the crate in (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The `papy-sdk` directory to depend on (default: the one of the
-        /// checkout this papy was built from, if it is still there).
+        /// The `papy-sdk` directory to depend on (default: the SDK this papy
+        /// carries, written once under $XDG_DATA_HOME/papy, else
+        /// ~/.local/share/papy).
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
@@ -30,20 +31,17 @@ pub enum NewArgs {
     },
 }
 
-/// The `papy-sdk` a new plugin depends on: `--sdk`, else the one of the
-/// checkout this papy was built from. `papy-sdk` is not published, so a
-/// plugin cannot name it by version.
+/// The `papy-sdk` a new plugin depends on: `--sdk`, else the one this
+/// binary carries, written once under the user's data folder
+/// ([`crate::sdk`]): nothing refers to the checkout papy was built from.
+/// `papy-sdk` is not published, so a plugin cannot name it by version.
 fn sdk_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let (dir, whence) = match given {
-        Some(d) => (d.to_path_buf(), "--sdk"),
-        None => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../papy-sdk"),
-            "the checkout this papy was built from",
-        ),
+    let Some(dir) = given else {
+        return crate::sdk::installed();
     };
     if !dir.join("Cargo.toml").is_file() {
         bail!(
-            "no papy-sdk crate at {} ({whence}); pass --sdk with the papy-sdk directory of a papy checkout",
+            "no papy-sdk crate at {} (--sdk); pass --sdk with the papy-sdk directory of a papy checkout, or leave it out to use the SDK this papy carries",
             dir.display()
         );
     }

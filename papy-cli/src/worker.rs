@@ -8,6 +8,7 @@
 //! `PAPY_PLUGIN_PATH`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -58,9 +59,29 @@ pub struct WorkerArgs {
     plugin_path: Vec<PathBuf>,
 }
 
-/// Loads the plugins named on the command line and installs the import resolver.
-pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Result<()> {
+/// Loads the plugins named on the command line and installs the import
+/// resolver; returns the plugins named (those loaded already included).
+///
+/// # Errors
+/// A plugin that cannot be loaded, or a directory that holds no plugin
+/// library (such as the crate folder `papy new plugin` writes, before it is
+/// built).
+pub fn load_plugins(
+    plugins: &[String],
+    plugin_path: &[PathBuf],
+) -> anyhow::Result<Vec<Arc<papy_plugins::Plugin>>> {
     let search = papy_plugins::SearchPath::with_env(plugin_path.iter().cloned());
+    let mut named = Vec::new();
+    // A plugin named twice, or loaded earlier under another path.
+    let loaded = |r: Result<Arc<papy_plugins::Plugin>, papy_plugins::PluginError>| match r {
+        Ok(p) => Ok(Some(p)),
+        Err(papy_plugins::PluginError::AlreadyLoaded { path, existing }) => {
+            Ok(papy_plugins::plugins()
+                .into_iter()
+                .find(|p| p.path() == existing || p.path() == path))
+        }
+        Err(e) => Err(e),
+    };
     for p in plugins {
         let path = Path::new(p);
         if path.is_dir() {
@@ -72,13 +93,25 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
                 .filter(|f| f.is_file() && f.to_string_lossy().ends_with(suffix))
                 .collect();
             files.sort();
+            let before = named.len();
             for f in files {
-                match papy_plugins::load(&f) {
-                    Ok(_) | Err(papy_plugins::PluginError::AlreadyLoaded { .. }) => {}
+                match loaded(papy_plugins::load(&f)) {
+                    Ok(found) => named.extend(found),
                     // Other libraries may share the directory (dependencies,
                     // test fixtures): say so, and go on.
                     Err(e) => tracing::warn!("skipping {}: {e}", f.display()),
                 }
+            }
+            if named.len() == before {
+                let built = if path.join("Cargo.toml").is_file() {
+                    format!(
+                        "; it is a crate: build it (cd {p} && cargo build --release) and give its library, e.g. --plugin {}",
+                        path.join("target/release").display()
+                    )
+                } else {
+                    String::new()
+                };
+                anyhow::bail!("the directory `{p}` holds no plugin library (*{suffix}){built}");
             }
         } else if path.is_file()
             || p.contains(std::path::MAIN_SEPARATOR)
@@ -86,15 +119,17 @@ pub fn load_plugins(plugins: &[String], plugin_path: &[PathBuf]) -> anyhow::Resu
         {
             // A path (even one that does not exist: say so, not "no plugin named").
             // The error's message already holds its cause.
-            papy_plugins::load(path)
+            let found = loaded(papy_plugins::load(path))
                 .map_err(|e| anyhow::anyhow!("loading plugin file `{p}`: {e}"))?;
+            named.extend(found);
         } else {
-            papy_plugins::load_by_name(p, &search)
+            let found = loaded(papy_plugins::load_by_name(p, &search))
                 .with_context(|| format!("loading plugin `{p}`"))?;
+            named.extend(found);
         }
     }
     papy_plugins::install_resolver(search);
-    Ok(())
+    Ok(named)
 }
 
 /// What this worker's flags let the tasks it runs reach.
@@ -111,7 +146,8 @@ fn permissions(args: &WorkerArgs) -> anyhow::Result<papy_core::permissions::Perm
 }
 
 /// Serves until the host closes the connection (stdio) or the run is done
-/// (`--redis --until-done`).
+/// (`--redis --until-done`). A host that goes away (closed stdin or
+/// stdout, even inside a frame) ends a stdio worker quietly, with success.
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     papy_core::permissions::set(permissions(args)?);
     // Local workers of a broker pool are started with the pipeline's process
@@ -156,6 +192,10 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         .collect();
     // Frames go to a duplicate of stdout and fd 1 to stderr, so functions
     // that print (papy.print, plugins) cannot corrupt the protocol.
-    papy_core::protocol::serve::serve_stdio(plugins).context("serving the host")?;
-    Ok(())
+    match papy_core::protocol::serve::serve_stdio(plugins) {
+        // The host went away (a second Ctrl-C, a crash): nobody is left to
+        // tell, and the host says what happened. Exit quietly, with 0.
+        Err(e) if e.is_peer_gone() => Ok(()),
+        r => r.context("serving the host"),
+    }
 }

@@ -70,7 +70,7 @@ fn check_reports_each_problem_with_its_position() {
         ("buffer_zero", "3:10", "buffer must be at least 1"),
         ("missing_plugin", "3:9", "/nonexistent/plugins"),
         ("unknown_field", "10:1", "unknown key `stide` in piper `a`"),
-        ("bad_arguments", "9:11", "no parameter named `glue`"),
+        ("bad_arguments", "9:58", "no parameter named `glue`"),
         ("rate_mismatch", "24:10", "joins inputs of different rates"),
     ];
     for (name, pos, message) in cases {
@@ -89,6 +89,43 @@ fn check_reports_each_problem_with_its_position() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+/// One run of `papy check` reports every problem of a file, whatever kind
+/// each is (an unknown key, a value of the wrong type, a missing input
+/// file, bad arguments, a cycle, a missing output directory), each at its
+/// position, sorted by line then column; `run` refuses it with the same
+/// lines.
+#[test]
+fn check_reports_every_problem_of_a_file_at_once_sorted() {
+    let file = "papy-cli/tests/broken/many_problems.toml";
+    let out = run(&["check", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = [
+        (
+            "3:11",
+            "resource `pool`: invalid type: floating point `2.5`",
+        ),
+        ("7:8", "input `words`: cannot read"),
+        ("13:1", "unknown key `stide` in piper `a`"),
+        ("14:58", "argument `join`: 5 is an integer"),
+        ("14:112", "no parameter named `glue`"),
+        ("19:10", "invalid type: string \"first\""),
+        ("24:11", "would create a cycle"),
+        ("29:8", "output `out`: the directory"),
+    ];
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{err}");
+    for (line, (pos, message)) in lines.iter().zip(want) {
+        assert!(
+            line.starts_with(&format!("{file}:{pos}: ")) && line.contains(message),
+            "`{line}` should be at {pos} and say `{message}`:\n{err}"
+        );
+    }
+    let ran = run(&["run", "-q", file]);
+    assert_eq!(ran.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&ran.stderr), err);
 }
 
 /// `papy check` and `papy run` agree: every broken file (and `--set`) is
@@ -218,6 +255,12 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
             "`resources` has no `prcs`; it has pool",
         ),
         (
+            "wrong_type",
+            &["--set", "pipers.0.worker.0.kwargs.x=7"],
+            "--set pipers.0.worker.0.kwargs.x=7",
+            "bad arguments for `papy.njoiner`: no parameter named `x`",
+        ),
+        (
             "buffer_zero",
             &["--set", "resources.pool.wrokers=4"],
             "--set resources.pool.wrokers=4",
@@ -283,6 +326,63 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
     }
 }
 
+/// A worker command that cannot start refuses the run before the first
+/// item: exit 2 and one line naming the command and why (here the shell's
+/// "not found"), not an error per item.
+#[test]
+fn a_worker_command_that_cannot_start_refuses_the_run_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[resources.far]\nkind = \"remote\"\nremote = [{ command = \"papy-no-such-worker --stdio\", workers = 2 }]\n\n\
+         [inputs.n]\nkind = \"range\"\nstart = 0\nend = 20\n\n\
+         [[pipers]]\nname = \"a\"\ninputs = [\"n\"]\nresource = \"far\"\nworker = [\"papy.ipasser\"]\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let out = run(&["run", "-q", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("{file}:3:23: resource `far`: the worker command `papy-no-such-worker --stdio` cannot start: "))
+            && err.contains("not found")
+            && err.contains("127"),
+        "{err}"
+    );
+}
+
+/// A missing import forgiven by `#[worker(forgive)]` is said once per run,
+/// as a plain `papy: warning:` line of the host, not as a timestamped WARN
+/// log line of the host and of each worker process.
+#[test]
+fn a_forgiven_missing_import_is_one_plain_warning_per_run() {
+    support::plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[plugins]\nload = [\"textstats\"]\n\n[resources.pool]\nkind = \"process\"\nworkers = 2\nstride = 2\n\n\
+         [inputs.n]\nkind = \"range\"\nstart = 0\nend = 20\n\n\
+         [[pipers]]\nname = \"a\"\ninputs = [\"n\"]\nresource = \"pool\"\nworker = [\"textstats.needs_missing_forgiven\"]\n\n\
+         [outputs.o]\npiper = \"a\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 20);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "papy: warning: `textstats.needs_missing_forgiven` imports `no_such_module_q`"
+        ) && err.trim_end().ends_with("(forgiven)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn graph_prints_dot_and_mermaid() {
     let dot = run(&["graph", "examples/pipelines/fork_join.toml"]);
@@ -330,9 +430,61 @@ fn list_json_has_builtin_and_plugin_functions() {
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert!(
+        names.contains(&"math.square") && names.iter().all(|n| n.starts_with("math.")),
+        "--plugin math lists only math's functions: {names:?}"
+    );
+    let out = run(&["list", "--json", "--all", "--plugin", "math"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
         names.contains(&"papy.ipasser") && names.contains(&"math.square"),
         "{names:?}"
     );
+}
+
+/// `papy list --plugin DIR` on a folder without a plugin library (an empty
+/// one, or the crate `papy new plugin` just wrote) is an error naming the
+/// folder, with a hint to build a crate, not an empty list and exit 0.
+#[test]
+fn list_refuses_a_plugin_folder_that_holds_no_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(&["list", "--plugin", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the directory `{}` holds no plugin library",
+            empty.display()
+        )),
+        "{err}"
+    );
+    let made = papy()
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .args(["new", "plugin", "fresh"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = papy()
+        .current_dir(dir.path())
+        .args(["list", "--plugin", "fresh"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("the directory `fresh` holds no plugin library")
+            && err.contains("cargo build --release"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
 }
 
 fn failing_pipeline() -> PathBuf {
@@ -471,13 +623,15 @@ fn new_plugin_scaffold_builds_and_loads() {
     let dir = std::env::temp_dir().join(format!("papy-new-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let crate_dir = dir.join("greeter");
-    let out = run(&[
-        "new",
-        "plugin",
-        "greeter",
-        "--dir",
-        crate_dir.to_str().unwrap(),
-    ]);
+    // The SDK the binary carries goes to the user's data folder: here a
+    // fresh one, so nothing of an earlier run is reused.
+    let data = dir.join("data");
+    let out = papy()
+        .env("XDG_DATA_HOME", &data)
+        .args(["new", "plugin", "greeter", "--dir"])
+        .arg(&crate_dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -496,6 +650,38 @@ fn new_plugin_scaffold_builds_and_loads() {
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
         .collect();
     assert_eq!(names, ["papy-sdk"], "{manifest}");
+    // ... which the binary wrote under the data folder: neither the crate
+    // nor that SDK refers to the checkout papy was built from, so the
+    // plugin builds after the clone is deleted.
+    assert!(
+        manifest.contains(&format!(
+            "papy-sdk = {{ path = \"{}/papy/sdk-",
+            data.display()
+        )),
+        "{manifest}"
+    );
+    let checkout = root().canonicalize().unwrap().display().to_string();
+    let mut files = vec![crate_dir.join("Cargo.toml")];
+    let mut dirs = vec![data.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains(&checkout),
+            "{} names {checkout}",
+            f.display()
+        );
+    }
     // An SDK directory that is not there: a clear error, nothing created.
     let elsewhere = dir.join("other");
     let out = run(&[
@@ -520,7 +706,7 @@ fn new_plugin_scaffold_builds_and_loads() {
         .to_path_buf();
     let status = Command::new(env!("CARGO"))
         .current_dir(&crate_dir)
-        .args(["build", "--quiet", "--target-dir"])
+        .args(["build", "--quiet", "--offline", "--target-dir"])
         .arg(&target)
         .status()
         .unwrap();

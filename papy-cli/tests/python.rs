@@ -67,6 +67,32 @@ fn the_python_node_example_gives_its_expected_output() {
     );
 }
 
+/// The worker command runs in the pipeline file's folder: its script path
+/// is relative to the file, like every path of the file, so the example
+/// runs from any working directory.
+#[test]
+fn the_python_node_example_runs_from_any_folder() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = root().join("examples/pipelines/python_node.toml");
+    python_ready();
+    let out = Command::new(env!("CARGO_BIN_EXE_papy"))
+        .current_dir(elsewhere.path())
+        .env("PAPY_PLUGIN_PATH", support::plugin_dir())
+        .arg("run")
+        .arg("-q")
+        .arg(&file)
+        .output()
+        .expect("run papy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
 #[test]
 fn a_python_exception_is_a_function_error_item_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,18 +253,29 @@ fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
         stderr.contains("py.shout") && stderr.contains("bad arguments"),
         "{stderr}"
     );
-    // Keyword arguments bind by name once the parameters are known.
+    // Keyword arguments bind by name once the parameters are known: `check`
+    // probes by itself for them, as `run` does, so both accept the file.
     let by_name = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { suffix = "?" } }]"#;
-    let out = papy(&["check", file, "--set", by_name]);
+    for probe in [&[][..], &["--probe"][..]] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(probe);
+        args.extend([file, "--set", by_name]);
+        let out = papy(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // ... and refuses, like `run`, a keyword the worker's function lacks.
+    let typo = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { sufix = "?" } }]"#;
+    let out = papy(&["check", file, "--set", typo]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("give `args` (positional)"), "{stderr}");
-    let out = papy(&["check", "--probe", file, "--set", by_name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(stderr.contains("no parameter named `sufix`"), "{stderr}");
+    let out = papy(&["run", "-q", file, "--set", typo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(stderr.trim_end()));
     // `papy run` probes by itself when keyword arguments need it.
     let out = papy(&["run", "-q", file, "--set", by_name]);
     assert!(

@@ -332,3 +332,47 @@ fn a_worker_without_allow_files_reads_no_file_through_a_task_chosen_dir() {
     refused(&items[0]);
     assert!(secret.exists(), "nothing was removed");
 }
+
+/// A worker whose host went away (a second Ctrl-C: the host is gone, its
+/// pipes closed) exits quietly with 0: at once, after the greeting, or
+/// inside a frame; and an i/o error's cause is not printed twice.
+#[test]
+fn a_worker_whose_host_went_away_exits_quietly() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    for case in ["at once", "after the greeting", "inside a frame"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_papy"))
+            .args(["worker", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start papy worker");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        if case != "at once" {
+            let mut greeting = vec![0u8; papy_core::protocol::GREETING.len()];
+            stdout.read_exact(&mut greeting).expect("greeting");
+            assert_eq!(greeting, papy_core::protocol::GREETING);
+        }
+        if case == "inside a frame" {
+            // A frame of 256 bytes announced, 3 sent.
+            stdin.write_all(&[0, 0, 1, 0, b'a', b'b', b'c']).unwrap();
+        }
+        drop(stdin);
+        drop(stdout);
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.stderr.is_empty(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{case}: {:?}", out.status);
+    }
+    let e = anyhow::Error::from(papy_core::protocol::ProtocolError::from(
+        std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+    ))
+    .context("serving the host");
+    let text = format!("{e:#}");
+    assert_eq!(text.matches("pipe").count(), 1, "{text}");
+}

@@ -75,6 +75,7 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
         let on_it = BuildContext {
             worker_command: ctx.worker_command,
             functions: functions_on(f, name),
+            dir: ctx.dir,
         };
         numaps.insert(name.clone(), numap_of(name, r, &on_it)?);
     }
@@ -89,6 +90,7 @@ pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
         let on_it = BuildContext {
             worker_command: ctx.worker_command,
             functions: isolated_functions(f, &isolated),
+            dir: ctx.dir,
         };
         let processes = Resource {
             numap: crate::model::NuMapSettings {
@@ -200,5 +202,10 @@ pub fn dagger_of_loaded(l: &Loaded, ctx: &BuildContext) -> Result<Dagger> {
     if !problems.is_empty() {
         return Err(l.invalid(problems));
     }
-    dagger_of(&l.file, ctx)
+    let ctx = BuildContext {
+        worker_command: ctx.worker_command,
+        functions: ctx.functions.clone(),
+        dir: ctx.dir.or(Some(&l.dir)),
+    };
+    dagger_of(&l.file, &ctx)
 }

@@ -86,9 +86,14 @@ pub fn worker_on(
             }
             continue;
         }
-        match call_args(call)
-            .and_then(|a| Worker::build(&call.function, a).map_err(|e| e.to_string()))
-        {
+        let args = match call_args(call) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push((vec![i.to_string()], e));
+                continue;
+            }
+        };
+        match Worker::build(&call.function, args) {
             Ok(w) => {
                 problems.extend(type_problems(&w, call).into_iter().map(|(mut p, e)| {
                     p.insert(0, i.to_string());
@@ -96,13 +101,35 @@ pub fn worker_on(
                 }));
                 workers.push(w);
             }
-            Err(e) => problems.push((vec![i.to_string()], e)),
+            Err(e) => {
+                let mut path = vec![i.to_string()];
+                path.extend(argument_at(call, &e));
+                problems.push((path, e.to_string()));
+            }
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
     Worker::chain(workers).map_err(|e| vec![(Vec::new(), e.to_string())])
+}
+
+/// Where in a call an argument error is: the keyword argument it names
+/// (`["kwargs", "x"]` for an unknown `x`), the positional arguments
+/// (`["args"]` for too many), else the call itself (`[]`). A `--set` of
+/// that argument is then what the problem names.
+fn argument_at(call: &CallSpec, e: &papy_core::Error) -> Vec<String> {
+    let papy_core::Error::Arguments { message, .. } = e else {
+        return Vec::new();
+    };
+    let named = message
+        .strip_prefix("no parameter named `")
+        .and_then(|rest| rest.split('`').next());
+    match named {
+        Some(k) if call.kwargs.contains_key(k) => vec!["kwargs".into(), k.into()],
+        _ if message.starts_with("takes ") && !call.args.is_empty() => vec!["args".into()],
+        _ => Vec::new(),
+    }
 }
 
 /// Problems of the inbox widths: the first function must take `pipes`

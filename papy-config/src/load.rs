@@ -3,6 +3,7 @@
 //! the position of any error. What this accepts, [`crate::validate`] then
 //! checks as a whole.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use papy_core::piper::PiperOptions;
@@ -53,6 +54,10 @@ pub struct Loaded {
     /// pipeline): a piper without inputs is then an input piper. `false`
     /// (the command line) when the file's `[inputs]` feed them.
     pub library: bool,
+    /// Names of resources, inputs, pipers and outputs the file defines but
+    /// whose table could not be read (the reason is already reported): the
+    /// validator does not call references to them unknown.
+    pub unread: BTreeSet<String>,
 }
 
 impl Loaded {
@@ -81,12 +86,25 @@ impl Loaded {
 /// # Errors
 /// [`ConfigError::Io`], or [`ConfigError::Invalid`] with every problem found.
 pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+    strict(load_file_with_problems(path, options)?)
+}
+
+/// As [`load_file`], but a file that is valid TOML gives its model, read
+/// as far as it can be, with the problems found so far, so that the
+/// validator can report every other problem of the file in the same run.
+///
+/// # Errors
+/// [`ConfigError::Io`], or [`ConfigError::Invalid`] for a TOML syntax error.
+pub fn load_file_with_problems(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Loaded, Vec<Problem>)> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.display().to_string(),
         source,
     })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &path.display().to_string(), &dir, options)
+    parse_with_problems(&text, &path.display().to_string(), &dir, options)
 }
 
 /// Parses a pipeline file's text; `name` names it in messages and `dir`
@@ -95,6 +113,29 @@ pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded> {
 /// # Errors
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn parse(text: &str, name: &str, dir: &Path, options: &LoadOptions) -> Result<Loaded> {
+    strict(parse_with_problems(text, name, dir, options)?)
+}
+
+fn strict((l, mut problems): (Loaded, Vec<Problem>)) -> Result<Loaded> {
+    if problems.is_empty() {
+        Ok(l)
+    } else {
+        Problem::sort(&mut problems);
+        Err(l.invalid(problems))
+    }
+}
+
+/// As [`parse`], but returns the model read as far as it can be with the
+/// problems found (see [`load_file_with_problems`]).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a TOML syntax error.
+pub fn parse_with_problems(
+    text: &str,
+    name: &str,
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Loaded, Vec<Problem>)> {
     let invalid = |problems| ConfigError::Invalid {
         file: name.to_string(),
         problems,
@@ -132,22 +173,27 @@ pub fn parse(text: &str, name: &str, dir: &Path, options: &LoadOptions) -> Resul
         }
     }
     problems.extend(schema::check(&spans, &table));
-    let file = model_of(&spans, &table, &mut problems);
-    if file.pipers.is_empty() && problems.is_empty() {
+    let mut unread = BTreeSet::new();
+    let file = model_of(&spans, &table, &mut problems, &mut unread);
+    let no_pipers = match table.get("pipers") {
+        None => true,
+        Some(toml::Value::Array(a)) => a.is_empty(),
+        Some(_) => false,
+    };
+    if no_pipers {
         problems.push(Problem::whole(
             "the file defines no pipers (add a [[pipers]] table; docs/pipeline-format.md)",
         ));
     }
-    if !problems.is_empty() {
-        return Err(invalid(problems));
-    }
-    Ok(Loaded {
+    let loaded = Loaded {
         file,
         spans,
         name: name.to_string(),
         dir: dir.to_path_buf(),
         library: false,
-    })
+        unread,
+    };
+    Ok((loaded, problems))
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -160,34 +206,56 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The keys of `t` that are in `keys`, as a value.
-fn subset(t: &toml::Table, keys: &[&str]) -> toml::Value {
-    toml::Value::Table(
-        t.iter()
-            .filter(|(k, _)| keys.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+/// The keys of `t` that are in `keys`.
+fn subset(t: &toml::Table, keys: &[&str]) -> toml::Table {
+    t.iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
+/// Reads `T` from a table; each key whose value is wrong is reported and
+/// left out, and the rest read again, so that every wrong key of the table
+/// is reported and the table is read when its other keys allow.
 fn read<T: serde::de::DeserializeOwned>(
     spans: &Spans,
     base: &[String],
-    v: toml::Value,
+    mut t: toml::Table,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    match typed::<T>(v) {
-        Ok(t) => Some(t),
-        Err((rel, e)) => {
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let (rel, e) = match typed::<T>(toml::Value::Table(t.clone())) {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        let key = rel.first().filter(|k| t.contains_key(*k)).cloned();
+        // A required key left out above is missing now: already reported.
+        let consequence = rel.is_empty()
+            && removed
+                .iter()
+                .any(|k| e.contains(&format!("missing field `{k}`")));
+        if !consequence {
             let mut path = base.to_vec();
             path.extend(rel);
             problems.push(spans.at(&path, e));
-            None
+        }
+        match key {
+            Some(k) => {
+                t.remove(&k);
+                removed.push(k);
+            }
+            None => return None,
         }
     }
 }
 
-fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> PipelineFile {
+fn model_of(
+    spans: &Spans,
+    doc: &toml::Table,
+    problems: &mut Vec<Problem>,
+    unread: &mut BTreeSet<String>,
+) -> PipelineFile {
     let k = |parts: &[&str]| -> KeyPath { parts.iter().map(|s| s.to_string()).collect() };
     let mut f = PipelineFile::default();
     if let Some(toml::Value::Table(t)) = doc.get("plugins") {
@@ -200,7 +268,10 @@ fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> Pi
             let base = k(&["resources", name]);
             let numap: Option<NuMapSettings> =
                 read(spans, &base, subset(t, NuMapSettings::KEYS), problems);
-            let Some(numap) = numap else { continue };
+            let Some(numap) = numap else {
+                unread.insert(name.clone());
+                continue;
+            };
             let Some(kind_keys) = kinds::keys(&numap.kind) else {
                 let (_, e) = kinds::check(&numap.kind, &toml::Table::new())
                     .into_iter()
@@ -210,6 +281,7 @@ fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> Pi
                     &k(&["resources", name, "kind"]),
                     format!("resource `{name}`: {e}"),
                 ));
+                unread.insert(name.clone());
                 continue;
             };
             let settings: toml::Table = t
@@ -242,6 +314,8 @@ fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> Pi
                     options,
                     worker: fr.worker,
                 });
+            } else if let Some(name) = t.get("name").and_then(toml::Value::as_str) {
+                unread.insert(name.to_string());
             }
         }
     }
@@ -262,6 +336,8 @@ fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> Pi
                 read::<InputSpec>(spans, &k(&["inputs", name]), subset(t, &keys), problems)
             {
                 f.inputs.insert(name.clone(), i);
+            } else {
+                unread.insert(name.clone());
             }
         }
     }
@@ -275,6 +351,8 @@ fn model_of(spans: &Spans, doc: &toml::Table, problems: &mut Vec<Problem>) -> Pi
                 problems,
             ) {
                 f.outputs.insert(name.clone(), o);
+            } else {
+                unread.insert(name.clone());
             }
         }
     }

@@ -42,6 +42,25 @@ impl Problem {
         }
     }
 
+    /// Sorts problems as `papy check` prints them: those of the file as a
+    /// whole first, then by position in the file (line, then column), then
+    /// those of `--set` arguments; the order found is kept among equals.
+    ///
+    /// ```
+    /// use papy_config::{Origin, Problem};
+    /// let at = |line, col| Problem { origin: Origin::File { line, col }, message: String::new() };
+    /// let mut ps = vec![at(22, 80), at(3, 1), at(22, 65)];
+    /// Problem::sort(&mut ps);
+    /// assert_eq!(ps, vec![at(3, 1), at(22, 65), at(22, 80)]);
+    /// ```
+    pub fn sort(problems: &mut [Problem]) {
+        problems.sort_by_key(|p| match &p.origin {
+            Origin::Nowhere => (0, 0, 0),
+            Origin::File { line, col } => (1, *line, *col),
+            Origin::Set(_) => (2, 0, 0),
+        });
+    }
+
     /// `file:line:col: message`, `file: --set K=V: message` or `file: message`.
     pub fn render(&self, file: &str) -> String {
         match &self.origin {

@@ -80,7 +80,7 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             ));
         }
         if let Some(r) = &spec.resource {
-            if !f.resources.contains_key(r) {
+            if !f.resources.contains_key(r) && !l.unread.contains(r) {
                 let hint = did_you_mean(r, f.resources.keys().map(String::as_str))
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
@@ -103,6 +103,9 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
                 continue;
             }
             if piper_names.contains(input.as_str()) {
+                continue;
+            }
+            if l.unread.contains(input) {
                 continue;
             }
             externals += 1;
@@ -160,6 +163,9 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
     for (name, o) in &f.outputs {
         let at = kp(&["outputs", name, "piper"]);
         let target = &o.piper;
+        if l.unread.contains(target) {
+            continue;
+        }
         if !piper_names.contains(target.as_str()) {
             let hint = did_you_mean(target, piper_names.iter().copied())
                 .map(|c| format!("; did you mean `{c}`?"))
@@ -181,27 +187,29 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             ));
         }
     }
-    if problems.is_empty() {
-        match shape(f) {
-            Ok(d) => problems.extend(rate_problems(l, &d)),
-            Err(e) => {
-                // Point at the input that closes the cycle.
-                let path = match &e {
-                    Error::Cycle { from, to, .. } => {
-                        f.pipers.iter().enumerate().find_map(|(i, p)| {
-                            let j = p.inputs.iter().position(|x| x == from)?;
-                            (p.name == *to)
-                                .then(|| kp(&["pipers", &i.to_string(), "inputs", &j.to_string()]))
-                        })
-                    }
-                    _ => None,
-                };
-                problems.push(match path {
-                    Some(p) => s.at(&p, e.to_string()),
-                    None => Problem::whole(e.to_string()),
-                });
-            }
+    // A cycle is reported whatever else is wrong; the rates only of a
+    // file otherwise sound (they assume every piper and pipe is right).
+    match shape(f) {
+        Ok(d) if problems.is_empty() => problems.extend(rate_problems(l, &d)),
+        Ok(_) => {}
+        Err(e @ Error::Cycle { .. }) => {
+            // Point at the input that closes the cycle.
+            let path = match &e {
+                Error::Cycle { from, to, .. } => f.pipers.iter().enumerate().find_map(|(i, p)| {
+                    let j = p.inputs.iter().position(|x| x == from)?;
+                    (p.name == *to)
+                        .then(|| kp(&["pipers", &i.to_string(), "inputs", &j.to_string()]))
+                }),
+                _ => None,
+            };
+            problems.push(match path {
+                Some(p) => s.at(&p, e.to_string()),
+                None => Problem::whole(e.to_string()),
+            });
         }
+        Err(e) if problems.is_empty() => problems.push(Problem::whole(e.to_string())),
+        // Names already reported (empty, twice).
+        Err(_) => {}
     }
     problems
 }

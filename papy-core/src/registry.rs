@@ -238,16 +238,13 @@ pub fn resolve_imports(f: &Function) -> Result<Vec<String>> {
                 searched: searched.join("; "),
             };
             if f.forgive {
-                // Logged once per process: a pipeline is checked, then
-                // built, and each builds its workers.
-                static WARNED: std::sync::Mutex<BTreeSet<String>> =
-                    std::sync::Mutex::new(BTreeSet::new());
-                let first = WARNED
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(err.to_string());
-                if first {
-                    tracing::warn!("{err} (forgiven)");
+                // Kept once per process (a pipeline is checked, then built,
+                // and each builds its workers) for the host to print
+                // ([`take_forgiven_imports`]); a worker process says nothing.
+                let mut t = forgiven();
+                if t.0.insert(err.to_string()) {
+                    tracing::debug!("{err} (forgiven)");
+                    t.1.push(format!("{err} (forgiven)"));
                 }
                 warnings.push(err.to_string());
             } else {
@@ -256,6 +253,25 @@ pub fn resolve_imports(f: &Function) -> Result<Vec<String>> {
         }
     }
     Ok(warnings)
+}
+
+/// The forgiven missing imports seen so far, and those not yet taken.
+type Forgiven = (BTreeSet<String>, Vec<String>);
+
+fn forgiven() -> std::sync::MutexGuard<'static, Forgiven> {
+    static FORGIVEN: std::sync::Mutex<Forgiven> =
+        std::sync::Mutex::new((BTreeSet::new(), Vec::new()));
+    FORGIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The missing imports forgiven (`#[worker(forgive)]`) since the last call,
+/// each once per process: a host prints them once (`papy run` as
+/// `papy: warning: ...`); a worker process, which resolves the same imports,
+/// leaves them untaken and so says nothing.
+pub fn take_forgiven_imports() -> Vec<String> {
+    std::mem::take(&mut forgiven().1)
 }
 
 /// Helpers used by the code `#[worker]` generates. Not a stable API.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use papy_config::inputs::Output;
 use papy_config::kinds::BuildContext;
-use papy_config::{ConfigError, LoadOptions, Loaded};
+use papy_config::{ConfigError, LoadOptions, Loaded, Problem};
 use papy_core::func::read::StopSignal;
 use papy_core::{Dagger, Source, WorkerCommand};
 
@@ -46,8 +46,10 @@ pub fn render(e: &ConfigError) -> Vec<String> {
 
 /// Reads, parses and checks a pipeline file: plugins loaded, then `probe`
 /// run (`papy check --probe` registers the signatures workers announce
-/// there), then every problem found by the one validator (rendered, one
-/// line each).
+/// there), then every problem found by the one validator, sorted by
+/// position (rendered, one line each). A file with problems where it is
+/// read is still validated as far as it could be read, so that one run
+/// reports every problem.
 ///
 /// # Errors
 /// The lines to print.
@@ -56,14 +58,33 @@ pub fn load_probed(
     set: &SetArgs,
     probe: &mut dyn FnMut(&Loaded) -> Result<(), Vec<String>>,
 ) -> Result<Loaded, Vec<String>> {
-    let l = papy_config::load::load_file(path, &set.options()).map_err(|e| render(&e))?;
-    let mut problems = papy_config::plugins::load_plugins(&l);
-    probe(&l)?;
+    let (l, mut problems) =
+        papy_config::load::load_file_with_problems(path, &set.options()).map_err(|e| render(&e))?;
+    problems.extend(papy_config::plugins::load_plugins(&l));
+    if let Err(lines) = probe(&l) {
+        // Without the probe's signatures, the validator would call their
+        // keyword arguments unknown: the problems found so far, then why.
+        Problem::sort(&mut problems);
+        let mut out: Vec<String> = problems.iter().map(|p| p.render(&l.name)).collect();
+        out.extend(lines);
+        return Err(out);
+    }
     problems.extend(papy_config::validate::validate(&l));
+    warn_forgiven();
     if problems.is_empty() {
         Ok(l)
     } else {
+        Problem::sort(&mut problems);
         Err(problems.iter().map(|p| p.render(&l.name)).collect())
+    }
+}
+
+/// Prints each missing import forgiven (`#[worker(forgive)]`) not printed
+/// yet, once per run, as `papy: warning: ...` (the host's: worker
+/// processes print none).
+pub fn warn_forgiven() {
+    for w in papy_core::registry::take_forgiven_imports() {
+        eprintln!("papy: warning: {w}");
     }
 }
 
@@ -170,7 +191,7 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
                     .and_then(|c| c.get("command"))
                     .and_then(toml::Value::as_str);
                 match first {
-                    Some(c) => WorkerCommand::shell(c),
+                    Some(c) => WorkerCommand::shell(c).current_dir(&l.dir),
                     None => continue,
                 }
             }
@@ -261,6 +282,128 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
     }
 }
 
+/// What `papy run` checks by starting workers before the first item: each
+/// `remote` command starts ([`start_commands`]), and the signatures of
+/// worker-only functions called with keyword arguments are learnt
+/// ([`needs_probe`], [`probe_resources`]).
+///
+/// # Errors
+/// The lines to print: one per command that cannot start, or the probe's.
+pub fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
+    start_commands(l)?;
+    if needs_probe(l) {
+        probe_resources(l)?;
+    }
+    Ok(())
+}
+
+/// Starts each distinct command of the `remote` resources once (in the
+/// pipeline file's folder, as the run does) and waits for its greeting, so
+/// that a command that cannot start refuses the run with one line naming
+/// it and why, instead of failing every item. A command that has not
+/// greeted within 30 s is left to the run (an `ssh` may be slow).
+///
+/// # Errors
+/// One line per command that cannot start.
+pub fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut errors = Vec::new();
+    for (name, r) in &l.file.resources {
+        if r.numap.kind != "remote" {
+            continue;
+        }
+        let commands = r
+            .settings
+            .get("remote")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.get("command").and_then(toml::Value::as_str)?)));
+        for (i, line) in commands {
+            if !seen.insert(line.to_string()) {
+                continue;
+            }
+            let cmd = WorkerCommand::shell(line).current_dir(&l.dir);
+            if let Err(why) = starts(&cmd) {
+                let at = papy_config::key_path(&[
+                    "resources",
+                    name,
+                    "remote",
+                    &i.to_string(),
+                    "command",
+                ]);
+                let message = format!(
+                    "resource `{name}`: the worker command `{}` cannot start: {why}",
+                    line.trim()
+                );
+                errors.push(l.spans.at(&at, message).render(&l.name));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Starts `cmd` and waits for the protocol's greeting; on failure, the
+/// last line it wrote on stderr and its exit status.
+fn starts(cmd: &WorkerCommand) -> Result<(), String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    const GREETING_WAIT: Duration = Duration::from_secs(30);
+    let mut c = cmd.to_command();
+    c.env(papy_core::pool::WORKER_ENV, "stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| e.to_string())?;
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("no pipes to the worker".into());
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(papy_core::protocol::skip_to_greeting(&mut stdout, 1 << 20).is_ok());
+    });
+    let greeted = !matches!(
+        rx.recv_timeout(GREETING_WAIT),
+        Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected)
+    );
+    let _ = child.kill();
+    let status = child.wait();
+    if greeted {
+        return Ok(());
+    }
+    // What it said, bounded (a grandchild may keep the pipe open).
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let text = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+    let said: String = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("it ended without a greeting")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    match status {
+        Ok(s) => Err(format!("{said} ({s})")),
+        Err(_) => Err(said),
+    }
+}
+
 /// Builds a checked pipeline.
 ///
 /// # Errors
@@ -270,10 +413,13 @@ pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError> {
     let ctx = BuildContext {
         worker_command: &command,
         functions: Vec::new(),
+        dir: Some(&l.dir),
     };
-    Ok(Built {
+    let built = Built {
         dagger: papy_config::build::dagger_of(&l.file, &ctx)?,
         sources: papy_config::inputs::sources(l, stop)?,
         outputs: papy_config::inputs::outputs(l),
-    })
+    };
+    warn_forgiven();
+    Ok(built)
 }

@@ -155,14 +155,9 @@ impl Resume {
 }
 
 fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
-    // Keyword arguments of functions only the workers hold bind against
-    // the signatures a worker announces: probe one, as `check --probe` does.
-    let mut probe = |l: &papy_config::Loaded| {
-        if pipeline::needs_probe(l) {
-            pipeline::probe_resources(l)?;
-        }
-        Ok(())
-    };
+    // Worker commands that cannot start refuse the run; keyword arguments of
+    // functions only the workers hold bind against a probed worker's signatures.
+    let mut probe = pipeline::probe_for_run;
     let mut set = args.set.clone();
     if args.isolate_plugins {
         set.set.push("plugins.isolate=true".into());

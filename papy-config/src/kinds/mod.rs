@@ -61,6 +61,10 @@ pub struct BuildContext<'a> {
     /// names): process and remote pools declare them to their workers,
     /// which refuse any other ([`WorkerCommand::sending`]). Empty: not known.
     pub functions: Vec<String>,
+    /// The directory `remote` commands run in: the pipeline file's, so
+    /// that their relative paths are relative to the file (`None`: this
+    /// process's working directory).
+    pub dir: Option<&'a std::path::Path>,
 }
 
 impl Default for BuildContext<'_> {
@@ -68,6 +72,7 @@ impl Default for BuildContext<'_> {
         BuildContext {
             worker_command: &WorkerCommand::current_exe,
             functions: Vec::new(),
+            dir: None,
         }
     }
 }

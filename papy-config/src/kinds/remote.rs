@@ -100,9 +100,12 @@ impl PoolConfig for RemoteConfig {
             .map(|c| {
                 (
                     {
-                        let cmd = WorkerCommand::shell(&c.command)
+                        let mut cmd = WorkerCommand::shell(&c.command)
                             .providing(self.functions.clone())
                             .sending(ctx.functions.clone());
+                        if let Some(dir) = ctx.dir {
+                            cmd = cmd.current_dir(dir);
+                        }
                         match &init {
                             Some(call) => cmd.init(call.clone()),
                             None => cmd,

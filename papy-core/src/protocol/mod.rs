@@ -548,9 +548,34 @@ pub enum ProtocolError {
     /// The payload is not a valid frame.
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// An I/O error.
+    /// An I/O error. Its message holds the cause's, so the cause is not
+    /// also its `source` (an error chain would print it twice).
     #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for ProtocolError {
+    fn from(e: io::Error) -> Self {
+        ProtocolError::Io(e)
+    }
+}
+
+impl ProtocolError {
+    /// Whether the error means the peer went away: the stream closed
+    /// (between or inside frames), or a write found no reader (broken pipe,
+    /// connection reset).
+    pub fn is_peer_gone(&self) -> bool {
+        match self {
+            ProtocolError::Closed | ProtocolError::Truncated { .. } => true,
+            ProtocolError::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, io::Error> {

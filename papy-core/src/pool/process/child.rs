@@ -52,6 +52,9 @@ impl Conn {
         for (k, v) in &cmd.env {
             c.env(k, v);
         }
+        if let Some(d) = &cmd.dir {
+            c.current_dir(d);
+        }
         let mut child = c
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;

@@ -34,6 +34,7 @@ pub struct WorkerCommand {
     pub(super) sends: Vec<String>,
     pub(super) recycle: Recycle,
     pub(super) init: Option<crate::protocol::Call>,
+    pub(super) dir: Option<std::path::PathBuf>,
 }
 
 /// When a worker process is replaced by a fresh one, between batches
@@ -65,7 +66,17 @@ impl WorkerCommand {
             sends: Vec::new(),
             recycle: Recycle::default(),
             init: None,
+            dir: None,
         }
+    }
+
+    /// Runs the worker in `dir` (a pipeline file's folder, so that the
+    /// relative paths of its command are relative to the file); an empty
+    /// path keeps this process's working directory.
+    pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        let dir = dir.into();
+        self.dir = (!dir.as_os_str().is_empty()).then_some(dir);
+        self
     }
 
     /// A function each worker runs once when it starts, on a null input,
@@ -184,6 +195,9 @@ impl WorkerCommand {
             .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex());
         for (k, v) in &self.env {
             c.env(k, v);
+        }
+        if let Some(d) = &self.dir {
+            c.current_dir(d);
         }
         c
     }
