@@ -132,6 +132,31 @@ const VALUE_SIZE: usize = std::mem::size_of::<Value>();
 /// Bytes any input may decode into regardless of its size.
 pub const DECODE_SLACK: usize = 1 << 20;
 
+/// The most bytes one input decodes into, whatever its size, once
+/// [`DECODE_FACTOR`] times it would be more: a 64 MiB frame decodes into at
+/// most 256 MiB, so the host holds the frame and its values in about 5
+/// times its size (a larger input may take [`DECODE_FLOOR`] times its size).
+pub const DECODE_CAP: usize = 256 << 20;
+
+/// The share of [`DECODE_FACTOR`] any input keeps past [`DECODE_CAP`].
+pub const DECODE_FLOOR: usize = 4;
+
+/// The bytes `len` bytes of packed values may decode into: `len` times
+/// [`DECODE_FACTOR`] plus [`DECODE_SLACK`], but no more than
+/// [`DECODE_CAP`] or [`DECODE_FLOOR`] times `len`, whichever is larger.
+///
+/// ```
+/// use papy_sdk::packed::{decode_budget, DECODE_CAP};
+/// assert_eq!(decode_budget(1000), 1000 * 48 + (1 << 20));
+/// assert_eq!(decode_budget(64 << 20), DECODE_CAP);
+/// assert_eq!(decode_budget(256 << 20), 4 * (256 << 20));
+/// ```
+pub fn decode_budget(len: usize) -> usize {
+    len.saturating_mul(DECODE_FACTOR)
+        .saturating_add(DECODE_SLACK)
+        .min(DECODE_CAP.max(len.saturating_mul(DECODE_FLOOR)))
+}
+
 /// Reads MessagePack values from a byte slice.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -145,10 +170,7 @@ impl<'a> Reader<'a> {
         Reader {
             buf,
             pos: 0,
-            budget: buf
-                .len()
-                .saturating_mul(DECODE_FACTOR)
-                .saturating_add(DECODE_SLACK),
+            budget: decode_budget(buf.len()),
         }
     }
 
@@ -156,8 +178,10 @@ impl<'a> Reader<'a> {
     fn charge(&mut self, bytes: usize) -> Result<(), String> {
         self.budget = self.budget.checked_sub(bytes).ok_or_else(|| {
             format!(
-                "decoded values would take more than {DECODE_FACTOR} times the {} bytes they came in",
-                self.buf.len()
+                "decoded values would take more than {} bytes, from {} bytes (the bound is {DECODE_FACTOR} times the input, at most {} MiB)",
+                decode_budget(self.buf.len()),
+                self.buf.len(),
+                DECODE_CAP >> 20
             )
         })?;
         Ok(())
@@ -300,8 +324,10 @@ pub fn decode_values(buf: &[u8]) -> Result<Vec<Value>, String> {
     while pos < buf.len() {
         budget = budget.checked_sub(VALUE_SIZE).ok_or_else(|| {
             format!(
-                "decoded values would take more than {DECODE_FACTOR} times the {} bytes they came in",
-                buf.len()
+                "decoded values would take more than {} bytes, from {} bytes (the bound is {DECODE_FACTOR} times the input, at most {} MiB)",
+                decode_budget(buf.len()),
+                buf.len(),
+                DECODE_CAP >> 20
             )
         })?;
         // Small integers are pushed as they are read: no intermediate
@@ -523,11 +549,25 @@ pub mod indices {
 mod tests {
 
     #[test]
+    fn a_frame_that_decodes_past_its_budget_is_refused() {
+        // 8 MiB of empty lists fits 48 times itself (384 MiB) but not the
+        // cap of 256 MiB: refused before that much is allocated.
+        let hostile = vec![0x90u8; 8 << 20];
+        const { assert!(8 * 48 * (1 << 20) > DECODE_CAP) };
+        let e = decode_values(&hostile).unwrap_err();
+        assert!(e.contains("at most 256 MiB"), "{e}");
+        let mut u = Unpacker::new(&hostile);
+        assert!(std::iter::from_fn(|| u.next_value()).any(|v| v.is_err()));
+        // Large honest input past the cap keeps DECODE_FLOOR times itself.
+        assert_eq!(decode_budget(300 << 20), 4 * (300 << 20));
+    }
+
+    #[test]
     fn decoded_values_are_bounded_by_a_factor_of_their_bytes() {
         // 4 MiB of empty lists would take about 300 MiB decoded: refused.
         let hostile = vec![0x90u8; 4 << 20];
         let e = decode_values(&hostile).unwrap_err();
-        assert!(e.contains("times the"), "{e}");
+        assert!(e.contains("times the input"), "{e}");
         let nested = [vec![0xdcu8, 0xff, 0xff], vec![0x90u8; 0xffff]].concat();
         assert!(decode_value(&nested).is_err());
         // Honest data decodes: a million small integers, strings, lists.

@@ -206,7 +206,8 @@ pub struct WireError {
     pub message: String,
     /// Failing function.
     pub function: Option<String>,
-    /// Node path.
+    /// Node path (as read from a peer: its first [`MAX_PEER_PATH`] nodes).
+    #[serde(deserialize_with = "bounded::path")]
     pub path: Vec<String>,
     /// Input index.
     pub index: Option<u64>,
@@ -275,6 +276,137 @@ impl WireError {
     }
 }
 
+/// Most nodes of an error's path kept when it is read from a peer (the
+/// host sets its own: [`WireError::into_item`]).
+pub const MAX_PEER_PATH: usize = 64;
+
+/// Deserializing what a peer sends without letting its counts choose
+/// what the host allocates.
+mod bounded {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use super::{WireError, WireResults, MAX_PEER_PATH};
+    use crate::value::Value;
+
+    /// At most [`MAX_PEER_PATH`] entries of a list of names; the rest is read and dropped.
+    pub(super) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of node names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut out = Vec::new();
+                while out.len() < MAX_PEER_PATH {
+                    match seq.next_element::<String>()? {
+                        Some(s) => out.push(s),
+                        None => return Ok(out),
+                    }
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+
+    struct Packed(Vec<Value>);
+
+    impl<'de> Deserialize<'de> for Packed {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Packed, D::Error> {
+            crate::protocol::packed::values::deserialize(d).map(Packed)
+        }
+    }
+
+    /// The errors of a result: at most `most` of them.
+    struct Errors {
+        most: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Errors {
+        type Value = Vec<(u32, WireError)>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Errors {
+        type Value = Vec<(u32, WireError)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {} errors", self.most)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.most).min(4096));
+            while let Some(e) = seq.next_element::<(u32, WireError)>()? {
+                if out.len() == self.most {
+                    return Err(A::Error::custom(format!(
+                        "more errors than the {} results they belong to",
+                        self.most
+                    )));
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Errors read before the values (a map with `errors` first) are bounded by this.
+    const ERRORS_BEFORE_VALUES: usize = 1 << 16;
+
+    struct Results;
+
+    impl<'de> Visitor<'de> for Results {
+        type Value = WireResults;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("results: values and errors")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireResults, A::Error> {
+            let values = seq
+                .next_element::<Packed>()?
+                .ok_or_else(|| A::Error::invalid_length(0, &self))?
+                .0;
+            let errors = seq
+                .next_element_seed(Errors { most: values.len() })?
+                .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(WireResults { values, errors })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireResults, A::Error> {
+            let (mut values, mut errors) = (None, None);
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match &*key {
+                    "values" => values = Some(map.next_value::<Packed>()?.0),
+                    "errors" => {
+                        let most = values.as_ref().map_or(ERRORS_BEFORE_VALUES, Vec::len);
+                        errors = Some(map.next_value_seed(Errors { most })?);
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let values: Vec<Value> = values.ok_or_else(|| A::Error::missing_field("values"))?;
+            let errors: Vec<(u32, WireError)> = errors.unwrap_or_default();
+            if errors.len() > values.len() {
+                return Err(A::Error::custom(format!(
+                    "{} errors for {} results",
+                    errors.len(),
+                    values.len()
+                )));
+            }
+            Ok(WireResults { values, errors })
+        }
+    }
+
+    impl<'de> Deserialize<'de> for WireResults {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireResults, D::Error> {
+            d.deserialize_struct("WireResults", &["values", "errors"], Results)
+        }
+    }
+}
+
 /// Most bytes of an error message from a peer that the host keeps (the
 /// rest is cut, saying how long it was): a worker cannot fill the host's
 /// memory, terminal or `--errors` file through its messages.
@@ -283,7 +415,11 @@ pub const MAX_PEER_MESSAGE: usize = 4096;
 /// The results of a task on the wire: one value per item (null where the
 /// item failed) and the errors by position. Plain values are encoded
 /// directly, without a per-item wrapper.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Read from a peer, it holds at most one error per value (a frame of
+/// errors without results cannot make the host allocate for them), and an
+/// error's path at most [`MAX_PEER_PATH`] nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct WireResults {
     /// One value per item.
     #[serde(with = "packed::values")]
@@ -732,6 +868,36 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, f).unwrap();
         read_frame(&mut buf.as_slice(), MAX_FRAME).unwrap()
+    }
+
+    #[test]
+    fn a_result_holds_no_more_errors_than_values_and_short_paths() {
+        let e = WireError {
+            kind: 0,
+            message: "m".into(),
+            function: None,
+            path: vec!["n".into(); 1000],
+            index: None,
+        };
+        let frame = |values: usize, errors: usize| Frame::Result {
+            id: 1,
+            results: WireResults {
+                values: vec![Value::Null; values],
+                errors: (0..errors as u32).map(|k| (k, e.clone())).collect(),
+            },
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &frame(2, 3)).unwrap();
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME).unwrap_err();
+        assert!(
+            err.to_string().contains("more errors than the 2 results"),
+            "{err}"
+        );
+        let Frame::Result { results, .. } = round_trip(&frame(2, 2)) else {
+            unreachable!()
+        };
+        assert_eq!(results.errors.len(), 2);
+        assert_eq!(results.errors[0].1.path.len(), MAX_PEER_PATH);
     }
 
     #[test]
