@@ -83,8 +83,12 @@ pub fn chain_of(worker: &Worker) -> Vec<Call> {
         .collect()
 }
 
+/// How many built chains a [`TaskRunner`] keeps (the most recently used).
+pub const CHAIN_CACHE: usize = 64;
+
 /// Runs the items of `Task` frames, keeping the Worker of each chain it has
-/// built (a chain is built once, on its first task). Process workers and
+/// built (a chain is built once, on its first task; the last [`CHAIN_CACHE`]
+/// are kept). Process workers and
 /// broker workers both answer tasks through it, so they run exactly the same
 /// thing.
 ///
@@ -167,8 +171,9 @@ impl TaskRunner {
 
     /// The Worker of a chain, built on its first use.
     fn worker(&mut self, chain: Vec<Call>) -> &Result<Worker, String> {
-        let pos = match self.cache.iter().position(|(c, _)| *c == chain) {
-            Some(p) => p,
+        match self.cache.iter().position(|(c, _)| *c == chain) {
+            // The most recently used first: a hot chain is found at once.
+            Some(p) => self.cache[..=p].rotate_right(1),
             None => {
                 let undeclared = chain.iter().find(|c| {
                     !self.allowed.is_empty()
@@ -181,11 +186,13 @@ impl TaskRunner {
                     )),
                     None => build_chain(&chain),
                 };
-                self.cache.push((chain, built));
-                self.cache.len() - 1
+                self.cache.insert(0, (chain, built));
+                // Bounded: a sender of ever new chains (arguments differ per
+                // task) costs a rebuild, not memory and a longer search.
+                self.cache.truncate(CHAIN_CACHE);
             }
-        };
-        &self.cache[pos].1
+        }
+        &self.cache[0].1
     }
 
     /// Evaluates a task whose inboxes are single packed values, in one pass:
@@ -455,6 +462,26 @@ mod tests {
             function: "papy.ipasser".into(),
             args: vec![],
         }]
+    }
+
+    #[test]
+    fn ever_new_chains_keep_a_bounded_cache_and_the_hot_one_first() {
+        let mut runner = TaskRunner::default();
+        let add = |n: i64| {
+            vec![Call {
+                function: "papy.nzipper".into(),
+                args: vec![Value::Int(n)],
+            }]
+        };
+        for n in 0..1000 {
+            let _ = runner.run(add(n), "node", &[0], WireInboxes::Single(vec![Value::Int(1)]));
+            let _ = runner.run(passer(), "node", &[0], WireInboxes::Single(vec![Value::Int(1)]));
+        }
+        assert_eq!(runner.cache.len(), CHAIN_CACHE);
+        // The chain used all along stayed; the first of the new ones went.
+        assert!(runner.cache.iter().any(|(c, _)| *c == passer()));
+        assert!(!runner.cache.iter().any(|(c, _)| *c == add(0)));
+        assert!(runner.cache.iter().any(|(c, _)| *c == add(999)));
     }
 
     #[test]
