@@ -134,9 +134,14 @@ pub fn load_plugins(
 
 /// What this worker's flags let the tasks it runs reach.
 fn permissions(args: &WorkerArgs) -> anyhow::Result<papy_core::permissions::Permissions> {
+    // The run's item folder is always open: `papy.dump_item` makes fresh,
+    // uniquely named files there, and locators may name nothing else.
+    let items = papy_core::run_key::ensure_item_root().context("making the run's item folder")?;
     let mut p = papy_core::permissions::Permissions::none()
         .allow_programs(args.allow_scripts)
-        .allow_network(args.allow_network);
+        .allow_network(args.allow_network)
+        .allow_files_in(items)
+        .context("the run's item folder")?;
     for dir in &args.allow_files {
         p = p
             .allow_files_in(dir)
@@ -192,7 +197,9 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         .collect();
     // Frames go to a duplicate of stdout and fd 1 to stderr, so functions
     // that print (papy.print, plugins) cannot corrupt the protocol.
-    match papy_core::protocol::serve::serve_stdio(plugins) {
+    let served = papy_core::protocol::serve::serve_stdio(plugins);
+    papy_core::run_key::remove_item_root_if_empty();
+    match served {
         // The host went away (a second Ctrl-C, a crash): nobody is left to
         // tell, and the host says what happened. Exit quietly, with 0.
         Err(e) if e.is_peer_gone() => Ok(()),

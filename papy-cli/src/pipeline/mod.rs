@@ -120,6 +120,11 @@ fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
             needs.add(&w);
         }
     }
+    // What the pipeline's dump_item calls make in their own folders may be
+    // named by this run's locators, here and in the workers.
+    for d in &needs.item_dirs {
+        papy_core::run_key::add_item_dir(d);
+    }
     if needs.programs {
         args.push("--allow-scripts".into());
     }

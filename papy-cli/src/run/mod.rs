@@ -110,8 +110,10 @@ pub struct RunArgs {
 /// count of `-v`) shows one progress line per node.
 pub fn run(args: &RunArgs, verbose: u8) -> ExitCode {
     let result = run_inner(args, verbose);
-    // Pipes of items dumped here that no reader took end with this process.
+    // Pipes of items dumped here that no reader took end with this process,
+    // and the run's item folder with them when nothing is left in it.
     papy_core::func::items::remove_pending_fifos();
+    papy_core::run_key::remove_item_root_if_empty();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -19,6 +19,9 @@ pub struct Needs {
     pub dirs: Vec<PathBuf>,
     /// A function opens sockets (`papy.dump_item` with `kind = "socket"`).
     pub network: bool,
+    /// Folders `papy.dump_item` makes items in (its `dir`): the run's
+    /// locators may name what they hold ([`add_item_dir`](crate::run_key::add_item_dir)).
+    pub item_dirs: Vec<PathBuf>,
 }
 
 impl Needs {
@@ -58,9 +61,14 @@ impl Needs {
                 if arg(step, "kind").and_then(Value::as_str) == Some("socket") {
                     self.network = true;
                 } else {
-                    match arg(step, "dir").and_then(Value::as_str) {
-                        Some(d) => self.dir(Path::new(d)),
-                        None => self.dir(&std::env::temp_dir()),
+                    // Without a `dir`: the run's item folder, which every
+                    // worker may write to.
+                    if let Some(d) = arg(step, "dir").and_then(Value::as_str) {
+                        self.dir(Path::new(d));
+                        let d = std::path::absolute(d).unwrap_or_else(|_| PathBuf::from(d));
+                        if !self.item_dirs.contains(&d) {
+                            self.item_dirs.push(d);
+                        }
                     }
                 }
             }
@@ -114,8 +122,9 @@ mod tests {
         {
             let n = needs("papy.dump_item", &[("dir", "/srv/items".into())]);
             assert_eq!(n.dirs, vec![PathBuf::from("/srv/items")]);
+            assert_eq!(n.item_dirs, n.dirs);
             let n = needs("papy.dump_item", &[]);
-            assert_eq!(n.dirs, vec![std::env::temp_dir()]);
+            assert_eq!(n, Needs::default());
             let n = needs("papy.dump_item", &[("kind", "socket".into())]);
             assert!(n.network && n.dirs.is_empty());
             let n = needs("papy.load_item", &[]);

@@ -219,8 +219,18 @@ fn decode(codec: &str, bytes: &[u8]) -> Result<Value, ItemsError> {
 }
 
 fn new_path(opts: &DumpOptions, kind: &str) -> Result<tempfile::NamedTempFile, ItemsError> {
-    let dir = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = match &opts.dir {
+        Some(d) => d.clone(),
+        None => crate::run_key::ensure_item_root()
+            .map_err(io_err("making the run's item folder"))?
+            .to_path_buf(),
+    };
     crate::permissions::check_file(&dir)?;
+    if opts.dir.is_some() {
+        // A folder the dumper chose: what it holds may be named by this
+        // run's locators.
+        crate::run_key::add_item_dir(&dir);
+    }
     let prefix = opts
         .prefix
         .clone()
@@ -367,6 +377,25 @@ pub fn is_authentic(locator: &Value) -> bool {
     mac_of(locator).verify_slice(&tag).is_ok()
 }
 
+/// Whether `locator` is this run's (its MAC is right) and names a file
+/// or pipe inside one of the run's item folders ([`run_key::item_dirs`](crate::run_key::item_dirs)):
+/// what may be read without a declared `dir`, removed, or mapped. Every
+/// worker holds the run key, so a MAC alone proves only that some process
+/// of the run signed it; the folder bounds what it can name to what the
+/// run made.
+fn is_ours(locator: &Value) -> bool {
+    if !is_authentic(locator) {
+        return false;
+    }
+    match locator.get("path").and_then(Value::as_str) {
+        Some(path) => crate::run_key::item_dirs()
+            .iter()
+            .any(|d| inside(Path::new(path), Some(d))),
+        // A socket item names no file.
+        None => true,
+    }
+}
+
 /// Whether `path` (which must exist) lies inside `dir`, both resolved.
 fn inside(path: &Path, dir: Option<&Path>) -> bool {
     let Some(dir) = dir else { return false };
@@ -380,7 +409,7 @@ fn inside(path: &Path, dir: Option<&Path>) -> bool {
 /// inside the item directory; `Ok(true)` when it is authentic (so its file
 /// may be removed).
 fn trust_path(locator: &Value, path: &str, opts: &LoadOptions) -> Result<bool, ItemsError> {
-    if is_authentic(locator) {
+    if is_ours(locator) {
         return Ok(true);
     }
     if let Some(dir) = &opts.dir {
@@ -391,7 +420,7 @@ fn trust_path(locator: &Value, path: &str, opts: &LoadOptions) -> Result<bool, I
         return Ok(false);
     }
     Err(ItemsError::Untrusted(format!(
-        "`{}` was not dumped by this run (no valid `mac`) and is not inside {}; nothing was read or removed",
+        "`{}` was not dumped into this run's item folder (no valid `mac`, or a path outside it) and is not inside {}; nothing was read or removed",
         crate::error::quote_peer(path),
         match &opts.dir {
             Some(d) => format!("the item directory {}", d.display()),
@@ -903,7 +932,7 @@ pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
     let path = str_field(locator, "path")?;
     // Only files this run made: a map of a file another program can
     // truncate faults (SIGBUS) when read past the new end.
-    if !is_authentic(locator) {
+    if !is_ours(locator) {
         return Err(ItemsError::Untrusted(format!(
             "`{}` was not dumped by this run; only such files are memory-mapped",
             crate::error::quote_peer(path)
@@ -926,9 +955,9 @@ pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
 /// cannot be removed.
 pub fn remove(locator: &Value) -> Result<(), ItemsError> {
     let path = str_field(locator, "path")?;
-    if !is_authentic(locator) {
+    if !is_ours(locator) {
         return Err(ItemsError::Untrusted(format!(
-            "`{}` was not dumped by this run; it is not removed",
+            "`{}` was not dumped into this run's item folder; it is not removed",
             crate::error::quote_peer(path)
         )));
     }

@@ -474,8 +474,18 @@ mod tests {
             }]
         };
         for n in 0..1000 {
-            let _ = runner.run(add(n), "node", &[0], WireInboxes::Single(vec![Value::Int(1)]));
-            let _ = runner.run(passer(), "node", &[0], WireInboxes::Single(vec![Value::Int(1)]));
+            let _ = runner.run(
+                add(n),
+                "node",
+                &[0],
+                WireInboxes::Single(vec![Value::Int(1)]),
+            );
+            let _ = runner.run(
+                passer(),
+                "node",
+                &[0],
+                WireInboxes::Single(vec![Value::Int(1)]),
+            );
         }
         assert_eq!(runner.cache.len(), CHAIN_CACHE);
         // The chain used all along stayed; the first of the new ones went.

@@ -456,3 +456,52 @@ fn idle_connections_do_not_keep_a_socket_item_from_its_reader() {
     assert_eq!(d.wait(), Served::Done);
     drop(idle);
 }
+
+#[test]
+fn a_locator_signed_with_the_run_key_for_a_file_the_run_did_not_make_is_refused() {
+    // Every worker holds the run key: a hostile one can sign a locator for
+    // any file. Before, the host then read the file and removed it.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("id_rsa");
+    std::fs::write(&victim, "precious").unwrap();
+    let unsigned = Value::map([
+        ("kind", Value::from("file")),
+        ("path", Value::from(victim.display().to_string())),
+        ("codec", Value::from("str")),
+        ("len", Value::from(8)),
+    ]);
+    let mut pairs: Vec<(&str, Value)> = ["kind", "path", "codec", "len"]
+        .iter()
+        .map(|k| (*k, unsigned.get(k).cloned().unwrap()))
+        .collect();
+    pairs.push(("mac", Value::from(mac_hex(&unsigned))));
+    let forged = Value::map(pairs);
+    assert!(is_authentic(&forged), "the MAC itself is right");
+    for opts in [
+        LoadOptions::default(),
+        LoadOptions {
+            mmap: true,
+            ..LoadOptions::default()
+        },
+    ] {
+        let e = load(&forged, &opts).unwrap_err();
+        assert!(matches!(e, ItemsError::Untrusted(_)), "{e}");
+    }
+    assert!(remove(&forged).is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // What the run dumps, in its item folder, is read and removed as before.
+    let d = dump(&Value::from("ok"), &DumpOptions::default()).unwrap();
+    let path = d
+        .locator()
+        .get("path")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&path).starts_with(crate::run_key::item_root()));
+    assert_eq!(
+        load(d.locator(), &LoadOptions::default()).unwrap(),
+        Value::from("ok")
+    );
+    assert!(!Path::new(&path).exists());
+}

@@ -42,6 +42,11 @@ impl Conn {
             .env(WORKER_ENV, "stdio")
             // This run's key, so the worker's item locators are trusted here.
             .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
+            .env(crate::run_key::ITEM_ROOT_ENV, crate::run_key::item_root())
+            .env(
+                crate::run_key::ITEM_DIRS_ENV,
+                crate::run_key::item_dirs_env(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -192,7 +192,12 @@ impl WorkerCommand {
     pub fn to_command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args)
-            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex());
+            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
+            .env(crate::run_key::ITEM_ROOT_ENV, crate::run_key::item_root())
+            .env(
+                crate::run_key::ITEM_DIRS_ENV,
+                crate::run_key::item_dirs_env(),
+            );
         for (k, v) in &self.env {
             c.env(k, v);
         }
