@@ -375,6 +375,8 @@ fn the_report_opens_offline_with_the_runs_totals() {
         );
     }
     assert_eq!(want["square"][2], 300);
+    let want_in_square = want["square"][0].clone();
+    assert_eq!(want_in_square, 20300);
     assert!(stats["series"]["t"]
         .as_array()
         .is_some_and(|t| !t.is_empty()));
@@ -390,16 +392,26 @@ fn the_report_opens_offline_with_the_runs_totals() {
         page.eval("return document.getElementById('state').textContent"),
         "finished"
     );
-    // A worker timeline with the pool's two workers, and nothing fetched.
+    // A worker timeline, and nothing fetched.
     assert!(
         page.eval("return document.querySelectorAll('#timeline rect.job').length")
             .as_u64()
             > Some(0)
     );
+    // Every item of the pooled node ran in a job drawn on a worker's row.
     assert_eq!(
-        page.eval("return new Set([...document.querySelectorAll('#timeline text')].map((t) => t.textContent).filter((t) => t.startsWith('pool-proxy'))).size"),
-        2
+        page.eval(
+            "return [...document.querySelectorAll('#timeline rect.job[data-node=square]')]\
+             .reduce((n, r) => n + Number(r.dataset.items), 0)"
+        ),
+        want_in_square
     );
+    assert!(page
+        .eval("return [...document.querySelectorAll('#timeline text')].map((t) => t.textContent)")
+        .as_array()
+        .is_some_and(|rows| rows
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.starts_with("pool-proxy-")))));
     assert_eq!(
         page.eval("return performance.getEntriesByType('resource').length"),
         0

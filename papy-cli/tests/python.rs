@@ -40,9 +40,11 @@ fn python_ready() {
 
 fn papy(args: &[&str]) -> Output {
     python_ready();
-    support::plugin_dir();
+    // The plugins as this test built them, wherever the build goes
+    // (CARGO_TARGET_DIR), not where the example files look by default.
     Command::new(env!("CARGO_BIN_EXE_papy"))
         .current_dir(root())
+        .env("PAPY_PLUGIN_PATH", support::plugin_dir())
         .args(args)
         .output()
         .expect("run papy")
