@@ -111,6 +111,7 @@ impl Watch {
         self.sampler.ended = Some(if finished { "finished" } else { "stopped" });
         let mut v = self.sampler.sample(plumber, failures);
         v.timeline = view::timeline(plumber);
+        v.settings = Some(self.sampler.settings());
         self.terminal.finish(&v);
         if self.server.is_some() {
             self.board.publish(v.clone());

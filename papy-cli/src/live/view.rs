@@ -49,6 +49,11 @@ pub struct View {
     /// The jobs, by worker and time (the run report only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// The resources as the pipeline file (and `--set`) configured them
+    /// (the run report only); the job sizes the engine chose are each
+    /// resource's `items_per_job`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
 }
 
 /// Progress through the inputs whose size is known.
@@ -215,6 +220,7 @@ pub struct Plan {
     /// The input of each input piper.
     pub input_of: BTreeMap<String, String>,
     sized: Vec<(String, Sized)>,
+    settings: serde_json::Value,
 }
 
 impl Plan {
@@ -268,6 +274,7 @@ impl Plan {
             resource_of,
             input_of,
             sized,
+            settings: serde_json::to_value(&f.resources).unwrap_or_default(),
         }
     }
 }
@@ -443,6 +450,7 @@ impl Sampler {
             },
             series: self.series.clone(),
             timeline: None,
+            settings: None,
         }
     }
 
@@ -485,6 +493,13 @@ impl Sampler {
             fraction,
             eta_s,
         })
+    }
+}
+
+impl Sampler {
+    /// The resources' settings, for the report.
+    pub fn settings(&self) -> serde_json::Value {
+        self.plan.settings.clone()
     }
 }
 
