@@ -325,7 +325,8 @@ impl Sampler {
             .collect();
         if let Some((then, before)) = &self.last {
             let dt = now.duration_since(*then).as_secs_f64();
-            if dt >= 0.2 {
+            // The last sample of a run counts however short its interval.
+            if dt >= 0.2 || (self.ended.is_some() && dt > 0.0) {
                 self.rate_now = outs
                     .iter()
                     .map(|(k, n)| {
@@ -338,9 +339,10 @@ impl Sampler {
         } else {
             self.last = Some((now, outs.clone()));
         }
-        if self
-            .last_point
-            .is_none_or(|p| now.duration_since(p).as_secs_f64() >= self.series.step_s)
+        if self.ended.is_some()
+            || self
+                .last_point
+                .is_none_or(|p| now.duration_since(p).as_secs_f64() >= self.series.step_s)
         {
             self.last_point = Some(now);
             let rates: Vec<(String, f64)> = outs
