@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::seal::DeadLetter;
 
 /// A task entry as a worker sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,14 +44,10 @@ pub enum Outcome {
     Dead {
         /// The host session the task came from.
         session: String,
-        /// The host's job number, when readable.
-        job: Option<u64>,
-        /// The encoded `Task` frame (empty if unreadable).
-        payload: Vec<u8>,
-        /// Deliveries when it was given up on.
-        deliveries: u64,
-        /// Why.
-        reason: String,
+        /// What the letter says and its tag, as read (not checked yet, and
+        /// its reason not bounded yet: the host checks the tag, which also
+        /// bounds the reason, before it uses either).
+        letter: DeadLetter,
     },
 }
 
@@ -141,20 +138,20 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>>;
 
-    /// For the host: dead-letters up to `count` entries idle longer than
-    /// `min_idle` that have been delivered `max_attempts` times or more (the
-    /// next reclaim would dead-letter them anyway; this way a run ends even
-    /// when no worker is left to reclaim them). Returns how many it moved.
+    /// For the host: takes over up to `count` entries idle longer than
+    /// `min_idle` that have been delivered `max_attempts` times or more, to
+    /// dead-letter them (the next reclaim would dead-letter them anyway;
+    /// this way a run ends even when no worker is left to reclaim them).
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn dead_letter_stale(
+    fn claim_stale(
         &mut self,
         consumer: &str,
         min_idle: Duration,
         max_attempts: u32,
         count: usize,
-    ) -> Result<usize>;
+    ) -> Result<Vec<Entry>>;
 
     /// Heartbeat: resets the idle time of the entries among `ids` that
     /// `consumer` still holds (never taking over another's), so they are
@@ -170,11 +167,13 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()>;
 
-    /// Moves a task entry to the dead-letter stream (and acknowledges it).
+    /// Moves a task entry to the dead-letter stream (and acknowledges it),
+    /// with `letter` (made by [`Sealer::dead_letter`](crate::seal::Sealer::dead_letter)
+    /// for this entry).
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()>;
+    fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()>;
 
     /// How many workers read the task stream: consumers of the group seen
     /// within `active_within` (dead workers drop out of the count).

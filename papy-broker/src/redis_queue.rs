@@ -18,6 +18,7 @@ use redis::{Connection, RedisError, Value};
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
 use crate::queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::seal::DeadLetter;
 use crate::url::redact;
 use papy_core::error::quote_peer;
 
@@ -428,13 +429,13 @@ impl Queue for RedisQueue {
             .collect())
     }
 
-    fn dead_letter_stale(
+    fn claim_stale(
         &mut self,
         consumer: &str,
         min_idle: Duration,
         max_attempts: u32,
         count: usize,
-    ) -> Result<usize> {
+    ) -> Result<Vec<Entry>> {
         let idle = min_idle.as_millis() as u64;
         let r: redis::RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
             .arg(&self.keys.tasks)
@@ -447,7 +448,7 @@ impl Queue for RedisQueue {
             .query(&mut self.con);
         let pending = match r {
             Ok(p) => p,
-            Err(e) if e.code() == Some("NOGROUP") => return Ok(0),
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let stale: Vec<String> = pending
@@ -457,7 +458,7 @@ impl Queue for RedisQueue {
             .map(|p| p.id)
             .collect();
         if stale.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         // XCLAIM with a minimum idle time: of the host and a worker racing
         // for the same entry, only one gets it.
@@ -469,19 +470,11 @@ impl Queue for RedisQueue {
         let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
         let ids: Vec<String> = claimed.ids.iter().map(|e| e.id.clone()).collect();
         let counts = self.pending_counts(&ids)?;
-        let mut n = 0;
-        for e in &claimed.ids {
-            let entry = task_entry(e, counts.get(&e.id).copied().unwrap_or(1));
-            let reason = format!(
-                "delivered {} times (max_attempts = {max_attempts}): every worker that took it \
-                 died or stalled",
-                entry.deliveries
-            );
-            tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
-            self.dead_letter(&entry, &reason)?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(claimed
+            .ids
+            .iter()
+            .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
+            .collect())
     }
 
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
@@ -506,13 +499,16 @@ impl Queue for RedisQueue {
         self.settle(entry, &results, result, &[])
     }
 
-    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()> {
+    fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()> {
         let dead = self.keys.dead.clone();
-        let deliveries = entry.deliveries.to_string();
+        let deliveries = letter.deliveries.to_string();
+        let job = letter.job.map(|j| j.to_string()).unwrap_or_default();
         let extra = [
-            ("entry", entry.id.as_bytes()),
+            ("entry", letter.entry.as_bytes()),
             ("n", deliveries.as_bytes()),
-            ("why", reason.as_bytes()),
+            ("why", letter.reason.as_bytes()),
+            ("job", job.as_bytes()),
+            ("t", letter.tag.as_bytes()),
         ];
         self.settle(entry, &dead, entry.payload.as_slice(), &extra)
     }
@@ -562,10 +558,13 @@ impl Queue for RedisQueue {
                     cursor.dead = e.id.clone();
                     out.push(Outcome::Dead {
                         session: field_string(e, "s"),
-                        job: job_of(e),
-                        payload: payload_of(e),
-                        deliveries: field_string(e, "n").parse().unwrap_or(0),
-                        reason: field_string(e, "why"),
+                        letter: DeadLetter {
+                            job: field_string(e, "job").parse().ok(),
+                            entry: field_string(e, "entry"),
+                            deliveries: field_string(e, "n").parse().unwrap_or(0),
+                            reason: field_string(e, "why"),
+                            tag: field_string(e, "t"),
+                        },
                     });
                 } else {
                     cursor.results = e.id.clone();

@@ -977,15 +977,19 @@ fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
     for e in &dead.ids {
         let why: String = redis::from_redis_value(&e.map["why"]).unwrap();
         assert!(why.contains("unauthenticated entry"), "{why}");
+        // The worker's letter names no job: the forger's `j` fails nothing.
+        let job: String = redis::from_redis_value(&e.map["job"]).unwrap();
+        assert_eq!(job, "");
     }
     assert!(!marker.exists(), "a forged entry ran");
-    // The host read both dead letters and the replayed result and, unable
-    // to open them, counted them.
+    // The host read the workers' two dead letters (sealed, naming no job:
+    // refused entries) and the replayed result (which it could not open).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while p.forged() < 3 && Instant::now() < deadline {
+    while (p.forged() < 1 || p.refused() < 2) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(p.forged(), 3);
+    assert_eq!(p.forged(), 1);
+    assert_eq!(p.refused(), 2);
 }
 
 #[test]
@@ -1024,4 +1028,178 @@ fn a_worker_with_another_key_stops_instead_of_serving() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no broker key"), "{stderr}");
+}
+
+/// Appends a copy of entry `e` (its `s`, `j` and `f` fields, plus `extra`)
+/// to `stream`, as anyone who can write to the run's streams could.
+fn copy_entry(
+    con: &mut redis::Connection,
+    stream: &str,
+    e: &papy_broker::Entry,
+    extra: &[(&str, Vec<u8>)],
+) {
+    let mut c = redis::cmd("XADD");
+    c.arg(stream)
+        .arg("*")
+        .arg("s")
+        .arg(&e.session)
+        .arg("j")
+        .arg(e.job.map(|j| j.to_string()).unwrap_or_default())
+        .arg("f")
+        .arg(e.payload.as_slice());
+    for (k, v) in extra {
+        c.arg(*k).arg(v.as_slice());
+    }
+    let _: String = c.query(con).unwrap();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    // No workers: this test plays the worker, and the forger, by hand.
+    let key = "dead-letters-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "letters").unwrap();
+    let p = Arc::new(
+        BrokerPool::builder("letters", &server.url())
+            .key(key)
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..4i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut q = RedisQueue::connect(&server.url(), "letters").unwrap();
+    let mut con = server.connection();
+    let mut runner = papy_core::protocol::serve::TaskRunner::default();
+    // 50 KB of text of the forger's choosing.
+    let chosen = "FORGED reason ".repeat(50_000 / 14);
+    let (mut seen, mut forged, mut last) = (0u64, 0u64, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not end");
+        for e in q
+            .read_tasks("by-hand", 10, Duration::from_millis(100))
+            .unwrap()
+        {
+            let papy_core::protocol::Frame::Task {
+                id,
+                chain,
+                node,
+                indices,
+                inboxes,
+            } = open_task(&sealer, &e)
+            else {
+                panic!("not a task");
+            };
+            seen += 1;
+            if indices == [3] {
+                // The last item: answered below with a real dead letter.
+                last = Some((e, id));
+                continue;
+            }
+            let job = id.to_string().into_bytes();
+            let letter = |t: Vec<u8>, why: &str| {
+                vec![
+                    ("entry", e.id.clone().into_bytes()),
+                    ("n", b"1".to_vec()),
+                    ("why", why.as_bytes().to_vec()),
+                    ("job", job.clone()),
+                    ("t", t),
+                ]
+            };
+            // The sealed task entry itself, without a tag of its own, then
+            // with the task's tag, then a sealed result with the result's
+            // tag, then a real dead letter's tag over another reason.
+            let task_tag = hex(&e.payload[e.payload.len() - 32..]).into_bytes();
+            let result = sealer.seal(papy_broker::seal::Role::Result, &e.session, Vec::new());
+            let real = sealer.dead_letter(&e.session, Some(id), &e.id, 1, "a real reason");
+            let mut as_result = e.clone();
+            as_result.payload = result.clone();
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(Vec::new(), &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(task_tag, &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &as_result,
+                &letter(hex(&result).into_bytes(), &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(real.tag.into_bytes(), &chosen),
+            );
+            forged += 4;
+            // Before the real result, give the host time to read them
+            // (without the fix, the first fails the job at once).
+            let wait = Instant::now() + Duration::from_secs(5);
+            while p.forged() < forged && Instant::now() < wait {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let results = papy_core::protocol::WireResults::from_items(
+                &runner.run(chain, &node, &indices, inboxes),
+            );
+            let bytes = papy_core::protocol::Frame::Result { id, results };
+            let bytes = papy_broker::codec::encode(&bytes).unwrap();
+            q.complete(
+                &e,
+                &sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes),
+            )
+            .unwrap();
+        }
+        if let Some((e, id)) = last.take() {
+            // A sealed letter naming no job fails nothing (it reports a
+            // refused entry); the real one fails its job, its reason quoted.
+            let none = sealer.dead_letter(&e.session, None, &e.id, 1, "not the run's");
+            let mut copy = e.clone();
+            copy.id = "0-1".into();
+            q.dead_letter(&copy, &none).unwrap();
+            let wait = Instant::now() + Duration::from_secs(10);
+            while p.refused() < 1 && Instant::now() < wait {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let real = sealer.dead_letter(&e.session, Some(id), &e.id, 4, &"long ".repeat(200_000));
+            q.dead_letter(&e, &real).unwrap();
+        }
+        if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, 4);
+    let items = out.take();
+    assert_eq!(items.len(), 4);
+    for (i, r) in items.iter().enumerate().take(3) {
+        assert_eq!(r, &Ok(Value::Int(i as i64 + 10)), "item {i}");
+    }
+    let e = items[3].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerDied);
+    assert!(
+        e.message()
+            .starts_with("dead-lettered after 4 deliveries: long long"),
+        "{e}"
+    );
+    assert!(e.message().len() < 1200, "{} bytes", e.message().len());
+    assert_eq!(p.forged(), forged);
+    assert_eq!(forged, 12);
+    assert_eq!(p.refused(), 1);
 }
