@@ -113,6 +113,8 @@ struct Shared {
     forged: AtomicU64,
     /// Task entries workers refused as not the run's (their dead letters).
     refused: AtomicU64,
+    /// Task entries workers acknowledged unrun as replays (last polled).
+    replays: AtomicU64,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_id: AtomicU64,
     /// Workers planned for (how queued jobs are shared out).
@@ -407,6 +409,7 @@ impl BrokerPool {
             sealer: sealer.clone(),
             forged: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            replays: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             workers: spec.size.unwrap_or(spec.local.max(1)),
@@ -485,6 +488,14 @@ impl BrokerPool {
     /// an entry fails no job.
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::Relaxed)
+    }
+
+    /// Task entries that workers acknowledged without running them because
+    /// they repeated a job another entry holds (a replayed entry), or were
+    /// of another session than the run's. Read from the broker every
+    /// second while the pool runs, and once more when it shuts down.
+    pub fn replays(&self) -> u64 {
+        self.shared.replays.load(Ordering::Relaxed)
     }
 
     /// Results dropped because their job had already been delivered
@@ -825,6 +836,7 @@ fn poll(sh: &Shared, c: &mut RedisQueue, cursor: &mut Cursor) -> Result<usize> {
             crate::worker::give_up(c, &sh.sealer, &e, Some(task.id), &reason)?;
         }
     }
+    sh.replays.store(c.replays()?, Ordering::Relaxed);
     let n = c.active_workers(Duration::from_secs(5))?;
     sh.live_workers.store(n, Ordering::Relaxed);
     Ok(n)
@@ -1078,7 +1090,10 @@ impl Pool for BrokerPool {
             // Only this host's run: another host may have taken the run id over.
             let session = &self.shared.settings.session;
             let r = self.shared.connect().and_then(|mut q| match q.settings()? {
-                Some(s) if &s.session == session => q.finish_run(self.spec.keep_for),
+                Some(s) if &s.session == session => {
+                    self.shared.replays.store(q.replays()?, Ordering::Relaxed);
+                    q.finish_run(self.spec.keep_for)
+                }
                 _ => Ok(()),
             });
             match r {

@@ -51,6 +51,21 @@ pub enum Outcome {
     },
 }
 
+/// Whether the worker that took a task entry may run it: the first entry
+/// that carries a job holds it (redeliveries of that entry run it again:
+/// at least once), any other entry with the same job is a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This entry holds the job: run it.
+    Mine,
+    /// Another entry holds the job, or the entry is of another session than
+    /// the run's: the entry has been acknowledged and counted, not run.
+    Replay,
+    /// The run's settings are gone: the entry is left pending (reclaimed,
+    /// or dead-lettered, later), not run.
+    RunGone,
+}
+
 /// Where the host's reading of the result and dead-letter streams is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -152,6 +167,24 @@ pub trait Queue: Send {
         max_attempts: u32,
         count: usize,
     ) -> Result<Vec<Entry>>;
+
+    /// Before task entry `entry`, carrying job `job` (the id of its task
+    /// frame; the entry's session and payload have been authenticated), is
+    /// run or dead-lettered: records atomically that `entry` holds the job
+    /// of its session, unless another entry already does or the session is
+    /// not the run's; such a replay is acknowledged and counted
+    /// ([`replays`](Self::replays)) instead.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim>;
+
+    /// How many task entries workers acknowledged without running them as
+    /// replays ([`Claim::Replay`]) in this run.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn replays(&mut self) -> Result<u64>;
 
     /// Heartbeat: resets the idle time of the entries among `ids` that
     /// `consumer` still holds (never taking over another's), so they are

@@ -6,8 +6,9 @@
 //! IDLE` + `XCLAIM` (the host dead-letters entries nobody reclaims), a small
 //! Lua script around `XCLAIM ... JUSTID` (heartbeats: resets the idle time
 //! of entries the consumer still owns, without counting a delivery),
-//! `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE` (a lease on
-//! every key).
+//! another that records which entry holds a job (replays are acknowledged
+//! unrun), `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE` (a
+//! lease on every key).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use redis::{Connection, RedisError, Value};
 
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
-use crate::queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 use crate::url::redact;
 use papy_core::error::quote_peer;
@@ -267,6 +268,31 @@ end
 return n
 ";
 
+/// Claims a job for a task entry (see [`Queue::claim_job`]). KEYS: the
+/// run's settings, its jobs hash, its task stream; ARGV: the entry's
+/// session, the job, the entry's id, the group, the lease in seconds (0:
+/// none). Returns 0 (the entry holds the job), 1 (a replay: acknowledged
+/// and counted) or 2 (the run is gone: nothing written).
+const CLAIM_SCRIPT: &str = r"
+local s = redis.call('HGET', KEYS[1], 'session')
+if not s then return 2 end
+local lease = tonumber(ARGV[5])
+local field = ARGV[1] .. ':' .. ARGV[2]
+if s == ARGV[1] then
+  local holder = redis.call('HGET', KEYS[2], field)
+  if not holder then
+    redis.call('HSET', KEYS[2], field, ARGV[3])
+    if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+    return 0
+  end
+  if holder == ARGV[3] then return 0 end
+end
+redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'replays', 1)
+if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+return 1
+";
+
 /// Settings as the builder clamps them.
 fn clamp_max_attempts(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX).max(1)
@@ -475,6 +501,39 @@ impl Queue for RedisQueue {
             .iter()
             .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
             .collect())
+    }
+
+    fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim> {
+        let secs = if self.lease.is_zero() {
+            0
+        } else {
+            self.lease.as_secs().max(1)
+        };
+        let r: i64 = redis::cmd("EVAL")
+            .arg(CLAIM_SCRIPT)
+            .arg(3)
+            .arg(&self.keys.state)
+            .arg(&self.keys.jobs)
+            .arg(&self.keys.tasks)
+            .arg(&entry.session)
+            .arg(job)
+            .arg(&entry.id)
+            .arg(GROUP)
+            .arg(secs)
+            .query(&mut self.con)?;
+        Ok(match r {
+            0 => Claim::Mine,
+            1 => Claim::Replay,
+            _ => Claim::RunGone,
+        })
+    }
+
+    fn replays(&mut self) -> Result<u64> {
+        let n: Option<u64> = redis::cmd("HGET")
+            .arg(&self.keys.jobs)
+            .arg("replays")
+            .query(&mut self.con)?;
+        Ok(n.unwrap_or(0))
     }
 
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {

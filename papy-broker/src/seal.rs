@@ -207,7 +207,7 @@ impl Sealer {
             .verify_slice(tag)
             .map(|()| payload)
             .map_err(|_| {
-                "unauthenticated entry: its tag does not match this run's key, session and role (forged, altered, replayed, or written with another key)".to_string()
+                "unauthenticated entry: its tag does not match this run's key, session and role (forged, altered, copied from another session, run or role, or written with another key)".to_string()
             })
     }
 

@@ -3,6 +3,12 @@
 //! run's consumer group, runs them exactly as a process worker would
 //! ([`TaskRunner`]), appends the results and acknowledges the entries.
 //!
+//! Before it runs an entry, a worker records that the entry holds its job
+//! ([`Queue::claim_job`]): a copy of a sealed entry appended again (by
+//! whoever can write to the stream, or by the host after a reconnection) is
+//! acknowledged and counted, not run; the entry that holds the job runs
+//! again when it is redelivered.
+//!
 //! Recovery lives here too: every check interval a worker takes over one
 //! entry that a dead worker left pending longer than `claim_after`
 //! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
@@ -19,7 +25,7 @@ use papy_core::{ErrorKind, Item, ItemError};
 use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
-use crate::queue::{Entry, Queue, RunSettings};
+use crate::queue::{Claim, Entry, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
 use crate::seal::{Role, Sealer};
 use crate::url::redact;
@@ -263,12 +269,18 @@ pub(crate) fn give_up(
 
 /// Decides what becomes of a task entry just taken (read, reclaimed, or
 /// claimed by the host as stale): `Some` when it is to run; otherwise it
-/// has been dead-lettered.
+/// has been settled (dead-lettered, acknowledged as a replay) or left
+/// pending (its run is gone).
 ///
 /// - An entry without the run's tag, or whose payload is not a `Task`
 ///   frame, is dead-lettered naming no job: it reports the entry and fails
 ///   nothing (whoever wrote it has no key, so neither its job number nor its
 ///   text is to be believed; the worker's reason is fixed text).
+/// - Of the entries that carry the same job (a sealed entry appended again,
+///   by an attacker or by the host after a reconnection), only the first to
+///   be claimed runs; the others are acknowledged and counted. The entry
+///   holding the job runs again when it is redelivered (reclaimed from a
+///   dead worker): at least once.
 /// - An entry delivered more than `max_attempts` times is dead-lettered
 ///   naming its job.
 pub(crate) fn admit(
@@ -319,6 +331,21 @@ pub(crate) fn admit(
         give_up(q, sealer, e, None, &reason.to_string())?;
         return Ok(None);
     };
+    match q.claim_job(e, id)? {
+        Claim::Mine => {}
+        Claim::Replay => {
+            tracing::warn!(
+                "entry {}: job {id} of session {} is held by another entry (a replay), or its session is not the run's; acknowledged, not run",
+                quote_peer(&e.id),
+                quote_peer(&e.session)
+            );
+            return Ok(None);
+        }
+        Claim::RunGone => {
+            tracing::debug!("entry {}: the run is gone; left pending", quote_peer(&e.id));
+            return Ok(None);
+        }
+    }
     if e.deliveries > u64::from(max_attempts) {
         give_up(
             q,

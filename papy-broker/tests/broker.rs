@@ -1203,3 +1203,142 @@ fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
     assert_eq!(forged, 12);
     assert_eq!(p.refused(), 1);
 }
+
+#[test]
+fn a_sealed_task_entry_appended_again_runs_once() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let key = "replays-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "replay").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let p = Arc::new(pool(&server, "replay", 2).key(key).build().unwrap());
+    // Stride 1, default buffer: one entry in flight at a time. Item 2 works
+    // for 1.5 s (one line per run in `runs`), while the other worker idles.
+    let m = numap_on(&p, 1);
+    let w = Worker::with_args(
+        "b_count_runs_on",
+        [
+            Value::Int(2),
+            Value::from(runs.display().to_string()),
+            Value::Int(1500),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("count", w).parallel(&m)).unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("count").unwrap();
+    plumber.start([("count", Source::values(0..5i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut con = server.connection();
+    // As soon as item 2's entry is on the stream, append it 5 times more,
+    // fields and tag unchanged (new entry ids).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let original = loop {
+        assert!(Instant::now() < deadline, "item 2's entry never appeared");
+        let all: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("papy:replay:tasks")
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .unwrap();
+        let found = all.ids.iter().find_map(|e| {
+            let entry = papy_broker::Entry {
+                id: e.id.clone(),
+                session: redis::from_redis_value(&e.map["s"]).unwrap(),
+                job: redis::from_redis_value::<String>(&e.map["j"])
+                    .unwrap()
+                    .parse()
+                    .ok(),
+                payload: redis::from_redis_value(&e.map["f"]).unwrap(),
+                deliveries: 1,
+            };
+            match open_task(&sealer, &entry) {
+                papy_core::protocol::Frame::Task { indices, .. } if indices == [2] => Some(entry),
+                _ => None,
+            }
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    for _ in 0..5 {
+        copy_entry(&mut con, "papy:replay:tasks", &original, &[]);
+    }
+    assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
+    assert_eq!(out.take(), ints(0..5));
+    let count = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(count, 1, "item 2 ran once, not once per copy");
+    assert_eq!(p.replays(), 5, "each copy counted as a replay");
+    assert_eq!(pending(&server, "replay"), 0, "the copies are acknowledged");
+    let dead: i64 = redis::cmd("XLEN")
+        .arg("papy:replay:dead")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        dead, 0,
+        "a replay is not dead-lettered (it would fail the real job)"
+    );
+}
+
+#[test]
+fn a_reclaimed_entry_still_holds_its_job_and_a_copy_of_it_does_not() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "claims").unwrap();
+    q.start_run(&papy_broker::RunSettings {
+        session: "s".into(),
+        max_attempts: 3,
+        claim_after: Duration::from_millis(10),
+        done: false,
+        lease: Duration::from_secs(60),
+        key_check: String::new(),
+    })
+    .unwrap();
+    q.add_tasks("s", &[(1, b"x".to_vec()), (1, b"x".to_vec())])
+        .unwrap();
+    let read = q.read_tasks("a", 2, Duration::from_millis(100)).unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(q.claim_job(&read[0], 1).unwrap(), papy_broker::Claim::Mine);
+    // Worker a dies; b reclaims the entry: a redelivery runs again.
+    std::thread::sleep(Duration::from_millis(50));
+    let taken = q.reclaim("b", Duration::from_millis(10), 1).unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, read[0].id);
+    assert_eq!(q.claim_job(&taken[0], 1).unwrap(), papy_broker::Claim::Mine);
+    // The second entry carries the same job: a replay, acknowledged.
+    assert_eq!(
+        q.claim_job(&read[1], 1).unwrap(),
+        papy_broker::Claim::Replay
+    );
+    // So is an entry of another session, even for a job nobody holds.
+    let mut old = read[1].clone();
+    old.session = "an-earlier-session".into();
+    assert_eq!(q.claim_job(&old, 2).unwrap(), papy_broker::Claim::Replay);
+    assert_eq!(q.replays().unwrap(), 2);
+    let owner: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:claims:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    let ids: Vec<&str> = owner.ids.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [read[0].id.as_str()],
+        "only the holder is still pending"
+    );
+    // A run that is gone writes nothing and runs nothing.
+    let _: () = redis::cmd("DEL")
+        .arg("papy:claims:run")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(
+        q.claim_job(&taken[0], 1).unwrap(),
+        papy_broker::Claim::RunGone
+    );
+}
