@@ -1,6 +1,7 @@
 //! The Redis keys of one run.
 
-/// The keys of run `id`: `papy:<id>:tasks`, `:results`, `:dead`, `:run`.
+/// The keys of run `id`: `papy:<id>:tasks`, `:results`, `:dead`, `:run`,
+/// `:jobs`.
 ///
 /// ```
 /// use papy_broker::RunKeys;
@@ -20,6 +21,10 @@ pub struct RunKeys {
     pub dead: String,
     /// A hash with the run's settings and state.
     pub state: String,
+    /// A hash: which task entry holds each job (`<session>:<job>` -> entry
+    /// id), so that a replayed entry is not run again; and `replays`, how
+    /// many were acknowledged unrun.
+    pub jobs: String,
 }
 
 /// The consumer group every worker of a run reads in.
@@ -34,11 +39,18 @@ impl RunKeys {
             results: format!("papy:{id}:results"),
             dead: format!("papy:{id}:dead"),
             state: format!("papy:{id}:run"),
+            jobs: format!("papy:{id}:jobs"),
         }
     }
 
     /// Every key of the run.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.tasks, &self.results, &self.dead, &self.state]
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.tasks,
+            &self.results,
+            &self.dead,
+            &self.state,
+            &self.jobs,
+        ]
     }
 }

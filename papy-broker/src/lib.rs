@@ -48,7 +48,7 @@ use std::time::Duration;
 pub use error::{BrokerError, Result};
 pub use keys::{RunKeys, GROUP};
 pub use pool::{BrokerPool, BrokerPoolBuilder};
-pub use queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+pub use queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::RedisQueue;
 pub use url::redact;
 pub use worker::{

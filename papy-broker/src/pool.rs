@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use papy_core::error::quote_peer;
 use papy_core::pool::{Job, Pool, TaskFn, WorkerCommand, WORKER_ENV};
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{Frame, WireInboxes, MAX_FRAME};
@@ -110,6 +111,10 @@ struct Shared {
     sealer: Sealer,
     /// Results and dead letters that did not open (forged or altered).
     forged: AtomicU64,
+    /// Task entries workers refused as not the run's (their dead letters).
+    refused: AtomicU64,
+    /// Task entries workers acknowledged unrun as replays (last polled).
+    replays: AtomicU64,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_id: AtomicU64,
     /// Workers planned for (how queued jobs are shared out).
@@ -403,6 +408,8 @@ impl BrokerPool {
             settings,
             sealer: sealer.clone(),
             forged: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            replays: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             workers: spec.size.unwrap_or(spec.local.max(1)),
@@ -470,9 +477,25 @@ impl BrokerPool {
     }
 
     /// Results and dead letters ignored because they did not carry this
-    /// run's tag (forged or altered entries).
+    /// run's tag (forged, altered or copied entries: a task entry or a
+    /// result copied into the dead-letter stream counts here).
     pub fn forged(&self) -> u64 {
         self.shared.forged.load(Ordering::Relaxed)
+    }
+
+    /// Task entries that workers refused to run because they did not carry
+    /// the run's tag (or held no task), as their dead letters report; such
+    /// an entry fails no job.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
+    /// Task entries that workers acknowledged without running them because
+    /// they repeated a job another entry holds (a replayed entry), or were
+    /// of another session than the run's. Read from the broker every
+    /// second while the pool runs, and once more when it shuts down.
+    pub fn replays(&self) -> u64 {
+        self.shared.replays.load(Ordering::Relaxed)
     }
 
     /// Results dropped because their job had already been delivered
@@ -799,12 +822,21 @@ fn poll(sh: &Shared, c: &mut RedisQueue, cursor: &mut Cursor) -> Result<usize> {
         }
     }
     c.renew(sh.settings.lease)?;
-    c.dead_letter_stale(
+    for e in c.claim_stale(
         HOST_CONSUMER,
         sh.settings.claim_after,
         sh.settings.max_attempts,
         64,
-    )?;
+    )? {
+        // Checked as a worker checks what it takes: a replay is
+        // acknowledged, not dead-lettered (it must not fail the job of the
+        // entry it copies), and an entry not the run's fails no job.
+        if let Some(task) = crate::worker::admit(c, &sh.sealer, &e, sh.settings.max_attempts)? {
+            let reason = crate::worker::too_often(e.deliveries, sh.settings.max_attempts);
+            crate::worker::give_up(c, &sh.sealer, &e, Some(task.id), &reason)?;
+        }
+    }
+    sh.replays.store(c.replays()?, Ordering::Relaxed);
     let n = c.active_workers(Duration::from_secs(5))?;
     sh.live_workers.store(n, Ordering::Relaxed);
     Ok(n)
@@ -862,7 +894,7 @@ fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
     }
 }
 
-/// The payload of a result or dead letter, if it carries the run's tag;
+/// The payload of a result, if it carries the run's tag;
 /// otherwise counted and logged, and `None`.
 fn open<'a>(sh: &Shared, role: Role, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
     match sh.sealer.open(role, &sh.settings.session, payload) {
@@ -924,26 +956,33 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             f.succeed(items);
             Vec::new()
         }
-        Outcome::Dead {
-            session,
-            job,
-            payload,
-            deliveries,
-            reason,
-        } => {
+        Outcome::Dead { session, letter } => {
             if session != sh.settings.session {
                 return Vec::new();
             }
-            // A dead letter names its job by the sealed task it carries;
-            // one that does not open is not the run's and fails nothing.
-            let Some(payload) = open(sh, Role::Task, &payload, "dead letter") else {
+            // A dead letter counts only with its own tag, which binds the
+            // job, the entry, the deliveries and the reason (at most
+            // `MAX_REASON` bytes): a task entry or result copied into the
+            // dead-letter stream, or a letter with another reason, is
+            // counted and ignored.
+            if let Err(why) = sh.sealer.check_dead_letter(&sh.settings.session, &letter) {
+                sh.forged.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("broker pool `{}`: a dead letter ignored: {why}", sh.name);
+                return Vec::new();
+            }
+            let reason = quote_peer(&letter.reason);
+            let Some(id) = letter.job else {
+                // A worker refused a task entry that was not the run's: it
+                // reports it, and fails no job.
+                sh.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "broker pool `{}`: a worker refused task entry {}: {reason}",
+                    sh.name,
+                    quote_peer(&letter.entry)
+                );
                 return Vec::new();
             };
-            let id = match decode("dead letter", payload) {
-                Ok(Frame::Task { id, .. }) => Some(id),
-                _ => job,
-            };
-            let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
+            let f = lock(&sh.in_flight).remove(&id);
             match f {
                 Some(f) if f.parts.len() > 1 => {
                     tracing::debug!(
@@ -954,7 +993,10 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
                     f.parts.into_iter().map(|p| p.job).collect()
                 }
                 Some(f) => {
-                    let m = format!("dead-lettered after {deliveries} deliveries: {reason}");
+                    let m = format!(
+                        "dead-lettered after {} deliveries: {reason}",
+                        letter.deliveries
+                    );
                     f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
                     Vec::new()
                 }
@@ -1048,7 +1090,10 @@ impl Pool for BrokerPool {
             // Only this host's run: another host may have taken the run id over.
             let session = &self.shared.settings.session;
             let r = self.shared.connect().and_then(|mut q| match q.settings()? {
-                Some(s) if &s.session == session => q.finish_run(self.spec.keep_for),
+                Some(s) if &s.session == session => {
+                    self.shared.replays.store(q.replays()?, Ordering::Relaxed);
+                    q.finish_run(self.spec.keep_for)
+                }
                 _ => Ok(()),
             });
             match r {

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::seal::DeadLetter;
 
 /// A task entry as a worker sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,15 +44,26 @@ pub enum Outcome {
     Dead {
         /// The host session the task came from.
         session: String,
-        /// The host's job number, when readable.
-        job: Option<u64>,
-        /// The encoded `Task` frame (empty if unreadable).
-        payload: Vec<u8>,
-        /// Deliveries when it was given up on.
-        deliveries: u64,
-        /// Why.
-        reason: String,
+        /// What the letter says and its tag, as read (not checked yet, and
+        /// its reason not bounded yet: the host checks the tag, which also
+        /// bounds the reason, before it uses either).
+        letter: DeadLetter,
     },
+}
+
+/// Whether the worker that took a task entry may run it: the first entry
+/// that carries a job holds it (redeliveries of that entry run it again:
+/// at least once), any other entry with the same job is a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This entry holds the job: run it.
+    Mine,
+    /// Another entry holds the job, or the entry is of another session than
+    /// the run's: the entry has been acknowledged and counted, not run.
+    Replay,
+    /// The run's settings are gone: the entry is left pending (reclaimed,
+    /// or dead-lettered, later), not run.
+    RunGone,
 }
 
 /// Where the host's reading of the result and dead-letter streams is.
@@ -141,20 +153,38 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>>;
 
-    /// For the host: dead-letters up to `count` entries idle longer than
-    /// `min_idle` that have been delivered `max_attempts` times or more (the
-    /// next reclaim would dead-letter them anyway; this way a run ends even
-    /// when no worker is left to reclaim them). Returns how many it moved.
+    /// For the host: takes over up to `count` entries idle longer than
+    /// `min_idle` that have been delivered `max_attempts` times or more, to
+    /// dead-letter them (the next reclaim would dead-letter them anyway;
+    /// this way a run ends even when no worker is left to reclaim them).
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn dead_letter_stale(
+    fn claim_stale(
         &mut self,
         consumer: &str,
         min_idle: Duration,
         max_attempts: u32,
         count: usize,
-    ) -> Result<usize>;
+    ) -> Result<Vec<Entry>>;
+
+    /// Before task entry `entry`, carrying job `job` (the id of its task
+    /// frame; the entry's session and payload have been authenticated), is
+    /// run or dead-lettered: records atomically that `entry` holds the job
+    /// of its session, unless another entry already does or the session is
+    /// not the run's; such a replay is acknowledged and counted
+    /// ([`replays`](Self::replays)) instead.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim>;
+
+    /// How many task entries workers acknowledged without running them as
+    /// replays ([`Claim::Replay`]) in this run.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn replays(&mut self) -> Result<u64>;
 
     /// Heartbeat: resets the idle time of the entries among `ids` that
     /// `consumer` still holds (never taking over another's), so they are
@@ -170,11 +200,13 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()>;
 
-    /// Moves a task entry to the dead-letter stream (and acknowledges it).
+    /// Moves a task entry to the dead-letter stream (and acknowledges it),
+    /// with `letter` (made by [`Sealer::dead_letter`](crate::seal::Sealer::dead_letter)
+    /// for this entry).
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()>;
+    fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()>;
 
     /// How many workers read the task stream: consumers of the group seen
     /// within `active_within` (dead workers drop out of the count).

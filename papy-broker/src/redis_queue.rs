@@ -6,8 +6,9 @@
 //! IDLE` + `XCLAIM` (the host dead-letters entries nobody reclaims), a small
 //! Lua script around `XCLAIM ... JUSTID` (heartbeats: resets the idle time
 //! of entries the consumer still owns, without counting a delivery),
-//! `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE` (a lease on
-//! every key).
+//! another that records which entry holds a job (replays are acknowledged
+//! unrun), `HSET`/`HGETALL` (the run's settings), `DEL` and `EXPIRE` (a
+//! lease on every key).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use redis::{Connection, RedisError, Value};
 
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
-use crate::queue::{Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::seal::DeadLetter;
 use crate::url::redact;
 use papy_core::error::quote_peer;
 
@@ -266,6 +268,31 @@ end
 return n
 ";
 
+/// Claims a job for a task entry (see [`Queue::claim_job`]). KEYS: the
+/// run's settings, its jobs hash, its task stream; ARGV: the entry's
+/// session, the job, the entry's id, the group, the lease in seconds (0:
+/// none). Returns 0 (the entry holds the job), 1 (a replay: acknowledged
+/// and counted) or 2 (the run is gone: nothing written).
+const CLAIM_SCRIPT: &str = r"
+local s = redis.call('HGET', KEYS[1], 'session')
+if not s then return 2 end
+local lease = tonumber(ARGV[5])
+local field = ARGV[1] .. ':' .. ARGV[2]
+if s == ARGV[1] then
+  local holder = redis.call('HGET', KEYS[2], field)
+  if not holder then
+    redis.call('HSET', KEYS[2], field, ARGV[3])
+    if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+    return 0
+  end
+  if holder == ARGV[3] then return 0 end
+end
+redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'replays', 1)
+if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+return 1
+";
+
 /// Settings as the builder clamps them.
 fn clamp_max_attempts(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX).max(1)
@@ -428,13 +455,13 @@ impl Queue for RedisQueue {
             .collect())
     }
 
-    fn dead_letter_stale(
+    fn claim_stale(
         &mut self,
         consumer: &str,
         min_idle: Duration,
         max_attempts: u32,
         count: usize,
-    ) -> Result<usize> {
+    ) -> Result<Vec<Entry>> {
         let idle = min_idle.as_millis() as u64;
         let r: redis::RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
             .arg(&self.keys.tasks)
@@ -447,7 +474,7 @@ impl Queue for RedisQueue {
             .query(&mut self.con);
         let pending = match r {
             Ok(p) => p,
-            Err(e) if e.code() == Some("NOGROUP") => return Ok(0),
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let stale: Vec<String> = pending
@@ -457,7 +484,7 @@ impl Queue for RedisQueue {
             .map(|p| p.id)
             .collect();
         if stale.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         // XCLAIM with a minimum idle time: of the host and a worker racing
         // for the same entry, only one gets it.
@@ -469,19 +496,44 @@ impl Queue for RedisQueue {
         let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
         let ids: Vec<String> = claimed.ids.iter().map(|e| e.id.clone()).collect();
         let counts = self.pending_counts(&ids)?;
-        let mut n = 0;
-        for e in &claimed.ids {
-            let entry = task_entry(e, counts.get(&e.id).copied().unwrap_or(1));
-            let reason = format!(
-                "delivered {} times (max_attempts = {max_attempts}): every worker that took it \
-                 died or stalled",
-                entry.deliveries
-            );
-            tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
-            self.dead_letter(&entry, &reason)?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(claimed
+            .ids
+            .iter()
+            .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
+            .collect())
+    }
+
+    fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim> {
+        let secs = if self.lease.is_zero() {
+            0
+        } else {
+            self.lease.as_secs().max(1)
+        };
+        let r: i64 = redis::cmd("EVAL")
+            .arg(CLAIM_SCRIPT)
+            .arg(3)
+            .arg(&self.keys.state)
+            .arg(&self.keys.jobs)
+            .arg(&self.keys.tasks)
+            .arg(&entry.session)
+            .arg(job)
+            .arg(&entry.id)
+            .arg(GROUP)
+            .arg(secs)
+            .query(&mut self.con)?;
+        Ok(match r {
+            0 => Claim::Mine,
+            1 => Claim::Replay,
+            _ => Claim::RunGone,
+        })
+    }
+
+    fn replays(&mut self) -> Result<u64> {
+        let n: Option<u64> = redis::cmd("HGET")
+            .arg(&self.keys.jobs)
+            .arg("replays")
+            .query(&mut self.con)?;
+        Ok(n.unwrap_or(0))
     }
 
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
@@ -506,13 +558,16 @@ impl Queue for RedisQueue {
         self.settle(entry, &results, result, &[])
     }
 
-    fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<()> {
+    fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()> {
         let dead = self.keys.dead.clone();
-        let deliveries = entry.deliveries.to_string();
+        let deliveries = letter.deliveries.to_string();
+        let job = letter.job.map(|j| j.to_string()).unwrap_or_default();
         let extra = [
-            ("entry", entry.id.as_bytes()),
+            ("entry", letter.entry.as_bytes()),
             ("n", deliveries.as_bytes()),
-            ("why", reason.as_bytes()),
+            ("why", letter.reason.as_bytes()),
+            ("job", job.as_bytes()),
+            ("t", letter.tag.as_bytes()),
         ];
         self.settle(entry, &dead, entry.payload.as_slice(), &extra)
     }
@@ -562,10 +617,13 @@ impl Queue for RedisQueue {
                     cursor.dead = e.id.clone();
                     out.push(Outcome::Dead {
                         session: field_string(e, "s"),
-                        job: job_of(e),
-                        payload: payload_of(e),
-                        deliveries: field_string(e, "n").parse().unwrap_or(0),
-                        reason: field_string(e, "why"),
+                        letter: DeadLetter {
+                            job: field_string(e, "job").parse().ok(),
+                            entry: field_string(e, "entry"),
+                            deliveries: field_string(e, "n").parse().unwrap_or(0),
+                            reason: field_string(e, "why"),
+                            tag: field_string(e, "t"),
+                        },
                     });
                 } else {
                     cursor.results = e.id.clone();

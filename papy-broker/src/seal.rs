@@ -5,7 +5,15 @@
 //! tag under a key the host and its workers share: the host seals the task
 //! frames it writes, a worker seals its results, and each side opens what it
 //! reads. A task entry that does not open is dead-lettered and never run; a
-//! result or dead letter that does not open is counted and ignored.
+//! result that does not open is counted and ignored.
+//!
+//! A dead letter carries a tag of its own ([`Sealer::dead_letter`]), under a
+//! purpose of its own ([`Role::Dead`]): it binds the session, the job the
+//! letter gives up on (none when the task entry was not the run's), the
+//! task entry's id, its delivery count and the reason. A task entry or a
+//! result copied into the dead-letter stream therefore carries no valid
+//! dead-letter tag, and a real dead letter cannot be given another reason or
+//! job: the host ignores and counts any dead letter whose tag is wrong.
 //!
 //! The key is a string of at least [`MIN_KEY_LEN`] bytes, taken from
 //! [`KEY_ENV`] or a file (`key_file` in the pipeline, `papy worker
@@ -18,6 +26,7 @@
 use std::path::Path;
 
 use hmac::Mac as _;
+use papy_core::error::quote_peer;
 
 use crate::error::{BrokerError, Result};
 
@@ -39,6 +48,8 @@ pub enum Role {
     Task,
     /// A result a worker wrote.
     Result,
+    /// A dead letter a worker (or the host) wrote: see [`Sealer::dead_letter`].
+    Dead,
 }
 
 impl Role {
@@ -46,8 +57,46 @@ impl Role {
         match self {
             Role::Task => b"task",
             Role::Result => b"result",
+            Role::Dead => b"dead letter",
         }
     }
+}
+
+/// The longest reason a dead letter may carry, in bytes: writers keep to
+/// [`quote_peer`]'s 1 KiB (and its length note); the host refuses, as not
+/// the run's, any dead letter with a longer one, before hashing it.
+pub const MAX_REASON: usize = papy_core::protocol::MAX_PEER_MESSAGE;
+
+/// What a dead letter says, as its tag covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The host's job number the letter gives up on: the id of the task
+    /// frame the writer opened. `None` when the task entry was not the
+    /// run's (no valid tag, or not a task): such a letter reports the entry
+    /// and fails no job.
+    pub job: Option<u64>,
+    /// The task entry's id.
+    pub entry: String,
+    /// Its deliveries when it was given up on.
+    pub deliveries: u64,
+    /// Why (at most [`MAX_REASON`] bytes; see [`Sealer::dead_letter`]).
+    pub reason: String,
+    /// The tag, in hex.
+    pub tag: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
+        .collect()
 }
 
 type Hmac = hmac::Hmac<sha2::Sha256>;
@@ -158,18 +207,97 @@ impl Sealer {
             .verify_slice(tag)
             .map(|()| payload)
             .map_err(|_| {
-                "unauthenticated entry: its tag does not match this run's key, session and role (forged, altered, replayed, or written with another key)".to_string()
+                "unauthenticated entry: its tag does not match this run's key, session and role (forged, altered, copied from another session, run or role, or written with another key)".to_string()
             })
     }
 
     /// The check value the host writes into the run's settings.
     pub fn check_value(&self) -> String {
-        self.mac(b"key check", "", b"")
+        hex(&self.mac(b"key check", "", b"").finalize().into_bytes())
+    }
+
+    /// The MAC of a dead letter's fields, each with its length first.
+    fn dead_mac(
+        &self,
+        session: &str,
+        job: Option<u64>,
+        entry: &str,
+        deliveries: u64,
+        reason: &str,
+    ) -> Hmac {
+        let job = job.map(|j| j.to_string()).unwrap_or_default();
+        let deliveries = deliveries.to_string();
+        let mut data = Vec::new();
+        for part in [
+            job.as_bytes(),
+            entry.as_bytes(),
+            deliveries.as_bytes(),
+            reason.as_bytes(),
+        ] {
+            data.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            data.extend_from_slice(part);
+        }
+        self.mac(Role::Dead.label(), session, &data)
+    }
+
+    /// A dead letter of session `session` giving up on `job` (the id of the
+    /// task frame the writer opened; `None` when the entry was not the
+    /// run's), task entry `entry` delivered `deliveries` times, because of
+    /// `reason` (quoted with [`quote_peer`]: at most 1 KiB and a length
+    /// note), with its tag.
+    pub fn dead_letter(
+        &self,
+        session: &str,
+        job: Option<u64>,
+        entry: &str,
+        deliveries: u64,
+        reason: &str,
+    ) -> DeadLetter {
+        let reason = quote_peer(reason).into_owned();
+        let tag = hex(&self
+            .dead_mac(session, job, entry, deliveries, &reason)
             .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+            .into_bytes());
+        DeadLetter {
+            job,
+            entry: entry.to_string(),
+            deliveries,
+            reason,
+            tag,
+        }
+    }
+
+    /// Whether `letter` is a dead letter of this run's session `session`:
+    /// its tag is right (checked in constant time) and its reason no longer
+    /// than [`MAX_REASON`].
+    ///
+    /// # Errors
+    /// A message saying the dead letter is not authentic.
+    pub fn check_dead_letter(
+        &self,
+        session: &str,
+        letter: &DeadLetter,
+    ) -> std::result::Result<(), String> {
+        if letter.reason.len() > MAX_REASON {
+            return Err(format!(
+                "unauthenticated dead letter: its reason is {} bytes, more than papy writes ({MAX_REASON})",
+                letter.reason.len()
+            ));
+        }
+        let tag = unhex(&letter.tag).ok_or_else(|| {
+            "unauthenticated dead letter: no dead-letter tag (a task entry or result copied into the dead-letter stream, or forged)".to_string()
+        })?;
+        self.dead_mac(
+            session,
+            letter.job,
+            &letter.entry,
+            letter.deliveries,
+            &letter.reason,
+        )
+        .verify_slice(&tag)
+        .map_err(|_| {
+            "unauthenticated dead letter: its tag does not match this run's key, session, job, entry, deliveries and reason (forged, altered, copied, or written with another key)".to_string()
+        })
     }
 }
 
@@ -205,5 +333,52 @@ mod tests {
         assert_ne!(s.check_value(), other_key.check_value());
         assert!(Sealer::new("short", "r").is_err());
         assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_dead_letter_opens_only_as_written_and_only_as_a_dead_letter() {
+        let s = Sealer::new("0123456789abcdef-secret", "run1").unwrap();
+        let d = s.dead_letter("s1", Some(7), "1-0", 3, "it crashed");
+        assert!(s.check_dead_letter("s1", &d).is_ok());
+        assert_eq!(d.reason, "it crashed");
+        let changed = |f: &dyn Fn(&mut DeadLetter)| {
+            let mut x = d.clone();
+            f(&mut x);
+            s.check_dead_letter("s1", &x)
+        };
+        assert!(changed(&|x| x.job = Some(8)).is_err(), "bound to its job");
+        assert!(changed(&|x| x.job = None).is_err());
+        assert!(
+            changed(&|x| x.entry = "2-0".into()).is_err(),
+            "bound to its entry"
+        );
+        assert!(changed(&|x| x.deliveries = 4).is_err());
+        assert!(
+            changed(&|x| x.reason = "chosen text".into()).is_err(),
+            "bound to its reason"
+        );
+        assert!(changed(&|x| x.tag.clear()).is_err());
+        assert!(changed(&|x| x.tag = "zz".repeat(32)).is_err());
+        assert!(
+            s.check_dead_letter("s2", &d).is_err(),
+            "bound to its session"
+        );
+        // A task's or a result's tag is no dead letter's tag.
+        for role in [Role::Task, Role::Result] {
+            let sealed = s.seal(role, "s1", Vec::new());
+            assert!(changed(&|x| x.tag = hex(&sealed)).is_err(), "{role:?}");
+        }
+        let other = Sealer::new("another-key-of-16+bytes", "run1").unwrap();
+        assert!(other.check_dead_letter("s1", &d).is_err());
+        // Reasons are quoted, and longer ones are refused unhashed.
+        let long = s.dead_letter("s1", None, "1-0", 1, &"x".repeat(1 << 20));
+        assert!(long.reason.len() < 1100, "{}", long.reason.len());
+        assert!(s.check_dead_letter("s1", &long).is_ok());
+        let mut huge = d.clone();
+        huge.reason = "x".repeat(MAX_REASON + 1);
+        assert!(s
+            .check_dead_letter("s1", &huge)
+            .unwrap_err()
+            .contains("more than papy writes"));
     }
 }

@@ -3,6 +3,12 @@
 //! run's consumer group, runs them exactly as a process worker would
 //! ([`TaskRunner`]), appends the results and acknowledges the entries.
 //!
+//! Before it runs an entry, a worker records that the entry holds its job
+//! ([`Queue::claim_job`]): a copy of a sealed entry appended again (by
+//! whoever can write to the stream, or by the host after a reconnection) is
+//! acknowledged and counted, not run; the entry that holds the job runs
+//! again when it is redelivered.
+//!
 //! Recovery lives here too: every check interval a worker takes over one
 //! entry that a dead worker left pending longer than `claim_after`
 //! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
@@ -11,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use papy_core::error::quote_peer;
 use papy_core::protocol::serve::TaskRunner;
 use papy_core::protocol::{Frame, MAX_FRAME};
 use papy_core::{ErrorKind, Item, ItemError};
@@ -18,7 +25,7 @@ use papy_core::{ErrorKind, Item, ItemError};
 use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
-use crate::queue::{Entry, Queue, RunSettings};
+use crate::queue::{Claim, Entry, Queue, RunSettings};
 use crate::redis_queue::RedisQueue;
 use crate::seal::{Role, Sealer};
 use crate::url::redact;
@@ -225,23 +232,63 @@ fn check_every(s: &RunSettings) -> Duration {
     (s.claim_after / 2).min(Duration::from_millis(250))
 }
 
-/// Runs one entry (or dead-letters it) and acknowledges it.
-fn handle(
+/// Why an entry delivered `deliveries` times is given up on.
+pub(crate) fn too_often(deliveries: u64, max_attempts: u32) -> String {
+    format!(
+        "delivered {deliveries} times (max_attempts = {max_attempts}): every worker that took it died or stalled"
+    )
+}
+
+/// A task entry admitted to run: the parts of its `Task` frame.
+pub(crate) struct Admitted {
+    pub(crate) id: u64,
+    chain: Vec<papy_core::protocol::Call>,
+    node: String,
+    indices: Vec<u64>,
+    inboxes: papy_core::protocol::WireInboxes,
+}
+
+/// Dead-letters entry `e` with a sealed letter: giving up on `job` (the id
+/// of its authenticated task frame; `None` when the entry is not the
+/// run's), because of `reason` (quoted: at most 1 KiB).
+pub(crate) fn give_up(
     q: &mut RedisQueue,
-    heartbeat: &Heartbeat,
-    runner: &mut TaskRunner,
-    settings: &RunSettings,
     sealer: &Sealer,
-    e: Entry,
+    e: &Entry,
+    job: Option<u64>,
+    reason: &str,
 ) -> Result<()> {
-    if e.deliveries > u64::from(settings.max_attempts) {
-        let reason = format!(
-            "delivered {} times (max_attempts = {}): every worker that took it died or stalled",
-            e.deliveries, settings.max_attempts
-        );
-        tracing::warn!("entry {}: {reason}; moved to the dead-letter stream", e.id);
-        return q.dead_letter(&e, &reason);
-    }
+    let letter = sealer.dead_letter(&e.session, job, &e.id, e.deliveries, reason);
+    tracing::warn!(
+        "entry {}: {}; moved to the dead-letter stream",
+        quote_peer(&e.id),
+        letter.reason
+    );
+    q.dead_letter(e, &letter)
+}
+
+/// Decides what becomes of a task entry just taken (read, reclaimed, or
+/// claimed by the host as stale): `Some` when it is to run; otherwise it
+/// has been settled (dead-lettered, acknowledged as a replay) or left
+/// pending (its run is gone).
+///
+/// - An entry without the run's tag, or whose payload is not a `Task`
+///   frame, is dead-lettered naming no job: it reports the entry and fails
+///   nothing (whoever wrote it has no key, so neither its job number nor its
+///   text is to be believed; the worker's reason is fixed text).
+/// - Of the entries that carry the same job (a sealed entry appended again,
+///   by an attacker or by the host after a reconnection), only the first to
+///   be claimed runs; the others are acknowledged and counted. The entry
+///   holding the job runs again when it is redelivered (reclaimed from a
+///   dead worker): at least once.
+/// - An entry delivered more than `max_attempts` times is dead-lettered
+///   naming its job.
+pub(crate) fn admit(
+    q: &mut RedisQueue,
+    sealer: &Sealer,
+    e: &Entry,
+    max_attempts: u32,
+) -> Result<Option<Admitted>> {
     // Whoever can write to the stream is not trusted: an entry without
     // the run's tag is never run.
     let payload = match sealer.open(Role::Task, &e.session, &e.payload) {
@@ -258,13 +305,16 @@ fn handle(
                     )));
                 }
             }
-            tracing::warn!("entry {}: {why}; moved to the dead-letter stream", e.id);
-            return q.dead_letter(&e, &why);
+            give_up(q, sealer, e, None, &why)?;
+            return Ok(None);
         }
     };
     let frame = match decode(&e.id, payload) {
         Ok(f) => f,
-        Err(err) => return q.dead_letter(&e, &err.to_string()),
+        Err(err) => {
+            give_up(q, sealer, e, None, &err.to_string())?;
+            return Ok(None);
+        }
     };
     let Frame::Task {
         id,
@@ -278,7 +328,61 @@ fn handle(
             id: e.id.clone(),
             reason: "not a Task frame".into(),
         };
-        return q.dead_letter(&e, &reason.to_string());
+        give_up(q, sealer, e, None, &reason.to_string())?;
+        return Ok(None);
+    };
+    match q.claim_job(e, id)? {
+        Claim::Mine => {}
+        Claim::Replay => {
+            tracing::warn!(
+                "entry {}: job {id} of session {} is held by another entry (a replay), or its session is not the run's; acknowledged, not run",
+                quote_peer(&e.id),
+                quote_peer(&e.session)
+            );
+            return Ok(None);
+        }
+        Claim::RunGone => {
+            tracing::debug!("entry {}: the run is gone; left pending", quote_peer(&e.id));
+            return Ok(None);
+        }
+    }
+    if e.deliveries > u64::from(max_attempts) {
+        give_up(
+            q,
+            sealer,
+            e,
+            Some(id),
+            &too_often(e.deliveries, max_attempts),
+        )?;
+        return Ok(None);
+    }
+    Ok(Some(Admitted {
+        id,
+        chain,
+        node,
+        indices,
+        inboxes,
+    }))
+}
+
+/// Runs one entry (or dead-letters it) and acknowledges it.
+fn handle(
+    q: &mut RedisQueue,
+    heartbeat: &Heartbeat,
+    runner: &mut TaskRunner,
+    settings: &RunSettings,
+    sealer: &Sealer,
+    e: Entry,
+) -> Result<()> {
+    let Some(Admitted {
+        id,
+        chain,
+        node,
+        indices,
+        inboxes,
+    }) = admit(q, sealer, &e, settings.max_attempts)?
+    else {
+        return Ok(());
     };
     heartbeat.hold(&e.id);
     let n = indices.len();
@@ -295,7 +399,7 @@ fn handle(
             let items: Vec<Item> = vec![Err(error); n];
             match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
                 Ok(b) => sealer.seal(Role::Result, &e.session, b),
-                Err(why) => return q.dead_letter(&e, &why),
+                Err(why) => return give_up(q, sealer, &e, Some(id), &why),
             }
         }
     };

@@ -977,15 +977,19 @@ fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
     for e in &dead.ids {
         let why: String = redis::from_redis_value(&e.map["why"]).unwrap();
         assert!(why.contains("unauthenticated entry"), "{why}");
+        // The worker's letter names no job: the forger's `j` fails nothing.
+        let job: String = redis::from_redis_value(&e.map["job"]).unwrap();
+        assert_eq!(job, "");
     }
     assert!(!marker.exists(), "a forged entry ran");
-    // The host read both dead letters and the replayed result and, unable
-    // to open them, counted them.
+    // The host read the workers' two dead letters (sealed, naming no job:
+    // refused entries) and the replayed result (which it could not open).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while p.forged() < 3 && Instant::now() < deadline {
+    while (p.forged() < 1 || p.refused() < 2) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(p.forged(), 3);
+    assert_eq!(p.forged(), 1);
+    assert_eq!(p.refused(), 2);
 }
 
 #[test]
@@ -1024,4 +1028,317 @@ fn a_worker_with_another_key_stops_instead_of_serving() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no broker key"), "{stderr}");
+}
+
+/// Appends a copy of entry `e` (its `s`, `j` and `f` fields, plus `extra`)
+/// to `stream`, as anyone who can write to the run's streams could.
+fn copy_entry(
+    con: &mut redis::Connection,
+    stream: &str,
+    e: &papy_broker::Entry,
+    extra: &[(&str, Vec<u8>)],
+) {
+    let mut c = redis::cmd("XADD");
+    c.arg(stream)
+        .arg("*")
+        .arg("s")
+        .arg(&e.session)
+        .arg("j")
+        .arg(e.job.map(|j| j.to_string()).unwrap_or_default())
+        .arg("f")
+        .arg(e.payload.as_slice());
+    for (k, v) in extra {
+        c.arg(*k).arg(v.as_slice());
+    }
+    let _: String = c.query(con).unwrap();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    // No workers: this test plays the worker, and the forger, by hand.
+    let key = "dead-letters-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "letters").unwrap();
+    let p = Arc::new(
+        BrokerPool::builder("letters", &server.url())
+            .key(key)
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&p, 1);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(0..4i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut q = RedisQueue::connect(&server.url(), "letters").unwrap();
+    let mut con = server.connection();
+    let mut runner = papy_core::protocol::serve::TaskRunner::default();
+    // 50 KB of text of the forger's choosing.
+    let chosen = "FORGED reason ".repeat(50_000 / 14);
+    let (mut seen, mut forged, mut last) = (0u64, 0u64, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not end");
+        for e in q
+            .read_tasks("by-hand", 10, Duration::from_millis(100))
+            .unwrap()
+        {
+            let papy_core::protocol::Frame::Task {
+                id,
+                chain,
+                node,
+                indices,
+                inboxes,
+            } = open_task(&sealer, &e)
+            else {
+                panic!("not a task");
+            };
+            seen += 1;
+            if indices == [3] {
+                // The last item: answered below with a real dead letter.
+                last = Some((e, id));
+                continue;
+            }
+            let job = id.to_string().into_bytes();
+            let letter = |t: Vec<u8>, why: &str| {
+                vec![
+                    ("entry", e.id.clone().into_bytes()),
+                    ("n", b"1".to_vec()),
+                    ("why", why.as_bytes().to_vec()),
+                    ("job", job.clone()),
+                    ("t", t),
+                ]
+            };
+            // The sealed task entry itself, without a tag of its own, then
+            // with the task's tag, then a sealed result with the result's
+            // tag, then a real dead letter's tag over another reason.
+            let task_tag = hex(&e.payload[e.payload.len() - 32..]).into_bytes();
+            let result = sealer.seal(papy_broker::seal::Role::Result, &e.session, Vec::new());
+            let real = sealer.dead_letter(&e.session, Some(id), &e.id, 1, "a real reason");
+            let mut as_result = e.clone();
+            as_result.payload = result.clone();
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(Vec::new(), &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(task_tag, &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &as_result,
+                &letter(hex(&result).into_bytes(), &chosen),
+            );
+            copy_entry(
+                &mut con,
+                "papy:letters:dead",
+                &e,
+                &letter(real.tag.into_bytes(), &chosen),
+            );
+            forged += 4;
+            // Before the real result, give the host time to read them
+            // (without the fix, the first fails the job at once).
+            let wait = Instant::now() + Duration::from_secs(5);
+            while p.forged() < forged && Instant::now() < wait {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let results = papy_core::protocol::WireResults::from_items(
+                &runner.run(chain, &node, &indices, inboxes),
+            );
+            let bytes = papy_core::protocol::Frame::Result { id, results };
+            let bytes = papy_broker::codec::encode(&bytes).unwrap();
+            q.complete(
+                &e,
+                &sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes),
+            )
+            .unwrap();
+        }
+        if let Some((e, id)) = last.take() {
+            // A sealed letter naming no job fails nothing (it reports a
+            // refused entry); the real one fails its job, its reason quoted.
+            let none = sealer.dead_letter(&e.session, None, &e.id, 1, "not the run's");
+            let mut copy = e.clone();
+            copy.id = "0-1".into();
+            q.dead_letter(&copy, &none).unwrap();
+            let wait = Instant::now() + Duration::from_secs(10);
+            while p.refused() < 1 && Instant::now() < wait {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let real = sealer.dead_letter(&e.session, Some(id), &e.id, 4, &"long ".repeat(200_000));
+            q.dead_letter(&e, &real).unwrap();
+        }
+        if plumber.wait(Some(Duration::from_millis(10))).unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, 4);
+    let items = out.take();
+    assert_eq!(items.len(), 4);
+    for (i, r) in items.iter().enumerate().take(3) {
+        assert_eq!(r, &Ok(Value::Int(i as i64 + 10)), "item {i}");
+    }
+    let e = items[3].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerDied);
+    assert!(
+        e.message()
+            .starts_with("dead-lettered after 4 deliveries: long long"),
+        "{e}"
+    );
+    assert!(e.message().len() < 1200, "{} bytes", e.message().len());
+    assert_eq!(p.forged(), forged);
+    assert_eq!(forged, 12);
+    assert_eq!(p.refused(), 1);
+}
+
+#[test]
+fn a_sealed_task_entry_appended_again_runs_once() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let key = "replays-key-0123456789";
+    let sealer = papy_broker::seal::Sealer::new(key, "replay").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let p = Arc::new(pool(&server, "replay", 2).key(key).build().unwrap());
+    // Stride 1, default buffer: one entry in flight at a time. Item 2 works
+    // for 1.5 s (one line per run in `runs`), while the other worker idles.
+    let m = numap_on(&p, 1);
+    let w = Worker::with_args(
+        "b_count_runs_on",
+        [
+            Value::Int(2),
+            Value::from(runs.display().to_string()),
+            Value::Int(1500),
+        ],
+    )
+    .unwrap();
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("count", w).parallel(&m)).unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("count").unwrap();
+    plumber.start([("count", Source::values(0..5i64))]).unwrap();
+    plumber.run().unwrap();
+    let mut con = server.connection();
+    // As soon as item 2's entry is on the stream, append it 5 times more,
+    // fields and tag unchanged (new entry ids).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let original = loop {
+        assert!(Instant::now() < deadline, "item 2's entry never appeared");
+        let all: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("papy:replay:tasks")
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .unwrap();
+        let found = all.ids.iter().find_map(|e| {
+            let entry = papy_broker::Entry {
+                id: e.id.clone(),
+                session: redis::from_redis_value(&e.map["s"]).unwrap(),
+                job: redis::from_redis_value::<String>(&e.map["j"])
+                    .unwrap()
+                    .parse()
+                    .ok(),
+                payload: redis::from_redis_value(&e.map["f"]).unwrap(),
+                deliveries: 1,
+            };
+            match open_task(&sealer, &entry) {
+                papy_core::protocol::Frame::Task { indices, .. } if indices == [2] => Some(entry),
+                _ => None,
+            }
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    for _ in 0..5 {
+        copy_entry(&mut con, "papy:replay:tasks", &original, &[]);
+    }
+    assert!(plumber.wait(Some(Duration::from_secs(120))).unwrap());
+    assert_eq!(out.take(), ints(0..5));
+    let count = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(count, 1, "item 2 ran once, not once per copy");
+    assert_eq!(p.replays(), 5, "each copy counted as a replay");
+    assert_eq!(pending(&server, "replay"), 0, "the copies are acknowledged");
+    let dead: i64 = redis::cmd("XLEN")
+        .arg("papy:replay:dead")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        dead, 0,
+        "a replay is not dead-lettered (it would fail the real job)"
+    );
+}
+
+#[test]
+fn a_reclaimed_entry_still_holds_its_job_and_a_copy_of_it_does_not() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut q = RedisQueue::connect(&server.url(), "claims").unwrap();
+    q.start_run(&papy_broker::RunSettings {
+        session: "s".into(),
+        max_attempts: 3,
+        claim_after: Duration::from_millis(10),
+        done: false,
+        lease: Duration::from_secs(60),
+        key_check: String::new(),
+    })
+    .unwrap();
+    q.add_tasks("s", &[(1, b"x".to_vec()), (1, b"x".to_vec())])
+        .unwrap();
+    let read = q.read_tasks("a", 2, Duration::from_millis(100)).unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(q.claim_job(&read[0], 1).unwrap(), papy_broker::Claim::Mine);
+    // Worker a dies; b reclaims the entry: a redelivery runs again.
+    std::thread::sleep(Duration::from_millis(50));
+    let taken = q.reclaim("b", Duration::from_millis(10), 1).unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, read[0].id);
+    assert_eq!(q.claim_job(&taken[0], 1).unwrap(), papy_broker::Claim::Mine);
+    // The second entry carries the same job: a replay, acknowledged.
+    assert_eq!(
+        q.claim_job(&read[1], 1).unwrap(),
+        papy_broker::Claim::Replay
+    );
+    // So is an entry of another session, even for a job nobody holds.
+    let mut old = read[1].clone();
+    old.session = "an-earlier-session".into();
+    assert_eq!(q.claim_job(&old, 2).unwrap(), papy_broker::Claim::Replay);
+    assert_eq!(q.replays().unwrap(), 2);
+    let owner: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("papy:claims:tasks")
+        .arg(papy_broker::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut server.connection())
+        .unwrap();
+    let ids: Vec<&str> = owner.ids.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [read[0].id.as_str()],
+        "only the holder is still pending"
+    );
+    // A run that is gone writes nothing and runs nothing.
+    let _: () = redis::cmd("DEL")
+        .arg("papy:claims:run")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(
+        q.claim_job(&taken[0], 1).unwrap(),
+        papy_broker::Claim::RunGone
+    );
 }
