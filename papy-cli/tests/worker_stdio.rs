@@ -376,3 +376,19 @@ fn a_worker_whose_host_went_away_exits_quietly() {
     let text = format!("{e:#}");
     assert_eq!(text.matches("pipe").count(), 1, "{text}");
 }
+
+#[test]
+fn a_value_nested_three_hundred_deep_crosses_to_a_worker_process_as_on_threads() {
+    // Before, a value nested 200 deep passed on threads and failed on a
+    // process pool (128 levels).
+    let mut deep = Value::from(1i64);
+    for _ in 0..300 {
+        deep = Value::list([deep]);
+    }
+    let items = through_worker(
+        &[],
+        Worker::new("papy.ipasser").unwrap(),
+        vec![deep.clone()],
+    );
+    assert_eq!(items, vec![Ok(deep)]);
+}
