@@ -247,6 +247,48 @@ fn pipe_ids(child: &std::process::Child) -> Vec<PathBuf> {
     }
 }
 
+/// The environment variable each script run is marked with: its
+/// descendants inherit it, wherever they go (`setsid`, closed output).
+const RUN_TAG: &str = "PAPY_SCRIPT_RUN";
+
+/// Kills (SIGKILL) every process of this user still marked with `tag`
+/// (from [`RUN_TAG`] in its environment): what a script left running,
+/// even out of its group and holding none of its pipes. A descendant that
+/// clears its environment escapes this; its group, pipes and the timeout
+/// still bound the item.
+fn kill_tagged(tag: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let needle = format!("{RUN_TAG}={tag}\0");
+        let me = std::process::id();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(env) = std::fs::read(p.path().join("environ")) else {
+                continue;
+            };
+            let marked = env.windows(needle.len()).any(|w| w == needle.as_bytes());
+            if let (true, Ok(pid)) = (marked, i32::try_from(pid)) {
+                tracing::warn!("ending process {pid}, which a script left running");
+                // SAFETY: kill(2) with a pid read from /proc and a valid
+                // signal number; it touches no memory of this process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = tag;
+}
+
 /// Kills (SIGKILL) every other process that holds one of `pipes` open.
 fn kill_pipe_holders(pipes: &[PathBuf]) {
     #[cfg(target_os = "linux")]
@@ -328,11 +370,16 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
             )
         })?;
     serde_json::to_writer(&mut file, &config).map_err(|e| format!("writing the config: {e}"))?;
+    let tag: String = crate::run_key::random::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let mut cmd = Command::new(&cfg.executable);
     cmd.arg(&cfg.script)
         .arg(file.path())
         .current_dir(&cfg.dir)
         .env("PAPY_CONFIG", file.path())
+        .env(RUN_TAG, &tag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -379,9 +426,12 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    // The group is gone. A process that left it (`setsid`, a daemon)
-    // may still hold the output pipes: it is ended, and the output is not
-    // waited for past a short grace.
+    // The group is gone. What the script started and left running out
+    // of it (`setsid`, a daemon) is found by its mark and ended.
+    kill_tagged(&tag);
+    // A process that left it may also hold the output pipes (one that
+    // cleared its environment): it is ended, and the output is not waited
+    // for past a short grace.
     let readers = [out, err];
     let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
     if !wait_until(Duration::from_millis(200), || finished(&readers)) {

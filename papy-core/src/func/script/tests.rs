@@ -225,3 +225,27 @@ fn assert_ends_soon(pid_file: &Path, what: &str) {
     }
     assert!(gone(&stat), "{what}: {stat}");
 }
+
+#[test]
+fn a_detached_grandchild_that_closes_its_output_is_ended_at_the_timeout_too() {
+    // It leaves the script's group and holds none of its pipes: before,
+    // nothing found it, and it outlived the timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("daemon.sh");
+    std::fs::write(
+        &script,
+        "setsid sh -c 'echo $$ > daemon.pid; exec </dev/null >/dev/null 2>&1; exec sleep 30' &\n\
+         while [ ! -s daemon.pid ]; do sleep 0.01; done\nsleep 30\n",
+    )
+    .unwrap();
+    let c = ScriptConfig {
+        timeout: Some(1.0),
+        ..cfg(dir.path(), &script, "bash")
+    };
+    let e = run(&c, &[input(dir.path())]).unwrap_err();
+    assert!(e.contains("timed out after"), "{e}");
+    assert_ends_soon(
+        &c.dir.join("daemon.pid"),
+        "the detached grandchild is still running",
+    );
+}
