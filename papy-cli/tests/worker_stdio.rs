@@ -392,3 +392,41 @@ fn a_value_nested_three_hundred_deep_crosses_to_a_worker_process_as_on_threads()
     );
     assert_eq!(items, vec![Ok(deep)]);
 }
+
+/// A node calling `math.crash` (the worker aborts on 5) on one worker
+/// process, in one batch of 10; `once` marks it at most once.
+fn crash_batch(once: bool) -> Vec<papy_core::Item> {
+    host_plugins();
+    let cmd = WorkerCommand::new(env!("CARGO_BIN_EXE_papy"), worker_args());
+    let pool = Arc::new(ProcessPool::new("crash", 1, cmd).unwrap());
+    let m = NuMap::builder().pool(pool).stride(10).build().unwrap();
+    let mut node = Piper::new("c", Worker::with_args("math.crash", [5i64]).unwrap()).parallel(&m);
+    if once {
+        node = node.at_most_once();
+    }
+    let mut d = Dagger::new();
+    d.add_piper(node).unwrap();
+    let mut p = Plumber::new(d);
+    let out = p.collect("c").unwrap();
+    p.start([("c", Source::values(0..10i64))]).unwrap();
+    p.run().unwrap();
+    assert!(p.wait(None).unwrap());
+    out.take()
+}
+
+#[test]
+fn a_node_marked_once_never_runs_the_batch_mates_of_a_crash_again() {
+    // By default the batch is split and run again until the item that
+    // kills the worker is alone: 9 results, one error.
+    let again = crash_batch(false);
+    assert_eq!(again.iter().filter(|i| i.is_ok()).count(), 9);
+    // At most once: nothing of the batch runs again; every item fails
+    // with the worker, saying why.
+    let once = crash_batch(true);
+    assert_eq!(once.len(), 10);
+    for item in &once {
+        let e = item.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerDied, "{e}");
+        assert!(e.message().contains("at most once"), "{e}");
+    }
+}

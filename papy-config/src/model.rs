@@ -398,6 +398,7 @@ mod tests {
             ordered: Some(false),
             retries: 1,
             retry_backoff: Duration::from_secs(1),
+            once: true,
         };
         assert_eq!(keys_of(&options), sorted(PiperOptions::KEYS));
         let output = OutputSpec {

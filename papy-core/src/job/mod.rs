@@ -145,6 +145,12 @@ impl Job {
         self.task.timeout
     }
 
+    /// Whether each item runs at most once: a batch whose worker died is
+    /// failed whole, never split and run again ([`TaskOptions::once`](crate::numap::TaskOptions::once)).
+    pub fn at_most_once(&self) -> bool {
+        self.task.once
+    }
+
     /// Retries allowed for items whose worker died or timed out, and the pause between them.
     pub fn retry_policy(&self) -> (u32, Duration) {
         (self.task.retries, self.task.retry_backoff)

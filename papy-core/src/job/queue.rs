@@ -246,6 +246,8 @@ pub(crate) struct TaskCtx {
     pub(crate) tracked: Option<Mutex<BTreeMap<u64, Item>>>,
     pub(crate) retries: u32,
     pub(crate) retry_backoff: Duration,
+    /// Run each item at most once ([`TaskOptions::once`](crate::numap::TaskOptions::once)).
+    pub(crate) once: bool,
     /// How long items take where they run (adaptive batching).
     pub(crate) pace: super::Pace,
 }
@@ -267,6 +269,7 @@ impl TaskCtx {
             tracked: track.then(|| Mutex::new(BTreeMap::new())),
             retries: 0,
             retry_backoff: Duration::ZERO,
+            once: false,
             pace: super::Pace::default(),
         }
     }

@@ -62,6 +62,12 @@ pub struct TaskOptions {
     pub retries: u32,
     /// Pause before each retry.
     pub retry_backoff: Duration,
+    /// Run each item at most once (process and remote pools): when a
+    /// worker dies or times out with a batch in flight, the batch's items
+    /// fail with it instead of being split and run again to find the one
+    /// that killed it (for functions with effects outside the item:
+    /// writing files, starting programs). `retries` is then not used.
+    pub once: bool,
 }
 
 /// Builds a [`NuMap`].
@@ -433,6 +439,7 @@ impl NuMap {
         let mut ctx = TaskCtx::new(id, func, options.timeout, options.ordered, options.track);
         ctx.retries = options.retries;
         ctx.retry_backoff = options.retry_backoff;
+        ctx.once = options.once;
         let ctx = Arc::new(ctx);
         ctl.ctxs.push(ctx.clone());
         ctl.tasks.push(FeedTask {

@@ -82,6 +82,14 @@ impl Piper {
         self
     }
 
+    /// Runs each item at most once on a process or remote pool (see
+    /// [`TaskOptions::once`](crate::TaskOptions::once)): for functions with
+    /// effects outside the item.
+    pub fn at_most_once(mut self) -> Piper {
+        self.options.once = true;
+        self
+    }
+
     /// The retry policy: (attempts, backoff).
     pub fn retry_policy(&self) -> (u32, Duration) {
         (self.options.retries, self.options.retry_backoff)

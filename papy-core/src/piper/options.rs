@@ -57,6 +57,9 @@ pub struct PiperOptions {
     /// Pause before each retry.
     #[serde(with = "seconds", skip_serializing_if = "is_default_backoff")]
     pub retry_backoff: Duration,
+    /// Run each item at most once (see [`TaskOptions::once`]).
+    #[serde(skip_serializing_if = "is_false")]
+    pub once: bool,
 }
 
 /// The default pause between retries.
@@ -76,6 +79,7 @@ impl Default for PiperOptions {
             ordered: None,
             retries: 0,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
+            once: false,
         }
     }
 }
@@ -94,6 +98,7 @@ impl PiperOptions {
         "ordered",
         "retries",
         "retry_backoff",
+        "once",
     ];
 
     /// The options of the node's tasks on its NuMap; `dependent` when its
@@ -107,6 +112,7 @@ impl PiperOptions {
             dependent,
             retries: self.retries,
             retry_backoff: self.retry_backoff,
+            once: self.once,
         }
     }
 

@@ -207,6 +207,21 @@ pub(super) fn recover(
 ) {
     let (retries, backoff) = group[0].retry_policy();
     let given_up = lock(&sh.given_up).is_some();
+    // Items that may run only once: what was sent with the worker that
+    // died fails with it (a worker that never started ran nothing).
+    let ran = matches!(failure, Failure::Died(_) | Failure::TimedOut(_));
+    if ran && group.iter().any(Job::at_most_once) {
+        let error = match failure {
+            Failure::TimedOut(m) => ItemError::new(ErrorKind::Timeout, m),
+            Failure::Died(m) | Failure::NoWorker(m) => ItemError::new(
+                ErrorKind::WorkerDied,
+                format!("{m} (not run again: the node runs each item at most once)"),
+            ),
+        };
+        let results = plan.charge(group, &error);
+        deliver_group(group, results, started.elapsed());
+        return;
+    }
     if !given_up && group.len() > 1 {
         for job in group {
             handle_group(std::slice::from_ref(job), slot, conn, respawn, sh);
