@@ -52,14 +52,14 @@ impl PoolConfig for ProcessConfig {
         if self.recycle_above_mb.is_some_and(|m| m > 1 << 30) {
             p.push(("recycle_above_mb", "must be at most 2^30 MiB".to_string()));
         }
-        if let Some(Err(e)) = self
-            .init
-            .as_ref()
-            .map(|i| super::init_call(i, &self.functions))
-        {
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_shape) {
             p.push(("init", e));
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        super::init_functions_problem(self.init.as_ref(), |i| super::init_call(i, &self.functions))
     }
 
     fn apply(

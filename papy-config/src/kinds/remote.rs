@@ -47,11 +47,7 @@ impl PoolConfig for RemoteConfig {
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        if let Some(Err(e)) = self
-            .init
-            .as_ref()
-            .map(|i| super::init_call(i, &self.functions))
-        {
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_shape) {
             p.push(("init", e));
         }
         if self.remote.is_empty() {
@@ -79,6 +75,10 @@ impl PoolConfig for RemoteConfig {
             ));
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        super::init_functions_problem(self.init.as_ref(), |i| super::init_call(i, &self.functions))
     }
 
     fn apply(

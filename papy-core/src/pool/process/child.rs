@@ -168,7 +168,7 @@ impl Conn {
                 ));
             }
         }
-        let mut hello = Hello::here(cmd.sends().to_vec(), Vec::new());
+        let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
         if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
             let how = conn.kill();

@@ -101,6 +101,20 @@ impl WorkerCommand {
         &self.sends
     }
 
+    /// The functions the host's `Hello` declares: those of
+    /// [`sending`](Self::sending) and, when that list is not empty, the
+    /// [`init`](Self::init) function too (a worker refuses an init its host
+    /// did not declare). Empty: any function.
+    pub fn declared(&self) -> Vec<String> {
+        let mut out = self.sends.clone();
+        if let Some(init) = &self.init {
+            if !out.is_empty() && !out.contains(&init.function) {
+                out.push(init.function.clone());
+            }
+        }
+        out
+    }
+
     /// Replaces each worker by a fresh one as [`Recycle`] says, between
     /// batches.
     ///
