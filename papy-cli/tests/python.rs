@@ -363,6 +363,75 @@ fn a_python_init_runs_once_per_worker_and_its_calls_see_its_state() {
     }
 }
 
+/// `recycle_after` and `recycle_above_mb` work for a `remote` resource (a
+/// Python worker here): each worker is replaced by a fresh run of its
+/// command, and no item is lost.
+#[test]
+fn a_python_worker_is_recycled_after_n_items_or_above_its_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = root().join("examples/python/shout_worker.py");
+    let file = dir.path().join("recycled.toml");
+    let run = |recycle: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[resources.py]\nkind = \"remote\"\nstride = 1\n\
+                 remote = [{{ command = \"exec python3 '{}'\", workers = 1 }}]\n\
+                 functions = [\"py.pid\"]\n{recycle}\n\
+                 [inputs.n]\nkind = \"range\"\nstart = 0\nend = 12\n\
+                 [[pipers]]\nname = \"pid\"\nresource = \"py\"\ninputs = [\"n\"]\nworker = [\"py.pid\"]\n\
+                 [outputs.o]\npiper = \"pid\"\npath = \"-\"\n",
+                script.display()
+            ),
+        )
+        .unwrap();
+        let check = papy(&["check", file.to_str().unwrap()]);
+        assert!(
+            check.status.success(),
+            "{recycle}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let out = papy(&["run", "-q", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{recycle}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut per_pid = std::collections::BTreeMap::<String, usize>::new();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines() {
+            *per_pid.entry(line.to_string()).or_default() += 1;
+        }
+        assert_eq!(
+            stdout.lines().count(),
+            12,
+            "{recycle}: nothing lost: {stdout}"
+        );
+        per_pid
+    };
+    let per_pid = run("recycle_after = 3");
+    assert_eq!(per_pid.len(), 4, "12 items, 3 per worker: {per_pid:?}");
+    assert!(per_pid.values().all(|&n| n == 3), "{per_pid:?}");
+    // A Python interpreter holds more than 1 MiB: replaced between batches.
+    let per_pid = run("recycle_above_mb = 1");
+    assert!(per_pid.len() > 1, "{per_pid:?}");
+    // The limits are checked as for a process resource.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("recycle_above_mb = 1", "recycle_after = 0"),
+    )
+    .unwrap();
+    let check = papy(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("recycle_after: must be at least 1 item"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn killing_a_python_worker_costs_only_its_items_in_flight() {
     use papy_core::registry::Function;

@@ -365,6 +365,8 @@ mod tests {
                 workers: 1,
             }],
             functions: vec!["f".into()],
+            recycle_after: Some(10),
+            recycle_above_mb: Some(100),
             init: Some(toml::Value::from("f")),
         };
         assert_eq!(keys_of(&r), sorted(RemoteConfig::KEYS));

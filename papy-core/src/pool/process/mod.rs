@@ -171,6 +171,24 @@ impl ProcessPool {
         })
     }
 
+    /// The `recycle_after` and `recycle_above_mb` of its commands, for a
+    /// saved pipeline.
+    fn recycling(&self) -> Vec<(&'static str, Value)> {
+        let recycle = self
+            .commands
+            .first()
+            .map(|(c, _)| c.recycling())
+            .unwrap_or_default();
+        let mut pairs = Vec::new();
+        if let Some(n) = recycle.after_items {
+            pairs.push(("recycle_after", Value::from(n)));
+        }
+        if let Some(b) = recycle.above_rss {
+            pairs.push(("recycle_above_mb", Value::from(b >> 20)));
+        }
+        pairs
+    }
+
     /// The process ids of the live children, by worker slot.
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
@@ -238,21 +256,12 @@ impl Pool for ProcessPool {
                 .collect();
             let mut pairs = vec![("remote", Value::List(Arc::new(remote)))];
             pairs.extend(self.provided());
+            pairs.extend(self.recycling());
             Some(super::settings_map(pairs))
         } else {
             let mut pairs = vec![("workers", Value::from(self.size))];
             pairs.extend(self.provided());
-            let recycle = self
-                .commands
-                .first()
-                .map(|(c, _)| c.recycling())
-                .unwrap_or_default();
-            if let Some(n) = recycle.after_items {
-                pairs.push(("recycle_after", Value::from(n)));
-            }
-            if let Some(b) = recycle.above_rss {
-                pairs.push(("recycle_above_mb", Value::from(b >> 20)));
-            }
+            pairs.extend(self.recycling());
             Some(super::settings_map(pairs))
         }
     }
