@@ -54,7 +54,7 @@ pub(super) struct Shared {
     pub(super) kind: &'static str,
     pub(super) max_deaths: usize,
     pub(super) consecutive_deaths: AtomicUsize,
-    pub(super) given_up: Mutex<Option<String>>,
+    pub(super) given_up: Mutex<Option<child::StartError>>,
     pub(super) pids: Mutex<BTreeMap<usize, u32>>,
     pub(super) next_id: AtomicUsize,
     /// Proxies waiting for a job with nothing in flight.
@@ -212,7 +212,7 @@ impl ProcessPool {
 pub fn probe(
     cmd: &WorkerCommand,
 ) -> std::result::Result<(Vec<String>, Vec<crate::protocol::Signature>), String> {
-    let conn = child::Conn::spawn(cmd)?;
+    let conn = child::Conn::spawn(cmd).map_err(|e| e.message)?;
     let found = (conn.functions.clone(), conn.signatures.clone());
     conn.shutdown();
     Ok(found)
