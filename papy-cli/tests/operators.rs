@@ -471,6 +471,76 @@ fn a_function_only_the_workers_hold_runs_when_the_resource_declares_it() {
     assert!(err.contains("does not provide `math.nosuch`"), "{err}");
 }
 
+/// A resource's `init` is declared to its workers with the functions its
+/// pipers call (a worker refuses an init its host did not declare), and may
+/// name a function of a plugin the file loads (the plugins are loaded before
+/// the init is looked up).
+#[test]
+fn a_resource_init_is_declared_to_its_workers_and_may_name_a_plugin_function() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_papy");
+    let plugins = support::plugin_dir().display().to_string();
+    let file = |kind: &str, init: &str| {
+        let pool = match kind {
+            "remote" => format!(
+                "kind = \"remote\"\nremote = [{{ command = \"'{bin}' worker --stdio --plugin-path '{plugins}' --plugin math\", workers = 1 }}]\n"
+            ),
+            other => format!("kind = \"{other}\"\nworkers = 1\n"),
+        };
+        write(
+            dir.path(),
+            "init.toml",
+            &format!(
+                "[plugins]\nload = [\"math\"]\n[resources.far]\n{pool}init = \"{init}\"\n\
+                 [inputs.n]\nkind = \"range\"\nstart = 0\nend = 5\n\
+                 [[pipers]]\nname = \"sq\"\nresource = \"far\"\ninputs = [\"n\"]\nworker = [\"math.square\"]\n\
+                 [outputs.o]\npiper = \"sq\"\n"
+            ),
+        )
+    };
+    // The pipers call only `math.square`: the init is declared too.
+    for kind in ["remote", "process"] {
+        let ok = file(kind, "papy.ipasser");
+        let out = papy()
+            .args(["run", "-q", ok.to_str().expect("utf-8")])
+            .output()
+            .expect("papy");
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).as_ref()
+            ),
+            (Some(0), "0\n1\n4\n9\n16\n"),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A plugin's function as the init: found, and run (on its nil input,
+    // which `math.square` refuses: the start fails with that reason).
+    for kind in ["remote", "process", "thread"] {
+        let plugin_init = file(kind, "math.square");
+        let check = papy()
+            .args(["check", plugin_init.to_str().expect("utf-8")])
+            .output()
+            .expect("papy");
+        assert!(
+            check.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let out = papy()
+            .args(["run", "-q", plugin_init.to_str().expect("utf-8")])
+            .output()
+            .expect("papy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("no worker function named"), "{kind}: {err}");
+        assert!(
+            err.contains("math.square") && err.contains("Expected i64"),
+            "{kind}: {err}"
+        );
+    }
+}
+
 /// `(limit, failed in all, at most taken)` from the limit's message.
 fn limit_line(stderr: &str) -> (u64, u64, u64) {
     let line = stderr

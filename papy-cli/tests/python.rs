@@ -365,6 +365,250 @@ fn a_python_init_runs_once_per_worker_and_its_calls_see_its_state() {
     }
 }
 
+/// `recycle_after` and `recycle_above_mb` work for a `remote` resource (a
+/// Python worker here): each worker is replaced by a fresh run of its
+/// command, and no item is lost.
+#[test]
+fn a_python_worker_is_recycled_after_n_items_or_above_its_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = root().join("examples/python/shout_worker.py");
+    let file = dir.path().join("recycled.toml");
+    let run = |recycle: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[resources.py]\nkind = \"remote\"\nstride = 1\n\
+                 remote = [{{ command = \"exec python3 '{}'\", workers = 1 }}]\n\
+                 functions = [\"py.pid\"]\n{recycle}\n\
+                 [inputs.n]\nkind = \"range\"\nstart = 0\nend = 12\n\
+                 [[pipers]]\nname = \"pid\"\nresource = \"py\"\ninputs = [\"n\"]\nworker = [\"py.pid\"]\n\
+                 [outputs.o]\npiper = \"pid\"\npath = \"-\"\n",
+                script.display()
+            ),
+        )
+        .unwrap();
+        let check = papy(&["check", file.to_str().unwrap()]);
+        assert!(
+            check.status.success(),
+            "{recycle}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let out = papy(&["run", "-q", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{recycle}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut per_pid = std::collections::BTreeMap::<String, usize>::new();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines() {
+            *per_pid.entry(line.to_string()).or_default() += 1;
+        }
+        assert_eq!(
+            stdout.lines().count(),
+            12,
+            "{recycle}: nothing lost: {stdout}"
+        );
+        per_pid
+    };
+    let per_pid = run("recycle_after = 3");
+    assert_eq!(per_pid.len(), 4, "12 items, 3 per worker: {per_pid:?}");
+    assert!(per_pid.values().all(|&n| n == 3), "{per_pid:?}");
+    // A Python interpreter holds more than 1 MiB: replaced between batches.
+    let per_pid = run("recycle_above_mb = 1");
+    assert!(per_pid.len() > 1, "{per_pid:?}");
+    // The limits are checked as for a process resource.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("recycle_above_mb = 1", "recycle_after = 0"),
+    )
+    .unwrap();
+    let check = papy(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("recycle_after: must be at least 1 item"),
+        "{stderr}"
+    );
+}
+
+/// A Python worker for the error tests: `t.set` returns what msgpack
+/// cannot carry, `t.prints` writes to file descriptor 1 and prints,
+/// `t.bad_init` fails; with the argument `raw`, a hand-written worker that
+/// answers every task with a bad `Result` (an error `kind` as a string),
+/// with `text`, one that prints to its stdout after its `Hello`.
+const ERROR_WORKER: &str = r#"
+import os, struct, sys
+sys.path.insert(0, sys.argv[1])
+import msgpack
+from papy_worker import function, serve
+
+@function("t.set")
+def as_set(v):
+    return {v}
+
+@function("t.prints")
+def prints(v):
+    os.write(1, b"Hello from fd 1\n")
+    print("hello from print")
+    return v
+
+@function("t.bad_init")
+def bad_init(_):
+    raise RuntimeError("no database here")
+
+@function("t.raw")
+def raw(v):
+    return v
+
+def frame(f):
+    body = msgpack.packb(f, use_bin_type=True)
+    sys.stdout.buffer.write(struct.pack(">I", len(body)) + body)
+    sys.stdout.buffer.flush()
+
+def read():
+    n = struct.unpack(">I", sys.stdin.buffer.read(4))[0]
+    return msgpack.unpackb(sys.stdin.buffer.read(n), raw=False)
+
+if len(sys.argv) > 2:
+    sys.stdout.buffer.write(b"\0papy-worker\0")
+    frame({"Hello": {"major": 2, "minor": 1, "codec": "msgpack", "papy_version": "0",
+                     "functions": ["t.set", "t.prints", "t.bad_init", "t.raw"], "plugins": []}})
+    read()
+    if sys.argv[2] == "text":
+        sys.stdout.buffer.write(b"Loading the model...\n")
+        sys.stdout.buffer.flush()
+    while True:
+        task = read()["Task"]
+        n = len(task["indices"]) // 8
+        errors = [[i, {"kind": "function", "message": "m", "function": None, "path": [], "index": None}]
+                  for i in range(n)]
+        frame({"Result": {"id": task["id"], "results": {"values": msgpack.packb(None) * n, "errors": errors}}})
+else:
+    serve()
+"#;
+
+/// Runs a one-piper pipeline on the error worker (`mode`: "", "raw" or
+/// "text") with `extra` resource settings; returns the error lines written
+/// by `--errors` and the output.
+fn run_error_worker(
+    dir: &Path,
+    function: &str,
+    mode: &str,
+    extra: &str,
+) -> (Vec<serde_json::Value>, String) {
+    let script = dir.join("errors_worker.py");
+    std::fs::write(&script, ERROR_WORKER).unwrap();
+    let file = dir.join("errors.toml");
+    let errors = dir.join("errors.jsonl");
+    let _ = std::fs::remove_file(&errors);
+    std::fs::write(
+        &file,
+        format!(
+            "[resources.py]\nkind = \"remote\"\nstride = 1\n\
+             remote = [{{ command = \"exec python3 '{}' '{}' {mode}\", workers = 1 }}]\n\
+             functions = [\"t.set\", \"t.prints\", \"t.bad_init\", \"t.raw\"]\n{extra}\n\
+             [inputs.n]\nkind = \"range\"\nstart = 0\nend = 3\n\
+             [[pipers]]\nname = \"node\"\nresource = \"py\"\ninputs = [\"n\"]\nworker = [\"{function}\"]\n\
+             [outputs.o]\npiper = \"node\"\npath = \"-\"\n",
+            script.display(),
+            root().join("python").display()
+        ),
+    )
+    .unwrap();
+    let out = papy(&[
+        "run",
+        "-q",
+        "--allow-errors",
+        "--errors",
+        errors.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(&errors)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// An error names the function to blame: the one whose result could not
+/// be sent, the init that failed, none for a bad frame (not the node); a
+/// bad frame names its frame and field; text on a worker's stdout is named
+/// as such; commands show as written.
+#[test]
+fn error_items_name_the_function_to_blame_and_what_went_wrong() {
+    python_ready();
+    let dir = tempfile::tempdir().unwrap();
+    // A result msgpack cannot carry (a set): the function that returned it.
+    let (errors, _) = run_error_worker(dir.path(), "t.set", "", "");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        assert_eq!(e["function"], "t.set", "{e}");
+        assert_eq!(e["kind"], "conversion error", "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("result of type set"),
+            "{e}"
+        );
+    }
+    // A failed init: the init function, not the node.
+    let (errors, _) = run_error_worker(dir.path(), "t.prints", "", "init = \"t.bad_init\"");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        assert_eq!(e["function"], "t.bad_init", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains("no database here"), "{e}");
+        // The command as written: no `sh -c`, no doubled `exec`.
+        assert!(m.starts_with("`exec python3 '"), "{e}");
+        assert!(!m.contains("sh -c") && !m.contains("exec exec"), "{e}");
+    }
+    // A bad Result frame: no function; its frame and field are named.
+    let (errors, _) = run_error_worker(dir.path(), "t.raw", "raw", "");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        assert!(e["function"].is_null(), "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains("Result frame, field `Result.results.errors[0][1].kind`"),
+            "{e}"
+        );
+    }
+    // Text on the protocol's channel is named as text, quoted.
+    let (errors, _) = run_error_worker(dir.path(), "t.raw", "text", "");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains(
+                "the worker wrote text to its stdout (the protocol's channel): \"Loading the model...\\n\""
+            ),
+            "{e}"
+        );
+    }
+}
+
+/// The SDK protects the protocol's channel at the file-descriptor level:
+/// what a function writes to fd 1 (as a C extension or a subprocess would)
+/// goes to stderr, not into the frames.
+#[test]
+fn a_python_function_writing_to_fd_1_does_not_break_the_frames() {
+    python_ready();
+    let dir = tempfile::tempdir().unwrap();
+    let (errors, stdout) = run_error_worker(dir.path(), "t.prints", "", "");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(stdout, "0\n1\n2\n");
+}
+
 #[test]
 fn killing_a_python_worker_costs_only_its_items_in_flight() {
     use papy_core::registry::Function;

@@ -26,6 +26,13 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (name, r) in &f.resources {
         let at = |key: &str| kp(&["resources", name, key]);
+        // Looked up now that the plugins are loaded (an `init` may name
+        // one of their functions).
+        for (rel, e) in crate::kinds::check_functions(&r.numap.kind, &r.settings) {
+            let mut path = kp(&["resources", name]);
+            path.extend(rel);
+            problems.push(s.at(&path, format!("resource `{name}`: {e}")));
+        }
         if let Some(stride) = r.numap.stride {
             if let Err(e) = limits::check_count("stride", stride, limits::MAX_STRIDE) {
                 problems.push(s.at(&at("stride"), format!("resource `{name}`: {e}")));

@@ -34,6 +34,7 @@ docs/protocol.md; this module speaks version 2.1 of it.
 """
 
 import inspect
+import os
 import struct
 import sys
 import traceback
@@ -216,18 +217,33 @@ def _answer(task, declared=()):
             values += packer.pack(value)
         except Exception as exc:  # a result msgpack cannot carry
             index = indices[pos] if pos < len(indices) else None
-            errors.append([pos, _error(KIND_CONVERSION, "result: %s" % exc, None, node, index)])
+            # The chain's last function returned it.
+            fname = chain[-1].get("function") if chain else None
+            message = "result of type %s cannot be sent: %s" % (type(value).__name__, exc)
+            errors.append([pos, _error(KIND_CONVERSION, message, fname, node, index)])
             values += packer.pack(None)
     return {"Result": {"id": task["id"], "results": {"values": bytes(values), "errors": errors}}}
+
+
+def _protocol_stdout():
+    """The frames' channel: a duplicate of file descriptor 1, which is then
+    pointed at stderr, so that nothing else (``print``, a C extension, a
+    subprocess inheriting fd 1) can write into the frames."""
+    sys.stdout.flush()
+    frames = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(frames, "wb")
 
 
 def serve(stdin=None, stdout=None):
     """Serves the host on stdin/stdout until it says Shutdown or closes.
 
-    Nothing else may write to stdout while this runs: the frames go there.
-    ``print`` in a registered function is redirected to stderr."""
+    The frames go to this process's stdout, which nothing else may write
+    to: with the default streams, file descriptor 1 is duplicated for the
+    frames and then pointed at stderr, so ``print``, C extensions and
+    subprocesses that write to stdout end up on stderr."""
     stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
+    stdout = stdout or _protocol_stdout()
     # Functions that print must not corrupt the frames.
     sys.stdout = sys.stderr
     stdout.write(GREETING)
@@ -257,7 +273,7 @@ def serve(stdin=None, stdout=None):
         # Once, before any task: the result is this worker's state. A
         # failure answers with the error and ends the worker.
         global _state
-        value, err = _run_chain([init], None)
+        value, err = _run_chain([init], None, declared)
         errors = []
         if err is not None:
             kind, message, fname = err

@@ -88,6 +88,31 @@ pub fn init_worker(v: &toml::Value) -> Result<papy_core::Worker, String> {
     papy_core::Worker::build(&call.function, args).map_err(|e| e.to_string())
 }
 
+/// The parse-time check of a resource's `init`: its shape only (`"name"`
+/// or `{ function, args, kwargs }`); the function is looked up once the
+/// plugins are loaded.
+///
+/// # Errors
+/// A malformed entry.
+pub fn init_shape(v: &toml::Value) -> Result<(), String> {
+    crate::model::CallSpec::parse(v).map(|_| ())
+}
+
+/// The [`PoolConfig::check_functions`] problem of an `init`: what
+/// `resolve` (looking its function up) says of it; nothing for an init
+/// whose shape [`init_shape`] already refused.
+pub fn init_functions_problem<T>(
+    init: Option<&toml::Value>,
+    resolve: impl FnOnce(&toml::Value) -> Result<T, String>,
+) -> Vec<(&'static str, String)> {
+    match init {
+        Some(v) if init_shape(v).is_ok() => {
+            resolve(v).err().map(|e| ("init", e)).into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A resource's `init` as the call its workers run: bound here when this
 /// program holds the function, else (a function only the workers hold,
 /// listed in `functions`) sent by name with its positional arguments.
@@ -131,8 +156,17 @@ pub trait PoolConfig: Serialize + DeserializeOwned + 'static {
     const KEYS: &'static [&'static str];
 
     /// Problems with the settings, as `(key, message)`, found before any
-    /// pool starts (`papy check` reports them with their positions).
+    /// pool starts (`papy check` reports them with their positions). Runs
+    /// while the file is read, before its plugins are loaded: a check that
+    /// looks functions up belongs in [`check_functions`](Self::check_functions).
     fn check(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Problems that depend on the functions this program holds (an `init`
+    /// naming a plugin's function), as `(key, message)`: found by the
+    /// validator, once the file's plugins are loaded.
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
 
@@ -155,6 +189,7 @@ type ApplyFn = fn(&toml::Table, &str, NuMapBuilder, &BuildContext) -> Result<NuM
 struct Entry {
     keys: &'static [&'static str],
     check: CheckFn,
+    check_functions: CheckFn,
     apply: ApplyFn,
 }
 
@@ -167,6 +202,18 @@ fn check_of<C: PoolConfig>(settings: &toml::Table) -> Vec<(KeyPath, String)> {
             .map(|(k, e)| (vec![k.to_string()], format!("{k}: {e}")))
             .collect(),
     }
+}
+
+fn check_functions_of<C: PoolConfig>(settings: &toml::Table) -> Vec<(KeyPath, String)> {
+    // Settings that do not read were reported by `check_of`.
+    typed::<C>(toml::Value::Table(settings.clone()))
+        .map(|c| {
+            c.check_functions()
+                .into_iter()
+                .map(|(k, e)| (vec![k.to_string()], format!("{k}: {e}")))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn apply_of<C: PoolConfig>(
@@ -185,6 +232,7 @@ fn entry_of<C: PoolConfig>() -> Entry {
     Entry {
         keys: C::KEYS,
         check: check_of::<C>,
+        check_functions: check_functions_of::<C>,
         apply: apply_of::<C>,
     }
 }
@@ -234,6 +282,16 @@ pub(crate) fn check(kind: &str, settings: &toml::Table) -> Vec<(KeyPath, String)
     match with_builtins(|k| k.get(kind).copied()) {
         Some(e) => (e.check)(settings),
         None => vec![(vec!["kind".into()], unknown_kind(kind))],
+    }
+}
+
+/// Problems of a resource's kind settings that depend on the functions
+/// this program holds (see [`PoolConfig::check_functions`]); an unknown
+/// kind has none (`check` reported it).
+pub(crate) fn check_functions(kind: &str, settings: &toml::Table) -> Vec<(KeyPath, String)> {
+    match with_builtins(|k| k.get(kind).copied()) {
+        Some(e) => (e.check_functions)(settings),
+        None => Vec::new(),
     }
 }
 
@@ -307,6 +365,8 @@ mod tests {
                 workers: 1,
             }],
             functions: vec!["f".into()],
+            recycle_after: Some(10),
+            recycle_above_mb: Some(100),
             init: Some(toml::Value::from("f")),
         };
         assert_eq!(keys_of(&r), sorted(RemoteConfig::KEYS));

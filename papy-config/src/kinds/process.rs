@@ -43,23 +43,15 @@ impl PoolConfig for ProcessConfig {
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = super::thread::workers_check(self.workers);
-        if self.recycle_after == Some(0) {
-            p.push(("recycle_after", "must be at least 1 item".to_string()));
-        }
-        if self.recycle_above_mb == Some(0) {
-            p.push(("recycle_above_mb", "must be at least 1 MiB".to_string()));
-        }
-        if self.recycle_above_mb.is_some_and(|m| m > 1 << 30) {
-            p.push(("recycle_above_mb", "must be at most 2^30 MiB".to_string()));
-        }
-        if let Some(Err(e)) = self
-            .init
-            .as_ref()
-            .map(|i| super::init_call(i, &self.functions))
-        {
+        p.extend(recycle_check(self.recycle_after, self.recycle_above_mb));
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_shape) {
             p.push(("init", e));
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        super::init_functions_problem(self.init.as_ref(), |i| super::init_call(i, &self.functions))
     }
 
     fn apply(
@@ -80,11 +72,36 @@ impl PoolConfig for ProcessConfig {
         let cmd = cmd
             .providing(self.functions.clone())
             .sending(ctx.functions.clone())
-            .recycle(papy_core::pool::Recycle {
-                after_items: self.recycle_after,
-                above_rss: self.recycle_above_mb.map(|m| m << 20),
-            });
+            .recycle(recycle_of(self.recycle_after, self.recycle_above_mb));
         let pool = ProcessPool::new(name, n, cmd)?;
         Ok(numap.pool(Arc::new(pool)))
+    }
+}
+
+/// The range checks of `recycle_after` and `recycle_above_mb` (every kind
+/// whose workers run a command has them).
+pub(crate) fn recycle_check(
+    after: Option<u64>,
+    above_mb: Option<u64>,
+) -> Vec<(&'static str, String)> {
+    let mut p = Vec::new();
+    if after == Some(0) {
+        p.push(("recycle_after", "must be at least 1 item".to_string()));
+    }
+    if above_mb == Some(0) {
+        p.push(("recycle_above_mb", "must be at least 1 MiB".to_string()));
+    }
+    if above_mb.is_some_and(|m| m > 1 << 30) {
+        p.push(("recycle_above_mb", "must be at most 2^30 MiB".to_string()));
+    }
+    p
+}
+
+/// The [`Recycle`](papy_core::pool::Recycle) of `recycle_after` and
+/// `recycle_above_mb`.
+pub(crate) fn recycle_of(after: Option<u64>, above_mb: Option<u64>) -> papy_core::pool::Recycle {
+    papy_core::pool::Recycle {
+        after_items: after,
+        above_rss: above_mb.map(|m| m << 20),
     }
 }

@@ -20,6 +20,15 @@ pub struct RemoteConfig {
     /// worker's `Hello` must list them, and `papy check` accepts them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+    /// Replace a worker by a fresh one (its command run again) after it was
+    /// sent this many items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_after: Option<u64>,
+    /// Replace a worker whose resident memory passes this many MiB (checked
+    /// between batches): the memory of the process the command runs on this
+    /// host (for `ssh`, the ssh client's, not the far worker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_above_mb: Option<u64>,
     /// Run once by each worker when it starts: its result is the worker's
     /// state; a failure fails the worker's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,15 +52,17 @@ fn one() -> usize {
 
 impl PoolConfig for RemoteConfig {
     const KIND: &'static str = "remote";
-    const KEYS: &'static [&'static str] = &["remote", "functions", "init"];
+    const KEYS: &'static [&'static str] = &[
+        "remote",
+        "functions",
+        "recycle_after",
+        "recycle_above_mb",
+        "init",
+    ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
-        let mut p = Vec::new();
-        if let Some(Err(e)) = self
-            .init
-            .as_ref()
-            .map(|i| super::init_call(i, &self.functions))
-        {
+        let mut p = super::process::recycle_check(self.recycle_after, self.recycle_above_mb);
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_shape) {
             p.push(("init", e));
         }
         if self.remote.is_empty() {
@@ -81,6 +92,10 @@ impl PoolConfig for RemoteConfig {
         p
     }
 
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        super::init_functions_problem(self.init.as_ref(), |i| super::init_call(i, &self.functions))
+    }
+
     fn apply(
         &self,
         name: &str,
@@ -102,7 +117,11 @@ impl PoolConfig for RemoteConfig {
                     {
                         let mut cmd = WorkerCommand::shell(&c.command)
                             .providing(self.functions.clone())
-                            .sending(ctx.functions.clone());
+                            .sending(ctx.functions.clone())
+                            .recycle(super::process::recycle_of(
+                                self.recycle_after,
+                                self.recycle_above_mb,
+                            ));
                         if let Some(dir) = ctx.dir {
                             cmd = cmd.current_dir(dir);
                         }

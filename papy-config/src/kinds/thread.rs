@@ -24,10 +24,14 @@ impl PoolConfig for ThreadConfig {
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut p = workers_check(self.workers);
-        if let Some(Err(e)) = self.init.as_ref().map(super::init_worker) {
+        if let Some(Err(e)) = self.init.as_ref().map(super::init_shape) {
             p.push(("init", e));
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        super::init_functions_problem(self.init.as_ref(), super::init_worker)
     }
 
     fn apply(

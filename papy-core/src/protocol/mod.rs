@@ -681,6 +681,11 @@ pub enum ProtocolError {
         /// Limit.
         limit: usize,
     },
+    /// Text where a frame's length belongs: the peer printed to the
+    /// protocol's channel (a worker writing to its stdout). Holds the
+    /// first bytes, quoted.
+    #[error("the worker wrote text to its stdout (the protocol's channel): {0}")]
+    Text(String),
     /// The payload is not a valid frame.
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -767,7 +772,27 @@ pub fn read_frame_with(
     limit: usize,
 ) -> Result<Frame, ProtocolError> {
     read_frame_bytes(r, buf, limit)?;
-    rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    decode_frame(buf)
+}
+
+/// Decodes a frame's payload. A payload that does not decode is read a
+/// second time, slowly, only to say where it went wrong: the frame and the
+/// field (`Result.results.errors[0][1].kind`), with the decoder's reason.
+fn decode_frame<'de, T: Deserialize<'de>>(buf: &'de [u8]) -> Result<T, ProtocolError> {
+    rmp_serde::from_slice(buf).map_err(|e| {
+        let mut de = rmp_serde::Deserializer::from_read_ref(buf);
+        let at = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(located) => located.path().to_string(),
+            Ok(_) => String::new(),
+        };
+        let at = crate::error::quote_peer(&at);
+        let frame = at.split(['.', '[']).next().unwrap_or_default();
+        if frame.is_empty() || at == "?" {
+            ProtocolError::Malformed(e.to_string())
+        } else {
+            ProtocolError::Malformed(format!("{frame} frame, field `{at}`: {e}"))
+        }
+    })
 }
 
 /// Frame buffers larger than this are given back after use.
@@ -780,6 +805,11 @@ pub fn release_large(buf: &mut Vec<u8>) {
     if buf.capacity() > KEEP_BUFFER {
         *buf = Vec::new();
     }
+}
+
+/// Printable ASCII, or a tab, line feed or carriage return.
+fn is_text(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e)
 }
 
 /// Reads one frame's payload into `buf` (cleared first).
@@ -795,14 +825,51 @@ fn read_frame_bytes(
         got => return Err(ProtocolError::Truncated { expected: 4, got }),
     }
     let size = u32::from_be_bytes(len) as usize;
+    buf.clear();
+    if len.iter().all(|&b| is_text(b)) {
+        // A length of four characters is text, not a frame, when what
+        // follows is text too (a payload starts with a map or a string
+        // marker, never with a character). One read says more of it.
+        let mut next = [0u8; 1];
+        if read_full(r, &mut next)? == 0 {
+            return Err(if size > limit {
+                ProtocolError::TooLarge { size, limit }
+            } else {
+                ProtocolError::Truncated {
+                    expected: size,
+                    got: 0,
+                }
+            });
+        }
+        if is_text(next[0]) {
+            let mut more = [0u8; 75];
+            let got = loop {
+                match r.read(&mut more) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other.unwrap_or(0),
+                }
+            };
+            let mut text = len.to_vec();
+            text.push(next[0]);
+            text.extend(more[..got].iter().take_while(|&&b| is_text(b)));
+            return Err(ProtocolError::Text(format!(
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            )));
+        }
+        buf.push(next[0]);
+    }
     if size > limit {
         return Err(ProtocolError::TooLarge { size, limit });
     }
-    buf.clear();
     // Grown as the bytes arrive: a length header alone reserves little.
     buf.reserve(size.min(1 << 20));
     // read_to_end retries interrupted reads itself.
-    let got = r.by_ref().take(size as u64).read_to_end(buf)?;
+    let had = buf.len();
+    let got = had
+        + r.by_ref()
+            .take((size - had.min(size)) as u64)
+            .read_to_end(buf)?;
     if got < size {
         return Err(ProtocolError::Truncated {
             expected: size,
@@ -823,7 +890,7 @@ pub fn read_frame_view<'b>(
     limit: usize,
 ) -> Result<FrameView<'b>, ProtocolError> {
     read_frame_bytes(r, buf, limit)?;
-    rmp_serde::from_slice(buf).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    decode_frame(buf)
 }
 
 /// Writes one frame and flushes.
@@ -1104,6 +1171,72 @@ mod tests {
             read_frame(&mut &junk[..], MAX_FRAME),
             Err(ProtocolError::Malformed(_))
         ));
+    }
+
+    /// A worker that prints to its stdout: the host says so, quoting the
+    /// text, instead of reading a "frame" of 1.7 GB.
+    #[test]
+    fn text_where_a_frame_belongs_is_named_as_text() {
+        let printed = b"Hello from my worker\nand more\n".to_vec();
+        let err = read_frame(&mut &printed[..], MAX_FRAME).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the worker wrote text to its stdout (the protocol's channel): \"Hello from my worker\\nand more\\n\""
+        );
+        // Frames, whatever their length bytes, are still frames: a payload
+        // starts with a map or string marker, never with a character.
+        let mut frame = Vec::new();
+        write_frame(&mut frame, &Frame::Shutdown).unwrap();
+        assert_eq!(
+            read_frame(&mut &frame[..], MAX_FRAME).unwrap(),
+            Frame::Shutdown
+        );
+        let mut big = b"AAAA".to_vec();
+        big.push(0x81);
+        let err = read_frame(&mut &big[..], MAX_FRAME).unwrap_err();
+        assert!(err.to_string().contains("exceeds the limit"), "{err}");
+        let err = read_frame(&mut &big[..], usize::MAX).unwrap_err();
+        assert!(matches!(err, ProtocolError::Truncated { .. }), "{err}");
+    }
+
+    /// A frame that does not decode says which field of which frame.
+    #[test]
+    fn a_malformed_frame_names_its_frame_and_field() {
+        use crate::protocol::packed::encode_value;
+        let error = Value::map([
+            ("kind", Value::from("function")),
+            ("message", Value::from("m")),
+            ("function", Value::Null),
+            ("path", Value::list(Vec::<Value>::new())),
+            ("index", Value::Null),
+        ]);
+        let frame = Value::map([(
+            "Result",
+            Value::map([
+                ("id", Value::Int(3)),
+                (
+                    "results",
+                    Value::map([
+                        ("values", Value::Bytes(vec![0xc0].into())),
+                        ("errors", Value::list([Value::list([Value::Int(0), error])])),
+                    ]),
+                ),
+            ]),
+        )]);
+        let mut body = Vec::new();
+        encode_value(&frame, &mut body);
+        let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(&body);
+        let err = read_frame(&mut &buf[..], MAX_FRAME)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Result frame, field `Result.results.errors[0][1].kind`")
+                && err.starts_with(
+                    "malformed frame: Result frame, field `Result.results.errors[0][1].kind`: "
+                ),
+            "{err}"
+        );
     }
 
     #[test]

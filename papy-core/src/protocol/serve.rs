@@ -25,8 +25,14 @@ fn session_end() {
 /// this process's [`worker_state`](crate::worker_state) and answers with a
 /// `Result` of id [`INIT_ID`](super::INIT_ID); a failure is answered the
 /// same way and ends the session.
-fn run_init(init: &Call, output: &mut impl Write) -> Result<(), ProtocolError> {
-    let outcome = build_chain(std::slice::from_ref(init))
+fn run_init(
+    init: &Call,
+    runner: &TaskRunner,
+    output: &mut impl Write,
+) -> Result<(), ProtocolError> {
+    let outcome = runner
+        .undeclared(std::slice::from_ref(init))
+        .map_or_else(|| build_chain(std::slice::from_ref(init)), Err)
         .map_err(|m| ItemError::new(ErrorKind::Function, m))
         .and_then(|w| w.call(&[Value::Null]));
     let failed = outcome.is_err();
@@ -169,21 +175,26 @@ impl TaskRunner {
         out
     }
 
+    /// Why `chain` may not run here: a function the host did not declare
+    /// (`None`: every one was, or the host declared none).
+    fn undeclared(&self, chain: &[Call]) -> Option<String> {
+        let c = chain.iter().find(|c| {
+            !self.allowed.is_empty() && !self.allowed.contains(&registry::normalise(&c.function))
+        })?;
+        Some(format!(
+            "`{}` is not among the functions this worker's host declared",
+            crate::error::quote_peer(&c.function)
+        ))
+    }
+
     /// The Worker of a chain, built on its first use.
     fn worker(&mut self, chain: Vec<Call>) -> &Result<Worker, String> {
         match self.cache.iter().position(|(c, _)| *c == chain) {
             // The most recently used first: a hot chain is found at once.
             Some(p) => self.cache[..=p].rotate_right(1),
             None => {
-                let undeclared = chain.iter().find(|c| {
-                    !self.allowed.is_empty()
-                        && !self.allowed.contains(&registry::normalise(&c.function))
-                });
-                let built = match undeclared {
-                    Some(c) => Err(format!(
-                        "`{}` is not among the functions this worker's host declared",
-                        crate::error::quote_peer(&c.function)
-                    )),
+                let built = match self.undeclared(&chain) {
+                    Some(why) => Err(why),
                     None => build_chain(&chain),
                 };
                 self.cache.insert(0, (chain, built));
@@ -279,23 +290,24 @@ pub fn serve(
     let mut hello = Hello::here(functions, plugins);
     hello.signatures = super::Signature::of_registry();
     write_frame(&mut output, &Frame::Hello(hello))?;
-    let declared = match super::read_frame(&mut input, MAX_FRAME)? {
+    let mut runner = match super::read_frame(&mut input, MAX_FRAME)? {
         Frame::Hello(h) => {
             if let Err(message) = h.check() {
                 return Err(refuse(&mut output, message));
             }
+            // The host said what its pipeline sends: nothing else runs
+            // here, its init included.
+            let runner = TaskRunner::allowing(h.functions);
             if let Some(init) = &h.init {
-                run_init(init, &mut output)?;
+                run_init(init, &runner, &mut output)?;
             }
-            h.functions
+            runner
         }
         other => {
             let message = format!("expected a Hello frame first, got {other:?}");
             return Err(refuse(&mut output, message));
         }
     };
-    // The host said what its pipeline sends: nothing else runs here.
-    let mut runner = TaskRunner::allowing(declared);
     // Buffers for the whole session: no allocation per frame.
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
     let (mut values, mut errors) = (Vec::new(), Vec::new());
@@ -531,6 +543,52 @@ mod tests {
         );
         assert!(errors[1].1.message.contains("fewer values"), "{errors:?}");
         assert_eq!((errors[0].1.index, errors[1].1.index), (Some(1), Some(2)));
+    }
+
+    /// What a worker answers to a host `Hello` declaring `functions` and
+    /// asking for `init`: its init `Result`'s errors, and how `serve` ended.
+    fn init_answer(functions: &[&str], init: &str) -> (Vec<WireError>, bool) {
+        let mut hello = Hello::here(functions.iter().map(|f| f.to_string()).collect(), vec![]);
+        hello.init = Some(Call {
+            function: init.into(),
+            args: vec![],
+        });
+        let mut input = Vec::new();
+        write_frame(&mut input, &Frame::Hello(hello)).unwrap();
+        write_frame(&mut input, &Frame::Shutdown).unwrap();
+        let mut output = Vec::new();
+        let served = serve(&input[..], &mut output, vec![]);
+        let mut read = &output[crate::protocol::GREETING.len()..];
+        assert!(matches!(
+            crate::protocol::read_frame(&mut read, MAX_FRAME),
+            Ok(Frame::Hello(_))
+        ));
+        match crate::protocol::read_frame(&mut read, MAX_FRAME) {
+            Ok(Frame::Result { id, results }) => {
+                assert_eq!(id, crate::protocol::INIT_ID);
+                let errors = results.errors.into_iter().map(|(_, e)| e).collect();
+                (errors, served.is_ok())
+            }
+            other => panic!("no init result: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_init_must_be_among_the_functions_its_host_declared() {
+        let (errors, ok) = init_answer(&["papy.njoiner"], "papy.ipasser");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("`papy.ipasser` is not among the functions this worker's host declared"),
+            "{errors:?}"
+        );
+        assert!(!ok, "the worker ends after a refused init");
+        // Declared, or no list at all: it runs.
+        for declared in [&["papy.njoiner", "papy.ipasser"][..], &[]] {
+            let (errors, ok) = init_answer(declared, "papy.ipasser");
+            assert!(errors.is_empty() && ok, "{declared:?}: {errors:?}");
+        }
     }
 
     #[test]

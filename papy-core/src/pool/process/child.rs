@@ -35,8 +35,45 @@ pub(super) struct Conn {
     pub(super) signatures: Vec<crate::protocol::Signature>,
 }
 
+/// Why a worker did not start: the message, and the function to blame
+/// when it was the host's `init` that failed.
+#[derive(Debug, Clone)]
+pub(crate) struct StartError {
+    pub(crate) message: String,
+    pub(crate) function: Option<String>,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError {
+            message,
+            function: None,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl Conn {
-    pub(super) fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
+    /// Starts a worker, shakes hands and runs its init.
+    pub(super) fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, StartError> {
+        let mut conn = Conn::handshake(cmd)?;
+        if let Some(init) = &cmd.init {
+            conn.await_init(cmd, &init.function)
+                .map_err(|message| StartError {
+                    message,
+                    function: Some(init.function.clone()),
+                })?;
+        }
+        Ok(conn)
+    }
+
+    /// Starts a worker and shakes hands (the host's `Hello` sent).
+    fn handshake(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args)
             .env(WORKER_ENV, "stdio")
@@ -173,7 +210,7 @@ impl Conn {
                 ));
             }
         }
-        let mut hello = Hello::here(cmd.sends().to_vec(), Vec::new());
+        let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
         if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
             let how = conn.kill();
@@ -183,9 +220,6 @@ impl Conn {
             ));
         }
         conn.set_write_deadline(None);
-        if let Some(init) = &cmd.init {
-            conn.await_init(cmd, &init.function)?;
-        }
         Ok(conn)
     }
 

@@ -35,6 +35,17 @@ pub struct WorkerCommand {
     pub(super) recycle: Recycle,
     pub(super) init: Option<crate::protocol::Call>,
     pub(super) dir: Option<std::path::PathBuf>,
+    /// How messages show it (a shell line as written).
+    pub(super) shown: Option<String>,
+}
+
+/// A shell variable assignment word (`NAME=value`).
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+    })
 }
 
 /// When a worker process is replaced by a fresh one, between batches
@@ -67,6 +78,7 @@ impl WorkerCommand {
             recycle: Recycle::default(),
             init: None,
             dir: None,
+            shown: None,
         }
     }
 
@@ -99,6 +111,20 @@ impl WorkerCommand {
     /// The functions declared with [`sending`](Self::sending).
     pub fn sends(&self) -> &[String] {
         &self.sends
+    }
+
+    /// The functions the host's `Hello` declares: those of
+    /// [`sending`](Self::sending) and, when that list is not empty, the
+    /// [`init`](Self::init) function too (a worker refuses an init its host
+    /// did not declare). Empty: any function.
+    pub fn declared(&self) -> Vec<String> {
+        let mut out = self.sends.clone();
+        if let Some(init) = &self.init {
+            if !out.is_empty() && !out.contains(&init.function) {
+                out.push(init.function.clone());
+            }
+        }
+        out
     }
 
     /// Replaces each worker by a fresh one as [`Recycle`] says, between
@@ -161,15 +187,33 @@ impl WorkerCommand {
         Ok(WorkerCommand::new(exe, Vec::<OsString>::new()))
     }
 
-    /// A shell command line (`sh -c 'exec ...'`), e.g. for `ssh host papy worker --stdio`.
+    /// A shell command line, e.g. `ssh host papy worker --stdio`, run as
+    /// `sh -c 'exec LINE'` so that the worker is the shell's process. A
+    /// line that says `exec` itself, or is more than one simple command
+    /// (`;`, `|`, `&&`, a newline, leading `NAME=value` words), runs as it
+    /// is written. Messages show the line as written.
+    ///
+    /// ```
+    /// let c = papy_core::WorkerCommand::shell("exec python3 w.py");
+    /// assert_eq!(c.line(), "exec python3 w.py");
+    /// assert_eq!(c.to_command().get_args().nth(1).unwrap(), "exec python3 w.py");
+    /// let c = papy_core::WorkerCommand::shell("python3 w.py");
+    /// assert_eq!(c.line(), "python3 w.py");
+    /// assert_eq!(c.to_command().get_args().nth(1).unwrap(), "exec python3 w.py");
+    /// ```
     pub fn shell(line: &str) -> WorkerCommand {
-        let line = line.trim_start();
-        let line = if line.starts_with("exec ") {
-            line.to_string()
+        let written = line.trim();
+        let mut words = written.split_whitespace().skip_while(|w| is_assignment(w));
+        let compound = written.contains([';', '|', '\n']) || written.contains("&&");
+        let assigns = written.split_whitespace().next().is_some_and(is_assignment);
+        let run = if words.next() == Some("exec") || compound || assigns {
+            written.to_string()
         } else {
-            format!("exec {line}")
+            format!("exec {written}")
         };
-        WorkerCommand::new("sh", ["-c".to_string(), line])
+        let mut cmd = WorkerCommand::new("sh", ["-c".to_string(), run]);
+        cmd.shown = Some(written.to_string());
+        cmd
     }
 
     /// Adds an environment variable for the child.
@@ -178,12 +222,10 @@ impl WorkerCommand {
         self
     }
 
-    /// The command line: the shell line for [`WorkerCommand::shell`], else program and arguments.
+    /// The command line: the line as written for [`WorkerCommand::shell`],
+    /// else program and arguments.
     pub fn line(&self) -> String {
-        match (self.program.to_str(), self.args.as_slice()) {
-            (Some("sh"), [c, line]) if c == "-c" => line.to_string_lossy().into_owned(),
-            _ => self.describe(),
-        }
+        self.describe()
     }
 
     /// A [`Command`] for this worker: its program, arguments and
@@ -208,6 +250,9 @@ impl WorkerCommand {
     }
 
     pub(super) fn describe(&self) -> String {
+        if let Some(shown) = &self.shown {
+            return shown.clone();
+        }
         let mut s = self.program.to_string_lossy().into_owned();
         for a in &self.args {
             s.push(' ');

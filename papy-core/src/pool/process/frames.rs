@@ -58,10 +58,12 @@ impl From<Frame> for Incoming {
 pub(super) enum Outcome {
     /// The results of the items sent, and how many of them failed.
     Done(Vec<Item>, usize),
-    /// The worker died during the exchange.
+    /// The worker died during the exchange (or said `Fatal`).
     Died(String),
-    /// No worker could be started (spawn or handshake failed).
-    NoWorker(String),
+    /// The worker answered with a frame that breaks the protocol.
+    BadFrame(String),
+    /// No worker could be started (spawn, handshake or init failed).
+    NoWorker(super::child::StartError),
     TimedOut(Duration),
 }
 
@@ -139,17 +141,17 @@ pub(super) fn receive_result(
         Ok(Incoming::Other(Frame::Fatal { message })) => {
             Outcome::Died(format!("the worker failed: {}", quote_peer(&message)))
         }
-        Ok(Incoming::Results { id: rid, items, .. }) => Outcome::Died(format!(
+        Ok(Incoming::Results { id: rid, items, .. }) => Outcome::BadFrame(format!(
             "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
             items.len()
         )),
         Ok(Incoming::Other(other)) => {
-            Outcome::Died(format!("unexpected {} frame from the worker", other.kind()))
+            Outcome::BadFrame(format!("unexpected {} frame from the worker", other.kind()))
         }
         Err(ProtocolError::Closed) => {
             Outcome::Died(format!("worker process died: {}", conn.reap()))
         }
-        Err(e) => Outcome::Died(format!(
+        Err(e) => Outcome::BadFrame(format!(
             "worker process sent a bad frame ({}); {}",
             quote_peer(&e.to_string()),
             conn.kill()
@@ -271,10 +273,7 @@ impl Plan {
             .map(|(g, k)| {
                 let job = &group[g];
                 let index = job.func().index_of(job.first + k as u64);
-                Err(err
-                    .clone()
-                    .with_function(job.func().name())
-                    .at(job.func().name(), index))
+                Err(err.clone().at(job.func().name(), index))
             })
             .collect::<Vec<_>>();
         let failed = sent.len();

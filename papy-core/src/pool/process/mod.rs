@@ -54,7 +54,7 @@ pub(super) struct Shared {
     pub(super) kind: &'static str,
     pub(super) max_deaths: usize,
     pub(super) consecutive_deaths: AtomicUsize,
-    pub(super) given_up: Mutex<Option<String>>,
+    pub(super) given_up: Mutex<Option<child::StartError>>,
     pub(super) pids: Mutex<BTreeMap<usize, u32>>,
     pub(super) next_id: AtomicUsize,
     /// Proxies waiting for a job with nothing in flight.
@@ -171,6 +171,24 @@ impl ProcessPool {
         })
     }
 
+    /// The `recycle_after` and `recycle_above_mb` of its commands, for a
+    /// saved pipeline.
+    fn recycling(&self) -> Vec<(&'static str, Value)> {
+        let recycle = self
+            .commands
+            .first()
+            .map(|(c, _)| c.recycling())
+            .unwrap_or_default();
+        let mut pairs = Vec::new();
+        if let Some(n) = recycle.after_items {
+            pairs.push(("recycle_after", Value::from(n)));
+        }
+        if let Some(b) = recycle.above_rss {
+            pairs.push(("recycle_above_mb", Value::from(b >> 20)));
+        }
+        pairs
+    }
+
     /// The process ids of the live children, by worker slot.
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
@@ -194,7 +212,7 @@ impl ProcessPool {
 pub fn probe(
     cmd: &WorkerCommand,
 ) -> std::result::Result<(Vec<String>, Vec<crate::protocol::Signature>), String> {
-    let conn = child::Conn::spawn(cmd)?;
+    let conn = child::Conn::spawn(cmd).map_err(|e| e.message)?;
     let found = (conn.functions.clone(), conn.signatures.clone());
     conn.shutdown();
     Ok(found)
@@ -238,21 +256,12 @@ impl Pool for ProcessPool {
                 .collect();
             let mut pairs = vec![("remote", Value::List(Arc::new(remote)))];
             pairs.extend(self.provided());
+            pairs.extend(self.recycling());
             Some(super::settings_map(pairs))
         } else {
             let mut pairs = vec![("workers", Value::from(self.size))];
             pairs.extend(self.provided());
-            let recycle = self
-                .commands
-                .first()
-                .map(|(c, _)| c.recycling())
-                .unwrap_or_default();
-            if let Some(n) = recycle.after_items {
-                pairs.push(("recycle_after", Value::from(n)));
-            }
-            if let Some(b) = recycle.above_rss {
-                pairs.push(("recycle_above_mb", Value::from(b >> 20)));
-            }
+            pairs.extend(self.recycling());
             Some(super::settings_map(pairs))
         }
     }

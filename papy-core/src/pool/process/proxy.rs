@@ -96,14 +96,19 @@ pub(super) fn complete_oldest(
                 next.sent = next.sent.max(Instant::now());
             }
         }
-        Outcome::Died(msg) | Outcome::NoWorker(msg) => {
+        Outcome::Died(_) | Outcome::BadFrame(_) | Outcome::NoWorker(_) => {
             if let Some(mut c) = conn.take() {
                 let _ = c.kill();
             }
             lock(&sh.pids).remove(&slot);
             let later: Vec<InFlight> = inflight.drain(..).collect();
             // The group the worker was running when it died.
-            let failure = Failure::Died(msg);
+            let failure = match outcome {
+                Outcome::BadFrame(msg) => Failure::BadFrame(msg),
+                Outcome::Died(msg) => Failure::Died(msg),
+                Outcome::NoWorker(e) => Failure::Died(e.message),
+                Outcome::Done(..) | Outcome::TimedOut(_) => unreachable!("matched above"),
+            };
             recover(
                 &f.group, f.plan, failure, 0, f.sent, slot, conn, respawn, sh,
             );
@@ -136,7 +141,8 @@ pub(super) const MAX_GROUP: usize = 256;
 /// Jobs of at least this many items are packed when submitted.
 pub(super) const PACK_FROM: usize = 32;
 
-pub(super) type Respawn<'a> = dyn Fn(&mut Option<Conn>) -> std::result::Result<(), String> + 'a;
+pub(super) type Respawn<'a> =
+    dyn Fn(&mut Option<Conn>) -> std::result::Result<(), super::child::StartError> + 'a;
 
 /// Sends a group of jobs of one task as one frame and delivers every item.
 /// When the worker dies, the items that kill a worker are isolated (see
@@ -175,10 +181,32 @@ pub(super) fn handle_group_from(
 pub(super) enum Failure {
     /// The worker died while it held the group (its items may be to blame).
     Died(String),
+    /// The worker answered the group with a frame that breaks the protocol
+    /// (handled as a death; no function is to blame).
+    BadFrame(String),
     /// The item took longer than the task's timeout (the worker was killed).
     TimedOut(String),
     /// No worker could be started (not the items' fault).
-    NoWorker(String),
+    NoWorker(super::child::StartError),
+}
+
+impl Failure {
+    /// The error its items get: the function is the chain the worker was
+    /// running (a death, a timeout), the init that failed (a start), or
+    /// none (a bad frame, a start that failed otherwise).
+    fn error(self, job: &Job) -> ItemError {
+        let running = || job.func().worker().map(|w| w.name());
+        let (error, function) = match self {
+            Failure::Died(m) => (ItemError::new(ErrorKind::WorkerDied, m), running()),
+            Failure::TimedOut(m) => (ItemError::new(ErrorKind::Timeout, m), running()),
+            Failure::BadFrame(m) => (ItemError::new(ErrorKind::WorkerDied, m), None),
+            Failure::NoWorker(e) => (ItemError::new(ErrorKind::WorkerDied, e.message), e.function),
+        };
+        match function {
+            Some(f) => error.with_function(f),
+            None => error,
+        }
+    }
 }
 
 /// After a failed exchange: poison isolation and retries.
@@ -228,7 +256,7 @@ pub(super) fn recover(
         }
         return;
     }
-    if let (false, Failure::Died(_), [job]) = (given_up, &failure, group) {
+    if let (false, Failure::Died(_) | Failure::BadFrame(_), [job]) = (given_up, &failure, group) {
         if let Some((a, b)) = job.halves() {
             tracing::debug!(
                 "a worker died holding {} items; running them again in two halves",
@@ -248,10 +276,7 @@ pub(super) fn recover(
         handle_group_from(group, attempt + 1, slot, conn, respawn, sh);
         return;
     }
-    let error = match failure {
-        Failure::Died(m) | Failure::NoWorker(m) => ItemError::new(ErrorKind::WorkerDied, m),
-        Failure::TimedOut(m) => ItemError::new(ErrorKind::Timeout, m),
-    };
+    let error = failure.error(&group[0]);
     let results = plan.charge(group, &error);
     deliver_group(group, results, started.elapsed());
 }
@@ -299,7 +324,7 @@ pub(super) fn attempt_group(
                 "no result within {t:?}; the worker process was killed ({how}) and replaced"
             ))
         }
-        Outcome::Died(msg) => {
+        Outcome::Died(_) | Outcome::BadFrame(_) => {
             // A death during a job is charged to the job's items (a poison
             // item must not take the pool down).
             sh.died.fetch_add(1, Ordering::Relaxed);
@@ -307,7 +332,11 @@ pub(super) fn attempt_group(
                 let _ = c.kill();
             }
             lock(&sh.pids).remove(&slot);
-            Failure::Died(msg)
+            match outcome {
+                Outcome::BadFrame(msg) => Failure::BadFrame(msg),
+                Outcome::Died(msg) => Failure::Died(msg),
+                _ => unreachable!("matched above"),
+            }
         }
         Outcome::NoWorker(msg) => {
             // Workers that cannot even start or shake hands: after
@@ -321,7 +350,10 @@ pub(super) fn attempt_group(
                     sh.kind, sh.name
                 );
                 tracing::error!("{m}");
-                *lock(&sh.given_up) = Some(m);
+                *lock(&sh.given_up) = Some(super::child::StartError {
+                    message: m,
+                    function: msg.function.clone(),
+                });
             }
             Failure::NoWorker(msg)
         }
@@ -370,10 +402,10 @@ fn resident_bytes(pid: u32) -> Option<u64> {
 
 pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &Shared) {
     let mut conn: Option<Conn> = None;
-    let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), String> {
+    let respawn = |conn: &mut Option<Conn>| -> std::result::Result<(), super::child::StartError> {
         if conn.is_none() {
             if sh.stopping.load(Ordering::Acquire) {
-                return Err("the pool is shutting down".into());
+                return Err(String::from("the pool is shutting down").into());
             }
             // Back off after deaths: a remote host that drops us is not hammered.
             let deaths = sh.consecutive_deaths.load(Ordering::Relaxed) as u32;
@@ -393,8 +425,8 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                     missing.join(", ")
                 );
                 let _ = c.kill();
-                *lock(&sh.given_up) = Some(m.clone());
-                return Err(m);
+                *lock(&sh.given_up) = Some(m.clone().into());
+                return Err(m.into());
             }
             lock(&sh.pids).insert(slot, c.child.id());
             sh.started.fetch_add(1, Ordering::Relaxed);
@@ -461,8 +493,8 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
                 Err(TryRecvError::Disconnected) => break,
             },
         };
-        if let Some(msg) = lock(&sh.given_up).clone() {
-            job.fail_all(ItemError::new(ErrorKind::WorkerDied, msg));
+        if let Some(e) = lock(&sh.given_up).clone() {
+            job.fail_all(Failure::NoWorker(e).error(&job));
             continue;
         }
         if sh.stopping.load(Ordering::Acquire) {

@@ -182,3 +182,21 @@ fn an_exited_child_is_seen_and_left_unreaped_until_waited() {
     let status = child.wait().expect("std reaps it");
     assert_eq!(status.code(), Some(3));
 }
+
+/// A remote pool's saved settings keep its recycling, as a process pool's do.
+#[test]
+fn a_remote_pool_saves_its_recycling() {
+    use crate::pool::Pool;
+    let cmd = WorkerCommand::shell("exec true").recycle(Recycle {
+        after_items: Some(7),
+        above_rss: Some(300 << 20),
+    });
+    let pool = ProcessPool::remote("far", vec![(cmd, 1)]).unwrap();
+    let settings = pool.settings().unwrap();
+    let map = settings.as_map().unwrap();
+    assert_eq!(map.get(&Value::from("recycle_after")), Some(&Value::Int(7)));
+    assert_eq!(
+        map.get(&Value::from("recycle_above_mb")),
+        Some(&Value::Int(300))
+    );
+}
