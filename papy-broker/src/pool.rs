@@ -59,10 +59,12 @@ impl InFlight {
         for mut p in self.parts {
             for &k in &p.sent {
                 let index = p.job.func().index_of(p.job.first + k as u64);
-                p.results[k] = Some(Err(error
-                    .clone()
-                    .with_function(p.job.func().name())
-                    .at(p.job.func().name(), index)));
+                // The chain the worker was running is to blame, not the node.
+                let mut e = error.clone();
+                if let Some(w) = p.job.func().worker() {
+                    e = e.with_function(w.name());
+                }
+                p.results[k] = Some(Err(e.at(p.job.func().name(), index)));
             }
             finish(p.job, p.results, busy);
         }

@@ -237,15 +237,18 @@ pub(super) fn recover(
     let given_up = lock(&sh.given_up).is_some();
     // Items that may run only once: what was sent with the worker that
     // died fails with it (a worker that never started ran nothing).
-    let ran = matches!(failure, Failure::Died(_) | Failure::TimedOut(_));
+    let ran = matches!(
+        failure,
+        Failure::Died(_) | Failure::TimedOut(_) | Failure::BadFrame(_)
+    );
     if ran && group.iter().any(Job::at_most_once) {
-        let error = match failure {
-            Failure::TimedOut(m) => ItemError::new(ErrorKind::Timeout, m),
-            Failure::Died(m) | Failure::NoWorker(m) => ItemError::new(
-                ErrorKind::WorkerDied,
-                format!("{m} (not run again: the node runs each item at most once)"),
-            ),
+        let failure = match failure {
+            Failure::Died(m) => Failure::Died(format!(
+                "{m} (not run again: the node runs each item at most once)"
+            )),
+            other => other,
         };
+        let error = failure.error(&group[0]);
         let results = plan.charge(group, &error);
         deliver_group(group, results, started.elapsed());
         return;
