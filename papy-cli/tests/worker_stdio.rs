@@ -378,11 +378,11 @@ fn a_worker_whose_host_went_away_exits_quietly() {
 }
 
 #[test]
-fn a_value_nested_three_hundred_deep_crosses_to_a_worker_process_as_on_threads() {
+fn a_value_nested_250_deep_crosses_to_a_worker_process_as_on_threads() {
     // Before, a value nested 200 deep passed on threads and failed on a
     // process pool (128 levels).
     let mut deep = Value::from(1i64);
-    for _ in 0..300 {
+    for _ in 0..250 {
         deep = Value::list([deep]);
     }
     let items = through_worker(
