@@ -309,9 +309,9 @@ fn the_page_in_a_real_browser_shows_what_the_api_says_and_stops_only_with_the_to
         ),
         "2"
     );
-    assert_eq!(
-        page.eval("return document.getElementById('state').textContent"),
-        "paused"
+    page.wait_for(
+        "return document.getElementById('state').textContent === 'paused'",
+        "the paused state",
     );
     page.wait_for(
         "return document.querySelectorAll('#errors tbody tr').length > 1",
