@@ -198,33 +198,230 @@ while True:
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(
-        report.contains("FAIL  Hello: codec `json`, expected `msgpack`"),
-        "{report}"
-    );
-    assert!(
         !report.contains("the worker follows the protocol"),
         "{report}"
     );
-    // With the codec fixed, the next violation is found: the error kinds.
-    let fixed = std::fs::read_to_string(&broken)
-        .unwrap()
-        .replace("\"json\"", "\"msgpack\"");
-    std::fs::write(&broken, fixed).unwrap();
-    let out = papy(&[
-        "worker-test",
-        "--timeout",
-        "5",
-        "--",
-        "python3",
-        broken.to_str().unwrap(),
-    ]);
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    // Both violations in one run: the codec, and the error kinds.
+    assert!(
+        report.contains("FAIL  Hello: codec `json`, expected `msgpack`"),
+        "{report}"
+    );
     assert!(
         report.contains("FAIL  unknown function: an error per item")
             && report.contains("does not decode"),
         "{report}"
     );
+}
+
+/// A worker speaking msgpack directly (no SDK), correct unless the words
+/// on its command line name violations: `hash` (malformed plugin hashes),
+/// `signatures` (malformed signatures), `undeclared` (runs tasks and inits
+/// naming functions its host did not declare), `init_stays` (goes on after
+/// its init failed). It has one function, `bad.echo`.
+const PLAIN_WORKER: &str = r#"
+import struct, sys, msgpack
+BAD = set(sys.argv[1:])
+out, inp = sys.stdout.buffer, sys.stdin.buffer
+INIT_ID = (1 << 64) - 1
+def send(f):
+    b = msgpack.packb(f, use_bin_type=True)
+    out.write(struct.pack(">I", len(b)) + b); out.flush()
+def read():
+    h = inp.read(4)
+    if len(h) < 4:
+        sys.exit(0)
+    (n,) = struct.unpack(">I", h)
+    return msgpack.unpackb(inp.read(n), raw=False)
+def error(message):
+    return {"kind": 0, "message": message, "function": None, "path": [], "index": None}
+out.write(b"\0papy-worker\0")
+hello = {"major": 2, "minor": 1, "codec": "msgpack", "papy_version": "0",
+         "functions": ["bad.echo"], "plugins": [["p", "0123456789abcdef" * 4]],
+         "signatures": [{"name": "bad.echo", "params": [{"name": "x", "optional": True, "ty": "int"}],
+                         "inputs": 1, "doc": "echoes"}]}
+if "hash" in BAD:
+    hello["plugins"] = [["p", "\u00e9" * 64], ["q", "ABCDEF0123456789" * 4], ["r", "0" * 5000]]
+if "signatures" in BAD:
+    hello["signatures"] = [{"name": "bad.echo", "params": [{"name": "x", "optional": "yes", "ty": 3}],
+                            "inputs": -1}, "nope"]
+send({"Hello": hello})
+host = read()["Hello"]
+declared = set(host.get("functions") or [])
+def run(f, value):
+    if declared and f not in declared and "undeclared" not in BAD:
+        return None, "%s is not among the functions this worker's host declared" % f
+    if f != "bad.echo":
+        return None, "no function %s" % f
+    return value, None
+init = host.get("init")
+if init:
+    _, e = run(init["function"], None)
+    send({"Result": {"id": INIT_ID, "results": {"values": msgpack.packb(None),
+                                                "errors": [[0, error(e)]] if e else []}}})
+    if e and "init_stays" not in BAD:
+        sys.exit(0)
+while True:
+    f = read()
+    if f == "Shutdown":
+        break
+    t = f["Task"]
+    if "Single" in t["inboxes"]:
+        u = msgpack.Unpacker(raw=False)
+        u.feed(t["inboxes"]["Single"])
+        items = list(u)
+    else:
+        items = t["inboxes"]["Many"]
+    values, errors = [], []
+    for k, item in enumerate(items):
+        v, e = run(t["chain"][0]["function"], item)
+        values.append(msgpack.packb(v, use_bin_type=True))
+        if e:
+            errors.append([k, error(e)])
+    send({"Result": {"id": t["id"], "results": {"values": b"".join(values), "errors": errors}}})
+"#;
+
+/// `papy worker-test` against [`PLAIN_WORKER`] with the violations `bad`:
+/// its exit code and its report's `FAIL` lines.
+fn worker_test_of_plain_worker(bad: &[&str]) -> (Option<i32>, String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plain.py");
+    std::fs::write(&script, PLAIN_WORKER).unwrap();
+    let mut args = vec![
+        "worker-test",
+        "--timeout",
+        "2",
+        "--",
+        "python3",
+        script.to_str().unwrap(),
+    ];
+    args.extend(bad);
+    let out = papy(&args);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fails = report
+        .lines()
+        .filter(|l| l.starts_with("FAIL"))
+        .map(str::to_string)
+        .collect();
+    (out.status.code(), report, fails)
+}
+
+#[test]
+fn worker_test_passes_the_plain_worker_without_violations() {
+    let (code, report, fails) = worker_test_of_plain_worker(&[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(fails.is_empty(), "{report}");
+    assert!(
+        report.contains("ok    undeclared function: refused: `bad.echo` refused item by item"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok    init naming an undeclared function: refused"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok    failing init: its error, then exit"),
+        "{report}"
+    );
+}
+
+#[test]
+fn worker_test_reports_malformed_plugin_hashes() {
+    let (code, report, fails) = worker_test_of_plain_worker(&["hash"]);
+    assert_eq!(code, Some(1), "{report}");
+    let e = "\u{e9}".repeat(64);
+    let upper = "ABCDEF0123456789".repeat(4);
+    assert_eq!(
+        fails[..2],
+        [
+            format!("FAIL  Hello plugins: `plugins[0]` (`p`): hash `{e}` is not 64 lowercase hexadecimal digits (the file's SHA-256)"),
+            format!("FAIL  Hello plugins: `plugins[1]` (`q`): hash `{upper}` is not 64 lowercase hexadecimal digits (the file's SHA-256)"),
+        ],
+        "{report}"
+    );
+    // A long hash is quoted bounded.
+    assert_eq!(fails.len(), 3, "{report}");
+    assert!(
+        fails[2].starts_with("FAIL  Hello plugins: `plugins[2]` (`r`): hash `000")
+            && fails[2].contains("... (5000 bytes in all)` is not")
+            && fails[2].len() < 1200,
+        "{}",
+        fails[2]
+    );
+    assert!(report.contains("3 violation(s)"), "{report}");
+}
+
+#[test]
+fn worker_test_reports_malformed_signatures() {
+    let (code, report, fails) = worker_test_of_plain_worker(&["signatures"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        fails,
+        [
+            "FAIL  Hello signatures: no `signatures[0].doc` (it must be a string)",
+            "FAIL  Hello signatures: `signatures[0].inputs` is an integer (-1), not nil or an integer 0-4294967295",
+            "FAIL  Hello signatures: `signatures[0].params[0].optional` is a string (`yes`), not a boolean",
+            "FAIL  Hello signatures: `signatures[0].params[0].ty` is an integer (3), not a string (the type as the worker's language writes it, or \"\")",
+            "FAIL  Hello signatures: `signatures[1]` is a string (`nope`), not a map {name, params, inputs, doc}",
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn worker_test_reports_a_worker_running_undeclared_functions() {
+    let (code, report, fails) = worker_test_of_plain_worker(&["undeclared"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        fails,
+        [
+            "FAIL  undeclared function: refused: it ran `bad.echo`, which the host did not declare: items [0, 1] have values, not refusal errors",
+            "FAIL  init naming an undeclared function: refused: no error: it ran the init `bad.echo`, which the host did not declare",
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn worker_test_reports_a_worker_going_on_after_its_init_failed() {
+    let (code, report, fails) = worker_test_of_plain_worker(&["init_stays"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        fails,
+        [
+            "FAIL  init naming an undeclared function: refused: after its init failed: still running 2s later (it must exit)",
+            "FAIL  failing init: its error, then exit: after its init failed: still running 2s later (it must exit)",
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn worker_test_reports_every_violation_in_one_run() {
+    let (code, report, fails) =
+        worker_test_of_plain_worker(&["hash", "signatures", "undeclared", "init_stays"]);
+    assert_eq!(code, Some(1), "{report}");
+    for rule in [
+        "Hello plugins: `plugins[0]`",
+        "Hello plugins: `plugins[2]`",
+        "Hello signatures: no `signatures[0].doc`",
+        "Hello signatures: `signatures[0].inputs`",
+        "Hello signatures: `signatures[1]`",
+        "undeclared function: refused: it ran `bad.echo`",
+        "init naming an undeclared function: refused: no error",
+        "failing init: its error, then exit: after its init failed: still running",
+    ] {
+        assert!(
+            fails
+                .iter()
+                .any(|l| l.starts_with(&format!("FAIL  {rule}"))),
+            "{rule} missing from\n{report}"
+        );
+    }
+    assert_eq!(fails.len(), 11, "{report}");
+    assert!(report.contains("11 violation(s)"), "{report}");
+    // The checks that hold are still run and pass.
+    assert!(report.contains("ok    two tasks in flight"), "{report}");
+    assert!(report.contains("ok    exits on Shutdown"), "{report}");
 }
 
 #[test]

@@ -772,13 +772,16 @@ pub fn read_frame_with(
     limit: usize,
 ) -> Result<Frame, ProtocolError> {
     read_frame_bytes(r, buf, limit)?;
-    decode_frame(buf)
+    decode_payload(buf)
 }
 
 /// Decodes a frame's payload. A payload that does not decode is read a
 /// second time, slowly, only to say where it went wrong: the frame and the
 /// field (`Result.results.errors[0][1].kind`), with the decoder's reason.
-fn decode_frame<'de, T: Deserialize<'de>>(buf: &'de [u8]) -> Result<T, ProtocolError> {
+///
+/// # Errors
+/// [`ProtocolError::Malformed`] naming the frame and field.
+pub fn decode_payload<'de, T: Deserialize<'de>>(buf: &'de [u8]) -> Result<T, ProtocolError> {
     rmp_serde::from_slice(buf).map_err(|e| {
         let mut de = rmp_serde::Deserializer::from_read_ref(buf);
         let at = match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -812,8 +815,15 @@ fn is_text(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e)
 }
 
-/// Reads one frame's payload into `buf` (cleared first).
-fn read_frame_bytes(
+/// Reads one frame's payload (the MessagePack bytes after its length) into
+/// `buf` (cleared first), without decoding it: a reader that wants to
+/// look at a frame that does not decode as a [`Frame`] (`papy
+/// worker-test`) decodes it with [`decode_payload`].
+///
+/// # Errors
+/// [`ProtocolError`] for a closed stream, a truncated or oversized frame,
+/// or text where a frame's length belongs.
+pub fn read_frame_bytes(
     r: &mut impl Read,
     buf: &mut Vec<u8>,
     limit: usize,
@@ -890,7 +900,7 @@ pub fn read_frame_view<'b>(
     limit: usize,
 ) -> Result<FrameView<'b>, ProtocolError> {
     read_frame_bytes(r, buf, limit)?;
-    decode_frame(buf)
+    decode_payload(buf)
 }
 
 /// Writes one frame and flushes.
