@@ -31,6 +31,24 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
+/// One family per metric of `metrics`, with a sample per item of
+/// `items`, labelled `label="name of the item"`.
+fn families<T>(
+    out: &mut String,
+    metrics: &[Metric<T>],
+    items: &[T],
+    label: &str,
+    name_of: fn(&T) -> &String,
+) {
+    for (name, kind, help, f) in metrics {
+        let samples: Vec<(String, f64)> = items
+            .iter()
+            .map(|x| (labelled(name, label, name_of(x)), f(x)))
+            .collect();
+        family(out, name, kind, help, &samples);
+    }
+}
+
 /// The metrics of `view`.
 pub fn render(view: &View) -> String {
     let mut out = String::new();
@@ -66,14 +84,7 @@ pub fn render(view: &View) -> String {
             |n| n.waiting as f64,
         ),
     ];
-    for (name, kind, help, f) in nodes {
-        let samples: Vec<(String, f64)> = view
-            .nodes
-            .iter()
-            .map(|n| (labelled(name, "node", &n.name), f(n)))
-            .collect();
-        family(&mut out, name, kind, help, &samples);
-    }
+    families(&mut out, &nodes, &view.nodes, "node", |n| &n.name);
     let resources: [Metric<ResourceView>; 8] = [
         (
             "papy_resource_workers",
@@ -124,14 +135,9 @@ pub fn render(view: &View) -> String {
             |r| r.buffer as f64,
         ),
     ];
-    for (name, kind, help, f) in resources {
-        let samples: Vec<(String, f64)> = view
-            .resources
-            .iter()
-            .map(|r| (labelled(name, "resource", &r.name), f(r)))
-            .collect();
-        family(&mut out, name, kind, help, &samples);
-    }
+    families(&mut out, &resources, &view.resources, "resource", |r| {
+        &r.name
+    });
     let run = [
         (
             "papy_run_elapsed_seconds",

@@ -251,15 +251,12 @@ fn pipe_ids(child: &std::process::Child) -> Vec<PathBuf> {
 /// descendants inherit it, wherever they go (`setsid`, closed output).
 const RUN_TAG: &str = "PAPY_SCRIPT_RUN";
 
-/// Kills (SIGKILL) every process of this user still marked with `tag`
-/// (from [`RUN_TAG`] in its environment): what a script left running,
-/// even out of its group and holding none of its pipes. A descendant that
-/// clears its environment escapes this; its group, pipes and the timeout
-/// still bound the item.
-fn kill_tagged(tag: &str) {
+/// Kills (SIGKILL) every other process of this user for which `matches`
+/// (given its `/proc/PID` folder) is true, saying `why` in the log (Linux;
+/// nothing elsewhere).
+fn kill_processes(why: &str, matches: impl Fn(&Path) -> bool) {
     #[cfg(target_os = "linux")]
     {
-        let needle = format!("{RUN_TAG}={tag}\0");
         let me = std::process::id();
         let Ok(procs) = std::fs::read_dir("/proc") else {
             return;
@@ -268,15 +265,11 @@ fn kill_tagged(tag: &str) {
             let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if pid == me {
+            if pid == me || !matches(&p.path()) {
                 continue;
             }
-            let Ok(env) = std::fs::read(p.path().join("environ")) else {
-                continue;
-            };
-            let marked = env.windows(needle.len()).any(|w| w == needle.as_bytes());
-            if let (true, Ok(pid)) = (marked, i32::try_from(pid)) {
-                tracing::warn!("ending process {pid}, which a script left running");
+            if let Ok(pid) = i32::try_from(pid) {
+                tracing::warn!("ending process {pid}, which {why}");
                 // SAFETY: kill(2) with a pid read from /proc and a valid
                 // signal number; it touches no memory of this process.
                 unsafe {
@@ -286,47 +279,35 @@ fn kill_tagged(tag: &str) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = tag;
+    let _ = (why, matches);
 }
 
-/// Kills (SIGKILL) every other process that holds one of `pipes` open.
+/// Kills every process still marked with `tag` (from [`RUN_TAG`] in its
+/// environment): what a script left running, even out of its group and
+/// holding none of its pipes. A descendant that clears its environment
+/// escapes this; its group, pipes and the timeout still bound the item.
+fn kill_tagged(tag: &str) {
+    let needle = format!("{RUN_TAG}={tag}\0");
+    kill_processes("a script left running", |proc_dir| {
+        std::fs::read(proc_dir.join("environ"))
+            .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    });
+}
+
+/// Kills every other process that holds one of `pipes` open.
 fn kill_pipe_holders(pipes: &[PathBuf]) {
-    #[cfg(target_os = "linux")]
-    {
-        if pipes.is_empty() {
-            return;
-        }
-        let me = std::process::id();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == me {
-                continue;
-            }
-            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-                continue;
-            };
-            let holds = fds
-                .flatten()
-                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| pipes.contains(&l)));
-            if let (true, Ok(pid)) = (holds, i32::try_from(pid)) {
-                tracing::warn!(
-                    "ending process {pid}, which left a script's process group holding its output"
-                );
-                // SAFETY: kill(2) with a pid read from /proc and a valid
-                // signal number; it touches no memory of this process.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
+    if pipes.is_empty() {
+        return;
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = pipes;
+    kill_processes(
+        "left a script's process group holding its output",
+        |proc_dir| {
+            std::fs::read_dir(proc_dir.join("fd")).is_ok_and(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| pipes.contains(&l)))
+            })
+        },
+    );
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {
