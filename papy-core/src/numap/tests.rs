@@ -458,3 +458,58 @@ fn dropping_a_numap_does_not_wait_for_timed_out_calls() {
         started.elapsed()
     );
 }
+
+/// A thread pool that records the size of every job it is given.
+struct Recording {
+    inner: ThreadPool,
+    sizes: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Pool for Recording {
+    fn kind(&self) -> &'static str {
+        "thread"
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn submit(&self, job: crate::job::Job) {
+        self.sizes.lock().unwrap().push(job.len());
+        self.inner.submit(job);
+    }
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+#[test]
+fn a_short_input_is_shared_among_the_workers_whatever_the_stride() {
+    // 5 items, a stride of 10 on 2 workers: before, one job of 5 (a
+    // stride's share per worker), and one worker idle.
+    let pool = Arc::new(Recording {
+        inner: ThreadPool::new("rec", 2).unwrap(),
+        sizes: Default::default(),
+    });
+    let m = NuMap::builder()
+        .pool(pool.clone())
+        .stride(10)
+        .build()
+        .unwrap();
+    let t = m.add_task(add(1), 0..5i64).unwrap();
+    m.start().unwrap();
+    assert_eq!(ints(m.results(t).unwrap()), vec![1, 2, 3, 4, 5]);
+    assert_eq!(*pool.sizes.lock().unwrap(), vec![3, 2]);
+    // A long input keeps its jobs: a stride's share per worker.
+    let pool = Arc::new(Recording {
+        inner: ThreadPool::new("rec", 2).unwrap(),
+        sizes: Default::default(),
+    });
+    let m = NuMap::builder()
+        .pool(pool.clone())
+        .stride(10)
+        .build()
+        .unwrap();
+    let t = m.add_task(add(1), 0..40i64).unwrap();
+    m.start().unwrap();
+    assert_eq!(ints(m.results(t).unwrap()), (1..41).collect::<Vec<_>>());
+    assert!(pool.sizes.lock().unwrap().iter().all(|&s| s == 5));
+}

@@ -437,6 +437,12 @@ impl Feeder {
                 task.pending = rest.into();
             }
         }
+        if task.input.is_none() {
+            // The input ended in this visit: what it gave is shared among
+            // the workers, whatever the job size (5 slow items of a
+            // stride of 10 on 2 workers went as one job to one worker).
+            jobs = share(jobs, self.pool.size(), taken);
+        }
         self.credits.release(granted - taken);
         let moved = taken > 0;
         let held = self.tasks.iter().map(|t| t.pending.len()).sum();
@@ -646,6 +652,29 @@ fn puller(
 /// Appends up to `n` inboxes of `task`'s input to `out`, whose first inbox
 /// is item `first`; an input that ends is dropped (`task.input` becomes
 /// `None`).
+/// `jobs` (of `items` items in all, in order) cut again into as many jobs
+/// as there are `workers` when they were fewer, of near-equal sizes, the
+/// items in the same order; unchanged otherwise.
+fn share(jobs: Vec<Vec<Inbox>>, workers: usize, items: usize) -> Vec<Vec<Inbox>> {
+    let k = workers.min(items);
+    if jobs.len() >= k || k < 2 {
+        return jobs;
+    }
+    let size = items.div_ceil(k);
+    let mut out: Vec<Vec<Inbox>> = Vec::with_capacity(k);
+    for item in jobs.into_iter().flatten() {
+        match out.last_mut() {
+            Some(job) if job.len() < size => job.push(item),
+            _ => {
+                let mut job = Vec::with_capacity(size);
+                job.push(item);
+                out.push(job);
+            }
+        }
+    }
+    out
+}
+
 fn pull_append(task: &mut FeedTask, out: &mut Vec<Inbox>, n: usize, first: u64) {
     let Some(input) = task.input.as_mut() else {
         return;
