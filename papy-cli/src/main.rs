@@ -28,6 +28,14 @@ fn to_stderr(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Whether `e` comes from writing to a pipe whose reader left.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `true` once a line could not be written because stderr's reader left.
 fn stderr_closed() -> bool {
     STDERR_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
@@ -118,6 +126,8 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `papy list | head`: the reader has what it wanted.
+        Err(e) if closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("papy: error: {e:#}");
             std::process::ExitCode::from(2)

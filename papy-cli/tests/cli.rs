@@ -887,3 +887,19 @@ worker = ["papy.print"]
         );
     }
 }
+
+#[test]
+fn a_listing_to_a_closed_pipe_is_quiet() {
+    // `papy list | head -0`: the reader is gone before papy writes. Before,
+    // papy printed `papy: error: Broken pipe` and exited 2.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = papy()
+        .arg("list")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("papy");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
