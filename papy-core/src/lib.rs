@@ -15,6 +15,19 @@
 //! [`Value`], [`ItemError`] and the registry's descriptor types live in
 //! `papy-sdk` (what plugins build against) and are re-exported here.
 //! Most users depend on the `papy` facade crate, which re-exports this one.
+//!
+//! Every import points down, in this order (checked by
+//! `tests/layers.rs`, which fails on any import against it):
+//!
+//! ```text
+//! plumber -> dagger -> piper -> numap -> pool -> job -> protocol -> permissions
+//!         -> worker -> registry -> (sync, limits, error, run_key, stats, chaos, hooks)
+//! ```
+//!
+//! [`func`] (the built-in library) sits beside the engine: it may use any
+//! of it, and the engine never names it; what the engine needs of it (the
+//! end of a batch, of a run, of a worker's session) is registered as
+//! [`hooks`].
 
 #![warn(missing_docs)]
 
@@ -25,6 +38,7 @@ pub mod chaos;
 pub mod dagger;
 pub mod error;
 pub mod func;
+pub mod hooks;
 mod job;
 pub mod limits;
 pub mod numap;

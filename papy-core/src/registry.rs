@@ -281,7 +281,7 @@ pub use papy_sdk::registry::__private;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Value;
+    use crate::value::Value;
 
     #[test]
     fn hash_mismatches_are_reported() {

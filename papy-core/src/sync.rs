@@ -7,7 +7,8 @@
 //! section of the engine either completes its update or changes nothing, so
 //! a poisoned lock is taken as it is instead of failing every later user).
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long an idle engine thread (a pool worker without a job, the feeder
@@ -109,5 +110,35 @@ mod tests {
         let start = Instant::now();
         assert_eq!(spin_for(|| None::<()>), None);
         assert!(start.elapsed() >= IDLE_SPIN);
+    }
+}
+
+/// A flag that tells a following reader to end; [`Plumber::stop`]
+/// raises the one returned by [`Plumber::stop_signal`].
+///
+/// [`Plumber::stop`]: crate::Plumber::stop
+/// [`Plumber::stop_signal`]: crate::Plumber::stop_signal
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// A new, lowered signal.
+    pub fn new() -> StopSignal {
+        StopSignal::default()
+    }
+
+    /// Raises the signal.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Lowers the signal (a restarted pipeline).
+    pub fn lower(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
+    /// Whether the signal is raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 }

@@ -501,6 +501,16 @@ fn pending_fifos() -> &'static std::sync::Mutex<std::collections::BTreeSet<PathB
     PENDING.get_or_init(Default::default)
 }
 
+// A worker's session ending ends the pipes' serving threads too.
+inventory::submit! {
+    crate::hooks::Hook {
+        when: crate::hooks::When::SessionEnd,
+        run: || {
+            remove_pending_fifos();
+        },
+    }
+}
+
 /// Removes the named pipes of fifo items this process dumped and no reader
 /// took: called when the process is about to end (a worker whose host is
 /// done, `papy run` at its end), since their serving threads end with it.

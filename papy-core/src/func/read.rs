@@ -20,8 +20,6 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec;
@@ -35,35 +33,7 @@ fn input_error(path: &Path, what: impl std::fmt::Display) -> Item {
     ))
 }
 
-/// A flag that tells a following reader to end; [`Plumber::stop`]
-/// raises the one returned by [`Plumber::stop_signal`].
-///
-/// [`Plumber::stop`]: crate::Plumber::stop
-/// [`Plumber::stop_signal`]: crate::Plumber::stop_signal
-#[derive(Debug, Clone, Default)]
-pub struct StopSignal(Arc<AtomicBool>);
-
-impl StopSignal {
-    /// A new, lowered signal.
-    pub fn new() -> StopSignal {
-        StopSignal::default()
-    }
-
-    /// Raises the signal.
-    pub fn raise(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    /// Lowers the signal (a restarted pipeline).
-    pub fn lower(&self) {
-        self.0.store(false, Ordering::Release);
-    }
-
-    /// Whether the signal is raised.
-    pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
+pub use crate::sync::StopSignal;
 
 /// Reads raw lines (with their terminators) from a reader, and follows a
 /// growing file when told to.

@@ -151,6 +151,13 @@ pub fn finish_all() -> Result<(), String> {
     first
 }
 
+// What was written is complete when a batch is done, a run ends, or a
+// worker's session ends (the engine calls these hooks; it never names
+// this module).
+inventory::submit! { crate::hooks::Hook { when: crate::hooks::When::BatchDone, run: finish_all_logged } }
+inventory::submit! { crate::hooks::Hook { when: crate::hooks::When::RunEnd, run: finish_all_logged } }
+inventory::submit! { crate::hooks::Hook { when: crate::hooks::When::SessionEnd, run: finish_all_logged } }
+
 /// [`finish_all`], logging a failure: for the places that complete streams
 /// on the way (a worker after each batch, a Plumber at the end of a run)
 /// and have nobody to return the error to.
@@ -245,4 +252,34 @@ fn print(inbox: &[Value]) -> Result<Value, String> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").map_err(|e| e.to_string())?;
     Ok(Value::Null)
+}
+
+#[cfg(all(test, feature = "compress"))]
+mod tests {
+    use std::io::BufRead;
+
+    use super::*;
+    use crate::hooks::{run, When};
+
+    #[test]
+    fn the_engines_hooks_complete_what_a_batch_wrote_to_a_compressed_stream() {
+        // The engine never names this module: it runs the hooks at the end
+        // of a batch, of a run and of a session, and this module's
+        // registered hooks complete the streams.
+        let dir = tempfile::tempdir().unwrap();
+        for (n, when) in [When::BatchDone, When::RunEnd, When::SessionEnd]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("out{n}.txt.gz"));
+            append(&path, b"one\n").unwrap();
+            run(when);
+            let lines: Vec<String> = super::super::codec::open(&path)
+                .unwrap()
+                .lines()
+                .map(|l| l.unwrap())
+                .collect();
+            assert_eq!(lines, ["one"], "{when:?}");
+        }
+    }
 }

@@ -68,12 +68,12 @@ impl IntoInbox for Vec<Item> {
 macro_rules! into_inbox_value {
     ($($t:ty),*) => {$(
         impl IntoInbox for $t {
-            fn into_inbox(self) -> Inbox { Inbox::One(Ok(crate::Value::from(self))) }
+            fn into_inbox(self) -> Inbox { Inbox::One(Ok(crate::value::Value::from(self))) }
         }
     )*};
 }
 into_inbox_value!(
-    crate::Value,
+    crate::value::Value,
     i8,
     i16,
     i32,
@@ -322,7 +322,11 @@ mod tests {
         // Batches of inboxes cross threads for every item of a run: keeping
         // them one item wide keeps that traffic down.
         assert_eq!(std::mem::size_of::<Inbox>(), std::mem::size_of::<Item>());
-        let many = vec![Ok(crate::Value::Int(1)), Ok(crate::Value::Int(2))].into_inbox();
+        let many = vec![
+            Ok(crate::value::Value::Int(1)),
+            Ok(crate::value::Value::Int(2)),
+        ]
+        .into_inbox();
         assert_eq!(many.as_slice().len(), 2);
     }
 }

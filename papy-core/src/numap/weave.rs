@@ -155,8 +155,8 @@ const ROOM_BYTES: usize = 64 << 20;
 /// list or map estimated from its first entry (looked at 4 levels deep at
 /// most), so the cost does not grow with the item.
 pub(crate) fn approx_bytes(inbox: &Inbox) -> usize {
-    fn value(v: &crate::Value, depth: u32) -> usize {
-        use crate::Value;
+    fn value(v: &crate::value::Value, depth: u32) -> usize {
+        use crate::value::Value;
         let own = std::mem::size_of::<Value>();
         let nested = |n: usize, first: Option<usize>| n.saturating_mul(first.unwrap_or(own));
         own.saturating_add(match v {

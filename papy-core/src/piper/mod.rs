@@ -32,7 +32,6 @@
 //! ```
 
 pub(crate) mod adapters;
-pub(crate) mod connect;
 mod options;
 
 use std::time::Duration;

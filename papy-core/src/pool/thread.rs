@@ -41,7 +41,7 @@ struct Shared {
     spawned: std::sync::atomic::AtomicUsize,
     /// Run once by each thread when it starts: its result is the thread's
     /// [`worker_state`](crate::worker_state).
-    init: Option<crate::Worker>,
+    init: Option<crate::worker::Worker>,
     /// Threads taking jobs that are not abandoned by the watchdog.
     healthy: std::sync::atomic::AtomicUsize,
     /// Threads running a job now.
@@ -77,11 +77,11 @@ impl ThreadPool {
     /// let pool = ThreadPool::with_init("db", 2, Worker::new("papy.ipasser").unwrap()).unwrap();
     /// # drop(pool);
     /// ```
-    pub fn with_init(name: &str, size: usize, init: crate::Worker) -> Result<ThreadPool> {
+    pub fn with_init(name: &str, size: usize, init: crate::worker::Worker) -> Result<ThreadPool> {
         ThreadPool::start(name, size, Some(init))
     }
 
-    fn start(name: &str, size: usize, init: Option<crate::Worker>) -> Result<ThreadPool> {
+    fn start(name: &str, size: usize, init: Option<crate::worker::Worker>) -> Result<ThreadPool> {
         if size == 0 {
             return Err(Error::Config(format!(
                 "NuMap `{name}`: a thread pool needs at least one worker"
@@ -197,7 +197,7 @@ fn run_init(shared: &Shared) -> std::result::Result<(), String> {
         .steps()
         .first()
         .map_or_else(String::new, |s| s.function().name.clone());
-    match crate::catch(|| init.call(&[crate::Value::Null])) {
+    match crate::catch(|| init.call(&[crate::value::Value::Null])) {
         Ok(Ok(v)) => {
             papy_sdk::set_thread_state(Some(v));
             Ok(())

@@ -276,6 +276,12 @@ impl WireError {
     }
 }
 
+/// Set in the environment of worker children (`stdio` for process and
+/// remote pools, `redis` for a broker pool's local workers): the worker
+/// side of the protocol reads it; a process that has it refuses to start
+/// pools of its own (no fork bombs).
+pub const WORKER_ENV: &str = "PAPY_WORKER";
+
 /// Most nodes of an error's path kept when it is read from a peer (the
 /// host sets its own: [`WireError::into_item`]).
 pub const MAX_PEER_PATH: usize = 64;
@@ -741,7 +747,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, io::Error> {
 /// would run the whole program again (papy refuses to let such a child start
 /// pools of its own, so a forgotten hook is an error, never a fork bomb).
 pub fn worker_main() {
-    if std::env::var_os(crate::pool::WORKER_ENV).is_some_and(|v| v == "stdio") {
+    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "stdio") {
         let code = match serve::serve_stdio(Vec::new()) {
             Ok(()) => 0,
             Err(e) => {

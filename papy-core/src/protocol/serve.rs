@@ -16,9 +16,7 @@ use crate::worker::{Args, Worker};
 /// outputs, and remove the named pipes of items no reader took (their
 /// serving threads end with this process).
 fn session_end() {
-    crate::func::write::finish_all_logged();
-    #[cfg(feature = "items")]
-    crate::func::items::remove_pending_fifos();
+    crate::hooks::run(crate::hooks::When::SessionEnd);
 }
 
 /// Runs the host's init call once (on a null input), keeps its result as
@@ -171,7 +169,7 @@ impl TaskRunner {
         }
         // What the batch wrote to compressed streams is on disk before its
         // items are reported done.
-        crate::func::write::finish_all_logged();
+        crate::hooks::run(crate::hooks::When::BatchDone);
         out
     }
 
@@ -255,7 +253,7 @@ impl TaskRunner {
                 }
             }
         }
-        crate::func::write::finish_all_logged();
+        crate::hooks::run(crate::hooks::When::BatchDone);
     }
 }
 

@@ -20,9 +20,7 @@ pub fn mark_test_support() {
     TEST_SUPPORT.store(true, Ordering::Release);
 }
 
-/// Set in the environment of worker children; a process that has it refuses
-/// to start pools of its own (no fork bombs).
-pub const WORKER_ENV: &str = "PAPY_WORKER";
+pub use crate::protocol::WORKER_ENV;
 
 /// How to start one worker process.
 #[derive(Debug, Clone)]

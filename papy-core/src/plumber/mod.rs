@@ -33,6 +33,8 @@
 //! assert_eq!(p.stats().nodes["double"].items_out, 3);
 //! ```
 
+mod connect;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,12 +44,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::dagger::Dagger;
 use crate::error::{Error, Item, Result};
-use crate::func::read::StopSignal;
 use crate::numap::NuMap;
 use crate::piper::adapters::{RunCtl, Stream};
-use crate::piper::connect::connect;
 use crate::stats::{NodeCounters, Stats};
+use crate::sync::StopSignal;
 use crate::value::Value;
+use connect::connect;
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -393,7 +395,7 @@ impl Plumber {
             *lock(&r.done.count) = 0;
         }
         self.state = PlumberState::Finished;
-        crate::func::write::finish_all_logged();
+        crate::hooks::run(crate::hooks::When::RunEnd);
     }
 
     fn output_check(&self, node: &str) -> Result<()> {
@@ -710,7 +712,7 @@ impl Plumber {
         }
         self.state = PlumberState::Stopped;
         self.release_numaps();
-        crate::func::write::finish_all_logged();
+        crate::hooks::run(crate::hooks::When::RunEnd);
         match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
             Some(e) => Err(e),
             None => Ok(()),

@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::adapters::{
-    distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream,
-    Zip,
-};
-use super::Piper;
 use crate::dagger::Dagger;
 use crate::error::{Error, Result};
 use crate::numap::NuMap;
+use crate::piper::adapters::{
+    distribute, tee, Consume, Gate, InboxStream, Linear, Merge, Observe, Produce, RunCtl, Stream,
+    Zip,
+};
+use crate::piper::Piper;
 use crate::pool::WorkerTask;
 use crate::stats::NodeCounters;
 
