@@ -257,3 +257,110 @@ fn an_upward_import_is_caught() {
         "{bad:#?}"
     );
 }
+
+/// The sibling files each file of `dir` names through `super::`.
+fn sibling_imports(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    let names: Vec<String> = files.iter().map(|p| stem(p)).collect();
+    files
+        .iter()
+        .filter(|p| !matches!(stem(p).as_str(), "mod" | "tests"))
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let mut named: Vec<String> = text
+                .lines()
+                .flat_map(|l| named_after(&code(l), "super::"))
+                .filter(|n| names.contains(n) && *n != stem(p) && n != "tests")
+                .collect();
+            named.sort();
+            named.dedup();
+            (stem(p), named)
+        })
+        .collect()
+}
+
+/// A loop among `edges` (file -> files it names), if there is one.
+fn a_loop(edges: &[(String, Vec<String>)]) -> Option<Vec<String>> {
+    fn visit(
+        at: &str,
+        edges: &[(String, Vec<String>)],
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == at) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(at.to_string());
+            return Some(cycle);
+        }
+        if done.iter().any(|d| d == at) {
+            return None;
+        }
+        path.push(at.to_string());
+        let next = edges
+            .iter()
+            .find(|(f, _)| f == at)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default();
+        for n in next {
+            if let Some(c) = visit(&n, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.push(at.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    for (f, _) in edges {
+        if let Some(c) = visit(f, edges, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_two_files_of_a_papy_core_module_import_each_other() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![src.clone()];
+    let mut loops = Vec::new();
+    while let Some(d) = dirs.pop() {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        if let Some(c) = a_loop(&sibling_imports(&d)) {
+            loops.push(format!("{}: {}", d.display(), c.join(" -> ")));
+        }
+    }
+    assert!(
+        loops.is_empty(),
+        "files importing each other:\n{}",
+        loops.join("\n")
+    );
+}
+
+#[test]
+fn a_loop_between_files_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.rs"), "use super::b::B;\n").unwrap();
+    std::fs::write(dir.path().join("b.rs"), "use super::c::C;\n").unwrap();
+    std::fs::write(dir.path().join("c.rs"), "fn f() { super::a::g() }\n").unwrap();
+    let found = a_loop(&sibling_imports(dir.path())).expect("a loop");
+    assert_eq!(found.first(), found.last());
+    assert_eq!(found.len(), 4, "{found:?}");
+    std::fs::write(dir.path().join("c.rs"), "// super::a in a comment\n").unwrap();
+    assert_eq!(a_loop(&sibling_imports(dir.path())), None);
+}

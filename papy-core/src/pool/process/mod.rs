@@ -21,6 +21,7 @@
 
 mod child;
 mod command;
+mod exchange;
 mod frames;
 mod pipe;
 mod proxy;

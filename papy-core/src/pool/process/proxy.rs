@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::child::Conn;
 use super::command::WorkerCommand;
+use super::exchange::*;
 use super::frames::*;
 use super::Job;
 use super::Shared;
@@ -137,9 +138,6 @@ pub(super) const PIPELINE_DEPTH: usize = 2;
 
 /// Most jobs coalesced into one frame.
 pub(super) const MAX_GROUP: usize = 256;
-
-/// Jobs of at least this many items are packed when submitted.
-pub(super) const PACK_FROM: usize = 32;
 
 pub(super) type Respawn<'a> =
     dyn Fn(&mut Option<Conn>) -> std::result::Result<(), super::child::StartError> + 'a;
