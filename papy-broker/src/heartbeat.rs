@@ -8,9 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::queue::Queue;
-use crate::redis_queue::RedisQueue;
-use crate::url::redact;
+use crate::queue::{Connect, Queue};
 
 struct State {
     held: Vec<String>,
@@ -26,7 +24,7 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts beating for `consumer` every `every` (with its own connection).
-    pub(crate) fn start(url: &str, run: &str, consumer: &str, every: Duration) -> Heartbeat {
+    pub(crate) fn start(connect: Arc<dyn Connect>, consumer: &str, every: Duration) -> Heartbeat {
         let state = Arc::new((
             Mutex::new(State {
                 held: Vec::new(),
@@ -35,15 +33,10 @@ impl Heartbeat {
             }),
             Condvar::new(),
         ));
-        let (st, url, run, consumer) = (
-            state.clone(),
-            url.to_string(),
-            run.to_string(),
-            consumer.to_string(),
-        );
+        let (st, consumer) = (state.clone(), consumer.to_string());
         let thread = std::thread::Builder::new()
             .name("papy-heartbeat".into())
-            .spawn(move || beat(&st, &url, &run, &consumer))
+            .spawn(move || beat(&st, &*connect, &consumer))
             .ok();
         Heartbeat { state, thread }
     }
@@ -80,9 +73,9 @@ impl Drop for Heartbeat {
     }
 }
 
-fn beat(state: &(Mutex<State>, Condvar), url: &str, run: &str, consumer: &str) {
+fn beat(state: &(Mutex<State>, Condvar), connect: &dyn Connect, consumer: &str) {
     let (m, cv) = state;
-    let mut queue: Option<RedisQueue> = None;
+    let mut queue: Option<Box<dyn Queue>> = None;
     let mut guard = m.lock().unwrap_or_else(PoisonError::into_inner);
     let mut last = Instant::now();
     loop {
@@ -104,9 +97,9 @@ fn beat(state: &(Mutex<State>, Condvar), url: &str, run: &str, consumer: &str) {
         let held = guard.held.clone();
         drop(guard);
         if queue.is_none() {
-            match RedisQueue::connect(url, run) {
+            match connect.connect() {
                 Ok(q) => queue = Some(q),
-                Err(e) => tracing::warn!("heartbeat to {}: {e}", redact(url)),
+                Err(e) => tracing::warn!("heartbeat to {}: {e}", connect.describe()),
             }
         }
         if let Some(q) = queue.as_mut() {

@@ -14,8 +14,12 @@
 //!   the dead-letter stream and its items become `WorkerDied` errors, and
 //!   the host drops the results of a batch it has already delivered.
 //!
-//! Everything broker-specific sits behind the small [`Queue`] trait;
-//! [`RedisQueue`] implements it with the `redis` crate's synchronous API.
+//! Everything broker-specific sits behind the small [`Queue`] trait (and
+//! [`Connect`], which opens connections to one): the host pool
+//! ([`BrokerPoolBuilder::build_on`]) and the workers ([`serve_on`]) are
+//! written against it. [`RedisQueue`] implements it with the `redis`
+//! crate's synchronous API; [`MemoryQueue`] in memory, so the delivery
+//! rules are tested without a server (`tests/memory.rs`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -35,6 +39,7 @@ mod error;
 mod heartbeat;
 mod keys;
 mod local;
+mod memory_queue;
 mod pool;
 mod queue;
 mod redis_queue;
@@ -47,12 +52,14 @@ use std::time::Duration;
 
 pub use error::{BrokerError, Result};
 pub use keys::{RunKeys, GROUP};
+pub use memory_queue::{MemoryQueue, PendingEntry};
 pub use pool::{BrokerPool, BrokerPoolBuilder};
-pub use queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
-pub use redis_queue::RedisQueue;
+pub use queue::{Claim, Connect, Cursor, Entry, Outcome, Queue, RunSettings};
+pub use redis_queue::{RedisConnector, RedisQueue};
 pub use url::redact;
 pub use worker::{
-    parent_pid, serve, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV,
+    parent_pid, serve, serve_on, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV,
+    URL_ENV,
 };
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.

@@ -25,8 +25,8 @@ use papy_core::{Error, ErrorKind, Item, ItemError, Value};
 use crate::codec::{decode, encode};
 use crate::error::Result;
 use crate::local::LocalWorkers;
-use crate::queue::{Cursor, Outcome, Queue, RunSettings};
-use crate::redis_queue::RedisQueue;
+use crate::queue::{Connect, Cursor, Outcome, Queue, RunSettings};
+use crate::redis_queue::RedisConnector;
 use crate::seal::{Role, Sealer, KEY_ENV};
 use crate::url::redact;
 
@@ -106,7 +106,8 @@ fn finish(job: Job, results: Vec<Option<Item>>, busy: Duration) {
 
 struct Shared {
     name: String,
-    url: String,
+    /// Opens connections to the run's queue.
+    connector: Arc<dyn Connect>,
     run: String,
     settings: RunSettings,
     /// Seals the task entries, opens results and dead letters.
@@ -135,8 +136,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn connect(&self) -> Result<RedisQueue> {
-        RedisQueue::connect(&self.url, &self.run)
+    fn connect(&self) -> Result<Box<dyn Queue>> {
+        self.connector.connect()
     }
 
     /// Fails every job in flight (the broker lost them).
@@ -328,7 +329,22 @@ impl BrokerPoolBuilder {
     /// # Errors
     /// This process is itself a worker, or the broker is unreachable.
     pub fn build(self) -> papy_core::Result<BrokerPool> {
-        BrokerPool::start(self)
+        let run = self.run_id.clone().unwrap_or_else(|| self.name.clone());
+        let connector = Arc::new(RedisConnector::new(&self.url, &run));
+        BrokerPool::start(self, connector)
+    }
+
+    /// Starts the run on the queue `connector` opens instead of the URL's
+    /// Redis (another broker, or a [`MemoryQueue`](crate::MemoryQueue) with
+    /// workers in this process, [`serve_on`](crate::serve_on)); the URL is
+    /// then only shown in the pool's settings. Local workers need a queue
+    /// other processes can reach ([`Connect::worker_url`]).
+    ///
+    /// # Errors
+    /// This process is itself a worker, the broker is unreachable, or local
+    /// workers were asked for on a queue other processes cannot reach.
+    pub fn build_on(self, connector: Arc<dyn Connect>) -> papy_core::Result<BrokerPool> {
+        BrokerPool::start(self, connector)
     }
 }
 
@@ -362,7 +378,10 @@ impl BrokerPool {
         }
     }
 
-    fn start(spec: BrokerPoolBuilder) -> papy_core::Result<BrokerPool> {
+    fn start(
+        spec: BrokerPoolBuilder,
+        connector: Arc<dyn Connect>,
+    ) -> papy_core::Result<BrokerPool> {
         if std::env::var_os(WORKER_ENV).is_some() {
             return Err(Error::Config(format!(
                 "this process is a papy worker ({WORKER_ENV} is set) and cannot start pools"
@@ -395,17 +414,31 @@ impl BrokerPool {
             lease: spec.keep_for + LEASE_MARGIN,
             key_check: sealer.check_value(),
         };
-        let mut q = RedisQueue::connect(&spec.url, &run)
+        let worker_url = match (&spec.command, spec.local) {
+            (Some(cmd), n) if n > 0 => match connector.worker_url() {
+                Some(url) => Some((cmd.clone(), n, url.to_string())),
+                None => {
+                    return Err(Error::Config(format!(
+                        "broker pool `{}`: local workers need a queue other processes can reach, not {}",
+                        spec.name,
+                        connector.describe()
+                    )))
+                }
+            },
+            _ => None,
+        };
+        let mut q = connector
+            .connect()
             .map_err(|e| Error::Config(format!("broker pool `{}`: {e}", spec.name)))?;
         q.start_run(&settings)?;
         tracing::info!(
             "broker pool `{}`: run `{run}` on {}",
             spec.name,
-            redact(&spec.url)
+            connector.describe()
         );
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
-            url: spec.url.clone(),
+            connector,
             run: run.clone(),
             settings,
             sealer: sealer.clone(),
@@ -447,13 +480,10 @@ impl BrokerPool {
                 }
             }
         });
-        let local = match (&spec.command, spec.local) {
-            (Some(cmd), n) if n > 0 => {
-                let cmd = cmd.clone().env(KEY_ENV, sealer.key());
-                Some(LocalWorkers::start(n, &cmd, &spec.url, &run, &give_up))
-            }
-            _ => None,
-        };
+        let local = worker_url.map(|(cmd, n, url)| {
+            let cmd = cmd.env(KEY_ENV, sealer.key());
+            LocalWorkers::start(n, &cmd, &url, &run, &give_up)
+        });
         Ok(BrokerPool {
             size: spec.size.unwrap_or(spec.local.max(1)),
             spec,
@@ -633,7 +663,7 @@ const MAX_JOBS: usize = 256;
 /// Most jobs taken from the queue for one round trip.
 const MAX_GROUP: usize = 4096;
 
-fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
+fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
     let mut q = Some(q);
     while let Ok(job) = rx.recv() {
         let mut queue = vec![job];
@@ -700,7 +730,7 @@ fn sender(sh: &Shared, rx: &Receiver<Job>, q: RedisQueue) {
 /// The host's consumer name (it claims only entries it dead-letters at once).
 const HOST_CONSUMER: &str = "papy-host";
 
-fn receiver(sh: &Shared, q: RedisQueue) {
+fn receiver(sh: &Shared, q: Box<dyn Queue>) {
     let mut q = Some(q);
     let mut cursor = Cursor::default();
     let mut backoff = Duration::from_millis(50);
@@ -726,7 +756,7 @@ fn receiver(sh: &Shared, q: RedisQueue) {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(500));
             match sh.connect() {
-                Ok(mut c) => match check_run(sh, &mut c, &mut cursor) {
+                Ok(mut c) => match check_run(sh, &mut *c, &mut cursor) {
                     Ok(()) => {
                         q = Some(c);
                         answered = Instant::now();
@@ -739,7 +769,7 @@ fn receiver(sh: &Shared, q: RedisQueue) {
             }
             continue;
         }
-        let Some(c) = q.as_mut() else { continue };
+        let Some(c) = q.as_deref_mut() else { continue };
         if polled.is_none_or(|t| t.elapsed() >= POLL) {
             polled = Some(Instant::now());
             match poll(sh, c, &mut cursor) {
@@ -803,7 +833,7 @@ fn receiver(sh: &Shared, q: RedisQueue) {
 /// (another host with the same run id fails the pool loudly), the keys'
 /// lease is renewed, entries over `max_attempts` that nobody reclaims are
 /// dead-lettered, and the live workers are counted (returned).
-fn poll(sh: &Shared, c: &mut RedisQueue, cursor: &mut Cursor) -> Result<usize> {
+fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
     match c.settings()? {
         Some(s) if s.session != sh.settings.session => {
             let m = format!(
@@ -848,7 +878,7 @@ fn poll(sh: &Shared, c: &mut RedisQueue, cursor: &mut Cursor) -> Result<usize> {
 /// or without persistence), so every entry in flight is appended again (a
 /// result that arrives twice is dropped); if the run itself is gone, it is
 /// started again first. Another host's run fails the pool.
-fn check_run(sh: &Shared, q: &mut RedisQueue, cursor: &mut Cursor) -> Result<()> {
+fn check_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> {
     match q.settings()? {
         Some(s) if s.session != sh.settings.session => {
             poll(sh, q, cursor)?;
@@ -872,7 +902,7 @@ fn check_run(sh: &Shared, q: &mut RedisQueue, cursor: &mut Cursor) -> Result<()>
 /// The broker lost the run's keys (a restart without persistence): starts
 /// the run again, reading its new streams from the start, and appends the
 /// entries in flight again.
-fn restart_run(sh: &Shared, q: &mut RedisQueue, cursor: &mut Cursor) -> Result<()> {
+fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> {
     tracing::error!(
         "broker pool `{}`: the broker lost the run's streams (did Redis restart without \
          persistence?); starting the run again and sending the entries in flight again",

@@ -227,3 +227,27 @@ pub trait Queue: Send {
         block: Duration,
     ) -> Result<Vec<Outcome>>;
 }
+
+/// Opens connections to one run's [`Queue`]: the host opens one per thread
+/// (and again after a failure), a worker one for its reads and one for its
+/// heartbeats. [`RedisConnector`](crate::RedisConnector) connects to Redis;
+/// [`MemoryQueue`](crate::MemoryQueue) hands out handles to one in-process
+/// queue.
+pub trait Connect: Send + Sync {
+    /// A new connection.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn connect(&self) -> Result<Box<dyn Queue>>;
+
+    /// Where the connections go, for messages (never a password).
+    fn describe(&self) -> String;
+
+    /// The URL that worker processes started by a pool
+    /// ([`BrokerPoolBuilder::local_workers`](crate::BrokerPoolBuilder::local_workers))
+    /// connect to; `None` when the queue cannot be reached from another
+    /// process (the pool then refuses local workers).
+    fn worker_url(&self) -> Option<&str> {
+        None
+    }
+}

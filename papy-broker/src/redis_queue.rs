@@ -18,7 +18,7 @@ use redis::{Connection, RedisError, Value};
 
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
-use crate::queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::queue::{Claim, Connect, Cursor, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 use crate::url::redact;
 use papy_core::error::quote_peer;
@@ -31,6 +31,47 @@ pub struct RedisQueue {
     claim_cursor: String,
     /// The run's key lease, as last read from its settings (zero: none).
     lease: Duration,
+}
+
+/// Opens [`RedisQueue`]s: a URL and a run.
+#[derive(Clone)]
+pub struct RedisConnector {
+    url: String,
+    run: String,
+}
+
+/// Shows the URL with its password hidden.
+impl std::fmt::Debug for RedisConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnector")
+            .field("url", &redact(&self.url))
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+impl RedisConnector {
+    /// Connections to run `run` of the Redis at `url` (see [`RedisQueue::connect`]).
+    pub fn new(url: &str, run: &str) -> RedisConnector {
+        RedisConnector {
+            url: url.to_string(),
+            run: run.to_string(),
+        }
+    }
+}
+
+impl Connect for RedisConnector {
+    fn connect(&self) -> Result<Box<dyn Queue>> {
+        Ok(Box::new(RedisQueue::connect(&self.url, &self.run)?))
+    }
+
+    fn describe(&self) -> String {
+        redact(&self.url)
+    }
+
+    fn worker_url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
 }
 
 /// Longest a connection attempt may take.

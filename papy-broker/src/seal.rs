@@ -161,6 +161,11 @@ impl Sealer {
         }
     }
 
+    /// The run this sealer seals for.
+    pub(crate) fn run(&self) -> &str {
+        &self.run
+    }
+
     /// The key, to hand to a local worker through [`KEY_ENV`].
     pub(crate) fn key(&self) -> &str {
         &self.key

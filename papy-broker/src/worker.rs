@@ -15,6 +15,7 @@
 //! times to the dead-letter stream instead of running it once more. A lost
 //! connection is retried with exponential back-off, for ever.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use papy_core::error::quote_peer;
@@ -25,10 +26,9 @@ use papy_core::{ErrorKind, Item, ItemError};
 use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
-use crate::queue::{Claim, Entry, Queue, RunSettings};
-use crate::redis_queue::RedisQueue;
+use crate::queue::{Claim, Connect, Entry, Queue, RunSettings};
+use crate::redis_queue::RedisConnector;
 use crate::seal::{Role, Sealer};
-use crate::url::redact;
 
 /// How a broker worker serves.
 #[derive(Debug, Clone)]
@@ -102,6 +102,17 @@ fn consumer_name() -> String {
 /// # Ok::<(), papy_broker::BrokerError>(())
 /// ```
 pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
+    serve_on(Arc::new(RedisConnector::new(url, &opts.run)), opts)
+}
+
+/// Serves run `opts.run` on the queue `connect` opens (another broker than
+/// Redis, or a [`MemoryQueue`](crate::MemoryQueue) in tests), as [`serve`]
+/// does: reconnects with back-off whenever a call fails; returns when the
+/// run is done (with `until_done`) and never otherwise.
+///
+/// # Errors
+/// No key in `opts`, or this worker's key is not the run's.
+pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     let Some(key) = opts.key.as_deref() else {
         return Err(BrokerError::Config(format!(
             "no broker key: give the worker the run's key in {} or with --key-file (entries are authenticated; see docs/security.md)",
@@ -117,7 +128,7 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
             return Ok(());
         }
         let started = Instant::now();
-        match session(url, opts, &sealer, &consumer, &mut runner) {
+        match session(&connect, opts, &sealer, &consumer, &mut runner) {
             Ok(()) => return Ok(()),
             Err(e @ BrokerError::KeyMismatch(_)) => return Err(e),
             Err(e) => {
@@ -126,7 +137,7 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
                 }
                 tracing::warn!(
                     "papy worker {consumer} on {}: {e}; reconnecting in {backoff:?}",
-                    redact(url)
+                    connect.describe()
                 );
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
@@ -137,15 +148,16 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
 
 /// One connection's worth of serving.
 fn session(
-    url: &str,
+    connect: &Arc<dyn Connect>,
     opts: &ServeOptions,
     sealer: &Sealer,
     consumer: &str,
     runner: &mut TaskRunner,
 ) -> Result<()> {
-    let mut q = RedisQueue::connect(url, &opts.run)?;
+    let mut q = connect.connect()?;
+    let q = &mut *q;
     let mut settings = default_settings();
-    let heartbeat = Heartbeat::start(url, &opts.run, consumer, settings.claim_after / 4);
+    let heartbeat = Heartbeat::start(connect.clone(), consumer, settings.claim_after / 4);
     let mut last_check: Option<Instant> = None;
     loop {
         let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
@@ -173,11 +185,11 @@ fn session(
             // One at a time: an entry taken over is held (and heartbeaten)
             // from the moment it is claimed until it is run.
             for e in q.reclaim(consumer, settings.claim_after, 1)? {
-                handle(&mut q, &heartbeat, runner, &settings, sealer, e)?;
+                handle(q, &heartbeat, runner, &settings, sealer, e)?;
             }
         }
         for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
-            handle(&mut q, &heartbeat, runner, &settings, sealer, e)?;
+            handle(q, &heartbeat, runner, &settings, sealer, e)?;
         }
     }
 }
@@ -252,7 +264,7 @@ pub(crate) struct Admitted {
 /// of its authenticated task frame; `None` when the entry is not the
 /// run's), because of `reason` (quoted: at most 1 KiB).
 pub(crate) fn give_up(
-    q: &mut RedisQueue,
+    q: &mut dyn Queue,
     sealer: &Sealer,
     e: &Entry,
     job: Option<u64>,
@@ -284,7 +296,7 @@ pub(crate) fn give_up(
 /// - An entry delivered more than `max_attempts` times is dead-lettered
 ///   naming its job.
 pub(crate) fn admit(
-    q: &mut RedisQueue,
+    q: &mut dyn Queue,
     sealer: &Sealer,
     e: &Entry,
     max_attempts: u32,
@@ -300,7 +312,7 @@ pub(crate) fn admit(
                 if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
                     return Err(BrokerError::KeyMismatch(format!(
                         "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-                        q.keys().run,
+                        sealer.run(),
                         crate::seal::KEY_ENV
                     )));
                 }
@@ -367,7 +379,7 @@ pub(crate) fn admit(
 
 /// Runs one entry (or dead-letters it) and acknowledges it.
 fn handle(
-    q: &mut RedisQueue,
+    q: &mut dyn Queue,
     heartbeat: &Heartbeat,
     runner: &mut TaskRunner,
     settings: &RunSettings,
