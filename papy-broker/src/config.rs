@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use papy_config::kinds::{BuildContext, PoolConfig};
 use papy_core::piper::opt_seconds;
-use papy_core::{limits, NuMapBuilder, Value};
+use papy_core::{limits, NuMapBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::pool::{BrokerPool, BrokerPoolBuilder};
+use crate::pool::BrokerPool;
 use crate::url::redact;
 
 /// The settings of a `kind = "redis"` resource. Its `Debug` hides the
@@ -52,41 +52,6 @@ impl std::fmt::Debug for RedisConfig {
             .field("workers", &self.workers)
             .field("key_file", &self.key_file)
             .finish()
-    }
-}
-
-impl RedisConfig {
-    /// The settings a pool was built with.
-    pub(crate) fn of(b: &BrokerPoolBuilder) -> RedisConfig {
-        RedisConfig {
-            url: b.url().to_string(),
-            run_id: b.run_id_setting().map(str::to_string),
-            max_attempts: Some(b.max_attempts_setting()),
-            claim_after: Some(b.claim_after_setting()),
-            workers: b.local_setting(),
-            key_file: b.key_file_setting().map(std::path::Path::to_path_buf),
-        }
-    }
-
-    /// As a settings map ([`papy_core::Pool::settings`]).
-    pub(crate) fn settings(&self) -> Value {
-        let mut pairs = vec![
-            ("url", Value::from(self.url.as_str())),
-            ("workers", Value::from(self.workers)),
-        ];
-        if let Some(r) = &self.run_id {
-            pairs.push(("run_id", Value::from(r.as_str())));
-        }
-        if let Some(n) = self.max_attempts {
-            pairs.push(("max_attempts", Value::from(u64::from(n))));
-        }
-        if let Some(t) = self.claim_after {
-            pairs.push(("claim_after", Value::from(t.as_secs_f64())));
-        }
-        if let Some(k) = &self.key_file {
-            pairs.push(("key_file", Value::from(k.display().to_string())));
-        }
-        papy_core::pool::settings_map(pairs)
     }
 }
 

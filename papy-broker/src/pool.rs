@@ -1062,6 +1062,33 @@ fn expire_timeouts(sh: &Shared) {
     }
 }
 
+impl BrokerPoolBuilder {
+    /// The settings a pool was built with, as a pipeline file's
+    /// `kind = "redis"` resource holds them ([`papy_core::Pool::settings`]).
+    fn settings(&self) -> papy_core::Value {
+        use papy_core::Value;
+        let mut pairs = vec![
+            ("url", Value::from(self.url())),
+            ("workers", Value::from(self.local_setting())),
+        ];
+        if let Some(r) = self.run_id_setting() {
+            pairs.push(("run_id", Value::from(r)));
+        }
+        pairs.push((
+            "max_attempts",
+            Value::from(u64::from(self.max_attempts_setting())),
+        ));
+        pairs.push((
+            "claim_after",
+            Value::from(self.claim_after_setting().as_secs_f64()),
+        ));
+        if let Some(k) = self.key_file_setting() {
+            pairs.push(("key_file", Value::from(k.display().to_string())));
+        }
+        papy_core::pool::settings_map(pairs)
+    }
+}
+
 impl Pool for BrokerPool {
     fn kind(&self) -> &'static str {
         "redis"
@@ -1092,7 +1119,7 @@ impl Pool for BrokerPool {
     }
 
     fn settings(&self) -> Option<papy_core::Value> {
-        Some(crate::config::RedisConfig::of(&self.spec).settings())
+        Some(self.spec.settings())
     }
 
     fn submit(&self, job: Job) {

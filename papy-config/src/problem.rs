@@ -80,3 +80,26 @@ impl fmt::Display for Problem {
         }
     }
 }
+
+/// The known word closest to `word`, if one is close enough to be a typo.
+///
+/// ```
+/// use papy_config::schema::did_you_mean;
+/// assert_eq!(did_you_mean("stirde", ["stride", "buffer"]), Some("stride"));
+/// assert_eq!(did_you_mean("zzz", ["stride", "buffer"]), None);
+/// ```
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Names come from the user's file: long ones get no suggestion, which
+    // bounds the quadratic edit distance.
+    const LONGEST: usize = 64;
+    if word.len() > LONGEST {
+        return None;
+    }
+    known
+        .into_iter()
+        .filter(|k| k.len() <= LONGEST && k.len().abs_diff(word.len()) <= LONGEST / 3)
+        .map(|k| (strsim::damerau_levenshtein(word, k), k))
+        .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}

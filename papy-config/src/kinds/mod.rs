@@ -311,7 +311,7 @@ pub(crate) fn apply(
 
 fn unknown_kind(kind: &str) -> String {
     let names = names();
-    let hint = crate::schema::did_you_mean(kind, names.iter().copied())
+    let hint = crate::problem::did_you_mean(kind, names.iter().copied())
         .map(|s| format!("did you mean `{s}`? "))
         .unwrap_or_default();
     let extra = if kind == "redis" {
