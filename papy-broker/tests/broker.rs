@@ -31,6 +31,44 @@ fn numap_on(pool: &Arc<BrokerPool>, stride: usize) -> NuMap {
         .unwrap()
 }
 
+/// A run on a keyed broker pool without workers, its node `add` (`t_add`
+/// with 10) started over `inputs`: the test plays the worker by hand,
+/// reading the task entries from `q` and opening them with `sealer`.
+struct ByHand {
+    sealer: papy_broker::seal::Sealer,
+    pool: Arc<BrokerPool>,
+    plumber: Plumber,
+    out: papy_core::Collector,
+    q: RedisQueue,
+}
+
+fn by_hand(server: &RedisServer, run: &str, stride: usize, inputs: std::ops::Range<i64>) -> ByHand {
+    let key = format!("{run}-key-0123456789");
+    let sealer = papy_broker::seal::Sealer::new(&key, run).unwrap();
+    let pool = Arc::new(
+        BrokerPool::builder(run, &server.url())
+            .key(&key)
+            .build()
+            .unwrap(),
+    );
+    let m = numap_on(&pool, stride);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
+        .unwrap();
+    let mut plumber = Plumber::new(d);
+    let out = plumber.collect("add").unwrap();
+    plumber.start([("add", Source::values(inputs))]).unwrap();
+    plumber.run().unwrap();
+    let q = RedisQueue::connect(&server.url(), run).unwrap();
+    ByHand {
+        sealer,
+        pool,
+        plumber,
+        out,
+        q,
+    }
+}
+
 /// A task entry read by hand: opened with `sealer` and decoded.
 fn open_task(
     sealer: &papy_broker::seal::Sealer,
@@ -271,23 +309,13 @@ fn a_result_that_arrives_twice_is_delivered_once() {
     let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker by hand and answers twice.
-    let key = "twice-key-0123456789";
-    let sealer = papy_broker::seal::Sealer::new(key, "twice").unwrap();
-    let p = Arc::new(
-        BrokerPool::builder("twice", &server.url())
-            .key(key)
-            .build()
-            .unwrap(),
-    );
-    let m = numap_on(&p, 4);
-    let mut d = Dagger::new();
-    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
-        .unwrap();
-    let mut plumber = Plumber::new(d);
-    let out = plumber.collect("add").unwrap();
-    plumber.start([("add", Source::values(0..4i64))]).unwrap();
-    plumber.run().unwrap();
-    let mut q = RedisQueue::connect(&server.url(), "twice").unwrap();
+    let ByHand {
+        sealer,
+        pool: p,
+        mut plumber,
+        out,
+        mut q,
+    } = by_hand(&server, "twice", 4, 0..4i64);
     let mut runner = papy_core::protocol::serve::TaskRunner::default();
     let mut entries = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -664,23 +692,13 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
     let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker by hand.
-    let key = "unreadable-key-0123456789";
-    let sealer = papy_broker::seal::Sealer::new(key, "unreadable").unwrap();
-    let p = Arc::new(
-        BrokerPool::builder("unreadable", &server.url())
-            .key(key)
-            .build()
-            .unwrap(),
-    );
-    let m = numap_on(&p, 1);
-    let mut d = Dagger::new();
-    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
-        .unwrap();
-    let mut plumber = Plumber::new(d);
-    let out = plumber.collect("add").unwrap();
-    plumber.start([("add", Source::values(0..6i64))]).unwrap();
-    plumber.run().unwrap();
-    let mut q = RedisQueue::connect(&server.url(), "unreadable").unwrap();
+    let ByHand {
+        sealer,
+        pool: _,
+        mut plumber,
+        out,
+        mut q,
+    } = by_hand(&server, "unreadable", 1, 0..6i64);
     let mut runner = papy_core::protocol::serve::TaskRunner::default();
     let mut spoiled: Vec<u64> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1062,23 +1080,13 @@ fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
     let _serial = support::serial();
     let server = RedisServer::start();
     // No workers: this test plays the worker, and the forger, by hand.
-    let key = "dead-letters-key-0123456789";
-    let sealer = papy_broker::seal::Sealer::new(key, "letters").unwrap();
-    let p = Arc::new(
-        BrokerPool::builder("letters", &server.url())
-            .key(key)
-            .build()
-            .unwrap(),
-    );
-    let m = numap_on(&p, 1);
-    let mut d = Dagger::new();
-    d.add_piper(Piper::new("add", Worker::with_args("t_add", [10]).unwrap()).parallel(&m))
-        .unwrap();
-    let mut plumber = Plumber::new(d);
-    let out = plumber.collect("add").unwrap();
-    plumber.start([("add", Source::values(0..4i64))]).unwrap();
-    plumber.run().unwrap();
-    let mut q = RedisQueue::connect(&server.url(), "letters").unwrap();
+    let ByHand {
+        sealer,
+        pool: p,
+        mut plumber,
+        out,
+        mut q,
+    } = by_hand(&server, "letters", 1, 0..4i64);
     let mut con = server.connection();
     let mut runner = papy_core::protocol::serve::TaskRunner::default();
     // 50 KB of text of the forger's choosing.

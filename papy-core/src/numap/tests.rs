@@ -465,6 +465,15 @@ struct Recording {
     sizes: std::sync::Mutex<Vec<usize>>,
 }
 
+impl Recording {
+    fn new(workers: usize) -> Arc<Recording> {
+        Arc::new(Recording {
+            inner: ThreadPool::new("rec", workers).unwrap(),
+            sizes: Default::default(),
+        })
+    }
+}
+
 impl Pool for Recording {
     fn kind(&self) -> &'static str {
         "thread"
@@ -485,10 +494,7 @@ impl Pool for Recording {
 fn a_short_input_is_shared_among_the_workers_whatever_the_stride() {
     // 5 items, a stride of 10 on 2 workers: before, one job of 5 (a
     // stride's share per worker), and one worker idle.
-    let pool = Arc::new(Recording {
-        inner: ThreadPool::new("rec", 2).unwrap(),
-        sizes: Default::default(),
-    });
+    let pool = Recording::new(2);
     let m = NuMap::builder()
         .pool(pool.clone())
         .stride(10)
@@ -499,10 +505,7 @@ fn a_short_input_is_shared_among_the_workers_whatever_the_stride() {
     assert_eq!(ints(m.results(t).unwrap()), vec![1, 2, 3, 4, 5]);
     assert_eq!(*pool.sizes.lock().unwrap(), vec![3, 2]);
     // A long input keeps its jobs: a stride's share per worker.
-    let pool = Arc::new(Recording {
-        inner: ThreadPool::new("rec", 2).unwrap(),
-        sizes: Default::default(),
-    });
+    let pool = Recording::new(2);
     let m = NuMap::builder()
         .pool(pool.clone())
         .stride(10)

@@ -319,10 +319,10 @@ fn a_tampered_locator_is_refused_and_its_file_left_alone() {
     );
 }
 
-#[test]
-fn a_locator_not_made_by_this_run_neither_reads_nor_removes_its_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let victim = dir.path().join("victim.txt");
+/// A file `name` in `dir` holding "precious", and an unsigned locator
+/// naming it: what a peer that did not make the file would send.
+fn victim_locator(dir: &Path, name: &str) -> (PathBuf, Value) {
+    let victim = dir.join(name);
     std::fs::write(&victim, "precious").unwrap();
     let locator = Value::map([
         ("kind", Value::from("file")),
@@ -330,6 +330,13 @@ fn a_locator_not_made_by_this_run_neither_reads_nor_removes_its_file() {
         ("codec", Value::from("str")),
         ("len", Value::from(8)),
     ]);
+    (victim, locator)
+}
+
+#[test]
+fn a_locator_not_made_by_this_run_neither_reads_nor_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (victim, locator) = victim_locator(dir.path(), "victim.txt");
     for opts in [
         LoadOptions::default(),
         LoadOptions {
@@ -462,14 +469,7 @@ fn a_locator_signed_with_the_run_key_for_a_file_the_run_did_not_make_is_refused(
     // Every worker holds the run key: a hostile one can sign a locator for
     // any file. Before, the host then read the file and removed it.
     let dir = tempfile::tempdir().unwrap();
-    let victim = dir.path().join("id_rsa");
-    std::fs::write(&victim, "precious").unwrap();
-    let unsigned = Value::map([
-        ("kind", Value::from("file")),
-        ("path", Value::from(victim.display().to_string())),
-        ("codec", Value::from("str")),
-        ("len", Value::from(8)),
-    ]);
+    let (victim, unsigned) = victim_locator(dir.path(), "id_rsa");
     let mut pairs: Vec<(&str, Value)> = ["kind", "path", "codec", "len"]
         .iter()
         .map(|k| (*k, unsigned.get(k).cloned().unwrap()))
