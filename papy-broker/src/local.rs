@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use papy_core::os::{exited_unreaped, kill_group};
 use papy_core::pool::{WorkerCommand, WORKER_ENV};
 
 use crate::worker::{HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
@@ -170,7 +171,7 @@ fn supervise(
         let pid = child.id();
         set_pid(Some(pid));
         let ended = loop {
-            if exited(pid, &mut child) {
+            if exited_unreaped(&mut child) {
                 break true;
             }
             if stop.load(Ordering::Acquire) {
@@ -181,7 +182,7 @@ fn supervise(
         if !ended {
             // Stopping: the worker exits by itself once it sees the run
             // done; the pool kills it after its grace period otherwise.
-            while !exited(pid, &mut child) {
+            while !exited_unreaped(&mut child) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -205,53 +206,9 @@ fn supervise(
     }
 }
 
-/// Whether the child has exited, without reaping it (Unix: `waitid` with
-/// `WNOWAIT`), so its process group can still be killed safely.
-fn exited(pid: u32, child: &mut Child) -> bool {
-    #[cfg(unix)]
-    {
-        let _ = child;
-        let id: libc::id_t = pid;
-        // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid(2) on our own child, writing only into `info`;
-        // WNOWAIT leaves it waitable, so Child::wait reaps it later.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                id,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: si_pid is set by waitid when a child has changed state
-        // (and is left zero by WNOHANG otherwise).
-        r != 0 || unsafe { info.si_pid() } != 0
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        !matches!(child.try_wait(), Ok(None))
-    }
-}
-
 fn backoff(deaths: u32) -> Duration {
     if deaths == 0 {
         return Duration::ZERO;
     }
     Duration::from_millis(25u64 << deaths.min(7)).min(Duration::from_secs(2))
-}
-
-/// Kills the process group led by `pid` (the worker and what it started).
-fn kill_group(pid: u32) {
-    #[cfg(unix)]
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill(2) on the process group the worker leads (it was
-            // spawned with process_group(0)); no memory is touched.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-    }
 }

@@ -42,6 +42,8 @@ pub mod hooks;
 mod job;
 pub mod limits;
 pub mod numap;
+#[doc(hidden)]
+pub mod os;
 pub mod permissions;
 pub mod piper;
 pub mod plumber;

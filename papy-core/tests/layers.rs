@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["registry"],
     &[
         "sync",
+        "os",
         "limits",
         "error",
         "run_key",

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use papy_macros::worker_in_core as worker;
 use serde::{Deserialize, Serialize};
 
-use crate::pool::process::{describe_status, exited_unreaped, kill_group};
+use crate::os::{describe_status, exited_unreaped, kill_group};
 use crate::value::{from_value, Value};
 
 /// An output port: its name and the extension of its files.

@@ -38,14 +38,12 @@ use crossbeam_channel::Sender;
 
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, Result};
+use crate::os::kill_group;
 use crate::sync::lock;
 use crate::value::Value;
 use frames::pack;
 use proxy::proxy;
 
-pub(crate) use child::kill_group;
-#[cfg(any(test, feature = "scripts"))]
-pub(crate) use child::{describe_status, exited_unreaped};
 pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 
 pub(super) struct Shared {

@@ -513,7 +513,7 @@ pub(super) fn proxy(slot: usize, cmd: &WorkerCommand, rx: &Receiver<Job>, sh: &S
         // the frame; that frame is then charged as any other.
         let dead = conn
             .as_mut()
-            .is_some_and(|c| super::child::exited_unreaped(&mut c.child));
+            .is_some_and(|c| crate::os::exited_unreaped(&mut c.child));
         if dead {
             let old = conn.as_ref().map(|c| c.child.id());
             settle(&mut inflight, &mut conn);
