@@ -343,19 +343,3 @@ fn tasks_take_turns_in_a_fixed_cycle_when_the_buffer_is_full() {
         assert_eq!(*log.lock().unwrap(), expected, "round {round}");
     }
 }
-
-#[test]
-fn zz_scratch_batch_mate() {
-    let pool = process_pool("bm", 1);
-    for ordered in [true, false, true, false] {
-    let m = NuMap::builder().pool(pool.clone()).ordered(ordered).build().unwrap();
-    let t = m
-        .add_task(Worker::new("s_sleep").unwrap(), vec![500i64, 300, 500, 1])
-        .unwrap();
-    let start = std::time::Instant::now();
-    m.start().unwrap();
-    for r in m.results(t).unwrap() {
-        eprintln!("{ordered} {:?} at {:?}", r, start.elapsed());
-    }
-    }
-}

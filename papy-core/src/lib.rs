@@ -40,6 +40,8 @@ pub mod error;
 pub mod func;
 pub mod hooks;
 mod job;
+#[doc(hidden)]
+pub use job::batch;
 pub mod limits;
 pub mod numap;
 #[doc(hidden)]

@@ -7,6 +7,7 @@
 //! through [`Job::deliver`] into the task's result queue, where readers take
 //! them. Nothing here knows about NuMaps, pipers or pools.
 
+pub mod batch;
 mod pace;
 mod queue;
 mod task_fn;

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::command::{WorkerCommand, WORKER_ENV};
-use super::frames::Incoming;
 use super::pipe::Pipe;
-use crate::error::quote_peer;
+use crate::error::{quote_peer, Item};
 use crate::os::{describe_status, exited_unreaped, kill_group};
 use crate::protocol::{
     read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
@@ -21,6 +20,37 @@ const INIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// How long a worker has to shake hands (its Hello, and reading ours).
 const HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// A frame from a worker as its reader thread passes it on: results are
+/// turned into items in the thread that decoded them (while they are in its
+/// cache).
+#[derive(Debug)]
+pub(super) enum Incoming {
+    Results { id: u64, items: Vec<Item> },
+    Other(Frame),
+}
+
+impl Incoming {
+    /// The frame's kind, for messages (never its data).
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Incoming::Results { .. } => "Result",
+            Incoming::Other(f) => f.kind(),
+        }
+    }
+}
+
+impl From<Frame> for Incoming {
+    fn from(f: Frame) -> Incoming {
+        match f {
+            Frame::Result { id, results } => Incoming::Results {
+                id,
+                items: results.into_items(),
+            },
+            other => Incoming::Other(other),
+        }
+    }
+}
 
 pub(super) struct Conn {
     pub(super) child: Child,
@@ -34,6 +64,8 @@ pub(super) struct Conn {
     pub(super) functions: Vec<String>,
     /// Their parameters, as far as the worker said (its `Hello`, 2.1).
     pub(super) signatures: Vec<crate::protocol::Signature>,
+    /// How the child ended, once it was reaped.
+    ended: Option<String>,
 }
 
 /// Why a worker did not start: the message, and the function to blame
@@ -143,6 +175,7 @@ impl Conn {
             reader: Some(reader),
             functions: Vec::new(),
             signatures: Vec::new(),
+            ended: None,
         };
         // The handshake, writes included, is bounded.
         conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
@@ -230,19 +263,28 @@ impl Conn {
         self.stdin.get_mut().set_deadline(deadline);
     }
 
-    /// Kills the child and reaps it; returns how it ended.
+    /// Kills the child and reaps it; returns how it ended. A child already
+    /// reaped is not signalled again (its pid may be someone else's now).
     pub(super) fn kill(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
         kill_group(self.child.id());
         let _ = self.child.kill();
         let status = self.child.wait();
         // The reader ends by itself once every writer of the pipe is gone;
         // it is not joined here, so a stray grandchild cannot block us.
         drop(self.reader.take());
-        status.map_or_else(|e| e.to_string(), describe_status)
+        let how = status.map_or_else(|e| e.to_string(), describe_status);
+        self.ended = Some(how.clone());
+        how
     }
 
     /// Reaps a child that already died (its pipe closed).
     pub(super) fn reap(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             if exited_unreaped(&mut self.child) {
@@ -250,10 +292,12 @@ impl Conn {
                 // the child's pid (its group's id) is still reserved.
                 kill_group(self.child.id());
                 drop(self.reader.take());
-                return self
+                let how = self
                     .child
                     .wait()
                     .map_or_else(|e| e.to_string(), describe_status);
+                self.ended = Some(how.clone());
+                return how;
             }
             if Instant::now() >= deadline {
                 return self.kill();
@@ -332,4 +376,3 @@ pub(super) fn missing_functions(required: &[String], offered: &[String]) -> Vec<
         .map(|f| format!("`{f}`"))
         .collect()
 }
-

@@ -22,9 +22,9 @@
 mod child;
 mod command;
 mod exchange;
-mod frames;
 mod pipe;
 mod proxy;
+mod recover;
 #[cfg(test)]
 mod tests;
 
@@ -38,11 +38,11 @@ use crossbeam_channel::Sender;
 
 use super::{Job, Pool, TaskFn};
 use crate::error::{Error, Result};
+use crate::job::batch::pack;
 use crate::os::kill_group;
 use crate::sync::lock;
 use crate::value::Value;
-use frames::pack;
-use proxy::proxy;
+use proxy::Proxy;
 
 pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 
@@ -70,6 +70,28 @@ pub(super) struct Shared {
     pub(super) died: AtomicUsize,
     /// Starts that failed (the command, the handshake or the init).
     pub(super) failed_starts: AtomicUsize,
+}
+
+impl Shared {
+    fn new(name: &str, kind: &'static str, size: usize) -> Shared {
+        Shared {
+            name: name.to_string(),
+            size,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            kind,
+            max_deaths: 5,
+            consecutive_deaths: AtomicUsize::new(0),
+            given_up: Mutex::new(None),
+            pids: Mutex::new(BTreeMap::new()),
+            next_id: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            recent: Mutex::default(),
+            recycled: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            died: AtomicUsize::new(0),
+            failed_starts: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// A pool of worker processes (local children or remote commands).
@@ -118,23 +140,7 @@ impl ProcessPool {
                 "{kind} pool `{name}` needs at least one worker"
             )));
         }
-        let shared = Arc::new(Shared {
-            name: name.to_string(),
-            size,
-            stopping: std::sync::atomic::AtomicBool::new(false),
-            kind,
-            max_deaths: 5,
-            consecutive_deaths: AtomicUsize::new(0),
-            given_up: Mutex::new(None),
-            pids: Mutex::new(BTreeMap::new()),
-            next_id: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
-            recent: Mutex::default(),
-            recycled: AtomicUsize::new(0),
-            started: AtomicUsize::new(0),
-            died: AtomicUsize::new(0),
-            failed_starts: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(name, kind, size));
         let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut proxies = Vec::with_capacity(size);
@@ -144,7 +150,10 @@ impl ProcessPool {
                 let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
                 let h = std::thread::Builder::new()
                     .name(format!("{name}-proxy-{slot}"))
-                    .spawn(move || proxy(slot, &cmd, &rx, &sh))?;
+                    .spawn(move || {
+                        let start = || child::Conn::spawn(&cmd);
+                        Proxy::new(slot, &cmd, &start, &rx, &sh).run();
+                    })?;
                 proxies.push(h);
                 slot += 1;
             }

@@ -1,0 +1,430 @@
+//! The batch codec of every round-trip pool (process, remote, broker):
+//! what a group of jobs of one task puts on the wire as one `Task` frame,
+//! how the frame's results are cut back per job, and how a failure is
+//! charged to the items sent. It knows nothing of connections: a pool
+//! sends the [`Wire`] and hands back what came in.
+
+use std::time::Duration;
+
+use super::{Job, PackedInputs, TaskFn};
+use crate::error::{ErrorKind, Item, ItemError};
+use crate::protocol::packed::{encode_values, pack_index};
+use crate::protocol::{Call, FrameRef, InboxesRef};
+use crate::value::Value;
+
+/// Jobs of at least this many items are packed when submitted.
+pub(crate) const PACK_FROM: usize = 32;
+
+/// What goes on the wire for a group: the items' indices, packed, and
+/// their values, packed as they are read when every inbox is one value
+/// (the common case), else by reference into the group's jobs.
+pub struct Wire<'g> {
+    indices: Vec<u8>,
+    values: WireValues<'g>,
+}
+
+/// The values of a [`Wire`]: packed, or each item's inputs as a list.
+enum WireValues<'g> {
+    Packed(Vec<u8>),
+    Many(Vec<Vec<&'g Value>>),
+}
+
+impl Wire<'_> {
+    /// Items sent.
+    pub fn len(&self) -> usize {
+        self.indices.len() / 8
+    }
+
+    /// The `Task` frame carrying it, for task `id` of `chain` at `node`.
+    pub fn frame<'f>(&'f self, id: u64, chain: &'f [Call], node: &'f str) -> FrameRef<'f> {
+        let inboxes = match &self.values {
+            WireValues::Packed(v) => InboxesRef::Single(v),
+            WireValues::Many(v) => InboxesRef::Many(v),
+        };
+        FrameRef::Task {
+            id,
+            chain,
+            node,
+            indices: &self.indices,
+            inboxes,
+        }
+    }
+}
+
+/// How a group's results are put together once its sent items come back.
+pub struct Plan {
+    /// Items answered here, as (job, item, result): an error in the inbox
+    /// is passed on without a call, so such items never leave the host.
+    answered: Vec<(usize, usize, Item)>,
+    /// Where the sent items sit in the group, as (job, item); `None` when
+    /// every item of the group is sent, in order (the common case).
+    positions: Option<Vec<(usize, usize)>>,
+    /// Items sent.
+    pub sent: usize,
+}
+
+impl Plan {
+    /// The sent items' places, as (job, item).
+    fn positions(&self, group: &[Job]) -> Vec<(usize, usize)> {
+        match &self.positions {
+            Some(p) => p.clone(),
+            None => group
+                .iter()
+                .enumerate()
+                .flat_map(|(g, j)| (0..j.len()).map(move |k| (g, k)))
+                .collect(),
+        }
+    }
+
+    /// The results of every job of the group, from the sent items' results
+    /// (in the order they were sent) and the items answered here.
+    pub fn assemble(self, group: &[Job], mut sent: Vec<Item>) -> Vec<Vec<Item>> {
+        if self.positions.is_none() && self.answered.is_empty() {
+            // Every item went out in order: cut the results at job bounds.
+            let mut per_job = Vec::with_capacity(group.len());
+            for job in group.iter().rev() {
+                let at = sent.len().saturating_sub(job.len());
+                per_job.push(sent.split_off(at));
+            }
+            per_job.reverse();
+            return per_job;
+        }
+        let mut slots: Vec<Vec<Option<Item>>> = group
+            .iter()
+            .map(|j| (0..j.len()).map(|_| None).collect())
+            .collect();
+        for ((g, k), item) in self.positions(group).into_iter().zip(sent) {
+            slots[g][k] = Some(item);
+        }
+        for (g, k, item) in self.answered {
+            slots[g][k] = Some(item);
+        }
+        let missing = || Err(ItemError::new(ErrorKind::WorkerDied, "no result"));
+        slots
+            .into_iter()
+            .map(|job| job.into_iter().map(|r| r.unwrap_or_else(missing)).collect())
+            .collect()
+    }
+
+    /// The results of every job when the sent items all failed with `err`
+    /// (each error naming its node and index).
+    pub fn charge(self, group: &[Job], err: &ItemError) -> Vec<Vec<Item>> {
+        let sent = self
+            .positions(group)
+            .into_iter()
+            .map(|(g, k)| {
+                let job = &group[g];
+                let index = job.func().index_of(job.first + k as u64);
+                Err(err.clone().at(job.func().name(), index))
+            })
+            .collect();
+        self.assemble(group, sent)
+    }
+}
+
+/// Packs a job's inputs for the wire when every inbox is one value (on
+/// the thread that submits it, while they are in its cache): the proxy then
+/// only writes bytes, and a retry sends the same bytes again.
+pub(crate) fn pack(job: &mut Job) {
+    // Small jobs are coalesced by the proxy instead (two buffers per item
+    // would cost more than they save).
+    if job.packed.is_some() || job.inboxes.len() < PACK_FROM {
+        return;
+    }
+    let Some(values) = job
+        .inboxes
+        .iter()
+        .map(|i| match i.as_slice() {
+            [Ok(v)] => Some(v),
+            _ => None,
+        })
+        .collect::<Option<Vec<&Value>>>()
+    else {
+        return;
+    };
+    let f = job.func();
+    let n = values.len();
+    let mut indices = Vec::with_capacity(n * 8);
+    for k in 0..n as u64 {
+        pack_index(node_index(f, job.first + k), &mut indices);
+    }
+    let mut packed = Vec::new();
+    encode_values(values.into_iter(), &mut packed);
+    job.packed = Some(PackedInputs {
+        values: packed,
+        indices,
+        len: n,
+    });
+    job.inboxes = Vec::new();
+}
+
+/// The node's own index of task item `index`, so errors name the right
+/// input item.
+fn node_index(f: &dyn TaskFn, index: u64) -> u64 {
+    if f.plain_indices() {
+        index
+    } else {
+        f.index_of(index)
+    }
+}
+
+/// Splits a group into the items answered here and what goes on the wire.
+pub fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
+    if group.iter().all(|j| j.packed.is_some()) {
+        // Packed when submitted: the bytes go as they are.
+        let (mut values, mut indices) = (Vec::new(), Vec::new());
+        for p in group.iter().filter_map(|j| j.packed.as_ref()) {
+            values.extend_from_slice(&p.values);
+            indices.extend_from_slice(&p.indices);
+        }
+        let plan = Plan {
+            answered: Vec::new(),
+            positions: None,
+            sent: indices.len() / 8,
+        };
+        let values = WireValues::Packed(values);
+        return (plan, Wire { indices, values });
+    }
+    // Every inbox of one input: values go packed; else every item as a list.
+    let single = group
+        .iter()
+        .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
+    prepare_as(group, single)
+}
+
+/// As [`prepare`], with every item's input packed as one value (`single`:
+/// every inbox holds one input) or its inputs as a list.
+fn prepare_as(group: &[Job], single: bool) -> (Plan, Wire<'_>) {
+    let total: usize = group.iter().map(Job::len).sum();
+    let mut indices = Vec::with_capacity(total * 8);
+    let mut packed = Vec::with_capacity(if single { total * 3 } else { 0 });
+    let mut manys = Vec::new();
+    let mut answered = Vec::new();
+    let mut positions: Option<Vec<(usize, usize)>> = None;
+    for (g, job) in group.iter().enumerate() {
+        let f = job.func();
+        for (k, inbox) in job.inboxes.iter().enumerate() {
+            let index = job.first + k as u64;
+            let items = inbox.as_slice();
+            if items.iter().any(Result::is_err) {
+                // The first item answered here: from now on the sent items'
+                // places are recorded (every earlier item was sent).
+                positions.get_or_insert_with(|| {
+                    let mut p: Vec<(usize, usize)> = group[..g]
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(h, j)| (0..j.inboxes.len()).map(move |i| (h, i)))
+                        .collect();
+                    p.extend((0..k).map(|i| (g, i)));
+                    p
+                });
+                answered.push((g, k, f.call(index, items)));
+                continue;
+            }
+            if let Some(p) = positions.as_mut() {
+                p.push((g, k));
+            }
+            pack_index(node_index(f, index), &mut indices);
+            match items {
+                [Ok(v)] if single => encode_values(std::iter::once(v), &mut packed),
+                _ => manys.push(items.iter().filter_map(|i| i.as_ref().ok()).collect()),
+            }
+        }
+    }
+    let plan = Plan {
+        answered,
+        positions,
+        sent: indices.len() / 8,
+    };
+    let values = if single {
+        WireValues::Packed(packed)
+    } else {
+        WireValues::Many(manys)
+    };
+    (plan, Wire { indices, values })
+}
+
+/// Delivers a group's results (one list per job), sharing `elapsed`, the
+/// round trip's time, between its jobs by their number of items.
+pub fn deliver_group(group: &[Job], results: Vec<Vec<Item>>, elapsed: Duration) {
+    let n: usize = results.iter().map(Vec::len).sum::<usize>().max(1);
+    for (job, mut items) in group.iter().zip(results) {
+        let share = elapsed.mul_f64(items.len() as f64 / n as f64);
+        let failed = items.iter().filter(|r| r.is_err()).count();
+        job.account(items.len(), failed, share);
+        if failed > 0 {
+            job.own_errors(job.first, &mut items);
+        }
+        job.deliver(job.first, items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ErrorKind, Item, ItemError};
+    use crate::job::{Inbox, TaskCtx, WorkerTask};
+    use crate::protocol::packed::unpack_indices;
+    use crate::value::Value;
+    use crate::worker::Worker;
+    use std::sync::Arc;
+
+    fn job(ctx: &Arc<TaskCtx>, first: u64, inboxes: Vec<Inbox>) -> Job {
+        Job::new(ctx.clone(), first, inboxes)
+    }
+
+    fn ctx() -> Arc<TaskCtx> {
+        let f = WorkerTask::new(Worker::typed("double", |x: i64| x * 2), "node");
+        Arc::new(TaskCtx::new(0, Arc::new(f), None, None, false))
+    }
+
+    fn ok(i: i64) -> Inbox {
+        Inbox::One(Ok(Value::Int(i)))
+    }
+
+    fn failures(results: &[Vec<Item>]) -> Vec<usize> {
+        results
+            .iter()
+            .map(|j| j.iter().filter(|r| r.is_err()).count())
+            .collect()
+    }
+
+    #[test]
+    fn a_job_packed_when_submitted_sends_the_same_bytes_and_keeps_its_count() {
+        let c = ctx();
+        let (a, b): (Vec<Inbox>, Vec<Inbox>) =
+            ((0..40).map(ok).collect(), (0..32).map(ok).collect());
+        let group = vec![job(&c, 5, a.clone()), job(&c, 45, b.clone())];
+        let (plan, wire) = prepare(&group);
+        let (want_indices, want_values) = match wire.values {
+            WireValues::Packed(v) => (wire.indices, v),
+            WireValues::Many(_) => panic!("packed values expected"),
+        };
+        let mut packed: Vec<Job> = vec![job(&c, 5, a), job(&c, 45, b)];
+        packed.iter_mut().for_each(pack);
+        assert!(packed
+            .iter()
+            .all(|j| j.inboxes.is_empty() && j.packed.is_some()));
+        assert_eq!(packed.iter().map(Job::len).collect::<Vec<_>>(), [40, 32]);
+        let (plan2, wire) = prepare(&packed);
+        let WireValues::Packed(values) = wire.values else {
+            panic!("packed values expected")
+        };
+        assert_eq!((wire.indices, values), (want_indices, want_values));
+        assert_eq!((plan.sent, plan2.sent), (72, 72));
+        // A death charges every item of a packed job, by its own index.
+        let back = plan2.charge(&packed, &ItemError::new(ErrorKind::WorkerDied, "gone"));
+        let idx: Vec<Option<u64>> = back
+            .into_iter()
+            .flatten()
+            .map(|r| r.unwrap_err().index())
+            .collect();
+        assert_eq!(idx, (5..77).map(Some).collect::<Vec<_>>());
+        // An inbox with an error is not packed: it is answered on the host.
+        let mut j = job(
+            &c,
+            0,
+            vec![
+                ok(1),
+                Inbox::One(Err(ItemError::new(ErrorKind::Function, "x"))),
+            ],
+        );
+        pack(&mut j);
+        assert!(j.packed.is_none() && j.inboxes.len() == 2);
+    }
+
+    #[test]
+    fn an_inbox_of_one_input_goes_packed_however_it_is_held() {
+        let c = ctx();
+        let one = Inbox::Many(vec![Ok(Value::Int(9))].into());
+        let group = vec![job(&c, 0, vec![ok(7), one])];
+        let (_, wire) = prepare(&group);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
+        };
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(7), Value::Int(9)]);
+    }
+
+    #[test]
+    fn a_group_with_several_inputs_per_item_goes_as_lists() {
+        let c = ctx();
+        let two = Inbox::Many(vec![Ok(Value::Int(1)), Ok(Value::Int(2))].into());
+        let bad = Inbox::One(Err(ItemError::new(ErrorKind::Function, "upstream")));
+        let group = vec![job(&c, 0, vec![ok(7), bad, two])];
+        let (plan, wire) = prepare(&group);
+        assert_eq!(plan.positions, Some(vec![(0, 0), (0, 2)]));
+        assert_eq!(unpack_indices(&wire.indices), [0, 2]);
+        let WireValues::Many(v) = &wire.values else {
+            panic!("lists expected")
+        };
+        assert_eq!(
+            v,
+            &[vec![&Value::Int(7)], vec![&Value::Int(1), &Value::Int(2)]]
+        );
+    }
+
+    #[test]
+    fn a_group_of_plain_values_goes_out_whole_and_is_cut_back_per_job() {
+        let c = ctx();
+        let group = vec![job(&c, 0, vec![ok(1), ok(2)]), job(&c, 2, vec![ok(3)])];
+        let (plan, wire) = prepare(&group);
+        assert!(plan.positions.is_none() && plan.answered.is_empty());
+        assert_eq!(unpack_indices(&wire.indices), [0, 1, 2]);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
+        };
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(1), Value::Int(2), Value::Int(3)]);
+        drop(wire);
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        assert_eq!(
+            back,
+            vec![
+                vec![Ok(Value::Int(10)), Ok(Value::Int(11))],
+                vec![Ok(Value::Int(12))]
+            ]
+        );
+    }
+
+    #[test]
+    fn error_inboxes_stay_here_and_results_land_in_their_places() {
+        let c = ctx();
+        let bad = Inbox::One(Err(ItemError::new(ErrorKind::Function, "upstream")));
+        let group = vec![job(&c, 0, vec![ok(1), ok(2)]), job(&c, 2, vec![bad, ok(4)])];
+        let (plan, wire) = prepare(&group);
+        assert_eq!(plan.answered.len(), 1);
+        assert_eq!(plan.positions, Some(vec![(0, 0), (0, 1), (1, 1)]));
+        assert_eq!(unpack_indices(&wire.indices), [0, 1, 3]);
+        let WireValues::Packed(v) = &wire.values else {
+            panic!("packed values expected")
+        };
+        let values = crate::protocol::packed::decode_values(v).unwrap();
+        assert_eq!(values, [Value::Int(1), Value::Int(2), Value::Int(4)]);
+        drop(wire);
+        let back = plan.assemble(&group, (10..13).map(|i| Ok(Value::Int(i))).collect());
+        assert_eq!(
+            failures(&back)[1],
+            1,
+            "the error passed on counts as a failure"
+        );
+        assert_eq!(back[0], vec![Ok(Value::Int(10)), Ok(Value::Int(11))]);
+        let passed = back[1][0].as_ref().unwrap_err();
+        assert_eq!(passed.message(), "upstream");
+        assert_eq!(back[1][1], Ok(Value::Int(12)));
+
+        // A death charges exactly the items sent, each with its own index.
+        let (plan, _) = prepare(&group);
+        let back = plan.charge(&group, &ItemError::new(ErrorKind::WorkerDied, "gone"));
+        assert_eq!(failures(&back), [2, 2]);
+        let died: Vec<Option<u64>> = back
+            .iter()
+            .flatten()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|e| e.kind() == ErrorKind::WorkerDied)
+            .map(ItemError::index)
+            .collect();
+        assert_eq!(died, [Some(0), Some(1), Some(3)]);
+        assert_eq!(back[1][0].as_ref().unwrap_err().message(), "upstream");
+    }
+}
