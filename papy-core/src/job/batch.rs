@@ -31,7 +31,7 @@ enum WireValues<'g> {
 
 impl Wire<'_> {
     /// Items sent.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.indices.len() / 8
     }
 

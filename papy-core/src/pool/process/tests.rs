@@ -198,13 +198,17 @@ fn values(frames: &[(u32, Vec<i64>)]) -> Vec<Vec<i64>> {
     frames.iter().map(|(_, v)| v.clone()).collect()
 }
 
+/// The items of each frame run, in order.
+type Frames = &'static [&'static [i64]];
+
 /// Slow enough that no two jobs share a frame and nothing is pipelined.
 const SLOW: Option<Duration> = Some(Duration::from_secs(1));
 
 #[test]
 fn poison_items_are_isolated_by_halves_and_charged_alone() {
     // (poison, retries, failed items, frames run, workers started, died)
-    let table: &[(&[i64], u32, &[u64], &[&[i64]], usize, usize)] = &[
+    type Row = (&'static [i64], u32, &'static [u64], Frames, usize, usize);
+    let table: &[Row] = &[
         (&[], 0, &[], &[&[0, 1, 2, 3, 4, 5, 6, 7]], 1, 0),
         (
             &[5],

@@ -1,0 +1,276 @@
+//! How a [`BrokerPool`] is built: its settings, its key, its local workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use papy_core::pool::WorkerCommand;
+use papy_core::Error;
+
+use super::{BrokerPool, DEFAULT_UNREACHABLE_AFTER};
+use crate::queue::Connect;
+use crate::redis_queue::RedisConnector;
+use crate::seal::{Sealer, KEY_ENV};
+use crate::url::redact;
+
+/// How to build a [`BrokerPool`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use papy_broker::BrokerPool;
+/// let pool = BrokerPool::builder("shards", "redis://127.0.0.1:6379")
+///     .run_id("nightly")
+///     .max_attempts(3)
+///     .claim_after(Duration::from_secs(60))
+///     .build()?;
+/// # Ok::<(), papy_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BrokerPoolBuilder {
+    pub(super) name: String,
+    pub(super) url: String,
+    pub(super) run_id: Option<String>,
+    pub(super) max_attempts: u32,
+    pub(super) claim_after: Duration,
+    pub(super) keep_for: Duration,
+    pub(super) unreachable_after: Duration,
+    pub(super) local: usize,
+    pub(super) command: Option<WorkerCommand>,
+    pub(super) size: Option<usize>,
+    pub(super) key: Option<String>,
+    pub(super) key_file: Option<std::path::PathBuf>,
+}
+
+/// Shows the URL with its password hidden.
+impl std::fmt::Debug for BrokerPoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerPoolBuilder")
+            .field("name", &self.name)
+            .field("url", &redact(&self.url))
+            .field("run_id", &self.run_id)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_after", &self.claim_after)
+            .field("keep_for", &self.keep_for)
+            .field("unreachable_after", &self.unreachable_after)
+            .field("local", &self.local)
+            .field("command", &self.command)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl BrokerPoolBuilder {
+    /// A builder for pool `name` on the broker at `url`, with the defaults.
+    pub(super) fn new(name: &str, url: &str) -> BrokerPoolBuilder {
+        BrokerPoolBuilder {
+            name: name.to_string(),
+            url: url.to_string(),
+            run_id: None,
+            max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
+            claim_after: crate::DEFAULT_CLAIM_AFTER,
+            keep_for: Duration::from_secs(3600),
+            unreachable_after: DEFAULT_UNREACHABLE_AFTER,
+            local: 0,
+            command: None,
+            size: None,
+            key: None,
+            key_file: None,
+        }
+    }
+
+    /// The run's id: the one set, else the pool's name.
+    pub(super) fn run(&self) -> String {
+        self.run_id.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The workers the NuMap plans for.
+    pub(super) fn planned_workers(&self) -> usize {
+        self.size.unwrap_or(self.local.max(1))
+    }
+
+    /// What seals the entries of run `run`: the key given, else the one in
+    /// the key file, else [`KEY_ENV`], else a random key for this run.
+    pub(super) fn sealer(&self, run: &str) -> papy_core::Result<Sealer> {
+        let from_file = match &self.key_file {
+            Some(f) => Sealer::key_from(Some(f))?,
+            None => None,
+        };
+        let key = match self.key.clone().or(from_file) {
+            Some(k) => k,
+            None => match Sealer::key_from(None)? {
+                Some(k) => k,
+                None => {
+                    tracing::info!(
+                        "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
+                        self.name
+                    );
+                    papy_core::run_key::run_key_hex()
+                }
+            },
+        };
+        Ok(Sealer::new(&key, run)?)
+    }
+
+    /// The local workers asked for, as (command, how many, the URL they
+    /// reach the queue at).
+    ///
+    /// # Errors
+    /// Local workers on a queue other processes cannot reach.
+    pub(super) fn local_command(
+        &self,
+        connector: &dyn Connect,
+    ) -> papy_core::Result<Option<(WorkerCommand, usize, String)>> {
+        match (&self.command, self.local) {
+            (Some(cmd), n) if n > 0 => match connector.worker_url() {
+                Some(url) => Ok(Some((cmd.clone(), n, url.to_string()))),
+                None => Err(Error::Config(format!(
+                    "broker pool `{}`: local workers need a queue other processes can reach, not {}",
+                    self.name,
+                    connector.describe()
+                ))),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// The broker's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn run_id_setting(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    pub(crate) fn max_attempts_setting(&self) -> u32 {
+        self.max_attempts
+    }
+
+    pub(crate) fn claim_after_setting(&self) -> Duration {
+        self.claim_after
+    }
+
+    pub(crate) fn local_setting(&self) -> usize {
+        self.local
+    }
+
+    /// The run's id (default: the pool's name); workers serve it with
+    /// `papy worker --redis URL --run ID`. One host per run id at a time.
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Deliveries of one batch before it goes to the dead-letter stream
+    /// and its items become errors (default 3).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// A batch held this long by a worker that sends no heartbeat is taken
+    /// over by another worker (default 30 s).
+    pub fn claim_after(mut self, t: Duration) -> Self {
+        self.claim_after = t.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long the run's keys stay after the run, for inspection (default
+    /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
+    /// a minute, renewed every second, so a dead host's keys expire too.
+    pub fn keep_for(mut self, t: Duration) -> Self {
+        self.keep_for = t.max(Duration::from_secs(1));
+        self
+    }
+
+    /// When the broker has not answered for this long, the jobs in flight
+    /// fail with `WorkerDied` errors instead of waiting (default 7 s).
+    pub fn unreachable_after(mut self, t: Duration) -> Self {
+        self.unreachable_after = t.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Starts `n` local workers with `command` (restarted when they die;
+    /// stopped with the pool). The command must serve as a broker worker
+    /// when `PAPY_WORKER=redis` is in its environment: `papy worker`, or a
+    /// binary whose `main` calls [`worker_main`](crate::worker_main).
+    pub fn local_workers(mut self, n: usize, command: WorkerCommand) -> Self {
+        self.local = n;
+        self.command = Some(command);
+        self
+    }
+
+    /// The number of workers the NuMap plans for (how a stride is split
+    /// into entries); default: the local workers, at least 1.
+    pub fn size(mut self, n: usize) -> Self {
+        self.size = Some(n.max(1));
+        self
+    }
+
+    /// The key that authenticates the run's entries (at least 16 bytes;
+    /// see [`seal`](crate::seal)); workers on other machines need the same
+    /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
+    /// key for this run, which only the local workers receive.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
+    pub fn key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    pub(crate) fn key_file_setting(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
+    /// Connects, starts the run (its keys are reset) and the local workers.
+    ///
+    /// # Errors
+    /// This process is itself a worker, or the broker is unreachable.
+    pub fn build(self) -> papy_core::Result<BrokerPool> {
+        let connector = Arc::new(RedisConnector::new(&self.url, &self.run()));
+        BrokerPool::start(self, connector)
+    }
+
+    /// Starts the run on the queue `connector` opens instead of the URL's
+    /// Redis (another broker, or a [`MemoryQueue`](crate::MemoryQueue) with
+    /// workers in this process, [`serve_on`](crate::serve_on)); the URL is
+    /// then only shown in the pool's settings. Local workers need a queue
+    /// other processes can reach ([`Connect::worker_url`]).
+    ///
+    /// # Errors
+    /// This process is itself a worker, the broker is unreachable, or local
+    /// workers were asked for on a queue other processes cannot reach.
+    pub fn build_on(self, connector: Arc<dyn Connect>) -> papy_core::Result<BrokerPool> {
+        BrokerPool::start(self, connector)
+    }
+}
+
+impl BrokerPoolBuilder {
+    /// The settings a pool was built with, as a pipeline file's
+    /// `kind = "redis"` resource holds them ([`papy_core::Pool::settings`]).
+    pub(super) fn settings(&self) -> papy_core::Value {
+        use papy_core::Value;
+        let mut pairs = vec![
+            ("url", Value::from(self.url())),
+            ("workers", Value::from(self.local_setting())),
+        ];
+        if let Some(r) = self.run_id_setting() {
+            pairs.push(("run_id", Value::from(r)));
+        }
+        pairs.push((
+            "max_attempts",
+            Value::from(u64::from(self.max_attempts_setting())),
+        ));
+        pairs.push((
+            "claim_after",
+            Value::from(self.claim_after_setting().as_secs_f64()),
+        ));
+        if let Some(k) = self.key_file_setting() {
+            pairs.push(("key_file", Value::from(k.display().to_string())));
+        }
+        papy_core::pool::settings_map(pairs)
+    }
+}

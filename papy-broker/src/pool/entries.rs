@@ -1,0 +1,141 @@
+//! Task entries: a group of consecutive jobs of one task becomes one sealed
+//! `Task` frame on the stream (through papy-core's batch codec, as for a
+//! process worker), and the entry's result, failure or timeout comes back
+//! as per-item results of its jobs.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use papy_core::batch::{self, deliver_group, Plan};
+use papy_core::pool::Job;
+use papy_core::protocol::serve::chain_of;
+use papy_core::protocol::{write_frame_with, MAX_FRAME};
+use papy_core::{ErrorKind, Item, ItemError};
+
+use super::{lock, Shared};
+use crate::seal::Role;
+
+/// An entry on the stream, in flight: consecutive jobs of one task.
+pub(super) struct InFlight {
+    group: Vec<Job>,
+    plan: Plan,
+    at: Instant,
+    pub(super) deadline: Option<Instant>,
+    /// The entry's sealed `Task` frame, to append it again after a
+    /// reconnection (the broker may have lost it).
+    pub(super) payload: Vec<u8>,
+}
+
+impl InFlight {
+    /// Every item sent fails with `error` (the chain the worker was running
+    /// is to blame, not the node).
+    pub(super) fn fail(self, error: &ItemError) {
+        let error = match self.group[0].func().worker() {
+            Some(w) => error.clone().with_function(w.name()),
+            None => error.clone(),
+        };
+        let results = self.plan.charge(&self.group, &error);
+        deliver_group(&self.group, results, self.at.elapsed());
+    }
+
+    /// Items sent.
+    pub(super) fn sent(&self) -> usize {
+        self.plan.sent
+    }
+
+    /// Delivers the entry's results (`items`: one per item sent, in order).
+    pub(super) fn succeed(self, items: Vec<Item>) {
+        let results = self.plan.assemble(&self.group, items);
+        deliver_group(&self.group, results, self.at.elapsed());
+    }
+
+    /// The per-item timeout of its task, if any.
+    pub(super) fn timeout(&self) -> Option<Duration> {
+        self.group[0].timeout()
+    }
+
+    /// How many jobs it holds.
+    pub(super) fn jobs(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Its jobs, to send again one by one.
+    pub(super) fn into_jobs(self) -> Vec<Job> {
+        self.group
+    }
+}
+
+/// Turns a group of consecutive jobs of one task into a sealed task entry
+/// (kept in flight under its id), or delivers them at once when no item has
+/// to leave the host (items whose inbox holds an error pass it on here,
+/// without a round trip).
+pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
+    let Some(worker) = group.first().and_then(|j| j.func().worker()) else {
+        for job in group {
+            job.fail_all(ItemError::new(
+                ErrorKind::Function,
+                "internal: a task without a Worker reached a broker pool",
+            ));
+        }
+        return None;
+    };
+    let (chain, node) = (chain_of(worker), group[0].func().name());
+    let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
+    let (plan, encoded) = {
+        let (plan, wire) = batch::prepare(&group);
+        let mut bytes = Vec::new();
+        let frame = wire.frame(id, &chain, &node);
+        // The frame is built in `bytes` (its length prefix included).
+        let encoded = (plan.sent > 0)
+            .then(|| write_frame_with(&mut std::io::sink(), &mut bytes, &frame).map(|()| bytes));
+        (plan, encoded)
+    };
+    let at = Instant::now();
+    let mut f = InFlight {
+        deadline: group[0].timeout().map(|t| at + t),
+        group,
+        plan,
+        at,
+        payload: Vec::new(),
+    };
+    let conversion = |m: String| ItemError::new(ErrorKind::Conversion, m);
+    match encoded {
+        None => f.succeed(Vec::new()),
+        Some(Ok(bytes)) if bytes.len() > MAX_FRAME => f.fail(&conversion(format!(
+            "the batch is {} bytes, more than a frame may hold ({MAX_FRAME}); use a smaller stride",
+            bytes.len()
+        ))),
+        Some(Ok(bytes)) => {
+            let bytes = sh.sealer.seal(Role::Task, &sh.settings.session, bytes);
+            f.payload.clone_from(&bytes);
+            lock(&sh.in_flight).insert(id, f);
+            return Some((id, bytes));
+        }
+        Some(Err(e)) => f.fail(&conversion(e.to_string())),
+    }
+    None
+}
+
+/// Most jobs in one entry.
+const MAX_JOBS: usize = 256;
+
+/// Splits queued jobs into entries: consecutive jobs of one task, about an
+/// equal share per worker (so every worker gets some), at most `MAX_JOBS`
+/// each; a job with a timeout travels alone (its deadline is its own).
+pub(super) fn groups(queue: Vec<Job>, workers: usize) -> Vec<Vec<Job>> {
+    let share = queue.len().div_ceil(workers.max(1)).clamp(1, MAX_JOBS);
+    let mut out: Vec<Vec<Job>> = Vec::new();
+    for job in queue {
+        let joins = out.last().is_some_and(|g| {
+            g.len() < share
+                && job.timeout().is_none()
+                && g[0].timeout().is_none()
+                && std::ptr::addr_eq(g[0].func(), job.func())
+        });
+        match out.last_mut() {
+            Some(g) if joins => g.push(job),
+            _ => out.push(vec![job]),
+        }
+    }
+    out
+}

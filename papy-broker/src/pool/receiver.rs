@@ -1,0 +1,397 @@
+//! The host's receiver thread: reads results and dead letters, expires
+//! timeouts, and looks at the run every second (its owner, its lease, stale
+//! entries, live workers), reconnecting when the broker goes away.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use papy_core::error::quote_peer;
+use papy_core::pool::Job;
+use papy_core::protocol::Frame;
+use papy_core::{ErrorKind, ItemError};
+
+use super::entries::{prepare, InFlight};
+use super::{lock, Shared};
+use crate::codec::decode;
+use crate::error::Result;
+use crate::queue::{Cursor, Outcome, Queue};
+use crate::seal::{DeadLetter, Role};
+
+/// How often the host's reader checks the run (settings, lease, workers,
+/// stale entries).
+const POLL: Duration = Duration::from_secs(1);
+
+/// No live worker for this long: the host warns (again each period).
+const NO_WORKERS_WARNING: Duration = Duration::from_secs(10);
+
+/// The host's consumer name (it claims only entries it dead-letters at once).
+const HOST_CONSUMER: &str = "papy-host";
+
+/// The receiver thread's state.
+struct Reader<'a> {
+    sh: &'a Shared,
+    q: Option<Box<dyn Queue>>,
+    cursor: Cursor,
+    backoff: Duration,
+    polled: Option<Instant>,
+    /// When the broker last answered.
+    answered: Instant,
+    reported_unreachable: bool,
+    /// Since when no worker has been seen, and when that was last reported.
+    no_workers_since: Option<Instant>,
+    warned: Option<Instant>,
+}
+
+/// The receiver thread, until the pool halts.
+pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
+    let mut r = Reader {
+        sh,
+        q: Some(q),
+        cursor: Cursor::default(),
+        backoff: Duration::from_millis(50),
+        polled: None,
+        answered: Instant::now(),
+        reported_unreachable: false,
+        no_workers_since: None,
+        warned: None,
+    };
+    while !sh.halt.load(Ordering::Acquire) {
+        expire_timeouts(sh);
+        if r.q.is_none() {
+            r.reconnect();
+        } else if r.polled.is_none_or(|t| t.elapsed() >= POLL) && !r.look() {
+            r.q = None;
+        } else {
+            r.read();
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Without a connection: fails what is in flight once the broker has
+    /// not answered for `unreachable_after`, and tries again (backing off).
+    fn reconnect(&mut self) {
+        let sh = self.sh;
+        if self.answered.elapsed() >= sh.unreachable_after && !self.reported_unreachable {
+            self.reported_unreachable = true;
+            let m = format!(
+                "the broker has not answered for {:?}; the items in flight are lost",
+                sh.unreachable_after
+            );
+            tracing::error!("broker pool `{}`: {m}", sh.name);
+            sh.fail_in_flight(&m);
+        }
+        std::thread::sleep(self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
+        match sh.connect() {
+            Ok(mut c) => match check_run(sh, &mut *c, &mut self.cursor) {
+                Ok(()) => {
+                    self.q = Some(c);
+                    self.answered = Instant::now();
+                    self.reported_unreachable = false;
+                    self.backoff = Duration::from_millis(50);
+                }
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+            },
+            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+        }
+    }
+
+    /// The periodic look at the run ([`poll`]), and a warning while no
+    /// worker serves it; `false` when the connection failed.
+    fn look(&mut self) -> bool {
+        let sh = self.sh;
+        self.polled = Some(Instant::now());
+        let Some(c) = self.q.as_deref_mut() else {
+            return false;
+        };
+        let n = match poll(sh, c, &mut self.cursor) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                return false;
+            }
+        };
+        self.answered = Instant::now();
+        if n > 0 {
+            self.no_workers_since = None;
+            self.warned = None;
+            return true;
+        }
+        let since = *self.no_workers_since.get_or_insert_with(Instant::now);
+        let pending = !lock(&sh.in_flight).is_empty();
+        if pending
+            && since.elapsed() >= NO_WORKERS_WARNING
+            && self
+                .warned
+                .is_none_or(|w| w.elapsed() >= NO_WORKERS_WARNING)
+        {
+            self.warned = Some(Instant::now());
+            tracing::warn!(
+                "broker pool `{}`: no worker has read run `{}` for {:?}; \
+                 start some: papy worker --redis URL --run {}",
+                sh.name,
+                sh.run,
+                since.elapsed(),
+                sh.run
+            );
+        }
+        true
+    }
+
+    /// Reads the outcomes that came (waiting at most 100 ms), delivers
+    /// them, and appends the jobs to send again.
+    fn read(&mut self) {
+        let sh = self.sh;
+        let Some(c) = self.q.as_deref_mut() else {
+            return;
+        };
+        match c.read_outcomes(&mut self.cursor, 1024, Duration::from_millis(100)) {
+            Ok(outcomes) => {
+                self.answered = Instant::now();
+                let again: Vec<(u64, Vec<u8>)> = outcomes
+                    .into_iter()
+                    .flat_map(|o| take(sh, o))
+                    .filter_map(|job| prepare(sh, vec![job]))
+                    .collect();
+                if !again.is_empty() {
+                    if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                        // The entries are in flight: they are appended again
+                        // once the connection is back.
+                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                        self.q = None;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                self.q = None;
+            }
+        }
+    }
+}
+
+/// The reader's periodic look at the run: the run is still this host's
+/// (another host with the same run id fails the pool loudly), the keys'
+/// lease is renewed, entries over `max_attempts` that nobody reclaims are
+/// dead-lettered, and the live workers are counted (returned).
+fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
+    match c.settings()? {
+        Some(s) if s.session != sh.settings.session => {
+            let m = format!(
+                "another host took over run `{}` on this broker (one host per run id at a \
+                 time: give each a `run_id` of its own); the items in flight are lost",
+                sh.run
+            );
+            if sh.broken().is_none() {
+                tracing::error!("broker pool `{}`: {m}", sh.name);
+            }
+            sh.break_down(&m);
+            return Ok(0);
+        }
+        Some(_) => {}
+        None => {
+            // Redis lost the run (a restart without persistence).
+            restart_run(sh, c, cursor)?;
+        }
+    }
+    c.renew(sh.settings.lease)?;
+    for e in c.claim_stale(
+        HOST_CONSUMER,
+        sh.settings.claim_after,
+        sh.settings.max_attempts,
+        64,
+    )? {
+        // Checked as a worker checks what it takes: a replay is
+        // acknowledged, not dead-lettered (it must not fail the job of the
+        // entry it copies), and an entry not the run's fails no job.
+        if let Some(task) = crate::worker::admit(c, &sh.sealer, &e, sh.settings.max_attempts)? {
+            let reason = crate::worker::too_often(e.deliveries, sh.settings.max_attempts);
+            crate::worker::give_up(c, &sh.sealer, &e, Some(task.id), &reason)?;
+        }
+    }
+    sh.replays.store(c.replays()?, Ordering::Relaxed);
+    let n = c.active_workers(Duration::from_secs(5))?;
+    sh.live_workers.store(n, Ordering::Relaxed);
+    Ok(n)
+}
+
+/// After a reconnection: the broker may have lost entries (a restart, with
+/// or without persistence), so every entry in flight is appended again (a
+/// result that arrives twice is dropped); if the run itself is gone, it is
+/// started again first. Another host's run fails the pool.
+fn check_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> {
+    match q.settings()? {
+        Some(s) if s.session != sh.settings.session => {
+            poll(sh, q, cursor)?;
+            return Ok(());
+        }
+        Some(_) => {}
+        None => restart_run(sh, q, cursor)?,
+    }
+    let again = sh.in_flight_tasks();
+    if !again.is_empty() {
+        tracing::info!(
+            "broker pool `{}`: reconnected; appending the {} entries in flight again",
+            sh.name,
+            again.len()
+        );
+        q.add_tasks(&sh.settings.session, &again)?;
+    }
+    Ok(())
+}
+
+/// The broker lost the run's keys (a restart without persistence): starts
+/// the run again, reading its new streams from the start, and appends the
+/// entries in flight again.
+fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> {
+    tracing::error!(
+        "broker pool `{}`: the broker lost the run's streams (did Redis restart without \
+         persistence?); starting the run again and sending the entries in flight again",
+        sh.name
+    );
+    q.start_run(&sh.settings)?;
+    *cursor = Cursor::default();
+    let again = sh.in_flight_tasks();
+    if !again.is_empty() {
+        q.add_tasks(&sh.settings.session, &again)?;
+    }
+    Ok(())
+}
+
+/// Fails job `id` (when its outcome cannot be used) with `why`.
+fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
+    tracing::warn!("broker pool `{}`: {why}", sh.name);
+    let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
+    if let Some(f) = f {
+        f.fail(&ItemError::new(ErrorKind::WorkerDied, why));
+    }
+}
+
+/// The payload of a result, if it carries the run's tag;
+/// otherwise counted and logged, and `None`.
+fn open<'a>(sh: &Shared, role: Role, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
+    match sh.sealer.open(role, &sh.settings.session, payload) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            sh.forged.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
+            None
+        }
+    }
+}
+
+/// Handles one outcome of this session; returns the jobs to send again.
+fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
+    match o {
+        Outcome::Result {
+            session,
+            job,
+            payload,
+        } if session == sh.settings.session => {
+            take_result(sh, job, &payload);
+            Vec::new()
+        }
+        Outcome::Dead { session, letter } if session == sh.settings.session => {
+            take_dead_letter(sh, &letter)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Delivers a result entry's items, at the first result of its job only
+/// (a later one is a duplicate of at-least-once delivery, and dropped).
+fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8]) {
+    let Some(payload) = open(sh, Role::Result, payload, "result") else {
+        return;
+    };
+    let (id, results) = match decode("result", payload) {
+        Ok(Frame::Result { id, results }) => (id, results),
+        Ok(_) => return fail_job(sh, job, "a worker sent something else than a result"),
+        Err(e) => return fail_job(sh, job, &format!("a worker's result is unreadable: {e}")),
+    };
+    let f = lock(&sh.in_flight).remove(&id);
+    let Some(f) = f else {
+        sh.duplicates.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            "broker pool `{}`: dropped a duplicate result of job {id}",
+            sh.name
+        );
+        return;
+    };
+    let items = results.into_items();
+    if items.len() != f.sent() {
+        let m = format!(
+            "a worker sent {} results for {} items",
+            items.len(),
+            f.sent()
+        );
+        f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+        return;
+    }
+    f.succeed(items);
+}
+
+/// Fails a dead-lettered entry's items; returns its jobs to send again,
+/// one entry each, when it held several (only the poison one should fail).
+fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
+    // A dead letter counts only with its own tag, which binds the job, the
+    // entry, the deliveries and the reason (at most `MAX_REASON` bytes): a
+    // task entry or result copied into the dead-letter stream, or a letter
+    // with another reason, is counted and ignored.
+    if let Err(why) = sh.sealer.check_dead_letter(&sh.settings.session, letter) {
+        sh.forged.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("broker pool `{}`: a dead letter ignored: {why}", sh.name);
+        return Vec::new();
+    }
+    let reason = quote_peer(&letter.reason);
+    let Some(id) = letter.job else {
+        // A worker refused a task entry that was not the run's: it reports
+        // it, and fails no job.
+        sh.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "broker pool `{}`: a worker refused task entry {}: {reason}",
+            sh.name,
+            quote_peer(&letter.entry)
+        );
+        return Vec::new();
+    };
+    let Some(f) = lock(&sh.in_flight).remove(&id) else {
+        return Vec::new();
+    };
+    if f.jobs() > 1 {
+        tracing::debug!(
+            "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
+            sh.name,
+            f.jobs()
+        );
+        return f.into_jobs();
+    }
+    let m = format!(
+        "dead-lettered after {} deliveries: {reason}",
+        letter.deliveries
+    );
+    f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
+    Vec::new()
+}
+
+/// Fails the entries whose task's timeout has passed.
+fn expire_timeouts(sh: &Shared) {
+    let now = Instant::now();
+    let expired: Vec<InFlight> = {
+        let mut m = lock(&sh.in_flight);
+        let ids: Vec<u64> = m
+            .iter()
+            .filter(|(_, f)| f.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter().filter_map(|id| m.remove(&id)).collect()
+    };
+    for f in expired {
+        let t = f.timeout().unwrap_or_default();
+        f.fail(&ItemError::new(
+            ErrorKind::Timeout,
+            format!("no result within {t:?}; a late result is discarded"),
+        ));
+    }
+}

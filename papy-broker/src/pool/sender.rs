@@ -1,0 +1,83 @@
+//! The host's sender thread: queued jobs become task entries, appended
+//! in one pipelined round trip.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use papy_core::pool::Job;
+use papy_core::{ErrorKind, ItemError};
+
+use super::entries::{groups, prepare};
+use super::Shared;
+use crate::queue::Queue;
+
+/// Most jobs taken from the queue for one round trip.
+const MAX_GROUP: usize = 4096;
+
+/// The sender thread: takes the queued jobs, groups them into entries
+/// and appends them in one round trip, reconnecting (with a backoff) until
+/// the broker has not answered for `unreachable_after`.
+pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
+    let mut q = Some(q);
+    while let Ok(job) = rx.recv() {
+        let mut queue = vec![job];
+        while queue.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => queue.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Some(m) = sh.broken() {
+            for job in queue {
+                job.fail_all(ItemError::new(ErrorKind::WorkerDied, m.clone()));
+            }
+            continue;
+        }
+        let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        let tasks: Vec<(u64, Vec<u8>)> = groups(queue, workers)
+            .into_iter()
+            .filter_map(|g| prepare(sh, g))
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        let deadline = Instant::now() + sh.unreachable_after;
+        let mut backoff = Duration::from_millis(50);
+        let last_error = loop {
+            if q.is_none() {
+                match sh.connect() {
+                    Ok(c) => q = Some(c),
+                    Err(e) => {
+                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                            break Some(e);
+                        }
+                    }
+                }
+            }
+            if let Some(c) = q.as_mut() {
+                match c.add_tasks(&sh.settings.session, &tasks) {
+                    Ok(()) => break None,
+                    Err(e) => {
+                        q = None;
+                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                            break Some(e);
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        };
+        if let Some(e) = last_error {
+            tracing::error!("broker pool `{}`: {e}", sh.name);
+            // The entries may or may not have been appended: fail what is
+            // still in flight so no reader waits for ever.
+            sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
+        }
+        // The pool broke down while these were prepared: they must not wait.
+        if let Some(m) = sh.broken() {
+            sh.fail_in_flight(&m);
+        }
+    }
+}
