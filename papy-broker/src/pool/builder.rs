@@ -90,23 +90,17 @@ impl BrokerPoolBuilder {
     /// What seals the entries of run `run`: the key given, else the one in
     /// the key file, else [`KEY_ENV`], else a random key for this run.
     pub(super) fn sealer(&self, run: &str) -> papy_core::Result<Sealer> {
-        let from_file = match &self.key_file {
-            Some(f) => Sealer::key_from(Some(f))?,
-            None => None,
+        let key = match self.key.clone() {
+            Some(k) => Some(k),
+            None => Sealer::key_from(self.key_file.as_deref())?,
         };
-        let key = match self.key.clone().or(from_file) {
-            Some(k) => k,
-            None => match Sealer::key_from(None)? {
-                Some(k) => k,
-                None => {
-                    tracing::info!(
-                        "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
-                        self.name
-                    );
-                    papy_core::run_key::run_key_hex()
-                }
-            },
-        };
+        let key = key.unwrap_or_else(|| {
+            tracing::info!(
+                "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
+                self.name
+            );
+            papy_core::run_key::run_key_hex()
+        });
         Ok(Sealer::new(&key, run)?)
     }
 
@@ -135,22 +129,6 @@ impl BrokerPoolBuilder {
     /// The broker's URL.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    pub(crate) fn run_id_setting(&self) -> Option<&str> {
-        self.run_id.as_deref()
-    }
-
-    pub(crate) fn max_attempts_setting(&self) -> u32 {
-        self.max_attempts
-    }
-
-    pub(crate) fn claim_after_setting(&self) -> Duration {
-        self.claim_after
-    }
-
-    pub(crate) fn local_setting(&self) -> usize {
-        self.local
     }
 
     /// The run's id (default: the pool's name); workers serve it with
@@ -221,10 +199,6 @@ impl BrokerPoolBuilder {
         self
     }
 
-    pub(crate) fn key_file_setting(&self) -> Option<&std::path::Path> {
-        self.key_file.as_deref()
-    }
-
     /// Connects, starts the run (its keys are reset) and the local workers.
     ///
     /// # Errors
@@ -246,31 +220,34 @@ impl BrokerPoolBuilder {
     pub fn build_on(self, connector: Arc<dyn Connect>) -> papy_core::Result<BrokerPool> {
         BrokerPool::start(self, connector)
     }
-}
 
-impl BrokerPoolBuilder {
     /// The settings a pool was built with, as a pipeline file's
     /// `kind = "redis"` resource holds them ([`papy_core::Pool::settings`]).
     pub(super) fn settings(&self) -> papy_core::Value {
         use papy_core::Value;
         let mut pairs = vec![
-            ("url", Value::from(self.url())),
-            ("workers", Value::from(self.local_setting())),
+            ("url", Value::from(self.url.as_str())),
+            ("workers", Value::from(self.local)),
         ];
-        if let Some(r) = self.run_id_setting() {
-            pairs.push(("run_id", Value::from(r)));
-        }
-        pairs.push((
-            "max_attempts",
-            Value::from(u64::from(self.max_attempts_setting())),
-        ));
-        pairs.push((
-            "claim_after",
-            Value::from(self.claim_after_setting().as_secs_f64()),
-        ));
-        if let Some(k) = self.key_file_setting() {
-            pairs.push(("key_file", Value::from(k.display().to_string())));
-        }
+        pairs.extend(self.run_id.as_deref().map(|r| ("run_id", Value::from(r))));
+        pairs.push(("max_attempts", Value::from(u64::from(self.max_attempts))));
+        pairs.push(("claim_after", Value::from(self.claim_after.as_secs_f64())));
+        pairs.extend(
+            (self.key_file.as_ref()).map(|k| ("key_file", Value::from(k.display().to_string()))),
+        );
         papy_core::pool::settings_map(pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BrokerPool;
+
+    #[test]
+    fn the_builders_debug_hides_the_password() {
+        let b = BrokerPool::builder("farm", "redis://:pa/ss@word@db:6379/0").run_id("r");
+        let text = format!("{b:?}");
+        assert!(text.contains("redis://***@db:6379/0"), "{text}");
+        assert!(!text.contains("pa/ss") && !text.contains("word"), "{text}");
     }
 }

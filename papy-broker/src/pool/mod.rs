@@ -60,7 +60,6 @@ struct Shared {
     workers: usize,
     /// Workers seen reading the task stream lately (external ones included).
     live_workers: AtomicUsize,
-    stopping: AtomicBool,
     /// Stop now: the threads leave their loops (and retries).
     halt: AtomicBool,
     duplicates: AtomicU64,
@@ -116,7 +115,6 @@ const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// A pool whose workers read a Redis stream: `kind = "redis"`.
 pub struct BrokerPool {
     spec: BrokerPoolBuilder,
-    size: usize,
     shared: Arc<Shared>,
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -172,7 +170,6 @@ impl BrokerPool {
             next_id: AtomicU64::new(0),
             workers: spec.planned_workers(),
             live_workers: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
             halt: AtomicBool::new(false),
             duplicates: AtomicU64::new(0),
             unreachable_after: spec.unreachable_after,
@@ -192,7 +189,6 @@ impl BrokerPool {
             LocalWorkers::start(n, &cmd, &url, &run, &give_up(&shared))
         });
         Ok(BrokerPool {
-            size: spec.planned_workers(),
             spec,
             shared,
             tx: Mutex::new(Some(tx)),
@@ -289,7 +285,7 @@ impl Pool for BrokerPool {
     }
 
     fn size(&self) -> usize {
-        self.size
+        self.shared.workers
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> papy_core::Result<()> {
@@ -318,7 +314,6 @@ impl Pool for BrokerPool {
         if self.down.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.shared.stopping.store(true, Ordering::Release);
         drop(lock(&self.tx).take());
         // Jobs in flight get a grace period, then fail.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -369,18 +364,5 @@ impl Pool for BrokerPool {
 impl Drop for BrokerPool {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::BrokerPool;
-
-    #[test]
-    fn the_builders_debug_hides_the_password() {
-        let b = BrokerPool::builder("farm", "redis://:pa/ss@word@db:6379/0").run_id("r");
-        let text = format!("{b:?}");
-        assert!(text.contains("redis://***@db:6379/0"), "{text}");
-        assert!(!text.contains("pa/ss") && !text.contains("word"), "{text}");
     }
 }

@@ -222,23 +222,13 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
 /// started again first. Another host's run fails the pool.
 fn check_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> {
     match q.settings()? {
-        Some(s) if s.session != sh.settings.session => {
-            poll(sh, q, cursor)?;
-            return Ok(());
+        Some(s) if s.session != sh.settings.session => poll(sh, q, cursor).map(|_| ()),
+        Some(_) => {
+            tracing::info!("broker pool `{}`: reconnected", sh.name);
+            send_again(sh, q)
         }
-        Some(_) => {}
-        None => restart_run(sh, q, cursor)?,
+        None => restart_run(sh, q, cursor),
     }
-    let again = sh.in_flight_tasks();
-    if !again.is_empty() {
-        tracing::info!(
-            "broker pool `{}`: reconnected; appending the {} entries in flight again",
-            sh.name,
-            again.len()
-        );
-        q.add_tasks(&sh.settings.session, &again)?;
-    }
-    Ok(())
 }
 
 /// The broker lost the run's keys (a restart without persistence): starts
@@ -252,11 +242,22 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
     );
     q.start_run(&sh.settings)?;
     *cursor = Cursor::default();
+    send_again(sh, q)
+}
+
+/// Appends every entry in flight again (a result that arrives twice is
+/// dropped).
+fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
     let again = sh.in_flight_tasks();
-    if !again.is_empty() {
-        q.add_tasks(&sh.settings.session, &again)?;
+    if again.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    tracing::info!(
+        "broker pool `{}`: appending the {} entries in flight again",
+        sh.name,
+        again.len()
+    );
+    q.add_tasks(&sh.settings.session, &again)
 }
 
 /// Fails job `id` (when its outcome cannot be used) with `why`.

@@ -49,6 +49,33 @@ struct QState {
     waiting: usize,
 }
 
+impl QState {
+    /// What a reader gets now: the next batch (handed out, its credits
+    /// released), `End` once the stream ended, or `None` (wait).
+    fn take_ready(&mut self) -> Option<Take> {
+        let batch = if self.ordered {
+            let next = self.next;
+            self.by_index.remove(&next).map(|b| (next, b))
+        } else {
+            self.fifo.pop_front()
+        };
+        if let Some((first, items)) = batch {
+            let n = items.len();
+            self.next = self.next.max(first + n as u64);
+            self.handed += n as u64;
+            if let Some(c) = &self.credits {
+                c.release(n);
+            }
+            return Some(Take::Batch(first, items));
+        }
+        // A stream ends only because its input ended (the total is known
+        // and every item was handed out) or the NuMap closed; never because
+        // it has not started yet: a reader that comes first (another
+        // NuMap's feeder, a drain) waits for the start.
+        (self.closed || self.total.is_some_and(|t| self.handed >= t)).then_some(Take::End)
+    }
+}
+
 pub(crate) struct ResultQueue {
     state: Monitor<QState>,
 }
@@ -152,33 +179,11 @@ impl ResultQueue {
         // The submitter was told this reader is about to park.
         let mut woke = false;
         loop {
-            let batch = if s.ordered {
-                let next = s.next;
-                s.by_index.remove(&next).map(|b| (next, b))
-            } else {
-                s.fifo.pop_front()
-            };
-            if let Some((first, items)) = batch {
-                let n = items.len();
-                s.next = s.next.max(first + n as u64);
-                s.handed += n as u64;
-                if let Some(c) = &s.credits {
-                    c.release(n);
-                }
+            if let Some(taken) = s.take_ready() {
                 if counted {
                     s.waiting -= 1;
                 }
-                return Take::Batch(first, items);
-            }
-            // A stream ends only because its input ended (the total is
-            // known and every item was handed out) or the NuMap closed;
-            // never because it has not started yet: a reader that comes
-            // first (another NuMap's feeder, a drain) waits for the start.
-            if s.closed || s.total.is_some_and(|t| s.handed >= t) {
-                if counted {
-                    s.waiting -= 1;
-                }
-                return Take::End;
+                return taken;
             }
             if !counted {
                 counted = true;

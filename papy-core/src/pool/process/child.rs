@@ -52,13 +52,16 @@ impl From<Frame> for Incoming {
     }
 }
 
+/// The frames a worker sent, as its reader thread decoded them.
+pub(super) type Frames = Receiver<std::result::Result<Incoming, ProtocolError>>;
+
 pub(super) struct Conn {
     pub(super) child: Child,
     /// The worker's stdin; writes end at the deadline set on it.
     pub(super) stdin: BufWriter<Pipe>,
     /// Where Task frames are built (reused from frame to frame).
     pub(super) wbuf: Vec<u8>,
-    pub(super) frames: Receiver<std::result::Result<Incoming, ProtocolError>>,
+    pub(super) frames: Frames,
     pub(super) reader: Option<JoinHandle<()>>,
     /// The functions the worker said it runs (its `Hello`).
     pub(super) functions: Vec<String>,
@@ -107,6 +110,26 @@ impl Conn {
 
     /// Starts a worker and shakes hands (the host's `Hello` sent).
     fn handshake(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
+        let mut conn = Conn::start(cmd)?;
+        // The handshake, writes included, is bounded.
+        conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
+        conn.await_hello(cmd)?;
+        let mut hello = Hello::here(cmd.declared(), Vec::new());
+        hello.init.clone_from(&cmd.init);
+        if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
+            let how = conn.kill();
+            return Err(format!(
+                "`{}`: cannot complete the handshake ({e}; {how})",
+                cmd.describe()
+            ));
+        }
+        conn.set_write_deadline(None);
+        Ok(conn)
+    }
+
+    /// Starts the child in its own process group, with a thread reading
+    /// its frames.
+    fn start(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args)
             .env(WORKER_ENV, "stdio")
@@ -133,86 +156,38 @@ impl Conn {
         let mut child = c
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
-        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the child has no stdin/stdout pipes".into());
+        let pipes = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => Pipe::new(stdin)
+                .map_err(|e| format!("cannot set up the pipe to the worker: {e}"))
+                .and_then(|stdin| Ok((stdin, read_frames(stdout)?))),
+            _ => Err("the child has no stdin/stdout pipes".into()),
         };
-        let stdin = match Pipe::new(stdin) {
+        let (stdin, (frames, reader)) = match pipes {
             Ok(p) => p,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("cannot set up the pipe to the worker: {e}"));
+                return Err(e);
             }
         };
-        // Bounded: a worker streaming frames nobody asked for blocks itself,
-        // not the host's memory.
-        let (ftx, frx) = crossbeam_channel::bounded(4);
-        let reader = std::thread::Builder::new()
-            .name("papy-child-reader".into())
-            .spawn(move || {
-                if let Err(e) = crate::protocol::skip_to_greeting(&mut stdout, 1 << 20) {
-                    let _ = ftx.send(Err(e));
-                    return;
-                }
-                let mut buf = Vec::new();
-                loop {
-                    let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
-                    release_large(&mut buf);
-                    let end = f.is_err();
-                    if ftx.send(f).is_err() || end {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        let mut conn = Conn {
+        Ok(Conn {
             child,
             stdin: BufWriter::new(stdin),
             wbuf: Vec::new(),
-            frames: frx,
+            frames,
             reader: Some(reader),
             functions: Vec::new(),
             signatures: Vec::new(),
             ended: None,
-        };
-        // The handshake, writes included, is bounded.
-        conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
-        match conn.frames.recv_timeout(HANDSHAKE) {
-            Ok(Ok(Incoming::Other(Frame::Hello(h)))) => {
-                if let Err(m) = h.check() {
-                    let m = quote_peer(&m).into_owned();
-                    let _ = write_frame(&mut conn.stdin, &Frame::Fatal { message: m.clone() });
-                    conn.kill();
-                    return Err(format!("`{}`: {m}", cmd.describe()));
-                }
-                conn.functions = h.functions.clone();
-                conn.signatures = h.signatures.clone();
-                if cmd.init.is_some() && h.minor < 1 {
-                    conn.kill();
-                    return Err(format!(
-                        "`{}` speaks protocol {}.{}: a worker `init` needs 2.1",
-                        cmd.describe(),
-                        h.major,
-                        h.minor
-                    ));
-                }
-                // A worker's list is data: a bounded number of warnings.
-                let mismatches = crate::registry::hash_mismatches(&h.plugins);
-                for m in mismatches.iter().take(16) {
-                    tracing::warn!("worker `{}`: {m}", cmd.describe());
-                }
-                if mismatches.len() > 16 {
-                    tracing::warn!(
-                        "worker `{}`: {} more plugin mismatches",
-                        cmd.describe(),
-                        mismatches.len() - 16
-                    );
-                }
-            }
+        })
+    }
+
+    /// Waits for the worker's `Hello` and checks it.
+    fn await_hello(&mut self, cmd: &WorkerCommand) -> std::result::Result<(), String> {
+        let h = match self.frames.recv_timeout(HANDSHAKE) {
+            Ok(Ok(Incoming::Other(Frame::Hello(h)))) => h,
             Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
-                conn.kill();
+                self.kill();
                 return Err(format!(
                     "`{}` refused: {}",
                     cmd.describe(),
@@ -220,7 +195,7 @@ impl Conn {
                 ));
             }
             Ok(Ok(other)) => {
-                conn.kill();
+                self.kill();
                 return Err(format!(
                     "`{}` did not start with a Hello frame (got {})",
                     cmd.describe(),
@@ -228,7 +203,7 @@ impl Conn {
                 ));
             }
             Ok(Err(e)) => {
-                let status = conn.kill();
+                let status = self.kill();
                 return Err(format!(
                     "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
                     cmd.describe(),
@@ -237,24 +212,48 @@ impl Conn {
                 ));
             }
             Err(_) => {
-                conn.kill();
+                self.kill();
                 return Err(format!(
                     "`{}` did not answer the handshake within {HANDSHAKE:?}",
                     cmd.describe()
                 ));
             }
+        };
+        self.check_hello(cmd, h)
+    }
+
+    /// Takes what a worker's `Hello` says, or refuses it.
+    fn check_hello(&mut self, cmd: &WorkerCommand, h: Hello) -> std::result::Result<(), String> {
+        if let Err(m) = h.check() {
+            let m = quote_peer(&m).into_owned();
+            let _ = write_frame(&mut self.stdin, &Frame::Fatal { message: m.clone() });
+            self.kill();
+            return Err(format!("`{}`: {m}", cmd.describe()));
         }
-        let mut hello = Hello::here(cmd.declared(), Vec::new());
-        hello.init.clone_from(&cmd.init);
-        if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
-            let how = conn.kill();
+        if cmd.init.is_some() && h.minor < 1 {
+            self.kill();
             return Err(format!(
-                "`{}`: cannot complete the handshake ({e}; {how})",
-                cmd.describe()
+                "`{}` speaks protocol {}.{}: a worker `init` needs 2.1",
+                cmd.describe(),
+                h.major,
+                h.minor
             ));
         }
-        conn.set_write_deadline(None);
-        Ok(conn)
+        // A worker's list is data: a bounded number of warnings.
+        let mismatches = crate::registry::hash_mismatches(&h.plugins);
+        for m in mismatches.iter().take(16) {
+            tracing::warn!("worker `{}`: {m}", cmd.describe());
+        }
+        if mismatches.len() > 16 {
+            tracing::warn!(
+                "worker `{}`: {} more plugin mismatches",
+                cmd.describe(),
+                mismatches.len() - 16
+            );
+        }
+        self.functions = h.functions;
+        self.signatures = h.signatures;
+        Ok(())
     }
 
     /// Writes to the worker fail with `TimedOut` once `deadline` has passed
@@ -375,4 +374,32 @@ pub(super) fn missing_functions(required: &[String], offered: &[String]) -> Vec<
         .take(16)
         .map(|f| format!("`{f}`"))
         .collect()
+}
+
+/// A thread reading the worker's frames (after any noise before its
+/// greeting) into a bounded channel: a worker streaming frames nobody
+/// asked for blocks itself, not the host's memory.
+fn read_frames(
+    mut stdout: std::process::ChildStdout,
+) -> std::result::Result<(Frames, JoinHandle<()>), String> {
+    let (ftx, frx) = crossbeam_channel::bounded(4);
+    let reader = std::thread::Builder::new()
+        .name("papy-child-reader".into())
+        .spawn(move || {
+            if let Err(e) = crate::protocol::skip_to_greeting(&mut stdout, 1 << 20) {
+                let _ = ftx.send(Err(e));
+                return;
+            }
+            let mut buf = Vec::new();
+            loop {
+                let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
+                release_large(&mut buf);
+                let end = f.is_err();
+                if ftx.send(f).is_err() || end {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((frx, reader))
 }
