@@ -2,8 +2,8 @@
 //! protocol (`protocol/`) on their stdin/stdout.
 //!
 //! Each worker slot has a proxy thread that owns one child (`proxy.rs`):
-//! it sends a group of jobs as one `Task` frame and waits for the `Result`
-//! (`frames.rs`). Dispatch is idle-first: a proxy pipelines a second frame
+//! it sends a group of jobs as one `Task` frame (built by the batch codec,
+//! `job/batch.rs`) and waits for the `Result` (`exchange.rs`). Dispatch is idle-first: a proxy pipelines a second frame
 //! to its busy worker only when no other proxy is idle. A child that dies
 //! (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed pipe) is
 //! replaced; the items it held run again, split in halves until the item
