@@ -1,18 +1,23 @@
 //! One worker child: start, handshake, kill, reap, shut down.
 
 use std::io::{BufWriter, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::command::{WorkerCommand, WORKER_ENV};
+use super::link::{Failure, Link, SendError, StartError};
 use super::pipe::Pipe;
+use super::Job;
 use crate::error::{quote_peer, Item};
+use crate::job::batch::Wire;
 use crate::os::{describe_status, exited_unreaped, kill_group};
+use crate::protocol::serve::chain_of;
 use crate::protocol::{
-    read_frame_with, release_large, write_frame, Frame, Hello, ProtocolError, MAX_FRAME,
+    read_frame_with, release_large, write_frame, write_frame_with, Frame, Hello, ProtocolError,
+    MAX_FRAME,
 };
 
 /// How long a worker's init may take.
@@ -71,29 +76,6 @@ pub(super) struct Conn {
     ended: Option<String>,
 }
 
-/// Why a worker did not start: the message, and the function to blame
-/// when it was the host's `init` that failed.
-#[derive(Debug, Clone)]
-pub(crate) struct StartError {
-    pub(crate) message: String,
-    pub(crate) function: Option<String>,
-}
-
-impl From<String> for StartError {
-    fn from(message: String) -> StartError {
-        StartError {
-            message,
-            function: None,
-        }
-    }
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 impl Conn {
     /// Starts a worker, shakes hands and runs its init.
     pub(super) fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, StartError> {
@@ -130,16 +112,8 @@ impl Conn {
     /// Starts the child in its own process group, with a thread reading
     /// its frames.
     fn start(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
-        let mut c = Command::new(&cmd.program);
-        c.args(&cmd.args)
-            .env(WORKER_ENV, "stdio")
-            // This run's key, so the worker's item locators are trusted here.
-            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
-            .env(crate::run_key::ITEM_ROOT_ENV, crate::run_key::item_root())
-            .env(
-                crate::run_key::ITEM_DIRS_ENV,
-                crate::run_key::item_dirs_env(),
-            )
+        let mut c = cmd.to_command();
+        c.env(WORKER_ENV, "stdio")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -147,12 +121,6 @@ impl Conn {
         // is killed with it, and a terminal's Ctrl-C is left to the host.
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        for (k, v) in &cmd.env {
-            c.env(k, v);
-        }
-        if let Some(d) = &cmd.dir {
-            c.current_dir(d);
-        }
         let mut child = c
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
@@ -262,49 +230,6 @@ impl Conn {
         self.stdin.get_mut().set_deadline(deadline);
     }
 
-    /// Kills the child and reaps it; returns how it ended. A child already
-    /// reaped is not signalled again (its pid may be someone else's now).
-    pub(super) fn kill(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let status = self.child.wait();
-        // The reader ends by itself once every writer of the pipe is gone;
-        // it is not joined here, so a stray grandchild cannot block us.
-        drop(self.reader.take());
-        let how = status.map_or_else(|e| e.to_string(), describe_status);
-        self.ended = Some(how.clone());
-        how
-    }
-
-    /// Reaps a child that already died (its pipe closed).
-    pub(super) fn reap(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            if exited_unreaped(&mut self.child) {
-                // Whatever the child started goes with it: signalled while
-                // the child's pid (its group's id) is still reserved.
-                kill_group(self.child.id());
-                drop(self.reader.take());
-                let how = self
-                    .child
-                    .wait()
-                    .map_or_else(|e| e.to_string(), describe_status);
-                self.ended = Some(how.clone());
-                return how;
-            }
-            if Instant::now() >= deadline {
-                return self.kill();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
     /// Waits for the answer to the init the host's `Hello` asked for.
     fn await_init(
         &mut self,
@@ -339,24 +264,6 @@ impl Conn {
                 Err(failed(format!("no answer within {INIT_LIMIT:?}")))
             }
         }
-    }
-
-    /// Asks the child to exit, then kills it if it does not.
-    pub(super) fn shutdown(mut self) {
-        // A worker that stopped reading does not hold the pool's shutdown.
-        self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
-        let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
-        let _ = self.stdin.flush();
-        drop(self.stdin);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Before reaping: the group's id cannot belong to anyone else yet.
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        drop(self.reader.take());
     }
 }
 
@@ -402,4 +309,154 @@ fn read_frames(
         })
         .map_err(|e| e.to_string())?;
     Ok((frx, reader))
+}
+
+impl Link for Conn {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn functions(&self) -> &[String] {
+        &self.functions
+    }
+
+    fn send(
+        &mut self,
+        job: &Job,
+        wire: &Wire<'_>,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let Some(worker) = job.func().worker() else {
+            return Err(SendError::Failed(
+                "internal: a task without a Worker reached a process pool".into(),
+            ));
+        };
+        let (chain, node) = (chain_of(worker), job.func().name());
+        self.set_write_deadline(deadline);
+        let sent = write_frame_with(
+            &mut self.stdin,
+            &mut self.wbuf,
+            &wire.frame(id, &chain, &node),
+        );
+        self.set_write_deadline(None);
+        release_large(&mut self.wbuf);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(SendError::TimedOut)
+            }
+            Err(e) => Err(SendError::Failed(format!(
+                "cannot send to the worker ({e}); {}",
+                self.reap()
+            ))),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        id: u64,
+        n: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Item>, Failure> {
+        let got = match timeout {
+            Some(t) => match self.frames.recv_timeout(t) {
+                Ok(f) => f,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Failure::TimedOut(format!("no result within {t:?}")))
+                }
+                Err(RecvTimeoutError::Disconnected) => Err(ProtocolError::Closed),
+            },
+            None => crate::pool::recv_soon(&self.frames).unwrap_or(Err(ProtocolError::Closed)),
+        };
+        match got {
+            Ok(Incoming::Results { id: rid, items }) if rid == id && items.len() == n => Ok(items),
+            Ok(Incoming::Other(Frame::Fatal { message })) => Err(Failure::Died(format!(
+                "the worker failed: {}",
+                quote_peer(&message)
+            ))),
+            Ok(Incoming::Results { id: rid, items }) => Err(Failure::BadFrame(format!(
+                "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
+                items.len()
+            ))),
+            Ok(other) => Err(Failure::BadFrame(format!(
+                "unexpected {} frame from the worker",
+                other.kind()
+            ))),
+            Err(ProtocolError::Closed) => Err(Failure::Died(format!(
+                "worker process died: {}",
+                self.reap()
+            ))),
+            Err(e) => Err(Failure::BadFrame(format!(
+                "worker process sent a bad frame ({}); {}",
+                quote_peer(&e.to_string()),
+                self.kill()
+            ))),
+        }
+    }
+
+    fn exited(&mut self) -> bool {
+        crate::os::exited_unreaped(&mut self.child)
+    }
+
+    /// Kills the child and reaps it; returns how it ended. A child already
+    /// reaped is not signalled again (its pid may be someone else's now).
+    fn kill(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        // The reader ends by itself once every writer of the pipe is gone;
+        // it is not joined here, so a stray grandchild cannot block us.
+        drop(self.reader.take());
+        let how = status.map_or_else(|e| e.to_string(), describe_status);
+        self.ended = Some(how.clone());
+        how
+    }
+
+    /// Reaps a child that already died (its pipe closed).
+    fn reap(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if exited_unreaped(&mut self.child) {
+                // Whatever the child started goes with it: signalled while
+                // the child's pid (its group's id) is still reserved.
+                kill_group(self.child.id());
+                drop(self.reader.take());
+                let how = self
+                    .child
+                    .wait()
+                    .map_or_else(|e| e.to_string(), describe_status);
+                self.ended = Some(how.clone());
+                return how;
+            }
+            if Instant::now() >= deadline {
+                return self.kill();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Asks the child to exit, then kills it if it does not.
+    fn shutdown(mut self) {
+        // A worker that stopped reading does not hold the pool's shutdown.
+        self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
+        let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
+        let _ = self.stdin.flush();
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Before reaping: the group's id cannot belong to anyone else yet.
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop(self.reader.take());
+    }
 }

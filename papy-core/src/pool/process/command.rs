@@ -25,16 +25,16 @@ pub use crate::protocol::WORKER_ENV;
 /// How to start one worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {
-    pub(super) program: OsString,
-    pub(super) args: Vec<OsString>,
-    pub(super) env: Vec<(OsString, OsString)>,
-    pub(super) provides: Vec<String>,
-    pub(super) sends: Vec<String>,
-    pub(super) recycle: Recycle,
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    provides: Vec<String>,
+    sends: Vec<String>,
+    recycle: Recycle,
     pub(super) init: Option<crate::protocol::Call>,
-    pub(super) dir: Option<std::path::PathBuf>,
+    dir: Option<std::path::PathBuf>,
     /// How messages show it (a shell line as written).
-    pub(super) shown: Option<String>,
+    shown: Option<String>,
 }
 
 /// A shell variable assignment word (`NAME=value`).

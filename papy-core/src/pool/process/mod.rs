@@ -3,7 +3,7 @@
 //!
 //! Each worker slot has a proxy thread that owns one child (`proxy.rs`):
 //! it sends a group of jobs as one `Task` frame (built by the batch codec,
-//! `job/batch.rs`) and waits for the `Result` (`exchange.rs`). Dispatch is idle-first: a proxy pipelines a second frame
+//! `job/batch.rs`) and waits for the `Result` (`link.rs`, `child.rs`). Dispatch is idle-first: a proxy pipelines a second frame
 //! to its busy worker only when no other proxy is idle. A child that dies
 //! (a panic with `panic = "abort"`, a segfault, SIGKILL, a closed pipe) is
 //! replaced; the items it held run again, split in halves until the item
@@ -21,7 +21,7 @@
 
 mod child;
 mod command;
-mod exchange;
+mod link;
 mod pipe;
 mod proxy;
 mod recover;
@@ -42,6 +42,7 @@ use crate::job::batch::pack;
 use crate::os::kill_group;
 use crate::sync::lock;
 use crate::value::Value;
+use link::Link;
 use proxy::Proxy;
 
 pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
@@ -53,7 +54,7 @@ pub(super) struct Shared {
     pub(super) kind: &'static str,
     pub(super) max_deaths: usize,
     pub(super) consecutive_deaths: AtomicUsize,
-    pub(super) given_up: Mutex<Option<child::StartError>>,
+    pub(super) given_up: Mutex<Option<link::StartError>>,
     pub(super) pids: Mutex<BTreeMap<usize, u32>>,
     pub(super) next_id: AtomicUsize,
     /// Proxies waiting for a job with nothing in flight.
@@ -251,27 +252,21 @@ impl Pool for ProcessPool {
     }
 
     fn settings(&self) -> Option<Value> {
-        if self.kind == "remote" {
-            let remote = self
-                .commands
-                .iter()
-                .map(|(c, n)| {
-                    super::settings_map([
-                        ("command", Value::from(c.line())),
-                        ("workers", Value::from(*n)),
-                    ])
-                })
-                .collect();
-            let mut pairs = vec![("remote", Value::List(Arc::new(remote)))];
-            pairs.extend(self.provided());
-            pairs.extend(self.recycling());
-            Some(super::settings_map(pairs))
+        let first = if self.kind == "remote" {
+            let remote = self.commands.iter().map(|(c, n)| {
+                super::settings_map([
+                    ("command", Value::from(c.line())),
+                    ("workers", Value::from(*n)),
+                ])
+            });
+            ("remote", Value::List(Arc::new(remote.collect())))
         } else {
-            let mut pairs = vec![("workers", Value::from(self.size))];
-            pairs.extend(self.provided());
-            pairs.extend(self.recycling());
-            Some(super::settings_map(pairs))
-        }
+            ("workers", Value::from(self.size))
+        };
+        let mut pairs = vec![first];
+        pairs.extend(self.provided());
+        pairs.extend(self.recycling());
+        Some(super::settings_map(pairs))
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use super::child::{missing_functions, StartError};
+use super::child::missing_functions;
 use super::command::WorkerCommand;
-use super::exchange::{Failure, Link};
+use super::link::{Failure, Link, StartError};
 use super::{Job, Shared};
 use crate::error::{ErrorKind, ItemError};
 use crate::job::batch::{deliver_group, prepare, Plan};

@@ -4,8 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::child::StartError;
-use super::exchange::{Failure, Link};
+use super::link::{Failure, Link, StartError};
 use super::proxy::{InFlight, Proxy};
 use super::Job;
 use crate::error::Item;

@@ -7,8 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::child::StartError;
-use super::exchange::{Failure, Link, SendError};
+use super::link::{Failure, Link, SendError, StartError};
 use super::proxy::Proxy;
 use super::*;
 use crate::error::{ErrorKind, Item};

@@ -1,17 +1,13 @@
 //! One exchange with a worker: send a group's Task frame, wait for its
 //! Result, and say what happened. The proxy sees a worker only through
-//! [`Link`], so its steps are tested with a fake worker (`tests.rs`).
+//! [`Link`] (a child process, `child.rs`), so its steps are tested with a
+//! fake worker (`tests.rs`).
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
-
-use super::child::{Conn, Incoming, StartError};
 use super::Job;
-use crate::error::{quote_peer, ErrorKind, Item, ItemError};
+use crate::error::{ErrorKind, Item, ItemError};
 use crate::job::batch::Wire;
-use crate::protocol::serve::chain_of;
-use crate::protocol::{release_large, write_frame_with, Frame, ProtocolError};
 
 /// How an exchange failed.
 #[derive(Debug)]
@@ -43,6 +39,29 @@ impl Failure {
             Some(f) => error.with_function(f),
             None => error,
         }
+    }
+}
+
+/// Why a worker did not start: the message, and the function to blame
+/// when it was the host's `init` that failed.
+#[derive(Debug, Clone)]
+pub(crate) struct StartError {
+    pub(crate) message: String,
+    pub(crate) function: Option<String>,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError {
+            message,
+            function: None,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -107,106 +126,5 @@ pub(super) trait Link {
             Err(Failure::TimedOut(_)) => Err(late()),
             other => other,
         }
-    }
-}
-
-impl Link for Conn {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn functions(&self) -> &[String] {
-        &self.functions
-    }
-
-    fn send(
-        &mut self,
-        job: &Job,
-        wire: &Wire<'_>,
-        id: u64,
-        deadline: Option<Instant>,
-    ) -> Result<(), SendError> {
-        let Some(worker) = job.func().worker() else {
-            return Err(SendError::Failed(
-                "internal: a task without a Worker reached a process pool".into(),
-            ));
-        };
-        let (chain, node) = (chain_of(worker), job.func().name());
-        self.set_write_deadline(deadline);
-        let sent = write_frame_with(
-            &mut self.stdin,
-            &mut self.wbuf,
-            &wire.frame(id, &chain, &node),
-        );
-        self.set_write_deadline(None);
-        release_large(&mut self.wbuf);
-        match sent {
-            Ok(()) => Ok(()),
-            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err(SendError::TimedOut)
-            }
-            Err(e) => Err(SendError::Failed(format!(
-                "cannot send to the worker ({e}); {}",
-                Conn::reap(self)
-            ))),
-        }
-    }
-
-    fn receive(
-        &mut self,
-        id: u64,
-        n: usize,
-        timeout: Option<Duration>,
-    ) -> Result<Vec<Item>, Failure> {
-        let got = match timeout {
-            Some(t) => match self.frames.recv_timeout(t) {
-                Ok(f) => f,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(Failure::TimedOut(format!("no result within {t:?}")))
-                }
-                Err(RecvTimeoutError::Disconnected) => Err(ProtocolError::Closed),
-            },
-            None => crate::pool::recv_soon(&self.frames).unwrap_or(Err(ProtocolError::Closed)),
-        };
-        match got {
-            Ok(Incoming::Results { id: rid, items }) if rid == id && items.len() == n => Ok(items),
-            Ok(Incoming::Other(Frame::Fatal { message })) => Err(Failure::Died(format!(
-                "the worker failed: {}",
-                quote_peer(&message)
-            ))),
-            Ok(Incoming::Results { id: rid, items }) => Err(Failure::BadFrame(format!(
-                "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
-                items.len()
-            ))),
-            Ok(other) => Err(Failure::BadFrame(format!(
-                "unexpected {} frame from the worker",
-                other.kind()
-            ))),
-            Err(ProtocolError::Closed) => Err(Failure::Died(format!(
-                "worker process died: {}",
-                Conn::reap(self)
-            ))),
-            Err(e) => Err(Failure::BadFrame(format!(
-                "worker process sent a bad frame ({}); {}",
-                quote_peer(&e.to_string()),
-                Conn::kill(self)
-            ))),
-        }
-    }
-
-    fn exited(&mut self) -> bool {
-        crate::os::exited_unreaped(&mut self.child)
-    }
-
-    fn kill(&mut self) -> String {
-        Conn::kill(self)
-    }
-
-    fn reap(&mut self) -> String {
-        Conn::reap(self)
-    }
-
-    fn shutdown(self) {
-        Conn::shutdown(self);
     }
 }
