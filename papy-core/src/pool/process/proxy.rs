@@ -14,7 +14,7 @@ use super::child::missing_functions;
 use super::command::WorkerCommand;
 use super::link::{Failure, Link, StartError};
 use super::{Job, Shared};
-use crate::error::{ErrorKind, ItemError};
+use crate::error::{ErrorKind, Item, ItemError};
 use crate::job::batch::{deliver_group, prepare, Plan};
 use crate::sync::lock;
 
@@ -364,7 +364,7 @@ impl<'a, L: Link> Proxy<'a, L> {
         let old = self.pid();
         self.settle();
         if self.pid() == old {
-            self.lose_worker(Failure::Died(String::new()));
+            self.lose_worker();
         }
         self.handle(&group, 0);
     }
@@ -398,12 +398,7 @@ impl<'a, L: Link> Proxy<'a, L> {
     }
 
     /// Delivers a group's results and remembers its time per item.
-    pub(super) fn finish_group(
-        &self,
-        group: &[Job],
-        results: Vec<Vec<crate::error::Item>>,
-        elapsed: Duration,
-    ) {
+    pub(super) fn finish_group(&self, group: &[Job], results: Vec<Vec<Item>>, elapsed: Duration) {
         let items: usize = group.iter().map(Job::len).sum();
         if let (Some(worker), Ok(n @ 1..)) = (group[0].func().worker(), u32::try_from(items)) {
             let mut recent = lock(&self.sh.recent);

@@ -35,7 +35,7 @@ impl<L: Link> Proxy<'_, L> {
                 }
             }
             Err(failure) => {
-                let failure = self.lose_worker(failure);
+                self.lose_worker();
                 let later: Vec<InFlight> = self.inflight.drain(..).collect();
                 self.recover(&f.group, f.plan, failure, 0, f.sent);
                 for l in later {
@@ -82,22 +82,27 @@ impl<L: Link> Proxy<'_, L> {
             Err(f @ Failure::NoWorker(_)) => Err((f, plan)),
             // A death during a job is charged to the job's items (a poison
             // item must not take the pool down).
-            Err(f) => Err((self.lose_worker(f), plan)),
+            Err(f) => {
+                let how = self.lose_worker();
+                let f = match f {
+                    Failure::TimedOut(m) => Failure::TimedOut(format!(
+                        "{m}; the worker process was killed ({how}) and replaced"
+                    )),
+                    other => other,
+                };
+                Err((f, plan))
+            }
         }
     }
 
-    /// The worker failed while it held a frame: it is killed (a timeout
-    /// says how it ended) and the slot is left without a worker.
-    pub(super) fn lose_worker(&mut self, failure: Failure) -> Failure {
+    /// The worker failed while it held a frame: it is killed (unless it
+    /// was reaped already) and counted, and the slot is left without a
+    /// worker. Returns how it ended.
+    pub(super) fn lose_worker(&mut self) -> String {
         self.sh.died.fetch_add(1, Ordering::Relaxed);
         let how = self.conn.take().map(|mut c| c.kill()).unwrap_or_default();
         self.forget_worker();
-        match failure {
-            Failure::TimedOut(m) => Failure::TimedOut(format!(
-                "{m}; the worker process was killed ({how}) and replaced"
-            )),
-            other => other,
-        }
+        how
     }
 
     /// A worker that could not even start or shake hands: after
