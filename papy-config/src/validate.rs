@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use papy_core::{limits, Dagger, Error, Piper, Worker};
+use papy_core::numap::settings::NuMapSizes;
+use papy_core::{Dagger, Error, Piper, Worker};
 
 use crate::chain;
 use crate::load::Loaded;
@@ -33,42 +34,15 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             path.extend(rel);
             problems.push(s.at(&path, format!("resource `{name}`: {e}")));
         }
-        if let Some(stride) = r.numap.stride {
-            if let Err(e) = limits::check_count("stride", stride, limits::MAX_STRIDE) {
-                problems.push(s.at(&at("stride"), format!("resource `{name}`: {e}")));
-            }
-        }
-        if let Some(b) = r.numap.buffer {
-            if let Err(e) = limits::check_count("buffer", b, limits::MAX_BUFFER) {
-                problems.push(s.at(&at("buffer"), format!("resource `{name}`: {e}")));
-            }
-        }
-        // As in PaPy, a thread resource with a stride and no `workers` has
-        // one thread per item of the stride.
-        if let (Some(stride), "thread", None) = (
-            r.numap.stride,
-            r.numap.kind.as_str(),
-            r.settings.get("workers"),
-        ) {
-            if stride > limits::MAX_WORKERS {
-                problems.push(s.at(
-                    &at("stride"),
-                    format!(
-                        "resource `{name}`: without `workers`, a thread resource runs one thread per item of its stride ({stride}), at most {}; set `workers`",
-                        limits::MAX_WORKERS
-                    ),
-                ));
-            }
-        }
-        // Without a stride the engine sizes its batches within the buffer
-        // (adaptive batching): only a fixed stride must fit in it.
-        if let (Some(b), Some(stride)) = (r.numap.buffer, r.numap.stride) {
-            if b < stride {
-                problems.push(s.at(
-                    &at("buffer"),
-                    format!("resource `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride"),
-                ));
-            }
+        let sizes = NuMapSizes {
+            stride: r.numap.stride,
+            buffer: r.numap.buffer,
+            // As in PaPy, a thread resource with a stride and no `workers`
+            // has one thread per item of the stride.
+            threads_from_stride: r.numap.kind == "thread" && r.settings.get("workers").is_none(),
+        };
+        for (key, e) in sizes.validate() {
+            problems.push(s.at(&at(key), format!("resource `{name}`: {e}")));
         }
     }
     let piper_names: BTreeSet<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();

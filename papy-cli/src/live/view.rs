@@ -420,8 +420,8 @@ impl Sampler {
                 items_per_job: n.mean_job(),
                 // In inboxes: `consume` batches its input, `produce` splits
                 // its results.
-                waiting: (n.items_in / piper.consume_n().max(1) as u64)
-                    .saturating_sub(n.items_out / piper.produce_n().max(1) as u64),
+                waiting: (n.items_in / piper.options().consume.max(1) as u64)
+                    .saturating_sub(n.items_out / piper.options().produce.max(1) as u64),
                 name,
             });
         }
