@@ -55,9 +55,9 @@ pub use papy_core::{chaos, error, func, numap, pool, protocol, registry, worker_
 /// The engine's types and entry points (see `papy-core`).
 pub use papy_core::{
     from_value, module, to_value, worker_main, Args, Collector, Dagger, Error, ErrorKind, Inbox,
-    IntoInbox, Item, ItemError, Map, NodeStats, NuMap, NuMapBuilder, Piper, Plumber,
-    PlumberState, Pool, ProcessPool, Result, Source, Stats, StopHandle, TaskFn, TaskId,
-    TaskOptions, TaskResults, ThreadPool, Value, ValueError, Worker, WorkerCommand,
+    IntoInbox, Item, ItemError, Map, NodeStats, NuMap, NuMapBuilder, Piper, Plumber, PlumberState,
+    Pool, ProcessPool, Result, Source, Stats, StopHandle, TaskFn, TaskId, TaskOptions, TaskResults,
+    ThreadPool, Value, ValueError, Worker, WorkerCommand,
 };
 /// Registers a function as a papy worker (see `papy-macros`); the code it
 /// writes refers to this crate, `::papy`.

@@ -64,4 +64,3 @@ pub use protocol::worker_main;
 pub use stats::{NodeStats, Stats};
 pub use value::{from_value, to_value, Map, Value, ValueError};
 pub use worker::{Args, Worker};
-

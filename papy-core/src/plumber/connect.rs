@@ -176,8 +176,9 @@ fn connect_nodes(
                 })
                 .collect::<Result<_>>()?
         };
-        let c =
-            Arc::new(NodeCounters::new(piper.options().track).record_on(run.timeline.clone(), name));
+        let c = Arc::new(
+            NodeCounters::new(piper.options().track).record_on(run.timeline.clone(), name),
+        );
         counters.insert(name.to_string(), c.clone());
         let stream = node_stream(piper, inputs, is_input, &c, run)?;
         let down = dagger.downstream(name)?.len();
