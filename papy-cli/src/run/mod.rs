@@ -129,7 +129,9 @@ pub fn run(args: &RunArgs, verbose: u8) -> ExitCode {
     }
 }
 
-fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
+/// The pipeline file, its plugins loaded and its workers probed; `None`
+/// (the problems printed) when it cannot run.
+fn load(args: &RunArgs) -> Option<papy_config::Loaded> {
     // Worker commands that cannot start refuse the run; keyword arguments of
     // functions only the workers hold bind against a probed worker's signatures.
     let mut probe = pipeline::probe_for_run;
@@ -138,14 +140,20 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
         set.set.push("plugins.isolate=true".into());
         set.set_new = true;
     }
-    let loaded = match pipeline::load_probed(&args.file, &set, &mut probe) {
-        Ok(l) => l,
+    match pipeline::load_probed(&args.file, &set, &mut probe) {
+        Ok(l) => Some(l),
         Err(lines) => {
             for l in lines {
                 eprintln!("{l}");
             }
-            return Ok(EXIT_CANNOT_RUN);
+            None
         }
+    }
+}
+
+fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
+    let Some(loaded) = load(args) else {
+        return Ok(EXIT_CANNOT_RUN);
     };
     let ui = args
         .ui
@@ -170,8 +178,11 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
         .map(|p| p.name().to_string())
         .collect();
     let mut sources = built.sources;
-    let Some((failures, resume, prior)) =
-        narrow_inputs(args, &mut sources, &input_of, &output_pipers, &trace)?
+    let Some(Narrowed {
+        failures,
+        resume,
+        prior,
+    }) = narrow_inputs(args, &mut sources, &input_of, &output_pipers, &trace)?
     else {
         return Ok(0);
     };
@@ -203,23 +214,32 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
     };
     let mut watch = live::Watch::start(&options, plan, &plumber)?;
     plumber.run()?;
-    let ending = watch_loop(
-        &mut plumber,
-        &mut watch,
-        &output,
-        &received,
-        resume.as_ref(),
-    );
     let run = Ran {
+        ending: watch_loop(
+            &mut plumber,
+            &mut watch,
+            &output,
+            &received,
+            resume.as_ref(),
+        ),
         plumber,
         watch,
         output,
         resume,
         limit,
         received,
-        ending,
     };
     run.finish(args)
+}
+
+/// What [`narrow_inputs`] gives.
+struct Narrowed {
+    /// The run's failures, told where each failed item sits in its input.
+    failures: Failures,
+    /// What the run resumes.
+    resume: Option<Resume>,
+    /// The state it resumes from.
+    prior: Option<State>,
 }
 
 /// `--retry-failed` and `--resume` narrow the inputs: the run's failures
@@ -231,7 +251,7 @@ fn narrow_inputs(
     input_of: &dyn Fn(&str) -> String,
     output_pipers: &[String],
     trace: &Trace,
-) -> anyhow::Result<Option<(Failures, Option<Resume>, Option<State>)>> {
+) -> anyhow::Result<Option<Narrowed>> {
     let max = if args.fail_fast {
         Some(1)
     } else {
@@ -247,7 +267,11 @@ fn narrow_inputs(
         rerun::restrict(path, inputs)?;
     }
     let Some(path) = &args.resume else {
-        return Ok(Some((failures, None, None)));
+        return Ok(Some(Narrowed {
+            failures,
+            resume: None,
+            prior: None,
+        }));
     };
     let inputs = Inputs {
         sources,
@@ -255,8 +279,13 @@ fn narrow_inputs(
         failures: &mut failures,
     };
     Ok(
-        Resume::prepare(path, &args.file, inputs, output_pipers, trace)?
-            .map(|(r, prior)| (failures, Some(r), prior)),
+        Resume::prepare(path, &args.file, inputs, output_pipers, trace)?.map(|(r, prior)| {
+            Narrowed {
+                failures,
+                resume: Some(r),
+                prior,
+            }
+        }),
     )
 }
 
