@@ -90,8 +90,15 @@ fn frames_round_trip() {
     );
 }
 
+/// A frame's bytes on the wire.
+fn bytes(f: &dyn erased::Frameish) -> Vec<u8> {
+    let mut out = Vec::new();
+    f.write(&mut out);
+    out
+}
+
 #[test]
-fn borrowed_frames_encode_exactly_as_owned_ones() {
+fn borrowed_tasks_encode_exactly_as_owned_ones() {
     let chain = vec![Call {
         function: "f".into(),
         args: vec![Value::Int(1)],
@@ -103,11 +110,6 @@ fn borrowed_frames_encode_exactly_as_owned_ones() {
     for i in [4, 5, 6] {
         packed::pack_index(i, &mut idx);
     }
-    let bytes = |f: &dyn erased::Frameish| {
-        let mut out = Vec::new();
-        f.write(&mut out);
-        out
-    };
     let owned = Frame::Task {
         id: 9,
         chain: chain.clone(),
@@ -142,6 +144,10 @@ fn borrowed_frames_encode_exactly_as_owned_ones() {
         inboxes: InboxesRef::Many(&many),
     };
     assert_eq!(bytes(&owned), bytes(&borrowed));
+}
+
+#[test]
+fn borrowed_results_encode_exactly_as_owned_ones() {
     let items = [
         Ok(Value::Float(1.5)),
         Err(ItemError::new(ErrorKind::Panic, "p").at("n", 3)),
