@@ -10,7 +10,6 @@
 //! after a stop from the live view (`--ui`).
 
 pub(crate) mod failures;
-mod inputs;
 mod limit;
 mod output;
 mod rerun;
@@ -31,7 +30,6 @@ use papy_core::{Item, Plumber, PlumberState, Source};
 use crate::live;
 use crate::pipeline;
 use failures::Failures;
-use inputs::Inputs;
 use limit::Limit;
 use output::{lock, Output};
 use rerun::State;
@@ -178,11 +176,8 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
         .map(|p| p.name().to_string())
         .collect();
     let mut sources = built.sources;
-    let Some(Narrowed {
-        failures,
-        resume,
-        prior,
-    }) = narrow_inputs(args, &mut sources, &input_of, &output_pipers, &trace)?
+    let Some((failures, resume, prior)) =
+        narrow_inputs(args, &mut sources, &input_of, &output_pipers, &trace)?
     else {
         return Ok(0);
     };
@@ -232,15 +227,10 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
     run.finish(args)
 }
 
-/// What [`narrow_inputs`] gives.
-struct Narrowed {
-    /// The run's failures, told where each failed item sits in its input.
-    failures: Failures,
-    /// What the run resumes.
-    resume: Option<Resume>,
-    /// The state it resumes from.
-    prior: Option<State>,
-}
+/// What [`narrow_inputs`] gives: the run's failures (told where each
+/// failed item sits in its input), what it resumes, the state it resumes
+/// from.
+type Narrowed = (Failures, Option<Resume>, Option<State>);
 
 /// `--retry-failed` and `--resume` narrow the inputs: the run's failures
 /// (told where each failed item sits in its input), what it resumes and
@@ -259,33 +249,15 @@ fn narrow_inputs(
     };
     let mut failures = Failures::new(trace.clone(), args.show_errors, max);
     if let Some(path) = &args.retry_failed {
-        let inputs = Inputs {
-            sources: &mut *sources,
-            input_of,
-            failures: &mut failures,
-        };
-        rerun::restrict(path, inputs)?;
+        rerun::restrict(path, sources, input_of, &mut failures)?;
     }
     let Some(path) = &args.resume else {
-        return Ok(Some(Narrowed {
-            failures,
-            resume: None,
-            prior: None,
-        }));
+        return Ok(Some((failures, None, None)));
     };
-    let inputs = Inputs {
-        sources,
-        input_of,
-        failures: &mut failures,
-    };
+    let inputs = (sources, input_of, &mut failures);
     Ok(
-        Resume::prepare(path, &args.file, inputs, output_pipers, trace)?.map(|(r, prior)| {
-            Narrowed {
-                failures,
-                resume: Some(r),
-                prior,
-            }
-        }),
+        Resume::prepare(path, &args.file, inputs, output_pipers, trace)?
+            .map(|(r, prior)| (failures, Some(r), prior)),
     )
 }
 

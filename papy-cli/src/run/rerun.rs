@@ -15,8 +15,7 @@ use anyhow::{bail, Context};
 use papy_core::Source;
 use serde::{Deserialize, Serialize};
 
-use super::failures::Positions;
-use super::inputs::Inputs;
+use super::failures::{Failures, Positions};
 
 /// Longest line of an errors file read back.
 const MAX_LINE: usize = 1 << 20;
@@ -113,12 +112,12 @@ pub fn read_failed(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u64>>> {
 ///
 /// # Errors
 /// Several inputs, an unreadable file, or one naming another input.
-pub(super) fn restrict(path: &Path, inputs: Inputs<'_>) -> anyhow::Result<()> {
-    let Inputs {
-        sources,
-        input_of,
-        failures,
-    } = inputs;
+pub(super) fn restrict(
+    path: &Path,
+    sources: &mut Vec<(String, Source)>,
+    input_of: &dyn Fn(&str) -> String,
+    failures: &mut Failures,
+) -> anyhow::Result<()> {
     if sources.len() != 1 {
         bail!(
             "--retry-failed needs a pipeline with one input (this one has {}): items of several inputs meet in joins",

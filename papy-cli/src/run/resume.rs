@@ -4,14 +4,23 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::failures::Positions;
-use super::inputs::Inputs;
+use anyhow::bail;
+use papy_core::Source;
+
+use super::failures::{Failures, Positions};
 use super::output::Output;
 use super::rerun::{self, State};
 use super::signals::OnCancel;
 use super::trace::Trace;
-use anyhow::bail;
-use papy_core::Source;
+
+/// The inputs a resume narrows: the sources by input piper, the input
+/// (of the file) an input piper reads, the run's failures (told where
+/// each failed item sits in its input).
+type Inputs<'a> = (
+    &'a mut Vec<(String, Source)>,
+    &'a dyn Fn(&str) -> String,
+    &'a mut Failures,
+);
 
 /// What `--resume` continues from.
 #[derive(Clone)]
@@ -59,7 +68,7 @@ impl Resume {
     pub(super) fn prepare(
         path: &Path,
         file: &Path,
-        inputs: Inputs<'_>,
+        (sources, input_of, failures): Inputs<'_>,
         output_pipers: &[String],
         trace: &Trace,
     ) -> anyhow::Result<Option<(Resume, Option<State>)>> {
@@ -67,11 +76,6 @@ impl Resume {
             .unwrap_or_else(|_| file.to_path_buf())
             .display()
             .to_string();
-        let Inputs {
-            sources,
-            input_of,
-            failures,
-        } = inputs;
         let [(piper, _)] = sources.as_slice() else {
             bail!(
                 "--resume needs a pipeline with one input (this one has {})",
