@@ -12,49 +12,26 @@ use anyhow::{Context, Result};
 /// The version of the SDK (the workspace's).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// `(path, contents)` of each file at `path` (from the workspace's root).
+macro_rules! carried {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../", $path)))),*]
+    };
+}
+
 /// `(path in the SDK folder, contents)` of every file written.
-const SOURCES: &[(&str, &str)] = &[
-    ("papy-sdk/build.rs", include_str!("../../papy-sdk/build.rs")),
-    (
-        "papy-sdk/src/abi.rs",
-        include_str!("../../papy-sdk/src/abi.rs"),
-    ),
-    (
-        "papy-sdk/src/error.rs",
-        include_str!("../../papy-sdk/src/error.rs"),
-    ),
-    (
-        "papy-sdk/src/export.rs",
-        include_str!("../../papy-sdk/src/export.rs"),
-    ),
-    (
-        "papy-sdk/src/lib.rs",
-        include_str!("../../papy-sdk/src/lib.rs"),
-    ),
-    (
-        "papy-sdk/src/packed.rs",
-        include_str!("../../papy-sdk/src/packed.rs"),
-    ),
-    (
-        "papy-sdk/src/registry.rs",
-        include_str!("../../papy-sdk/src/registry.rs"),
-    ),
-    (
-        "papy-sdk/src/state.rs",
-        include_str!("../../papy-sdk/src/state.rs"),
-    ),
-    (
-        "papy-sdk/src/unwind.rs",
-        include_str!("../../papy-sdk/src/unwind.rs"),
-    ),
-    (
-        "papy-sdk/src/value.rs",
-        include_str!("../../papy-sdk/src/value.rs"),
-    ),
-    (
-        "papy-macros/src/lib.rs",
-        include_str!("../../papy-macros/src/lib.rs"),
-    ),
+const SOURCES: &[(&str, &str)] = carried![
+    "papy-sdk/build.rs",
+    "papy-sdk/src/abi.rs",
+    "papy-sdk/src/error.rs",
+    "papy-sdk/src/export.rs",
+    "papy-sdk/src/lib.rs",
+    "papy-sdk/src/packed.rs",
+    "papy-sdk/src/registry.rs",
+    "papy-sdk/src/state.rs",
+    "papy-sdk/src/unwind.rs",
+    "papy-sdk/src/value.rs",
+    "papy-macros/src/lib.rs",
 ];
 
 /// The manifests: the workspace's, with its inherited values written out

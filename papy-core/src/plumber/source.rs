@@ -28,9 +28,7 @@ impl Source {
     {
         Source(Box::new(iter.into_iter()))
     }
-}
 
-impl Source {
     /// The items of this source, in order (to filter or count them before
     /// a run).
     pub fn into_items(self) -> impl Iterator<Item = Item> + Send {
