@@ -49,7 +49,16 @@
 pub use papy_config as config;
 /// `Plumber::load`, `Plumber::save` and friends.
 pub use papy_config::{Pipeline, PlumberFile};
-pub use papy_core::*;
+/// The engine's modules a program reaches into (the rest of `papy-core`
+/// stays behind its types).
+pub use papy_core::{chaos, error, func, numap, pool, protocol, registry, worker_state};
+/// The engine's types and entry points (see `papy-core`).
+pub use papy_core::{
+    from_value, module, to_value, worker_main, Args, Collector, Dagger, Error, ErrorKind, Inbox,
+    IntoInbox, Item, ItemError, Map, NodeStats, NuMap, NuMapBuilder, Piper, Plumber, PlumberState,
+    Pool, ProcessPool, Result, Source, Stats, StopHandle, TaskFn, TaskId, TaskOptions, TaskResults,
+    ThreadPool, Value, ValueError, Worker, WorkerCommand,
+};
 /// Registers a function as a papy worker (see `papy-macros`); the code it
 /// writes refers to this crate, `::papy`.
 pub use papy_macros::worker_in_papy as worker;

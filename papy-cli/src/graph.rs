@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use papy_config::model::{PipelineFile, PiperSpec};
+
 use crate::pipeline;
 
 /// Output syntax.
@@ -39,15 +41,20 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let f = &l.file;
+    print!("{}", render(&l.file, args.format));
+    ExitCode::SUCCESS
+}
+
+/// The graph of `f` in `format`: its inputs, pipers and outputs.
+fn render(f: &PipelineFile, format: GraphFormat) -> String {
     let pipers: Vec<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();
     let mut out = String::new();
-    match args.format {
+    match format {
         GraphFormat::Dot => out.push_str("digraph papy {\n  rankdir=LR;\n"),
         GraphFormat::Mermaid => out.push_str("flowchart LR\n"),
     }
     for name in f.inputs.keys() {
-        match args.format {
+        match format {
             GraphFormat::Dot => out.push_str(&format!(
                 "  \"in:{}\" [shape=cds, label=\"{}\"];\n",
                 esc(name),
@@ -57,44 +64,7 @@ pub fn run(args: &GraphArgs) -> ExitCode {
         }
     }
     for p in &f.pipers {
-        let s = p;
-        let chain: Vec<String> = s.worker.iter().map(|c| c.function.clone()).collect();
-        let res = s.resource.clone().unwrap_or_else(|| "linear".to_string());
-        let name = &s.name;
-        match args.format {
-            GraphFormat::Dot => out.push_str(&format!(
-                "  \"{}\" [shape=box, label=\"{}\\n{}\\n[{}]\"];\n",
-                esc(name),
-                esc(name),
-                esc(&chain.join(" > ")),
-                esc(&res)
-            )),
-            GraphFormat::Mermaid => out.push_str(&format!(
-                "  {name}[\"{name}<br/>{}<br/>[{res}]\"]\n",
-                chain.join(" &gt; ")
-            )),
-        }
-        for i in &s.inputs {
-            let from = i;
-            let src = if pipers.contains(&from.as_str()) {
-                from.clone()
-            } else {
-                format!("in:{from}")
-            };
-            match args.format {
-                GraphFormat::Dot => {
-                    out.push_str(&format!("  \"{}\" -> \"{}\";\n", esc(&src), esc(name)))
-                }
-                GraphFormat::Mermaid => {
-                    let src = if pipers.contains(&from.as_str()) {
-                        from.clone()
-                    } else {
-                        format!("in_{from}")
-                    };
-                    out.push_str(&format!("  {src} --> {name}\n"));
-                }
-            }
-        }
+        piper(&mut out, format, p, &pipers);
     }
     // Outputs: a node per output, fed by its piper.
     for (name, o) in &f.outputs {
@@ -103,7 +73,7 @@ pub fn run(args: &GraphArgs) -> ExitCode {
         } else {
             o.path.clone()
         };
-        match args.format {
+        match format {
             GraphFormat::Dot => out.push_str(&format!(
                 "  \"out:{n}\" [shape=note, label=\"{n}\\n{t}\"];\n  \"{p}\" -> \"out:{n}\";\n",
                 n = esc(name),
@@ -116,9 +86,49 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             )),
         }
     }
-    if let GraphFormat::Dot = args.format {
+    if let GraphFormat::Dot = format {
         out.push_str("}\n");
     }
-    print!("{out}");
-    ExitCode::SUCCESS
+    out
+}
+
+/// A piper's node (its chain and resource) and the edges into it.
+fn piper(out: &mut String, format: GraphFormat, s: &PiperSpec, pipers: &[&str]) {
+    let chain: Vec<String> = s.worker.iter().map(|c| c.function.clone()).collect();
+    let res = s.resource.clone().unwrap_or_else(|| "linear".to_string());
+    let name = &s.name;
+    match format {
+        GraphFormat::Dot => out.push_str(&format!(
+            "  \"{}\" [shape=box, label=\"{}\\n{}\\n[{}]\"];\n",
+            esc(name),
+            esc(name),
+            esc(&chain.join(" > ")),
+            esc(&res)
+        )),
+        GraphFormat::Mermaid => out.push_str(&format!(
+            "  {name}[\"{name}<br/>{}<br/>[{res}]\"]\n",
+            chain.join(" &gt; ")
+        )),
+    }
+    for from in &s.inputs {
+        let piped = pipers.contains(&from.as_str());
+        match format {
+            GraphFormat::Dot => {
+                let src = if piped {
+                    from.clone()
+                } else {
+                    format!("in:{from}")
+                };
+                out.push_str(&format!("  \"{}\" -> \"{}\";\n", esc(&src), esc(name)));
+            }
+            GraphFormat::Mermaid => {
+                let src = if piped {
+                    from.clone()
+                } else {
+                    format!("in_{from}")
+                };
+                out.push_str(&format!("  {src} --> {name}\n"));
+            }
+        }
+    }
 }

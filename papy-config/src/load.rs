@@ -250,6 +250,39 @@ fn read<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Resource `name` (table `t`): its settings shared by every kind, and
+/// its kind's own; `None` when they cannot be read.
+fn resource_of(
+    spans: &Spans,
+    name: &str,
+    t: &toml::Table,
+    problems: &mut Vec<Problem>,
+) -> Option<Resource> {
+    let base: KeyPath = ["resources", name].iter().map(|s| s.to_string()).collect();
+    let numap: NuMapSettings = read(spans, &base, subset(t, NuMapSettings::KEYS), problems)?;
+    let Some(kind_keys) = kinds::keys(&numap.kind) else {
+        let (_, e) = kinds::check(&numap.kind, &toml::Table::new())
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut at = base;
+        at.push("kind".into());
+        problems.push(spans.at(&at, format!("resource `{name}`: {e}")));
+        return None;
+    };
+    let settings: toml::Table = t
+        .iter()
+        .filter(|(k, _)| kind_keys.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (rel, e) in kinds::check(&numap.kind, &settings) {
+        let mut path = base.clone();
+        path.extend(rel);
+        problems.push(spans.at(&path, format!("resource `{name}`: {e}")));
+    }
+    Some(Resource { numap, settings })
+}
+
 fn model_of(
     spans: &Spans,
     doc: &toml::Table,
@@ -265,37 +298,14 @@ fn model_of(
     if let Some(toml::Value::Table(rs)) = doc.get("resources") {
         for (name, v) in rs {
             let toml::Value::Table(t) = v else { continue };
-            let base = k(&["resources", name]);
-            let numap: Option<NuMapSettings> =
-                read(spans, &base, subset(t, NuMapSettings::KEYS), problems);
-            let Some(numap) = numap else {
-                unread.insert(name.clone());
-                continue;
-            };
-            let Some(kind_keys) = kinds::keys(&numap.kind) else {
-                let (_, e) = kinds::check(&numap.kind, &toml::Table::new())
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                problems.push(spans.at(
-                    &k(&["resources", name, "kind"]),
-                    format!("resource `{name}`: {e}"),
-                ));
-                unread.insert(name.clone());
-                continue;
-            };
-            let settings: toml::Table = t
-                .iter()
-                .filter(|(k, _)| kind_keys.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for (rel, e) in kinds::check(&numap.kind, &settings) {
-                let mut path = base.clone();
-                path.extend(rel);
-                problems.push(spans.at(&path, format!("resource `{name}`: {e}")));
+            match resource_of(spans, name, t, problems) {
+                Some(r) => {
+                    f.resources.insert(name.clone(), r);
+                }
+                None => {
+                    unread.insert(name.clone());
+                }
             }
-            f.resources
-                .insert(name.clone(), Resource { numap, settings });
         }
     }
     if let Some(toml::Value::Array(ps)) = doc.get("pipers") {

@@ -25,89 +25,12 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
     for p in d.order() {
         let mut resource = None;
         if let Some(m) = p.numap() {
-            if let Some(other) = numaps.iter().find(|o| o.name() == m.name()) {
-                if !other.same(m) {
-                    return Err(ConfigError::NotSaveable(format!(
-                        "two different NuMaps are named `{}`; a pipeline file names each resource once",
-                        m.name()
-                    )));
-                }
-            } else {
-                numaps.push(m.clone());
-                let (kind, settings) = m.pool_settings().ok_or_else(|| {
-                    ConfigError::NotSaveable(format!(
-                        "resource `{}` runs on a pool of kind `{}`, which a pipeline file cannot describe",
-                        m.name(),
-                        m.kind()
-                    ))
-                })?;
-                let settings = match toml_of(&settings, &format!("resource `{}`", m.name()))? {
-                    toml::Value::Table(t) => t,
-                    _ => toml::Table::new(),
-                };
-                f.resources.insert(
-                    m.name().to_string(),
-                    Resource {
-                        numap: NuMapSettings {
-                            kind: kind.to_string(),
-                            stride: m.fixed_stride(),
-                            buffer: m.buffer(),
-                            ordered: m.ordered(),
-                        },
-                        settings,
-                    },
-                );
-            }
+            add_resource(&mut f, &mut numaps, m)?;
             resource = Some(m.name().to_string());
         }
         let mut worker = Vec::new();
         for s in p.worker().steps() {
-            let func = s.function();
-            if !func.portable {
-                return Err(ConfigError::NotSaveable(format!(
-                    "piper `{}`: `{}` is a closure (only registered functions have a name to save)",
-                    p.name(),
-                    func.name
-                )));
-            }
-            // A plugin's function: the saved file loads the plugin.
-            if let Some(plugin) = plugins
-                .iter()
-                .find(|pl| pl.functions().contains(&func.name))
-            {
-                if !f.plugins.load.contains(&plugin.name().to_string()) {
-                    f.plugins.load.push(plugin.name().to_string());
-                }
-                if let Some(dir) = plugin.path().parent() {
-                    let dir = dir.display().to_string();
-                    if !f.plugins.paths.contains(&dir) {
-                        f.plugins.paths.push(dir);
-                    }
-                }
-            }
-            let mut call = CallSpec::named(func.name.clone());
-            match &func.params {
-                Some(params) => {
-                    for (param, v) in params.iter().zip(s.args()) {
-                        if !v.is_null() {
-                            call.kwargs.insert(
-                                param.name.to_string(),
-                                toml_of(
-                                    v,
-                                    &format!("argument `{}` of `{}`", param.name, func.name),
-                                )?,
-                            );
-                        }
-                    }
-                }
-                None => {
-                    for v in s.args() {
-                        call.args
-                            .push(toml_of(v, &format!("an argument of `{}`", func.name))?);
-                    }
-                }
-            }
-            worker.push(call);
+            worker.push(call_of(&mut f, p.name(), s, &plugins)?);
         }
         let inputs = d
             .upstream(p.name())?
@@ -123,6 +46,101 @@ pub fn file_of(d: &Dagger) -> Result<PipelineFile> {
         });
     }
     Ok(f)
+}
+
+/// Adds the resource of NuMap `m` to `f` (once: `numaps` holds those
+/// added).
+fn add_resource(
+    f: &mut PipelineFile,
+    numaps: &mut Vec<papy_core::NuMap>,
+    m: &papy_core::NuMap,
+) -> Result<()> {
+    if let Some(other) = numaps.iter().find(|o| o.name() == m.name()) {
+        if !other.same(m) {
+            return Err(ConfigError::NotSaveable(format!(
+                "two different NuMaps are named `{}`; a pipeline file names each resource once",
+                m.name()
+            )));
+        }
+    } else {
+        numaps.push(m.clone());
+        let (kind, settings) = m.pool_settings().ok_or_else(|| {
+            ConfigError::NotSaveable(format!(
+                "resource `{}` runs on a pool of kind `{}`, which a pipeline file cannot describe",
+                m.name(),
+                m.kind()
+            ))
+        })?;
+        let settings = match toml_of(&settings, &format!("resource `{}`", m.name()))? {
+            toml::Value::Table(t) => t,
+            _ => toml::Table::new(),
+        };
+        f.resources.insert(
+            m.name().to_string(),
+            Resource {
+                numap: NuMapSettings {
+                    kind: kind.to_string(),
+                    stride: m.fixed_stride(),
+                    buffer: m.buffer(),
+                    ordered: m.ordered(),
+                },
+                settings,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The call of step `s` of piper `piper`'s chain; a plugin's function adds
+/// the plugin (and its folder) to `f`.
+fn call_of(
+    f: &mut PipelineFile,
+    piper: &str,
+    s: &papy_core::worker::Step,
+    plugins: &[std::sync::Arc<papy_plugins::Plugin>],
+) -> Result<CallSpec> {
+    let func = s.function();
+    if !func.portable {
+        return Err(ConfigError::NotSaveable(format!(
+            "piper `{}`: `{}` is a closure (only registered functions have a name to save)",
+            piper, func.name
+        )));
+    }
+    // A plugin's function: the saved file loads the plugin.
+    if let Some(plugin) = plugins
+        .iter()
+        .find(|pl| pl.functions().contains(&func.name))
+    {
+        if !f.plugins.load.contains(&plugin.name().to_string()) {
+            f.plugins.load.push(plugin.name().to_string());
+        }
+        if let Some(dir) = plugin.path().parent() {
+            let dir = dir.display().to_string();
+            if !f.plugins.paths.contains(&dir) {
+                f.plugins.paths.push(dir);
+            }
+        }
+    }
+    let mut call = CallSpec::named(func.name.clone());
+    match &func.params {
+        Some(params) => {
+            for (param, v) in params.iter().zip(s.args()) {
+                if !v.is_null() {
+                    call.kwargs.insert(
+                        param.name.to_string(),
+                        toml_of(v, &format!("argument `{}` of `{}`", param.name, func.name))?,
+                    );
+                }
+            }
+        }
+        None => {
+            for v in s.args() {
+                call.args
+                    .push(toml_of(v, &format!("an argument of `{}`", func.name))?);
+            }
+        }
+    }
+    Ok(call)
 }
 
 /// A model as pipeline file text.

@@ -30,11 +30,8 @@ pub fn fits(ty: &str, v: &toml::Value) -> Result<(), String> {
     };
     match head {
         "Option" | "Box" | "Arc" | "Rc" => args.first().map_or(Ok(()), |t| fits(t, v)),
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => match v {
-            toml::Value::Integer(_) => in_range(head, v),
-            _ => bad(),
-        },
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => match v {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+        | "usize" => match v {
             toml::Value::Integer(_) => in_range(head, v),
             _ => bad(),
         },

@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use papy_core::{limits, Dagger, Error, Piper, Worker};
+use papy_core::numap::settings::NuMapSizes;
+use papy_core::{Dagger, Error, Piper, Worker};
 
 use crate::chain;
 use crate::load::Loaded;
-use crate::model::PipelineFile;
+use crate::model::{PipelineFile, PiperSpec};
 use crate::problem::Problem;
 use crate::schema::did_you_mean;
 use crate::spans::KeyPath;
@@ -22,7 +23,23 @@ fn kp(parts: &[&str]) -> KeyPath {
 /// that their functions are known).
 pub fn validate(l: &Loaded) -> Vec<Problem> {
     let f = &l.file;
-    let s = &l.spans;
+    let mut problems = resource_problems(l);
+    let piper_names: BTreeSet<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for (i, spec) in f.pipers.iter().enumerate() {
+        piper_problems(l, i, spec, &piper_names, &mut seen, &mut problems);
+    }
+    if !l.library {
+        problems.extend(file_problems(l));
+    }
+    output_problems(l, &piper_names, &mut problems);
+    shape_problems(l, &mut problems);
+    problems
+}
+
+/// The problems of each resource: its kind's functions and its sizes.
+fn resource_problems(l: &Loaded) -> Vec<Problem> {
+    let (f, s) = (&l.file, &l.spans);
     let mut problems = Vec::new();
     for (name, r) in &f.resources {
         let at = |key: &str| kp(&["resources", name, key]);
@@ -33,140 +50,153 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             path.extend(rel);
             problems.push(s.at(&path, format!("resource `{name}`: {e}")));
         }
-        if let Some(stride) = r.numap.stride {
-            if let Err(e) = limits::check_count("stride", stride, limits::MAX_STRIDE) {
-                problems.push(s.at(&at("stride"), format!("resource `{name}`: {e}")));
-            }
-        }
-        if let Some(b) = r.numap.buffer {
-            if let Err(e) = limits::check_count("buffer", b, limits::MAX_BUFFER) {
-                problems.push(s.at(&at("buffer"), format!("resource `{name}`: {e}")));
-            }
-        }
-        // As in PaPy, a thread resource with a stride and no `workers` has
-        // one thread per item of the stride.
-        if let (Some(stride), "thread", None) = (
-            r.numap.stride,
-            r.numap.kind.as_str(),
-            r.settings.get("workers"),
-        ) {
-            if stride > limits::MAX_WORKERS {
-                problems.push(s.at(
-                    &at("stride"),
-                    format!(
-                        "resource `{name}`: without `workers`, a thread resource runs one thread per item of its stride ({stride}), at most {}; set `workers`",
-                        limits::MAX_WORKERS
-                    ),
-                ));
-            }
-        }
-        // Without a stride the engine sizes its batches within the buffer
-        // (adaptive batching): only a fixed stride must fit in it.
-        if let (Some(b), Some(stride)) = (r.numap.buffer, r.numap.stride) {
-            if b < stride {
-                problems.push(s.at(
-                    &at("buffer"),
-                    format!("resource `{name}`: buffer ({b}) is smaller than stride ({stride}); a buffer must hold at least one stride"),
-                ));
-            }
+        let sizes = NuMapSizes {
+            stride: r.numap.stride,
+            buffer: r.numap.buffer,
+            // As in PaPy, a thread resource with a stride and no `workers`
+            // has one thread per item of the stride.
+            threads_from_stride: r.numap.kind == "thread" && r.settings.get("workers").is_none(),
+        };
+        for (key, e) in sizes.validate() {
+            problems.push(s.at(&at(key), format!("resource `{name}`: {e}")));
         }
     }
-    let piper_names: BTreeSet<&str> = f.pipers.iter().map(|p| p.name.as_str()).collect();
-    let mut seen = BTreeSet::new();
-    for (i, spec) in f.pipers.iter().enumerate() {
-        let idx = i.to_string();
-        let at = |key: &str| kp(&["pipers", &idx, key]);
-        let name = &spec.name;
-        if name.is_empty() {
-            problems.push(s.at(&at("name"), "a piper needs a non-empty name"));
-        }
-        if !seen.insert(name.as_str()) {
+    problems
+}
+
+/// The problems of piper `i`: its name (`seen` holds the names before
+/// it), resource, options, inputs and worker chain.
+fn piper_problems<'a>(
+    l: &'a Loaded,
+    i: usize,
+    spec: &'a PiperSpec,
+    piper_names: &BTreeSet<&str>,
+    seen: &mut BTreeSet<&'a str>,
+    problems: &mut Vec<Problem>,
+) {
+    let (f, s) = (&l.file, &l.spans);
+    let idx = i.to_string();
+    let at = |key: &str| kp(&["pipers", &idx, key]);
+    let name = &spec.name;
+    if name.is_empty() {
+        problems.push(s.at(&at("name"), "a piper needs a non-empty name"));
+    }
+    if !seen.insert(name.as_str()) {
+        problems.push(s.at(
+            &at("name"),
+            format!("a piper named `{name}` is already defined"),
+        ));
+    }
+    if let Some(r) = &spec.resource {
+        if !f.resources.contains_key(r) && !l.unread.contains(r) {
+            let hint = did_you_mean(r, f.resources.keys().map(String::as_str))
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
             problems.push(s.at(
-                &at("name"),
-                format!("a piper named `{name}` is already defined"),
+                &at("resource"),
+                format!("piper `{name}`: unknown resource `{r}`{hint}"),
             ));
         }
-        if let Some(r) = &spec.resource {
-            if !f.resources.contains_key(r) && !l.unread.contains(r) {
-                let hint = did_you_mean(r, f.resources.keys().map(String::as_str))
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
-                problems.push(s.at(
-                    &at("resource"),
-                    format!("piper `{name}`: unknown resource `{r}`{hint}"),
-                ));
-            }
-        }
-        if let Err((key, e)) = spec.options.validate(spec.resource.is_some()) {
-            problems.push(s.at(&at(key), format!("piper `{name}`: {e}")));
-        }
-        let mut externals = 0;
-        for (j, input) in spec.inputs.iter().enumerate() {
-            if spec.inputs[..j].contains(input) {
-                problems.push(s.at(
-                    &kp(&["pipers", &idx, "inputs", &j.to_string()]),
-                    format!("piper `{name}`: input `{input}` is listed twice"),
-                ));
-                continue;
-            }
-            if piper_names.contains(input.as_str()) {
-                continue;
-            }
-            if l.unread.contains(input) {
-                continue;
-            }
-            externals += 1;
-            if !f.inputs.contains_key(input) {
-                let known = piper_names
-                    .iter()
-                    .copied()
-                    .chain(f.inputs.keys().map(String::as_str));
-                let hint = did_you_mean(input, known)
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
-                problems.push(s.at(
-                    &kp(&["pipers", &idx, "inputs", &j.to_string()]),
-                    format!("piper `{name}`: unknown input `{input}` (neither a piper nor an input){hint}"),
-                ));
-            }
-        }
-        if externals > 0 && spec.inputs.len() > 1 {
+    }
+    if let Err((key, e)) = spec.options.validate(spec.resource.is_some()) {
+        problems.push(s.at(&at(key), format!("piper `{name}`: {e}")));
+    }
+    input_problems(l, i, spec, piper_names, problems);
+    worker_problems(l, i, spec, problems);
+}
+
+/// The problems of piper `i`'s inputs: listed twice, unknown, or an
+/// input piper that takes more than its one external input.
+fn input_problems(
+    l: &Loaded,
+    i: usize,
+    spec: &PiperSpec,
+    piper_names: &BTreeSet<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let (f, s) = (&l.file, &l.spans);
+    let idx = i.to_string();
+    let at = |key: &str| kp(&["pipers", &idx, key]);
+    let name = &spec.name;
+    let mut externals = 0;
+    for (j, input) in spec.inputs.iter().enumerate() {
+        if spec.inputs[..j].contains(input) {
             problems.push(s.at(
-                &at("inputs"),
+                &kp(&["pipers", &idx, "inputs", &j.to_string()]),
+                format!("piper `{name}`: input `{input}` is listed twice"),
+            ));
+            continue;
+        }
+        if piper_names.contains(input.as_str()) {
+            continue;
+        }
+        if l.unread.contains(input) {
+            continue;
+        }
+        externals += 1;
+        if !f.inputs.contains_key(input) {
+            let known = piper_names
+                .iter()
+                .copied()
+                .chain(f.inputs.keys().map(String::as_str));
+            let hint = did_you_mean(input, known)
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            problems.push(s.at(
+                &kp(&["pipers", &idx, "inputs", &j.to_string()]),
                 format!(
-                    "piper `{name}`: an input piper takes exactly one external input and no pipers"
+                    "piper `{name}`: unknown input `{input}` (neither a piper nor an input){hint}"
                 ),
             ));
         }
-        if spec.inputs.is_empty() && !l.library {
-            problems.push(s.at(&at("name"), format!("piper `{name}` has no inputs")));
-        }
-        let provided = spec
-            .resource
-            .as_ref()
-            .and_then(|r| f.resources.get(r))
-            .map(|r| r.provided_functions())
-            .unwrap_or_default();
-        match chain::worker_on(spec, &provided) {
-            Err(ps) => problems.extend(ps.into_iter().map(|(rel, e)| {
-                let mut path = at("worker");
-                path.extend(rel);
-                s.at(&path, format!("piper `{name}`: {e}"))
-            })),
-            Ok(w) => {
-                let pipes = spec.inputs.len().max(1);
-                problems.extend(chain::width_problems(&w, pipes).into_iter().map(|(j, e)| {
-                    s.at(
-                        &kp(&["pipers", &idx, "worker", &j.to_string()]),
-                        format!("piper `{name}`: {e}"),
-                    )
-                }));
-            }
+    }
+    if externals > 0 && spec.inputs.len() > 1 {
+        problems.push(s.at(
+            &at("inputs"),
+            format!(
+                "piper `{name}`: an input piper takes exactly one external input and no pipers"
+            ),
+        ));
+    }
+    if spec.inputs.is_empty() && !l.library {
+        problems.push(s.at(&at("name"), format!("piper `{name}` has no inputs")));
+    }
+}
+
+/// The problems of piper `i`'s worker chain: its functions and arguments,
+/// and how many values each takes.
+fn worker_problems(l: &Loaded, i: usize, spec: &PiperSpec, problems: &mut Vec<Problem>) {
+    let (f, s) = (&l.file, &l.spans);
+    let idx = i.to_string();
+    let name = &spec.name;
+    let at = |key: &str| kp(&["pipers", &idx, key]);
+    let provided = spec
+        .resource
+        .as_ref()
+        .and_then(|r| f.resources.get(r))
+        .map(|r| r.provided_functions())
+        .unwrap_or_default();
+    match chain::worker_on(spec, &provided) {
+        Err(ps) => problems.extend(ps.into_iter().map(|(rel, e)| {
+            let mut path = at("worker");
+            path.extend(rel);
+            s.at(&path, format!("piper `{name}`: {e}"))
+        })),
+        Ok(w) => {
+            let pipes = spec.inputs.len().max(1);
+            problems.extend(chain::width_problems(&w, pipes).into_iter().map(|(j, e)| {
+                s.at(
+                    &kp(&["pipers", &idx, "worker", &j.to_string()]),
+                    format!("piper `{name}`: {e}"),
+                )
+            }));
         }
     }
-    if !l.library {
-        problems.extend(file_problems(l));
-    }
+}
+
+/// The problems of each output: an unknown piper, or one that feeds others.
+fn output_problems(l: &Loaded, piper_names: &BTreeSet<&str>, problems: &mut Vec<Problem>) {
+    let (f, s) = (&l.file, &l.spans);
     for (name, o) in &f.outputs {
         let at = kp(&["outputs", name, "piper"]);
         let target = &o.piper;
@@ -194,8 +224,12 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
             ));
         }
     }
-    // A cycle is reported whatever else is wrong; the rates only of a
-    // file otherwise sound (they assume every piper and pipe is right).
+}
+
+/// A cycle, whatever else is wrong; the rates, only of a file otherwise
+/// sound (they assume every piper and pipe is right).
+fn shape_problems(l: &Loaded, problems: &mut Vec<Problem>) {
+    let (f, s) = (&l.file, &l.spans);
     match shape(f) {
         Ok(d) if problems.is_empty() => problems.extend(rate_problems(l, &d)),
         Ok(_) => {}
@@ -218,7 +252,6 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
         // Names already reported (empty, twice).
         Err(_) => {}
     }
-    problems
 }
 
 /// Adds the pipes named by the pipers' `inputs` (names that are pipers).

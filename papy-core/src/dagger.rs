@@ -300,7 +300,7 @@ impl Dagger {
             .collect();
         let key = |n: NodeIndex| {
             let node = &self.graph[n];
-            Reverse((node.piper.branch_value(), node.seq, n))
+            Reverse((node.piper.options().branch, node.seq, n))
         };
         let mut ready: BinaryHeap<_> = indeg
             .iter()

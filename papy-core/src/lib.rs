@@ -55,7 +55,7 @@ pub mod registry;
 pub mod run_key;
 pub mod stats;
 mod sync;
-pub use papy_sdk::{catch, quiet_caught_panics, value, worker_state};
+pub use papy_sdk::{catch, module, quiet_caught_panics, value, worker_state};
 pub mod worker;
 
 pub use dagger::Dagger;
@@ -68,17 +68,3 @@ pub use protocol::worker_main;
 pub use stats::{NodeStats, Stats};
 pub use value::{from_value, to_value, Map, Value, ValueError};
 pub use worker::{Args, Worker};
-
-/// Declares a module name that `#[worker(imports = [...])]` entries can require.
-///
-/// ```
-/// papy_core::module!("my_text_tools");
-/// ```
-#[macro_export]
-macro_rules! module {
-    ($name:expr) => {
-        $crate::registry::__private::inventory::submit! {
-            $crate::registry::ModuleDescriptor { name: $name }
-        }
-    };
-}

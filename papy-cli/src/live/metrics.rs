@@ -49,93 +49,97 @@ fn families<T>(
     }
 }
 
+/// The metrics of each node.
+const NODES: [Metric<NodeView>; 5] = [
+    (
+        "papy_node_items_in_total",
+        "counter",
+        "Items a node received.",
+        |n| n.items_in as f64,
+    ),
+    (
+        "papy_node_items_out_total",
+        "counter",
+        "Items a node emitted (values and errors).",
+        |n| n.items_out as f64,
+    ),
+    (
+        "papy_node_failed_total",
+        "counter",
+        "Items that failed in a node.",
+        |n| n.failed as f64,
+    ),
+    (
+        "papy_node_busy_seconds_total",
+        "counter",
+        "Seconds a node's function ran, summed over workers.",
+        |n| n.busy_s,
+    ),
+    (
+        "papy_node_waiting_items",
+        "gauge",
+        "Inboxes a node received and has not answered yet.",
+        |n| n.waiting as f64,
+    ),
+];
+
+/// The metrics of each resource.
+const RESOURCES: [Metric<ResourceView>; 8] = [
+    (
+        "papy_resource_workers",
+        "gauge",
+        "Workers a resource runs at once.",
+        |r| r.workers as f64,
+    ),
+    (
+        "papy_resource_workers_busy",
+        "gauge",
+        "Workers running a job now.",
+        |r| r.busy as f64,
+    ),
+    (
+        "papy_resource_worker_starts_total",
+        "counter",
+        "Workers started (replacements included).",
+        |r| r.started as f64,
+    ),
+    (
+        "papy_resource_worker_restarts_total",
+        "counter",
+        "Workers that died or were killed and were replaced.",
+        |r| r.died as f64,
+    ),
+    (
+        "papy_resource_worker_recycled_total",
+        "counter",
+        "Workers replaced by recycling.",
+        |r| r.recycled as f64,
+    ),
+    (
+        "papy_resource_worker_failed_starts_total",
+        "counter",
+        "Worker starts that failed.",
+        |r| r.failed_starts as f64,
+    ),
+    (
+        "papy_resource_buffer_items",
+        "gauge",
+        "Items in a resource's buffer (taken, not yet read out).",
+        |r| r.in_flight as f64,
+    ),
+    (
+        "papy_resource_buffer_capacity_items",
+        "gauge",
+        "The bound of a resource's buffer.",
+        |r| r.buffer as f64,
+    ),
+];
+
 /// The metrics of `view`.
 pub fn render(view: &View) -> String {
     let mut out = String::new();
-    let nodes: [Metric<NodeView>; 5] = [
-        (
-            "papy_node_items_in_total",
-            "counter",
-            "Items a node received.",
-            |n| n.items_in as f64,
-        ),
-        (
-            "papy_node_items_out_total",
-            "counter",
-            "Items a node emitted (values and errors).",
-            |n| n.items_out as f64,
-        ),
-        (
-            "papy_node_failed_total",
-            "counter",
-            "Items that failed in a node.",
-            |n| n.failed as f64,
-        ),
-        (
-            "papy_node_busy_seconds_total",
-            "counter",
-            "Seconds a node's function ran, summed over workers.",
-            |n| n.busy_s,
-        ),
-        (
-            "papy_node_waiting_items",
-            "gauge",
-            "Inboxes a node received and has not answered yet.",
-            |n| n.waiting as f64,
-        ),
-    ];
-    families(&mut out, &nodes, &view.nodes, "node", |n| &n.name);
-    let resources: [Metric<ResourceView>; 8] = [
-        (
-            "papy_resource_workers",
-            "gauge",
-            "Workers a resource runs at once.",
-            |r| r.workers as f64,
-        ),
-        (
-            "papy_resource_workers_busy",
-            "gauge",
-            "Workers running a job now.",
-            |r| r.busy as f64,
-        ),
-        (
-            "papy_resource_worker_starts_total",
-            "counter",
-            "Workers started (replacements included).",
-            |r| r.started as f64,
-        ),
-        (
-            "papy_resource_worker_restarts_total",
-            "counter",
-            "Workers that died or were killed and were replaced.",
-            |r| r.died as f64,
-        ),
-        (
-            "papy_resource_worker_recycled_total",
-            "counter",
-            "Workers replaced by recycling.",
-            |r| r.recycled as f64,
-        ),
-        (
-            "papy_resource_worker_failed_starts_total",
-            "counter",
-            "Worker starts that failed.",
-            |r| r.failed_starts as f64,
-        ),
-        (
-            "papy_resource_buffer_items",
-            "gauge",
-            "Items in a resource's buffer (taken, not yet read out).",
-            |r| r.in_flight as f64,
-        ),
-        (
-            "papy_resource_buffer_capacity_items",
-            "gauge",
-            "The bound of a resource's buffer.",
-            |r| r.buffer as f64,
-        ),
-    ];
-    families(&mut out, &resources, &view.resources, "resource", |r| {
+    families(&mut out, &NODES, &view.nodes, "node", |n| &n.name);
+    families(&mut out, &RESOURCES, &view.resources, "resource", |r| {
         &r.name
     });
     let run = [

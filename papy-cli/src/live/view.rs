@@ -135,6 +135,27 @@ pub struct ResourceView {
     pub items_per_job: Option<f64>,
 }
 
+impl ResourceView {
+    /// The view of resource `name`, run by `numap` whose pool reports `ps`
+    /// (its items per job are summed over its nodes later).
+    fn of(name: &str, numap: &papy_core::NuMap, ps: &papy_core::pool::PoolStats) -> ResourceView {
+        ResourceView {
+            name: name.to_string(),
+            kind: ps.kind.to_string(),
+            workers: ps.workers,
+            busy: ps.busy,
+            idle: ps.workers.saturating_sub(ps.busy),
+            started: ps.started,
+            died: ps.died,
+            recycled: ps.recycled,
+            failed_starts: ps.failed_starts,
+            in_flight: numap.in_flight(),
+            buffer: numap.buffer_size(),
+            items_per_job: None,
+        }
+    }
+}
+
 /// Failed items.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ErrorsView {
@@ -323,6 +344,40 @@ impl Sampler {
             .iter()
             .map(|(k, n)| (k.clone(), n.items_out))
             .collect();
+        self.update_rates(now, &outs);
+        let state = self.state_name(plumber);
+        let dagger = plumber.dagger();
+        let (nodes, resources) = self.nodes(dagger, &stats, elapsed);
+        View {
+            schema: SCHEMA,
+            pipeline: self.plan.pipeline.clone(),
+            command: self.plan.command.clone(),
+            state: state.to_string(),
+            elapsed_s: elapsed,
+            progress: self.progress(&stats, elapsed, state == "finished"),
+            nodes,
+            pipes: dagger.pipes(),
+            resources,
+            errors: ErrorsView {
+                total: failures.total(),
+                limit: failures.limit(),
+                recent: failures.recent().cloned().collect(),
+                counts: failures
+                    .counts()
+                    .into_iter()
+                    .map(|((node, kind), count)| ErrorCount { node, kind, count })
+                    .collect(),
+            },
+            series: self.series.clone(),
+            timeline: None,
+            settings: None,
+        }
+    }
+
+    /// Folds the output counts `outs` of now into the current rates (at
+    /// most every 0.2 s, and at the end), and adds a point to the series
+    /// when a step has passed.
+    fn update_rates(&mut self, now: Instant, outs: &BTreeMap<String, u64>) {
         if let Some((then, before)) = &self.last {
             let dt = now.duration_since(*then).as_secs_f64();
             // The last sample of a run counts however short its interval.
@@ -352,7 +407,11 @@ impl Sampler {
             self.series
                 .push(self.started.elapsed().as_secs_f64(), rates);
         }
-        let state = match plumber.state() {
+    }
+
+    /// The run's state as the page names it.
+    fn state_name(&self, plumber: &mut Plumber) -> &'static str {
+        match plumber.state() {
             _ if self.ended.is_some() => self.ended.unwrap_or("stopped"),
             _ if self.stopping => "stopping",
             PlumberState::Idle | PlumberState::Started => "starting",
@@ -360,8 +419,16 @@ impl Sampler {
             PlumberState::Paused => "paused",
             PlumberState::Finished => "finished",
             PlumberState::Stopped => "stopped",
-        };
-        let dagger = plumber.dagger();
+        }
+    }
+
+    /// Each node's view, in order, and each resource's.
+    fn nodes(
+        &self,
+        dagger: &papy_core::Dagger,
+        stats: &papy_core::Stats,
+        elapsed: f64,
+    ) -> (Vec<NodeView>, Vec<ResourceView>) {
         let mut resources: BTreeMap<String, ResourceView> = BTreeMap::new();
         let places = layout(dagger);
         let outputs: Vec<String> = dagger
@@ -379,20 +446,9 @@ impl Sampler {
             if let (Some(r), Some(m)) = (&resource, piper.numap()) {
                 let ps = m.pool_stats();
                 capacity = ps.workers.max(1) as f64;
-                resources.entry(r.clone()).or_insert_with(|| ResourceView {
-                    name: r.clone(),
-                    kind: ps.kind.to_string(),
-                    workers: ps.workers,
-                    busy: ps.busy,
-                    idle: ps.workers.saturating_sub(ps.busy),
-                    started: ps.started,
-                    died: ps.died,
-                    recycled: ps.recycled,
-                    failed_starts: ps.failed_starts,
-                    in_flight: m.in_flight(),
-                    buffer: m.buffer_size(),
-                    items_per_job: None,
-                });
+                resources
+                    .entry(r.clone())
+                    .or_insert_with(|| ResourceView::of(r, m, &ps));
                 let s = job_sums.entry(r.clone()).or_default();
                 s.0 += n.jobs;
                 s.1 += n.job_items;
@@ -420,8 +476,8 @@ impl Sampler {
                 items_per_job: n.mean_job(),
                 // In inboxes: `consume` batches its input, `produce` splits
                 // its results.
-                waiting: (n.items_in / piper.consume_n().max(1) as u64)
-                    .saturating_sub(n.items_out / piper.produce_n().max(1) as u64),
+                waiting: (n.items_in / piper.options().consume.max(1) as u64)
+                    .saturating_sub(n.items_out / piper.options().produce.max(1) as u64),
                 name,
             });
         }
@@ -430,30 +486,7 @@ impl Sampler {
                 v.items_per_job = (jobs > 0).then(|| items as f64 / jobs as f64);
             }
         }
-        View {
-            schema: SCHEMA,
-            pipeline: self.plan.pipeline.clone(),
-            command: self.plan.command.clone(),
-            state: state.to_string(),
-            elapsed_s: elapsed,
-            progress: self.progress(&stats, elapsed, state == "finished"),
-            nodes,
-            pipes: dagger.pipes(),
-            resources: resources.into_values().collect(),
-            errors: ErrorsView {
-                total: failures.total(),
-                limit: failures.limit(),
-                recent: failures.recent().cloned().collect(),
-                counts: failures
-                    .counts()
-                    .into_iter()
-                    .map(|((node, kind), count)| ErrorCount { node, kind, count })
-                    .collect(),
-            },
-            series: self.series.clone(),
-            timeline: None,
-            settings: None,
-        }
+        (nodes, resources.into_values().collect())
     }
 
     fn progress(&self, stats: &papy_core::Stats, elapsed: f64, finished: bool) -> Option<Progress> {

@@ -167,6 +167,68 @@ pub fn needs_probe(l: &Loaded) -> bool {
     })
 }
 
+/// The command of a worker of resource `r` to probe (`None`: a kind of
+/// resource that is not probed, or a remote one without workers).
+fn probe_command(
+    l: &Loaded,
+    r: &papy_config::model::Resource,
+) -> Result<Option<WorkerCommand>, String> {
+    Ok(Some(match r.numap.kind.as_str() {
+        "remote" => {
+            let first = r
+                .settings
+                .get("remote")
+                .and_then(toml::Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|c| c.get("command"))
+                .and_then(toml::Value::as_str);
+            match first {
+                Some(c) => WorkerCommand::shell(c).current_dir(&l.dir),
+                None => return Ok(None),
+            }
+        }
+        "process" => worker_command(l).map_err(|e| e.to_string())?,
+        _ => return Ok(None),
+    }))
+}
+
+/// Function `f` as resource `resource`'s workers provide it, with the
+/// parameters, inputs and doc of its signature `sig`; and how it is shown
+/// (`py.shout(inbox, suffix?)`).
+fn probed_function(
+    f: &str,
+    resource: &str,
+    sig: Option<&papy_core::protocol::Signature>,
+) -> (papy_core::registry::Function, String) {
+    use papy_core::registry::{Function, Param};
+    let mut func = Function::provided_elsewhere(f.to_string(), resource);
+    if let Some(sig) = sig {
+        func.params = sig.params.as_ref().map(|ps| {
+            ps.iter()
+                .map(|p| Param {
+                    name: Box::leak(p.name.clone().into_boxed_str()),
+                    optional: p.optional,
+                    ty: "",
+                })
+                .collect()
+        });
+        func.inputs = sig.inputs.map(|n| n as usize);
+        func.doc.clone_from(&sig.doc);
+    }
+    let shown = match &func.params {
+        None => format!("{f}(inbox, *args)"),
+        Some(ps) => {
+            let mut parts = vec!["inbox".to_string()];
+            parts.extend(
+                ps.iter()
+                    .map(|p| format!("{}{}", p.name, if p.optional { "?" } else { "" })),
+            );
+            format!("{f}({})", parts.join(", "))
+        }
+    };
+    (func, shown)
+}
+
 /// Starts one worker of each process or remote resource that declares
 /// `functions`, and registers what its `Hello` says of them (their
 /// parameters), so the validator checks their arguments, keyword arguments
@@ -176,7 +238,7 @@ pub fn needs_probe(l: &Loaded) -> bool {
 /// # Errors
 /// A worker that cannot start, or lacks a declared function: one line each.
 pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
-    use papy_core::registry::{self, Function, Param};
+    use papy_core::registry;
     let mut lines = Vec::new();
     let mut errors = Vec::new();
     // Which resource provides each function registered here from a probe.
@@ -186,28 +248,13 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
         if provided.is_empty() {
             continue;
         }
-        let cmd = match r.numap.kind.as_str() {
-            "remote" => {
-                let first = r
-                    .settings
-                    .get("remote")
-                    .and_then(toml::Value::as_array)
-                    .and_then(|a| a.first())
-                    .and_then(|c| c.get("command"))
-                    .and_then(toml::Value::as_str);
-                match first {
-                    Some(c) => WorkerCommand::shell(c).current_dir(&l.dir),
-                    None => continue,
-                }
+        let cmd = match probe_command(l, r) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(format!("resource `{name}`: {e}"));
+                continue;
             }
-            "process" => match worker_command(l) {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.push(format!("resource `{name}`: {e}"));
-                    continue;
-                }
-            },
-            _ => continue,
         };
         let (functions, signatures) = match papy_core::pool::probe(&cmd) {
             Ok(found) => found,
@@ -228,31 +275,7 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
                 continue;
             }
             let sig = signatures.iter().find(|s| &s.name == f);
-            let mut func = Function::provided_elsewhere(f.clone(), name);
-            if let Some(sig) = sig {
-                func.params = sig.params.as_ref().map(|ps| {
-                    ps.iter()
-                        .map(|p| Param {
-                            name: Box::leak(p.name.clone().into_boxed_str()),
-                            optional: p.optional,
-                            ty: "",
-                        })
-                        .collect()
-                });
-                func.inputs = sig.inputs.map(|n| n as usize);
-                func.doc.clone_from(&sig.doc);
-            }
-            let shown = match &func.params {
-                None => format!("{f}(inbox, *args)"),
-                Some(ps) => {
-                    let mut parts = vec!["inbox".to_string()];
-                    parts.extend(
-                        ps.iter()
-                            .map(|p| format!("{}{}", p.name, if p.optional { "?" } else { "" })),
-                    );
-                    format!("{f}({})", parts.join(", "))
-                }
-            };
+            let (func, shown) = probed_function(f, name, sig);
             lines.push(format!("resource `{name}`: {shown}"));
             match registry::register(func) {
                 Ok(_) => probed.push((f.clone(), name.clone())),

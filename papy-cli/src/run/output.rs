@@ -6,12 +6,18 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context;
 use papy_config::model::Format;
 use papy_core::{Item, Value};
 
 use super::failures::Failures;
+
+/// Locks the outputs, whatever a panicking holder left.
+pub(super) fn lock(o: &Mutex<Output>) -> MutexGuard<'_, Output> {
+    o.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 struct Writer {
     label: String,

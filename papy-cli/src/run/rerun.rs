@@ -12,7 +12,10 @@ use std::io::{BufRead, Read};
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use papy_core::Source;
 use serde::{Deserialize, Serialize};
+
+use super::failures::{Failures, Positions};
 
 /// Longest line of an errors file read back.
 const MAX_LINE: usize = 1 << 20;
@@ -102,4 +105,55 @@ pub fn read_failed(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u64>>> {
         v.dedup();
     }
     Ok(out)
+}
+
+/// `--retry-failed FILE`: keeps only the input items the errors file at
+/// `path` lists (a pipeline of one input: items of several meet in joins).
+///
+/// # Errors
+/// Several inputs, an unreadable file, or one naming another input.
+pub(super) fn restrict(
+    path: &Path,
+    sources: &mut Vec<(String, Source)>,
+    input_of: &dyn Fn(&str) -> String,
+    failures: &mut Failures,
+) -> anyhow::Result<()> {
+    if sources.len() != 1 {
+        bail!(
+            "--retry-failed needs a pipeline with one input (this one has {}): items of several inputs meet in joins",
+            sources.len()
+        );
+    }
+    let listed = read_failed(path)?;
+    for input in listed.keys() {
+        if !sources.iter().any(|(p, _)| &input_of(p) == input) {
+            bail!(
+                "{}: input `{input}` is not an input of this pipeline",
+                path.display()
+            );
+        }
+    }
+    let total: usize = listed.values().map(Vec::len).sum();
+    eprintln!(
+        "papy: rerunning {total} failed item(s) listed in {}",
+        path.display()
+    );
+    *sources = std::mem::take(sources)
+        .into_iter()
+        .map(|(piper, src)| {
+            let keep = listed.get(&input_of(&piper)).cloned().unwrap_or_default();
+            failures
+                .positions
+                .insert(input_of(&piper), Positions::Listed(keep.clone()));
+            let last = keep.last().copied();
+            let items = src
+                .into_items()
+                .enumerate()
+                .take_while(move |(i, _)| last.is_some_and(|l| *i as u64 <= l))
+                .filter(move |(i, _)| keep.binary_search(&(*i as u64)).is_ok())
+                .map(|(_, x)| x);
+            (piper, Source::items(items))
+        })
+        .collect();
+    Ok(())
 }

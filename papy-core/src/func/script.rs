@@ -314,6 +314,118 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("path {}: {e}", p.display()))
 }
 
+/// Writes the script's config file (params, input and output paths) in
+/// its directory.
+fn config_file(
+    cfg: &ScriptConfig,
+    inputs: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, String>,
+) -> Result<tempfile::NamedTempFile, String> {
+    let config = serde_json::json!({ "params": cfg.params, "in": inputs, "out": outputs });
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("papy_script_{}_", cfg.id))
+        .suffix(".json")
+        .tempfile_in(&cfg.dir)
+        .map_err(|e| {
+            format!(
+                "cannot create the config file in {}: {e}",
+                cfg.dir.display()
+            )
+        })?;
+    serde_json::to_writer(&mut file, &config).map_err(|e| format!("writing the config: {e}"))?;
+    Ok(file)
+}
+
+/// The script's command: the config's path as its argument, the paths
+/// and scalar parameters in its environment, in a process group of its own.
+fn command(
+    cfg: &ScriptConfig,
+    config: &Path,
+    tag: &str,
+    inputs: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, String>,
+) -> Command {
+    let mut cmd = Command::new(&cfg.executable);
+    cmd.arg(&cfg.script)
+        .arg(config)
+        .current_dir(&cfg.dir)
+        .env("PAPY_CONFIG", config)
+        .env(RUN_TAG, tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (port, path) in inputs {
+        cmd.env(env_name("PAPY_IN_", port), path);
+    }
+    for (port, path) in outputs {
+        cmd.env(env_name("PAPY_OUT_", port), path);
+    }
+    if let Some(params) = cfg.params.as_map() {
+        for (k, v) in params {
+            if let (Some(k), false) = (k.as_str(), matches!(v, Value::List(_) | Value::Map(_))) {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                cmd.env(env_name("PAPY_PARAM_", k), text);
+            }
+        }
+    }
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd
+}
+
+/// Waits for the script (at most `limit`), then ends what it left in its
+/// process group.
+fn wait_for(
+    child: &mut std::process::Child,
+    limit: Option<Duration>,
+    what: &str,
+) -> Result<std::process::ExitStatus, String> {
+    let started = Instant::now();
+    loop {
+        if exited_unreaped(child) {
+            // What the script left running in its process group is ended
+            // too, so it cannot hold the output pipes (and this item) open;
+            // signalled before the reap, while the group's id is reserved.
+            kill_group(child.id());
+            return child
+                .wait()
+                .map_err(|e| format!("waiting for `{what}`: {e}"));
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            kill_group(child.id());
+            let _ = child.wait();
+            return Err(format!(
+                "`{what}` timed out after {:.1} s and was killed",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The script's standard output and error, waiting a little for
+/// processes outside its group that still hold the pipes (then ended).
+fn collect(readers: [std::thread::JoinHandle<Tail>; 2], pipes: &[PathBuf]) -> (String, String) {
+    // A process that left it may also hold the output pipes (one that
+    // cleared its environment): it is ended, and the output is not waited
+    // for past a short grace.
+    let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
+    if !wait_until(Duration::from_millis(200), || finished(&readers)) {
+        kill_pipe_holders(pipes);
+        wait_until(Duration::from_secs(1), || finished(&readers));
+    }
+    let [out, err] = readers;
+    let collect = |h: std::thread::JoinHandle<Tail>| {
+        if h.is_finished() {
+            h.join().unwrap_or_default().text()
+        } else {
+            // Left to end by itself when the last holder of the pipe goes.
+            "(not collected: a process outside the script's group still holds this pipe)".into()
+        }
+    };
+    (collect(out), collect(err))
+}
+
 /// Runs the script of `cfg` for one item; returns the map *output port → path*.
 ///
 /// # Errors
@@ -339,97 +451,23 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
         *path = absolute(Path::new(path.as_str()))?.display().to_string();
     }
     let outputs = output_paths(cfg, &inputs);
-    let config = serde_json::json!({ "params": cfg.params, "in": inputs, "out": outputs });
-    let mut file = tempfile::Builder::new()
-        .prefix(&format!("papy_script_{}_", cfg.id))
-        .suffix(".json")
-        .tempfile_in(&cfg.dir)
-        .map_err(|e| {
-            format!(
-                "cannot create the config file in {}: {e}",
-                cfg.dir.display()
-            )
-        })?;
-    serde_json::to_writer(&mut file, &config).map_err(|e| format!("writing the config: {e}"))?;
+    let file = config_file(cfg, &inputs, &outputs)?;
     let tag: String = crate::run_key::random::<8>()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut cmd = Command::new(&cfg.executable);
-    cmd.arg(&cfg.script)
-        .arg(file.path())
-        .current_dir(&cfg.dir)
-        .env("PAPY_CONFIG", file.path())
-        .env(RUN_TAG, &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (port, path) in &inputs {
-        cmd.env(env_name("PAPY_IN_", port), path);
-    }
-    for (port, path) in &outputs {
-        cmd.env(env_name("PAPY_OUT_", port), path);
-    }
-    if let Some(params) = cfg.params.as_map() {
-        for (k, v) in params {
-            if let (Some(k), false) = (k.as_str(), matches!(v, Value::List(_) | Value::Map(_))) {
-                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                cmd.env(env_name("PAPY_PARAM_", k), text);
-            }
-        }
-    }
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut cmd = command(cfg, file.path(), &tag, &inputs, &outputs);
     let what = format!("{} {}", cfg.executable, cfg.script.display());
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run `{what}`: {e}"))?;
     let pipes = pipe_ids(&child);
-    let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
-    let started = Instant::now();
-    let status = loop {
-        if exited_unreaped(&mut child) {
-            // What the script left running in its process group is ended
-            // too, so it cannot hold the output pipes (and this item) open;
-            // signalled before the reap, while the group's id is reserved.
-            kill_group(child.id());
-            break child
-                .wait()
-                .map_err(|e| format!("waiting for `{what}`: {e}"));
-        }
-        if limit.is_some_and(|l| started.elapsed() >= l) {
-            kill_group(child.id());
-            let _ = child.wait();
-            break Err(format!(
-                "`{what}` timed out after {:.1} s and was killed",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let readers = [reader(child.stdout.take()), reader(child.stderr.take())];
+    let status = wait_for(&mut child, limit, &what);
     // The group is gone. What the script started and left running out
     // of it (`setsid`, a daemon) is found by its mark and ended.
     kill_tagged(&tag);
-    // A process that left it may also hold the output pipes (one that
-    // cleared its environment): it is ended, and the output is not waited
-    // for past a short grace.
-    let readers = [out, err];
-    let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
-    if !wait_until(Duration::from_millis(200), || finished(&readers)) {
-        kill_pipe_holders(&pipes);
-        wait_until(Duration::from_secs(1), || finished(&readers));
-    }
-    let [out, err] = readers;
-    let collect = |h: std::thread::JoinHandle<Tail>| {
-        if h.is_finished() {
-            h.join().unwrap_or_default().text()
-        } else {
-            // Left to end by itself when the last holder of the pipe goes.
-            "(not collected: a process outside the script's group still holds this pipe)".into()
-        }
-    };
-    let stdout = collect(out);
-    let stderr = collect(err);
+    let (stdout, stderr) = collect(readers, &pipes);
     let status = status?;
     if status.success() {
         let missing: Vec<&str> = outputs

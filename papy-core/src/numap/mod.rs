@@ -23,6 +23,7 @@
 //! ```
 
 mod buffer;
+pub mod settings;
 pub(crate) mod task;
 mod weave;
 

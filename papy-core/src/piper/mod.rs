@@ -89,11 +89,6 @@ impl Piper {
         self
     }
 
-    /// The retry policy: (attempts, backoff).
-    pub fn retry_policy(&self) -> (u32, Duration) {
-        (self.options.retries, self.options.retry_backoff)
-    }
-
     /// Evaluates on `numap` (shared with other pipers if they use the same handle).
     pub fn parallel(mut self, numap: &NuMap) -> Piper {
         self.numap = Some(numap.clone());
@@ -168,46 +163,6 @@ impl Piper {
     /// The NuMap, for parallel pipers.
     pub fn numap(&self) -> Option<&NuMap> {
         self.numap.as_ref()
-    }
-
-    /// Items emitted per result.
-    pub fn produce_n(&self) -> usize {
-        self.options.produce
-    }
-
-    /// Number of tasks.
-    pub fn spawn_n(&self) -> usize {
-        self.options.spawn
-    }
-
-    /// Items per call.
-    pub fn consume_n(&self) -> usize {
-        self.options.consume
-    }
-
-    /// Per-item timeout.
-    pub fn timeout_value(&self) -> Option<Duration> {
-        self.options.timeout
-    }
-
-    /// Branch.
-    pub fn branch_value(&self) -> i64 {
-        self.options.branch
-    }
-
-    /// Debug mode.
-    pub fn is_debug(&self) -> bool {
-        self.options.debug
-    }
-
-    /// Tracking.
-    pub fn is_tracked(&self) -> bool {
-        self.options.track
-    }
-
-    /// Ordering override.
-    pub fn ordered_value(&self) -> Option<bool> {
-        self.options.ordered
     }
 
     /// The stride this node's plumbing uses: its NuMap's, or 1 when linear.

@@ -33,10 +33,10 @@ fn node_stream(
     let name = piper.name().to_string();
     let stride = piper.stride();
     let mut inbox: InboxStream = Box::new(Zip::new(inputs, name.clone(), counters.clone()));
-    if piper.consume_n() > 1 {
+    if piper.options().consume > 1 {
         inbox = Box::new(Consume {
             src: inbox,
-            n: piper.consume_n(),
+            n: piper.options().consume,
         });
     }
     let evaluated: Stream = match piper.numap() {
@@ -48,7 +48,7 @@ fn node_stream(
             counters: counters.clone(),
         }),
         Some(numap) => {
-            let k = piper.spawn_n();
+            let k = piper.options().spawn;
             let opts = piper.options().task_options(!is_input);
             let parts = if k == 1 {
                 vec![inbox]
@@ -77,10 +77,10 @@ fn node_stream(
             }
         }
     };
-    let produced: Stream = if piper.produce_n() > 1 {
+    let produced: Stream = if piper.options().produce > 1 {
         Box::new(Produce {
             src: evaluated,
-            m: piper.produce_n(),
+            m: piper.options().produce,
             repeat: piper.options().repeat,
             pending: VecDeque::new(),
             node: name.clone(),
@@ -94,7 +94,7 @@ fn node_stream(
         node: name,
         index: 0,
         counters: counters.clone(),
-        debug: piper.is_debug(),
+        debug: piper.options().debug,
         run: run.clone(),
     }))
 }
@@ -176,8 +176,9 @@ fn connect_nodes(
                 })
                 .collect::<Result<_>>()?
         };
-        let c =
-            Arc::new(NodeCounters::new(piper.is_tracked()).record_on(run.timeline.clone(), name));
+        let c = Arc::new(
+            NodeCounters::new(piper.options().track).record_on(run.timeline.clone(), name),
+        );
         counters.insert(name.to_string(), c.clone());
         let stream = node_stream(piper, inputs, is_input, &c, run)?;
         let down = dagger.downstream(name)?.len();

@@ -34,92 +34,33 @@
 //! ```
 
 mod connect;
+mod run;
+mod sink;
+mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::dagger::Dagger;
 use crate::error::{Error, Item, Result};
 use crate::numap::NuMap;
 use crate::piper::adapters::{RunCtl, Stream};
-use crate::stats::{NodeCounters, Stats};
+use crate::stats::Stats;
 use crate::sync::StopSignal;
-use crate::value::Value;
 use connect::connect;
+use run::Run;
+use sink::Sink;
 
+pub use run::StopHandle;
+pub use sink::Collector;
+pub use source::Source;
+
+/// Locks `m`, whatever a panicking holder left.
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// An external input of a pipeline.
-pub struct Source(pub(crate) Stream);
-
-impl Source {
-    /// A source of plain values.
-    pub fn values<T, I>(iter: I) -> Source
-    where
-        T: Into<Value>,
-        I: IntoIterator<Item = T>,
-        I::IntoIter: Send + 'static,
-    {
-        Source(Box::new(iter.into_iter().map(|x| Ok(x.into()))))
-    }
-
-    /// A source of items (values or errors).
-    pub fn items<I>(iter: I) -> Source
-    where
-        I: IntoIterator<Item = Item>,
-        I::IntoIter: Send + 'static,
-    {
-        Source(Box::new(iter.into_iter()))
-    }
-}
-
-impl Source {
-    /// The items of this source, in order (to filter or count them before
-    /// a run).
-    pub fn into_items(self) -> impl Iterator<Item = Item> + Send {
-        self.0
-    }
-}
-
-impl fmt::Debug for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Source(..)")
-    }
-}
-
-/// Collects the items of an output node. Clones share the same buffer.
-#[derive(Clone, Default)]
-pub struct Collector(Arc<Mutex<Vec<Item>>>);
-
-impl Collector {
-    /// Takes every item collected so far.
-    pub fn take(&self) -> Vec<Item> {
-        std::mem::take(&mut *lock(&self.0))
-    }
-
-    /// Number of items waiting.
-    pub fn len(&self) -> usize {
-        lock(&self.0).len()
-    }
-
-    /// `true` when nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-type Callback = Arc<Mutex<dyn FnMut(Item) + Send>>;
-
-#[derive(Clone)]
-enum Sink {
-    Collect(Collector),
-    Call(Callback),
 }
 
 /// The state of a [`Plumber`].
@@ -142,100 +83,6 @@ pub enum PlumberState {
 impl fmt::Display for PlumberState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, &mut *f)
-    }
-}
-
-#[derive(Default)]
-struct Pause {
-    paused: AtomicBool,
-    m: Mutex<()>,
-    cv: Condvar,
-}
-
-impl Pause {
-    fn set(&self, on: bool) {
-        let _g = lock(&self.m);
-        self.paused.store(on, Ordering::Release);
-        self.cv.notify_all();
-    }
-
-    fn wait(&self) {
-        if !self.paused.load(Ordering::Acquire) {
-            return;
-        }
-        let mut g = lock(&self.m);
-        while self.paused.load(Ordering::Acquire) {
-            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-#[derive(Default)]
-struct Done {
-    count: Mutex<usize>,
-    cv: Condvar,
-}
-
-struct DoneGuard(Arc<Done>);
-
-impl Drop for DoneGuard {
-    fn drop(&mut self) {
-        *lock(&self.0.count) += 1;
-        self.0.cv.notify_all();
-    }
-}
-
-struct Run {
-    ctl: Arc<RunCtl>,
-    counters: BTreeMap<String, Arc<NodeCounters>>,
-    pending: Vec<(String, Stream)>,
-    drains: Vec<JoinHandle<()>>,
-    pause: Arc<Pause>,
-    done: Arc<Done>,
-    outputs: usize,
-    start_time: SystemTime,
-    started: Instant,
-    ended: Option<Duration>,
-    numaps: Vec<NuMap>,
-}
-
-impl Run {
-    fn finished(&self) -> bool {
-        self.drains.len() == self.outputs && *lock(&self.done.count) >= self.outputs
-    }
-}
-
-/// Stops a run's inputs from another thread ([`Plumber::stop_handle`]).
-#[derive(Clone)]
-pub struct StopHandle {
-    stop: Arc<AtomicBool>,
-    signal: StopSignal,
-    numaps: Vec<NuMap>,
-}
-
-impl StopHandle {
-    /// Every input ends at its next stride boundary, no NuMap pulls more
-    /// and what waits for room in a buffer is dropped
-    /// ([`NuMap::stop_taking`]); what is in the buffers still flows to
-    /// the outputs. Returns how many items the NuMaps had taken and not
-    /// delivered at that moment: at most that many can still come out
-    /// (a node's own stride, for pipers without a NuMap, comes on top).
-    pub fn request(&self) -> usize {
-        self.stop.store(true, Ordering::Release);
-        self.signal.raise();
-        self.numaps
-            .iter()
-            .map(|m| {
-                m.stop_taking();
-                m.taken()
-            })
-            .sum()
-    }
-}
-
-impl fmt::Debug for StopHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StopHandle({} NuMaps)", self.numaps.len())
     }
 }
 
@@ -450,39 +297,7 @@ impl Plumber {
         ) {
             return Err(self.state_error("start", s));
         }
-        let wanted: Vec<String> = self
-            .dagger
-            .inputs()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        let mut sources = BTreeMap::new();
-        for (name, src) in inputs {
-            let name = name.into();
-            if !wanted.contains(&name) {
-                return Err(Error::Inputs(format!(
-                    "`{name}` is not an input piper (input pipers: {})",
-                    wanted.join(", ")
-                )));
-            }
-            if sources.insert(name.clone(), src.0).is_some() {
-                return Err(Error::Inputs(format!("input `{name}` given twice")));
-            }
-        }
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|n| !sources.contains_key(*n))
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::Inputs(format!(
-                "no input for {}",
-                missing
-                    .iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        let sources = self.bind_inputs(inputs)?;
         if self.dagger.is_empty() {
             return Err(Error::Graph("the dagger has no pipers".into()));
         }
@@ -531,6 +346,48 @@ impl Plumber {
         Ok(())
     }
 
+    /// The stream of each input piper, by name: every input piper given
+    /// exactly once, and nothing else.
+    fn bind_inputs<S: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (S, Source)>,
+    ) -> Result<BTreeMap<String, Stream>> {
+        let wanted: Vec<String> = self
+            .dagger
+            .inputs()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        let mut sources = BTreeMap::new();
+        for (name, src) in inputs {
+            let name = name.into();
+            if !wanted.contains(&name) {
+                return Err(Error::Inputs(format!(
+                    "`{name}` is not an input piper (input pipers: {})",
+                    wanted.join(", ")
+                )));
+            }
+            if sources.insert(name.clone(), src.0).is_some() {
+                return Err(Error::Inputs(format!("input `{name}` given twice")));
+            }
+        }
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|n| !sources.contains_key(*n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Inputs(format!(
+                "no input for {}",
+                missing
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(sources)
+    }
+
     /// Binds inputs positionally, in the order of [`Dagger::inputs`].
     ///
     /// # Errors
@@ -554,37 +411,10 @@ impl Plumber {
     }
 
     fn spawn_drains(&mut self) -> Result<()> {
-        let Some(r) = &mut self.run else {
-            return Ok(());
-        };
-        for (name, mut stream) in r.pending.drain(..) {
-            let sink = self.sinks.get(&name).cloned();
-            let (pause, done, ctl) = (r.pause.clone(), r.done.clone(), r.ctl.clone());
-            let h = std::thread::Builder::new()
-                .name(format!("papy-drain-{name}"))
-                .spawn(move || {
-                    let _guard = DoneGuard(done);
-                    let drained = crate::catch(|| loop {
-                        pause.wait();
-                        let Some(item) = stream.next() else { break };
-                        match &sink {
-                            Some(Sink::Collect(c)) => lock(&c.0).push(item),
-                            Some(Sink::Call(f)) => (lock(f))(item),
-                            None => {}
-                        }
-                    });
-                    if let Err(message) = drained {
-                        // A panicking sink or input: the run fails loudly
-                        // (and stops its inputs) instead of losing items.
-                        ctl.fail(Error::Output {
-                            node: name.clone(),
-                            message,
-                        });
-                    }
-                })?;
-            r.drains.push(h);
+        match &mut self.run {
+            Some(r) => r.spawn_drains(&self.sinks),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Starts draining every output (or resumes after [`pause`](Self::pause)).
@@ -657,25 +487,7 @@ impl Plumber {
         }
         if s == PlumberState::Running {
             if let Some(r) = &self.run {
-                let deadline = timeout.map(|t| Instant::now() + t);
-                let mut n = lock(&r.done.count);
-                while *n < r.outputs {
-                    match deadline {
-                        None => n = r.done.cv.wait(n).unwrap_or_else(PoisonError::into_inner),
-                        Some(d) => {
-                            let now = Instant::now();
-                            if now >= d {
-                                break;
-                            }
-                            n = r
-                                .done
-                                .cv
-                                .wait_timeout(n, d - now)
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .0;
-                        }
-                    }
-                }
+                r.wait_drains(timeout);
             }
         }
         let finished = self.state() == PlumberState::Finished;
@@ -721,15 +533,7 @@ impl Plumber {
 
     fn release_numaps(&mut self) {
         if let Some(r) = &self.run {
-            for n in &r.numaps {
-                // The feeder ends right after its last submission; give it a moment.
-                for _ in 0..500 {
-                    if n.clear_tasks().is_ok() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            r.release_numaps();
         }
     }
 
@@ -741,23 +545,7 @@ impl Plumber {
 
     /// Statistics of the current or last run.
     pub fn stats(&self) -> Stats {
-        let Some(r) = &self.run else {
-            return Stats::default();
-        };
-        Stats {
-            start_time: Some(r.start_time),
-            run_time: Some(r.ended.unwrap_or_else(|| r.started.elapsed())),
-            nodes: r
-                .counters
-                .iter()
-                .map(|(k, c)| (k.clone(), c.snapshot()))
-                .collect(),
-            tracked: r
-                .counters
-                .iter()
-                .filter_map(|(k, c)| c.tracked().map(|t| (k.clone(), t)))
-                .collect(),
-        }
+        self.run.as_ref().map(Run::stats).unwrap_or_default()
     }
 }
 

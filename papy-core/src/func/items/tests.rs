@@ -1,6 +1,9 @@
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::socket::TOKEN_WAIT;
+use super::trust::mac_hex;
 use super::*;
 
 fn payloads() -> Vec<Value> {

@@ -273,12 +273,12 @@ fn without_the_compress_feature_a_gzip_file_is_an_error_naming_the_feature() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.txt.gz");
     std::fs::write(&path, b"not read").unwrap();
-    let err = crate::func::codec::open(&path).err().unwrap().to_string();
+    let err = codec::open(&path).err().unwrap().to_string();
     assert!(
         err.contains("compress") && err.contains("a.txt.gz"),
         "{err}"
     );
-    let err = crate::func::codec::create(&dir.path().join("b.zst"), false)
+    let err = codec::create(&dir.path().join("b.zst"), false)
         .err()
         .unwrap()
         .to_string();
