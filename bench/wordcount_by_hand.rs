@@ -25,7 +25,10 @@ fn is_word_char(c: char) -> bool {
 fn count(text: &str) -> Counts {
     let mut counts = Counts::default();
     let mut lower = String::new();
-    for w in text.split(|c: char| !is_word_char(c)).filter(|w| !w.is_empty()) {
+    for w in text
+        .split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
+    {
         // Most words are lower case already: look them up as they are.
         let key = if w.chars().any(char::is_uppercase) {
             lower.clear();
@@ -49,7 +52,11 @@ fn line_aligned(text: &str, parts: usize) -> Vec<&str> {
     let mut pieces = Vec::with_capacity(parts);
     let mut rest = text;
     for left in (1..=parts).rev() {
-        let cut = if left == 1 { rest.len() } else { rest.len() / left };
+        let cut = if left == 1 {
+            rest.len()
+        } else {
+            rest.len() / left
+        };
         let end = rest[cut..].find('\n').map_or(rest.len(), |i| cut + i + 1);
         let (piece, tail) = rest.split_at(end);
         pieces.push(piece);
@@ -60,7 +67,9 @@ fn line_aligned(text: &str, parts: usize) -> Vec<&str> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: wordcount_by_hand CORPUS [THREADS]")?;
+    let path = args
+        .next()
+        .ok_or("usage: wordcount_by_hand CORPUS [THREADS]")?;
     let threads: usize = args.next().map_or(Ok(2), |t| t.parse())?;
     let text = String::from_utf8(std::fs::read(path)?)?;
     let mut maps = std::thread::scope(|s| {
@@ -68,7 +77,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into_iter()
             .map(|piece| s.spawn(move || count(piece)))
             .collect();
-        handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
     })
     .map_err(|_| "a counting thread panicked")?;
     let mut total = maps.pop().unwrap_or_default();
