@@ -516,3 +516,51 @@ fn a_short_input_is_shared_among_the_workers_whatever_the_stride() {
     assert_eq!(ints(m.results(t).unwrap()), (1..41).collect::<Vec<_>>());
     assert!(pool.sizes.lock().unwrap().iter().all(|&s| s == 5));
 }
+
+/// Switches schedule fuzzing off when dropped (a failing round too).
+struct Chaos;
+
+impl Drop for Chaos {
+    fn drop(&mut self) {
+        crate::chaos::disable();
+    }
+}
+
+/// The order in which 1 worker starts the items of a chain of two tasks
+/// (stride 1) that sleep their input in milliseconds (issue 28: PaPy's
+/// [1.0, 0.5, 0.25] s, scaled down).
+fn chain_start_order() -> Vec<(usize, i64)> {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sleeper = |task: usize| {
+        let log = log.clone();
+        Worker::typed(format!("sleep{task}"), move |ms: i64| {
+            log.lock().unwrap().push((task, ms));
+            std::thread::sleep(Duration::from_millis(ms.unsigned_abs()));
+            ms
+        })
+    };
+    let m = NuMap::builder().workers(1).stride(1).build().unwrap();
+    let t0 = m.add_task(sleeper(0), vec![4i64, 2, 1]).unwrap();
+    let t1 = m
+        .add_chained(sleeper(1), t0, TaskOptions::default())
+        .unwrap();
+    m.start().unwrap();
+    assert_eq!(ints(m.results(t1).unwrap()), vec![4, 2, 1]);
+    let order = log.lock().unwrap().clone();
+    order
+}
+
+#[test]
+fn downstream_work_goes_first_whatever_the_timing() {
+    // PaPy's order: t0[0], t1[0], t0[1], t1[1], ... (before: t0[1] and
+    // t0[2], queued first, sometimes ran before t1[1]).
+    let papy: Vec<(usize, i64)> = [4, 2, 1].iter().flat_map(|&x| [(0, x), (1, x)]).collect();
+    let _off = Chaos;
+    for round in 0..12u64 {
+        if round % 2 == 1 {
+            crate::chaos::enable(round, Duration::from_micros(300));
+        }
+        assert_eq!(chain_start_order(), papy, "round {round}");
+        crate::chaos::disable();
+    }
+}
