@@ -210,6 +210,10 @@ impl NuMap {
 
     /// Adds a task that reads the results of task `upstream` of this NuMap.
     /// Stopping does not cut a chained task: it runs until its upstream ends.
+    /// The upstream's results are the chained task's: read them nowhere
+    /// else (another reader would take items from it, and the upstream,
+    /// which waits until the chained task has taken every result it gave
+    /// before it takes new work, would wait for them).
     ///
     /// # Errors
     /// As [`NuMap::add_task`], and an unknown upstream task.

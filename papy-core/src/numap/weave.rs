@@ -8,7 +8,10 @@
 //!   previous round skipped for want of credit, or where it began when it
 //!   skipped none; once a round skips a task, credit freed during the round
 //!   is kept for it (PaPy's order when the buffer is full: nobody takes two
-//!   turns while another waits);
+//!   turns while another waits); a task gives the tasks chained on it
+//!   (`NuMap::add_chained`) no new work until they have submitted every
+//!   result it gave (PaPy's weave), so downstream work reaches the pool
+//!   first whatever the timing (until a stop);
 //! - a visit submits what the buffer allows, up to `stride` items (credits
 //!   are per item, see `buffer.rs`), split into jobs of at most
 //!   `stride / workers` items (one job per item for tasks with a timeout,
@@ -204,6 +207,7 @@ impl Feeder {
         let n = self.tasks.len();
         let (mut active, mut progressed) = (false, false);
         let mut skipped: Option<usize> = None;
+        let stopping = self.stop.load(Ordering::Acquire);
         for chained_pass in [true, false] {
             for k in 0..n {
                 let t = (r.start + k) % n;
@@ -217,7 +221,7 @@ impl Feeder {
                 // (unless starved, see `buffer.rs`).
                 let reserved = skipped.is_some();
                 let visit = match &sources[t] {
-                    _ if r.holds_back(&self.tasks, t) => Visit::Nothing,
+                    _ if !stopping && r.holds_back(&self.tasks, t) => Visit::Nothing,
                     Source::Inline => self.visit_inline(t, reserved),
                     Source::Puller { handoff, .. } => self.visit_handoff(t, handoff, reserved),
                 };
