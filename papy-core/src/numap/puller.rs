@@ -1,5 +1,6 @@
-//! A chained task's input, pulled ahead of the feeder by a thread of its
-//! own (a *puller*) and handed over as items arrive, so that the feeder
+//! Task inputs as the feeder pulls them ([`Pull`]), and the *puller* of a
+//! chained task: a thread of its own that pulls the task's input ahead of
+//! the feeder and hands items over as they arrive, so that the feeder
 //! never blocks on a result that itself needs the feeder.
 
 use std::collections::VecDeque;

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::weave::Feeder;
-use crate::job::MAX_CHUNK;
+use crate::job::{Pace, MAX_CHUNK};
 use crate::pool::{Inbox, Pool};
 
 /// Adaptive batching (no fixed stride): each task's job size follows its
@@ -91,57 +90,41 @@ fn room(base: usize, visit: usize, workers: usize) -> usize {
     (DEEP_VISITS * visit).min(most).max(base * visit)
 }
 
-impl Feeder {
-    /// Items per visit and per job for task `t`: the fixed stride and its
-    /// share per worker, or what the task's pace asks for (adaptive); one
-    /// item per job for a task with a timeout (a timed-out worker then
-    /// holds a single item).
-    pub(crate) fn sizes(&mut self, t: usize) -> (usize, usize) {
-        let (visit, chunk) = self.visit_sizes(t);
-        let job = if self.tasks[t].ctx.timeout.is_some() {
-            1
-        } else {
-            chunk
-        };
-        (visit, job)
-    }
+/// Items per visit and per job with a fixed stride: jobs of a stride's
+/// share per worker, so that one task with the default stride (= workers)
+/// keeps every worker busy, as in PaPy (the share comes from the stride,
+/// not from a batch, so batches freed a few items at a time do not shrink
+/// the jobs further). For workers that pay a round trip per batch
+/// (`whole_strides`), a buffer that holds a stride per worker keeps them
+/// busy with whole strides, in fewer and larger jobs.
+pub(crate) fn fixed(stride: usize, pool: &dyn Pool, buffer: usize) -> (usize, usize) {
+    let workers = pool.size().max(1);
+    let chunk = if pool.whole_strides() && buffer >= stride * workers {
+        stride
+    } else {
+        stride.div_ceil(workers)
+    };
+    (stride, chunk.max(1))
+}
 
-    fn visit_sizes(&mut self, t: usize) -> (usize, usize) {
-        let Some(a) = &self.adaptive else {
-            // Jobs of a stride's share per worker, so that one task with the
-            // default stride (= workers) keeps every worker busy, as in PaPy
-            // (the share comes from the stride, not from a batch, so batches
-            // freed a few items at a time do not shrink the jobs further).
-            // For workers that pay a round trip per batch, a buffer that
-            // holds a stride per worker keeps them busy with whole strides,
-            // in fewer and larger jobs.
-            let workers = self.pool.size().max(1);
-            let chunk = if self.pool.whole_strides() && self.credits.size() >= self.stride * workers
-            {
-                self.stride
-            } else {
-                self.stride.div_ceil(workers)
-            };
-            return (self.stride, chunk.max(1));
-        };
-        // A fixed buffer must hold two visits; else the buffer follows.
-        let pace = &self.tasks[t].ctx.pace;
-        let most = a.buffer.map_or(MAX_CHUNK, |b| (b / (2 * a.workers)).max(1));
-        let chunk = pace.chunk(a.target, most.min(pace.items_within(JOB_BYTES)));
-        let visit = chunk * a.workers;
-        if a.buffer.is_none() {
-            let base = room_visits(&*self.pool);
-            let room = room(base, visit, a.workers)
-                .min(pace.items_within(ROOM_BYTES))
-                .max(base * visit);
-            if self.tasks[t].room != room {
-                self.tasks[t].room = room;
-                let total: usize = self.tasks.iter().map(|x| x.room).sum();
-                self.credits.set_size(total.max(self.stride));
-            }
-        }
-        (visit, chunk)
-    }
+/// Items per visit and per job with adaptive batching, from the task's
+/// `pace`, and the buffer room the task asks for (`None` when the user
+/// fixed the buffer, which must then hold two visits).
+pub(crate) fn adaptive(
+    a: &Adaptive,
+    pace: &Pace,
+    pool: &dyn Pool,
+) -> (usize, usize, Option<usize>) {
+    let most = a.buffer.map_or(MAX_CHUNK, |b| (b / (2 * a.workers)).max(1));
+    let chunk = pace.chunk(a.target, most.min(pace.items_within(JOB_BYTES)));
+    let visit = chunk * a.workers;
+    let room = a.buffer.is_none().then(|| {
+        let base = room_visits(pool);
+        room(base, visit, a.workers)
+            .min(pace.items_within(ROOM_BYTES))
+            .max(base * visit)
+    });
+    (visit, chunk, room)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::{Credits, Doorbell};
 use super::puller::{pull_with, puller, Handoff, Input, LOOKAHEAD};
-use super::sizing::{approx_bytes, Adaptive};
+use super::sizing::{self, approx_bytes, Adaptive};
 use crate::job::TaskCtx;
 use crate::pool::{Inbox, Job, Pool};
 
@@ -446,6 +446,32 @@ impl Feeder {
                 waiting.join("; ")
             );
         }
+    }
+
+    /// Items per visit and per job for task `t` (see `sizing.rs`); one
+    /// item per job for a task with a timeout (a timed-out worker then
+    /// holds a single item). With adaptive batching the buffer follows the
+    /// room the tasks ask for.
+    fn sizes(&mut self, t: usize) -> (usize, usize) {
+        let (visit, chunk) = match &self.adaptive {
+            None => sizing::fixed(self.stride, &*self.pool, self.credits.size()),
+            Some(a) => {
+                let (visit, chunk, room) =
+                    sizing::adaptive(a, &self.tasks[t].ctx.pace, &*self.pool);
+                if let Some(room) = room.filter(|&r| r != self.tasks[t].room) {
+                    self.tasks[t].room = room;
+                    let total: usize = self.tasks.iter().map(|x| x.room).sum();
+                    self.credits.set_size(total.max(self.stride));
+                }
+                (visit, chunk)
+            }
+        };
+        let job = if self.tasks[t].ctx.timeout.is_some() {
+            1
+        } else {
+            chunk
+        };
+        (visit, job)
     }
 
     /// Submits jobs of consecutive items of task `t`, in order. With
