@@ -514,16 +514,12 @@ fn a_short_input_is_shared_among_the_workers_whatever_the_stride() {
     let t = m.add_task(add(1), 0..40i64).unwrap();
     m.start().unwrap();
     assert_eq!(ints(m.results(t).unwrap()), (1..41).collect::<Vec<_>>());
-    assert!(pool.sizes.lock().unwrap().iter().all(|&s| s == 5));
-}
-
-/// Switches schedule fuzzing off when dropped (a failing round too).
-struct Chaos;
-
-impl Drop for Chaos {
-    fn drop(&mut self) {
-        crate::chaos::disable();
-    }
+    // (The end of the input may be found on a visit that submits only the
+    // rest of the last stride, 5 items: those are then shared, 3 and 2.)
+    let sizes = pool.sizes.lock().unwrap().clone();
+    let (head, tail) = sizes.split_at(sizes.len() - 2);
+    assert!(head.iter().all(|&s| s == 5), "{sizes:?}");
+    assert!(tail == [5, 5] || tail == [3, 2], "{sizes:?}");
 }
 
 /// The order in which 1 worker starts the items of a chain of two tasks
@@ -553,14 +549,10 @@ fn chain_start_order() -> Vec<(usize, i64)> {
 #[test]
 fn downstream_work_goes_first_whatever_the_timing() {
     // PaPy's order: t0[0], t1[0], t0[1], t1[1], ... (before: t0[1] and
-    // t0[2], queued first, sometimes ran before t1[1]).
+    // t0[2], queued first, sometimes ran before t1[1]). The same runs
+    // under random delays in `tests/schedule_fuzz.rs`.
     let papy: Vec<(usize, i64)> = [4, 2, 1].iter().flat_map(|&x| [(0, x), (1, x)]).collect();
-    let _off = Chaos;
-    for round in 0..12u64 {
-        if round % 2 == 1 {
-            crate::chaos::enable(round, Duration::from_micros(300));
-        }
+    for round in 0..6 {
         assert_eq!(chain_start_order(), papy, "round {round}");
-        crate::chaos::disable();
     }
 }
