@@ -8,7 +8,10 @@
 //!   previous round skipped for want of credit, or where it began when it
 //!   skipped none; once a round skips a task, credit freed during the round
 //!   is kept for it (PaPy's order when the buffer is full: nobody takes two
-//!   turns while another waits);
+//!   turns while another waits); a task gives the tasks chained on it
+//!   (`NuMap::add_chained`) no new work until they have submitted every
+//!   result it gave (PaPy's weave), so downstream work reaches the pool
+//!   first whatever the timing (until a stop);
 //! - a visit submits what the buffer allows, up to `stride` items (credits
 //!   are per item, see `buffer.rs`), split into jobs of at most
 //!   `stride / workers` items (one job per item for tasks with a timeout,
@@ -43,57 +46,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Credits, Doorbell};
-use crate::error::{ErrorKind, ItemError};
-use crate::job::{TaskCtx, MAX_CHUNK};
+use super::puller::{pull_with, puller, Handoff, Input, LOOKAHEAD};
+use super::sizing::{self, approx_bytes, Adaptive};
+use crate::job::TaskCtx;
 use crate::pool::{Inbox, Job, Pool};
-
-/// A task's input as the feeder pulls it: a job at a time, so there is
-/// one dynamic call per job (per item for a task with a timeout, whose
-/// jobs hold one item) and the loop over the items is compiled for the
-/// input's own iterator type (a range of integers is a tight loop).
-pub(crate) trait Pull: Send {
-    /// Appends up to `n` inboxes to `out`; returns `true` when the input ended.
-    fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
-
-    /// Appends one inbox (waiting for it if need be), then those of the
-    /// next ones that are already in hand, up to `n` in all; returns `true`
-    /// when the input ended. "In hand" is the lower bound of the iterator's
-    /// `size_hint`: the result readers and node adapters report the results
-    /// they hold, so a chained task forwards what has arrived at once and
-    /// never waits for more than one item.
-    fn fill_ready(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool;
-}
-
-impl<I: Iterator<Item = Inbox> + Send> Pull for I {
-    fn fill(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool {
-        let before = out.len();
-        out.extend(self.by_ref().take(n));
-        out.len() - before < n
-    }
-
-    fn fill_ready(&mut self, out: &mut Vec<Inbox>, n: usize) -> bool {
-        if n == 0 {
-            return false;
-        }
-        match self.next() {
-            None => return true,
-            Some(first) => out.push(first),
-        }
-        let ready = self.size_hint().0.min(n - 1);
-        // Taking only what is in hand never waits; an iterator whose hint
-        // was wrong ends the input early, which `fill` would too.
-        self.fill(out, ready)
-    }
-}
-
-/// A task's input stream.
-pub(crate) type Input = Box<dyn Pull>;
 
 /// A task as the feeder sees it.
 pub(crate) struct FeedTask {
     pub(crate) ctx: Arc<TaskCtx>,
     pub(crate) input: Option<Input>,
     pub(crate) chained: bool,
+    /// The task of this NuMap whose results are this task's input, one for
+    /// one ([`NuMap::add_chained`](super::NuMap::add_chained)).
+    pub(crate) upstream: Option<usize>,
     pub(crate) next_index: u64,
     /// Buffer room this task asks for (adaptive batching: [`room`]).
     pub(crate) room: usize,
@@ -101,108 +66,6 @@ pub(crate) struct FeedTask {
     /// a stride the buffer could not take at once).
     pub(crate) pending: VecDeque<Inbox>,
 }
-
-/// Adaptive batching (no fixed stride): each task's job size follows its
-/// pace (see `job/pace.rs`); a visit is one job per worker.
-pub(crate) struct Adaptive {
-    /// How long a job should take in this pool.
-    pub(crate) target: Duration,
-    pub(crate) workers: usize,
-    /// The buffer the user fixed; `None`: [`room`] per task.
-    pub(crate) buffer: Option<usize>,
-}
-
-use crate::sync::Monitor;
-
-#[derive(Default)]
-struct HandoffState {
-    /// Items pulled and not yet submitted, in input order.
-    items: VecDeque<Inbox>,
-    /// Most items held (`LOOKAHEAD` visits; the feeder keeps it current).
-    cap: usize,
-    ended: bool,
-    closed: bool,
-}
-
-/// Items pulled by a puller thread, waiting for the feeder (the monitor
-/// is notified when the feeder makes space or closes it).
-type Handoff = Monitor<HandoffState>;
-
-/// Visits of buffer room per task with adaptive batching: enough that
-/// every worker has its next job queued while its results are read. Pools
-/// that pay a round trip per job (`Pool::whole_strides`) keep twice as
-/// many in flight; on threads more room only spreads the working set
-/// (`cargo bench --bench defaults`, 50 ns items: 2 visits 1.06x the best
-/// fixed stride on threads and 1.22x on processes, 4 visits 1.23x and
-/// 1.01x).
-fn room_visits(pool: &dyn Pool) -> usize {
-    if pool.whole_strides() {
-        4
-    } else {
-        2
-    }
-}
-
-/// Most bytes of input in one adaptive job (estimated, see [`approx_bytes`]):
-/// large items get smaller jobs, whatever their pace.
-const JOB_BYTES: usize = 8 << 20;
-
-/// Most bytes of input a task's adaptive buffer room holds beyond the two
-/// (four) visits it always has: cheap large items cannot fill memory.
-const ROOM_BYTES: usize = 64 << 20;
-
-/// Roughly how many bytes an inbox holds: its values' own sizes, with a
-/// list or map estimated from its first entry (looked at 4 levels deep at
-/// most), so the cost does not grow with the item.
-pub(crate) fn approx_bytes(inbox: &Inbox) -> usize {
-    fn value(v: &crate::value::Value, depth: u32) -> usize {
-        use crate::value::Value;
-        let own = std::mem::size_of::<Value>();
-        let nested = |n: usize, first: Option<usize>| n.saturating_mul(first.unwrap_or(own));
-        own.saturating_add(match v {
-            Value::Str(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            Value::List(l) if depth > 0 => nested(l.len(), l.first().map(|x| value(x, depth - 1))),
-            Value::Map(m) if depth > 0 => nested(
-                m.len(),
-                m.iter()
-                    .next()
-                    .map(|(k, x)| value(k, depth - 1).saturating_add(value(x, depth - 1))),
-            ),
-            Value::List(l) => l.len().saturating_mul(own),
-            Value::Map(m) => m.len().saturating_mul(2 * own),
-            _ => 0,
-        })
-    }
-    inbox
-        .as_slice()
-        .iter()
-        .map(|item| match item {
-            Ok(v) => value(v, 4),
-            Err(_) => 64,
-        })
-        .fold(0usize, usize::saturating_add)
-}
-
-/// Visits of buffer room a task with small jobs may have (see [`room`]).
-const DEEP_VISITS: usize = 8;
-
-/// Buffer room of a task whose visits hold `visit` items, `workers` jobs, in
-/// a pool of `base` [`room_visits`]: [`DEEP_VISITS`] visits, but never more items than `base` visits
-/// of the largest jobs ([`MAX_CHUNK`] items each), nor fewer than `base`
-/// visits. Small jobs (slow items) thus get a deeper buffer,
-/// so that a worker finishing a job finds the next one queued even when
-/// the reader or the feeder is late to run (a thread woken from sleep can
-/// take tens of microseconds to run; with two visits of 500 us items, a
-/// run of `cargo bench --bench defaults` took 1.48x the best fixed stride),
-/// while the buffer never holds more items than the fastest items had.
-fn room(base: usize, visit: usize, workers: usize) -> usize {
-    let most = base * MAX_CHUNK * workers.max(1);
-    (DEEP_VISITS * visit).min(most).max(base * visit)
-}
-
-/// Strides of items a puller may hold ahead of the feeder.
-const LOOKAHEAD: usize = 2;
 
 enum Source {
     Inline,
@@ -238,11 +101,80 @@ enum Visit {
     Nothing,
 }
 
+/// What the feeder keeps from one round to the next.
+struct Rounds {
+    ended: Vec<bool>,
+    /// For each task, the tasks of this NuMap chained on its results.
+    downstream: Vec<Vec<usize>>,
+    /// Where the next round starts: the first task the last round skipped.
+    start: usize,
+}
+
+impl Rounds {
+    /// Whether task `t` waits for the tasks chained on it: it gives them
+    /// new work only once they have submitted every result it gave (PaPy's
+    /// weave: a stride of `t`, then a stride of its downstream task). So
+    /// downstream work reaches the pool before new upstream work whatever
+    /// the timing, and a chain's items go through it one stride at a time.
+    fn holds_back(&self, tasks: &[FeedTask], t: usize) -> bool {
+        self.downstream[t]
+            .iter()
+            .any(|&d| !self.ended[d] && tasks[d].next_index < tasks[t].next_index)
+    }
+}
+
+/// For each task, the tasks chained on its results ([`FeedTask::upstream`]).
+fn downstream(tasks: &[FeedTask]) -> Vec<Vec<usize>> {
+    let mut down = vec![Vec::new(); tasks.len()];
+    for (d, task) in tasks.iter().enumerate() {
+        if let Some(u) = task.upstream.filter(|&u| u < tasks.len()) {
+            down[u].push(d);
+        }
+    }
+    down
+}
+
 impl Feeder {
     /// Runs until every task has ended or the buffer is closed; returns the
     /// tasks (with their unfinished inputs) for a later restart.
     pub(crate) fn run(mut self) -> Vec<FeedTask> {
         let bell = self.credits.bell.clone();
+        let sources = self.start_pullers(&bell);
+        let mut rounds = Rounds {
+            ended: vec![false; self.tasks.len()],
+            downstream: downstream(&self.tasks),
+            start: 0,
+        };
+        let mut last_progress = Instant::now();
+        let mut warned = false;
+        loop {
+            let seen = bell.seen();
+            let Some(progressed) = self.round(&sources, &mut rounds) else {
+                break;
+            };
+            if self.credits.is_closed() {
+                break;
+            }
+            if progressed {
+                last_progress = Instant::now();
+                warned = false;
+            } else {
+                if !warned && last_progress.elapsed() >= self.stall {
+                    warned = true;
+                    self.report_stall();
+                }
+                // A ring within the short look needs no sleep (see `sync.rs`).
+                if crate::sync::spin_for(|| bell.rung_since(seen).then_some(())).is_none() {
+                    bell.wait(seen, Duration::from_millis(200));
+                }
+            }
+        }
+        self.collect_pullers(sources);
+        self.tasks
+    }
+
+    /// Starts a puller thread per chained task.
+    fn start_pullers(&mut self, bell: &Arc<Doorbell>) -> Vec<Source> {
         let mut sources: Vec<Source> = Vec::with_capacity(self.tasks.len());
         for t in &mut self.tasks {
             if !t.chained {
@@ -265,91 +197,78 @@ impl Feeder {
             }
             sources.push(Source::Puller { handoff, thread });
         }
+        sources
+    }
+
+    /// One round: the chained tasks with items ready, then the sources (see
+    /// the module's invariants). `None` when no task is left; else whether
+    /// anything moved.
+    fn round(&mut self, sources: &[Source], r: &mut Rounds) -> Option<bool> {
         let n = self.tasks.len();
-        let mut ended = vec![false; n];
-        let mut last_progress = Instant::now();
-        let mut warned = false;
-        // Where the next round starts: the first task the last round skipped.
-        let mut start = 0;
-        loop {
-            let seen = bell.seen();
-            let mut active = false;
-            let mut progressed = false;
-            let mut skipped: Option<usize> = None;
-            // Ready downstream work first, then new work from the sources.
-            for chained_pass in [true, false] {
-                for k in 0..n {
-                    let t = (start + k) % n;
-                    if ended[t] || self.tasks[t].chained != chained_pass {
-                        continue;
-                    }
-                    active = true;
-                    crate::chaos::point("feeder.visit");
-                    // Once a task of this round found no credit, credit freed
-                    // meanwhile is its own: the tasks after it wait their
-                    // turn (unless starved, see `buffer.rs`).
-                    let reserved = skipped.is_some();
-                    let visit = match &sources[t] {
-                        Source::Inline => self.visit_inline(t, reserved),
-                        Source::Puller { handoff, .. } => self.visit_handoff(t, handoff, reserved),
-                    };
-                    match visit {
-                        Visit::Ended => {
-                            ended[t] = true;
-                            let task = &self.tasks[t];
-                            task.ctx.queue.set_total(task.next_index);
-                            progressed = true;
-                        }
-                        Visit::Submitted => progressed = true,
-                        Visit::NoCredit => {
-                            skipped.get_or_insert(t);
-                        }
-                        Visit::Nothing => {}
-                    }
+        let (mut active, mut progressed) = (false, false);
+        let mut skipped: Option<usize> = None;
+        let stopping = self.stop.load(Ordering::Acquire);
+        for chained_pass in [true, false] {
+            for k in 0..n {
+                let t = (r.start + k) % n;
+                if r.ended[t] || self.tasks[t].chained != chained_pass {
+                    continue;
                 }
-            }
-            // A round that skipped nobody was a whole cycle: the next goes on
-            // from where it began.
-            start = skipped.unwrap_or(start);
-            if !active || self.credits.is_closed() {
-                break;
-            }
-            if progressed {
-                last_progress = Instant::now();
-                warned = false;
-            } else {
-                if !warned && last_progress.elapsed() >= self.stall {
-                    warned = true;
-                    self.report_stall();
-                }
-                // A ring within the short look needs no sleep (see `sync.rs`).
-                if crate::sync::spin_for(|| bell.rung_since(seen).then_some(())).is_none() {
-                    bell.wait(seen, Duration::from_millis(200));
+                active = true;
+                crate::chaos::point("feeder.visit");
+                // Once a task of this round found no credit, credit freed
+                // meanwhile is its own: the tasks after it wait their turn
+                // (unless starved, see `buffer.rs`).
+                let reserved = skipped.is_some();
+                let visit = match &sources[t] {
+                    _ if !stopping && r.holds_back(&self.tasks, t) => Visit::Nothing,
+                    Source::Inline => self.visit_inline(t, reserved),
+                    Source::Puller { handoff, .. } => self.visit_handoff(t, handoff, reserved),
+                };
+                match visit {
+                    Visit::Ended => {
+                        r.ended[t] = true;
+                        let task = &self.tasks[t];
+                        task.ctx.queue.set_total(task.next_index);
+                        progressed = true;
+                    }
+                    Visit::Submitted => progressed = true,
+                    Visit::NoCredit => {
+                        skipped.get_or_insert(t);
+                    }
+                    Visit::Nothing => {}
                 }
             }
         }
-        // Collect the pullers (they have ended, or the NuMap is closing).
+        // A round that skipped nobody was a whole cycle: the next goes on
+        // from where it began.
+        r.start = skipped.unwrap_or(r.start);
+        active.then_some(progressed)
+    }
+
+    /// Collects the pullers (they have ended, or the NuMap is closing):
+    /// their inputs go back to their tasks.
+    fn collect_pullers(&mut self, sources: Vec<Source>) {
         for (t, s) in sources.into_iter().enumerate() {
-            if let Source::Puller { handoff, thread } = s {
-                handoff.lock().closed = true;
-                handoff.notify_all();
-                if let Some(h) = thread {
-                    let deadline = Instant::now() + Duration::from_secs(2);
-                    while !h.is_finished() && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if h.is_finished() {
-                        self.tasks[t].input = h.join().ok().flatten();
-                    } else {
-                        tracing::warn!(
-                            "NuMap `{}`: the input of task {t} is blocked; its thread is left behind",
-                            self.name
-                        );
-                    }
-                }
+            let Source::Puller { handoff, thread } = s else {
+                continue;
+            };
+            handoff.lock().closed = true;
+            handoff.notify_all();
+            let Some(h) = thread else { continue };
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if h.is_finished() {
+                self.tasks[t].input = h.join().ok().flatten();
+            } else {
+                tracing::warn!(
+                    "NuMap `{}`: the input of task {t} is blocked; its thread is left behind",
+                    self.name
+                );
             }
         }
-        self.tasks
     }
 
     /// A reader waits for task `t` and nothing of it is outstanding (see
@@ -529,55 +448,30 @@ impl Feeder {
         }
     }
 
-    /// Items per visit and per job for task `t`: the fixed stride and its
-    /// share per worker, or what the task's pace asks for (adaptive); one
+    /// Items per visit and per job for task `t` (see `sizing.rs`); one
     /// item per job for a task with a timeout (a timed-out worker then
-    /// holds a single item).
+    /// holds a single item). With adaptive batching the buffer follows the
+    /// room the tasks ask for.
     fn sizes(&mut self, t: usize) -> (usize, usize) {
-        let (visit, chunk) = self.visit_sizes(t);
+        let (visit, chunk) = match &self.adaptive {
+            None => sizing::fixed(self.stride, &*self.pool, self.credits.size()),
+            Some(a) => {
+                let (visit, chunk, room) =
+                    sizing::adaptive(a, &self.tasks[t].ctx.pace, &*self.pool);
+                if let Some(room) = room.filter(|&r| r != self.tasks[t].room) {
+                    self.tasks[t].room = room;
+                    let total: usize = self.tasks.iter().map(|x| x.room).sum();
+                    self.credits.set_size(total.max(self.stride));
+                }
+                (visit, chunk)
+            }
+        };
         let job = if self.tasks[t].ctx.timeout.is_some() {
             1
         } else {
             chunk
         };
         (visit, job)
-    }
-
-    fn visit_sizes(&mut self, t: usize) -> (usize, usize) {
-        let Some(a) = &self.adaptive else {
-            // Jobs of a stride's share per worker, so that one task with the
-            // default stride (= workers) keeps every worker busy, as in PaPy
-            // (the share comes from the stride, not from a batch, so batches
-            // freed a few items at a time do not shrink the jobs further).
-            // For workers that pay a round trip per batch, a buffer that
-            // holds a stride per worker keeps them busy with whole strides,
-            // in fewer and larger jobs.
-            let workers = self.pool.size().max(1);
-            let chunk = if self.pool.whole_strides() && self.credits.size() >= self.stride * workers
-            {
-                self.stride
-            } else {
-                self.stride.div_ceil(workers)
-            };
-            return (self.stride, chunk.max(1));
-        };
-        // A fixed buffer must hold two visits; else the buffer follows.
-        let pace = &self.tasks[t].ctx.pace;
-        let most = a.buffer.map_or(MAX_CHUNK, |b| (b / (2 * a.workers)).max(1));
-        let chunk = pace.chunk(a.target, most.min(pace.items_within(JOB_BYTES)));
-        let visit = chunk * a.workers;
-        if a.buffer.is_none() {
-            let base = room_visits(&*self.pool);
-            let room = room(base, visit, a.workers)
-                .min(pace.items_within(ROOM_BYTES))
-                .max(base * visit);
-            if self.tasks[t].room != room {
-                self.tasks[t].room = room;
-                let total: usize = self.tasks.iter().map(|x| x.room).sum();
-                self.credits.set_size(total.max(self.stride));
-            }
-        }
-        (visit, chunk)
     }
 
     /// Submits jobs of consecutive items of task `t`, in order. With
@@ -600,58 +494,6 @@ impl Feeder {
     }
 }
 
-/// A puller thread: pulls a chained task's input ahead of the feeder and
-/// forwards each item as it arrives (at most `cap` items held). Returns the
-/// input for a restart.
-fn puller(
-    mut input: Input,
-    handoff: &Handoff,
-    bell: &Doorbell,
-    ctx: &TaskCtx,
-    mut next_index: u64,
-) -> Option<Input> {
-    let mut one = Vec::new();
-    loop {
-        let room = {
-            let mut st = handoff.lock();
-            while st.items.len() >= st.cap && !st.closed {
-                st = handoff.wait(st);
-            }
-            if st.closed {
-                return Some(input);
-            }
-            st.cap - st.items.len()
-        };
-        // What has arrived, and never more than one item that has not: the
-        // first downstream item never waits for the slowest upstream item
-        // of its stride.
-        let exhausted = pull_ready(&mut input, &mut one, room, ctx, next_index);
-        next_index += one.len() as u64;
-        crate::chaos::point("puller.handoff");
-        let mut st = handoff.lock();
-        let was_empty = st.items.is_empty();
-        st.items.extend(one.drain(..));
-        if exhausted {
-            st.ended = true;
-        }
-        let wake = was_empty || exhausted;
-        drop(st);
-        // The feeder needs a ring only when it may have seen nothing to do;
-        // items added behind others are taken with them.
-        if wake {
-            bell.ring();
-        }
-        if exhausted {
-            // Kept: a chained input ends when its upstream stops, and goes on
-            // with the upstream's new results after a restart.
-            return Some(input);
-        }
-    }
-}
-
-/// Appends up to `n` inboxes of `task`'s input to `out`, whose first inbox
-/// is item `first`; an input that ends is dropped (`task.input` becomes
-/// `None`).
 /// `jobs` (of `items` items in all, in order) cut again into as many jobs
 /// as there are `workers` when they were fewer, of near-equal sizes, the
 /// items in the same order; unchanged otherwise.
@@ -675,63 +517,14 @@ fn share(jobs: Vec<Vec<Inbox>>, workers: usize, items: usize) -> Vec<Vec<Inbox>>
     out
 }
 
+/// Appends up to `n` inboxes of `task`'s input to `out`, whose first inbox
+/// is item `first`; an input that ends is dropped (`task.input` becomes
+/// `None`).
 fn pull_append(task: &mut FeedTask, out: &mut Vec<Inbox>, n: usize, first: u64) {
     let Some(input) = task.input.as_mut() else {
         return;
     };
     if pull_with(out, &task.ctx, first, |b| input.fill(b, n)) {
         task.input = None;
-    }
-}
-
-/// As [`pull_append`], taking what is in hand (see [`Pull::fill_ready`]).
-fn pull_ready(
-    input: &mut Input,
-    batch: &mut Vec<Inbox>,
-    most: usize,
-    ctx: &TaskCtx,
-    first: u64,
-) -> bool {
-    pull_with(batch, ctx, first, |b| input.fill_ready(b, most))
-}
-
-/// Runs a pull; a panicking input becomes one error item and ends it.
-fn pull_with(
-    batch: &mut Vec<Inbox>,
-    ctx: &TaskCtx,
-    first: u64,
-    f: impl FnOnce(&mut Vec<Inbox>) -> bool,
-) -> bool {
-    let r = crate::catch(|| f(&mut *batch));
-    match r {
-        Ok(exhausted) => exhausted,
-        Err(msg) => {
-            let index = first + batch.len() as u64;
-            let err = ItemError::new(ErrorKind::Input, format!("input iterator panicked: {msg}"))
-                .at(ctx.func.name(), index);
-            batch.push(Inbox::One(Err(err)));
-            true
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{room, DEEP_VISITS, MAX_CHUNK};
-
-    #[test]
-    fn small_jobs_get_a_deeper_buffer_never_larger_than_the_largest_jobs_had() {
-        // Threads (2 visits of room at least), 2 workers.
-        let most = 2 * MAX_CHUNK * 2;
-        // 500 us items: jobs of 2, visits of 4 items: eight visits.
-        assert_eq!(room(2, 4, 2), DEEP_VISITS * 4);
-        // 1 us items: jobs of 1000: eight visits, under the cap.
-        assert_eq!(room(2, 2000, 2), 16_000);
-        // The fastest items (jobs of MAX_CHUNK): two visits, as before.
-        assert_eq!(room(2, MAX_CHUNK * 2, 2), most);
-        assert!(room(2, 3000, 2) <= most);
-        // Pools with a round trip per job keep four visits at least.
-        assert_eq!(room(4, MAX_CHUNK * 2, 2), 4 * MAX_CHUNK * 2);
-        assert_eq!(room(4, 2, 2), DEEP_VISITS * 2);
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Build: `cargo build -p papy-plugin-text` (gives `target/debug/libtext.so`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use papy_sdk::worker;
+use rustc_hash::FxHashMap;
 
 /// Splits a line into words (letters, digits and apostrophes).
 #[worker]
@@ -60,11 +61,20 @@ fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
 }
 
 /// Counts the lower-cased words of a batch of lines: `{word: count}`.
+///
+/// The lines are read where they lie in the batch (no copy of each line),
+/// and counted in an FxHash map (a fast hash for short keys).
 #[worker]
-fn count_words(lines: Vec<String>) -> BTreeMap<String, i64> {
-    let mut counts: HashMap<String, i64> = HashMap::new();
+fn count_words(lines: papy_sdk::Value) -> Result<BTreeMap<String, i64>, String> {
+    let lines = lines
+        .as_list()
+        .ok_or_else(|| format!("expected a list of lines, got {}", lines.kind()))?;
+    let mut counts: FxHashMap<String, i64> = FxHashMap::default();
     let mut lower = String::new();
-    for line in &lines {
+    for line in lines {
+        let line = line
+            .as_str()
+            .ok_or_else(|| format!("expected a line (a string), got {}", line.kind()))?;
         for w in line
             .split(|c: char| !(c.is_alphanumeric() || c == '\''))
             .filter(|w| !w.is_empty())
@@ -86,7 +96,7 @@ fn count_words(lines: Vec<String>) -> BTreeMap<String, i64> {
             }
         }
     }
-    counts.into_iter().collect()
+    Ok(counts.into_iter().collect())
 }
 
 /// The `n` most frequent words of a count map, as `[word, count]` pairs

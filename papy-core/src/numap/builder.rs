@@ -1,0 +1,184 @@
+//! The settings of a NuMap and of its tasks: [`NuMapBuilder`] (checked
+//! when built) and [`TaskOptions`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Config, Control, Inner, NuMap};
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::pool::Pool;
+
+/// Options of one task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOptions {
+    /// Per-item timeout: an item not finished in time becomes a timeout error and its late result is discarded.
+    pub timeout: Option<Duration>,
+    /// Keep every retrieved result, by index (see [`NuMap::tracked`]).
+    pub track: bool,
+    /// Override the NuMap's `ordered` setting for this task.
+    pub ordered: Option<bool>,
+    /// The input may wait on results of a NuMap (an upstream node): pull it
+    /// in a thread of its own so the weave never blocks on it.
+    pub dependent: bool,
+    /// Items whose worker *died* or timed out (not those whose function
+    /// returned an error) are retried this many times, with `retry_backoff`
+    /// between attempts (process and remote pools).
+    pub retries: u32,
+    /// Pause before each retry.
+    pub retry_backoff: Duration,
+    /// Run each item at most once (process and remote pools): when a
+    /// worker dies or times out with a batch in flight, the batch's items
+    /// fail with it instead of being split and run again to find the one
+    /// that killed it (for functions with effects outside the item:
+    /// writing files, starting programs). `retries` is then not used.
+    pub once: bool,
+}
+
+/// Builds a [`NuMap`].
+#[derive(Clone)]
+pub struct NuMapBuilder {
+    name: Option<String>,
+    workers: Option<usize>,
+    stride: Option<usize>,
+    buffer: Option<usize>,
+    ordered: bool,
+    stall: Duration,
+    pool: Option<Arc<dyn Pool>>,
+}
+
+impl Default for NuMapBuilder {
+    /// PaPy's defaults (thread workers = CPUs, stride = workers, ordered).
+    fn default() -> Self {
+        NuMapBuilder {
+            name: None,
+            workers: None,
+            stride: None,
+            buffer: None,
+            ordered: true,
+            stall: Duration::from_secs(10),
+            pool: None,
+        }
+    }
+}
+
+impl NuMapBuilder {
+    /// The NuMap's name (logs, saved pipelines). Default `numap_<n>`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Number of worker threads. Default: the stride when one is given (as
+    /// in PaPy), else the number of CPUs.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Items pulled from a task per visit of the weave, split into jobs of
+    /// `stride / workers` items (PaPy's stride: fixed batches, a fixed
+    /// weave order).
+    ///
+    /// Default: none, and the NuMap chooses job sizes from what it
+    /// measures (*adaptive batching*): each task starts with jobs of one
+    /// item, and sizes its jobs so that each takes about the pool's
+    /// [`job_target`](crate::pool::Pool::job_target) (1 ms on threads,
+    /// 10 ms on processes), up to 4096 items, with a visit of one job per
+    /// worker. Cheap functions get large batches and slow ones single
+    /// items, with no tuning; results never depend on the sizes chosen
+    /// (see [`NodeStats::jobs`](crate::stats::NodeStats::jobs) for what
+    /// was chosen).
+    pub fn stride(mut self, n: usize) -> Self {
+        self.stride = Some(n);
+        self
+    }
+
+    /// Maximum number of items submitted and not yet retrieved. Default:
+    /// tasks x stride, computed at start; with adaptive batching (no
+    /// stride), up to eight visits per task, never more items than two
+    /// visits of the largest jobs on threads (four on pools that pay a round
+    /// trip per job) nor fewer than two (four) visits, following the job
+    /// sizes chosen; large items (estimated from one item per job) get jobs
+    /// of about 8 MiB at most and room beyond two (four) visits of about
+    /// 64 MiB at most.
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = Some(n);
+        self
+    }
+
+    /// Results in input order (default `true`) or in completion order.
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// How long the feeder waits on a full buffer before it logs which tasks
+    /// hold unread results. Default 10 s.
+    pub fn stall_warning(mut self, after: Duration) -> Self {
+        self.stall = after;
+        self
+    }
+
+    /// Runs the tasks on this pool instead of a new thread pool. The pool may
+    /// be shared by several NuMaps; it stops when its last handle is dropped.
+    pub fn pool(mut self, pool: Arc<dyn Pool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Checks the settings and builds the NuMap (threads start lazily).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero workers, zero stride, or a buffer smaller than the stride.
+    pub fn build(self) -> Result<NuMap> {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = self
+            .name
+            .unwrap_or_else(|| format!("numap_{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        crate::chaos::init_from_env();
+        // As in PaPy, a stride given without a worker count sets it.
+        let workers = match (&self.pool, self.workers, self.stride) {
+            (Some(p), _, _) => p.size(),
+            (None, Some(n), _) => n,
+            (None, None, Some(stride)) => stride,
+            (None, None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let bad = |e: String| Error::Config(format!("NuMap `{name}`: {e}"));
+        if self.pool.is_none() {
+            limits::check_count("workers", workers, limits::MAX_WORKERS).map_err(bad)?;
+        }
+        let sizes = super::settings::NuMapSizes {
+            stride: self.stride,
+            buffer: self.buffer,
+            threads_from_stride: self.pool.is_none() && self.workers.is_none(),
+        };
+        if let Some((_, e)) = sizes.validate().into_iter().next() {
+            return Err(bad(e));
+        }
+        let stride = self.stride;
+        Ok(NuMap {
+            inner: Arc::new(Inner {
+                cfg: Config {
+                    name,
+                    workers,
+                    stride,
+                    buffer: self.buffer,
+                    ordered: self.ordered,
+                    stall: self.stall,
+                },
+                stop: Arc::new(AtomicBool::new(false)),
+                ctl: Mutex::new(Control {
+                    pool: self.pool,
+                    owns_pool: false,
+                    tasks: Vec::new(),
+                    ctxs: Vec::new(),
+                    feeder: None,
+                    ready: None,
+                    credits: None,
+                }),
+            }),
+        })
+    }
+}
