@@ -40,6 +40,24 @@ pub struct RedisConfig {
     /// `PAPY_BROKER_KEY`, else a random key only local workers receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<std::path::PathBuf>,
+    /// A stdio worker of any language (docs/protocol.md) that each local
+    /// worker relays its batches to, as a shell line run in the pipeline
+    /// file's folder, e.g. `python3 my_worker.py` (workers elsewhere: `papy
+    /// worker --redis URL --run RUN -- python3 my_worker.py`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Functions the workers run that this program does not hold (those of
+    /// `command`), as a `remote` resource's `functions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
+    /// Replace `command`'s worker by a fresh one after it was sent this
+    /// many items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_after: Option<u64>,
+    /// Replace `command`'s worker whose resident memory passes this many
+    /// MiB (checked between batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_above_mb: Option<u64>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -51,6 +69,10 @@ impl std::fmt::Debug for RedisConfig {
             .field("claim_after", &self.claim_after)
             .field("workers", &self.workers)
             .field("key_file", &self.key_file)
+            .field("command", &self.command)
+            .field("functions", &self.functions)
+            .field("recycle_after", &self.recycle_after)
+            .field("recycle_above_mb", &self.recycle_above_mb)
             .finish()
     }
 }
@@ -64,6 +86,10 @@ impl PoolConfig for RedisConfig {
         "claim_after",
         "workers",
         "key_file",
+        "command",
+        "functions",
+        "recycle_after",
+        "recycle_above_mb",
     ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
@@ -88,6 +114,15 @@ impl PoolConfig for RedisConfig {
                 "workers",
                 format!("({}) must be at most {}", self.workers, limits::MAX_WORKERS),
             ));
+        }
+        if self.command.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            p.push(("command", "is empty".to_string()));
+        }
+        if self.recycle_after == Some(0) {
+            p.push(("recycle_after", "must be at least 1 item".to_string()));
+        }
+        if self.recycle_above_mb.is_some_and(|m| m == 0 || m > 1 << 30) {
+            p.push(("recycle_above_mb", "must be 1 MiB to 2^30 MiB".to_string()));
         }
         if let Some(r) = &self.run_id {
             if r.is_empty() || r.len() > 200 {
@@ -117,7 +152,17 @@ impl PoolConfig for RedisConfig {
             b = b.key_file(k.clone());
         }
         if self.workers > 0 {
-            b = b.local_workers(self.workers, (ctx.worker_command)()?);
+            let mut cmd = (ctx.worker_command)()?;
+            if let Some(line) = &self.command {
+                let recycle = papy_core::pool::Recycle {
+                    after_items: self.recycle_after,
+                    above_rss: self.recycle_above_mb.map(|m| m << 20),
+                };
+                for (k, v) in crate::relay::relay_env(line, ctx.dir, recycle) {
+                    cmd = cmd.env(k, v);
+                }
+            }
+            b = b.local_workers(self.workers, cmd);
         }
         Ok(numap.pool(Arc::new(b.build()?)))
     }
@@ -147,6 +192,10 @@ mod tests {
             claim_after: Some(Duration::from_secs(1)),
             workers: 1,
             key_file: Some("run.key".into()),
+            command: Some("python3 w.py".into()),
+            functions: vec!["py.f".into()],
+            recycle_after: Some(10),
+            recycle_above_mb: Some(100),
         };
         let t = toml::Table::try_from(&c).unwrap_or_default();
         let mut got: Vec<&str> = t.keys().map(String::as_str).collect();

@@ -57,6 +57,34 @@ pub struct WorkerArgs {
     /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
     #[arg(long = "plugin-path", value_name = "DIR")]
     plugin_path: Vec<PathBuf>,
+    /// With `--redis`: replace the relayed worker by a fresh one after it
+    /// was sent this many items.
+    #[arg(long, value_name = "N", requires = "command", value_parser = clap::value_parser!(u64).range(1..))]
+    recycle_after: Option<u64>,
+    /// With `--redis`: replace the relayed worker when its resident memory
+    /// passes this many MiB (checked between batches).
+    #[arg(long, value_name = "MIB", requires = "command", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    recycle_above_mb: Option<u64>,
+    /// With `--redis`: relay each batch to this stdio worker (any language,
+    /// docs/protocol.md), e.g. `-- python3 my_worker.py`, instead of running
+    /// it here. One child, replaced when it dies or is recycled, as in a
+    /// process pool.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// The stdio worker a broker worker relays to: the command after `--`,
+/// else (a worker a host's pool started) the one its environment names.
+fn relay_command(args: &WorkerArgs, pool_started: bool) -> Option<papy_core::WorkerCommand> {
+    let Some((program, rest)) = args.command.split_first() else {
+        return pool_started.then(papy_broker::relay_from_env).flatten();
+    };
+    Some(
+        papy_core::WorkerCommand::new(program, rest).recycle(papy_core::pool::Recycle {
+            after_items: args.recycle_after,
+            above_rss: args.recycle_above_mb.map(|m| m << 20),
+        }),
+    )
 }
 
 /// Loads the plugins named on the command line and installs the import
@@ -182,10 +210,15 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             // Started by a host's pool: leave when that host goes away.
             opts.parent = from_env(papy_broker::HOST_PID_ENV).and_then(|p| p.parse().ok());
         }
+        opts.relay = relay_command(args, pool_started);
         papy_broker::serve(url, &opts)
             .with_context(|| format!("serving {}", papy_broker::redact(url)))?;
         return Ok(());
     }
+    anyhow::ensure!(
+        args.command.is_empty(),
+        "a command after `--` is relayed to by broker workers only: give `--redis URL --run RUN_ID`"
+    );
     anyhow::ensure!(
         args.stdio,
         "give `--stdio` (process and remote workers) or `--redis URL --run RUN_ID` (broker workers)"

@@ -7,6 +7,7 @@
 //! through [`Job::deliver`] into the task's result queue, where readers take
 //! them. Nothing here knows about NuMaps, pipers or pools.
 
+mod detached;
 mod pace;
 mod queue;
 mod task_fn;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Item, ItemError};
 
+pub use detached::Detached;
 pub(crate) use pace::{Pace, MAX_CHUNK};
 pub(crate) use queue::{Release, Take, TaskCtx};
 pub use task_fn::{TaskFn, WorkerTask};
