@@ -705,7 +705,8 @@ fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
                     Ok(()) => break None,
                     Err(e) => {
                         q = None;
-                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                        let full = matches!(e, crate::BrokerError::Full(_));
+                        if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
                             break Some(e);
                         }
                     }
@@ -716,6 +717,9 @@ fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         };
         if let Some(e) = last_error {
             tracing::error!("broker pool `{}`: {e}", sh.name);
+            if matches!(e, crate::BrokerError::Full(_)) {
+                sh.break_down(&e.to_string());
+            }
             // The entries may or may not have been appended: fail what is
             // still in flight so no reader waits for ever.
             sh.fail_in_flight(&format!("the broker is unreachable: {e}"));
@@ -798,6 +802,10 @@ fn receiver(sh: &Shared, q: Box<dyn Queue>) {
                     }
                 }
                 Err(e) => {
+                    if matches!(e, crate::BrokerError::Full(_)) {
+                        // Retrying cannot help until memory is freed.
+                        sh.break_down(&e.to_string());
+                    }
                     tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
                     q = None;
                     continue;

@@ -407,6 +407,15 @@ impl Queue for RedisQueue {
 
     fn renew(&mut self, lease: Duration) -> Result<()> {
         let mut pipe = redis::pipe();
+        // A write Redis refuses when it is at its `maxmemory` (EXPIRE is
+        // not refused), so the host learns of it here even when it has
+        // nothing to append and its workers cannot write a result. An
+        // empty SETRANGE on a missing key stores nothing.
+        pipe.cmd("SETRANGE")
+            .arg(format!("papy:{}:probe", self.keys.run))
+            .arg(0)
+            .arg("")
+            .ignore();
         Self::expire_on(&mut pipe, &self.keys.all(), lease);
         Ok(pipe.query::<()>(&mut self.con)?)
     }
