@@ -175,13 +175,7 @@ fn session(
                 return Ok(());
             }
             if let Some(s) = q.settings()? {
-                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
-                    return Err(BrokerError::KeyMismatch(format!(
-                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-                        opts.run,
-                        crate::seal::KEY_ENV
-                    )));
-                }
+                check_key(&s, sealer)?;
                 if s.done && opts.until_done {
                     return Ok(());
                 }
@@ -200,6 +194,19 @@ fn session(
             handle(q, &heartbeat, runner, &settings, sealer, e)?;
         }
     }
+}
+
+/// Fails when this worker's key is not the one the run `s` was started
+/// with: serving would dead-letter the run's real entries.
+fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
+    if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
+        return Err(BrokerError::KeyMismatch(format!(
+            "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
+            sealer.run(),
+            crate::seal::KEY_ENV
+        )));
+    }
+    Ok(())
 }
 
 /// The host that started this local worker has died.
@@ -317,13 +324,7 @@ pub(crate) fn admit(
             // A worker whose key is not the run's must not dead-letter the
             // run's real entries: it checks the key again and stops.
             if let Some(s) = q.settings()? {
-                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
-                    return Err(BrokerError::KeyMismatch(format!(
-                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-                        sealer.run(),
-                        crate::seal::KEY_ENV
-                    )));
-                }
+                check_key(&s, sealer)?;
             }
             give_up(q, sealer, e, None, &why)?;
             return Ok(None);
