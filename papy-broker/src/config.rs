@@ -58,6 +58,10 @@ pub struct RedisConfig {
     /// MiB (checked between batches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycle_above_mb: Option<u64>,
+    /// Run once by `command`'s worker when it starts: its result is the
+    /// worker's state; a failure fails the worker's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<toml::Value>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -73,6 +77,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("functions", &self.functions)
             .field("recycle_after", &self.recycle_after)
             .field("recycle_above_mb", &self.recycle_above_mb)
+            .field("init", &self.init)
             .finish()
     }
 }
@@ -90,6 +95,7 @@ impl PoolConfig for RedisConfig {
         "functions",
         "recycle_after",
         "recycle_above_mb",
+        "init",
     ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
@@ -124,12 +130,27 @@ impl PoolConfig for RedisConfig {
         if self.recycle_above_mb.is_some_and(|m| m == 0 || m > 1 << 30) {
             p.push(("recycle_above_mb", "must be 1 MiB to 2^30 MiB".to_string()));
         }
+        if let Some(Err(e)) = self.init.as_ref().map(papy_config::kinds::init_shape) {
+            p.push(("init", e));
+        }
+        if self.init.is_some() && self.command.is_none() {
+            p.push((
+                "init",
+                "needs a `command` (the worker that runs it)".to_string(),
+            ));
+        }
         if let Some(r) = &self.run_id {
             if r.is_empty() || r.len() > 200 {
                 p.push(("run_id", "must be 1 to 200 characters".to_string()));
             }
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        papy_config::kinds::init_functions_problem(self.init.as_ref(), |i| {
+            papy_config::kinds::init_call(i, &self.functions)
+        })
     }
 
     fn apply(
@@ -154,11 +175,22 @@ impl PoolConfig for RedisConfig {
         if self.workers > 0 {
             let mut cmd = (ctx.worker_command)()?;
             if let Some(line) = &self.command {
-                let recycle = papy_core::pool::Recycle {
-                    after_items: self.recycle_after,
-                    above_rss: self.recycle_above_mb.map(|m| m << 20),
+                let init = match &self.init {
+                    Some(i) => Some(papy_config::kinds::init_call(i, &self.functions).map_err(
+                        |e| papy_core::Error::Config(format!("resource `{name}`: init: {e}")),
+                    )?),
+                    None => None,
                 };
-                for (k, v) in crate::relay::relay_env(line, ctx.dir, recycle) {
+                let spec = crate::relay::RelaySpec {
+                    line,
+                    dir: ctx.dir,
+                    recycle: papy_core::pool::Recycle {
+                        after_items: self.recycle_after,
+                        above_rss: self.recycle_above_mb.map(|m| m << 20),
+                    },
+                    init: init.as_ref(),
+                };
+                for (k, v) in crate::relay::relay_env(&spec) {
                     cmd = cmd.env(k, v);
                 }
             }
@@ -196,6 +228,7 @@ mod tests {
             functions: vec!["py.f".into()],
             recycle_after: Some(10),
             recycle_above_mb: Some(100),
+            init: Some(toml::Value::String("py.load".into())),
         };
         let t = toml::Table::try_from(&c).unwrap_or_default();
         let mut got: Vec<&str> = t.keys().map(String::as_str).collect();

@@ -155,39 +155,118 @@ pub const COMMAND_DIR_ENV: &str = "PAPY_REDIS_COMMAND_DIR";
 /// When that command's worker is recycled: `ITEMS,BYTES` (either empty).
 pub const RECYCLE_ENV: &str = "PAPY_REDIS_RECYCLE";
 
-/// The environment that tells a local broker worker to relay to the
-/// shell command `line`, run in `dir`, recycled as `recycle` says.
-pub fn relay_env(
-    line: &str,
-    dir: Option<&std::path::Path>,
-    recycle: papy_core::pool::Recycle,
-) -> Vec<(&'static str, String)> {
-    let mut env = vec![(COMMAND_ENV, line.to_string())];
-    if let Some(d) = dir {
+/// The init call that command's worker runs when it starts (a host's
+/// `Hello` frame holding it, in hex).
+pub const INIT_ENV: &str = "PAPY_REDIS_INIT";
+
+/// What a local broker worker relays to: a resource's `command` (a shell
+/// line), the folder it runs in, its recycling and init.
+#[derive(Debug, Clone, Default)]
+pub struct RelaySpec<'a> {
+    /// The shell command line.
+    pub line: &'a str,
+    /// The folder it runs in (the pipeline file's).
+    pub dir: Option<&'a std::path::Path>,
+    /// When its worker is replaced.
+    pub recycle: papy_core::pool::Recycle,
+    /// What its worker runs first.
+    pub init: Option<&'a Call>,
+}
+
+/// The environment that tells a local broker worker to relay as `spec`
+/// says ([`relay_from_env`] reads it back).
+pub fn relay_env(spec: &RelaySpec<'_>) -> Vec<(&'static str, String)> {
+    let mut env = vec![(COMMAND_ENV, spec.line.to_string())];
+    if let Some(d) = spec.dir {
         env.push((COMMAND_DIR_ENV, d.display().to_string()));
     }
     let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let r = spec.recycle;
     env.push((
         RECYCLE_ENV,
-        format!("{},{}", show(recycle.after_items), show(recycle.above_rss)),
+        format!("{},{}", show(r.after_items), show(r.above_rss)),
     ));
+    if let Some(call) = spec.init {
+        let mut hello = papy_core::protocol::Hello::here(Vec::new(), Vec::new());
+        hello.init = Some(call.clone());
+        // A Hello always encodes (it holds no value a frame cannot).
+        if let Ok(bytes) = crate::codec::encode(&papy_core::protocol::Frame::Hello(hello)) {
+            env.push((INIT_ENV, crate::seal::hex(&bytes)));
+        }
+    }
     env
 }
 
 /// The relay command [`relay_env`] describes in this process's
 /// environment, if any.
-pub fn relay_from_env() -> Option<WorkerCommand> {
-    let line = std::env::var(COMMAND_ENV)
-        .ok()
-        .filter(|l| !l.trim().is_empty())?;
+///
+/// # Errors
+/// An init that does not read back.
+pub fn relay_from_env() -> Result<Option<WorkerCommand>> {
+    relay_from(|k| std::env::var(k).ok())
+}
+
+/// As [`relay_from_env`], with the variables `var` gives.
+fn relay_from(var: impl Fn(&str) -> Option<String>) -> Result<Option<WorkerCommand>> {
+    let Some(line) = var(COMMAND_ENV).filter(|l| !l.trim().is_empty()) else {
+        return Ok(None);
+    };
     let mut cmd = WorkerCommand::shell(&line);
-    if let Ok(dir) = std::env::var(COMMAND_DIR_ENV) {
+    if let Some(dir) = var(COMMAND_DIR_ENV) {
         cmd = cmd.current_dir(dir);
     }
-    let recycle = std::env::var(RECYCLE_ENV).unwrap_or_default();
+    let recycle = var(RECYCLE_ENV).unwrap_or_default();
     let (items, bytes) = recycle.split_once(',').unwrap_or((&recycle, ""));
-    Some(cmd.recycle(papy_core::pool::Recycle {
+    cmd = cmd.recycle(papy_core::pool::Recycle {
         after_items: items.parse().ok(),
         above_rss: bytes.parse().ok(),
-    }))
+    });
+    if let Some(text) = var(INIT_ENV) {
+        let bad = || BrokerError::Config(format!("{INIT_ENV} does not hold an init"));
+        let bytes = crate::seal::unhex(&text).ok_or_else(bad)?;
+        match crate::codec::decode("init", &bytes)? {
+            papy_core::protocol::Frame::Hello(h) => cmd = cmd.init(h.init.ok_or_else(bad)?),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(Some(cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_spec_reads_back_from_the_environment() {
+        let init = Call {
+            function: "py.load".into(),
+            args: vec![
+                papy_core::Value::from("model.bin"),
+                papy_core::Value::Int(3),
+            ],
+        };
+        let spec = RelaySpec {
+            line: "python3 w.py",
+            dir: Some(std::path::Path::new("/srv/pipelines")),
+            recycle: papy_core::pool::Recycle {
+                after_items: Some(100),
+                above_rss: None,
+            },
+            init: Some(&init),
+        };
+        let env: std::collections::HashMap<&str, String> = relay_env(&spec).into_iter().collect();
+        let cmd = relay_from(|k| env.get(k).cloned()).unwrap().unwrap();
+        assert_eq!(cmd.line(), "python3 w.py");
+        assert_eq!(cmd.recycling().after_items, Some(100));
+        assert_eq!(cmd.recycling().above_rss, None);
+        let shown = format!("{cmd:?}");
+        assert!(
+            shown.contains("py.load") && shown.contains("model.bin"),
+            "{shown}"
+        );
+        assert!(shown.contains("/srv/pipelines"), "{shown}");
+        assert!(relay_from(|_| None).unwrap().is_none());
+        let bad = |k: &str| (k == COMMAND_ENV || k == INIT_ENV).then(|| "zz".to_string());
+        assert!(relay_from(bad).is_err(), "an init that does not read back");
+    }
 }

@@ -472,8 +472,10 @@ pub fn worker_main() {
         .ok()
         .and_then(|p| p.parse().ok());
     opts.key = std::env::var(crate::seal::KEY_ENV).ok();
-    opts.relay = crate::relay::relay_from_env();
-    let code = match serve(&url, &opts) {
+    let code = match crate::relay::relay_from_env().and_then(|relay| {
+        opts.relay = relay;
+        serve(&url, &opts)
+    }) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("papy broker worker: {e}");

@@ -188,6 +188,7 @@ fn an_external_broker_worker_relays_to_a_python_child() {
             key.display().to_string()
         ),
     );
+    let inits = dir.join("inits.txt");
     let _external = KillOnDrop(
         papy()
             .args([
@@ -201,6 +202,10 @@ fn an_external_broker_worker_relays_to_a_python_child() {
             .args([
                 "--key-file",
                 key.to_str().unwrap(),
+                "--init",
+                "py.count_init",
+                "--init-arg",
+                inits.to_str().unwrap(),
                 "--",
                 "python3",
                 &shout_worker(),
@@ -221,6 +226,8 @@ fn an_external_broker_worker_relays_to_a_python_child() {
     let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let ran = std::fs::read_to_string(&inits).unwrap();
+    assert_eq!(ran.lines().count(), 1, "one child, one init: {ran}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -356,5 +363,72 @@ fn a_child_killed_mid_batch_costs_nothing_downstream() {
     assert!(failed.is_empty(), "{failed:?}");
     let expected: String = (0..40).map(|x| format!("{}\n", x * 10)).collect();
     assert_eq!(got, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_relayed_worker_runs_the_resources_init_first() {
+    let server = redis_support::RedisServer::start();
+    let dir = scratch("init");
+    let inits = dir.join("inits.txt");
+    let file = dir.join("greet.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[resources.py]
+kind = "redis"
+url = "{}"
+workers = 2
+command = "exec python3 {}"
+functions = ["py.greet", "py.count_init"]
+init = {{ function = "py.count_init", args = [{:?}] }}
+stride = 2
+
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 20
+
+[[pipers]]
+name = "greet"
+resource = "py"
+inputs = ["numbers"]
+worker = ["py.greet"]
+
+[outputs.out]
+piper = "greet"
+path = "-"
+"#,
+            server.url(),
+            shout_worker(),
+            inits.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = output_within(
+        papy().args(["run", "-q", file.to_str().unwrap()]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran: Vec<String> = std::fs::read_to_string(&inits)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_start_matches("init ").to_string())
+        .collect();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 20, "{stdout}");
+    for (i, line) in lines.iter().enumerate() {
+        // Each item carries the state the init of the worker that ran it made.
+        let pid = line.rsplit("hello from ").next().unwrap_or("");
+        let pid: String = pid.chars().filter(char::is_ascii_digit).collect();
+        assert!(line.starts_with(&format!("[{i},")), "{line}");
+        assert!(ran.contains(&pid), "{line}: no init ran in {pid} ({ran:?})");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
