@@ -98,6 +98,11 @@ fn relay_command(
         after_items: args.recycle_after,
         above_rss: args.recycle_above_mb.map(|m| m << 20),
     });
+    // Started by hand on a farm host: a command that cannot start stops
+    // this worker with why, instead of failing every batch it takes.
+    papy_core::pool::probe(&cmd).map_err(|why| {
+        anyhow::anyhow!("the worker command `{}` cannot start: {why}", cmd.line())
+    })?;
     let Some(function) = &args.init else {
         return Ok(Some(cmd));
     };

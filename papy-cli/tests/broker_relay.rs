@@ -162,6 +162,19 @@ fn a_python_node_on_a_redis_resource_gives_the_local_output() {
     let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    // Keyword arguments of a function only the relayed worker holds: `papy
+    // run` binds them by probing one (the redis resource's `command`).
+    let by_name = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { suffix = " !" } }]"#;
+    let out = output_within(
+        papy().args(["run", "-q", file.to_str().unwrap(), "--set", by_name]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
     let check = output_within(
         papy().args(["check", file.to_str().unwrap()]),
         Duration::from_secs(60),
@@ -430,5 +443,44 @@ path = "-"
         assert!(line.starts_with(&format!("[{i},")), "{line}");
         assert!(ran.contains(&pid), "{line}: no init ran in {pid} ({ran:?})");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_relay_command_that_cannot_start_refuses_the_run_and_stops_a_worker() {
+    let server = redis_support::RedisServer::start();
+    let dir = scratch("nostart");
+    let file = dying_pipeline(
+        &dir,
+        &format!(
+            "kind = \"redis\"\nurl = \"{}\"\nworkers = 2\ncommand = \"exec /nonexistent/py-worker\"",
+            server.url()
+        ),
+        0,
+        "",
+    );
+    let out = output_within(
+        papy().args(["run", "-q"]).arg(&file),
+        Duration::from_secs(120),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the worker command `exec /nonexistent/py-worker` cannot start"),
+        "{err}"
+    );
+    // By hand on a farm host: the worker stops, saying why.
+    let out = output_within(
+        papy()
+            .args(["worker", "--redis", &server.url(), "--run", "r"])
+            .args(["--", "/nonexistent/py-worker"]),
+        Duration::from_secs(120),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the worker command `/nonexistent/py-worker` cannot start"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
