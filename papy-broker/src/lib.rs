@@ -7,7 +7,10 @@
 //! - Any number of workers (`papy worker --redis URL --run RUN`, or
 //!   [`serve`] in a program of your own) read the task stream in one
 //!   consumer group, run the batches exactly as a process worker would,
-//!   append the results and acknowledge the entries.
+//!   append the results and acknowledge the entries. A worker given a
+//!   command (`papy worker --redis URL --run RUN -- python3 w.py`, a
+//!   resource's `command`, [`ServeOptions::relay`]) relays each batch to a
+//!   local stdio worker of any language through a one-worker process pool.
 //! - Delivery is at least once: a dead worker's entries are reclaimed by
 //!   another worker after `claim_after` (`XAUTOCLAIM`; live workers send
 //!   heartbeats), an entry delivered more than `max_attempts` times goes to

@@ -484,3 +484,67 @@ fn a_relay_command_that_cannot_start_refuses_the_run_and_stops_a_worker() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_relayed_worker_is_recycled_as_the_resource_says() {
+    let server = redis_support::RedisServer::start();
+    let dir = scratch("recycle");
+    let file = dir.join("pids.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[resources.py]
+kind = "redis"
+url = "{}"
+workers = 1
+command = "exec python3 {}"
+functions = ["py.pid"]
+recycle_after = 5
+stride = 5
+
+[inputs.numbers]
+kind = "range"
+start = 0
+end = 20
+
+[[pipers]]
+name = "pid"
+resource = "py"
+inputs = ["numbers"]
+worker = ["py.pid"]
+
+[outputs.out]
+piper = "pid"
+path = "-"
+"#,
+            server.url(),
+            shout_worker(),
+        ),
+    )
+    .unwrap();
+    let out = output_within(
+        papy().args(["run", "-q", file.to_str().unwrap()]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pids: Vec<&str> = stdout.lines().collect();
+    assert_eq!(pids.len(), 20, "{stdout}");
+    // One broker worker, one child at a time, replaced every 5 items: the
+    // 20 items ran in 4 children, 5 each, one after the other.
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for p in &pids {
+        match runs.last_mut() {
+            Some((last, n)) if last == p => *n += 1,
+            _ => runs.push((p, 1)),
+        }
+    }
+    assert_eq!(runs.len(), 4, "{stdout}");
+    assert!(runs.iter().all(|(_, n)| *n == 5), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
