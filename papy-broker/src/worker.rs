@@ -53,7 +53,9 @@ pub struct ServeOptions {
     /// Relay each batch to a local stdio worker started with this command
     /// (any language: docs/protocol.md) instead of running it here: one
     /// child, owned by a process pool (its `Hello`, init, recycling and
-    /// crash handling as in a local process pool).
+    /// crash handling as in a local process pool). Serving with one takes
+    /// the run's key and URL (`PAPY_BROKER_KEY`, `PAPY_REDIS_URL`) out of
+    /// this process's environment, so that the child does not inherit them.
     pub relay: Option<WorkerCommand>,
 }
 

@@ -548,3 +548,93 @@ path = "-"
     assert!(runs.iter().all(|(_, n)| *n == 5), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Python worker whose `py.env` returns an environment variable.
+const ENV_WORKER: &str = r#"
+import os, sys
+sys.path.insert(0, SDK)
+from papy_worker import function, serve
+
+@function("py.env")
+def env(name):
+    return os.environ.get(name, "(unset)")
+
+if __name__ == "__main__":
+    serve()
+"#;
+
+#[test]
+fn a_relayed_child_inherits_neither_the_key_nor_the_url() {
+    let server = redis_support::RedisServer::start();
+    let dir = scratch("env");
+    let script = dir.join("env_worker.py");
+    let sdk = root().join("python").display().to_string();
+    std::fs::write(&script, ENV_WORKER.replace("SDK", &format!("{sdk:?}"))).unwrap();
+    let names = dir.join("names.txt");
+    std::fs::write(&names, "PAPY_BROKER_KEY\nPAPY_REDIS_URL\nPAPY_WORKER\n").unwrap();
+    let file = dir.join("env.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[resources.py]
+kind = "redis"
+url = "{}"
+run_id = "env"
+functions = ["py.env"]
+
+[inputs.names]
+kind = "lines"
+path = {:?}
+
+[[pipers]]
+name = "env"
+resource = "py"
+inputs = ["names"]
+worker = ["py.env"]
+
+[outputs.out]
+piper = "env"
+path = "-"
+"#,
+            server.url(),
+            names.display().to_string()
+        ),
+    )
+    .unwrap();
+    let key = "a-key-the-host-and-workers-share";
+    let _external = KillOnDrop(
+        papy()
+            .env("PAPY_BROKER_KEY", key)
+            .env("PAPY_REDIS_URL", server.url())
+            .args([
+                "worker",
+                "--redis",
+                "env",
+                "--run",
+                "env",
+                "--until-done",
+                "--",
+            ])
+            .args(["python3", script.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = output_within(
+        papy()
+            .env("PAPY_BROKER_KEY", key)
+            .args(["run", "-q", file.to_str().unwrap()]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "(unset)\n(unset)\nstdio\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
