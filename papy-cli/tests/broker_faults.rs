@@ -8,52 +8,27 @@ mod plugins;
 #[path = "../../papy-broker/tests/support/mod.rs"]
 mod redis_support;
 
+mod relay_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process killed (and reaped) when the test ends, even by a panic.
-struct KillOnDrop(Child);
+use relay_support::{python_ready, python_worker, KillOnDrop};
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl KillOnDrop {
-    /// Its exit status; one that takes longer than `limit` fails the test
-    /// (a hang guard, not a timing).
-    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "papy did not finish within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+/// The exit status of `child`; one that takes longer than `limit` fails
+/// the test (a hang guard, not a timing).
+fn wait_within(child: &mut KillOnDrop, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
         }
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python_ready() {
-    let has = Command::new("python3")
-        .args(["-c", "import msgpack"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet"])
-            .arg(root().join("python"))
-            .status();
+        assert!(
+            Instant::now() < deadline,
+            "papy did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -75,13 +50,16 @@ fn papy(dir: &Path, name: &str, args: &[&str]) -> KillOnDrop {
 }
 
 const WORKER: &str = r#"
-import sys, time
+import os, sys, time
 sys.path.insert(0, SDK)
 from papy_worker import function, serve
 
-@function("py.slow")
-def slow(x, seconds):
-    time.sleep(seconds)
+@function("py.gated")
+def gated(x, k, gate):
+    # Items from k on wait for the gate: the first run cannot end before
+    # its Redis is killed.
+    while x >= k and not os.path.exists(gate):
+        time.sleep(0.01)
     return x * 10
 
 if __name__ == "__main__":
@@ -90,15 +68,10 @@ if __name__ == "__main__":
 
 const ITEMS: i64 = 60;
 
-/// The pipeline: 0..ITEMS through `py.slow` on two broker workers that
+/// The pipeline: 0..ITEMS through `py.gated` on two broker workers that
 /// relay to Python, into `out.txt`; on the Redis at `url`.
 fn write_pipeline(dir: &Path, url: &str) -> PathBuf {
-    let sdk = root().join("python").display().to_string();
-    std::fs::write(
-        dir.join("slow.py"),
-        WORKER.replace("SDK", &format!("{sdk:?}")),
-    )
-    .unwrap();
+    python_worker(dir, "slow.py", WORKER);
     let file = dir.join("farm.toml");
     std::fs::write(
         &file,
@@ -109,7 +82,7 @@ kind = "redis"
 url = "{url}"
 workers = 2
 command = "exec python3 slow.py"
-functions = ["py.slow"]
+functions = ["py.gated"]
 stride = 1
 
 [inputs.numbers]
@@ -121,7 +94,7 @@ end = {ITEMS}
 name = "slow"
 resource = "farm"
 inputs = ["numbers"]
-worker = [{{ function = "py.slow", args = [0.05] }}]
+worker = [{{ function = "py.gated", args = [20, "gate"] }}]
 
 [outputs.out]
 piper = "slow"
@@ -166,7 +139,9 @@ fn a_redis_killed_for_good_fails_the_run_clearly_and_resume_on_a_new_one_complet
         std::thread::sleep(Duration::from_millis(20));
     }
     first.stop();
-    let status = run.wait_within(Duration::from_secs(120));
+    // The run fails without its Redis; the items it has not sent may pass.
+    std::fs::write(dir.join("gate"), "").unwrap();
+    let status = wait_within(&mut run, Duration::from_secs(120));
     let err = std::fs::read_to_string(dir.join("stderr-first")).unwrap();
     assert!(!status.success(), "{err}");
     assert!(
@@ -184,7 +159,7 @@ fn a_redis_killed_for_good_fails_the_run_clearly_and_resume_on_a_new_one_complet
         "resume",
         &["run", "-q", "--resume", "state.json", file],
     );
-    let status = resumed.wait_within(Duration::from_secs(180));
+    let status = wait_within(&mut resumed, Duration::from_secs(180));
     let err = std::fs::read_to_string(dir.join("stderr-resume")).unwrap();
     assert!(status.success(), "{err}");
     assert!(err.contains("resuming"), "{err}");
@@ -194,7 +169,7 @@ fn a_redis_killed_for_good_fails_the_run_clearly_and_resume_on_a_new_one_complet
         "retry",
         &["run", "-q", "--retry-failed", "errors.jsonl", file],
     );
-    let status = retried.wait_within(Duration::from_secs(180));
+    let status = wait_within(&mut retried, Duration::from_secs(180));
     let err = std::fs::read_to_string(dir.join("stderr-retry")).unwrap();
     assert!(status.success(), "{err}");
     let mut got: Vec<i64> = lines(&out).iter().map(|l| l.parse().unwrap()).collect();
