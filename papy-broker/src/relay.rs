@@ -60,19 +60,15 @@ impl Runner {
     }
 }
 
-/// What a relayed child must not inherit, taken out of this process's
-/// environment (read already, before any thread of this crate starts):
-/// - PAPY_WORKER=redis, which forbids starting worker processes (a program
-///   that forgot its worker hook would re-execute itself for ever); this
-///   process starts the explicit command it was given, and tells it `stdio`;
-/// - the run's key and the broker's URL (which may hold a password): the
-///   child runs item data, and whoever holds the key can forge entries.
+/// A broker worker a host started carries PAPY_WORKER=redis, which forbids
+/// starting worker processes (a program that forgot its worker hook would
+/// re-execute itself for ever); this process starts the explicit command
+/// it was given, and tells it `stdio`. (Before any thread of this crate
+/// starts; the key and URL leave the environment in `worker.rs`.)
 fn hide_from_children() {
     if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "redis") {
         std::env::remove_var(WORKER_ENV);
     }
-    std::env::remove_var(crate::seal::KEY_ENV);
-    std::env::remove_var(crate::worker::URL_ENV);
 }
 
 /// A batch as a detached job on `pool`, and its results.

@@ -131,6 +131,12 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     };
     let sealer = Sealer::new(key, &opts.run)?;
     let consumer = opts.consumer.clone().unwrap_or_else(consumer_name);
+    if opts.relay.is_some() {
+        // The relayed child runs item data: whoever holds the key can forge
+        // entries, and the URL may hold a password. Both were read already.
+        std::env::remove_var(crate::seal::KEY_ENV);
+        std::env::remove_var(URL_ENV);
+    }
     let mut runner = Runner::new(opts.relay.as_ref())?;
     let mut backoff = Duration::from_millis(100);
     loop {
