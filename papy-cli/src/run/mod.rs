@@ -435,7 +435,10 @@ fn run_inner(args: &RunArgs, verbose: u8) -> anyhow::Result<u8> {
             }
         }
     }
-    let finished = plumber.state() == PlumberState::Finished && !stopped_early;
+    // A limit stops the inputs itself, at the failure that reaches it: the
+    // plumber then finishes, but the run stopped early (--resume goes on).
+    let finished =
+        plumber.state() == PlumberState::Finished && !stopped_early && limit.in_flight().is_none();
     if plumber.state() != PlumberState::Stopped {
         let _ = plumber.stop();
     }
