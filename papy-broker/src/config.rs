@@ -40,6 +40,28 @@ pub struct RedisConfig {
     /// `PAPY_BROKER_KEY`, else a random key only local workers receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<std::path::PathBuf>,
+    /// A stdio worker of any language (docs/protocol.md) that each local
+    /// worker relays its batches to, as a shell line run in the pipeline
+    /// file's folder, e.g. `python3 my_worker.py` (workers elsewhere: `papy
+    /// worker --redis URL --run RUN -- python3 my_worker.py`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Functions the workers run that this program does not hold (those of
+    /// `command`), as a `remote` resource's `functions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
+    /// Replace `command`'s worker by a fresh one after it was sent this
+    /// many items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_after: Option<u64>,
+    /// Replace `command`'s worker whose resident memory passes this many
+    /// MiB (checked between batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_above_mb: Option<u64>,
+    /// Run once by `command`'s worker when it starts: its result is the
+    /// worker's state; a failure fails the worker's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<toml::Value>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -51,6 +73,11 @@ impl std::fmt::Debug for RedisConfig {
             .field("claim_after", &self.claim_after)
             .field("workers", &self.workers)
             .field("key_file", &self.key_file)
+            .field("command", &self.command)
+            .field("functions", &self.functions)
+            .field("recycle_after", &self.recycle_after)
+            .field("recycle_above_mb", &self.recycle_above_mb)
+            .field("init", &self.init)
             .finish()
     }
 }
@@ -64,6 +91,11 @@ impl PoolConfig for RedisConfig {
         "claim_after",
         "workers",
         "key_file",
+        "command",
+        "functions",
+        "recycle_after",
+        "recycle_above_mb",
+        "init",
     ];
 
     fn check(&self) -> Vec<(&'static str, String)> {
@@ -89,12 +121,36 @@ impl PoolConfig for RedisConfig {
                 format!("({}) must be at most {}", self.workers, limits::MAX_WORKERS),
             ));
         }
+        if self.command.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            p.push(("command", "is empty".to_string()));
+        }
+        if self.recycle_after == Some(0) {
+            p.push(("recycle_after", "must be at least 1 item".to_string()));
+        }
+        if self.recycle_above_mb.is_some_and(|m| m == 0 || m > 1 << 30) {
+            p.push(("recycle_above_mb", "must be 1 MiB to 2^30 MiB".to_string()));
+        }
+        if let Some(Err(e)) = self.init.as_ref().map(papy_config::kinds::init_shape) {
+            p.push(("init", e));
+        }
+        if self.init.is_some() && self.command.is_none() {
+            p.push((
+                "init",
+                "needs a `command` (the worker that runs it)".to_string(),
+            ));
+        }
         if let Some(r) = &self.run_id {
             if r.is_empty() || r.len() > 200 {
                 p.push(("run_id", "must be 1 to 200 characters".to_string()));
             }
         }
         p
+    }
+
+    fn check_functions(&self) -> Vec<(&'static str, String)> {
+        papy_config::kinds::init_functions_problem(self.init.as_ref(), |i| {
+            papy_config::kinds::init_call(i, &self.functions)
+        })
     }
 
     fn apply(
@@ -117,7 +173,28 @@ impl PoolConfig for RedisConfig {
             b = b.key_file(k.clone());
         }
         if self.workers > 0 {
-            b = b.local_workers(self.workers, (ctx.worker_command)()?);
+            let mut cmd = (ctx.worker_command)()?;
+            if let Some(line) = &self.command {
+                let init = match &self.init {
+                    Some(i) => Some(papy_config::kinds::init_call(i, &self.functions).map_err(
+                        |e| papy_core::Error::Config(format!("resource `{name}`: init: {e}")),
+                    )?),
+                    None => None,
+                };
+                let spec = crate::relay::RelaySpec {
+                    line,
+                    dir: ctx.dir,
+                    recycle: papy_core::pool::Recycle {
+                        after_items: self.recycle_after,
+                        above_rss: self.recycle_above_mb.map(|m| m << 20),
+                    },
+                    init: init.as_ref(),
+                };
+                for (k, v) in crate::relay::relay_env(&spec) {
+                    cmd = cmd.env(k, v);
+                }
+            }
+            b = b.local_workers(self.workers, cmd);
         }
         Ok(numap.pool(Arc::new(b.build()?)))
     }
@@ -147,6 +224,11 @@ mod tests {
             claim_after: Some(Duration::from_secs(1)),
             workers: 1,
             key_file: Some("run.key".into()),
+            command: Some("python3 w.py".into()),
+            functions: vec!["py.f".into()],
+            recycle_after: Some(10),
+            recycle_above_mb: Some(100),
+            init: Some(toml::Value::String("py.load".into())),
         };
         let t = toml::Table::try_from(&c).unwrap_or_default();
         let mut got: Vec<&str> = t.keys().map(String::as_str).collect();

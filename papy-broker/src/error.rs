@@ -22,10 +22,17 @@ pub enum BrokerError {
     /// entry, so the worker stops instead of retrying.
     #[error("{0}")]
     KeyMismatch(String),
+    /// Redis refused a write because it is at its `maxmemory` (`OOM`):
+    /// retrying does not help until memory is freed or the limit raised.
+    #[error("Redis is at its maxmemory and refuses writes ({0}): raise `maxmemory`, or free memory (the keys of finished runs expire after their lease)")]
+    Full(String),
 }
 
 impl From<redis::RedisError> for BrokerError {
     fn from(e: redis::RedisError) -> Self {
+        if e.code() == Some("OOM") {
+            return BrokerError::Full(e.to_string());
+        }
         BrokerError::Broker(e.to_string())
     }
 }

@@ -7,7 +7,10 @@
 //! - Any number of workers (`papy worker --redis URL --run RUN`, or
 //!   [`serve`] in a program of your own) read the task stream in one
 //!   consumer group, run the batches exactly as a process worker would,
-//!   append the results and acknowledge the entries.
+//!   append the results and acknowledge the entries. A worker given a
+//!   command (`papy worker --redis URL --run RUN -- python3 w.py`, a
+//!   resource's `command`, [`ServeOptions::relay`]) relays each batch to a
+//!   local stdio worker of any language through a one-worker process pool.
 //! - Delivery is at least once: a dead worker's entries are reclaimed by
 //!   another worker after `claim_after` (`XAUTOCLAIM`; live workers send
 //!   heartbeats), an entry delivered more than `max_attempts` times goes to
@@ -43,6 +46,7 @@ mod memory_queue;
 mod pool;
 mod queue;
 mod redis_queue;
+mod relay;
 pub mod seal;
 mod url;
 pub use config::RedisConfig;
@@ -56,6 +60,9 @@ pub use memory_queue::{MemoryQueue, PendingEntry};
 pub use pool::{BrokerPool, BrokerPoolBuilder};
 pub use queue::{Claim, Connect, Cursor, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::{RedisConnector, RedisQueue};
+pub use relay::{
+    relay_env, relay_from_env, RelaySpec, COMMAND_DIR_ENV, COMMAND_ENV, INIT_ENV, RECYCLE_ENV,
+};
 pub use url::redact;
 pub use worker::{
     parent_pid, serve, serve_on, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV,

@@ -1,7 +1,8 @@
 //! The worker side: `papy worker --redis URL --run RUN` (and
 //! [`worker_main`] for a program's own binary) reads task entries in the
-//! run's consumer group, runs them exactly as a process worker would
-//! ([`TaskRunner`]), appends the results and acknowledges the entries.
+//! run's consumer group, runs them exactly as a process worker would (or
+//! relays them to a local stdio worker: `relay.rs`), appends the results
+//! and acknowledges the entries.
 //!
 //! Before it runs an entry, a worker records that the entry holds its job
 //! ([`Queue::claim_job`]): a copy of a sealed entry appended again (by
@@ -19,15 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use papy_core::error::quote_peer;
-use papy_core::protocol::serve::TaskRunner;
 use papy_core::protocol::{Frame, MAX_FRAME};
-use papy_core::{ErrorKind, Item, ItemError};
+use papy_core::{ErrorKind, Item, ItemError, WorkerCommand};
 
 use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
 use crate::heartbeat::Heartbeat;
 use crate::queue::{Claim, Connect, Entry, Queue, RunSettings};
 use crate::redis_queue::RedisConnector;
+use crate::relay::Runner;
 use crate::seal::{Role, Sealer};
 
 /// How a broker worker serves.
@@ -49,6 +50,13 @@ pub struct ServeOptions {
     /// `key_file`); required: entries without its tag are dead-lettered,
     /// never run.
     pub key: Option<String>,
+    /// Relay each batch to a local stdio worker started with this command
+    /// (any language: docs/protocol.md) instead of running it here: one
+    /// child, owned by a process pool (its `Hello`, init, recycling and
+    /// crash handling as in a local process pool). Serving with one takes
+    /// the run's key and URL (`PAPY_BROKER_KEY`, `PAPY_REDIS_URL`) out of
+    /// this process's environment, so that the child does not inherit them.
+    pub relay: Option<WorkerCommand>,
 }
 
 impl ServeOptions {
@@ -61,6 +69,7 @@ impl ServeOptions {
             max_backoff: Duration::from_secs(5),
             parent: None,
             key: None,
+            relay: None,
         }
     }
 }
@@ -111,7 +120,8 @@ pub fn serve(url: &str, opts: &ServeOptions) -> Result<()> {
 /// run is done (with `until_done`) and never otherwise.
 ///
 /// # Errors
-/// No key in `opts`, or this worker's key is not the run's.
+/// No key in `opts`, this worker's key is not the run's, or the relay's
+/// process pool cannot start.
 pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     let Some(key) = opts.key.as_deref() else {
         return Err(BrokerError::Config(format!(
@@ -121,7 +131,13 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     };
     let sealer = Sealer::new(key, &opts.run)?;
     let consumer = opts.consumer.clone().unwrap_or_else(consumer_name);
-    let mut runner = TaskRunner::default();
+    if opts.relay.is_some() {
+        // The relayed child runs item data: whoever holds the key can forge
+        // entries, and the URL may hold a password. Both were read already.
+        std::env::remove_var(crate::seal::KEY_ENV);
+        std::env::remove_var(URL_ENV);
+    }
+    let mut runner = Runner::new(opts.relay.as_ref())?;
     let mut backoff = Duration::from_millis(100);
     loop {
         if host_gone(opts) {
@@ -152,7 +168,7 @@ fn session(
     opts: &ServeOptions,
     sealer: &Sealer,
     consumer: &str,
-    runner: &mut TaskRunner,
+    runner: &mut Runner,
 ) -> Result<()> {
     let mut q = connect.connect()?;
     let q = &mut *q;
@@ -167,13 +183,7 @@ fn session(
                 return Ok(());
             }
             if let Some(s) = q.settings()? {
-                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
-                    return Err(BrokerError::KeyMismatch(format!(
-                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-                        opts.run,
-                        crate::seal::KEY_ENV
-                    )));
-                }
+                check_key(&s, sealer)?;
                 if s.done && opts.until_done {
                     return Ok(());
                 }
@@ -192,6 +202,19 @@ fn session(
             handle(q, &heartbeat, runner, &settings, sealer, e)?;
         }
     }
+}
+
+/// Fails when this worker's key is not the one the run `s` was started
+/// with: serving would dead-letter the run's real entries.
+fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
+    if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
+        return Err(BrokerError::KeyMismatch(format!(
+            "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
+            sealer.run(),
+            crate::seal::KEY_ENV
+        )));
+    }
+    Ok(())
 }
 
 /// The host that started this local worker has died.
@@ -309,13 +332,7 @@ pub(crate) fn admit(
             // A worker whose key is not the run's must not dead-letter the
             // run's real entries: it checks the key again and stops.
             if let Some(s) = q.settings()? {
-                if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
-                    return Err(BrokerError::KeyMismatch(format!(
-                        "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-                        sealer.run(),
-                        crate::seal::KEY_ENV
-                    )));
-                }
+                check_key(&s, sealer)?;
             }
             give_up(q, sealer, e, None, &why)?;
             return Ok(None);
@@ -381,7 +398,7 @@ pub(crate) fn admit(
 fn handle(
     q: &mut dyn Queue,
     heartbeat: &Heartbeat,
-    runner: &mut TaskRunner,
+    runner: &mut Runner,
     settings: &RunSettings,
     sealer: &Sealer,
     e: Entry,
@@ -463,7 +480,10 @@ pub fn worker_main() {
         .ok()
         .and_then(|p| p.parse().ok());
     opts.key = std::env::var(crate::seal::KEY_ENV).ok();
-    let code = match serve(&url, &opts) {
+    let code = match crate::relay::relay_from_env().and_then(|relay| {
+        opts.relay = relay;
+        serve(&url, &opts)
+    }) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("papy broker worker: {e}");

@@ -57,6 +57,67 @@ pub struct WorkerArgs {
     /// A directory to look for plugins in (before PAPY_PLUGIN_PATH).
     #[arg(long = "plugin-path", value_name = "DIR")]
     plugin_path: Vec<PathBuf>,
+    /// With `--redis`: replace the relayed worker by a fresh one after it
+    /// was sent this many items.
+    #[arg(long, value_name = "N", requires = "command", value_parser = clap::value_parser!(u64).range(1..))]
+    recycle_after: Option<u64>,
+    /// With `--redis`: replace the relayed worker when its resident memory
+    /// passes this many MiB (checked between batches).
+    #[arg(long, value_name = "MIB", requires = "command", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    recycle_above_mb: Option<u64>,
+    /// With `--redis`: relay each batch to this stdio worker (any language,
+    /// docs/protocol.md), e.g. `-- python3 my_worker.py`, instead of running
+    /// it here. One child, replaced when it dies or is recycled, as in a
+    /// process pool.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    /// With `--redis` and a command: a function the relayed worker runs
+    /// once when it starts, on a null input (its result is the worker's
+    /// state, as a resource's `init`).
+    #[arg(long, value_name = "FUNCTION", requires = "command")]
+    init: Option<String>,
+    /// A positional argument of `--init` (repeatable), as JSON; text that
+    /// is not JSON is a string.
+    #[arg(long = "init-arg", value_name = "JSON", requires = "init")]
+    init_args: Vec<String>,
+}
+
+/// The stdio worker a broker worker relays to: the command after `--`,
+/// else (a worker a host's pool started) the one its environment names.
+fn relay_command(
+    args: &WorkerArgs,
+    pool_started: bool,
+) -> anyhow::Result<Option<papy_core::WorkerCommand>> {
+    let Some((program, rest)) = args.command.split_first() else {
+        if !pool_started {
+            return Ok(None);
+        }
+        return papy_broker::relay_from_env().context("the relay its host described");
+    };
+    let cmd = papy_core::WorkerCommand::new(program, rest).recycle(papy_core::pool::Recycle {
+        after_items: args.recycle_after,
+        above_rss: args.recycle_above_mb.map(|m| m << 20),
+    });
+    // Started by hand on a farm host: a command that cannot start stops
+    // this worker with why, instead of failing every batch it takes.
+    papy_core::pool::probe(&cmd).map_err(|why| {
+        anyhow::anyhow!("the worker command `{}` cannot start: {why}", cmd.line())
+    })?;
+    let Some(function) = &args.init else {
+        return Ok(Some(cmd));
+    };
+    let args = args
+        .init_args
+        .iter()
+        .map(|a| match serde_json::from_str::<serde_json::Value>(a) {
+            Ok(json) => papy_core::to_value(&json).with_context(|| format!("--init-arg {a}")),
+            Err(_) => Ok(papy_core::Value::from(a.as_str())),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(cmd.init(papy_core::protocol::Call {
+        function: function.clone(),
+        args,
+    })))
 }
 
 /// Loads the plugins named on the command line and installs the import
@@ -182,10 +243,15 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             // Started by a host's pool: leave when that host goes away.
             opts.parent = from_env(papy_broker::HOST_PID_ENV).and_then(|p| p.parse().ok());
         }
+        opts.relay = relay_command(args, pool_started)?;
         papy_broker::serve(url, &opts)
             .with_context(|| format!("serving {}", papy_broker::redact(url)))?;
         return Ok(());
     }
+    anyhow::ensure!(
+        args.command.is_empty(),
+        "a command after `--` is relayed to by broker workers only: give `--redis URL --run RUN_ID`"
+    );
     anyhow::ensure!(
         args.stdio,
         "give `--stdio` (process and remote workers) or `--redis URL --run RUN_ID` (broker workers)"

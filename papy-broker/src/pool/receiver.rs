@@ -108,7 +108,7 @@ impl Reader<'_> {
         let n = match poll(sh, c, &mut self.cursor) {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                warn_or_break_down(sh, &e);
                 return false;
             }
         };
@@ -164,11 +164,21 @@ impl Reader<'_> {
                 }
             }
             Err(e) => {
-                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                warn_or_break_down(sh, &e);
                 self.q = None;
             }
         }
     }
+}
+
+/// A failed exchange with the broker: retried after a reconnection, except
+/// when Redis is full (at its `maxmemory`), which retrying cannot help
+/// until memory is freed: the pool breaks down at once, naming the cause.
+fn warn_or_break_down(sh: &Shared, e: &crate::BrokerError) {
+    if matches!(e, crate::BrokerError::Full(_)) {
+        sh.break_down(&e.to_string());
+    }
+    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
 }
 
 /// The reader's periodic look at the run: the run is still this host's

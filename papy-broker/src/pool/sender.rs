@@ -60,7 +60,8 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
                     Ok(()) => break None,
                     Err(e) => {
                         q = None;
-                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                        let full = matches!(e, crate::BrokerError::Full(_));
+                        if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
                             break Some(e);
                         }
                     }
@@ -71,6 +72,9 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         };
         if let Some(e) = last_error {
             tracing::error!("broker pool `{}`: {e}", sh.name);
+            if matches!(e, crate::BrokerError::Full(_)) {
+                sh.break_down(&e.to_string());
+            }
             // The entries may or may not have been appended: fail what is
             // still in flight so no reader waits for ever.
             sh.fail_in_flight(&format!("the broker is unreachable: {e}"));

@@ -22,6 +22,8 @@ pub struct RedisServer {
     child: Child,
     dir: PathBuf,
     socket: PathBuf,
+    /// Options given after the defaults (they win), kept across restarts.
+    options: Vec<String>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -30,6 +32,12 @@ impl RedisServer {
     /// Starts one; panics with a clear message if `redis-server` is missing
     /// (CI installs it: see .ci/run).
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with `options` after the defaults (e.g. `--appendonly
+    /// yes`), which a [`restart`](Self::restart) keeps.
+    pub fn start_with(options: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "papy-redis-{}-{}",
             std::process::id(),
@@ -38,19 +46,26 @@ impl RedisServer {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let socket = dir.join("redis.sock");
-        let child = spawn(&dir, &socket);
-        let server = RedisServer { child, dir, socket };
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        let child = spawn(&dir, &socket, &options);
+        let server = RedisServer {
+            child,
+            dir,
+            socket,
+            options,
+        };
         server.wait_ready();
         server
     }
 
-    /// Kills the server (SIGKILL: no persistence, everything is lost) and
-    /// starts a new one on the same socket.
+    /// Kills the server (SIGKILL: without persistence everything is lost)
+    /// and starts a new one on the same socket, in the same folder (with
+    /// `--appendonly yes` it reads its log back).
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
-        self.child = spawn(&self.dir, &self.socket);
+        self.child = spawn(&self.dir, &self.socket, &self.options);
         self.wait_ready();
     }
 
@@ -114,8 +129,9 @@ fn ensure_installed() {
     });
 }
 
-/// Starts `redis-server` on `socket`, without persistence.
-fn spawn(dir: &Path, socket: &Path) -> Child {
+/// Starts `redis-server` on `socket`, without persistence unless
+/// `options` say otherwise.
+fn spawn(dir: &Path, socket: &Path, options: &[String]) -> Child {
     ensure_installed();
     let mut c = Command::new("redis-server");
     #[cfg(target_os = "linux")]
@@ -139,6 +155,7 @@ fn spawn(dir: &Path, socket: &Path) -> Child {
         .arg(socket)
         .args(["--save", "", "--appendonly", "no", "--dir"])
         .arg(dir)
+        .args(options)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

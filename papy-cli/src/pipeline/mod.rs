@@ -187,6 +187,11 @@ fn probe_command(
                 None => return Ok(None),
             }
         }
+        // A redis resource's `command`: the worker its broker workers relay to.
+        "redis" => match r.settings.get("command").and_then(toml::Value::as_str) {
+            Some(c) => WorkerCommand::shell(c).current_dir(&l.dir),
+            None => return Ok(None),
+        },
         "process" => worker_command(l).map_err(|e| e.to_string())?,
         _ => return Ok(None),
     }))
@@ -229,7 +234,7 @@ fn probed_function(
     (func, shown)
 }
 
-/// Starts one worker of each process or remote resource that declares
+/// Starts one worker of each process, remote or redis (`command`) resource that declares
 /// `functions`, and registers what its `Hello` says of them (their
 /// parameters), so the validator checks their arguments, keyword arguments
 /// included. Returns a line per probed function (`py.shout(inbox,
@@ -325,7 +330,8 @@ pub fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
     Ok(())
 }
 
-/// Starts each distinct command of the `remote` resources once (in the
+/// Starts each distinct command of the `remote` resources (and of `redis`
+/// resources with local workers) once (in the
 /// pipeline file's folder, as the run does) and waits for its greeting, so
 /// that a command that cannot start refuses the run with one line naming
 /// it and why, instead of failing every item. A command that has not
@@ -337,30 +343,12 @@ pub fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut errors = Vec::new();
     for (name, r) in &l.file.resources {
-        if r.numap.kind != "remote" {
-            continue;
-        }
-        let commands = r
-            .settings
-            .get("remote")
-            .and_then(toml::Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, c)| Some((i, c.get("command").and_then(toml::Value::as_str)?)));
-        for (i, line) in commands {
+        for (at, line) in commands_of(name, r) {
             if !seen.insert(line.to_string()) {
                 continue;
             }
             let cmd = WorkerCommand::shell(line).current_dir(&l.dir);
             if let Err(why) = starts(&cmd) {
-                let at = papy_config::key_path(&[
-                    "resources",
-                    name,
-                    "remote",
-                    &i.to_string(),
-                    "command",
-                ]);
                 let message = format!(
                     "resource `{name}`: the worker command `{}` cannot start: {why}",
                     line.trim()
@@ -373,6 +361,35 @@ pub fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// The commands resource `name` starts on this machine, each with where
+/// the file gives it: a `remote` resource's, and a `redis` resource's
+/// `command` when it has local workers (which relay to it).
+fn commands_of<'a>(name: &str, r: &'a papy_config::Resource) -> Vec<(Vec<String>, &'a str)> {
+    let str_of = |v: &'a toml::Value| v.get("command").and_then(toml::Value::as_str);
+    match r.numap.kind.as_str() {
+        "remote" => r
+            .settings
+            .get("remote")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let at = ["resources", name, "remote", &i.to_string(), "command"];
+                Some((papy_config::key_path(&at), str_of(c)?))
+            })
+            .collect(),
+        "redis" if r.settings.get("workers").and_then(toml::Value::as_integer) > Some(0) => r
+            .settings
+            .get("command")
+            .and_then(toml::Value::as_str)
+            .map(|c| (papy_config::key_path(&["resources", name, "command"]), c))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

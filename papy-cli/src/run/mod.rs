@@ -415,7 +415,11 @@ impl Ran {
             received,
             ending,
         } = self;
-        let finished = plumber.state() == PlumberState::Finished && !ending.stopped_early;
+        // A limit stops the inputs itself, at the failure that reaches it: the
+        // plumber then finishes, but the run stopped early (--resume goes on).
+        let finished = plumber.state() == PlumberState::Finished
+            && !ending.stopped_early
+            && limit.in_flight().is_none();
         if plumber.state() != PlumberState::Stopped {
             let _ = plumber.stop();
         }

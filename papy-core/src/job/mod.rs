@@ -8,6 +8,7 @@
 //! them. Nothing here knows about NuMaps, pipers or pools.
 
 pub mod batch;
+mod detached;
 mod pace;
 mod queue;
 mod task_fn;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Item, ItemError};
 
+pub use detached::Detached;
 pub(crate) use pace::{Pace, MAX_CHUNK};
 pub(crate) use queue::{Release, Take, TaskCtx};
 pub use task_fn::{TaskFn, WorkerTask};

@@ -39,7 +39,7 @@ pub fn settings_map<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Va
     ))
 }
 
-pub use crate::job::{Inbox, IntoInbox, Job, TaskFn, WorkerTask};
+pub use crate::job::{Detached, Inbox, IntoInbox, Job, TaskFn, WorkerTask};
 
 /// Receives from `rx`, looking for a message for
 /// [`IDLE_SPIN`](crate::sync::IDLE_SPIN) (yielding the core) before it

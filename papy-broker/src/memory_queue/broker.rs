@@ -1,0 +1,117 @@
+//! The in-memory broker's state: one run's streams, its consumer group
+//! with the pending entries, and the run's hashes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::queue::{Entry, Outcome, RunSettings};
+
+#[derive(Debug, Clone)]
+pub(super) struct Task {
+    pub(super) id: u64,
+    pub(super) session: String,
+    pub(super) job: Option<u64>,
+    pub(super) payload: Vec<u8>,
+}
+
+/// A delivered, unacknowledged entry of the group.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) consumer: String,
+    pub(super) since: Instant,
+    pub(super) deliveries: u64,
+}
+
+/// The consumer group.
+#[derive(Debug, Default)]
+pub(super) struct Group {
+    /// Id of the last entry handed out by a read of new entries.
+    pub(super) last_delivered: u64,
+    /// Pending entries by id.
+    pub(super) pending: BTreeMap<u64, Pending>,
+    /// When each consumer was last seen.
+    pub(super) seen: HashMap<String, Instant>,
+}
+
+/// Everything the broker holds.
+#[derive(Debug, Default)]
+pub(super) struct Broker {
+    /// Last id given to an entry (of any stream).
+    pub(super) seq: u64,
+    pub(super) settings: Option<RunSettings>,
+    pub(super) tasks: Vec<Task>,
+    pub(super) group: Option<Group>,
+    pub(super) results: Vec<(u64, Outcome)>,
+    pub(super) dead: Vec<(u64, Outcome)>,
+    /// `<session>:<job>` -> the id of the entry holding the job.
+    pub(super) jobs: HashMap<String, String>,
+    pub(super) replays: u64,
+    pub(super) lease: Duration,
+    /// Added to the clock (see [`MemoryQueue::advance`]).
+    pub(super) offset: Duration,
+    /// Every call fails.
+    pub(super) down: bool,
+}
+
+impl Broker {
+    pub(super) fn now(&self) -> Instant {
+        Instant::now() + self.offset
+    }
+
+    pub(super) fn next_id(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub(super) fn task(&self, id: u64) -> Option<&Task> {
+        self.tasks
+            .binary_search_by_key(&id, |t| t.id)
+            .ok()
+            .and_then(|k| self.tasks.get(k))
+    }
+
+    /// The group, created (from the start of the stream) if it is missing
+    /// and the run exists; `None` when the run is gone.
+    pub(super) fn group(&mut self) -> Option<&mut Group> {
+        if self.group.is_none() && self.settings.is_some() {
+            self.group = Some(Group::default());
+        }
+        self.group.as_mut()
+    }
+
+    pub(super) fn ack(&mut self, id: &str) {
+        if let (Some(id), Some(g)) = (parse_id(id), self.group.as_mut()) {
+            g.pending.remove(&id);
+        }
+    }
+
+    /// The entry `id` as delivered to `consumer` now (one more delivery).
+    pub(super) fn deliver(&mut self, id: u64, consumer: &str, now: Instant) -> Option<Entry> {
+        let task = self.task(id)?.clone();
+        let g = self.group.as_mut()?;
+        let p = g.pending.entry(id).or_insert(Pending {
+            consumer: consumer.to_string(),
+            since: now,
+            deliveries: 0,
+        });
+        p.consumer = consumer.to_string();
+        p.since = now;
+        p.deliveries += 1;
+        Some(Entry {
+            id: format_id(task.id),
+            session: task.session,
+            job: task.job,
+            payload: task.payload,
+            deliveries: p.deliveries,
+        })
+    }
+}
+
+pub(super) fn format_id(id: u64) -> String {
+    format!("{id}-0")
+}
+
+/// The number of an id this queue wrote (`<n>-0`); `None` for any other.
+pub(super) fn parse_id(id: &str) -> Option<u64> {
+    id.strip_suffix("-0")?.parse().ok()
+}

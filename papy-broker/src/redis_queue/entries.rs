@@ -1,0 +1,51 @@
+//! Reading the fields of stream entries (untrusted: whoever can write to
+//! the streams wrote them).
+
+use redis::streams::StreamId;
+
+use crate::error::{BrokerError, Result};
+use crate::queue::Entry;
+use papy_core::error::quote_peer;
+
+fn field_bytes(e: &StreamId, name: &str) -> Result<Vec<u8>> {
+    match e.map.get(name) {
+        Some(v) => redis::from_redis_value::<Vec<u8>>(v).map_err(|err| BrokerError::Malformed {
+            id: e.id.clone(),
+            reason: format!("field `{name}`: {}", quote_peer(&err.to_string())),
+        }),
+        None => Err(BrokerError::Malformed {
+            id: e.id.clone(),
+            reason: format!("no field `{name}`"),
+        }),
+    }
+}
+
+/// The entry's payload, or an empty one (logged) when it is unreadable: an
+/// empty payload is not a frame, so whoever reads it fails just that entry.
+pub(super) fn payload_of(e: &StreamId) -> Vec<u8> {
+    field_bytes(e, "f").unwrap_or_else(|err| {
+        tracing::warn!("{err}");
+        Vec::new()
+    })
+}
+
+pub(super) fn field_string(e: &StreamId, name: &str) -> String {
+    e.map
+        .get(name)
+        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+        .unwrap_or_default()
+}
+
+pub(super) fn job_of(e: &StreamId) -> Option<u64> {
+    field_string(e, "j").parse().ok()
+}
+
+pub(super) fn task_entry(e: &StreamId, deliveries: u64) -> Entry {
+    Entry {
+        id: e.id.clone(),
+        session: field_string(e, "s"),
+        job: job_of(e),
+        payload: payload_of(e),
+        deliveries,
+    }
+}

@@ -1,0 +1,41 @@
+//! The Lua scripts the queue runs on the server (each atomic there).
+
+/// Heartbeat: for each id (ARGV[3..]) still pending with consumer ARGV[2],
+/// resets its idle time (`XCLAIM ... JUSTID` counts no delivery); entries
+/// another consumer has taken over are left alone.
+pub(super) const TOUCH_SCRIPT: &str = r"
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+";
+
+/// Claims a job for a task entry (see [`Queue::claim_job`]). KEYS: the
+/// run's settings, its jobs hash, its task stream; ARGV: the entry's
+/// session, the job, the entry's id, the group, the lease in seconds (0:
+/// none). Returns 0 (the entry holds the job), 1 (a replay: acknowledged
+/// and counted) or 2 (the run is gone: nothing written).
+pub(super) const CLAIM_SCRIPT: &str = r"
+local s = redis.call('HGET', KEYS[1], 'session')
+if not s then return 2 end
+local lease = tonumber(ARGV[5])
+local field = ARGV[1] .. ':' .. ARGV[2]
+if s == ARGV[1] then
+  local holder = redis.call('HGET', KEYS[2], field)
+  if not holder then
+    redis.call('HSET', KEYS[2], field, ARGV[3])
+    if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+    return 0
+  end
+  if holder == ARGV[3] then return 0 end
+end
+redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'replays', 1)
+if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
+return 1
+";
