@@ -50,11 +50,12 @@ def once(task, n):
         results.append(task.delay(i))
         if first is None and i % 10 == 0 and results[0].ready():
             first = time.perf_counter() - start
+    sent = time.perf_counter() - start
     if first is None:
         results[0].get(timeout=600)
         first = time.perf_counter() - start
     ResultSet(results).join_native(timeout=600, interval=0.005)
-    return n / (time.perf_counter() - start), first
+    return n / (time.perf_counter() - start), first, n / sent
 
 
 def wait_for_worker():
@@ -76,23 +77,22 @@ def main():
     task = sleep10 if a.job == "sleep" else inc
     wait_for_worker()
     # Warm-up rounds, growing until one lasts a quarter of --seconds; the
-    # timed ones are sized from the best (one stalled round does not
-    # shrink them).
+    # timed ones are sized from the last (largest) one.
     least = 4 * a.workers if a.job == "sleep" else 20
-    n, best = least, 0.0
+    n = least
     while True:
-        rate, _ = once(task, n)
-        best = max(best, rate)
+        rate, _, _ = once(task, n)
         if n / rate >= a.seconds / 4 or n >= 20000:
             break
         n = min(20000, int(n * min(16, max(2, a.seconds * rate / n))))
-    n = max(least, min(20000, int(best * a.seconds)))
+    n = max(least, min(20000, int(rate * a.seconds)))
     runs = [once(task, n) for _ in range(a.rounds)]
     print(json.dumps({
         "items": n,
         "rounds": a.rounds,
-        "items_per_s": statistics.median(r for r, _ in runs),
-        "first_ms": 1000 * statistics.median(f for _, f in runs),
+        "items_per_s": statistics.median(r for r, _, _ in runs),
+        "first_ms": 1000 * statistics.median(f for _, f, _ in runs),
+        "sends_per_s": statistics.median(s for _, _, s in runs),
     }))
 
 

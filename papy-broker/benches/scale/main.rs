@@ -167,14 +167,12 @@ impl Cell {
         let least = (per_worker * self.workers) as u64;
         let mut n = least;
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut best: f64 = 0.0;
-        loop {
+        let rate = loop {
             let warm = once(pool, job, self.stride, n)?;
-            best = best.max(warm.rate);
             let secs = n as f64 / warm.rate;
             let all_in = consumers(&self.redis, run)? >= self.workers;
             if all_in && (secs >= self.seconds / 4.0 || n >= MAX_ITEMS) {
-                break;
+                break warm.rate;
             }
             if Instant::now() > deadline {
                 return Err(format!("not all {} workers took an entry in 60 s", self.workers).into());
@@ -182,10 +180,10 @@ impl Cell {
             if all_in {
                 n = ((n as f64 * (self.seconds / secs).clamp(2.0, 16.0)) as u64).min(MAX_ITEMS);
             }
-        }
-        // Sized from the best warm-up round: one stalled round (a busy
-        // machine) does not shrink the timed ones.
-        let n = ((best * self.seconds) as u64).clamp(least, MAX_ITEMS);
+        };
+        // Sized from the last (largest) warm-up round: small rounds are
+        // faster than steady state.
+        let n = ((rate * self.seconds) as u64).clamp(least, MAX_ITEMS);
         (0..self.rounds)
             .map(|_| once(pool, job, self.stride, n))
             .collect()
