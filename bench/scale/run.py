@@ -13,13 +13,15 @@ Rows:
 - rtt: throughput against the round-trip time between the workers and
   Redis (a delay proxy, the bench binary's `proxy` command, holds each chunk
   RTT/2 each way; the host/client reaches Redis directly), trivial items,
-  `--rtt-workers` workers, papy at stride 1, 100 and the default; Celery at
-  its defaults on the default row.
+  `--rtt-workers` workers, papy at stride 1, 100, 1000 and the default
+  (fixed strides with buffer max(4 x stride, 4096), as
+  papy-broker/benches/broker.rs); Celery at its defaults on the default row.
 
 Each cell: workers started and warmed up (every worker has taken work),
 then `--rounds` timed rounds of about `--seconds` each (fewer items where
 items are slow); items/s and the time from the first send to the first
-result (in input order), medians. Needs redis-server and cargo; Celery is
+result (in input order), medians; for Celery also how fast its client
+sent (`.delay()` calls per second), which bounds its items/s. Needs redis-server and cargo; Celery is
 installed in a virtualenv (PAPY_BENCH_VENV, default
 ~/.cache/papy-bench/celery-venv); without it the Celery columns say why.
 Everything it starts (redis-server on a free port of 127.0.0.1, proxies,
@@ -226,14 +228,14 @@ def main():
         plan = [("workers", job, int(w), 0, "default")
                 for job in ("sleep", "trivial") for w in a.workers.split(",")]
         plan += [("rtt", "trivial", a.rtt_workers, float(r), s)
-                 for r in a.rtts.split(",") for s in ("1", "100", "default")]
+                 for r in a.rtts.split(",") for s in ("1", "100", "1000", "default")]
         for sweep, job, w, rtt, stride in plan:
             p = papy_cell(exe, port, a, workers=w, job=job, stride=stride, rtt_ms=rtt)
             c = None
             if py and stride == "default":
                 c = celery_cell(py, exe, port, a, w, job, rtt)
             rows.append((sweep, job, w, rtt, stride, p, c))
-            log(f"{sweep} {job} workers={w} rtt={rtt:g}ms stride={stride}: papy {p} celery {c}")
+            log(f"{time.strftime('%H:%M:%S')} {sweep} {job} workers={w} rtt={rtt:g}ms stride={stride}: papy {p} celery {c}")
     finally:
         redis.terminate()
         redis.wait(timeout=10)
@@ -247,12 +249,12 @@ def print_table(facts, rows):
         print(f"- {f}")
     print()
     print("| sweep | job | workers | RTT ms | papy stride | papy items/s | papy first ms "
-          "| Celery items/s | Celery first ms | papy / Celery |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
+          "| Celery items/s | Celery first ms | Celery sends/s | papy / Celery |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for sweep, job, w, rtt, stride, p, c in rows:
         job_name = "10 ms sleep" if job == "sleep" else "x + 1"
         print(f"| {sweep} | {job_name} | {w} | {rtt:g} | {stride} | {fmt(p, 'items_per_s')} "
-              f"| {fmt(p, 'first_ms', 1)} | {fmt(c, 'items_per_s')} | {fmt(c, 'first_ms', 1)} "
+              f"| {fmt(p, 'first_ms', 1)} | {fmt(c, 'items_per_s')} | {fmt(c, 'first_ms', 1)} | {fmt(c, 'sends_per_s')} "
               f"| {ratio(p, c)} |")
 
 
