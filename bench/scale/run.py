@@ -211,6 +211,8 @@ def main():
     ap.add_argument("--rtt-workers", type=int, default=4)
     ap.add_argument("--no-celery", action="store_true")
     a = ap.parse_args()
+    # SIGTERM runs the clean-up below too (workers, proxies, redis-server).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     if not shutil.which("redis-server"):
         sys.exit("redis-server is needed (apt-get install redis-server)")
     facts = machine_facts()
