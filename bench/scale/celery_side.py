@@ -76,16 +76,16 @@ def main():
     a = p.parse_args()
     task = sleep10 if a.job == "sleep" else inc
     wait_for_worker()
-    # Warm-up rounds, growing until one lasts a quarter of --seconds; the
-    # timed ones are sized from the last (largest) one.
+    # Warm-up rounds, growing until one lasts half of --seconds; the timed
+    # ones are sized from the last (largest) one, never smaller.
     least = 4 * a.workers if a.job == "sleep" else 20
     n = least
     while True:
         rate, _, _ = once(task, n)
-        if n / rate >= a.seconds / 4 or n >= 20000:
+        if n / rate >= a.seconds / 2 or n >= 20000:
             break
         n = min(20000, int(n * min(16, max(2, a.seconds * rate / n))))
-    n = max(least, min(20000, int(rate * a.seconds)))
+    n = max(n, min(20000, int(rate * a.seconds)))
     runs = [once(task, n) for _ in range(a.rounds)]
     print(json.dumps({
         "items": n,

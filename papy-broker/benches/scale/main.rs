@@ -161,17 +161,19 @@ impl Cell {
     }
 
     /// Warm-up rounds (until every worker has taken an entry, and one
-    /// lasts a quarter of `seconds`) size the timed ones.
+    /// lasts half of `seconds`) size the timed ones.
     fn rounds_on(&self, pool: &Arc<dyn Pool>, job: &Worker, run: &str) -> Res<Vec<Round>> {
         let per_worker = if self.job == "sleep" { 4 } else { 20 };
-        let least = (per_worker * self.workers) as u64;
+        // A fixed stride is measured over several strides, not inside one.
+        let strides = self.stride.map_or(0, |s| 8 * s);
+        let least = (per_worker * self.workers).max(strides) as u64;
         let mut n = least;
         let deadline = Instant::now() + Duration::from_secs(60);
         let rate = loop {
             let warm = once(pool, job, self.stride, n)?;
             let secs = n as f64 / warm.rate;
             let all_in = consumers(&self.redis, run)? >= self.workers;
-            if all_in && (secs >= self.seconds / 4.0 || n >= MAX_ITEMS) {
+            if all_in && (secs >= self.seconds / 2.0 || n >= MAX_ITEMS) {
                 break warm.rate;
             }
             if Instant::now() > deadline {
@@ -181,9 +183,9 @@ impl Cell {
                 n = ((n as f64 * (self.seconds / secs).clamp(2.0, 16.0)) as u64).min(MAX_ITEMS);
             }
         };
-        // Sized from the last (largest) warm-up round: small rounds are
-        // faster than steady state.
-        let n = ((rate * self.seconds) as u64).clamp(least, MAX_ITEMS);
+        // Sized from the last (largest) warm-up round, never smaller: a
+        // round of one wave in flight measures latency, not throughput.
+        let n = ((rate * self.seconds) as u64).clamp(n, MAX_ITEMS);
         (0..self.rounds)
             .map(|_| once(pool, job, self.stride, n))
             .collect()
