@@ -169,15 +169,18 @@ impl Cell {
         let least = (per_worker * self.workers).max(strides) as u64;
         let mut n = least;
         let deadline = Instant::now() + Duration::from_secs(60);
+        let limit = Duration::from_secs_f64((4.0 * self.seconds).max(3.0));
         let rate = loop {
-            let warm = once(pool, job, self.stride, n)?;
-            let secs = n as f64 / warm.rate;
+            let warm = once(pool, job, self.stride, n, limit)?;
+            let secs = warm.items as f64 / warm.rate;
             let all_in = consumers(&self.redis, run)? >= self.workers;
             if all_in && (secs >= self.seconds / 2.0 || n >= MAX_ITEMS) {
                 break warm.rate;
             }
             if Instant::now() > deadline {
-                return Err(format!("not all {} workers took an entry in 60 s", self.workers).into());
+                return Err(
+                    format!("not all {} workers took an entry in 60 s", self.workers).into(),
+                );
             }
             if all_in {
                 n = ((n as f64 * (self.seconds / secs).clamp(2.0, 16.0)) as u64).min(MAX_ITEMS);
@@ -187,7 +190,7 @@ impl Cell {
         // round of one wave in flight measures latency, not throughput.
         let n = ((rate * self.seconds) as u64).clamp(n, MAX_ITEMS);
         (0..self.rounds)
-            .map(|_| once(pool, job, self.stride, n))
+            .map(|_| once(pool, job, self.stride, n, limit))
             .collect()
     }
 
@@ -200,7 +203,8 @@ impl Cell {
             self.workers,
             self.job,
             self.rtt.as_secs_f64() * 1000.0,
-            rounds.first().map_or(0, |r| r.items),
+            // Fewer than asked when a round was stopped at its limit.
+            rounds.iter().map(|r| r.items).min().unwrap_or(0),
             rounds.len(),
             first * 1000.0
         )
@@ -219,8 +223,16 @@ fn upstream(url: &str) -> Res<SocketAddr> {
         .ok_or_else(|| format!("`{host}` has no address").into())
 }
 
-/// One run of `n` items: items/s and the time to the first result.
-fn once(pool: &Arc<dyn Pool>, job: &Worker, stride: Option<usize>, n: u64) -> Res<Round> {
+/// One run of `n` items: items/s and the time to the first result. A run
+/// still going after `limit` is stopped (the items in flight still come
+/// out) and measured on what it delivered: a slow cell stays short.
+fn once(
+    pool: &Arc<dyn Pool>,
+    job: &Worker,
+    stride: Option<usize>,
+    n: u64,
+    limit: Duration,
+) -> Res<Round> {
     let mut b = NuMap::builder().pool(pool.clone());
     if let Some(s) = stride {
         // As benches/broker.rs: room for several strides in flight.
@@ -231,18 +243,22 @@ fn once(pool: &Arc<dyn Pool>, job: &Worker, stride: Option<usize>, n: u64) -> Re
     let t = m.add_task(job.clone(), 0..n as i64)?;
     m.start()?;
     let mut first = None;
-    let mut ok = 0u64;
+    let (mut ok, mut seen) = (0u64, 0u64);
     for r in m.results(t)? {
         first.get_or_insert_with(|| start.elapsed());
         ok += u64::from(r.is_ok());
+        seen += 1;
+        if seen % 64 == 0 && start.elapsed() > limit {
+            m.stop();
+        }
     }
     let secs = start.elapsed().as_secs_f64();
-    if ok != n {
-        return Err(format!("{} of {n} items failed", n - ok).into());
+    if ok != seen || seen == 0 {
+        return Err(format!("{} of {seen} items failed", seen - ok).into());
     }
     Ok(Round {
-        items: n,
-        rate: n as f64 / secs,
+        items: seen,
+        rate: seen as f64 / secs,
         first: first.unwrap_or_default(),
     })
 }
