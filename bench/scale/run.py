@@ -21,9 +21,11 @@ Each cell: workers started and warmed up (every worker has taken work),
 then `--rounds` timed rounds of about `--seconds` each (fewer items where
 items are slow); items/s and the time from the first send to the first
 result (in input order), medians; for Celery also how fast its client
-sent (`.delay()` calls per second), which bounds its items/s. Needs redis-server and cargo; Celery is
+sent (`.delay()` calls per second: was the client or were the workers the
+limit?). Needs redis-server and cargo; Celery is
 installed in a virtualenv (PAPY_BENCH_VENV, default
-~/.cache/papy-bench/celery-venv); without it the Celery columns say why.
+~/.cache/papy-bench/celery-venv); without it the Celery columns stay
+empty and the header says why.
 Everything it starts (redis-server on a free port of 127.0.0.1, proxies,
 workers) is stopped at the end.
 """
@@ -61,7 +63,7 @@ def machine_facts():
         f"command: {' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}",
         f"commit: {sh(f'git -C {ROOT} rev-parse --short HEAD')}",
         f"machine: {os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
-        f"load {os.getloadavg()[0]:.1f} at start (shared with other builds)",
+        f"1-min load {os.getloadavg()[0]:.1f} at start",
         f"redis: {sh('redis-server --version')}",
     ]
 
@@ -237,7 +239,8 @@ def main():
             if py and stride == "default":
                 c = celery_cell(py, exe, port, a, w, job, rtt)
             rows.append((sweep, job, w, rtt, stride, p, c))
-            log(f"{time.strftime('%H:%M:%S')} {sweep} {job} workers={w} rtt={rtt:g}ms stride={stride}: papy {p} celery {c}")
+            log(f"{time.strftime('%H:%M:%S')} {sweep} {job} workers={w} rtt={rtt:g}ms "
+                f"stride={stride}: papy {p} celery {c}")
     finally:
         redis.terminate()
         redis.wait(timeout=10)
@@ -256,7 +259,8 @@ def print_table(facts, rows):
     for sweep, job, w, rtt, stride, p, c in rows:
         job_name = "10 ms sleep" if job == "sleep" else "x + 1"
         print(f"| {sweep} | {job_name} | {w} | {rtt:g} | {stride} | {fmt(p, 'items_per_s')} "
-              f"| {fmt(p, 'first_ms', 1)} | {fmt(c, 'items_per_s')} | {fmt(c, 'first_ms', 1)} | {fmt(c, 'sends_per_s')} "
+              f"| {fmt(p, 'first_ms', 1)} | {fmt(c, 'items_per_s')} | {fmt(c, 'first_ms', 1)} "
+              f"| {fmt(c, 'sends_per_s')} "
               f"| {ratio(p, c)} |")
 
 
