@@ -155,7 +155,7 @@ def celery_cell(py, exe, port, a, workers, job, rtt):
     times the job from a client on Redis directly, stops the worker."""
     proxy = Proxy(exe, port, rtt) if rtt else None
     wport = proxy.port if proxy else port
-    env = dict(os.environ, PYTHONPATH=HERE)
+    env = dict(os.environ, PYTHONPATH=HERE, PYTHONDONTWRITEBYTECODE="1")
     worker = subprocess.Popen(
         [py, "-m", "celery", "-A", "celery_side", "worker", "-c", str(workers),
          "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
