@@ -43,8 +43,6 @@
 //! and what plugins build against (`Value`, `ItemError`, the registry's
 //! descriptors, `export_plugin!`) in `papy-sdk`.
 
-#![warn(missing_docs)]
-
 /// The pipeline file: model, validation, building (`papy-config`).
 pub use papy_config as config;
 /// `Plumber::load`, `Plumber::save` and friends.

@@ -9,7 +9,7 @@ mod alpha {
     use papy::worker;
     /// Alpha's version.
     #[worker]
-    pub fn same_name(x: i64) -> i64 {
+    pub(crate) fn same_name(x: i64) -> i64 {
         x + 1
     }
 }
@@ -18,7 +18,7 @@ mod beta {
     use papy::worker;
     /// Beta's version.
     #[worker]
-    pub fn same_name(x: i64) -> i64 {
+    pub(crate) fn same_name(x: i64) -> i64 {
         x + 2
     }
 }

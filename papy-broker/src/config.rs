@@ -157,7 +157,7 @@ impl PoolConfig for RedisConfig {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        ctx: &BuildContext,
+        ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
         let mut b = BrokerPool::builder(name, &self.url);
         if let Some(r) = &self.run_id {

@@ -34,8 +34,6 @@
 //! # Ok::<(), papy_core::Error>(())
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod codec;
 mod config;
 mod error;

@@ -908,6 +908,9 @@ fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
     assert_eq!(again.ids[0].times_delivered, 2);
 }
 
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn a_forged_task_entry_is_dead_lettered_counted_and_never_run() {
     let _serial = support::serial();
@@ -1075,6 +1078,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
     let _serial = support::serial();

@@ -8,7 +8,7 @@ use crate::pipeline::{self, SetArgs};
 
 /// Arguments of `papy check`.
 #[derive(clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The pipeline file (TOML).
     file: PathBuf,
     #[command(flatten)]
@@ -23,7 +23,7 @@ pub struct CheckArgs {
 }
 
 /// Prints `file:line:col: message` per problem; exit 1 when there is any.
-pub fn run(args: &CheckArgs) -> ExitCode {
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let mut shown = Vec::new();
     let mut probe = |l: &papy_config::Loaded| {
         if args.probe {

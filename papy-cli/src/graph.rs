@@ -9,7 +9,7 @@ use crate::pipeline;
 
 /// Output syntax.
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum GraphFormat {
+pub(crate) enum GraphFormat {
     /// Graphviz DOT.
     Dot,
     /// Mermaid flowchart.
@@ -18,7 +18,7 @@ pub enum GraphFormat {
 
 /// Arguments of `papy graph`.
 #[derive(clap::Args)]
-pub struct GraphArgs {
+pub(crate) struct GraphArgs {
     /// The pipeline file (TOML).
     file: PathBuf,
     /// dot or mermaid.
@@ -31,7 +31,7 @@ fn esc(s: &str) -> String {
 }
 
 /// Prints the graph.
-pub fn run(args: &GraphArgs) -> ExitCode {
+pub(crate) fn run(args: &GraphArgs) -> ExitCode {
     let l = match pipeline::load(&args.file) {
         Ok(l) => l,
         Err(problems) => {

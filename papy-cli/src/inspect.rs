@@ -29,13 +29,13 @@ const QUOTE: usize = 4096;
 const OPENED: &str = "papy: plugin opened";
 
 /// Makes every plugin this process opens go through a child process first.
-pub fn install() {
+pub(crate) fn install() {
     papy_plugins::set_inspector(Some(Arc::new(inspect)));
 }
 
 /// The child's side: opens `path` and reports how it went by exit code
 /// (0 loaded, [`REFUSED`] refused by the loader with the reason on stderr).
-pub fn serve(path: &Path) -> std::process::ExitCode {
+pub(crate) fn serve(path: &Path) -> std::process::ExitCode {
     match papy_plugins::load(path) {
         Ok(_) => {
             // On a line of its own, whatever the plugin printed before.

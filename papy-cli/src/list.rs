@@ -9,7 +9,7 @@ use papy_core::registry;
 
 /// Arguments of `papy list`.
 #[derive(clap::Args, Default)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -27,7 +27,7 @@ pub struct ListArgs {
 }
 
 /// Writes the list to `out`.
-pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let named = crate::worker::load_plugins(&args.plugins, &args.plugin_path)?;
     let mut functions = registry::functions();
     if !args.plugins.is_empty() && !args.all {

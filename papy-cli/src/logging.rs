@@ -21,14 +21,14 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 impl LogArgs {
     /// How many `-v` were given.
-    pub fn verbose(&self) -> u8 {
+    pub(crate) fn verbose(&self) -> u8 {
         self.verbose
     }
 }
 
 /// How often the log file rotates.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
-pub enum Rotate {
+pub(crate) enum Rotate {
     /// A new file every minute.
     Minutely,
     /// A new file every hour.
@@ -42,7 +42,7 @@ pub enum Rotate {
 
 /// The logging options, shared by every command.
 #[derive(clap::Args, Debug, Default)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// More log output on standard error (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -75,7 +75,7 @@ fn filter(verbose: u8) -> EnvFilter {
 ///
 /// # Errors
 /// The log directory cannot be created.
-pub fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
+pub(crate) fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
     // Worker processes (`papy worker`) inherit the level through RUST_LOG
     // and log to their stderr, which is this process's stderr. Set before
     // any thread starts.

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 
 /// What to create.
 #[derive(clap::Subcommand)]
-pub enum NewArgs {
+pub(crate) enum NewArgs {
     /// A plugin crate depending on `papy-sdk` alone: Cargo.toml (cdylib),
     /// one example worker, export_plugin!.
     Plugin {
@@ -58,7 +58,7 @@ fn valid(name: &str) -> bool {
 }
 
 /// Writes what was asked for.
-pub fn run(args: &NewArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &NewArgs) -> anyhow::Result<()> {
     match args {
         NewArgs::Plugin { name, dir, sdk } => plugin(name, dir.as_deref(), sdk.as_deref()),
         NewArgs::Script { path, lang } => script(path, lang),

@@ -93,7 +93,7 @@ fn data_dir() -> Result<PathBuf> {
 ///
 /// # Errors
 /// The data folder cannot be found or written.
-pub fn installed() -> Result<PathBuf> {
+pub(crate) fn installed() -> Result<PathBuf> {
     let root = data_dir()?;
     let dir = root.join(format!("sdk-{VERSION}-{:016x}", fingerprint()));
     if !dir.join("papy-sdk/Cargo.toml").is_file() {

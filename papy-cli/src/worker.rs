@@ -14,7 +14,7 @@ use anyhow::Context;
 
 /// Arguments of `papy worker`.
 #[derive(clap::Args, Default)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     /// Serve on stdin/stdout (run it through ssh for remote hosts).
     #[arg(long)]
     stdio: bool,
@@ -127,7 +127,7 @@ fn relay_command(
 /// A plugin that cannot be loaded, or a directory that holds no plugin
 /// library (such as the crate folder `papy new plugin` writes, before it is
 /// built).
-pub fn load_plugins(
+pub(crate) fn load_plugins(
     plugins: &[String],
     plugin_path: &[PathBuf],
 ) -> anyhow::Result<Vec<Arc<papy_plugins::Plugin>>> {
@@ -214,7 +214,7 @@ fn permissions(args: &WorkerArgs) -> anyhow::Result<papy_core::permissions::Perm
 /// Serves until the host closes the connection (stdio) or the run is done
 /// (`--redis --until-done`). A host that goes away (closed stdin or
 /// stdout, even inside a frame) ends a stdio worker quietly, with success.
-pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     papy_core::permissions::set(permissions(args)?);
     // Local workers of a broker pool are started with the pipeline's process
     // command (`papy worker --stdio ...`) and PAPY_WORKER=redis plus the

@@ -131,6 +131,9 @@ fn check_reports_every_problem_of_a_file_at_once_sorted() {
 /// `papy check` and `papy run` agree: every broken file (and `--set`) is
 /// refused by both, with the same message at the same place in the user's
 /// file, and `run` never gets as far as running an item.
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn check_and_run_refuse_the_same_files_at_the_same_places() {
     support::plugin_dir();
@@ -618,6 +621,9 @@ path = "-"
     let _ = std::fs::remove_file(path);
 }
 
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn new_plugin_scaffold_builds_and_loads() {
     let dir = std::env::temp_dir().join(format!("papy-new-{}", std::process::id()));

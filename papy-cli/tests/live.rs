@@ -334,6 +334,9 @@ fn the_page_in_a_real_browser_shows_what_the_api_says_and_stops_only_with_the_to
     assert_eq!(live.exit_code(), Some(130));
 }
 
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn the_report_opens_offline_with_the_runs_totals() {
     let dir = tempfile::tempdir().expect("dir");

@@ -424,6 +424,9 @@ fn worker_test_reports_every_violation_in_one_run() {
     assert!(report.contains("ok    exits on Shutdown"), "{report}");
 }
 
+// A scenario read top to bottom: its steps share state and splitting them
+// would hide the order the test checks.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn check_probe_shows_the_python_signature_and_checks_its_arguments() {
     let file = "examples/pipelines/python_node.toml";

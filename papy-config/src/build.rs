@@ -17,7 +17,7 @@ use crate::validate::{connect, validate};
 ///
 /// # Errors
 /// Invalid settings or a pool that cannot start.
-pub fn numap_of(name: &str, r: &Resource, ctx: &BuildContext) -> Result<NuMap> {
+pub fn numap_of(name: &str, r: &Resource, ctx: &BuildContext<'_>) -> Result<NuMap> {
     let mut b = NuMap::builder().name(name).ordered(r.numap.ordered);
     if let Some(s) = r.numap.stride {
         b = b.stride(s);
@@ -69,7 +69,7 @@ pub fn piper_on(
 ///
 /// # Errors
 /// As [`numap_of`] and [`piper_of`], and cycles.
-pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext) -> Result<Dagger> {
+pub fn dagger_of(f: &PipelineFile, ctx: &BuildContext<'_>) -> Result<Dagger> {
     let mut numaps = BTreeMap::new();
     for (name, r) in &f.resources {
         let on_it = BuildContext {
@@ -197,7 +197,7 @@ fn functions_on(f: &PipelineFile, name: &str) -> Vec<String> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] with every problem, or a build error.
-pub fn dagger_of_loaded(l: &Loaded, ctx: &BuildContext) -> Result<Dagger> {
+pub fn dagger_of_loaded(l: &Loaded, ctx: &BuildContext<'_>) -> Result<Dagger> {
     let problems: Vec<Problem> = validate(l);
     if !problems.is_empty() {
         return Err(l.invalid(problems));

@@ -23,8 +23,6 @@
 //! assert_eq!(problems[0].render("p.toml"), "p.toml:5:11: piper `a`: consume must be at least 1");
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod build;
 pub mod chain;
 pub mod env;

@@ -20,7 +20,7 @@ use crate::typed::typed;
 use crate::{env, kinds, schema};
 
 /// How to load a file.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `KEY.PATH=VALUE` overrides, applied in order (see [`crate::overrides`]).
     pub overrides: Vec<String>,

@@ -94,6 +94,7 @@ impl PlumberFile for Plumber {
 }
 
 /// A pipeline file ready to run: its Plumber, its inputs opened, its outputs.
+#[derive(Debug)]
 pub struct Pipeline {
     /// The Plumber (not started).
     pub plumber: Plumber,

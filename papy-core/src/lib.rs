@@ -29,8 +29,6 @@
 //! end of a batch, of a run, of a worker's session) is registered as
 //! [`hooks`].
 
-#![warn(missing_docs)]
-
 // `#[worker]` inside this crate writes paths through `::papy_core`.
 extern crate self as papy_core;
 

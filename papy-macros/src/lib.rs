@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! `#[worker]`: registers a function with papy's worker registry.
 //!
 //! ```text
@@ -56,7 +55,7 @@ struct Options {
 }
 
 impl Parse for Options {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut o = Options {
             imports: Vec::new(),
             forgive: false,
@@ -209,6 +208,11 @@ fn attribute(attr: TokenStream, item: TokenStream, default: &str) -> TokenStream
     }
 }
 
+/// The code `#[worker]` writes for `func`: checks of its signature, the
+/// shim that calls it, and its registration. Over 80 lines because it is
+/// one template: its `quote!` blocks read as the generated code does, in
+/// order, and splitting them would scatter one item over several functions.
+#[allow(clippy::too_many_lines)]
 fn expand(opts: &Options, func: &ItemFn, default: &str) -> syn::Result<TokenStream2> {
     let p = papy_path(opts, default);
     let sig = &func.sig;

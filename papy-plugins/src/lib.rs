@@ -17,8 +17,6 @@
 //!
 //! See `docs/plugins.md` for the rules.
 
-#![warn(missing_docs)]
-
 /// The C ABI between host and plugin (defined in `papy-sdk`, which plugins build on).
 pub use papy_sdk::abi;
 /// Declares a crate a plugin (defined in `papy-sdk`; plugins can call

@@ -37,8 +37,6 @@
 //! papy_sdk::export_plugin!(name = "text", version = "0.1.0");
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod abi;
 pub mod error;
 mod export;

@@ -365,6 +365,12 @@ pub struct Unpacker<'a> {
     r: Reader<'a>,
 }
 
+impl std::fmt::Debug for Unpacker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unpacker").finish_non_exhaustive()
+    }
+}
+
 impl<'a> Unpacker<'a> {
     /// Reads the packed values of `buf`.
     pub fn new(buf: &'a [u8]) -> Unpacker<'a> {

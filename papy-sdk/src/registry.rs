@@ -76,6 +76,15 @@ pub enum Callable {
     Dynamic(Arc<DynFn>),
 }
 
+impl std::fmt::Debug for Callable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Callable::Static(_) => "Callable::Static(..)",
+            Callable::Dynamic(_) => "Callable::Dynamic(..)",
+        })
+    }
+}
+
 /// A callable function with its metadata, as held by a worker (a composition of functions).
 #[derive(Clone)]
 pub struct Function {

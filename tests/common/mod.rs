@@ -6,37 +6,37 @@ use std::time::Duration;
 
 /// Adds `n`.
 #[worker]
-pub fn t_add(x: i64, n: i64) -> i64 {
+pub(crate) fn t_add(x: i64, n: i64) -> i64 {
     x + n
 }
 
 /// Multiplies by `n`.
 #[worker]
-pub fn t_mul(x: i64, n: i64) -> i64 {
+pub(crate) fn t_mul(x: i64, n: i64) -> i64 {
     x * n
 }
 
 /// Splits x into [x, -x].
 #[worker]
-pub fn t_pair(x: i64) -> Vec<i64> {
+pub(crate) fn t_pair(x: i64) -> Vec<i64> {
     vec![x, -x]
 }
 
 /// Sums a consumed batch.
 #[worker]
-pub fn t_sum(xs: Vec<i64>) -> i64 {
+pub(crate) fn t_sum(xs: Vec<i64>) -> i64 {
     xs.iter().sum()
 }
 
 /// Joins two inputs: a * 1000 + b.
 #[worker]
-pub fn t_join((a, b): (i64, i64)) -> i64 {
+pub(crate) fn t_join((a, b): (i64, i64)) -> i64 {
     a * 1000 + b
 }
 
 /// Fails on multiples of `k`.
 #[worker]
-pub fn t_fail_on(x: i64, k: i64) -> Result<i64, String> {
+pub(crate) fn t_fail_on(x: i64, k: i64) -> Result<i64, String> {
     if x % k == 0 {
         Err(format!("{x} is a multiple of {k}"))
     } else {
@@ -46,7 +46,7 @@ pub fn t_fail_on(x: i64, k: i64) -> Result<i64, String> {
 
 /// Panics on `k`.
 #[worker]
-pub fn t_panic_on(x: i64, k: i64) -> i64 {
+pub(crate) fn t_panic_on(x: i64, k: i64) -> i64 {
     if x == k {
         panic!("deliberate panic on {x}");
     }
@@ -55,7 +55,7 @@ pub fn t_panic_on(x: i64, k: i64) -> i64 {
 
 /// Sleeps `ms` milliseconds on `k`.
 #[worker]
-pub fn t_sleep_on(x: i64, k: i64, ms: u64) -> i64 {
+pub(crate) fn t_sleep_on(x: i64, k: i64, ms: u64) -> i64 {
     if x == k {
         std::thread::sleep(Duration::from_millis(ms));
     }
@@ -64,7 +64,7 @@ pub fn t_sleep_on(x: i64, k: i64, ms: u64) -> i64 {
 
 /// Which settings a pipeline runs with.
 #[derive(Debug, Clone, Copy)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// `None` = every node linear.
     pub workers: Option<usize>,
     /// NuMap stride.
@@ -73,7 +73,7 @@ pub struct Resources {
     pub buffer: Option<usize>,
 }
 
-pub fn numap(r: Resources, name: &str) -> Option<NuMap> {
+pub(crate) fn numap(r: Resources, name: &str) -> Option<NuMap> {
     let w = r.workers?;
     let mut b = NuMap::builder().name(name).workers(w).stride(r.stride);
     if let Some(buf) = r.buffer {
@@ -82,7 +82,7 @@ pub fn numap(r: Resources, name: &str) -> Option<NuMap> {
     Some(b.build().expect("valid numap"))
 }
 
-pub fn piper(name: &str, worker: Worker, m: &Option<NuMap>) -> Piper {
+pub(crate) fn piper(name: &str, worker: Worker, m: &Option<NuMap>) -> Piper {
     match m {
         Some(m) => Piper::new(name, worker).parallel(m),
         None => Piper::new(name, worker),
@@ -92,13 +92,13 @@ pub fn piper(name: &str, worker: Worker, m: &Option<NuMap>) -> Piper {
 /// Fork / produce / spawn / consume / join:
 /// src(+1) -> pair(produce 2, spawn 2) -> sum(consume 2) -> join
 ///         -> mul(x3)                                     -> join
-pub fn fork_join(r: Resources) -> Dagger {
+pub(crate) fn fork_join(r: Resources) -> Dagger {
     let m = numap(r, "fj");
     fork_join_on(&m, &m)
 }
 
 /// The fork/join pipeline with its left branch on `m` and the rest on `n`.
-pub fn fork_join_on(n: &Option<NuMap>, m: &Option<NuMap>) -> Dagger {
+pub(crate) fn fork_join_on(n: &Option<NuMap>, m: &Option<NuMap>) -> Dagger {
     let m = m.clone();
     let mut d = Dagger::new();
     d.add_piper(piper("src", Worker::with_args("t_add", [1]).unwrap(), &m))
@@ -121,7 +121,7 @@ pub fn fork_join_on(n: &Option<NuMap>, m: &Option<NuMap>) -> Dagger {
 }
 
 /// Runs a dagger to the end with one input and returns each output node's items.
-pub fn run_all(d: Dagger, input: Vec<Item>) -> Vec<(String, Vec<Item>)> {
+pub(crate) fn run_all(d: Dagger, input: Vec<Item>) -> Vec<(String, Vec<Item>)> {
     let outputs: Vec<String> = d.outputs().iter().map(|p| p.name().to_string()).collect();
     let inputs: Vec<String> = d.inputs().iter().map(|p| p.name().to_string()).collect();
     let mut p = Plumber::new(d);
@@ -142,13 +142,13 @@ pub fn run_all(d: Dagger, input: Vec<Item>) -> Vec<(String, Vec<Item>)> {
         .collect()
 }
 
-pub fn ints(v: impl IntoIterator<Item = i64>) -> Vec<Item> {
+pub(crate) fn ints(v: impl IntoIterator<Item = i64>) -> Vec<Item> {
     v.into_iter().map(|x| Ok(Value::Int(x))).collect()
 }
 
 /// On item `k`, writes this process's id to `path`, then sleeps `ms`.
 #[worker]
-pub fn t_report_pid_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
+pub(crate) fn t_report_pid_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
     if x == k {
         let _ = std::fs::write(&path, std::process::id().to_string());
         std::thread::sleep(Duration::from_millis(ms));
@@ -158,7 +158,7 @@ pub fn t_report_pid_on(x: i64, k: i64, path: String, ms: u64) -> i64 {
 
 /// Aborts the process on item `k`.
 #[worker]
-pub fn t_abort_on(x: i64, k: i64) -> i64 {
+pub(crate) fn t_abort_on(x: i64, k: i64) -> i64 {
     if x == k {
         std::process::abort();
     }
@@ -167,7 +167,7 @@ pub fn t_abort_on(x: i64, k: i64) -> i64 {
 
 /// Aborts the process on item `k` the first time only (a marker file remembers).
 #[worker]
-pub fn t_abort_once_on(x: i64, k: i64, marker: String) -> i64 {
+pub(crate) fn t_abort_once_on(x: i64, k: i64, marker: String) -> i64 {
     if x == k
         && std::fs::OpenOptions::new()
             .write(true)
@@ -182,7 +182,7 @@ pub fn t_abort_once_on(x: i64, k: i64, marker: String) -> i64 {
 
 /// Prints to stdout (which carries the protocol in a worker process) and returns x.
 #[worker]
-pub fn t_chatty(x: i64) -> i64 {
+pub(crate) fn t_chatty(x: i64) -> i64 {
     println!("chatty says {x}");
     x
 }

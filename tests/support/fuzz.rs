@@ -44,23 +44,23 @@ fn fz_split(inbox: &[Value], k: i64) -> Vec<i64> {
 }
 
 /// A small deterministic generator (xorshift64*), so a case is its seed.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     /// In `lo..hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next() % (hi - lo) as u64) as usize
     }
-    pub fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 }
@@ -92,7 +92,7 @@ struct NodeSpec {
 
 /// One generated case.
 #[derive(Debug, Clone)]
-pub struct Case {
+pub(crate) struct Case {
     pub seed: u64,
     numaps: Vec<NuMapSpec>,
     nodes: Vec<NodeSpec>,
@@ -101,7 +101,7 @@ pub struct Case {
 
 impl Case {
     /// The case of `seed`; `processes` allows process and mixed pools.
-    pub fn generate(seed: u64, processes: bool) -> Case {
+    pub(crate) fn generate(seed: u64, processes: bool) -> Case {
         let mut r = Rng::new(seed);
         let numaps = (0..r.range(1, 4))
             .map(|_| {
@@ -249,7 +249,7 @@ fn run(d: Dagger, items: i64) -> Result<Vec<(String, Vec<Seen>)>, String> {
 
 /// Runs `case` linearly and on its resources under chaos; `Err` describes
 /// the first difference.
-pub fn check(case: &Case) -> Result<(), String> {
+pub(crate) fn check(case: &Case) -> Result<(), String> {
     papy::chaos::disable();
     let want = run(dagger(case, None), case.items)?;
     papy::chaos::enable(case.seed, Duration::from_micros(300));
@@ -281,7 +281,7 @@ pub fn check(case: &Case) -> Result<(), String> {
 }
 
 /// Checks the cases `first..first + n`; panics with every failing case.
-pub fn check_many(first: u64, n: u64, processes: bool) {
+pub(crate) fn check_many(first: u64, n: u64, processes: bool) {
     let mut failures = Vec::new();
     for seed in first..first + n {
         let case = Case::generate(seed, processes);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// A running proxy; stops accepting when dropped (connections already
 /// open end when either side closes them).
-pub struct DelayProxy {
+pub(crate) struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
 }
@@ -22,7 +22,7 @@ pub struct DelayProxy {
 impl DelayProxy {
     /// Listens on an ephemeral port of 127.0.0.1 and forwards every
     /// connection to `upstream`, holding each chunk `rtt / 2` each way.
-    pub fn start(upstream: SocketAddr, rtt: Duration) -> io::Result<DelayProxy> {
+    pub(crate) fn start(upstream: SocketAddr, rtt: Duration) -> io::Result<DelayProxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -43,7 +43,7 @@ impl DelayProxy {
     }
 
     /// Where clients connect.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 }

@@ -107,7 +107,7 @@ impl Shared {
 
 /// How long the host waits for a broker that does not answer before it
 /// fails the jobs in flight (unless the builder says otherwise).
-pub const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(7);
+pub(crate) const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(7);
 
 /// Extra life of the run's keys beyond `keep_for`, while the host runs.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
@@ -120,6 +120,12 @@ pub struct BrokerPool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     local: Mutex<Option<LocalWorkers>>,
     down: AtomicBool,
+}
+
+impl std::fmt::Debug for BrokerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerPool").finish_non_exhaustive()
+    }
 }
 
 impl BrokerPool {

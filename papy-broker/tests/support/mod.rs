@@ -13,12 +13,12 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Taken at the start of every heavy broker test: they run one at a time,
 /// so recovery timings (claim_after, heartbeats) hold on a busy machine.
-pub fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A running `redis-server`, killed (by its pid) and cleaned up on drop.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     dir: PathBuf,
     socket: PathBuf,
@@ -31,13 +31,13 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 impl RedisServer {
     /// Starts one; panics with a clear message if `redis-server` is missing
     /// (CI installs it: see .ci/run).
-    pub fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         RedisServer::start_with(&[])
     }
 
     /// Starts one with `options` after the defaults (e.g. `--appendonly
     /// yes`), which a [`restart`](Self::restart) keeps.
-    pub fn start_with(options: &[&str]) -> RedisServer {
+    pub(crate) fn start_with(options: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "papy-redis-{}-{}",
             std::process::id(),
@@ -61,7 +61,7 @@ impl RedisServer {
     /// Kills the server (SIGKILL: without persistence everything is lost)
     /// and starts a new one on the same socket, in the same folder (with
     /// `--appendonly yes` it reads its log back).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
@@ -70,7 +70,7 @@ impl RedisServer {
     }
 
     /// Kills the server (SIGKILL) and leaves it down.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
@@ -169,12 +169,12 @@ fn spawn(dir: &Path, socket: &Path, options: &[String]) -> Child {
 
 impl RedisServer {
     /// Its URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis+unix://{}", self.socket.display())
     }
 
     /// A connection for inspecting keys.
-    pub fn connection(&self) -> redis::Connection {
+    pub(crate) fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("a connection to the test server")

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// A node's cell in the drawing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Place {
+pub(crate) struct Place {
     /// The column: the longest path from an input piper (0 for inputs).
     pub layer: usize,
     /// The row within the column.
@@ -17,7 +17,7 @@ pub struct Place {
 }
 
 /// The place of every piper of `dagger`.
-pub fn layout(dagger: &Dagger) -> BTreeMap<String, Place> {
+pub(crate) fn layout(dagger: &Dagger) -> BTreeMap<String, Place> {
     let mut layer: BTreeMap<String, usize> = BTreeMap::new();
     // Topological order: every upstream piper has its layer already.
     for p in dagger.order() {

@@ -136,7 +136,7 @@ const RESOURCES: [Metric<ResourceView>; 8] = [
 ];
 
 /// The metrics of `view`.
-pub fn render(view: &View) -> String {
+pub(crate) fn render(view: &View) -> String {
     let mut out = String::new();
     families(&mut out, &NODES, &view.nodes, "node", |n| &n.name);
     families(&mut out, &RESOURCES, &view.resources, "resource", |r| {

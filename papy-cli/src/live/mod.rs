@@ -14,12 +14,12 @@
 //! | [`report`] | the self-contained HTML report |
 //! | [`terminal`] | progress lines on stderr |
 
-pub mod layout;
-pub mod metrics;
-pub mod report;
-pub mod server;
-pub mod terminal;
-pub mod view;
+pub(crate) mod layout;
+pub(crate) mod metrics;
+pub(crate) mod report;
+pub(crate) mod server;
+pub(crate) mod terminal;
+pub(crate) mod view;
 
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use view::{Plan, Sampler, View};
 const EVERY: Duration = Duration::from_millis(500);
 
 /// What `papy run` asked to see.
-pub struct Options {
+pub(crate) struct Options {
     /// Serve the live page here (`--ui`).
     pub ui: Option<std::net::SocketAddr>,
     /// Progress lines on stderr (not `--quiet`).
@@ -45,7 +45,7 @@ pub struct Options {
 }
 
 /// The live view of one run.
-pub struct Watch {
+pub(crate) struct Watch {
     sampler: Sampler,
     board: Arc<Board>,
     server: Option<Server>,
@@ -59,7 +59,7 @@ impl Watch {
     ///
     /// # Errors
     /// The page's address cannot be bound.
-    pub fn start(opts: &Options, plan: Plan, plumber: &Plumber) -> anyhow::Result<Watch> {
+    pub(crate) fn start(opts: &Options, plan: Plan, plumber: &Plumber) -> anyhow::Result<Watch> {
         let board = Arc::new(Board::default());
         let (server, controls) = match opts.ui {
             Some(addr) => {
@@ -82,7 +82,7 @@ impl Watch {
 
     /// Samples the run when it is time (updating the page and the
     /// progress lines); returns a control the page asked for, if any.
-    pub fn tick(&mut self, plumber: &mut Plumber, failures: &Failures) -> Option<Control> {
+    pub(crate) fn tick(&mut self, plumber: &mut Plumber, failures: &Failures) -> Option<Control> {
         if self.last.is_none_or(|l| l.elapsed() >= EVERY) {
             self.last = Some(Instant::now());
             let v = self.sampler.sample(plumber, failures);
@@ -99,14 +99,19 @@ impl Watch {
     }
 
     /// A stop was asked for: the view says `stopping` until the end.
-    pub fn stopping(&mut self) {
+    pub(crate) fn stopping(&mut self) {
         self.sampler.stopping = true;
     }
 
     /// The run is over (`finished`: every input ended; else it was
     /// stopped): the final view (published to the page, with the
     /// worker timeline when the Plumber kept one); the progress lines end.
-    pub fn finish(&mut self, plumber: &mut Plumber, failures: &Failures, finished: bool) -> View {
+    pub(crate) fn finish(
+        &mut self,
+        plumber: &mut Plumber,
+        failures: &Failures,
+        finished: bool,
+    ) -> View {
         self.sampler.stopping = false;
         self.sampler.ended = Some(if finished { "finished" } else { "stopped" });
         let mut v = self.sampler.sample(plumber, failures);
@@ -121,7 +126,7 @@ impl Watch {
 
     /// Keeps serving the final view for `d` (`--ui-linger`), so an open
     /// page shows the end of the run.
-    pub fn linger(&self, d: Duration) {
+    pub(crate) fn linger(&self, d: Duration) {
         if self.server.is_some() && !d.is_zero() {
             std::thread::sleep(d);
         }

@@ -16,7 +16,7 @@ const SLOT: &str = r#"<script id="papy-data" type="application/json"></script>"#
 ///
 /// # Errors
 /// The view cannot be encoded (it always can), or the page lost its slot.
-pub fn html(view: &View) -> anyhow::Result<String> {
+pub(crate) fn html(view: &View) -> anyhow::Result<String> {
     // `<` only occurs inside JSON strings, where `\u003c` means the same:
     // no text of the run can close the script element.
     let json = serde_json::to_string(view)?
@@ -35,7 +35,7 @@ pub fn html(view: &View) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// The file cannot be written; the message names it.
-pub fn write(path: &Path, view: &View) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, view: &View) -> anyhow::Result<()> {
     std::fs::write(path, html(view)?)
         .with_context(|| format!("writing the report {}", path.display()))
 }

@@ -12,11 +12,11 @@ use anyhow::{bail, Context};
 use super::view::View;
 
 /// The page, with every asset inline: no request leaves the machine.
-pub const PAGE: &str = include_str!("page.html");
+pub(crate) const PAGE: &str = include_str!("page.html");
 
 /// What an operator asked for from the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Pause the run.
     Pause,
     /// Resume a paused run.
@@ -31,7 +31,7 @@ pub enum Control {
 ///
 /// # Errors
 /// Not an address, or not loopback without `public`.
-pub fn bind_address(addr: Option<&str>, public: bool) -> anyhow::Result<SocketAddr> {
+pub(crate) fn bind_address(addr: Option<&str>, public: bool) -> anyhow::Result<SocketAddr> {
     let addr = match addr.map(str::trim).filter(|a| !a.is_empty()) {
         None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         Some(a) => match a.parse::<SocketAddr>() {
@@ -54,13 +54,13 @@ pub fn bind_address(addr: Option<&str>, public: bool) -> anyhow::Result<SocketAd
 
 /// The latest view, shared with the server thread.
 #[derive(Default)]
-pub struct Board {
+pub(crate) struct Board {
     view: Mutex<Option<Arc<View>>>,
 }
 
 impl Board {
     /// Publishes `view`.
-    pub fn publish(&self, view: View) {
+    pub(crate) fn publish(&self, view: View) {
         *self.view.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(view));
     }
 
@@ -73,7 +73,7 @@ impl Board {
 }
 
 /// A running server; dropping it stops it.
-pub struct Server {
+pub(crate) struct Server {
     http: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
     /// The page's address, token included.
@@ -85,7 +85,7 @@ impl Server {
     ///
     /// # Errors
     /// The address cannot be bound.
-    pub fn start(
+    pub(crate) fn start(
         addr: SocketAddr,
         board: Arc<Board>,
         controls: Sender<Control>,

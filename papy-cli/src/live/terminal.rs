@@ -14,7 +14,7 @@ use super::view::View;
 const TALL: usize = 30;
 
 /// `836.2 K`, `12`, `1.5 M`: three significant digits at most.
-pub fn human(x: f64) -> String {
+pub(crate) fn human(x: f64) -> String {
     let (v, unit) = match x.abs() {
         a if a >= 1e9 => (x / 1e9, " G"),
         a if a >= 1e6 => (x / 1e6, " M"),
@@ -31,7 +31,7 @@ pub fn human(x: f64) -> String {
 }
 
 /// `1h 02m`, `3m 05s`, `12s`.
-pub fn duration(s: f64) -> String {
+pub(crate) fn duration(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     match (s / 3600, s % 3600 / 60, s % 60) {
         (0, 0, r) => format!("{r}s"),
@@ -41,7 +41,7 @@ pub fn duration(s: f64) -> String {
 }
 
 /// The progress text of `view`: `42.0% of 100.0 M bytes, ETA 12s`.
-pub fn progress_text(view: &View) -> Option<String> {
+pub(crate) fn progress_text(view: &View) -> Option<String> {
     let p = view.progress.as_ref()?;
     let eta = match p.eta_s {
         _ if view.state == "finished" => "done".to_string(),
@@ -56,7 +56,7 @@ pub fn progress_text(view: &View) -> Option<String> {
 }
 
 /// The terminal's progress lines.
-pub struct Terminal {
+pub(crate) struct Terminal {
     enabled: bool,
     _bars: MultiProgress,
     head: Option<ProgressBar>,
@@ -68,7 +68,7 @@ pub struct Terminal {
 impl Terminal {
     /// Lines for `plumber`'s outputs (every node with `per_node` or on a
     /// tall terminal); nothing when not `enabled`.
-    pub fn new(enabled: bool, per_node: bool, plumber: &Plumber) -> Terminal {
+    pub(crate) fn new(enabled: bool, per_node: bool, plumber: &Plumber) -> Terminal {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let bars = MultiProgress::new();
         let rows = terminal_rows().unwrap_or(0);
@@ -118,7 +118,7 @@ impl Terminal {
     }
 
     /// Shows `view`.
-    pub fn show(&mut self, view: &View) {
+    pub(crate) fn show(&mut self, view: &View) {
         if !self.enabled {
             return;
         }
@@ -166,7 +166,7 @@ impl Terminal {
     }
 
     /// The last figures, then the lines stop.
-    pub fn finish(&mut self, view: &View) {
+    pub(crate) fn finish(&mut self, view: &View) {
         self.show(view);
         if let Some(h) = &self.head {
             h.finish();

@@ -15,7 +15,7 @@ use crate::run::failures::{Failures, Recent};
 
 /// The version of the JSON form; raised when a field changes meaning or
 /// goes away (new fields may appear at any version).
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// How many points the throughput series keeps before it halves its
 /// resolution (the whole run stays on the chart).
@@ -23,7 +23,7 @@ const SERIES_POINTS: usize = 600;
 
 /// The run as the view shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct View {
+pub(crate) struct View {
     /// [`SCHEMA`].
     pub schema: u32,
     /// The pipeline file, as given.
@@ -58,7 +58,7 @@ pub struct View {
 
 /// Progress through the inputs whose size is known.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// `bytes` (files), `items` (ranges) or `mixed` (both; `fraction` is then the mean of the inputs' own).
     pub unit: &'static str,
     /// Read or taken so far.
@@ -73,7 +73,7 @@ pub struct Progress {
 
 /// One node.
 #[derive(Debug, Clone, Serialize)]
-pub struct NodeView {
+pub(crate) struct NodeView {
     /// The piper's name.
     pub name: String,
     /// The input it reads, for an input piper.
@@ -108,7 +108,7 @@ pub struct NodeView {
 
 /// One resource (a NuMap and its pool).
 #[derive(Debug, Clone, Serialize)]
-pub struct ResourceView {
+pub(crate) struct ResourceView {
     /// Its name in the pipeline file.
     pub name: String,
     /// `thread`, `process`, `remote`, `redis`...
@@ -158,7 +158,7 @@ impl ResourceView {
 
 /// Failed items.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ErrorsView {
+pub(crate) struct ErrorsView {
     /// In all.
     pub total: u64,
     /// The stop limit (`--max-errors`, 1 with `--fail-fast`).
@@ -171,7 +171,7 @@ pub struct ErrorsView {
 
 /// Failures of one node and kind.
 #[derive(Debug, Clone, Serialize)]
-pub struct ErrorCount {
+pub(crate) struct ErrorCount {
     /// The node.
     pub node: String,
     /// The kind.
@@ -183,7 +183,7 @@ pub struct ErrorCount {
 /// Items out per second of every node, sampled about once a second
 /// (every `step_s` seconds once the run is long: the points are thinned).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Series {
+pub(crate) struct Series {
     /// Seconds between points.
     pub step_s: f64,
     /// The time of each point, seconds since the start.
@@ -214,7 +214,7 @@ impl Series {
 
 /// The jobs of the run, by worker (the report's worker timeline).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     /// Jobs not recorded (the timeline was full).
     pub dropped: u64,
     /// `[worker, node, start_s, busy_s, items, failed]` per job.
@@ -231,7 +231,7 @@ enum Sized {
 }
 
 /// What the view knows of the pipeline before it runs.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The pipeline file, as given.
     pub pipeline: String,
     /// The command line.
@@ -246,7 +246,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan of a loaded pipeline file.
-    pub fn of(l: &papy_config::Loaded, pipeline: &str) -> Plan {
+    pub(crate) fn of(l: &papy_config::Loaded, pipeline: &str) -> Plan {
         use papy_config::model::InputSpec;
         let f = &l.file;
         let resource_of = f
@@ -302,7 +302,7 @@ impl Plan {
 
 /// Makes [`View`]s of a running Plumber: rates from one sample to the
 /// next, the throughput series, progress and its ETA.
-pub struct Sampler {
+pub(crate) struct Sampler {
     plan: Plan,
     started: Instant,
     last: Option<(Instant, BTreeMap<String, u64>)>,
@@ -317,7 +317,7 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler for a run starting now.
-    pub fn new(plan: Plan) -> Sampler {
+    pub(crate) fn new(plan: Plan) -> Sampler {
         Sampler {
             plan,
             started: Instant::now(),
@@ -335,7 +335,7 @@ impl Sampler {
 
     /// The view now. Every call updates the current rates; a point is
     /// added to the series when a second has passed since the last.
-    pub fn sample(&mut self, plumber: &mut Plumber, failures: &Failures) -> View {
+    pub(crate) fn sample(&mut self, plumber: &mut Plumber, failures: &Failures) -> View {
         let now = Instant::now();
         let stats = plumber.stats();
         let elapsed = stats.run_time.unwrap_or_default().as_secs_f64();
@@ -533,13 +533,13 @@ impl Sampler {
 
 impl Sampler {
     /// The resources' settings, for the report.
-    pub fn settings(&self) -> serde_json::Value {
+    pub(crate) fn settings(&self) -> serde_json::Value {
         self.plan.settings.clone()
     }
 }
 
 /// The view of the jobs a Plumber recorded ([`Plumber::with_timeline`]).
-pub fn timeline(plumber: &Plumber) -> Option<Timeline> {
+pub(crate) fn timeline(plumber: &Plumber) -> Option<Timeline> {
     let t = plumber.timeline()?;
     Some(Timeline {
         dropped: t.dropped(),

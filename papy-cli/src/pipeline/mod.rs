@@ -14,7 +14,7 @@ use papy_core::{Dagger, Source, WorkerCommand};
 
 /// `--set` options shared by the commands that read a pipeline file.
 #[derive(clap::Args, Clone, Default)]
-pub struct SetArgs {
+pub(crate) struct SetArgs {
     /// Override a setting of the file, e.g. `--set resources.pool.workers=4`
     /// (repeatable). The tables named must exist; relative paths are
     /// relative to the working directory.
@@ -35,7 +35,7 @@ impl SetArgs {
 }
 
 /// Renders a loading error as the lines to print.
-pub fn render(e: &ConfigError) -> Vec<String> {
+pub(crate) fn render(e: &ConfigError) -> Vec<String> {
     match e {
         ConfigError::Invalid { file, problems } => {
             problems.iter().map(|p| p.render(file)).collect()
@@ -53,7 +53,7 @@ pub fn render(e: &ConfigError) -> Vec<String> {
 ///
 /// # Errors
 /// The lines to print.
-pub fn load_probed(
+pub(crate) fn load_probed(
     path: &Path,
     set: &SetArgs,
     probe: &mut dyn FnMut(&Loaded) -> Result<(), Vec<String>>,
@@ -82,7 +82,7 @@ pub fn load_probed(
 /// Prints each missing import forgiven (`#[worker(forgive)]`) not printed
 /// yet, once per run, as `papy: warning: ...` (the host's: worker
 /// processes print none).
-pub fn warn_forgiven() {
+pub(crate) fn warn_forgiven() {
     for w in papy_core::registry::take_forgiven_imports() {
         eprintln!("papy: warning: {w}");
     }
@@ -92,12 +92,12 @@ pub fn warn_forgiven() {
 ///
 /// # Errors
 /// The lines to print.
-pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     papy_config::load::load_file(path, &LoadOptions::default()).map_err(|e| render(&e))
 }
 
 /// A built pipeline, ready for a Plumber.
-pub struct Built {
+pub(crate) struct Built {
     /// The DAG.
     pub dagger: Dagger,
     /// External inputs by input piper.
@@ -151,7 +151,7 @@ fn worker_command(l: &Loaded) -> papy_core::Result<WorkerCommand> {
 /// Whether a piper passes keyword arguments to a function its resource
 /// declares (`functions`) and this program does not hold: only a worker's
 /// signatures can bind them.
-pub fn needs_probe(l: &Loaded) -> bool {
+pub(crate) fn needs_probe(l: &Loaded) -> bool {
     l.file.pipers.iter().any(|p| {
         let provided = p
             .resource
@@ -242,7 +242,7 @@ fn probed_function(
 ///
 /// # Errors
 /// A worker that cannot start, or lacks a declared function: one line each.
-pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
+pub(crate) fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
     use papy_core::registry;
     let mut lines = Vec::new();
     let mut errors = Vec::new();
@@ -322,7 +322,7 @@ pub fn probe_resources(l: &Loaded) -> Result<Vec<String>, Vec<String>> {
 ///
 /// # Errors
 /// The lines to print: one per command that cannot start, or the probe's.
-pub fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
+pub(crate) fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
     start_commands(l)?;
     if needs_probe(l) {
         probe_resources(l)?;
@@ -339,7 +339,7 @@ pub fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
 ///
 /// # Errors
 /// One line per command that cannot start.
-pub fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
+pub(crate) fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut errors = Vec::new();
     for (name, r) in &l.file.resources {
@@ -453,7 +453,7 @@ fn starts(cmd: &WorkerCommand) -> Result<(), String> {
 ///
 /// # Errors
 /// A pool that cannot start, an input that cannot be opened.
-pub fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError> {
+pub(crate) fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError> {
     let command = || worker_command(l);
     let ctx = BuildContext {
         worker_command: &command,

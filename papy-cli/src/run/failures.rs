@@ -12,7 +12,7 @@ use papy_core::ItemError;
 use super::trace::Trace;
 
 /// What a run does with failed items.
-pub struct Failures {
+pub(crate) struct Failures {
     trace: Trace,
     show: usize,
     max: Option<u64>,
@@ -27,7 +27,7 @@ pub struct Failures {
 
 /// How a run's item indices map to the input's.
 #[derive(Debug, Clone)]
-pub enum Positions {
+pub(crate) enum Positions {
     /// The run starts `n` items into the input.
     Offset(u64),
     /// The run reads only these indices of the input, in order.
@@ -36,7 +36,7 @@ pub enum Positions {
 
 impl Positions {
     /// The input index of the run's item `i`.
-    pub fn original(&self, i: u64) -> Option<u64> {
+    pub(crate) fn original(&self, i: u64) -> Option<u64> {
         match self {
             Positions::Offset(n) => i.checked_add(*n),
             Positions::Listed(v) => usize::try_from(i).ok().and_then(|i| v.get(i)).copied(),
@@ -49,7 +49,7 @@ const RECENT: usize = 20;
 
 /// A failure as the live view lists it: one short line.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// The node where it failed.
     pub node: String,
     /// Its input and index there (`words` 12), or the node's index.
@@ -61,7 +61,7 @@ pub struct Recent {
 }
 
 /// One failed item, traced to its input where it can be.
-pub struct Failure {
+pub(crate) struct Failure {
     /// The JSON line for `--errors`.
     pub json: serde_json::Value,
     /// A line for stderr, when it is among the first shown.
@@ -70,7 +70,7 @@ pub struct Failure {
 
 impl Failures {
     /// Failures of a run: `show` lines on stderr, a stop after `max`.
-    pub fn new(trace: Trace, show: usize, max: Option<u64>) -> Failures {
+    pub(crate) fn new(trace: Trace, show: usize, max: Option<u64>) -> Failures {
         Failures {
             trace,
             show,
@@ -85,7 +85,7 @@ impl Failures {
 
     /// Records a failed item reaching output `output` at its position
     /// `at`; `None` when the same failure already reached another output.
-    pub fn record(&mut self, output: &str, at: u64, e: &ItemError) -> Option<Failure> {
+    pub(crate) fn record(&mut self, output: &str, at: u64, e: &ItemError) -> Option<Failure> {
         let node = e
             .path()
             .first()
@@ -156,17 +156,17 @@ impl Failures {
     }
 
     /// Failed items so far.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
     /// The latest failures, oldest first.
-    pub fn recent(&self) -> impl Iterator<Item = &Recent> {
+    pub(crate) fn recent(&self) -> impl Iterator<Item = &Recent> {
         self.recent.iter()
     }
 
     /// Failures counted by node and kind.
-    pub fn counts(&self) -> BTreeMap<(String, String), u64> {
+    pub(crate) fn counts(&self) -> BTreeMap<(String, String), u64> {
         let mut out = BTreeMap::new();
         for ((node, _, kind), (n, _)) in &self.groups {
             *out.entry((node.clone(), kind.clone())).or_insert(0) += n;
@@ -175,17 +175,17 @@ impl Failures {
     }
 
     /// The limit of `--max-errors` (1 for `--fail-fast`).
-    pub fn limit(&self) -> Option<u64> {
+    pub(crate) fn limit(&self) -> Option<u64> {
         self.max
     }
 
     /// `true` once `--max-errors` is reached.
-    pub fn limit_reached(&self) -> bool {
+    pub(crate) fn limit_reached(&self) -> bool {
         self.max.is_some_and(|m| self.total >= m)
     }
 
     /// The summary table (empty without failures).
-    pub fn summary(&self, errors_file: Option<&str>) -> Vec<String> {
+    pub(crate) fn summary(&self, errors_file: Option<&str>) -> Vec<String> {
         if self.total == 0 {
             return Vec::new();
         }

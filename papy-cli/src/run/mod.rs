@@ -37,15 +37,15 @@ use resume::Resume;
 use trace::Trace;
 
 /// Exit code when some items failed.
-pub const EXIT_ITEMS_FAILED: u8 = 1;
+pub(crate) const EXIT_ITEMS_FAILED: u8 = 1;
 /// Exit code when the pipeline could not run.
-pub const EXIT_CANNOT_RUN: u8 = 2;
+pub(crate) const EXIT_CANNOT_RUN: u8 = 2;
 /// Exit code of a run stopped from the live view (as after Ctrl-C).
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// Arguments of `papy run`.
 #[derive(clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The pipeline file (TOML).
     file: PathBuf,
     /// No progress lines and no statistics table.
@@ -112,7 +112,7 @@ pub struct RunArgs {
 
 /// Runs the pipeline and returns the process exit code; `verbose` (the
 /// count of `-v`) shows one progress line per node.
-pub fn run(args: &RunArgs, verbose: u8) -> ExitCode {
+pub(crate) fn run(args: &RunArgs, verbose: u8) -> ExitCode {
     let result = run_inner(args, verbose);
     // Pipes of items dumped here that no reader took end with this process,
     // and the run's item folder with them when nothing is left in it.

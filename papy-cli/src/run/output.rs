@@ -27,7 +27,7 @@ struct Writer {
 }
 
 /// The run's outputs, errors file and counters.
-pub struct Output {
+pub(super) struct Output {
     writers: Vec<Writer>,
     errors: Option<usize>,
     /// Failed items.
@@ -41,7 +41,7 @@ pub struct Output {
 }
 
 /// A value as an output line.
-pub fn render(v: &Value, format: Format) -> String {
+pub(super) fn render(v: &Value, format: Format) -> String {
     match (format, v) {
         (Format::Lines, Value::Str(s)) => s.to_string(),
         _ => serde_json::to_string(v).unwrap_or_else(|e| format!("<unprintable: {e}>")),
@@ -50,7 +50,7 @@ pub fn render(v: &Value, format: Format) -> String {
 
 impl Output {
     /// No files yet.
-    pub fn new(failures: Failures) -> Output {
+    pub(super) fn new(failures: Failures) -> Output {
         Output {
             writers: Vec::new(),
             errors: None,
@@ -66,7 +66,7 @@ impl Output {
     ///
     /// # Errors
     /// The file cannot be created.
-    pub fn open(&mut self, path: &Path, append: bool) -> anyhow::Result<usize> {
+    pub(super) fn open(&mut self, path: &Path, append: bool) -> anyhow::Result<usize> {
         let stdout = path.as_os_str() == "-";
         let w: Box<dyn Write + Send> = if stdout {
             Box::new(std::io::stdout())
@@ -94,25 +94,25 @@ impl Output {
     ///
     /// # Errors
     /// As [`open`](Self::open).
-    pub fn open_errors(&mut self, path: &Path, append: bool) -> anyhow::Result<()> {
+    pub(super) fn open_errors(&mut self, path: &Path, append: bool) -> anyhow::Result<()> {
         self.errors = Some(self.open(path, append)?);
         Ok(())
     }
 
     /// Items of output piper `piper` already written by an earlier run.
-    pub fn skip_first(&mut self, piper: &str, n: u64) {
+    pub(super) fn skip_first(&mut self, piper: &str, n: u64) {
         self.skip.insert(piper.to_string(), n);
     }
 
     /// Items that reached each output piper in this run (skipped ones included).
-    pub fn delivered(&self) -> &BTreeMap<String, u64> {
+    pub(super) fn delivered(&self) -> &BTreeMap<String, u64> {
         &self.delivered
     }
 
     /// Items of output piper `piper` written so far, counting those an
     /// earlier run wrote (this run's position, or the skipped count when
     /// this run has not reached it yet).
-    pub fn delivered_or_skipped(&self, piper: &str) -> u64 {
+    pub(super) fn delivered_or_skipped(&self, piper: &str) -> u64 {
         let d = self.delivered.get(piper).copied().unwrap_or(0);
         d.max(self.skip.get(piper).copied().unwrap_or(0))
     }
@@ -144,7 +144,7 @@ impl Output {
     }
 
     /// An item reaching output piper `piper`, written to `targets`.
-    pub fn deliver(&mut self, piper: &str, targets: &[(usize, Format)], item: &Item) {
+    pub(super) fn deliver(&mut self, piper: &str, targets: &[(usize, Format)], item: &Item) {
         let at = self.delivered.entry(piper.to_string()).or_insert(0);
         let index = *at;
         *at += 1;
@@ -172,7 +172,7 @@ impl Output {
     }
 
     /// Flushes every file; a closed stdout is not an error.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         for i in 0..self.writers.len() {
             if self.writers[i].broken {
                 continue;

@@ -22,7 +22,7 @@ const MAX_LINE: usize = 1 << 20;
 
 /// Where a resumable run stands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
+pub(super) struct State {
     /// The pipeline file (its canonical path).
     #[serde(default)]
     pub pipeline: String,
@@ -40,7 +40,7 @@ pub struct State {
 ///
 /// # Errors
 /// An unreadable or malformed file.
-pub fn read_state(path: &Path) -> anyhow::Result<Option<State>> {
+pub(super) fn read_state(path: &Path) -> anyhow::Result<Option<State>> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -54,7 +54,7 @@ pub fn read_state(path: &Path) -> anyhow::Result<Option<State>> {
 ///
 /// # Errors
 /// I/O errors.
-pub fn write_state(path: &Path, s: &State) -> anyhow::Result<()> {
+pub(super) fn write_state(path: &Path, s: &State) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(s)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -66,7 +66,7 @@ pub fn write_state(path: &Path, s: &State) -> anyhow::Result<()> {
 /// # Errors
 /// An unreadable file, a line that is not JSON, or a failure not traced
 /// to an input item (its line number is named).
-pub fn read_failed(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u64>>> {
+pub(super) fn read_failed(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u64>>> {
     let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut r = std::io::BufReader::new(f);
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();

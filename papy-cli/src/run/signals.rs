@@ -11,14 +11,14 @@ use super::output::Output;
 
 /// The signals received so far.
 #[derive(Default)]
-pub struct Received {
+pub(super) struct Received {
     count: AtomicUsize,
     last: AtomicI32,
 }
 
 impl Received {
     /// The first signal received, if any.
-    pub fn first(&self) -> Option<i32> {
+    pub(super) fn first(&self) -> Option<i32> {
         (self.count.load(Ordering::SeqCst) > 0).then(|| self.last.load(Ordering::SeqCst))
     }
 }
@@ -33,13 +33,13 @@ fn name(sig: i32) -> &'static str {
 
 /// Run when a second signal cancels the run, with the outputs flushed
 /// (a resumable run saves its progress).
-pub type OnCancel = Box<dyn Fn(&Output) + Send>;
+pub(super) type OnCancel = Box<dyn Fn(&Output) + Send>;
 
 /// Watches SIGINT and SIGTERM from a thread.
 ///
 /// # Errors
 /// The handlers cannot be installed.
-pub fn watch(
+pub(super) fn watch(
     output: Arc<Mutex<Output>>,
     on_cancel: Option<OnCancel>,
 ) -> std::io::Result<Arc<Received>> {

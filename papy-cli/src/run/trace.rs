@@ -9,7 +9,7 @@ use papy_config::model::{InputSpec, PipelineFile};
 
 /// Per node, the input whose items it sees one for one and in order.
 #[derive(Debug, Default, Clone)]
-pub struct Trace {
+pub(crate) struct Trace {
     /// Nodes whose *input* positions are the input's item indices.
     pub input_of: BTreeMap<String, String>,
     /// Nodes whose *output* positions are the input's item indices.
@@ -20,7 +20,7 @@ pub struct Trace {
 
 impl Trace {
     /// Works it out from the file (pipers are in any order; the graph is acyclic).
-    pub fn of(f: &PipelineFile) -> Trace {
+    pub(crate) fn of(f: &PipelineFile) -> Trace {
         let mut t = Trace::default();
         for (name, input) in &f.inputs {
             let unit = match input {
@@ -84,7 +84,7 @@ impl Trace {
     }
 
     /// The input whose item index an error's index at `node` is.
-    pub fn input_at(&self, node: &str) -> Option<&str> {
+    pub(crate) fn input_at(&self, node: &str) -> Option<&str> {
         self.input_of.get(node).map(String::as_str)
     }
 }

@@ -30,7 +30,7 @@ use report::{q, Report};
 
 /// Arguments of `papy worker-test`.
 #[derive(clap::Args)]
-pub struct WorkerTestArgs {
+pub(crate) struct WorkerTestArgs {
     /// Seconds to wait for each answer of the worker.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     timeout: f64,
@@ -49,7 +49,7 @@ const UNDECLARED: &str = "worker_test.undeclared_function";
 
 /// Runs the checks; exit 0 when the worker passes them all, 1 otherwise, 2
 /// when it cannot be started.
-pub fn run(args: &WorkerTestArgs) -> ExitCode {
+pub(crate) fn run(args: &WorkerTestArgs) -> ExitCode {
     let Ok(wait) = Duration::try_from_secs_f64(args.timeout) else {
         eprintln!("papy: error: --timeout {} is not a duration", args.timeout);
         return ExitCode::from(2);

@@ -46,7 +46,7 @@ fn ensure_installed() {
 }
 
 /// A ChromeDriver and one headless Chromium session; both end on drop.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     base: String,
     session: String,
@@ -76,7 +76,7 @@ fn call(method: &str, url: &str, body: Option<Value>) -> Value {
 impl Browser {
     /// A new headless browser; `offline` routes every request that does
     /// not go to this machine to a closed port.
-    pub fn start(offline: bool) -> Browser {
+    pub(crate) fn start(offline: bool) -> Browser {
         ensure_installed();
         let port = free_port();
         let driver = Command::new("chromedriver")
@@ -130,12 +130,12 @@ impl Browser {
     }
 
     /// Opens `url`.
-    pub fn open(&self, url: &str) {
+    pub(crate) fn open(&self, url: &str) {
         call("POST", &self.url("url"), Some(json!({ "url": url })));
     }
 
     /// Runs `script` (a function body; `return` gives its value) in the page.
-    pub fn eval(&self, script: &str) -> Value {
+    pub(crate) fn eval(&self, script: &str) -> Value {
         call(
             "POST",
             &self.url("execute/sync"),
@@ -145,7 +145,7 @@ impl Browser {
     }
 
     /// Waits (a hang guard, not a timing goal) until `script` returns true.
-    pub fn wait_for(&self, script: &str, what: &str) {
+    pub(crate) fn wait_for(&self, script: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.eval(script) != Value::Bool(true) {
             assert!(Instant::now() < deadline, "the page never showed {what}");
@@ -154,7 +154,7 @@ impl Browser {
     }
 
     /// Saves a PNG of the page to `path`.
-    pub fn screenshot(&self, path: &Path) {
+    pub(crate) fn screenshot(&self, path: &Path) {
         use base64::Engine as _;
         let v = call("GET", &self.url("screenshot"), None);
         let png = base64::engine::general_purpose::STANDARD

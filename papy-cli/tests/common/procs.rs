@@ -3,7 +3,7 @@
 
 /// The processes whose parent is `pid` (field 4 of `/proc/N/stat`, read
 /// after the command name, which may itself hold spaces and parentheses).
-pub fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A child process killed (and reaped) when the test ends, even by a panic.
-pub struct KillOnDrop(pub Child);
+pub(crate) struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -21,7 +21,7 @@ impl Drop for KillOnDrop {
 
 /// Runs `cmd` to completion; a run that takes longer than `limit` is
 /// killed and fails the test (a hang guard, not a timing).
-pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = KillOnDrop(
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -58,12 +58,12 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// python3 with the SDK's one dependency (msgpack), as tests/python.rs.
-pub fn python_ready() {
+pub(crate) fn python_ready() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         let has = || {
@@ -85,7 +85,7 @@ pub fn python_ready() {
     });
 }
 
-pub fn papy() -> Command {
+pub(crate) fn papy() -> Command {
     python_ready();
     let mut c = Command::new(env!("CARGO_BIN_EXE_papy"));
     c.current_dir(root())
@@ -94,7 +94,7 @@ pub fn papy() -> Command {
 }
 
 /// A fresh folder for one test's files.
-pub fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("papy-relay-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -103,7 +103,7 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// The Python example pipeline with its `py` resource replaced by
 /// `resource` (TOML lines), its paths made absolute, written in `dir`.
-pub fn python_example_on(dir: &Path, resource: &str) -> PathBuf {
+pub(crate) fn python_example_on(dir: &Path, resource: &str) -> PathBuf {
     let example =
         std::fs::read_to_string(root().join("examples/pipelines/python_node.toml")).unwrap();
     let remote = "kind = \"remote\"\nremote = [{ command = \"exec python3 ../python/shout_worker.py\", workers = 2 }]";
@@ -124,7 +124,7 @@ pub fn python_example_on(dir: &Path, resource: &str) -> PathBuf {
     file
 }
 
-pub fn shout_worker() -> String {
+pub(crate) fn shout_worker() -> String {
     root()
         .join("examples/python/shout_worker.py")
         .display()
@@ -133,7 +133,7 @@ pub fn shout_worker() -> String {
 
 /// Writes the Python worker `source` (its `SDK` placeholder replaced by the
 /// SDK's folder) as `dir/name`; returns its path.
-pub fn python_worker(dir: &Path, name: &str, source: &str) -> PathBuf {
+pub(crate) fn python_worker(dir: &Path, name: &str, source: &str) -> PathBuf {
     let sdk = root().join("python").display().to_string();
     let script = dir.join(name);
     std::fs::write(&script, source.replace("SDK", &format!("{sdk:?}"))).unwrap();

@@ -67,6 +67,12 @@ pub struct BuildContext<'a> {
     pub dir: Option<&'a std::path::Path>,
 }
 
+impl std::fmt::Debug for BuildContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext").finish_non_exhaustive()
+    }
+}
+
 impl Default for BuildContext<'_> {
     fn default() -> Self {
         BuildContext {
@@ -178,12 +184,13 @@ pub trait PoolConfig: Serialize + DeserializeOwned + 'static {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        ctx: &BuildContext,
+        ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder>;
 }
 
 type CheckFn = fn(&toml::Table) -> Vec<(KeyPath, String)>;
-type ApplyFn = fn(&toml::Table, &str, NuMapBuilder, &BuildContext) -> Result<NuMapBuilder, String>;
+type ApplyFn =
+    fn(&toml::Table, &str, NuMapBuilder, &BuildContext<'_>) -> Result<NuMapBuilder, String>;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -220,7 +227,7 @@ fn apply_of<C: PoolConfig>(
     settings: &toml::Table,
     name: &str,
     b: NuMapBuilder,
-    ctx: &BuildContext,
+    ctx: &BuildContext<'_>,
 ) -> Result<NuMapBuilder, String> {
     let c = typed::<C>(toml::Value::Table(settings.clone())).map_err(|(_, e)| e)?;
     c.apply(name, b, ctx).map_err(|e| e.to_string())
@@ -301,7 +308,7 @@ pub(crate) fn apply(
     settings: &toml::Table,
     name: &str,
     numap: NuMapBuilder,
-    ctx: &BuildContext,
+    ctx: &BuildContext<'_>,
 ) -> Result<NuMapBuilder, String> {
     match with_builtins(|k| k.get(kind).copied()) {
         Some(e) => (e.apply)(settings, name, numap, ctx),

@@ -58,7 +58,7 @@ impl PoolConfig for ProcessConfig {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        ctx: &BuildContext,
+        ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
         let n = self
             .workers

@@ -100,7 +100,7 @@ impl PoolConfig for RemoteConfig {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        ctx: &BuildContext,
+        ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
         let init =
             match &self.init {

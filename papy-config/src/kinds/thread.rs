@@ -38,7 +38,7 @@ impl PoolConfig for ThreadConfig {
         &self,
         name: &str,
         numap: NuMapBuilder,
-        _: &BuildContext,
+        _: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
         if let Some(init) = &self.init {
             let w = super::init_worker(init)

@@ -139,6 +139,12 @@ pub struct StreamFile {
     inner: Option<Inner>,
 }
 
+impl std::fmt::Debug for StreamFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamFile").finish_non_exhaustive()
+    }
+}
+
 enum Inner {
     Plain(BufWriter<Box<dyn Write + Send>>),
     Gzip(compress::GzipWriter<BufWriter<File>>),

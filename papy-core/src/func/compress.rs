@@ -11,38 +11,38 @@ mod imp {
     use super::*;
 
     /// A gzip reader taking concatenated members as one stream.
-    pub type GzipReader<R> = flate2::read::MultiGzDecoder<R>;
+    pub(crate) type GzipReader<R> = flate2::read::MultiGzDecoder<R>;
     /// A gzip writer.
-    pub type GzipWriter<W> = flate2::write::GzEncoder<W>;
+    pub(crate) type GzipWriter<W> = flate2::write::GzEncoder<W>;
     /// A zstd reader taking concatenated frames as one stream.
-    pub type ZstdReader<R> = zstd::Decoder<'static, io::BufReader<R>>;
+    pub(crate) type ZstdReader<R> = zstd::Decoder<'static, io::BufReader<R>>;
     /// A zstd writer.
-    pub type ZstdWriter<W> = zstd::Encoder<'static, W>;
+    pub(crate) type ZstdWriter<W> = zstd::Encoder<'static, W>;
 
-    pub fn gzip_reader<R: Read>(r: R) -> io::Result<GzipReader<R>> {
+    pub(crate) fn gzip_reader<R: Read>(r: R) -> io::Result<GzipReader<R>> {
         Ok(flate2::read::MultiGzDecoder::new(r))
     }
 
-    pub fn gzip_writer<W: Write>(w: W) -> io::Result<GzipWriter<W>> {
+    pub(crate) fn gzip_writer<W: Write>(w: W) -> io::Result<GzipWriter<W>> {
         Ok(flate2::write::GzEncoder::new(
             w,
             flate2::Compression::default(),
         ))
     }
 
-    pub fn gzip_finish<W: Write>(w: GzipWriter<W>) -> io::Result<W> {
+    pub(crate) fn gzip_finish<W: Write>(w: GzipWriter<W>) -> io::Result<W> {
         w.finish()
     }
 
-    pub fn zstd_reader<R: Read>(r: R) -> io::Result<ZstdReader<R>> {
+    pub(crate) fn zstd_reader<R: Read>(r: R) -> io::Result<ZstdReader<R>> {
         zstd::Decoder::new(r)
     }
 
-    pub fn zstd_writer<W: Write>(w: W) -> io::Result<ZstdWriter<W>> {
+    pub(crate) fn zstd_writer<W: Write>(w: W) -> io::Result<ZstdWriter<W>> {
         zstd::Encoder::new(w, 3)
     }
 
-    pub fn zstd_finish<W: Write>(w: ZstdWriter<W>) -> io::Result<W> {
+    pub(crate) fn zstd_finish<W: Write>(w: ZstdWriter<W>) -> io::Result<W> {
         w.finish()
     }
 }

@@ -110,6 +110,12 @@ pub struct Lines {
     done: bool,
 }
 
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines").finish_non_exhaustive()
+    }
+}
+
 /// Reads the lines of `path` (`-` = stdin; `.gz`/`.zst` decompressed).
 ///
 /// # Errors
@@ -249,6 +255,12 @@ pub struct Records {
     done: bool,
 }
 
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").finish_non_exhaustive()
+    }
+}
+
 /// Reads the records of `path` separated by `delimiter` lines (`None` or
 /// `""` = blank lines), PaPy's `load_stream`.
 ///
@@ -374,6 +386,12 @@ pub struct MsgPack {
     reader: Box<dyn BufRead + Send>,
     n: u64,
     done: bool,
+}
+
+impl std::fmt::Debug for MsgPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MsgPack").finish_non_exhaustive()
+    }
 }
 
 /// Reads the MessagePack values of `path` until its end; a truncated or

@@ -23,6 +23,12 @@ pub struct Wire<'g> {
     values: WireValues<'g>,
 }
 
+impl std::fmt::Debug for Wire<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire").finish_non_exhaustive()
+    }
+}
+
 /// The values of a [`Wire`]: packed, or each item's inputs as a list.
 enum WireValues<'g> {
     Packed(Vec<u8>),
@@ -52,6 +58,7 @@ impl Wire<'_> {
 }
 
 /// How a group's results are put together once its sent items come back.
+#[derive(Debug)]
 pub struct Plan {
     /// Items answered here, as (job, item, result): an error in the inbox
     /// is passed on without a call, so such items never leave the host.

@@ -22,6 +22,12 @@ pub struct Detached {
     len: usize,
 }
 
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detached").finish_non_exhaustive()
+    }
+}
+
 impl Job {
     /// A job of `inboxes` (items `0..`) for `func` that belongs to no
     /// NuMap, and where its results arrive: submit the job to a pool, then

@@ -52,6 +52,7 @@ pub trait TaskFn: Send + Sync {
 }
 
 /// A [`Worker`] as a task function; errors are attributed to node `node`.
+#[derive(Debug)]
 pub struct WorkerTask {
     worker: Worker,
     node: String,

@@ -21,6 +21,12 @@ pub struct TaskResults {
     local_taken: u64,
 }
 
+impl std::fmt::Debug for TaskResults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskResults").finish_non_exhaustive()
+    }
+}
+
 /// The outcome of [`TaskResults::next_timeout`].
 #[derive(Debug, PartialEq)]
 pub enum Next {

@@ -6,7 +6,7 @@ use super::lock;
 use crate::error::Item;
 
 /// Collects the items of an output node. Clones share the same buffer.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Collector(pub(super) Arc<Mutex<Vec<Item>>>);
 
 impl Collector {

@@ -187,7 +187,7 @@ fn borrowed_results_encode_exactly_as_owned_ones() {
 
 /// Frames of both kinds behind one trait object, for the test above.
 mod erased {
-    pub trait Frameish {
+    pub(super) trait Frameish {
         fn write(&self, out: &mut Vec<u8>);
     }
     impl<F: serde::Serialize> Frameish for F {

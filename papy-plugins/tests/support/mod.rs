@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const PACKAGES: [&str; 9] = [
+pub(crate) const PACKAGES: [&str; 9] = [
     "papy-plugin-text",
     "papy-plugin-math",
     "papy-plugin-textstats",
@@ -19,7 +19,7 @@ pub const PACKAGES: [&str; 9] = [
 ];
 
 /// The directory holding the built plugins (`target/debug`).
-pub fn plugin_dir() -> &'static Path {
+pub(crate) fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -40,6 +40,6 @@ pub fn plugin_dir() -> &'static Path {
 }
 
 /// The file of plugin library `lib` (e.g. `text`).
-pub fn plugin_file(lib: &str) -> PathBuf {
+pub(crate) fn plugin_file(lib: &str) -> PathBuf {
     plugin_dir().join(papy_plugins::SearchPath::file_name(lib))
 }

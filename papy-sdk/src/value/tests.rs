@@ -20,7 +20,7 @@ struct Rec {
 mod serde_bytes_like {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     #[derive(Debug, PartialEq)]
-    pub struct Raw(pub Vec<u8>);
+    pub(super) struct Raw(pub Vec<u8>);
     impl Serialize for Raw {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_bytes(&self.0)

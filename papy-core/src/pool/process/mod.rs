@@ -105,6 +105,12 @@ pub struct ProcessPool {
     pub(super) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPool").finish_non_exhaustive()
+    }
+}
+
 impl ProcessPool {
     /// `size` local worker processes started with `command`.
     ///

@@ -57,7 +57,7 @@ pub const CHAIN_CACHE: usize = 64;
 /// assert_eq!(results.len(), 1);
 /// assert!(results[0].as_ref().unwrap_err().message().contains("cannot run here"));
 /// ```
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct TaskRunner {
     pub(super) cache: Vec<(Vec<Call>, Result<Worker, String>)>,
     /// The functions the host declared (its `Hello`); empty: any.
