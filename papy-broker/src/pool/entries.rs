@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use papy_core::batch::{self, deliver_group, Plan};
+use papy_core::batch::{self, deliver_group, Plan, SHORT_FRAME};
 use papy_core::pool::Job;
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{write_frame_with, MAX_FRAME};
@@ -43,10 +43,20 @@ impl InFlight {
         self.plan.sent
     }
 
-    /// Delivers the entry's results (`items`: one per item sent, in order).
-    pub(super) fn succeed(self, items: Vec<Item>) {
+    /// Delivers the entry's results (`items`: one per item sent, in order),
+    /// accounting `busy`, the time the worker says it spent on them, at
+    /// most the round trip (its own claim is not trusted further; without
+    /// one, the round trip): from far away, the round trip is mostly
+    /// distance, and counting it as the items' time would keep adaptive
+    /// jobs at one item.
+    pub(super) fn succeed(self, items: Vec<Item>, busy: Option<Duration>) {
+        let round_trip = self.at.elapsed();
         let results = self.plan.assemble(&self.group, items);
-        deliver_group(&self.group, results, self.at.elapsed());
+        deliver_group(
+            &self.group,
+            results,
+            busy.map_or(round_trip, |b| b.min(round_trip)),
+        );
     }
 
     /// The per-item timeout of its task, if any.
@@ -100,7 +110,7 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     };
     let conversion = |m: String| ItemError::new(ErrorKind::Conversion, m);
     match encoded {
-        None => f.succeed(Vec::new()),
+        None => f.succeed(Vec::new(), None),
         Some(Ok(bytes)) if bytes.len() > MAX_FRAME => f.fail(&conversion(format!(
             "the batch is {} bytes, more than a frame may hold ({MAX_FRAME}); use a smaller stride",
             bytes.len()
@@ -121,21 +131,27 @@ const MAX_JOBS: usize = 256;
 
 /// Splits queued jobs into entries: consecutive jobs of one task, about an
 /// equal share per worker (so every worker gets some), at most `MAX_JOBS`
-/// each; a job with a timeout travels alone (its deadline is its own).
+/// each. Only jobs whose task is measured fast are merged, up to
+/// [`SHORT_FRAME`] of expected work ([`batch::mergeable`], the process
+/// pool's rule): a job whose time is unknown (the first ones of a task) or
+/// long, or with a timeout, travels alone, so no result waits behind it.
 pub(super) fn groups(queue: Vec<Job>, workers: usize) -> Vec<Vec<Job>> {
     let share = queue.len().div_ceil(workers.max(1)).clamp(1, MAX_JOBS);
-    let mut out: Vec<Vec<Job>> = Vec::new();
+    // Each entry with its expected time, if its jobs may take more.
+    let mut out: Vec<(Vec<Job>, Option<Duration>)> = Vec::new();
     for job in queue {
-        let joins = out.last().is_some_and(|g| {
-            g.len() < share
-                && job.timeout().is_none()
-                && g[0].timeout().is_none()
-                && std::ptr::addr_eq(g[0].func(), job.func())
-        });
-        match out.last_mut() {
-            Some(g) if joins => g.push(job),
-            _ => out.push(vec![job]),
+        let expected = batch::mergeable(&job);
+        match (out.last_mut(), expected) {
+            (Some((g, Some(sum))), Some(t))
+                if g.len() < share
+                    && *sum < SHORT_FRAME
+                    && std::ptr::addr_eq(g[0].func(), job.func()) =>
+            {
+                g.push(job);
+                *sum += t;
+            }
+            _ => out.push((vec![job], expected)),
         }
     }
-    out
+    out.into_iter().map(|(g, _)| g).collect()
 }
