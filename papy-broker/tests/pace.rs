@@ -109,8 +109,17 @@ fn jobs_grow_from_afar_when_the_worker_reports_a_short_busy_time() {
     assert!(largest > 8, "the largest entry held {largest} items");
 }
 
+/// The items of a task entry.
+fn items(sealer: &Sealer, e: &Entry) -> Vec<u64> {
+    let payload = sealer.open(Role::Task, &e.session, &e.payload).unwrap();
+    match papy_broker::codec::decode(&e.id, payload).unwrap() {
+        Frame::Task { indices, .. } => indices,
+        _ => panic!("not a task"),
+    }
+}
+
 #[test]
-fn jobs_of_a_task_not_measured_yet_are_not_merged_into_one_entry() {
+fn jobs_of_a_task_not_measured_yet_go_alone_one_per_worker_then_merged() {
     let (q, pool) = pool("unmeasured");
     let sealer = Sealer::new(KEY, pool.run_id()).unwrap();
     // Jobs of one item, 64 of them in flight at once.
@@ -123,34 +132,49 @@ fn jobs_of_a_task_not_measured_yet_are_not_merged_into_one_entry() {
     let n = 64;
     let (mut plumber, out) = start(&m, 0..n);
     let mut q = q.clone();
-    // Nothing is answered yet, so the task is not measured: every job is
-    // an entry of its own, so that none waits behind another of unknown
-    // length.
-    let mut taken: Vec<Entry> = Vec::new();
-    let mut items = 0;
-    while items < n as usize {
+    // Nothing answered: the task is not measured, so its first job goes
+    // alone (no result waits behind a job of unknown length), and, with
+    // one worker, no other is sent before it comes back.
+    let mut first = Vec::new();
+    while first.is_empty() {
+        first = q
+            .read_tasks("near", 100, Duration::from_millis(50))
+            .unwrap();
+    }
+    let more = q
+        .read_tasks("near", 100, Duration::from_millis(200))
+        .unwrap();
+    let sizes: Vec<usize> = first
+        .iter()
+        .chain(&more)
+        .map(|e| items(&sealer, e).len())
+        .collect();
+    if sizes != [1] {
+        // What is in flight fails, so that the run ends.
+        pool.shutdown();
+        panic!("entries of an unmeasured task: {sizes:?} items");
+    }
+    // Answered in 1 us: the task is fast, and the jobs held back are
+    // merged into fewer entries than jobs.
+    let mut runner = TaskRunner::default();
+    answer(
+        &mut q,
+        &sealer,
+        &mut runner,
+        &first[0],
+        Duration::from_micros(1),
+    );
+    let mut entries = 0;
+    while out.len() < n as usize {
         for e in q
             .read_tasks("near", 100, Duration::from_millis(50))
             .unwrap()
         {
-            let payload = sealer.open(Role::Task, &e.session, &e.payload).unwrap();
-            let Frame::Task { indices, .. } = papy_broker::codec::decode(&e.id, payload).unwrap()
-            else {
-                panic!("not a task");
-            };
-            if indices.len() != 1 {
-                // What is in flight fails, so that the run ends.
-                pool.shutdown();
-                panic!("an entry of unmeasured jobs: {indices:?}");
-            }
-            items += 1;
-            taken.push(e);
+            answer(&mut q, &sealer, &mut runner, &e, Duration::from_micros(1));
+            entries += 1;
         }
-    }
-    let mut runner = TaskRunner::default();
-    for e in &taken {
-        answer(&mut q, &sealer, &mut runner, e, Duration::from_micros(1));
     }
     assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
     assert_eq!(out.take(), ints(10..n + 10));
+    assert!(entries < n - 1, "{entries} entries for {} jobs", n - 1);
 }

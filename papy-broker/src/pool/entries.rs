@@ -64,6 +64,11 @@ impl InFlight {
         self.group[0].timeout()
     }
 
+    /// Whether it runs jobs of `task` (as [`task_of`] gives it).
+    fn runs(&self, task: *const ()) -> bool {
+        task_of(&self.group[0]) == task
+    }
+
     /// How many jobs it holds.
     pub(super) fn jobs(&self) -> usize {
         self.group.len()
@@ -124,6 +129,48 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
         Some(Err(e)) => f.fail(&conversion(e.to_string())),
     }
     None
+}
+
+/// Of a task not measured yet, jobs go one per entry ([`groups`]); so
+/// that a distant broker is not handed a whole queue of one-item entries
+/// before the first of them comes back (each costs a worker its round trips
+/// to the broker), at most `workers` of them are in flight at a time. The
+/// rest are held back (returned second) until their task is measured;
+/// then they are merged as usual.
+pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Job>, Vec<Job>) {
+    if queue.iter().all(|j| batch::expected(j).is_some()) {
+        return (queue, Vec::new());
+    }
+    let (mut ready, mut held) = (Vec::new(), Vec::new());
+    // Entries in flight or sent now, per unmeasured task (by its function).
+    let mut out: Vec<(*const (), usize)> = Vec::new();
+    for job in queue {
+        if batch::expected(&job).is_some() {
+            ready.push(job);
+            continue;
+        }
+        let task = task_of(&job);
+        let i = out.iter().position(|(t, _)| *t == task).unwrap_or_else(|| {
+            let flying = lock(&sh.in_flight)
+                .values()
+                .filter(|f| f.runs(task))
+                .count();
+            out.push((task, flying));
+            out.len() - 1
+        });
+        if out[i].1 < workers.max(1) {
+            out[i].1 += 1;
+            ready.push(job);
+        } else {
+            held.push(job);
+        }
+    }
+    (ready, held)
+}
+
+/// The task of `job`, as the address of its function.
+fn task_of(job: &Job) -> *const () {
+    std::ptr::from_ref(job.func()).cast()
 }
 
 /// Most jobs in one entry.

@@ -27,8 +27,13 @@ pub const SHORT_FRAME: Duration = Duration::from_millis(5);
 /// a result is never held back by a job whose time is unknown or long
 /// (another task's pace is no guide).
 pub fn mergeable(job: &Job) -> Option<Duration> {
+    expected(job).filter(|t| job.timeout().is_none() && *t < SHORT_FRAME)
+}
+
+/// What `job` is expected to take where it runs, from its task's measured
+/// pace (`None` until a job of its task has been measured).
+pub fn expected(job: &Job) -> Option<Duration> {
     job.expected()
-        .filter(|t| job.timeout().is_none() && *t < SHORT_FRAME)
 }
 
 /// What goes on the wire for a group: the items' indices, packed, and
