@@ -39,6 +39,10 @@ pub enum Outcome {
         job: Option<u64>,
         /// The encoded `Result` frame (empty if unreadable).
         payload: Vec<u8>,
+        /// The time the worker says it spent running the entry (`None`:
+        /// not reported or unreadable). Not to be trusted: the host clamps
+        /// it to the entry's round trip.
+        busy: Option<Duration>,
     },
     /// A task entry moved to the dead-letter stream.
     Dead {
@@ -194,11 +198,13 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()>;
 
-    /// Appends a result and acknowledges the task entry, atomically.
+    /// Appends a result, with `busy`, the time the worker spent running the
+    /// entry (the host's adaptive batching measures items by it, not by the
+    /// round trip), and acknowledges the task entry, atomically.
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()>;
+    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()>;
 
     /// Moves a task entry to the dead-letter stream (and acknowledges it),
     /// with `letter` (made by [`Sealer::dead_letter`](crate::seal::Sealer::dead_letter)

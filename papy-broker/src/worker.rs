@@ -414,6 +414,9 @@ fn handle(
         return Ok(());
     };
     heartbeat.hold(&e.id);
+    // The time spent on the entry here, reported with its result: the
+    // host's adaptive batching measures items by it, not by the round trip.
+    let started = Instant::now();
     let n = indices.len();
     let results =
         papy_core::protocol::WireResults::from_items(&runner.run(chain, &node, &indices, inboxes));
@@ -432,7 +435,7 @@ fn handle(
             }
         }
     };
-    q.complete(&e, &bytes)
+    q.complete(&e, &bytes, started.elapsed())
 }
 
 /// A `Result` frame's bytes, if the host can read them (at most `MAX_FRAME`).

@@ -342,8 +342,8 @@ fn a_result_that_arrives_twice_is_delivered_once() {
         let bytes = papy_broker::codec::encode(&papy_core::protocol::Frame::Result { id, results })
             .unwrap();
         let bytes = sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes);
-        q.complete(e, &bytes).unwrap();
-        q.complete(e, &bytes).unwrap();
+        q.complete(e, &bytes, Duration::ZERO).unwrap();
+        q.complete(e, &bytes, Duration::ZERO).unwrap();
     }
     assert!(plumber.wait(Some(Duration::from_secs(60))).unwrap());
     assert_eq!(out.take(), ints(10..14));
@@ -736,6 +736,7 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
                         &e.session,
                         b"not a frame".to_vec(),
                     ),
+                    Duration::ZERO,
                 )
                 .unwrap();
                 continue;
@@ -749,6 +750,7 @@ fn an_unreadable_result_fails_its_own_job_and_the_rest_is_still_read() {
             q.complete(
                 &e,
                 &sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes),
+                Duration::ZERO,
             )
             .unwrap();
         }
@@ -1178,6 +1180,7 @@ fn a_task_entry_or_result_copied_into_the_dead_letter_stream_fails_nothing() {
             q.complete(
                 &e,
                 &sealer.seal(papy_broker::seal::Role::Result, &e.session, bytes),
+                Duration::ZERO,
             )
             .unwrap();
         }

@@ -315,8 +315,8 @@ fn a_result_that_arrives_twice_is_delivered_once() {
             let results = WireResults::from_items(&runner.run(chain, &node, &indices, inboxes));
             let bytes = papy_broker::codec::encode(&Frame::Result { id, results }).unwrap();
             let bytes = sealer.seal(Role::Result, &e.session, bytes);
-            q.complete(&e, &bytes).unwrap();
-            q.complete(&e, &bytes).unwrap();
+            q.complete(&e, &bytes, Duration::ZERO).unwrap();
+            q.complete(&e, &bytes, Duration::ZERO).unwrap();
             answered += 1;
         }
     }
@@ -450,6 +450,7 @@ fn forged_results_and_dead_letters_are_ignored_and_counted() {
         session: session.clone(),
         job: Some(0),
         payload: sealer.seal(Role::Result, "an-earlier-session", result),
+        busy: None,
     });
     let mut letter = sealer.dead_letter(&session, Some(0), "1-0", 9, "forged");
     letter.tag = "00".repeat(32);
@@ -617,7 +618,7 @@ fn a_heartbeat_touches_only_what_its_consumer_still_holds() {
     q.touch("a", &[first[0].id.clone()]).unwrap();
     assert_eq!(q.reclaim("c", CLAIM_AFTER, 1).unwrap().len(), 1);
     // An acknowledged entry is reclaimed by nobody.
-    q.complete(&taken[0], b"r").unwrap();
+    q.complete(&taken[0], b"r", Duration::ZERO).unwrap();
     q.advance(PAST_CLAIM);
     assert!(q.reclaim("d", Duration::ZERO, 10).unwrap().is_empty());
     assert!(q.pending().is_empty());

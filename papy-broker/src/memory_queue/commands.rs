@@ -201,7 +201,7 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()> {
+    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
         let mut b = self.open()?;
         let id = b.next_id();
         b.results.push((
@@ -210,6 +210,7 @@ impl Queue for MemoryQueue {
                 session: entry.session.clone(),
                 job: entry.job,
                 payload: result.to_vec(),
+                busy: Some(busy),
             },
         ));
         b.ack(&entry.id);

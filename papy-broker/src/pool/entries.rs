@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use papy_core::batch::{self, deliver_group, Plan};
+use papy_core::batch::{self, deliver_group, Plan, SHORT_FRAME};
 use papy_core::pool::Job;
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{write_frame_with, MAX_FRAME};
@@ -43,15 +43,30 @@ impl InFlight {
         self.plan.sent
     }
 
-    /// Delivers the entry's results (`items`: one per item sent, in order).
-    pub(super) fn succeed(self, items: Vec<Item>) {
+    /// Delivers the entry's results (`items`: one per item sent, in order),
+    /// accounting `busy`, the time the worker says it spent on them, at
+    /// most the round trip (its own claim is not trusted further; without
+    /// one, the round trip): from far away, the round trip is mostly
+    /// distance, and counting it as the items' time would keep adaptive
+    /// jobs at one item.
+    pub(super) fn succeed(self, items: Vec<Item>, busy: Option<Duration>) {
+        let round_trip = self.at.elapsed();
         let results = self.plan.assemble(&self.group, items);
-        deliver_group(&self.group, results, self.at.elapsed());
+        deliver_group(
+            &self.group,
+            results,
+            busy.map_or(round_trip, |b| b.min(round_trip)),
+        );
     }
 
     /// The per-item timeout of its task, if any.
     pub(super) fn timeout(&self) -> Option<Duration> {
         self.group[0].timeout()
+    }
+
+    /// Whether it runs jobs of `task` (as [`task_of`] gives it).
+    fn runs(&self, task: *const ()) -> bool {
+        task_of(&self.group[0]) == task
     }
 
     /// How many jobs it holds.
@@ -100,7 +115,7 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     };
     let conversion = |m: String| ItemError::new(ErrorKind::Conversion, m);
     match encoded {
-        None => f.succeed(Vec::new()),
+        None => f.succeed(Vec::new(), None),
         Some(Ok(bytes)) if bytes.len() > MAX_FRAME => f.fail(&conversion(format!(
             "the batch is {} bytes, more than a frame may hold ({MAX_FRAME}); use a smaller stride",
             bytes.len()
@@ -116,26 +131,74 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     None
 }
 
+/// Of a task not measured yet, jobs go one per entry ([`groups`]); so
+/// that a distant broker is not handed a whole queue of one-item entries
+/// before the first of them comes back (each costs a worker its round trips
+/// to the broker), at most `workers` of them are in flight at a time. The
+/// rest are held back (returned second) until their task is measured;
+/// then they are merged as usual.
+pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Job>, Vec<Job>) {
+    if queue.iter().all(|j| batch::expected(j).is_some()) {
+        return (queue, Vec::new());
+    }
+    let (mut ready, mut held) = (Vec::new(), Vec::new());
+    // Entries in flight or sent now, per unmeasured task (by its function).
+    let mut out: Vec<(*const (), usize)> = Vec::new();
+    for job in queue {
+        if batch::expected(&job).is_some() {
+            ready.push(job);
+            continue;
+        }
+        let task = task_of(&job);
+        let i = out.iter().position(|(t, _)| *t == task).unwrap_or_else(|| {
+            let flying = lock(&sh.in_flight)
+                .values()
+                .filter(|f| f.runs(task))
+                .count();
+            out.push((task, flying));
+            out.len() - 1
+        });
+        if out[i].1 < workers.max(1) {
+            out[i].1 += 1;
+            ready.push(job);
+        } else {
+            held.push(job);
+        }
+    }
+    (ready, held)
+}
+
+/// The task of `job`, as the address of its function.
+fn task_of(job: &Job) -> *const () {
+    std::ptr::from_ref(job.func()).cast()
+}
+
 /// Most jobs in one entry.
 const MAX_JOBS: usize = 256;
 
 /// Splits queued jobs into entries: consecutive jobs of one task, about an
 /// equal share per worker (so every worker gets some), at most `MAX_JOBS`
-/// each; a job with a timeout travels alone (its deadline is its own).
+/// each. Only jobs whose task is measured fast are merged, up to
+/// [`SHORT_FRAME`] of expected work ([`batch::mergeable`], the process
+/// pool's rule): a job whose time is unknown (the first ones of a task) or
+/// long, or with a timeout, travels alone, so no result waits behind it.
 pub(super) fn groups(queue: Vec<Job>, workers: usize) -> Vec<Vec<Job>> {
     let share = queue.len().div_ceil(workers.max(1)).clamp(1, MAX_JOBS);
-    let mut out: Vec<Vec<Job>> = Vec::new();
+    // Each entry with its expected time, if its jobs may take more.
+    let mut out: Vec<(Vec<Job>, Option<Duration>)> = Vec::new();
     for job in queue {
-        let joins = out.last().is_some_and(|g| {
-            g.len() < share
-                && job.timeout().is_none()
-                && g[0].timeout().is_none()
-                && std::ptr::addr_eq(g[0].func(), job.func())
-        });
-        match out.last_mut() {
-            Some(g) if joins => g.push(job),
-            _ => out.push(vec![job]),
+        let expected = batch::mergeable(&job);
+        match (out.last_mut(), expected) {
+            (Some((g, Some(sum))), Some(t))
+                if g.len() < share
+                    && *sum < SHORT_FRAME
+                    && std::ptr::addr_eq(g[0].func(), job.func()) =>
+            {
+                g.push(job);
+                *sum += t;
+            }
+            _ => out.push((vec![job], expected)),
         }
     }
-    out
+    out.into_iter().map(|(g, _)| g).collect()
 }

@@ -299,8 +299,9 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
             session,
             job,
             payload,
+            busy,
         } if session == sh.settings.session => {
-            take_result(sh, job, &payload);
+            take_result(sh, job, &payload, busy);
             Vec::new()
         }
         Outcome::Dead { session, letter } if session == sh.settings.session => {
@@ -312,7 +313,7 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
 
 /// Delivers a result entry's items, at the first result of its job only
 /// (a later one is a duplicate of at-least-once delivery, and dropped).
-fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8]) {
+fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Duration>) {
     let Some(payload) = open(sh, Role::Result, payload, "result") else {
         return;
     };
@@ -340,7 +341,7 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8]) {
         f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
         return;
     }
-    f.succeed(items);
+    f.succeed(items, busy);
 }
 
 /// Fails a dead-lettered entry's items; returns its jobs to send again,

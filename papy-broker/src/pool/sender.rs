@@ -4,30 +4,29 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use papy_core::pool::Job;
 use papy_core::{ErrorKind, ItemError};
 
-use super::entries::{groups, prepare};
+use super::entries::{groups, hold_back, prepare};
 use super::Shared;
 use crate::queue::Queue;
 
 /// Most jobs taken from the queue for one round trip.
 const MAX_GROUP: usize = 4096;
 
+/// How often held-back jobs are looked at again (their task may have been
+/// measured meanwhile).
+const HOLD_POLL: Duration = Duration::from_millis(2);
+
 /// The sender thread: takes the queued jobs, groups them into entries
 /// and appends them in one round trip, reconnecting (with a backoff) until
 /// the broker has not answered for `unreachable_after`.
 pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
     let mut q = Some(q);
-    while let Ok(job) = rx.recv() {
-        let mut queue = vec![job];
-        while queue.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => queue.push(j),
-                Err(_) => break,
-            }
-        }
+    // Jobs of tasks not measured yet, held back (`hold_back`).
+    let mut held: Vec<Job> = Vec::new();
+    while let Some((mut queue, closed)) = take(rx, &mut held) {
         if let Some(m) = sh.broken() {
             for job in queue {
                 job.fail_all(ItemError::new(ErrorKind::WorkerDied, m.clone()));
@@ -35,6 +34,9 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             continue;
         }
         let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        if !closed {
+            (queue, held) = hold_back(sh, queue, workers);
+        }
         let tasks: Vec<(u64, Vec<u8>)> = groups(queue, workers)
             .into_iter()
             .filter_map(|g| prepare(sh, g))
@@ -84,4 +86,29 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             sh.fail_in_flight(&m);
         }
     }
+}
+
+/// The jobs held back and those queued (at most [`MAX_GROUP`]), waiting for
+/// one (or at most [`HOLD_POLL`] when some are held), and whether the queue
+/// is closed (the pool is shutting down: what is held goes out); `None`
+/// when it is closed and nothing is held.
+fn take(rx: &Receiver<Job>, held: &mut Vec<Job>) -> Option<(Vec<Job>, bool)> {
+    let next = if held.is_empty() {
+        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+    } else {
+        rx.recv_timeout(HOLD_POLL)
+    };
+    let closed = matches!(next, Err(RecvTimeoutError::Disconnected));
+    if closed && held.is_empty() {
+        return None;
+    }
+    let mut queue = std::mem::take(held);
+    queue.extend(next.ok());
+    while queue.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(j) => queue.push(j),
+            Err(_) => break,
+        }
+    }
+    Some((queue, closed))
 }

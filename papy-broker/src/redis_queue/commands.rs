@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
 use redis::Value;
 
-use super::entries::{field_string, job_of, payload_of, task_entry};
+use super::entries::{busy_of, field_string, job_of, payload_of, task_entry};
 use super::scripts::{CLAIM_SCRIPT, TOUCH_SCRIPT};
 use super::RedisQueue;
 use crate::error::Result;
@@ -283,9 +283,10 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    fn complete(&mut self, entry: &Entry, result: &[u8]) -> Result<()> {
+    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
         let results = self.keys.results.clone();
-        self.settle(entry, &results, result, &[])
+        let busy = busy.as_micros().to_string();
+        self.settle(entry, &results, result, &[("b", busy.as_bytes())])
     }
 
     fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()> {
@@ -361,6 +362,7 @@ impl Queue for RedisQueue {
                         session: field_string(e, "s"),
                         job: job_of(e),
                         payload: payload_of(e),
+                        busy: busy_of(e),
                     });
                 }
             }

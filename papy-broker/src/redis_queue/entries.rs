@@ -1,6 +1,8 @@
 //! Reading the fields of stream entries (untrusted: whoever can write to
 //! the streams wrote them).
 
+use std::time::Duration;
+
 use redis::streams::StreamId;
 
 use crate::error::{BrokerError, Result};
@@ -38,6 +40,18 @@ pub(super) fn field_string(e: &StreamId, name: &str) -> String {
 
 pub(super) fn job_of(e: &StreamId) -> Option<u64> {
     field_string(e, "j").parse().ok()
+}
+
+/// The busy time a worker reported with a result (its `b` field, in
+/// microseconds), if it is a number of at most 20 digits.
+pub(super) fn busy_of(e: &StreamId) -> Option<Duration> {
+    let text = e
+        .map
+        .get("b")
+        .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
+        .filter(|b| b.len() <= 20)?;
+    let micros: u64 = std::str::from_utf8(&text).ok()?.parse().ok()?;
+    Some(Duration::from_micros(micros))
 }
 
 pub(super) fn task_entry(e: &StreamId, deliveries: u64) -> Entry {

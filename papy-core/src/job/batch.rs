@@ -15,6 +15,27 @@ use crate::value::Value;
 /// Jobs of at least this many items are packed when submitted.
 pub(crate) const PACK_FROM: usize = 32;
 
+/// Frames whose expected time where they run is under this are short: jobs
+/// known to be this fast may be merged into one frame up to this long (and
+/// a process worker may get a frame pipelined behind them).
+pub const SHORT_FRAME: Duration = Duration::from_millis(5);
+
+/// What `job` is expected to take where it runs, when it may be merged with
+/// other queued jobs of its task into one frame: its task's items have been
+/// measured ([`Job::account`]), it has no timeout (its deadline is its own)
+/// and it is expected to take less than [`SHORT_FRAME`]. `None` otherwise:
+/// a result is never held back by a job whose time is unknown or long
+/// (another task's pace is no guide).
+pub fn mergeable(job: &Job) -> Option<Duration> {
+    expected(job).filter(|t| job.timeout().is_none() && *t < SHORT_FRAME)
+}
+
+/// What `job` is expected to take where it runs, from its task's measured
+/// pace (`None` until a job of its task has been measured).
+pub fn expected(job: &Job) -> Option<Duration> {
+    job.expected()
+}
+
 /// What goes on the wire for a group: the items' indices, packed, and
 /// their values, packed as they are read when every inbox is one value
 /// (the common case), else by reference into the group's jobs.

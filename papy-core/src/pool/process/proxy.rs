@@ -15,7 +15,7 @@ use super::command::WorkerCommand;
 use super::link::{Failure, Link, StartError};
 use super::{Job, Shared};
 use crate::error::{ErrorKind, Item, ItemError};
-use crate::job::batch::{deliver_group, prepare, Plan};
+use crate::job::batch::{deliver_group, mergeable, prepare, Plan, SHORT_FRAME};
 use crate::sync::lock;
 
 /// A group sent to the worker whose result has not been read yet.
@@ -27,11 +27,6 @@ pub(super) struct InFlight {
     /// of it came back (its time there, for the statistics and the pace).
     pub(super) sent: Instant,
 }
-
-/// Frames whose expected time on the worker is under this are short: a
-/// frame may be pipelined behind them, and jobs known to be this fast may
-/// be merged into one frame up to this long.
-const SHORT_FRAME: Duration = Duration::from_millis(5);
 
 /// Most function chains remembered per pool.
 const RECENT: usize = 256;
@@ -296,11 +291,9 @@ impl<'a, L: Link> Proxy<'a, L> {
     /// `count` (items sent to this worker) grows with the group.
     fn coalesce(&mut self, job: Job, count: &mut u64) -> Vec<Job> {
         *count += job.len() as u64;
-        let per_item = match (job.timeout(), job.task.pace.per_item()) {
-            (None, Some(t)) if job.time_at(t) < SHORT_FRAME => t,
-            _ => return vec![job],
+        let Some(mut expected) = mergeable(&job) else {
+            return vec![job];
         };
-        let mut expected = job.time_at(per_item);
         let mut group = vec![job];
         let share = (self.rx.len() / self.sh.size.max(1)).min(MAX_GROUP);
         // A recycled worker serves at most its share of items (or one job,
@@ -314,7 +307,8 @@ impl<'a, L: Link> Proxy<'a, L> {
                         && j.packed.is_some() == group[0].packed.is_some() =>
                 {
                     *count += j.len() as u64;
-                    expected += j.time_at(per_item);
+                    // Its task's, so measured too.
+                    expected += j.expected().unwrap_or(SHORT_FRAME);
                     group.push(j);
                 }
                 Ok(j) => {
