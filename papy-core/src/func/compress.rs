@@ -54,7 +54,7 @@ mod imp {
     use std::marker::PhantomData;
 
     /// A stream that cannot exist: this build has no codecs.
-    pub struct Unavailable<T>(Infallible, PhantomData<T>);
+    pub(crate) struct Unavailable<T>(Infallible, PhantomData<T>);
 
     impl<T> Read for Unavailable<T> {
         fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
@@ -71,10 +71,10 @@ mod imp {
         }
     }
 
-    pub type GzipReader<R> = Unavailable<R>;
-    pub type GzipWriter<W> = Unavailable<W>;
-    pub type ZstdReader<R> = Unavailable<R>;
-    pub type ZstdWriter<W> = Unavailable<W>;
+    pub(crate) type GzipReader<R> = Unavailable<R>;
+    pub(crate) type GzipWriter<W> = Unavailable<W>;
+    pub(crate) type ZstdReader<R> = Unavailable<R>;
+    pub(crate) type ZstdWriter<W> = Unavailable<W>;
 
     fn missing(what: &str) -> io::Error {
         io::Error::new(
@@ -85,27 +85,27 @@ mod imp {
         )
     }
 
-    pub fn gzip_reader<R: Read>(_: R) -> io::Result<GzipReader<R>> {
+    pub(crate) fn gzip_reader<R: Read>(_: R) -> io::Result<GzipReader<R>> {
         Err(missing("gzip (.gz)"))
     }
 
-    pub fn gzip_writer<W: Write>(_: W) -> io::Result<GzipWriter<W>> {
+    pub(crate) fn gzip_writer<W: Write>(_: W) -> io::Result<GzipWriter<W>> {
         Err(missing("gzip (.gz)"))
     }
 
-    pub fn gzip_finish<W: Write>(w: GzipWriter<W>) -> io::Result<W> {
+    pub(crate) fn gzip_finish<W: Write>(w: GzipWriter<W>) -> io::Result<W> {
         match w.0 {}
     }
 
-    pub fn zstd_reader<R: Read>(_: R) -> io::Result<ZstdReader<R>> {
+    pub(crate) fn zstd_reader<R: Read>(_: R) -> io::Result<ZstdReader<R>> {
         Err(missing("zstd (.zst)"))
     }
 
-    pub fn zstd_writer<W: Write>(_: W) -> io::Result<ZstdWriter<W>> {
+    pub(crate) fn zstd_writer<W: Write>(_: W) -> io::Result<ZstdWriter<W>> {
         Err(missing("zstd (.zst)"))
     }
 
-    pub fn zstd_finish<W: Write>(w: ZstdWriter<W>) -> io::Result<W> {
+    pub(crate) fn zstd_finish<W: Write>(w: ZstdWriter<W>) -> io::Result<W> {
         match w.0 {}
     }
 }
