@@ -26,8 +26,13 @@ pub(crate) const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 /// Polls `poll` for at most [`IDLE_SPIN`], yielding the core between
 /// polls: its first `Some`, or `None` when the time is up.
-pub(crate) fn spin_for<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    let until = Instant::now() + IDLE_SPIN;
+pub(crate) fn spin_for<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
+    spin_until(Instant::now() + IDLE_SPIN, poll)
+}
+
+/// Polls `poll` until `until`, yielding the core between polls: its first
+/// `Some`, or `None` once `until` has passed (after one poll at least).
+fn spin_until<T>(until: Instant, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
         if let Some(v) = poll() {
             return Some(v);
@@ -99,9 +104,11 @@ mod tests {
 
     #[test]
     fn spin_for_returns_the_first_answer_or_gives_up_after_the_limit() {
+        // A deadline no scheduler delay can reach: the third poll answers.
+        let far = Instant::now() + Duration::from_secs(3600);
         let mut polls = 0;
         assert_eq!(
-            spin_for(|| {
+            spin_until(far, || {
                 polls += 1;
                 (polls == 3).then_some(polls)
             }),
