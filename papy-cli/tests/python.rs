@@ -286,10 +286,13 @@ fn worker_test_of_plain_worker(bad: &[&str]) -> (Option<i32>, String, Vec<String
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("plain.py");
     std::fs::write(&script, PLAIN_WORKER).unwrap();
+    // The timeout bounds each wait for the worker (its greeting included):
+    // a Python start on a loaded 2-core machine took more than 2 s once.
+    // Only the `init_stays` checks wait it out in full.
     let mut args = vec![
         "worker-test",
         "--timeout",
-        "2",
+        "8",
         "--",
         "python3",
         script.to_str().unwrap(),
@@ -388,8 +391,8 @@ fn worker_test_reports_a_worker_going_on_after_its_init_failed() {
     assert_eq!(
         fails,
         [
-            "FAIL  init naming an undeclared function: refused: after its init failed: still running 2s later (it must exit)",
-            "FAIL  failing init: its error, then exit: after its init failed: still running 2s later (it must exit)",
+            "FAIL  init naming an undeclared function: refused: after its init failed: still running 8s later (it must exit)",
+            "FAIL  failing init: its error, then exit: after its init failed: still running 8s later (it must exit)",
         ],
         "{report}"
     );
