@@ -104,7 +104,7 @@ pub fn worker_on(
             Err(e) => {
                 let mut path = vec![i.to_string()];
                 path.extend(argument_at(call, &e));
-                problems.push((path, e.to_string()));
+                problems.push((path, with_provided_hint(e, provided)));
             }
         }
     }
@@ -112,6 +112,20 @@ pub fn worker_on(
         return Err(problems);
     }
     Worker::chain(workers).map_err(|e| vec![(Vec::new(), e.to_string())])
+}
+
+/// The error's text; for an unknown name with no close registered name,
+/// the closest of the functions the resource's workers provide.
+fn with_provided_hint(e: papy_core::Error, provided: &[String]) -> String {
+    match &e {
+        papy_core::Error::UnknownWorker { name, suggestions } if suggestions.is_empty() => {
+            match crate::problem::did_you_mean(name, provided.iter().map(String::as_str)) {
+                Some(c) => format!("{e}; did you mean `{c}`?"),
+                None => e.to_string(),
+            }
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Where in a call an argument error is: the keyword argument it names

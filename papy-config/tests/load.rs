@@ -111,3 +111,16 @@ fn set_refuses_tables_the_file_does_not_have_unless_asked() {
     let l = load_file(&file, &options).expect("--set-new adds the table");
     assert!(l.file.resources.contains_key("extra"));
 }
+
+#[test]
+fn an_unknown_function_names_the_closest_one_its_resource_provides() {
+    let text = "[resources.py]\nkind = \"remote\"\nremote = [{ command = \"true\", workers = 1 }]\nfunctions = [\"py.shout\"]\n\n[inputs.x]\nkind = \"lines\"\npath = \"x.txt\"\n\n[[pipers]]\nname = \"a\"\nresource = \"py\"\ninputs = [\"x\"]\nworker = [\"py.shoutt\"]\n";
+    let l = parse(text, "t", Path::new("."), &LoadOptions::default()).expect("parses");
+    let problems = papy::config::validate::validate(&l);
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|p| p.contains("no worker function named `py.shoutt`; did you mean `py.shout`?")),
+        "{text:?}"
+    );
+}
