@@ -24,6 +24,7 @@
 
 mod buffer;
 mod builder;
+mod pending;
 mod puller;
 pub mod settings;
 mod sizing;
@@ -293,7 +294,7 @@ impl NuMap {
             upstream: None,
             next_index: 0,
             room: 0,
-            pending: std::collections::VecDeque::new(),
+            pending: pending::Pending::default(),
         });
         Ok(id)
     }

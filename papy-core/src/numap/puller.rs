@@ -119,7 +119,8 @@ pub(crate) fn puller(
     }
 }
 
-/// As `weave::pull_append`, taking what is in hand (see [`Pull::fill_ready`]).
+/// Appends to `batch` (whose first inbox is item `first`) what `input` has
+/// in hand, up to `most` (see [`Pull::fill_ready`]); `true` when it ended.
 pub(crate) fn pull_ready(
     input: &mut Input,
     batch: &mut Vec<Inbox>,

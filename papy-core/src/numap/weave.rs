@@ -39,13 +39,13 @@
 //! - when a task's input ends, its result queue learns the task's total;
 //! - a panicking input iterator becomes one error item and ends that task.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Credits, Doorbell};
+use super::pending::Pending;
 use super::puller::{pull_with, puller, Handoff, Input, LOOKAHEAD};
 use super::sizing::{self, approx_bytes, Adaptive};
 use crate::job::TaskCtx;
@@ -64,7 +64,7 @@ pub(crate) struct FeedTask {
     pub(crate) room: usize,
     /// Items pulled from a source input and not yet submitted (the rest of
     /// a stride the buffer could not take at once).
-    pub(crate) pending: VecDeque<Inbox>,
+    pub(crate) pending: Pending,
 }
 
 enum Source {
@@ -301,8 +301,7 @@ impl Feeder {
             // A stop that takes nothing more: the rest of the stride is
             // never submitted (its indices were never given out).
             self.tasks[t].pending.clear();
-            let held = self.tasks.iter().map(|t| t.pending.len()).sum();
-            self.credits.held.store(held, Ordering::Relaxed);
+            self.store_held();
         }
         let task = &self.tasks[t];
         // Stopping keeps the input, so a restart resumes where it stopped.
@@ -317,62 +316,45 @@ impl Feeder {
         let stopping = self.stop.load(Ordering::Acquire);
         let task = &mut self.tasks[t];
         // The rest of the last stride first, then a new stride when there
-        // is room left (so jobs keep their full size: a short grant does
-        // not split every later stride in two). Jobs are cut as they are
-        // filled: an item moves once from the input (or from `pending`)
-        // into its job, and the part of a new stride the grant does not
-        // cover once into `pending`.
-        let mut from_pending = granted.min(task.pending.len());
-        let pull_new = from_pending < granted && task.input.is_some() && !stopping;
-        let mut room = if pull_new { granted - from_pending } else { 0 };
-        let pulled_room = room;
-        let mut jobs: Vec<Vec<Inbox>> = Vec::new();
-        let mut taken = 0;
-        while from_pending > 0 || (room > 0 && task.input.is_some()) {
-            let mut job = Vec::with_capacity(job_size.min(from_pending + room));
-            let k = from_pending.min(job_size);
-            job.extend(task.pending.drain(..k));
-            from_pending -= k;
-            if job.len() < job_size && from_pending == 0 && room > 0 {
-                let (want, before) = ((job_size - job.len()).min(room), job.len());
-                let first = task.next_index + taken as u64;
-                pull_append(task, &mut job, want, first);
-                room = room.saturating_sub(job.len() - before);
-            }
-            if job.is_empty() {
-                break;
-            }
-            taken += job.len();
-            jobs.push(job);
-        }
-        if pull_new && task.input.is_some() {
-            // The whole stride is pulled now (a stop ends the input at a
-            // stride boundary); what the grant did not cover waits.
-            let surplus = visit.saturating_sub(pulled_room - room);
-            if surplus > 0 {
-                let mut rest = Vec::with_capacity(surplus);
-                let first = task.next_index + taken as u64;
-                pull_append(task, &mut rest, surplus, first);
-                task.pending = rest.into();
+        // is room left. The whole stride is pulled now (a stop ends the
+        // input at a stride boundary), cut into jobs as it is pulled;
+        // what the grant does not cover waits in `pending`.
+        if task.pending.len() < granted && !stopping {
+            if let Some(input) = task.input.as_mut() {
+                let ctx = &task.ctx;
+                let ended = task
+                    .pending
+                    .pull(visit, job_size, task.next_index, |job, n, first| {
+                        pull_with(job, ctx, first, |b| input.fill(b, n))
+                    });
+                if ended {
+                    task.input = None;
+                }
             }
         }
+        let mut jobs = task.pending.take(granted, job_size);
+        let taken: usize = jobs.iter().map(Vec::len).sum();
         if task.input.is_none() {
-            // The input ended in this visit: what it gave is shared among
-            // the workers, whatever the job size (5 slow items of a
-            // stride of 10 on 2 workers went as one job to one worker).
+            // The input ended: what it gave is shared among the workers,
+            // whatever the job size (5 slow items of a stride of 10 on 2
+            // workers went as one job to one worker).
             jobs = share(jobs, self.pool.size(), taken);
         }
         self.credits.release(granted - taken);
-        let moved = taken > 0;
-        let held = self.tasks.iter().map(|t| t.pending.len()).sum();
-        self.credits.held.store(held, Ordering::Relaxed);
+        self.store_held();
         self.submit_jobs(t, jobs);
         let task = &self.tasks[t];
-        match (task.input.is_none() && task.pending.is_empty(), moved) {
+        match (task.input.is_none() && task.pending.is_empty(), taken > 0) {
             (true, _) => Visit::Ended,
             (false, true) => Visit::Submitted,
             (false, false) => Visit::Nothing,
         }
+    }
+
+    /// Publishes how many pulled items wait for credit ([`Credits::held`]).
+    fn store_held(&self) {
+        let held = self.tasks.iter().map(|t| t.pending.len()).sum();
+        self.credits.held.store(held, Ordering::Relaxed);
     }
 
     fn visit_handoff(&mut self, t: usize, handoff: &Handoff, reserved: bool) -> Visit {
@@ -515,16 +497,4 @@ fn share(jobs: Vec<Vec<Inbox>>, workers: usize, items: usize) -> Vec<Vec<Inbox>>
         }
     }
     out
-}
-
-/// Appends up to `n` inboxes of `task`'s input to `out`, whose first inbox
-/// is item `first`; an input that ends is dropped (`task.input` becomes
-/// `None`).
-fn pull_append(task: &mut FeedTask, out: &mut Vec<Inbox>, n: usize, first: u64) {
-    let Some(input) = task.input.as_mut() else {
-        return;
-    };
-    if pull_with(out, &task.ctx, first, |b| input.fill(b, n)) {
-        task.input = None;
-    }
 }

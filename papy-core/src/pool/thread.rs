@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{Job, Pool};
 use crate::error::{Error, ErrorKind, ItemError, Result};
 
-use crate::sync::lock;
+use crate::sync::{lock, Monitor};
 
 enum SlotState {
     Idle,
@@ -28,6 +28,8 @@ enum SlotState {
 
 struct Slot {
     state: Mutex<SlotState>,
+    /// The thread's work is over (it is returning): joining it does not wait.
+    done: AtomicBool,
 }
 
 struct Shared {
@@ -46,6 +48,9 @@ struct Shared {
     healthy: std::sync::atomic::AtomicUsize,
     /// Threads running a job now.
     busy: std::sync::atomic::AtomicUsize,
+    /// Counts threads that finished their work and threads the watchdog
+    /// abandoned: shutdown waits on it for its threads to go.
+    gone: Monitor<u64>,
 }
 
 /// A pool of threads in this process.
@@ -105,10 +110,14 @@ impl ThreadPool {
             busy: std::sync::atomic::AtomicUsize::new(0),
             init,
             healthy: std::sync::atomic::AtomicUsize::new(0),
+            gone: Monitor::default(),
         });
         let (ready_tx, ready) = crossbeam_channel::unbounded();
+        // Without an init there is nothing to wait for: the threads take
+        // jobs once they run.
+        let waits = shared.init.is_some();
         for _ in 0..size {
-            spawn_worker(&shared, Some(ready_tx.clone()))?;
+            spawn_worker(&shared, waits.then(|| ready_tx.clone()))?;
         }
         drop(ready_tx);
         let pool = ThreadPool {
@@ -150,12 +159,15 @@ fn spawn_worker(
 ) -> Result<()> {
     let slot = Arc::new(Slot {
         state: Mutex::new(SlotState::Idle),
+        done: AtomicBool::new(false),
     });
     let n = shared.spawned.fetch_add(1, Ordering::Relaxed);
     let (s, sl) = (shared.clone(), slot.clone());
     let handle = std::thread::Builder::new()
         .name(format!("{}-worker-{n}", shared.name))
         .spawn(move || {
+            // Told however the thread returns (shutdown waits for it).
+            let _gone = Gone(&s, &sl);
             let started = run_init(&s);
             let failed = started.as_ref().err().cloned();
             if let Some(r) = ready {
@@ -191,6 +203,25 @@ fn spawn_worker(
         })?;
     lock(&shared.workers).push((slot, handle));
     Ok(())
+}
+
+/// Marks its thread's slot done and tells shutdown, when the thread
+/// returns (or unwinds).
+struct Gone<'a>(&'a Shared, &'a Slot);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.1.done.store(true, Ordering::Release);
+        self.0.tell_gone();
+    }
+}
+
+impl Shared {
+    /// A thread finished its work or was abandoned.
+    fn tell_gone(&self) {
+        *self.gone.lock() += 1;
+        self.gone.notify_all();
+    }
 }
 
 /// The thread's init, if the pool has one: its result becomes the
@@ -315,6 +346,7 @@ fn watchdog(shared: &Arc<Shared>) {
             job.deliver(job.first, vec![Err(err)]);
             // Forget the abandoned thread (it exits by itself if its call ever returns).
             lock(&shared.workers).retain(|(s, _)| !Arc::ptr_eq(s, &slot));
+            shared.tell_gone();
             if let Err(e) = spawn_worker(shared, None) {
                 tracing::error!(
                     "NuMap `{}`: cannot replace a timed-out worker: {e}",
@@ -370,11 +402,12 @@ impl Pool for ThreadPool {
         // timeout that never returns cannot be interrupted in a thread: use a
         // timeout, or a process pool, for such functions.)
         loop {
+            let seen = *self.shared.gone.lock();
             let done: Vec<_> = {
                 let mut workers = lock(&self.shared.workers);
                 let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *workers)
                     .into_iter()
-                    .partition(|(_, h)| h.is_finished());
+                    .partition(|(s, h)| s.done.load(Ordering::Acquire) || h.is_finished());
                 *workers = running;
                 if workers.is_empty() {
                     drop(workers);
@@ -388,7 +421,14 @@ impl Pool for ThreadPool {
             for (_, h) in done {
                 let _ = h.join();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Until a thread goes (each tells `gone`); the bound is only a
+            // safety net.
+            let gone = self.shared.gone.lock();
+            drop(
+                self.shared
+                    .gone
+                    .wait_timeout_while(gone, Duration::from_millis(50), |n| *n == seen),
+            );
         }
         self.shared.closing.store(true, Ordering::Release);
         if let Some(w) = lock(&self.shared.watchdog).take() {
