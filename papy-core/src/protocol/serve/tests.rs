@@ -149,15 +149,13 @@ fn an_unknown_chain_fails_every_packed_item_with_the_reason() {
     assert_eq!(errors[1].1.index, Some(4));
 }
 
+/// The calls a packed batch entry point got: its bytes and item count.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, usize)>>>;
+
 /// A worker of one function with a packed batch entry point (a plugin's):
 /// it doubles integers and fails on 3; `whole` says whether the packed
 /// entry point answers, and the calls it got are recorded.
-fn packed_doubler(
-    whole: bool,
-) -> (
-    Worker,
-    std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, usize)>>>,
-) {
+fn packed_doubler(whole: bool) -> (Worker, Calls) {
     use crate::registry::Function;
     use std::sync::{Arc, Mutex};
     let calls = Arc::new(Mutex::new(Vec::new()));
