@@ -37,12 +37,6 @@ const PIPELINE_DEPTH: usize = 2;
 /// Most jobs coalesced into one frame.
 const MAX_GROUP: usize = 256;
 
-/// A group grows to about this much expected work: a frame's fixed cost
-/// (tens of microseconds) is then a small share of it, and the queue's
-/// other jobs stay for whichever worker frees up first (merging up to
-/// [`SHORT_FRAME`] of work left one worker with most of a short run).
-const GROUP_TIME: Duration = Duration::from_millis(1);
-
 /// Starts a worker (a child process; a fake in tests).
 pub(super) type Start<'a, L> = dyn Fn() -> Result<L, StartError> + 'a;
 
@@ -292,7 +286,7 @@ impl<'a, L: Link> Proxy<'a, L> {
     /// jobs would otherwise pay a round trip each), at most this worker's
     /// share of the queue ([`share`](Self::share)). Only jobs whose own
     /// task's items are measured fast are merged, and only up to
-    /// [`GROUP_TIME`] of expected work: a
+    /// [`SHORT_FRAME`] of expected work: a
     /// result is never held back by a job queued behind it whose time is
     /// unknown or long (another task's pace is no guide, issue 28).
     /// `count` (items sent to this worker) grows with the group.
@@ -306,7 +300,7 @@ impl<'a, L: Link> Proxy<'a, L> {
         // A recycled worker serves at most its share of items (or one job,
         // when a job alone holds more).
         let room = |served: u64| self.cmd.recycling().after_items.is_none_or(|n| served < n);
-        while group.len() < share && room(*count) && expected < GROUP_TIME {
+        while group.len() < share && room(*count) && expected < SHORT_FRAME {
             match self.rx.try_recv() {
                 // Packed jobs travel with packed jobs only.
                 Ok(j)

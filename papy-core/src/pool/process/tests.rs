@@ -368,21 +368,6 @@ fn a_worker_ahead_merges_no_more_than_its_share_of_the_queue() {
     assert_eq!(values(&o.frames), want);
 }
 
-/// Merged jobs make a frame of about a millisecond of work, not more: its
-/// fixed cost is small beside that, and the rest of the queue stays for
-/// whichever worker frees up first.
-#[test]
-fn a_merged_frame_holds_about_a_millisecond_of_work() {
-    let o = run(&Setup {
-        jobs: vec![1; 10],
-        pace: Some(Duration::from_micros(300)),
-        ..Setup::default()
-    });
-    assert!(failed(&o, 10).is_empty());
-    let want: &[&[i64]] = &[&[0, 1, 2, 3], &[4, 5, 6, 7], &[8, 9]];
-    assert_eq!(values(&o.frames), want);
-}
-
 /// A remote pool's saved settings keep its recycling, as a process pool's do.
 #[test]
 fn a_remote_pool_saves_its_recycling() {
