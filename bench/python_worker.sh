@@ -8,15 +8,16 @@
 #   bench/python_worker.sh [ITEMS_STRIDE_1] [ITEMS_STRIDE_1000] [PAIRS]
 #       (defaults: 20000 200000 3)
 #
-# Needs `cargo build --release --workspace` and python3 with msgpack
-# (`python3 -m pip install ./python`).
+# Needs `cargo build --release --workspace` (CARGO_TARGET_DIR is honoured;
+# PAPY=path/to/papy names another build, e.g. to compare two) and python3
+# with msgpack (`python3 -m pip install ./python`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n1=${1:-20000}
 n1000=${2:-200000}
 pairs=${3:-3}
-papy=./target/release/papy
-[ -x "$papy" ] || { echo "build first: cargo build --release --workspace" >&2; exit 1; }
+papy=$(realpath -m "${PAPY:-${CARGO_TARGET_DIR:-target}/release/papy}")
+[ -x "$papy" ] || { echo "build first: cargo build --release --workspace ($papy is missing)" >&2; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
@@ -44,7 +45,7 @@ path = "/dev/null"
 TOML
 }
 pipeline python "exec python3 $PWD/examples/python/shout_worker.py" py.echo
-pipeline rust "exec $PWD/target/release/papy worker --stdio" papy.ipasser
+pipeline rust "exec $papy worker --stdio" papy.ipasser
 
 now() { date +%s.%N; }
 run() { # name, items, stride

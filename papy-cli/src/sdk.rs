@@ -27,6 +27,7 @@ const SOURCES: &[(&str, &str)] = carried![
     "papy-sdk/src/export.rs",
     "papy-sdk/src/lib.rs",
     "papy-sdk/src/packed.rs",
+    "papy-sdk/src/packed/skip.rs",
     "papy-sdk/src/registry.rs",
     "papy-sdk/src/state.rs",
     "papy-sdk/src/unwind.rs",

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 pub use papy_sdk::registry::{
     declared_modules, normalise, registered, BatchFn, Callable, DynFn, Function, ModuleDescriptor,
-    Param, RawFn, WorkerDescriptor,
+    PackedFn, Param, RawFn, WorkerDescriptor,
 };
 
 /// Answers whether a module named in `imports` can be made available

@@ -14,6 +14,8 @@ use serde::{Deserializer, Serializer};
 
 use crate::value::{Map, Value};
 
+pub use skip::value_len;
+
 /// Deepest nesting of lists and maps accepted from a peer: deep enough
 /// that the values pipelines build on threads cross to a process as they
 /// are, shallow enough that decoding one stays well within a thread's
@@ -554,5 +556,6 @@ pub mod indices {
     }
 }
 
+mod skip;
 #[cfg(test)]
 mod tests;

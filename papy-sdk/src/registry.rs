@@ -24,6 +24,17 @@ pub type DynFn = dyn Fn(&[Value], &[Value]) -> Result<Value, ItemError> + Send +
 /// ABI per batch instead of one per item).
 pub type BatchFn = dyn Fn(&[&[Value]], &[Value]) -> Vec<Result<Value, ItemError>> + Send + Sync;
 
+/// A whole batch in its packed form (a plugin's batch entry point, called
+/// on a frame's own bytes): `n` values packed one after the other (see
+/// [`packed`](crate::packed)) and the arguments in; each value's result
+/// appended to the buffer, packed (nil where the item failed), and the
+/// failures returned by position. `Err`: the batch as a whole could not be
+/// run or answered (nothing is appended then): the caller runs its items
+/// another way.
+pub type PackedFn = dyn Fn(&[u8], usize, &[Value], &mut Vec<u8>) -> Result<Vec<(usize, ItemError)>, ItemError>
+    + Send
+    + Sync;
+
 /// One argument parameter of a registered function (the parameters after the inbox).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {
@@ -108,6 +119,9 @@ pub struct Function {
     /// The same body for a whole batch, when the function has one (plugins
     /// built for ABI 1.2); [`invoke`](Function::invoke) is used otherwise.
     pub batch: Option<Arc<BatchFn>>,
+    /// The same batch on packed values, when the function has one: a
+    /// process worker hands it a frame's bytes without decoding them.
+    pub packed: Option<Arc<PackedFn>>,
 }
 
 impl Function {
@@ -146,6 +160,7 @@ impl Function {
                 Err(ItemError::new(ErrorKind::Function, message.clone()))
             })),
             batch: None,
+            packed: None,
         }
     }
 
@@ -161,6 +176,7 @@ impl Function {
             portable: false,
             call: Callable::Dynamic(f),
             batch: None,
+            packed: None,
         }
     }
 
@@ -176,6 +192,7 @@ impl Function {
             portable: true,
             call: Callable::Static(d.call),
             batch: None,
+            packed: None,
         }
     }
 }

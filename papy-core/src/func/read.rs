@@ -41,6 +41,9 @@ struct LineReader {
     path: PathBuf,
     source: Source,
     line: u64,
+    /// The last line read, with its terminator (reused: no allocation per
+    /// line but the item's own string).
+    buf: Vec<u8>,
 }
 
 enum Source {
@@ -55,14 +58,14 @@ enum Source {
 }
 
 impl LineReader {
-    /// The next line with its terminator; `Ok(None)` at the end.
-    fn next_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// Reads the next line, with its terminator, into `buf`; `Ok(false)`
+    /// at the end.
+    fn next_line(&mut self) -> io::Result<bool> {
         self.line += 1;
+        let buf = &mut self.buf;
+        buf.clear();
         match &mut self.source {
-            Source::Stream(r) => {
-                let mut buf = Vec::new();
-                Ok((r.read_until(b'\n', &mut buf)? > 0).then_some(buf))
-            }
+            Source::Stream(r) => Ok(r.read_until(b'\n', buf)? > 0),
             Source::Follow {
                 file,
                 pos,
@@ -73,11 +76,13 @@ impl LineReader {
                 let n = file.read_until(b'\n', partial)?;
                 *pos += n as u64;
                 if partial.ends_with(b"\n") {
-                    return Ok(Some(std::mem::take(partial)));
+                    std::mem::swap(partial, buf);
+                    return Ok(true);
                 }
                 if stop.is_raised() {
                     // A last line without its newline is still a line.
-                    return Ok((!partial.is_empty()).then(|| std::mem::take(partial)));
+                    std::mem::swap(partial, buf);
+                    return Ok(!buf.is_empty());
                 }
                 if n == 0 {
                     // Truncated (log rotation by copytruncate): start over.
@@ -93,13 +98,10 @@ impl LineReader {
     }
 }
 
-fn strip_newline(mut line: Vec<u8>) -> Vec<u8> {
-    if line.ends_with(b"\n") {
-        line.pop();
-        if line.ends_with(b"\r") {
-            line.pop();
-        }
-    }
+fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line
+        .strip_suffix(b"\n")
+        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l));
     line
 }
 
@@ -127,6 +129,7 @@ pub fn lines(path: impl AsRef<Path>) -> io::Result<Lines> {
             path: path.to_path_buf(),
             source: Source::Stream(codec::open(path)?),
             line: 0,
+            buf: Vec::new(),
         },
         done: false,
     })
@@ -170,6 +173,7 @@ pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::R
                 stop,
             },
             line: 0,
+            buf: Vec::new(),
         },
         done: false,
     })
@@ -183,11 +187,11 @@ impl Iterator for Lines {
             return None;
         }
         match self.r.next_line() {
-            Ok(Some(line)) => Some(match String::from_utf8(strip_newline(line)) {
+            Ok(true) => Some(match std::str::from_utf8(strip_newline(&self.r.buf)) {
                 Ok(s) => Ok(Value::from(s)),
                 Err(e) => input_error(&self.r.path, format_args!("line {}: {e}", self.r.line)),
             }),
-            Ok(None) => {
+            Ok(false) => {
                 self.done = true;
                 None
             }
@@ -291,6 +295,7 @@ pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Re
             path: path.to_path_buf(),
             source: Source::Stream(codec::open(path)?),
             line: 0,
+            buf: Vec::new(),
         },
         delimiter: delimiter
             .filter(|d| !d.is_empty())
@@ -338,16 +343,16 @@ impl Iterator for Records {
         let mut acc: Vec<u8> = Vec::new();
         loop {
             match self.r.next_line() {
-                Ok(Some(line)) => {
-                    if self.is_delimiter(&line) {
+                Ok(true) => {
+                    if self.is_delimiter(&self.r.buf) {
                         if !acc.is_empty() {
                             return Some(self.record(acc));
                         }
                     } else {
-                        acc.extend_from_slice(&line);
+                        acc.extend_from_slice(&self.r.buf);
                     }
                 }
-                Ok(None) => {
+                Ok(false) => {
                     self.done = true;
                     if acc.is_empty() {
                         return None;

@@ -62,6 +62,30 @@ impl Wire<'_> {
         self.indices.len() / 8
     }
 
+    /// The `Task` frame carrying it, split for
+    /// [`write_frame_tail`](crate::protocol::write_frame_tail) when its
+    /// values are packed: the frame without them, and the values. Else the
+    /// whole frame and `None`.
+    pub fn frame_and_tail<'f>(
+        &'f self,
+        id: u64,
+        chain: &'f [Call],
+        node: &'f str,
+    ) -> (FrameRef<'f>, Option<&'f [u8]>) {
+        let (inboxes, tail) = match &self.values {
+            WireValues::Packed(v) => (InboxesRef::Single(&[]), Some(v.as_slice())),
+            WireValues::Many(v) => (InboxesRef::Many(v), None),
+        };
+        let frame = FrameRef::Task {
+            id,
+            chain,
+            node,
+            indices: &self.indices,
+            inboxes,
+        };
+        (frame, tail)
+    }
+
     /// The `Task` frame carrying it, for task `id` of `chain` at `node`.
     pub fn frame<'f>(&'f self, id: u64, chain: &'f [Call], node: &'f str) -> FrameRef<'f> {
         let inboxes = match &self.values {

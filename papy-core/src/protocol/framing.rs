@@ -194,17 +194,71 @@ pub fn write_frame_with<F: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     frame: &F,
 ) -> Result<(), ProtocolError> {
+    encode_frame(buf, frame)?;
+    set_length(buf, 0)?;
+    w.write_all(buf)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// As [`write_frame_with`], for a frame whose encoding ends with an empty
+/// `bin` standing for `tail` (a `Task` of packed values, built with none):
+/// the frame is encoded in `buf` up to that `bin`, whose header is set for
+/// `tail`, then `tail` is written as it is instead of being copied into
+/// `buf` (a batch's values are most of its frame). The bytes written are
+/// those of the frame built with `tail` in place.
+///
+/// # Errors
+/// I/O errors, a frame too large for the 4-byte length, or a frame that
+/// does not end with an empty `bin`.
+pub fn write_frame_tail<F: Serialize + ?Sized>(
+    w: &mut impl Write,
+    buf: &mut Vec<u8>,
+    frame: &F,
+    tail: &[u8],
+) -> Result<(), ProtocolError> {
+    encode_frame(buf, frame)?;
+    if !buf.ends_with(&[0xc4, 0x00]) {
+        return Err(ProtocolError::Malformed(
+            "internal: a frame written with a tail must end with an empty bin".into(),
+        ));
+    }
+    buf.truncate(buf.len() - 2);
+    let too_large = || ProtocolError::TooLarge {
+        size: tail.len(),
+        limit: u32::MAX as usize,
+    };
+    let n = tail.len();
+    if let Ok(b) = u8::try_from(n) {
+        buf.extend_from_slice(&[0xc4, b]);
+    } else if let Ok(h) = u16::try_from(n) {
+        buf.push(0xc5);
+        buf.extend_from_slice(&h.to_be_bytes());
+    } else {
+        buf.push(0xc6);
+        buf.extend_from_slice(&u32::try_from(n).map_err(|_| too_large())?.to_be_bytes());
+    }
+    set_length(buf, n)?;
+    w.write_all(buf)?;
+    w.write_all(tail)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Encodes `frame` into `buf` after 4 bytes kept for its length.
+fn encode_frame<F: Serialize + ?Sized>(buf: &mut Vec<u8>, frame: &F) -> Result<(), ProtocolError> {
     buf.clear();
     buf.extend_from_slice(&[0; 4]);
-    rmp_serde::encode::write_named(buf, frame)
-        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    let body = buf.len() - 4;
+    rmp_serde::encode::write_named(buf, frame).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Sets the length of the frame in `buf`, followed by `more` bytes.
+fn set_length(buf: &mut [u8], more: usize) -> Result<(), ProtocolError> {
+    let body = (buf.len() - 4).saturating_add(more);
     let len = u32::try_from(body).map_err(|_| ProtocolError::TooLarge {
         size: body,
         limit: u32::MAX as usize,
     })?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    w.write_all(buf)?;
-    w.flush()?;
     Ok(())
 }

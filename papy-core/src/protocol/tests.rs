@@ -349,3 +349,36 @@ fn major_mismatch_is_refused_and_unknown_fields_ignored() {
     assert!(h.check().is_ok());
     assert_eq!(h.minor, MINOR + 3);
 }
+
+/// A `Task` frame written with its packed values as a tail is the frame
+/// written whole, byte for byte, at every size of `bin` header; a frame
+/// that does not end with an empty `bin` is refused, nothing written.
+#[test]
+fn a_frame_written_with_its_values_as_a_tail_is_the_same_bytes() {
+    let chain = [Call {
+        function: "papy.ipasser".into(),
+        args: vec![Value::Int(3)],
+    }];
+    let task = |values: &'static [u8]| FrameRef::Task {
+        id: 9,
+        chain: &chain,
+        node: "n",
+        indices: &[1, 0, 0, 0, 0, 0, 0, 0],
+        inboxes: InboxesRef::Single(values),
+    };
+    for n in [0usize, 1, 255, 256, 65_535, 65_536, 70_000] {
+        let values: &'static [u8] = Vec::leak(vec![7u8; n]);
+        let (mut whole, mut split) = (Vec::new(), Vec::new());
+        write_frame_with(&mut whole, &mut Vec::new(), &task(values)).unwrap();
+        write_frame_tail(&mut split, &mut Vec::new(), &task(&[]), values).unwrap();
+        assert!(whole == split, "{n} values");
+        assert!(matches!(
+            read_frame(&mut split.as_slice(), MAX_FRAME),
+            Ok(Frame::Task { .. })
+        ));
+    }
+    let mut out = Vec::new();
+    let e = write_frame_tail(&mut out, &mut Vec::new(), &Frame::Shutdown, &[1]).unwrap_err();
+    assert!(e.to_string().contains("empty bin"), "{e}");
+    assert!(out.is_empty());
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use papy_core::registry::{Callable, Function, Param};
 use papy_core::Value;
 
-use super::call::{call_plugin, call_plugin_batch};
+use super::call::{batch_entries, call_plugin};
 use super::manifest::{array, invalid, read_str, Checked};
 use crate::abi::{FreeFn, MAX_NAME_LEN, MAX_TEXT_LEN};
 use crate::error::PluginError;
@@ -69,6 +69,7 @@ pub(super) fn functions(
                 format!("worker {index} (`{short}`) has a null call pointer"),
             ));
         };
+        let (batch, packed) = batch_entries(call_batch, free, index);
         functions.push(Function {
             name: format!("{name}.{short}"),
             params,
@@ -80,13 +81,8 @@ pub(super) fn functions(
             call: Callable::Dynamic(Arc::new(move |inbox: &[Value], args: &[Value]| {
                 call_plugin(call, free, index, inbox, args)
             })),
-            batch: call_batch.map(|cb| {
-                let f: Arc<papy_core::registry::BatchFn> =
-                    Arc::new(move |inboxes: &[&[Value]], args: &[Value]| {
-                        call_plugin_batch(cb, free, index, inboxes, args)
-                    });
-                f
-            }),
+            batch,
+            packed,
         });
     }
     if types.is_some_and(|t| t.len() > 0) {

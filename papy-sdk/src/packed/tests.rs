@@ -106,3 +106,46 @@ fn malformed_input_is_an_error_not_a_panic() {
         .unwrap_err()
         .contains("string"));
 }
+
+/// `value_len` steps over exactly one value, whatever its kind, and
+/// refuses what decoding refuses (so bytes passed on unread are bytes the
+/// host can read).
+#[test]
+fn value_len_steps_over_one_value_and_refuses_what_decoding_refuses() {
+    let mut map = crate::value::Map::new();
+    map.insert(
+        Value::from("k"),
+        Value::list([Value::Float(1.5), Value::Null]),
+    );
+    let values = [
+        Value::Int(-1),
+        Value::Int(1 << 40),
+        Value::from("é".repeat(40)),
+        Value::Bytes(vec![1u8; 300].into()),
+        Value::Map(map.into()),
+        Value::list((0..20).map(Value::Int)),
+        Value::Bool(true),
+    ];
+    let mut buf = Vec::new();
+    encode_values(values.iter(), &mut buf);
+    let mut rest = buf.as_slice();
+    for v in &values {
+        let n = value_len(rest).unwrap();
+        assert_eq!(decode_value(&rest[..n]).as_ref(), Ok(v));
+        rest = &rest[n..];
+    }
+    assert!(rest.is_empty());
+    // Refused: a truncated string, invalid UTF-8, an unused marker, a list
+    // claiming more elements than there are, nesting past MAX_DEPTH.
+    let deep = [vec![0x91u8; MAX_DEPTH + 2], vec![0xc0]].concat();
+    for bad in [
+        &[0xa3, b'a'][..],
+        &[0xa2, 0xff, 0xfe],
+        &[0xc1],
+        &[0x93, 0x01],
+        &deep,
+    ] {
+        assert!(value_len(bad).is_err(), "{bad:?}");
+        assert!(decode_value(bad).is_err(), "{bad:?}");
+    }
+}

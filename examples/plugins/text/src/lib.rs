@@ -3,6 +3,7 @@
 //! Build: `cargo build -p papy-plugin-text` (gives `target/debug/libtext.so`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use papy_sdk::worker;
 use rustc_hash::FxHashMap;
@@ -63,13 +64,14 @@ fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
 /// Counts the lower-cased words of a batch of lines: `{word: count}`.
 ///
 /// The lines are read where they lie in the batch (no copy of each line),
-/// and counted in an FxHash map (a fast hash for short keys).
+/// and counted in an FxHash map (a fast hash for short keys) whose keys
+/// become the result's keys as they are (one allocation per distinct word).
 #[worker]
-fn count_words(lines: papy_sdk::Value) -> Result<BTreeMap<String, i64>, String> {
+fn count_words(lines: papy_sdk::Value) -> Result<papy_sdk::Value, String> {
     let lines = lines
         .as_list()
         .ok_or_else(|| format!("expected a list of lines, got {}", lines.kind()))?;
-    let mut counts: FxHashMap<String, i64> = FxHashMap::default();
+    let mut counts: FxHashMap<Arc<str>, i64> = FxHashMap::default();
     let mut lower = String::new();
     for line in lines {
         let line = line
@@ -91,12 +93,16 @@ fn count_words(lines: papy_sdk::Value) -> Result<BTreeMap<String, i64>, String> 
             match counts.get_mut(key) {
                 Some(n) => *n += 1,
                 None => {
-                    counts.insert(key.to_string(), 1);
+                    counts.insert(Arc::from(key), 1);
                 }
             }
         }
     }
-    Ok(counts.into_iter().collect())
+    let map: papy_sdk::Map = counts
+        .into_iter()
+        .map(|(w, n)| (papy_sdk::Value::Str(w), papy_sdk::Value::Int(n)))
+        .collect();
+    Ok(papy_sdk::Value::Map(Arc::new(map)))
 }
 
 /// The `n` most frequent words of a count map, as `[word, count]` pairs

@@ -16,8 +16,8 @@ use crate::job::batch::Wire;
 use crate::os::{describe_status, exited_unreaped, kill_group};
 use crate::protocol::serve::chain_of;
 use crate::protocol::{
-    read_frame_with, release_large, write_frame, write_frame_with, Frame, Hello, ProtocolError,
-    MAX_FRAME,
+    read_frame_with, release_large, write_frame, write_frame_tail, write_frame_with, Frame, Hello,
+    ProtocolError, MAX_FRAME,
 };
 
 /// How long a worker's init may take.
@@ -334,11 +334,12 @@ impl Link for Conn {
         };
         let (chain, node) = (chain_of(worker), job.func().name());
         self.set_write_deadline(deadline);
-        let sent = write_frame_with(
-            &mut self.stdin,
-            &mut self.wbuf,
-            &wire.frame(id, &chain, &node),
-        );
+        let sent = match wire.frame_and_tail(id, &chain, &node) {
+            (frame, Some(values)) => {
+                write_frame_tail(&mut self.stdin, &mut self.wbuf, &frame, values)
+            }
+            (frame, None) => write_frame_with(&mut self.stdin, &mut self.wbuf, &frame),
+        };
         self.set_write_deadline(None);
         release_large(&mut self.wbuf);
         match sent {

@@ -108,6 +108,8 @@ struct Setup {
     pace: Option<Duration>,
     /// What the chain took per item in an earlier run of the pool.
     recent: Option<Duration>,
+    /// Workers the pool has (one proxy runs, as its slot 0); 0 means 1.
+    workers: usize,
 }
 
 /// What a run gave: every item's result by index, the frames, and the
@@ -126,7 +128,7 @@ fn run(s: &Setup) -> Outcome {
         ctx.pace.record(1, t);
     }
     let ctx = Arc::new(ctx);
-    let sh = Shared::new("fake", "process", 1);
+    let sh = Shared::new("fake", "process", s.workers.max(1));
     if let Some(t) = s.recent {
         lock(&sh.recent).insert("fake".into(), t);
     }
@@ -347,6 +349,23 @@ fn jobs_of_an_unmeasured_task_are_not_merged_whatever_the_chain_took_before() {
     });
     assert!(failed(&o, 4).is_empty());
     assert_eq!(o.frames[0].1, [0], "the first job travels alone");
+}
+
+/// A worker whose frame is in flight does not take, frame after pipelined
+/// frame, the jobs another worker of the pool would start: its merges stop
+/// at its share of the jobs it sees (in flight here included). The
+/// CPU-bound bench sent 16 of 20 jobs to one of 2 workers before.
+#[test]
+fn a_worker_ahead_merges_no_more_than_its_share_of_the_queue() {
+    let o = run(&Setup {
+        jobs: vec![1; 12],
+        pace: Some(Duration::from_nanos(1)),
+        workers: 2,
+        ..Setup::default()
+    });
+    assert!(failed(&o, 12).is_empty());
+    let want: &[&[i64]] = &[&[0, 1, 2, 3, 4, 5], &[6], &[7, 8], &[9], &[10], &[11]];
+    assert_eq!(values(&o.frames), want);
 }
 
 /// A remote pool's saved settings keep its recycling, as a process pool's do.

@@ -174,6 +174,13 @@ impl TaskRunner {
         // `i < n`: every index is there.
         let index = |i: usize| unpack_index(indices, i).unwrap_or_default();
         values.reserve(packed.len());
+        let worker = self.worker(chain);
+        if let Ok(w) = worker {
+            if run_whole(w, node, (packed, n), &index, values, errors) {
+                crate::hooks::run(crate::hooks::When::BatchDone);
+                return;
+            }
+        }
         let mut output = |i: usize, r: Item| match r {
             Ok(v) => encode_value(&v, values),
             Err(e) => {
@@ -181,7 +188,7 @@ impl TaskRunner {
                 errors.push((i as u32, WireError::from_item(&e)));
             }
         };
-        match self.worker(chain) {
+        match worker {
             Ok(worker) => {
                 let mut unpacker = Unpacker::new(packed);
                 // A value that cannot be read fails its own item (the rest
@@ -206,5 +213,45 @@ impl TaskRunner {
             }
         }
         crate::hooks::run(crate::hooks::When::BatchDone);
+    }
+}
+
+/// Runs a whole frame of packed values in one call, when `worker` is one
+/// function with a packed batch entry point (a plugin's, ABI 1.2): the
+/// frame's bytes go to it as they came and its packed results come back
+/// into `values`, no value decoded here. `false` (nothing written) when the
+/// worker has no such entry point, or the batch as a whole failed there
+/// (a panic on this side, a batch the plugin could not read or answer):
+/// the items then run one by one, each failing on its own.
+fn run_whole(
+    worker: &Worker,
+    node: &str,
+    (packed, n): (&[u8], usize),
+    index: &impl Fn(usize) -> u64,
+    values: &mut Vec<u8>,
+    errors: &mut Vec<(u32, WireError)>,
+) -> bool {
+    let [step] = worker.steps() else {
+        return false;
+    };
+    let Some(whole) = &step.function().packed else {
+        return false;
+    };
+    let _node = tracing::info_span!("node", name = node).entered();
+    let start = values.len();
+    match crate::catch(|| whole(packed, n, step.args(), values)) {
+        Ok(Ok(failed)) => {
+            for (i, e) in failed {
+                let e = e
+                    .with_function(step.function().name.clone())
+                    .at(node, index(i));
+                errors.push((i as u32, WireError::from_item(&e)));
+            }
+            true
+        }
+        Ok(Err(_)) | Err(_) => {
+            values.truncate(start);
+            false
+        }
     }
 }

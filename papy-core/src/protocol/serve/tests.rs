@@ -1,5 +1,6 @@
 use super::*;
 use crate::protocol::packed::{decode_values, encode_values};
+use crate::worker::Worker;
 
 fn packed(values: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -146,4 +147,91 @@ fn an_unknown_chain_fails_every_packed_item_with_the_reason() {
     assert_eq!(errors.len(), 2);
     assert!(errors[1].1.message.contains("cannot run here"));
     assert_eq!(errors[1].1.index, Some(4));
+}
+
+/// The calls a packed batch entry point got: its bytes and item count.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, usize)>>>;
+
+/// A worker of one function with a packed batch entry point (a plugin's):
+/// it doubles integers and fails on 3; `whole` says whether the packed
+/// entry point answers, and the calls it got are recorded.
+fn packed_doubler(whole: bool) -> (Worker, Calls) {
+    use crate::registry::Function;
+    use std::sync::{Arc, Mutex};
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let double = |v: &Value| match v.as_int() {
+        Some(3) => Err(ItemError::new(ErrorKind::Function, "three")),
+        Some(i) => Ok(Value::Int(2 * i)),
+        None => Err(ItemError::new(ErrorKind::Conversion, "not an int")),
+    };
+    let mut f = Function::closure(
+        "t.double",
+        Arc::new(move |inbox: &[Value], _: &[Value]| double(&inbox[0])),
+    );
+    f.packed = Some(Arc::new(
+        move |bytes: &[u8], n: usize, _: &[Value], out: &mut Vec<u8>| {
+            seen.lock().unwrap().push((bytes.to_vec(), n));
+            if !whole {
+                out.push(0xc0); // written, then given up: must not show
+                return Err(ItemError::new(ErrorKind::Conversion, "cannot read it"));
+            }
+            let mut failed = Vec::new();
+            for (i, v) in decode_values(bytes).unwrap().iter().enumerate() {
+                match double(v) {
+                    Ok(r) => crate::protocol::packed::encode_value(&r, out),
+                    Err(e) => {
+                        out.push(0xc0);
+                        failed.push((i, e));
+                    }
+                }
+            }
+            Ok(failed)
+        },
+    ));
+    let w = Worker::from_function(Arc::new(f), crate::worker::Args::Positional(vec![])).unwrap();
+    (w, calls)
+}
+
+/// A function with a packed batch entry point gets the frame's bytes as
+/// they came, in one call, and its packed results are the answer (errors
+/// named by node, index and function); when that entry point gives up on
+/// the batch, its items run one by one and nothing it wrote remains.
+#[test]
+fn a_packed_batch_function_gets_the_frame_bytes_whole() {
+    let chain = vec![Call {
+        function: "t.double".into(),
+        args: vec![],
+    }];
+    let inputs = [Value::Int(1), Value::Int(3), Value::Int(5)];
+    let p = packed(&inputs);
+    for whole in [true, false] {
+        let (w, calls) = packed_doubler(whole);
+        let mut runner = TaskRunner::default();
+        runner.cache.push((chain.clone(), Ok(w)));
+        let (mut values, mut errors) = (Vec::new(), Vec::new());
+        runner.run_packed(
+            chain.clone(),
+            "n",
+            &le(&[7, 8, 9]),
+            &p,
+            &mut values,
+            &mut errors,
+        );
+        assert_eq!(*calls.lock().unwrap(), [(p.clone(), 3)], "whole: {whole}");
+        assert_eq!(
+            decode_values(&values).unwrap(),
+            [Value::Int(2), Value::Null, Value::Int(10)],
+            "whole: {whole}"
+        );
+        let [(1, e)] = errors.as_slice() else {
+            panic!("one error, at position 1: {errors:?}")
+        };
+        assert_eq!(
+            (e.message.as_str(), e.index, e.function.as_deref()),
+            ("three", Some(8), Some("t.double")),
+            "whole: {whole}"
+        );
+        assert_eq!(e.path, ["n"]);
+    }
 }
