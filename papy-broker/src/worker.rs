@@ -2,34 +2,32 @@
 //! [`worker_main`] for a program's own binary) reads task entries in the
 //! run's consumer group, runs them exactly as a process worker would (or
 //! relays them to a local stdio worker: `relay.rs`), appends the results
-//! and acknowledges the entries.
+//! and acknowledges the entries. Its options and the reconnection loop are
+//! here; a connection's worth of serving (reading ahead, running, writing
+//! results, in three threads) is `session.rs`.
 //!
 //! Before it runs an entry, a worker records that the entry holds its job
-//! ([`Queue::claim_job`]): a copy of a sealed entry appended again (by
-//! whoever can write to the stream, or by the host after a reconnection) is
-//! acknowledged and counted, not run; the entry that holds the job runs
-//! again when it is redelivered.
+//! ([`Queue::claim_jobs`](crate::Queue::claim_jobs), `admit.rs`): a copy of
+//! a sealed entry appended again (by whoever can write to the stream, or by
+//! the host after a reconnection) is acknowledged and counted, not run; the
+//! entry that holds the job runs again when it is redelivered.
 //!
-//! Recovery lives here too: every check interval a worker takes over one
-//! entry that a dead worker left pending longer than `claim_after`
-//! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
-//! times to the dead-letter stream instead of running it once more. A lost
-//! connection is retried with exponential back-off, for ever.
+//! Recovery: every check interval a worker takes over one entry that a dead
+//! worker left pending longer than `claim_after` (`XAUTOCLAIM ... COUNT
+//! 1`), and moves an entry delivered more than `max_attempts` times to the
+//! dead-letter stream instead of running it once more. A lost connection
+//! is retried with exponential back-off, for ever.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use papy_core::error::quote_peer;
-use papy_core::protocol::{Frame, MAX_FRAME};
-use papy_core::{ErrorKind, Item, ItemError, WorkerCommand};
+use papy_core::WorkerCommand;
 
-use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
-use crate::heartbeat::Heartbeat;
-use crate::queue::{Claim, Connect, Entry, Queue, RunSettings};
+use crate::queue::{Connect, RunSettings};
 use crate::redis_queue::RedisConnector;
 use crate::relay::Runner;
-use crate::seal::{Role, Sealer};
+use crate::seal::Sealer;
 
 /// How a broker worker serves.
 #[derive(Debug, Clone)]
@@ -57,7 +55,19 @@ pub struct ServeOptions {
     /// the run's key and URL (`PAPY_BROKER_KEY`, `PAPY_REDIS_URL`) out of
     /// this process's environment, so that the child does not inherit them.
     pub relay: Option<WorkerCommand>,
+    /// Most task entries held at once: the one being run and those read
+    /// ahead of it (default [`READ_AHEAD`]). A worker reads the next
+    /// entries, and claims their jobs, while it runs one: as many as cover
+    /// the round trips an entry costs besides its run (measured), so that
+    /// a worker far from its broker does not wait between entries, within
+    /// this bound. An entry held is heartbeaten, and reclaimed by others
+    /// if the worker dies, as the one it runs. 1: one entry at a time.
+    pub read_ahead: usize,
 }
+
+/// The most entries a worker holds at once by default
+/// ([`ServeOptions::read_ahead`]).
+pub const READ_AHEAD: usize = 64;
 
 impl ServeOptions {
     /// Serves run `run` for ever.
@@ -70,12 +80,13 @@ impl ServeOptions {
             parent: None,
             key: None,
             relay: None,
+            read_ahead: READ_AHEAD,
         }
     }
 }
 
 /// Settings a worker uses before the host has written the run's.
-fn default_settings() -> RunSettings {
+pub(crate) fn default_settings() -> RunSettings {
     RunSettings {
         session: String::new(),
         max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
@@ -144,7 +155,7 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
             return Ok(());
         }
         let started = Instant::now();
-        match session(&connect, opts, &sealer, &consumer, &mut runner) {
+        match crate::session::session(&connect, opts, &sealer, &consumer, &mut runner) {
             Ok(()) => return Ok(()),
             Err(e @ BrokerError::KeyMismatch(_)) => return Err(e),
             Err(e) => {
@@ -162,51 +173,9 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     }
 }
 
-/// One connection's worth of serving.
-fn session(
-    connect: &Arc<dyn Connect>,
-    opts: &ServeOptions,
-    sealer: &Sealer,
-    consumer: &str,
-    runner: &mut Runner,
-) -> Result<()> {
-    let mut q = connect.connect()?;
-    let q = &mut *q;
-    let mut settings = default_settings();
-    let heartbeat = Heartbeat::start(connect.clone(), consumer, settings.claim_after / 4);
-    let mut last_check: Option<Instant> = None;
-    loop {
-        let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
-        if due {
-            last_check = Some(Instant::now());
-            if host_gone(opts) {
-                return Ok(());
-            }
-            if let Some(s) = q.settings()? {
-                check_key(&s, sealer)?;
-                if s.done && opts.until_done {
-                    return Ok(());
-                }
-                if s.claim_after != settings.claim_after {
-                    heartbeat.every(s.claim_after / 4);
-                }
-                settings = s;
-            }
-            // One at a time: an entry taken over is held (and heartbeaten)
-            // from the moment it is claimed until it is run.
-            for e in q.reclaim(consumer, settings.claim_after, 1)? {
-                handle(q, &heartbeat, runner, &settings, sealer, e)?;
-            }
-        }
-        for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
-            handle(q, &heartbeat, runner, &settings, sealer, e)?;
-        }
-    }
-}
-
 /// Fails when this worker's key is not the one the run `s` was started
 /// with: serving would dead-letter the run's real entries.
-fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
+pub(crate) fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
     if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
         return Err(BrokerError::KeyMismatch(format!(
             "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
@@ -218,7 +187,7 @@ fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
 }
 
 /// The host that started this local worker has died.
-fn host_gone(opts: &ServeOptions) -> bool {
+pub(crate) fn host_gone(opts: &ServeOptions) -> bool {
     opts.parent.is_some_and(|p| !alive(p))
 }
 
@@ -263,194 +232,8 @@ pub fn parent_pid() -> Option<u32> {
 }
 
 /// How often a worker looks at the run's settings and for stale entries.
-fn check_every(s: &RunSettings) -> Duration {
+pub(crate) fn check_every(s: &RunSettings) -> Duration {
     (s.claim_after / 2).min(Duration::from_millis(250))
-}
-
-/// Why an entry delivered `deliveries` times is given up on.
-pub(crate) fn too_often(deliveries: u64, max_attempts: u32) -> String {
-    format!(
-        "delivered {deliveries} times (max_attempts = {max_attempts}): every worker that took it died or stalled"
-    )
-}
-
-/// A task entry admitted to run: the parts of its `Task` frame.
-pub(crate) struct Admitted {
-    pub(crate) id: u64,
-    chain: Vec<papy_core::protocol::Call>,
-    node: String,
-    indices: Vec<u64>,
-    inboxes: papy_core::protocol::WireInboxes,
-}
-
-/// Dead-letters entry `e` with a sealed letter: giving up on `job` (the id
-/// of its authenticated task frame; `None` when the entry is not the
-/// run's), because of `reason` (quoted: at most 1 KiB).
-pub(crate) fn give_up(
-    q: &mut dyn Queue,
-    sealer: &Sealer,
-    e: &Entry,
-    job: Option<u64>,
-    reason: &str,
-) -> Result<()> {
-    let letter = sealer.dead_letter(&e.session, job, &e.id, e.deliveries, reason);
-    tracing::warn!(
-        "entry {}: {}; moved to the dead-letter stream",
-        quote_peer(&e.id),
-        letter.reason
-    );
-    q.dead_letter(e, &letter)
-}
-
-/// Decides what becomes of a task entry just taken (read, reclaimed, or
-/// claimed by the host as stale): `Some` when it is to run; otherwise it
-/// has been settled (dead-lettered, acknowledged as a replay) or left
-/// pending (its run is gone).
-///
-/// - An entry without the run's tag, or whose payload is not a `Task`
-///   frame, is dead-lettered naming no job: it reports the entry and fails
-///   nothing (whoever wrote it has no key, so neither its job number nor its
-///   text is to be believed; the worker's reason is fixed text).
-/// - Of the entries that carry the same job (a sealed entry appended again,
-///   by an attacker or by the host after a reconnection), only the first to
-///   be claimed runs; the others are acknowledged and counted. The entry
-///   holding the job runs again when it is redelivered (reclaimed from a
-///   dead worker): at least once.
-/// - An entry delivered more than `max_attempts` times is dead-lettered
-///   naming its job.
-pub(crate) fn admit(
-    q: &mut dyn Queue,
-    sealer: &Sealer,
-    e: &Entry,
-    max_attempts: u32,
-) -> Result<Option<Admitted>> {
-    // Whoever can write to the stream is not trusted: an entry without
-    // the run's tag is never run.
-    let payload = match sealer.open(Role::Task, &e.session, &e.payload) {
-        Ok(p) => p,
-        Err(why) => {
-            // A worker whose key is not the run's must not dead-letter the
-            // run's real entries: it checks the key again and stops.
-            if let Some(s) = q.settings()? {
-                check_key(&s, sealer)?;
-            }
-            give_up(q, sealer, e, None, &why)?;
-            return Ok(None);
-        }
-    };
-    let frame = match decode(&e.id, payload) {
-        Ok(f) => f,
-        Err(err) => {
-            give_up(q, sealer, e, None, &err.to_string())?;
-            return Ok(None);
-        }
-    };
-    let Frame::Task {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    } = frame
-    else {
-        let reason = BrokerError::Malformed {
-            id: e.id.clone(),
-            reason: "not a Task frame".into(),
-        };
-        give_up(q, sealer, e, None, &reason.to_string())?;
-        return Ok(None);
-    };
-    match q.claim_job(e, id)? {
-        Claim::Mine => {}
-        Claim::Replay => {
-            tracing::warn!(
-                "entry {}: job {id} of session {} is held by another entry (a replay), or its session is not the run's; acknowledged, not run",
-                quote_peer(&e.id),
-                quote_peer(&e.session)
-            );
-            return Ok(None);
-        }
-        Claim::RunGone => {
-            tracing::debug!("entry {}: the run is gone; left pending", quote_peer(&e.id));
-            return Ok(None);
-        }
-    }
-    if e.deliveries > u64::from(max_attempts) {
-        give_up(
-            q,
-            sealer,
-            e,
-            Some(id),
-            &too_often(e.deliveries, max_attempts),
-        )?;
-        return Ok(None);
-    }
-    Ok(Some(Admitted {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    }))
-}
-
-/// Runs one entry (or dead-letters it) and acknowledges it.
-fn handle(
-    q: &mut dyn Queue,
-    heartbeat: &Heartbeat,
-    runner: &mut Runner,
-    settings: &RunSettings,
-    sealer: &Sealer,
-    e: Entry,
-) -> Result<()> {
-    let Some(Admitted {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    }) = admit(q, sealer, &e, settings.max_attempts)?
-    else {
-        return Ok(());
-    };
-    heartbeat.hold(&e.id);
-    // The time spent on the entry here, reported with its result: the
-    // host's adaptive batching measures items by it, not by the round trip.
-    let started = Instant::now();
-    let n = indices.len();
-    let results =
-        papy_core::protocol::WireResults::from_items(&runner.run(chain, &node, &indices, inboxes));
-    heartbeat.release(&e.id);
-    // A result the host could not read (too big, or not encodable) becomes
-    // one error per item; it is never mistaken for a lost connection.
-    let bytes = match encode_result(id, results) {
-        Ok(b) => sealer.seal(Role::Result, &e.session, b),
-        Err(why) => {
-            tracing::warn!("entry {}: {why}", e.id);
-            let error = ItemError::new(ErrorKind::Conversion, why);
-            let items: Vec<Item> = vec![Err(error); n];
-            match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
-                Ok(b) => sealer.seal(Role::Result, &e.session, b),
-                Err(why) => return give_up(q, sealer, &e, Some(id), &why),
-            }
-        }
-    };
-    q.complete(&e, &bytes, started.elapsed())
-}
-
-/// A `Result` frame's bytes, if the host can read them (at most `MAX_FRAME`).
-fn encode_result(
-    id: u64,
-    results: papy_core::protocol::WireResults,
-) -> std::result::Result<Vec<u8>, String> {
-    let bytes = encode(&Frame::Result { id, results }).map_err(|e| e.to_string())?;
-    if bytes.len() > MAX_FRAME {
-        return Err(format!(
-            "the batch's result is {} bytes, more than a frame may hold ({MAX_FRAME})",
-            bytes.len()
-        ));
-    }
-    Ok(bytes)
 }
 
 /// The environment variable naming the broker URL of a local worker.
