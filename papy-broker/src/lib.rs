@@ -38,6 +38,7 @@ mod admit;
 pub mod codec;
 mod config;
 mod error;
+mod floor;
 mod heartbeat;
 mod keys;
 mod local;

@@ -9,9 +9,9 @@
 //! [`ServeOptions::read_ahead`]: crate::ServeOptions::read_ahead
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::pool::follow_floor;
+use crate::floor::Floor;
 
 /// No further entry is read ahead while those held hold this many bytes
 /// (one entry is always taken, whatever its size, as without read-ahead).
@@ -23,12 +23,12 @@ pub(crate) const READ_AHEAD_BYTES: usize = 64 << 20;
 /// [`ServeOptions::read_ahead`]: crate::ServeOptions::read_ahead
 const FIRST_DEPTH: usize = 2;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     entries: usize,
     bytes: usize,
     /// The shortest recent overhead of an entry (held minus run), in us.
-    overhead_us: u64,
+    overhead_us: Floor,
     /// How long an entry runs, in us (moving average); 0: not measured.
     run_us: u64,
 }
@@ -46,7 +46,12 @@ impl Window {
     /// A window of at most `most` entries.
     pub(crate) fn new(most: usize) -> Window {
         Window {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                entries: 0,
+                bytes: 0,
+                overhead_us: Floor::new(),
+                run_us: 0,
+            }),
             freed: Condvar::new(),
             most: most.max(1),
         }
@@ -59,9 +64,11 @@ impl Window {
     /// Entries to hold: one, and as many more as runs cover the overhead
     /// (one at least).
     fn depth(&self, s: &State) -> usize {
-        let depth = match s.run_us {
-            0 => FIRST_DEPTH,
-            run => 1 + usize::try_from(s.overhead_us.div_ceil(run)).unwrap_or(usize::MAX),
+        let depth = match (s.run_us, s.overhead_us.get()) {
+            (0, _) | (_, None) => FIRST_DEPTH,
+            (run, Some(overhead)) => {
+                1 + usize::try_from(overhead.div_ceil(run)).unwrap_or(usize::MAX)
+            }
         };
         depth.max(FIRST_DEPTH).min(self.most)
     }
@@ -93,12 +100,12 @@ impl Window {
     /// `n` entries of `bytes` bytes let go; `measured`: for those run, how
     /// long they were held and how long they ran.
     pub(crate) fn release(&self, n: usize, bytes: usize, measured: &[(Duration, Duration)]) {
-        let mut s = self.lock();
+        let (mut s, now) = (self.lock(), Instant::now());
         s.entries = s.entries.saturating_sub(n);
         s.bytes = s.bytes.saturating_sub(bytes);
         for (held, ran) in measured {
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            s.overhead_us = follow_floor(s.overhead_us, us(held.saturating_sub(*ran)));
+            s.overhead_us.record(us(held.saturating_sub(*ran)), now);
             s.run_us = match s.run_us {
                 0 => us(*ran),
                 old => old - old / 4 + us(*ran) / 4,
@@ -126,16 +133,17 @@ mod tests {
         w.release(2, 10, &[(40 * MS, 10 * MS), (40 * MS, 10 * MS)]);
         assert_eq!(w.room(Duration::ZERO), 4);
         // Far away (an overhead of 150 ms), short runs: the bound.
-        w.release(0, 0, &[(150 * MS, Duration::from_micros(100)); 8]);
-        assert_eq!(w.room(Duration::ZERO), 8);
+        let far = Window::new(8);
+        far.release(0, 0, &[(150 * MS, Duration::from_micros(100)); 8]);
+        assert_eq!(far.room(Duration::ZERO), 8);
         // Long runs, a short overhead: one run, one read ahead.
         let slow = Window::new(8);
         slow.release(0, 0, &[(21 * MS, 20 * MS)]);
         assert_eq!(slow.room(Duration::ZERO), 2);
         // Bytes: one large entry held fills the window.
-        w.take(1, READ_AHEAD_BYTES);
-        assert_eq!(w.room(Duration::ZERO), 0);
-        w.release(1, READ_AHEAD_BYTES, &[]);
-        assert_eq!(w.room(Duration::ZERO), 8);
+        far.take(1, READ_AHEAD_BYTES);
+        assert_eq!(far.room(Duration::ZERO), 0);
+        far.release(1, READ_AHEAD_BYTES, &[]);
+        assert_eq!(far.room(Duration::ZERO), 8);
     }
 }

@@ -5,11 +5,14 @@
 //! other entries to run, or it idles.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::floor::Floor;
 
 /// Visits of room asked for before anything is measured (and at least):
-/// as for any pool that pays a round trip per job.
-const BASE_VISITS: usize = 4;
+/// a pool's default.
+const BASE_VISITS: usize = 2;
 
 /// Items in the NuMap's largest jobs (`papy_core`'s adaptive batching).
 const JOB_ITEMS: u64 = 4096;
@@ -26,17 +29,27 @@ const MOST_ITEMS: u64 = 1 << 20;
 /// Most bytes of task entries kept in flight to cover the distance.
 const MOST_BYTES: u64 = 64 << 20;
 
-/// What the host has measured of its entries (lock-free: the receiver
-/// writes, the NuMap's feeder reads).
-#[derive(Debug, Default)]
+/// What the host has measured of its entries (the receiver writes, the
+/// NuMap's feeder reads).
+#[derive(Debug)]
 pub(super) struct Distance {
     /// The shortest recent wait (round trip minus busy time), in
-    /// microseconds ([`follow_floor`]); 0 until measured.
-    wait_us: AtomicU64,
+    /// microseconds.
+    wait_us: Mutex<Floor>,
     /// Busy time per item, in nanoseconds (moving average).
     item_ns: AtomicU64,
     /// Bytes of task entry per item (moving average).
     item_bytes: AtomicU64,
+}
+
+impl Default for Distance {
+    fn default() -> Distance {
+        Distance {
+            wait_us: Mutex::new(Floor::new()),
+            item_ns: AtomicU64::new(0),
+            item_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A moving average with a weight of 1/4 for `sample`.
@@ -48,19 +61,11 @@ fn average(old: u64, sample: u64) -> u64 {
     }
 }
 
-/// The shortest recent sample of a time: `sample` if shorter than `old`
-/// (or `old` is 0, nothing measured), else `old` raised by 1/16 (at most
-/// to `sample`). It follows the distance, not the queues that holding more
-/// in flight would itself build.
-pub(crate) fn follow_floor(old: u64, sample: u64) -> u64 {
-    if old == 0 || sample < old {
-        sample
-    } else {
-        (old + old / 16 + 1).min(sample)
-    }
-}
-
 impl Distance {
+    fn floor(&self) -> std::sync::MutexGuard<'_, Floor> {
+        self.wait_us.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// An entry of `items` items and `bytes` bytes came back after
     /// `round_trip`, its worker busy for `busy` of it.
     pub(super) fn record(&self, round_trip: Duration, busy: Duration, items: usize, bytes: usize) {
@@ -70,9 +75,7 @@ impl Distance {
         let n = items as u64;
         let wait = round_trip.saturating_sub(busy).as_micros().max(1);
         let wait = u64::try_from(wait).unwrap_or(u64::MAX);
-        let old = self.wait_us.load(Ordering::Relaxed);
-        self.wait_us
-            .store(follow_floor(old, wait), Ordering::Relaxed);
+        self.floor().record(wait, Instant::now());
         let ns = u64::try_from(busy.as_nanos() / u128::from(n)).unwrap_or(u64::MAX);
         let old = self.item_ns.load(Ordering::Relaxed);
         self.item_ns
@@ -88,12 +91,11 @@ impl Distance {
     /// than [`MOST_ITEMS`] items or [`MOST_BYTES`] bytes of the largest
     /// jobs in flight.
     pub(super) fn room_visits(&self, workers: usize) -> usize {
-        let wait = self.wait_us.load(Ordering::Relaxed);
+        let Some(wait) = self.floor().get() else {
+            return BASE_VISITS;
+        };
         let item_ns = self.item_ns.load(Ordering::Relaxed).max(1);
         let bytes = self.item_bytes.load(Ordering::Relaxed).max(1);
-        if wait == 0 {
-            return BASE_VISITS;
-        }
         let target_ns = JOB_TARGET.as_nanos() as u64;
         let job_items = JOB_ITEMS.min(target_ns / item_ns).max(1);
         let job_us = (job_items.saturating_mul(item_ns) / 1000).max(1);
@@ -130,18 +132,5 @@ mod tests {
         let big = Distance::default();
         big.record(100 * MS, Duration::from_micros(410), 4096, 4096 * 4096);
         assert_eq!(big.room_visits(4), BASE_VISITS);
-    }
-
-    #[test]
-    fn the_wait_follows_the_shortest_samples() {
-        let d = Distance::default();
-        d.record(100 * MS, Duration::ZERO, 1, 8);
-        // A queue builds: much longer round trips raise it slowly.
-        d.record(1000 * MS, Duration::ZERO, 1, 8);
-        let raised = d.wait_us.load(std::sync::atomic::Ordering::Relaxed);
-        assert!((100_000..110_000).contains(&raised), "{raised}");
-        // A shorter one lowers it at once.
-        d.record(10 * MS, Duration::ZERO, 1, 8);
-        assert_eq!(d.wait_us.load(std::sync::atomic::Ordering::Relaxed), 10_000);
     }
 }

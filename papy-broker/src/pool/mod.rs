@@ -27,7 +27,6 @@ use papy_core::pool::{Job, Pool, TaskFn, WORKER_ENV};
 use papy_core::{Error, ErrorKind, ItemError};
 
 pub use builder::BrokerPoolBuilder;
-pub(crate) use distance::follow_floor;
 use distance::Distance;
 use entries::InFlight;
 use receiver::receiver;
