@@ -17,7 +17,7 @@
 //! if the worker dies it stays pending, to be taken over after
 //! `claim_after`, as an entry being run always was (at least once).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ struct Shared<'a> {
     window: Window,
     /// Set by whichever thread ends the session.
     stop: AtomicBool,
+    /// Counts the changes of the run's settings the reader has seen.
+    settings_changed: AtomicU64,
 }
 
 /// An entry run: its sealed result, or why it is given up on.
@@ -82,6 +84,7 @@ pub(crate) fn session(
         ),
         window: Window::new(opts.read_ahead),
         stop: AtomicBool::new(false),
+        settings_changed: AtomicU64::new(0),
     };
     let (to_run, admitted) = crossbeam_channel::unbounded::<(Entry, Admitted, Instant)>();
     let (to_write, ran) = crossbeam_channel::unbounded::<Ran>();
@@ -141,6 +144,11 @@ fn read(
                 if s.claim_after != settings.claim_after {
                     sh.heartbeat.every(s.claim_after / 4);
                 }
+                if s != settings {
+                    // The writer reads them again (the lease its writes keep).
+                    sh.settings_changed.fetch_add(1, Ordering::AcqRel);
+                }
+                sh.window.read_ahead(s.max_attempts > 1);
                 settings = s;
             }
             // One at a time: an entry taken over is held (and heartbeaten)
@@ -230,7 +238,14 @@ fn encode_result(id: u64, items: &[Item]) -> std::result::Result<Vec<u8>, String
 /// the last write in one transaction; `Ok` once the runner is done.
 fn write(sh: &Shared<'_>, mut q: Box<dyn Queue>, ran: &Receiver<Ran>) -> Result<()> {
     let q = &mut *q;
+    let mut seen = 0;
     while let Ok(first) = ran.recv() {
+        // The run's settings hold the lease every write keeps.
+        let changed = sh.settings_changed.load(Ordering::Acquire);
+        if changed != seen {
+            seen = changed;
+            q.settings()?;
+        }
         let batch: Vec<Ran> = std::iter::once(first).chain(ran.try_iter()).collect();
         let done: Vec<Done<'_>> = batch
             .iter()

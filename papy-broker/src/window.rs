@@ -40,6 +40,8 @@ pub(crate) struct Window {
     /// Signalled when entries are let go (or the session ends).
     pub(crate) freed: Condvar,
     most: usize,
+    /// Read ahead at all (see [`read_ahead`](Self::read_ahead)).
+    ahead: std::sync::atomic::AtomicBool,
 }
 
 impl Window {
@@ -54,6 +56,7 @@ impl Window {
             }),
             freed: Condvar::new(),
             most: most.max(1),
+            ahead: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -70,6 +73,9 @@ impl Window {
                 1 + usize::try_from(overhead.div_ceil(run)).unwrap_or(usize::MAX)
             }
         };
+        if !self.ahead.load(std::sync::atomic::Ordering::Relaxed) {
+            return 1;
+        }
         depth.max(FIRST_DEPTH).min(self.most)
     }
 
@@ -88,6 +94,16 @@ impl Window {
             .wait_timeout_while(self.lock(), wait, |s| self.free(s) == 0)
             .unwrap_or_else(PoisonError::into_inner);
         self.free(&s)
+    }
+
+    /// Whether to read ahead at all: not in a run whose `max_attempts` is
+    /// 1. A worker that dies costs every entry it holds a delivery, those
+    /// read ahead too (they are reclaimed as the one it ran); with one
+    /// attempt, that would dead-letter them.
+    pub(crate) fn read_ahead(&self, ahead: bool) {
+        self.ahead
+            .store(ahead, std::sync::atomic::Ordering::Relaxed);
+        self.freed.notify_all();
     }
 
     /// `n` entries of `bytes` bytes taken.
@@ -145,5 +161,8 @@ mod tests {
         assert_eq!(far.room(Duration::ZERO), 0);
         far.release(1, READ_AHEAD_BYTES, &[]);
         assert_eq!(far.room(Duration::ZERO), 8);
+        // Not reading ahead: one at a time.
+        far.read_ahead(false);
+        assert_eq!(far.room(Duration::ZERO), 1);
     }
 }
