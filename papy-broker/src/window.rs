@@ -96,10 +96,10 @@ impl Window {
         self.free(&s)
     }
 
-    /// Whether to read ahead at all: not in a run whose `max_attempts` is
-    /// 1. A worker that dies costs every entry it holds a delivery, those
-    /// read ahead too (they are reclaimed as the one it ran); with one
-    /// attempt, that would dead-letter them.
+    /// Whether to read ahead at all (not in a run of one attempt per
+    /// entry): a worker that dies costs every entry it holds a delivery,
+    /// those read ahead too (they are reclaimed as the one it ran); with
+    /// one attempt, that would dead-letter them.
     pub(crate) fn read_ahead(&self, ahead: bool) {
         self.ahead
             .store(ahead, std::sync::atomic::Ordering::Relaxed);

@@ -13,7 +13,6 @@ mod relay_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use relay_support::*;
 
