@@ -58,7 +58,7 @@ fn open(q: &mut dyn Queue, sealer: &Sealer, e: &Entry) -> Result<Option<Admitted
             // A worker whose key is not the run's must not dead-letter the
             // run's real entries: it checks the key again and stops.
             if let Some(s) = q.settings()? {
-                crate::worker::check_key(&s, sealer)?;
+                crate::options::check_key(&s, sealer)?;
             }
             give_up(q, sealer, e, None, &why)?;
             return Ok(None);

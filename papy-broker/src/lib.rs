@@ -43,6 +43,7 @@ mod heartbeat;
 mod keys;
 mod local;
 mod memory_queue;
+mod options;
 mod pool;
 mod queue;
 mod redis_queue;
@@ -59,6 +60,7 @@ use std::time::Duration;
 pub use error::{BrokerError, Result};
 pub use keys::{RunKeys, GROUP};
 pub use memory_queue::{MemoryQueue, PendingEntry};
+pub use options::{ServeOptions, READ_AHEAD};
 pub use pool::{BrokerPool, BrokerPoolBuilder};
 pub use queue::{Claim, Connect, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::{RedisConnector, RedisQueue};
@@ -67,8 +69,7 @@ pub use relay::{
 };
 pub use url::redact;
 pub use worker::{
-    parent_pid, serve, serve_on, worker_main, ServeOptions, HOST_PID_ENV, READ_AHEAD, RUN_ENV,
-    UNTIL_DONE_ENV, URL_ENV,
+    parent_pid, serve, serve_on, worker_main, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV,
 };
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.

@@ -29,11 +29,11 @@ use crate::admit::{admit_all, give_up, Admitted};
 use crate::codec::encode;
 use crate::error::Result;
 use crate::heartbeat::Heartbeat;
+use crate::options::{check_every, check_key, default_settings, host_gone, ServeOptions};
 use crate::queue::{Connect, Done, Entry, Queue, RunSettings};
 use crate::relay::Runner;
 use crate::seal::{Role, Sealer};
 use crate::window::Window;
-use crate::worker::{check_every, check_key, default_settings, host_gone, ServeOptions};
 
 /// How long one read waits for new entries.
 const BLOCK: Duration = Duration::from_millis(200);

@@ -161,9 +161,9 @@ impl Cell {
     }
 
     /// Warm-up rounds (until every worker has taken an entry, one lasts
-    /// half of `seconds`, and a larger one no longer raises the rate by
-    /// half: a round that a long round trip bounds measures latency, not
-    /// throughput) size the timed ones.
+    /// half of `seconds`, and a larger one no longer raises the rate by a
+    /// quarter: a round that a long round trip bounds measures latency,
+    /// not throughput) size the timed ones.
     fn rounds_on(&self, pool: &Arc<dyn Pool>, job: &Worker, run: &str) -> Res<Vec<Round>> {
         let per_worker = if self.job == "sleep" { 4 } else { 20 };
         // A fixed stride is measured over several strides, not inside one.
@@ -177,7 +177,7 @@ impl Cell {
             let warm = once(pool, job, self.stride, n, limit)?;
             let secs = warm.items as f64 / warm.rate;
             let all_in = consumers(&self.redis, run)? >= self.workers;
-            let rising = warm.rate > 1.5 * last_rate;
+            let rising = warm.rate > 1.25 * last_rate;
             last_rate = warm.rate;
             let long = secs >= self.seconds / 2.0;
             if all_in && ((long && !rising) || n >= MAX_ITEMS || Instant::now() > deadline) {

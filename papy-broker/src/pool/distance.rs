@@ -24,7 +24,7 @@ const JOB_ITEMS: u64 = 4096;
 pub(super) const JOB_TARGET: Duration = Duration::from_millis(20);
 
 /// Most items kept in flight to cover the distance.
-const MOST_ITEMS: u64 = 1 << 20;
+const MOST_ITEMS: u64 = 1 << 21;
 
 /// Most bytes of task entries kept in flight to cover the distance.
 const MOST_BYTES: u64 = 64 << 20;
@@ -109,7 +109,7 @@ impl Distance {
 
 #[cfg(test)]
 mod tests {
-    use super::{Distance, BASE_VISITS};
+    use super::{Distance, BASE_VISITS, MOST_ITEMS};
     use std::time::Duration;
 
     const MS: Duration = Duration::from_millis(1);
@@ -123,10 +123,10 @@ mod tests {
         d.record(120 * MS, 20 * MS, 2, 16);
         assert_eq!(d.room_visits(4), BASE_VISITS + 5);
         // Trivial items far away (100 ns each, 8 bytes): jobs of 4096
-        // items take 410 us; the room is bounded by 2^20 items in flight.
+        // items take 410 us; the room is bounded by MOST_ITEMS in flight.
         let far = Distance::default();
         far.record(100 * MS, Duration::from_micros(410), 4096, 4096 * 8);
-        assert_eq!(far.room_visits(4), (1 << 20) / (4096 * 4));
+        assert_eq!(far.room_visits(4), (MOST_ITEMS / (4096 * 4)) as usize);
         assert_eq!(far.room_visits(512), BASE_VISITS, "never below the base");
         // Large items: bounded by bytes.
         let big = Distance::default();
