@@ -3,7 +3,7 @@
 redis-server, in one run; prints ONE table (Markdown).
 
     python3 bench/scale/run.py [--seconds 1] [--rounds 3] [--workers 1,2,4,8,16,32]
-                               [--rtts 0,1,10,50] [--rtt-workers 4] [--no-celery]
+                               [--rtts 0,1,10,50] [--rtt-workers 4] [--no-celery] [--no-dask]
 
 Rows:
 - workers: throughput against the number of broker workers, for items of
@@ -22,10 +22,12 @@ then `--rounds` timed rounds of about `--seconds` each (fewer items where
 items are slow); items/s and the time from the first send to the first
 result (in input order), medians; for Celery also how fast its client
 sent (`.delay()` calls per second: was the client or were the workers the
-limit?). Needs redis-server and cargo; Celery is
-installed in a virtualenv (PAPY_BENCH_VENV, default
-~/.cache/papy-bench/celery-venv); without it the Celery columns stay
-empty and the header says why.
+limit?). Dask distributed (a local cluster of as many single-threaded
+worker processes, `dask_side.py`) runs the same jobs beside the 0 ms rows
+(it has no Redis, so no delay proxy). Needs redis-server and cargo; Celery
+and Dask are installed in a virtualenv (PAPY_BENCH_VENV, default
+~/.cache/papy-bench/celery-venv); without them their columns stay empty
+and the header says why.
 Everything it starts (redis-server on a free port of 127.0.0.1, proxies,
 workers) is stopped at the end.
 """
@@ -125,6 +127,32 @@ def celery_python():
     return py, None
 
 
+def dask_ready(py):
+    """Whether the virtualenv's python has Dask distributed (installing it,
+    within 5 minutes), or (False, why)."""
+    check = [py, "-c", "import dask.distributed"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return True, None
+    log("installing dask[distributed] into the virtualenv ...")
+    try:
+        subprocess.run([py, "-m", "pip", "install", "-q", "dask[distributed]"], check=True,
+                       capture_output=True, timeout=300)
+    except (subprocess.SubprocessError, OSError) as e:
+        return False, f"Dask could not be installed in 5 minutes ({e})"
+    return True, None
+
+
+def dask_cell(py, a, workers, job):
+    out = subprocess.run(
+        [py, os.path.join(HERE, "dask_side.py"), "--job", job, "--workers", str(workers),
+         "--seconds", str(a.seconds), "--rounds", str(a.rounds)],
+        cwd=HERE, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-200:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 class Proxy:
     """The bench binary's delay proxy to Redis (for the Celery workers)."""
 
@@ -212,6 +240,7 @@ def main():
     ap.add_argument("--rtts", default="0,1,10,50")
     ap.add_argument("--rtt-workers", type=int, default=4)
     ap.add_argument("--no-celery", action="store_true")
+    ap.add_argument("--no-dask", action="store_true")
     a = ap.parse_args()
     # SIGTERM runs the clean-up below too (workers, proxies, redis-server).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
@@ -225,6 +254,13 @@ def main():
     else:
         log(f"Celery columns left empty: {why}")
         facts.append(f"celery: {why}")
+    dask, why = (False, "skipped (--no-dask)") if a.no_dask or not py else dask_ready(py)
+    if dask:
+        facts.append("dask: " + sh(f"{py} -c 'import distributed; print(distributed.__version__)'"))
+    else:
+        why = why or "no virtualenv"
+        log(f"Dask columns left empty: {why}")
+        facts.append(f"dask: {why}")
     tmp = tempfile.mkdtemp(prefix="papy-scale-")
     redis, port = start_redis(tmp)
     rows = []
@@ -238,9 +274,10 @@ def main():
             c = None
             if py and stride == "default":
                 c = celery_cell(py, exe, port, a, w, job, rtt)
-            rows.append((sweep, job, w, rtt, stride, p, c))
+            d = dask_cell(py, a, w, job) if dask and stride == "default" and rtt == 0 else None
+            rows.append((sweep, job, w, rtt, stride, p, c, d))
             log(f"{time.strftime('%H:%M:%S')} {sweep} {job} workers={w} rtt={rtt:g}ms "
-                f"stride={stride}: papy {p} celery {c}")
+                f"stride={stride}: papy {p} celery {c} dask {d}")
     finally:
         redis.terminate()
         redis.wait(timeout=10)
@@ -254,14 +291,15 @@ def print_table(facts, rows):
         print(f"- {f}")
     print()
     print("| sweep | job | workers | RTT ms | papy stride | papy items/s | papy first ms "
-          "| Celery items/s | Celery first ms | Celery sends/s | papy / Celery |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for sweep, job, w, rtt, stride, p, c in rows:
+          "| Celery items/s | Celery first ms | Celery sends/s | papy / Celery "
+          "| Dask items/s | Dask first ms |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sweep, job, w, rtt, stride, p, c, d in rows:
         job_name = "10 ms sleep" if job == "sleep" else "x + 1"
         print(f"| {sweep} | {job_name} | {w} | {rtt:g} | {stride} | {fmt(p, 'items_per_s')} "
               f"| {fmt(p, 'first_ms', 1)} | {fmt(c, 'items_per_s')} | {fmt(c, 'first_ms', 1)} "
               f"| {fmt(c, 'sends_per_s')} "
-              f"| {ratio(p, c)} |")
+              f"| {ratio(p, c)} | {fmt(d, 'items_per_s')} | {fmt(d, 'first_ms', 1)} |")
 
 
 if __name__ == "__main__":

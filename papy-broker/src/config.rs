@@ -172,6 +172,21 @@ impl PoolConfig for RedisConfig {
         if let Some(k) = &self.key_file {
             b = b.key_file(k.clone());
         }
+        let recycle = papy_core::pool::Recycle {
+            after_items: self.recycle_after,
+            above_rss: self.recycle_above_mb.map(|m| m << 20),
+        };
+        b = b.relayed(crate::relay::RelaySaved {
+            command: self.command.clone(),
+            functions: self.functions.clone(),
+            recycle,
+            init: match &self.init {
+                Some(i) => Some(papy_core::to_value(i).map_err(|e| {
+                    papy_core::Error::Config(format!("resource `{name}`: init: {e}"))
+                })?),
+                None => None,
+            },
+        });
         if self.workers > 0 {
             let mut cmd = (ctx.worker_command)()?;
             if let Some(line) = &self.command {
@@ -184,10 +199,7 @@ impl PoolConfig for RedisConfig {
                 let spec = crate::relay::RelaySpec {
                     line,
                     dir: ctx.dir,
-                    recycle: papy_core::pool::Recycle {
-                        after_items: self.recycle_after,
-                        above_rss: self.recycle_above_mb.map(|m| m << 20),
-                    },
+                    recycle,
                     init: init.as_ref(),
                 };
                 for (k, v) in crate::relay::relay_env(&spec) {

@@ -34,20 +34,25 @@
 //! # Ok::<(), papy_core::Error>(())
 //! ```
 
+mod admit;
 pub mod codec;
 mod config;
 mod error;
+mod floor;
 mod heartbeat;
 mod keys;
 mod local;
 mod memory_queue;
+mod options;
 mod pool;
 mod queue;
 mod redis_queue;
 mod relay;
 pub mod seal;
+mod session;
 mod url;
 pub use config::RedisConfig;
+mod window;
 mod worker;
 
 use std::time::Duration;
@@ -55,16 +60,16 @@ use std::time::Duration;
 pub use error::{BrokerError, Result};
 pub use keys::{RunKeys, GROUP};
 pub use memory_queue::{MemoryQueue, PendingEntry};
+pub use options::{ServeOptions, READ_AHEAD};
 pub use pool::{BrokerPool, BrokerPoolBuilder};
-pub use queue::{Claim, Connect, Cursor, Entry, Outcome, Queue, RunSettings};
+pub use queue::{Claim, Connect, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::{RedisConnector, RedisQueue};
 pub use relay::{
     relay_env, relay_from_env, RelaySpec, COMMAND_DIR_ENV, COMMAND_ENV, INIT_ENV, RECYCLE_ENV,
 };
 pub use url::redact;
 pub use worker::{
-    parent_pid, serve, serve_on, worker_main, ServeOptions, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV,
-    URL_ENV,
+    parent_pid, serve, serve_on, worker_main, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV,
 };
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.

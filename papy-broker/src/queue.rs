@@ -107,6 +107,17 @@ pub struct RunSettings {
     pub key_check: String,
 }
 
+/// A task entry run, with its result ([`Queue::complete_all`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Done<'a> {
+    /// The task entry.
+    pub entry: &'a Entry,
+    /// The sealed `Result` frame.
+    pub result: &'a [u8],
+    /// The time the worker spent running it.
+    pub busy: Duration,
+}
+
 /// A broker holding one run's streams.
 pub trait Queue: Send {
     /// Starts a run: forgets whatever the run's keys held, writes the
@@ -183,6 +194,16 @@ pub trait Queue: Send {
     /// The broker is unreachable or refuses.
     fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim>;
 
+    /// [`claim_job`](Self::claim_job) for each (entry, job) pair, in one
+    /// round trip where the broker allows it (a worker claims the entries
+    /// it read ahead together).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn claim_jobs(&mut self, claims: &[(&Entry, u64)]) -> Result<Vec<Claim>> {
+        claims.iter().map(|(e, j)| self.claim_job(e, *j)).collect()
+    }
+
     /// How many task entries workers acknowledged without running them as
     /// replays ([`Claim::Replay`]) in this run.
     ///
@@ -204,7 +225,21 @@ pub trait Queue: Send {
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()>;
+    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
+        self.complete_all(&[Done {
+            entry,
+            result,
+            busy,
+        }])
+    }
+
+    /// [`complete`](Self::complete) for each, atomically and in one round
+    /// trip (a worker completes together the entries it finished while the
+    /// previous completion travelled).
+    ///
+    /// # Errors
+    /// The broker is unreachable or refuses.
+    fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()>;
 
     /// Moves a task entry to the dead-letter stream (and acknowledges it),
     /// with `letter` (made by [`Sealer::dead_letter`](crate::seal::Sealer::dead_letter)

@@ -178,6 +178,38 @@ pub struct RelaySpec<'a> {
     pub init: Option<&'a Call>,
 }
 
+/// A `redis` resource's relay keys as its file gave them, kept by the pool
+/// so that a saved pipeline writes them back (`command`, `functions`,
+/// `recycle_*`, `init`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RelaySaved {
+    pub(crate) command: Option<String>,
+    pub(crate) functions: Vec<String>,
+    pub(crate) recycle: papy_core::pool::Recycle,
+    pub(crate) init: Option<papy_core::Value>,
+}
+
+impl RelaySaved {
+    /// The keys as a saved resource holds them (only those set).
+    pub(crate) fn settings(&self) -> Vec<(&'static str, papy_core::Value)> {
+        use papy_core::Value;
+        let mut pairs = Vec::new();
+        pairs.extend(self.command.as_deref().map(|c| ("command", Value::from(c))));
+        if !self.functions.is_empty() {
+            let names = self.functions.iter().map(|f| Value::from(f.as_str()));
+            pairs.push(("functions", Value::list(names)));
+        }
+        let r = self.recycle;
+        pairs.extend(r.after_items.map(|n| ("recycle_after", Value::from(n))));
+        pairs.extend(
+            r.above_rss
+                .map(|b| ("recycle_above_mb", Value::from(b >> 20))),
+        );
+        pairs.extend(self.init.clone().map(|i| ("init", i)));
+        pairs
+    }
+}
+
 /// The environment that tells a local broker worker to relay as `spec`
 /// says ([`relay_from_env`] reads it back).
 pub fn relay_env(spec: &RelaySpec<'_>) -> Vec<(&'static str, String)> {

@@ -2,89 +2,31 @@
 //! [`worker_main`] for a program's own binary) reads task entries in the
 //! run's consumer group, runs them exactly as a process worker would (or
 //! relays them to a local stdio worker: `relay.rs`), appends the results
-//! and acknowledges the entries.
+//! and acknowledges the entries. Its options and the reconnection loop are
+//! here; a connection's worth of serving (reading ahead, running, writing
+//! results, in three threads) is `session.rs`.
 //!
 //! Before it runs an entry, a worker records that the entry holds its job
-//! ([`Queue::claim_job`]): a copy of a sealed entry appended again (by
-//! whoever can write to the stream, or by the host after a reconnection) is
-//! acknowledged and counted, not run; the entry that holds the job runs
-//! again when it is redelivered.
+//! ([`Queue::claim_jobs`](crate::Queue::claim_jobs), `admit.rs`): a copy of
+//! a sealed entry appended again (by whoever can write to the stream, or by
+//! the host after a reconnection) is acknowledged and counted, not run; the
+//! entry that holds the job runs again when it is redelivered.
 //!
-//! Recovery lives here too: every check interval a worker takes over one
-//! entry that a dead worker left pending longer than `claim_after`
-//! (`XAUTOCLAIM ... COUNT 1`), and moves an entry delivered more than `max_attempts`
-//! times to the dead-letter stream instead of running it once more. A lost
-//! connection is retried with exponential back-off, for ever.
+//! Recovery: every check interval a worker takes over one entry that a dead
+//! worker left pending longer than `claim_after` (`XAUTOCLAIM ... COUNT
+//! 1`), and moves an entry delivered more than `max_attempts` times to the
+//! dead-letter stream instead of running it once more. A lost connection
+//! is retried with exponential back-off, for ever.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use papy_core::error::quote_peer;
-use papy_core::protocol::{Frame, MAX_FRAME};
-use papy_core::{ErrorKind, Item, ItemError, WorkerCommand};
-
-use crate::codec::{decode, encode};
 use crate::error::{BrokerError, Result};
-use crate::heartbeat::Heartbeat;
-use crate::queue::{Claim, Connect, Entry, Queue, RunSettings};
+use crate::options::{host_gone, ServeOptions};
+use crate::queue::Connect;
 use crate::redis_queue::RedisConnector;
 use crate::relay::Runner;
-use crate::seal::{Role, Sealer};
-
-/// How a broker worker serves.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// The run whose tasks it takes.
-    pub run: String,
-    /// Its consumer name in the group (default: host name and process id).
-    pub consumer: Option<String>,
-    /// Exit once the host has marked the run done (local workers started by
-    /// a pool); otherwise serve for ever, across runs with the same id.
-    pub until_done: bool,
-    /// Longest pause between two reconnection attempts.
-    pub max_backoff: Duration,
-    /// Exit when process `Some(pid)` no longer exists (a local worker whose
-    /// host died must not serve for ever).
-    pub parent: Option<u32>,
-    /// The run's key (the host's: [`KEY_ENV`](crate::seal::KEY_ENV) or its
-    /// `key_file`); required: entries without its tag are dead-lettered,
-    /// never run.
-    pub key: Option<String>,
-    /// Relay each batch to a local stdio worker started with this command
-    /// (any language: docs/protocol.md) instead of running it here: one
-    /// child, owned by a process pool (its `Hello`, init, recycling and
-    /// crash handling as in a local process pool). Serving with one takes
-    /// the run's key and URL (`PAPY_BROKER_KEY`, `PAPY_REDIS_URL`) out of
-    /// this process's environment, so that the child does not inherit them.
-    pub relay: Option<WorkerCommand>,
-}
-
-impl ServeOptions {
-    /// Serves run `run` for ever.
-    pub fn new(run: impl Into<String>) -> ServeOptions {
-        ServeOptions {
-            run: run.into(),
-            consumer: None,
-            until_done: false,
-            max_backoff: Duration::from_secs(5),
-            parent: None,
-            key: None,
-            relay: None,
-        }
-    }
-}
-
-/// Settings a worker uses before the host has written the run's.
-fn default_settings() -> RunSettings {
-    RunSettings {
-        session: String::new(),
-        max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
-        claim_after: crate::DEFAULT_CLAIM_AFTER,
-        done: false,
-        lease: Duration::ZERO,
-        key_check: String::new(),
-    }
-}
+use crate::seal::Sealer;
 
 /// This process's consumer name.
 fn consumer_name() -> String {
@@ -144,7 +86,7 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
             return Ok(());
         }
         let started = Instant::now();
-        match session(&connect, opts, &sealer, &consumer, &mut runner) {
+        match crate::session::session(&connect, opts, &sealer, &consumer, &mut runner) {
             Ok(()) => return Ok(()),
             Err(e @ BrokerError::KeyMismatch(_)) => return Err(e),
             Err(e) => {
@@ -162,92 +104,6 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     }
 }
 
-/// One connection's worth of serving.
-fn session(
-    connect: &Arc<dyn Connect>,
-    opts: &ServeOptions,
-    sealer: &Sealer,
-    consumer: &str,
-    runner: &mut Runner,
-) -> Result<()> {
-    let mut q = connect.connect()?;
-    let q = &mut *q;
-    let mut settings = default_settings();
-    let heartbeat = Heartbeat::start(connect.clone(), consumer, settings.claim_after / 4);
-    let mut last_check: Option<Instant> = None;
-    loop {
-        let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
-        if due {
-            last_check = Some(Instant::now());
-            if host_gone(opts) {
-                return Ok(());
-            }
-            if let Some(s) = q.settings()? {
-                check_key(&s, sealer)?;
-                if s.done && opts.until_done {
-                    return Ok(());
-                }
-                if s.claim_after != settings.claim_after {
-                    heartbeat.every(s.claim_after / 4);
-                }
-                settings = s;
-            }
-            // One at a time: an entry taken over is held (and heartbeaten)
-            // from the moment it is claimed until it is run.
-            for e in q.reclaim(consumer, settings.claim_after, 1)? {
-                handle(q, &heartbeat, runner, &settings, sealer, e)?;
-            }
-        }
-        for e in q.read_tasks(consumer, 1, Duration::from_millis(200))? {
-            handle(q, &heartbeat, runner, &settings, sealer, e)?;
-        }
-    }
-}
-
-/// Fails when this worker's key is not the one the run `s` was started
-/// with: serving would dead-letter the run's real entries.
-fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
-    if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
-        return Err(BrokerError::KeyMismatch(format!(
-            "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-            sealer.run(),
-            crate::seal::KEY_ENV
-        )));
-    }
-    Ok(())
-}
-
-/// The host that started this local worker has died.
-fn host_gone(opts: &ServeOptions) -> bool {
-    opts.parent.is_some_and(|p| !alive(p))
-}
-
-/// Whether process `pid` exists (Unix: `kill(pid, 0)`; ESRCH means gone).
-fn alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = i32::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: kill(2) with signal 0 only checks that the process exists;
-        // no signal is sent and no memory is touched.
-        let r = unsafe { libc::kill(pid, 0) };
-        let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        // A killed host nobody has reaped yet is a zombie: gone too.
-        exists
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, t)| t.starts_with(" Z")))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
 /// This process's parent (Unix), to notice that a host died.
 pub fn parent_pid() -> Option<u32> {
     #[cfg(unix)]
@@ -260,197 +116,6 @@ pub fn parent_pid() -> Option<u32> {
     {
         None
     }
-}
-
-/// How often a worker looks at the run's settings and for stale entries.
-fn check_every(s: &RunSettings) -> Duration {
-    (s.claim_after / 2).min(Duration::from_millis(250))
-}
-
-/// Why an entry delivered `deliveries` times is given up on.
-pub(crate) fn too_often(deliveries: u64, max_attempts: u32) -> String {
-    format!(
-        "delivered {deliveries} times (max_attempts = {max_attempts}): every worker that took it died or stalled"
-    )
-}
-
-/// A task entry admitted to run: the parts of its `Task` frame.
-pub(crate) struct Admitted {
-    pub(crate) id: u64,
-    chain: Vec<papy_core::protocol::Call>,
-    node: String,
-    indices: Vec<u64>,
-    inboxes: papy_core::protocol::WireInboxes,
-}
-
-/// Dead-letters entry `e` with a sealed letter: giving up on `job` (the id
-/// of its authenticated task frame; `None` when the entry is not the
-/// run's), because of `reason` (quoted: at most 1 KiB).
-pub(crate) fn give_up(
-    q: &mut dyn Queue,
-    sealer: &Sealer,
-    e: &Entry,
-    job: Option<u64>,
-    reason: &str,
-) -> Result<()> {
-    let letter = sealer.dead_letter(&e.session, job, &e.id, e.deliveries, reason);
-    tracing::warn!(
-        "entry {}: {}; moved to the dead-letter stream",
-        quote_peer(&e.id),
-        letter.reason
-    );
-    q.dead_letter(e, &letter)
-}
-
-/// Decides what becomes of a task entry just taken (read, reclaimed, or
-/// claimed by the host as stale): `Some` when it is to run; otherwise it
-/// has been settled (dead-lettered, acknowledged as a replay) or left
-/// pending (its run is gone).
-///
-/// - An entry without the run's tag, or whose payload is not a `Task`
-///   frame, is dead-lettered naming no job: it reports the entry and fails
-///   nothing (whoever wrote it has no key, so neither its job number nor its
-///   text is to be believed; the worker's reason is fixed text).
-/// - Of the entries that carry the same job (a sealed entry appended again,
-///   by an attacker or by the host after a reconnection), only the first to
-///   be claimed runs; the others are acknowledged and counted. The entry
-///   holding the job runs again when it is redelivered (reclaimed from a
-///   dead worker): at least once.
-/// - An entry delivered more than `max_attempts` times is dead-lettered
-///   naming its job.
-pub(crate) fn admit(
-    q: &mut dyn Queue,
-    sealer: &Sealer,
-    e: &Entry,
-    max_attempts: u32,
-) -> Result<Option<Admitted>> {
-    // Whoever can write to the stream is not trusted: an entry without
-    // the run's tag is never run.
-    let payload = match sealer.open(Role::Task, &e.session, &e.payload) {
-        Ok(p) => p,
-        Err(why) => {
-            // A worker whose key is not the run's must not dead-letter the
-            // run's real entries: it checks the key again and stops.
-            if let Some(s) = q.settings()? {
-                check_key(&s, sealer)?;
-            }
-            give_up(q, sealer, e, None, &why)?;
-            return Ok(None);
-        }
-    };
-    let frame = match decode(&e.id, payload) {
-        Ok(f) => f,
-        Err(err) => {
-            give_up(q, sealer, e, None, &err.to_string())?;
-            return Ok(None);
-        }
-    };
-    let Frame::Task {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    } = frame
-    else {
-        let reason = BrokerError::Malformed {
-            id: e.id.clone(),
-            reason: "not a Task frame".into(),
-        };
-        give_up(q, sealer, e, None, &reason.to_string())?;
-        return Ok(None);
-    };
-    match q.claim_job(e, id)? {
-        Claim::Mine => {}
-        Claim::Replay => {
-            tracing::warn!(
-                "entry {}: job {id} of session {} is held by another entry (a replay), or its session is not the run's; acknowledged, not run",
-                quote_peer(&e.id),
-                quote_peer(&e.session)
-            );
-            return Ok(None);
-        }
-        Claim::RunGone => {
-            tracing::debug!("entry {}: the run is gone; left pending", quote_peer(&e.id));
-            return Ok(None);
-        }
-    }
-    if e.deliveries > u64::from(max_attempts) {
-        give_up(
-            q,
-            sealer,
-            e,
-            Some(id),
-            &too_often(e.deliveries, max_attempts),
-        )?;
-        return Ok(None);
-    }
-    Ok(Some(Admitted {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    }))
-}
-
-/// Runs one entry (or dead-letters it) and acknowledges it.
-fn handle(
-    q: &mut dyn Queue,
-    heartbeat: &Heartbeat,
-    runner: &mut Runner,
-    settings: &RunSettings,
-    sealer: &Sealer,
-    e: Entry,
-) -> Result<()> {
-    let Some(Admitted {
-        id,
-        chain,
-        node,
-        indices,
-        inboxes,
-    }) = admit(q, sealer, &e, settings.max_attempts)?
-    else {
-        return Ok(());
-    };
-    heartbeat.hold(&e.id);
-    // The time spent on the entry here, reported with its result: the
-    // host's adaptive batching measures items by it, not by the round trip.
-    let started = Instant::now();
-    let n = indices.len();
-    let results =
-        papy_core::protocol::WireResults::from_items(&runner.run(chain, &node, &indices, inboxes));
-    heartbeat.release(&e.id);
-    // A result the host could not read (too big, or not encodable) becomes
-    // one error per item; it is never mistaken for a lost connection.
-    let bytes = match encode_result(id, results) {
-        Ok(b) => sealer.seal(Role::Result, &e.session, b),
-        Err(why) => {
-            tracing::warn!("entry {}: {why}", e.id);
-            let error = ItemError::new(ErrorKind::Conversion, why);
-            let items: Vec<Item> = vec![Err(error); n];
-            match encode_result(id, papy_core::protocol::WireResults::from_items(&items)) {
-                Ok(b) => sealer.seal(Role::Result, &e.session, b),
-                Err(why) => return give_up(q, sealer, &e, Some(id), &why),
-            }
-        }
-    };
-    q.complete(&e, &bytes, started.elapsed())
-}
-
-/// A `Result` frame's bytes, if the host can read them (at most `MAX_FRAME`).
-fn encode_result(
-    id: u64,
-    results: papy_core::protocol::WireResults,
-) -> std::result::Result<Vec<u8>, String> {
-    let bytes = encode(&Frame::Result { id, results }).map_err(|e| e.to_string())?;
-    if bytes.len() > MAX_FRAME {
-        return Err(format!(
-            "the batch's result is {} bytes, more than a frame may hold ({MAX_FRAME})",
-            bytes.len()
-        ));
-    }
-    Ok(bytes)
 }
 
 /// The environment variable naming the broker URL of a local worker.

@@ -649,6 +649,11 @@ run_id = "saved"
 max_attempts = 5
 claim_after = 2.5
 stride = 2
+command = "exec python3 w.py"
+functions = ["py.load", "py.f"]
+recycle_after = 50
+recycle_above_mb = 300
+init = {{ function = "py.load", args = ["model.bin", 3] }}
 
 [[pipers]]
 name = "add"
@@ -665,6 +670,13 @@ worker = [{{ function = "t_add", args = [1] }}]
         "max_attempts = 5".into(),
         "claim_after = 2.5".into(),
         "workers = 0".into(),
+        // The relay's keys (a redis resource's `command`, as a remote one's).
+        "command = \"exec python3 w.py\"".into(),
+        "functions = [\"py.load\", \"py.f\"]".into(),
+        "recycle_after = 50".into(),
+        "recycle_above_mb = 300".into(),
+        "function = \"py.load\"".into(),
+        "args = [\"model.bin\", 3]".into(),
     ] {
         assert!(saved.contains(&line), "{line} in\n{saved}");
     }

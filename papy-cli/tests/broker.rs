@@ -6,83 +6,12 @@
 mod plugins;
 #[path = "../../papy-broker/tests/support/mod.rs"]
 mod redis_support;
+mod relay_support;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A child process killed (and reaped) when the test ends, even by a panic.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `cmd` to completion, killing it (and failing the test) if it takes
-/// longer than `limit`: a broken run never hangs the suite.
-fn output_within(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = KillOnDrop(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(
-        child
-            .0
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .0
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{cmd:?}` did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn papy() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_papy"));
-    c.current_dir(root())
-        .env("PAPY_PLUGIN_PATH", plugins::plugin_dir());
-    c
-}
+use relay_support::*;
 
 #[test]
 fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
@@ -90,8 +19,7 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
     let server = redis_support::RedisServer::start();
     let example =
         std::fs::read_to_string(root().join("examples/pipelines/fork_join.toml")).unwrap();
-    let dir = std::env::temp_dir().join(format!("papy-cli-broker-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("fork-join");
     // The run's key, shared by the host and the external worker.
     let key = dir.join("run.key");
     std::fs::write(&key, "a-key-the-host-and-workers-share\n").unwrap();
@@ -128,19 +56,11 @@ fn the_fork_join_example_runs_on_redis_with_local_and_external_workers() {
             .spawn()
             .unwrap(),
     );
-    let out = output_within(
-        papy().args(["run", "--quiet", file.to_str().unwrap()]),
-        Duration::from_secs(120),
-    );
+    let out = succeeds(papy().args(["run", "--quiet"]).arg(&file));
     drop(external);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let want =
         std::fs::read_to_string(root().join("examples/pipelines/expected/fork_join.out")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(out, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,37 +93,12 @@ fn children(pid: u32) -> Vec<u32> {
 fn local_workers_leave_when_their_host_is_killed() {
     plugins::plugin_dir();
     let server = redis_support::RedisServer::start();
-    let dir = std::env::temp_dir().join(format!("papy-cli-broker-kill-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("endless.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[plugins]
-load = ["math"]
-[resources.farm]
-kind = "redis"
-url = "{}"
-workers = 2
-stride = 2
-[inputs.numbers]
-kind = "range"
-start = 0
-end = 1000000000
-[[pipers]]
-name = "burn"
-resource = "farm"
-inputs = ["numbers"]
-worker = [{{ function = "math.burn", args = [20000] }}]
-[outputs.out]
-piper = "burn"
-path = "-"
-"#,
-            server.url()
-        ),
-    )
-    .unwrap();
+    let dir = scratch("kill");
+    let resource = redis_on(&server.url(), "workers = 2\nstride = 2");
+    let worker = "[{ function = \"math.burn\", args = [20000] }]";
+    let file = one_piper(&dir, "burn", &resource, &range(1_000_000_000), worker);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n[plugins]\nload = [\"math\"]\n")).unwrap();
     let mut host = KillOnDrop(
         papy()
             .args(["run", "-q", file.to_str().unwrap()])
@@ -212,28 +107,28 @@ path = "-"
             .spawn()
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let workers = loop {
         let c = children(host.0.id());
         if c.len() >= 2 {
             break c;
         }
-        assert!(std::time::Instant::now() < deadline, "no local workers");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(Instant::now() < deadline, "no local workers");
+        std::thread::sleep(Duration::from_millis(20));
     };
     host.0.kill().unwrap();
     host.0.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     for pid in workers {
         // Gone, or a zombie waiting for init to reap it.
         while std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|s| !s.contains(") Z "))
         {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "local worker {pid} outlived its host"
             );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,7 +13,6 @@ mod relay_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use relay_support::*;
 
@@ -23,46 +22,20 @@ fn a_python_node_on_a_redis_resource_gives_the_local_output() {
     let dir = scratch("example");
     let file = python_example_on(
         &dir,
-        &format!(
-            "kind = \"redis\"\nurl = \"{}\"\nworkers = 2\ncommand = \"exec python3 {}\"",
-            server.url(),
-            shout_worker()
+        &redis_on(
+            &server.url(),
+            &format!("workers = 2\ncommand = \"exec python3 {}\"", shout_worker()),
         ),
-    );
-    let out = output_within(
-        papy().args(["run", "-q", file.to_str().unwrap()]),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(succeeds(papy().args(["run", "-q"]).arg(&file)), want);
     // Keyword arguments of a function only the relayed worker holds: `papy
     // run` binds them by probing one (the redis resource's `command`).
     let by_name = r#"pipers.1.worker=[{ function = "py.shout", kwargs = { suffix = " !" } }]"#;
-    let out = output_within(
-        papy().args(["run", "-q", file.to_str().unwrap(), "--set", by_name]),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
-    let check = output_within(
-        papy().args(["check", file.to_str().unwrap()]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let run = ["run", "-q", file.to_str().unwrap(), "--set", by_name];
+    assert_eq!(succeeds(papy().args(run)), want);
+    succeeds(papy().arg("check").arg(&file));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -74,10 +47,12 @@ fn an_external_broker_worker_relays_to_a_python_child() {
     std::fs::write(&key, "a-key-the-host-and-workers-share\n").unwrap();
     let file = python_example_on(
         &dir,
-        &format!(
-            "kind = \"redis\"\nurl = \"{}\"\nrun_id = \"relay\"\nkey_file = {:?}",
-            server.url(),
-            key.display().to_string()
+        &redis_on(
+            &server.url(),
+            &format!(
+                "run_id = \"relay\"\nkey_file = {:?}",
+                key.display().to_string()
+            ),
         ),
     );
     let inits = dir.join("inits.txt");
@@ -106,18 +81,9 @@ fn an_external_broker_worker_relays_to_a_python_child() {
             .spawn()
             .unwrap(),
     );
-    let out = output_within(
-        papy().args(["run", "-q", file.to_str().unwrap()]),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let want = std::fs::read_to_string(root().join("examples/pipelines/expected/python_node.out"))
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(succeeds(papy().args(["run", "-q"]).arg(&file)), want);
     let ran = std::fs::read_to_string(&inits).unwrap();
     assert_eq!(ran.lines().count(), 1, "one child, one init: {ran}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -142,60 +108,32 @@ if __name__ == "__main__":
     serve()
 "#;
 
-/// A pipeline of 0..40 through `py.die_on` with `k` and `marker`, on
-/// `resource`; returns its file.
-fn dying_pipeline(dir: &Path, resource: &str, k: i64, marker: &str) -> PathBuf {
+/// A pipeline `name` of 0..40 through `py.die_on` with `k` and `marker`,
+/// on `resource`; returns its file.
+fn dying_pipeline(dir: &Path, name: &str, resource: &str, k: i64, marker: &str) -> PathBuf {
     let script = python_worker(dir, "dying_worker.py", DYING_WORKER);
-    let text = format!(
-        r#"
-[resources.py]
-{resource}
-functions = ["py.die_on"]
-stride = 8
-
-[inputs.numbers]
-kind = "range"
-start = 0
-end = 40
-
-[[pipers]]
-name = "die"
-resource = "py"
-inputs = ["numbers"]
-worker = [{{ function = "py.die_on", args = [{k}, {marker:?}] }}]
-
-[outputs.out]
-piper = "die"
-path = "-"
-"#
-    );
-    let file = dir.join(format!("dying-{}.toml", resource.len()));
-    std::fs::write(&file, text.replace("SCRIPT", &script.display().to_string())).unwrap();
-    file
+    let resource = format!("{resource}\nfunctions = [\"py.die_on\"]\nstride = 8")
+        .replace("SCRIPT", &script.display().to_string());
+    let worker = format!("[{{ function = \"py.die_on\", args = [{k}, {marker:?}] }}]");
+    one_piper(dir, name, &resource, &range(40), &worker)
 }
 
 /// Runs `file` with `--errors`; its stdout, and the failed items' lines.
 fn run_with_errors(dir: &Path, file: &Path) -> (String, Vec<String>) {
     let errors = dir.join("errors.jsonl");
     let _ = std::fs::remove_file(&errors);
-    let out = output_within(
+    let out = succeeds(
         papy()
             .args(["run", "-q", "--allow-errors", "--errors"])
             .arg(&errors)
             .arg(file),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let failed = std::fs::read_to_string(&errors)
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
         .collect();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), failed)
+    (out, failed)
 }
 
 #[test]
@@ -204,15 +142,17 @@ fn a_child_that_dies_on_an_item_costs_that_item_as_on_local_processes() {
     let dir = scratch("dies");
     let local = dying_pipeline(
         &dir,
+        "local",
         "kind = \"remote\"\nremote = [{ command = \"exec python3 SCRIPT\", workers = 2 }]",
         13,
         "",
     );
     let redis = dying_pipeline(
         &dir,
-        &format!(
-            "kind = \"redis\"\nurl = \"{}\"\nworkers = 2\ncommand = \"exec python3 SCRIPT\"",
-            server.url()
+        "redis",
+        &redis_on(
+            &server.url(),
+            "workers = 2\ncommand = \"exec python3 SCRIPT\"",
         ),
         13,
         "",
@@ -241,9 +181,10 @@ fn a_child_killed_mid_batch_costs_nothing_downstream() {
     let marker = dir.join("died-once");
     let file = dying_pipeline(
         &dir,
-        &format!(
-            "kind = \"redis\"\nurl = \"{}\"\nworkers = 2\ncommand = \"exec python3 SCRIPT\"",
-            server.url()
+        "killed",
+        &redis_on(
+            &server.url(),
+            "workers = 2\ncommand = \"exec python3 SCRIPT\"",
         ),
         21,
         &marker.display().to_string(),

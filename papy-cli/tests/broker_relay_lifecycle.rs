@@ -19,56 +19,22 @@ fn a_relayed_worker_runs_the_resources_init_first() {
     let server = redis_support::RedisServer::start();
     let dir = scratch("init");
     let inits = dir.join("inits.txt");
-    let file = dir.join("greet.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[resources.py]
-kind = "redis"
-url = "{}"
-workers = 2
-command = "exec python3 {}"
-functions = ["py.greet", "py.count_init"]
-init = {{ function = "py.count_init", args = [{:?}] }}
-stride = 2
-
-[inputs.numbers]
-kind = "range"
-start = 0
-end = 20
-
-[[pipers]]
-name = "greet"
-resource = "py"
-inputs = ["numbers"]
-worker = ["py.greet"]
-
-[outputs.out]
-piper = "greet"
-path = "-"
-"#,
-            server.url(),
+    let resource = redis_on(
+        &server.url(),
+        &format!(
+            "workers = 2\ncommand = \"exec python3 {}\"\nfunctions = [\"py.greet\", \"py.count_init\"]\n\
+             init = {{ function = \"py.count_init\", args = [{:?}] }}\nstride = 2",
             shout_worker(),
             inits.display().to_string()
         ),
-    )
-    .unwrap();
-    let out = output_within(
-        papy().args(["run", "-q", file.to_str().unwrap()]),
-        Duration::from_secs(120),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = one_piper(&dir, "greet", &resource, &range(20), "[\"py.greet\"]");
+    let stdout = succeeds(papy().args(["run", "-q"]).arg(&file));
     let ran: Vec<String> = std::fs::read_to_string(&inits)
         .unwrap()
         .lines()
         .map(|l| l.trim_start_matches("init ").to_string())
         .collect();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 20, "{stdout}");
     for (i, line) in lines.iter().enumerate() {
@@ -85,37 +51,11 @@ path = "-"
 fn a_relay_command_that_cannot_start_refuses_the_run_and_stops_a_worker() {
     let server = redis_support::RedisServer::start();
     let dir = scratch("nostart");
-    let file = dir.join("nostart.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[resources.py]
-kind = "redis"
-url = "{}"
-workers = 2
-command = "exec /nonexistent/py-worker"
-functions = ["py.f"]
-
-[inputs.numbers]
-kind = "range"
-start = 0
-end = 4
-
-[[pipers]]
-name = "f"
-resource = "py"
-inputs = ["numbers"]
-worker = ["py.f"]
-
-[outputs.out]
-piper = "f"
-path = "-"
-"#,
-            server.url()
-        ),
-    )
-    .unwrap();
+    let resource = redis_on(
+        &server.url(),
+        "workers = 2\ncommand = \"exec /nonexistent/py-worker\"\nfunctions = [\"py.f\"]",
+    );
+    let file = one_piper(&dir, "f", &resource, &range(4), "[\"py.f\"]");
     let out = output_within(
         papy().args(["run", "-q"]).arg(&file),
         Duration::from_secs(120),
@@ -146,50 +86,15 @@ path = "-"
 fn a_relayed_worker_is_recycled_as_the_resource_says() {
     let server = redis_support::RedisServer::start();
     let dir = scratch("recycle");
-    let file = dir.join("pids.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[resources.py]
-kind = "redis"
-url = "{}"
-workers = 1
-command = "exec python3 {}"
-functions = ["py.pid"]
-recycle_after = 5
-stride = 5
-
-[inputs.numbers]
-kind = "range"
-start = 0
-end = 20
-
-[[pipers]]
-name = "pid"
-resource = "py"
-inputs = ["numbers"]
-worker = ["py.pid"]
-
-[outputs.out]
-piper = "pid"
-path = "-"
-"#,
-            server.url(),
-            shout_worker(),
+    let resource = redis_on(
+        &server.url(),
+        &format!(
+            "workers = 1\ncommand = \"exec python3 {}\"\nfunctions = [\"py.pid\"]\nrecycle_after = 5\nstride = 5",
+            shout_worker()
         ),
-    )
-    .unwrap();
-    let out = output_within(
-        papy().args(["run", "-q", file.to_str().unwrap()]),
-        Duration::from_secs(120),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let file = one_piper(&dir, "pid", &resource, &range(20), "[\"py.pid\"]");
+    let stdout = succeeds(papy().args(["run", "-q"]).arg(&file));
     let pids: Vec<&str> = stdout.lines().collect();
     assert_eq!(pids.len(), 20, "{stdout}");
     // One broker worker, one child at a time, replaced every 5 items: the
@@ -227,36 +132,8 @@ fn a_relayed_child_inherits_neither_the_key_nor_the_url() {
     let script = python_worker(&dir, "env_worker.py", ENV_WORKER);
     let names = dir.join("names.txt");
     std::fs::write(&names, "PAPY_BROKER_KEY\nPAPY_REDIS_URL\nPAPY_WORKER\n").unwrap();
-    let file = dir.join("env.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[resources.py]
-kind = "redis"
-url = "{}"
-run_id = "env"
-functions = ["py.env"]
-
-[inputs.names]
-kind = "lines"
-path = {:?}
-
-[[pipers]]
-name = "env"
-resource = "py"
-inputs = ["names"]
-worker = ["py.env"]
-
-[outputs.out]
-piper = "env"
-path = "-"
-"#,
-            server.url(),
-            names.display().to_string()
-        ),
-    )
-    .unwrap();
+    let resource = redis_on(&server.url(), "run_id = \"env\"\nfunctions = [\"py.env\"]");
+    let file = one_piper(&dir, "env", &resource, &lines_of(&names), "[\"py.env\"]");
     let key = "a-key-the-host-and-workers-share";
     let _external = KillOnDrop(
         papy()
@@ -276,20 +153,12 @@ path = "-"
             .spawn()
             .unwrap(),
     );
-    let out = output_within(
+    let out = succeeds(
         papy()
             .env("PAPY_BROKER_KEY", key)
-            .args(["run", "-q", file.to_str().unwrap()]),
-        Duration::from_secs(120),
+            .args(["run", "-q"])
+            .arg(&file),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "(unset)\n(unset)\nstdio\n"
-    );
+    assert_eq!(out, "(unset)\n(unset)\nstdio\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -48,7 +48,7 @@ fn s_inc(x: i64) -> i64 {
 }
 
 /// Most items in one timed round.
-const MAX_ITEMS: u64 = 5_000_000;
+const MAX_ITEMS: u64 = 20_000_000;
 
 /// The key every cell's host and workers share (the bench's own).
 const KEY: &str = "papy-scale-bench-key-not-secret";
@@ -160,8 +160,10 @@ impl Cell {
         Ok(self.json(&rounds?))
     }
 
-    /// Warm-up rounds (until every worker has taken an entry, and one
-    /// lasts half of `seconds`) size the timed ones.
+    /// Warm-up rounds (until every worker has taken an entry, one lasts
+    /// half of `seconds`, and a larger one no longer raises the rate by a
+    /// quarter: a round that a long round trip bounds measures latency,
+    /// not throughput) size the timed ones.
     fn rounds_on(&self, pool: &Arc<dyn Pool>, job: &Worker, run: &str) -> Res<Vec<Round>> {
         let per_worker = if self.job == "sleep" { 4 } else { 20 };
         // A fixed stride is measured over several strides, not inside one.
@@ -170,11 +172,15 @@ impl Cell {
         let mut n = least;
         let deadline = Instant::now() + Duration::from_secs(60);
         let limit = Duration::from_secs_f64((4.0 * self.seconds).max(3.0));
+        let mut last_rate = 0.0;
         let rate = loop {
             let warm = once(pool, job, self.stride, n, limit)?;
             let secs = warm.items as f64 / warm.rate;
             let all_in = consumers(&self.redis, run)? >= self.workers;
-            if all_in && (secs >= self.seconds / 2.0 || n >= MAX_ITEMS) {
+            let rising = warm.rate > 1.25 * last_rate;
+            last_rate = warm.rate;
+            let long = secs >= self.seconds / 2.0;
+            if all_in && ((long && !rising) || n >= MAX_ITEMS || Instant::now() > deadline) {
                 break warm.rate;
             }
             if Instant::now() > deadline {
@@ -183,11 +189,15 @@ impl Cell {
                 );
             }
             if all_in {
-                n = ((n as f64 * (self.seconds / secs).clamp(2.0, 16.0)) as u64).min(MAX_ITEMS);
+                let grow = if long {
+                    4.0
+                } else {
+                    (self.seconds / secs).clamp(2.0, 16.0)
+                };
+                n = ((n as f64 * grow) as u64).min(MAX_ITEMS);
             }
         };
-        // Sized from the last (largest) warm-up round, never smaller: a
-        // round of one wave in flight measures latency, not throughput.
+        // Sized from the last (largest) warm-up round, never smaller.
         let n = ((rate * self.seconds) as u64).clamp(n, MAX_ITEMS);
         (0..self.rounds)
             .map(|_| once(pool, job, self.stride, n, limit))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::broker::{format_id, parse_id, Broker, Group, Task};
 use super::MemoryQueue;
 use crate::error::Result;
-use crate::queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::queue::{Claim, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 
 impl Queue for MemoryQueue {
@@ -201,19 +201,21 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
+    fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {
         let mut b = self.open()?;
-        let id = b.next_id();
-        b.results.push((
-            id,
-            Outcome::Result {
-                session: entry.session.clone(),
-                job: entry.job,
-                payload: result.to_vec(),
-                busy: Some(busy),
-            },
-        ));
-        b.ack(&entry.id);
+        for d in done {
+            let id = b.next_id();
+            b.results.push((
+                id,
+                Outcome::Result {
+                    session: d.entry.session.clone(),
+                    job: d.entry.job,
+                    payload: d.result.to_vec(),
+                    busy: Some(d.busy),
+                },
+            ));
+            b.ack(&d.entry.id);
+        }
         drop(b);
         self.wake();
         Ok(())

@@ -38,6 +38,8 @@ pub struct BrokerPoolBuilder {
     pub(super) size: Option<usize>,
     pub(super) key: Option<String>,
     pub(super) key_file: Option<std::path::PathBuf>,
+    /// What the resource's local workers relay to (saved with the pipeline).
+    pub(super) relay: Option<crate::relay::RelaySaved>,
 }
 
 /// Shows the URL with its password hidden.
@@ -74,6 +76,7 @@ impl BrokerPoolBuilder {
             size: None,
             key: None,
             key_file: None,
+            relay: None,
         }
     }
 
@@ -199,6 +202,12 @@ impl BrokerPoolBuilder {
         self
     }
 
+    /// Records what the local workers relay to, for [`settings`](Self::settings).
+    pub(crate) fn relayed(mut self, relay: crate::relay::RelaySaved) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
     /// Connects, starts the run (its keys are reset) and the local workers.
     ///
     /// # Errors
@@ -234,6 +243,11 @@ impl BrokerPoolBuilder {
         pairs.push(("claim_after", Value::from(self.claim_after.as_secs_f64())));
         pairs.extend(
             (self.key_file.as_ref()).map(|k| ("key_file", Value::from(k.display().to_string()))),
+        );
+        pairs.extend(
+            self.relay
+                .iter()
+                .flat_map(crate::relay::RelaySaved::settings),
         );
         papy_core::pool::settings_map(pairs)
     }

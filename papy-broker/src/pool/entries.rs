@@ -38,6 +38,11 @@ impl InFlight {
         deliver_group(&self.group, results, self.at.elapsed());
     }
 
+    /// How long ago it was sent, and its size in bytes.
+    pub(super) fn round_trip(&self) -> (Duration, usize) {
+        (self.at.elapsed(), self.payload.len())
+    }
+
     /// Items sent.
     pub(super) fn sent(&self) -> usize {
         self.plan.sent

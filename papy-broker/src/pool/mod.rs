@@ -11,6 +11,7 @@
 //! so is the bound on items in flight (`buffer`).
 
 mod builder;
+mod distance;
 mod entries;
 mod receiver;
 mod sender;
@@ -26,6 +27,7 @@ use papy_core::pool::{Job, Pool, TaskFn, WORKER_ENV};
 use papy_core::{Error, ErrorKind, ItemError};
 
 pub use builder::BrokerPoolBuilder;
+use distance::Distance;
 use entries::InFlight;
 use receiver::receiver;
 use sender::sender;
@@ -65,6 +67,8 @@ struct Shared {
     duplicates: AtomicU64,
     /// Jobs in flight fail after the broker has not answered this long.
     unreachable_after: Duration,
+    /// How far the workers are: what the pool keeps in flight.
+    distance: Distance,
     /// Set when the pool can no longer run anything (its local workers
     /// cannot start, another host took the run over): every job fails with it.
     broken: Mutex<Option<String>>,
@@ -180,6 +184,7 @@ impl BrokerPool {
             duplicates: AtomicU64::new(0),
             unreachable_after: spec.unreachable_after,
             broken: Mutex::new(None),
+            distance: Distance::default(),
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (sh, rq) = (shared.clone(), shared.connect()?);
@@ -287,7 +292,16 @@ impl Pool for BrokerPool {
     /// A job is a stream entry written, claimed, answered and read back
     /// through the broker: milliseconds.
     fn job_target(&self) -> Duration {
-        Duration::from_millis(20)
+        distance::JOB_TARGET
+    }
+
+    /// Enough visits in flight to cover the time entries spend travelling
+    /// and waiting (their round trip minus the workers' busy time, as
+    /// measured): with workers far from Redis, a worker finishing an entry
+    /// must find the next ones already on their way (`distance.rs`).
+    fn room_visits(&self) -> usize {
+        let workers = (self.shared.workers).max(self.shared.live_workers.load(Ordering::Relaxed));
+        self.shared.distance.room_visits(workers)
     }
 
     fn size(&self) -> usize {

@@ -206,19 +206,14 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
         }
     }
     c.renew(sh.settings.lease)?;
-    for e in c.claim_stale(
-        HOST_CONSUMER,
-        sh.settings.claim_after,
-        sh.settings.max_attempts,
-        64,
-    )? {
-        // Checked as a worker checks what it takes: a replay is
-        // acknowledged, not dead-lettered (it must not fail the job of the
-        // entry it copies), and an entry not the run's fails no job.
-        if let Some(task) = crate::worker::admit(c, &sh.sealer, &e, sh.settings.max_attempts)? {
-            let reason = crate::worker::too_often(e.deliveries, sh.settings.max_attempts);
-            crate::worker::give_up(c, &sh.sealer, &e, Some(task.id), &reason)?;
-        }
+    let (claim_after, max_attempts) = (sh.settings.claim_after, sh.settings.max_attempts);
+    let stale = c.claim_stale(HOST_CONSUMER, claim_after, max_attempts, 64)?;
+    // Checked as a worker checks what it takes: a replay is acknowledged,
+    // not dead-lettered (it must not fail the job of the entry it copies),
+    // and an entry not the run's fails no job.
+    for (e, task) in crate::admit::admit_all(c, &sh.sealer, stale, max_attempts)? {
+        let reason = crate::admit::too_often(e.deliveries, max_attempts);
+        crate::admit::give_up(c, &sh.sealer, &e, Some(task.id), &reason)?;
     }
     sh.replays.store(c.replays()?, Ordering::Relaxed);
     let n = c.active_workers(Duration::from_secs(5))?;
@@ -340,6 +335,10 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Durat
         );
         f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
         return;
+    }
+    if let Some(b) = busy {
+        let (round_trip, bytes) = f.round_trip();
+        sh.distance.record(round_trip, b, f.sent(), bytes);
     }
     f.succeed(items, busy);
 }

@@ -7,11 +7,11 @@ use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadRe
 use redis::Value;
 
 use super::entries::{busy_of, field_string, job_of, payload_of, task_entry};
-use super::scripts::{CLAIM_SCRIPT, TOUCH_SCRIPT};
+use super::scripts::{CLAIM_SCRIPT, RECLAIM_SCRIPT, TOUCH_SCRIPT};
 use super::RedisQueue;
 use crate::error::Result;
 use crate::keys::GROUP;
-use crate::queue::{Claim, Cursor, Entry, Outcome, Queue, RunSettings};
+use crate::queue::{Claim, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 
 /// Settings as the builder clamps them.
@@ -149,39 +149,30 @@ impl Queue for RedisQueue {
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
         let tasks = self.keys.tasks.clone();
         let start = self.claim_cursor.clone();
-        let reply: Option<StreamAutoClaimReply> = self.with_group(|q| {
-            redis::cmd("XAUTOCLAIM")
+        let reply: Option<Vec<Value>> = self.with_group(|q| {
+            redis::cmd("EVAL")
+                .arg(RECLAIM_SCRIPT)
+                .arg(1)
                 .arg(&tasks)
                 .arg(GROUP)
                 .arg(consumer)
                 .arg(min_idle.as_millis() as u64)
                 .arg(&start)
-                .arg("COUNT")
                 .arg(count.max(1))
                 .query(&mut q.con)
         })?;
-        let Some(reply) = reply else {
+        let Some([next, taken, counts]) = reply.and_then(|r| <[Value; 3]>::try_from(r).ok()) else {
             return Ok(Vec::new());
         };
-        self.claim_cursor = reply.next_stream_id.clone();
-        // Entries deleted from the stream while pending cannot run: drop them.
-        if !reply.deleted_ids.is_empty() {
-            let mut ack = redis::cmd("XACK");
-            ack.arg(&tasks).arg(GROUP);
-            for id in &reply.deleted_ids {
-                ack.arg(id);
-            }
-            ack.query::<()>(&mut self.con)?;
-        }
-        if reply.claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = reply.claimed.iter().map(|e| e.id.clone()).collect();
-        let counts = self.pending_counts(&ids)?;
-        Ok(reply
+        let claimed: StreamAutoClaimReply =
+            redis::from_redis_value(&Value::Array(vec![next, taken]))?;
+        let counts: Vec<u64> = redis::from_redis_value(&counts)?;
+        self.claim_cursor = claimed.next_stream_id;
+        Ok(claimed
             .claimed
             .iter()
-            .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
+            .zip(counts.into_iter().chain(std::iter::repeat(1)))
+            .map(|(e, n)| task_entry(e, n))
             .collect())
     }
 
@@ -207,11 +198,11 @@ impl Queue for RedisQueue {
             Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let stale: Vec<String> = pending
+        let stale: Vec<(String, u64)> = pending
             .ids
             .into_iter()
-            .filter(|p| p.times_delivered as u64 >= u64::from(max_attempts))
-            .map(|p| p.id)
+            .map(|p| (p.id, p.times_delivered as u64))
+            .filter(|(_, n)| *n >= u64::from(max_attempts))
             .collect();
         if stale.is_empty() {
             return Ok(Vec::new());
@@ -220,42 +211,58 @@ impl Queue for RedisQueue {
         // for the same entry, only one gets it.
         let mut c = redis::cmd("XCLAIM");
         c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(idle);
-        for id in &stale {
+        for (id, _) in &stale {
             c.arg(id);
         }
         let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
-        let ids: Vec<String> = claimed.ids.iter().map(|e| e.id.clone()).collect();
-        let counts = self.pending_counts(&ids)?;
+        // XCLAIM counted one more delivery.
         Ok(claimed
             .ids
             .iter()
-            .map(|e| task_entry(e, counts.get(&e.id).copied().unwrap_or(1)))
+            .map(|e| {
+                let n = stale
+                    .iter()
+                    .find(|(id, _)| *id == e.id)
+                    .map_or(0, |(_, n)| *n);
+                task_entry(e, n + 1)
+            })
             .collect())
     }
 
     fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim> {
+        let mut claims = self.claim_jobs(&[(entry, job)])?;
+        Ok(claims.pop().unwrap_or(Claim::RunGone))
+    }
+
+    fn claim_jobs(&mut self, claims: &[(&Entry, u64)]) -> Result<Vec<Claim>> {
         let secs = if self.lease.is_zero() {
             0
         } else {
             self.lease.as_secs().max(1)
         };
-        let r: i64 = redis::cmd("EVAL")
-            .arg(CLAIM_SCRIPT)
-            .arg(3)
-            .arg(&self.keys.state)
-            .arg(&self.keys.jobs)
-            .arg(&self.keys.tasks)
-            .arg(&entry.session)
-            .arg(job)
-            .arg(&entry.id)
-            .arg(GROUP)
-            .arg(secs)
-            .query(&mut self.con)?;
-        Ok(match r {
-            0 => Claim::Mine,
-            1 => Claim::Replay,
-            _ => Claim::RunGone,
-        })
+        let mut pipe = redis::pipe();
+        for (entry, job) in claims {
+            pipe.cmd("EVAL")
+                .arg(CLAIM_SCRIPT)
+                .arg(3)
+                .arg(&self.keys.state)
+                .arg(&self.keys.jobs)
+                .arg(&self.keys.tasks)
+                .arg(&entry.session)
+                .arg(*job)
+                .arg(&entry.id)
+                .arg(GROUP)
+                .arg(secs);
+        }
+        let codes: Vec<i64> = pipe.query(&mut self.con)?;
+        Ok(codes
+            .into_iter()
+            .map(|r| match r {
+                0 => Claim::Mine,
+                1 => Claim::Replay,
+                _ => Claim::RunGone,
+            })
+            .collect())
     }
 
     fn replays(&mut self) -> Result<u64> {
@@ -283,10 +290,20 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
+    fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let results = self.keys.results.clone();
-        let busy = busy.as_micros().to_string();
-        self.settle(entry, &results, result, &[("b", busy.as_bytes())])
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for d in done {
+            let busy = d.busy.as_micros().to_string();
+            let extra = [("b", busy.as_bytes())];
+            Self::add_outcome(&mut pipe, d.entry, &results, d.result, &extra);
+        }
+        let ids: Vec<&str> = done.iter().map(|d| d.entry.id.as_str()).collect();
+        self.settle(pipe, &results, &ids)
     }
 
     fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()> {
@@ -300,7 +317,10 @@ impl Queue for RedisQueue {
             ("job", job.as_bytes()),
             ("t", letter.tag.as_bytes()),
         ];
-        self.settle(entry, &dead, entry.payload.as_slice(), &extra)
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        Self::add_outcome(&mut pipe, entry, &dead, &entry.payload, &extra);
+        self.settle(pipe, &dead, &[entry.id.as_str()])
     }
 
     fn active_workers(&mut self, active_within: Duration) -> Result<usize> {

@@ -18,10 +18,8 @@ mod commands;
 mod entries;
 mod scripts;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::streams::StreamPendingCountReply;
 use redis::{Connection, RedisError};
 
 use crate::error::{BrokerError, Result};
@@ -177,21 +175,16 @@ impl RedisQueue {
         }
     }
 
-    /// `EXPIRE key lease` on `pipe` for each key, if there is a lease.
-    /// In one transaction: appends an outcome entry for `entry` to
-    /// `stream` (session, job id, payload and `extra` fields), acknowledges
-    /// the task entry, and keeps the stream's lease (a late write must not
-    /// leave a key without expiry).
-    fn settle(
-        &mut self,
+    /// Adds to `pipe` an outcome entry for task entry `entry` on `stream`:
+    /// its session, its job id, `payload` and the `extra` fields.
+    fn add_outcome(
+        pipe: &mut redis::Pipeline,
         entry: &Entry,
         stream: &str,
         payload: &[u8],
         extra: &[(&str, &[u8])],
-    ) -> Result<()> {
-        let mut pipe = redis::pipe();
+    ) {
         let add = pipe
-            .atomic()
             .cmd("XADD")
             .arg(stream)
             .arg("*")
@@ -204,11 +197,18 @@ impl RedisQueue {
         for (k, v) in extra {
             add.arg(*k).arg(*v);
         }
-        add.ignore()
-            .cmd("XACK")
+        add.ignore();
+    }
+
+    /// Runs `pipe` (outcome entries appended to `stream`, see
+    /// [`add_outcome`](Self::add_outcome)) in one transaction with the
+    /// acknowledgement of the task entries `ids` and the stream's lease (a
+    /// late write must not leave a key without expiry).
+    fn settle(&mut self, mut pipe: redis::Pipeline, stream: &str, ids: &[&str]) -> Result<()> {
+        pipe.cmd("XACK")
             .arg(&self.keys.tasks)
             .arg(GROUP)
-            .arg(&entry.id)
+            .arg(ids)
             .ignore();
         Self::expire_on(&mut pipe, &[stream], self.lease);
         Ok(pipe.query::<()>(&mut self.con)?)
@@ -222,24 +222,6 @@ impl RedisQueue {
         for k in keys {
             pipe.expire(*k, secs).ignore();
         }
-    }
-
-    fn pending_counts(&mut self, ids: &[String]) -> Result<HashMap<String, u64>> {
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("XPENDING")
-                .arg(&self.keys.tasks)
-                .arg(GROUP)
-                .arg(id)
-                .arg(id)
-                .arg(1);
-        }
-        let replies: Vec<StreamPendingCountReply> = pipe.query(&mut self.con)?;
-        Ok(replies
-            .into_iter()
-            .flat_map(|r| r.ids)
-            .map(|p| (p.id, p.times_delivered as u64))
-            .collect())
     }
 }
 

@@ -39,3 +39,25 @@ redis.call('HINCRBY', KEYS[2], 'replays', 1)
 if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
 return 1
 ";
+
+/// Reclaims entries idle for long (see [`Queue::reclaim`]) with their
+/// delivery counts, in one round trip: `XAUTOCLAIM` (acknowledging the ids
+/// it reports deleted, which cannot run), then `XPENDING` for each entry
+/// taken (an error of `XAUTOCLAIM`, such as `NOGROUP`, is returned as
+/// it is). KEYS: the task stream; ARGV: the group, the consumer, the minimum
+/// idle time in ms, the start id, the count. Returns the next start id,
+/// the entries (as `XAUTOCLAIM` gives them) and their delivery counts.
+pub(super) const RECLAIM_SCRIPT: &str = r"
+local r = redis.pcall('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+if r.err then return r end
+if r[3] and #r[3] > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(r[3])) end
+local taken, counts = {}, {}
+for _, e in ipairs(r[2]) do
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    taken[#taken + 1] = e
+    counts[#counts + 1] = (p[1] and p[1][4]) or 1
+  end
+end
+return {r[1], taken, counts}
+";

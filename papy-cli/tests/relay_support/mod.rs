@@ -1,6 +1,7 @@
-//! What the broker relay tests share: running `papy` with a hang guard,
-//! python3 with the SDK, scratch folders, the Python example on another
-//! resource, and Python workers written for a test.
+//! What the broker tests share: running `papy` with a hang guard, python3
+//! with the SDK, scratch folders, pipelines of one piper on a resource (the
+//! Python example on another resource, or one written for a test), and
+//! Python workers written for a test.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -86,7 +87,6 @@ pub(crate) fn python_ready() {
 }
 
 pub(crate) fn papy() -> Command {
-    python_ready();
     let mut c = Command::new(env!("CARGO_BIN_EXE_papy"));
     c.current_dir(root())
         .env("PAPY_PLUGIN_PATH", crate::plugins::plugin_dir());
@@ -104,6 +104,7 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
 /// The Python example pipeline with its `py` resource replaced by
 /// `resource` (TOML lines), its paths made absolute, written in `dir`.
 pub(crate) fn python_example_on(dir: &Path, resource: &str) -> PathBuf {
+    python_ready();
     let example =
         std::fs::read_to_string(root().join("examples/pipelines/python_node.toml")).unwrap();
     let remote = "kind = \"remote\"\nremote = [{ command = \"exec python3 ../python/shout_worker.py\", workers = 2 }]";
@@ -125,6 +126,7 @@ pub(crate) fn python_example_on(dir: &Path, resource: &str) -> PathBuf {
 }
 
 pub(crate) fn shout_worker() -> String {
+    python_ready();
     root()
         .join("examples/python/shout_worker.py")
         .display()
@@ -134,8 +136,55 @@ pub(crate) fn shout_worker() -> String {
 /// Writes the Python worker `source` (its `SDK` placeholder replaced by the
 /// SDK's folder) as `dir/name`; returns its path.
 pub(crate) fn python_worker(dir: &Path, name: &str, source: &str) -> PathBuf {
+    python_ready();
     let sdk = root().join("python").display().to_string();
     let script = dir.join(name);
     std::fs::write(&script, source.replace("SDK", &format!("{sdk:?}"))).unwrap();
     script
+}
+
+/// A `redis` resource's lines: the Redis at `url`, then `more` lines.
+pub(crate) fn redis_on(url: &str, more: &str) -> String {
+    format!("kind = \"redis\"\nurl = \"{url}\"\n{more}")
+}
+
+/// An input's lines: the integers `0..n`.
+pub(crate) fn range(n: i64) -> String {
+    format!("kind = \"range\"\nstart = 0\nend = {n}")
+}
+
+/// An input's lines: the lines of `path`.
+pub(crate) fn lines_of(path: &Path) -> String {
+    format!("kind = \"lines\"\npath = {:?}", path.display().to_string())
+}
+
+/// Writes `dir/NAME.toml`: one piper `name` on resource `py` (its lines
+/// `resource`), fed `input` (its lines), calling `worker` (a TOML value),
+/// its output on stdout.
+pub(crate) fn one_piper(
+    dir: &Path,
+    name: &str,
+    resource: &str,
+    input: &str,
+    worker: &str,
+) -> PathBuf {
+    let text = format!(
+        "[resources.py]\n{resource}\n\n[inputs.input]\n{input}\n\n[[pipers]]\nname = \"{name}\"\n\
+         resource = \"py\"\ninputs = [\"input\"]\nworker = {worker}\n\n\
+         [outputs.out]\npiper = \"{name}\"\npath = \"-\"\n"
+    );
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The stdout of `cmd` (a `papy` command), which must succeed within 120 s.
+pub(crate) fn succeeds(cmd: &mut Command) -> String {
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

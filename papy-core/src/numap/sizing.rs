@@ -17,21 +17,6 @@ pub(crate) struct Adaptive {
     pub(crate) buffer: Option<usize>,
 }
 
-/// Visits of buffer room per task with adaptive batching: enough that
-/// every worker has its next job queued while its results are read. Pools
-/// that pay a round trip per job (`Pool::whole_strides`) keep twice as
-/// many in flight; on threads more room only spreads the working set
-/// (`cargo bench --bench defaults`, 50 ns items: 2 visits 1.06x the best
-/// fixed stride on threads and 1.22x on processes, 4 visits 1.23x and
-/// 1.01x).
-fn room_visits(pool: &dyn Pool) -> usize {
-    if pool.whole_strides() {
-        4
-    } else {
-        2
-    }
-}
-
 /// Most bytes of input in one adaptive job (estimated, see [`approx_bytes`]):
 /// large items get smaller jobs, whatever their pace.
 const JOB_BYTES: usize = 8 << 20;
@@ -77,7 +62,7 @@ pub(crate) fn approx_bytes(inbox: &Inbox) -> usize {
 const DEEP_VISITS: usize = 8;
 
 /// Buffer room of a task whose visits hold `visit` items, `workers` jobs, in
-/// a pool of `base` [`room_visits`]: [`DEEP_VISITS`] visits, but never more items than `base` visits
+/// a pool of `base` [`Pool::room_visits`]: [`DEEP_VISITS`] visits, but never more items than `base` visits
 /// of the largest jobs ([`MAX_CHUNK`] items each), nor fewer than `base`
 /// visits. Small jobs (slow items) thus get a deeper buffer,
 /// so that a worker finishing a job finds the next one queued even when
@@ -119,7 +104,7 @@ pub(crate) fn adaptive(
     let chunk = pace.chunk(a.target, most.min(pace.items_within(JOB_BYTES)));
     let visit = chunk * a.workers;
     let room = a.buffer.is_none().then(|| {
-        let base = room_visits(pool);
+        let base = pool.room_visits().max(1);
         room(base, visit, a.workers)
             .min(pace.items_within(ROOM_BYTES))
             .max(base * visit)
