@@ -11,8 +11,9 @@
 #
 #   bench/wordcount.sh [MEGABYTES] [ROUNDS]     (defaults: 100 MB, 7 rounds)
 #
-# Needs `cargo build --release -p papy-cli -p papy-plugin-text --example
-# wordcount_by_hand` (CARGO_TARGET_DIR is honoured), python3 and awk.
+# Needs `cargo build --release -p papy-cli -p papy-plugin-text` and
+# `cargo build --release --example wordcount_by_hand` (CARGO_TARGET_DIR is
+# honoured), python3 and awk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mb=${1:-100}
