@@ -357,6 +357,34 @@ fn a_worker_command_that_cannot_start_refuses_the_run_in_one_line() {
     );
 }
 
+/// Distinct worker commands are started at the same time; each that cannot
+/// start is still one line, in the file's order.
+#[test]
+fn each_worker_command_that_cannot_start_is_one_line_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[resources.a]\nkind = \"remote\"\nremote = [{ command = \"papy-no-such-a --stdio\", workers = 1 }, { command = \"papy-no-such-b --stdio\", workers = 1 }]\n\n\
+         [inputs.n]\nkind = \"range\"\nstart = 0\nend = 4\n\n\
+         [[pipers]]\nname = \"p\"\ninputs = [\"n\"]\nresource = \"a\"\nworker = [\"papy.ipasser\"]\n",
+    )
+    .unwrap();
+    let out = run(&["run", "-q", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].contains("`papy-no-such-a --stdio` cannot start"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("`papy-no-such-b --stdio` cannot start"),
+        "{err}"
+    );
+}
+
 /// A missing import forgiven by `#[worker(forgive)]` is said once per run,
 /// as a plain `papy: warning:` line of the host, not as a timestamped WARN
 /// log line of the host and of each worker process.

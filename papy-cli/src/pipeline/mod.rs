@@ -331,32 +331,49 @@ pub(crate) fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
 }
 
 /// Starts each distinct command of the `remote` resources (and of `redis`
-/// resources with local workers) once (in the
-/// pipeline file's folder, as the run does) and waits for its greeting, so
-/// that a command that cannot start refuses the run with one line naming
+/// resources with local workers) once, all at the same time (in the
+/// pipeline file's folder, as the run does) and waits for their greetings,
+/// so that a command that cannot start refuses the run with one line naming
 /// it and why, instead of failing every item. A command that has not
 /// greeted within 30 s is left to the run (an `ssh` may be slow).
 ///
 /// # Errors
-/// One line per command that cannot start.
+/// One line per command that cannot start, in the file's order.
 pub(crate) fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
-    let mut errors = Vec::new();
+    let mut distinct = Vec::new();
     for (name, r) in &l.file.resources {
         for (at, line) in commands_of(name, r) {
-            if !seen.insert(line.to_string()) {
-                continue;
+            if seen.insert(line.to_string()) {
+                distinct.push((name, at, line));
             }
-            let cmd = WorkerCommand::shell(line).current_dir(&l.dir);
-            if let Err(why) = starts(&cmd) {
+        }
+    }
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let checks: Vec<_> = distinct
+            .iter()
+            .map(|(_, _, line)| {
+                let cmd = WorkerCommand::shell(line).current_dir(&l.dir);
+                s.spawn(move || starts(&cmd))
+            })
+            .collect();
+        distinct
+            .iter()
+            .zip(checks)
+            .filter_map(|((name, at, line), check)| {
+                let why = match check.join() {
+                    Ok(Ok(())) => return None,
+                    Ok(Err(why)) => why,
+                    Err(_) => "its check failed unexpectedly".to_string(),
+                };
                 let message = format!(
                     "resource `{name}`: the worker command `{}` cannot start: {why}",
                     line.trim()
                 );
-                errors.push(l.spans.at(&at, message).render(&l.name));
-            }
-        }
-    }
+                Some(l.spans.at(at, message).render(&l.name))
+            })
+            .collect()
+    });
     if errors.is_empty() {
         Ok(())
     } else {
@@ -364,9 +381,6 @@ pub(crate) fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     }
 }
 
-/// The commands resource `name` starts on this machine, each with where
-/// the file gives it: a `remote` resource's, and a `redis` resource's
-/// `command` when it has local workers (which relay to it).
 fn commands_of<'a>(name: &str, r: &'a papy_config::Resource) -> Vec<(Vec<String>, &'a str)> {
     let str_of = |v: &'a toml::Value| v.get("command").and_then(toml::Value::as_str);
     match r.numap.kind.as_str() {
