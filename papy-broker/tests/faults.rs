@@ -171,13 +171,16 @@ fn a_worker_cut_off_longer_than_claim_after_loses_its_batch_and_its_late_result(
     let second = pid_in(&marker);
     assert_ne!(second, victim, "another worker took item 5 over");
     // Resumed, the cut-off worker finishes item 5 and appends its result:
-    // the host drops it (it delivered the job already).
+    // the host drops it (it delivered the job already). It may also run an
+    // entry it had read ahead before it was stopped (reclaimed meanwhile):
+    // that late result is dropped too: at least one is dropped, and every
+    // item reached the output once (asserted above).
     let deadline = Instant::now() + Duration::from_secs(60);
     while p.duplicates() == 0 {
         assert!(Instant::now() < deadline, "the late result never came");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(p.duplicates(), 1);
+    assert!(p.duplicates() >= 1);
     assert_eq!(pending_and_dead(&server, "stop"), (0, 0));
     let _ = std::fs::remove_file(&marker);
 }
