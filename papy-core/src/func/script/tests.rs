@@ -159,13 +159,14 @@ fn a_missing_output_fails_the_item_and_names_the_port() {
 
 #[test]
 fn relative_paths_are_taken_from_the_current_directory() {
-    // Tests run in the crate's directory: make everything relative to it.
-    let dir = tempfile::tempdir_in(".").unwrap();
-    let rel = dir
-        .path()
-        .strip_prefix(std::env::current_dir().unwrap())
-        .unwrap_or(dir.path());
-    let rel = Path::new(".").join(rel.file_name().unwrap());
+    // A temporary folder named relative to the current directory (up to
+    // the root, then down): nothing is written in the checkout, which may
+    // be read-only.
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let up: std::path::PathBuf = cwd.components().skip(1).map(|_| "..").collect();
+    let rel = up.join(dir.path().strip_prefix("/").unwrap());
+    assert!(rel.is_relative(), "{}", rel.display());
     let script = rel.join("t.sh");
     std::fs::write(&script, template("bash").unwrap()).unwrap();
     std::fs::write(rel.join("in.txt"), "abc\n").unwrap();
