@@ -23,6 +23,10 @@ pub const MAX_BUFFER: usize = 1 << 26;
 pub const MAX_FANOUT: usize = 1 << 20;
 /// Most tasks a node spawns.
 pub const MAX_SPAWN: usize = 4096;
+/// Most items in one adaptive job (adaptive batching grows jobs up to
+/// this): bounds memory and the time a reader of an ordered task waits
+/// behind one job. A pool sizing its room in jobs (the broker's) reads it.
+pub const MAX_JOB_ITEMS: usize = 4096;
 /// Most retries of one item.
 pub const MAX_RETRIES: u32 = 1000;
 /// Longest duration a setting takes, in seconds (a year).

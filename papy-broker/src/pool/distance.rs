@@ -15,7 +15,7 @@ use crate::floor::Floor;
 const BASE_VISITS: usize = 2;
 
 /// Items in the NuMap's largest jobs (`papy_core`'s adaptive batching).
-const JOB_ITEMS: u64 = 4096;
+const JOB_ITEMS: u64 = papy_core::limits::MAX_JOB_ITEMS as u64;
 
 /// How long the NuMap's adaptive jobs take at most ([`Pool::job_target`]
 /// of the broker pool).

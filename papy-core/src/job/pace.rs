@@ -15,9 +15,9 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Most items in one adaptive job: bounds memory and the time a reader of
-/// an ordered task waits behind one job, whatever the measures say.
-pub(crate) const MAX_CHUNK: usize = 4096;
+/// Most items in one adaptive job ([`crate::limits::MAX_JOB_ITEMS`]), whatever
+/// the measures say.
+pub(crate) const MAX_CHUNK: usize = crate::limits::MAX_JOB_ITEMS;
 
 /// How much a job may grow from one choice to the next.
 const GROWTH: usize = 4;
