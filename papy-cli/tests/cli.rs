@@ -55,6 +55,51 @@ fn example_pipelines_give_the_expected_output() {
 }
 
 #[test]
+fn the_word_count_reads_many_blocks_or_lines_to_the_same_counts() {
+    support::plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    let text = std::fs::read_to_string(root().join("examples/pipelines/data/corpus.txt")).unwrap();
+    // 50 copies in blocks of at most 1000 bytes: about 60 blocks, counted
+    // by 2 processes; every count is 50 times the shipped corpus's.
+    std::fs::write(&corpus, text.repeat(50)).unwrap();
+    let want: String =
+        std::fs::read_to_string(root().join("examples/pipelines/expected/wordcount.out"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (word, n) = l.trim_end_matches(']').rsplit_once(',').unwrap();
+                format!("{word},{}]\n", n.parse::<u64>().unwrap() * 50)
+            })
+            .collect();
+    let path = format!("inputs.corpus.path={}", corpus.display());
+    let file = "examples/pipelines/wordcount.toml";
+    for extra in [
+        &["inputs.corpus.bytes=1000"][..],
+        &["inputs.corpus.kind=lines", "pipers.0.consume=7"][..],
+    ] {
+        let mut args = vec!["run", "-q", file, "--set", &path];
+        for e in extra {
+            args.extend(["--set", e]);
+        }
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{extra:?}");
+    }
+    // A block size of 0 is refused before the run, at its key.
+    let out = run(&["check", file, "--set", "inputs.corpus.bytes=0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bytes must be from 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_reports_each_problem_with_its_position() {
     support::plugin_dir();
     let cases = [

@@ -41,6 +41,14 @@ fn source_of(l: &Loaded, name: &str, spec: &InputSpec, stop: &StopSignal) -> Res
                 Source::items(read::lines(&path).map_err(|e| open(&path, e))?)
             }
         }
+        InputSpec::Blocks { path, bytes } => {
+            let path = l.resolve(path);
+            // Validated: 1 to MAX_BLOCK_BYTES.
+            let size = bytes.map_or(read::DEFAULT_BLOCK_BYTES, |b| {
+                usize::try_from(b).map_or(1, |b| b.min(papy_core::limits::MAX_BLOCK_BYTES))
+            });
+            Source::items(read::blocks(&path, size).map_err(|e| open(&path, e))?)
+        }
         InputSpec::Jsonl { path } => {
             let path = l.resolve(path);
             Source::items(read::jsonl(path.clone()).map_err(|e| open(&path, e))?)

@@ -268,6 +268,17 @@ pub enum InputSpec {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         follow: bool,
     },
+    /// The text of a file in blocks of whole lines (`-` = stdin; `.gz` and
+    /// `.zst` decompressed): one item per block of about `bytes` bytes, cut
+    /// after a newline, each line keeping its `"\n"`. For workers that scan
+    /// text (counting, grepping): a megabyte per hand-off instead of a line.
+    Blocks {
+        /// File path (relative to the pipeline file).
+        path: String,
+        /// The block size in bytes (default 1 MiB; at most 1 GiB).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<i64>,
+    },
     /// A file of JSON values, one per line.
     Jsonl {
         /// File path.
@@ -308,6 +319,7 @@ impl InputSpec {
     /// Each input kind with its keys (besides `kind`).
     pub const KINDS: &'static [(&'static str, &'static [&'static str])] = &[
         ("lines", &["path", "follow"]),
+        ("blocks", &["path", "bytes"]),
         ("jsonl", &["path"]),
         ("records", &["path", "delimiter", "emit_unterminated"]),
         ("msgpack", &["path"]),
@@ -411,6 +423,10 @@ mod tests {
             InputSpec::Lines {
                 path: "a".into(),
                 follow: true,
+            },
+            InputSpec::Blocks {
+                path: "a".into(),
+                bytes: Some(1),
             },
             InputSpec::Jsonl { path: "a".into() },
             InputSpec::Records {

@@ -29,6 +29,7 @@ pub fn validate(l: &Loaded) -> Vec<Problem> {
     for (i, spec) in f.pipers.iter().enumerate() {
         piper_problems(l, i, spec, &piper_names, &mut seen, &mut problems);
     }
+    problems.extend(block_problems(l));
     if !l.library {
         problems.extend(file_problems(l));
     }
@@ -376,6 +377,24 @@ fn rate_problems(l: &Loaded, d: &Dagger) -> Vec<Problem> {
     problems
 }
 
+/// `blocks` inputs whose block size is out of range.
+fn block_problems(l: &Loaded) -> Vec<Problem> {
+    use crate::model::InputSpec;
+    let max = papy_core::limits::MAX_BLOCK_BYTES;
+    let mut out = Vec::new();
+    for (name, input) in &l.file.inputs {
+        if let InputSpec::Blocks { bytes: Some(b), .. } = input {
+            if !(1..=max as i64).contains(b) {
+                out.push(l.spans.at(
+                    &kp(&["inputs", name, "bytes"]),
+                    format!("input `{name}`: bytes must be from 1 to {max} (1 GiB), not {b}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Inputs whose file or directory is missing, outputs whose directory is:
 /// `papy run` would stop on them before the first item.
 fn file_problems(l: &Loaded) -> Vec<Problem> {
@@ -384,6 +403,7 @@ fn file_problems(l: &Loaded) -> Vec<Problem> {
     for (name, input) in &l.file.inputs {
         let (path, dir) = match input {
             InputSpec::Lines { path, .. }
+            | InputSpec::Blocks { path, .. }
             | InputSpec::Jsonl { path }
             | InputSpec::Records { path, .. }
             | InputSpec::Msgpack { path } => (path, false),

@@ -27,6 +27,9 @@ pub const MAX_SPAWN: usize = 4096;
 /// this): bounds memory and the time a reader of an ordered task waits
 /// behind one job. A pool sizing its room in jobs (the broker's) reads it.
 pub const MAX_JOB_ITEMS: usize = 4096;
+/// Largest block of a `blocks` input, in bytes (a block is one item held
+/// whole in memory).
+pub const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Most retries of one item.
 pub const MAX_RETRIES: u32 = 1000;
 /// Longest duration a setting takes, in seconds (a year).

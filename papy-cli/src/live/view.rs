@@ -269,6 +269,7 @@ impl Plan {
                     path,
                     follow: false,
                 }
+                | InputSpec::Blocks { path, .. }
                 | InputSpec::Jsonl { path }
                 | InputSpec::Records { path, .. }
                 | InputSpec::Msgpack { path }

@@ -27,7 +27,10 @@ impl Trace {
                 // JSON Lines skips blank lines: its index is not a line number.
                 InputSpec::Lines { .. } => Some("line"),
                 InputSpec::Records { .. } | InputSpec::Msgpack { .. } => Some("record"),
-                InputSpec::Jsonl { .. } | InputSpec::Range { .. } | InputSpec::Dir { .. } => None,
+                InputSpec::Blocks { .. }
+                | InputSpec::Jsonl { .. }
+                | InputSpec::Range { .. }
+                | InputSpec::Dir { .. } => None,
             };
             if let Some(u) = unit {
                 t.unit.insert(name.clone(), u);

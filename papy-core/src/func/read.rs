@@ -35,6 +35,9 @@ fn input_error(path: &Path, what: impl std::fmt::Display) -> Item {
 
 pub use crate::sync::StopSignal;
 
+mod blocks;
+pub use blocks::{blocks, Blocks, DEFAULT_BLOCK_BYTES};
+
 /// Reads raw lines (with their terminators) from a reader, and follows a
 /// growing file when told to.
 struct LineReader {

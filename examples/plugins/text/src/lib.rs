@@ -61,48 +61,73 @@ fn merge_counts(maps: Vec<BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
     total
 }
 
-/// Counts the lower-cased words of a batch of lines: `{word: count}`.
+/// Counts the lower-cased words of a block of text (a `blocks` input's
+/// item) or of a batch of lines: `{word: count}`.
 ///
-/// The lines are read where they lie in the batch (no copy of each line),
-/// and counted in an FxHash map (a fast hash for short keys) whose keys
-/// become the result's keys as they are (one allocation per distinct word).
+/// The text is read where it lies in the item (no copy of each line), and
+/// counted in an FxHash map (a fast hash for short keys) whose keys become
+/// the result's keys as they are (one allocation per distinct word).
 #[worker]
-fn count_words(lines: papy_sdk::Value) -> Result<papy_sdk::Value, String> {
-    let lines = lines
-        .as_list()
-        .ok_or_else(|| format!("expected a list of lines, got {}", lines.kind()))?;
-    let mut counts: FxHashMap<Arc<str>, i64> = FxHashMap::default();
-    let mut lower = String::new();
-    for line in lines {
-        let line = line
-            .as_str()
-            .ok_or_else(|| format!("expected a line (a string), got {}", line.kind()))?;
-        for w in line
+fn count_words(text: papy_sdk::Value) -> Result<papy_sdk::Value, String> {
+    let mut counts = Counts::default();
+    match &text {
+        papy_sdk::Value::Str(block) => counts.add(block),
+        papy_sdk::Value::List(lines) => {
+            for line in lines.iter() {
+                counts.add(
+                    line.as_str().ok_or_else(|| {
+                        format!("expected a line (a string), got {}", line.kind())
+                    })?,
+                );
+            }
+        }
+        other => {
+            return Err(format!(
+                "expected a block of text or a list of lines, got {}",
+                other.kind()
+            ))
+        }
+    }
+    let map: papy_sdk::Map = counts
+        .words
+        .into_iter()
+        .map(|(w, n)| (papy_sdk::Value::Str(w), papy_sdk::Value::Int(n)))
+        .collect();
+    Ok(papy_sdk::Value::Map(Arc::new(map)))
+}
+
+/// Word counts being made, with the buffer lower-casing reuses.
+#[derive(Default)]
+struct Counts {
+    words: FxHashMap<Arc<str>, i64>,
+    lower: String,
+}
+
+impl Counts {
+    /// Counts the words of `text` (split on anything but letters, digits
+    /// and apostrophes: newlines included).
+    fn add(&mut self, text: &str) {
+        for w in text
             .split(|c: char| !(c.is_alphanumeric() || c == '\''))
             .filter(|w| !w.is_empty())
         {
             // Most words are already lower case: look them up as they are,
             // and allocate only for a word seen for the first time.
             let key = if w.chars().any(char::is_uppercase) {
-                lower.clear();
-                lower.extend(w.chars().flat_map(char::to_lowercase));
-                lower.as_str()
+                self.lower.clear();
+                self.lower.extend(w.chars().flat_map(char::to_lowercase));
+                self.lower.as_str()
             } else {
                 w
             };
-            match counts.get_mut(key) {
+            match self.words.get_mut(key) {
                 Some(n) => *n += 1,
                 None => {
-                    counts.insert(Arc::from(key), 1);
+                    self.words.insert(Arc::from(key), 1);
                 }
             }
         }
     }
-    let map: papy_sdk::Map = counts
-        .into_iter()
-        .map(|(w, n)| (papy_sdk::Value::Str(w), papy_sdk::Value::Int(n)))
-        .collect();
-    Ok(papy_sdk::Value::Map(Arc::new(map)))
 }
 
 /// The `n` most frequent words of a count map, as `[word, count]` pairs
