@@ -18,9 +18,10 @@ pub const DEFAULT_BLOCK_BYTES: usize = 1 << 20;
 ///
 /// Each item is a string of whole lines, each with its `"\n"` (a last line
 /// without one stays as it is): as many lines as fit in the block size, or
-/// one line alone when it is longer than that. Concatenated, the items are the file's text. A block that is not UTF-8
-/// becomes an error item naming the file and the byte where the bad
-/// sequence starts; the blocks after it are read as usual.
+/// one line alone when it is longer than that. Concatenated, the items are
+/// the file's text. A line that is not UTF-8 becomes an error item naming
+/// the file and the byte where the bad sequence starts, between the blocks
+/// of the text around it: only that line is lost.
 pub struct Blocks {
     path: PathBuf,
     reader: Box<dyn BufRead + Send>,
@@ -29,6 +30,9 @@ pub struct Blocks {
     carry: Vec<u8>,
     /// The offset in the file of the next block's first byte.
     offset: u64,
+    /// The error item for a line that is not UTF-8, due after the valid
+    /// text before it.
+    pending: Option<Item>,
     done: bool,
 }
 
@@ -65,6 +69,7 @@ pub fn blocks(path: impl AsRef<Path>, size: usize) -> io::Result<Blocks> {
         size: size.max(1),
         carry: Vec::new(),
         offset: 0,
+        pending: None,
         done: false,
     })
 }
@@ -134,10 +139,55 @@ impl Blocks {
     }
 }
 
+impl Blocks {
+    /// `bytes` (read from `start`) as items: the whole block when it is
+    /// UTF-8; else the text before the first bad line now, that line's
+    /// error next, and the text after it back in front of the next block.
+    fn text(&mut self, start: u64, bytes: Vec<u8>) -> Item {
+        let e = match String::from_utf8(bytes) {
+            Ok(s) => return Ok(Value::from(s)),
+            Err(e) => e,
+        };
+        let bad = e.utf8_error().valid_up_to();
+        let mut bytes = e.into_bytes();
+        let nl = |&b: &u8| b == b'\n';
+        let line = bytes[..bad].iter().rposition(nl).map_or(0, |i| i + 1);
+        let end = bytes[bad..]
+            .iter()
+            .position(nl)
+            .map_or(bytes.len(), |i| bad + i + 1);
+        let mut rest = bytes.split_off(end);
+        rest.append(&mut self.carry);
+        self.carry = rest;
+        self.done = self.done && self.carry.is_empty();
+        self.offset = start + end as u64;
+        let error = input_error(
+            &self.path,
+            format_args!(
+                "byte {}: not UTF-8 (the line of bytes {}..{} is skipped)",
+                start + bad as u64,
+                start + line as u64,
+                self.offset
+            ),
+        );
+        bytes.truncate(line);
+        match String::from_utf8(bytes) {
+            Ok(before) if !before.is_empty() => {
+                self.pending = Some(error);
+                Ok(Value::from(before))
+            }
+            _ => error,
+        }
+    }
+}
+
 impl Iterator for Blocks {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
+        if let Some(error) = self.pending.take() {
+            return Some(error);
+        }
         if self.done {
             return None;
         }
@@ -146,17 +196,7 @@ impl Iterator for Blocks {
             Ok(bytes) if bytes.is_empty() => None,
             Ok(bytes) => {
                 self.offset += bytes.len() as u64;
-                Some(match String::from_utf8(bytes) {
-                    Ok(s) => Ok(Value::from(s)),
-                    Err(e) => input_error(
-                        &self.path,
-                        format_args!(
-                            "byte {}: not UTF-8 (the block of bytes {start}..{} is skipped)",
-                            start + e.utf8_error().valid_up_to() as u64,
-                            self.offset
-                        ),
-                    ),
-                })
+                Some(self.text(start, bytes))
             }
             Err(e) => {
                 self.done = true;

@@ -68,18 +68,37 @@ fn an_empty_file_has_no_blocks() {
 }
 
 #[test]
-fn a_block_that_is_not_utf8_is_an_error_naming_its_byte_and_the_rest_is_read() {
+fn a_line_that_is_not_utf8_is_an_error_between_the_text_around_it() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(&dir, b"good\nba\xffd\nafter\n");
-    let items = read_all(&path, 3);
-    assert_eq!(items.len(), 3, "{items:?}");
+    let path = write(&dir, b"good\nba\xffd\nafter\n\xfe\nend");
+    for size in [3, 1 << 20] {
+        let items = read_all(&path, size);
+        let (text, errors): (Vec<_>, Vec<_>) = items.into_iter().partition(Result::is_ok);
+        assert_eq!(texts(text).concat(), "good\nafter\nend", "size {size}");
+        let errors: Vec<String> = errors
+            .into_iter()
+            .map(|e| e.unwrap_err().to_string())
+            .collect();
+        assert_eq!(errors.len(), 2, "size {size}: {errors:?}");
+        assert!(
+            errors[0].contains("in.txt")
+                && errors[0].contains("byte 7")
+                && errors[0].contains("bytes 5..10"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("byte 16") && errors[1].contains("bytes 16..18"),
+            "{errors:?}"
+        );
+    }
+    // In file order: the text before a bad line comes before its error.
+    let items = read_all(&path, 1 << 20);
     assert_eq!(items[0].as_ref().unwrap(), &Value::from("good\n"));
-    let err = items[1].as_ref().unwrap_err().to_string();
-    assert!(
-        err.contains("in.txt") && err.contains("byte 7") && err.contains("bytes 5..10"),
-        "{err}"
-    );
+    assert!(items[1].is_err());
     assert_eq!(items[2].as_ref().unwrap(), &Value::from("after\n"));
+    assert!(items[3].is_err());
+    assert_eq!(items[4].as_ref().unwrap(), &Value::from("end"));
+    assert_eq!(items.len(), 5);
 }
 
 #[test]
