@@ -227,8 +227,22 @@ fn check_and_run_refuse_the_same_files_at_the_same_places() {
             "negative_workers",
             &[],
             "3:11",
-            "invalid value: integer `-1`",
+            "invalid value: integer `-1`, expected a whole number, 0 or more",
         ),
+        // Three mistakes in one resource table are three lines at once.
+        (
+            "three_in_one_resource",
+            &[],
+            "3:11",
+            "invalid type: floating point `2.5`, expected a whole number, 0 or more",
+        ),
+        (
+            "three_in_one_resource",
+            &[],
+            "4:17",
+            "invalid type: string \"often\", expected a whole number, 0 or more",
+        ),
+        ("three_in_one_resource", &[], "5:20", "recycle_above_mb"),
         (
             "wrong_type",
             &[],

@@ -18,6 +18,24 @@ pub(crate) fn typed<T: DeserializeOwned>(value: toml::Value) -> Result<T, (KeyPa
                 serde_path_to_error::Segment::Unknown => None,
             })
             .collect();
-        (path, e.into_inner().to_string().trim().replace('\n', "; "))
+        (path, plain(e.into_inner().to_string().trim()))
     })
+}
+
+/// serde's message with Rust's type names in words a pipeline file's
+/// author reads (`expected f64` -> `expected a number`), on one line.
+fn plain(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+    ];
+    let mut m = message.replace('\n', "; ");
+    for (rust, words) in WORDS {
+        m = m.replace(rust, words);
+    }
+    m
 }

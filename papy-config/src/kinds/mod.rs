@@ -200,14 +200,37 @@ struct Entry {
     apply: ApplyFn,
 }
 
+/// Every problem of a kind's settings: each key that does not read (the
+/// key is set aside and the rest read again, so that three mistakes are
+/// three lines, not one per `papy check`), then the kind's own checks of
+/// the keys that read.
 fn check_of<C: PoolConfig>(settings: &toml::Table) -> Vec<(KeyPath, String)> {
-    match typed::<C>(toml::Value::Table(settings.clone())) {
-        Err((path, e)) => vec![(path, e)],
-        Ok(c) => c
-            .check()
-            .into_iter()
-            .map(|(k, e)| (vec![k.to_string()], format!("{k}: {e}")))
-            .collect(),
+    let mut settings = settings.clone();
+    let mut problems = Vec::new();
+    let mut aside = Vec::new();
+    loop {
+        match typed::<C>(toml::Value::Table(settings.clone())) {
+            Err((path, e)) => {
+                let key = path
+                    .first()
+                    .filter(|k| settings.remove(*k).is_some())
+                    .cloned();
+                problems.push((path, e));
+                match key {
+                    Some(k) => aside.push(k),
+                    None => return problems,
+                }
+            }
+            Ok(c) => {
+                problems.extend(
+                    c.check()
+                        .into_iter()
+                        .filter(|(k, _)| !aside.iter().any(|a| a == k))
+                        .map(|(k, e)| (vec![k.to_string()], format!("{k}: {e}"))),
+                );
+                return problems;
+            }
+        }
     }
 }
 
