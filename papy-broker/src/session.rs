@@ -96,9 +96,18 @@ pub(crate) fn session(
         // stays pending, reclaimed after `claim_after` (as when the worker
         // dies).
         for (entry, task, read) in &admitted {
-            if sh.stop.load(Ordering::Acquire)
-                || to_write.send(run(sh, runner, entry, task, read)).is_err()
-            {
+            if sh.stop.load(Ordering::Acquire) {
+                break;
+            }
+            // Read ahead, then stalled past `claim_after`: maybe another
+            // worker's now, run there.
+            if !sh.heartbeat.owned(&entry.id) {
+                tracing::debug!("entry {}: taken over meanwhile; not run", entry.id);
+                sh.heartbeat.release(&entry.id);
+                sh.window.release(1, entry.payload.len(), &[]);
+                continue;
+            }
+            if to_write.send(run(sh, runner, entry, task, read)).is_err() {
                 break;
             }
         }
@@ -131,6 +140,7 @@ fn read(
     while !sh.stop.load(Ordering::Acquire) {
         let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
         let mut taken = Vec::new();
+        let asked = Instant::now();
         if due {
             last_check = Some(Instant::now());
             if host_gone(sh.opts) {
@@ -164,20 +174,21 @@ fn read(
             }
             taken = q.read_tasks(sh.consumer, room, BLOCK)?;
         }
-        if !admit(sh, q, &settings, taken, to_run)? {
+        if !admit(sh, q, &settings, taken, asked, to_run)? {
             return Ok(());
         }
     }
     Ok(())
 }
 
-/// Holds `taken`, admits it and passes what is to run to the runner;
-/// `false` when the runner is gone.
+/// Holds `taken` (asked for at `asked`), admits it and passes what is to
+/// run to the runner; `false` when the runner is gone.
 fn admit(
     sh: &Shared<'_>,
     q: &mut dyn Queue,
     settings: &RunSettings,
     taken: Vec<Entry>,
+    asked: Instant,
     to_run: &Sender<(Entry, Admitted, Instant)>,
 ) -> Result<bool> {
     let read = Instant::now();
@@ -188,7 +199,7 @@ fn admit(
     let kept: usize = admitted.iter().map(|(e, _)| e.payload.len()).sum();
     sh.window.release(n - admitted.len(), size - kept, &[]);
     for (e, task) in admitted {
-        sh.heartbeat.hold(&e.id);
+        sh.heartbeat.hold(&e.id, asked);
         if to_run.send((e, task, read)).is_err() {
             return Ok(false);
         }
