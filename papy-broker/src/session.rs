@@ -38,6 +38,12 @@ use crate::window::Window;
 /// How long one read waits for new entries.
 const BLOCK: Duration = Duration::from_millis(200);
 
+/// The checks (settings, take-over: two round trips) come at most once
+/// every this many times their own duration: far from Redis they would
+/// otherwise take a large share of the reader's time (at 50 ms of round
+/// trip, 100 ms of every 250).
+const CHECK_SHARE: u32 = 8;
+
 /// What the threads of a session share.
 struct Shared<'a> {
     opts: &'a ServeOptions,
@@ -136,9 +142,10 @@ fn read(
 ) -> Result<()> {
     let q = &mut *q;
     let mut settings = default_settings();
-    let mut last_check: Option<Instant> = None;
+    let (mut last_check, mut check_took): (Option<Instant>, Duration) = (None, Duration::ZERO);
     while !sh.stop.load(Ordering::Acquire) {
-        let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
+        let every = check_every(&settings).max(CHECK_SHARE * check_took);
+        let due = last_check.is_none_or(|t| t.elapsed() >= every);
         let mut taken = Vec::new();
         let asked = Instant::now();
         if due {
@@ -166,6 +173,7 @@ fn read(
             if sh.window.room(Duration::ZERO) > 0 {
                 taken = q.reclaim(sh.consumer, settings.claim_after, 1)?;
             }
+            check_took = asked.elapsed();
         }
         if taken.is_empty() {
             let room = sh.window.room(check_every(&settings));
