@@ -95,8 +95,8 @@ impl Heartbeat {
     /// [`hold`](Self::hold)): not when a beat found it taken over. An
     /// entry not reset for half of `claim_after` is beaten for first (a
     /// beat under way may have been sent before a stall: two at most,
-    /// each waited for up to a period; without an answer the entry is
-    /// taken as held: at least once).
+    /// each waited for up to `claim_after`; without an answer the entry
+    /// is taken as held: at least once).
     pub(crate) fn owned(&self, id: &str) -> bool {
         let cv = &self.state.1;
         let mut s = self.lock();
@@ -107,7 +107,7 @@ impl Heartbeat {
             if h.lost || h.fresh.elapsed() < 2 * s.every || self.thread.is_none() {
                 return !h.lost;
             }
-            let (beats, wait) = (s.beats, s.every);
+            let (beats, wait) = (s.beats, 4 * s.every);
             s.now = true;
             cv.notify_all();
             let (g, waited) = cv
