@@ -141,8 +141,8 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
 /// before the first of them comes back (each costs a worker its round trips
 /// to the broker), at most `workers` of them are in flight at a time. The
 /// first goes alone, [`HEAD_START`] ahead of the others: its worker does not
-/// share the cores with every other worker starting at once, so the first
-/// result comes as soon with 32 workers as with one. The rest are held
+/// share the cores with every other worker starting at once (with 32
+/// workers on 2 cores the first result waited behind them). The rest are held
 /// back (returned second) until their task is measured; then they are
 /// merged as usual.
 pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Job>, Vec<Job>) {
