@@ -1,19 +1,42 @@
-//! Worker heartbeats: while a worker runs a batch, a thread of its own
-//! resets the batch's idle time in the consumer group (`XCLAIM ... JUSTID`,
-//! which does not count a delivery, and only while the worker still owns the
-//! entry), so a long batch of a live worker is never reclaimed; a dead worker
-//! stops beating and its batches go idle.
+//! Worker heartbeats: while a worker holds entries (the one it runs and
+//! those it read ahead), a thread of its own resets their idle time in the
+//! consumer group (`XCLAIM ... JUSTID`, which does not count a delivery,
+//! and only while the worker still owns the entry), so a long batch of a
+//! live worker is never reclaimed; a dead worker stops beating and its
+//! batches go idle.
+//!
+//! A worker that was stalled (stopped, swapped out, cut off) past
+//! `claim_after` may have lost entries it read ahead to another worker.
+//! Before it runs one, it asks [`Heartbeat::owned`]: an entry touched (or
+//! read) less than half of `claim_after` ago cannot have been taken over;
+//! for any other, a beat is made at once, and the entries it reports lost
+//! are not run.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::queue::{Connect, Queue};
 
+/// An entry held.
+struct Held {
+    id: String,
+    /// When its idle time was last reset at the latest: its read, or a
+    /// beat that found it still held (the time the beat was sent).
+    fresh: Instant,
+    /// A beat found it held by another (or acknowledged).
+    lost: bool,
+}
+
 struct State {
-    held: Vec<String>,
+    held: Vec<Held>,
+    /// `claim_after / 4`.
     every: Duration,
     stop: bool,
+    /// A beat is wanted now.
+    now: bool,
+    /// Beats made (tried).
+    beats: u64,
 }
 
 /// A heartbeat thread for one consumer.
@@ -30,6 +53,8 @@ impl Heartbeat {
                 held: Vec::new(),
                 every,
                 stop: false,
+                now: false,
+                beats: 0,
             }),
             Condvar::new(),
         ));
@@ -41,31 +66,65 @@ impl Heartbeat {
         Heartbeat { state, thread }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let (m, _) = &*self.state;
-        f(&mut m.lock().unwrap_or_else(PoisonError::into_inner))
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Beats for `id` from now on.
-    pub(crate) fn hold(&self, id: &str) {
-        self.with(|s| s.held.push(id.to_string()));
+    /// Beats for `id` from now on; `read`: when it was asked for (its idle
+    /// time was reset then or later).
+    pub(crate) fn hold(&self, id: &str, read: Instant) {
+        self.lock().held.push(Held {
+            id: id.to_string(),
+            fresh: read,
+            lost: false,
+        });
     }
 
     /// Stops beating for `id`.
     pub(crate) fn release(&self, id: &str) {
-        self.with(|s| s.held.retain(|h| h != id));
+        self.lock().held.retain(|h| h.id != id);
     }
 
     /// Changes the period.
     pub(crate) fn every(&self, every: Duration) {
-        self.with(|s| s.every = every);
+        self.lock().every = every;
         self.state.1.notify_all();
+    }
+
+    /// Whether this worker still holds `id` (held with
+    /// [`hold`](Self::hold)): not when a beat found it taken over. An
+    /// entry not reset for half of `claim_after` is beaten for first (a
+    /// beat under way may have been sent before a stall: two at most,
+    /// each waited for up to `claim_after`; without an answer the entry
+    /// is taken as held: at least once).
+    pub(crate) fn owned(&self, id: &str) -> bool {
+        let cv = &self.state.1;
+        let mut s = self.lock();
+        for _ in 0..2 {
+            let Some(h) = s.held.iter().find(|h| h.id == id) else {
+                return true;
+            };
+            if h.lost || h.fresh.elapsed() < 2 * s.every || self.thread.is_none() {
+                return !h.lost;
+            }
+            let (beats, wait) = (s.beats, 4 * s.every);
+            s.now = true;
+            cv.notify_all();
+            let (g, waited) = cv
+                .wait_timeout_while(s, wait, |s| s.beats == beats && !s.stop)
+                .unwrap_or_else(PoisonError::into_inner);
+            s = g;
+            if waited.timed_out() || s.stop {
+                break;
+            }
+        }
+        !s.held.iter().any(|h| h.id == id && h.lost)
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.with(|s| s.stop = true);
+        self.lock().stop = true;
         self.state.1.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -87,27 +146,47 @@ fn beat(state: &(Mutex<State>, Condvar), connect: &dyn Connect, consumer: &str) 
         if guard.stop {
             return;
         }
-        if Instant::now() < last + guard.every {
+        if Instant::now() < last + guard.every && !guard.now {
             continue;
         }
+        guard.now = false;
         last = Instant::now();
-        if guard.held.is_empty() {
-            continue;
-        }
-        let held = guard.held.clone();
+        let held: Vec<String> = guard.held.iter().map(|h| h.id.clone()).collect();
         drop(guard);
-        if queue.is_none() {
-            match connect.connect() {
-                Ok(q) => queue = Some(q),
-                Err(e) => tracing::warn!("heartbeat to {}: {e}", connect.describe()),
-            }
-        }
-        if let Some(q) = queue.as_mut() {
-            if let Err(e) = q.touch(consumer, &held) {
-                tracing::warn!("heartbeat: {e}");
-                queue = None;
-            }
-        }
+        let lost = touch(&mut queue, connect, consumer, &held);
         guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lost) = lost {
+            for h in guard.held.iter_mut().filter(|h| held.contains(&h.id)) {
+                h.lost |= lost.contains(&h.id);
+                h.fresh = h.fresh.max(last);
+            }
+        }
+        guard.beats += 1;
+        cv.notify_all();
     }
+}
+
+/// One beat for `held`: those lost, or `None` when it failed (the
+/// connection is opened again at the next).
+fn touch(
+    queue: &mut Option<Box<dyn Queue>>,
+    connect: &dyn Connect,
+    consumer: &str,
+    held: &[String],
+) -> Option<Vec<String>> {
+    if held.is_empty() {
+        return Some(Vec::new());
+    }
+    if queue.is_none() {
+        match connect.connect() {
+            Ok(q) => *queue = Some(q),
+            Err(e) => tracing::warn!("heartbeat to {}: {e}", connect.describe()),
+        }
+    }
+    let r = queue.as_mut()?.touch(consumer, held);
+    r.map_err(|e| {
+        tracing::warn!("heartbeat: {e}");
+        *queue = None;
+    })
+    .ok()
 }

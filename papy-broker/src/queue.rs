@@ -213,11 +213,12 @@ pub trait Queue: Send {
 
     /// Heartbeat: resets the idle time of the entries among `ids` that
     /// `consumer` still holds (never taking over another's), so they are
-    /// not reclaimed while it works on them.
+    /// not reclaimed while it works on them; returns the others, those it
+    /// no longer holds (taken over, or acknowledged): not to be run.
     ///
     /// # Errors
     /// The broker is unreachable or refuses.
-    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()>;
+    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<Vec<String>>;
 
     /// Appends a result, with `busy`, the time the worker spent running the
     /// entry (the host's adaptive batching measures items by it, not by the

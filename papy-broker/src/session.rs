@@ -38,6 +38,12 @@ use crate::window::Window;
 /// How long one read waits for new entries.
 const BLOCK: Duration = Duration::from_millis(200);
 
+/// The checks (settings, take-over: two round trips) come at most once
+/// every this many times their own duration: far from Redis they would
+/// otherwise take a large share of the reader's time (at 50 ms of round
+/// trip, 100 ms of every 250).
+const CHECK_SHARE: u32 = 8;
+
 /// What the threads of a session share.
 struct Shared<'a> {
     opts: &'a ServeOptions,
@@ -96,9 +102,18 @@ pub(crate) fn session(
         // stays pending, reclaimed after `claim_after` (as when the worker
         // dies).
         for (entry, task, read) in &admitted {
-            if sh.stop.load(Ordering::Acquire)
-                || to_write.send(run(sh, runner, entry, task, read)).is_err()
-            {
+            if sh.stop.load(Ordering::Acquire) {
+                break;
+            }
+            // Read ahead, then stalled past `claim_after`: maybe another
+            // worker's now, run there.
+            if !sh.heartbeat.owned(&entry.id) {
+                tracing::debug!("entry {}: taken over meanwhile; not run", entry.id);
+                sh.heartbeat.release(&entry.id);
+                sh.window.release(1, entry.payload.len(), &[]);
+                continue;
+            }
+            if to_write.send(run(sh, runner, entry, task, read)).is_err() {
                 break;
             }
         }
@@ -127,10 +142,12 @@ fn read(
 ) -> Result<()> {
     let q = &mut *q;
     let mut settings = default_settings();
-    let mut last_check: Option<Instant> = None;
+    let (mut last_check, mut check_took): (Option<Instant>, Duration) = (None, Duration::ZERO);
     while !sh.stop.load(Ordering::Acquire) {
-        let due = last_check.is_none_or(|t| t.elapsed() >= check_every(&settings));
+        let every = check_every(&settings).max(CHECK_SHARE * check_took);
+        let due = last_check.is_none_or(|t| t.elapsed() >= every);
         let mut taken = Vec::new();
+        let asked = Instant::now();
         if due {
             last_check = Some(Instant::now());
             if host_gone(sh.opts) {
@@ -156,6 +173,7 @@ fn read(
             if sh.window.room(Duration::ZERO) > 0 {
                 taken = q.reclaim(sh.consumer, settings.claim_after, 1)?;
             }
+            check_took = asked.elapsed();
         }
         if taken.is_empty() {
             let room = sh.window.room(check_every(&settings));
@@ -164,20 +182,21 @@ fn read(
             }
             taken = q.read_tasks(sh.consumer, room, BLOCK)?;
         }
-        if !admit(sh, q, &settings, taken, to_run)? {
+        if !admit(sh, q, &settings, taken, asked, to_run)? {
             return Ok(());
         }
     }
     Ok(())
 }
 
-/// Holds `taken`, admits it and passes what is to run to the runner;
-/// `false` when the runner is gone.
+/// Holds `taken` (asked for at `asked`), admits it and passes what is to
+/// run to the runner; `false` when the runner is gone.
 fn admit(
     sh: &Shared<'_>,
     q: &mut dyn Queue,
     settings: &RunSettings,
     taken: Vec<Entry>,
+    asked: Instant,
     to_run: &Sender<(Entry, Admitted, Instant)>,
 ) -> Result<bool> {
     let read = Instant::now();
@@ -188,7 +207,7 @@ fn admit(
     let kept: usize = admitted.iter().map(|(e, _)| e.payload.len()).sum();
     sh.window.release(n - admitted.len(), size - kept, &[]);
     for (e, task) in admitted {
-        sh.heartbeat.hold(&e.id);
+        sh.heartbeat.hold(&e.id, asked);
         if to_run.send((e, task, read)).is_err() {
             return Ok(false);
         }

@@ -896,8 +896,13 @@ fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
     std::thread::sleep(Duration::from_millis(50));
     let taken = q.reclaim("b", Duration::from_millis(10), 1).unwrap();
     assert_eq!(taken.len(), 1, "b took the idle entry over");
-    // The stalled worker wakes up and beats for the entry it lost.
-    q.touch("a", &[first[0].id.clone()]).unwrap();
+    // The stalled worker wakes up and beats for the entry it lost: it
+    // learns it lost it.
+    let id = first[0].id.clone();
+    assert_eq!(
+        q.touch("a", std::slice::from_ref(&id)).unwrap(),
+        [id.as_str()]
+    );
     let owner: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
         .arg("papy:steal:tasks")
         .arg(papy_broker::GROUP)
@@ -909,7 +914,7 @@ fn a_heartbeat_never_takes_an_entry_back_from_the_worker_that_reclaimed_it() {
     assert_eq!(owner.ids.len(), 1);
     assert_eq!(owner.ids[0].consumer, "b", "the heartbeat stole nothing");
     // Its own entry's heartbeat works (resets the idle time, no delivery).
-    q.touch("b", &[first[0].id.clone()]).unwrap();
+    assert!(q.touch("b", std::slice::from_ref(&id)).unwrap().is_empty());
     let again: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
         .arg("papy:steal:tasks")
         .arg(papy_broker::GROUP)

@@ -425,18 +425,26 @@ fn a_heartbeat_touches_only_what_its_consumer_still_holds() {
     let first = q.read_tasks("a", 1, Duration::ZERO).unwrap();
     q.advance(PAST_CLAIM);
     // a's heartbeat keeps its entry from being reclaimed.
-    q.touch("a", &[first[0].id.clone()]).unwrap();
+    let id = first[0].id.clone();
+    assert!(
+        q.touch("a", std::slice::from_ref(&id)).unwrap().is_empty(),
+        "a holds it"
+    );
     assert!(q.reclaim("b", CLAIM_AFTER, 1).unwrap().is_empty());
     q.advance(PAST_CLAIM);
     let taken = q.reclaim("b", CLAIM_AFTER, 1).unwrap();
     assert_eq!(taken.len(), 1);
-    // a's late heartbeat does not take it back, nor count a delivery.
-    q.touch("a", &[first[0].id.clone()]).unwrap();
+    // a's late heartbeat does not take it back, nor count a delivery; it
+    // says a lost it.
+    assert_eq!(
+        q.touch("a", std::slice::from_ref(&id)).unwrap(),
+        [id.as_str()]
+    );
     let p = q.pending();
     assert_eq!((p[0].consumer.as_str(), p[0].deliveries), ("b", 2));
     // Nor does it keep b's hold fresh: only b's own heartbeat does.
     q.advance(PAST_CLAIM);
-    q.touch("a", &[first[0].id.clone()]).unwrap();
+    q.touch("a", std::slice::from_ref(&id)).unwrap();
     assert_eq!(q.reclaim("c", CLAIM_AFTER, 1).unwrap().len(), 1);
     // An acknowledged entry is reclaimed by nobody.
     q.complete(&taken[0], b"r", Duration::ZERO).unwrap();

@@ -9,6 +9,8 @@
 mod common;
 mod farm;
 
+use std::time::Duration;
+
 use common::*;
 use farm::*;
 
@@ -83,4 +85,34 @@ fn a_worker_never_holds_more_entries_than_its_read_ahead() {
         assert_eq!(runs(tag, x), 1, "item {x}");
     }
     assert!(farm.q.pending().is_empty());
+}
+
+#[test]
+fn entries_a_stopped_worker_read_ahead_and_lost_meanwhile_are_not_run_when_it_resumes() {
+    let tag = "ahead-stopped";
+    // Real time: the stopped worker's entries must go stale on its clock.
+    let mut farm = Farm::new(tag, |b| b.size(4).claim_after(Duration::from_secs(1)));
+    let m = numap(&farm, 4);
+    let (mut plumber, out) = start_work(&m, 0, tag, 0..4);
+    // The worker runs item 0, which waits, and reads item 1 ahead.
+    let link = farm.worker_reading_ahead("stopped", 2);
+    wait_for("item 0 to start", || has(&STARTED, tag));
+    wait_for("the stopped worker to hold 2 entries", || {
+        held_by(&farm, "stopped").len() == 2
+    });
+    let held = held_by(&farm, "stopped");
+    // It stops: no heartbeat, no call of it reaches the queue (nor fails).
+    link.pause(true);
+    farm.worker("heir");
+    wait_for("the heir to take over both entries", || {
+        held.iter().all(|id| held_by(&farm, "heir").contains(id))
+    });
+    // It resumes and finishes item 0 (that late result is dropped); item 1,
+    // read ahead, is the heir's now: it is not run again.
+    link.pause(false);
+    release(tag);
+    assert_eq!(finish(&mut plumber, &out), ints(0..4));
+    drop(farm);
+    assert_eq!(runs(tag, 0), 2, "item 0 ran on both");
+    assert_eq!(runs(tag, 1), 1, "item 1 ran on the heir only");
 }

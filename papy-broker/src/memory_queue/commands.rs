@@ -1,7 +1,6 @@
 //! [`Queue`] on a [`MemoryQueue`]: each operation as the Redis commands
 //! it stands for would do it.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use super::broker::{format_id, parse_id, Broker, Group, Task};
@@ -182,23 +181,23 @@ impl Queue for MemoryQueue {
         Ok(self.open()?.replays)
     }
 
-    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
+    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
         let mut b = self.open()?;
         let now = b.now();
-        let ids: HashSet<u64> = ids.iter().filter_map(|i| parse_id(i)).collect();
-        if let Some(g) = b.group.as_mut() {
-            let mut touched = false;
-            for (id, p) in &mut g.pending {
-                if ids.contains(id) && p.consumer == consumer {
-                    p.since = now;
-                    touched = true;
-                }
-            }
-            if touched {
-                g.seen.insert(consumer.to_string(), now);
+        let Some(g) = b.group.as_mut() else {
+            return Ok(ids.to_vec());
+        };
+        let mut lost = Vec::new();
+        for i in ids {
+            match parse_id(i).and_then(|id| g.pending.get_mut(&id)) {
+                Some(p) if p.consumer == consumer => p.since = now,
+                _ => lost.push(i.clone()),
             }
         }
-        Ok(())
+        if lost.len() < ids.len() {
+            g.seen.insert(consumer.to_string(), now);
+        }
+        Ok(lost)
     }
 
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {

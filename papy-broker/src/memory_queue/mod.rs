@@ -35,7 +35,8 @@
 //!   forward ([`MemoryQueue::advance`]) to make entries idle at once.
 //! - Failures: [`MemoryQueue::set_down`] makes every call of every handle
 //!   fail, as an unreachable server would; a [`link`](MemoryQueue::link)
-//!   is a way in that can be cut alone (one worker cut off).
+//!   is a way in that can be cut alone (one worker cut off) or paused (one
+//!   worker stopped).
 //!
 //! The broker's state is in `broker.rs`, the [`Queue`] operations on it in
 //! `commands.rs`.
@@ -58,6 +59,7 @@ use crate::seal::DeadLetter;
 #[derive(Debug, Default)]
 struct Link {
     cut: AtomicBool,
+    paused: AtomicBool,
 }
 
 /// An in-memory [`Queue`] holding one run; a handle (clone it, or
@@ -133,17 +135,42 @@ impl MemoryQueue {
         self.link.cut.store(cut, Ordering::SeqCst);
     }
 
+    /// Pauses (`true`) or resumes this handle's link: every call of every
+    /// handle opened through it waits meanwhile, as the calls of a worker
+    /// stopped with SIGSTOP would (nothing fails; time passes).
+    pub fn pause(&self, paused: bool) {
+        // Under the lock: a call about to wait does not miss the wake.
+        let b = self.state();
+        self.link.paused.store(paused, Ordering::SeqCst);
+        drop(b);
+        self.wake();
+    }
+
     fn state(&self) -> MutexGuard<'_, Broker> {
         self.broker.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The broker, unless it is down or this link is cut.
+    /// The broker, unless it is down or this link is cut (waiting while
+    /// the link is paused).
     fn open(&self) -> Result<MutexGuard<'_, Broker>> {
-        let b = self.state();
+        self.gate(
+            self.state(),
+            "connection refused (the memory queue is down)",
+        )
+    }
+
+    /// `b` once this link is not paused; `Err(why)` when the broker is down
+    /// or the link cut.
+    fn gate<'a>(&self, mut b: MutexGuard<'a, Broker>, why: &str) -> Result<MutexGuard<'a, Broker>> {
+        while self.link.paused.load(Ordering::SeqCst) {
+            b = self
+                .broker
+                .1
+                .wait(b)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
         if b.down || self.link.cut.load(Ordering::SeqCst) {
-            return Err(BrokerError::Broker(
-                "connection refused (the memory queue is down)".into(),
-            ));
+            return Err(BrokerError::Broker(why.into()));
         }
         Ok(b)
     }
@@ -168,15 +195,11 @@ impl MemoryQueue {
             if !got.is_empty() || left.is_zero() {
                 return Ok(got);
             }
-            b = self
-                .broker
-                .1
-                .wait_timeout(b, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            if b.down || self.link.cut.load(Ordering::SeqCst) {
-                return Err(BrokerError::Broker("connection lost".into()));
-            }
+            let waited = self.broker.1.wait_timeout(b, left);
+            b = self.gate(
+                waited.unwrap_or_else(PoisonError::into_inner).0,
+                "connection lost",
+            )?;
         }
     }
 

@@ -140,30 +140,44 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
 /// that a distant broker is not handed a whole queue of one-item entries
 /// before the first of them comes back (each costs a worker its round trips
 /// to the broker), at most `workers` of them are in flight at a time. The
-/// rest are held back (returned second) until their task is measured;
-/// then they are merged as usual.
+/// first goes alone, [`HEAD_START`] ahead of the others: its worker does not
+/// share the cores with every other worker starting at once (with 32
+/// workers on 2 cores the first result waited behind them). The rest are held
+/// back (returned second) until their task is measured; then they are
+/// merged as usual.
 pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Job>, Vec<Job>) {
     if queue.iter().all(|j| batch::expected(j).is_some()) {
         return (queue, Vec::new());
     }
     let (mut ready, mut held) = (Vec::new(), Vec::new());
-    // Entries in flight or sent now, per unmeasured task (by its function).
-    let mut out: Vec<(*const (), usize)> = Vec::new();
+    // Entries in flight or sent now, and how many may be, per unmeasured
+    // task (by its function).
+    let mut out: Vec<(*const (), usize, usize)> = Vec::new();
     for job in queue {
         if batch::expected(&job).is_some() {
             ready.push(job);
             continue;
         }
         let task = task_of(&job);
-        let i = out.iter().position(|(t, _)| *t == task).unwrap_or_else(|| {
-            let flying = lock(&sh.in_flight)
-                .values()
-                .filter(|f| f.runs(task))
-                .count();
-            out.push((task, flying));
-            out.len() - 1
-        });
-        if out[i].1 < workers.max(1) {
+        let i = out
+            .iter()
+            .position(|(t, ..)| *t == task)
+            .unwrap_or_else(|| {
+                let (flying, first) = lock(&sh.in_flight)
+                    .values()
+                    .filter(|f| f.runs(task))
+                    .fold((0, Duration::ZERO), |(n, t), f| {
+                        (n + 1, t.max(f.at.elapsed()))
+                    });
+                let most = match flying {
+                    0 => 1,
+                    n if first < HEAD_START => n,
+                    _ => workers.max(1),
+                };
+                out.push((task, flying, most));
+                out.len() - 1
+            });
+        if out[i].1 < out[i].2 {
             out[i].1 += 1;
             ready.push(job);
         } else {
@@ -172,6 +186,9 @@ pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Jo
     }
     (ready, held)
 }
+
+/// How long the first entry of a task not measured yet travels alone.
+const HEAD_START: Duration = Duration::from_millis(5);
 
 /// The task of `job`, as the address of its function.
 fn task_of(job: &Job) -> *const () {

@@ -273,9 +273,9 @@ impl Queue for RedisQueue {
         Ok(n.unwrap_or(0))
     }
 
-    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<()> {
+    fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut c = redis::cmd("EVAL");
         c.arg(TOUCH_SCRIPT)
@@ -286,8 +286,7 @@ impl Queue for RedisQueue {
         for id in ids {
             c.arg(id);
         }
-        c.query::<Value>(&mut self.con)?;
-        Ok(())
+        Ok(c.query(&mut self.con)?)
     }
 
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {

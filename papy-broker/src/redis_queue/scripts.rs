@@ -2,17 +2,19 @@
 
 /// Heartbeat: for each id (ARGV[3..]) still pending with consumer ARGV[2],
 /// resets its idle time (`XCLAIM ... JUSTID` counts no delivery); entries
-/// another consumer has taken over are left alone.
+/// another consumer has taken over (or acknowledged) are left alone, and
+/// returned.
 pub(super) const TOUCH_SCRIPT: &str = r"
-local n = 0
+local lost = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
   if #p > 0 then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    n = n + 1
+  else
+    lost[#lost + 1] = ARGV[i]
   end
 end
-return n
+return lost
 ";
 
 /// Claims a job for a task entry (see [`Queue::claim_job`]). KEYS: the
