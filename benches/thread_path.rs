@@ -15,7 +15,8 @@
 //! between two threads (each wakes the other), the price an engine thread
 //! that sleeps when idle pays per job (`sync::IDLE_SPIN` in papy-core).
 //!
-//! Run: `cargo bench --bench thread_path` (`-- ROUNDS`, default 40).
+//! Run: `cargo bench --bench thread_path` (`-- ROUNDS`, default 40; `--
+//! ROUNDS stride` or `defaults` runs that NuMap case alone, for a profiler).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -86,10 +87,10 @@ fn numap(input: Vec<Value>, worker: &Worker, stride: Option<usize>) -> usize {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(40);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(40);
+    let only = args.iter().find(|a| ["stride", "defaults"].contains(&a.as_str()));
+    let runs = |case: &str| only.is_none_or(|o| o == case);
     println!(
         "waking a sleeping thread: a condition-variable round trip takes {:.1} us (median of 5 x 2000)",
         median((0..5).map(|_| wake_round_trip(2000)).collect())
@@ -100,6 +101,12 @@ fn main() {
     let (mut rayon, mut fixed, mut default) = (Vec::new(), Vec::new(), Vec::new());
     let (mut r_fixed, mut r_default) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
+        if only.is_some() {
+            let stride = runs("stride").then_some(1000);
+            let owned = input.clone();
+            fixed.push(ms(|| numap(owned, &inc, stride), N));
+            continue;
+        }
         let r = ms(
             || {
                 input
@@ -119,6 +126,10 @@ fn main() {
         rayon.push(r);
         fixed.push(f);
         default.push(d);
+    }
+    if let Some(case) = only {
+        println!("NuMap {case} alone: {:.2} ms (median of {rounds})", median(fixed));
+        return;
     }
     println!("trivial function, 1 M items, 2 threads, {rounds} rounds (median times; ratio = median of the rounds' rayon / NuMap):");
     println!("  rayon, same Worker:          {:>7.2} ms", median(rayon));
