@@ -97,7 +97,9 @@ fn numap(input: Vec<Value>, worker: &Worker, stride: Option<usize>) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(40);
-    let only = args.iter().find(|a| ["rayon", "stride", "defaults"].contains(&a.as_str()));
+    let only = args
+        .iter()
+        .find(|a| ["rayon", "stride", "defaults"].contains(&a.as_str()));
     let runs = |case: &str| only.is_none_or(|o| o == case);
     if only.is_none() {
         println!(

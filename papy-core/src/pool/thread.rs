@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Job, Pool};
+use super::{Inbox, Job, Pool};
 use crate::error::{Error, ErrorKind, ItemError, Result};
+use crate::value::Value;
 
 use crate::sync::{lock, Monitor};
 
@@ -267,6 +268,7 @@ fn worker_jobs(shared: &Shared, slot: &Slot) {
             let out = job.run_here();
             shared.busy.fetch_sub(1, Ordering::Relaxed);
             job.deliver(job.first, out);
+            drop_inputs(job.inboxes);
             continue;
         };
         // Timed items: one at a time, visible to the watchdog.
@@ -310,6 +312,20 @@ fn worker_jobs(shared: &Shared, slot: &Slot) {
             drop(st);
             job.account(1, usize::from(result.is_err()), start.elapsed());
             job.deliver(index, vec![result]);
+        }
+    }
+}
+
+/// Drops a job's inputs. A plain number, boolean or null owns nothing: it
+/// is skipped without a call to the drop glue of `Inbox` and `Value` per
+/// item (7% of the CPU of a run of 1 M trivial items at stride 1000,
+/// `cargo bench --bench thread_path -- 40 stride` under `perf`).
+fn drop_inputs(inboxes: Vec<Inbox>) {
+    for inbox in inboxes {
+        if let Inbox::One(Ok(Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_))) =
+            inbox
+        {
+            std::mem::forget(inbox);
         }
     }
 }
