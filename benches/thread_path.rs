@@ -15,7 +15,8 @@
 //! between two threads (each wakes the other), the price an engine thread
 //! that sleeps when idle pays per job (`sync::IDLE_SPIN` in papy-core).
 //!
-//! Run: `cargo bench --bench thread_path` (`-- ROUNDS`, default 40).
+//! Run: `cargo bench --bench thread_path` (`-- ROUNDS`, default 40; `--
+//! ROUNDS rayon`, `stride` or `defaults` runs that case alone, for a profiler).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -74,6 +75,14 @@ fn wake_round_trip(trips: u64) -> f64 {
     took.as_secs_f64() * 1e6 / trips as f64
 }
 
+fn rayon_count(input: &[Value], worker: &Worker) -> usize {
+    input
+        .par_iter()
+        .map(|v| worker.call(std::slice::from_ref(v)))
+        .filter(Result::is_ok)
+        .count()
+}
+
 fn numap(input: Vec<Value>, worker: &Worker, stride: Option<usize>) -> usize {
     let mut b = NuMap::builder().workers(2);
     if let Some(s) = stride {
@@ -86,30 +95,33 @@ fn numap(input: Vec<Value>, worker: &Worker, stride: Option<usize>) -> usize {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(40);
-    println!(
-        "waking a sleeping thread: a condition-variable round trip takes {:.1} us (median of 5 x 2000)",
-        median((0..5).map(|_| wake_round_trip(2000)).collect())
-    );
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(40);
+    let only = args
+        .iter()
+        .find(|a| ["rayon", "stride", "defaults"].contains(&a.as_str()));
+    let runs = |case: &str| only.is_none_or(|o| o == case);
+    if only.is_none() {
+        println!(
+            "waking a sleeping thread: a condition-variable round trip takes {:.1} us (median of 5 x 2000)",
+            median((0..5).map(|_| wake_round_trip(2000)).collect())
+        );
+    }
     const N: usize = 1_000_000;
     let input: Vec<Value> = (0..N as i64).map(Value::Int).collect();
     let inc = Worker::new("tp_inc").expect("registered");
     let (mut rayon, mut fixed, mut default) = (Vec::new(), Vec::new(), Vec::new());
     let (mut r_fixed, mut r_default) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let r = ms(
-            || {
-                input
-                    .par_iter()
-                    .map(|v| inc.call(std::slice::from_ref(v)))
-                    .filter(Result::is_ok)
-                    .count()
-            },
-            N,
-        );
+        if only.is_some() {
+            let (owned, stride) = (input.clone(), runs("stride").then_some(1000));
+            fixed.push(match runs("rayon") {
+                true => ms(|| rayon_count(&owned, &inc), N),
+                false => ms(|| numap(owned, &inc, stride), N),
+            });
+            continue;
+        }
+        let r = ms(|| rayon_count(&input, &inc), N);
         let owned = input.clone();
         let f = ms(|| numap(owned, &inc, Some(1000)), N);
         let owned = input.clone();
@@ -119,6 +131,10 @@ fn main() {
         rayon.push(r);
         fixed.push(f);
         default.push(d);
+    }
+    if let Some(case) = only {
+        println!("{case} alone: {:.2} ms (median of {rounds})", median(fixed));
+        return;
     }
     println!("trivial function, 1 M items, 2 threads, {rounds} rounds (median times; ratio = median of the rounds' rayon / NuMap):");
     println!("  rayon, same Worker:          {:>7.2} ms", median(rayon));

@@ -25,9 +25,11 @@ use std::time::{Duration, Instant};
 pub(crate) const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 /// Polls `poll` for at most [`IDLE_SPIN`], yielding the core between
-/// polls: its first `Some`, or `None` when the time is up.
-pub(crate) fn spin_for<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
-    spin_until(Instant::now() + IDLE_SPIN, poll)
+/// polls: its first `Some`, or `None` when the time is up. The clock is
+/// read only once the first poll found nothing (a pool thread polls once
+/// per job: at stride 1, a clock read per item).
+pub(crate) fn spin_for<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    poll().or_else(|| spin_until(Instant::now() + IDLE_SPIN, poll))
 }
 
 /// Polls `poll` until `until`, yielding the core between polls: its first

@@ -28,10 +28,10 @@
 //! and exactly `size` with one task.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sync::{lock, Monitor};
+use crate::sync::Monitor;
 
 /// Wakes the feeder: rung on every release, handoff and stop.
 ///
@@ -63,8 +63,10 @@ impl Doorbell {
         }
     }
 
+    /// The ring count, read without the lock: never ahead of the count
+    /// under the lock, so a wait from it misses no ring.
     pub(crate) fn seen(&self) -> u64 {
-        self.state.lock().rings
+        self.rung.load(Ordering::Acquire)
     }
 
     /// `true` once rung after `seen`, read without the lock (a ring is
@@ -90,7 +92,9 @@ impl Doorbell {
 }
 
 pub(crate) struct Credits {
-    in_use: Mutex<usize>,
+    /// Credits taken (an atomic, not a lock: the feeder takes and readers
+    /// give back once per batch, a batch per item at stride 1).
+    in_use: AtomicUsize,
     /// The bound; set by the feeder alone (adaptive batching resizes it).
     size: AtomicUsize,
     closed: AtomicBool,
@@ -106,7 +110,7 @@ pub(crate) struct Credits {
 impl Credits {
     pub(crate) fn new(size: usize, bell: Arc<Doorbell>) -> Credits {
         Credits {
-            in_use: Mutex::new(0),
+            in_use: AtomicUsize::new(0),
             size: AtomicUsize::new(size),
             closed: AtomicBool::new(false),
             bell,
@@ -131,7 +135,7 @@ impl Credits {
 
     /// Items currently submitted and not handed out.
     pub(crate) fn in_use(&self) -> usize {
-        *lock(&self.in_use)
+        self.in_use.load(Ordering::Acquire)
     }
 
     /// Takes as many credits as are free, up to `want`: all of `want` when
@@ -141,34 +145,40 @@ impl Credits {
         if self.closed.load(Ordering::Acquire) || want == 0 {
             return 0;
         }
-        let mut u = lock(&self.in_use);
-        let n = if starved {
-            want
-        } else {
-            want.min(self.size().saturating_sub(*u))
-        };
-        *u += n;
+        let mut n = 0;
+        let _ = self
+            .in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                n = if starved {
+                    want
+                } else {
+                    want.min(self.size().saturating_sub(u))
+                };
+                Some(u + n)
+            });
         n
     }
 
     /// Credits free under the bound. Only the feeder takes credits, so what
     /// it reads here can only grow until it takes them.
     pub(crate) fn free(&self) -> usize {
-        self.size().saturating_sub(*lock(&self.in_use))
+        self.size().saturating_sub(self.in_use())
     }
 
     /// Every credit is taken (a starved task may be owed a batch).
     pub(crate) fn full(&self) -> bool {
-        *lock(&self.in_use) >= self.size()
+        self.in_use() >= self.size()
     }
 
     pub(crate) fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
-        let mut u = lock(&self.in_use);
-        *u = u.saturating_sub(n);
-        drop(u);
+        let _ = self
+            .in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
         self.bell.ring();
     }
 

@@ -145,7 +145,9 @@ impl Feeder {
             downstream: downstream(&self.tasks),
             start: 0,
         };
-        let mut last_progress = Instant::now();
+        // Since when no round made progress (the clock is read only then:
+        // at stride 1 a round per item).
+        let mut idle_since: Option<Instant> = None;
         let mut warned = false;
         loop {
             let seen = bell.seen();
@@ -156,10 +158,11 @@ impl Feeder {
                 break;
             }
             if progressed {
-                last_progress = Instant::now();
+                idle_since = None;
                 warned = false;
             } else {
-                if !warned && last_progress.elapsed() >= self.stall {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if !warned && since.elapsed() >= self.stall {
                     warned = true;
                     self.report_stall();
                 }
