@@ -331,11 +331,14 @@ pub(crate) fn probe_for_run(l: &Loaded) -> Result<(), Vec<String>> {
 }
 
 /// Starts each distinct command of the `remote` resources (and of `redis`
-/// resources with local workers) once, all at the same time (in the
-/// pipeline file's folder, as the run does) and waits for their greetings,
-/// so that a command that cannot start refuses the run with one line naming
-/// it and why, instead of failing every item. A command that has not
-/// greeted within 30 s is left to the run (an `ssh` may be slow).
+/// resources with local workers) at the same time, as many workers of it as
+/// its first entry asks for (one for `redis`), in the pipeline file's
+/// folder as the run does, and waits for their greetings, so that a command
+/// that cannot start refuses the run with one line naming it and why,
+/// instead of failing every item. The workers that greeted become the first
+/// workers of their pool ([`papy_core::pool::warm_up`]); [`build`] stops
+/// those no pool took. A command that has not greeted within 30 s is left
+/// to the run (an `ssh` may be slow).
 ///
 /// # Errors
 /// One line per command that cannot start, in the file's order.
@@ -343,24 +346,25 @@ pub(crate) fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut distinct = Vec::new();
     for (name, r) in &l.file.resources {
-        for (at, line) in commands_of(name, r) {
+        for (at, line, n) in commands_of(name, r) {
             if seen.insert(line.to_string()) {
-                distinct.push((name, at, line));
+                distinct.push((name, at, line, n));
             }
         }
     }
     let errors: Vec<String> = std::thread::scope(|s| {
         let checks: Vec<_> = distinct
             .iter()
-            .map(|(_, _, line)| {
+            .map(|(_, _, line, n)| {
                 let cmd = WorkerCommand::shell(line).current_dir(&l.dir);
-                s.spawn(move || starts(&cmd))
+                let wait = std::time::Duration::from_secs(30);
+                s.spawn(move || papy_core::pool::warm_up(&cmd, *n, wait))
             })
             .collect();
         distinct
             .iter()
             .zip(checks)
-            .filter_map(|((name, at, line), check)| {
+            .filter_map(|((name, at, line, _), check)| {
                 let why = match check.join() {
                     Ok(Ok(())) => return None,
                     Ok(Err(why)) => why,
@@ -377,11 +381,14 @@ pub(crate) fn start_commands(l: &Loaded) -> Result<(), Vec<String>> {
     if errors.is_empty() {
         Ok(())
     } else {
+        papy_core::pool::release_warm();
         Err(errors)
     }
 }
 
-fn commands_of<'a>(name: &str, r: &'a papy_config::Resource) -> Vec<(Vec<String>, &'a str)> {
+/// The worker commands of resource `name`: where each is in the file, its
+/// line, and how many workers the run starts with it.
+fn commands_of<'a>(name: &str, r: &'a papy_config::Resource) -> Vec<(Vec<String>, &'a str, usize)> {
     let str_of = |v: &'a toml::Value| v.get("command").and_then(toml::Value::as_str);
     match r.numap.kind.as_str() {
         "remote" => r
@@ -393,73 +400,19 @@ fn commands_of<'a>(name: &str, r: &'a papy_config::Resource) -> Vec<(Vec<String>
             .enumerate()
             .filter_map(|(i, c)| {
                 let at = ["resources", name, "remote", &i.to_string(), "command"];
-                Some((papy_config::key_path(&at), str_of(c)?))
+                let n = c.get("workers").and_then(toml::Value::as_integer);
+                let n = n.and_then(|n| usize::try_from(n).ok()).unwrap_or(1).max(1);
+                Some((papy_config::key_path(&at), str_of(c)?, n))
             })
             .collect(),
         "redis" if r.settings.get("workers").and_then(toml::Value::as_integer) > Some(0) => r
             .settings
             .get("command")
             .and_then(toml::Value::as_str)
-            .map(|c| (papy_config::key_path(&["resources", name, "command"]), c))
+            .map(|c| (papy_config::key_path(&["resources", name, "command"]), c, 1))
             .into_iter()
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-/// Starts `cmd` and waits for the protocol's greeting; on failure, the
-/// last line it wrote on stderr and its exit status.
-fn starts(cmd: &WorkerCommand) -> Result<(), String> {
-    use std::io::Read;
-    use std::process::Stdio;
-    use std::sync::mpsc;
-    use std::time::Duration;
-    const GREETING_WAIT: Duration = Duration::from_secs(30);
-    let mut c = cmd.to_command();
-    c.env(papy_core::pool::WORKER_ENV, "stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().map_err(|e| e.to_string())?;
-    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err("no pipes to the worker".into());
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(papy_core::protocol::skip_to_greeting(&mut stdout, 1 << 20).is_ok());
-    });
-    let greeted = !matches!(
-        rx.recv_timeout(GREETING_WAIT),
-        Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected)
-    );
-    let _ = child.kill();
-    let status = child.wait();
-    if greeted {
-        return Ok(());
-    }
-    // What it said, bounded (a grandchild may keep the pipe open).
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = (&mut stderr).take(64 << 10).read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    let text = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
-    let said: String = text
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("it ended without a greeting")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
-    match status {
-        Ok(s) => Err(format!("{said} ({s})")),
-        Err(_) => Err(said),
     }
 }
 
@@ -474,8 +427,11 @@ pub(crate) fn build(l: &Loaded, stop: &StopSignal) -> Result<Built, ConfigError>
         functions: Vec::new(),
         dir: Some(&l.dir),
     };
+    let dagger = papy_config::build::dagger_of(&l.file, &ctx);
+    // Workers started by the check that no pool took.
+    papy_core::pool::release_warm();
     let built = Built {
-        dagger: papy_config::build::dagger_of(&l.file, &ctx)?,
+        dagger: dagger?,
         sources: papy_config::inputs::sources(l, stop)?,
         outputs: papy_config::inputs::outputs(l),
     };

@@ -19,7 +19,8 @@ use crate::value::Value;
 
 pub use mixed::MixedPool;
 pub use process::{
-    mark_test_support, probe, ProcessPool, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV,
+    mark_test_support, probe, release_warm, warm_up, ProcessPool, Recycle, WorkerCommand,
+    TEST_ENTRY, WORKER_ENV,
 };
 pub use thread::ThreadPool;
 

@@ -58,7 +58,10 @@ impl From<Frame> for Incoming {
 }
 
 /// The frames a worker sent, as its reader thread decoded them.
-pub(super) type Frames = Receiver<std::result::Result<Incoming, ProtocolError>>;
+pub(super) type Frames = Receiver<Greeting>;
+
+/// A frame from a worker, or why none could be read.
+pub(super) type Greeting = std::result::Result<Incoming, ProtocolError>;
 
 pub(super) struct Conn {
     pub(super) child: Child,
@@ -79,7 +82,17 @@ pub(super) struct Conn {
 impl Conn {
     /// Starts a worker, shakes hands and runs its init.
     pub(super) fn spawn(cmd: &WorkerCommand) -> std::result::Result<Conn, StartError> {
-        let mut conn = Conn::handshake(cmd)?;
+        Conn::start(cmd, Stdio::inherit())?.greet(cmd, None)
+    }
+
+    /// Shakes hands with a started worker (`first`: its first frame, when
+    /// it was already read) and runs its init.
+    pub(super) fn greet(
+        self,
+        cmd: &WorkerCommand,
+        first: Option<Greeting>,
+    ) -> std::result::Result<Conn, StartError> {
+        let mut conn = self.handshake(cmd, first)?;
         if let Some(init) = &cmd.init {
             conn.await_init(cmd, &init.function)
                 .map_err(|message| StartError {
@@ -90,33 +103,36 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Starts a worker and shakes hands (the host's `Hello` sent).
-    fn handshake(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
-        let mut conn = Conn::start(cmd)?;
+    /// Shakes hands (the host's `Hello` sent).
+    fn handshake(
+        mut self,
+        cmd: &WorkerCommand,
+        first: Option<Greeting>,
+    ) -> std::result::Result<Conn, String> {
         // The handshake, writes included, is bounded.
-        conn.set_write_deadline(Some(Instant::now() + HANDSHAKE));
-        conn.await_hello(cmd)?;
+        self.set_write_deadline(Some(Instant::now() + HANDSHAKE));
+        self.await_hello(cmd, first)?;
         let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
-        if let Err(e) = write_frame(&mut conn.stdin, &Frame::Hello(hello)) {
-            let how = conn.kill();
+        if let Err(e) = write_frame(&mut self.stdin, &Frame::Hello(hello)) {
+            let how = self.kill();
             return Err(format!(
                 "`{}`: cannot complete the handshake ({e}; {how})",
                 cmd.describe()
             ));
         }
-        conn.set_write_deadline(None);
-        Ok(conn)
+        self.set_write_deadline(None);
+        Ok(self)
     }
 
     /// Starts the child in its own process group, with a thread reading
     /// its frames.
-    fn start(cmd: &WorkerCommand) -> std::result::Result<Conn, String> {
+    pub(super) fn start(cmd: &WorkerCommand, stderr: Stdio) -> std::result::Result<Conn, String> {
         let mut c = cmd.to_command();
         c.env(WORKER_ENV, "stdio")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         // Its own process group: whatever the command starts (a shell, ssh)
         // is killed with it, and a terminal's Ctrl-C is left to the host.
         #[cfg(unix)]
@@ -151,8 +167,13 @@ impl Conn {
     }
 
     /// Waits for the worker's `Hello` and checks it.
-    fn await_hello(&mut self, cmd: &WorkerCommand) -> std::result::Result<(), String> {
-        let h = match self.frames.recv_timeout(HANDSHAKE) {
+    fn await_hello(
+        &mut self,
+        cmd: &WorkerCommand,
+        first: Option<Greeting>,
+    ) -> std::result::Result<(), String> {
+        let first = first.map_or_else(|| self.frames.recv_timeout(HANDSHAKE), Ok);
+        let h = match first {
             Ok(Ok(Incoming::Other(Frame::Hello(h)))) => h,
             Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
                 self.kill();

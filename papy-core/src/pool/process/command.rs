@@ -247,6 +247,13 @@ impl WorkerCommand {
         c
     }
 
+    /// Whether `other` starts the same process: program, arguments,
+    /// environment and folder (what the host says in its `Hello` aside).
+    pub(super) fn starts_like(&self, other: &WorkerCommand) -> bool {
+        (&self.program, &self.args, &self.env, &self.dir)
+            == (&other.program, &other.args, &other.env, &other.dir)
+    }
+
     pub(super) fn describe(&self) -> String {
         if let Some(shown) = &self.shown {
             return shown.clone();

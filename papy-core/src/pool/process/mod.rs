@@ -27,6 +27,7 @@ mod proxy;
 mod recover;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +47,7 @@ use link::Link;
 use proxy::Proxy;
 
 pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
+pub use warm::{release_warm, warm_up};
 
 pub(super) struct Shared {
     pub(super) name: String,
@@ -155,10 +157,15 @@ impl ProcessPool {
         for (cmd, n) in commands {
             for _ in 0..n {
                 let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
+                // A worker started by `warm_up` is this slot's first.
+                let warm = std::cell::Cell::new(warm::take(&cmd));
                 let h = std::thread::Builder::new()
                     .name(format!("{name}-proxy-{slot}"))
                     .spawn(move || {
-                        let start = || child::Conn::spawn(&cmd);
+                        let start = || match warm.take() {
+                            Some((conn, first)) => conn.greet(&cmd, Some(first)),
+                            None => child::Conn::spawn(&cmd),
+                        };
                         Proxy::new(slot, &cmd, &start, &rx, &sh).run();
                     })?;
                 proxies.push(h);

@@ -107,7 +107,8 @@ impl<'a, L: Link> Proxy<'a, L> {
 
     /// The next job to send: pending, else from the queue. Results in
     /// flight are read meanwhile, so that a job goes to a busy worker only
-    /// when no worker is idle and only behind frames known to be short (a
+    /// when the queue holds one for each idle worker besides, and only
+    /// behind frames known to be short (a
     /// job queued behind a long or unknown one could wait for it while
     /// another worker frees up). `None` once the queue is closed.
     fn next_job(&mut self) -> Option<Job> {
@@ -127,7 +128,10 @@ impl<'a, L: Link> Proxy<'a, L> {
                 self.counted_idle = false;
                 return job.ok();
             }
-            if self.sh.idle.load(Ordering::SeqCst) > 0 || !self.short() {
+            // An idle worker gets a queued job before a busy one pipelines
+            // it; jobs beyond one for each idle worker may be pipelined.
+            let idle = self.sh.idle.load(Ordering::SeqCst);
+            if (idle > 0 && self.rx.len() <= idle) || !self.short() {
                 self.complete_oldest();
                 continue;
             }

@@ -23,6 +23,8 @@ use crate::worker::Worker;
 struct Log {
     frames: Vec<(u32, Vec<i64>)>,
     starts: u32,
+    /// Frames not answered yet when each frame was sent.
+    ahead: Vec<usize>,
 }
 
 /// A worker that answers `10 * x` for each item `x`, and dies on a frame
@@ -67,11 +69,10 @@ impl Link for Fake {
             return Ok(());
         }
         let values = values_of(wire);
-        self.log
-            .lock()
-            .unwrap()
-            .frames
-            .push((self.pid, values.clone()));
+        let mut log = self.log.lock().unwrap();
+        log.frames.push((self.pid, values.clone()));
+        log.ahead.push(self.answers.len());
+        drop(log);
         self.dead = values.iter().any(|v| self.poison.contains(v));
         let answer = (!self.dead).then(|| values.iter().map(|v| Ok(Value::Int(v * 10))).collect());
         self.answers.push_back((id, answer));
@@ -110,6 +111,8 @@ struct Setup {
     recent: Option<Duration>,
     /// Workers the pool has (one proxy runs, as its slot 0); 0 means 1.
     workers: usize,
+    /// Of the other workers, how many are idle throughout.
+    idle: usize,
 }
 
 /// What a run gave: every item's result by index, the frames, and the
@@ -117,6 +120,8 @@ struct Setup {
 struct Outcome {
     results: BTreeMap<u64, Item>,
     frames: Vec<(u32, Vec<i64>)>,
+    /// Frames not answered yet when each frame was sent.
+    ahead: Vec<usize>,
     counts: (usize, usize, usize),
 }
 
@@ -132,6 +137,7 @@ fn run(s: &Setup) -> Outcome {
     if let Some(t) = s.recent {
         lock(&sh.recent).insert("fake".into(), t);
     }
+    sh.idle.store(s.idle, Ordering::SeqCst);
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut first = 0;
     for &n in &s.jobs {
@@ -170,10 +176,12 @@ fn run(s: &Setup) -> Outcome {
     }
     let count = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed);
     let frames = std::mem::take(&mut log.lock().unwrap().frames);
+    let ahead = std::mem::take(&mut log.lock().unwrap().ahead);
     assert_eq!(count(&sh.started) as u32, log.lock().unwrap().starts);
     Outcome {
         results,
         frames,
+        ahead,
         counts: (count(&sh.started), count(&sh.died), count(&sh.recycled)),
     }
 }
@@ -366,6 +374,24 @@ fn a_worker_ahead_merges_no_more_than_its_share_of_the_queue() {
     assert!(failed(&o, 12).is_empty());
     let want: &[&[i64]] = &[&[0, 1, 2, 3, 4, 5], &[6], &[7, 8], &[9], &[10], &[11]];
     assert_eq!(values(&o.frames), want);
+}
+
+/// A busy worker pipelines a queued job while another worker is idle only
+/// when the queue holds one for the idle worker besides: the bench's runs
+/// started with one worker's second frame sent only after its first result.
+#[test]
+fn a_busy_worker_pipelines_the_jobs_beyond_one_for_each_idle_worker() {
+    let o = run(&Setup {
+        jobs: vec![1; 4],
+        recent: Some(Duration::from_nanos(1)),
+        workers: 2,
+        idle: 1,
+        ..Setup::default()
+    });
+    assert!(failed(&o, 4).is_empty());
+    // Job 1 is sent behind job 0 (3 queued, 1 idle worker), job 2 behind
+    // job 1; job 3 is the idle worker's, so it waits for a free worker.
+    assert_eq!(o.ahead, [0, 1, 1, 0]);
 }
 
 /// A remote pool's saved settings keep its recycling, as a process pool's do.
