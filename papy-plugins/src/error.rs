@@ -117,9 +117,11 @@ fn searched_list(dirs: &[PathBuf]) -> String {
     if dirs.is_empty() {
         "(empty: give a plugin directory or set PAPY_PLUGIN_PATH)".to_string()
     } else {
-        dirs.iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        let dirs: Vec<String> = dirs.iter().map(|p| p.display().to_string()).collect();
+        // A build with CARGO_TARGET_DIR set puts the plugin elsewhere.
+        format!(
+            "{} (add the folder that has it to PAPY_PLUGIN_PATH)",
+            dirs.join(", ")
+        )
     }
 }

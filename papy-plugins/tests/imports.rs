@@ -53,7 +53,9 @@ fn load_by_name_searches_the_path() {
         Err(e @ PluginError::NotFound { .. }) => {
             let msg = e.to_string();
             assert!(
-                msg.contains("libnowhere.so") && msg.contains("/nonexistent/dir"),
+                msg.contains("libnowhere.so")
+                    && msg.contains("/nonexistent/dir")
+                    && msg.contains("PAPY_PLUGIN_PATH"),
                 "{msg}"
             );
         }
