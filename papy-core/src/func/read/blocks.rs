@@ -2,7 +2,7 @@
 //! each cut just after a newline, so that a worker counts or scans a
 //! megabyte of lines per item instead of paying per line for the hand-off.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use super::{codec, input_error};
@@ -76,25 +76,12 @@ pub fn blocks(path: impl AsRef<Path>, size: usize) -> io::Result<Blocks> {
 
 impl Blocks {
     /// Reads until `buf` holds `want` bytes or the file ends; `Ok(false)`
-    /// at the end of the file.
+    /// at the end of the file. The bytes go into `buf`'s spare room as
+    /// they come (nothing zeroed first, however short each read).
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-        while buf.len() < want {
-            let start = buf.len();
-            buf.resize(want, 0);
-            match self.reader.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    return Ok(false);
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(true)
+        let missing = want.saturating_sub(buf.len()) as u64;
+        (&mut self.reader).take(missing).read_to_end(buf)?;
+        Ok(buf.len() >= want)
     }
 
     /// The next block's bytes: up to the last newline of the next `size`
