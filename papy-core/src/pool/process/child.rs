@@ -2,10 +2,7 @@
 
 use std::io::{BufWriter, Write};
 use std::process::{Child, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::command::{WorkerCommand, WORKER_ENV};
 use super::link::{Failure, Link, SendError, StartError};
@@ -16,8 +13,8 @@ use crate::job::batch::Wire;
 use crate::os::{describe_status, exited_unreaped, kill_group};
 use crate::protocol::serve::chain_of;
 use crate::protocol::{
-    read_frame_with, release_large, write_frame, write_frame_tail, write_frame_with, Frame, Hello,
-    ProtocolError, MAX_FRAME,
+    read_frame_with, release_large, skip_to_greeting, write_frame, write_frame_tail,
+    write_frame_with, Frame, Hello, ProtocolError, MAX_FRAME,
 };
 
 /// How long a worker's init may take.
@@ -26,51 +23,27 @@ const INIT_LIMIT: Duration = Duration::from_secs(600);
 /// How long a worker has to shake hands (its Hello, and reading ours).
 const HANDSHAKE: Duration = Duration::from_secs(30);
 
-/// A frame from a worker as its reader thread passes it on: results are
-/// turned into items in the thread that decoded them (while they are in its
-/// cache).
-#[derive(Debug)]
-pub(super) enum Incoming {
-    Results { id: u64, items: Vec<Item> },
-    Other(Frame),
-}
-
-impl Incoming {
-    /// The frame's kind, for messages (never its data).
-    pub(super) fn kind(&self) -> &'static str {
-        match self {
-            Incoming::Results { .. } => "Result",
-            Incoming::Other(f) => f.kind(),
-        }
-    }
-}
-
-impl From<Frame> for Incoming {
-    fn from(f: Frame) -> Incoming {
-        match f {
-            Frame::Result { id, results } => Incoming::Results {
-                id,
-                items: results.into_items(),
-            },
-            other => Incoming::Other(other),
-        }
-    }
-}
-
-/// The frames a worker sent, as its reader thread decoded them.
-pub(super) type Frames = Receiver<Greeting>;
-
 /// A frame from a worker, or why none could be read.
-pub(super) type Greeting = std::result::Result<Incoming, ProtocolError>;
+pub(super) type Answer = std::result::Result<Frame, ProtocolError>;
 
+/// Whether reading failed because its deadline passed.
+pub(super) fn timed_out(e: &ProtocolError) -> bool {
+    matches!(e, ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// A worker child and the host's ends of its pipes, read and written by
+/// its proxy's thread.
 pub(super) struct Conn {
     pub(super) child: Child,
-    /// The worker's stdin; writes end at the deadline set on it.
-    pub(super) stdin: BufWriter<Pipe>,
+    /// The worker's stdin and stdout; reads and writes end at the
+    /// deadlines set on them.
+    io: BufWriter<Pipe>,
     /// Where Task frames are built (reused from frame to frame).
-    pub(super) wbuf: Vec<u8>,
-    pub(super) frames: Frames,
-    pub(super) reader: Option<JoinHandle<()>>,
+    wbuf: Vec<u8>,
+    /// Where Result frames are read (reused from frame to frame).
+    rbuf: Vec<u8>,
+    /// Whatever the worker wrote before its greeting was skipped.
+    greeted: bool,
     /// The functions the worker said it runs (its `Hello`).
     pub(super) functions: Vec<String>,
     /// Their parameters, as far as the worker said (its `Hello`, 2.1).
@@ -90,7 +63,7 @@ impl Conn {
     pub(super) fn greet(
         self,
         cmd: &WorkerCommand,
-        first: Option<Greeting>,
+        first: Option<Answer>,
     ) -> std::result::Result<Conn, StartError> {
         let mut conn = self.handshake(cmd, first)?;
         if let Some(init) = &cmd.init {
@@ -107,14 +80,14 @@ impl Conn {
     fn handshake(
         mut self,
         cmd: &WorkerCommand,
-        first: Option<Greeting>,
+        first: Option<Answer>,
     ) -> std::result::Result<Conn, String> {
         // The handshake, writes included, is bounded.
         self.set_write_deadline(Some(Instant::now() + HANDSHAKE));
         self.await_hello(cmd, first)?;
         let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
-        if let Err(e) = write_frame(&mut self.stdin, &Frame::Hello(hello)) {
+        if let Err(e) = write_frame(&mut self.io, &Frame::Hello(hello)) {
             let how = self.kill();
             return Err(format!(
                 "`{}`: cannot complete the handshake ({e}; {how})",
@@ -125,8 +98,7 @@ impl Conn {
         Ok(self)
     }
 
-    /// Starts the child in its own process group, with a thread reading
-    /// its frames.
+    /// Starts the child in its own process group.
     pub(super) fn start(cmd: &WorkerCommand, stderr: Stdio) -> std::result::Result<Conn, String> {
         let mut c = cmd.to_command();
         c.env(WORKER_ENV, "stdio")
@@ -141,12 +113,11 @@ impl Conn {
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
         let pipes = match (child.stdin.take(), child.stdout.take()) {
-            (Some(stdin), Some(stdout)) => Pipe::new(stdin)
-                .map_err(|e| format!("cannot set up the pipe to the worker: {e}"))
-                .and_then(|stdin| Ok((stdin, read_frames(stdout)?))),
+            (Some(stdin), Some(stdout)) => Pipe::new(stdin, stdout)
+                .map_err(|e| format!("cannot set up the pipes to the worker: {e}")),
             _ => Err("the child has no stdin/stdout pipes".into()),
         };
-        let (stdin, (frames, reader)) = match pipes {
+        let pipe = match pipes {
             Ok(p) => p,
             Err(e) => {
                 let _ = child.kill();
@@ -156,26 +127,41 @@ impl Conn {
         };
         Ok(Conn {
             child,
-            stdin: BufWriter::new(stdin),
+            io: BufWriter::new(pipe),
             wbuf: Vec::new(),
-            frames,
-            reader: Some(reader),
+            rbuf: Vec::new(),
+            greeted: false,
             functions: Vec::new(),
             signatures: Vec::new(),
             ended: None,
         })
     }
 
+    /// The worker's next frame, waiting at most `timeout` (`None`: as long
+    /// as it takes; past it, an I/O error of kind `TimedOut`). Whatever the
+    /// worker wrote before its greeting is skipped first.
+    pub(super) fn next_frame(&mut self, timeout: Option<Duration>) -> Answer {
+        let pipe = self.io.get_mut();
+        pipe.set_read_deadline(timeout.and_then(|t| Instant::now().checked_add(t)));
+        if !self.greeted {
+            skip_to_greeting(pipe, 1 << 20)?;
+            self.greeted = true;
+        }
+        let frame = read_frame_with(pipe, &mut self.rbuf, MAX_FRAME);
+        release_large(&mut self.rbuf);
+        frame
+    }
+
     /// Waits for the worker's `Hello` and checks it.
     fn await_hello(
         &mut self,
         cmd: &WorkerCommand,
-        first: Option<Greeting>,
+        first: Option<Answer>,
     ) -> std::result::Result<(), String> {
-        let first = first.map_or_else(|| self.frames.recv_timeout(HANDSHAKE), Ok);
+        let first = first.unwrap_or_else(|| self.next_frame(Some(HANDSHAKE)));
         let h = match first {
-            Ok(Ok(Incoming::Other(Frame::Hello(h)))) => h,
-            Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
+            Ok(Frame::Hello(h)) => h,
+            Ok(Frame::Fatal { message }) => {
                 self.kill();
                 return Err(format!(
                     "`{}` refused: {}",
@@ -183,7 +169,7 @@ impl Conn {
                     quote_peer(&message)
                 ));
             }
-            Ok(Ok(other)) => {
+            Ok(other) => {
                 self.kill();
                 return Err(format!(
                     "`{}` did not start with a Hello frame (got {})",
@@ -191,20 +177,20 @@ impl Conn {
                     other.kind()
                 ));
             }
-            Ok(Err(e)) => {
+            Err(e) if timed_out(&e) => {
+                self.kill();
+                return Err(format!(
+                    "`{}` did not answer the handshake within {HANDSHAKE:?}",
+                    cmd.describe()
+                ));
+            }
+            Err(e) => {
                 let status = self.kill();
                 return Err(format!(
                     "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
                     cmd.describe(),
                     quote_peer(&e.to_string()),
                     status
-                ));
-            }
-            Err(_) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` did not answer the handshake within {HANDSHAKE:?}",
-                    cmd.describe()
                 ));
             }
         };
@@ -215,7 +201,7 @@ impl Conn {
     fn check_hello(&mut self, cmd: &WorkerCommand, h: Hello) -> std::result::Result<(), String> {
         if let Err(m) = h.check() {
             let m = quote_peer(&m).into_owned();
-            let _ = write_frame(&mut self.stdin, &Frame::Fatal { message: m.clone() });
+            let _ = write_frame(&mut self.io, &Frame::Fatal { message: m.clone() });
             self.kill();
             return Err(format!("`{}`: {m}", cmd.describe()));
         }
@@ -248,7 +234,7 @@ impl Conn {
     /// Writes to the worker fail with `TimedOut` once `deadline` has passed
     /// with its stdin still full (`None`: no limit).
     pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        self.stdin.get_mut().set_deadline(deadline);
+        self.io.get_mut().set_write_deadline(deadline);
     }
 
     /// Waits for the answer to the init the host's `Hello` asked for.
@@ -258,9 +244,9 @@ impl Conn {
         function: &str,
     ) -> std::result::Result<(), String> {
         let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.describe());
-        match self.frames.recv_timeout(INIT_LIMIT) {
-            Ok(Ok(Incoming::Results { id, items, .. })) if id == crate::protocol::INIT_ID => {
-                match items.iter().find_map(|i| i.as_ref().err()) {
+        match self.next_frame(Some(INIT_LIMIT)) {
+            Ok(Frame::Result { id, results }) if id == crate::protocol::INIT_ID => {
+                match results.into_items().iter().find_map(|i| i.as_ref().err()) {
                     None => Ok(()),
                     Some(e) => {
                         self.kill();
@@ -268,21 +254,21 @@ impl Conn {
                     }
                 }
             }
-            Ok(Ok(Incoming::Other(Frame::Fatal { message }))) => {
+            Ok(Frame::Fatal { message }) => {
                 self.kill();
                 Err(failed(quote_peer(&message).into_owned()))
             }
-            Ok(Ok(_)) => {
+            Ok(_) => {
                 self.kill();
                 Err(failed("the worker answered something else".into()))
             }
-            Ok(Err(e)) => {
-                let how = self.kill();
-                Err(failed(format!("{} ({how})", quote_peer(&e.to_string()))))
-            }
-            Err(_) => {
+            Err(e) if timed_out(&e) => {
                 self.kill();
                 Err(failed(format!("no answer within {INIT_LIMIT:?}")))
+            }
+            Err(e) => {
+                let how = self.kill();
+                Err(failed(format!("{} ({how})", quote_peer(&e.to_string()))))
             }
         }
     }
@@ -302,34 +288,6 @@ pub(super) fn missing_functions(required: &[String], offered: &[String]) -> Vec<
         .take(16)
         .map(|f| format!("`{f}`"))
         .collect()
-}
-
-/// A thread reading the worker's frames (after any noise before its
-/// greeting) into a bounded channel: a worker streaming frames nobody
-/// asked for blocks itself, not the host's memory.
-fn read_frames(
-    mut stdout: std::process::ChildStdout,
-) -> std::result::Result<(Frames, JoinHandle<()>), String> {
-    let (ftx, frx) = crossbeam_channel::bounded(4);
-    let reader = std::thread::Builder::new()
-        .name("papy-child-reader".into())
-        .spawn(move || {
-            if let Err(e) = crate::protocol::skip_to_greeting(&mut stdout, 1 << 20) {
-                let _ = ftx.send(Err(e));
-                return;
-            }
-            let mut buf = Vec::new();
-            loop {
-                let f = read_frame_with(&mut stdout, &mut buf, MAX_FRAME).map(Incoming::from);
-                release_large(&mut buf);
-                let end = f.is_err();
-                if ftx.send(f).is_err() || end {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok((frx, reader))
 }
 
 impl Link for Conn {
@@ -357,9 +315,9 @@ impl Link for Conn {
         self.set_write_deadline(deadline);
         let sent = match wire.frame_and_tail(id, &chain, &node) {
             (frame, Some(values)) => {
-                write_frame_tail(&mut self.stdin, &mut self.wbuf, &frame, values)
+                write_frame_tail(&mut self.io, &mut self.wbuf, &frame, values)
             }
-            (frame, None) => write_frame_with(&mut self.stdin, &mut self.wbuf, &frame),
+            (frame, None) => write_frame_with(&mut self.io, &mut self.wbuf, &frame),
         };
         self.set_write_deadline(None);
         release_large(&mut self.wbuf);
@@ -381,29 +339,25 @@ impl Link for Conn {
         n: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Item>, Failure> {
-        let got = match timeout {
-            Some(t) => match self.frames.recv_timeout(t) {
-                Ok(f) => f,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(Failure::TimedOut(format!("no result within {t:?}")))
-                }
-                Err(RecvTimeoutError::Disconnected) => Err(ProtocolError::Closed),
+        match self.next_frame(timeout) {
+            Ok(Frame::Result { id: rid, results }) => match results.into_items() {
+                items if rid == id && items.len() == n => Ok(items),
+                items => Err(Failure::BadFrame(format!(
+                    "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
+                    items.len()
+                ))),
             },
-            None => crate::pool::recv_soon(&self.frames).unwrap_or(Err(ProtocolError::Closed)),
-        };
-        match got {
-            Ok(Incoming::Results { id: rid, items }) if rid == id && items.len() == n => Ok(items),
-            Ok(Incoming::Other(Frame::Fatal { message })) => Err(Failure::Died(format!(
+            Ok(Frame::Fatal { message }) => Err(Failure::Died(format!(
                 "the worker failed: {}",
                 quote_peer(&message)
-            ))),
-            Ok(Incoming::Results { id: rid, items }) => Err(Failure::BadFrame(format!(
-                "the worker answered task {rid} with {} result(s); expected task {id} with {n}",
-                items.len()
             ))),
             Ok(other) => Err(Failure::BadFrame(format!(
                 "unexpected {} frame from the worker",
                 other.kind()
+            ))),
+            Err(e) if timed_out(&e) => Err(Failure::TimedOut(format!(
+                "no result within {:?}",
+                timeout.unwrap_or_default()
             ))),
             Err(ProtocolError::Closed) => Err(Failure::Died(format!(
                 "worker process died: {}",
@@ -430,9 +384,6 @@ impl Link for Conn {
         kill_group(self.child.id());
         let _ = self.child.kill();
         let status = self.child.wait();
-        // The reader ends by itself once every writer of the pipe is gone;
-        // it is not joined here, so a stray grandchild cannot block us.
-        drop(self.reader.take());
         let how = status.map_or_else(|e| e.to_string(), describe_status);
         self.ended = Some(how.clone());
         how
@@ -449,7 +400,6 @@ impl Link for Conn {
                 // Whatever the child started goes with it: signalled while
                 // the child's pid (its group's id) is still reserved.
                 kill_group(self.child.id());
-                drop(self.reader.take());
                 let how = self
                     .child
                     .wait()
@@ -468,9 +418,10 @@ impl Link for Conn {
     fn shutdown(mut self) {
         // A worker that stopped reading does not hold the pool's shutdown.
         self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
-        let _ = write_frame(&mut self.stdin, &Frame::Shutdown);
-        let _ = self.stdin.flush();
-        drop(self.stdin);
+        let _ = write_frame(&mut self.io, &Frame::Shutdown);
+        let _ = self.io.flush();
+        // Closing the pipes: a worker that missed the frame sees its input end.
+        drop(self.io);
         let deadline = Instant::now() + Duration::from_secs(2);
         while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -479,6 +430,5 @@ impl Link for Conn {
         kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
-        drop(self.reader.take());
     }
 }

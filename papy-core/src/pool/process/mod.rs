@@ -303,7 +303,7 @@ impl Pool for ProcessPool {
     }
 
     /// A local round trip costs tens of microseconds plus a wake-up of
-    /// each thread it crosses (proxy, reader, feeder); one over a network
+    /// each thread it crosses (proxy, feeder); one over a network
     /// link (remote workers) a millisecond or more.
     fn job_target(&self) -> Duration {
         if self.kind == "remote" {

@@ -1,85 +1,186 @@
-//! The host's end of a worker's stdin: writes that can give up at a
-//! deadline.
+//! The host's ends of a worker's pipes: writes and reads that can give up
+//! at a deadline, read by the proxy itself (no reader thread, no hand-off
+//! per frame).
 //!
 //! A worker that stops reading (stopped, wedged, or hostile) fills its
 //! stdin pipe, and a plain blocking write would then hold its proxy thread
-//! forever, out of reach of the item's timeout. On Unix the pipe is put in
-//! non-blocking mode and a write that would block waits in `poll(2)` until
-//! the pipe drains or the deadline passes, which ends the write with
-//! [`io::ErrorKind::TimedOut`]. Elsewhere writes block and the deadline is
-//! not enforced.
+//! forever, out of reach of the item's timeout; a worker that stops
+//! answering would hold a plain blocking read the same way. On Unix both
+//! ends are non-blocking: a write that would block waits in `poll(2)` until
+//! the pipe drains or the write deadline passes, and a read that finds
+//! nothing waits (a short spin, then `poll(2)`) until bytes come, the pipe
+//! closes or the read deadline passes; both end with
+//! [`io::ErrorKind::TimedOut`] at their deadline.
+//!
+//! While a write waits, what the worker writes is read into the buffer the
+//! reads are served from: a worker blocked on a full stdout stops reading
+//! its stdin, so a host waiting only for stdin would wait forever (a large
+//! Task frame sent while the worker writes a large Result). At most a frame
+//! of the largest size a worker may send is held that way.
+//!
+//! Elsewhere reads and writes block and deadlines are not enforced.
 
-use std::io::{self, Write};
-use std::process::ChildStdin;
+use std::io::{self, Read, Write};
+use std::process::{ChildStdin, ChildStdout};
 use std::time::Instant;
 
-/// A worker's stdin with an optional deadline on every write.
+use crate::protocol::MAX_FRAME;
+
+/// Bytes asked of stdout at a time (the buffer's first size).
+const CHUNK: usize = 64 << 10;
+
+/// Most bytes of stdout held unread while a write waits: one frame of the
+/// largest size and its length.
+const HOLD: usize = MAX_FRAME + 8;
+
+/// A buffer grown past this (by a large frame) is given back once read.
+const KEEP: usize = 4 << 20;
+
+/// A worker's stdin and stdout, with optional deadlines.
 pub(super) struct Pipe {
-    inner: ChildStdin,
-    deadline: Option<Instant>,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// Bytes read from stdout and not consumed yet: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// stdout has ended (every writer of it is gone).
+    eof: bool,
+    write_deadline: Option<Instant>,
+    read_deadline: Option<Instant>,
 }
 
 impl Pipe {
-    /// Wraps `stdin`, switching it to non-blocking mode where waits can be
-    /// bounded.
-    pub(super) fn new(stdin: ChildStdin) -> io::Result<Pipe> {
+    /// Wraps a child's pipes, switching the host's ends to non-blocking
+    /// mode where waits can be bounded (the child's ends are separate open
+    /// files and keep blocking).
+    pub(super) fn new(stdin: ChildStdin, stdout: ChildStdout) -> io::Result<Pipe> {
         #[cfg(unix)]
-        set_nonblocking(&stdin)?;
+        {
+            set_nonblocking(&stdin)?;
+            set_nonblocking(&stdout)?;
+        }
         Ok(Pipe {
-            inner: stdin,
-            deadline: None,
+            stdin,
+            stdout,
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            eof: false,
+            write_deadline: None,
+            read_deadline: None,
         })
     }
 
     /// Writes from now on fail with `TimedOut` once `deadline` has passed
     /// with the pipe still full; `None` waits as long as it takes.
-    pub(super) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+    pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
+        self.write_deadline = deadline;
     }
 
-    /// Waits until the pipe can take bytes, the deadline passes (an error),
-    /// or a signal interrupts the wait (the caller tries again).
-    #[cfg(unix)]
-    fn wait_writable(&self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let timeout_ms = match self.deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the worker did not read its input in time",
-                    ));
-                }
-                // Rounded up: a wait never ends before the deadline.
-                i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
-            }
-        };
-        let mut fd = libc::pollfd {
-            fd: self.inner.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: `fd` is one valid, initialised pollfd that outlives the
-        // call, and the count passed is 1; poll(2) only writes `revents`.
-        let rc = unsafe { libc::poll(&mut fd, 1, timeout_ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+    /// Reads from now on fail with `TimedOut` once `deadline` has passed
+    /// with nothing to read; `None` waits as long as it takes.
+    pub(super) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        self.read_deadline = deadline;
+    }
+
+    /// Reads what stdout holds now into the buffer, once. `false`: nothing
+    /// yet (or no room left to hold it).
+    fn read_some(&mut self) -> io::Result<bool> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+            if self.buf.len() > KEEP {
+                self.buf = vec![0; CHUNK];
             }
         }
-        // Ready, hung up (the next write reports EPIPE), timed out (the next
-        // wait reports it) or interrupted: the write loop decides.
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            } else if self.buf.len() < HOLD {
+                self.buf.resize((self.buf.len() * 2).min(HOLD), 0);
+            } else {
+                return Ok(false);
+            }
+        }
+        loop {
+            match self.stdout.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            return Ok(true);
+        }
+    }
+
+    /// Whether stdout may be read while a write waits: it has not ended
+    /// and what is held unread is below [`HOLD`].
+    fn can_hold_more(&self) -> bool {
+        !self.eof && (self.end < self.buf.len() || self.start > 0 || self.buf.len() < HOLD)
+    }
+
+    /// Waits until stdin can take bytes or the write deadline passes (an
+    /// error), reading what the worker writes meanwhile.
+    #[cfg(unix)]
+    fn wait_writable(&mut self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let drain = self.can_hold_more();
+        let mut fds = [
+            pollfd(self.stdin.as_raw_fd(), libc::POLLOUT),
+            pollfd(self.stdout.as_raw_fd(), libc::POLLIN),
+        ];
+        let n = if drain { 2 } else { 1 };
+        let late = "the worker did not read its input in time";
+        poll_until(&mut fds[..n], self.write_deadline, late)?;
+        if drain && fds[1].revents != 0 {
+            self.read_some()?;
+        }
         Ok(())
+    }
+
+    /// Waits until stdout has bytes (or has ended), or the read deadline
+    /// passes (an error). A spin of [`IDLE_SPIN`](crate::sync::IDLE_SPIN)
+    /// first: a result due any moment is taken without sleeping.
+    #[cfg(unix)]
+    fn wait_readable(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.stdout.as_raw_fd();
+        let ready = || {
+            let mut fds = [pollfd(fd, libc::POLLIN)];
+            // SAFETY: `fds` is one valid, initialised pollfd that outlives
+            // the call, and the count passed is 1; a zero timeout only looks.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+            (rc > 0).then_some(())
+        };
+        if crate::sync::spin_for(ready).is_some() {
+            return Ok(());
+        }
+        let late = "the worker did not answer in time";
+        poll_until(&mut [pollfd(fd, libc::POLLIN)], self.read_deadline, late)
+    }
+}
+
+impl Read for Pipe {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.start == self.end && !self.eof {
+            if !self.read_some()? {
+                #[cfg(unix)]
+                self.wait_readable()?;
+            }
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
     }
 }
 
 impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         loop {
-            match self.inner.write(buf) {
+            match (&self.stdin).write(data) {
                 #[cfg(unix)]
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable()?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -89,18 +190,61 @@ impl Write for Pipe {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
-/// Puts the host's end of the pipe in non-blocking mode (the child's end is
-/// a separate open file and keeps blocking reads).
+/// A pollfd asking for `events` on `fd`.
 #[cfg(unix)]
-fn set_nonblocking(stdin: &ChildStdin) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = stdin.as_raw_fd();
+fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits in `poll(2)` for any of `fds` until `deadline` (`None`: no limit).
+/// Ready, hung up, or interrupted by a signal all return `Ok` (the caller
+/// tries again and learns which); a deadline already passed is a
+/// `TimedOut` error saying `late`.
+#[cfg(unix)]
+fn poll_until(
+    fds: &mut [libc::pollfd],
+    deadline: Option<Instant>,
+    late: &str,
+) -> io::Result<()> {
+    let timeout_ms = match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, late));
+            }
+            // Rounded up: a wait never ends before the deadline.
+            i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
+        }
+    };
+    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(1);
+    // SAFETY: `fds` is a valid, initialised slice of pollfds that outlives
+    // the call and `count` is at most its length; poll(2) only writes
+    // their `revents`.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Puts the host's end of a pipe in non-blocking mode.
+#[cfg(unix)]
+fn set_nonblocking(end: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let fd = end.as_raw_fd();
     // SAFETY: fcntl(2) with F_GETFL/F_SETFL on a descriptor this process
-    // owns (the ChildStdin is alive for the whole call); no memory is passed.
+    // owns (its owner is alive for the whole call); no memory is passed.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags < 0 {
         return Err(io::Error::last_os_error());
@@ -115,63 +259,87 @@ fn set_nonblocking(stdin: &ChildStdin) -> io::Result<()> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
+    use std::process::{Child, Command, Stdio};
     use std::time::Duration;
+
+    /// `sh -c script` with both pipes, and the host's ends.
+    fn spawn(script: &str) -> (Child, Pipe) {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        let pipe = Pipe::new(stdin.expect("piped"), stdout.expect("piped")).expect("non-blocking");
+        (child, pipe)
+    }
+
+    fn end(mut child: Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     /// A child that never reads: the pipe fills and the write must end at
     /// the deadline instead of blocking.
     #[test]
     fn a_write_to_a_full_pipe_ends_at_its_deadline() {
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("sleep runs");
-        let stdin = child.stdin.take().expect("a piped stdin");
-        let mut pipe = Pipe::new(stdin).expect("non-blocking");
-        pipe.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        let (child, mut pipe) = spawn("sleep 30");
+        pipe.set_write_deadline(Some(Instant::now() + Duration::from_millis(100)));
         let err = pipe
             .write_all(&vec![7u8; 4 << 20])
             .expect_err("nobody reads 4 MiB");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        let _ = child.kill();
-        let _ = child.wait();
+        end(child);
     }
 
-    /// Without a deadline a write waits for the reader and delivers every
-    /// byte (non-blocking mode is invisible to the caller).
+    /// A child that never answers: the read ends at its deadline.
     #[test]
-    fn a_write_without_deadline_waits_for_a_slow_reader() {
-        let mut child = Command::new("sh")
-            .args(["-c", "sleep 0.2; wc -c"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sh runs");
-        let stdin = child.stdin.take().expect("a piped stdin");
-        let mut pipe = Pipe::new(stdin).expect("non-blocking");
+    fn a_read_from_a_silent_worker_ends_at_its_deadline() {
+        let (child, mut pipe) = spawn("sleep 30");
+        pipe.set_read_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        let err = pipe.read(&mut [0u8; 8]).expect_err("nothing comes");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        end(child);
+    }
+
+    /// Without deadlines a write waits for a slow reader and a read for a
+    /// slow writer, and every byte arrives (non-blocking mode is invisible
+    /// to the caller); the end of stdout reads as 0.
+    #[test]
+    fn without_deadlines_reads_and_writes_wait_for_the_worker() {
+        let (child, mut pipe) = spawn("sleep 0.2; head -c 1048576 | wc -c");
         pipe.write_all(&vec![7u8; 1 << 20]).expect("all written");
-        drop(pipe);
-        let out = child.wait_with_output().expect("wc ends");
-        let n: usize = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("a count");
-        assert_eq!(n, 1 << 20);
+        let mut out = String::new();
+        pipe.read_to_string(&mut out).expect("wc answers");
+        assert_eq!(out.trim().parse::<usize>().ok(), Some(1 << 20));
+        end(child);
+    }
+
+    /// A worker that echoes what it reads blocks on its full stdout while
+    /// the host still writes: the write reads it meanwhile, so neither
+    /// waits for the other, and the bytes come back in order.
+    #[test]
+    fn a_write_reads_what_the_worker_writes_meanwhile() {
+        let (child, mut pipe) = spawn("cat");
+        pipe.set_write_deadline(Some(Instant::now() + Duration::from_secs(60)));
+        let sent: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        pipe.write_all(&sent).expect("written while cat echoes");
+        let mut back = vec![0u8; sent.len()];
+        pipe.read_exact(&mut back).expect("echoed");
+        assert!(back == sent, "the echo differs from what was sent");
+        end(child);
     }
 
     /// A reader that is gone is an error, not a wait.
     #[test]
     fn a_write_to_a_closed_pipe_fails() {
-        let mut child = Command::new("true")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("true runs");
-        let stdin = child.stdin.take().expect("a piped stdin");
+        let (mut child, mut pipe) = spawn("exit 0");
         let _ = child.wait();
-        let mut pipe = Pipe::new(stdin).expect("non-blocking");
-        pipe.set_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        pipe.set_write_deadline(Some(Instant::now() + Duration::from_secs(30)));
         let err = pipe.write_all(&[1u8; 1 << 20]).expect_err("no reader");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        let mut rest = Vec::new();
+        assert_eq!(pipe.read_to_end(&mut rest).ok(), Some(0), "stdout ended");
     }
 }

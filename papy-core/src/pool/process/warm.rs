@@ -8,16 +8,14 @@ use std::process::{ChildStderr, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
-
-use super::child::{Conn, Greeting};
+use super::child::{timed_out, Answer, Conn};
 use super::command::WorkerCommand;
 use super::link::Link;
 use crate::sync::lock;
 
 /// Workers that greeted, with the command that started them and their
 /// first frame, until a pool takes them.
-static KEPT: Mutex<Vec<(WorkerCommand, Conn, Greeting)>> = Mutex::new(Vec::new());
+static KEPT: Mutex<Vec<(WorkerCommand, Conn, Answer)>> = Mutex::new(Vec::new());
 
 /// Starts `n` workers with `cmd` at the same time and waits (at most
 /// `wait`) for their greetings. Workers that greeted are kept for the next
@@ -50,11 +48,11 @@ pub fn warm_up(cmd: &WorkerCommand, n: usize, wait: Duration) -> Result<(), Stri
     let mut failed = None;
     for (mut conn, stderr) in started {
         let left = deadline.saturating_duration_since(Instant::now());
-        match conn.frames.recv_timeout(left) {
-            Ok(first @ Ok(_)) if failed.is_none() => greeted.push((conn, stderr, first)),
-            Err(RecvTimeoutError::Timeout) => drop(conn.kill()),
+        match conn.next_frame(Some(left)) {
+            first @ Ok(_) if failed.is_none() => greeted.push((conn, stderr, first)),
+            Err(e) if timed_out(&e) => drop(conn.kill()),
             _ if failed.is_some() => drop(conn.kill()),
-            Ok(_) | Err(RecvTimeoutError::Disconnected) => {
+            _ => {
                 let how = conn.kill();
                 failed = Some(format!("{} ({how})", last_line(stderr)));
             }
@@ -79,7 +77,7 @@ pub fn warm_up(cmd: &WorkerCommand, n: usize, wait: Duration) -> Result<(), Stri
 }
 
 /// A worker kept by [`warm_up`] for `cmd`, with its first frame.
-pub(super) fn take(cmd: &WorkerCommand) -> Option<(Conn, Greeting)> {
+pub(super) fn take(cmd: &WorkerCommand) -> Option<(Conn, Answer)> {
     let mut kept = lock(&KEPT);
     let at = kept.iter().position(|(c, _, _)| c.starts_like(cmd))?;
     let (_, conn, first) = kept.remove(at);
