@@ -314,9 +314,7 @@ impl Link for Conn {
         let (chain, node) = (chain_of(worker), job.func().name());
         self.set_write_deadline(deadline);
         let sent = match wire.frame_and_tail(id, &chain, &node) {
-            (frame, Some(values)) => {
-                write_frame_tail(&mut self.io, &mut self.wbuf, &frame, values)
-            }
+            (frame, Some(values)) => write_frame_tail(&mut self.io, &mut self.wbuf, &frame, values),
             (frame, None) => write_frame_with(&mut self.io, &mut self.wbuf, &frame),
         };
         self.set_write_deadline(None);

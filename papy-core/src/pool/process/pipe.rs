@@ -209,11 +209,7 @@ fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
 /// tries again and learns which); a deadline already passed is a
 /// `TimedOut` error saying `late`.
 #[cfg(unix)]
-fn poll_until(
-    fds: &mut [libc::pollfd],
-    deadline: Option<Instant>,
-    late: &str,
-) -> io::Result<()> {
+fn poll_until(fds: &mut [libc::pollfd], deadline: Option<Instant>, late: &str) -> io::Result<()> {
     let timeout_ms = match deadline {
         None => -1,
         Some(d) => {

@@ -107,10 +107,12 @@ impl<'a, L: Link> Proxy<'a, L> {
 
     /// The next job to send: pending, else from the queue. Results in
     /// flight are read meanwhile, so that a job goes to a busy worker only
-    /// when the queue holds one for each idle worker besides, and only
-    /// behind frames known to be short (a
-    /// job queued behind a long or unknown one could wait for it while
-    /// another worker frees up). `None` once the queue is closed.
+    /// when the queue holds one for each idle worker besides, only while
+    /// this worker holds less than its share of the work it can see (at
+    /// the end of a run the last jobs go to the worker that frees up, not
+    /// behind a frame), and only behind frames known to be short (a job
+    /// queued behind a long or unknown one could wait for it while another
+    /// worker frees up). `None` once the queue is closed.
     fn next_job(&mut self) -> Option<Job> {
         loop {
             if let Some(j) = self.pending.pop_front() {
@@ -131,7 +133,7 @@ impl<'a, L: Link> Proxy<'a, L> {
             // An idle worker gets a queued job before a busy one pipelines
             // it; jobs beyond one for each idle worker may be pipelined.
             let idle = self.sh.idle.load(Ordering::SeqCst);
-            if (idle > 0 && self.rx.len() <= idle) || !self.short() {
+            if (idle > 0 && self.rx.len() <= idle) || self.share(0) == 0 || !self.short() {
                 self.complete_oldest();
                 continue;
             }
@@ -300,7 +302,7 @@ impl<'a, L: Link> Proxy<'a, L> {
             return vec![job];
         };
         let mut group = vec![job];
-        let share = self.share().min(MAX_GROUP);
+        let share = self.share(1).min(MAX_GROUP);
         // A recycled worker serves at most its share of items (or one job,
         // when a job alone holds more).
         let room = |served: u64| self.cmd.recycling().after_items.is_none_or(|n| served < n);
@@ -326,15 +328,15 @@ impl<'a, L: Link> Proxy<'a, L> {
         group
     }
 
-    /// How many jobs the group about to be sent may hold: this worker's
-    /// fair share of the jobs it can see (queued, in hand, and in flight
-    /// here), less those already in flight here. A proxy whose worker is
+    /// How many more jobs this worker may take: its fair share of the jobs
+    /// it can see (queued, `in_hand`, and in flight here), less those
+    /// already in flight here. A proxy whose worker is
     /// ahead therefore does not take, frame after pipelined frame, the
     /// jobs another worker would have started at once (the CPU-bound bench
     /// sent 16 of 20 jobs to one worker that way).
-    fn share(&self) -> usize {
+    fn share(&self, in_hand: usize) -> usize {
         let here: usize = self.inflight.iter().map(|f| f.group.len()).sum();
-        let seen = self.rx.len() + self.pending.len() + here + 1;
+        let seen = self.rx.len() + self.pending.len() + here + in_hand;
         seen.div_ceil(self.sh.size.max(1)).saturating_sub(here)
     }
 

@@ -361,8 +361,11 @@ fn jobs_of_an_unmeasured_task_are_not_merged_whatever_the_chain_took_before() {
 
 /// A worker whose frame is in flight does not take, frame after pipelined
 /// frame, the jobs another worker of the pool would start: its merges stop
-/// at its share of the jobs it sees (in flight here included). The
-/// CPU-bound bench sent 16 of 20 jobs to one of 2 workers before.
+/// at its share of the jobs it sees (in flight here included), and it
+/// pipelines no job while it holds its share: 12 jobs for 2 workers, 6
+/// here, so the 7th waits for a free worker. The CPU-bound bench sent 16
+/// of 20 jobs to one of 2 workers before; then 11 (a job pipelined
+/// behind the share of 9 it held).
 #[test]
 fn a_worker_ahead_merges_no_more_than_its_share_of_the_queue() {
     let o = run(&Setup {
@@ -372,8 +375,9 @@ fn a_worker_ahead_merges_no_more_than_its_share_of_the_queue() {
         ..Setup::default()
     });
     assert!(failed(&o, 12).is_empty());
-    let want: &[&[i64]] = &[&[0, 1, 2, 3, 4, 5], &[6], &[7, 8], &[9], &[10], &[11]];
+    let want: &[&[i64]] = &[&[0, 1, 2, 3, 4, 5], &[6, 7, 8], &[9, 10], &[11]];
     assert_eq!(values(&o.frames), want);
+    assert_eq!(o.ahead, [0, 0, 0, 0], "nothing pipelined beyond the share");
 }
 
 /// A busy worker pipelines a queued job while another worker is idle only
