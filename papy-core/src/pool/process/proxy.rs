@@ -91,9 +91,12 @@ impl<'a, L: Link> Proxy<'a, L> {
         // moment, and a busy proxy must not pipeline that job behind its own.
         self.sh.idle.fetch_add(1, Ordering::SeqCst);
         self.counted_idle = true;
-        // Start eagerly so the first job does not pay for the start-up.
+        // Start eagerly so the first job does not pay for the start-up (a
+        // pool shut down before this thread ran has nothing to warn about).
         if let Err(e) = self.respawn() {
-            tracing::warn!("{} pool `{}`: {e}", self.sh.kind, self.sh.name);
+            if !self.sh.stopping.load(Ordering::Acquire) {
+                tracing::warn!("{} pool `{}`: {e}", self.sh.kind, self.sh.name);
+            }
         }
         while let Some(job) = self.next_job() {
             self.take(job);
