@@ -515,3 +515,66 @@ fn a_worker_past_its_memory_limit_is_recycled_and_nothing_is_lost() {
     assert!(pool.recycled() >= 2, "recycled {} times", pool.recycled());
     assert_eq!(pids.len(), pool.recycled() + 1);
 }
+
+/// The list reversed.
+#[papy::worker]
+fn t_reverse(xs: Vec<i64>) -> Vec<i64> {
+    xs.into_iter().rev().collect()
+}
+
+/// Frames larger than a pipe both ways, pipelined: two tasks on one
+/// worker, so a job of one task is sent while the worker writes the other
+/// task's Result (a job of another task ends a merged group and goes next),
+/// and the worker reads no input until that write ends. A host that only
+/// wrote while waiting would wait forever; the proxy reads the worker's
+/// answer meanwhile (`pool/process/pipe.rs`).
+#[test]
+fn large_frames_both_ways_do_not_hold_a_pipelined_worker() {
+    let pool = process_pool("large-frames", 1);
+    let lists = |task: i64| -> Vec<Vec<i64>> {
+        (0..12i64)
+            .map(|i| {
+                (0..16_000)
+                    .map(|j| (task << 40) + i * 100_000 + j)
+                    .collect()
+            })
+            .collect()
+    };
+    let (a, b) = (lists(1), lists(2));
+    let want = [a.clone(), b.clone()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    let run = std::thread::spawn(move || {
+        let m = numap_on(&pool, 1);
+        let as_values = |l: Vec<Vec<i64>>| {
+            l.into_iter()
+                .map(|v| Value::list(v.into_iter().map(Value::Int)))
+                .collect::<Vec<_>>()
+        };
+        let reverse = Worker::new("t_reverse").unwrap();
+        let ta = m.add_task(reverse.clone(), as_values(a)).unwrap();
+        let tb = m.add_task(reverse, as_values(b)).unwrap();
+        m.start().unwrap();
+        let (ra, rb) = (m.results(ta).unwrap(), m.results(tb).unwrap());
+        // Read in turns, as the tasks are fed.
+        let mut got = [Vec::new(), Vec::new()];
+        for (x, y) in ra.zip(rb) {
+            got[0].push(x);
+            got[1].push(y);
+        }
+        let _ = tx.send(got);
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the run ended (a proxy waiting on a full pipe never does)");
+    run.join().unwrap();
+    for (task, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(got.len(), want.len(), "task {task}");
+        for (i, (r, w)) in got.iter().zip(want).enumerate() {
+            let back = Value::list(w.iter().rev().map(|&x| Value::Int(x)));
+            assert!(
+                r.as_ref().ok() == Some(&back),
+                "task {task}, item {i} differs"
+            );
+        }
+    }
+}
