@@ -398,6 +398,42 @@ fn run_keys_expire_after_the_run() {
     assert!(p.pids().is_empty(), "local workers stopped");
 }
 
+/// A run keeps in Redis what is in flight, not what is done: every task
+/// entry answered is deleted with its acknowledgement, and the results the
+/// host has read are trimmed before it reads on (here 300 task entries).
+#[test]
+fn answered_tasks_and_read_results_leave_redis_during_the_run() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let p = Arc::new(pool(&server, "trim", 2).build().unwrap());
+    let m = numap_on(&p, 2);
+    let mut d = Dagger::new();
+    d.add_piper(Piper::new("add", Worker::with_args("t_add", [1]).unwrap()).parallel(&m))
+        .unwrap();
+    assert_eq!(run_all(d, ints(0..300)).remove(0).1, ints(1..301));
+    let mut con = server.connection();
+    let len = |con: &mut redis::Connection, key: &str| -> usize {
+        redis::cmd("XLEN").arg(key).query(con).unwrap()
+    };
+    assert_eq!(
+        len(&mut con, "papy:trim:tasks"),
+        0,
+        "every answered task entry went"
+    );
+    // The host trims what it read at its next read (it reads on every
+    // 100 ms while the pool lives): the last result read stays.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while len(&mut con, "papy:trim:results") > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "results left: {}",
+            len(&mut con, "papy:trim:results")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(p.duplicates(), 0);
+}
+
 #[test]
 fn an_unreachable_broker_is_a_clear_error_without_the_password() {
     let e = BrokerPool::builder("nowhere", "redis://:hunter2@127.0.0.1:1")

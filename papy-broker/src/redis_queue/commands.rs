@@ -345,7 +345,19 @@ impl Queue for RedisQueue {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Outcome>> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+        let mut pipe = redis::pipe();
+        // The run's host reads each result once: what it has read goes
+        // before it reads on, so a long run's result stream holds what is
+        // unread, not every batch of the run (dead letters stay, to inspect).
+        if cursor.results != "0-0" {
+            pipe.cmd("XTRIM")
+                .arg(&self.keys.results)
+                .arg("MINID")
+                .arg(&cursor.results)
+                .ignore();
+        }
+        let (reply,): (Option<StreamReadReply>,) = pipe
+            .cmd("XREAD")
             .arg("COUNT")
             .arg(count.max(1))
             .arg("BLOCK")

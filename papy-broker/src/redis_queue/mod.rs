@@ -1,7 +1,9 @@
 //! [`Queue`] on Redis Streams (the `redis` crate's synchronous API).
 //!
 //! Commands used: `XADD` (tasks, results, dead letters), `XGROUP CREATE
-//! ... MKSTREAM`, `XREADGROUP` (workers), `XREAD` (host), `XACK`,
+//! ... MKSTREAM`, `XREADGROUP` (workers), `XREAD` (host), `XACK` with
+//! `XDEL` (an answered task entry goes), `XTRIM MINID` (results the host
+//! has read go),
 //! `XAUTOCLAIM` + `XPENDING` (recovery with delivery counts), `XPENDING
 //! IDLE` + `XCLAIM` (the host dead-letters entries nobody reclaims), a small
 //! Lua script around `XCLAIM ... JUSTID` (heartbeats: resets the idle time
@@ -202,14 +204,17 @@ impl RedisQueue {
 
     /// Runs `pipe` (outcome entries appended to `stream`, see
     /// [`add_outcome`](Self::add_outcome)) in one transaction with the
-    /// acknowledgement of the task entries `ids` and the stream's lease (a
-    /// late write must not leave a key without expiry).
+    /// acknowledgement and deletion of the task entries `ids` (an entry
+    /// answered is never read again: a long run's task stream holds what is
+    /// not answered yet, not every batch of the run) and the stream's lease
+    /// (a late write must not leave a key without expiry).
     fn settle(&mut self, mut pipe: redis::Pipeline, stream: &str, ids: &[&str]) -> Result<()> {
         pipe.cmd("XACK")
             .arg(&self.keys.tasks)
             .arg(GROUP)
             .arg(ids)
             .ignore();
+        pipe.cmd("XDEL").arg(&self.keys.tasks).arg(ids).ignore();
         Self::expire_on(&mut pipe, &[stream], self.lease);
         Ok(pipe.query::<()>(&mut self.con)?)
     }

@@ -20,8 +20,8 @@ return lost
 /// Claims a job for a task entry (see [`Queue::claim_job`]). KEYS: the
 /// run's settings, its jobs hash, its task stream; ARGV: the entry's
 /// session, the job, the entry's id, the group, the lease in seconds (0:
-/// none). Returns 0 (the entry holds the job), 1 (a replay: acknowledged
-/// and counted) or 2 (the run is gone: nothing written).
+/// none). Returns 0 (the entry holds the job), 1 (a replay: acknowledged,
+/// deleted and counted) or 2 (the run is gone: nothing written).
 pub(super) const CLAIM_SCRIPT: &str = r"
 local s = redis.call('HGET', KEYS[1], 'session')
 if not s then return 2 end
@@ -37,6 +37,7 @@ if s == ARGV[1] then
   if holder == ARGV[3] then return 0 end
 end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
+redis.call('XDEL', KEYS[3], ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'replays', 1)
 if lease > 0 then redis.call('EXPIRE', KEYS[2], lease) end
 return 1
