@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// A windowed minimum of samples in microseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Floor {
     current: Option<u64>,
     previous: Option<u64>,
@@ -18,15 +18,6 @@ pub(crate) struct Floor {
 }
 
 impl Floor {
-    /// No sample yet.
-    pub(crate) const fn new() -> Floor {
-        Floor {
-            current: None,
-            previous: None,
-            since: None,
-        }
-    }
-
     /// Records `sample`, taken at `now`.
     pub(crate) fn record(&mut self, sample: u64, now: Instant) {
         match self.since {
@@ -59,7 +50,7 @@ mod tests {
     #[test]
     fn the_floor_is_the_shortest_sample_of_two_windows() {
         let t0 = Instant::now();
-        let mut f = Floor::new();
+        let mut f = Floor::default();
         assert_eq!(f.get(), None);
         f.record(100, t0);
         f.record(900, t0);

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use papy_core::os::{exited_unreaped, kill_group};
 use papy_core::pool::{WorkerCommand, WORKER_ENV};
+use papy_core::sync::lock;
 
 use crate::worker::{HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
@@ -71,10 +72,7 @@ impl LocalWorkers {
 
     /// The process ids of the live workers, by slot.
     pub(crate) fn pids(&self) -> BTreeMap<usize, u32> {
-        self.pids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.pids).clone()
     }
 
     /// Lets the workers exit (they see the run done), kills those that do
@@ -138,7 +136,7 @@ fn supervise(
 ) {
     let slot = s.slot;
     let set_pid = |pid: Option<u32>| {
-        let mut p = pids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = lock(pids);
         match pid {
             Some(pid) => p.insert(slot, pid),
             None => p.remove(&slot),

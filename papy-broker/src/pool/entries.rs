@@ -10,9 +10,10 @@ use papy_core::batch::{self, deliver_group, Plan, SHORT_FRAME};
 use papy_core::pool::Job;
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{write_frame_with, MAX_FRAME};
+use papy_core::sync::lock;
 use papy_core::{ErrorKind, Item, ItemError};
 
-use super::{lock, Shared};
+use super::Shared;
 use crate::seal::Role;
 
 /// An entry on the stream, in flight: consecutive jobs of one task.

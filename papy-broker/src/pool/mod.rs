@@ -18,12 +18,13 @@ mod sender;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use papy_core::pool::{Job, Pool, TaskFn, WORKER_ENV};
+use papy_core::sync::lock;
 use papy_core::{Error, ErrorKind, ItemError};
 
 pub use builder::BrokerPoolBuilder;
@@ -36,10 +37,6 @@ use crate::error::Result;
 use crate::local::LocalWorkers;
 use crate::queue::{Connect, Queue, RunSettings};
 use crate::seal::{Sealer, KEY_ENV};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What the pool's threads share.
 struct Shared {

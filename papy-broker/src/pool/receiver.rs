@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use papy_core::error::quote_peer;
 use papy_core::pool::Job;
 use papy_core::protocol::Frame;
+use papy_core::sync::lock;
 use papy_core::{ErrorKind, ItemError};
 
 use super::entries::{prepare, InFlight};
-use super::{lock, Shared};
+use super::Shared;
 use crate::codec::decode;
 use crate::error::Result;
 use crate::queue::{Cursor, Outcome, Queue};
