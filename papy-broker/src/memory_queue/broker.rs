@@ -63,6 +63,26 @@ impl Broker {
         self.seq
     }
 
+    /// An empty broker that keeps this one's clock and ids (a restart, or
+    /// a new run).
+    pub(super) fn emptied(&self) -> Broker {
+        Broker {
+            offset: self.offset,
+            seq: self.seq,
+            ..Broker::default()
+        }
+    }
+
+    /// Appends `o` to the result stream (a `Result`) or the dead-letter
+    /// stream (a `Dead`).
+    pub(super) fn append(&mut self, o: Outcome) {
+        let id = self.next_id();
+        match o {
+            Outcome::Result { .. } => self.results.push((id, o)),
+            Outcome::Dead { .. } => self.dead.push((id, o)),
+        }
+    }
+
     pub(super) fn task(&self, id: u64) -> Option<&Task> {
         self.tasks
             .binary_search_by_key(&id, |t| t.id)

@@ -198,33 +198,22 @@ impl MemoryQueue {
     /// The broker forgets everything (a restart without persistence).
     pub fn lose_everything(&self) {
         let mut b = self.broker.lock();
-        let (offset, seq) = (b.offset, b.seq);
-        *b = Broker {
-            offset,
-            seq,
-            ..Broker::default()
-        };
+        *b = b.emptied();
         drop(b);
         self.wake();
     }
 
     /// The entries delivered and not acknowledged, by id.
     pub fn pending(&self) -> Vec<PendingEntry> {
-        self.broker
-            .lock()
-            .group
-            .as_ref()
-            .map(|g| {
-                g.pending
-                    .iter()
-                    .map(|(id, p)| PendingEntry {
-                        id: format_id(*id),
-                        consumer: p.consumer.clone(),
-                        deliveries: p.deliveries,
-                    })
-                    .collect()
+        let b = self.broker.lock();
+        let pending = b.group.iter().flat_map(|g| &g.pending);
+        pending
+            .map(|(id, p)| PendingEntry {
+                id: format_id(*id),
+                consumer: p.consumer.clone(),
+                deliveries: p.deliveries,
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Every task entry on the stream, acknowledged or not (with delivery
@@ -271,13 +260,7 @@ impl MemoryQueue {
     /// dead-letter stream (a `Dead`), acknowledging nothing: what anyone
     /// who can write to the broker can do.
     pub fn append_outcome(&self, outcome: Outcome) {
-        let mut b = self.broker.lock();
-        let id = b.next_id();
-        match outcome {
-            o @ Outcome::Result { .. } => b.results.push((id, o)),
-            o @ Outcome::Dead { .. } => b.dead.push((id, o)),
-        }
-        drop(b);
+        self.broker.lock().append(outcome);
         self.wake();
     }
 
