@@ -33,9 +33,8 @@ use entries::InFlight;
 use receiver::receiver;
 use sender::sender;
 
-use crate::error::Result;
 use crate::local::LocalWorkers;
-use crate::queue::{Connect, Queue, RunSettings};
+use crate::queue::{Connect, RunSettings};
 use crate::seal::{Sealer, KEY_ENV};
 
 /// What the pool's threads share.
@@ -72,10 +71,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn connect(&self) -> Result<Box<dyn Queue>> {
-        self.connector.connect()
-    }
-
     /// Fails every job in flight (the broker lost them).
     fn fail_in_flight(&self, message: &str) {
         let lost: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, f)| f).collect();
@@ -184,7 +179,7 @@ impl BrokerPool {
             distance: Distance::default(),
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let (sh, rq) = (shared.clone(), shared.connect()?);
+        let (sh, rq) = (shared.clone(), shared.connector.connect()?);
         let threads = vec![
             thread(&spec.name, "send", {
                 let sh = shared.clone();
@@ -348,13 +343,17 @@ impl Pool for BrokerPool {
         for attempt in 0..3 {
             // Only this host's run: another host may have taken the run id over.
             let session = &self.shared.settings.session;
-            let r = self.shared.connect().and_then(|mut q| match q.settings()? {
-                Some(s) if &s.session == session => {
-                    self.shared.replays.store(q.replays()?, Ordering::Relaxed);
-                    q.finish_run(self.spec.keep_for)
-                }
-                _ => Ok(()),
-            });
+            let r = self
+                .shared
+                .connector
+                .connect()
+                .and_then(|mut q| match q.settings()? {
+                    Some(s) if &s.session == session => {
+                        self.shared.replays.store(q.replays()?, Ordering::Relaxed);
+                        q.finish_run(self.spec.keep_for)
+                    }
+                    _ => Ok(()),
+                });
             match r {
                 Ok(()) => break,
                 Err(e) => {

@@ -84,7 +84,7 @@ impl Reader<'_> {
         }
         std::thread::sleep(self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
-        match sh.connect() {
+        match sh.connector.connect() {
             Ok(mut c) => match check_run(sh, &mut *c, &mut self.cursor) {
                 Ok(()) => {
                     self.q = Some(c);
@@ -275,17 +275,11 @@ fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
     }
 }
 
-/// The payload of a result, if it carries the run's tag;
-/// otherwise counted and logged, and `None`.
-fn open<'a>(sh: &Shared, role: Role, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
-    match sh.sealer.open(role, &sh.settings.session, payload) {
-        Ok(p) => Some(p),
-        Err(why) => {
-            sh.forged.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
-            None
-        }
-    }
+/// Counts and logs a result or dead letter (`what`) ignored because it
+/// does not carry the run's tag.
+fn forged(sh: &Shared, what: &str, why: &str) {
+    sh.forged.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
 }
 
 /// Handles one outcome of this session; returns the jobs to send again.
@@ -310,8 +304,9 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
 /// Delivers a result entry's items, at the first result of its job only
 /// (a later one is a duplicate of at-least-once delivery, and dropped).
 fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Duration>) {
-    let Some(payload) = open(sh, Role::Result, payload, "result") else {
-        return;
+    let payload = match sh.sealer.open(Role::Result, &sh.settings.session, payload) {
+        Ok(p) => p,
+        Err(why) => return forged(sh, "result", &why),
     };
     let (id, results) = match decode("result", payload) {
         Ok(Frame::Result { id, results }) => (id, results),
@@ -352,8 +347,7 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
     // task entry or result copied into the dead-letter stream, or a letter
     // with another reason, is counted and ignored.
     if let Err(why) = sh.sealer.check_dead_letter(&sh.settings.session, letter) {
-        sh.forged.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("broker pool `{}`: a dead letter ignored: {why}", sh.name);
+        forged(sh, "dead letter", &why);
         return Vec::new();
     }
     let reason = quote_peer(&letter.reason);

@@ -48,7 +48,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         let mut backoff = Duration::from_millis(50);
         let last_error = loop {
             if q.is_none() {
-                match sh.connect() {
+                match sh.connector.connect() {
                     Ok(c) => q = Some(c),
                     Err(e) => {
                         if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
