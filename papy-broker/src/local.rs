@@ -32,7 +32,8 @@ const QUICK: Duration = Duration::from_secs(2);
 pub(crate) struct LocalWorkers {
     stop: Arc<AtomicBool>,
     pids: Arc<Mutex<BTreeMap<usize, u32>>>,
-    slots: Vec<JoinHandle<()>>,
+    /// Each slot's number and thread.
+    slots: Vec<(usize, JoinHandle<()>)>,
 }
 
 impl LocalWorkers {
@@ -50,21 +51,18 @@ impl LocalWorkers {
         let pids = Arc::new(Mutex::new(BTreeMap::new()));
         let slots = (0..n)
             .filter_map(|slot| {
-                let (stop, pids, cmd) = (stop.clone(), pids.clone(), command.clone());
-                let (url, run) = (url.to_string(), run.to_string());
-                let give_up = give_up.clone();
+                let s = Slot {
+                    slot,
+                    cmd: command.clone(),
+                    url: url.to_string(),
+                    run: run.to_string(),
+                };
+                let (stop, pids, give_up) = (stop.clone(), pids.clone(), give_up.clone());
                 std::thread::Builder::new()
                     .name(format!("papy-broker-local-{slot}"))
-                    .spawn(move || {
-                        let slot = Slot {
-                            slot,
-                            cmd: &cmd,
-                            url: &url,
-                            run: &run,
-                        };
-                        supervise(&slot, &stop, &pids, &give_up);
-                    })
+                    .spawn(move || supervise(&s, &stop, &pids, &give_up))
                     .ok()
+                    .map(|h| (slot, h))
             })
             .collect();
         LocalWorkers { stop, pids, slots }
@@ -80,23 +78,17 @@ impl LocalWorkers {
     pub(crate) fn stop(&mut self, grace: Duration) {
         self.stop.store(true, Ordering::Release);
         let deadline = Instant::now() + grace;
-        for h in std::mem::take(&mut self.slots) {
+        for (slot, h) in std::mem::take(&mut self.slots) {
             while !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if !h.is_finished() {
-                if let Some(pid) = self.pid_of_thread(&h) {
-                    kill_group(pid);
+                if let Some(pid) = self.pids().get(&slot) {
+                    kill_group(*pid);
                 }
             }
             let _ = h.join();
         }
-    }
-
-    fn pid_of_thread(&self, h: &JoinHandle<()>) -> Option<u32> {
-        let name = h.thread().name()?;
-        let slot: usize = name.rsplit('-').next()?.parse().ok()?;
-        self.pids().get(&slot).copied()
     }
 }
 
@@ -121,19 +113,14 @@ fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
     c.spawn()
 }
 
-struct Slot<'a> {
+struct Slot {
     slot: usize,
-    cmd: &'a WorkerCommand,
-    url: &'a str,
-    run: &'a str,
+    cmd: WorkerCommand,
+    url: String,
+    run: String,
 }
 
-fn supervise(
-    s: &Slot<'_>,
-    stop: &AtomicBool,
-    pids: &Mutex<BTreeMap<usize, u32>>,
-    give_up: &GiveUp,
-) {
+fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, give_up: &GiveUp) {
     let slot = s.slot;
     let set_pid = |pid: Option<u32>| {
         let mut p = lock(pids);
@@ -156,7 +143,7 @@ fn supervise(
             return;
         }
         let started = Instant::now();
-        let mut child = match spawn(s.cmd, s.url, s.run) {
+        let mut child = match spawn(&s.cmd, &s.url, &s.run) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("cannot start a local broker worker `{}`: {e}", s.cmd.line());
