@@ -38,8 +38,8 @@ pub struct BrokerPoolBuilder {
     pub(super) size: Option<usize>,
     pub(super) key: Option<String>,
     pub(super) key_file: Option<std::path::PathBuf>,
-    /// What the resource's local workers relay to (saved with the pipeline).
-    pub(super) relay: Option<crate::relay::RelaySaved>,
+    /// The resource's relay keys, as saved with the pipeline.
+    pub(super) relay: Vec<(&'static str, papy_core::Value)>,
 }
 
 /// Shows the URL with its password hidden.
@@ -76,7 +76,7 @@ impl BrokerPoolBuilder {
             size: None,
             key: None,
             key_file: None,
-            relay: None,
+            relay: Vec::new(),
         }
     }
 
@@ -203,8 +203,8 @@ impl BrokerPoolBuilder {
     }
 
     /// Records what the local workers relay to, for [`settings`](Self::settings).
-    pub(crate) fn relayed(mut self, relay: crate::relay::RelaySaved) -> Self {
-        self.relay = Some(relay);
+    pub(crate) fn relayed(mut self, relay: Vec<(&'static str, papy_core::Value)>) -> Self {
+        self.relay = relay;
         self
     }
 
@@ -244,11 +244,7 @@ impl BrokerPoolBuilder {
         pairs.extend(
             (self.key_file.as_ref()).map(|k| ("key_file", Value::from(k.display().to_string()))),
         );
-        pairs.extend(
-            self.relay
-                .iter()
-                .flat_map(crate::relay::RelaySaved::settings),
-        );
+        pairs.extend(self.relay.iter().cloned());
         papy_core::pool::settings_map(pairs)
     }
 }
