@@ -46,7 +46,6 @@ pub(super) struct Broker {
     /// `<session>:<job>` -> the id of the entry holding the job.
     pub(super) jobs: HashMap<String, String>,
     pub(super) replays: u64,
-    pub(super) lease: Duration,
     /// Added to the clock (see [`MemoryQueue::advance`]).
     pub(super) offset: Duration,
     /// Every call fails.

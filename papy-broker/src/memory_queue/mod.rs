@@ -21,7 +21,7 @@
 //!   settings exist, as `with_group` does.
 //!
 //! Where it simplifies:
-//! - Leases are recorded ([`MemoryQueue::lease`]) but nothing expires; a
+//! - Leases are not kept: nothing expires (the settings' `lease` aside); a
 //!   broker that loses everything is [`MemoryQueue::lose_everything`].
 //! - Entries are stored already parsed (session, job, payload), so an entry
 //!   with missing or unreadable fields cannot be written: only wrong
@@ -262,11 +262,6 @@ impl MemoryQueue {
     pub fn append_outcome(&self, outcome: Outcome) {
         self.broker.lock().append(outcome);
         self.wake();
-    }
-
-    /// The lease last set on the run's keys (zero: none).
-    pub fn lease(&self) -> Duration {
-        self.broker.lock().lease
     }
 }
 
