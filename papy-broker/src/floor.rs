@@ -1,7 +1,8 @@
 //! The shortest recent sample of a time (a windowed minimum): how far a
 //! broker is, as opposed to how long entries queue. Holding more in flight
 //! builds queues, which would raise an average and ask for still more; the
-//! minimum of the last second or two follows only the distance.
+//! minimum of the last second or two follows only the distance. Also the
+//! moving [`average`] that the measures of item times use.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,16 @@ impl Floor {
             (Some(c), Some(p)) => Some(c.min(p)),
             (c, p) => c.or(p),
         }
+    }
+}
+
+/// A moving average with a weight of 1/4 for `sample` (`old` 0: none
+/// yet, `sample` is the average).
+pub(crate) fn average(old: u64, sample: u64) -> u64 {
+    if old == 0 {
+        sample
+    } else {
+        old - old / 4 + sample / 4
     }
 }
 

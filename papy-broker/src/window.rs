@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use papy_core::sync::Monitor;
 
-use crate::floor::Floor;
+use crate::floor::{average, Floor};
 
 /// No further entry is read ahead while those held hold this many bytes
 /// (one entry is always taken, whatever its size, as without read-ahead).
@@ -111,11 +111,7 @@ impl Window {
         for (held, ran) in measured {
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             s.overhead_us.record(us(held.saturating_sub(*ran)), now);
-            s.run_us = match s.run_us {
-                0 => us(*ran),
-                old => old - old / 4 + us(*ran) / 4,
-            }
-            .max(1);
+            s.run_us = average(s.run_us, us(*ran)).max(1);
         }
         self.wake();
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use papy_core::sync::lock;
 
-use crate::floor::Floor;
+use crate::floor::{average, Floor};
 
 /// Visits of room asked for before anything is measured (and at least):
 /// a pool's default.
@@ -42,15 +42,6 @@ pub(super) struct Distance {
     item_ns: AtomicU64,
     /// Bytes of task entry per item (moving average).
     item_bytes: AtomicU64,
-}
-
-/// A moving average with a weight of 1/4 for `sample`.
-fn average(old: u64, sample: u64) -> u64 {
-    if old == 0 {
-        sample
-    } else {
-        old - old / 4 + sample / 4
-    }
 }
 
 impl Distance {
