@@ -332,11 +332,7 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Durat
         f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
         return;
     }
-    if let Some(b) = busy {
-        let (round_trip, bytes) = f.round_trip();
-        sh.distance.record(round_trip, b, f.sent(), bytes);
-    }
-    f.succeed(items, busy);
+    f.succeed(items, busy, &sh.distance);
 }
 
 /// Fails a dead-lettered entry's items; returns its jobs to send again,
