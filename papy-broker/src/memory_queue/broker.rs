@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::queue::{Entry, Outcome, RunSettings};
 
-#[derive(Debug, Clone)]
-pub(super) struct Task {
-    pub(super) id: u64,
-    pub(super) session: String,
-    pub(super) job: Option<u64>,
-    pub(super) payload: Vec<u8>,
-}
-
 /// A delivered, unacknowledged entry of the group.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -39,7 +31,8 @@ pub(super) struct Broker {
     /// Last id given to an entry (of any stream).
     pub(super) seq: u64,
     pub(super) settings: Option<RunSettings>,
-    pub(super) tasks: Vec<Task>,
+    /// Task entries by id, as `XRANGE` reads them (delivery count 0).
+    pub(super) tasks: Vec<(u64, Entry)>,
     pub(super) group: Option<Group>,
     pub(super) results: Vec<(u64, Outcome)>,
     pub(super) dead: Vec<(u64, Outcome)>,
@@ -82,11 +75,9 @@ impl Broker {
         }
     }
 
-    pub(super) fn task(&self, id: u64) -> Option<&Task> {
-        self.tasks
-            .binary_search_by_key(&id, |t| t.id)
-            .ok()
-            .and_then(|k| self.tasks.get(k))
+    pub(super) fn task(&self, id: u64) -> Option<&Entry> {
+        let k = self.tasks.binary_search_by_key(&id, |(n, _)| *n).ok()?;
+        self.tasks.get(k).map(|(_, e)| e)
     }
 
     /// The group, created (from the start of the stream) if it is missing
@@ -117,11 +108,8 @@ impl Broker {
         p.since = now;
         p.deliveries += 1;
         Some(Entry {
-            id: format_id(task.id),
-            session: task.session,
-            job: task.job,
-            payload: task.payload,
             deliveries: p.deliveries,
+            ..task
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::broker::{format_id, parse_id, Broker, Group, Task};
+use super::broker::{format_id, parse_id, Broker, Group};
 use super::MemoryQueue;
 use crate::error::Result;
 use crate::options::default_settings;
@@ -46,12 +46,14 @@ impl Queue for MemoryQueue {
         let mut b = self.open()?;
         for (job, payload) in tasks {
             let id = b.next_id();
-            b.tasks.push(Task {
-                id,
+            let entry = Entry {
+                id: format_id(id),
                 session: session.to_string(),
                 job: Some(*job),
                 payload: payload.clone(),
-            });
+                deliveries: 0,
+            };
+            b.tasks.push((id, entry));
         }
         drop(b);
         self.wake();
@@ -71,9 +73,9 @@ impl Queue for MemoryQueue {
             let ids: Vec<u64> = b
                 .tasks
                 .iter()
-                .filter(|t| t.id > after)
+                .filter(|(id, _)| *id > after)
                 .take(count.max(1))
-                .map(|t| t.id)
+                .map(|(id, _)| *id)
                 .collect();
             if let (Some(last), Some(g)) = (ids.last(), b.group.as_mut()) {
                 g.last_delivered = *last;

@@ -219,18 +219,8 @@ impl MemoryQueue {
     /// Every task entry on the stream, acknowledged or not (with delivery
     /// count 0: as read by `XRANGE`).
     pub fn tasks(&self) -> Vec<Entry> {
-        self.broker
-            .lock()
-            .tasks
-            .iter()
-            .map(|t| Entry {
-                id: format_id(t.id),
-                session: t.session.clone(),
-                job: t.job,
-                payload: t.payload.clone(),
-                deliveries: 0,
-            })
-            .collect()
+        let b = self.broker.lock();
+        b.tasks.iter().map(|(_, e)| e.clone()).collect()
     }
 
     /// Every entry of the result stream.
