@@ -99,18 +99,14 @@ impl Broker {
     pub(super) fn deliver(&mut self, id: u64, consumer: &str, now: Instant) -> Option<Entry> {
         let task = self.task(id)?.clone();
         let g = self.group.as_mut()?;
-        let p = g.pending.entry(id).or_insert(Pending {
+        let deliveries = g.pending.get(&id).map_or(0, |p| p.deliveries) + 1;
+        let p = Pending {
             consumer: consumer.to_string(),
             since: now,
-            deliveries: 0,
-        });
-        p.consumer = consumer.to_string();
-        p.since = now;
-        p.deliveries += 1;
-        Some(Entry {
-            deliveries: p.deliveries,
-            ..task
-        })
+            deliveries,
+        };
+        g.pending.insert(id, p);
+        Some(Entry { deliveries, ..task })
     }
 }
 

@@ -21,8 +21,8 @@
 //!   settings exist, as `with_group` does.
 //!
 //! Where it simplifies:
-//! - Leases are not kept: nothing expires (the settings' `lease` aside); a
-//!   broker that loses everything is [`MemoryQueue::lose_everything`].
+//! - Nothing expires, and key leases are not kept; a broker that loses
+//!   everything is [`MemoryQueue::lose_everything`].
 //! - Entries are stored already parsed (session, job, payload), so an entry
 //!   with missing or unreadable fields cannot be written: only wrong
 //!   payloads and tags can (which is what the seal guards against).
