@@ -19,8 +19,10 @@ use crate::seal::Role;
 
 /// An entry on the stream, in flight: consecutive jobs of one task.
 pub(super) struct InFlight {
-    group: Vec<Job>,
-    plan: Plan,
+    /// Its jobs.
+    pub(super) group: Vec<Job>,
+    /// What was sent of them (`sent`: how many items).
+    pub(super) plan: Plan,
     at: Instant,
     pub(super) deadline: Option<Instant>,
     /// The entry's sealed `Task` frame, to append it again after a
@@ -38,11 +40,6 @@ impl InFlight {
         };
         let results = self.plan.charge(&self.group, &error);
         deliver_group(&self.group, results, self.at.elapsed());
-    }
-
-    /// Items sent.
-    pub(super) fn sent(&self) -> usize {
-        self.plan.sent
     }
 
     /// Delivers the entry's results (`items`: one per item sent, in order),
@@ -63,21 +60,6 @@ impl InFlight {
             results,
             busy.map_or(round_trip, |b| b.min(round_trip)),
         );
-    }
-
-    /// The per-item timeout of its task, if any.
-    pub(super) fn timeout(&self) -> Option<Duration> {
-        self.group[0].timeout()
-    }
-
-    /// How many jobs it holds.
-    pub(super) fn jobs(&self) -> usize {
-        self.group.len()
-    }
-
-    /// Its jobs, to send again one by one.
-    pub(super) fn into_jobs(self) -> Vec<Job> {
-        self.group
     }
 }
 

@@ -323,11 +323,11 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Durat
         return;
     };
     let items = results.into_items();
-    if items.len() != f.sent() {
+    if items.len() != f.plan.sent {
         let m = format!(
             "a worker sent {} results for {} items",
             items.len(),
-            f.sent()
+            f.plan.sent
         );
         f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
         return;
@@ -361,13 +361,13 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
     let Some(f) = lock(&sh.in_flight).remove(&id) else {
         return Vec::new();
     };
-    if f.jobs() > 1 {
+    if f.group.len() > 1 {
         tracing::debug!(
             "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
             sh.name,
-            f.jobs()
+            f.group.len()
         );
-        return f.into_jobs();
+        return f.group;
     }
     let m = format!(
         "dead-lettered after {} deliveries: {reason}",
@@ -390,7 +390,7 @@ fn expire_timeouts(sh: &Shared) {
         ids.into_iter().filter_map(|id| m.remove(&id)).collect()
     };
     for f in expired {
-        let t = f.timeout().unwrap_or_default();
+        let t = f.group[0].timeout().unwrap_or_default();
         f.fail(&ItemError::new(
             ErrorKind::Timeout,
             format!("no result within {t:?}; a late result is discarded"),
