@@ -129,11 +129,6 @@ impl BrokerPoolBuilder {
         }
     }
 
-    /// The broker's URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The run's id (default: the pool's name); workers serve it with
     /// `papy worker --redis URL --run ID`. One host per run id at a time.
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
