@@ -81,8 +81,8 @@ impl BrokerPoolBuilder {
     }
 
     /// The run's id: the one set, else the pool's name.
-    pub(super) fn run(&self) -> String {
-        self.run_id.clone().unwrap_or_else(|| self.name.clone())
+    pub(super) fn run(&self) -> &str {
+        self.run_id.as_deref().unwrap_or(&self.name)
     }
 
     /// The workers the NuMap plans for.
@@ -208,7 +208,7 @@ impl BrokerPoolBuilder {
     /// # Errors
     /// This process is itself a worker, or the broker is unreachable.
     pub fn build(self) -> papy_core::Result<BrokerPool> {
-        let connector = Arc::new(RedisConnector::new(&self.url, &self.run()));
+        let connector = Arc::new(RedisConnector::new(&self.url, self.run()));
         BrokerPool::start(self, connector)
     }
 

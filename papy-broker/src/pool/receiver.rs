@@ -73,13 +73,13 @@ impl Reader<'_> {
     /// not answered for `unreachable_after`, and tries again (backing off).
     fn reconnect(&mut self) {
         let sh = self.sh;
-        if self.answered.elapsed() >= sh.unreachable_after && !self.reported_unreachable {
+        if self.answered.elapsed() >= sh.spec.unreachable_after && !self.reported_unreachable {
             self.reported_unreachable = true;
             let m = format!(
                 "the broker has not answered for {:?}; the items in flight are lost",
-                sh.unreachable_after
+                sh.spec.unreachable_after
             );
-            tracing::error!("broker pool `{}`: {m}", sh.name);
+            tracing::error!("broker pool `{}`: {m}", sh.spec.name);
             sh.fail_in_flight(&m);
         }
         std::thread::sleep(self.backoff);
@@ -92,9 +92,9 @@ impl Reader<'_> {
                     self.reported_unreachable = false;
                     self.backoff = Duration::from_millis(50);
                 }
-                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
             },
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
         }
     }
 
@@ -131,10 +131,10 @@ impl Reader<'_> {
             tracing::warn!(
                 "broker pool `{}`: no worker has read run `{}` for {:?}; \
                  start some: papy worker --redis URL --run {}",
-                sh.name,
-                sh.run,
+                sh.spec.name,
+                sh.spec.run(),
                 since.elapsed(),
-                sh.run
+                sh.spec.run()
             );
         }
         true
@@ -159,7 +159,7 @@ impl Reader<'_> {
                     if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
                         // The entries are in flight: they are appended again
                         // once the connection is back.
-                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
                         self.q = None;
                     }
                 }
@@ -179,7 +179,7 @@ fn warn_or_break_down(sh: &Shared, e: &crate::BrokerError) {
     if matches!(e, crate::BrokerError::Full(_)) {
         sh.break_down(&e.to_string());
     }
-    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
 }
 
 /// The reader's periodic look at the run: the run is still this host's
@@ -192,10 +192,10 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
             let m = format!(
                 "another host took over run `{}` on this broker (one host per run id at a \
                  time: give each a `run_id` of its own); the items in flight are lost",
-                sh.run
+                sh.spec.run()
             );
             if sh.broken().is_none() {
-                tracing::error!("broker pool `{}`: {m}", sh.name);
+                tracing::error!("broker pool `{}`: {m}", sh.spec.name);
             }
             sh.break_down(&m);
             return Ok(0);
@@ -230,7 +230,7 @@ fn check_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> 
     match q.settings()? {
         Some(s) if s.session != sh.settings.session => poll(sh, q, cursor).map(|_| ()),
         Some(_) => {
-            tracing::info!("broker pool `{}`: reconnected", sh.name);
+            tracing::info!("broker pool `{}`: reconnected", sh.spec.name);
             send_again(sh, q)
         }
         None => restart_run(sh, q, cursor),
@@ -244,7 +244,7 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
     tracing::error!(
         "broker pool `{}`: the broker lost the run's streams (did Redis restart without \
          persistence?); starting the run again and sending the entries in flight again",
-        sh.name
+        sh.spec.name
     );
     q.start_run(&sh.settings)?;
     *cursor = Cursor::default();
@@ -260,7 +260,7 @@ fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
     }
     tracing::info!(
         "broker pool `{}`: appending the {} entries in flight again",
-        sh.name,
+        sh.spec.name,
         again.len()
     );
     q.add_tasks(&sh.settings.session, &again)
@@ -268,7 +268,7 @@ fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
 
 /// Fails job `id` (when its outcome cannot be used) with `why`.
 fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
-    tracing::warn!("broker pool `{}`: {why}", sh.name);
+    tracing::warn!("broker pool `{}`: {why}", sh.spec.name);
     let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
     if let Some(f) = f {
         f.fail(&ItemError::new(ErrorKind::WorkerDied, why));
@@ -279,7 +279,7 @@ fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
 /// does not carry the run's tag.
 fn forged(sh: &Shared, what: &str, why: &str) {
     sh.forged.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
+    tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.spec.name);
 }
 
 /// Handles one outcome of this session; returns the jobs to send again.
@@ -318,7 +318,7 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Durat
         sh.duplicates.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             "broker pool `{}`: dropped a duplicate result of job {id}",
-            sh.name
+            sh.spec.name
         );
         return;
     };
@@ -353,7 +353,7 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
         sh.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             "broker pool `{}`: a worker refused task entry {}: {reason}",
-            sh.name,
+            sh.spec.name,
             quote_peer(&letter.entry)
         );
         return Vec::new();
@@ -364,7 +364,7 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
     if f.group.len() > 1 {
         tracing::debug!(
             "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
-            sh.name,
+            sh.spec.name,
             f.group.len()
         );
         return f.group;

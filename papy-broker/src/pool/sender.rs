@@ -33,7 +33,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             }
             continue;
         }
-        let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        let workers = sh.workers();
         if !closed {
             (queue, held) = hold_back(sh, queue, workers);
         }
@@ -44,7 +44,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         if tasks.is_empty() {
             continue;
         }
-        let deadline = Instant::now() + sh.unreachable_after;
+        let deadline = Instant::now() + sh.spec.unreachable_after;
         let mut backoff = Duration::from_millis(50);
         let last_error = loop {
             if q.is_none() {
@@ -73,7 +73,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             backoff = (backoff * 2).min(Duration::from_secs(2));
         };
         if let Some(e) = last_error {
-            tracing::error!("broker pool `{}`: {e}", sh.name);
+            tracing::error!("broker pool `{}`: {e}", sh.spec.name);
             if matches!(e, crate::BrokerError::Full(_)) {
                 sh.break_down(&e.to_string());
             }
