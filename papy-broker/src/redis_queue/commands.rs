@@ -14,18 +14,6 @@ use crate::keys::GROUP;
 use crate::queue::{Claim, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 
-/// Settings as the builder clamps them.
-fn clamp_max_attempts(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX).max(1)
-}
-
-fn clamp_claim_after(ms: u64) -> Duration {
-    Duration::from_millis(ms).clamp(
-        Duration::from_millis(10),
-        Duration::from_secs(7 * 24 * 3600),
-    )
-}
-
 impl Queue for RedisQueue {
     fn start_run(&mut self, s: &RunSettings) -> Result<()> {
         let mut pipe = redis::pipe();
@@ -58,10 +46,14 @@ impl Queue for RedisQueue {
             return Ok(None);
         }
         let num = |k: &str, d: u64| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+        // Clamped as the builder clamps them (claim_after: at most a week).
+        let attempts = u32::try_from(num("max_attempts", 3)).unwrap_or(u32::MAX);
+        let claim_after = Duration::from_millis(num("claim_after_ms", 30_000));
+        let week = Duration::from_secs(7 * 24 * 3600);
         let s = RunSettings {
             session: h.get("session").cloned().unwrap_or_default(),
-            max_attempts: clamp_max_attempts(num("max_attempts", 3)),
-            claim_after: clamp_claim_after(num("claim_after_ms", 30_000)),
+            max_attempts: attempts.max(1),
+            claim_after: claim_after.clamp(Duration::from_millis(10), week),
             done: h.get("state").is_some_and(|s| s == "done"),
             lease: Duration::from_secs(num("lease_s", 0).min(10 * 365 * 24 * 3600)),
             key_check: h.get("key_check").cloned().unwrap_or_default(),
