@@ -122,13 +122,6 @@ struct Slot {
 
 fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, give_up: &GiveUp) {
     let slot = s.slot;
-    let set_pid = |pid: Option<u32>| {
-        let mut p = lock(pids);
-        match pid {
-            Some(pid) => p.insert(slot, pid),
-            None => p.remove(&slot),
-        };
-    };
     let mut quick_deaths = 0u32;
     let mut last_failure = String::new();
     while !stop.load(Ordering::Acquire) {
@@ -154,29 +147,20 @@ fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, gi
             }
         };
         let pid = child.id();
-        set_pid(Some(pid));
-        let ended = loop {
-            if exited_unreaped(&mut child) {
-                break true;
-            }
-            if stop.load(Ordering::Acquire) {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if !ended {
-            // Stopping: the worker exits by itself once it sees the run
-            // done; the pool kills it after its grace period otherwise.
-            while !exited_unreaped(&mut child) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        lock(pids).insert(slot, pid);
+        // Once the pool stops, the worker exits by itself when it sees the
+        // run done; the pool kills it after its grace period otherwise.
+        let mut stopping = false;
+        while !exited_unreaped(&mut child) {
+            stopping = stopping || stop.load(Ordering::Acquire);
+            std::thread::sleep(Duration::from_millis(if stopping { 10 } else { 20 }));
         }
         // The group goes before the leader is reaped: until then its pid
         // cannot be reused, so the signal reaches no stranger.
         kill_group(pid);
         let status = child.wait().ok();
-        set_pid(None);
-        if !ended || stop.load(Ordering::Acquire) {
+        lock(pids).remove(&slot);
+        if stopping || stop.load(Ordering::Acquire) {
             return;
         }
         let by_signal = status.is_some_and(|st| st.code().is_none());
