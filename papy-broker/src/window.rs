@@ -8,7 +8,6 @@
 //!
 //! [`ServeOptions::read_ahead`]: crate::ServeOptions::read_ahead
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use papy_core::sync::Monitor;
@@ -33,6 +32,8 @@ struct State {
     overhead_us: Floor,
     /// How long an entry runs, in us (moving average); 0: not measured.
     run_us: u64,
+    /// No reading ahead (see [`Window::read_ahead`]).
+    one_at_a_time: bool,
 }
 
 /// The entries a worker holds, and how many it may.
@@ -41,8 +42,6 @@ pub(crate) struct Window {
     /// Signalled when entries are let go (or the session ends).
     state: Monitor<State>,
     most: usize,
-    /// Read ahead at all (see [`read_ahead`](Self::read_ahead)).
-    ahead: AtomicBool,
 }
 
 impl Window {
@@ -51,7 +50,6 @@ impl Window {
         Window {
             state: Monitor::default(),
             most: most.max(1),
-            ahead: AtomicBool::new(true),
         }
     }
 
@@ -64,7 +62,7 @@ impl Window {
                 1 + usize::try_from(overhead.div_ceil(run)).unwrap_or(usize::MAX)
             }
         };
-        if !self.ahead.load(Ordering::Relaxed) {
+        if s.one_at_a_time {
             return 1;
         }
         depth.max(FIRST_DEPTH).min(self.most)
@@ -91,7 +89,7 @@ impl Window {
     /// those read ahead too (they are reclaimed as the one it ran); with
     /// one attempt, that would dead-letter them.
     pub(crate) fn read_ahead(&self, ahead: bool) {
-        self.ahead.store(ahead, Ordering::Relaxed);
+        self.state.lock().one_at_a_time = !ahead;
         self.wake();
     }
 
