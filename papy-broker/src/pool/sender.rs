@@ -47,25 +47,18 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         let deadline = Instant::now() + sh.spec.unreachable_after;
         let mut backoff = Duration::from_millis(50);
         let last_error = loop {
-            if q.is_none() {
-                match sh.connector.connect() {
-                    Ok(c) => q = Some(c),
-                    Err(e) => {
-                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
-                            break Some(e);
-                        }
-                    }
+            // The connection kept, or a new one; kept if it appended them.
+            let c = q.take().map_or_else(|| sh.connector.connect(), Ok);
+            match c.and_then(|mut c| c.add_tasks(&sh.settings.session, &tasks).map(|()| c)) {
+                Ok(c) => {
+                    q = Some(c);
+                    break None;
                 }
-            }
-            if let Some(c) = q.as_mut() {
-                match c.add_tasks(&sh.settings.session, &tasks) {
-                    Ok(()) => break None,
-                    Err(e) => {
-                        q = None;
-                        let full = matches!(e, crate::BrokerError::Full(_));
-                        if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
-                            break Some(e);
-                        }
+                // Full: Redis refuses until memory is freed; no retry.
+                Err(e) => {
+                    let full = matches!(e, crate::BrokerError::Full(_));
+                    if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                        break Some(e);
                     }
                 }
             }
