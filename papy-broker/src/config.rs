@@ -135,12 +135,10 @@ impl PoolConfig for RedisConfig {
                 "needs a `command` (the worker that runs it)".to_string(),
             ));
         }
-        if self
-            .run_id
-            .as_ref()
-            .is_some_and(|r| r.is_empty() || r.len() > 200)
-        {
-            p.push(("run_id", "must be 1 to 200 characters".to_string()));
+        if let Some(r) = &self.run_id {
+            if r.is_empty() || r.len() > 200 {
+                p.push(("run_id", "must be 1 to 200 characters".to_string()));
+            }
         }
         p
     }
