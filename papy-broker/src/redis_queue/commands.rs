@@ -110,21 +110,18 @@ impl Queue for RedisQueue {
     }
 
     fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
-        let tasks = self.keys.tasks.clone();
-        let reply: Option<Option<StreamReadReply>> = self.with_group(|q| {
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(consumer)
-                .arg("COUNT")
-                .arg(count.max(1))
-                .arg("BLOCK")
-                .arg(block.as_millis().max(1) as u64)
-                .arg("STREAMS")
-                .arg(&tasks)
-                .arg(">")
-                .query(&mut q.con)
-        })?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.keys.tasks)
+            .arg(">");
+        let reply: Option<Option<StreamReadReply>> = self.with_group(&read)?;
         let Some(reply) = reply else {
             // The run is gone (or not started yet): wait as a read would.
             std::thread::sleep(block);
@@ -139,20 +136,17 @@ impl Queue for RedisQueue {
     }
 
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
-        let tasks = self.keys.tasks.clone();
-        let start = self.claim_cursor.clone();
-        let reply: Option<Vec<Value>> = self.with_group(|q| {
-            redis::cmd("EVAL")
-                .arg(RECLAIM_SCRIPT)
-                .arg(1)
-                .arg(&tasks)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(min_idle.as_millis() as u64)
-                .arg(&start)
-                .arg(count.max(1))
-                .query(&mut q.con)
-        })?;
+        let mut reclaim = redis::cmd("EVAL");
+        reclaim
+            .arg(RECLAIM_SCRIPT)
+            .arg(1)
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(&self.claim_cursor)
+            .arg(count.max(1));
+        let reply: Option<Vec<Value>> = self.with_group(&reclaim)?;
         let Some([next, taken, counts]) = reply.and_then(|r| <[Value; 3]>::try_from(r).ok()) else {
             return Ok(Vec::new());
         };

@@ -151,16 +151,13 @@ impl RedisQueue {
         }
     }
 
-    /// Runs `f`; if the group is missing (a new run reset the keys, or the
+    /// Runs `cmd`; if the group is missing (a new run reset the keys, or the
     /// server restarted) or the stream was deleted under a blocked read,
-    /// creates it and runs `f` again, but only while the run's settings
+    /// creates it and runs `cmd` again, but only while the run's settings
     /// exist: a worker never recreates the streams of a run that expired or
     /// was never started (`None`: nothing to do).
-    fn with_group<T>(
-        &mut self,
-        f: impl Fn(&mut Self) -> redis::RedisResult<T>,
-    ) -> Result<Option<T>> {
-        match f(self) {
+    fn with_group<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<Option<T>> {
+        match cmd.query(&mut self.con) {
             Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
                 let exists: bool = redis::cmd("EXISTS")
                     .arg(&self.keys.state)
@@ -169,7 +166,7 @@ impl RedisQueue {
                     return Ok(None);
                 }
                 self.ensure_group()?;
-                Ok(Some(f(self)?))
+                Ok(Some(cmd.query(&mut self.con)?))
             }
             other => Ok(Some(other?)),
         }
