@@ -263,16 +263,15 @@ impl Queue for RedisQueue {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = redis::cmd("EVAL");
-        c.arg(TOUCH_SCRIPT)
+        // A slice is one argument per id.
+        Ok(redis::cmd("EVAL")
+            .arg(TOUCH_SCRIPT)
             .arg(1)
             .arg(&self.keys.tasks)
             .arg(GROUP)
-            .arg(consumer);
-        for id in ids {
-            c.arg(id);
-        }
-        Ok(c.query(&mut self.con)?)
+            .arg(consumer)
+            .arg(ids)
+            .query(&mut self.con)?)
     }
 
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {
