@@ -87,32 +87,29 @@ impl Queue for MemoryQueue {
     }
 
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
-        let start = self.claim_cursor;
-        let (taken, next) = {
-            let mut b = self.open()?;
-            let now = b.now();
-            let Some(g) = b.group() else {
-                return Ok(Vec::new());
-            };
-            g.seen.insert(consumer.to_string(), now);
-            let mut chosen = Vec::new();
-            // Where the next call starts: 0 once the walk reached the end.
-            let mut next = 0;
-            for (id, p) in g.pending.range(start..) {
-                if chosen.len() == count.max(1) {
-                    next = *id;
-                    break;
-                }
-                if now.saturating_duration_since(p.since) >= min_idle {
-                    chosen.push(*id);
-                }
-            }
-            let taken: Vec<Entry> = chosen
-                .into_iter()
-                .filter_map(|id| b.deliver(id, consumer, now))
-                .collect();
-            (taken, next)
+        let mut b = self.open()?;
+        let now = b.now();
+        let Some(g) = b.group() else {
+            return Ok(Vec::new());
         };
+        g.seen.insert(consumer.to_string(), now);
+        let mut chosen = Vec::new();
+        // Where the next call starts: 0 once the walk reached the end.
+        let mut next = 0;
+        for (id, p) in g.pending.range(self.claim_cursor..) {
+            if chosen.len() == count.max(1) {
+                next = *id;
+                break;
+            }
+            if now.saturating_duration_since(p.since) >= min_idle {
+                chosen.push(*id);
+            }
+        }
+        let taken: Vec<Entry> = chosen
+            .into_iter()
+            .filter_map(|id| b.deliver(id, consumer, now))
+            .collect();
+        drop(b);
         self.claim_cursor = next;
         Ok(taken)
     }
