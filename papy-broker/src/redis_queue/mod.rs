@@ -173,7 +173,8 @@ impl RedisQueue {
     }
 
     /// Adds to `pipe` an outcome entry for task entry `entry` on `stream`:
-    /// its session, its job id, `payload` and the `extra` fields.
+    /// its session, its job id, `payload` and the `extra` fields (a slice
+    /// of pairs is written as field, value, field, value...).
     fn add_outcome(
         pipe: &mut redis::Pipeline,
         entry: &Entry,
@@ -181,8 +182,7 @@ impl RedisQueue {
         payload: &[u8],
         extra: &[(&str, &[u8])],
     ) {
-        let add = pipe
-            .cmd("XADD")
+        pipe.cmd("XADD")
             .arg(stream)
             .arg("*")
             .arg("s")
@@ -190,11 +190,9 @@ impl RedisQueue {
             .arg("j")
             .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
-            .arg(payload);
-        for (k, v) in extra {
-            add.arg(*k).arg(*v);
-        }
-        add.ignore();
+            .arg(payload)
+            .arg(extra)
+            .ignore();
     }
 
     /// Runs `pipe` (outcome entries appended to `stream`, see
