@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use papy_config::kinds::{BuildContext, PoolConfig};
+use papy_config::kinds::{self, BuildContext, PoolConfig};
 use papy_core::piper::opt_seconds;
-use papy_core::{limits, NuMapBuilder};
+use papy_core::{limits, NuMapBuilder, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::pool::BrokerPool;
@@ -124,13 +124,9 @@ impl PoolConfig for RedisConfig {
         if self.command.as_ref().is_some_and(|c| c.trim().is_empty()) {
             p.push(("command", "is empty".to_string()));
         }
-        if self.recycle_after == Some(0) {
-            p.push(("recycle_after", "must be at least 1 item".to_string()));
-        }
-        if self.recycle_above_mb.is_some_and(|m| m == 0 || m > 1 << 30) {
-            p.push(("recycle_above_mb", "must be 1 MiB to 2^30 MiB".to_string()));
-        }
-        if let Some(Err(e)) = self.init.as_ref().map(papy_config::kinds::init_shape) {
+        let (after, above_mb) = (self.recycle_after, self.recycle_above_mb);
+        p.extend(kinds::recycle_check(after, above_mb));
+        if let Some(Err(e)) = self.init.as_ref().map(kinds::init_shape) {
             p.push(("init", e));
         }
         if self.init.is_some() && self.command.is_none() {
@@ -148,9 +144,7 @@ impl PoolConfig for RedisConfig {
     }
 
     fn check_functions(&self) -> Vec<(&'static str, String)> {
-        papy_config::kinds::init_functions_problem(self.init.as_ref(), |i| {
-            papy_config::kinds::init_call(i, &self.functions)
-        })
+        kinds::init_functions_problem(self.init.as_ref(), |i| kinds::init_call(i, &self.functions))
     }
 
     fn apply(
@@ -172,37 +166,31 @@ impl PoolConfig for RedisConfig {
         if let Some(k) = &self.key_file {
             b = b.key_file(k.clone());
         }
-        let recycle = papy_core::pool::Recycle {
-            after_items: self.recycle_after,
-            above_rss: self.recycle_above_mb.map(|m| m << 20),
-        };
-        b = b.relayed(crate::relay::RelaySaved {
-            command: self.command.clone(),
-            functions: self.functions.clone(),
-            recycle,
-            init: match &self.init {
-                Some(i) => Some(papy_core::to_value(i).map_err(|e| {
-                    papy_core::Error::Config(format!("resource `{name}`: init: {e}"))
-                })?),
-                None => None,
-            },
-        });
+        let init_error =
+            |e: String| papy_core::Error::Config(format!("resource `{name}`: init: {e}"));
+        // The relay keys, for a saved pipeline.
+        let mut saved = Vec::new();
+        saved.extend(self.command.as_deref().map(|c| ("command", Value::from(c))));
+        if !self.functions.is_empty() {
+            let names = self.functions.iter().map(|f| Value::from(f.as_str()));
+            saved.push(("functions", Value::list(names)));
+        }
+        let (after, above_mb) = (self.recycle_after, self.recycle_above_mb);
+        saved.extend(after.map(|n| ("recycle_after", Value::from(n))));
+        saved.extend(above_mb.map(|m| ("recycle_above_mb", Value::from(m))));
+        if let Some(i) = &self.init {
+            let init = papy_core::to_value(i).map_err(|e| init_error(e.to_string()))?;
+            saved.push(("init", init));
+        }
+        b = b.relayed(saved);
         if self.workers > 0 {
             let mut cmd = (ctx.worker_command)()?;
             if let Some(line) = &self.command {
-                let init = match &self.init {
-                    Some(i) => Some(papy_config::kinds::init_call(i, &self.functions).map_err(
-                        |e| papy_core::Error::Config(format!("resource `{name}`: init: {e}")),
-                    )?),
-                    None => None,
-                };
-                let spec = crate::relay::RelaySpec {
-                    line,
-                    dir: ctx.dir,
-                    recycle,
-                    init: init.as_ref(),
-                };
-                for (k, v) in crate::relay::relay_env(&spec) {
+                let init = self.init.as_ref();
+                let init = init.map(|i| kinds::init_call(i, &self.functions));
+                let init = init.transpose().map_err(init_error)?;
+                let recycle = kinds::recycle_of(after, above_mb);
+                for (k, v) in crate::relay::relay_env(line, ctx.dir, recycle, init.as_ref()) {
                     cmd = cmd.env(k, v);
                 }
             }

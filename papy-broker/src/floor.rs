@@ -1,7 +1,8 @@
 //! The shortest recent sample of a time (a windowed minimum): how far a
 //! broker is, as opposed to how long entries queue. Holding more in flight
 //! builds queues, which would raise an average and ask for still more; the
-//! minimum of the last second or two follows only the distance.
+//! minimum of the last second or two follows only the distance. Also the
+//! moving [`average`] that the measures of item times use.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// A windowed minimum of samples in microseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Floor {
     current: Option<u64>,
     previous: Option<u64>,
@@ -18,15 +19,6 @@ pub(crate) struct Floor {
 }
 
 impl Floor {
-    /// No sample yet.
-    pub(crate) const fn new() -> Floor {
-        Floor {
-            current: None,
-            previous: None,
-            since: None,
-        }
-    }
-
     /// Records `sample`, taken at `now`.
     pub(crate) fn record(&mut self, sample: u64, now: Instant) {
         match self.since {
@@ -51,6 +43,16 @@ impl Floor {
     }
 }
 
+/// A moving average with a weight of 1/4 for `sample` (`old` 0: none
+/// yet, `sample` is the average).
+pub(crate) fn average(old: u64, sample: u64) -> u64 {
+    if old == 0 {
+        sample
+    } else {
+        old - old / 4 + sample / 4
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Floor, WINDOW};
@@ -59,7 +61,7 @@ mod tests {
     #[test]
     fn the_floor_is_the_shortest_sample_of_two_windows() {
         let t0 = Instant::now();
-        let mut f = Floor::new();
+        let mut f = Floor::default();
         assert_eq!(f.get(), None);
         f.record(100, t0);
         f.record(900, t0);

@@ -12,9 +12,11 @@
 //! for any other, a beat is made at once, and the entries it reports lost
 //! are not run.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use papy_core::sync::Monitor;
 
 use crate::queue::{Connect, Queue};
 
@@ -28,6 +30,7 @@ struct Held {
     lost: bool,
 }
 
+#[derive(Default)]
 struct State {
     held: Vec<Held>,
     /// `claim_after / 4`.
@@ -41,23 +44,15 @@ struct State {
 
 /// A heartbeat thread for one consumer.
 pub(crate) struct Heartbeat {
-    state: Arc<(Mutex<State>, Condvar)>,
+    state: Arc<Monitor<State>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
     /// Starts beating for `consumer` every `every` (with its own connection).
     pub(crate) fn start(connect: Arc<dyn Connect>, consumer: &str, every: Duration) -> Heartbeat {
-        let state = Arc::new((
-            Mutex::new(State {
-                held: Vec::new(),
-                every,
-                stop: false,
-                now: false,
-                beats: 0,
-            }),
-            Condvar::new(),
-        ));
+        let state = Arc::new(Monitor::<State>::default());
+        state.lock().every = every;
         let (st, consumer) = (state.clone(), consumer.to_string());
         let thread = std::thread::Builder::new()
             .name("papy-heartbeat".into())
@@ -66,14 +61,10 @@ impl Heartbeat {
         Heartbeat { state, thread }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Beats for `id` from now on; `read`: when it was asked for (its idle
     /// time was reset then or later).
     pub(crate) fn hold(&self, id: &str, read: Instant) {
-        self.lock().held.push(Held {
+        self.state.lock().held.push(Held {
             id: id.to_string(),
             fresh: read,
             lost: false,
@@ -82,13 +73,13 @@ impl Heartbeat {
 
     /// Stops beating for `id`.
     pub(crate) fn release(&self, id: &str) {
-        self.lock().held.retain(|h| h.id != id);
+        self.state.lock().held.retain(|h| h.id != id);
     }
 
     /// Changes the period.
     pub(crate) fn every(&self, every: Duration) {
-        self.lock().every = every;
-        self.state.1.notify_all();
+        self.state.lock().every = every;
+        self.state.notify_all();
     }
 
     /// Whether this worker still holds `id` (held with
@@ -98,8 +89,7 @@ impl Heartbeat {
     /// each waited for up to `claim_after`; without an answer the entry
     /// is taken as held: at least once).
     pub(crate) fn owned(&self, id: &str) -> bool {
-        let cv = &self.state.1;
-        let mut s = self.lock();
+        let mut s = self.state.lock();
         for _ in 0..2 {
             let Some(h) = s.held.iter().find(|h| h.id == id) else {
                 return true;
@@ -109,12 +99,12 @@ impl Heartbeat {
             }
             let (beats, wait) = (s.beats, 4 * s.every);
             s.now = true;
-            cv.notify_all();
-            let (g, waited) = cv
-                .wait_timeout_while(s, wait, |s| s.beats == beats && !s.stop)
-                .unwrap_or_else(PoisonError::into_inner);
-            s = g;
-            if waited.timed_out() || s.stop {
+            self.state.notify_all();
+            s = self
+                .state
+                .wait_timeout_while(s, wait, |s| s.beats == beats && !s.stop);
+            // Timed out, or stopping.
+            if s.beats == beats || s.stop {
                 break;
             }
         }
@@ -124,25 +114,21 @@ impl Heartbeat {
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.lock().stop = true;
-        self.state.1.notify_all();
+        self.state.lock().stop = true;
+        self.state.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn beat(state: &(Mutex<State>, Condvar), connect: &dyn Connect, consumer: &str) {
-    let (m, cv) = state;
+fn beat(state: &Monitor<State>, connect: &dyn Connect, consumer: &str) {
     let mut queue: Option<Box<dyn Queue>> = None;
-    let mut guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = state.lock();
     let mut last = Instant::now();
     loop {
         let wait = (last + guard.every).saturating_duration_since(Instant::now());
-        guard = cv
-            .wait_timeout(guard, wait)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
+        guard = state.wait_timeout(guard, wait);
         if guard.stop {
             return;
         }
@@ -154,7 +140,7 @@ fn beat(state: &(Mutex<State>, Condvar), connect: &dyn Connect, consumer: &str) 
         let held: Vec<String> = guard.held.iter().map(|h| h.id.clone()).collect();
         drop(guard);
         let lost = touch(&mut queue, connect, consumer, &held);
-        guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+        guard = state.lock();
         if let Some(lost) = lost {
             for h in guard.held.iter_mut().filter(|h| held.contains(&h.id)) {
                 h.lost |= lost.contains(&h.id);
@@ -162,7 +148,7 @@ fn beat(state: &(Mutex<State>, Condvar), connect: &dyn Connect, consumer: &str) 
             }
         }
         guard.beats += 1;
-        cv.notify_all();
+        state.notify_all();
     }
 }
 

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use papy_core::os::{exited_unreaped, kill_group};
 use papy_core::pool::{WorkerCommand, WORKER_ENV};
+use papy_core::sync::lock;
 
 use crate::worker::{HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
@@ -31,7 +32,8 @@ const QUICK: Duration = Duration::from_secs(2);
 pub(crate) struct LocalWorkers {
     stop: Arc<AtomicBool>,
     pids: Arc<Mutex<BTreeMap<usize, u32>>>,
-    slots: Vec<JoinHandle<()>>,
+    /// Each slot's number and thread.
+    slots: Vec<(usize, JoinHandle<()>)>,
 }
 
 impl LocalWorkers {
@@ -49,21 +51,18 @@ impl LocalWorkers {
         let pids = Arc::new(Mutex::new(BTreeMap::new()));
         let slots = (0..n)
             .filter_map(|slot| {
-                let (stop, pids, cmd) = (stop.clone(), pids.clone(), command.clone());
-                let (url, run) = (url.to_string(), run.to_string());
-                let give_up = give_up.clone();
+                let s = Slot {
+                    slot,
+                    cmd: command.clone(),
+                    url: url.to_string(),
+                    run: run.to_string(),
+                };
+                let (stop, pids, give_up) = (stop.clone(), pids.clone(), give_up.clone());
                 std::thread::Builder::new()
                     .name(format!("papy-broker-local-{slot}"))
-                    .spawn(move || {
-                        let slot = Slot {
-                            slot,
-                            cmd: &cmd,
-                            url: &url,
-                            run: &run,
-                        };
-                        supervise(&slot, &stop, &pids, &give_up);
-                    })
+                    .spawn(move || supervise(&s, &stop, &pids, &give_up))
                     .ok()
+                    .map(|h| (slot, h))
             })
             .collect();
         LocalWorkers { stop, pids, slots }
@@ -71,10 +70,7 @@ impl LocalWorkers {
 
     /// The process ids of the live workers, by slot.
     pub(crate) fn pids(&self) -> BTreeMap<usize, u32> {
-        self.pids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.pids).clone()
     }
 
     /// Lets the workers exit (they see the run done), kills those that do
@@ -82,23 +78,17 @@ impl LocalWorkers {
     pub(crate) fn stop(&mut self, grace: Duration) {
         self.stop.store(true, Ordering::Release);
         let deadline = Instant::now() + grace;
-        for h in std::mem::take(&mut self.slots) {
+        for (slot, h) in std::mem::take(&mut self.slots) {
             while !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if !h.is_finished() {
-                if let Some(pid) = self.pid_of_thread(&h) {
-                    kill_group(pid);
+                if let Some(pid) = self.pids().get(&slot) {
+                    kill_group(*pid);
                 }
             }
             let _ = h.join();
         }
-    }
-
-    fn pid_of_thread(&self, h: &JoinHandle<()>) -> Option<u32> {
-        let name = h.thread().name()?;
-        let slot: usize = name.rsplit('-').next()?.parse().ok()?;
-        self.pids().get(&slot).copied()
     }
 }
 
@@ -123,27 +113,15 @@ fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
     c.spawn()
 }
 
-struct Slot<'a> {
+struct Slot {
     slot: usize,
-    cmd: &'a WorkerCommand,
-    url: &'a str,
-    run: &'a str,
+    cmd: WorkerCommand,
+    url: String,
+    run: String,
 }
 
-fn supervise(
-    s: &Slot<'_>,
-    stop: &AtomicBool,
-    pids: &Mutex<BTreeMap<usize, u32>>,
-    give_up: &GiveUp,
-) {
+fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, give_up: &GiveUp) {
     let slot = s.slot;
-    let set_pid = |pid: Option<u32>| {
-        let mut p = pids.lock().unwrap_or_else(PoisonError::into_inner);
-        match pid {
-            Some(pid) => p.insert(slot, pid),
-            None => p.remove(&slot),
-        };
-    };
     let mut quick_deaths = 0u32;
     let mut last_failure = String::new();
     while !stop.load(Ordering::Acquire) {
@@ -158,7 +136,7 @@ fn supervise(
             return;
         }
         let started = Instant::now();
-        let mut child = match spawn(s.cmd, s.url, s.run) {
+        let mut child = match spawn(&s.cmd, &s.url, &s.run) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("cannot start a local broker worker `{}`: {e}", s.cmd.line());
@@ -169,29 +147,20 @@ fn supervise(
             }
         };
         let pid = child.id();
-        set_pid(Some(pid));
-        let ended = loop {
-            if exited_unreaped(&mut child) {
-                break true;
-            }
-            if stop.load(Ordering::Acquire) {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if !ended {
-            // Stopping: the worker exits by itself once it sees the run
-            // done; the pool kills it after its grace period otherwise.
-            while !exited_unreaped(&mut child) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        lock(pids).insert(slot, pid);
+        // Once the pool stops, the worker exits by itself when it sees the
+        // run done; the pool kills it after its grace period otherwise.
+        let mut stopping = false;
+        while !exited_unreaped(&mut child) {
+            stopping = stopping || stop.load(Ordering::Acquire);
+            std::thread::sleep(Duration::from_millis(if stopping { 10 } else { 20 }));
         }
         // The group goes before the leader is reaped: until then its pid
         // cannot be reused, so the signal reaches no stranger.
         kill_group(pid);
         let status = child.wait().ok();
-        set_pid(None);
-        if !ended || stop.load(Ordering::Acquire) {
+        lock(pids).remove(&slot);
+        if stopping || stop.load(Ordering::Acquire) {
             return;
         }
         let by_signal = status.is_some_and(|st| st.code().is_none());

@@ -100,12 +100,10 @@ pub(crate) fn host_gone(opts: &ServeOptions) -> bool {
 fn alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
-        let Ok(pid) = i32::try_from(pid) else {
+        // Not a pid kill(2) can ask about (0 and negatives name groups).
+        let Ok(pid @ 1..) = i32::try_from(pid) else {
             return false;
         };
-        if pid <= 0 {
-            return false;
-        }
         // SAFETY: kill(2) with signal 0 only checks that the process exists;
         // no signal is sent and no memory is touched.
         let r = unsafe { libc::kill(pid, 0) };

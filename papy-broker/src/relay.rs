@@ -164,66 +164,24 @@ pub const RECYCLE_ENV: &str = "PAPY_REDIS_RECYCLE";
 /// `Hello` frame holding it, in hex).
 pub const INIT_ENV: &str = "PAPY_REDIS_INIT";
 
-/// What a local broker worker relays to: a resource's `command` (a shell
-/// line), the folder it runs in, its recycling and init.
-#[derive(Debug, Clone, Default)]
-pub struct RelaySpec<'a> {
-    /// The shell command line.
-    pub line: &'a str,
-    /// The folder it runs in (the pipeline file's).
-    pub dir: Option<&'a std::path::Path>,
-    /// When its worker is replaced.
-    pub recycle: papy_core::pool::Recycle,
-    /// What its worker runs first.
-    pub init: Option<&'a Call>,
-}
-
-/// A `redis` resource's relay keys as its file gave them, kept by the pool
-/// so that a saved pipeline writes them back (`command`, `functions`,
-/// `recycle_*`, `init`).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RelaySaved {
-    pub(crate) command: Option<String>,
-    pub(crate) functions: Vec<String>,
-    pub(crate) recycle: papy_core::pool::Recycle,
-    pub(crate) init: Option<papy_core::Value>,
-}
-
-impl RelaySaved {
-    /// The keys as a saved resource holds them (only those set).
-    pub(crate) fn settings(&self) -> Vec<(&'static str, papy_core::Value)> {
-        use papy_core::Value;
-        let mut pairs = Vec::new();
-        pairs.extend(self.command.as_deref().map(|c| ("command", Value::from(c))));
-        if !self.functions.is_empty() {
-            let names = self.functions.iter().map(|f| Value::from(f.as_str()));
-            pairs.push(("functions", Value::list(names)));
-        }
-        let r = self.recycle;
-        pairs.extend(r.after_items.map(|n| ("recycle_after", Value::from(n))));
-        pairs.extend(
-            r.above_rss
-                .map(|b| ("recycle_above_mb", Value::from(b >> 20))),
-        );
-        pairs.extend(self.init.clone().map(|i| ("init", i)));
-        pairs
-    }
-}
-
-/// The environment that tells a local broker worker to relay as `spec`
-/// says ([`relay_from_env`] reads it back).
-pub fn relay_env(spec: &RelaySpec<'_>) -> Vec<(&'static str, String)> {
-    let mut env = vec![(COMMAND_ENV, spec.line.to_string())];
-    if let Some(d) = spec.dir {
+/// The environment that tells a local broker worker to relay to the shell
+/// command `line` (a resource's `command`), run in `dir` (the pipeline
+/// file's folder), its worker replaced as `recycle` says and running
+/// `init` first ([`relay_from_env`] reads it back).
+pub fn relay_env(
+    line: &str,
+    dir: Option<&std::path::Path>,
+    recycle: papy_core::pool::Recycle,
+    init: Option<&Call>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![(COMMAND_ENV, line.to_string())];
+    if let Some(d) = dir {
         env.push((COMMAND_DIR_ENV, d.display().to_string()));
     }
     let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
-    let r = spec.recycle;
-    env.push((
-        RECYCLE_ENV,
-        format!("{},{}", show(r.after_items), show(r.above_rss)),
-    ));
-    if let Some(call) = spec.init {
+    let (items, bytes) = (show(recycle.after_items), show(recycle.above_rss));
+    env.push((RECYCLE_ENV, format!("{items},{bytes}")));
+    if let Some(call) = init {
         let mut hello = papy_core::protocol::Hello::here(Vec::new(), Vec::new());
         hello.init = Some(call.clone());
         // A Hello always encodes (it holds no value a frame cannot).
@@ -282,16 +240,13 @@ mod tests {
                 papy_core::Value::Int(3),
             ],
         };
-        let spec = RelaySpec {
-            line: "python3 w.py",
-            dir: Some(std::path::Path::new("/srv/pipelines")),
-            recycle: papy_core::pool::Recycle {
-                after_items: Some(100),
-                above_rss: None,
-            },
-            init: Some(&init),
+        let recycle = papy_core::pool::Recycle {
+            after_items: Some(100),
+            above_rss: None,
         };
-        let env: std::collections::HashMap<&str, String> = relay_env(&spec).into_iter().collect();
+        let dir = Some(std::path::Path::new("/srv/pipelines"));
+        let env = relay_env("python3 w.py", dir, recycle, Some(&init));
+        let env: std::collections::HashMap<&str, String> = env.into_iter().collect();
         let cmd = relay_from(|k| env.get(k).cloned()).unwrap().unwrap();
         assert_eq!(cmd.line(), "python3 w.py");
         assert_eq!(cmd.recycling().after_items, Some(100));

@@ -90,11 +90,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The bytes of hex text (`None` if it is not).
+/// The bytes of hex text (`None` if it is not: an odd length leaves a
+/// last digit without a pair).
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
     (0..s.len())
         .step_by(2)
         .map(|i| s.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
@@ -173,10 +171,15 @@ impl Sealer {
         &self.key
     }
 
-    fn mac(&self, what: &[u8], session: &str, data: &[u8]) -> Hmac {
+    /// The MAC of `what`, the run, `session` and `fields`, each with its
+    /// length first, then `data`.
+    fn mac(&self, what: &[u8], session: &str, fields: &[&[u8]], data: &[u8]) -> Hmac {
         let mut m = <Hmac as hmac::Mac>::new_from_slice(self.key.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        for part in [what, self.run.as_bytes(), session.as_bytes()] {
+        for part in [what, self.run.as_bytes(), session.as_bytes()]
+            .iter()
+            .chain(fields)
+        {
             m.update(&(part.len() as u64).to_le_bytes());
             m.update(part);
         }
@@ -188,7 +191,7 @@ impl Sealer {
     /// `session` and the payload's `role`.
     pub fn seal(&self, role: Role, session: &str, mut payload: Vec<u8>) -> Vec<u8> {
         let tag = self
-            .mac(role.label(), session, &payload)
+            .mac(role.label(), session, &[], &payload)
             .finalize()
             .into_bytes();
         payload.extend_from_slice(&tag);
@@ -210,7 +213,7 @@ impl Sealer {
             return Err("unauthenticated entry: too short to carry a tag".into());
         };
         let (payload, tag) = sealed.split_at(split);
-        self.mac(role.label(), session, payload)
+        self.mac(role.label(), session, &[], payload)
             .verify_slice(tag)
             .map(|()| payload)
             .map_err(|_| {
@@ -220,31 +223,20 @@ impl Sealer {
 
     /// The check value the host writes into the run's settings.
     pub fn check_value(&self) -> String {
-        hex(&self.mac(b"key check", "", b"").finalize().into_bytes())
+        hex(&self.mac(b"key check", "", &[], b"").finalize().into_bytes())
     }
 
-    /// The MAC of a dead letter's fields, each with its length first.
-    fn dead_mac(
-        &self,
-        session: &str,
-        job: Option<u64>,
-        entry: &str,
-        deliveries: u64,
-        reason: &str,
-    ) -> Hmac {
-        let job = job.map(|j| j.to_string()).unwrap_or_default();
-        let deliveries = deliveries.to_string();
-        let mut data = Vec::new();
-        for part in [
+    /// The MAC of a dead letter's fields (its tag aside).
+    fn dead_mac(&self, session: &str, d: &DeadLetter) -> Hmac {
+        let job = d.job.map(|j| j.to_string()).unwrap_or_default();
+        let deliveries = d.deliveries.to_string();
+        let fields = [
             job.as_bytes(),
-            entry.as_bytes(),
+            d.entry.as_bytes(),
             deliveries.as_bytes(),
-            reason.as_bytes(),
-        ] {
-            data.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            data.extend_from_slice(part);
-        }
-        self.mac(Role::Dead.label(), session, &data)
+            d.reason.as_bytes(),
+        ];
+        self.mac(Role::Dead.label(), session, &fields, b"")
     }
 
     /// A dead letter of session `session` giving up on `job` (the id of the
@@ -260,18 +252,15 @@ impl Sealer {
         deliveries: u64,
         reason: &str,
     ) -> DeadLetter {
-        let reason = quote_peer(reason).into_owned();
-        let tag = hex(&self
-            .dead_mac(session, job, entry, deliveries, &reason)
-            .finalize()
-            .into_bytes());
-        DeadLetter {
+        let mut letter = DeadLetter {
             job,
             entry: entry.to_string(),
             deliveries,
-            reason,
-            tag,
-        }
+            reason: quote_peer(reason).into_owned(),
+            tag: String::new(),
+        };
+        letter.tag = hex(&self.dead_mac(session, &letter).finalize().into_bytes());
+        letter
     }
 
     /// Whether `letter` is a dead letter of this run's session `session`:
@@ -294,15 +283,7 @@ impl Sealer {
         let tag = unhex(&letter.tag).ok_or_else(|| {
             "unauthenticated dead letter: no dead-letter tag (a task entry or result copied into the dead-letter stream, or forged)".to_string()
         })?;
-        self.dead_mac(
-            session,
-            letter.job,
-            &letter.entry,
-            letter.deliveries,
-            &letter.reason,
-        )
-        .verify_slice(&tag)
-        .map_err(|_| {
+        self.dead_mac(session, letter).verify_slice(&tag).map_err(|_| {
             "unauthenticated dead letter: its tag does not match this run's key, session, job, entry, deliveries and reason (forged, altered, copied, or written with another key)".to_string()
         })
     }

@@ -129,7 +129,7 @@ pub(crate) fn session(
 /// A thread's end: the others stop too.
 fn finish(sh: &Shared<'_>, r: Result<()>) -> Result<()> {
     sh.stop.store(true, Ordering::Release);
-    sh.window.freed.notify_all();
+    sh.window.wake();
     r
 }
 

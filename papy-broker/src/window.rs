@@ -8,10 +8,11 @@
 //!
 //! [`ServeOptions::read_ahead`]: crate::ServeOptions::read_ahead
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::floor::Floor;
+use papy_core::sync::Monitor;
+
+use crate::floor::{average, Floor};
 
 /// No further entry is read ahead while those held hold this many bytes
 /// (one entry is always taken, whatever its size, as without read-ahead).
@@ -23,7 +24,7 @@ pub(crate) const READ_AHEAD_BYTES: usize = 64 << 20;
 /// [`ServeOptions::read_ahead`]: crate::ServeOptions::read_ahead
 const FIRST_DEPTH: usize = 2;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     entries: usize,
     bytes: usize,
@@ -31,37 +32,25 @@ struct State {
     overhead_us: Floor,
     /// How long an entry runs, in us (moving average); 0: not measured.
     run_us: u64,
+    /// No reading ahead (see [`Window::read_ahead`]).
+    one_at_a_time: bool,
 }
 
 /// The entries a worker holds, and how many it may.
 #[derive(Debug)]
 pub(crate) struct Window {
-    state: Mutex<State>,
     /// Signalled when entries are let go (or the session ends).
-    pub(crate) freed: Condvar,
+    state: Monitor<State>,
     most: usize,
-    /// Read ahead at all (see [`read_ahead`](Self::read_ahead)).
-    ahead: std::sync::atomic::AtomicBool,
 }
 
 impl Window {
     /// A window of at most `most` entries.
     pub(crate) fn new(most: usize) -> Window {
         Window {
-            state: Mutex::new(State {
-                entries: 0,
-                bytes: 0,
-                overhead_us: Floor::new(),
-                run_us: 0,
-            }),
-            freed: Condvar::new(),
+            state: Monitor::default(),
             most: most.max(1),
-            ahead: std::sync::atomic::AtomicBool::new(true),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Entries to hold: one, and as many more as runs cover the overhead
@@ -73,7 +62,7 @@ impl Window {
                 1 + usize::try_from(overhead.div_ceil(run)).unwrap_or(usize::MAX)
             }
         };
-        if !self.ahead.load(std::sync::atomic::Ordering::Relaxed) {
+        if s.one_at_a_time {
             return 1;
         }
         depth.max(FIRST_DEPTH).min(self.most)
@@ -89,10 +78,9 @@ impl Window {
     /// How many more entries may be read now, waiting up to `wait` for
     /// room (0: none).
     pub(crate) fn room(&self, wait: Duration) -> usize {
-        let (s, _) = self
-            .freed
-            .wait_timeout_while(self.lock(), wait, |s| self.free(s) == 0)
-            .unwrap_or_else(PoisonError::into_inner);
+        let s = self
+            .state
+            .wait_timeout_while(self.state.lock(), wait, |s| self.free(s) == 0);
         self.free(&s)
     }
 
@@ -101,14 +89,13 @@ impl Window {
     /// those read ahead too (they are reclaimed as the one it ran); with
     /// one attempt, that would dead-letter them.
     pub(crate) fn read_ahead(&self, ahead: bool) {
-        self.ahead
-            .store(ahead, std::sync::atomic::Ordering::Relaxed);
-        self.freed.notify_all();
+        self.state.lock().one_at_a_time = !ahead;
+        self.wake();
     }
 
     /// `n` entries of `bytes` bytes taken.
     pub(crate) fn take(&self, n: usize, bytes: usize) {
-        let mut s = self.lock();
+        let mut s = self.state.lock();
         s.entries += n;
         s.bytes += bytes;
     }
@@ -116,19 +103,20 @@ impl Window {
     /// `n` entries of `bytes` bytes let go; `measured`: for those run, how
     /// long they were held and how long they ran.
     pub(crate) fn release(&self, n: usize, bytes: usize, measured: &[(Duration, Duration)]) {
-        let (mut s, now) = (self.lock(), Instant::now());
+        let (mut s, now) = (self.state.lock(), Instant::now());
         s.entries = s.entries.saturating_sub(n);
         s.bytes = s.bytes.saturating_sub(bytes);
         for (held, ran) in measured {
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             s.overhead_us.record(us(held.saturating_sub(*ran)), now);
-            s.run_us = match s.run_us {
-                0 => us(*ran),
-                old => old - old / 4 + us(*ran) / 4,
-            }
-            .max(1);
+            s.run_us = average(s.run_us, us(*ran)).max(1);
         }
-        self.freed.notify_all();
+        self.wake();
+    }
+
+    /// Wakes a reader waiting for room (entries let go, or the session ends).
+    pub(crate) fn wake(&self) {
+        self.state.notify_all();
     }
 }
 

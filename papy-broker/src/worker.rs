@@ -104,20 +104,6 @@ pub fn serve_on(connect: Arc<dyn Connect>, opts: &ServeOptions) -> Result<()> {
     }
 }
 
-/// This process's parent (Unix), to notice that a host died.
-pub fn parent_pid() -> Option<u32> {
-    #[cfg(unix)]
-    {
-        // SAFETY: getppid(2) takes no arguments and cannot fail.
-        let p = unsafe { libc::getppid() };
-        u32::try_from(p).ok()
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}
-
 /// The environment variable naming the broker URL of a local worker.
 pub const URL_ENV: &str = "PAPY_REDIS_URL";
 /// The environment variable naming the run of a local worker.

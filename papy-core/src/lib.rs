@@ -52,7 +52,7 @@ pub mod protocol;
 pub mod registry;
 pub mod run_key;
 pub mod stats;
-mod sync;
+pub mod sync;
 pub use papy_sdk::{catch, module, quiet_caught_panics, value, worker_state};
 pub mod worker;
 

@@ -47,30 +47,30 @@ fn spin_until<T>(until: Instant, mut poll: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// Locks `m`, ignoring poisoning (see the module docs).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A state behind a mutex with a condition variable to wait for changes.
-#[derive(Default)]
-pub(crate) struct Monitor<T> {
+#[derive(Debug, Default)]
+pub struct Monitor<T> {
     state: Mutex<T>,
     cv: Condvar,
 }
 
 impl<T> Monitor<T> {
     /// Locks the state.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+    pub fn lock(&self) -> MutexGuard<'_, T> {
         lock(&self.state)
     }
 
     /// Releases `guard`, waits for a notification, and locks again.
-    pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    pub fn wait<'a>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
     }
 
     /// As [`wait`](Self::wait), for at most `timeout`.
-    pub(crate) fn wait_timeout<'a>(
+    pub fn wait_timeout<'a>(
         &self,
         guard: MutexGuard<'a, T>,
         timeout: Duration,
@@ -82,7 +82,7 @@ impl<T> Monitor<T> {
     }
 
     /// Waits while `condition` holds, for at most `timeout`.
-    pub(crate) fn wait_timeout_while<'a>(
+    pub fn wait_timeout_while<'a>(
         &self,
         guard: MutexGuard<'a, T>,
         timeout: Duration,
@@ -95,7 +95,7 @@ impl<T> Monitor<T> {
     }
 
     /// Wakes every waiter.
-    pub(crate) fn notify_all(&self) {
+    pub fn notify_all(&self) {
         self.cv.notify_all();
     }
 }

@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::queue::{Entry, Outcome, RunSettings};
 
-#[derive(Debug, Clone)]
-pub(super) struct Task {
-    pub(super) id: u64,
-    pub(super) session: String,
-    pub(super) job: Option<u64>,
-    pub(super) payload: Vec<u8>,
-}
-
 /// A delivered, unacknowledged entry of the group.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -39,14 +31,14 @@ pub(super) struct Broker {
     /// Last id given to an entry (of any stream).
     pub(super) seq: u64,
     pub(super) settings: Option<RunSettings>,
-    pub(super) tasks: Vec<Task>,
+    /// Task entries by id, as `XRANGE` reads them (delivery count 0).
+    pub(super) tasks: Vec<(u64, Entry)>,
     pub(super) group: Option<Group>,
     pub(super) results: Vec<(u64, Outcome)>,
     pub(super) dead: Vec<(u64, Outcome)>,
     /// `<session>:<job>` -> the id of the entry holding the job.
     pub(super) jobs: HashMap<String, String>,
     pub(super) replays: u64,
-    pub(super) lease: Duration,
     /// Added to the clock (see [`MemoryQueue::advance`]).
     pub(super) offset: Duration,
     /// Every call fails.
@@ -63,11 +55,29 @@ impl Broker {
         self.seq
     }
 
-    pub(super) fn task(&self, id: u64) -> Option<&Task> {
-        self.tasks
-            .binary_search_by_key(&id, |t| t.id)
-            .ok()
-            .and_then(|k| self.tasks.get(k))
+    /// An empty broker that keeps this one's clock and ids (a restart, or
+    /// a new run).
+    pub(super) fn emptied(&self) -> Broker {
+        Broker {
+            offset: self.offset,
+            seq: self.seq,
+            ..Broker::default()
+        }
+    }
+
+    /// Appends `o` to the result stream (a `Result`) or the dead-letter
+    /// stream (a `Dead`).
+    pub(super) fn append(&mut self, o: Outcome) {
+        let id = self.next_id();
+        match o {
+            Outcome::Result { .. } => self.results.push((id, o)),
+            Outcome::Dead { .. } => self.dead.push((id, o)),
+        }
+    }
+
+    pub(super) fn task(&self, id: u64) -> Option<&Entry> {
+        let k = self.tasks.binary_search_by_key(&id, |(n, _)| *n).ok()?;
+        self.tasks.get(k).map(|(_, e)| e)
     }
 
     /// The group, created (from the start of the stream) if it is missing
@@ -89,21 +99,14 @@ impl Broker {
     pub(super) fn deliver(&mut self, id: u64, consumer: &str, now: Instant) -> Option<Entry> {
         let task = self.task(id)?.clone();
         let g = self.group.as_mut()?;
-        let p = g.pending.entry(id).or_insert(Pending {
+        let deliveries = g.pending.get(&id).map_or(0, |p| p.deliveries) + 1;
+        let p = Pending {
             consumer: consumer.to_string(),
             since: now,
-            deliveries: 0,
-        });
-        p.consumer = consumer.to_string();
-        p.since = now;
-        p.deliveries += 1;
-        Some(Entry {
-            id: format_id(task.id),
-            session: task.session,
-            job: task.job,
-            payload: task.payload,
-            deliveries: p.deliveries,
-        })
+            deliveries,
+        };
+        g.pending.insert(id, p);
+        Some(Entry { deliveries, ..task })
     }
 }
 

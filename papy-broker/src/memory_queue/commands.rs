@@ -3,23 +3,20 @@
 
 use std::time::Duration;
 
-use super::broker::{format_id, parse_id, Broker, Group, Task};
+use super::broker::{format_id, parse_id, Broker, Group};
 use super::MemoryQueue;
 use crate::error::Result;
+use crate::options::default_settings;
 use crate::queue::{Claim, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 
 impl Queue for MemoryQueue {
     fn start_run(&mut self, settings: &RunSettings) -> Result<()> {
         let mut b = self.open()?;
-        let (offset, seq) = (b.offset, b.seq);
         *b = Broker {
-            offset,
-            seq,
             settings: Some(settings.clone()),
             group: Some(Group::default()),
-            lease: settings.lease,
-            ..Broker::default()
+            ..b.emptied()
         };
         drop(b);
         self.claim_cursor = 0;
@@ -35,35 +32,28 @@ impl Queue for MemoryQueue {
         let mut b = self.open()?;
         let keep_for = keep_for.max(Duration::from_secs(1));
         // HSET on a missing hash creates it, as in Redis.
-        let s = b.settings.get_or_insert_with(|| RunSettings {
-            session: String::new(),
-            max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
-            claim_after: crate::DEFAULT_CLAIM_AFTER,
-            done: true,
-            lease: keep_for,
-            key_check: String::new(),
-        });
+        let s = b.settings.get_or_insert_with(default_settings);
         s.done = true;
         s.lease = Duration::from_secs(keep_for.as_secs());
-        b.lease = keep_for;
         Ok(())
     }
 
-    fn renew(&mut self, lease: Duration) -> Result<()> {
-        self.open()?.lease = lease;
-        Ok(())
+    fn renew(&mut self, _lease: Duration) -> Result<()> {
+        self.open().map(drop)
     }
 
     fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()> {
         let mut b = self.open()?;
         for (job, payload) in tasks {
             let id = b.next_id();
-            b.tasks.push(Task {
-                id,
+            let entry = Entry {
+                id: format_id(id),
                 session: session.to_string(),
                 job: Some(*job),
                 payload: payload.clone(),
-            });
+                deliveries: 0,
+            };
+            b.tasks.push((id, entry));
         }
         drop(b);
         self.wake();
@@ -83,9 +73,9 @@ impl Queue for MemoryQueue {
             let ids: Vec<u64> = b
                 .tasks
                 .iter()
-                .filter(|t| t.id > after)
+                .filter(|(id, _)| *id > after)
                 .take(count.max(1))
-                .map(|t| t.id)
+                .map(|(id, _)| *id)
                 .collect();
             if let (Some(last), Some(g)) = (ids.last(), b.group.as_mut()) {
                 g.last_delivered = *last;
@@ -97,32 +87,29 @@ impl Queue for MemoryQueue {
     }
 
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
-        let start = self.claim_cursor;
-        let (taken, next) = {
-            let mut b = self.open()?;
-            let now = b.now();
-            let Some(g) = b.group() else {
-                return Ok(Vec::new());
-            };
-            g.seen.insert(consumer.to_string(), now);
-            let mut chosen = Vec::new();
-            // Where the next call starts: 0 once the walk reached the end.
-            let mut next = 0;
-            for (id, p) in g.pending.range(start..) {
-                if chosen.len() == count.max(1) {
-                    next = *id;
-                    break;
-                }
-                if now.saturating_duration_since(p.since) >= min_idle {
-                    chosen.push(*id);
-                }
-            }
-            let taken: Vec<Entry> = chosen
-                .into_iter()
-                .filter_map(|id| b.deliver(id, consumer, now))
-                .collect();
-            (taken, next)
+        let mut b = self.open()?;
+        let now = b.now();
+        let Some(g) = b.group() else {
+            return Ok(Vec::new());
         };
+        g.seen.insert(consumer.to_string(), now);
+        let mut chosen = Vec::new();
+        // Where the next call starts: 0 once the walk reached the end.
+        let mut next = 0;
+        for (id, p) in g.pending.range(self.claim_cursor..) {
+            if chosen.len() == count.max(1) {
+                next = *id;
+                break;
+            }
+            if now.saturating_duration_since(p.since) >= min_idle {
+                chosen.push(*id);
+            }
+        }
+        let taken: Vec<Entry> = chosen
+            .into_iter()
+            .filter_map(|id| b.deliver(id, consumer, now))
+            .collect();
+        drop(b);
         self.claim_cursor = next;
         Ok(taken)
     }
@@ -203,16 +190,12 @@ impl Queue for MemoryQueue {
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {
         let mut b = self.open()?;
         for d in done {
-            let id = b.next_id();
-            b.results.push((
-                id,
-                Outcome::Result {
-                    session: d.entry.session.clone(),
-                    job: d.entry.job,
-                    payload: d.result.to_vec(),
-                    busy: Some(d.busy),
-                },
-            ));
+            b.append(Outcome::Result {
+                session: d.entry.session.clone(),
+                job: d.entry.job,
+                payload: d.result.to_vec(),
+                busy: Some(d.busy),
+            });
             b.ack(&d.entry.id);
         }
         drop(b);
@@ -222,14 +205,10 @@ impl Queue for MemoryQueue {
 
     fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()> {
         let mut b = self.open()?;
-        let id = b.next_id();
-        b.dead.push((
-            id,
-            Outcome::Dead {
-                session: entry.session.clone(),
-                letter: letter.clone(),
-            },
-        ));
+        b.append(Outcome::Dead {
+            session: entry.session.clone(),
+            letter: letter.clone(),
+        });
         b.ack(&entry.id);
         drop(b);
         self.wake();
@@ -258,29 +237,26 @@ impl Queue for MemoryQueue {
         let mut after_dead = parse_id(&cursor.dead).unwrap_or(0);
         let out = self.blocking(block, |b| {
             let mut out = Vec::new();
-            let (from_results, from_dead) = (after_results, after_dead);
-            for (id, o) in b
-                .results
-                .iter()
-                .filter(|(id, _)| *id > from_results)
-                .take(count.max(1))
-            {
-                after_results = *id;
-                out.push(o.clone());
-            }
-            for (id, o) in b
-                .dead
-                .iter()
-                .filter(|(id, _)| *id > from_dead)
-                .take(count.max(1))
-            {
-                after_dead = *id;
-                out.push(o.clone());
-            }
+            read_after(&b.results, &mut after_results, count, &mut out);
+            read_after(&b.dead, &mut after_dead, count, &mut out);
             out
         })?;
         cursor.results = format_id(after_results);
         cursor.dead = format_id(after_dead);
         Ok(out)
+    }
+}
+
+/// Appends to `out` up to `count` entries of `stream` after id `after`,
+/// moving `after` to the last one read.
+fn read_after(stream: &[(u64, Outcome)], after: &mut u64, count: usize, out: &mut Vec<Outcome>) {
+    let from = *after;
+    for (id, o) in stream
+        .iter()
+        .filter(|(id, _)| *id > from)
+        .take(count.max(1))
+    {
+        *after = *id;
+        out.push(o.clone());
     }
 }

@@ -21,8 +21,8 @@
 //!   settings exist, as `with_group` does.
 //!
 //! Where it simplifies:
-//! - Leases are recorded ([`MemoryQueue::lease`]) but nothing expires; a
-//!   broker that loses everything is [`MemoryQueue::lose_everything`].
+//! - Nothing expires, and key leases are not kept; a broker that loses
+//!   everything is [`MemoryQueue::lose_everything`].
 //! - Entries are stored already parsed (session, job, payload), so an entry
 //!   with missing or unreadable fields cannot be written: only wrong
 //!   payloads and tags can (which is what the seal guards against).
@@ -45,10 +45,11 @@ mod broker;
 mod commands;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use broker::{format_id, Broker};
+use papy_core::sync::Monitor;
 
 use crate::error::{BrokerError, Result};
 use crate::queue::{Connect, Entry, Outcome, Queue};
@@ -84,18 +85,12 @@ struct Link {
 /// assert_eq!(host.pending().len(), 1);
 /// # Ok::<(), papy_broker::BrokerError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MemoryQueue {
-    broker: Arc<(Mutex<Broker>, Condvar)>,
+    broker: Arc<Monitor<Broker>>,
     link: Arc<Link>,
     /// Where this handle's next `reclaim` starts.
     claim_cursor: u64,
-}
-
-impl Default for MemoryQueue {
-    fn default() -> Self {
-        MemoryQueue::new()
-    }
 }
 
 /// A pending entry, as [`MemoryQueue::pending`] shows it.
@@ -112,11 +107,7 @@ pub struct PendingEntry {
 impl MemoryQueue {
     /// An empty broker (no run started).
     pub fn new() -> MemoryQueue {
-        MemoryQueue {
-            broker: Arc::new((Mutex::new(Broker::default()), Condvar::new())),
-            link: Arc::new(Link::default()),
-            claim_cursor: 0,
-        }
+        MemoryQueue::default()
     }
 
     /// A way in to the same broker that can be cut alone
@@ -124,8 +115,7 @@ impl MemoryQueue {
     pub fn link(&self) -> MemoryQueue {
         MemoryQueue {
             broker: self.broker.clone(),
-            link: Arc::new(Link::default()),
-            claim_cursor: 0,
+            ..MemoryQueue::default()
         }
     }
 
@@ -140,21 +130,17 @@ impl MemoryQueue {
     /// stopped with SIGSTOP would (nothing fails; time passes).
     pub fn pause(&self, paused: bool) {
         // Under the lock: a call about to wait does not miss the wake.
-        let b = self.state();
+        let b = self.broker.lock();
         self.link.paused.store(paused, Ordering::SeqCst);
         drop(b);
         self.wake();
-    }
-
-    fn state(&self) -> MutexGuard<'_, Broker> {
-        self.broker.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The broker, unless it is down or this link is cut (waiting while
     /// the link is paused).
     fn open(&self) -> Result<MutexGuard<'_, Broker>> {
         self.gate(
-            self.state(),
+            self.broker.lock(),
             "connection refused (the memory queue is down)",
         )
     }
@@ -163,11 +149,7 @@ impl MemoryQueue {
     /// or the link cut.
     fn gate<'a>(&self, mut b: MutexGuard<'a, Broker>, why: &str) -> Result<MutexGuard<'a, Broker>> {
         while self.link.paused.load(Ordering::SeqCst) {
-            b = self
-                .broker
-                .1
-                .wait(b)
-                .unwrap_or_else(PoisonError::into_inner);
+            b = self.broker.wait(b);
         }
         if b.down || self.link.cut.load(Ordering::SeqCst) {
             return Err(BrokerError::Broker(why.into()));
@@ -177,7 +159,7 @@ impl MemoryQueue {
 
     /// Wakes every blocked read.
     fn wake(&self) {
-        self.broker.1.notify_all();
+        self.broker.notify_all();
     }
 
     /// Runs `f` until it returns something non-empty or `block` has passed,
@@ -195,78 +177,56 @@ impl MemoryQueue {
             if !got.is_empty() || left.is_zero() {
                 return Ok(got);
             }
-            let waited = self.broker.1.wait_timeout(b, left);
-            b = self.gate(
-                waited.unwrap_or_else(PoisonError::into_inner).0,
-                "connection lost",
-            )?;
+            b = self.gate(self.broker.wait_timeout(b, left), "connection lost")?;
         }
     }
 
     /// Every call of every handle fails (`true`), as when the server is
     /// unreachable, or works again (`false`).
     pub fn set_down(&self, down: bool) {
-        self.state().down = down;
+        self.broker.lock().down = down;
         self.wake();
     }
 
     /// Moves the queue's clock forward: every pending entry and consumer
     /// is `by` more idle.
     pub fn advance(&self, by: Duration) {
-        self.state().offset += by;
+        self.broker.lock().offset += by;
         self.wake();
     }
 
     /// The broker forgets everything (a restart without persistence).
     pub fn lose_everything(&self) {
-        let mut b = self.state();
-        let (offset, seq) = (b.offset, b.seq);
-        *b = Broker {
-            offset,
-            seq,
-            ..Broker::default()
-        };
+        let mut b = self.broker.lock();
+        *b = b.emptied();
         drop(b);
         self.wake();
     }
 
     /// The entries delivered and not acknowledged, by id.
     pub fn pending(&self) -> Vec<PendingEntry> {
-        self.state()
-            .group
-            .as_ref()
-            .map(|g| {
-                g.pending
-                    .iter()
-                    .map(|(id, p)| PendingEntry {
-                        id: format_id(*id),
-                        consumer: p.consumer.clone(),
-                        deliveries: p.deliveries,
-                    })
-                    .collect()
+        let b = self.broker.lock();
+        let pending = b.group.iter().flat_map(|g| &g.pending);
+        pending
+            .map(|(id, p)| PendingEntry {
+                id: format_id(*id),
+                consumer: p.consumer.clone(),
+                deliveries: p.deliveries,
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Every task entry on the stream, acknowledged or not (with delivery
     /// count 0: as read by `XRANGE`).
     pub fn tasks(&self) -> Vec<Entry> {
-        self.state()
-            .tasks
-            .iter()
-            .map(|t| Entry {
-                id: format_id(t.id),
-                session: t.session.clone(),
-                job: t.job,
-                payload: t.payload.clone(),
-                deliveries: 0,
-            })
-            .collect()
+        let b = self.broker.lock();
+        b.tasks.iter().map(|(_, e)| e.clone()).collect()
     }
 
     /// Every entry of the result stream.
     pub fn results(&self) -> Vec<Outcome> {
-        self.state()
+        self.broker
+            .lock()
             .results
             .iter()
             .map(|(_, o)| o.clone())
@@ -275,7 +235,8 @@ impl MemoryQueue {
 
     /// Every entry of the dead-letter stream.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.state()
+        self.broker
+            .lock()
             .dead
             .iter()
             .filter_map(|(_, o)| match o {
@@ -289,19 +250,8 @@ impl MemoryQueue {
     /// dead-letter stream (a `Dead`), acknowledging nothing: what anyone
     /// who can write to the broker can do.
     pub fn append_outcome(&self, outcome: Outcome) {
-        let mut b = self.state();
-        let id = b.next_id();
-        match outcome {
-            o @ Outcome::Result { .. } => b.results.push((id, o)),
-            o @ Outcome::Dead { .. } => b.dead.push((id, o)),
-        }
-        drop(b);
+        self.broker.lock().append(outcome);
         self.wake();
-    }
-
-    /// The lease last set on the run's keys (zero: none).
-    pub fn lease(&self) -> Duration {
-        self.state().lease
     }
 }
 

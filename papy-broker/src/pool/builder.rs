@@ -38,8 +38,8 @@ pub struct BrokerPoolBuilder {
     pub(super) size: Option<usize>,
     pub(super) key: Option<String>,
     pub(super) key_file: Option<std::path::PathBuf>,
-    /// What the resource's local workers relay to (saved with the pipeline).
-    pub(super) relay: Option<crate::relay::RelaySaved>,
+    /// The resource's relay keys, as saved with the pipeline.
+    pub(super) relay: Vec<(&'static str, papy_core::Value)>,
 }
 
 /// Shows the URL with its password hidden.
@@ -76,13 +76,13 @@ impl BrokerPoolBuilder {
             size: None,
             key: None,
             key_file: None,
-            relay: None,
+            relay: Vec::new(),
         }
     }
 
     /// The run's id: the one set, else the pool's name.
-    pub(super) fn run(&self) -> String {
-        self.run_id.clone().unwrap_or_else(|| self.name.clone())
+    pub(super) fn run(&self) -> &str {
+        self.run_id.as_deref().unwrap_or(&self.name)
     }
 
     /// The workers the NuMap plans for.
@@ -127,11 +127,6 @@ impl BrokerPoolBuilder {
             },
             _ => Ok(None),
         }
-    }
-
-    /// The broker's URL.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// The run's id (default: the pool's name); workers serve it with
@@ -203,8 +198,8 @@ impl BrokerPoolBuilder {
     }
 
     /// Records what the local workers relay to, for [`settings`](Self::settings).
-    pub(crate) fn relayed(mut self, relay: crate::relay::RelaySaved) -> Self {
-        self.relay = Some(relay);
+    pub(crate) fn relayed(mut self, relay: Vec<(&'static str, papy_core::Value)>) -> Self {
+        self.relay = relay;
         self
     }
 
@@ -213,7 +208,7 @@ impl BrokerPoolBuilder {
     /// # Errors
     /// This process is itself a worker, or the broker is unreachable.
     pub fn build(self) -> papy_core::Result<BrokerPool> {
-        let connector = Arc::new(RedisConnector::new(&self.url, &self.run()));
+        let connector = Arc::new(RedisConnector::new(&self.url, self.run()));
         BrokerPool::start(self, connector)
     }
 
@@ -244,11 +239,7 @@ impl BrokerPoolBuilder {
         pairs.extend(
             (self.key_file.as_ref()).map(|k| ("key_file", Value::from(k.display().to_string()))),
         );
-        pairs.extend(
-            self.relay
-                .iter()
-                .flat_map(crate::relay::RelaySaved::settings),
-        );
+        pairs.extend(self.relay.iter().cloned());
         papy_core::pool::settings_map(pairs)
     }
 }

@@ -5,10 +5,12 @@
 //! other entries to run, or it idles.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::floor::Floor;
+use papy_core::sync::lock;
+
+use crate::floor::{average, Floor};
 
 /// Visits of room asked for before anything is measured (and at least):
 /// a pool's default.
@@ -31,7 +33,7 @@ const MOST_BYTES: u64 = 64 << 20;
 
 /// What the host has measured of its entries (the receiver writes, the
 /// NuMap's feeder reads).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Distance {
     /// The shortest recent wait (round trip minus busy time), in
     /// microseconds.
@@ -42,30 +44,7 @@ pub(super) struct Distance {
     item_bytes: AtomicU64,
 }
 
-impl Default for Distance {
-    fn default() -> Distance {
-        Distance {
-            wait_us: Mutex::new(Floor::new()),
-            item_ns: AtomicU64::new(0),
-            item_bytes: AtomicU64::new(0),
-        }
-    }
-}
-
-/// A moving average with a weight of 1/4 for `sample`.
-fn average(old: u64, sample: u64) -> u64 {
-    if old == 0 {
-        sample
-    } else {
-        old - old / 4 + sample / 4
-    }
-}
-
 impl Distance {
-    fn floor(&self) -> std::sync::MutexGuard<'_, Floor> {
-        self.wait_us.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// An entry of `items` items and `bytes` bytes came back after
     /// `round_trip`, its worker busy for `busy` of it.
     pub(super) fn record(&self, round_trip: Duration, busy: Duration, items: usize, bytes: usize) {
@@ -75,7 +54,7 @@ impl Distance {
         let n = items as u64;
         let wait = round_trip.saturating_sub(busy).as_micros().max(1);
         let wait = u64::try_from(wait).unwrap_or(u64::MAX);
-        self.floor().record(wait, Instant::now());
+        lock(&self.wait_us).record(wait, Instant::now());
         let ns = u64::try_from(busy.as_nanos() / u128::from(n)).unwrap_or(u64::MAX);
         let old = self.item_ns.load(Ordering::Relaxed);
         self.item_ns
@@ -91,7 +70,7 @@ impl Distance {
     /// than [`MOST_ITEMS`] items or [`MOST_BYTES`] bytes of the largest
     /// jobs in flight.
     pub(super) fn room_visits(&self, workers: usize) -> usize {
-        let Some(wait) = self.floor().get() else {
+        let Some(wait) = lock(&self.wait_us).get() else {
             return BASE_VISITS;
         };
         let item_ns = self.item_ns.load(Ordering::Relaxed).max(1);

@@ -10,15 +10,19 @@ use papy_core::batch::{self, deliver_group, Plan, SHORT_FRAME};
 use papy_core::pool::Job;
 use papy_core::protocol::serve::chain_of;
 use papy_core::protocol::{write_frame_with, MAX_FRAME};
+use papy_core::sync::lock;
 use papy_core::{ErrorKind, Item, ItemError};
 
-use super::{lock, Shared};
+use super::distance::Distance;
+use super::Shared;
 use crate::seal::Role;
 
 /// An entry on the stream, in flight: consecutive jobs of one task.
 pub(super) struct InFlight {
-    group: Vec<Job>,
-    plan: Plan,
+    /// Its jobs.
+    pub(super) group: Vec<Job>,
+    /// What was sent of them (`sent`: how many items).
+    pub(super) plan: Plan,
     at: Instant,
     pub(super) deadline: Option<Instant>,
     /// The entry's sealed `Task` frame, to append it again after a
@@ -38,50 +42,24 @@ impl InFlight {
         deliver_group(&self.group, results, self.at.elapsed());
     }
 
-    /// How long ago it was sent, and its size in bytes.
-    pub(super) fn round_trip(&self) -> (Duration, usize) {
-        (self.at.elapsed(), self.payload.len())
-    }
-
-    /// Items sent.
-    pub(super) fn sent(&self) -> usize {
-        self.plan.sent
-    }
-
     /// Delivers the entry's results (`items`: one per item sent, in order),
     /// accounting `busy`, the time the worker says it spent on them, at
     /// most the round trip (its own claim is not trusted further; without
     /// one, the round trip): from far away, the round trip is mostly
     /// distance, and counting it as the items' time would keep adaptive
-    /// jobs at one item.
-    pub(super) fn succeed(self, items: Vec<Item>, busy: Option<Duration>) {
+    /// jobs at one item. A reported busy time is recorded in `distance`,
+    /// with the round trip, the items and the entry's size.
+    pub(super) fn succeed(self, items: Vec<Item>, busy: Option<Duration>, distance: &Distance) {
         let round_trip = self.at.elapsed();
+        if let Some(b) = busy {
+            distance.record(round_trip, b, self.plan.sent, self.payload.len());
+        }
         let results = self.plan.assemble(&self.group, items);
         deliver_group(
             &self.group,
             results,
             busy.map_or(round_trip, |b| b.min(round_trip)),
         );
-    }
-
-    /// The per-item timeout of its task, if any.
-    pub(super) fn timeout(&self) -> Option<Duration> {
-        self.group[0].timeout()
-    }
-
-    /// Whether it runs jobs of `task` (as [`task_of`] gives it).
-    fn runs(&self, task: *const ()) -> bool {
-        task_of(&self.group[0]) == task
-    }
-
-    /// How many jobs it holds.
-    pub(super) fn jobs(&self) -> usize {
-        self.group.len()
-    }
-
-    /// Its jobs, to send again one by one.
-    pub(super) fn into_jobs(self) -> Vec<Job> {
-        self.group
     }
 }
 
@@ -120,7 +98,7 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     };
     let conversion = |m: String| ItemError::new(ErrorKind::Conversion, m);
     match encoded {
-        None => f.succeed(Vec::new(), None),
+        None => f.succeed(Vec::new(), None, &sh.distance),
         Some(Ok(bytes)) if bytes.len() > MAX_FRAME => f.fail(&conversion(format!(
             "the batch is {} bytes, more than a frame may hold ({MAX_FRAME}); use a smaller stride",
             bytes.len()
@@ -165,7 +143,7 @@ pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Jo
             .unwrap_or_else(|| {
                 let (flying, first) = lock(&sh.in_flight)
                     .values()
-                    .filter(|f| f.runs(task))
+                    .filter(|f| task_of(&f.group[0]) == task)
                     .fold((0, Duration::ZERO), |(n, t), f| {
                         (n + 1, t.max(f.at.elapsed()))
                     });

@@ -18,12 +18,13 @@ mod sender;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use papy_core::pool::{Job, Pool, TaskFn, WORKER_ENV};
+use papy_core::sync::lock;
 use papy_core::{Error, ErrorKind, ItemError};
 
 pub use builder::BrokerPoolBuilder;
@@ -32,21 +33,17 @@ use entries::InFlight;
 use receiver::receiver;
 use sender::sender;
 
-use crate::error::Result;
 use crate::local::LocalWorkers;
-use crate::queue::{Connect, Queue, RunSettings};
+use crate::queue::{Connect, RunSettings};
 use crate::seal::{Sealer, KEY_ENV};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What the pool's threads share.
 struct Shared {
-    name: String,
+    /// What the pool was built with (its name, run, workers planned for,
+    /// `unreachable_after`).
+    spec: BrokerPoolBuilder,
     /// Opens connections to the run's queue.
     connector: Arc<dyn Connect>,
-    run: String,
     settings: RunSettings,
     /// Seals the task entries, opens results and dead letters.
     sealer: Sealer,
@@ -58,15 +55,11 @@ struct Shared {
     replays: AtomicU64,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_id: AtomicU64,
-    /// Workers planned for (how queued jobs are shared out).
-    workers: usize,
     /// Workers seen reading the task stream lately (external ones included).
     live_workers: AtomicUsize,
     /// Stop now: the threads leave their loops (and retries).
     halt: AtomicBool,
     duplicates: AtomicU64,
-    /// Jobs in flight fail after the broker has not answered this long.
-    unreachable_after: Duration,
     /// How far the workers are: what the pool keeps in flight.
     distance: Distance,
     /// Set when the pool can no longer run anything (its local workers
@@ -75,10 +68,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn connect(&self) -> Result<Box<dyn Queue>> {
-        self.connector.connect()
-    }
-
     /// Fails every job in flight (the broker lost them).
     fn fail_in_flight(&self, message: &str) {
         let lost: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, f)| f).collect();
@@ -92,6 +81,13 @@ impl Shared {
     fn break_down(&self, message: &str) {
         lock(&self.broken).get_or_insert_with(|| message.to_string());
         self.fail_in_flight(message);
+    }
+
+    /// The workers to share jobs among: those planned for, or those seen
+    /// lately when there are more (external ones included).
+    fn workers(&self) -> usize {
+        let seen = self.live_workers.load(Ordering::Relaxed);
+        self.spec.planned_workers().max(seen)
     }
 
     fn broken(&self) -> Option<String> {
@@ -118,7 +114,6 @@ const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
 /// A pool whose workers read a Redis stream: `kind = "redis"`.
 pub struct BrokerPool {
-    spec: BrokerPoolBuilder,
     shared: Arc<Shared>,
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -147,7 +142,7 @@ impl BrokerPool {
                 "this process is a papy worker ({WORKER_ENV} is set) and cannot start pools"
             )));
         }
-        let run = spec.run();
+        let run = spec.run().to_string();
         let sealer = spec.sealer(&run)?;
         let settings = RunSettings {
             session: session_id(),
@@ -168,9 +163,8 @@ impl BrokerPool {
             connector.describe()
         );
         let shared = Arc::new(Shared {
-            name: spec.name.clone(),
+            spec,
             connector,
-            run: run.clone(),
             settings,
             sealer: sealer.clone(),
             forged: AtomicU64::new(0),
@@ -178,29 +172,26 @@ impl BrokerPool {
             replays: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
-            workers: spec.planned_workers(),
             live_workers: AtomicUsize::new(0),
             halt: AtomicBool::new(false),
             duplicates: AtomicU64::new(0),
-            unreachable_after: spec.unreachable_after,
             broken: Mutex::new(None),
             distance: Distance::default(),
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let (sh, rq) = (shared.clone(), shared.connect()?);
+        let (sh, rq) = (shared.clone(), shared.connector.connect()?);
         let threads = vec![
-            thread(&spec.name, "send", {
+            thread(&shared.spec.name, "send", {
                 let sh = shared.clone();
                 move || sender(&sh, &rx, q)
             })?,
-            thread(&spec.name, "recv", move || receiver(&sh, rq))?,
+            thread(&shared.spec.name, "recv", move || receiver(&sh, rq))?,
         ];
         let local = local.map(|(cmd, n, url)| {
             let cmd = cmd.env(KEY_ENV, sealer.key());
             LocalWorkers::start(n, &cmd, &url, &run, &give_up(&shared))
         });
         Ok(BrokerPool {
-            spec,
             shared,
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
@@ -211,7 +202,7 @@ impl BrokerPool {
 
     /// The run's id (workers serve it with `--run`).
     pub fn run_id(&self) -> &str {
-        &self.shared.run
+        self.shared.spec.run()
     }
 
     /// The process ids of the live local workers, by slot.
@@ -276,9 +267,9 @@ fn give_up(shared: &Arc<Shared>) -> crate::local::GiveUp {
     Arc::new(move |m: &str| {
         if let Some(sh) = weak.upgrade() {
             if sh.live_workers.load(Ordering::Relaxed) > 0 {
-                tracing::warn!("broker pool `{}`: {m}; other workers go on", sh.name);
+                tracing::warn!("broker pool `{}`: {m}; other workers go on", sh.spec.name);
             } else {
-                sh.break_down(&format!("broker pool `{}`: {m}", sh.name));
+                sh.break_down(&format!("broker pool `{}`: {m}", sh.spec.name));
             }
         }
     })
@@ -300,12 +291,11 @@ impl Pool for BrokerPool {
     /// measured): with workers far from Redis, a worker finishing an entry
     /// must find the next ones already on their way (`distance.rs`).
     fn room_visits(&self) -> usize {
-        let workers = (self.shared.workers).max(self.shared.live_workers.load(Ordering::Relaxed));
-        self.shared.distance.room_visits(workers)
+        self.shared.distance.room_visits(self.shared.workers())
     }
 
     fn size(&self) -> usize {
-        self.shared.workers
+        self.shared.spec.planned_workers()
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> papy_core::Result<()> {
@@ -323,7 +313,7 @@ impl Pool for BrokerPool {
     }
 
     fn settings(&self) -> Option<papy_core::Value> {
-        Some(self.spec.settings())
+        Some(self.shared.spec.settings())
     }
 
     fn submit(&self, job: Job) {
@@ -351,17 +341,21 @@ impl Pool for BrokerPool {
         for attempt in 0..3 {
             // Only this host's run: another host may have taken the run id over.
             let session = &self.shared.settings.session;
-            let r = self.shared.connect().and_then(|mut q| match q.settings()? {
-                Some(s) if &s.session == session => {
-                    self.shared.replays.store(q.replays()?, Ordering::Relaxed);
-                    q.finish_run(self.spec.keep_for)
-                }
-                _ => Ok(()),
-            });
+            let r = self
+                .shared
+                .connector
+                .connect()
+                .and_then(|mut q| match q.settings()? {
+                    Some(s) if &s.session == session => {
+                        self.shared.replays.store(q.replays()?, Ordering::Relaxed);
+                        q.finish_run(self.shared.spec.keep_for)
+                    }
+                    _ => Ok(()),
+                });
             match r {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!("broker pool `{}`: {e}", self.shared.name);
+                    tracing::warn!("broker pool `{}`: {e}", self.shared.spec.name);
                     if attempt < 2 {
                         std::thread::sleep(Duration::from_millis(200));
                     }
@@ -375,7 +369,7 @@ impl Pool for BrokerPool {
         if d > 0 {
             tracing::info!(
                 "broker pool `{}`: dropped {d} duplicate results",
-                self.shared.name
+                self.shared.spec.name
             );
         }
     }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use papy_core::error::quote_peer;
 use papy_core::pool::Job;
 use papy_core::protocol::Frame;
+use papy_core::sync::lock;
 use papy_core::{ErrorKind, ItemError};
 
 use super::entries::{prepare, InFlight};
-use super::{lock, Shared};
+use super::Shared;
 use crate::codec::decode;
 use crate::error::Result;
 use crate::queue::{Cursor, Outcome, Queue};
@@ -72,18 +73,18 @@ impl Reader<'_> {
     /// not answered for `unreachable_after`, and tries again (backing off).
     fn reconnect(&mut self) {
         let sh = self.sh;
-        if self.answered.elapsed() >= sh.unreachable_after && !self.reported_unreachable {
+        if self.answered.elapsed() >= sh.spec.unreachable_after && !self.reported_unreachable {
             self.reported_unreachable = true;
             let m = format!(
                 "the broker has not answered for {:?}; the items in flight are lost",
-                sh.unreachable_after
+                sh.spec.unreachable_after
             );
-            tracing::error!("broker pool `{}`: {m}", sh.name);
+            tracing::error!("broker pool `{}`: {m}", sh.spec.name);
             sh.fail_in_flight(&m);
         }
         std::thread::sleep(self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
-        match sh.connect() {
+        match sh.connector.connect() {
             Ok(mut c) => match check_run(sh, &mut *c, &mut self.cursor) {
                 Ok(()) => {
                     self.q = Some(c);
@@ -91,9 +92,9 @@ impl Reader<'_> {
                     self.reported_unreachable = false;
                     self.backoff = Duration::from_millis(50);
                 }
-                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
             },
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.name),
+            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
         }
     }
 
@@ -130,10 +131,10 @@ impl Reader<'_> {
             tracing::warn!(
                 "broker pool `{}`: no worker has read run `{}` for {:?}; \
                  start some: papy worker --redis URL --run {}",
-                sh.name,
-                sh.run,
+                sh.spec.name,
+                sh.spec.run(),
                 since.elapsed(),
-                sh.run
+                sh.spec.run()
             );
         }
         true
@@ -158,7 +159,7 @@ impl Reader<'_> {
                     if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
                         // The entries are in flight: they are appended again
                         // once the connection is back.
-                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
                         self.q = None;
                     }
                 }
@@ -178,7 +179,7 @@ fn warn_or_break_down(sh: &Shared, e: &crate::BrokerError) {
     if matches!(e, crate::BrokerError::Full(_)) {
         sh.break_down(&e.to_string());
     }
-    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.name);
+    tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
 }
 
 /// The reader's periodic look at the run: the run is still this host's
@@ -191,10 +192,10 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
             let m = format!(
                 "another host took over run `{}` on this broker (one host per run id at a \
                  time: give each a `run_id` of its own); the items in flight are lost",
-                sh.run
+                sh.spec.run()
             );
             if sh.broken().is_none() {
-                tracing::error!("broker pool `{}`: {m}", sh.name);
+                tracing::error!("broker pool `{}`: {m}", sh.spec.name);
             }
             sh.break_down(&m);
             return Ok(0);
@@ -229,7 +230,7 @@ fn check_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()> 
     match q.settings()? {
         Some(s) if s.session != sh.settings.session => poll(sh, q, cursor).map(|_| ()),
         Some(_) => {
-            tracing::info!("broker pool `{}`: reconnected", sh.name);
+            tracing::info!("broker pool `{}`: reconnected", sh.spec.name);
             send_again(sh, q)
         }
         None => restart_run(sh, q, cursor),
@@ -243,7 +244,7 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
     tracing::error!(
         "broker pool `{}`: the broker lost the run's streams (did Redis restart without \
          persistence?); starting the run again and sending the entries in flight again",
-        sh.name
+        sh.spec.name
     );
     q.start_run(&sh.settings)?;
     *cursor = Cursor::default();
@@ -259,7 +260,7 @@ fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
     }
     tracing::info!(
         "broker pool `{}`: appending the {} entries in flight again",
-        sh.name,
+        sh.spec.name,
         again.len()
     );
     q.add_tasks(&sh.settings.session, &again)
@@ -267,24 +268,18 @@ fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
 
 /// Fails job `id` (when its outcome cannot be used) with `why`.
 fn fail_job(sh: &Shared, id: Option<u64>, why: &str) {
-    tracing::warn!("broker pool `{}`: {why}", sh.name);
+    tracing::warn!("broker pool `{}`: {why}", sh.spec.name);
     let f = id.and_then(|id| lock(&sh.in_flight).remove(&id));
     if let Some(f) = f {
         f.fail(&ItemError::new(ErrorKind::WorkerDied, why));
     }
 }
 
-/// The payload of a result, if it carries the run's tag;
-/// otherwise counted and logged, and `None`.
-fn open<'a>(sh: &Shared, role: Role, payload: &'a [u8], what: &str) -> Option<&'a [u8]> {
-    match sh.sealer.open(role, &sh.settings.session, payload) {
-        Ok(p) => Some(p),
-        Err(why) => {
-            sh.forged.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.name);
-            None
-        }
-    }
+/// Counts and logs a result or dead letter (`what`) ignored because it
+/// does not carry the run's tag.
+fn forged(sh: &Shared, what: &str, why: &str) {
+    sh.forged.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!("broker pool `{}`: a {what} ignored: {why}", sh.spec.name);
 }
 
 /// Handles one outcome of this session; returns the jobs to send again.
@@ -309,8 +304,9 @@ fn take(sh: &Shared, o: Outcome) -> Vec<Job> {
 /// Delivers a result entry's items, at the first result of its job only
 /// (a later one is a duplicate of at-least-once delivery, and dropped).
 fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Duration>) {
-    let Some(payload) = open(sh, Role::Result, payload, "result") else {
-        return;
+    let payload = match sh.sealer.open(Role::Result, &sh.settings.session, payload) {
+        Ok(p) => p,
+        Err(why) => return forged(sh, "result", &why),
     };
     let (id, results) = match decode("result", payload) {
         Ok(Frame::Result { id, results }) => (id, results),
@@ -322,25 +318,21 @@ fn take_result(sh: &Shared, job: Option<u64>, payload: &[u8], busy: Option<Durat
         sh.duplicates.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             "broker pool `{}`: dropped a duplicate result of job {id}",
-            sh.name
+            sh.spec.name
         );
         return;
     };
     let items = results.into_items();
-    if items.len() != f.sent() {
+    if items.len() != f.plan.sent {
         let m = format!(
             "a worker sent {} results for {} items",
             items.len(),
-            f.sent()
+            f.plan.sent
         );
         f.fail(&ItemError::new(ErrorKind::WorkerDied, m));
         return;
     }
-    if let Some(b) = busy {
-        let (round_trip, bytes) = f.round_trip();
-        sh.distance.record(round_trip, b, f.sent(), bytes);
-    }
-    f.succeed(items, busy);
+    f.succeed(items, busy, &sh.distance);
 }
 
 /// Fails a dead-lettered entry's items; returns its jobs to send again,
@@ -351,8 +343,7 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
     // task entry or result copied into the dead-letter stream, or a letter
     // with another reason, is counted and ignored.
     if let Err(why) = sh.sealer.check_dead_letter(&sh.settings.session, letter) {
-        sh.forged.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("broker pool `{}`: a dead letter ignored: {why}", sh.name);
+        forged(sh, "dead letter", &why);
         return Vec::new();
     }
     let reason = quote_peer(&letter.reason);
@@ -362,7 +353,7 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
         sh.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             "broker pool `{}`: a worker refused task entry {}: {reason}",
-            sh.name,
+            sh.spec.name,
             quote_peer(&letter.entry)
         );
         return Vec::new();
@@ -370,13 +361,13 @@ fn take_dead_letter(sh: &Shared, letter: &DeadLetter) -> Vec<Job> {
     let Some(f) = lock(&sh.in_flight).remove(&id) else {
         return Vec::new();
     };
-    if f.jobs() > 1 {
+    if f.group.len() > 1 {
         tracing::debug!(
             "broker pool `{}`: entry of {} jobs dead-lettered; sending each job alone",
-            sh.name,
-            f.jobs()
+            sh.spec.name,
+            f.group.len()
         );
-        return f.into_jobs();
+        return f.group;
     }
     let m = format!(
         "dead-lettered after {} deliveries: {reason}",
@@ -399,7 +390,7 @@ fn expire_timeouts(sh: &Shared) {
         ids.into_iter().filter_map(|id| m.remove(&id)).collect()
     };
     for f in expired {
-        let t = f.timeout().unwrap_or_default();
+        let t = f.group[0].timeout().unwrap_or_default();
         f.fail(&ItemError::new(
             ErrorKind::Timeout,
             format!("no result within {t:?}; a late result is discarded"),

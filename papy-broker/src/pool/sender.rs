@@ -33,7 +33,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             }
             continue;
         }
-        let workers = sh.workers.max(sh.live_workers.load(Ordering::Relaxed));
+        let workers = sh.workers();
         if !closed {
             (queue, held) = hold_back(sh, queue, workers);
         }
@@ -44,28 +44,21 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
         if tasks.is_empty() {
             continue;
         }
-        let deadline = Instant::now() + sh.unreachable_after;
+        let deadline = Instant::now() + sh.spec.unreachable_after;
         let mut backoff = Duration::from_millis(50);
         let last_error = loop {
-            if q.is_none() {
-                match sh.connect() {
-                    Ok(c) => q = Some(c),
-                    Err(e) => {
-                        if Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
-                            break Some(e);
-                        }
-                    }
+            // The connection kept, or a new one; kept if it appended them.
+            let c = q.take().map_or_else(|| sh.connector.connect(), Ok);
+            match c.and_then(|mut c| c.add_tasks(&sh.settings.session, &tasks).map(|()| c)) {
+                Ok(c) => {
+                    q = Some(c);
+                    break None;
                 }
-            }
-            if let Some(c) = q.as_mut() {
-                match c.add_tasks(&sh.settings.session, &tasks) {
-                    Ok(()) => break None,
-                    Err(e) => {
-                        q = None;
-                        let full = matches!(e, crate::BrokerError::Full(_));
-                        if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
-                            break Some(e);
-                        }
+                // Full: Redis refuses until memory is freed; no retry.
+                Err(e) => {
+                    let full = matches!(e, crate::BrokerError::Full(_));
+                    if full || Instant::now() >= deadline || sh.halt.load(Ordering::Acquire) {
+                        break Some(e);
                     }
                 }
             }
@@ -73,7 +66,7 @@ pub(super) fn sender(sh: &Shared, rx: &Receiver<Job>, q: Box<dyn Queue>) {
             backoff = (backoff * 2).min(Duration::from_secs(2));
         };
         if let Some(e) = last_error {
-            tracing::error!("broker pool `{}`: {e}", sh.name);
+            tracing::error!("broker pool `{}`: {e}", sh.spec.name);
             if matches!(e, crate::BrokerError::Full(_)) {
                 sh.break_down(&e.to_string());
             }

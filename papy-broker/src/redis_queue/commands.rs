@@ -14,18 +14,6 @@ use crate::keys::GROUP;
 use crate::queue::{Claim, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 use crate::seal::DeadLetter;
 
-/// Settings as the builder clamps them.
-fn clamp_max_attempts(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX).max(1)
-}
-
-fn clamp_claim_after(ms: u64) -> Duration {
-    Duration::from_millis(ms).clamp(
-        Duration::from_millis(10),
-        Duration::from_secs(7 * 24 * 3600),
-    )
-}
-
 impl Queue for RedisQueue {
     fn start_run(&mut self, s: &RunSettings) -> Result<()> {
         let mut pipe = redis::pipe();
@@ -58,10 +46,14 @@ impl Queue for RedisQueue {
             return Ok(None);
         }
         let num = |k: &str, d: u64| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+        // Clamped as the builder clamps them (claim_after: at most a week).
+        let attempts = u32::try_from(num("max_attempts", 3)).unwrap_or(u32::MAX);
+        let claim_after = Duration::from_millis(num("claim_after_ms", 30_000));
+        let week = Duration::from_secs(7 * 24 * 3600);
         let s = RunSettings {
             session: h.get("session").cloned().unwrap_or_default(),
-            max_attempts: clamp_max_attempts(num("max_attempts", 3)),
-            claim_after: clamp_claim_after(num("claim_after_ms", 30_000)),
+            max_attempts: attempts.max(1),
+            claim_after: claim_after.clamp(Duration::from_millis(10), week),
             done: h.get("state").is_some_and(|s| s == "done"),
             lease: Duration::from_secs(num("lease_s", 0).min(10 * 365 * 24 * 3600)),
             key_check: h.get("key_check").cloned().unwrap_or_default(),
@@ -118,21 +110,18 @@ impl Queue for RedisQueue {
     }
 
     fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
-        let tasks = self.keys.tasks.clone();
-        let reply: Option<Option<StreamReadReply>> = self.with_group(|q| {
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(consumer)
-                .arg("COUNT")
-                .arg(count.max(1))
-                .arg("BLOCK")
-                .arg(block.as_millis().max(1) as u64)
-                .arg("STREAMS")
-                .arg(&tasks)
-                .arg(">")
-                .query(&mut q.con)
-        })?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.keys.tasks)
+            .arg(">");
+        let reply: Option<Option<StreamReadReply>> = self.with_group(&read)?;
         let Some(reply) = reply else {
             // The run is gone (or not started yet): wait as a read would.
             std::thread::sleep(block);
@@ -147,20 +136,17 @@ impl Queue for RedisQueue {
     }
 
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
-        let tasks = self.keys.tasks.clone();
-        let start = self.claim_cursor.clone();
-        let reply: Option<Vec<Value>> = self.with_group(|q| {
-            redis::cmd("EVAL")
-                .arg(RECLAIM_SCRIPT)
-                .arg(1)
-                .arg(&tasks)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(min_idle.as_millis() as u64)
-                .arg(&start)
-                .arg(count.max(1))
-                .query(&mut q.con)
-        })?;
+        let mut reclaim = redis::cmd("EVAL");
+        reclaim
+            .arg(RECLAIM_SCRIPT)
+            .arg(1)
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(&self.claim_cursor)
+            .arg(count.max(1));
+        let reply: Option<Vec<Value>> = self.with_group(&reclaim)?;
         let Some([next, taken, counts]) = reply.and_then(|r| <[Value; 3]>::try_from(r).ok()) else {
             return Ok(Vec::new());
         };
@@ -277,16 +263,15 @@ impl Queue for RedisQueue {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = redis::cmd("EVAL");
-        c.arg(TOUCH_SCRIPT)
+        // A slice is one argument per id.
+        Ok(redis::cmd("EVAL")
+            .arg(TOUCH_SCRIPT)
             .arg(1)
             .arg(&self.keys.tasks)
             .arg(GROUP)
-            .arg(consumer);
-        for id in ids {
-            c.arg(id);
-        }
-        Ok(c.query(&mut self.con)?)
+            .arg(consumer)
+            .arg(ids)
+            .query(&mut self.con)?)
     }
 
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()> {

@@ -5,30 +5,21 @@ use std::time::Duration;
 
 use redis::streams::StreamId;
 
-use crate::error::{BrokerError, Result};
+use crate::error::BrokerError;
 use crate::queue::Entry;
 use papy_core::error::quote_peer;
-
-fn field_bytes(e: &StreamId, name: &str) -> Result<Vec<u8>> {
-    match e.map.get(name) {
-        Some(v) => redis::from_redis_value::<Vec<u8>>(v).map_err(|err| BrokerError::Malformed {
-            id: e.id.clone(),
-            reason: format!("field `{name}`: {}", quote_peer(&err.to_string())),
-        }),
-        None => Err(BrokerError::Malformed {
-            id: e.id.clone(),
-            reason: format!("no field `{name}`"),
-        }),
-    }
-}
 
 /// The entry's payload, or an empty one (logged) when it is unreadable: an
 /// empty payload is not a frame, so whoever reads it fails just that entry.
 pub(super) fn payload_of(e: &StreamId) -> Vec<u8> {
-    field_bytes(e, "f").unwrap_or_else(|err| {
-        tracing::warn!("{err}");
-        Vec::new()
-    })
+    let reason = match e.map.get("f").map(redis::from_redis_value::<Vec<u8>>) {
+        Some(Ok(payload)) => return payload,
+        Some(Err(err)) => format!("field `f`: {}", quote_peer(&err.to_string())),
+        None => "no field `f`".to_string(),
+    };
+    let id = e.id.clone();
+    tracing::warn!("{}", BrokerError::Malformed { id, reason });
+    Vec::new()
 }
 
 pub(super) fn field_string(e: &StreamId, name: &str) -> String {

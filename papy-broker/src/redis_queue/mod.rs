@@ -153,16 +153,13 @@ impl RedisQueue {
         }
     }
 
-    /// Runs `f`; if the group is missing (a new run reset the keys, or the
+    /// Runs `cmd`; if the group is missing (a new run reset the keys, or the
     /// server restarted) or the stream was deleted under a blocked read,
-    /// creates it and runs `f` again, but only while the run's settings
+    /// creates it and runs `cmd` again, but only while the run's settings
     /// exist: a worker never recreates the streams of a run that expired or
     /// was never started (`None`: nothing to do).
-    fn with_group<T>(
-        &mut self,
-        f: impl Fn(&mut Self) -> redis::RedisResult<T>,
-    ) -> Result<Option<T>> {
-        match f(self) {
+    fn with_group<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<Option<T>> {
+        match cmd.query(&mut self.con) {
             Err(e) if matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) => {
                 let exists: bool = redis::cmd("EXISTS")
                     .arg(&self.keys.state)
@@ -171,14 +168,15 @@ impl RedisQueue {
                     return Ok(None);
                 }
                 self.ensure_group()?;
-                Ok(Some(f(self)?))
+                Ok(Some(cmd.query(&mut self.con)?))
             }
             other => Ok(Some(other?)),
         }
     }
 
     /// Adds to `pipe` an outcome entry for task entry `entry` on `stream`:
-    /// its session, its job id, `payload` and the `extra` fields.
+    /// its session, its job id, `payload` and the `extra` fields (a slice
+    /// of pairs is written as field, value, field, value...).
     fn add_outcome(
         pipe: &mut redis::Pipeline,
         entry: &Entry,
@@ -186,8 +184,7 @@ impl RedisQueue {
         payload: &[u8],
         extra: &[(&str, &[u8])],
     ) {
-        let add = pipe
-            .cmd("XADD")
+        pipe.cmd("XADD")
             .arg(stream)
             .arg("*")
             .arg("s")
@@ -195,11 +192,9 @@ impl RedisQueue {
             .arg("j")
             .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
-            .arg(payload);
-        for (k, v) in extra {
-            add.arg(*k).arg(*v);
-        }
-        add.ignore();
+            .arg(payload)
+            .arg(extra)
+            .ignore();
     }
 
     /// Runs `pipe` (outcome entries appended to `stream`, see

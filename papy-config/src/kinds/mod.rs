@@ -44,7 +44,7 @@ use papy_core::{NuMapBuilder, WorkerCommand};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use process::ProcessConfig;
+pub use process::{recycle_check, recycle_of, ProcessConfig};
 pub use remote::{RemoteCommand, RemoteConfig};
 pub use thread::ThreadConfig;
 

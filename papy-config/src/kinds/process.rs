@@ -80,10 +80,7 @@ impl PoolConfig for ProcessConfig {
 
 /// The range checks of `recycle_after` and `recycle_above_mb` (every kind
 /// whose workers run a command has them).
-pub(crate) fn recycle_check(
-    after: Option<u64>,
-    above_mb: Option<u64>,
-) -> Vec<(&'static str, String)> {
+pub fn recycle_check(after: Option<u64>, above_mb: Option<u64>) -> Vec<(&'static str, String)> {
     let mut p = Vec::new();
     if after == Some(0) {
         p.push(("recycle_after", "must be at least 1 item".to_string()));
@@ -99,7 +96,7 @@ pub(crate) fn recycle_check(
 
 /// The [`Recycle`](papy_core::pool::Recycle) of `recycle_after` and
 /// `recycle_above_mb`.
-pub(crate) fn recycle_of(after: Option<u64>, above_mb: Option<u64>) -> papy_core::pool::Recycle {
+pub fn recycle_of(after: Option<u64>, above_mb: Option<u64>) -> papy_core::pool::Recycle {
     papy_core::pool::Recycle {
         after_items: after,
         above_rss: above_mb.map(|m| m << 20),
