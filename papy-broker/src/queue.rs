@@ -77,13 +77,26 @@ pub struct Cursor {
     pub results: String,
     /// Last dead-letter entry read.
     pub dead: String,
+    /// The session of the host reading (empty: none). The results it has
+    /// read may be dropped from the broker only while the run is still
+    /// this session's: a host another one replaced must not drop the new
+    /// host's results.
+    pub session: String,
 }
 
 impl Default for Cursor {
     fn default() -> Self {
+        Cursor::of("")
+    }
+}
+
+impl Cursor {
+    /// The start of the streams, read by the host of `session`.
+    pub fn of(session: &str) -> Cursor {
         Cursor {
             results: "0-0".into(),
             dead: "0-0".into(),
+            session: session.to_string(),
         }
     }
 }

@@ -434,6 +434,72 @@ fn answered_tasks_and_read_results_leave_redis_during_the_run() {
     assert_eq!(p.duplicates(), 0);
 }
 
+/// Only the run's own host drops the results it has read: a host that
+/// another one replaced on the same run id (it reads on until it stops)
+/// leaves the new host's results alone, read or not.
+#[test]
+fn a_replaced_host_does_not_drop_the_new_hosts_results() {
+    let _serial = support::serial();
+    let server = RedisServer::start();
+    let mut new_host = RedisQueue::connect(&server.url(), "taken").unwrap();
+    new_host
+        .start_run(&papy_broker::RunSettings {
+            session: "new".into(),
+            max_attempts: 3,
+            claim_after: Duration::from_secs(30),
+            done: false,
+            lease: Duration::from_secs(60),
+            key_check: String::new(),
+        })
+        .unwrap();
+    new_host
+        .add_tasks("new", &[(1, b"a".to_vec()), (2, b"b".to_vec())])
+        .unwrap();
+    let entries = new_host
+        .read_tasks("w", 2, Duration::from_millis(100))
+        .unwrap();
+    let done: Vec<papy_broker::Done<'_>> = entries
+        .iter()
+        .map(|entry| papy_broker::Done {
+            entry,
+            result: b"r",
+            busy: Duration::ZERO,
+        })
+        .collect();
+    new_host.complete_all(&done).unwrap();
+    let results = |server: &RedisServer| -> usize {
+        redis::cmd("XLEN")
+            .arg("papy:taken:results")
+            .query(&mut server.connection())
+            .unwrap()
+    };
+    // The old host reads both results (and ignores them: not its session),
+    // then reads again, which is when a host drops what it has read.
+    let mut old_host = RedisQueue::connect(&server.url(), "taken").unwrap();
+    let mut old = papy_broker::Cursor::of("old");
+    let seen = old_host
+        .read_outcomes(&mut old, 10, Duration::from_millis(100))
+        .unwrap();
+    assert_eq!(seen.len(), 2);
+    old_host
+        .read_outcomes(&mut old, 10, Duration::from_millis(10))
+        .unwrap();
+    assert_eq!(results(&server), 2, "the new host's results are all there");
+    // The new host's own reading drops them, but for the last one read.
+    let mut mine = papy_broker::Cursor::of("new");
+    assert_eq!(
+        new_host
+            .read_outcomes(&mut mine, 10, Duration::from_millis(100))
+            .unwrap()
+            .len(),
+        2
+    );
+    new_host
+        .read_outcomes(&mut mine, 10, Duration::from_millis(10))
+        .unwrap();
+    assert_eq!(results(&server), 1);
+}
+
 #[test]
 fn an_unreachable_broker_is_a_clear_error_without_the_password() {
     let e = BrokerPool::builder("nowhere", "redis://:hunter2@127.0.0.1:1")

@@ -133,7 +133,10 @@ fn a_redis_restarted_with_appendonly_gives_every_item_exactly_once() {
         .arg("papy:aof:tasks")
         .query(&mut con)
         .unwrap();
-    assert_ne!(info.last_generated_id, "0-0", "the task stream survived the restart");
+    assert_ne!(
+        info.last_generated_id, "0-0",
+        "the task stream survived the restart"
+    );
     let _ = std::fs::remove_file(&marker);
 }
 

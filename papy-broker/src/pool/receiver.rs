@@ -48,7 +48,7 @@ pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
     let mut r = Reader {
         sh,
         q: Some(q),
-        cursor: Cursor::default(),
+        cursor: Cursor::of(&sh.settings.session),
         backoff: Duration::from_millis(50),
         polled: None,
         answered: Instant::now(),
@@ -247,7 +247,7 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
         sh.spec.name
     );
     q.start_run(&sh.settings)?;
-    *cursor = Cursor::default();
+    *cursor = Cursor::of(&sh.settings.session);
     send_again(sh, q)
 }
 

@@ -7,7 +7,7 @@ use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadRe
 use redis::Value;
 
 use super::entries::{busy_of, field_string, job_of, payload_of, task_entry};
-use super::scripts::{CLAIM_SCRIPT, RECLAIM_SCRIPT, TOUCH_SCRIPT};
+use super::scripts::{CLAIM_SCRIPT, RECLAIM_SCRIPT, TOUCH_SCRIPT, TRIM_SCRIPT};
 use super::RedisQueue;
 use crate::error::Result;
 use crate::keys::GROUP;
@@ -333,11 +333,15 @@ impl Queue for RedisQueue {
         let mut pipe = redis::pipe();
         // The run's host reads each result once: what it has read goes
         // before it reads on, so a long run's result stream holds what is
-        // unread, not every batch of the run (dead letters stay, to inspect).
-        if cursor.results != "0-0" {
-            pipe.cmd("XTRIM")
+        // unread, not every batch of the run (dead letters stay, to
+        // inspect); only while the run is still this host's session.
+        if cursor.results != "0-0" && !cursor.session.is_empty() {
+            pipe.cmd("EVAL")
+                .arg(TRIM_SCRIPT)
+                .arg(2)
+                .arg(&self.keys.state)
                 .arg(&self.keys.results)
-                .arg("MINID")
+                .arg(&cursor.session)
                 .arg(&cursor.results)
                 .ignore();
         }

@@ -64,3 +64,15 @@ for _, e in ipairs(r[2]) do
 end
 return {r[1], taken, counts}
 ";
+
+/// Drops the results the host has read (see `read_outcomes`), only while
+/// the run is still the host's session: a host another one replaced keeps
+/// reading until it stops, and must not drop the new host's results.
+/// KEYS: the run's settings, its result stream; ARGV: the session, the
+/// last result id read (kept, with every later one).
+pub(super) const TRIM_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], 'session') == ARGV[1] then
+  redis.call('XTRIM', KEYS[2], 'MINID', ARGV[2])
+end
+return 0
+";

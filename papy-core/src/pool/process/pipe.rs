@@ -46,6 +46,8 @@ pub(super) struct Pipe {
     end: usize,
     /// stdout has ended (every writer of it is gone).
     eof: bool,
+    /// Most bytes held unread while a write waits ([`HOLD`]; less in tests).
+    hold: usize,
     write_deadline: Option<Instant>,
     read_deadline: Option<Instant>,
 }
@@ -67,6 +69,7 @@ impl Pipe {
             start: 0,
             end: 0,
             eof: false,
+            hold: HOLD,
             write_deadline: None,
             read_deadline: None,
         })
@@ -89,16 +92,13 @@ impl Pipe {
     fn read_some(&mut self) -> io::Result<bool> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
-            if self.buf.len() > KEEP {
-                self.buf = vec![0; CHUNK];
-            }
         }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 (self.start, self.end) = (0, self.end - self.start);
-            } else if self.buf.len() < HOLD {
-                self.buf.resize((self.buf.len() * 2).min(HOLD), 0);
+            } else if self.buf.len() < self.hold {
+                self.buf.resize((self.buf.len() * 2).min(self.hold), 0);
             } else {
                 return Ok(false);
             }
@@ -118,7 +118,7 @@ impl Pipe {
     /// Whether stdout may be read while a write waits: it has not ended
     /// and what is held unread is below [`HOLD`].
     fn can_hold_more(&self) -> bool {
-        !self.eof && (self.end < self.buf.len() || self.start > 0 || self.buf.len() < HOLD)
+        !self.eof && (self.end < self.buf.len() || self.start > 0 || self.buf.len() < self.hold)
     }
 
     /// Waits until stdin can take bytes or the write deadline passes (an
@@ -127,6 +127,14 @@ impl Pipe {
     fn wait_writable(&mut self) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let drain = self.can_hold_more();
+        if !drain && !self.eof {
+            // More than a frame written while its input is full: no worker
+            // keeping to the protocol does that, and waiting would be for ever.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the worker wrote more than a frame without reading its input",
+            ));
+        }
         let mut fds = [
             pollfd(self.stdin.as_raw_fd(), libc::POLLOUT),
             pollfd(self.stdout.as_raw_fd(), libc::POLLIN),
@@ -165,6 +173,14 @@ impl Pipe {
 impl Read for Pipe {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.start == self.end && !self.eof {
+            // Past the deadline even while bytes keep coming (a worker
+            // trickling a frame does not outlast its timeout).
+            if self.read_deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the worker did not answer in time",
+                ));
+            }
             if !self.read_some()? {
                 #[cfg(unix)]
                 self.wait_readable()?;
@@ -173,6 +189,11 @@ impl Read for Pipe {
         let n = out.len().min(self.end - self.start);
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.start += n;
+        if self.start == self.end && self.buf.len() > KEEP {
+            // A large frame read: its room is given back now, not when the
+            // next frame comes.
+            (self.buf, self.start, self.end) = (vec![0; CHUNK], 0, 0);
+        }
         Ok(n)
     }
 }
@@ -324,6 +345,39 @@ mod tests {
         let mut back = vec![0u8; sent.len()];
         pipe.read_exact(&mut back).expect("echoed");
         assert!(back == sent, "the echo differs from what was sent");
+        end(child);
+    }
+
+    /// A worker that writes on and on without reading its input fills what
+    /// a waiting write may hold: the write fails instead of waiting for
+    /// ever.
+    #[test]
+    fn a_worker_writing_without_reading_fails_the_write_past_what_may_be_held() {
+        let (child, mut pipe) = spawn("exec yes");
+        pipe.hold = 1 << 20;
+        let err = pipe
+            .write_all(&vec![7u8; 4 << 20])
+            .expect_err("yes reads nothing");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        end(child);
+    }
+
+    /// A worker whose bytes never stop coming still meets the read
+    /// deadline (no wait ever happens to look at it).
+    #[test]
+    fn a_read_deadline_holds_while_bytes_keep_coming() {
+        let (child, mut pipe) = spawn("exec yes");
+        let start = Instant::now();
+        pipe.set_read_deadline(Some(start + Duration::from_millis(100)));
+        let mut buf = vec![0u8; 64 << 10];
+        let err = loop {
+            match pipe.read(&mut buf) {
+                Ok(n) => assert!(n > 0, "yes never ends"),
+                Err(e) => break e,
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "never timed out");
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         end(child);
     }
 

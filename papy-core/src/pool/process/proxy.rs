@@ -31,8 +31,10 @@ pub(super) struct InFlight {
 /// Most function chains remembered per pool.
 const RECENT: usize = 256;
 
-/// Frames sent to one worker before the first of them is answered.
-const PIPELINE_DEPTH: usize = 2;
+/// Frames sent to one worker before the first of them is answered. Off
+/// Unix a write that waits cannot read the worker's answer meanwhile
+/// (`pipe.rs`): one frame at a time there.
+const PIPELINE_DEPTH: usize = if cfg!(unix) { 2 } else { 1 };
 
 /// Most jobs coalesced into one frame.
 const MAX_GROUP: usize = 256;
