@@ -270,12 +270,7 @@ impl Dagger {
     /// # Errors
     /// Unknown name.
     pub fn upstream(&self, name: &str) -> Result<Vec<&Piper>> {
-        let ix = self.index(name)?;
-        Ok(self
-            .neighbours(ix, Direction::Incoming)
-            .into_iter()
-            .map(|n| &self.graph[n].piper)
-            .collect())
+        self.linked(name, Direction::Incoming)
     }
 
     /// The downstream pipers of `name`, in the order their pipes were added.
@@ -283,12 +278,14 @@ impl Dagger {
     /// # Errors
     /// Unknown name.
     pub fn downstream(&self, name: &str) -> Result<Vec<&Piper>> {
-        let ix = self.index(name)?;
-        Ok(self
-            .neighbours(ix, Direction::Outgoing)
-            .into_iter()
-            .map(|n| &self.graph[n].piper)
-            .collect())
+        self.linked(name, Direction::Outgoing)
+    }
+
+    /// The pipers piped into (`Incoming`) or out of `name`, in the order
+    /// their pipes were added.
+    fn linked(&self, name: &str, dir: Direction) -> Result<Vec<&Piper>> {
+        let ixs = self.neighbours(self.index(name)?, dir);
+        Ok(ixs.into_iter().map(|n| &self.graph[n].piper).collect())
     }
 
     /// Every piper in topological order (see the module docs).
@@ -324,17 +321,19 @@ impl Dagger {
 
     /// Pipers without upstream pipers, in topological order.
     pub fn inputs(&self) -> Vec<&Piper> {
-        self.order()
-            .into_iter()
-            .filter(|p| self.upstream(p.name()).is_ok_and(|u| u.is_empty()))
-            .collect()
+        self.ends(Direction::Incoming)
     }
 
     /// Pipers without downstream pipers, in topological order.
     pub fn outputs(&self) -> Vec<&Piper> {
-        self.order()
-            .into_iter()
-            .filter(|p| self.downstream(p.name()).is_ok_and(|d| d.is_empty()))
+        self.ends(Direction::Outgoing)
+    }
+
+    /// Pipers without pipes in direction `dir`, in topological order.
+    fn ends(&self, dir: Direction) -> Vec<&Piper> {
+        let order = self.order().into_iter();
+        order
+            .filter(|p| self.linked(p.name(), dir).is_ok_and(|l| l.is_empty()))
             .collect()
     }
 }

@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::sync::lock;
+
 /// The environment variable that carries the key (64 hex digits) to a
 /// worker process.
 pub const RUN_KEY_ENV: &str = "PAPY_RUN_KEY";
@@ -153,9 +155,7 @@ fn extra_dirs() -> &'static std::sync::Mutex<Vec<PathBuf>> {
 /// that dumps). Passed on to the worker processes started after.
 pub fn add_item_dir(dir: &Path) {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let mut dirs = extra_dirs()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut dirs = lock(extra_dirs());
     if !dirs.contains(&dir) {
         dirs.push(dir);
     }
@@ -165,22 +165,13 @@ pub fn add_item_dir(dir: &Path) {
 /// [`add_item_dir`].
 pub fn item_dirs() -> Vec<PathBuf> {
     let mut out = vec![item_root().to_path_buf()];
-    out.extend(
-        extra_dirs()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .cloned(),
-    );
+    out.extend(lock(extra_dirs()).iter().cloned());
     out
 }
 
 /// The other item folders as [`ITEM_DIRS_ENV`] carries them.
 pub fn item_dirs_env() -> String {
-    let dirs = extra_dirs()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let dirs = lock(extra_dirs()).clone();
     serde_json::to_string(&dirs).unwrap_or_else(|_| "[]".into())
 }
 

@@ -47,7 +47,7 @@ fn spin_until<T>(until: Instant, mut poll: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// Locks `m`, ignoring poisoning (see the module docs).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

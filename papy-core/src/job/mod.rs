@@ -75,24 +75,8 @@ macro_rules! into_inbox_value {
         }
     )*};
 }
-into_inbox_value!(
-    crate::value::Value,
-    i8,
-    i16,
-    i32,
-    i64,
-    u8,
-    u16,
-    u32,
-    u64,
-    usize,
-    isize,
-    f32,
-    f64,
-    bool,
-    String,
-    &'static str
-);
+into_inbox_value!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+into_inbox_value!(crate::value::Value, f32, f64, bool, String, &'static str);
 
 /// A batch of consecutive items of one task.
 pub struct Job {

@@ -41,6 +41,7 @@ use crate::error::{Error, Item, Result};
 use crate::job::TaskCtx;
 use crate::limits;
 use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
+use crate::sync::lock;
 use crate::worker::Worker;
 use buffer::Credits;
 pub use builder::{NuMapBuilder, TaskOptions};
@@ -112,10 +113,7 @@ impl NuMap {
     }
 
     fn ctl(&self) -> MutexGuard<'_, Control> {
-        self.inner
-            .ctl
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner.ctl)
     }
 
     /// The name.
@@ -519,7 +517,7 @@ impl NuMap {
         let ctl = self.ctl();
         let ctx = ctl.ctxs.get(task)?;
         let t = ctx.tracked.as_ref()?;
-        let map = t.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let map = lock(t).clone();
         Some(map)
     }
 

@@ -41,7 +41,7 @@ mod source;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::dagger::Dagger;
@@ -57,11 +57,6 @@ use sink::Sink;
 pub use run::StopHandle;
 pub use sink::Collector;
 pub use source::Source;
-
-/// Locks `m`, whatever a panicking holder left.
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The state of a [`Plumber`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,14 +227,10 @@ impl Plumber {
 
     fn finish(&mut self) {
         if let Some(r) = &mut self.run {
-            for h in r.drains.drain(..) {
-                let _ = h.join();
-            }
-            r.ended.get_or_insert(r.started.elapsed());
-            r.drains.clear();
+            r.join_drains();
             // Keep `finished()` true: every drain has reported.
             r.outputs = 0;
-            *lock(&r.done.count) = 0;
+            *r.done.lock() = 0;
         }
         self.state = PlumberState::Finished;
         crate::hooks::run(crate::hooks::When::RunEnd);
@@ -352,12 +343,7 @@ impl Plumber {
         &self,
         inputs: impl IntoIterator<Item = (S, Source)>,
     ) -> Result<BTreeMap<String, Stream>> {
-        let wanted: Vec<String> = self
-            .dagger
-            .inputs()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let wanted = self.input_names();
         let mut sources = BTreeMap::new();
         for (name, src) in inputs {
             let name = name.into();
@@ -371,21 +357,24 @@ impl Plumber {
                 return Err(Error::Inputs(format!("input `{name}` given twice")));
             }
         }
-        let missing: Vec<&String> = wanted
+        let missing: Vec<String> = wanted
             .iter()
             .filter(|n| !sources.contains_key(*n))
+            .map(|n| format!("`{n}`"))
             .collect();
         if !missing.is_empty() {
             return Err(Error::Inputs(format!(
                 "no input for {}",
-                missing
-                    .iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                missing.join(", ")
             )));
         }
         Ok(sources)
+    }
+
+    /// The names of the input pipers, in the order of [`Dagger::inputs`].
+    fn input_names(&self) -> Vec<String> {
+        let inputs = self.dagger.inputs();
+        inputs.iter().map(|p| p.name().to_string()).collect()
     }
 
     /// Binds inputs positionally, in the order of [`Dagger::inputs`].
@@ -393,12 +382,7 @@ impl Plumber {
     /// # Errors
     /// As [`Plumber::start`], and a count mismatch.
     pub fn start_positional(&mut self, inputs: Vec<Source>) -> Result<()> {
-        let names: Vec<String> = self
-            .dagger
-            .inputs()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let names = self.input_names();
         if names.len() != inputs.len() {
             return Err(Error::Inputs(format!(
                 "{} input(s) given for {} input piper(s) ({})",
@@ -440,17 +424,7 @@ impl Plumber {
     /// # Errors
     /// [`Error::State`] unless running or finished.
     pub fn pause(&mut self) -> Result<()> {
-        match self.state() {
-            PlumberState::Finished => Ok(()),
-            PlumberState::Running => {
-                if let Some(r) = &self.run {
-                    r.pause.set(true);
-                }
-                self.state = PlumberState::Paused;
-                Ok(())
-            }
-            s => Err(self.state_error("pause", s)),
-        }
+        self.set_paused("pause", PlumberState::Running, PlumberState::Paused)
     }
 
     /// Resumes after a pause (does nothing on a finished run).
@@ -458,16 +432,22 @@ impl Plumber {
     /// # Errors
     /// [`Error::State`] unless paused or finished.
     pub fn resume(&mut self) -> Result<()> {
+        self.set_paused("resume", PlumberState::Paused, PlumberState::Running)
+    }
+
+    /// `op` (pause or resume): from state `from` to `to`; nothing on a
+    /// finished run.
+    fn set_paused(&mut self, op: &'static str, from: PlumberState, to: PlumberState) -> Result<()> {
         match self.state() {
             PlumberState::Finished => Ok(()),
-            PlumberState::Paused => {
+            s if s == from => {
                 if let Some(r) = &self.run {
-                    r.pause.set(false);
+                    r.pause.set(to == PlumberState::Paused);
                 }
-                self.state = PlumberState::Running;
+                self.state = to;
                 Ok(())
             }
-            s => Err(self.state_error("resume", s)),
+            s => Err(self.state_error(op, s)),
         }
     }
 
@@ -517,10 +497,7 @@ impl Plumber {
         }
         if let Some(r) = &mut self.run {
             r.pause.set(false);
-            for h in r.drains.drain(..) {
-                let _ = h.join();
-            }
-            r.ended.get_or_insert(r.started.elapsed());
+            r.join_drains();
         }
         self.state = PlumberState::Stopped;
         self.release_numaps();

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::span::EnteredSpan;
 
 use crate::catch;
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
@@ -160,6 +161,20 @@ fn passed_on(e: &ItemError, node: &str) -> ItemError {
     } else {
         e.clone().via(node)
     }
+}
+
+/// The spans of a batch, entered: what the functions log is attributed to
+/// its node and batch (`node{name=..}:batch{first=.. items=..}`), in
+/// threads and worker processes. The batch span comes first, so it is
+/// exited first.
+type BatchSpans = (Option<EnteredSpan>, EnteredSpan);
+
+fn batch_spans(n: usize, index: &impl Fn(usize) -> u64, node: &str) -> BatchSpans {
+    let node = tracing::info_span!("node", name = node).entered();
+    let batch =
+        (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
+    tracing::trace!("evaluating");
+    (batch, node)
 }
 
 impl Worker {
@@ -348,38 +363,14 @@ impl Worker {
         node: &str,
         out: &mut Vec<Item>,
     ) {
-        // Spans: what the functions log is attributed to its node and batch
-        // (`node{name=..}:batch{first=.. items=..}`), in threads and worker processes.
-        let _node = tracing::info_span!("node", name = node).entered();
-        let _batch =
-            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
-        tracing::trace!("evaluating");
-        let start = out.len();
+        let _spans = batch_spans(n, &index, node);
         out.reserve(n);
         if self.eval_batch_whole(n, &inbox, &index, node, out) {
             return;
         }
-        let current = Cell::new(0);
-        loop {
-            let done = out.len() - start;
-            if done >= n {
-                return;
-            }
-            let r = catch(|| {
-                for i in done..n {
-                    out.push(self.eval_unguarded(inbox(i), node, index(i), &current));
-                }
-            });
-            if let Err(p) = r {
-                let i = out.len() - start;
-                out.push(Err(self.panic_error(
-                    p,
-                    current.get(),
-                    Some(node),
-                    index(i),
-                )));
-            }
-        }
+        let eval =
+            |i, current: &Cell<usize>| self.eval_unguarded(inbox(i), node, index(i), current);
+        self.eval_segments(n, &index, node, eval, |_, r| out.push(r));
     }
 
     /// One call for the whole batch, when the Worker is a single function
@@ -458,21 +449,34 @@ impl Worker {
         mut input: impl FnMut(usize) -> Item,
         index: impl Fn(usize) -> u64,
         node: &str,
+        output: impl FnMut(usize, Item),
+    ) {
+        let _spans = batch_spans(n, &index, node);
+        let eval = |i, current: &Cell<usize>| {
+            let item = input(i);
+            self.eval_unguarded(std::slice::from_ref(&item), node, index(i), current)
+        };
+        self.eval_segments(n, &index, node, eval, output);
+    }
+
+    /// Evaluates items `0..n` in segments guarded against panics: `eval(i,
+    /// current)` gives item `i`'s result, `output(i, result)` takes it; a
+    /// panic fails the item it struck, then the next segment starts after it.
+    fn eval_segments(
+        &self,
+        n: usize,
+        index: &impl Fn(usize) -> u64,
+        node: &str,
+        mut eval: impl FnMut(usize, &Cell<usize>) -> Item,
         mut output: impl FnMut(usize, Item),
     ) {
-        let _node = tracing::info_span!("node", name = node).entered();
-        let _batch =
-            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
-        tracing::trace!("evaluating");
         let current = Cell::new(0);
         let next = Cell::new(0usize);
         while next.get() < n {
             let r = catch(|| {
                 while next.get() < n {
                     let i = next.get();
-                    let item = input(i);
-                    let result =
-                        self.eval_unguarded(std::slice::from_ref(&item), node, index(i), &current);
+                    let result = eval(i, &current);
                     next.set(i + 1);
                     output(i, result);
                 }
@@ -480,10 +484,8 @@ impl Worker {
             if let Err(p) = r {
                 let i = next.get();
                 next.set(i + 1);
-                output(
-                    i,
-                    Err(self.panic_error(p, current.get(), Some(node), index(i))),
-                );
+                let e = self.panic_error(p, current.get(), Some(node), index(i));
+                output(i, Err(e));
             }
         }
     }

@@ -10,6 +10,7 @@ use super::payload::Payload;
 use super::{
     capacity, io_err, log_failure, new_path, path_value, DumpOptions, Dumped, ItemsError, Served,
 };
+use crate::sync::lock;
 use crate::value::Value;
 
 /// Named pipes this process made whose reader has not come yet.
@@ -34,11 +35,7 @@ inventory::submit! {
 /// done, `papy run` at its end), since their serving threads end with it.
 /// Returns how many were removed.
 pub fn remove_pending_fifos() -> usize {
-    let paths = std::mem::take(
-        &mut *pending_fifos()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let paths = std::mem::take(&mut *lock(pending_fifos()));
     paths
         .iter()
         .filter(|p| std::fs::remove_file(p).is_ok())
@@ -46,10 +43,7 @@ pub fn remove_pending_fifos() -> usize {
 }
 
 fn forget_fifo(path: &Path) {
-    pending_fifos()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(path);
+    lock(pending_fifos()).remove(path);
 }
 
 #[cfg(unix)]
@@ -76,10 +70,7 @@ pub(super) fn dump(
     }
     let timeout = opts.timeout;
     let p = path.clone();
-    pending_fifos()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(path.clone());
+    lock(pending_fifos()).insert(path.clone());
     let server = std::thread::Builder::new()
         .name("papy-item-fifo".into())
         .spawn(move || {
