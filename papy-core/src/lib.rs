@@ -32,6 +32,18 @@
 // `#[worker]` inside this crate writes paths through `::papy_core`.
 extern crate self as papy_core;
 
+/// `impl Debug` showing only the type's name (`Name { .. }`), for types
+/// whose fields cannot or need not be shown.
+macro_rules! opaque_debug {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 pub mod chaos;
 pub mod dagger;
 pub mod error;

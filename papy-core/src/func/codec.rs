@@ -139,11 +139,7 @@ pub struct StreamFile {
     inner: Option<Inner>,
 }
 
-impl std::fmt::Debug for StreamFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamFile").finish_non_exhaustive()
-    }
-}
+opaque_debug!(StreamFile);
 
 enum Inner {
     Plain(BufWriter<Box<dyn Write + Send>>),

@@ -115,11 +115,7 @@ pub struct Lines {
     done: bool,
 }
 
-impl std::fmt::Debug for Lines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lines").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Lines);
 
 /// Reads the lines of `path` (`-` = stdin; `.gz`/`.zst` decompressed).
 ///
@@ -262,11 +258,7 @@ pub struct Records {
     done: bool,
 }
 
-impl std::fmt::Debug for Records {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Records);
 
 /// Reads the records of `path` separated by `delimiter` lines (`None` or
 /// `""` = blank lines), PaPy's `load_stream`.
@@ -396,11 +388,7 @@ pub struct MsgPack {
     done: bool,
 }
 
-impl std::fmt::Debug for MsgPack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MsgPack").finish_non_exhaustive()
-    }
-}
+opaque_debug!(MsgPack);
 
 /// Reads the MessagePack values of `path` until its end; a truncated or
 /// malformed value becomes an error item and ends the stream (a binary

@@ -22,11 +22,7 @@ pub struct Detached {
     len: usize,
 }
 
-impl std::fmt::Debug for Detached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detached").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Detached);
 
 impl Job {
     /// A job of `inboxes` (items `0..`) for `func` that belongs to no

@@ -48,11 +48,7 @@ pub struct NuMapBuilder {
     pool: Option<Arc<dyn Pool>>,
 }
 
-impl std::fmt::Debug for NuMapBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NuMapBuilder").finish_non_exhaustive()
-    }
-}
+opaque_debug!(NuMapBuilder);
 
 impl Default for NuMapBuilder {
     /// PaPy's defaults (thread workers = CPUs, stride = workers, ordered).

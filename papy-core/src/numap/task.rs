@@ -22,11 +22,7 @@ pub struct TaskResults {
     local_taken: u64,
 }
 
-impl std::fmt::Debug for TaskResults {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskResults").finish_non_exhaustive()
-    }
-}
+opaque_debug!(TaskResults);
 
 /// The outcome of [`TaskResults::next_timeout`].
 #[derive(Debug, PartialEq)]

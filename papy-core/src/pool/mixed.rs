@@ -34,11 +34,7 @@ pub struct MixedPool {
     size: usize,
 }
 
-impl std::fmt::Debug for MixedPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MixedPool").finish_non_exhaustive()
-    }
-}
+opaque_debug!(MixedPool);
 
 impl MixedPool {
     /// Combines `pools` (at least one).

@@ -62,11 +62,7 @@ pub struct ThreadPool {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for ThreadPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadPool").finish_non_exhaustive()
-    }
-}
+opaque_debug!(ThreadPool);
 
 impl ThreadPool {
     /// Starts `size` threads named after `name`.
