@@ -61,6 +61,20 @@ enum Source {
 }
 
 impl LineReader {
+    fn new(path: &Path, source: Source) -> LineReader {
+        LineReader {
+            path: path.to_path_buf(),
+            source,
+            line: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A reader of `path`'s lines, decompressed by extension.
+    fn open(path: &Path) -> io::Result<LineReader> {
+        Ok(LineReader::new(path, Source::Stream(codec::open(path)?)))
+    }
+
     /// Reads the next line, with its terminator, into `buf`; `Ok(false)`
     /// at the end.
     fn next_line(&mut self) -> io::Result<bool> {
@@ -102,10 +116,8 @@ impl LineReader {
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {
-    let line = line
-        .strip_suffix(b"\n")
-        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l));
-    line
+    line.strip_suffix(b"\n")
+        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 /// The lines of a text file, without their terminators (`\n` or `\r\n`).
@@ -122,14 +134,8 @@ opaque_debug!(Lines);
 /// # Errors
 /// The file cannot be opened.
 pub fn lines(path: impl AsRef<Path>) -> io::Result<Lines> {
-    let path = path.as_ref();
     Ok(Lines {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Stream(codec::open(path)?),
-            line: 0,
-            buf: Vec::new(),
-        },
+        r: LineReader::open(path.as_ref())?,
         done: false,
     })
 }
@@ -161,19 +167,15 @@ pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::R
             format!("{}: only regular files can be followed", path.display()),
         ));
     }
+    let source = Source::Follow {
+        file: BufReader::new(f),
+        pos: 0,
+        partial: Vec::new(),
+        poll,
+        stop,
+    };
     Ok(Lines {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Follow {
-                file: BufReader::new(f),
-                pos: 0,
-                partial: Vec::new(),
-                poll,
-                stop,
-            },
-            line: 0,
-            buf: Vec::new(),
-        },
+        r: LineReader::new(path, source),
         done: false,
     })
 }
@@ -286,12 +288,7 @@ pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Re
         ));
     }
     Ok(Records {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Stream(codec::open(path)?),
-            line: 0,
-            buf: Vec::new(),
-        },
+        r: LineReader::open(path)?,
         delimiter: delimiter
             .filter(|d| !d.is_empty())
             .map(|d| d.as_bytes().to_vec()),

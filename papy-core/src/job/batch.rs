@@ -72,16 +72,13 @@ impl Wire<'_> {
         chain: &'f [Call],
         node: &'f str,
     ) -> (FrameRef<'f>, Option<&'f [u8]>) {
-        let (inboxes, tail) = match &self.values {
-            WireValues::Packed(v) => (InboxesRef::Single(&[]), Some(v.as_slice())),
-            WireValues::Many(v) => (InboxesRef::Many(v), None),
-        };
-        let frame = FrameRef::Task {
-            id,
-            chain,
-            node,
-            indices: &self.indices,
-            inboxes,
+        let mut frame = self.frame(id, chain, node);
+        let tail = match (&self.values, &mut frame) {
+            (WireValues::Packed(v), FrameRef::Task { inboxes, .. }) => {
+                *inboxes = InboxesRef::Single(&[]);
+                Some(v.as_slice())
+            }
+            _ => None,
         };
         (frame, tail)
     }
