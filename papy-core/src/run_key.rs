@@ -27,31 +27,31 @@ pub fn run_key() -> &'static [u8; 32] {
     KEY.get_or_init(|| {
         std::env::var(RUN_KEY_ENV)
             .ok()
-            .and_then(|hex| parse_hex(&hex))
-            .unwrap_or_else(fresh)
+            .and_then(|hex| unhex(hex.trim()))
+            .unwrap_or_else(random)
     })
 }
 
 /// The key as [`RUN_KEY_ENV`] carries it.
 pub fn run_key_hex() -> String {
-    run_key().iter().map(|b| format!("{b:02x}")).collect()
+    hex(run_key())
 }
 
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 || !s.is_ascii() {
+/// `bytes` as lower-case hexadecimal digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `N` bytes written as exactly `2 * N` hexadecimal digits in `s`.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
         return None;
     }
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
+    let mut bytes = [0u8; N];
+    for (i, b) in bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
-    Some(key)
-}
-
-/// 32 random bytes from the operating system.
-fn fresh() -> [u8; 32] {
-    random()
+    Some(bytes)
 }
 
 /// `N` random bytes from the operating system (`/dev/urandom`), for keys
@@ -102,7 +102,7 @@ pub fn item_root() -> &'static Path {
     ROOT.get_or_init(|| match std::env::var_os(ITEM_ROOT_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
-            let tag: String = random::<6>().iter().map(|b| format!("{b:02x}")).collect();
+            let tag = hex(&random::<6>());
             std::env::temp_dir().join(format!("papy-items-{}-{tag}", std::process::id()))
         }
     })
@@ -191,10 +191,11 @@ mod tests {
     fn the_key_round_trips_through_its_hex_form() {
         let hex = run_key_hex();
         assert_eq!(hex.len(), 64);
-        assert_eq!(parse_hex(&hex).as_ref(), Some(run_key()));
-        assert_eq!(parse_hex("zz"), None);
-        assert_eq!(parse_hex(&"g".repeat(64)), None);
-        assert_ne!(fresh(), fresh());
+        assert_eq!(unhex::<32>(&hex).as_ref(), Some(run_key()));
+        assert_eq!(unhex::<32>("zz"), None);
+        assert_eq!(unhex::<32>(&"g".repeat(64)), None);
+        assert_eq!(unhex::<2>("0aFf"), Some([0x0a, 0xff]));
+        assert_ne!(random::<32>(), random::<32>());
         assert_ne!(random::<8>(), random::<8>());
     }
 }

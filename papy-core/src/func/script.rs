@@ -452,10 +452,7 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
     }
     let outputs = output_paths(cfg, &inputs);
     let file = config_file(cfg, &inputs, &outputs)?;
-    let tag: String = crate::run_key::random::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag = crate::run_key::hex(&crate::run_key::random::<8>());
     let mut cmd = command(cfg, file.path(), &tag, &inputs, &outputs);
     let what = format!("{} {}", cfg.executable, cfg.script.display());
     let mut child = cmd

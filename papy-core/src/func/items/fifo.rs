@@ -198,11 +198,11 @@ pub(super) fn read(
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let what = || format!("reading the pipe {path}");
     let is_fifo = |m: &std::fs::Metadata| m.file_type().is_fifo();
+    let not_fifo =
+        || ItemsError::Untrusted(format!("{path} is not a named pipe; a fifo item is one"));
     let meta = std::fs::symlink_metadata(path).map_err(io_err(what()))?;
     if !is_fifo(&meta) {
-        return Err(ItemsError::Untrusted(format!(
-            "{path} is not a named pipe; a fifo item is one"
-        )));
+        return Err(not_fifo());
     }
     // Opening for reading without O_NONBLOCK would wait for a writer forever.
     let mut f = OpenOptions::new()
@@ -211,9 +211,7 @@ pub(super) fn read(
         .open(path)
         .map_err(io_err(what()))?;
     if !f.metadata().is_ok_and(|m| is_fifo(&m)) {
-        return Err(ItemsError::Untrusted(format!(
-            "{path} is not a named pipe; a fifo item is one"
-        )));
+        return Err(not_fifo());
     }
     let read = read_pipe(&mut f, len, timeout, &what);
     // The writer removes the name once both ends are open; this covers a
