@@ -292,7 +292,9 @@ impl Plumber {
         if self.dagger.is_empty() {
             return Err(Error::Graph("the dagger has no pipers".into()));
         }
-        self.cleanup();
+        if self.state == PlumberState::Finished {
+            self.release_numaps();
+        }
         self.stop_signal.lower();
         let ctl = Arc::new(RunCtl {
             timeline: self
@@ -511,12 +513,6 @@ impl Plumber {
     fn release_numaps(&mut self) {
         if let Some(r) = &self.run {
             r.release_numaps();
-        }
-    }
-
-    fn cleanup(&mut self) {
-        if self.state == PlumberState::Finished {
-            self.release_numaps();
         }
     }
 

@@ -338,13 +338,11 @@ fn watchdog(shared: &Arc<Shared>) {
             let workers = lock(&shared.workers);
             for (slot, _) in workers.iter() {
                 let mut st = lock(&slot.state);
-                if let SlotState::Running { deadline, .. } = &*st {
-                    if *deadline <= now {
-                        let old = std::mem::replace(&mut *st, SlotState::Abandoned);
-                        shared.healthy.fetch_sub(1, Ordering::SeqCst);
-                        if let SlotState::Running { job, .. } = old {
-                            expired.push((slot.clone(), job));
-                        }
+                if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
+                    let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                    shared.healthy.fetch_sub(1, Ordering::SeqCst);
+                    if let SlotState::Running { job, .. } = old {
+                        expired.push((slot.clone(), job));
                     }
                 }
             }
@@ -380,11 +378,8 @@ impl Pool for ThreadPool {
         self.size
     }
 
-    fn settings(&self) -> Option<crate::value::Value> {
-        Some(super::settings_map([(
-            "workers",
-            crate::value::Value::from(self.size),
-        )]))
+    fn settings(&self) -> Option<Value> {
+        Some(super::settings_map([("workers", Value::from(self.size))]))
     }
 
     fn stats(&self) -> super::PoolStats {
@@ -421,23 +416,19 @@ impl Pool for ThreadPool {
         // timeout, or a process pool, for such functions.)
         loop {
             let seen = *self.shared.gone.lock();
-            let done: Vec<_> = {
+            let (done, last) = {
                 let mut workers = lock(&self.shared.workers);
                 let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *workers)
                     .into_iter()
                     .partition(|(s, h)| s.done.load(Ordering::Acquire) || h.is_finished());
                 *workers = running;
-                if workers.is_empty() {
-                    drop(workers);
-                    for (_, h) in finished {
-                        let _ = h.join();
-                    }
-                    break;
-                }
-                finished
+                (finished, workers.is_empty())
             };
             for (_, h) in done {
                 let _ = h.join();
+            }
+            if last {
+                break;
             }
             // Until a thread goes (each tells `gone`); the bound is only a
             // safety net.
