@@ -189,6 +189,26 @@ fn module_known(t: &Table, module: &str) -> bool {
     t.functions.keys().any(|k| k.starts_with(&prefix))
 }
 
+/// Whether module `alt` is known here, or a resolver makes it available
+/// (then it is registered); what resolvers fail with goes to `failures`.
+fn available(alt: &str, failures: &mut Vec<String>) -> bool {
+    if module_known(&read(), alt) {
+        return true;
+    }
+    let resolvers = read().resolvers.clone();
+    for r in &resolvers {
+        match r.resolve(alt) {
+            Ok(true) => {
+                register_module(alt);
+                return true;
+            }
+            Ok(false) => {}
+            Err(e) => failures.push(format!("{alt}: {e}")),
+        }
+    }
+    false
+}
+
 /// Makes sure every import of `f` is available here: each entry's
 /// alternatives are tried in order (a registered module, a module prefix of
 /// registered functions, then each resolver). A missing entry is an error, or
@@ -199,34 +219,12 @@ fn module_known(t: &Table, module: &str) -> bool {
 pub fn resolve_imports(f: &Function) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for entry in &f.imports {
-        let alternatives: Vec<&str> = entry
+        let mut failures = Vec::new();
+        let ok = entry
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .collect();
-        let mut ok = false;
-        let mut failures = Vec::new();
-        for alt in &alternatives {
-            if module_known(&read(), alt) {
-                ok = true;
-                break;
-            }
-            let resolvers = read().resolvers.clone();
-            for r in &resolvers {
-                match r.resolve(alt) {
-                    Ok(true) => {
-                        ok = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => failures.push(format!("{alt}: {e}")),
-                }
-            }
-            if ok {
-                register_module(alt);
-                break;
-            }
-        }
+            .any(|alt| available(alt, &mut failures));
         if !ok {
             let t = read();
             let mut searched = vec!["registered modules and workers of this process".to_string()];
