@@ -257,16 +257,11 @@ impl NuMap {
             return Err(self.state_error("add a task to", "starting"));
         }
         if let Some(t) = options.timeout {
-            limits::check_duration("a timeout", t)
-                .map_err(|e| Error::Config(format!("NuMap `{}`: {e}", self.name())))?;
+            limits::check_duration("a timeout", t).map_err(|e| self.config_error(&e))?;
         }
         if options.retries > limits::MAX_RETRIES {
-            return Err(Error::Config(format!(
-                "NuMap `{}`: retries ({}) must be at most {}",
-                self.name(),
-                options.retries,
-                limits::MAX_RETRIES
-            )));
+            let (n, most) = (options.retries, limits::MAX_RETRIES);
+            return Err(self.config_error(&format!("retries ({n}) must be at most {most}")));
         }
         let pool = match &ctl.pool {
             Some(p) => p.clone(),
@@ -295,6 +290,11 @@ impl NuMap {
             pending: pending::Pending::default(),
         });
         Ok(id)
+    }
+
+    /// [`Error::Config`] naming this NuMap: `NuMap `name`: what`.
+    fn config_error(&self, what: &str) -> Error {
+        Error::Config(format!("NuMap `{}`: {what}", self.name()))
     }
 
     fn state_error(&self, op: &'static str, state: &str) -> Error {
@@ -335,10 +335,7 @@ impl NuMap {
                 ctl.tasks = tasks;
                 Ok(())
             }
-            Err(_) => Err(Error::Config(format!(
-                "NuMap `{}`: its feeder thread failed",
-                self.name()
-            ))),
+            Err(_) => Err(self.config_error("its feeder thread failed")),
         }
     }
 
@@ -369,9 +366,9 @@ impl NuMap {
         }
         self.reclaim(&mut ctl, "start")?;
         if ctl.tasks.is_empty() {
+            let name = self.name();
             return Err(Error::Config(format!(
-                "NuMap `{}` has no tasks to start",
-                self.name()
+                "NuMap `{name}` has no tasks to start"
             )));
         }
         if ctl
