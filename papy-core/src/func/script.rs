@@ -211,14 +211,15 @@ fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Tail
     })
 }
 
-/// Polls `done` until it holds or `limit` passes; whether it held.
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
+/// Polls `done` until it holds or `limit` passes (`None`: no limit);
+/// whether it held.
+fn wait_until(limit: Option<Duration>, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = limit.map(|l| Instant::now() + l);
     loop {
         if done() {
             return true;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -381,26 +382,21 @@ fn wait_for(
     what: &str,
 ) -> Result<std::process::ExitStatus, String> {
     let started = Instant::now();
-    loop {
-        if exited_unreaped(child) {
-            // What the script left running in its process group is ended
-            // too, so it cannot hold the output pipes (and this item) open;
-            // signalled before the reap, while the group's id is reserved.
-            kill_group(child.id());
-            return child
-                .wait()
-                .map_err(|e| format!("waiting for `{what}`: {e}"));
-        }
-        if limit.is_some_and(|l| started.elapsed() >= l) {
-            kill_group(child.id());
-            let _ = child.wait();
-            return Err(format!(
-                "`{what}` timed out after {:.1} s and was killed",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let exited = wait_until(limit, || exited_unreaped(child));
+    // What the script left running in its process group is ended too, so
+    // it cannot hold the output pipes (and this item) open; signalled
+    // before the reap, while the group's id is reserved.
+    kill_group(child.id());
+    if exited {
+        return child
+            .wait()
+            .map_err(|e| format!("waiting for `{what}`: {e}"));
     }
+    let _ = child.wait();
+    Err(format!(
+        "`{what}` timed out after {:.1} s and was killed",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// The script's standard output and error, waiting a little for
@@ -410,9 +406,9 @@ fn collect(readers: [std::thread::JoinHandle<Tail>; 2], pipes: &[PathBuf]) -> (S
     // cleared its environment): it is ended, and the output is not waited
     // for past a short grace.
     let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
-    if !wait_until(Duration::from_millis(200), || finished(&readers)) {
+    if !wait_until(Some(Duration::from_millis(200)), || finished(&readers)) {
         kill_pipe_holders(pipes);
-        wait_until(Duration::from_secs(1), || finished(&readers));
+        wait_until(Some(Duration::from_secs(1)), || finished(&readers));
     }
     let [out, err] = readers;
     let collect = |h: std::thread::JoinHandle<Tail>| {
