@@ -91,6 +91,7 @@ impl Doorbell {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct Credits {
     /// Credits taken (an atomic, not a lock: the feeder takes and readers
     /// give back once per batch, a batch per item at stride 1).
@@ -110,12 +111,9 @@ pub(crate) struct Credits {
 impl Credits {
     pub(crate) fn new(size: usize, bell: Arc<Doorbell>) -> Credits {
         Credits {
-            in_use: AtomicUsize::new(0),
             size: AtomicUsize::new(size),
-            closed: AtomicBool::new(false),
             bell,
-            held: AtomicUsize::new(0),
-            abandon: AtomicBool::new(false),
+            ..Credits::default()
         }
     }
 

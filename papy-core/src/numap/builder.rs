@@ -159,13 +159,12 @@ impl NuMapBuilder {
         if let Some((_, e)) = sizes.validate().into_iter().next() {
             return Err(bad(e));
         }
-        let stride = self.stride;
         Ok(NuMap {
             inner: Arc::new(Inner {
                 cfg: Config {
                     name,
                     workers,
-                    stride,
+                    stride: self.stride,
                     buffer: self.buffer,
                     ordered: self.ordered,
                     stall: self.stall,
@@ -173,12 +172,7 @@ impl NuMapBuilder {
                 stop: Arc::new(AtomicBool::new(false)),
                 ctl: Mutex::new(Control {
                     pool: self.pool,
-                    owns_pool: false,
-                    tasks: Vec::new(),
-                    ctxs: Vec::new(),
-                    feeder: None,
-                    ready: None,
-                    credits: None,
+                    ..Control::default()
                 }),
             }),
         })

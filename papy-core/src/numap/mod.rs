@@ -63,6 +63,7 @@ struct Config {
     stall: Duration,
 }
 
+#[derive(Default)]
 struct Control {
     pool: Option<Arc<dyn Pool>>,
     /// The pool was created by this NuMap (and is shut down with it).

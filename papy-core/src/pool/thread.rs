@@ -21,12 +21,18 @@ use crate::value::Value;
 
 use crate::sync::{lock, Monitor};
 
+#[derive(Default)]
 enum SlotState {
+    #[default]
     Idle,
-    Running { job: Job, deadline: Instant },
+    Running {
+        job: Job,
+        deadline: Instant,
+    },
     Abandoned,
 }
 
+#[derive(Default)]
 struct Slot {
     state: Mutex<SlotState>,
     /// The thread's work is over (it is returning): joining it does not wait.
@@ -154,11 +160,7 @@ fn spawn_worker(
     shared: &Arc<Shared>,
     ready: Option<crossbeam_channel::Sender<std::result::Result<(), String>>>,
 ) -> Result<()> {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState::Idle),
-        done: AtomicBool::new(false),
-        busy: AtomicBool::new(false),
-    });
+    let slot = Arc::<Slot>::default();
     let n = shared.spawned.fetch_add(1, Ordering::Relaxed);
     let (s, sl) = (shared.clone(), slot.clone());
     let handle = std::thread::Builder::new()
