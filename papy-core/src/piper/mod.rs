@@ -175,13 +175,10 @@ impl Piper {
     /// # Errors
     /// [`Error::Config`] naming the node and the bad option.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str| Err(Error::Config(format!("piper `{}`: {what}", self.name)));
         if self.name.is_empty() {
             return Err(Error::Config("a piper needs a non-empty name".into()));
         }
-        self.options
-            .validate(self.numap.is_some())
-            .or_else(|(_, e)| bad(&e))?;
-        Ok(())
+        let checked = self.options.validate(self.numap.is_some());
+        checked.map_err(|(_, e)| Error::Config(format!("piper `{}`: {e}", self.name)))
     }
 }
