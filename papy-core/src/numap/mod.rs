@@ -367,32 +367,21 @@ impl NuMap {
         }
         self.reclaim(&mut ctl, "start")?;
         if ctl.tasks.is_empty() {
-            let name = self.name();
-            return Err(Error::Config(format!(
-                "NuMap `{name}` has no tasks to start"
-            )));
+            let e = format!("NuMap `{}` has no tasks to start", self.name());
+            return Err(Error::Config(e));
         }
-        if ctl
-            .tasks
-            .iter()
-            .any(|t| t.next_index > 0 && !t.ctx.queue.drained())
-        {
-            return Err(self.state_error(
-                "restart",
-                "still holding unread results of its previous run",
-            ));
+        let unread = |t: &FeedTask| t.next_index > 0 && !t.ctx.queue.drained();
+        if ctl.tasks.iter().any(unread) {
+            let state = "still holding unread results of its previous run";
+            return Err(self.state_error("restart", state));
         }
         let Some(pool) = ctl.pool.clone() else {
-            return Err(Error::Config(format!(
-                "NuMap `{}` has no pool",
-                self.name()
-            )));
+            let e = format!("NuMap `{}` has no pool", self.name());
+            return Err(Error::Config(e));
         };
         let stride = self.stride();
         let tasks = ctl.tasks.len().max(1);
-        let size = self
-            .buffer()
-            .unwrap_or_else(|| stride.saturating_mul(tasks));
+        let size = self.buffer().unwrap_or(stride.saturating_mul(tasks));
         let credits = Arc::new(Credits::new(size, Arc::default()));
         let adaptive = self.fixed_stride().is_none().then(|| Adaptive {
             target: pool.job_target(),
@@ -485,9 +474,10 @@ impl NuMap {
     /// that wait for room in the buffer. What a [`stop`](Self::stop)
     /// still lets through.
     pub fn taken(&self) -> usize {
-        self.ctl().credits.as_ref().map_or(0, |c| {
-            c.in_use() + c.held.load(std::sync::atomic::Ordering::Relaxed)
-        })
+        let ctl = self.ctl();
+        ctl.credits
+            .as_ref()
+            .map_or(0, |c| c.in_use() + c.held.load(Ordering::Relaxed))
     }
 
     /// The buffer's current bound in items (adaptive batching resizes

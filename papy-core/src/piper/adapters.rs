@@ -138,16 +138,9 @@ impl Iterator for Consume {
             }
             for (k, it) in items.iter().enumerate() {
                 match it {
-                    Ok(v) => {
-                        if let Some(c) = cols.get_mut(k) {
-                            c.push(v.clone());
-                        }
-                    }
-                    Err(e) => {
-                        if error.is_none() {
-                            error = Some(e.clone());
-                        }
-                    }
+                    Ok(v) if k < cols.len() => cols[k].push(v.clone()),
+                    Err(e) if error.is_none() => error = Some(e.clone()),
+                    _ => {}
                 }
             }
         }
@@ -349,22 +342,17 @@ impl Iterator for TeeReader {
         if s.done {
             return None;
         }
-        match s.src.next() {
-            Some(x) => {
-                let id = self.id;
-                let TeeState { queues, alive, .. } = &mut *s;
-                for (k, q) in queues.iter_mut().enumerate() {
-                    if k != id && alive[k] {
-                        q.push_back(x.clone());
-                    }
-                }
-                Some(x)
-            }
-            None => {
-                s.done = true;
-                None
+        let Some(x) = s.src.next() else {
+            s.done = true;
+            return None;
+        };
+        let TeeState { queues, alive, .. } = &mut *s;
+        for (k, q) in queues.iter_mut().enumerate() {
+            if k != self.id && alive[k] {
+                q.push_back(x.clone());
             }
         }
+        Some(x)
     }
 
     /// What the other readers pulled ahead of this one (see `weave::Pull`).
@@ -392,10 +380,7 @@ pub(crate) struct RunCtl {
 
 impl RunCtl {
     pub(crate) fn fail(&self, e: Error) {
-        let mut f = lock(&self.failure);
-        if f.is_none() {
-            *f = Some(e);
-        }
+        lock(&self.failure).get_or_insert(e);
         self.stop.store(true, Ordering::Release);
     }
 
@@ -421,13 +406,11 @@ impl Iterator for Observe {
         let here = matches!(&item, Err(e) if e.path().first().is_some_and(|n| *n == self.node));
         self.counters.add_out(self.index, &item, here);
         self.index += 1;
-        if self.debug {
-            if let Err(e) = &item {
-                self.run.fail(Error::Debug {
-                    node: self.node.clone(),
-                    error: e.clone(),
-                });
-            }
+        if let (true, Err(e)) = (self.debug, &item) {
+            self.run.fail(Error::Debug {
+                node: self.node.clone(),
+                error: e.clone(),
+            });
         }
         Some(item)
     }
