@@ -55,7 +55,8 @@ impl NodeCounters {
     /// `busy`, ending now.
     pub(crate) fn add_batch(&self, items: usize, failed: usize, busy: Duration) {
         self.add_busy(busy);
-        self.add_job(items);
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.job_items.fetch_add(items as u64, Ordering::Relaxed);
         if let Some((t, node)) = &self.timeline {
             t.record(node, items, failed, busy);
         }
@@ -66,12 +67,6 @@ impl NodeCounters {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-    }
-
-    /// A job of `items` items of this node ran on a pool.
-    pub(crate) fn add_job(&self, items: usize) {
-        self.jobs.fetch_add(1, Ordering::Relaxed);
-        self.job_items.fetch_add(items as u64, Ordering::Relaxed);
     }
 
     /// A snapshot.

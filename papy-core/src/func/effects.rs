@@ -58,17 +58,15 @@ impl Needs {
                 }
             }
             "papy.dump_item" => {
+                // Without a `dir`: the run's item folder, which every
+                // worker may write to.
                 if arg(step, "kind").and_then(Value::as_str) == Some("socket") {
                     self.network = true;
-                } else {
-                    // Without a `dir`: the run's item folder, which every
-                    // worker may write to.
-                    if let Some(d) = arg(step, "dir").and_then(Value::as_str) {
-                        self.dir(Path::new(d));
-                        let d = std::path::absolute(d).unwrap_or_else(|_| PathBuf::from(d));
-                        if !self.item_dirs.contains(&d) {
-                            self.item_dirs.push(d);
-                        }
+                } else if let Some(d) = arg(step, "dir").and_then(Value::as_str) {
+                    self.dir(Path::new(d));
+                    let d = std::path::absolute(d).unwrap_or_else(|_| PathBuf::from(d));
+                    if !self.item_dirs.contains(&d) {
+                        self.item_dirs.push(d);
                     }
                 }
             }
