@@ -36,6 +36,31 @@ pub struct TaskOptions {
     pub once: bool,
 }
 
+impl TaskOptions {
+    /// Checks the timeout, the retries and the pause between them against
+    /// [`limits`]: the one check of these options, which
+    /// [`NuMap::add_task_with`] and a node's
+    /// [`PiperOptions::validate`](crate::piper::PiperOptions::validate) apply.
+    ///
+    /// # Errors
+    /// `(key, message)` for the first bad option.
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        if let Some(t) = self.timeout {
+            limits::check_duration("timeout", t).map_err(|e| ("timeout", e))?;
+        }
+        if self.retries > limits::MAX_RETRIES {
+            let (n, most) = (self.retries, limits::MAX_RETRIES);
+            return Err(("retries", format!("retries ({n}) must be at most {most}")));
+        }
+        if self.retry_backoff.as_secs_f64() > limits::MAX_SECONDS {
+            let most = limits::MAX_SECONDS;
+            let e = format!("retry_backoff must be at most {most} seconds");
+            return Err(("retry_backoff", e));
+        }
+        Ok(())
+    }
+}
+
 /// Builds a [`NuMap`].
 #[derive(Clone)]
 pub struct NuMapBuilder {

@@ -39,7 +39,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Item, Result};
 use crate::job::TaskCtx;
-use crate::limits;
 use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
 use crate::sync::lock;
 use crate::worker::Worker;
@@ -257,13 +256,7 @@ impl NuMap {
         if ctl.ready.is_some() {
             return Err(self.state_error("add a task to", "starting"));
         }
-        if let Some(t) = options.timeout {
-            limits::check_duration("a timeout", t).map_err(|e| self.config_error(&e))?;
-        }
-        if options.retries > limits::MAX_RETRIES {
-            let (n, most) = (options.retries, limits::MAX_RETRIES);
-            return Err(self.config_error(&format!("retries ({n}) must be at most {most}")));
-        }
+        options.validate().map_err(|(_, e)| self.config_error(&e))?;
         let pool = match &ctl.pool {
             Some(p) => p.clone(),
             None => {

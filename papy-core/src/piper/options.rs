@@ -126,32 +126,11 @@ impl PiperOptions {
         limits::check_count("spawn", self.spawn, limits::MAX_SPAWN).map_err(|e| ("spawn", e))?;
         limits::check_count("consume", self.consume, limits::MAX_FANOUT)
             .map_err(|e| ("consume", e))?;
-        if let Some(t) = self.timeout {
-            limits::check_duration("timeout", t).map_err(|e| ("timeout", e))?;
-            if !parallel {
-                return Err((
-                    "timeout",
-                    "a timeout needs a resource (a linear node runs in the caller's thread and cannot be interrupted)".into(),
-                ));
-            }
-        }
-        if self.retries > limits::MAX_RETRIES {
+        self.task_options(false).validate()?;
+        if self.timeout.is_some() && !parallel {
             return Err((
-                "retries",
-                format!(
-                    "retries ({}) must be at most {}",
-                    self.retries,
-                    limits::MAX_RETRIES
-                ),
-            ));
-        }
-        if self.retry_backoff.as_secs_f64() > limits::MAX_SECONDS {
-            return Err((
-                "retry_backoff",
-                format!(
-                    "retry_backoff must be at most {} seconds",
-                    limits::MAX_SECONDS
-                ),
+                "timeout",
+                "a timeout needs a resource (a linear node runs in the caller's thread and cannot be interrupted)".into(),
             ));
         }
         Ok(())
