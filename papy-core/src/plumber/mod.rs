@@ -237,13 +237,11 @@ impl Plumber {
     }
 
     fn output_check(&self, node: &str) -> Result<()> {
-        match self.dagger.downstream(node) {
-            Ok(d) if d.is_empty() => Ok(()),
-            Ok(_) => Err(Error::Graph(format!(
-                "`{node}` is not an output piper (it has downstream pipers)"
-            ))),
-            Err(e) => Err(e),
+        if self.dagger.downstream(node)?.is_empty() {
+            return Ok(());
         }
+        let e = format!("`{node}` is not an output piper (it has downstream pipers)");
+        Err(Error::Graph(e))
     }
 
     /// Collects the items of output node `node` (across runs, until taken).
@@ -504,10 +502,8 @@ impl Plumber {
         self.state = PlumberState::Stopped;
         self.release_numaps();
         crate::hooks::run(crate::hooks::When::RunEnd);
-        match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        let failure = self.run.as_ref().and_then(|r| r.ctl.take_failure());
+        failure.map_or(Ok(()), Err)
     }
 
     fn release_numaps(&mut self) {
