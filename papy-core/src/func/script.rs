@@ -93,24 +93,18 @@ pub struct ScriptConfig {
 }
 
 fn env_name(prefix: &str, name: &str) -> String {
-    let up: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{prefix}{up}")
+    let up = name.to_ascii_uppercase();
+    format!(
+        "{prefix}{}",
+        up.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
 }
 
 fn stem(path: &str) -> String {
     let name = Path::new(path)
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_string_lossy();
     name.split('.').next().unwrap_or_default().to_string()
 }
 
