@@ -506,13 +506,8 @@ impl Worker {
                 Err(e) => Err(passed_on(e, node)),
             };
         }
-        let mut values = Vec::with_capacity(inbox.len());
-        for item in inbox {
-            match item {
-                Ok(v) => values.push(v.clone()),
-                Err(e) => return Err(passed_on(e, node)),
-            }
-        }
+        let values: Result<Vec<Value>, _> = inbox.iter().map(|i| i.as_ref().cloned()).collect();
+        let values = values.map_err(|e| passed_on(e, node))?;
         self.run_chain(&values, Some(node), index, current)
     }
 
