@@ -47,6 +47,8 @@ struct LineReader {
     /// The last line read, with its terminator (reused: no allocation per
     /// line but the item's own string).
     buf: Vec<u8>,
+    /// The end was reached, or a read failed.
+    done: bool,
 }
 
 enum Source {
@@ -67,6 +69,24 @@ impl LineReader {
             source,
             line: 0,
             buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next line into `buf`: `Some(Ok(()))`, `None` at the end, or once
+    /// an error item for a failed read (the end follows).
+    fn next_line(&mut self) -> Option<Result<(), Item>> {
+        if self.done {
+            return None;
+        }
+        let read = self.read_line();
+        self.done = !matches!(read, Ok(true));
+        match read {
+            Ok(more) => more.then_some(Ok(())),
+            Err(e) => {
+                let e = input_error(&self.path, format_args!("reading line {}: {e}", self.line));
+                Some(Err(e))
+            }
         }
     }
 
@@ -77,7 +97,7 @@ impl LineReader {
 
     /// Reads the next line, with its terminator, into `buf`; `Ok(false)`
     /// at the end.
-    fn next_line(&mut self) -> io::Result<bool> {
+    fn read_line(&mut self) -> io::Result<bool> {
         self.line += 1;
         let buf = &mut self.buf;
         buf.clear();
@@ -124,7 +144,6 @@ fn strip_newline(line: &[u8]) -> &[u8] {
 /// Made by [`lines`] or [`follow`].
 pub struct Lines {
     r: LineReader,
-    done: bool,
 }
 
 opaque_debug!(Lines);
@@ -136,7 +155,6 @@ opaque_debug!(Lines);
 pub fn lines(path: impl AsRef<Path>) -> io::Result<Lines> {
     Ok(Lines {
         r: LineReader::open(path.as_ref())?,
-        done: false,
     })
 }
 
@@ -176,7 +194,6 @@ pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::R
     };
     Ok(Lines {
         r: LineReader::new(path, source),
-        done: false,
     })
 }
 
@@ -184,26 +201,13 @@ impl Iterator for Lines {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        if self.done {
-            return None;
+        if let Err(e) = self.r.next_line()? {
+            return Some(e);
         }
-        match self.r.next_line() {
-            Ok(true) => Some(match std::str::from_utf8(strip_newline(&self.r.buf)) {
-                Ok(s) => Ok(Value::from(s)),
-                Err(e) => input_error(&self.r.path, format_args!("line {}: {e}", self.r.line)),
-            }),
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(input_error(
-                    &self.r.path,
-                    format_args!("reading line {}: {e}", self.r.line),
-                ))
-            }
-        }
+        Some(match std::str::from_utf8(strip_newline(&self.r.buf)) {
+            Ok(s) => Ok(Value::from(s)),
+            Err(e) => input_error(&self.r.path, format_args!("line {}: {e}", self.r.line)),
+        })
     }
 }
 
@@ -257,7 +261,6 @@ pub struct Records {
     r: LineReader,
     delimiter: Option<Vec<u8>>,
     unterminated: Unterminated,
-    done: bool,
 }
 
 opaque_debug!(Records);
@@ -293,7 +296,6 @@ pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Re
             .filter(|d| !d.is_empty())
             .map(|d| d.as_bytes().to_vec()),
         unterminated: Unterminated::Report,
-        done: false,
     })
 }
 
@@ -329,13 +331,10 @@ impl Iterator for Records {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        if self.done {
-            return None;
-        }
         let mut acc: Vec<u8> = Vec::new();
         loop {
             match self.r.next_line() {
-                Ok(true) => {
+                Some(Ok(())) => {
                     if self.is_delimiter(&self.r.buf) {
                         if !acc.is_empty() {
                             return Some(self.record(acc));
@@ -344,11 +343,9 @@ impl Iterator for Records {
                         acc.extend_from_slice(&self.r.buf);
                     }
                 }
-                Ok(false) => {
-                    self.done = true;
-                    if acc.is_empty() {
-                        return None;
-                    }
+                Some(Err(e)) => return Some(e),
+                None if acc.is_empty() => return None,
+                None => {
                     return Some(match self.unterminated {
                         Unterminated::Emit => {
                             String::from_utf8(acc).map(Value::from).or_else(|e| {
@@ -363,13 +360,6 @@ impl Iterator for Records {
                             ),
                         ),
                     });
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(input_error(
-                        &self.r.path,
-                        format_args!("reading line {}: {e}", self.r.line),
-                    ));
                 }
             }
         }
