@@ -88,18 +88,13 @@ impl Permissions {
         }
     }
 
-    /// Also (or no longer) functions that start programs (`papy.script`).
-    #[must_use]
-    pub fn allow_programs(mut self, yes: bool) -> Permissions {
-        self.programs = yes;
-        self
-    }
-
-    /// Also sockets (`papy.dump_item` with `kind = "socket"`).
-    #[must_use]
-    pub fn allow_network(mut self, yes: bool) -> Permissions {
-        self.network = yes;
-        self
+    setters! {
+        /// Also (or no longer) functions that start programs (`papy.script`).
+        #[must_use]
+        allow_programs(yes: bool) => programs = yes;
+        /// Also sockets (`papy.dump_item` with `kind = "socket"`).
+        #[must_use]
+        allow_network(yes: bool) => network = yes;
     }
 
     /// Also files inside `dir` (resolved now, symbolic links followed).

@@ -300,10 +300,9 @@ pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Re
 }
 
 impl Records {
-    /// Chooses what happens to an unterminated last record.
-    pub fn unterminated(mut self, u: Unterminated) -> Records {
-        self.unterminated = u;
-        self
+    setters! {
+        /// Chooses what happens to an unterminated last record.
+        unterminated(u: Unterminated) => unterminated = u;
     }
 
     fn record(&self, mut text: Vec<u8>) -> Item {

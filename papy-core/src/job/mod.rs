@@ -207,11 +207,8 @@ impl Job {
         }
         let rest = inboxes.split_off(n / 2);
         let part = |first: u64, inboxes: Vec<Inbox>| Job {
-            task: self.task.clone(),
-            first,
-            inboxes,
             hook: self.hook.clone(),
-            packed: None,
+            ..Job::new(self.task.clone(), first, inboxes)
         };
         Some((
             part(self.first, inboxes),
