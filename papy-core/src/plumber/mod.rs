@@ -111,28 +111,30 @@ impl Plumber {
         }
     }
 
-    /// Records every job of the runs that start from now on (which
-    /// worker ran which node's items, when), up to `capacity` jobs a run:
-    /// see [`timeline`](Self::timeline). Off by default; when on, a job
-    /// costs one more lock.
-    ///
-    /// ```
-    /// use papy_core::{Dagger, NuMap, Piper, Plumber, Source, Worker};
-    /// let pool = NuMap::builder().workers(2).stride(2).build().unwrap();
-    /// let mut d = Dagger::new();
-    /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap()).parallel(&pool)).unwrap();
-    /// let mut p = Plumber::new(d).with_timeline(1000);
-    /// let out = p.collect("p").unwrap();
-    /// p.start([("p", Source::values(0..10i64))]).unwrap();
-    /// p.run().unwrap();
-    /// p.wait(None).unwrap();
-    /// let spans = p.timeline().unwrap().spans();
-    /// assert_eq!(spans.iter().map(|s| s.items).sum::<u64>(), 10);
-    /// assert!(spans.iter().all(|s| &*s.node == "p"));
-    /// ```
-    pub fn with_timeline(mut self, capacity: usize) -> Plumber {
-        self.timeline = Some(capacity);
-        self
+    setters! {
+        /// Records every job of the runs that start from now on (which
+        /// worker ran which node's items, when), up to `capacity` jobs a run:
+        /// see [`timeline`](Self::timeline). Off by default; when on, a job
+        /// costs one more lock.
+        ///
+        /// ```
+        /// use papy_core::{Dagger, NuMap, Piper, Plumber, Source, Worker};
+        /// let pool = NuMap::builder().workers(2).stride(2).build().unwrap();
+        /// let mut d = Dagger::new();
+        /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap()).parallel(&pool)).unwrap();
+        /// let mut p = Plumber::new(d).with_timeline(1000);
+        /// let out = p.collect("p").unwrap();
+        /// p.start([("p", Source::values(0..10i64))]).unwrap();
+        /// p.run().unwrap();
+        /// p.wait(None).unwrap();
+        /// let spans = p.timeline().unwrap().spans();
+        /// assert_eq!(spans.iter().map(|s| s.items).sum::<u64>(), 10);
+        /// assert!(spans.iter().all(|s| &*s.node == "p"));
+        /// ```
+        with_timeline(capacity: usize) => timeline = Some(capacity);
+        /// Uses `signal` as this Plumber's [`stop_signal`](Self::stop_signal)
+        /// (for inputs made before the Plumber).
+        with_stop_signal(signal: StopSignal) => stop_signal = signal;
     }
 
     /// A handle that stops the current run's inputs from any thread, at
@@ -182,13 +184,6 @@ impl Plumber {
     /// ```
     pub fn stop_signal(&self) -> StopSignal {
         self.stop_signal.clone()
-    }
-
-    /// Uses `signal` as this Plumber's [`stop_signal`](Self::stop_signal)
-    /// (for inputs made before the Plumber).
-    pub fn with_stop_signal(mut self, signal: StopSignal) -> Plumber {
-        self.stop_signal = signal;
-        self
     }
 
     /// The pipeline.
