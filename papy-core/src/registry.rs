@@ -44,12 +44,10 @@ fn table() -> &'static RwLock<Table> {
     static TABLE: OnceLock<RwLock<Table>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = Table::default();
-        for f in registered() {
-            t.functions.insert(f.name.clone(), Arc::new(f));
-        }
-        for m in declared_modules() {
-            t.modules.insert(m.to_string());
-        }
+        t.functions = registered()
+            .map(|f| (f.name.clone(), Arc::new(f)))
+            .collect();
+        t.modules = declared_modules().map(str::to_string).collect();
         RwLock::new(t)
     })
 }
