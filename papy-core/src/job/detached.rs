@@ -61,9 +61,8 @@ impl Detached {
                 Take::End | Take::TimedOut => break,
             }
         }
-        while out.len() < self.len {
-            out.push(Err(ItemError::new(ErrorKind::WorkerDied, "no result")));
-        }
+        let missing = || Err(ItemError::new(ErrorKind::WorkerDied, "no result"));
+        out.extend(std::iter::repeat_with(missing).take(self.len.saturating_sub(out.len())));
         out
     }
 }
