@@ -43,12 +43,13 @@ struct Table {
 fn table() -> &'static RwLock<Table> {
     static TABLE: OnceLock<RwLock<Table>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t = Table::default();
-        t.functions = registered()
-            .map(|f| (f.name.clone(), Arc::new(f)))
-            .collect();
-        t.modules = declared_modules().map(str::to_string).collect();
-        RwLock::new(t)
+        RwLock::new(Table {
+            functions: registered()
+                .map(|f| (f.name.clone(), Arc::new(f)))
+                .collect(),
+            modules: declared_modules().map(str::to_string).collect(),
+            ..Table::default()
+        })
     })
 }
 
