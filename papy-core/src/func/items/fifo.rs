@@ -42,10 +42,6 @@ pub fn remove_pending_fifos() -> usize {
         .count()
 }
 
-fn forget_fifo(path: &Path) {
-    lock(pending_fifos()).remove(path);
-}
-
 #[cfg(unix)]
 pub(super) fn dump(
     payload: Payload,
@@ -75,7 +71,7 @@ pub(super) fn dump(
         .name("papy-item-fifo".into())
         .spawn(move || {
             let served = serve_fifo(&p, payload.bytes(), timeout);
-            forget_fifo(&p);
+            lock(pending_fifos()).remove(&p);
             log_failure(&served);
             served
         })
