@@ -24,38 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use super::compress::Compression;
 use super::compress::{self, Encoder};
-
-/// The compression of a stream file, chosen by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip (`.gz`); concatenated members are read as one stream.
-    Gzip,
-    /// Zstandard (`.zst`); concatenated frames are read as one stream.
-    Zstd,
-}
-
-impl Compression {
-    /// Its name in messages: `plain`, `gzip`, `zstd`.
-    fn name(self) -> &'static str {
-        match self {
-            Compression::None => "plain",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    /// The compression `path`'s extension asks for.
-    pub fn of(path: &Path) -> Compression {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("gz") => Compression::Gzip,
-            Some("zst") => Compression::Zstd,
-            _ => Compression::None,
-        }
-    }
-}
 
 fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"

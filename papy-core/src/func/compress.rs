@@ -5,8 +5,38 @@
 //! stream returns an error saying which feature the file's extension needs.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
 
-use super::codec::Compression;
+/// The compression of a stream file, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip (`.gz`); concatenated members are read as one stream.
+    Gzip,
+    /// Zstandard (`.zst`); concatenated frames are read as one stream.
+    Zstd,
+}
+
+impl Compression {
+    /// Its name in messages: `plain`, `gzip`, `zstd`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Compression::None => "plain",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The compression `path`'s extension asks for.
+    pub fn of(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Compression::Gzip,
+            Some("zst") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
 
 /// Why a compressed stream cannot be read or written in this build.
 #[cfg(not(feature = "compress"))]
