@@ -350,13 +350,32 @@ impl Worker {
         out: &mut Vec<Item>,
     ) {
         let _spans = batch_spans(n, &index, node);
+        let start = out.len();
         out.reserve(n);
         if self.eval_batch_whole(n, &inbox, &index, node, out) {
             return;
         }
-        let eval =
-            |i, current: &Cell<usize>| self.eval_unguarded(inbox(i), node, index(i), current);
-        self.eval_segments(n, &index, node, eval, |_, r| out.push(r));
+        let current = Cell::new(0);
+        loop {
+            let done = out.len() - start;
+            if done >= n {
+                return;
+            }
+            let r = catch(|| {
+                for i in done..n {
+                    out.push(self.eval_unguarded(inbox(i), node, index(i), &current));
+                }
+            });
+            if let Err(p) = r {
+                let i = out.len() - start;
+                out.push(Err(self.panic_error(
+                    p,
+                    current.get(),
+                    Some(node),
+                    index(i),
+                )));
+            }
+        }
     }
 
     /// One call for the whole batch, when the Worker is a single function
@@ -435,34 +454,18 @@ impl Worker {
         mut input: impl FnMut(usize) -> Item,
         index: impl Fn(usize) -> u64,
         node: &str,
-        output: impl FnMut(usize, Item),
-    ) {
-        let _spans = batch_spans(n, &index, node);
-        let eval = |i, current: &Cell<usize>| {
-            let item = input(i);
-            self.eval_unguarded(std::slice::from_ref(&item), node, index(i), current)
-        };
-        self.eval_segments(n, &index, node, eval, output);
-    }
-
-    /// Evaluates items `0..n` in segments guarded against panics: `eval(i,
-    /// current)` gives item `i`'s result, `output(i, result)` takes it; a
-    /// panic fails the item it struck, then the next segment starts after it.
-    fn eval_segments(
-        &self,
-        n: usize,
-        index: &impl Fn(usize) -> u64,
-        node: &str,
-        mut eval: impl FnMut(usize, &Cell<usize>) -> Item,
         mut output: impl FnMut(usize, Item),
     ) {
+        let _spans = batch_spans(n, &index, node);
         let current = Cell::new(0);
         let next = Cell::new(0usize);
         while next.get() < n {
             let r = catch(|| {
                 while next.get() < n {
                     let i = next.get();
-                    let result = eval(i, &current);
+                    let item = input(i);
+                    let result =
+                        self.eval_unguarded(std::slice::from_ref(&item), node, index(i), &current);
                     next.set(i + 1);
                     output(i, result);
                 }
