@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tracing::span::EnteredSpan;
 
 use crate::catch;
 use crate::error::{Error, ErrorKind, Item, ItemError, Result};
@@ -158,20 +157,6 @@ fn passed_on(e: &ItemError, node: &str) -> ItemError {
     } else {
         e.clone().via(node)
     }
-}
-
-/// The spans of a batch, entered: what the functions log is attributed to
-/// its node and batch (`node{name=..}:batch{first=.. items=..}`), in
-/// threads and worker processes. The batch span comes first, so it is
-/// exited first.
-type BatchSpans = (Option<EnteredSpan>, EnteredSpan);
-
-fn batch_spans(n: usize, index: &impl Fn(usize) -> u64, node: &str) -> BatchSpans {
-    let node = tracing::info_span!("node", name = node).entered();
-    let batch =
-        (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
-    tracing::trace!("evaluating");
-    (batch, node)
 }
 
 impl Worker {
@@ -349,7 +334,12 @@ impl Worker {
         node: &str,
         out: &mut Vec<Item>,
     ) {
-        let _spans = batch_spans(n, &index, node);
+        // Spans: what the functions log is attributed to its node and batch
+        // (`node{name=..}:batch{first=.. items=..}`), in threads and worker processes.
+        let _node = tracing::info_span!("node", name = node).entered();
+        let _batch =
+            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
+        tracing::trace!("evaluating");
         let start = out.len();
         out.reserve(n);
         if self.eval_batch_whole(n, &inbox, &index, node, out) {
@@ -456,7 +446,10 @@ impl Worker {
         node: &str,
         mut output: impl FnMut(usize, Item),
     ) {
-        let _spans = batch_spans(n, &index, node);
+        let _node = tracing::info_span!("node", name = node).entered();
+        let _batch =
+            (n > 0).then(|| tracing::debug_span!("batch", first = index(0), items = n).entered());
+        tracing::trace!("evaluating");
         let current = Cell::new(0);
         let next = Cell::new(0usize);
         while next.get() < n {
