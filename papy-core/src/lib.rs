@@ -32,6 +32,30 @@
 // `#[worker]` inside this crate writes paths through `::papy_core`.
 extern crate self as papy_core;
 
+/// `impl Debug` showing only the type's name (`Name { .. }`), for types
+/// whose fields cannot or need not be shown.
+/// Builder methods that each set one field and return `self`:
+/// `name(arg: T) => field.path = value;`, each with its docs.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $t:ty) => $($field:ident).+ = $value:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $t) -> Self {
+            self.$($field).+ = $value;
+            self
+        }
+    )*};
+}
+
+macro_rules! opaque_debug {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 pub mod chaos;
 pub mod dagger;
 pub mod error;

@@ -43,14 +43,13 @@ struct Table {
 fn table() -> &'static RwLock<Table> {
     static TABLE: OnceLock<RwLock<Table>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t = Table::default();
-        for f in registered() {
-            t.functions.insert(f.name.clone(), Arc::new(f));
-        }
-        for m in declared_modules() {
-            t.modules.insert(m.to_string());
-        }
-        RwLock::new(t)
+        RwLock::new(Table {
+            functions: registered()
+                .map(|f| (f.name.clone(), Arc::new(f)))
+                .collect(),
+            modules: declared_modules().map(str::to_string).collect(),
+            ..Table::default()
+        })
     })
 }
 
@@ -189,6 +188,26 @@ fn module_known(t: &Table, module: &str) -> bool {
     t.functions.keys().any(|k| k.starts_with(&prefix))
 }
 
+/// Whether module `alt` is known here, or a resolver makes it available
+/// (then it is registered); what resolvers fail with goes to `failures`.
+fn available(alt: &str, failures: &mut Vec<String>) -> bool {
+    if module_known(&read(), alt) {
+        return true;
+    }
+    let resolvers = read().resolvers.clone();
+    for r in &resolvers {
+        match r.resolve(alt) {
+            Ok(true) => {
+                register_module(alt);
+                return true;
+            }
+            Ok(false) => {}
+            Err(e) => failures.push(format!("{alt}: {e}")),
+        }
+    }
+    false
+}
+
 /// Makes sure every import of `f` is available here: each entry's
 /// alternatives are tried in order (a registered module, a module prefix of
 /// registered functions, then each resolver). A missing entry is an error, or
@@ -199,34 +218,12 @@ fn module_known(t: &Table, module: &str) -> bool {
 pub fn resolve_imports(f: &Function) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for entry in &f.imports {
-        let alternatives: Vec<&str> = entry
+        let mut failures = Vec::new();
+        let ok = entry
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .collect();
-        let mut ok = false;
-        let mut failures = Vec::new();
-        for alt in &alternatives {
-            if module_known(&read(), alt) {
-                ok = true;
-                break;
-            }
-            let resolvers = read().resolvers.clone();
-            for r in &resolvers {
-                match r.resolve(alt) {
-                    Ok(true) => {
-                        ok = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => failures.push(format!("{alt}: {e}")),
-                }
-            }
-            if ok {
-                register_module(alt);
-                break;
-            }
-        }
+            .any(|alt| available(alt, &mut failures));
         if !ok {
             let t = read();
             let mut searched = vec!["registered modules and workers of this process".to_string()];
@@ -279,93 +276,4 @@ pub fn take_forgiven_imports() -> Vec<String> {
 pub use papy_sdk::registry::__private;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::value::Value;
-
-    #[test]
-    fn hash_mismatches_are_reported() {
-        record_module_hash("hashtest_mod", "aaaaaaaaaaaaaaaa");
-        assert!(hash_mismatches(&[("hashtest_mod".into(), "aaaaaaaaaaaaaaaa".into())]).is_empty());
-        assert!(hash_mismatches(&[("hashtest_other".into(), "bb".into())]).is_empty());
-        let m = hash_mismatches(&[("hashtest_mod".into(), "bbbbbbbbbbbbbbbb".into())]);
-        assert_eq!(m.len(), 1);
-        assert!(
-            m[0].contains("hashtest_mod") && m[0].contains("aaaaaaaaaaaa"),
-            "{m:?}"
-        );
-    }
-
-    #[test]
-    fn builtins_are_registered_under_papy() {
-        for name in [
-            "ipasser", "npasser", "spasser", "nzipper", "szipper", "njoiner", "sjoiner", "plugger",
-        ] {
-            let f = lookup(name).unwrap();
-            assert_eq!(f.name, format!("papy.{name}"));
-            assert!(f.portable);
-        }
-    }
-
-    #[test]
-    fn unknown_name_suggests_close_ones() {
-        match lookup("ipaser") {
-            Err(Error::UnknownWorker { suggestions, .. }) => {
-                assert!(
-                    suggestions.contains(&"papy.ipasser".to_string()),
-                    "{suggestions:?}"
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn register_refuses_duplicates_and_ambiguity_is_reported() {
-        let mk =
-            |n: &str| Function::closure(n, Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)));
-        let mut a = mk("regtest_a.same");
-        a.portable = true;
-        register(a).unwrap();
-        register(mk("regtest_b.same")).unwrap();
-        assert!(register(mk("regtest_b.same")).is_err());
-        match lookup("same") {
-            Err(Error::AmbiguousWorker { candidates, .. }) => {
-                assert_eq!(candidates, ["regtest_a.same", "regtest_b.same"])
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(lookup("regtest_a::same").unwrap().name, "regtest_a.same");
-    }
-
-    struct Fake;
-    impl ImportResolver for Fake {
-        fn resolve(&self, module: &str) -> std::result::Result<bool, String> {
-            Ok(module == "fake_second")
-        }
-        fn describe(&self) -> String {
-            "fake resolver".into()
-        }
-    }
-
-    #[test]
-    fn imports_alternatives_and_forgive() {
-        add_import_resolver(Arc::new(Fake));
-        let mut f = Function::closure(
-            "imp.f",
-            Arc::new(|_: &[Value], _: &[Value]| Ok(Value::Null)),
-        );
-        f.imports = vec!["fake_first, fake_second".into(), "papy".into()];
-        assert!(resolve_imports(&f).unwrap().is_empty());
-        f.imports = vec!["fake_missing".into()];
-        let err = resolve_imports(&f).unwrap_err().to_string();
-        assert!(
-            err.contains("fake_missing") && err.contains("fake resolver"),
-            "{err}"
-        );
-        f.forgive = true;
-        let warnings = resolve_imports(&f).unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("fake_missing"));
-    }
-}
+mod tests;

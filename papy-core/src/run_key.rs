@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::sync::lock;
+
 /// The environment variable that carries the key (64 hex digits) to a
 /// worker process.
 pub const RUN_KEY_ENV: &str = "PAPY_RUN_KEY";
@@ -25,31 +27,31 @@ pub fn run_key() -> &'static [u8; 32] {
     KEY.get_or_init(|| {
         std::env::var(RUN_KEY_ENV)
             .ok()
-            .and_then(|hex| parse_hex(&hex))
-            .unwrap_or_else(fresh)
+            .and_then(|hex| unhex(hex.trim()))
+            .unwrap_or_else(random)
     })
 }
 
 /// The key as [`RUN_KEY_ENV`] carries it.
 pub fn run_key_hex() -> String {
-    run_key().iter().map(|b| format!("{b:02x}")).collect()
+    hex(run_key())
 }
 
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 || !s.is_ascii() {
+/// `bytes` as lower-case hexadecimal digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `N` bytes written as exactly `2 * N` hexadecimal digits in `s`.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
         return None;
     }
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
+    let mut bytes = [0u8; N];
+    for (i, b) in bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
-    Some(key)
-}
-
-/// 32 random bytes from the operating system.
-fn fresh() -> [u8; 32] {
-    random()
+    Some(bytes)
 }
 
 /// `N` random bytes from the operating system (`/dev/urandom`), for keys
@@ -100,7 +102,7 @@ pub fn item_root() -> &'static Path {
     ROOT.get_or_init(|| match std::env::var_os(ITEM_ROOT_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
-            let tag: String = random::<6>().iter().map(|b| format!("{b:02x}")).collect();
+            let tag = hex(&random::<6>());
             std::env::temp_dir().join(format!("papy-items-{}-{tag}", std::process::id()))
         }
     })
@@ -153,9 +155,7 @@ fn extra_dirs() -> &'static std::sync::Mutex<Vec<PathBuf>> {
 /// that dumps). Passed on to the worker processes started after.
 pub fn add_item_dir(dir: &Path) {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let mut dirs = extra_dirs()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut dirs = lock(extra_dirs());
     if !dirs.contains(&dir) {
         dirs.push(dir);
     }
@@ -165,22 +165,13 @@ pub fn add_item_dir(dir: &Path) {
 /// [`add_item_dir`].
 pub fn item_dirs() -> Vec<PathBuf> {
     let mut out = vec![item_root().to_path_buf()];
-    out.extend(
-        extra_dirs()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .cloned(),
-    );
+    out.extend(lock(extra_dirs()).iter().cloned());
     out
 }
 
 /// The other item folders as [`ITEM_DIRS_ENV`] carries them.
 pub fn item_dirs_env() -> String {
-    let dirs = extra_dirs()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let dirs = lock(extra_dirs()).clone();
     serde_json::to_string(&dirs).unwrap_or_else(|_| "[]".into())
 }
 
@@ -193,17 +184,4 @@ pub fn remove_item_root_if_empty() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_key_round_trips_through_its_hex_form() {
-        let hex = run_key_hex();
-        assert_eq!(hex.len(), 64);
-        assert_eq!(parse_hex(&hex).as_ref(), Some(run_key()));
-        assert_eq!(parse_hex("zz"), None);
-        assert_eq!(parse_hex(&"g".repeat(64)), None);
-        assert_ne!(fresh(), fresh());
-        assert_ne!(random::<8>(), random::<8>());
-    }
-}
+mod tests;

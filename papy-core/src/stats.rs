@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Item;
+use crate::sync::lock;
 
 /// Live counters of one node, updated lock-free while a pipeline runs.
 #[derive(Debug, Default)]
@@ -40,9 +41,7 @@ impl NodeCounters {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(t) = &self.tracked {
-            t.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(index, item.clone());
+            lock(t).insert(index, item.clone());
         }
     }
 
@@ -56,7 +55,8 @@ impl NodeCounters {
     /// `busy`, ending now.
     pub(crate) fn add_batch(&self, items: usize, failed: usize, busy: Duration) {
         self.add_busy(busy);
-        self.add_job(items);
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.job_items.fetch_add(items as u64, Ordering::Relaxed);
         if let Some((t, node)) = &self.timeline {
             t.record(node, items, failed, busy);
         }
@@ -67,12 +67,6 @@ impl NodeCounters {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-    }
-
-    /// A job of `items` items of this node ran on a pool.
-    pub(crate) fn add_job(&self, items: usize) {
-        self.jobs.fetch_add(1, Ordering::Relaxed);
-        self.job_items.fetch_add(items as u64, Ordering::Relaxed);
     }
 
     /// A snapshot.
@@ -89,9 +83,7 @@ impl NodeCounters {
 
     /// The tracked output items, if tracking is on.
     pub fn tracked(&self) -> Option<BTreeMap<u64, Item>> {
-        self.tracked
-            .as_ref()
-            .map(|t| t.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        self.tracked.as_ref().map(|t| lock(t).clone())
     }
 }
 
@@ -198,7 +190,7 @@ impl Timeline {
             static WORKER: Arc<str> = Arc::from(std::thread::current().name().unwrap_or("host"));
         }
         let end = self.origin.elapsed();
-        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spans = lock(&self.spans);
         if spans.len() >= self.capacity {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -215,10 +207,7 @@ impl Timeline {
 
     /// The jobs recorded so far, in the order they ended.
     pub fn spans(&self) -> Vec<JobSpan> {
-        self.spans
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.spans).clone()
     }
 
     /// Jobs not recorded because the timeline was full.

@@ -47,7 +47,7 @@ fn spin_until<T>(until: Instant, mut poll: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// Locks `m`, ignoring poisoning (see the module docs).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -100,28 +100,6 @@ impl<T> Monitor<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spin_for_returns_the_first_answer_or_gives_up_after_the_limit() {
-        // A deadline no scheduler delay can reach: the third poll answers.
-        let far = Instant::now() + Duration::from_secs(3600);
-        let mut polls = 0;
-        assert_eq!(
-            spin_until(far, || {
-                polls += 1;
-                (polls == 3).then_some(polls)
-            }),
-            Some(3)
-        );
-        let start = Instant::now();
-        assert_eq!(spin_for(|| None::<()>), None);
-        assert!(start.elapsed() >= IDLE_SPIN);
-    }
-}
-
 /// A flag that tells a following reader to end; [`Plumber::stop`]
 /// raises the one returned by [`Plumber::stop_signal`].
 ///
@@ -151,3 +129,6 @@ impl StopSignal {
         self.0.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests;

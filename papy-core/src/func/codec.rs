@@ -24,29 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::compress;
-
-/// The compression of a stream file, chosen by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip (`.gz`); concatenated members are read as one stream.
-    Gzip,
-    /// Zstandard (`.zst`); concatenated frames are read as one stream.
-    Zstd,
-}
-
-impl Compression {
-    /// The compression `path`'s extension asks for.
-    pub fn of(path: &Path) -> Compression {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("gz") => Compression::Gzip,
-            Some("zst") => Compression::Zstd,
-            _ => Compression::None,
-        }
-    }
-}
+pub use super::compress::Compression;
+use super::compress::{self, Encoder};
 
 fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
@@ -65,16 +44,8 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
         inner: File::open(path).map_err(|e| named(path, "cannot open", e))?,
         read: counter(path),
     };
-    Ok(match Compression::of(path) {
-        Compression::None => Box::new(BufReader::with_capacity(1 << 16, f)),
-        Compression::Gzip => Box::new(BufReader::new(
-            compress::gzip_reader(BufReader::new(f))
-                .map_err(|e| named(path, "cannot read gzip from", e))?,
-        )),
-        Compression::Zstd => Box::new(BufReader::new(
-            compress::zstd_reader(f).map_err(|e| named(path, "cannot read zstd from", e))?,
-        )),
-    })
+    let c = Compression::of(path);
+    compress::decoder(c, f).map_err(|e| named(path, &format!("cannot read {} from", c.name()), e))
 }
 
 /// The bytes read so far from the file at `path` through [`open`] by this
@@ -136,20 +107,10 @@ impl Read for Counted {
 /// [`finish`](Self::finish) to complete it and see errors; dropping it
 /// completes it too, logging errors.
 pub struct StreamFile {
-    inner: Option<Inner>,
+    inner: Option<Encoder<BufWriter<Box<dyn Write + Send>>>>,
 }
 
-impl std::fmt::Debug for StreamFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamFile").finish_non_exhaustive()
-    }
-}
-
-enum Inner {
-    Plain(BufWriter<Box<dyn Write + Send>>),
-    Gzip(compress::GzipWriter<BufWriter<File>>),
-    Zstd(compress::ZstdWriter<BufWriter<File>>),
-}
+opaque_debug!(StreamFile);
 
 /// Creates (or, with `append`, appends to) `path`, compressing by
 /// extension (`-` = stdout). Appending to a compressed file adds a new
@@ -158,30 +119,21 @@ enum Inner {
 /// # Errors
 /// The file cannot be created; the message names the path.
 pub fn create(path: &Path, append: bool) -> io::Result<StreamFile> {
-    if is_stdio(path) {
-        let out: Box<dyn Write + Send> = Box::new(io::stdout());
-        return Ok(StreamFile {
-            inner: Some(Inner::Plain(BufWriter::new(out))),
-        });
-    }
-    let f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(append)
-        .truncate(!append)
-        .open(path)
-        .map_err(|e| named(path, "cannot create", e))?;
-    let inner = match Compression::of(path) {
-        Compression::None => Inner::Plain(BufWriter::new(Box::new(f))),
-        Compression::Gzip => Inner::Gzip(
-            compress::gzip_writer(BufWriter::new(f))
-                .map_err(|e| named(path, "cannot write gzip to", e))?,
-        ),
-        Compression::Zstd => Inner::Zstd(
-            compress::zstd_writer(BufWriter::new(f))
-                .map_err(|e| named(path, "cannot write zstd to", e))?,
-        ),
+    let out: Box<dyn Write + Send> = if is_stdio(path) {
+        Box::new(io::stdout())
+    } else {
+        let f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .map_err(|e| named(path, "cannot create", e))?;
+        Box::new(f)
     };
+    let c = Compression::of(path);
+    let inner = Encoder::new(c, BufWriter::new(out))
+        .map_err(|e| named(path, &format!("cannot write {} to", c.name()), e))?;
     Ok(StreamFile { inner: Some(inner) })
 }
 
@@ -197,23 +149,19 @@ impl StreamFile {
     fn complete(&mut self) -> io::Result<()> {
         match self.inner.take() {
             None => Ok(()),
-            Some(Inner::Plain(mut w)) => w.flush(),
-            Some(Inner::Gzip(w)) => compress::gzip_finish(w)?.flush(),
-            Some(Inner::Zstd(w)) => compress::zstd_finish(w)?.flush(),
+            Some(e) => e.finish()?.flush(),
         }
     }
 
     /// Whether the stream is compressed (a flush does not make a
     /// compressed file readable to its end; [`finish`](Self::finish) does).
     pub fn is_compressed(&self) -> bool {
-        !matches!(self.inner, Some(Inner::Plain(_)) | None)
+        self.inner.as_ref().is_some_and(Encoder::is_compressed)
     }
 
     fn writer(&mut self) -> io::Result<&mut dyn Write> {
         match &mut self.inner {
-            Some(Inner::Plain(w)) => Ok(w),
-            Some(Inner::Gzip(w)) => Ok(w),
-            Some(Inner::Zstd(w)) => Ok(w),
+            Some(e) => Ok(e),
             None => Err(io::Error::other("stream already finished")),
         }
     }

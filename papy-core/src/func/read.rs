@@ -47,6 +47,8 @@ struct LineReader {
     /// The last line read, with its terminator (reused: no allocation per
     /// line but the item's own string).
     buf: Vec<u8>,
+    /// The end was reached, or a read failed.
+    done: bool,
 }
 
 enum Source {
@@ -61,9 +63,41 @@ enum Source {
 }
 
 impl LineReader {
+    fn new(path: &Path, source: Source) -> LineReader {
+        LineReader {
+            path: path.to_path_buf(),
+            source,
+            line: 0,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next line into `buf`: `Some(Ok(()))`, `None` at the end, or once
+    /// an error item for a failed read (the end follows).
+    fn next_line(&mut self) -> Option<Result<(), Item>> {
+        if self.done {
+            return None;
+        }
+        let read = self.read_line();
+        self.done = !matches!(read, Ok(true));
+        match read {
+            Ok(more) => more.then_some(Ok(())),
+            Err(e) => {
+                let e = input_error(&self.path, format_args!("reading line {}: {e}", self.line));
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// A reader of `path`'s lines, decompressed by extension.
+    fn open(path: &Path) -> io::Result<LineReader> {
+        Ok(LineReader::new(path, Source::Stream(codec::open(path)?)))
+    }
+
     /// Reads the next line, with its terminator, into `buf`; `Ok(false)`
     /// at the end.
-    fn next_line(&mut self) -> io::Result<bool> {
+    fn read_line(&mut self) -> io::Result<bool> {
         self.line += 1;
         let buf = &mut self.buf;
         buf.clear();
@@ -102,39 +136,25 @@ impl LineReader {
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {
-    let line = line
-        .strip_suffix(b"\n")
-        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l));
-    line
+    line.strip_suffix(b"\n")
+        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 /// The lines of a text file, without their terminators (`\n` or `\r\n`).
 /// Made by [`lines`] or [`follow`].
 pub struct Lines {
     r: LineReader,
-    done: bool,
 }
 
-impl std::fmt::Debug for Lines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lines").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Lines);
 
 /// Reads the lines of `path` (`-` = stdin; `.gz`/`.zst` decompressed).
 ///
 /// # Errors
 /// The file cannot be opened.
 pub fn lines(path: impl AsRef<Path>) -> io::Result<Lines> {
-    let path = path.as_ref();
     Ok(Lines {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Stream(codec::open(path)?),
-            line: 0,
-            buf: Vec::new(),
-        },
-        done: false,
+        r: LineReader::open(path.as_ref())?,
     })
 }
 
@@ -165,20 +185,15 @@ pub fn follow(path: impl AsRef<Path>, poll: Duration, stop: StopSignal) -> io::R
             format!("{}: only regular files can be followed", path.display()),
         ));
     }
+    let source = Source::Follow {
+        file: BufReader::new(f),
+        pos: 0,
+        partial: Vec::new(),
+        poll,
+        stop,
+    };
     Ok(Lines {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Follow {
-                file: BufReader::new(f),
-                pos: 0,
-                partial: Vec::new(),
-                poll,
-                stop,
-            },
-            line: 0,
-            buf: Vec::new(),
-        },
-        done: false,
+        r: LineReader::new(path, source),
     })
 }
 
@@ -186,26 +201,13 @@ impl Iterator for Lines {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        if self.done {
-            return None;
+        if let Err(e) = self.r.next_line()? {
+            return Some(e);
         }
-        match self.r.next_line() {
-            Ok(true) => Some(match std::str::from_utf8(strip_newline(&self.r.buf)) {
-                Ok(s) => Ok(Value::from(s)),
-                Err(e) => input_error(&self.r.path, format_args!("line {}: {e}", self.r.line)),
-            }),
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(input_error(
-                    &self.r.path,
-                    format_args!("reading line {}: {e}", self.r.line),
-                ))
-            }
-        }
+        Some(match std::str::from_utf8(strip_newline(&self.r.buf)) {
+            Ok(s) => Ok(Value::from(s)),
+            Err(e) => input_error(&self.r.path, format_args!("line {}: {e}", self.r.line)),
+        })
     }
 }
 
@@ -259,14 +261,9 @@ pub struct Records {
     r: LineReader,
     delimiter: Option<Vec<u8>>,
     unterminated: Unterminated,
-    done: bool,
 }
 
-impl std::fmt::Debug for Records {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Records);
 
 /// Reads the records of `path` separated by `delimiter` lines (`None` or
 /// `""` = blank lines), PaPy's `load_stream`.
@@ -294,25 +291,18 @@ pub fn records(path: impl AsRef<Path>, delimiter: Option<&str>) -> io::Result<Re
         ));
     }
     Ok(Records {
-        r: LineReader {
-            path: path.to_path_buf(),
-            source: Source::Stream(codec::open(path)?),
-            line: 0,
-            buf: Vec::new(),
-        },
+        r: LineReader::open(path)?,
         delimiter: delimiter
             .filter(|d| !d.is_empty())
             .map(|d| d.as_bytes().to_vec()),
         unterminated: Unterminated::Report,
-        done: false,
     })
 }
 
 impl Records {
-    /// Chooses what happens to an unterminated last record.
-    pub fn unterminated(mut self, u: Unterminated) -> Records {
-        self.unterminated = u;
-        self
+    setters! {
+        /// Chooses what happens to an unterminated last record.
+        unterminated(u: Unterminated) => unterminated = u;
     }
 
     fn record(&self, mut text: Vec<u8>) -> Item {
@@ -340,13 +330,10 @@ impl Iterator for Records {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        if self.done {
-            return None;
-        }
         let mut acc: Vec<u8> = Vec::new();
         loop {
             match self.r.next_line() {
-                Ok(true) => {
+                Some(Ok(())) => {
                     if self.is_delimiter(&self.r.buf) {
                         if !acc.is_empty() {
                             return Some(self.record(acc));
@@ -355,11 +342,9 @@ impl Iterator for Records {
                         acc.extend_from_slice(&self.r.buf);
                     }
                 }
-                Ok(false) => {
-                    self.done = true;
-                    if acc.is_empty() {
-                        return None;
-                    }
+                Some(Err(e)) => return Some(e),
+                None if acc.is_empty() => return None,
+                None => {
                     return Some(match self.unterminated {
                         Unterminated::Emit => {
                             String::from_utf8(acc).map(Value::from).or_else(|e| {
@@ -375,13 +360,6 @@ impl Iterator for Records {
                         ),
                     });
                 }
-                Err(e) => {
-                    self.done = true;
-                    return Some(input_error(
-                        &self.r.path,
-                        format_args!("reading line {}: {e}", self.r.line),
-                    ));
-                }
             }
         }
     }
@@ -396,11 +374,7 @@ pub struct MsgPack {
     done: bool,
 }
 
-impl std::fmt::Debug for MsgPack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MsgPack").finish_non_exhaustive()
-    }
-}
+opaque_debug!(MsgPack);
 
 /// Reads the MessagePack values of `path` until its end; a truncated or
 /// malformed value becomes an error item and ends the stream (a binary

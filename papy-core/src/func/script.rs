@@ -93,24 +93,18 @@ pub struct ScriptConfig {
 }
 
 fn env_name(prefix: &str, name: &str) -> String {
-    let up: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{prefix}{up}")
+    let up = name.to_ascii_uppercase();
+    format!(
+        "{prefix}{}",
+        up.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
 }
 
 fn stem(path: &str) -> String {
     let name = Path::new(path)
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_string_lossy();
     name.split('.').next().unwrap_or_default().to_string()
 }
 
@@ -211,14 +205,15 @@ fn reader(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Tail
     })
 }
 
-/// Polls `done` until it holds or `limit` passes; whether it held.
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
+/// Polls `done` until it holds or `limit` passes (`None`: no limit);
+/// whether it held.
+fn wait_until(limit: Option<Duration>, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = limit.map(|l| Instant::now() + l);
     loop {
         if done() {
             return true;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -381,26 +376,21 @@ fn wait_for(
     what: &str,
 ) -> Result<std::process::ExitStatus, String> {
     let started = Instant::now();
-    loop {
-        if exited_unreaped(child) {
-            // What the script left running in its process group is ended
-            // too, so it cannot hold the output pipes (and this item) open;
-            // signalled before the reap, while the group's id is reserved.
-            kill_group(child.id());
-            return child
-                .wait()
-                .map_err(|e| format!("waiting for `{what}`: {e}"));
-        }
-        if limit.is_some_and(|l| started.elapsed() >= l) {
-            kill_group(child.id());
-            let _ = child.wait();
-            return Err(format!(
-                "`{what}` timed out after {:.1} s and was killed",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let exited = wait_until(limit, || exited_unreaped(child));
+    // What the script left running in its process group is ended too, so
+    // it cannot hold the output pipes (and this item) open; signalled
+    // before the reap, while the group's id is reserved.
+    kill_group(child.id());
+    if exited {
+        return child
+            .wait()
+            .map_err(|e| format!("waiting for `{what}`: {e}"));
     }
+    let _ = child.wait();
+    Err(format!(
+        "`{what}` timed out after {:.1} s and was killed",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// The script's standard output and error, waiting a little for
@@ -410,9 +400,9 @@ fn collect(readers: [std::thread::JoinHandle<Tail>; 2], pipes: &[PathBuf]) -> (S
     // cleared its environment): it is ended, and the output is not waited
     // for past a short grace.
     let finished = |r: &[std::thread::JoinHandle<Tail>; 2]| r.iter().all(|h| h.is_finished());
-    if !wait_until(Duration::from_millis(200), || finished(&readers)) {
+    if !wait_until(Some(Duration::from_millis(200)), || finished(&readers)) {
         kill_pipe_holders(pipes);
-        wait_until(Duration::from_secs(1), || finished(&readers));
+        wait_until(Some(Duration::from_secs(1)), || finished(&readers));
     }
     let [out, err] = readers;
     let collect = |h: std::thread::JoinHandle<Tail>| {
@@ -452,10 +442,7 @@ pub fn run(cfg: &ScriptConfig, inbox: &[Value]) -> Result<Value, String> {
     }
     let outputs = output_paths(cfg, &inputs);
     let file = config_file(cfg, &inputs, &outputs)?;
-    let tag: String = crate::run_key::random::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag = crate::run_key::hex(&crate::run_key::random::<8>());
     let mut cmd = command(cfg, file.path(), &tag, &inputs, &outputs);
     let what = format!("{} {}", cfg.executable, cfg.script.display());
     let mut child = cmd

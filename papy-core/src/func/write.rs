@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use papy_macros::worker_in_core as worker;
 
 use super::codec::Compression;
-use super::compress;
+use super::compress::Encoder;
 use super::first;
 use crate::value::Value;
 
@@ -37,23 +37,16 @@ enum Slot {
     /// A plain file opened for appending: one `write` per record.
     Plain(File),
     /// A compressed stream built in memory, appended to the file as one
-    /// whole gzip member when completed.
-    Gzip(compress::GzipWriter<Vec<u8>>),
-    /// The same with a zstd frame.
-    Zstd(compress::ZstdWriter<Vec<u8>>),
+    /// whole gzip member or zstd frame when completed.
+    Compressed(Encoder<Vec<u8>>),
 }
 
 impl Slot {
     fn open(path: &Path) -> Result<Slot, String> {
         Ok(match Compression::of(path) {
             Compression::None => Slot::Plain(append_to(path)?),
-            Compression::Gzip => Slot::Gzip(
-                compress::gzip_writer(Vec::new())
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
-            ),
-            Compression::Zstd => Slot::Zstd(
-                compress::zstd_writer(Vec::new())
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            c => Slot::Compressed(
+                Encoder::new(c, Vec::new()).map_err(|e| format!("{}: {e}", path.display()))?,
             ),
         })
     }
@@ -62,20 +55,19 @@ impl Slot {
         match self {
             Slot::Closed => Ok(()),
             Slot::Plain(f) => f.write_all(record),
-            Slot::Gzip(e) => e.write_all(record),
-            Slot::Zstd(e) => e.write_all(record),
+            Slot::Compressed(e) => e.write_all(record),
         }
     }
 
     /// Completes a compressed stream: appends it to `path` in one write (so
     /// streams of several processes never interleave) and closes the slot.
     fn finish(&mut self, path: &Path) -> Result<(), String> {
-        let bytes = match std::mem::replace(self, Slot::Closed) {
-            Slot::Closed | Slot::Plain(_) => return Ok(()),
-            Slot::Gzip(e) => compress::gzip_finish(e),
-            Slot::Zstd(e) => compress::zstd_finish(e),
-        }
-        .map_err(|e| format!("finishing {}: {e}", path.display()))?;
+        let Slot::Compressed(e) = std::mem::replace(self, Slot::Closed) else {
+            return Ok(());
+        };
+        let bytes = e
+            .finish()
+            .map_err(|e| format!("finishing {}: {e}", path.display()))?;
         append_to(path)?
             .write_all(&bytes)
             .map_err(|e| format!("writing {}: {e}", path.display()))
@@ -255,31 +247,4 @@ fn print(inbox: &[Value]) -> Result<Value, String> {
 }
 
 #[cfg(all(test, feature = "compress"))]
-mod tests {
-    use std::io::BufRead;
-
-    use super::*;
-    use crate::hooks::{run, When};
-
-    #[test]
-    fn the_engines_hooks_complete_what_a_batch_wrote_to_a_compressed_stream() {
-        // The engine never names this module: it runs the hooks at the end
-        // of a batch, of a run and of a session, and this module's
-        // registered hooks complete the streams.
-        let dir = tempfile::tempdir().unwrap();
-        for (n, when) in [When::BatchDone, When::RunEnd, When::SessionEnd]
-            .into_iter()
-            .enumerate()
-        {
-            let path = dir.path().join(format!("out{n}.txt.gz"));
-            append(&path, b"one\n").unwrap();
-            run(when);
-            let lines: Vec<String> = super::super::codec::open(&path)
-                .unwrap()
-                .lines()
-                .map(|l| l.unwrap())
-                .collect();
-            assert_eq!(lines, ["one"], "{when:?}");
-        }
-    }
-}
+mod tests;

@@ -22,11 +22,7 @@ pub struct Detached {
     len: usize,
 }
 
-impl std::fmt::Debug for Detached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detached").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Detached);
 
 impl Job {
     /// A job of `inboxes` (items `0..`) for `func` that belongs to no
@@ -65,9 +61,8 @@ impl Detached {
                 Take::End | Take::TimedOut => break,
             }
         }
-        while out.len() < self.len {
-            out.push(Err(ItemError::new(ErrorKind::WorkerDied, "no result")));
-        }
+        let missing = || Err(ItemError::new(ErrorKind::WorkerDied, "no result"));
+        out.extend(std::iter::repeat_with(missing).take(self.len.saturating_sub(out.len())));
         out
     }
 }

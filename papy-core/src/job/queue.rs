@@ -76,17 +76,12 @@ impl QState {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct ResultQueue {
     state: Monitor<QState>,
 }
 
 impl ResultQueue {
-    fn new() -> ResultQueue {
-        ResultQueue {
-            state: Monitor::default(),
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, QState> {
         self.state.lock()
     }
@@ -270,7 +265,7 @@ impl TaskCtx {
             func,
             timeout,
             ordered,
-            queue: ResultQueue::new(),
+            queue: ResultQueue::default(),
             tracked: track.then(|| Mutex::new(BTreeMap::new())),
             retries: 0,
             retry_backoff: Duration::ZERO,

@@ -36,6 +36,31 @@ pub struct TaskOptions {
     pub once: bool,
 }
 
+impl TaskOptions {
+    /// Checks the timeout, the retries and the pause between them against
+    /// [`limits`]: the one check of these options, which
+    /// [`NuMap::add_task_with`] and a node's
+    /// [`PiperOptions::validate`](crate::piper::PiperOptions::validate) apply.
+    ///
+    /// # Errors
+    /// `(key, message)` for the first bad option.
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        if let Some(t) = self.timeout {
+            limits::check_duration("timeout", t).map_err(|e| ("timeout", e))?;
+        }
+        if self.retries > limits::MAX_RETRIES {
+            let (n, most) = (self.retries, limits::MAX_RETRIES);
+            return Err(("retries", format!("retries ({n}) must be at most {most}")));
+        }
+        if self.retry_backoff.as_secs_f64() > limits::MAX_SECONDS {
+            let most = limits::MAX_SECONDS;
+            let e = format!("retry_backoff must be at most {most} seconds");
+            return Err(("retry_backoff", e));
+        }
+        Ok(())
+    }
+}
+
 /// Builds a [`NuMap`].
 #[derive(Clone)]
 pub struct NuMapBuilder {
@@ -48,11 +73,7 @@ pub struct NuMapBuilder {
     pool: Option<Arc<dyn Pool>>,
 }
 
-impl std::fmt::Debug for NuMapBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NuMapBuilder").finish_non_exhaustive()
-    }
-}
+opaque_debug!(NuMapBuilder);
 
 impl Default for NuMapBuilder {
     /// PaPy's defaults (thread workers = CPUs, stride = workers, ordered).
@@ -70,68 +91,43 @@ impl Default for NuMapBuilder {
 }
 
 impl NuMapBuilder {
-    /// The NuMap's name (logs, saved pipelines). Default `numap_<n>`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Number of worker threads. Default: the stride when one is given (as
-    /// in PaPy), else the number of CPUs.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = Some(n);
-        self
-    }
-
-    /// Items pulled from a task per visit of the weave, split into jobs of
-    /// `stride / workers` items (PaPy's stride: fixed batches, a fixed
-    /// weave order).
-    ///
-    /// Default: none, and the NuMap chooses job sizes from what it
-    /// measures (*adaptive batching*): each task starts with jobs of one
-    /// item, and sizes its jobs so that each takes about the pool's
-    /// [`job_target`](crate::pool::Pool::job_target) (1 ms on threads,
-    /// 10 ms on processes), up to 4096 items, with a visit of one job per
-    /// worker. Cheap functions get large batches and slow ones single
-    /// items, with no tuning; results never depend on the sizes chosen
-    /// (see [`NodeStats::jobs`](crate::stats::NodeStats::jobs) for what
-    /// was chosen).
-    pub fn stride(mut self, n: usize) -> Self {
-        self.stride = Some(n);
-        self
-    }
-
-    /// Maximum number of items submitted and not yet retrieved. Default:
-    /// tasks x stride, computed at start; with adaptive batching (no
-    /// stride), up to eight visits per task, never more items than two
-    /// visits of the largest jobs on threads (four on pools that pay a round
-    /// trip per job) nor fewer than two (four) visits, following the job
-    /// sizes chosen; large items (estimated from one item per job) get jobs
-    /// of about 8 MiB at most and room beyond two (four) visits of about
-    /// 64 MiB at most.
-    pub fn buffer(mut self, n: usize) -> Self {
-        self.buffer = Some(n);
-        self
-    }
-
-    /// Results in input order (default `true`) or in completion order.
-    pub fn ordered(mut self, ordered: bool) -> Self {
-        self.ordered = ordered;
-        self
-    }
-
-    /// How long the feeder waits on a full buffer before it logs which tasks
-    /// hold unread results. Default 10 s.
-    pub fn stall_warning(mut self, after: Duration) -> Self {
-        self.stall = after;
-        self
-    }
-
-    /// Runs the tasks on this pool instead of a new thread pool. The pool may
-    /// be shared by several NuMaps; it stops when its last handle is dropped.
-    pub fn pool(mut self, pool: Arc<dyn Pool>) -> Self {
-        self.pool = Some(pool);
-        self
+    setters! {
+        /// The NuMap's name (logs, saved pipelines). Default `numap_<n>`.
+        name(name: impl Into<String>) => name = Some(name.into());
+        /// Number of worker threads. Default: the stride when one is given (as
+        /// in PaPy), else the number of CPUs.
+        workers(n: usize) => workers = Some(n);
+        /// Items pulled from a task per visit of the weave, split into jobs of
+        /// `stride / workers` items (PaPy's stride: fixed batches, a fixed
+        /// weave order).
+        ///
+        /// Default: none, and the NuMap chooses job sizes from what it
+        /// measures (*adaptive batching*): each task starts with jobs of one
+        /// item, and sizes its jobs so that each takes about the pool's
+        /// [`job_target`](crate::pool::Pool::job_target) (1 ms on threads,
+        /// 10 ms on processes), up to 4096 items, with a visit of one job per
+        /// worker. Cheap functions get large batches and slow ones single
+        /// items, with no tuning; results never depend on the sizes chosen
+        /// (see [`NodeStats::jobs`](crate::stats::NodeStats::jobs) for what
+        /// was chosen).
+        stride(n: usize) => stride = Some(n);
+        /// Maximum number of items submitted and not yet retrieved. Default:
+        /// tasks x stride, computed at start; with adaptive batching (no
+        /// stride), up to eight visits per task, never more items than two
+        /// visits of the largest jobs on threads (four on pools that pay a round
+        /// trip per job) nor fewer than two (four) visits, following the job
+        /// sizes chosen; large items (estimated from one item per job) get jobs
+        /// of about 8 MiB at most and room beyond two (four) visits of about
+        /// 64 MiB at most.
+        buffer(n: usize) => buffer = Some(n);
+        /// Results in input order (default `true`) or in completion order.
+        ordered(ordered: bool) => ordered = ordered;
+        /// How long the feeder waits on a full buffer before it logs which tasks
+        /// hold unread results. Default 10 s.
+        stall_warning(after: Duration) => stall = after;
+        /// Runs the tasks on this pool instead of a new thread pool. The pool may
+        /// be shared by several NuMaps; it stops when its last handle is dropped.
+        pool(pool: Arc<dyn Pool>) => pool = Some(pool);
     }
 
     /// Checks the settings and builds the NuMap (threads start lazily).
@@ -163,13 +159,12 @@ impl NuMapBuilder {
         if let Some((_, e)) = sizes.validate().into_iter().next() {
             return Err(bad(e));
         }
-        let stride = self.stride;
         Ok(NuMap {
             inner: Arc::new(Inner {
                 cfg: Config {
                     name,
                     workers,
-                    stride,
+                    stride: self.stride,
                     buffer: self.buffer,
                     ordered: self.ordered,
                     stall: self.stall,
@@ -177,12 +172,7 @@ impl NuMapBuilder {
                 stop: Arc::new(AtomicBool::new(false)),
                 ctl: Mutex::new(Control {
                     pool: self.pool,
-                    owns_pool: false,
-                    tasks: Vec::new(),
-                    ctxs: Vec::new(),
-                    feeder: None,
-                    ready: None,
-                    credits: None,
+                    ..Control::default()
                 }),
             }),
         })

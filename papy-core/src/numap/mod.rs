@@ -39,8 +39,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Item, Result};
 use crate::job::TaskCtx;
-use crate::limits;
 use crate::pool::{Inbox, IntoInbox, Pool, TaskFn, ThreadPool, WorkerTask};
+use crate::sync::lock;
 use crate::worker::Worker;
 use buffer::Credits;
 pub use builder::{NuMapBuilder, TaskOptions};
@@ -62,6 +62,7 @@ struct Config {
     stall: Duration,
 }
 
+#[derive(Default)]
 struct Control {
     pool: Option<Arc<dyn Pool>>,
     /// The pool was created by this NuMap (and is shut down with it).
@@ -112,10 +113,7 @@ impl NuMap {
     }
 
     fn ctl(&self) -> MutexGuard<'_, Control> {
-        self.inner
-            .ctl
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner.ctl)
     }
 
     /// The name.
@@ -258,18 +256,7 @@ impl NuMap {
         if ctl.ready.is_some() {
             return Err(self.state_error("add a task to", "starting"));
         }
-        if let Some(t) = options.timeout {
-            limits::check_duration("a timeout", t)
-                .map_err(|e| Error::Config(format!("NuMap `{}`: {e}", self.name())))?;
-        }
-        if options.retries > limits::MAX_RETRIES {
-            return Err(Error::Config(format!(
-                "NuMap `{}`: retries ({}) must be at most {}",
-                self.name(),
-                options.retries,
-                limits::MAX_RETRIES
-            )));
-        }
+        options.validate().map_err(|(_, e)| self.config_error(&e))?;
         let pool = match &ctl.pool {
             Some(p) => p.clone(),
             None => {
@@ -297,6 +284,11 @@ impl NuMap {
             pending: pending::Pending::default(),
         });
         Ok(id)
+    }
+
+    /// [`Error::Config`] naming this NuMap: `NuMap `name`: what`.
+    fn config_error(&self, what: &str) -> Error {
+        Error::Config(format!("NuMap `{}`: {what}", self.name()))
     }
 
     fn state_error(&self, op: &'static str, state: &str) -> Error {
@@ -337,10 +329,7 @@ impl NuMap {
                 ctl.tasks = tasks;
                 Ok(())
             }
-            Err(_) => Err(Error::Config(format!(
-                "NuMap `{}`: its feeder thread failed",
-                self.name()
-            ))),
+            Err(_) => Err(self.config_error("its feeder thread failed")),
         }
     }
 
@@ -371,32 +360,21 @@ impl NuMap {
         }
         self.reclaim(&mut ctl, "start")?;
         if ctl.tasks.is_empty() {
-            return Err(Error::Config(format!(
-                "NuMap `{}` has no tasks to start",
-                self.name()
-            )));
+            let e = format!("NuMap `{}` has no tasks to start", self.name());
+            return Err(Error::Config(e));
         }
-        if ctl
-            .tasks
-            .iter()
-            .any(|t| t.next_index > 0 && !t.ctx.queue.drained())
-        {
-            return Err(self.state_error(
-                "restart",
-                "still holding unread results of its previous run",
-            ));
+        let unread = |t: &FeedTask| t.next_index > 0 && !t.ctx.queue.drained();
+        if ctl.tasks.iter().any(unread) {
+            let state = "still holding unread results of its previous run";
+            return Err(self.state_error("restart", state));
         }
         let Some(pool) = ctl.pool.clone() else {
-            return Err(Error::Config(format!(
-                "NuMap `{}` has no pool",
-                self.name()
-            )));
+            let e = format!("NuMap `{}` has no pool", self.name());
+            return Err(Error::Config(e));
         };
         let stride = self.stride();
         let tasks = ctl.tasks.len().max(1);
-        let size = self
-            .buffer()
-            .unwrap_or_else(|| stride.saturating_mul(tasks));
+        let size = self.buffer().unwrap_or(stride.saturating_mul(tasks));
         let credits = Arc::new(Credits::new(size, Arc::default()));
         let adaptive = self.fixed_stride().is_none().then(|| Adaptive {
             target: pool.job_target(),
@@ -489,9 +467,10 @@ impl NuMap {
     /// that wait for room in the buffer. What a [`stop`](Self::stop)
     /// still lets through.
     pub fn taken(&self) -> usize {
-        self.ctl().credits.as_ref().map_or(0, |c| {
-            c.in_use() + c.held.load(std::sync::atomic::Ordering::Relaxed)
-        })
+        let ctl = self.ctl();
+        ctl.credits
+            .as_ref()
+            .map_or(0, |c| c.in_use() + c.held.load(Ordering::Relaxed))
     }
 
     /// The buffer's current bound in items (adaptive batching resizes
@@ -519,7 +498,7 @@ impl NuMap {
         let ctl = self.ctl();
         let ctx = ctl.ctxs.get(task)?;
         let t = ctx.tracked.as_ref()?;
-        let map = t.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let map = lock(t).clone();
         Some(map)
     }
 

@@ -95,7 +95,7 @@ pub(crate) fn puller(
         // What has arrived, and never more than one item that has not: the
         // first downstream item never waits for the slowest upstream item
         // of its stride.
-        let exhausted = pull_ready(&mut input, &mut one, room, ctx, next_index);
+        let exhausted = pull_with(&mut one, ctx, next_index, |b| input.fill_ready(b, room));
         next_index += one.len() as u64;
         crate::chaos::point("puller.handoff");
         let mut st = handoff.lock();
@@ -119,19 +119,8 @@ pub(crate) fn puller(
     }
 }
 
-/// Appends to `batch` (whose first inbox is item `first`) what `input` has
-/// in hand, up to `most` (see [`Pull::fill_ready`]); `true` when it ended.
-pub(crate) fn pull_ready(
-    input: &mut Input,
-    batch: &mut Vec<Inbox>,
-    most: usize,
-    ctx: &TaskCtx,
-    first: u64,
-) -> bool {
-    pull_with(batch, ctx, first, |b| input.fill_ready(b, most))
-}
-
-/// Runs a pull; a panicking input becomes one error item and ends it.
+/// Runs a pull into `batch` (whose first inbox is item `first`); `true`
+/// when the input ended. A panicking input becomes one error item and ends it.
 pub(crate) fn pull_with(
     batch: &mut Vec<Inbox>,
     ctx: &TaskCtx,

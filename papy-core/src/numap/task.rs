@@ -1,11 +1,12 @@
 //! The reader side of a task: [`TaskResults`], an iterator over the
 //! results in the task's result queue (see `job/queue.rs`).
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Item;
 use crate::job::{Take, TaskCtx};
+use crate::sync::lock;
 
 /// An iterator over one task's results (values or errors).
 ///
@@ -21,11 +22,7 @@ pub struct TaskResults {
     local_taken: u64,
 }
 
-impl std::fmt::Debug for TaskResults {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskResults").finish_non_exhaustive()
-    }
-}
+opaque_debug!(TaskResults);
 
 /// The outcome of [`TaskResults::next_timeout`].
 #[derive(Debug, PartialEq)]
@@ -74,7 +71,7 @@ impl TaskResults {
         match self.ctx.queue.take(timeout) {
             Take::Batch(first, items) => {
                 if let Some(t) = &self.ctx.tracked {
-                    let mut t = t.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut t = lock(t);
                     for (k, it) in items.iter().enumerate() {
                         t.insert(first + k as u64, it.clone());
                     }

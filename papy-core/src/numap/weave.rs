@@ -451,12 +451,8 @@ impl Feeder {
                 (visit, chunk)
             }
         };
-        let job = if self.tasks[t].ctx.timeout.is_some() {
-            1
-        } else {
-            chunk
-        };
-        (visit, job)
+        let timed = self.tasks[t].ctx.timeout.is_some();
+        (visit, if timed { 1 } else { chunk })
     }
 
     /// Submits jobs of consecutive items of task `t`, in order. With

@@ -62,12 +62,6 @@ impl Piper {
         }
     }
 
-    /// Sets every option at once (what a pipeline file gives).
-    pub fn with_options(mut self, options: PiperOptions) -> Piper {
-        self.options = options;
-        self
-    }
-
     /// The options.
     pub fn options(&self) -> &PiperOptions {
         &self.options
@@ -89,65 +83,30 @@ impl Piper {
         self
     }
 
-    /// Evaluates on `numap` (shared with other pipers if they use the same handle).
-    pub fn parallel(mut self, numap: &NuMap) -> Piper {
-        self.numap = Some(numap.clone());
-        self
-    }
-
-    /// Emits `m` items per result (the result must be a list of `m` values).
-    pub fn produce(mut self, m: usize) -> Piper {
-        self.options.produce = m;
-        self
-    }
-
-    /// With [`produce`](Self::produce)`(m)`: emits each whole result `m`
-    /// times instead of splitting a list of `m` values (PaPy's `repeat`).
-    pub fn repeat(mut self, on: bool) -> Piper {
-        self.options.repeat = on;
-        self
-    }
-
-    /// Runs the worker as `k` tasks on the NuMap.
-    pub fn spawn(mut self, k: usize) -> Piper {
-        self.options.spawn = k;
-        self
-    }
-
-    /// Batches `n` consecutive items per call.
-    pub fn consume(mut self, n: usize) -> Piper {
-        self.options.consume = n;
-        self
-    }
-
-    /// Per-item timeout (parallel pipers).
-    pub fn timeout(mut self, t: Duration) -> Piper {
-        self.options.timeout = Some(t);
-        self
-    }
-
-    /// Topological tie-breaker (lower first; default 0).
-    pub fn branch(mut self, b: i64) -> Piper {
-        self.options.branch = b;
-        self
-    }
-
-    /// Stop the run on the first error item instead of passing it on.
-    pub fn debug(mut self, on: bool) -> Piper {
-        self.options.debug = on;
-        self
-    }
-
-    /// Keep every output item in the statistics.
-    pub fn track(mut self, on: bool) -> Piper {
-        self.options.track = on;
-        self
-    }
-
-    /// Results in input order (`true`) or completion order (`false`).
-    pub fn ordered(mut self, on: bool) -> Piper {
-        self.options.ordered = Some(on);
-        self
+    setters! {
+        /// Sets every option at once (what a pipeline file gives).
+        with_options(options: PiperOptions) => options = options;
+        /// Evaluates on `numap` (shared with other pipers if they use the same handle).
+        parallel(numap: &NuMap) => numap = Some(numap.clone());
+        /// Emits `m` items per result (the result must be a list of `m` values).
+        produce(m: usize) => options.produce = m;
+        /// With [`produce`](Self::produce)`(m)`: emits each whole result `m`
+        /// times instead of splitting a list of `m` values (PaPy's `repeat`).
+        repeat(on: bool) => options.repeat = on;
+        /// Runs the worker as `k` tasks on the NuMap.
+        spawn(k: usize) => options.spawn = k;
+        /// Batches `n` consecutive items per call.
+        consume(n: usize) => options.consume = n;
+        /// Per-item timeout (parallel pipers).
+        timeout(t: Duration) => options.timeout = Some(t);
+        /// Topological tie-breaker (lower first; default 0).
+        branch(b: i64) => options.branch = b;
+        /// Stop the run on the first error item instead of passing it on.
+        debug(on: bool) => options.debug = on;
+        /// Keep every output item in the statistics.
+        track(on: bool) => options.track = on;
+        /// Results in input order (`true`) or completion order (`false`).
+        ordered(on: bool) => options.ordered = Some(on);
     }
 
     /// The node's name.
@@ -175,13 +134,10 @@ impl Piper {
     /// # Errors
     /// [`Error::Config`] naming the node and the bad option.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str| Err(Error::Config(format!("piper `{}`: {what}", self.name)));
         if self.name.is_empty() {
             return Err(Error::Config("a piper needs a non-empty name".into()));
         }
-        self.options
-            .validate(self.numap.is_some())
-            .or_else(|(_, e)| bad(&e))?;
-        Ok(())
+        let checked = self.options.validate(self.numap.is_some());
+        checked.map_err(|(_, e)| Error::Config(format!("piper `{}`: {e}", self.name)))
     }
 }

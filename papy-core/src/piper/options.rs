@@ -28,7 +28,7 @@ pub struct PiperOptions {
     pub produce: usize,
     /// With `produce = m`: emit each whole result `m` times instead of
     /// splitting a list of `m` (PaPy's `repeat`).
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     pub repeat: bool,
     /// Tasks the worker runs as on the NuMap.
     #[serde(skip_serializing_if = "is_one")]
@@ -40,25 +40,25 @@ pub struct PiperOptions {
     #[serde(with = "opt_seconds", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     /// Topological tie-breaker (lower first).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub branch: i64,
     /// Stop the run on the first error item reaching this node's output.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     pub debug: bool,
     /// Keep every output item by index in the statistics.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     pub track: bool,
     /// Override the NuMap's ordering for this node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordered: Option<bool>,
     /// Retries of items whose worker died or timed out.
-    #[serde(skip_serializing_if = "is_zero_u32")]
+    #[serde(skip_serializing_if = "is_default")]
     pub retries: u32,
     /// Pause before each retry.
     #[serde(with = "seconds", skip_serializing_if = "is_default_backoff")]
     pub retry_backoff: Duration,
     /// Run each item at most once (see [`TaskOptions::once`]).
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     pub once: bool,
 }
 
@@ -126,32 +126,11 @@ impl PiperOptions {
         limits::check_count("spawn", self.spawn, limits::MAX_SPAWN).map_err(|e| ("spawn", e))?;
         limits::check_count("consume", self.consume, limits::MAX_FANOUT)
             .map_err(|e| ("consume", e))?;
-        if let Some(t) = self.timeout {
-            limits::check_duration("timeout", t).map_err(|e| ("timeout", e))?;
-            if !parallel {
-                return Err((
-                    "timeout",
-                    "a timeout needs a resource (a linear node runs in the caller's thread and cannot be interrupted)".into(),
-                ));
-            }
-        }
-        if self.retries > limits::MAX_RETRIES {
+        self.task_options(false).validate()?;
+        if self.timeout.is_some() && !parallel {
             return Err((
-                "retries",
-                format!(
-                    "retries ({}) must be at most {}",
-                    self.retries,
-                    limits::MAX_RETRIES
-                ),
-            ));
-        }
-        if self.retry_backoff.as_secs_f64() > limits::MAX_SECONDS {
-            return Err((
-                "retry_backoff",
-                format!(
-                    "retry_backoff must be at most {} seconds",
-                    limits::MAX_SECONDS
-                ),
+                "timeout",
+                "a timeout needs a resource (a linear node runs in the caller's thread and cannot be interrupted)".into(),
             ));
         }
         Ok(())
@@ -161,14 +140,8 @@ impl PiperOptions {
 fn is_one(n: &usize) -> bool {
     *n == 1
 }
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-fn is_false(b: &bool) -> bool {
-    !*b
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 fn is_default_backoff(d: &Duration) -> bool {
     *d == DEFAULT_RETRY_BACKOFF

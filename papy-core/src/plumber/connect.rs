@@ -32,11 +32,12 @@ fn node_stream(
 ) -> Result<Stream> {
     let name = piper.name().to_string();
     let stride = piper.stride();
+    let o = piper.options();
     let mut inbox: InboxStream = Box::new(Zip::new(inputs, name.clone(), counters.clone()));
-    if piper.options().consume > 1 {
+    if o.consume > 1 {
         inbox = Box::new(Consume {
             src: inbox,
-            n: piper.options().consume,
+            n: o.consume,
         });
     }
     let evaluated: Stream = match piper.numap() {
@@ -48,8 +49,8 @@ fn node_stream(
             counters: counters.clone(),
         }),
         Some(numap) => {
-            let k = piper.options().spawn;
-            let opts = piper.options().task_options(!is_input);
+            let k = o.spawn;
+            let opts = o.task_options(!is_input);
             let parts = if k == 1 {
                 vec![inbox]
             } else {
@@ -77,11 +78,11 @@ fn node_stream(
             }
         }
     };
-    let produced: Stream = if piper.options().produce > 1 {
+    let produced: Stream = if o.produce > 1 {
         Box::new(Produce {
             src: evaluated,
-            m: piper.options().produce,
-            repeat: piper.options().repeat,
+            m: o.produce,
+            repeat: o.repeat,
             pending: VecDeque::new(),
             node: name.clone(),
             index: 0,
@@ -94,7 +95,7 @@ fn node_stream(
         node: name,
         index: 0,
         counters: counters.clone(),
-        debug: piper.options().debug,
+        debug: o.debug,
         run: run.clone(),
     }))
 }
@@ -108,20 +109,19 @@ pub(crate) fn connect(
 ) -> Result<Connected> {
     let order = dagger.order();
     let mut numaps: Vec<NuMap> = Vec::new();
-    for p in &order {
-        if let Some(n) = p.numap() {
-            if !numaps.iter().any(|m| m.same(n)) {
-                if n.is_running() {
-                    return Err(Error::State {
-                        op: "start a pipeline on",
-                        what: format!("NuMap `{}`", n.name()),
-                        state: "running".into(),
-                    });
-                }
-                n.clear_tasks()?;
-                numaps.push(n.clone());
-            }
+    for n in order.iter().filter_map(|p| p.numap()) {
+        if numaps.iter().any(|m| m.same(n)) {
+            continue;
         }
+        if n.is_running() {
+            return Err(Error::State {
+                op: "start a pipeline on",
+                what: format!("NuMap `{}`", n.name()),
+                state: "running".into(),
+            });
+        }
+        n.clear_tasks()?;
+        numaps.push(n.clone());
     }
     let result = connect_nodes(dagger, &order, &mut sources, run);
     match result {

@@ -41,7 +41,7 @@ mod source;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::dagger::Dagger;
@@ -57,11 +57,6 @@ use sink::Sink;
 pub use run::StopHandle;
 pub use sink::Collector;
 pub use source::Source;
-
-/// Locks `m`, whatever a panicking holder left.
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The state of a [`Plumber`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,28 +111,30 @@ impl Plumber {
         }
     }
 
-    /// Records every job of the runs that start from now on (which
-    /// worker ran which node's items, when), up to `capacity` jobs a run:
-    /// see [`timeline`](Self::timeline). Off by default; when on, a job
-    /// costs one more lock.
-    ///
-    /// ```
-    /// use papy_core::{Dagger, NuMap, Piper, Plumber, Source, Worker};
-    /// let pool = NuMap::builder().workers(2).stride(2).build().unwrap();
-    /// let mut d = Dagger::new();
-    /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap()).parallel(&pool)).unwrap();
-    /// let mut p = Plumber::new(d).with_timeline(1000);
-    /// let out = p.collect("p").unwrap();
-    /// p.start([("p", Source::values(0..10i64))]).unwrap();
-    /// p.run().unwrap();
-    /// p.wait(None).unwrap();
-    /// let spans = p.timeline().unwrap().spans();
-    /// assert_eq!(spans.iter().map(|s| s.items).sum::<u64>(), 10);
-    /// assert!(spans.iter().all(|s| &*s.node == "p"));
-    /// ```
-    pub fn with_timeline(mut self, capacity: usize) -> Plumber {
-        self.timeline = Some(capacity);
-        self
+    setters! {
+        /// Records every job of the runs that start from now on (which
+        /// worker ran which node's items, when), up to `capacity` jobs a run:
+        /// see [`timeline`](Self::timeline). Off by default; when on, a job
+        /// costs one more lock.
+        ///
+        /// ```
+        /// use papy_core::{Dagger, NuMap, Piper, Plumber, Source, Worker};
+        /// let pool = NuMap::builder().workers(2).stride(2).build().unwrap();
+        /// let mut d = Dagger::new();
+        /// d.add_piper(Piper::new("p", Worker::new("papy.ipasser").unwrap()).parallel(&pool)).unwrap();
+        /// let mut p = Plumber::new(d).with_timeline(1000);
+        /// let out = p.collect("p").unwrap();
+        /// p.start([("p", Source::values(0..10i64))]).unwrap();
+        /// p.run().unwrap();
+        /// p.wait(None).unwrap();
+        /// let spans = p.timeline().unwrap().spans();
+        /// assert_eq!(spans.iter().map(|s| s.items).sum::<u64>(), 10);
+        /// assert!(spans.iter().all(|s| &*s.node == "p"));
+        /// ```
+        with_timeline(capacity: usize) => timeline = Some(capacity);
+        /// Uses `signal` as this Plumber's [`stop_signal`](Self::stop_signal)
+        /// (for inputs made before the Plumber).
+        with_stop_signal(signal: StopSignal) => stop_signal = signal;
     }
 
     /// A handle that stops the current run's inputs from any thread, at
@@ -189,13 +186,6 @@ impl Plumber {
         self.stop_signal.clone()
     }
 
-    /// Uses `signal` as this Plumber's [`stop_signal`](Self::stop_signal)
-    /// (for inputs made before the Plumber).
-    pub fn with_stop_signal(mut self, signal: StopSignal) -> Plumber {
-        self.stop_signal = signal;
-        self
-    }
-
     /// The pipeline.
     pub fn dagger(&self) -> &Dagger {
         &self.dagger
@@ -232,27 +222,21 @@ impl Plumber {
 
     fn finish(&mut self) {
         if let Some(r) = &mut self.run {
-            for h in r.drains.drain(..) {
-                let _ = h.join();
-            }
-            r.ended.get_or_insert(r.started.elapsed());
-            r.drains.clear();
+            r.join_drains();
             // Keep `finished()` true: every drain has reported.
             r.outputs = 0;
-            *lock(&r.done.count) = 0;
+            *r.done.lock() = 0;
         }
         self.state = PlumberState::Finished;
         crate::hooks::run(crate::hooks::When::RunEnd);
     }
 
     fn output_check(&self, node: &str) -> Result<()> {
-        match self.dagger.downstream(node) {
-            Ok(d) if d.is_empty() => Ok(()),
-            Ok(_) => Err(Error::Graph(format!(
-                "`{node}` is not an output piper (it has downstream pipers)"
-            ))),
-            Err(e) => Err(e),
+        if self.dagger.downstream(node)?.is_empty() {
+            return Ok(());
         }
+        let e = format!("`{node}` is not an output piper (it has downstream pipers)");
+        Err(Error::Graph(e))
     }
 
     /// Collects the items of output node `node` (across runs, until taken).
@@ -301,7 +285,9 @@ impl Plumber {
         if self.dagger.is_empty() {
             return Err(Error::Graph("the dagger has no pipers".into()));
         }
-        self.cleanup();
+        if self.state == PlumberState::Finished {
+            self.release_numaps();
+        }
         self.stop_signal.lower();
         let ctl = Arc::new(RunCtl {
             timeline: self
@@ -352,12 +338,7 @@ impl Plumber {
         &self,
         inputs: impl IntoIterator<Item = (S, Source)>,
     ) -> Result<BTreeMap<String, Stream>> {
-        let wanted: Vec<String> = self
-            .dagger
-            .inputs()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let wanted = self.input_names();
         let mut sources = BTreeMap::new();
         for (name, src) in inputs {
             let name = name.into();
@@ -371,21 +352,24 @@ impl Plumber {
                 return Err(Error::Inputs(format!("input `{name}` given twice")));
             }
         }
-        let missing: Vec<&String> = wanted
+        let missing: Vec<String> = wanted
             .iter()
             .filter(|n| !sources.contains_key(*n))
+            .map(|n| format!("`{n}`"))
             .collect();
         if !missing.is_empty() {
             return Err(Error::Inputs(format!(
                 "no input for {}",
-                missing
-                    .iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                missing.join(", ")
             )));
         }
         Ok(sources)
+    }
+
+    /// The names of the input pipers, in the order of [`Dagger::inputs`].
+    fn input_names(&self) -> Vec<String> {
+        let inputs = self.dagger.inputs();
+        inputs.iter().map(|p| p.name().to_string()).collect()
     }
 
     /// Binds inputs positionally, in the order of [`Dagger::inputs`].
@@ -393,12 +377,7 @@ impl Plumber {
     /// # Errors
     /// As [`Plumber::start`], and a count mismatch.
     pub fn start_positional(&mut self, inputs: Vec<Source>) -> Result<()> {
-        let names: Vec<String> = self
-            .dagger
-            .inputs()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let names = self.input_names();
         if names.len() != inputs.len() {
             return Err(Error::Inputs(format!(
                 "{} input(s) given for {} input piper(s) ({})",
@@ -440,17 +419,7 @@ impl Plumber {
     /// # Errors
     /// [`Error::State`] unless running or finished.
     pub fn pause(&mut self) -> Result<()> {
-        match self.state() {
-            PlumberState::Finished => Ok(()),
-            PlumberState::Running => {
-                if let Some(r) = &self.run {
-                    r.pause.set(true);
-                }
-                self.state = PlumberState::Paused;
-                Ok(())
-            }
-            s => Err(self.state_error("pause", s)),
-        }
+        self.set_paused("pause", PlumberState::Running, PlumberState::Paused)
     }
 
     /// Resumes after a pause (does nothing on a finished run).
@@ -458,16 +427,22 @@ impl Plumber {
     /// # Errors
     /// [`Error::State`] unless paused or finished.
     pub fn resume(&mut self) -> Result<()> {
+        self.set_paused("resume", PlumberState::Paused, PlumberState::Running)
+    }
+
+    /// `op` (pause or resume): from state `from` to `to`; nothing on a
+    /// finished run.
+    fn set_paused(&mut self, op: &'static str, from: PlumberState, to: PlumberState) -> Result<()> {
         match self.state() {
             PlumberState::Finished => Ok(()),
-            PlumberState::Paused => {
+            s if s == from => {
                 if let Some(r) = &self.run {
-                    r.pause.set(false);
+                    r.pause.set(to == PlumberState::Paused);
                 }
-                self.state = PlumberState::Running;
+                self.state = to;
                 Ok(())
             }
-            s => Err(self.state_error("resume", s)),
+            s => Err(self.state_error(op, s)),
         }
     }
 
@@ -517,29 +492,18 @@ impl Plumber {
         }
         if let Some(r) = &mut self.run {
             r.pause.set(false);
-            for h in r.drains.drain(..) {
-                let _ = h.join();
-            }
-            r.ended.get_or_insert(r.started.elapsed());
+            r.join_drains();
         }
         self.state = PlumberState::Stopped;
         self.release_numaps();
         crate::hooks::run(crate::hooks::When::RunEnd);
-        match self.run.as_ref().and_then(|r| r.ctl.take_failure()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        let failure = self.run.as_ref().and_then(|r| r.ctl.take_failure());
+        failure.map_or(Ok(()), Err)
     }
 
     fn release_numaps(&mut self) {
         if let Some(r) = &self.run {
             r.release_numaps();
-        }
-    }
-
-    fn cleanup(&mut self) {
-        if self.state == PlumberState::Finished {
-            self.release_numaps();
         }
     }
 

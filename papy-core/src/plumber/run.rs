@@ -4,59 +4,53 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::lock;
 use super::sink::Sink;
 use crate::error::{Error, Result};
 use crate::numap::NuMap;
 use crate::piper::adapters::{RunCtl, Stream};
 use crate::stats::NodeCounters;
 use crate::stats::Stats;
-use crate::sync::StopSignal;
+use crate::sync::{lock, Monitor, StopSignal};
 
 /// Holds the drains while a run is paused.
 #[derive(Default)]
 pub(super) struct Pause {
     paused: AtomicBool,
-    m: Mutex<()>,
-    cv: Condvar,
+    gate: Monitor<()>,
 }
 
 impl Pause {
     pub(super) fn set(&self, on: bool) {
-        let _g = lock(&self.m);
+        let _g = self.gate.lock();
         self.paused.store(on, Ordering::Release);
-        self.cv.notify_all();
+        self.gate.notify_all();
     }
 
     pub(super) fn wait(&self) {
         if !self.paused.load(Ordering::Acquire) {
             return;
         }
-        let mut g = lock(&self.m);
+        let mut g = self.gate.lock();
         while self.paused.load(Ordering::Acquire) {
-            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g = self.gate.wait(g);
         }
     }
 }
 
 /// How many drains have ended.
-#[derive(Default)]
-pub(super) struct Done {
-    pub(super) count: Mutex<usize>,
-    cv: Condvar,
-}
+pub(super) type Done = Monitor<usize>;
 
 /// Counts its drain as ended when dropped (a panic included).
 struct DoneGuard(Arc<Done>);
 
 impl Drop for DoneGuard {
     fn drop(&mut self) {
-        *lock(&self.0.count) += 1;
-        self.0.cv.notify_all();
+        *self.0.lock() += 1;
+        self.0.notify_all();
     }
 }
 
@@ -76,9 +70,17 @@ pub(super) struct Run {
 }
 
 impl Run {
+    /// Joins the drain threads started so far and notes when the run ended.
+    pub(super) fn join_drains(&mut self) {
+        for h in self.drains.drain(..) {
+            let _ = h.join();
+        }
+        self.ended.get_or_insert(self.started.elapsed());
+    }
+
     /// Whether every drain started and ended.
     pub(super) fn finished(&self) -> bool {
-        self.drains.len() == self.outputs && *lock(&self.done.count) >= self.outputs
+        self.drains.len() == self.outputs && *self.done.lock() >= self.outputs
     }
 
     /// Starts one drain thread per output not drained yet, each putting
@@ -148,23 +150,13 @@ impl Run {
     /// Waits until every drain has ended, or `timeout`.
     pub(super) fn wait_drains(&self, timeout: Option<Duration>) {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut n = lock(&self.done.count);
+        let mut n = self.done.lock();
         while *n < self.outputs {
-            match deadline {
-                None => n = self.done.cv.wait(n).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    n = self
-                        .done
-                        .cv
-                        .wait_timeout(n, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
+            n = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+                None => self.done.wait(n),
+                Some(left) if left.is_zero() => break,
+                Some(left) => self.done.wait_timeout(n, left),
+            };
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::lock;
 use crate::error::Item;
+use crate::sync::lock;
 
 /// Collects the items of an output node. Clones share the same buffer.
 #[derive(Debug, Clone, Default)]

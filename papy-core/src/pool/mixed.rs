@@ -34,11 +34,7 @@ pub struct MixedPool {
     size: usize,
 }
 
-impl std::fmt::Debug for MixedPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MixedPool").finish_non_exhaustive()
-    }
-}
+opaque_debug!(MixedPool);
 
 impl MixedPool {
     /// Combines `pools` (at least one).
@@ -79,21 +75,19 @@ impl Pool for MixedPool {
 
     /// The members' counts added up.
     fn stats(&self) -> super::PoolStats {
-        self.members.iter().map(|m| m.pool.stats()).fold(
-            super::PoolStats {
-                kind: "mixed",
-                ..super::PoolStats::default()
-            },
-            |a, b| super::PoolStats {
-                kind: a.kind,
-                workers: a.workers + b.workers,
-                busy: a.busy + b.busy,
-                started: a.started + b.started,
-                died: a.died + b.died,
-                recycled: a.recycled + b.recycled,
-                failed_starts: a.failed_starts + b.failed_starts,
-            },
-        )
+        let mut sum = super::PoolStats {
+            kind: "mixed",
+            ..super::PoolStats::default()
+        };
+        for s in self.members.iter().map(|m| m.pool.stats()) {
+            sum.workers += s.workers;
+            sum.busy += s.busy;
+            sum.started += s.started;
+            sum.died += s.died;
+            sum.recycled += s.recycled;
+            sum.failed_starts += s.failed_starts;
+        }
+        sum
     }
 
     /// The longest of the members' (jobs go to any member).

@@ -21,12 +21,18 @@ use crate::value::Value;
 
 use crate::sync::{lock, Monitor};
 
+#[derive(Default)]
 enum SlotState {
+    #[default]
     Idle,
-    Running { job: Job, deadline: Instant },
+    Running {
+        job: Job,
+        deadline: Instant,
+    },
     Abandoned,
 }
 
+#[derive(Default)]
 struct Slot {
     state: Mutex<SlotState>,
     /// The thread's work is over (it is returning): joining it does not wait.
@@ -62,11 +68,7 @@ pub struct ThreadPool {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for ThreadPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadPool").finish_non_exhaustive()
-    }
-}
+opaque_debug!(ThreadPool);
 
 impl ThreadPool {
     /// Starts `size` threads named after `name`.
@@ -158,11 +160,7 @@ fn spawn_worker(
     shared: &Arc<Shared>,
     ready: Option<crossbeam_channel::Sender<std::result::Result<(), String>>>,
 ) -> Result<()> {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState::Idle),
-        done: AtomicBool::new(false),
-        busy: AtomicBool::new(false),
-    });
+    let slot = Arc::<Slot>::default();
     let n = shared.spawned.fetch_add(1, Ordering::Relaxed);
     let (s, sl) = (shared.clone(), slot.clone());
     let handle = std::thread::Builder::new()
@@ -342,13 +340,11 @@ fn watchdog(shared: &Arc<Shared>) {
             let workers = lock(&shared.workers);
             for (slot, _) in workers.iter() {
                 let mut st = lock(&slot.state);
-                if let SlotState::Running { deadline, .. } = &*st {
-                    if *deadline <= now {
-                        let old = std::mem::replace(&mut *st, SlotState::Abandoned);
-                        shared.healthy.fetch_sub(1, Ordering::SeqCst);
-                        if let SlotState::Running { job, .. } = old {
-                            expired.push((slot.clone(), job));
-                        }
+                if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
+                    let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                    shared.healthy.fetch_sub(1, Ordering::SeqCst);
+                    if let SlotState::Running { job, .. } = old {
+                        expired.push((slot.clone(), job));
                     }
                 }
             }
@@ -384,11 +380,8 @@ impl Pool for ThreadPool {
         self.size
     }
 
-    fn settings(&self) -> Option<crate::value::Value> {
-        Some(super::settings_map([(
-            "workers",
-            crate::value::Value::from(self.size),
-        )]))
+    fn settings(&self) -> Option<Value> {
+        Some(super::settings_map([("workers", Value::from(self.size))]))
     }
 
     fn stats(&self) -> super::PoolStats {
@@ -425,23 +418,19 @@ impl Pool for ThreadPool {
         // timeout, or a process pool, for such functions.)
         loop {
             let seen = *self.shared.gone.lock();
-            let done: Vec<_> = {
+            let (done, last) = {
                 let mut workers = lock(&self.shared.workers);
                 let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *workers)
                     .into_iter()
                     .partition(|(s, h)| s.done.load(Ordering::Acquire) || h.is_finished());
                 *workers = running;
-                if workers.is_empty() {
-                    drop(workers);
-                    for (_, h) in finished {
-                        let _ = h.join();
-                    }
-                    break;
-                }
-                finished
+                (finished, workers.is_empty())
             };
             for (_, h) in done {
                 let _ = h.join();
+            }
+            if last {
+                break;
             }
             // Until a thread goes (each tells `gone`); the bound is only a
             // safety net.

@@ -224,21 +224,12 @@ pub fn write_frame_tail<F: Serialize + ?Sized>(
         ));
     }
     buf.truncate(buf.len() - 2);
-    let too_large = || ProtocolError::TooLarge {
+    let n = u32::try_from(tail.len()).map_err(|_| ProtocolError::TooLarge {
         size: tail.len(),
         limit: u32::MAX as usize,
-    };
-    let n = tail.len();
-    if let Ok(b) = u8::try_from(n) {
-        buf.extend_from_slice(&[0xc4, b]);
-    } else if let Ok(h) = u16::try_from(n) {
-        buf.push(0xc5);
-        buf.extend_from_slice(&h.to_be_bytes());
-    } else {
-        buf.push(0xc6);
-        buf.extend_from_slice(&u32::try_from(n).map_err(|_| too_large())?.to_be_bytes());
-    }
-    set_length(buf, n)?;
+    })?;
+    rmp::encode::write_bin_len(buf, n).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    set_length(buf, tail.len())?;
     w.write_all(buf)?;
     w.write_all(tail)?;
     w.flush()?;

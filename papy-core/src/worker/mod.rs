@@ -53,11 +53,8 @@ impl Args {
 
     /// Named arguments.
     pub fn named<K: Into<String>, T: Into<Value>>(args: impl IntoIterator<Item = (K, T)>) -> Args {
-        Args::Named(
-            args.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        let args = args.into_iter().map(|(k, v)| (k.into(), v.into()));
+        Args::Named(args.collect())
     }
 }
 
@@ -209,9 +206,7 @@ impl Worker {
     pub fn from_function(function: Arc<Function>, args: Args) -> Result<Worker> {
         let args = bind(&function, args)?;
         registry::resolve_imports(&function)?;
-        Ok(Worker {
-            steps: Arc::from(vec![Step { function, args }]),
-        })
+        Ok(Worker::of_step(function, args))
     }
 
     /// A Worker of a closure over the inbox. Closures run on thread pools
@@ -250,24 +245,20 @@ impl Worker {
     }
 
     fn from_closure(function: Function) -> Worker {
+        Worker::of_step(Arc::new(function), Vec::new())
+    }
+
+    fn of_step(function: Arc<Function>, args: Vec<Value>) -> Worker {
         Worker {
-            steps: Arc::from(vec![Step {
-                function: Arc::new(function),
-                args: Vec::new(),
-            }]),
+            steps: Arc::new([Step { function, args }]),
         }
     }
 
     /// Composes: `self.then(g)` computes `g(self(inbox))`.
     pub fn then(self, next: Worker) -> Worker {
-        let steps: Vec<Step> = self
-            .steps
-            .iter()
-            .chain(next.steps.iter())
-            .cloned()
-            .collect();
+        let steps = self.steps.iter().chain(next.steps.iter()).cloned();
         Worker {
-            steps: Arc::from(steps),
+            steps: steps.collect(),
         }
     }
 
@@ -276,16 +267,11 @@ impl Worker {
     /// # Errors
     /// [`Error::Config`] for an empty list.
     pub fn chain(workers: impl IntoIterator<Item = Worker>) -> Result<Worker> {
-        let steps: Vec<Step> = workers
-            .into_iter()
-            .flat_map(|w| w.steps.iter().cloned().collect::<Vec<_>>())
-            .collect();
+        let steps: Arc<[Step]> = workers.into_iter().flat_map(|w| w.steps.to_vec()).collect();
         if steps.is_empty() {
             return Err(Error::Config("a Worker needs at least one function".into()));
         }
-        Ok(Worker {
-            steps: Arc::from(steps),
-        })
+        Ok(Worker { steps })
     }
 
     /// The function names joined by `>` (PaPy's `__name__`).
@@ -306,7 +292,7 @@ impl Worker {
     /// `true` when every function is registered by name, so the Worker can
     /// run in another process.
     pub fn is_portable(&self) -> bool {
-        self.steps.iter().all(|s| s.function.portable)
+        self.first_closure().is_none()
     }
 
     /// The first non-portable function, if any.
@@ -480,10 +466,8 @@ impl Worker {
             if let Err(p) = r {
                 let i = next.get();
                 next.set(i + 1);
-                output(
-                    i,
-                    Err(self.panic_error(p, current.get(), Some(node), index(i))),
-                );
+                let e = self.panic_error(p, current.get(), Some(node), index(i));
+                output(i, Err(e));
             }
         }
     }
@@ -518,13 +502,8 @@ impl Worker {
                 Err(e) => Err(passed_on(e, node)),
             };
         }
-        let mut values = Vec::with_capacity(inbox.len());
-        for item in inbox {
-            match item {
-                Ok(v) => values.push(v.clone()),
-                Err(e) => return Err(passed_on(e, node)),
-            }
-        }
+        let values: Result<Vec<Value>, _> = inbox.iter().map(|i| i.as_ref().cloned()).collect();
+        let values = values.map_err(|e| passed_on(e, node))?;
         self.run_chain(&values, Some(node), index, current)
     }
 

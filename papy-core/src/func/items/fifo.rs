@@ -10,6 +10,7 @@ use super::payload::Payload;
 use super::{
     capacity, io_err, log_failure, new_path, path_value, DumpOptions, Dumped, ItemsError, Served,
 };
+use crate::sync::lock;
 use crate::value::Value;
 
 /// Named pipes this process made whose reader has not come yet.
@@ -34,22 +35,11 @@ inventory::submit! {
 /// done, `papy run` at its end), since their serving threads end with it.
 /// Returns how many were removed.
 pub fn remove_pending_fifos() -> usize {
-    let paths = std::mem::take(
-        &mut *pending_fifos()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let paths = std::mem::take(&mut *lock(pending_fifos()));
     paths
         .iter()
         .filter(|p| std::fs::remove_file(p).is_ok())
         .count()
-}
-
-fn forget_fifo(path: &Path) {
-    pending_fifos()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(path);
 }
 
 #[cfg(unix)]
@@ -76,15 +66,12 @@ pub(super) fn dump(
     }
     let timeout = opts.timeout;
     let p = path.clone();
-    pending_fifos()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(path.clone());
+    lock(pending_fifos()).insert(path.clone());
     let server = std::thread::Builder::new()
         .name("papy-item-fifo".into())
         .spawn(move || {
             let served = serve_fifo(&p, payload.bytes(), timeout);
-            forget_fifo(&p);
+            lock(pending_fifos()).remove(&p);
             log_failure(&served);
             served
         })
@@ -207,11 +194,11 @@ pub(super) fn read(
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let what = || format!("reading the pipe {path}");
     let is_fifo = |m: &std::fs::Metadata| m.file_type().is_fifo();
+    let not_fifo =
+        || ItemsError::Untrusted(format!("{path} is not a named pipe; a fifo item is one"));
     let meta = std::fs::symlink_metadata(path).map_err(io_err(what()))?;
     if !is_fifo(&meta) {
-        return Err(ItemsError::Untrusted(format!(
-            "{path} is not a named pipe; a fifo item is one"
-        )));
+        return Err(not_fifo());
     }
     // Opening for reading without O_NONBLOCK would wait for a writer forever.
     let mut f = OpenOptions::new()
@@ -220,9 +207,7 @@ pub(super) fn read(
         .open(path)
         .map_err(io_err(what()))?;
     if !f.metadata().is_ok_and(|m| is_fifo(&m)) {
-        return Err(ItemsError::Untrusted(format!(
-            "{path} is not a named pipe; a fifo item is one"
-        )));
+        return Err(not_fifo());
     }
     let read = read_pipe(&mut f, len, timeout, &what);
     // The writer removes the name once both ends are open; this covers a

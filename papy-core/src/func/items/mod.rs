@@ -232,17 +232,6 @@ pub fn dump(value: &Value, opts: &DumpOptions) -> Result<Dumped, ItemsError> {
     }
 }
 
-/// Refuses an item longer than allowed before anything is read.
-fn check_size(len: u64, opts: &LoadOptions) -> Result<(), ItemsError> {
-    if len > opts.max_size {
-        return Err(ItemsError::Payload(format!(
-            "the item is {len} bytes, more than max_size = {}",
-            opts.max_size
-        )));
-    }
-    Ok(())
-}
-
 fn log_failure(served: &Served) {
     if let Served::Failed(e) = served {
         tracing::warn!("serving an item: {e}");
@@ -334,7 +323,12 @@ pub fn load(locator: &Value, opts: &LoadOptions) -> Result<Value, ItemsError> {
             "only file items can be memory-mapped, this is a {kind} item"
         )));
     }
-    check_size(len, opts)?;
+    // An item longer than allowed is refused before anything is read.
+    if len > opts.max_size {
+        let most = opts.max_size;
+        let e = format!("the item is {len} bytes, more than max_size = {most}");
+        return Err(ItemsError::Payload(e));
+    }
     let value = match kind {
         "file" => file::load(locator, opts, codec, len)?,
         "fifo" => {

@@ -91,7 +91,6 @@ pub(super) fn load(locator: &Value, opts: &LoadOptions, len: u64) -> Result<Vec<
     Ok(bytes)
 }
 
-/// A random number (std's per-process random hash keys, mixed with the time).
 /// A socket item's token: 64 bits from the operating system's random source
 /// (a reader that guesses it could take the payload).
 fn new_token() -> u64 {

@@ -40,12 +40,7 @@ fn mac_of(locator: &Value) -> Mac {
 /// The MAC of `locator`, in hex.
 pub(super) fn mac_hex(locator: &Value) -> String {
     use hmac::Mac as _;
-    mac_of(locator)
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::run_key::hex(&mac_of(locator).finalize().into_bytes())
 }
 
 /// `true` when `locator` carries the right MAC under this run's key
@@ -55,16 +50,9 @@ pub fn is_authentic(locator: &Value) -> bool {
     let Some(hex) = locator.get("mac").and_then(Value::as_str) else {
         return false;
     };
-    if hex.len() != 64 || !hex.is_ascii() {
+    let Some(tag) = crate::run_key::unhex::<32>(hex) else {
         return false;
-    }
-    let mut tag = [0u8; 32];
-    for (i, b) in tag.iter_mut().enumerate() {
-        match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
-            Ok(x) => *b = x,
-            Err(_) => return false,
-        }
-    }
+    };
     mac_of(locator).verify_slice(&tag).is_ok()
 }
 

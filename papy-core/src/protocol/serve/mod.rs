@@ -17,13 +17,6 @@ use crate::value::Value;
 pub use runner::{build_chain, chain_of, TaskRunner, CHAIN_CACHE};
 pub use stdio::serve_stdio;
 
-/// What a worker does when its host is done with it: complete compressed
-/// outputs, and remove the named pipes of items no reader took (their
-/// serving threads end with this process).
-fn session_end() {
-    crate::hooks::run(crate::hooks::When::SessionEnd);
-}
-
 /// Runs the host's init call once (on a null input), keeps its result as
 /// this process's [`worker_state`](crate::worker_state) and answers with a
 /// `Result` of id [`INIT_ID`](super::INIT_ID); a failure is answered the
@@ -174,7 +167,7 @@ pub fn serve(
     let mut runner = handshake(&mut input, &mut output, plugins)?;
     let mut inbuf = Vec::new();
     let mut bufs = Buffers::default();
-    loop {
+    let ended = loop {
         for buf in [&mut inbuf, &mut bufs.out, &mut bufs.values] {
             release_large(buf);
         }
@@ -194,20 +187,19 @@ pub fn serve(
                 indices,
                 inboxes,
             )?,
-            Ok(FrameView::Shutdown) | Err(ProtocolError::Closed) => {
-                session_end();
-                return Ok(());
-            }
-            Err(e) => {
-                session_end();
-                return Err(e);
-            }
+            Ok(FrameView::Shutdown) | Err(ProtocolError::Closed) => break Ok(()),
+            Err(e) => break Err(e),
             Ok(other) => {
                 let message = format!("unexpected frame from the host: {other:?}");
                 return Err(refuse(&mut output, message));
             }
         }
-    }
+    };
+    // The host is done with this worker: complete compressed outputs, and
+    // remove the named pipes of items no reader took (their serving
+    // threads end with this process).
+    crate::hooks::run(crate::hooks::When::SessionEnd);
+    ended
 }
 
 #[cfg(test)]
