@@ -47,7 +47,11 @@ pub fn warm_up(cmd: &WorkerCommand, n: usize, wait: Duration) -> Result<(), Stri
     let mut greeted = Vec::with_capacity(n);
     let mut failed = None;
     for (mut conn, stderr) in started {
-        let left = deadline.saturating_duration_since(Instant::now());
+        // Greetings are read one worker at a time: a later one may have
+        // greeted in time and wait, mid-write, for its turn to be read.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
         match conn.next_frame(Some(left)) {
             first @ Ok(_) if failed.is_none() => greeted.push((conn, stderr, first)),
             Err(e) if timed_out(&e) => drop(conn.kill()),
