@@ -327,6 +327,7 @@ fn a_same_session_replay_is_acknowledged_and_not_run() {
     assert_eq!(farm.pool.replays(), 3);
     assert_eq!(runs(tag, 2), 1, "item 2 ran once, not once per copy");
     assert!(farm.q.pending().is_empty(), "the copies are acknowledged");
+    assert!(farm.q.tasks().is_empty(), "and deleted, as on Redis");
     assert!(farm.q.dead_letters().is_empty(), "a replay fails nothing");
     assert_eq!(farm.pool.duplicates(), 0);
 }

@@ -31,7 +31,8 @@ pub(super) struct Broker {
     /// Last id given to an entry (of any stream).
     pub(super) seq: u64,
     pub(super) settings: Option<RunSettings>,
-    /// Task entries by id, as `XRANGE` reads them (delivery count 0).
+    /// Task entries by id, as `XRANGE` reads them (delivery count 0);
+    /// an acknowledged entry is deleted.
     pub(super) tasks: Vec<(u64, Entry)>,
     pub(super) group: Option<Group>,
     pub(super) results: Vec<(u64, Outcome)>,
@@ -89,9 +90,17 @@ impl Broker {
         self.group.as_mut()
     }
 
+    /// Acknowledges the task entry `id` and deletes it, as the Redis queue
+    /// does (`XACK` with `XDEL`): nothing may read an answered entry again.
     pub(super) fn ack(&mut self, id: &str) {
-        if let (Some(id), Some(g)) = (parse_id(id), self.group.as_mut()) {
+        let Some(id) = parse_id(id) else {
+            return;
+        };
+        if let Some(g) = self.group.as_mut() {
             g.pending.remove(&id);
+        }
+        if let Ok(k) = self.tasks.binary_search_by_key(&id, |(n, _)| *n) {
+            self.tasks.remove(k);
         }
     }
 

@@ -216,8 +216,9 @@ impl MemoryQueue {
             .collect()
     }
 
-    /// Every task entry on the stream, acknowledged or not (with delivery
-    /// count 0: as read by `XRANGE`).
+    /// Every task entry on the stream, that is every one not acknowledged
+    /// yet (an answered entry is deleted, as on Redis), with delivery count
+    /// 0: as read by `XRANGE`.
     pub fn tasks(&self) -> Vec<Entry> {
         let b = self.broker.lock();
         b.tasks.iter().map(|(_, e)| e.clone()).collect()
