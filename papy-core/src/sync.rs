@@ -1,5 +1,5 @@
 //! The one lock/condvar helper of the engine, and the short look for work
-//! an idle engine thread takes before it sleeps ([`spin_for`]).
+//! an idle engine thread takes before it sleeps (`spin_for`).
 //!
 //! Every shared state of the engine is a [`Monitor`]: a mutex and a
 //! condition variable that go together, whose lock never fails (a thread

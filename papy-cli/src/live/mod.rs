@@ -1,13 +1,13 @@
 //! Seeing and steering a running pipeline: the live page (`papy run
 //! --ui`), its JSON (`/api/state`) and Prometheus (`/metrics`) forms,
 //! the run report (`--report`), and the terminal's progress lines, all
-//! made from one [`View`](view::View) of the engine's counters. None of
+//! made from one [`View`] of the engine's counters. None of
 //! it is in the engine: a run without `--ui` or `--report` samples the
 //! counters twice a second for its progress lines, and nothing more.
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`view`] | the [`View`](view::View) and the [`Sampler`](view::Sampler) that makes it |
+//! | [`view`] | the [`View`] and the [`Sampler`] that makes it |
 //! | [`layout`] | where the graph draws each node |
 //! | [`server`] | the HTTP server, the page, the token-gated controls |
 //! | [`metrics`] | the Prometheus text |

@@ -480,7 +480,7 @@ impl NuMap {
         self.ctl().credits.as_ref().map_or(0, |c| c.size())
     }
 
-    /// What its pool's workers are doing ([`Pool::stats`](crate::Pool::stats));
+    /// What its pool's workers are doing ([`crate::Pool::stats`]);
     /// a NuMap that has not made its thread pool yet reports the one it will make.
     pub fn pool_stats(&self) -> crate::pool::PoolStats {
         match &self.ctl().pool {

@@ -161,7 +161,7 @@ impl Run {
     }
 }
 
-/// Stops a run's inputs from another thread ([`Plumber::stop_handle`]).
+/// Stops a run's inputs from another thread ([`Plumber::stop_handle`](crate::Plumber::stop_handle)).
 #[derive(Clone)]
 pub struct StopHandle {
     pub(super) stop: Arc<AtomicBool>,

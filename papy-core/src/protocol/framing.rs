@@ -184,7 +184,7 @@ pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolErro
 }
 
 /// Writes anything that encodes as a frame ([`Frame`], or the borrowing
-/// [`FrameRef`]) in one write, building it in `buf` (its allocation reused
+/// [`FrameRef`](super::FrameRef)) in one write, building it in `buf` (its allocation reused
 /// from frame to frame), and flushes.
 ///
 /// # Errors

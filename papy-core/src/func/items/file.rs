@@ -129,7 +129,7 @@ pub fn map(locator: &Value) -> Result<memmap2::Mmap, ItemsError> {
     Ok(m)
 }
 
-/// Removes a file item's file (what [`load`] does unless told otherwise).
+/// Removes a file item's file (what [`load`](super::load) does unless told otherwise).
 ///
 /// # Errors
 /// The locator is not an authentic file item (this run's MAC), or the file
