@@ -26,7 +26,7 @@ const HANDSHAKE: Duration = Duration::from_secs(30);
 /// A frame from a worker, or why none could be read.
 pub(super) type Answer = std::result::Result<Frame, ProtocolError>;
 
-/// Whether reading failed because its deadline passed.
+/// Whether a read or a write failed because its deadline passed.
 pub(super) fn timed_out(e: &ProtocolError) -> bool {
     matches!(e, ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
@@ -321,9 +321,7 @@ impl Link for Conn {
         release_large(&mut self.wbuf);
         match sent {
             Ok(()) => Ok(()),
-            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err(SendError::TimedOut)
-            }
+            Err(e) if timed_out(&e) => Err(SendError::TimedOut),
             Err(e) => Err(SendError::Failed(format!(
                 "cannot send to the worker ({e}); {}",
                 self.reap()
