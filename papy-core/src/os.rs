@@ -11,27 +11,13 @@ use std::process::{Child, ExitStatus};
 pub fn exited_unreaped(child: &mut Child) -> bool {
     #[cfg(target_os = "linux")]
     {
-        let pid: libc::id_t = child.id();
-        // SAFETY: an all-zero siginfo_t is a valid value of this plain C
-        // struct (WNOHANG leaves it zero when nothing changed).
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid(2) on our own child's pid with a valid pointer to
-        // the siginfo_t above; WNOWAIT leaves the child waitable, so the
-        // std `Child` still reaps it later.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            // SAFETY: waitid filled `info` (or left it zeroed); si_pid reads
-            // the pid field of the SIGCHLD layout it uses.
-            return unsafe { info.si_pid() } != 0;
+        use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+        // WNOWAIT leaves the child waitable, so the std `Child` still reaps
+        // it later. ECHILD (already reaped by std) falls through to std.
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        if let Ok(status) = waitid(WaitId::Pid(Pid::from_child(child)), options) {
+            return status.is_some();
         }
-        // ECHILD: already reaped (by std); fall through to ask std.
     }
     !matches!(child.try_wait(), Ok(None))
 }
@@ -40,14 +26,8 @@ pub fn exited_unreaped(child: &mut Child) -> bool {
 /// the child must have been spawned with `process_group(0)`).
 pub fn kill_group(pid: u32) {
     #[cfg(unix)]
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill(2) with a negative pid signals the process group the
-            // child leads (it was spawned with process_group(0)); no memory is touched.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 

@@ -183,17 +183,8 @@ fn terminal_rows() -> Option<usize> {
         return Some(l);
     }
     #[cfg(unix)]
-    {
-        let mut ws = libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ writes one `winsize` into `ws`, which lives
-        // for the call; fd 2 is ours to query (an error leaves `ws` alone).
-        let r = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) };
-        if r == 0 && ws.ws_row > 0 {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stderr()) {
+        if ws.ws_row > 0 {
             return Some(usize::from(ws.ws_row));
         }
     }

@@ -252,24 +252,19 @@ const RUN_TAG: &str = "PAPY_SCRIPT_RUN";
 fn kill_processes(why: &str, matches: impl Fn(&Path) -> bool) {
     #[cfg(target_os = "linux")]
     {
-        let me = std::process::id();
+        use rustix::process::Pid;
+        let me = rustix::process::getpid();
         let Ok(procs) = std::fs::read_dir("/proc") else {
             return;
         };
         for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let name = p.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse().ok()).and_then(Pid::from_raw) else {
                 continue;
             };
-            if pid == me || !matches(&p.path()) {
-                continue;
-            }
-            if let Ok(pid) = i32::try_from(pid) {
+            if pid != me && matches(&p.path()) {
                 tracing::warn!("ending process {pid}, which {why}");
-                // SAFETY: kill(2) with a pid read from /proc and a valid
-                // signal number; it touches no memory of this process.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }
     }

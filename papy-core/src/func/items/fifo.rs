@@ -94,8 +94,8 @@ pub(super) fn dump(
 /// Waits until `fd` is ready for `events` or `deadline` passes.
 #[cfg(unix)]
 fn wait_fd(
-    fd: &(impl std::os::fd::AsRawFd + ?Sized),
-    events: i16,
+    fd: &impl std::os::fd::AsFd,
+    events: rustix::event::PollFlags,
     deadline: Instant,
 ) -> io::Result<bool> {
     loop {
@@ -103,23 +103,12 @@ fn wait_fd(
         if left.is_zero() {
             return Ok(false);
         }
-        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        // SAFETY: `p` is one valid pollfd on the stack for the duration of
-        // the call, and the descriptor belongs to a file this thread holds open.
-        let n = unsafe { libc::poll(&mut p, 1, ms) };
-        if n > 0 {
-            return Ok(true);
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+        // At most an hour a wait (the loop waits again), so it converts.
+        let left = rustix::event::Timespec::try_from(left.min(Duration::from_secs(3600))).ok();
+        match rustix::event::poll(&mut [rustix::event::PollFd::new(fd, events)], left.as_ref()) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -163,7 +152,7 @@ fn serve_fifo(path: &Path, bytes: &[u8], timeout: Duration) -> Served {
         match pipe.write(rest) {
             Ok(n) => rest = &rest[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match wait_fd(&pipe, libc::POLLOUT, deadline) {
+                match wait_fd(&pipe, rustix::event::PollFlags::OUT, deadline) {
                     Ok(true) => {}
                     Ok(false) => {
                         return Served::Failed(format!(
@@ -234,7 +223,7 @@ fn read_pipe(
             // With O_NONBLOCK, 0 before any writer came is not the end.
             Ok(0) if started || bytes.len() as u64 >= len => break,
             Ok(0) => {
-                if !wait_fd(f, libc::POLLIN, deadline).map_err(io_err(what()))? {
+                if !wait_fd(&*f, rustix::event::PollFlags::IN, deadline).map_err(io_err(what()))? {
                     return Err(io_err(what())(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("no writer within {timeout:?} (did the dumping process end?)"),
@@ -255,7 +244,7 @@ fn read_pipe(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 started = true;
-                if !wait_fd(f, libc::POLLIN, deadline).map_err(io_err(what()))? {
+                if !wait_fd(&*f, rustix::event::PollFlags::IN, deadline).map_err(io_err(what()))? {
                     return Err(io_err(what())(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("the writer sent nothing for {timeout:?}"),
