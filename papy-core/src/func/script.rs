@@ -258,8 +258,8 @@ fn kill_processes(why: &str, matches: impl Fn(&Path) -> bool) {
             return;
         };
         for p in procs.flatten() {
-            let name = p.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.parse().ok()).and_then(Pid::from_raw) else {
+            let pid = p.file_name().to_str().and_then(|n| n.parse().ok());
+            let Some(pid) = pid.and_then(Pid::from_raw) else {
                 continue;
             };
             if pid != me && matches(&p.path()) {
