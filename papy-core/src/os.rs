@@ -26,7 +26,10 @@ pub fn exited_unreaped(child: &mut Child) -> bool {
 /// the child must have been spawned with `process_group(0)`).
 pub fn kill_group(pid: u32) {
     #[cfg(unix)]
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
