@@ -25,11 +25,8 @@ fn protocol_stdout() -> Result<std::fs::File, ProtocolError> {
     let stdout = std::io::stdout();
     let _flushed = stdout.lock().flush();
     let frames = stdout.as_fd().try_clone_to_owned()?;
-    // SAFETY: dup2 on two descriptors this process owns (2 = stderr, 1 = stdout);
-    // it only re-points fd 1, which the `frames` duplicate no longer depends on.
-    if unsafe { libc::dup2(2, 1) } < 0 {
-        return Err(ProtocolError::Io(std::io::Error::last_os_error()));
-    }
+    // Fd 1 becomes stderr; the `frames` duplicate no longer depends on it.
+    rustix::stdio::dup2_stdout(std::io::stderr()).map_err(|e| ProtocolError::Io(e.into()))?;
     Ok(std::fs::File::from(frames))
 }
 
@@ -45,29 +42,23 @@ fn protocol_stdout() -> Result<std::io::Stdout, ProtocolError> {
 /// every 100 ms from a thread, so it works while a batch runs.
 #[cfg(unix)]
 fn watch_parent() {
-    // SAFETY: getppid has no preconditions and cannot fail.
-    let parent = unsafe { libc::getppid() };
-    if parent <= 1 {
+    use rustix::process::{getpgrp, getpid, getppid, kill_current_process_group, Signal};
+    let Some(parent) = getppid().filter(|p| !p.is_init()) else {
         return;
-    }
+    };
     let spawned = std::thread::Builder::new()
         .name("papy-parent-watch".into())
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_millis(100));
-            // SAFETY: as above.
-            if unsafe { libc::getppid() } != parent {
-                // SAFETY: getpgrp and getpid have no preconditions; kill(0, ..)
-                // signals our own process group, which we lead (the pool
-                // spawned us with process_group(0)), so only this worker and
-                // what it started are ended. Otherwise only this process ends.
-                // _exit ends the process without running exit handlers
-                // while the other threads still run.
-                unsafe {
-                    if libc::getpgrp() == libc::getpid() {
-                        libc::kill(0, libc::SIGKILL);
-                    }
-                    libc::_exit(1);
+            if getppid() != Some(parent) {
+                // Our own process group, when we lead it (the pool spawned
+                // us with process_group(0)): this worker and what it started.
+                if getpgrp() == getpid() {
+                    let _ = kill_current_process_group(Signal::KILL);
                 }
+                // SAFETY: _exit(2) has no preconditions; it ends the process
+                // without running exit handlers while other threads still run.
+                unsafe { libc::_exit(1) };
             }
         });
     if let Err(e) = spawned {
