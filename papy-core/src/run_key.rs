@@ -54,32 +54,22 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(bytes)
 }
 
-/// `N` random bytes from the operating system (`/dev/urandom`), for keys
-/// and tokens that must not be guessed.
+/// `N` random bytes from the operating system's generator, for keys and
+/// tokens that must not be guessed.
 ///
 /// ```
 /// let a: [u8; 16] = papy_core::run_key::random();
 /// let b: [u8; 16] = papy_core::run_key::random();
 /// assert_ne!(a, b);
 /// ```
+///
+/// # Panics
+/// When the operating system gives no random bytes: no key made then
+/// would be safe.
 pub fn random<const N: usize>() -> [u8; N] {
-    use std::io::Read;
     let mut key = [0u8; N];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key));
-    if read.is_err() {
-        // No /dev/urandom (not a Unix system): std's per-process random
-        // hash keys, mixed with the time and the process id.
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in key.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            h.write_u32(std::process::id());
-            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
-        }
+    if let Err(e) = getrandom::fill(&mut key) {
+        panic!("the operating system gave no random bytes: {e}");
     }
     key
 }
