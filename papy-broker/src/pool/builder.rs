@@ -129,40 +129,33 @@ impl BrokerPoolBuilder {
         }
     }
 
-    /// The run's id (default: the pool's name); workers serve it with
-    /// `papy worker --redis URL --run ID`. One host per run id at a time.
-    pub fn run_id(mut self, id: impl Into<String>) -> Self {
-        self.run_id = Some(id.into());
-        self
-    }
-
-    /// Deliveries of one batch before it goes to the dead-letter stream
-    /// and its items become errors (default 3).
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// A batch held this long by a worker that sends no heartbeat is taken
-    /// over by another worker (default 30 s).
-    pub fn claim_after(mut self, t: Duration) -> Self {
-        self.claim_after = t.max(Duration::from_millis(10));
-        self
-    }
-
-    /// How long the run's keys stay after the run, for inspection (default
-    /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
-    /// a minute, renewed every second, so a dead host's keys expire too.
-    pub fn keep_for(mut self, t: Duration) -> Self {
-        self.keep_for = t.max(Duration::from_secs(1));
-        self
-    }
-
-    /// When the broker has not answered for this long, the jobs in flight
-    /// fail with `WorkerDied` errors instead of waiting (default 7 s).
-    pub fn unreachable_after(mut self, t: Duration) -> Self {
-        self.unreachable_after = t.max(Duration::from_millis(100));
-        self
+    papy_core::setters! {
+        /// The run's id (default: the pool's name); workers serve it with
+        /// `papy worker --redis URL --run ID`. One host per run id at a time.
+        run_id(id: impl Into<String>) => run_id = Some(id.into());
+        /// Deliveries of one batch before it goes to the dead-letter stream
+        /// and its items become errors (default 3).
+        max_attempts(n: u32) => max_attempts = n.max(1);
+        /// A batch held this long by a worker that sends no heartbeat is taken
+        /// over by another worker (default 30 s).
+        claim_after(t: Duration) => claim_after = t.max(Duration::from_millis(10));
+        /// How long the run's keys stay after the run, for inspection (default
+        /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
+        /// a minute, renewed every second, so a dead host's keys expire too.
+        keep_for(t: Duration) => keep_for = t.max(Duration::from_secs(1));
+        /// When the broker has not answered for this long, the jobs in flight
+        /// fail with `WorkerDied` errors instead of waiting (default 7 s).
+        unreachable_after(t: Duration) => unreachable_after = t.max(Duration::from_millis(100));
+        /// The number of workers the NuMap plans for (how a stride is split
+        /// into entries); default: the local workers, at least 1.
+        size(n: usize) => size = Some(n.max(1));
+        /// The key that authenticates the run's entries (at least 16 bytes;
+        /// see [`seal`](crate::seal)); workers on other machines need the same
+        /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
+        /// key for this run, which only the local workers receive.
+        key(key: impl Into<String>) => key = Some(key.into());
+        /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
+        key_file(path: impl Into<std::path::PathBuf>) => key_file = Some(path.into());
     }
 
     /// Starts `n` local workers with `command` (restarted when they die;
@@ -172,28 +165,6 @@ impl BrokerPoolBuilder {
     pub fn local_workers(mut self, n: usize, command: WorkerCommand) -> Self {
         self.local = n;
         self.command = Some(command);
-        self
-    }
-
-    /// The number of workers the NuMap plans for (how a stride is split
-    /// into entries); default: the local workers, at least 1.
-    pub fn size(mut self, n: usize) -> Self {
-        self.size = Some(n.max(1));
-        self
-    }
-
-    /// The key that authenticates the run's entries (at least 16 bytes;
-    /// see [`seal`](crate::seal)); workers on other machines need the same
-    /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
-    /// key for this run, which only the local workers receive.
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-
-    /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
-    pub fn key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.key_file = Some(path.into());
         self
     }
 

@@ -121,11 +121,7 @@ pub struct BrokerPool {
     down: AtomicBool,
 }
 
-impl std::fmt::Debug for BrokerPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerPool").finish_non_exhaustive()
-    }
-}
+papy_core::opaque_debug!(BrokerPool);
 
 impl BrokerPool {
     /// A builder for pool `name` on the broker at `url`.

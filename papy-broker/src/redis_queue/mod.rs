@@ -39,11 +39,7 @@ pub struct RedisQueue {
     lease: Duration,
 }
 
-impl std::fmt::Debug for RedisQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueue").finish_non_exhaustive()
-    }
-}
+papy_core::opaque_debug!(RedisQueue);
 
 /// Opens [`RedisQueue`]s: a URL and a run.
 #[derive(Clone)]
