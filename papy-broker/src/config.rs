@@ -182,7 +182,7 @@ impl PoolConfig for RedisConfig {
             let init = papy_core::to_value(i).map_err(|e| init_error(e.to_string()))?;
             saved.push(("init", init));
         }
-        b = b.relayed(saved);
+        b.relay = saved;
         if self.workers > 0 {
             let mut cmd = (ctx.worker_command)()?;
             if let Some(line) = &self.command {

@@ -39,7 +39,7 @@ pub struct BrokerPoolBuilder {
     pub(super) key: Option<String>,
     pub(super) key_file: Option<std::path::PathBuf>,
     /// The resource's relay keys, as saved with the pipeline.
-    pub(super) relay: Vec<(&'static str, papy_core::Value)>,
+    pub(crate) relay: Vec<(&'static str, papy_core::Value)>,
 }
 
 /// Shows the URL with its password hidden.
@@ -165,12 +165,6 @@ impl BrokerPoolBuilder {
     pub fn local_workers(mut self, n: usize, command: WorkerCommand) -> Self {
         self.local = n;
         self.command = Some(command);
-        self
-    }
-
-    /// Records what the local workers relay to, for [`settings`](Self::settings).
-    pub(crate) fn relayed(mut self, relay: Vec<(&'static str, papy_core::Value)>) -> Self {
-        self.relay = relay;
         self
     }
 
