@@ -84,12 +84,6 @@ pub struct Cursor {
     pub session: String,
 }
 
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor::of("")
-    }
-}
-
 impl Cursor {
     /// The start of the streams, read by the host of `session`.
     pub fn of(session: &str) -> Cursor {

@@ -124,11 +124,6 @@ impl RedisQueue {
         })
     }
 
-    /// The run's keys.
-    pub fn keys(&self) -> &RunKeys {
-        &self.keys
-    }
-
     /// The underlying connection (for inspection, e.g. `XRANGE` of the
     /// dead-letter stream in tests).
     pub fn connection(&mut self) -> &mut Connection {
