@@ -95,16 +95,7 @@ impl Queue for RedisQueue {
     fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()> {
         let mut pipe = redis::pipe();
         for (job, p) in tasks {
-            pipe.cmd("XADD")
-                .arg(&self.keys.tasks)
-                .arg("*")
-                .arg("s")
-                .arg(session)
-                .arg("j")
-                .arg(*job)
-                .arg("f")
-                .arg(p.as_slice())
-                .ignore();
+            Self::add_entry(&mut pipe, &self.keys.tasks, session, Some(*job), p, &[]);
         }
         Ok(pipe.query::<()>(&mut self.con)?)
     }
@@ -284,7 +275,8 @@ impl Queue for RedisQueue {
         for d in done {
             let busy = d.busy.as_micros().to_string();
             let extra = [("b", busy.as_bytes())];
-            Self::add_outcome(&mut pipe, d.entry, &results, d.result, &extra);
+            let (session, job) = (&d.entry.session, d.entry.job);
+            Self::add_entry(&mut pipe, &results, session, job, d.result, &extra);
         }
         let ids: Vec<&str> = done.iter().map(|d| d.entry.id.as_str()).collect();
         self.settle(pipe, &results, &ids)
@@ -303,7 +295,8 @@ impl Queue for RedisQueue {
         ];
         let mut pipe = redis::pipe();
         pipe.atomic();
-        Self::add_outcome(&mut pipe, entry, &dead, &entry.payload, &extra);
+        let (session, job) = (&entry.session, entry.job);
+        Self::add_entry(&mut pipe, &dead, session, job, &entry.payload, &extra);
         self.settle(pipe, &dead, &[entry.id.as_str()])
     }
 

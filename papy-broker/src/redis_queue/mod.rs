@@ -26,7 +26,7 @@ use redis::{Connection, RedisError};
 
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
-use crate::queue::{Connect, Entry, Queue};
+use crate::queue::{Connect, Queue};
 use crate::url::redact;
 
 /// One connection to Redis, bound to one run's keys.
@@ -165,13 +165,14 @@ impl RedisQueue {
         }
     }
 
-    /// Adds to `pipe` an outcome entry for task entry `entry` on `stream`:
-    /// its session, its job id, `payload` and the `extra` fields (a slice
-    /// of pairs is written as field, value, field, value...).
-    fn add_outcome(
+    /// Adds to `pipe` an entry on `stream`: its `session`, its `job` id
+    /// (empty if `None`), `payload` and the `extra` fields (a slice of pairs
+    /// is written as field, value, field, value...).
+    fn add_entry(
         pipe: &mut redis::Pipeline,
-        entry: &Entry,
         stream: &str,
+        session: &str,
+        job: Option<u64>,
         payload: &[u8],
         extra: &[(&str, &[u8])],
     ) {
@@ -179,9 +180,9 @@ impl RedisQueue {
             .arg(stream)
             .arg("*")
             .arg("s")
-            .arg(&entry.session)
+            .arg(session)
             .arg("j")
-            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
+            .arg(job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
             .arg(payload)
             .arg(extra)
@@ -189,7 +190,7 @@ impl RedisQueue {
     }
 
     /// Runs `pipe` (outcome entries appended to `stream`, see
-    /// [`add_outcome`](Self::add_outcome)) in one transaction with the
+    /// [`add_entry`](Self::add_entry)) in one transaction with the
     /// acknowledgement and deletion of the task entries `ids` (an entry
     /// answered is never read again: a long run's task stream holds what is
     /// not answered yet, not every batch of the run) and the stream's lease
