@@ -42,25 +42,26 @@ impl LocalWorkers {
     /// `give_up` is called when a slot stops trying (see [`K`]).
     pub(crate) fn start(
         n: usize,
-        command: &WorkerCommand,
+        command: WorkerCommand,
         url: &str,
         run: &str,
         give_up: &GiveUp,
     ) -> LocalWorkers {
         let stop = Arc::new(AtomicBool::new(false));
         let pids = Arc::new(Mutex::new(BTreeMap::new()));
+        let command = command
+            .env(WORKER_ENV, "redis")
+            .env(URL_ENV, url)
+            .env(RUN_ENV, run)
+            .env(UNTIL_DONE_ENV, "1")
+            .env(HOST_PID_ENV, std::process::id().to_string());
         let slots = (0..n)
             .filter_map(|slot| {
-                let s = Slot {
-                    slot,
-                    cmd: command.clone(),
-                    url: url.to_string(),
-                    run: run.to_string(),
-                };
-                let (stop, pids, give_up) = (stop.clone(), pids.clone(), give_up.clone());
+                let (cmd, stop, pids) = (command.clone(), stop.clone(), pids.clone());
+                let give_up = give_up.clone();
                 std::thread::Builder::new()
                     .name(format!("papy-broker-local-{slot}"))
-                    .spawn(move || supervise(&s, &stop, &pids, &give_up))
+                    .spawn(move || supervise(slot, &cmd, &stop, &pids, &give_up))
                     .ok()
                     .map(|h| (slot, h))
             })
@@ -98,14 +99,9 @@ impl Drop for LocalWorkers {
     }
 }
 
-fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
+fn spawn(cmd: &WorkerCommand) -> std::io::Result<Child> {
     let mut c = cmd.to_command();
-    c.env(WORKER_ENV, "redis")
-        .env(URL_ENV, url)
-        .env(RUN_ENV, run)
-        .env(UNTIL_DONE_ENV, "1")
-        .env(HOST_PID_ENV, std::process::id().to_string())
-        .stdin(Stdio::null())
+    c.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     #[cfg(unix)]
@@ -113,15 +109,13 @@ fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
     c.spawn()
 }
 
-struct Slot {
+fn supervise(
     slot: usize,
-    cmd: WorkerCommand,
-    url: String,
-    run: String,
-}
-
-fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, give_up: &GiveUp) {
-    let slot = s.slot;
+    cmd: &WorkerCommand,
+    stop: &AtomicBool,
+    pids: &Mutex<BTreeMap<usize, u32>>,
+    give_up: &GiveUp,
+) {
     let mut quick_deaths = 0u32;
     let mut last_failure = String::new();
     while !stop.load(Ordering::Acquire) {
@@ -129,17 +123,17 @@ fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, gi
             let m = format!(
                 "local broker worker {slot} (`{}`) failed {quick_deaths} times in a row \
                  ({last_failure}); giving up",
-                s.cmd.line()
+                cmd.line()
             );
             tracing::error!("{m}");
             give_up(&m);
             return;
         }
         let started = Instant::now();
-        let mut child = match spawn(&s.cmd, &s.url, &s.run) {
+        let mut child = match spawn(cmd) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("cannot start a local broker worker `{}`: {e}", s.cmd.line());
+                tracing::warn!("cannot start a local broker worker `{}`: {e}", cmd.line());
                 last_failure = format!("cannot start: {e}");
                 quick_deaths += 1;
                 std::thread::sleep(backoff(quick_deaths));

@@ -185,7 +185,7 @@ impl BrokerPool {
         ];
         let local = local.map(|(cmd, n, url)| {
             let cmd = cmd.env(KEY_ENV, sealer.key());
-            LocalWorkers::start(n, &cmd, &url, &run, &give_up(&shared))
+            LocalWorkers::start(n, cmd, &url, &run, &give_up(&shared))
         });
         Ok(BrokerPool {
             shared,
