@@ -104,8 +104,10 @@ type Hmac = hmac::Hmac<sha2::Sha256>;
 /// Seals and opens the payloads of one run's entries.
 #[derive(Clone)]
 pub struct Sealer {
-    key: String,
-    run: String,
+    /// The key (handed to local workers through [`KEY_ENV`]).
+    pub(crate) key: String,
+    /// The run this sealer seals for.
+    pub(crate) run: String,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -159,16 +161,6 @@ impl Sealer {
             ))),
             other => Ok(other.map(|k| k.trim().to_string())),
         }
-    }
-
-    /// The run this sealer seals for.
-    pub(crate) fn run(&self) -> &str {
-        &self.run
-    }
-
-    /// The key, to hand to a local worker through [`KEY_ENV`].
-    pub(crate) fn key(&self) -> &str {
-        &self.key
     }
 
     /// The MAC of `what`, the run, `session` and `fields`, each with its
