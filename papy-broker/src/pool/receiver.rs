@@ -31,7 +31,6 @@ const HOST_CONSUMER: &str = "papy-host";
 /// The receiver thread's state.
 struct Reader<'a> {
     sh: &'a Shared,
-    q: Option<Box<dyn Queue>>,
     cursor: Cursor,
     backoff: Duration,
     polled: Option<Instant>,
@@ -47,7 +46,6 @@ struct Reader<'a> {
 pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
     let mut r = Reader {
         sh,
-        q: Some(q),
         cursor: Cursor::of(&sh.settings.session),
         backoff: Duration::from_millis(50),
         polled: None,
@@ -56,14 +54,16 @@ pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
         no_workers_since: None,
         warned: None,
     };
+    let mut q = Some(q);
     while !sh.halt.load(Ordering::Acquire) {
         expire_timeouts(sh);
-        if r.q.is_none() {
-            r.reconnect();
-        } else if r.polled.is_none_or(|t| t.elapsed() >= POLL) && !r.look() {
-            r.q = None;
-        } else {
-            r.read();
+        let Some(c) = q.as_deref_mut() else {
+            q = r.reconnect();
+            continue;
+        };
+        // A failed exchange drops the connection.
+        if (r.polled.is_none_or(|t| t.elapsed() >= POLL) && !r.look(c)) || !r.read(c) {
+            q = None;
         }
     }
 }
@@ -71,7 +71,7 @@ pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
 impl Reader<'_> {
     /// Without a connection: fails what is in flight once the broker has
     /// not answered for `unreachable_after`, and tries again (backing off).
-    fn reconnect(&mut self) {
+    fn reconnect(&mut self) -> Option<Box<dyn Queue>> {
         let sh = self.sh;
         if self.answered.elapsed() >= sh.spec.unreachable_after && !self.reported_unreachable {
             self.reported_unreachable = true;
@@ -84,28 +84,21 @@ impl Reader<'_> {
         }
         std::thread::sleep(self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
-        match sh.connector.connect() {
-            Ok(mut c) => match check_run(sh, &mut *c, &mut self.cursor) {
-                Ok(()) => {
-                    self.q = Some(c);
-                    self.answered = Instant::now();
-                    self.reported_unreachable = false;
-                    self.backoff = Duration::from_millis(50);
-                }
-                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
-            },
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
-        }
+        let c = (sh.connector.connect())
+            .and_then(|mut c| check_run(sh, &mut *c, &mut self.cursor).map(|()| c))
+            .map_err(|e| tracing::warn!("broker pool `{}`: {e}", sh.spec.name))
+            .ok()?;
+        self.answered = Instant::now();
+        self.reported_unreachable = false;
+        self.backoff = Duration::from_millis(50);
+        Some(c)
     }
 
     /// The periodic look at the run ([`poll`]), and a warning while no
     /// worker serves it; `false` when the connection failed.
-    fn look(&mut self) -> bool {
+    fn look(&mut self, c: &mut dyn Queue) -> bool {
         let sh = self.sh;
         self.polled = Some(Instant::now());
-        let Some(c) = self.q.as_deref_mut() else {
-            return false;
-        };
         let n = match poll(sh, c, &mut self.cursor) {
             Ok(n) => n,
             Err(e) => {
@@ -141,34 +134,32 @@ impl Reader<'_> {
     }
 
     /// Reads the outcomes that came (waiting at most 100 ms), delivers
-    /// them, and appends the jobs to send again.
-    fn read(&mut self) {
+    /// them, and appends the jobs to send again; `false` when the
+    /// connection failed.
+    fn read(&mut self, c: &mut dyn Queue) -> bool {
         let sh = self.sh;
-        let Some(c) = self.q.as_deref_mut() else {
-            return;
-        };
-        match c.read_outcomes(&mut self.cursor, 1024, Duration::from_millis(100)) {
-            Ok(outcomes) => {
-                self.answered = Instant::now();
-                let again: Vec<(u64, Vec<u8>)> = outcomes
-                    .into_iter()
-                    .flat_map(|o| take(sh, o))
-                    .filter_map(|job| prepare(sh, vec![job]))
-                    .collect();
-                if !again.is_empty() {
-                    if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
-                        // The entries are in flight: they are appended again
-                        // once the connection is back.
-                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
-                        self.q = None;
-                    }
-                }
-            }
+        let outcomes = match c.read_outcomes(&mut self.cursor, 1024, Duration::from_millis(100)) {
+            Ok(outcomes) => outcomes,
             Err(e) => {
                 warn_or_break_down(sh, &e);
-                self.q = None;
+                return false;
+            }
+        };
+        self.answered = Instant::now();
+        let again: Vec<(u64, Vec<u8>)> = outcomes
+            .into_iter()
+            .flat_map(|o| take(sh, o))
+            .filter_map(|job| prepare(sh, vec![job]))
+            .collect();
+        if !again.is_empty() {
+            if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                // The entries are in flight: they are appended again once
+                // the connection is back.
+                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
+                return false;
             }
         }
+        true
     }
 }
 
