@@ -34,7 +34,7 @@ use receiver::receiver;
 use sender::sender;
 
 use crate::local::LocalWorkers;
-use crate::queue::{Connect, RunSettings};
+use crate::queue::{Connect, Queue, RunSettings};
 use crate::seal::{Sealer, KEY_ENV};
 
 /// What the pool's threads share.
@@ -320,42 +320,37 @@ impl Pool for BrokerPool {
         if self.down.swap(true, Ordering::AcqRel) {
             return;
         }
+        let sh = &self.shared;
         drop(lock(&self.tx).take());
         // Jobs in flight get a grace period, then fail.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !lock(&self.shared.in_flight).is_empty() && Instant::now() < deadline {
+        while !lock(&sh.in_flight).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.shared.halt.store(true, Ordering::Release);
+        sh.halt.store(true, Ordering::Release);
         for h in std::mem::take(&mut *lock(&self.threads)) {
             let _ = h.join();
         }
-        self.shared
-            .fail_in_flight("the pool shut down before this item finished");
+        sh.fail_in_flight("the pool shut down before this item finished");
+        // Only this host's run: another host may have taken the run id over.
+        let finish = |mut q: Box<dyn Queue>| -> crate::Result<()> {
+            match q.settings()? {
+                Some(s) if s.session == sh.settings.session => {
+                    sh.replays.store(q.replays()?, Ordering::Relaxed);
+                    q.finish_run(sh.spec.keep_for)
+                }
+                _ => Ok(()),
+            }
+        };
         // A few tries: without them the keys keep the lease (keep_for plus
         // a minute) and expire anyway.
         for attempt in 0..3 {
-            // Only this host's run: another host may have taken the run id over.
-            let session = &self.shared.settings.session;
-            let r = self
-                .shared
-                .connector
-                .connect()
-                .and_then(|mut q| match q.settings()? {
-                    Some(s) if &s.session == session => {
-                        self.shared.replays.store(q.replays()?, Ordering::Relaxed);
-                        q.finish_run(self.shared.spec.keep_for)
-                    }
-                    _ => Ok(()),
-                });
-            match r {
+            match sh.connector.connect().and_then(finish) {
                 Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!("broker pool `{}`: {e}", self.shared.spec.name);
-                    if attempt < 2 {
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                }
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
+            }
+            if attempt < 2 {
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
         if let Some(mut l) = lock(&self.local).take() {
@@ -365,7 +360,7 @@ impl Pool for BrokerPool {
         if d > 0 {
             tracing::info!(
                 "broker pool `{}`: dropped {d} duplicate results",
-                self.shared.spec.name
+                sh.spec.name
             );
         }
     }
