@@ -6,7 +6,7 @@ use std::time::Duration;
 use papy_core::pool::WorkerCommand;
 use papy_core::Error;
 
-use super::{BrokerPool, DEFAULT_UNREACHABLE_AFTER};
+use super::BrokerPool;
 use crate::queue::Connect;
 use crate::redis_queue::RedisConnector;
 use crate::seal::{Sealer, KEY_ENV};
@@ -70,7 +70,7 @@ impl BrokerPoolBuilder {
             max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
             claim_after: crate::DEFAULT_CLAIM_AFTER,
             keep_for: Duration::from_secs(3600),
-            unreachable_after: DEFAULT_UNREACHABLE_AFTER,
+            unreachable_after: Duration::from_secs(7),
             local: 0,
             command: None,
             size: None,

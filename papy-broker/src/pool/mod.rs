@@ -105,10 +105,6 @@ impl Shared {
     }
 }
 
-/// How long the host waits for a broker that does not answer before it
-/// fails the jobs in flight (unless the builder says otherwise).
-pub(crate) const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(7);
-
 /// Extra life of the run's keys beyond `keep_for`, while the host runs.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
