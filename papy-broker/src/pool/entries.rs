@@ -79,15 +79,12 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     };
     let (chain, node) = (chain_of(worker), group[0].func().name());
     let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
-    let (plan, encoded) = {
-        let (plan, wire) = batch::prepare(&group);
-        let mut bytes = Vec::new();
-        let frame = wire.frame(id, &chain, &node);
-        // The frame is built in `bytes` (its length prefix included).
-        let encoded = (plan.sent > 0)
-            .then(|| write_frame_with(&mut std::io::sink(), &mut bytes, &frame).map(|()| bytes));
-        (plan, encoded)
-    };
+    let (plan, wire) = batch::prepare(&group);
+    let mut bytes = Vec::new();
+    let frame = wire.frame(id, &chain, &node);
+    // The frame is built in `bytes` (its length prefix included).
+    let encoded = (plan.sent > 0)
+        .then(|| write_frame_with(&mut std::io::sink(), &mut bytes, &frame).map(|()| bytes));
     let at = Instant::now();
     let mut f = InFlight {
         deadline: group[0].timeout().map(|t| at + t),
