@@ -38,7 +38,15 @@ impl Runner {
         let Some(cmd) = command else {
             return Ok(Runner::Here(TaskRunner::default()));
         };
-        hide_from_children();
+        // A broker worker a host started carries PAPY_WORKER=redis, which
+        // forbids starting worker processes (a program that forgot its
+        // worker hook would re-execute itself for ever); this process starts
+        // the explicit command it was given, and tells it `stdio`. (Before
+        // any thread of this crate starts; the key and URL leave the
+        // environment in `worker.rs`.)
+        if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "redis") {
+            std::env::remove_var(WORKER_ENV);
+        }
         let pool = ProcessPool::remote("relay", vec![(cmd.clone(), 1)])
             .map_err(|e| BrokerError::Config(format!("the relay's worker: {e}")))?;
         Ok(Runner::Relay(pool))
@@ -57,17 +65,6 @@ impl Runner {
             Runner::Here(r) => r.run(chain, node, indices, inboxes),
             Runner::Relay(pool) => relay(pool, chain, node, indices, inboxes),
         }
-    }
-}
-
-/// A broker worker a host started carries PAPY_WORKER=redis, which forbids
-/// starting worker processes (a program that forgot its worker hook would
-/// re-execute itself for ever); this process starts the explicit command
-/// it was given, and tells it `stdio`. (Before any thread of this crate
-/// starts; the key and URL leave the environment in `worker.rs`.)
-fn hide_from_children() {
-    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "redis") {
-        std::env::remove_var(WORKER_ENV);
     }
 }
 
