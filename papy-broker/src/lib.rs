@@ -65,7 +65,7 @@ pub use pool::{BrokerPool, BrokerPoolBuilder};
 pub use queue::{Claim, Connect, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::{RedisConnector, RedisQueue};
 pub use relay::{relay_env, relay_from_env, COMMAND_DIR_ENV, COMMAND_ENV, INIT_ENV, RECYCLE_ENV};
-pub use url::redact;
+pub use url::{redact, Url};
 pub use worker::{serve, serve_on, worker_main, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.

@@ -27,7 +27,7 @@ use redis::{Connection, RedisError};
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
 use crate::queue::{Connect, Queue};
-use crate::url::redact;
+use crate::url::{redact, Url};
 
 /// One connection to Redis, bound to one run's keys.
 pub struct RedisQueue {
@@ -41,28 +41,19 @@ pub struct RedisQueue {
 
 papy_core::opaque_debug!(RedisQueue);
 
-/// Opens [`RedisQueue`]s: a URL and a run.
-#[derive(Clone)]
+/// Opens [`RedisQueue`]s: a URL and a run. Its `Debug` hides the URL's
+/// password.
+#[derive(Debug, Clone)]
 pub struct RedisConnector {
-    url: String,
+    url: Url,
     run: String,
-}
-
-/// Shows the URL with its password hidden.
-impl std::fmt::Debug for RedisConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConnector")
-            .field("url", &redact(&self.url))
-            .field("run", &self.run)
-            .finish()
-    }
 }
 
 impl RedisConnector {
     /// Connections to run `run` of the Redis at `url` (see [`RedisQueue::connect`]).
     pub fn new(url: &str, run: &str) -> RedisConnector {
         RedisConnector {
-            url: url.to_string(),
+            url: Url(url.to_string()),
             run: run.to_string(),
         }
     }
@@ -70,15 +61,15 @@ impl RedisConnector {
 
 impl Connect for RedisConnector {
     fn connect(&self) -> Result<Box<dyn Queue>> {
-        Ok(Box::new(RedisQueue::connect(&self.url, &self.run)?))
+        Ok(Box::new(RedisQueue::connect(&self.url.0, &self.run)?))
     }
 
     fn describe(&self) -> String {
-        redact(&self.url)
+        redact(&self.url.0)
     }
 
     fn worker_url(&self) -> Option<&str> {
-        Some(&self.url)
+        Some(&self.url.0)
     }
 }
 
