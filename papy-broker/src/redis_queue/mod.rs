@@ -212,20 +212,15 @@ impl RedisQueue {
 fn scrub(e: &RedisError, url: &str) -> String {
     let text = e.to_string();
     match password_of(url) {
-        Some(p) if !p.is_empty() => text.replace(&p, "***"),
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
         _ => text,
     }
 }
 
-fn password_of(url: &str) -> Option<String> {
+fn password_of(url: &str) -> Option<&str> {
     let rest = &url[url.find("://")? + 3..];
     let userinfo = &rest[..rest.rfind('@')?];
-    Some(
-        userinfo
-            .split_once(':')
-            .map_or(userinfo, |(_, p)| p)
-            .to_string(),
-    )
+    Some(userinfo.split_once(':').map_or(userinfo, |(_, p)| p))
 }
 
 #[cfg(test)]
@@ -234,12 +229,9 @@ mod tests {
 
     #[test]
     fn finds_the_password_of_a_url() {
-        assert_eq!(password_of("redis://:pw@h:1").as_deref(), Some("pw"));
-        assert_eq!(password_of("rediss://u:pw@h").as_deref(), Some("pw"));
+        assert_eq!(password_of("redis://:pw@h:1"), Some("pw"));
+        assert_eq!(password_of("rediss://u:pw@h"), Some("pw"));
         assert_eq!(password_of("redis://h:1"), None);
-        assert_eq!(
-            password_of("redis://:a/b@c@h:1/0").as_deref(),
-            Some("a/b@c")
-        );
+        assert_eq!(password_of("redis://:a/b@c@h:1/0"), Some("a/b@c"));
     }
 }
