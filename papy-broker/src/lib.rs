@@ -95,16 +95,9 @@ pub const TEST_ENTRY: &str = "__papy_broker_worker_entry";
 /// The executable's path cannot be found.
 pub fn test_worker_command() -> papy_core::Result<papy_core::WorkerCommand> {
     let exe = std::env::current_exe()?;
-    Ok(papy_core::WorkerCommand::new(
-        exe,
-        [
-            TEST_ENTRY,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ],
-    ))
+    let flags = ["--exact", "--nocapture", "--test-threads=1", "-q"];
+    let args = std::iter::once(TEST_ENTRY).chain(flags);
+    Ok(papy_core::WorkerCommand::new(exe, args))
 }
 
 /// Adds the test that serves as a broker worker when a pool re-executes the
