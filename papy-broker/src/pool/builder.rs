@@ -9,8 +9,8 @@ use papy_core::Error;
 use super::BrokerPool;
 use crate::queue::Connect;
 use crate::redis_queue::RedisConnector;
-use crate::seal::{Sealer, KEY_ENV};
-use crate::url::redact;
+use crate::seal::{Sealer, Secret, KEY_ENV};
+use crate::url::Url;
 
 /// How to build a [`BrokerPool`].
 ///
@@ -24,10 +24,12 @@ use crate::url::redact;
 ///     .build()?;
 /// # Ok::<(), papy_core::Error>(())
 /// ```
-#[derive(Clone)]
+///
+/// Its `Debug` hides the URL's password and the key.
+#[derive(Debug, Clone)]
 pub struct BrokerPoolBuilder {
     pub(super) name: String,
-    pub(super) url: String,
+    pub(super) url: Url,
     pub(super) run_id: Option<String>,
     pub(super) max_attempts: u32,
     pub(super) claim_after: Duration,
@@ -36,28 +38,10 @@ pub struct BrokerPoolBuilder {
     pub(super) local: usize,
     pub(super) command: Option<WorkerCommand>,
     pub(super) size: Option<usize>,
-    pub(super) key: Option<String>,
+    pub(super) key: Option<Secret>,
     pub(super) key_file: Option<std::path::PathBuf>,
     /// The resource's relay keys, as saved with the pipeline.
     pub(crate) relay: Vec<(&'static str, papy_core::Value)>,
-}
-
-/// Shows the URL with its password hidden.
-impl std::fmt::Debug for BrokerPoolBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerPoolBuilder")
-            .field("name", &self.name)
-            .field("url", &redact(&self.url))
-            .field("run_id", &self.run_id)
-            .field("max_attempts", &self.max_attempts)
-            .field("claim_after", &self.claim_after)
-            .field("keep_for", &self.keep_for)
-            .field("unreachable_after", &self.unreachable_after)
-            .field("local", &self.local)
-            .field("command", &self.command)
-            .field("size", &self.size)
-            .finish()
-    }
 }
 
 impl BrokerPoolBuilder {
@@ -65,7 +49,7 @@ impl BrokerPoolBuilder {
     pub(super) fn new(name: &str, url: &str) -> BrokerPoolBuilder {
         BrokerPoolBuilder {
             name: name.to_string(),
-            url: url.to_string(),
+            url: Url(url.to_string()),
             run_id: None,
             max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
             claim_after: crate::DEFAULT_CLAIM_AFTER,
@@ -93,8 +77,8 @@ impl BrokerPoolBuilder {
     /// What seals the entries of run `run`: the key given, else the one in
     /// the key file, else [`KEY_ENV`], else a random key for this run.
     pub(super) fn sealer(&self, run: &str) -> papy_core::Result<Sealer> {
-        let key = match self.key.clone() {
-            Some(k) => Some(k),
+        let key = match &self.key {
+            Some(k) => Some(k.0.clone()),
             None => Sealer::key_from(self.key_file.as_deref())?,
         };
         let key = key.unwrap_or_else(|| {
@@ -153,7 +137,7 @@ impl BrokerPoolBuilder {
         /// see [`seal`](crate::seal)); workers on other machines need the same
         /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
         /// key for this run, which only the local workers receive.
-        key(key: impl Into<String>) => key = Some(key.into());
+        key(key: impl Into<String>) => key = Some(Secret(key.into()));
         /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
         key_file(path: impl Into<std::path::PathBuf>) => key_file = Some(path.into());
     }
@@ -173,7 +157,7 @@ impl BrokerPoolBuilder {
     /// # Errors
     /// This process is itself a worker, or the broker is unreachable.
     pub fn build(self) -> papy_core::Result<BrokerPool> {
-        let connector = Arc::new(RedisConnector::new(&self.url, self.run()));
+        let connector = Arc::new(RedisConnector::new(&self.url.0, self.run()));
         BrokerPool::start(self, connector)
     }
 
@@ -195,7 +179,7 @@ impl BrokerPoolBuilder {
     pub(super) fn settings(&self) -> papy_core::Value {
         use papy_core::Value;
         let mut pairs = vec![
-            ("url", Value::from(self.url.as_str())),
+            ("url", Value::from(self.url.0.as_str())),
             ("workers", Value::from(self.local)),
         ];
         pairs.extend(self.run_id.as_deref().map(|r| ("run_id", Value::from(r))));

@@ -180,7 +180,7 @@ impl BrokerPool {
             thread(&shared.spec.name, "recv", move || receiver(&sh, rq))?,
         ];
         let local = local.map(|(cmd, n, url)| {
-            let cmd = cmd.env(KEY_ENV, &sealer.key);
+            let cmd = cmd.env(KEY_ENV, &sealer.key.0);
             LocalWorkers::start(n, cmd, &url, &run, &give_up(&shared))
         });
         Ok(BrokerPool {
