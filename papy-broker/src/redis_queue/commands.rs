@@ -63,17 +63,14 @@ impl Queue for RedisQueue {
     }
 
     fn finish_run(&mut self, keep_for: Duration) -> Result<()> {
+        let keep_for = keep_for.max(Duration::from_secs(1));
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset(&self.keys.state, "state", "done")
             .ignore()
-            .hset(&self.keys.state, "lease_s", keep_for.as_secs().max(1))
+            .hset(&self.keys.state, "lease_s", keep_for.as_secs())
             .ignore();
-        Self::expire_on(
-            &mut pipe,
-            &self.keys.all(),
-            keep_for.max(Duration::from_secs(1)),
-        );
+        Self::expire_on(&mut pipe, &self.keys.all(), keep_for);
         Ok(pipe.query::<()>(&mut self.con)?)
     }
 
@@ -170,17 +167,12 @@ impl Queue for RedisQueue {
             .arg("+")
             .arg(count.max(1))
             .query(&mut self.con);
-        let pending = match r {
-            Ok(p) => p,
+        let mut stale = match r {
+            Ok(pending) => pending.ids,
             Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let stale: Vec<(String, u64)> = pending
-            .ids
-            .into_iter()
-            .map(|p| (p.id, p.times_delivered as u64))
-            .filter(|(_, n)| *n >= u64::from(max_attempts))
-            .collect();
+        stale.retain(|p| p.times_delivered as u64 >= u64::from(max_attempts));
         if stale.is_empty() {
             return Ok(Vec::new());
         }
@@ -188,21 +180,14 @@ impl Queue for RedisQueue {
         // for the same entry, only one gets it.
         let mut c = redis::cmd("XCLAIM");
         c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(idle);
-        for (id, _) in &stale {
-            c.arg(id);
-        }
-        let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
+        let ids: Vec<&str> = stale.iter().map(|p| p.id.as_str()).collect();
+        let claimed: redis::streams::StreamClaimReply = c.arg(ids).query(&mut self.con)?;
         // XCLAIM counted one more delivery.
+        let delivered = |id: &str| stale.iter().find(|p| p.id == id).map(|p| p.times_delivered);
         Ok(claimed
             .ids
             .iter()
-            .map(|e| {
-                let n = stale
-                    .iter()
-                    .find(|(id, _)| *id == e.id)
-                    .map_or(0, |(_, n)| *n);
-                task_entry(e, n + 1)
-            })
+            .map(|e| task_entry(e, delivered(&e.id).unwrap_or(0) as u64 + 1))
             .collect())
     }
 
