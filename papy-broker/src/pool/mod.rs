@@ -93,16 +93,6 @@ impl Shared {
     fn broken(&self) -> Option<String> {
         lock(&self.broken).clone()
     }
-
-    /// Every entry in flight, to append again.
-    fn in_flight_tasks(&self) -> Vec<(u64, Vec<u8>)> {
-        let mut v: Vec<(u64, Vec<u8>)> = lock(&self.in_flight)
-            .iter()
-            .map(|(id, f)| (*id, f.payload.clone()))
-            .collect();
-        v.sort_by_key(|(id, _)| *id);
-        v
-    }
 }
 
 /// Extra life of the run's keys beyond `keep_for`, while the host runs.

@@ -192,10 +192,8 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
             return Ok(0);
         }
         Some(_) => {}
-        None => {
-            // Redis lost the run (a restart without persistence).
-            restart_run(sh, c, cursor)?;
-        }
+        // Redis lost the run (a restart without persistence).
+        None => restart_run(sh, c, cursor)?,
     }
     c.renew(sh.settings.lease)?;
     let (claim_after, max_attempts) = (sh.settings.claim_after, sh.settings.max_attempts);
@@ -245,7 +243,11 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
 /// Appends every entry in flight again (a result that arrives twice is
 /// dropped).
 fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
-    let again = sh.in_flight_tasks();
+    let mut again: Vec<(u64, Vec<u8>)> = lock(&sh.in_flight)
+        .iter()
+        .map(|(id, f)| (*id, f.payload.clone()))
+        .collect();
+    again.sort_by_key(|(id, _)| *id);
     if again.is_empty() {
         return Ok(());
     }
