@@ -136,17 +136,13 @@ impl PoolConfig for RedisConfig {
         ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
         let mut b = BrokerPool::builder(name, &self.url.0);
-        if let Some(r) = &self.run_id {
-            b = b.run_id(r.clone());
-        }
+        b.run_id.clone_from(&self.run_id);
+        b.key_file.clone_from(&self.key_file);
         if let Some(n) = self.max_attempts {
             b = b.max_attempts(n);
         }
         if let Some(t) = self.claim_after {
             b = b.claim_after(t);
-        }
-        if let Some(k) = &self.key_file {
-            b = b.key_file(k.clone());
         }
         let init_error =
             |e: String| papy_core::Error::Config(format!("resource `{name}`: init: {e}"));

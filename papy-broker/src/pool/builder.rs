@@ -30,7 +30,7 @@ use crate::url::Url;
 pub struct BrokerPoolBuilder {
     pub(super) name: String,
     pub(super) url: Url,
-    pub(super) run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     pub(super) max_attempts: u32,
     pub(super) claim_after: Duration,
     pub(super) keep_for: Duration,
@@ -39,7 +39,7 @@ pub struct BrokerPoolBuilder {
     pub(super) command: Option<WorkerCommand>,
     pub(super) size: Option<usize>,
     pub(super) key: Option<Secret>,
-    pub(super) key_file: Option<std::path::PathBuf>,
+    pub(crate) key_file: Option<std::path::PathBuf>,
     /// The resource's relay keys, as saved with the pipeline.
     pub(crate) relay: Vec<(&'static str, papy_core::Value)>,
 }
