@@ -53,7 +53,8 @@ impl Runner {
     }
 
     /// The results of one batch: `inboxes` of the items at `indices` of
-    /// node `node`, through `chain`.
+    /// node `node`, through `chain` (relayed: as a detached job on the
+    /// pool).
     pub(crate) fn run(
         &mut self,
         chain: Vec<Call>,
@@ -61,43 +62,33 @@ impl Runner {
         indices: &[u64],
         inboxes: WireInboxes,
     ) -> Vec<Item> {
-        match self {
-            Runner::Here(r) => r.run(chain, node, indices, inboxes),
-            Runner::Relay(pool) => relay(pool, chain, node, indices, inboxes),
-        }
+        let pool = match self {
+            Runner::Here(r) => return r.run(chain, node, indices, inboxes),
+            Runner::Relay(pool) => pool,
+        };
+        let n = indices.len().min(inboxes.len());
+        let inboxes: Vec<Inbox> = match inboxes {
+            WireInboxes::Single(v) => v.into_iter().take(n).map(|v| Inbox::One(Ok(v))).collect(),
+            WireInboxes::Many(m) => m
+                .into_iter()
+                .take(n)
+                .map(|v| Inbox::Many(v.into_iter().map(Ok).collect()))
+                .collect(),
+        };
+        let task = match Relayed::new(chain, node, &indices[..n]) {
+            Ok(t) => t,
+            Err(message) => {
+                let e = papy_core::ItemError::new(papy_core::ErrorKind::Function, message);
+                return indices[..n]
+                    .iter()
+                    .map(|i| Err(e.clone().at(node.to_string(), *i)))
+                    .collect();
+            }
+        };
+        let (job, results) = Job::detached(Arc::new(task), inboxes);
+        pool.submit(job);
+        results.wait()
     }
-}
-
-/// A batch as a detached job on `pool`, and its results.
-fn relay(
-    pool: &ProcessPool,
-    chain: Vec<Call>,
-    node: &str,
-    indices: &[u64],
-    inboxes: WireInboxes,
-) -> Vec<Item> {
-    let n = indices.len().min(inboxes.len());
-    let inboxes: Vec<Inbox> = match inboxes {
-        WireInboxes::Single(v) => v.into_iter().take(n).map(|v| Inbox::One(Ok(v))).collect(),
-        WireInboxes::Many(m) => m
-            .into_iter()
-            .take(n)
-            .map(|v| Inbox::Many(v.into_iter().map(Ok).collect()))
-            .collect(),
-    };
-    let task = match Relayed::new(chain, node, &indices[..n]) {
-        Ok(t) => t,
-        Err(message) => {
-            let e = papy_core::ItemError::new(papy_core::ErrorKind::Function, message);
-            return indices[..n]
-                .iter()
-                .map(|i| Err(e.clone().at(node.to_string(), *i)))
-                .collect();
-        }
-    };
-    let (job, results) = Job::detached(Arc::new(task), inboxes);
-    pool.submit(job);
-    results.wait()
 }
 
 /// A relayed batch's function: the entry's chain, run by name on the
