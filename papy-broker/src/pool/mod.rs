@@ -104,7 +104,6 @@ pub struct BrokerPool {
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     local: Mutex<Option<LocalWorkers>>,
-    down: AtomicBool,
 }
 
 papy_core::opaque_debug!(BrokerPool);
@@ -178,7 +177,6 @@ impl BrokerPool {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             local: Mutex::new(local),
-            down: AtomicBool::new(false),
         })
     }
 
@@ -303,11 +301,11 @@ impl Pool for BrokerPool {
     }
 
     fn shutdown(&self) {
-        if self.down.swap(true, Ordering::AcqRel) {
+        // Closes the job queue; a second call finds it closed.
+        if lock(&self.tx).take().is_none() {
             return;
         }
         let sh = &self.shared;
-        drop(lock(&self.tx).take());
         // Jobs in flight get a grace period, then fail.
         let deadline = Instant::now() + Duration::from_secs(2);
         while !lock(&sh.in_flight).is_empty() && Instant::now() < deadline {
