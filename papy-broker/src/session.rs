@@ -83,11 +83,7 @@ pub(crate) fn session(
         opts,
         sealer,
         consumer,
-        heartbeat: Heartbeat::start(
-            connect.clone(),
-            consumer,
-            default_settings().claim_after / 4,
-        ),
+        heartbeat: Heartbeat::start(connect.clone(), consumer, crate::DEFAULT_CLAIM_AFTER / 4),
         window: Window::new(opts.read_ahead),
         stop: AtomicBool::new(false),
         settings_changed: AtomicU64::new(0),
