@@ -114,12 +114,8 @@ impl Reader<'_> {
         }
         let since = *self.no_workers_since.get_or_insert_with(Instant::now);
         let pending = !lock(&sh.in_flight).is_empty();
-        if pending
-            && since.elapsed() >= NO_WORKERS_WARNING
-            && self
-                .warned
-                .is_none_or(|w| w.elapsed() >= NO_WORKERS_WARNING)
-        {
+        let due = |t: Instant| t.elapsed() >= NO_WORKERS_WARNING;
+        if pending && due(since) && self.warned.is_none_or(due) {
             self.warned = Some(Instant::now());
             tracing::warn!(
                 "broker pool `{}`: no worker has read run `{}` for {:?}; \
