@@ -5,7 +5,7 @@
 //! such thing from the pool: run them under a supervisor.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -99,16 +99,6 @@ impl Drop for LocalWorkers {
     }
 }
 
-fn spawn(cmd: &WorkerCommand) -> std::io::Result<Child> {
-    let mut c = cmd.to_command();
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    c.spawn()
-}
-
 fn supervise(
     slot: usize,
     cmd: &WorkerCommand,
@@ -130,7 +120,13 @@ fn supervise(
             return;
         }
         let started = Instant::now();
-        let mut child = match spawn(cmd) {
+        let mut c = cmd.to_command();
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let mut child = match c.spawn() {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("cannot start a local broker worker `{}`: {e}", cmd.line());
