@@ -26,10 +26,7 @@ impl std::fmt::Debug for Url {
 /// assert_eq!(redact("redis+unix:///tmp/r.sock?pass=pw"), "redis+unix:///tmp/r.sock?***");
 /// ```
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(p) => (&url[..p + 3], &url[p + 3..]),
-        None => ("", url),
-    };
+    let (scheme, rest) = url.find("://").map_or(("", url), |p| url.split_at(p + 3));
     if let Some(at) = rest.rfind('@') {
         return format!("{scheme}***{}", &rest[at..]);
     }
