@@ -34,9 +34,8 @@ struct Reader<'a> {
     cursor: Cursor,
     backoff: Duration,
     polled: Option<Instant>,
-    /// When the broker last answered.
-    answered: Instant,
-    reported_unreachable: bool,
+    /// When the broker last answered (`None`: its silence has been reported).
+    answered: Option<Instant>,
     /// Since when no worker has been seen, and when that was last reported.
     no_workers_since: Option<Instant>,
     warned: Option<Instant>,
@@ -49,8 +48,7 @@ pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
         cursor: Cursor::of(&sh.settings.session),
         backoff: Duration::from_millis(50),
         polled: None,
-        answered: Instant::now(),
-        reported_unreachable: false,
+        answered: Some(Instant::now()),
         no_workers_since: None,
         warned: None,
     };
@@ -73,8 +71,9 @@ impl Reader<'_> {
     /// not answered for `unreachable_after`, and tries again (backing off).
     fn reconnect(&mut self) -> Option<Box<dyn Queue>> {
         let sh = self.sh;
-        if self.answered.elapsed() >= sh.spec.unreachable_after && !self.reported_unreachable {
-            self.reported_unreachable = true;
+        let silent = |t: Instant| t.elapsed() >= sh.spec.unreachable_after;
+        if self.answered.is_some_and(silent) {
+            self.answered = None;
             let m = format!(
                 "the broker has not answered for {:?}; the items in flight are lost",
                 sh.spec.unreachable_after
@@ -88,8 +87,7 @@ impl Reader<'_> {
             .and_then(|mut c| check_run(sh, &mut *c, &mut self.cursor).map(|()| c))
             .map_err(|e| tracing::warn!("broker pool `{}`: {e}", sh.spec.name))
             .ok()?;
-        self.answered = Instant::now();
-        self.reported_unreachable = false;
+        self.answered = Some(Instant::now());
         self.backoff = Duration::from_millis(50);
         Some(c)
     }
@@ -106,7 +104,7 @@ impl Reader<'_> {
                 return false;
             }
         };
-        self.answered = Instant::now();
+        self.answered = Some(Instant::now());
         if n > 0 {
             self.no_workers_since = None;
             self.warned = None;
@@ -141,7 +139,7 @@ impl Reader<'_> {
                 return false;
             }
         };
-        self.answered = Instant::now();
+        self.answered = Some(Instant::now());
         let again: Vec<(u64, Vec<u8>)> = outcomes
             .into_iter()
             .flat_map(|o| take(sh, o))
