@@ -161,12 +161,15 @@ impl BrokerPool {
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (sh, rq) = (shared.clone(), shared.connector.connect()?);
+        // The pool's thread `what`.
+        let thread =
+            |what| std::thread::Builder::new().name(format!("{}-broker-{what}", shared.spec.name));
         let threads = vec![
-            thread(&shared.spec.name, "send", {
+            thread("send").spawn({
                 let sh = shared.clone();
                 move || sender(&sh, &rx, q)
             })?,
-            thread(&shared.spec.name, "recv", move || receiver(&sh, rq))?,
+            thread("recv").spawn(move || receiver(&sh, rq))?,
         ];
         let local = local.map(|(cmd, n, url)| {
             let cmd = cmd.env(KEY_ENV, &sealer.key.0);
@@ -227,17 +230,6 @@ fn session_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{:x}-{nanos:x}", std::process::id())
-}
-
-/// Starts the pool's thread `what`.
-fn thread(
-    pool: &str,
-    what: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("{pool}-broker-{what}"))
-        .spawn(f)
 }
 
 /// What the local workers call when they cannot be started: the pool
