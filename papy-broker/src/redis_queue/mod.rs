@@ -90,12 +90,13 @@ impl RedisQueue {
     /// # Ok::<(), papy_broker::BrokerError>(())
     /// ```
     pub fn connect(url: &str, run: &str) -> Result<RedisQueue> {
+        // The error's text without the URL's password, in case it quotes it.
         let fail = |e: RedisError| {
-            BrokerError::Broker(format!(
-                "cannot connect to {}: {}",
-                redact(url),
-                scrub(&e, url)
-            ))
+            let mut text = e.to_string();
+            if let Some(p) = password_of(url).filter(|p| !p.is_empty()) {
+                text = text.replace(p, "***");
+            }
+            BrokerError::Broker(format!("cannot connect to {}: {text}", redact(url)))
         };
         let client = redis::Client::open(url).map_err(fail)?;
         let con = client
@@ -103,10 +104,9 @@ impl RedisQueue {
             .map_err(fail)?;
         // Blocking reads wait at most a second or so; a server that does
         // not answer for much longer is treated as gone.
-        con.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
-        con.set_write_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
+        let timeout = Some(Duration::from_secs(30));
+        con.set_read_timeout(timeout).map_err(fail)?;
+        con.set_write_timeout(timeout).map_err(fail)?;
         Ok(RedisQueue {
             con,
             keys: RunKeys::new(run),
@@ -205,15 +205,6 @@ impl RedisQueue {
         for k in keys {
             pipe.expire(*k, secs).ignore();
         }
-    }
-}
-
-/// The error's text without the URL's password, in case a message quotes it.
-fn scrub(e: &RedisError, url: &str) -> String {
-    let text = e.to_string();
-    match password_of(url) {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text,
     }
 }
 
