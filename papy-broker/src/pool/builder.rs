@@ -78,16 +78,15 @@ impl BrokerPoolBuilder {
     /// the key file, else [`KEY_ENV`], else a random key for this run.
     pub(super) fn sealer(&self, run: &str) -> papy_core::Result<Sealer> {
         let key = match &self.key {
-            Some(k) => Some(k.0.clone()),
-            None => Sealer::key_from(self.key_file.as_deref())?,
+            Some(k) => k.0.clone(),
+            None => Sealer::key_from(self.key_file.as_deref())?.unwrap_or_else(|| {
+                tracing::info!(
+                    "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
+                    self.name
+                );
+                papy_core::run_key::run_key_hex()
+            }),
         };
-        let key = key.unwrap_or_else(|| {
-            tracing::info!(
-                "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
-                self.name
-            );
-            papy_core::run_key::run_key_hex()
-        });
         Ok(Sealer::new(&key, run)?)
     }
 
