@@ -369,11 +369,8 @@ fn expire_timeouts(sh: &Shared) {
     let now = Instant::now();
     let expired: Vec<InFlight> = {
         let mut m = lock(&sh.in_flight);
-        let ids: Vec<u64> = m
-            .iter()
-            .filter(|(_, f)| f.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let due = |(id, f): (&u64, &InFlight)| f.deadline.is_some_and(|d| d <= now).then_some(*id);
+        let ids: Vec<u64> = m.iter().filter_map(due).collect();
         ids.into_iter().filter_map(|id| m.remove(&id)).collect()
     };
     for f in expired {
