@@ -77,8 +77,7 @@ pub(crate) fn session(
     consumer: &str,
     runner: &mut Runner,
 ) -> Result<()> {
-    let reads = connect.connect()?;
-    let writes = connect.connect()?;
+    let (reads, writes) = (connect.connect()?, connect.connect()?);
     let sh = Shared {
         opts,
         sealer,
