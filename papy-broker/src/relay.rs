@@ -163,9 +163,7 @@ pub fn relay_env(
     init: Option<&Call>,
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![(COMMAND_ENV, line.to_string())];
-    if let Some(d) = dir {
-        env.push((COMMAND_DIR_ENV, d.display().to_string()));
-    }
+    env.extend(dir.map(|d| (COMMAND_DIR_ENV, d.display().to_string())));
     let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let (items, bytes) = (show(recycle.after_items), show(recycle.above_rss));
     env.push((RECYCLE_ENV, format!("{items},{bytes}")));
