@@ -52,42 +52,40 @@ pub(crate) fn give_up(
 fn open(q: &mut dyn Queue, sealer: &Sealer, e: &Entry) -> Result<Option<Admitted>> {
     // Whoever can write to the stream is not trusted: an entry without
     // the run's tag is never run.
-    let payload = match sealer.open(Role::Task, &e.session, &e.payload) {
-        Ok(p) => p,
+    let why = match sealer.open(Role::Task, &e.session, &e.payload) {
+        Ok(payload) => match decode(&e.id, payload) {
+            Ok(Frame::Task {
+                id,
+                chain,
+                node,
+                indices,
+                inboxes,
+            }) => {
+                return Ok(Some(Admitted {
+                    id,
+                    chain,
+                    node,
+                    indices,
+                    inboxes,
+                }))
+            }
+            Ok(_) => BrokerError::Malformed {
+                id: e.id.clone(),
+                reason: "not a Task frame".into(),
+            }
+            .to_string(),
+            Err(err) => err.to_string(),
+        },
         Err(why) => {
             // A worker whose key is not the run's must not dead-letter the
             // run's real entries: it checks the key again and stops.
             if let Some(s) = q.settings()? {
                 crate::options::check_key(&s, sealer)?;
             }
-            give_up(q, sealer, e, None, &why)?;
-            return Ok(None);
+            why
         }
     };
-    let reason = match decode(&e.id, payload) {
-        Ok(Frame::Task {
-            id,
-            chain,
-            node,
-            indices,
-            inboxes,
-        }) => {
-            return Ok(Some(Admitted {
-                id,
-                chain,
-                node,
-                indices,
-                inboxes,
-            }))
-        }
-        Ok(_) => BrokerError::Malformed {
-            id: e.id.clone(),
-            reason: "not a Task frame".into(),
-        }
-        .to_string(),
-        Err(err) => err.to_string(),
-    };
-    give_up(q, sealer, e, None, &reason)?;
+    give_up(q, sealer, e, None, &why)?;
     Ok(None)
 }
 

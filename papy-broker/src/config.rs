@@ -11,16 +11,16 @@ use papy_core::{limits, NuMapBuilder, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::pool::BrokerPool;
-use crate::url::redact;
+use crate::url::{redact, Url};
 
 /// The settings of a `kind = "redis"` resource. Its `Debug` hides the
 /// URL's password.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// The broker: `redis://[:password@]host:port`, `rediss://` for TLS,
     /// `redis+unix:///path/to/socket`.
-    pub url: String,
+    pub url: Url,
     /// Names the run's keys; workers serve it with `--run` (default: the
     /// resource's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,24 +64,6 @@ pub struct RedisConfig {
     pub init: Option<toml::Value>,
 }
 
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &redact(&self.url))
-            .field("run_id", &self.run_id)
-            .field("max_attempts", &self.max_attempts)
-            .field("claim_after", &self.claim_after)
-            .field("workers", &self.workers)
-            .field("key_file", &self.key_file)
-            .field("command", &self.command)
-            .field("functions", &self.functions)
-            .field("recycle_after", &self.recycle_after)
-            .field("recycle_above_mb", &self.recycle_above_mb)
-            .field("init", &self.init)
-            .finish()
-    }
-}
-
 impl PoolConfig for RedisConfig {
     const KIND: &'static str = "redis";
     const KEYS: &'static [&'static str] = &[
@@ -102,13 +84,13 @@ impl PoolConfig for RedisConfig {
         let mut p = Vec::new();
         if !["redis://", "rediss://", "redis+unix://", "unix://"]
             .iter()
-            .any(|s| self.url.starts_with(s))
+            .any(|s| self.url.0.starts_with(s))
         {
             p.push((
                 "url",
                 format!(
                     "`{}` is not a Redis URL (redis://host:port, rediss:// for TLS, redis+unix:///path)",
-                    redact(&self.url)
+                    redact(&self.url.0)
                 ),
             ));
         }
@@ -153,18 +135,14 @@ impl PoolConfig for RedisConfig {
         numap: NuMapBuilder,
         ctx: &BuildContext<'_>,
     ) -> papy_core::Result<NuMapBuilder> {
-        let mut b = BrokerPool::builder(name, &self.url);
-        if let Some(r) = &self.run_id {
-            b = b.run_id(r.clone());
-        }
+        let mut b = BrokerPool::builder(name, &self.url.0);
+        b.run_id.clone_from(&self.run_id);
+        b.key_file.clone_from(&self.key_file);
         if let Some(n) = self.max_attempts {
             b = b.max_attempts(n);
         }
         if let Some(t) = self.claim_after {
             b = b.claim_after(t);
-        }
-        if let Some(k) = &self.key_file {
-            b = b.key_file(k.clone());
         }
         let init_error =
             |e: String| papy_core::Error::Config(format!("resource `{name}`: init: {e}"));
@@ -182,7 +160,7 @@ impl PoolConfig for RedisConfig {
             let init = papy_core::to_value(i).map_err(|e| init_error(e.to_string()))?;
             saved.push(("init", init));
         }
-        b = b.relayed(saved);
+        b.relay = saved;
         if self.workers > 0 {
             let mut cmd = (ctx.worker_command)()?;
             if let Some(line) = &self.command {
@@ -207,7 +185,7 @@ mod tests {
     #[test]
     fn the_debug_hides_the_password() {
         let c = RedisConfig {
-            url: "rediss://user:s/e?c@ret@db".into(),
+            url: Url("rediss://user:s/e?c@ret@db".into()),
             ..Default::default()
         };
         let text = format!("{c:?}");
@@ -218,7 +196,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields() {
         let c = RedisConfig {
-            url: "redis://x".into(),
+            url: Url("redis://x".into()),
             run_id: Some("r".into()),
             max_attempts: Some(1),
             claim_after: Some(Duration::from_secs(1)),

@@ -36,10 +36,7 @@ impl Floor {
     /// The shortest sample of this window and the one before (`None`:
     /// none yet).
     pub(crate) fn get(&self) -> Option<u64> {
-        match (self.current, self.previous) {
-            (Some(c), Some(p)) => Some(c.min(p)),
-            (c, p) => c.or(p),
-        }
+        self.current.into_iter().chain(self.previous).min()
     }
 }
 

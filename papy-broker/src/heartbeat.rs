@@ -164,10 +164,8 @@ fn touch(
         return Some(Vec::new());
     }
     if queue.is_none() {
-        match connect.connect() {
-            Ok(q) => *queue = Some(q),
-            Err(e) => tracing::warn!("heartbeat to {}: {e}", connect.describe()),
-        }
+        let warn = |e| tracing::warn!("heartbeat to {}: {e}", connect.describe());
+        *queue = connect.connect().map_err(warn).ok();
     }
     let r = queue.as_mut()?.touch(consumer, held);
     r.map_err(|e| {

@@ -65,7 +65,7 @@ pub use pool::{BrokerPool, BrokerPoolBuilder};
 pub use queue::{Claim, Connect, Cursor, Done, Entry, Outcome, Queue, RunSettings};
 pub use redis_queue::{RedisConnector, RedisQueue};
 pub use relay::{relay_env, relay_from_env, COMMAND_DIR_ENV, COMMAND_ENV, INIT_ENV, RECYCLE_ENV};
-pub use url::redact;
+pub use url::{redact, Url};
 pub use worker::{serve, serve_on, worker_main, HOST_PID_ENV, RUN_ENV, UNTIL_DONE_ENV, URL_ENV};
 
 /// Deliveries of one batch before it is dead-lettered, unless the run says otherwise.
@@ -95,16 +95,9 @@ pub const TEST_ENTRY: &str = "__papy_broker_worker_entry";
 /// The executable's path cannot be found.
 pub fn test_worker_command() -> papy_core::Result<papy_core::WorkerCommand> {
     let exe = std::env::current_exe()?;
-    Ok(papy_core::WorkerCommand::new(
-        exe,
-        [
-            TEST_ENTRY,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ],
-    ))
+    let flags = ["--exact", "--nocapture", "--test-threads=1", "-q"];
+    let args = std::iter::once(TEST_ENTRY).chain(flags);
+    Ok(papy_core::WorkerCommand::new(exe, args))
 }
 
 /// Adds the test that serves as a broker worker when a pool re-executes the

@@ -5,7 +5,7 @@
 //! such thing from the pool: run them under a supervisor.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,25 +42,26 @@ impl LocalWorkers {
     /// `give_up` is called when a slot stops trying (see [`K`]).
     pub(crate) fn start(
         n: usize,
-        command: &WorkerCommand,
+        command: WorkerCommand,
         url: &str,
         run: &str,
         give_up: &GiveUp,
     ) -> LocalWorkers {
         let stop = Arc::new(AtomicBool::new(false));
         let pids = Arc::new(Mutex::new(BTreeMap::new()));
+        let command = command
+            .env(WORKER_ENV, "redis")
+            .env(URL_ENV, url)
+            .env(RUN_ENV, run)
+            .env(UNTIL_DONE_ENV, "1")
+            .env(HOST_PID_ENV, std::process::id().to_string());
         let slots = (0..n)
             .filter_map(|slot| {
-                let s = Slot {
-                    slot,
-                    cmd: command.clone(),
-                    url: url.to_string(),
-                    run: run.to_string(),
-                };
-                let (stop, pids, give_up) = (stop.clone(), pids.clone(), give_up.clone());
+                let (cmd, stop, pids) = (command.clone(), stop.clone(), pids.clone());
+                let give_up = give_up.clone();
                 std::thread::Builder::new()
                     .name(format!("papy-broker-local-{slot}"))
-                    .spawn(move || supervise(&s, &stop, &pids, &give_up))
+                    .spawn(move || supervise(slot, &cmd, &stop, &pids, &give_up))
                     .ok()
                     .map(|h| (slot, h))
             })
@@ -98,30 +99,13 @@ impl Drop for LocalWorkers {
     }
 }
 
-fn spawn(cmd: &WorkerCommand, url: &str, run: &str) -> std::io::Result<Child> {
-    let mut c = cmd.to_command();
-    c.env(WORKER_ENV, "redis")
-        .env(URL_ENV, url)
-        .env(RUN_ENV, run)
-        .env(UNTIL_DONE_ENV, "1")
-        .env(HOST_PID_ENV, std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    c.spawn()
-}
-
-struct Slot {
+fn supervise(
     slot: usize,
-    cmd: WorkerCommand,
-    url: String,
-    run: String,
-}
-
-fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, give_up: &GiveUp) {
-    let slot = s.slot;
+    cmd: &WorkerCommand,
+    stop: &AtomicBool,
+    pids: &Mutex<BTreeMap<usize, u32>>,
+    give_up: &GiveUp,
+) {
     let mut quick_deaths = 0u32;
     let mut last_failure = String::new();
     while !stop.load(Ordering::Acquire) {
@@ -129,17 +113,23 @@ fn supervise(s: &Slot, stop: &AtomicBool, pids: &Mutex<BTreeMap<usize, u32>>, gi
             let m = format!(
                 "local broker worker {slot} (`{}`) failed {quick_deaths} times in a row \
                  ({last_failure}); giving up",
-                s.cmd.line()
+                cmd.line()
             );
             tracing::error!("{m}");
             give_up(&m);
             return;
         }
         let started = Instant::now();
-        let mut child = match spawn(&s.cmd, &s.url, &s.run) {
+        let mut c = cmd.to_command();
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let mut child = match c.spawn() {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("cannot start a local broker worker `{}`: {e}", s.cmd.line());
+                tracing::warn!("cannot start a local broker worker `{}`: {e}", cmd.line());
                 last_failure = format!("cannot start: {e}");
                 quick_deaths += 1;
                 std::thread::sleep(backoff(quick_deaths));

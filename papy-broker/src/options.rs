@@ -84,7 +84,7 @@ pub(crate) fn check_key(s: &RunSettings, sealer: &Sealer) -> Result<()> {
     if !s.key_check.is_empty() && s.key_check != sealer.check_value() {
         return Err(BrokerError::KeyMismatch(format!(
             "this worker's broker key is not the one run `{}` was started with; stopping (give it the host's {} or key file)",
-            sealer.run(),
+            sealer.run,
             crate::seal::KEY_ENV
         )));
     }

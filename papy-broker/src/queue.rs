@@ -84,12 +84,6 @@ pub struct Cursor {
     pub session: String,
 }
 
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor::of("")
-    }
-}
-
 impl Cursor {
     /// The start of the streams, read by the host of `session`.
     pub fn of(session: &str) -> Cursor {
@@ -132,62 +126,41 @@ pub struct Done<'a> {
 }
 
 /// A broker holding one run's streams.
+///
+/// # Errors
+/// Every method fails when the broker is unreachable or refuses.
 pub trait Queue: Send {
     /// Starts a run: forgets whatever the run's keys held, writes the
     /// settings and creates the consumer group.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn start_run(&mut self, settings: &RunSettings) -> Result<()>;
 
     /// The run's settings, `None` if no host has started it (or the broker
     /// lost it).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn settings(&mut self) -> Result<Option<RunSettings>>;
 
     /// Marks the run done and lets its keys expire after `keep_for`.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn finish_run(&mut self, keep_for: Duration) -> Result<()>;
 
     /// Sets the run's keys to expire after `lease` (the host renews this
     /// lease while it runs, so a dead host's keys go away by themselves).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn renew(&mut self, lease: Duration) -> Result<()>;
 
     /// Appends task entries of session `session`: (job number, encoded
     /// `Task` frame) pairs.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()>;
 
     /// Reads up to `count` new entries as `consumer`, waiting up to `block`.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>>;
 
     /// Takes over up to `count` entries that their holders have not touched
     /// for `min_idle` (dead workers'); each comes with its delivery count,
     /// this delivery included.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn reclaim(&mut self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<Entry>>;
 
     /// For the host: takes over up to `count` entries idle longer than
     /// `min_idle` that have been delivered `max_attempts` times or more, to
     /// dead-letter them (the next reclaim would dead-letter them anyway;
     /// this way a run ends even when no worker is left to reclaim them).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn claim_stale(
         &mut self,
         consumer: &str,
@@ -202,43 +175,28 @@ pub trait Queue: Send {
     /// of its session, unless another entry already does or the session is
     /// not the run's; such a replay is acknowledged and counted
     /// ([`replays`](Self::replays)) instead.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn claim_job(&mut self, entry: &Entry, job: u64) -> Result<Claim>;
 
     /// [`claim_job`](Self::claim_job) for each (entry, job) pair, in one
     /// round trip where the broker allows it (a worker claims the entries
     /// it read ahead together).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn claim_jobs(&mut self, claims: &[(&Entry, u64)]) -> Result<Vec<Claim>> {
         claims.iter().map(|(e, j)| self.claim_job(e, *j)).collect()
     }
 
     /// How many task entries workers acknowledged without running them as
     /// replays ([`Claim::Replay`]) in this run.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn replays(&mut self) -> Result<u64>;
 
     /// Heartbeat: resets the idle time of the entries among `ids` that
     /// `consumer` still holds (never taking over another's), so they are
     /// not reclaimed while it works on them; returns the others, those it
     /// no longer holds (taken over, or acknowledged): not to be run.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn touch(&mut self, consumer: &str, ids: &[String]) -> Result<Vec<String>>;
 
     /// Appends a result, with `busy`, the time the worker spent running the
     /// entry (the host's adaptive batching measures items by it, not by the
     /// round trip), and acknowledges the task entry, atomically.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn complete(&mut self, entry: &Entry, result: &[u8], busy: Duration) -> Result<()> {
         self.complete_all(&[Done {
             entry,
@@ -250,31 +208,19 @@ pub trait Queue: Send {
     /// [`complete`](Self::complete) for each, atomically and in one round
     /// trip (a worker completes together the entries it finished while the
     /// previous completion travelled).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn complete_all(&mut self, done: &[Done<'_>]) -> Result<()>;
 
     /// Moves a task entry to the dead-letter stream (and acknowledges it),
     /// with `letter` (made by [`Sealer::dead_letter`](crate::seal::Sealer::dead_letter)
     /// for this entry).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn dead_letter(&mut self, entry: &Entry, letter: &DeadLetter) -> Result<()>;
 
     /// How many workers read the task stream: consumers of the group seen
     /// within `active_within` (dead workers drop out of the count).
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn active_workers(&mut self, active_within: Duration) -> Result<usize>;
 
     /// Reads results and dead letters after `cursor` (advancing it), waiting
     /// up to `block`.
-    ///
-    /// # Errors
-    /// The broker is unreachable or refuses.
     fn read_outcomes(
         &mut self,
         cursor: &mut Cursor,

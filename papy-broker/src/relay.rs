@@ -38,14 +38,23 @@ impl Runner {
         let Some(cmd) = command else {
             return Ok(Runner::Here(TaskRunner::default()));
         };
-        hide_from_children();
+        // A broker worker a host started carries PAPY_WORKER=redis, which
+        // forbids starting worker processes (a program that forgot its
+        // worker hook would re-execute itself for ever); this process starts
+        // the explicit command it was given, and tells it `stdio`. (Before
+        // any thread of this crate starts; the key and URL leave the
+        // environment in `worker.rs`.)
+        if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "redis") {
+            std::env::remove_var(WORKER_ENV);
+        }
         let pool = ProcessPool::remote("relay", vec![(cmd.clone(), 1)])
             .map_err(|e| BrokerError::Config(format!("the relay's worker: {e}")))?;
         Ok(Runner::Relay(pool))
     }
 
     /// The results of one batch: `inboxes` of the items at `indices` of
-    /// node `node`, through `chain`.
+    /// node `node`, through `chain` (relayed: as a detached job on the
+    /// pool).
     pub(crate) fn run(
         &mut self,
         chain: Vec<Call>,
@@ -53,54 +62,33 @@ impl Runner {
         indices: &[u64],
         inboxes: WireInboxes,
     ) -> Vec<Item> {
-        match self {
-            Runner::Here(r) => r.run(chain, node, indices, inboxes),
-            Runner::Relay(pool) => relay(pool, chain, node, indices, inboxes),
-        }
+        let pool = match self {
+            Runner::Here(r) => return r.run(chain, node, indices, inboxes),
+            Runner::Relay(pool) => pool,
+        };
+        let n = indices.len().min(inboxes.len());
+        let inboxes: Vec<Inbox> = match inboxes {
+            WireInboxes::Single(v) => v.into_iter().take(n).map(|v| Inbox::One(Ok(v))).collect(),
+            WireInboxes::Many(m) => m
+                .into_iter()
+                .take(n)
+                .map(|v| Inbox::Many(v.into_iter().map(Ok).collect()))
+                .collect(),
+        };
+        let task = match Relayed::new(chain, node, &indices[..n]) {
+            Ok(t) => t,
+            Err(message) => {
+                let e = papy_core::ItemError::new(papy_core::ErrorKind::Function, message);
+                return indices[..n]
+                    .iter()
+                    .map(|i| Err(e.clone().at(node.to_string(), *i)))
+                    .collect();
+            }
+        };
+        let (job, results) = Job::detached(Arc::new(task), inboxes);
+        pool.submit(job);
+        results.wait()
     }
-}
-
-/// A broker worker a host started carries PAPY_WORKER=redis, which forbids
-/// starting worker processes (a program that forgot its worker hook would
-/// re-execute itself for ever); this process starts the explicit command
-/// it was given, and tells it `stdio`. (Before any thread of this crate
-/// starts; the key and URL leave the environment in `worker.rs`.)
-fn hide_from_children() {
-    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "redis") {
-        std::env::remove_var(WORKER_ENV);
-    }
-}
-
-/// A batch as a detached job on `pool`, and its results.
-fn relay(
-    pool: &ProcessPool,
-    chain: Vec<Call>,
-    node: &str,
-    indices: &[u64],
-    inboxes: WireInboxes,
-) -> Vec<Item> {
-    let n = indices.len().min(inboxes.len());
-    let inboxes: Vec<Inbox> = match inboxes {
-        WireInboxes::Single(v) => v.into_iter().take(n).map(|v| Inbox::One(Ok(v))).collect(),
-        WireInboxes::Many(m) => m
-            .into_iter()
-            .take(n)
-            .map(|v| Inbox::Many(v.into_iter().map(Ok).collect()))
-            .collect(),
-    };
-    let task = match Relayed::new(chain, node, &indices[..n]) {
-        Ok(t) => t,
-        Err(message) => {
-            let e = papy_core::ItemError::new(papy_core::ErrorKind::Function, message);
-            return indices[..n]
-                .iter()
-                .map(|i| Err(e.clone().at(node.to_string(), *i)))
-                .collect();
-        }
-    };
-    let (job, results) = Job::detached(Arc::new(task), inboxes);
-    pool.submit(job);
-    results.wait()
 }
 
 /// A relayed batch's function: the entry's chain, run by name on the
@@ -175,9 +163,7 @@ pub fn relay_env(
     init: Option<&Call>,
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![(COMMAND_ENV, line.to_string())];
-    if let Some(d) = dir {
-        env.push((COMMAND_DIR_ENV, d.display().to_string()));
-    }
+    env.extend(dir.map(|d| (COMMAND_DIR_ENV, d.display().to_string())));
     let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let (items, bytes) = (show(recycle.after_items), show(recycle.above_rss));
     env.push((RECYCLE_ENV, format!("{items},{bytes}")));

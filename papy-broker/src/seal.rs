@@ -101,20 +101,23 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 
 type Hmac = hmac::Hmac<sha2::Sha256>;
 
-/// Seals and opens the payloads of one run's entries.
+/// A run's key: its `Debug` shows `"<redacted>"`.
 #[derive(Clone)]
-pub struct Sealer {
-    key: String,
-    run: String,
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        "<redacted>".fmt(f)
+    }
 }
 
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer")
-            .field("key", &"<redacted>")
-            .field("run", &self.run)
-            .finish()
-    }
+/// Seals and opens the payloads of one run's entries.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    /// The key (handed to local workers through [`KEY_ENV`]).
+    pub(crate) key: Secret,
+    /// The run this sealer seals for.
+    pub(crate) run: String,
 }
 
 impl Sealer {
@@ -131,7 +134,7 @@ impl Sealer {
             )));
         }
         Ok(Sealer {
-            key: key.to_string(),
+            key: Secret(key.to_string()),
             run: run.to_string(),
         })
     }
@@ -161,20 +164,10 @@ impl Sealer {
         }
     }
 
-    /// The run this sealer seals for.
-    pub(crate) fn run(&self) -> &str {
-        &self.run
-    }
-
-    /// The key, to hand to a local worker through [`KEY_ENV`].
-    pub(crate) fn key(&self) -> &str {
-        &self.key
-    }
-
     /// The MAC of `what`, the run, `session` and `fields`, each with its
     /// length first, then `data`.
     fn mac(&self, what: &[u8], session: &str, fields: &[&[u8]], data: &[u8]) -> Hmac {
-        let mut m = <Hmac as hmac::Mac>::new_from_slice(self.key.as_bytes())
+        let mut m = <Hmac as hmac::Mac>::new_from_slice(self.key.0.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         for part in [what, self.run.as_bytes(), session.as_bytes()]
             .iter()

@@ -77,17 +77,12 @@ pub(crate) fn session(
     consumer: &str,
     runner: &mut Runner,
 ) -> Result<()> {
-    let reads = connect.connect()?;
-    let writes = connect.connect()?;
+    let (reads, writes) = (connect.connect()?, connect.connect()?);
     let sh = Shared {
         opts,
         sealer,
         consumer,
-        heartbeat: Heartbeat::start(
-            connect.clone(),
-            consumer,
-            default_settings().claim_after / 4,
-        ),
+        heartbeat: Heartbeat::start(connect.clone(), consumer, crate::DEFAULT_CLAIM_AFTER / 4),
         window: Window::new(opts.read_ahead),
         stop: AtomicBool::new(false),
         settings_changed: AtomicU64::new(0),

@@ -1,5 +1,18 @@
 //! Broker URLs in logs and messages: with the password hidden.
 
+use serde::{Deserialize, Serialize};
+
+/// A broker URL whose `Debug` shows it [`redact`]ed (as a string).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Url(pub String);
+
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redact(&self.0).fmt(f)
+    }
+}
+
 /// The URL with any password (and user name) replaced by `***`, for logs
 /// and error messages: everything up to the *last* `@` is user information,
 /// so a password holding `/`, `?` or `@` is hidden whole.
@@ -13,10 +26,7 @@
 /// assert_eq!(redact("redis+unix:///tmp/r.sock?pass=pw"), "redis+unix:///tmp/r.sock?***");
 /// ```
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(p) => (&url[..p + 3], &url[p + 3..]),
-        None => ("", url),
-    };
+    let (scheme, rest) = url.find("://").map_or(("", url), |p| url.split_at(p + 3));
     if let Some(at) = rest.rfind('@') {
         return format!("{scheme}***{}", &rest[at..]);
     }

@@ -56,15 +56,13 @@ impl Window {
     /// Entries to hold: one, and as many more as runs cover the overhead
     /// (one at least).
     fn depth(&self, s: &State) -> usize {
-        let depth = match (s.run_us, s.overhead_us.get()) {
-            (0, _) | (_, None) => FIRST_DEPTH,
-            (run, Some(overhead)) => {
+        let depth = match (s.one_at_a_time, s.run_us, s.overhead_us.get()) {
+            (true, ..) => return 1,
+            (_, run @ 1.., Some(overhead)) => {
                 1 + usize::try_from(overhead.div_ceil(run)).unwrap_or(usize::MAX)
             }
+            _ => FIRST_DEPTH,
         };
-        if s.one_at_a_time {
-            return 1;
-        }
         depth.max(FIRST_DEPTH).min(self.most)
     }
 

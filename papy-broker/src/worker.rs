@@ -134,15 +134,13 @@ pub fn worker_main() {
         .ok()
         .and_then(|p| p.parse().ok());
     opts.key = std::env::var(crate::seal::KEY_ENV).ok();
-    let code = match crate::relay::relay_from_env().and_then(|relay| {
+    let served = crate::relay::relay_from_env().and_then(|relay| {
         opts.relay = relay;
         serve(&url, &opts)
-    }) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("papy broker worker: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    });
+    if let Err(e) = served {
+        eprintln!("papy broker worker: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
 }

@@ -36,6 +36,8 @@ extern crate self as papy_core;
 /// whose fields cannot or need not be shown.
 /// Builder methods that each set one field and return `self`:
 /// `name(arg: T) => field.path = value;`, each with its docs.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! setters {
     ($($(#[$doc:meta])* $name:ident($arg:ident: $t:ty) => $($field:ident).+ = $value:expr;)*) => {$(
         $(#[$doc])*
@@ -46,6 +48,8 @@ macro_rules! setters {
     )*};
 }
 
+#[doc(hidden)]
+#[macro_export]
 macro_rules! opaque_debug {
     ($t:ident) => {
         impl std::fmt::Debug for $t {

@@ -76,11 +76,6 @@ impl Broker {
         }
     }
 
-    pub(super) fn task(&self, id: u64) -> Option<&Entry> {
-        let k = self.tasks.binary_search_by_key(&id, |(n, _)| *n).ok()?;
-        self.tasks.get(k).map(|(_, e)| e)
-    }
-
     /// The group, created (from the start of the stream) if it is missing
     /// and the run exists; `None` when the run is gone.
     pub(super) fn group(&mut self) -> Option<&mut Group> {
@@ -106,7 +101,8 @@ impl Broker {
 
     /// The entry `id` as delivered to `consumer` now (one more delivery).
     pub(super) fn deliver(&mut self, id: u64, consumer: &str, now: Instant) -> Option<Entry> {
-        let task = self.task(id)?.clone();
+        let k = self.tasks.binary_search_by_key(&id, |(n, _)| *n).ok()?;
+        let task = self.tasks[k].1.clone();
         let g = self.group.as_mut()?;
         let deliveries = g.pending.get(&id).map_or(0, |p| p.deliveries) + 1;
         let p = Pending {

@@ -63,13 +63,11 @@ impl Queue for MemoryQueue {
     fn read_tasks(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
         self.blocking(block, |b| {
             let now = b.now();
-            let after = match b.group() {
-                Some(g) => {
-                    g.seen.insert(consumer.to_string(), now);
-                    g.last_delivered
-                }
-                None => return Vec::new(),
+            let Some(g) = b.group() else {
+                return Vec::new();
             };
+            g.seen.insert(consumer.to_string(), now);
+            let after = g.last_delivered;
             let ids: Vec<u64> = b
                 .tasks
                 .iter()

@@ -226,25 +226,18 @@ impl MemoryQueue {
 
     /// Every entry of the result stream.
     pub fn results(&self) -> Vec<Outcome> {
-        self.broker
-            .lock()
-            .results
-            .iter()
-            .map(|(_, o)| o.clone())
-            .collect()
+        let b = self.broker.lock();
+        b.results.iter().map(|(_, o)| o.clone()).collect()
     }
 
     /// Every entry of the dead-letter stream.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.broker
-            .lock()
-            .dead
-            .iter()
-            .filter_map(|(_, o)| match o {
-                Outcome::Dead { letter, .. } => Some(letter.clone()),
-                Outcome::Result { .. } => None,
-            })
-            .collect()
+        let b = self.broker.lock();
+        let letters = b.dead.iter().filter_map(|(_, o)| match o {
+            Outcome::Dead { letter, .. } => Some(letter.clone()),
+            Outcome::Result { .. } => None,
+        });
+        letters.collect()
     }
 
     /// Appends `outcome` to the result stream (a `Result`) or the

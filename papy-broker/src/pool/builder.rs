@@ -6,11 +6,11 @@ use std::time::Duration;
 use papy_core::pool::WorkerCommand;
 use papy_core::Error;
 
-use super::{BrokerPool, DEFAULT_UNREACHABLE_AFTER};
+use super::BrokerPool;
 use crate::queue::Connect;
 use crate::redis_queue::RedisConnector;
-use crate::seal::{Sealer, KEY_ENV};
-use crate::url::redact;
+use crate::seal::{Sealer, Secret, KEY_ENV};
+use crate::url::Url;
 
 /// How to build a [`BrokerPool`].
 ///
@@ -24,11 +24,13 @@ use crate::url::redact;
 ///     .build()?;
 /// # Ok::<(), papy_core::Error>(())
 /// ```
-#[derive(Clone)]
+///
+/// Its `Debug` hides the URL's password and the key.
+#[derive(Debug, Clone)]
 pub struct BrokerPoolBuilder {
     pub(super) name: String,
-    pub(super) url: String,
-    pub(super) run_id: Option<String>,
+    pub(super) url: Url,
+    pub(crate) run_id: Option<String>,
     pub(super) max_attempts: u32,
     pub(super) claim_after: Duration,
     pub(super) keep_for: Duration,
@@ -36,28 +38,10 @@ pub struct BrokerPoolBuilder {
     pub(super) local: usize,
     pub(super) command: Option<WorkerCommand>,
     pub(super) size: Option<usize>,
-    pub(super) key: Option<String>,
-    pub(super) key_file: Option<std::path::PathBuf>,
+    pub(super) key: Option<Secret>,
+    pub(crate) key_file: Option<std::path::PathBuf>,
     /// The resource's relay keys, as saved with the pipeline.
-    pub(super) relay: Vec<(&'static str, papy_core::Value)>,
-}
-
-/// Shows the URL with its password hidden.
-impl std::fmt::Debug for BrokerPoolBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerPoolBuilder")
-            .field("name", &self.name)
-            .field("url", &redact(&self.url))
-            .field("run_id", &self.run_id)
-            .field("max_attempts", &self.max_attempts)
-            .field("claim_after", &self.claim_after)
-            .field("keep_for", &self.keep_for)
-            .field("unreachable_after", &self.unreachable_after)
-            .field("local", &self.local)
-            .field("command", &self.command)
-            .field("size", &self.size)
-            .finish()
-    }
+    pub(crate) relay: Vec<(&'static str, papy_core::Value)>,
 }
 
 impl BrokerPoolBuilder {
@@ -65,12 +49,12 @@ impl BrokerPoolBuilder {
     pub(super) fn new(name: &str, url: &str) -> BrokerPoolBuilder {
         BrokerPoolBuilder {
             name: name.to_string(),
-            url: url.to_string(),
+            url: Url(url.to_string()),
             run_id: None,
             max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
             claim_after: crate::DEFAULT_CLAIM_AFTER,
             keep_for: Duration::from_secs(3600),
-            unreachable_after: DEFAULT_UNREACHABLE_AFTER,
+            unreachable_after: Duration::from_secs(7),
             local: 0,
             command: None,
             size: None,
@@ -93,17 +77,16 @@ impl BrokerPoolBuilder {
     /// What seals the entries of run `run`: the key given, else the one in
     /// the key file, else [`KEY_ENV`], else a random key for this run.
     pub(super) fn sealer(&self, run: &str) -> papy_core::Result<Sealer> {
-        let key = match self.key.clone() {
-            Some(k) => Some(k),
-            None => Sealer::key_from(self.key_file.as_deref())?,
+        let key = match &self.key {
+            Some(k) => k.0.clone(),
+            None => Sealer::key_from(self.key_file.as_deref())?.unwrap_or_else(|| {
+                tracing::info!(
+                    "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
+                    self.name
+                );
+                papy_core::run_key::run_key_hex()
+            }),
         };
-        let key = key.unwrap_or_else(|| {
-            tracing::info!(
-                "broker pool `{}`: no key ({KEY_ENV} or key_file); a random one for this run: only the workers this host starts can serve it",
-                self.name
-            );
-            papy_core::run_key::run_key_hex()
-        });
         Ok(Sealer::new(&key, run)?)
     }
 
@@ -129,40 +112,33 @@ impl BrokerPoolBuilder {
         }
     }
 
-    /// The run's id (default: the pool's name); workers serve it with
-    /// `papy worker --redis URL --run ID`. One host per run id at a time.
-    pub fn run_id(mut self, id: impl Into<String>) -> Self {
-        self.run_id = Some(id.into());
-        self
-    }
-
-    /// Deliveries of one batch before it goes to the dead-letter stream
-    /// and its items become errors (default 3).
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// A batch held this long by a worker that sends no heartbeat is taken
-    /// over by another worker (default 30 s).
-    pub fn claim_after(mut self, t: Duration) -> Self {
-        self.claim_after = t.max(Duration::from_millis(10));
-        self
-    }
-
-    /// How long the run's keys stay after the run, for inspection (default
-    /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
-    /// a minute, renewed every second, so a dead host's keys expire too.
-    pub fn keep_for(mut self, t: Duration) -> Self {
-        self.keep_for = t.max(Duration::from_secs(1));
-        self
-    }
-
-    /// When the broker has not answered for this long, the jobs in flight
-    /// fail with `WorkerDied` errors instead of waiting (default 7 s).
-    pub fn unreachable_after(mut self, t: Duration) -> Self {
-        self.unreachable_after = t.max(Duration::from_millis(100));
-        self
+    papy_core::setters! {
+        /// The run's id (default: the pool's name); workers serve it with
+        /// `papy worker --redis URL --run ID`. One host per run id at a time.
+        run_id(id: impl Into<String>) => run_id = Some(id.into());
+        /// Deliveries of one batch before it goes to the dead-letter stream
+        /// and its items become errors (default 3).
+        max_attempts(n: u32) => max_attempts = n.max(1);
+        /// A batch held this long by a worker that sends no heartbeat is taken
+        /// over by another worker (default 30 s).
+        claim_after(t: Duration) => claim_after = t.max(Duration::from_millis(10));
+        /// How long the run's keys stay after the run, for inspection (default
+        /// 1 h). While the host runs, the keys carry a lease of `keep_for` plus
+        /// a minute, renewed every second, so a dead host's keys expire too.
+        keep_for(t: Duration) => keep_for = t.max(Duration::from_secs(1));
+        /// When the broker has not answered for this long, the jobs in flight
+        /// fail with `WorkerDied` errors instead of waiting (default 7 s).
+        unreachable_after(t: Duration) => unreachable_after = t.max(Duration::from_millis(100));
+        /// The number of workers the NuMap plans for (how a stride is split
+        /// into entries); default: the local workers, at least 1.
+        size(n: usize) => size = Some(n.max(1));
+        /// The key that authenticates the run's entries (at least 16 bytes;
+        /// see [`seal`](crate::seal)); workers on other machines need the same
+        /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
+        /// key for this run, which only the local workers receive.
+        key(key: impl Into<String>) => key = Some(Secret(key.into()));
+        /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
+        key_file(path: impl Into<std::path::PathBuf>) => key_file = Some(path.into());
     }
 
     /// Starts `n` local workers with `command` (restarted when they die;
@@ -175,40 +151,12 @@ impl BrokerPoolBuilder {
         self
     }
 
-    /// The number of workers the NuMap plans for (how a stride is split
-    /// into entries); default: the local workers, at least 1.
-    pub fn size(mut self, n: usize) -> Self {
-        self.size = Some(n.max(1));
-        self
-    }
-
-    /// The key that authenticates the run's entries (at least 16 bytes;
-    /// see [`seal`](crate::seal)); workers on other machines need the same
-    /// one. Default: [`KEY_ENV`](crate::seal::KEY_ENV) if set, else a random
-    /// key for this run, which only the local workers receive.
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-
-    /// Reads the key from this file when the pool starts (see [`key`](Self::key)).
-    pub fn key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.key_file = Some(path.into());
-        self
-    }
-
-    /// Records what the local workers relay to, for [`settings`](Self::settings).
-    pub(crate) fn relayed(mut self, relay: Vec<(&'static str, papy_core::Value)>) -> Self {
-        self.relay = relay;
-        self
-    }
-
     /// Connects, starts the run (its keys are reset) and the local workers.
     ///
     /// # Errors
     /// This process is itself a worker, or the broker is unreachable.
     pub fn build(self) -> papy_core::Result<BrokerPool> {
-        let connector = Arc::new(RedisConnector::new(&self.url, self.run()));
+        let connector = Arc::new(RedisConnector::new(&self.url.0, self.run()));
         BrokerPool::start(self, connector)
     }
 
@@ -230,7 +178,7 @@ impl BrokerPoolBuilder {
     pub(super) fn settings(&self) -> papy_core::Value {
         use papy_core::Value;
         let mut pairs = vec![
-            ("url", Value::from(self.url.as_str())),
+            ("url", Value::from(self.url.0.as_str())),
             ("workers", Value::from(self.local)),
         ];
         pairs.extend(self.run_id.as_deref().map(|r| ("run_id", Value::from(r))));

@@ -56,12 +56,10 @@ impl Distance {
         let wait = u64::try_from(wait).unwrap_or(u64::MAX);
         lock(&self.wait_us).record(wait, Instant::now());
         let ns = u64::try_from(busy.as_nanos() / u128::from(n)).unwrap_or(u64::MAX);
-        let old = self.item_ns.load(Ordering::Relaxed);
-        self.item_ns
-            .store(average(old, ns.max(1)), Ordering::Relaxed);
-        let b = (bytes as u64 / n).max(1);
-        let old = self.item_bytes.load(Ordering::Relaxed);
-        self.item_bytes.store(average(old, b), Ordering::Relaxed);
+        let update =
+            |a: &AtomicU64, v| a.store(average(a.load(Ordering::Relaxed), v), Ordering::Relaxed);
+        update(&self.item_ns, ns.max(1));
+        update(&self.item_bytes, (bytes as u64 / n).max(1));
     }
 
     /// Visits of buffer room a task should have with `workers` workers:

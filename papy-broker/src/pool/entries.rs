@@ -3,6 +3,7 @@
 //! process worker), and the entry's result, failure or timeout comes back
 //! as per-item results of its jobs.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -79,15 +80,12 @@ pub(super) fn prepare(sh: &Shared, group: Vec<Job>) -> Option<(u64, Vec<u8>)> {
     };
     let (chain, node) = (chain_of(worker), group[0].func().name());
     let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
-    let (plan, encoded) = {
-        let (plan, wire) = batch::prepare(&group);
-        let mut bytes = Vec::new();
-        let frame = wire.frame(id, &chain, &node);
-        // The frame is built in `bytes` (its length prefix included).
-        let encoded = (plan.sent > 0)
-            .then(|| write_frame_with(&mut std::io::sink(), &mut bytes, &frame).map(|()| bytes));
-        (plan, encoded)
-    };
+    let (plan, wire) = batch::prepare(&group);
+    let mut bytes = Vec::new();
+    let frame = wire.frame(id, &chain, &node);
+    // The frame is built in `bytes` (its length prefix included).
+    let encoded = (plan.sent > 0)
+        .then(|| write_frame_with(&mut std::io::sink(), &mut bytes, &frame).map(|()| bytes));
     let at = Instant::now();
     let mut f = InFlight {
         deadline: group[0].timeout().map(|t| at + t),
@@ -130,33 +128,29 @@ pub(super) fn hold_back(sh: &Shared, queue: Vec<Job>, workers: usize) -> (Vec<Jo
     let (mut ready, mut held) = (Vec::new(), Vec::new());
     // Entries in flight or sent now, and how many may be, per unmeasured
     // task (by its function).
-    let mut out: Vec<(*const (), usize, usize)> = Vec::new();
+    let mut out: HashMap<*const (), (usize, usize)> = HashMap::new();
     for job in queue {
         if batch::expected(&job).is_some() {
             ready.push(job);
             continue;
         }
         let task = task_of(&job);
-        let i = out
-            .iter()
-            .position(|(t, ..)| *t == task)
-            .unwrap_or_else(|| {
-                let (flying, first) = lock(&sh.in_flight)
-                    .values()
-                    .filter(|f| task_of(&f.group[0]) == task)
-                    .fold((0, Duration::ZERO), |(n, t), f| {
-                        (n + 1, t.max(f.at.elapsed()))
-                    });
-                let most = match flying {
-                    0 => 1,
-                    n if first < HEAD_START => n,
-                    _ => workers.max(1),
-                };
-                out.push((task, flying, most));
-                out.len() - 1
-            });
-        if out[i].1 < out[i].2 {
-            out[i].1 += 1;
+        let (sent, most) = out.entry(task).or_insert_with(|| {
+            let (flying, first) = lock(&sh.in_flight)
+                .values()
+                .filter(|f| task_of(&f.group[0]) == task)
+                .fold((0, Duration::ZERO), |(n, t), f| {
+                    (n + 1, t.max(f.at.elapsed()))
+                });
+            let most = match flying {
+                0 => 1,
+                n if first < HEAD_START => n,
+                _ => workers.max(1),
+            };
+            (flying, most)
+        });
+        if *sent < *most {
+            *sent += 1;
             ready.push(job);
         } else {
             held.push(job);

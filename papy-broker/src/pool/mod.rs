@@ -34,7 +34,7 @@ use receiver::receiver;
 use sender::sender;
 
 use crate::local::LocalWorkers;
-use crate::queue::{Connect, RunSettings};
+use crate::queue::{Connect, Queue, RunSettings};
 use crate::seal::{Sealer, KEY_ENV};
 
 /// What the pool's threads share.
@@ -93,21 +93,7 @@ impl Shared {
     fn broken(&self) -> Option<String> {
         lock(&self.broken).clone()
     }
-
-    /// Every entry in flight, to append again.
-    fn in_flight_tasks(&self) -> Vec<(u64, Vec<u8>)> {
-        let mut v: Vec<(u64, Vec<u8>)> = lock(&self.in_flight)
-            .iter()
-            .map(|(id, f)| (*id, f.payload.clone()))
-            .collect();
-        v.sort_by_key(|(id, _)| *id);
-        v
-    }
 }
-
-/// How long the host waits for a broker that does not answer before it
-/// fails the jobs in flight (unless the builder says otherwise).
-pub(crate) const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(7);
 
 /// Extra life of the run's keys beyond `keep_for`, while the host runs.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
@@ -118,14 +104,9 @@ pub struct BrokerPool {
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     local: Mutex<Option<LocalWorkers>>,
-    down: AtomicBool,
 }
 
-impl std::fmt::Debug for BrokerPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerPool").finish_non_exhaustive()
-    }
-}
+papy_core::opaque_debug!(BrokerPool);
 
 impl BrokerPool {
     /// A builder for pool `name` on the broker at `url`.
@@ -180,23 +161,25 @@ impl BrokerPool {
         });
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (sh, rq) = (shared.clone(), shared.connector.connect()?);
+        // The pool's thread `what`.
+        let thread =
+            |what| std::thread::Builder::new().name(format!("{}-broker-{what}", shared.spec.name));
         let threads = vec![
-            thread(&shared.spec.name, "send", {
+            thread("send").spawn({
                 let sh = shared.clone();
                 move || sender(&sh, &rx, q)
             })?,
-            thread(&shared.spec.name, "recv", move || receiver(&sh, rq))?,
+            thread("recv").spawn(move || receiver(&sh, rq))?,
         ];
         let local = local.map(|(cmd, n, url)| {
-            let cmd = cmd.env(KEY_ENV, sealer.key());
-            LocalWorkers::start(n, &cmd, &url, &run, &give_up(&shared))
+            let cmd = cmd.env(KEY_ENV, &sealer.key.0);
+            LocalWorkers::start(n, cmd, &url, &run, &give_up(&shared))
         });
         Ok(BrokerPool {
             shared,
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             local: Mutex::new(local),
-            down: AtomicBool::new(false),
         })
     }
 
@@ -247,17 +230,6 @@ fn session_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{:x}-{nanos:x}", std::process::id())
-}
-
-/// Starts the pool's thread `what`.
-fn thread(
-    pool: &str,
-    what: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("{pool}-broker-{what}"))
-        .spawn(f)
 }
 
 /// What the local workers call when they cannot be started: the pool
@@ -321,45 +293,40 @@ impl Pool for BrokerPool {
     }
 
     fn shutdown(&self) {
-        if self.down.swap(true, Ordering::AcqRel) {
+        // Closes the job queue; a second call finds it closed.
+        if lock(&self.tx).take().is_none() {
             return;
         }
-        drop(lock(&self.tx).take());
+        let sh = &self.shared;
         // Jobs in flight get a grace period, then fail.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !lock(&self.shared.in_flight).is_empty() && Instant::now() < deadline {
+        while !lock(&sh.in_flight).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.shared.halt.store(true, Ordering::Release);
+        sh.halt.store(true, Ordering::Release);
         for h in std::mem::take(&mut *lock(&self.threads)) {
             let _ = h.join();
         }
-        self.shared
-            .fail_in_flight("the pool shut down before this item finished");
+        sh.fail_in_flight("the pool shut down before this item finished");
+        // Only this host's run: another host may have taken the run id over.
+        let finish = |mut q: Box<dyn Queue>| -> crate::Result<()> {
+            match q.settings()? {
+                Some(s) if s.session == sh.settings.session => {
+                    sh.replays.store(q.replays()?, Ordering::Relaxed);
+                    q.finish_run(sh.spec.keep_for)
+                }
+                _ => Ok(()),
+            }
+        };
         // A few tries: without them the keys keep the lease (keep_for plus
         // a minute) and expire anyway.
         for attempt in 0..3 {
-            // Only this host's run: another host may have taken the run id over.
-            let session = &self.shared.settings.session;
-            let r = self
-                .shared
-                .connector
-                .connect()
-                .and_then(|mut q| match q.settings()? {
-                    Some(s) if &s.session == session => {
-                        self.shared.replays.store(q.replays()?, Ordering::Relaxed);
-                        q.finish_run(self.shared.spec.keep_for)
-                    }
-                    _ => Ok(()),
-                });
-            match r {
+            match sh.connector.connect().and_then(finish) {
                 Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!("broker pool `{}`: {e}", self.shared.spec.name);
-                    if attempt < 2 {
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                }
+                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
+            }
+            if attempt < 2 {
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
         if let Some(mut l) = lock(&self.local).take() {
@@ -369,7 +336,7 @@ impl Pool for BrokerPool {
         if d > 0 {
             tracing::info!(
                 "broker pool `{}`: dropped {d} duplicate results",
-                self.shared.spec.name
+                sh.spec.name
             );
         }
     }

@@ -31,13 +31,11 @@ const HOST_CONSUMER: &str = "papy-host";
 /// The receiver thread's state.
 struct Reader<'a> {
     sh: &'a Shared,
-    q: Option<Box<dyn Queue>>,
     cursor: Cursor,
     backoff: Duration,
     polled: Option<Instant>,
-    /// When the broker last answered.
-    answered: Instant,
-    reported_unreachable: bool,
+    /// When the broker last answered (`None`: its silence has been reported).
+    answered: Option<Instant>,
     /// Since when no worker has been seen, and when that was last reported.
     no_workers_since: Option<Instant>,
     warned: Option<Instant>,
@@ -47,23 +45,23 @@ struct Reader<'a> {
 pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
     let mut r = Reader {
         sh,
-        q: Some(q),
         cursor: Cursor::of(&sh.settings.session),
         backoff: Duration::from_millis(50),
         polled: None,
-        answered: Instant::now(),
-        reported_unreachable: false,
+        answered: Some(Instant::now()),
         no_workers_since: None,
         warned: None,
     };
+    let mut q = Some(q);
     while !sh.halt.load(Ordering::Acquire) {
         expire_timeouts(sh);
-        if r.q.is_none() {
-            r.reconnect();
-        } else if r.polled.is_none_or(|t| t.elapsed() >= POLL) && !r.look() {
-            r.q = None;
-        } else {
-            r.read();
+        let Some(c) = q.as_deref_mut() else {
+            q = r.reconnect();
+            continue;
+        };
+        // A failed exchange drops the connection.
+        if (r.polled.is_none_or(|t| t.elapsed() >= POLL) && !r.look(c)) || !r.read(c) {
+            q = None;
         }
     }
 }
@@ -71,10 +69,11 @@ pub(super) fn receiver(sh: &Shared, q: Box<dyn Queue>) {
 impl Reader<'_> {
     /// Without a connection: fails what is in flight once the broker has
     /// not answered for `unreachable_after`, and tries again (backing off).
-    fn reconnect(&mut self) {
+    fn reconnect(&mut self) -> Option<Box<dyn Queue>> {
         let sh = self.sh;
-        if self.answered.elapsed() >= sh.spec.unreachable_after && !self.reported_unreachable {
-            self.reported_unreachable = true;
+        let silent = |t: Instant| t.elapsed() >= sh.spec.unreachable_after;
+        if self.answered.is_some_and(silent) {
+            self.answered = None;
             let m = format!(
                 "the broker has not answered for {:?}; the items in flight are lost",
                 sh.spec.unreachable_after
@@ -84,28 +83,20 @@ impl Reader<'_> {
         }
         std::thread::sleep(self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
-        match sh.connector.connect() {
-            Ok(mut c) => match check_run(sh, &mut *c, &mut self.cursor) {
-                Ok(()) => {
-                    self.q = Some(c);
-                    self.answered = Instant::now();
-                    self.reported_unreachable = false;
-                    self.backoff = Duration::from_millis(50);
-                }
-                Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
-            },
-            Err(e) => tracing::warn!("broker pool `{}`: {e}", sh.spec.name),
-        }
+        let c = (sh.connector.connect())
+            .and_then(|mut c| check_run(sh, &mut *c, &mut self.cursor).map(|()| c))
+            .map_err(|e| tracing::warn!("broker pool `{}`: {e}", sh.spec.name))
+            .ok()?;
+        self.answered = Some(Instant::now());
+        self.backoff = Duration::from_millis(50);
+        Some(c)
     }
 
     /// The periodic look at the run ([`poll`]), and a warning while no
     /// worker serves it; `false` when the connection failed.
-    fn look(&mut self) -> bool {
+    fn look(&mut self, c: &mut dyn Queue) -> bool {
         let sh = self.sh;
         self.polled = Some(Instant::now());
-        let Some(c) = self.q.as_deref_mut() else {
-            return false;
-        };
         let n = match poll(sh, c, &mut self.cursor) {
             Ok(n) => n,
             Err(e) => {
@@ -113,7 +104,7 @@ impl Reader<'_> {
                 return false;
             }
         };
-        self.answered = Instant::now();
+        self.answered = Some(Instant::now());
         if n > 0 {
             self.no_workers_since = None;
             self.warned = None;
@@ -121,12 +112,8 @@ impl Reader<'_> {
         }
         let since = *self.no_workers_since.get_or_insert_with(Instant::now);
         let pending = !lock(&sh.in_flight).is_empty();
-        if pending
-            && since.elapsed() >= NO_WORKERS_WARNING
-            && self
-                .warned
-                .is_none_or(|w| w.elapsed() >= NO_WORKERS_WARNING)
-        {
+        let due = |t: Instant| t.elapsed() >= NO_WORKERS_WARNING;
+        if pending && due(since) && self.warned.is_none_or(due) {
             self.warned = Some(Instant::now());
             tracing::warn!(
                 "broker pool `{}`: no worker has read run `{}` for {:?}; \
@@ -141,34 +128,32 @@ impl Reader<'_> {
     }
 
     /// Reads the outcomes that came (waiting at most 100 ms), delivers
-    /// them, and appends the jobs to send again.
-    fn read(&mut self) {
+    /// them, and appends the jobs to send again; `false` when the
+    /// connection failed.
+    fn read(&mut self, c: &mut dyn Queue) -> bool {
         let sh = self.sh;
-        let Some(c) = self.q.as_deref_mut() else {
-            return;
-        };
-        match c.read_outcomes(&mut self.cursor, 1024, Duration::from_millis(100)) {
-            Ok(outcomes) => {
-                self.answered = Instant::now();
-                let again: Vec<(u64, Vec<u8>)> = outcomes
-                    .into_iter()
-                    .flat_map(|o| take(sh, o))
-                    .filter_map(|job| prepare(sh, vec![job]))
-                    .collect();
-                if !again.is_empty() {
-                    if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
-                        // The entries are in flight: they are appended again
-                        // once the connection is back.
-                        tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
-                        self.q = None;
-                    }
-                }
-            }
+        let outcomes = match c.read_outcomes(&mut self.cursor, 1024, Duration::from_millis(100)) {
+            Ok(outcomes) => outcomes,
             Err(e) => {
                 warn_or_break_down(sh, &e);
-                self.q = None;
+                return false;
+            }
+        };
+        self.answered = Some(Instant::now());
+        let again: Vec<(u64, Vec<u8>)> = outcomes
+            .into_iter()
+            .flat_map(|o| take(sh, o))
+            .filter_map(|job| prepare(sh, vec![job]))
+            .collect();
+        if !again.is_empty() {
+            if let Err(e) = c.add_tasks(&sh.settings.session, &again) {
+                // The entries are in flight: they are appended again once
+                // the connection is back.
+                tracing::warn!("broker pool `{}`: {e}; reconnecting", sh.spec.name);
+                return false;
             }
         }
+        true
     }
 }
 
@@ -201,10 +186,8 @@ fn poll(sh: &Shared, c: &mut dyn Queue, cursor: &mut Cursor) -> Result<usize> {
             return Ok(0);
         }
         Some(_) => {}
-        None => {
-            // Redis lost the run (a restart without persistence).
-            restart_run(sh, c, cursor)?;
-        }
+        // Redis lost the run (a restart without persistence).
+        None => restart_run(sh, c, cursor)?,
     }
     c.renew(sh.settings.lease)?;
     let (claim_after, max_attempts) = (sh.settings.claim_after, sh.settings.max_attempts);
@@ -254,7 +237,11 @@ fn restart_run(sh: &Shared, q: &mut dyn Queue, cursor: &mut Cursor) -> Result<()
 /// Appends every entry in flight again (a result that arrives twice is
 /// dropped).
 fn send_again(sh: &Shared, q: &mut dyn Queue) -> Result<()> {
-    let again = sh.in_flight_tasks();
+    let mut again: Vec<(u64, Vec<u8>)> = lock(&sh.in_flight)
+        .iter()
+        .map(|(id, f)| (*id, f.payload.clone()))
+        .collect();
+    again.sort_by_key(|(id, _)| *id);
     if again.is_empty() {
         return Ok(());
     }
@@ -382,11 +369,8 @@ fn expire_timeouts(sh: &Shared) {
     let now = Instant::now();
     let expired: Vec<InFlight> = {
         let mut m = lock(&sh.in_flight);
-        let ids: Vec<u64> = m
-            .iter()
-            .filter(|(_, f)| f.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let due = |(id, f): (&u64, &InFlight)| f.deadline.is_some_and(|d| d <= now).then_some(*id);
+        let ids: Vec<u64> = m.iter().filter_map(due).collect();
         ids.into_iter().filter_map(|id| m.remove(&id)).collect()
     };
     for f in expired {

@@ -97,11 +97,6 @@ fn take(rx: &Receiver<Job>, held: &mut Vec<Job>) -> Option<(Vec<Job>, bool)> {
     }
     let mut queue = std::mem::take(held);
     queue.extend(next.ok());
-    while queue.len() < MAX_GROUP {
-        match rx.try_recv() {
-            Ok(j) => queue.push(j),
-            Err(_) => break,
-        }
-    }
+    queue.extend(rx.try_iter().take(MAX_GROUP.saturating_sub(queue.len())));
     Some((queue, closed))
 }

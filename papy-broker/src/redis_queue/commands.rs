@@ -63,17 +63,14 @@ impl Queue for RedisQueue {
     }
 
     fn finish_run(&mut self, keep_for: Duration) -> Result<()> {
+        let keep_for = keep_for.max(Duration::from_secs(1));
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset(&self.keys.state, "state", "done")
             .ignore()
-            .hset(&self.keys.state, "lease_s", keep_for.as_secs().max(1))
+            .hset(&self.keys.state, "lease_s", keep_for.as_secs())
             .ignore();
-        Self::expire_on(
-            &mut pipe,
-            &self.keys.all(),
-            keep_for.max(Duration::from_secs(1)),
-        );
+        Self::expire_on(&mut pipe, &self.keys.all(), keep_for);
         Ok(pipe.query::<()>(&mut self.con)?)
     }
 
@@ -95,16 +92,7 @@ impl Queue for RedisQueue {
     fn add_tasks(&mut self, session: &str, tasks: &[(u64, Vec<u8>)]) -> Result<()> {
         let mut pipe = redis::pipe();
         for (job, p) in tasks {
-            pipe.cmd("XADD")
-                .arg(&self.keys.tasks)
-                .arg("*")
-                .arg("s")
-                .arg(session)
-                .arg("j")
-                .arg(*job)
-                .arg("f")
-                .arg(p.as_slice())
-                .ignore();
+            Self::add_entry(&mut pipe, &self.keys.tasks, session, Some(*job), p, &[]);
         }
         Ok(pipe.query::<()>(&mut self.con)?)
     }
@@ -179,17 +167,12 @@ impl Queue for RedisQueue {
             .arg("+")
             .arg(count.max(1))
             .query(&mut self.con);
-        let pending = match r {
-            Ok(p) => p,
+        let mut stale = match r {
+            Ok(pending) => pending.ids,
             Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let stale: Vec<(String, u64)> = pending
-            .ids
-            .into_iter()
-            .map(|p| (p.id, p.times_delivered as u64))
-            .filter(|(_, n)| *n >= u64::from(max_attempts))
-            .collect();
+        stale.retain(|p| p.times_delivered as u64 >= u64::from(max_attempts));
         if stale.is_empty() {
             return Ok(Vec::new());
         }
@@ -197,21 +180,14 @@ impl Queue for RedisQueue {
         // for the same entry, only one gets it.
         let mut c = redis::cmd("XCLAIM");
         c.arg(&self.keys.tasks).arg(GROUP).arg(consumer).arg(idle);
-        for (id, _) in &stale {
-            c.arg(id);
-        }
-        let claimed: redis::streams::StreamClaimReply = c.query(&mut self.con)?;
+        let ids: Vec<&str> = stale.iter().map(|p| p.id.as_str()).collect();
+        let claimed: redis::streams::StreamClaimReply = c.arg(ids).query(&mut self.con)?;
         // XCLAIM counted one more delivery.
+        let delivered = |id: &str| stale.iter().find(|p| p.id == id).map(|p| p.times_delivered);
         Ok(claimed
             .ids
             .iter()
-            .map(|e| {
-                let n = stale
-                    .iter()
-                    .find(|(id, _)| *id == e.id)
-                    .map_or(0, |(_, n)| *n);
-                task_entry(e, n + 1)
-            })
+            .map(|e| task_entry(e, delivered(&e.id).unwrap_or(0) as u64 + 1))
             .collect())
     }
 
@@ -284,7 +260,8 @@ impl Queue for RedisQueue {
         for d in done {
             let busy = d.busy.as_micros().to_string();
             let extra = [("b", busy.as_bytes())];
-            Self::add_outcome(&mut pipe, d.entry, &results, d.result, &extra);
+            let (session, job) = (&d.entry.session, d.entry.job);
+            Self::add_entry(&mut pipe, &results, session, job, d.result, &extra);
         }
         let ids: Vec<&str> = done.iter().map(|d| d.entry.id.as_str()).collect();
         self.settle(pipe, &results, &ids)
@@ -303,7 +280,8 @@ impl Queue for RedisQueue {
         ];
         let mut pipe = redis::pipe();
         pipe.atomic();
-        Self::add_outcome(&mut pipe, entry, &dead, &entry.payload, &extra);
+        let (session, job) = (&entry.session, entry.job);
+        Self::add_entry(&mut pipe, &dead, session, job, &entry.payload, &extra);
         self.settle(pipe, &dead, &[entry.id.as_str()])
     }
 

@@ -36,12 +36,8 @@ pub(super) fn job_of(e: &StreamId) -> Option<u64> {
 /// The busy time a worker reported with a result (its `b` field, in
 /// microseconds), if it is a number of at most 20 digits.
 pub(super) fn busy_of(e: &StreamId) -> Option<Duration> {
-    let text = e
-        .map
-        .get("b")
-        .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
-        .filter(|b| b.len() <= 20)?;
-    let micros: u64 = std::str::from_utf8(&text).ok()?.parse().ok()?;
+    let text = field_string(e, "b");
+    let micros = text.parse().ok().filter(|_| text.len() <= 20)?;
     Some(Duration::from_micros(micros))
 }
 

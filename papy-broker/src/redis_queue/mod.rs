@@ -26,8 +26,8 @@ use redis::{Connection, RedisError};
 
 use crate::error::{BrokerError, Result};
 use crate::keys::{RunKeys, GROUP};
-use crate::queue::{Connect, Entry, Queue};
-use crate::url::redact;
+use crate::queue::{Connect, Queue};
+use crate::url::{redact, Url};
 
 /// One connection to Redis, bound to one run's keys.
 pub struct RedisQueue {
@@ -39,34 +39,21 @@ pub struct RedisQueue {
     lease: Duration,
 }
 
-impl std::fmt::Debug for RedisQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueue").finish_non_exhaustive()
-    }
-}
+papy_core::opaque_debug!(RedisQueue);
 
-/// Opens [`RedisQueue`]s: a URL and a run.
-#[derive(Clone)]
+/// Opens [`RedisQueue`]s: a URL and a run. Its `Debug` hides the URL's
+/// password.
+#[derive(Debug, Clone)]
 pub struct RedisConnector {
-    url: String,
+    url: Url,
     run: String,
-}
-
-/// Shows the URL with its password hidden.
-impl std::fmt::Debug for RedisConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConnector")
-            .field("url", &redact(&self.url))
-            .field("run", &self.run)
-            .finish()
-    }
 }
 
 impl RedisConnector {
     /// Connections to run `run` of the Redis at `url` (see [`RedisQueue::connect`]).
     pub fn new(url: &str, run: &str) -> RedisConnector {
         RedisConnector {
-            url: url.to_string(),
+            url: Url(url.to_string()),
             run: run.to_string(),
         }
     }
@@ -74,15 +61,15 @@ impl RedisConnector {
 
 impl Connect for RedisConnector {
     fn connect(&self) -> Result<Box<dyn Queue>> {
-        Ok(Box::new(RedisQueue::connect(&self.url, &self.run)?))
+        Ok(Box::new(RedisQueue::connect(&self.url.0, &self.run)?))
     }
 
     fn describe(&self) -> String {
-        redact(&self.url)
+        redact(&self.url.0)
     }
 
     fn worker_url(&self) -> Option<&str> {
-        Some(&self.url)
+        Some(&self.url.0)
     }
 }
 
@@ -103,12 +90,13 @@ impl RedisQueue {
     /// # Ok::<(), papy_broker::BrokerError>(())
     /// ```
     pub fn connect(url: &str, run: &str) -> Result<RedisQueue> {
+        // The error's text without the URL's password, in case it quotes it.
         let fail = |e: RedisError| {
-            BrokerError::Broker(format!(
-                "cannot connect to {}: {}",
-                redact(url),
-                scrub(&e, url)
-            ))
+            let mut text = e.to_string();
+            if let Some(p) = password_of(url).filter(|p| !p.is_empty()) {
+                text = text.replace(p, "***");
+            }
+            BrokerError::Broker(format!("cannot connect to {}: {text}", redact(url)))
         };
         let client = redis::Client::open(url).map_err(fail)?;
         let con = client
@@ -116,21 +104,15 @@ impl RedisQueue {
             .map_err(fail)?;
         // Blocking reads wait at most a second or so; a server that does
         // not answer for much longer is treated as gone.
-        con.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
-        con.set_write_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
+        let timeout = Some(Duration::from_secs(30));
+        con.set_read_timeout(timeout).map_err(fail)?;
+        con.set_write_timeout(timeout).map_err(fail)?;
         Ok(RedisQueue {
             con,
             keys: RunKeys::new(run),
             claim_cursor: "0-0".into(),
             lease: Duration::ZERO,
         })
-    }
-
-    /// The run's keys.
-    pub fn keys(&self) -> &RunKeys {
-        &self.keys
     }
 
     /// The underlying connection (for inspection, e.g. `XRANGE` of the
@@ -174,13 +156,14 @@ impl RedisQueue {
         }
     }
 
-    /// Adds to `pipe` an outcome entry for task entry `entry` on `stream`:
-    /// its session, its job id, `payload` and the `extra` fields (a slice
-    /// of pairs is written as field, value, field, value...).
-    fn add_outcome(
+    /// Adds to `pipe` an entry on `stream`: its `session`, its `job` id
+    /// (empty if `None`), `payload` and the `extra` fields (a slice of pairs
+    /// is written as field, value, field, value...).
+    fn add_entry(
         pipe: &mut redis::Pipeline,
-        entry: &Entry,
         stream: &str,
+        session: &str,
+        job: Option<u64>,
         payload: &[u8],
         extra: &[(&str, &[u8])],
     ) {
@@ -188,9 +171,9 @@ impl RedisQueue {
             .arg(stream)
             .arg("*")
             .arg("s")
-            .arg(&entry.session)
+            .arg(session)
             .arg("j")
-            .arg(entry.job.map(|j| j.to_string()).unwrap_or_default())
+            .arg(job.map(|j| j.to_string()).unwrap_or_default())
             .arg("f")
             .arg(payload)
             .arg(extra)
@@ -198,7 +181,7 @@ impl RedisQueue {
     }
 
     /// Runs `pipe` (outcome entries appended to `stream`, see
-    /// [`add_outcome`](Self::add_outcome)) in one transaction with the
+    /// [`add_entry`](Self::add_entry)) in one transaction with the
     /// acknowledgement and deletion of the task entries `ids` (an entry
     /// answered is never read again: a long run's task stream holds what is
     /// not answered yet, not every batch of the run) and the stream's lease
@@ -225,24 +208,10 @@ impl RedisQueue {
     }
 }
 
-/// The error's text without the URL's password, in case a message quotes it.
-fn scrub(e: &RedisError, url: &str) -> String {
-    let text = e.to_string();
-    match password_of(url) {
-        Some(p) if !p.is_empty() => text.replace(&p, "***"),
-        _ => text,
-    }
-}
-
-fn password_of(url: &str) -> Option<String> {
+fn password_of(url: &str) -> Option<&str> {
     let rest = &url[url.find("://")? + 3..];
     let userinfo = &rest[..rest.rfind('@')?];
-    Some(
-        userinfo
-            .split_once(':')
-            .map_or(userinfo, |(_, p)| p)
-            .to_string(),
-    )
+    Some(userinfo.split_once(':').map_or(userinfo, |(_, p)| p))
 }
 
 #[cfg(test)]
@@ -251,12 +220,9 @@ mod tests {
 
     #[test]
     fn finds_the_password_of_a_url() {
-        assert_eq!(password_of("redis://:pw@h:1").as_deref(), Some("pw"));
-        assert_eq!(password_of("rediss://u:pw@h").as_deref(), Some("pw"));
+        assert_eq!(password_of("redis://:pw@h:1"), Some("pw"));
+        assert_eq!(password_of("rediss://u:pw@h"), Some("pw"));
         assert_eq!(password_of("redis://h:1"), None);
-        assert_eq!(
-            password_of("redis://:a/b@c@h:1/0").as_deref(),
-            Some("a/b@c")
-        );
+        assert_eq!(password_of("redis://:a/b@c@h:1/0"), Some("a/b@c"));
     }
 }
