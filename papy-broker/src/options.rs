@@ -100,14 +100,12 @@ pub(crate) fn host_gone(opts: &ServeOptions) -> bool {
 fn alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
+        use rustix::process::{test_kill_process, Pid};
         // Not a pid kill(2) can ask about (0 and negatives name groups).
-        let Ok(pid @ 1..) = i32::try_from(pid) else {
+        let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
             return false;
         };
-        // SAFETY: kill(2) with signal 0 only checks that the process exists;
-        // no signal is sent and no memory is touched.
-        let r = unsafe { libc::kill(pid, 0) };
-        let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        let exists = test_kill_process(p) != Err(rustix::io::Errno::SRCH);
         // A killed host nobody has reaped yet is a zombie: gone too.
         exists
             && !std::fs::read_to_string(format!("/proc/{pid}/stat"))

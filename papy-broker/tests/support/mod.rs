@@ -112,8 +112,7 @@ fn ensure_installed() {
         if present("redis-server") {
             return;
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         if root && present("apt-get") {
             eprintln!(
                 "papy tests: redis-server is missing; installing the Debian package redis-server with apt-get (as .ci/run does)"
@@ -136,6 +135,7 @@ fn spawn(dir: &Path, socket: &Path, options: &[String]) -> Child {
     let mut c = Command::new("redis-server");
     #[cfg(target_os = "linux")]
     {
+        use rustix::process::{set_parent_process_death_signal, Signal};
         use std::os::unix::process::CommandExt;
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls prctl(2), which is async-signal-safe; it allocates
@@ -144,10 +144,7 @@ fn spawn(dir: &Path, socket: &Path, options: &[String]) -> Child {
             c.pre_exec(|| {
                 // The server dies with the thread that started it (the
                 // test), even if the test process is killed.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
+                Ok(set_parent_process_death_signal(Some(Signal::KILL))?)
             });
         }
     }
