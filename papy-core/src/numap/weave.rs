@@ -381,13 +381,10 @@ impl Feeder {
             return Visit::NoCredit;
         }
         // Jobs cut straight from the handoff.
-        let mut jobs = Vec::with_capacity(granted.div_ceil(job_size));
-        let mut left = granted;
-        while left > 0 {
-            let k = left.min(job_size);
-            jobs.push(st.items.drain(..k).collect::<Vec<Inbox>>());
-            left -= k;
-        }
+        let jobs: Vec<Vec<Inbox>> = (0..granted)
+            .step_by(job_size)
+            .map(|at| st.items.drain(..job_size.min(granted - at)).collect())
+            .collect();
         let done = st.ended && st.items.is_empty();
         drop(st);
         handoff.notify_all();
