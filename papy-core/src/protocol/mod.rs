@@ -15,8 +15,8 @@ mod wire;
 pub use error::ProtocolError;
 pub use frame::{Frame, FrameRef, FrameView, InboxesRef, InboxesView, ResultsRef};
 pub use framing::{
-    decode_payload, read_frame, read_frame_bytes, read_frame_view, read_frame_with, release_large,
-    write_frame, write_frame_tail, write_frame_with, MAX_FRAME,
+    decode_payload, read_frame, read_frame_bytes, read_frame_with, release_large, write_frame,
+    write_frame_tail, write_frame_with, MAX_FRAME,
 };
 pub use hello::{
     skip_to_greeting, Hello, Signature, SignatureParam, GREETING, INIT_ID, MAJOR, MINOR,
