@@ -91,7 +91,7 @@ impl Conn {
             let how = self.kill();
             return Err(format!(
                 "`{}`: cannot complete the handshake ({e}; {how})",
-                cmd.describe()
+                cmd.line()
             ));
         }
         self.set_write_deadline(None);
@@ -111,7 +111,7 @@ impl Conn {
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let mut child = c
             .spawn()
-            .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
+            .map_err(|e| format!("cannot start `{}`: {e}", cmd.line()))?;
         let pipes = match (child.stdin.take(), child.stdout.take()) {
             (Some(stdin), Some(stdout)) => Pipe::new(stdin, stdout)
                 .map_err(|e| format!("cannot set up the pipes to the worker: {e}")),
@@ -165,7 +165,7 @@ impl Conn {
                 self.kill();
                 return Err(format!(
                     "`{}` refused: {}",
-                    cmd.describe(),
+                    cmd.line(),
                     quote_peer(&message)
                 ));
             }
@@ -173,7 +173,7 @@ impl Conn {
                 self.kill();
                 return Err(format!(
                     "`{}` did not start with a Hello frame (got {})",
-                    cmd.describe(),
+                    cmd.line(),
                     other.kind()
                 ));
             }
@@ -181,14 +181,14 @@ impl Conn {
                 self.kill();
                 return Err(format!(
                     "`{}` did not answer the handshake within {HANDSHAKE:?}",
-                    cmd.describe()
+                    cmd.line()
                 ));
             }
             Err(e) => {
                 let status = self.kill();
                 return Err(format!(
                     "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
-                    cmd.describe(),
+                    cmd.line(),
                     quote_peer(&e.to_string()),
                     status
                 ));
@@ -203,13 +203,13 @@ impl Conn {
             let m = quote_peer(&m).into_owned();
             let _ = write_frame(&mut self.io, &Frame::Fatal { message: m.clone() });
             self.kill();
-            return Err(format!("`{}`: {m}", cmd.describe()));
+            return Err(format!("`{}`: {m}", cmd.line()));
         }
         if cmd.init.is_some() && h.minor < 1 {
             self.kill();
             return Err(format!(
                 "`{}` speaks protocol {}.{}: a worker `init` needs 2.1",
-                cmd.describe(),
+                cmd.line(),
                 h.major,
                 h.minor
             ));
@@ -217,12 +217,12 @@ impl Conn {
         // A worker's list is data: a bounded number of warnings.
         let mismatches = crate::registry::hash_mismatches(&h.plugins);
         for m in mismatches.iter().take(16) {
-            tracing::warn!("worker `{}`: {m}", cmd.describe());
+            tracing::warn!("worker `{}`: {m}", cmd.line());
         }
         if mismatches.len() > 16 {
             tracing::warn!(
                 "worker `{}`: {} more plugin mismatches",
-                cmd.describe(),
+                cmd.line(),
                 mismatches.len() - 16
             );
         }
@@ -243,7 +243,7 @@ impl Conn {
         cmd: &WorkerCommand,
         function: &str,
     ) -> std::result::Result<(), String> {
-        let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.describe());
+        let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.line());
         match self.next_frame(Some(INIT_LIMIT)) {
             Ok(Frame::Result { id, results }) if id == crate::protocol::INIT_ID => {
                 match results.into_items().iter().find_map(|i| i.as_ref().err()) {

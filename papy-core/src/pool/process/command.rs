@@ -106,11 +106,6 @@ impl WorkerCommand {
         self
     }
 
-    /// The functions declared with [`sending`](Self::sending).
-    pub fn sends(&self) -> &[String] {
-        &self.sends
-    }
-
     /// The functions the host's `Hello` declares: those of
     /// [`sending`](Self::sending) and, when that list is not empty, the
     /// [`init`](Self::init) function too (a worker refuses an init its host
@@ -223,7 +218,15 @@ impl WorkerCommand {
     /// The command line: the line as written for [`WorkerCommand::shell`],
     /// else program and arguments.
     pub fn line(&self) -> String {
-        self.describe()
+        if let Some(shown) = &self.shown {
+            return shown.clone();
+        }
+        let mut s = self.program.to_string_lossy().into_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
     }
 
     /// A [`Command`] for this worker: its program, arguments and
@@ -252,17 +255,5 @@ impl WorkerCommand {
     pub(super) fn starts_like(&self, other: &WorkerCommand) -> bool {
         (&self.program, &self.args, &self.env, &self.dir)
             == (&other.program, &other.args, &other.env, &other.dir)
-    }
-
-    pub(super) fn describe(&self) -> String {
-        if let Some(shown) = &self.shown {
-            return shown.clone();
-        }
-        let mut s = self.program.to_string_lossy().into_owned();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(&a.to_string_lossy());
-        }
-        s
     }
 }
