@@ -5,7 +5,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::command::{WorkerCommand, WORKER_ENV};
-use super::link::{Failure, Link, SendError, StartError};
+use super::link::{Failure, Link, StartError};
 use super::pipe::Pipe;
 use super::Job;
 use crate::error::{quote_peer, Item};
@@ -305,9 +305,9 @@ impl Link for Conn {
         wire: &Wire<'_>,
         id: u64,
         deadline: Option<Instant>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let Some(worker) = job.func().worker() else {
-            return Err(SendError::Failed(
+            return Err(Failure::Died(
                 "internal: a task without a Worker reached a process pool".into(),
             ));
         };
@@ -321,8 +321,10 @@ impl Link for Conn {
         release_large(&mut self.wbuf);
         match sent {
             Ok(()) => Ok(()),
-            Err(e) if timed_out(&e) => Err(SendError::TimedOut),
-            Err(e) => Err(SendError::Failed(format!(
+            Err(e) if timed_out(&e) => Err(Failure::TimedOut(
+                "the worker did not read its input in time".into(),
+            )),
+            Err(e) => Err(Failure::Died(format!(
                 "cannot send to the worker ({e}); {}",
                 self.reap()
             ))),
