@@ -159,42 +159,20 @@ impl Conn {
         first: Option<Answer>,
     ) -> std::result::Result<(), String> {
         let first = first.unwrap_or_else(|| self.next_frame(Some(HANDSHAKE)));
-        let h = match first {
-            Ok(Frame::Hello(h)) => h,
-            Ok(Frame::Fatal { message }) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` refused: {}",
-                    cmd.line(),
-                    quote_peer(&message)
-                ));
-            }
-            Ok(other) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` did not start with a Hello frame (got {})",
-                    cmd.line(),
-                    other.kind()
-                ));
-            }
-            Err(e) if timed_out(&e) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` did not answer the handshake within {HANDSHAKE:?}",
-                    cmd.line()
-                ));
-            }
-            Err(e) => {
-                let status = self.kill();
-                return Err(format!(
-                    "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
-                    cmd.line(),
-                    quote_peer(&e.to_string()),
-                    status
-                ));
-            }
+        if let Ok(Frame::Hello(h)) = first {
+            return self.check_hello(cmd, h);
+        }
+        let how = self.kill();
+        let why = match first {
+            Ok(Frame::Fatal { message }) => format!("refused: {}", quote_peer(&message)),
+            Ok(other) => format!("did not start with a Hello frame (got {})", other.kind()),
+            Err(e) if timed_out(&e) => format!("did not answer the handshake within {HANDSHAKE:?}"),
+            Err(e) => format!(
+                "did not answer the handshake ({}; {how}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
+                quote_peer(&e.to_string())
+            ),
         };
-        self.check_hello(cmd, h)
+        Err(format!("`{}` {why}", cmd.line()))
     }
 
     /// Takes what a worker's `Hello` says, or refuses it.
@@ -243,34 +221,22 @@ impl Conn {
         cmd: &WorkerCommand,
         function: &str,
     ) -> std::result::Result<(), String> {
-        let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.line());
-        match self.next_frame(Some(INIT_LIMIT)) {
+        // `Err`: the stream broke, said with how the worker ended.
+        let why = match self.next_frame(Some(INIT_LIMIT)) {
             Ok(Frame::Result { id, results }) if id == crate::protocol::INIT_ID => {
                 match results.into_items().iter().find_map(|i| i.as_ref().err()) {
-                    None => Ok(()),
-                    Some(e) => {
-                        self.kill();
-                        Err(failed(quote_peer(e.message()).into_owned()))
-                    }
+                    None => return Ok(()),
+                    Some(e) => Ok(quote_peer(e.message()).into_owned()),
                 }
             }
-            Ok(Frame::Fatal { message }) => {
-                self.kill();
-                Err(failed(quote_peer(&message).into_owned()))
-            }
-            Ok(_) => {
-                self.kill();
-                Err(failed("the worker answered something else".into()))
-            }
-            Err(e) if timed_out(&e) => {
-                self.kill();
-                Err(failed(format!("no answer within {INIT_LIMIT:?}")))
-            }
-            Err(e) => {
-                let how = self.kill();
-                Err(failed(format!("{} ({how})", quote_peer(&e.to_string()))))
-            }
-        }
+            Ok(Frame::Fatal { message }) => Ok(quote_peer(&message).into_owned()),
+            Ok(_) => Ok("the worker answered something else".into()),
+            Err(e) if timed_out(&e) => Ok(format!("no answer within {INIT_LIMIT:?}")),
+            Err(e) => Err(quote_peer(&e.to_string()).into_owned()),
+        };
+        let how = self.kill();
+        let why = why.unwrap_or_else(|e| format!("{e} ({how})"));
+        Err(format!("`{}`: init `{function}` failed: {why}", cmd.line()))
     }
 }
 
