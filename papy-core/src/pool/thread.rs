@@ -170,18 +170,15 @@ fn spawn_worker(
             let _gone = Gone(&s, &sl);
             let started = run_init(&s);
             let failed = started.as_ref().err().cloned();
+            let building = ready.is_some();
             if let Some(r) = ready {
                 // A pool being built fails as a whole (the caller is told,
                 // once every thread has reported: the sender goes here).
                 let _ = r.send(started);
-                drop(r);
-                if failed.is_none() {
-                    worker_loop(&s, &sl);
-                }
-                return;
             }
             match failed {
                 None => worker_loop(&s, &sl),
+                Some(_) if building => {}
                 Some(e) => {
                     // A replacement whose init fails leaves the work to the
                     // healthy threads; when there is none left it fails the
