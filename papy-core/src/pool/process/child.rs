@@ -336,46 +336,16 @@ impl Link for Conn {
     }
 
     fn exited(&mut self) -> bool {
-        crate::os::exited_unreaped(&mut self.child)
+        exited_unreaped(&mut self.child)
     }
 
-    /// Kills the child and reaps it; returns how it ended. A child already
-    /// reaped is not signalled again (its pid may be someone else's now).
     fn kill(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let status = self.child.wait();
-        let how = status.map_or_else(|e| e.to_string(), describe_status);
-        self.ended = Some(how.clone());
-        how
+        end(&mut self.child, &mut self.ended, Duration::ZERO)
     }
 
     /// Reaps a child that already died (its pipe closed).
     fn reap(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            if exited_unreaped(&mut self.child) {
-                // Whatever the child started goes with it: signalled while
-                // the child's pid (its group's id) is still reserved.
-                kill_group(self.child.id());
-                let how = self
-                    .child
-                    .wait()
-                    .map_or_else(|e| e.to_string(), describe_status);
-                self.ended = Some(how.clone());
-                return how;
-            }
-            if Instant::now() >= deadline {
-                return self.kill();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        end(&mut self.child, &mut self.ended, Duration::from_secs(2))
     }
 
     /// Asks the child to exit, then kills it if it does not.
@@ -386,13 +356,26 @@ impl Link for Conn {
         let _ = self.io.flush();
         // Closing the pipes: a worker that missed the frame sees its input end.
         drop(self.io);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Before reaping: the group's id cannot belong to anyone else yet.
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child, &mut self.ended, Duration::from_secs(2));
     }
+}
+
+/// Ends `child`: gives it `wait` to exit by itself, then signals its
+/// process group (whatever it started goes with it, while its pid, the
+/// group's id, is still reserved), kills it and reaps it. Returns how it
+/// ended, kept in `ended`: a child reaped already is not signalled again
+/// (its pid may be someone else's now).
+fn end(child: &mut Child, ended: &mut Option<String>, wait: Duration) -> String {
+    if let Some(how) = ended {
+        return how.clone();
+    }
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline && !exited_unreaped(child) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_group(child.id());
+    let _ = child.kill();
+    let how = child.wait().map_or_else(|e| e.to_string(), describe_status);
+    *ended = Some(how.clone());
+    how
 }
