@@ -83,7 +83,7 @@ impl Conn {
         first: Option<Answer>,
     ) -> std::result::Result<Conn, String> {
         // The handshake, writes included, is bounded.
-        self.set_write_deadline(Some(Instant::now() + HANDSHAKE));
+        self.io.get_mut().write_deadline = Some(Instant::now() + HANDSHAKE);
         self.await_hello(cmd, first)?;
         let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
@@ -94,7 +94,7 @@ impl Conn {
                 cmd.line()
             ));
         }
-        self.set_write_deadline(None);
+        self.io.get_mut().write_deadline = None;
         Ok(self)
     }
 
@@ -142,7 +142,7 @@ impl Conn {
     /// worker wrote before its greeting is skipped first.
     pub(super) fn next_frame(&mut self, timeout: Option<Duration>) -> Answer {
         let pipe = self.io.get_mut();
-        pipe.set_read_deadline(timeout.and_then(|t| Instant::now().checked_add(t)));
+        pipe.read_deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         if !self.greeted {
             skip_to_greeting(pipe, 1 << 20)?;
             self.greeted = true;
@@ -209,12 +209,6 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes to the worker fail with `TimedOut` once `deadline` has passed
-    /// with its stdin still full (`None`: no limit).
-    pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        self.io.get_mut().set_write_deadline(deadline);
-    }
-
     /// Waits for the answer to the init the host's `Hello` asked for.
     fn await_init(
         &mut self,
@@ -278,12 +272,12 @@ impl Link for Conn {
             ));
         };
         let (chain, node) = (chain_of(worker), job.func().name());
-        self.set_write_deadline(deadline);
+        self.io.get_mut().write_deadline = deadline;
         let sent = match wire.frame_and_tail(id, &chain, &node) {
             (frame, Some(values)) => write_frame_tail(&mut self.io, &mut self.wbuf, &frame, values),
             (frame, None) => write_frame_with(&mut self.io, &mut self.wbuf, &frame),
         };
-        self.set_write_deadline(None);
+        self.io.get_mut().write_deadline = None;
         release_large(&mut self.wbuf);
         match sent {
             Ok(()) => Ok(()),
@@ -351,7 +345,7 @@ impl Link for Conn {
     /// Asks the child to exit, then kills it if it does not.
     fn shutdown(mut self) {
         // A worker that stopped reading does not hold the pool's shutdown.
-        self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
+        self.io.get_mut().write_deadline = Some(Instant::now() + Duration::from_secs(2));
         let _ = write_frame(&mut self.io, &Frame::Shutdown);
         let _ = self.io.flush();
         // Closing the pipes: a worker that missed the frame sees its input end.
