@@ -137,12 +137,11 @@ impl ProcessPool {
             )));
         }
         let shared = Arc::new(Shared::new(name, kind, size));
-        let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut proxies = Vec::with_capacity(size);
         let mut slot = 0;
-        for (cmd, n) in commands {
-            for _ in 0..n {
+        for (cmd, n) in &commands {
+            for _ in 0..*n {
                 let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
                 // A worker started by `warm_up` is this slot's first.
                 let warm = std::cell::Cell::new(warm::take(&cmd));
@@ -161,7 +160,7 @@ impl ProcessPool {
         }
         Ok(ProcessPool {
             size,
-            commands: recorded,
+            commands,
             kind,
             tx: Mutex::new(Some(tx)),
             proxies: Mutex::new(proxies),
@@ -251,19 +250,14 @@ impl Pool for ProcessPool {
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
-        match f.worker() {
-            Some(w) => match w.first_closure() {
-                None => Ok(()),
-                Some(name) => Err(Error::NotPortable {
-                    function: name.to_string(),
-                    pool: self.kind.to_string(),
-                }),
-            },
-            None => Err(Error::NotPortable {
-                function: f.name(),
-                pool: self.kind.to_string(),
-            }),
-        }
+        let closure = match f.worker() {
+            Some(w) => w.first_closure().map(str::to_string),
+            None => Some(f.name()),
+        };
+        closure.map_or(Ok(()), |function| {
+            let pool = self.kind.to_string();
+            Err(Error::NotPortable { function, pool })
+        })
     }
 
     fn whole_strides(&self) -> bool {
