@@ -80,24 +80,21 @@ fn handshake(
     let mut hello = Hello::here(functions, plugins);
     hello.signatures = super::Signature::of_registry();
     write_frame(output, &Frame::Hello(hello))?;
-    match super::read_frame(input, MAX_FRAME)? {
-        Frame::Hello(h) => {
-            if let Err(message) = h.check() {
-                return Err(refuse(output, message));
-            }
-            // The host said what its pipeline sends: nothing else runs
-            // here, its init included.
-            let runner = TaskRunner::allowing(h.functions);
-            if let Some(init) = &h.init {
-                run_init(init, &runner, output)?;
-            }
-            Ok(runner)
-        }
+    let h = match super::read_frame(input, MAX_FRAME)? {
+        Frame::Hello(h) => h,
         other => {
             let message = format!("expected a Hello frame first, got {other:?}");
-            Err(refuse(output, message))
+            return Err(refuse(output, message));
         }
+    };
+    h.check().map_err(|message| refuse(output, message))?;
+    // The host said what its pipeline sends: nothing else runs here, its
+    // init included.
+    let runner = TaskRunner::allowing(h.functions);
+    if let Some(init) = &h.init {
+        run_init(init, &runner, output)?;
     }
+    Ok(runner)
 }
 
 /// The buffers of a session, reused from task to task: no allocation per
