@@ -40,14 +40,11 @@ pub const WORKER_ENV: &str = "PAPY_WORKER";
 /// pools of its own, so a forgotten hook is an error, never a fork bomb).
 pub fn worker_main() {
     if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "stdio") {
-        let code = match serve::serve_stdio(Vec::new()) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("papy worker: {e}");
-                1
-            }
-        };
-        std::process::exit(code);
+        if let Err(e) = serve::serve_stdio(Vec::new()) {
+            eprintln!("papy worker: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 }
 
