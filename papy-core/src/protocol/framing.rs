@@ -58,10 +58,8 @@ pub fn read_frame_with<'b, F: Deserialize<'b>>(
 pub fn decode_payload<'de, T: Deserialize<'de>>(buf: &'de [u8]) -> Result<T, ProtocolError> {
     rmp_serde::from_slice(buf).map_err(|e| {
         let mut de = rmp_serde::Deserializer::from_read_ref(buf);
-        let at = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-            Err(located) => located.path().to_string(),
-            Ok(_) => String::new(),
-        };
+        let located = serde_path_to_error::deserialize::<_, T>(&mut de).err();
+        let at = located.map(|l| l.path().to_string()).unwrap_or_default();
         let at = crate::error::quote_peer(&at);
         let frame = at.split(['.', '[']).next().unwrap_or_default();
         if frame.is_empty() || at == "?" {
