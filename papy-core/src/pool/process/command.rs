@@ -3,12 +3,14 @@
 
 use std::ffi::OsString;
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Result;
+use crate::run_key::{
+    item_dirs_env, item_root, run_key_hex, ITEM_DIRS_ENV, ITEM_ROOT_ENV, RUN_KEY_ENV,
+};
 
-pub(super) static TEST_SUPPORT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+pub(super) static TEST_SUPPORT: AtomicBool = AtomicBool::new(false);
 
 /// The name of the test that `papy::enable_test_support!()` adds.
 pub const TEST_ENTRY: &str = "__papy_worker_entry";
@@ -235,15 +237,10 @@ impl WorkerCommand {
     pub fn to_command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args)
-            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
-            .env(crate::run_key::ITEM_ROOT_ENV, crate::run_key::item_root())
-            .env(
-                crate::run_key::ITEM_DIRS_ENV,
-                crate::run_key::item_dirs_env(),
-            );
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
+            .env(RUN_KEY_ENV, run_key_hex())
+            .env(ITEM_ROOT_ENV, item_root())
+            .env(ITEM_DIRS_ENV, item_dirs_env())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &self.dir {
             c.current_dir(d);
         }
