@@ -172,12 +172,6 @@ impl ProcessPool {
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
     }
-
-    /// How many workers were replaced by recycling so far
-    /// ([`WorkerCommand::recycle`]).
-    pub fn recycled(&self) -> usize {
-        self.shared.recycled.load(Ordering::Relaxed)
-    }
 }
 
 /// Starts one worker with `cmd`, shakes hands, and shuts it down: the
