@@ -324,13 +324,10 @@ impl NuMap {
             ctl.feeder = Some(h);
             return Err(self.state_error(op, "running"));
         }
-        match h.join() {
-            Ok(tasks) => {
-                ctl.tasks = tasks;
-                Ok(())
-            }
-            Err(_) => Err(self.config_error("its feeder thread failed")),
-        }
+        ctl.tasks = h
+            .join()
+            .map_err(|_| self.config_error("its feeder thread failed"))?;
+        Ok(())
     }
 
     /// Starts evaluating (or, after a stop, resumes every unfinished input).
@@ -538,10 +535,8 @@ impl Drop for Inner {
         }
         // A pool given to the builder may serve other NuMaps: it shuts down
         // when its last handle is dropped, not with this NuMap.
-        if let Some(p) = ctl.pool.take() {
-            if ctl.owns_pool {
-                p.shutdown();
-            }
+        if let Some(p) = ctl.pool.take().filter(|_| ctl.owns_pool) {
+            p.shutdown();
         }
     }
 }
