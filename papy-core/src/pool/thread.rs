@@ -129,10 +129,8 @@ impl ThreadPool {
             shared,
         };
         // Every thread has run its init (or failed it) before the pool is used.
-        for r in ready.iter() {
-            if let Err(e) = r {
-                return Err(Error::Config(format!("NuMap `{name}`: {e}")));
-            }
+        if let Some(Err(e)) = ready.iter().find(Result::is_err) {
+            return Err(Error::Config(format!("NuMap `{name}`: {e}")));
         }
         Ok(pool)
     }
@@ -333,16 +331,14 @@ fn watchdog(shared: &Arc<Shared>) {
         std::thread::sleep(tick);
         let now = Instant::now();
         let mut expired = Vec::new();
-        {
-            let workers = lock(&shared.workers);
-            for (slot, _) in workers.iter() {
-                let mut st = lock(&slot.state);
-                if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
-                    let old = std::mem::replace(&mut *st, SlotState::Abandoned);
-                    shared.healthy.fetch_sub(1, Ordering::SeqCst);
-                    if let SlotState::Running { job, .. } = old {
-                        expired.push((slot.clone(), job));
-                    }
+        // The workers' lock is released when this loop ends, before delivering.
+        for (slot, _) in lock(&shared.workers).iter() {
+            let mut st = lock(&slot.state);
+            if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
+                let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                shared.healthy.fetch_sub(1, Ordering::SeqCst);
+                if let SlotState::Running { job, .. } = old {
+                    expired.push((slot.clone(), job));
                 }
             }
         }
