@@ -117,14 +117,10 @@ impl Conn {
                 .map_err(|e| format!("cannot set up the pipes to the worker: {e}")),
             _ => Err("the child has no stdin/stdout pipes".into()),
         };
-        let pipe = match pipes {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let pipe = pipes.inspect_err(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+        })?;
         Ok(Conn {
             child,
             io: BufWriter::new(pipe),
