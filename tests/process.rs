@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use papy::{Dagger, Error, ErrorKind, NuMap, Piper, ProcessPool, Value, Worker, WorkerCommand};
+use papy::{
+    Dagger, Error, ErrorKind, NuMap, Piper, Pool, ProcessPool, Value, Worker, WorkerCommand,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -474,7 +476,7 @@ fn recycling_after_n_items_starts_new_workers_and_loses_nothing() {
         "5 workers for 23 items, 5 each: {per_pid:?}"
     );
     assert!(per_pid.values().all(|&n| n <= 5), "{per_pid:?}");
-    assert_eq!(pool.recycled(), 4);
+    assert_eq!(pool.stats().recycled, 4);
 }
 
 /// Keeps 16 MiB more of this process's memory (touched, so resident) per
@@ -512,8 +514,9 @@ fn a_worker_past_its_memory_limit_is_recycled_and_nothing_is_lost() {
         pids.insert(l[1].as_int().unwrap());
     }
     // 20 x 16 MiB = 320 MiB: no worker may hold more than 96 MiB (+ one batch).
-    assert!(pool.recycled() >= 2, "recycled {} times", pool.recycled());
-    assert_eq!(pids.len(), pool.recycled() + 1);
+    let recycled = pool.stats().recycled;
+    assert!(recycled >= 2, "recycled {recycled} times");
+    assert_eq!(pids.len() as u64, recycled + 1);
 }
 
 /// The list reversed.

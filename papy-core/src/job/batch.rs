@@ -238,12 +238,6 @@ pub fn prepare(group: &[Job]) -> (Plan, Wire<'_>) {
     let single = group
         .iter()
         .all(|j| j.inboxes.iter().all(|i| i.as_slice().len() == 1));
-    prepare_as(group, single)
-}
-
-/// As [`prepare`], with every item's input packed as one value (`single`:
-/// every inbox holds one input) or its inputs as a list.
-fn prepare_as(group: &[Job], single: bool) -> (Plan, Wire<'_>) {
     let total: usize = group.iter().map(Job::len).sum();
     let mut indices = Vec::with_capacity(total * 8);
     let mut packed = Vec::with_capacity(if single { total * 3 } else { 0 });

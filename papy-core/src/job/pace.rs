@@ -23,24 +23,14 @@ pub(crate) const MAX_CHUNK: usize = crate::limits::MAX_JOB_ITEMS;
 const GROWTH: usize = 4;
 
 /// A task's measured pace (lock-free: pools write, the feeder reads).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Pace {
     /// Nanoseconds per item, moving average; 0 until the first report.
     ns_per_item: AtomicU64,
-    /// The job size chosen last.
+    /// The job size chosen last (0 until one is chosen: read as 1).
     chunk: AtomicUsize,
     /// Estimated bytes per item; 0 until the feeder measured one.
     bytes_per_item: AtomicU64,
-}
-
-impl Default for Pace {
-    fn default() -> Pace {
-        Pace {
-            ns_per_item: AtomicU64::new(0),
-            chunk: AtomicUsize::new(1),
-            bytes_per_item: AtomicU64::new(0),
-        }
-    }
 }
 
 impl Pace {
@@ -100,7 +90,7 @@ impl Pace {
     pub(crate) fn chunk(&self, target: Duration, most: usize) -> usize {
         let most = most.clamp(1, MAX_CHUNK);
         let per_item = self.ns_per_item.load(Ordering::Relaxed);
-        let last = self.chunk.load(Ordering::Relaxed);
+        let last = self.chunk.load(Ordering::Relaxed).max(1);
         let want = if per_item == 0 {
             1
         } else {

@@ -3,7 +3,7 @@
 //! buffer credits they held.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::TaskFn;
@@ -82,13 +82,9 @@ pub(crate) struct ResultQueue {
 }
 
 impl ResultQueue {
-    fn lock(&self) -> MutexGuard<'_, QState> {
-        self.state.lock()
-    }
-
     /// Prepares for a (re)start.
     pub(crate) fn reset(&self, ordered: bool, credits: Arc<dyn Release>, first_index: u64) {
-        let mut s = self.lock();
+        let mut s = self.state.lock();
         *s = QState {
             ordered,
             running: true,
@@ -108,7 +104,7 @@ impl ResultQueue {
         if items.is_empty() {
             return;
         }
-        let mut s = self.lock();
+        let mut s = self.state.lock();
         // Wake readers only when they can use this batch: in ordered mode,
         // only the next expected batch unblocks them. Waking a reader for
         // nothing costs a context switch that a busy worker pays for.
@@ -127,7 +123,7 @@ impl ResultQueue {
 
     /// The feeder submitted `total` items in all (counting from index 0 of the first run).
     pub(crate) fn set_total(&self, total: u64) {
-        self.lock().total = Some(total);
+        self.state.lock().total = Some(total);
         self.state.notify_all();
     }
 
@@ -135,36 +131,36 @@ impl ResultQueue {
     /// was handed out: nothing it could get is in flight, so only a new
     /// submission can satisfy it (the buffer's exception, see `buffer.rs`).
     pub(crate) fn starved(&self, submitted: u64) -> bool {
-        let s = self.lock();
+        let s = self.state.lock();
         s.waiting > 0 && s.handed >= submitted
     }
 
     /// The feeder has ended this task for the current run.
     pub(crate) fn has_total(&self) -> bool {
-        self.lock().total.is_some()
+        self.state.lock().total.is_some()
     }
 
     /// Every item of the last run was handed to a reader.
     pub(crate) fn drained(&self) -> bool {
-        let s = self.lock();
+        let s = self.state.lock();
         s.total.is_some_and(|t| s.handed >= t)
     }
 
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        self.state.lock().closed = true;
         self.state.notify_all();
     }
 
     /// Items delivered and not yet taken.
     pub(crate) fn waiting(&self) -> usize {
-        let s = self.lock();
+        let s = self.state.lock();
         s.by_index.values().map(Vec::len).sum::<usize>()
             + s.fifo.iter().map(|b| b.1.len()).sum::<usize>()
     }
 
     pub(crate) fn take(&self, timeout: Option<Duration>) -> Take {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut s = self.lock();
+        let mut s = self.state.lock();
         let mut spins = 0;
         // Read the clock only once a reader parks (the fast path never does).
         let mut parked_since: Option<Instant> = None;
@@ -195,7 +191,7 @@ impl ResultQueue {
                 } else {
                     std::thread::yield_now();
                 }
-                s = self.lock();
+                s = self.state.lock();
                 continue;
             }
             if !woke {
@@ -207,7 +203,7 @@ impl ResultQueue {
                 if let Some(c) = credits {
                     c.wake();
                 }
-                s = self.lock();
+                s = self.state.lock();
                 continue;
             }
             s.parked += 1;

@@ -324,13 +324,10 @@ impl NuMap {
             ctl.feeder = Some(h);
             return Err(self.state_error(op, "running"));
         }
-        match h.join() {
-            Ok(tasks) => {
-                ctl.tasks = tasks;
-                Ok(())
-            }
-            Err(_) => Err(self.config_error("its feeder thread failed")),
-        }
+        ctl.tasks = h
+            .join()
+            .map_err(|_| self.config_error("its feeder thread failed"))?;
+        Ok(())
     }
 
     /// Starts evaluating (or, after a stop, resumes every unfinished input).
@@ -413,21 +410,12 @@ impl NuMap {
         crate::chaos::point("numap.launch");
         let handle = std::thread::Builder::new()
             .name(format!("{}-feeder", self.name()))
-            .spawn(move || feeder.run());
-        match handle {
-            Ok(h) => {
-                ctl.feeder = Some(h);
-                Ok(())
-            }
-            Err(e) => {
-                // The tasks are lost with the closure; close the queues so
-                // no reader waits for a feeder that never ran.
-                for c in &ctl.ctxs {
-                    c.queue.close();
-                }
-                Err(e.into())
-            }
-        }
+            .spawn(move || feeder.run())
+            // The tasks are lost with the closure; close the queues so no
+            // reader waits for a feeder that never ran.
+            .inspect_err(|_| ctl.ctxs.iter().for_each(|c| c.queue.close()))?;
+        ctl.feeder = Some(handle);
+        Ok(())
     }
 
     /// Asks every source task to end at its next stride boundary. Items
@@ -496,8 +484,7 @@ impl NuMap {
     /// The tracked results of `task` (index -> result), if it was added with `track`.
     pub fn tracked(&self, task: TaskId) -> Option<BTreeMap<u64, Item>> {
         let ctl = self.ctl();
-        let ctx = ctl.ctxs.get(task)?;
-        let t = ctx.tracked.as_ref()?;
+        let t = ctl.ctxs.get(task)?.tracked.as_ref()?;
         let map = lock(t).clone();
         Some(map)
     }
@@ -538,10 +525,8 @@ impl Drop for Inner {
         }
         // A pool given to the builder may serve other NuMaps: it shuts down
         // when its last handle is dropped, not with this NuMap.
-        if let Some(p) = ctl.pool.take() {
-            if ctl.owns_pool {
-                p.shutdown();
-            }
+        if let Some(p) = ctl.pool.take().filter(|_| ctl.owns_pool) {
+            p.shutdown();
         }
     }
 }

@@ -18,8 +18,6 @@ use crate::sync::lock;
 pub struct TaskResults {
     pub(crate) ctx: Arc<TaskCtx>,
     local: std::vec::IntoIter<Item>,
-    local_first: u64,
-    local_taken: u64,
 }
 
 opaque_debug!(TaskResults);
@@ -40,14 +38,7 @@ impl TaskResults {
         TaskResults {
             ctx,
             local: Vec::new().into_iter(),
-            local_first: 0,
-            local_taken: 0,
         }
-    }
-
-    /// The task id.
-    pub fn task(&self) -> usize {
-        self.ctx.id
     }
 
     /// Waits at most `timeout` for the next result.
@@ -55,17 +46,8 @@ impl TaskResults {
         self.next_inner(Some(timeout))
     }
 
-    /// The next result together with its index in the task's input.
-    pub fn next_indexed(&mut self) -> Option<(u64, Item)> {
-        match self.next_inner(None) {
-            Next::Item(i) => Some((self.local_first + self.local_taken - 1, i)),
-            Next::End | Next::TimedOut => None,
-        }
-    }
-
     fn next_inner(&mut self, timeout: Option<Duration>) -> Next {
         if let Some(i) = self.local.next() {
-            self.local_taken += 1;
             return Next::Item(i);
         }
         match self.ctx.queue.take(timeout) {
@@ -76,16 +58,8 @@ impl TaskResults {
                         t.insert(first + k as u64, it.clone());
                     }
                 }
-                self.local_first = first;
-                self.local_taken = 0;
                 self.local = items.into_iter();
-                match self.local.next() {
-                    Some(i) => {
-                        self.local_taken = 1;
-                        Next::Item(i)
-                    }
-                    None => Next::End,
-                }
+                self.local.next().map_or(Next::End, Next::Item)
             }
             Take::End => Next::End,
             Take::TimedOut => Next::TimedOut,
@@ -101,7 +75,6 @@ impl Iterator for TaskResults {
     #[inline]
     fn next(&mut self) -> Option<Item> {
         if let Some(i) = self.local.next() {
-            self.local_taken += 1;
             return Some(i);
         }
         match self.next_inner(None) {

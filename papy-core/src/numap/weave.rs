@@ -274,21 +274,17 @@ impl Feeder {
         }
     }
 
-    /// A reader waits for task `t` and nothing of it is outstanding (see
-    /// the exception in `buffer.rs`).
-    fn starved(&self, t: usize) -> bool {
-        let task = &self.tasks[t];
-        task.ctx.queue.starved(task.next_index)
-    }
-
     /// Credits for `want` items of task `t`: what the buffer allows, or a
     /// batch over the bound for a starved task; none when the credit is
     /// `reserved` for a task skipped earlier in the round.
     fn grant(&self, t: usize, want: usize, reserved: bool) -> usize {
-        // Whether the task is starved matters only when the bound cuts its
-        // batch (asked outside the credit lock: readers take the queue lock
-        // and then the credit lock).
-        let starved = (reserved || self.credits.free() < want) && self.starved(t);
+        // Whether the task is starved (a reader waits for it and nothing of
+        // it is outstanding, see the exception in `buffer.rs`) matters only
+        // when the bound cuts its batch (asked outside the credit lock:
+        // readers take the queue lock and then the credit lock).
+        let task = &self.tasks[t];
+        let starved =
+            (reserved || self.credits.free() < want) && task.ctx.queue.starved(task.next_index);
         if reserved && !starved {
             return 0;
         }
@@ -381,13 +377,10 @@ impl Feeder {
             return Visit::NoCredit;
         }
         // Jobs cut straight from the handoff.
-        let mut jobs = Vec::with_capacity(granted.div_ceil(job_size));
-        let mut left = granted;
-        while left > 0 {
-            let k = left.min(job_size);
-            jobs.push(st.items.drain(..k).collect::<Vec<Inbox>>());
-            left -= k;
-        }
+        let jobs: Vec<Vec<Inbox>> = (0..granted)
+            .step_by(job_size)
+            .map(|at| st.items.drain(..job_size.min(granted - at)).collect())
+            .collect();
         let done = st.ended && st.items.is_empty();
         drop(st);
         handoff.notify_all();

@@ -129,10 +129,8 @@ impl ThreadPool {
             shared,
         };
         // Every thread has run its init (or failed it) before the pool is used.
-        for r in ready.iter() {
-            if let Err(e) = r {
-                return Err(Error::Config(format!("NuMap `{name}`: {e}")));
-            }
+        if let Some(Err(e)) = ready.iter().find(Result::is_err) {
+            return Err(Error::Config(format!("NuMap `{name}`: {e}")));
         }
         Ok(pool)
     }
@@ -170,18 +168,15 @@ fn spawn_worker(
             let _gone = Gone(&s, &sl);
             let started = run_init(&s);
             let failed = started.as_ref().err().cloned();
+            let building = ready.is_some();
             if let Some(r) = ready {
                 // A pool being built fails as a whole (the caller is told,
                 // once every thread has reported: the sender goes here).
                 let _ = r.send(started);
-                drop(r);
-                if failed.is_none() {
-                    worker_loop(&s, &sl);
-                }
-                return;
             }
             match failed {
                 None => worker_loop(&s, &sl),
+                Some(_) if building => {}
                 Some(e) => {
                     // A replacement whose init fails leaves the work to the
                     // healthy threads; when there is none left it fails the
@@ -336,16 +331,14 @@ fn watchdog(shared: &Arc<Shared>) {
         std::thread::sleep(tick);
         let now = Instant::now();
         let mut expired = Vec::new();
-        {
-            let workers = lock(&shared.workers);
-            for (slot, _) in workers.iter() {
-                let mut st = lock(&slot.state);
-                if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
-                    let old = std::mem::replace(&mut *st, SlotState::Abandoned);
-                    shared.healthy.fetch_sub(1, Ordering::SeqCst);
-                    if let SlotState::Running { job, .. } = old {
-                        expired.push((slot.clone(), job));
-                    }
+        // The workers' lock is released when this loop ends, before delivering.
+        for (slot, _) in lock(&shared.workers).iter() {
+            let mut st = lock(&slot.state);
+            if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now) {
+                let old = std::mem::replace(&mut *st, SlotState::Abandoned);
+                shared.healthy.fetch_sub(1, Ordering::SeqCst);
+                if let SlotState::Running { job, .. } = old {
+                    expired.push((slot.clone(), job));
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::error::ProtocolError;
-use super::frame::{Frame, FrameView};
+use super::frame::Frame;
 
 /// Default largest frame accepted (256 MiB).
 pub const MAX_FRAME: usize = 256 << 20;
@@ -34,15 +34,17 @@ pub fn read_frame(r: &mut impl Read, limit: usize) -> Result<Frame, ProtocolErro
 }
 
 /// Reads one frame into `buf` (cleared first, its allocation reused: a
-/// loop that reads many frames allocates once instead of once per frame).
+/// loop that reads many frames allocates once instead of once per frame),
+/// decoded as a [`Frame`], or as a [`FrameView`](super::FrameView) borrowing from `buf`
+/// (what workers read tasks with).
 ///
 /// # Errors
 /// As [`read_frame`].
-pub fn read_frame_with(
+pub fn read_frame_with<'b, F: Deserialize<'b>>(
     r: &mut impl Read,
-    buf: &mut Vec<u8>,
+    buf: &'b mut Vec<u8>,
     limit: usize,
-) -> Result<Frame, ProtocolError> {
+) -> Result<F, ProtocolError> {
     read_frame_bytes(r, buf, limit)?;
     decode_payload(buf)
 }
@@ -56,10 +58,8 @@ pub fn read_frame_with(
 pub fn decode_payload<'de, T: Deserialize<'de>>(buf: &'de [u8]) -> Result<T, ProtocolError> {
     rmp_serde::from_slice(buf).map_err(|e| {
         let mut de = rmp_serde::Deserializer::from_read_ref(buf);
-        let at = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-            Err(located) => located.path().to_string(),
-            Ok(_) => String::new(),
-        };
+        let located = serde_path_to_error::deserialize::<_, T>(&mut de).err();
+        let at = located.map(|l| l.path().to_string()).unwrap_or_default();
         let at = crate::error::quote_peer(&at);
         let frame = at.split(['.', '[']).next().unwrap_or_default();
         if frame.is_empty() || at == "?" {
@@ -159,20 +159,6 @@ pub fn read_frame_bytes(
         });
     }
     Ok(())
-}
-
-/// Reads one frame's bytes into `buf` and decodes it as a [`FrameView`]
-/// borrowing from `buf` (what workers read tasks with).
-///
-/// # Errors
-/// As [`read_frame`].
-pub fn read_frame_view<'b>(
-    r: &mut impl Read,
-    buf: &'b mut Vec<u8>,
-    limit: usize,
-) -> Result<FrameView<'b>, ProtocolError> {
-    read_frame_bytes(r, buf, limit)?;
-    decode_payload(buf)
 }
 
 /// Writes one frame and flushes.

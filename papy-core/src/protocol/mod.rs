@@ -15,8 +15,8 @@ mod wire;
 pub use error::ProtocolError;
 pub use frame::{Frame, FrameRef, FrameView, InboxesRef, InboxesView, ResultsRef};
 pub use framing::{
-    decode_payload, read_frame, read_frame_bytes, read_frame_view, read_frame_with, release_large,
-    write_frame, write_frame_tail, write_frame_with, MAX_FRAME,
+    decode_payload, read_frame, read_frame_bytes, read_frame_with, release_large, write_frame,
+    write_frame_tail, write_frame_with, MAX_FRAME,
 };
 pub use hello::{
     skip_to_greeting, Hello, Signature, SignatureParam, GREETING, INIT_ID, MAJOR, MINOR,
@@ -40,14 +40,11 @@ pub const WORKER_ENV: &str = "PAPY_WORKER";
 /// pools of its own, so a forgotten hook is an error, never a fork bomb).
 pub fn worker_main() {
     if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "stdio") {
-        let code = match serve::serve_stdio(Vec::new()) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("papy worker: {e}");
-                1
-            }
-        };
-        std::process::exit(code);
+        if let Err(e) = serve::serve_stdio(Vec::new()) {
+            eprintln!("papy worker: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 }
 

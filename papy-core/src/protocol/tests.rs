@@ -181,7 +181,10 @@ fn borrowed_results_encode_exactly_as_owned_ones() {
     let mut r = stream.as_slice();
     let mut buf = Vec::new();
     for _ in 0..2 {
-        assert_eq!(read_frame_with(&mut r, &mut buf, MAX_FRAME).unwrap(), owned);
+        assert_eq!(
+            read_frame_with::<Frame>(&mut r, &mut buf, MAX_FRAME).unwrap(),
+            owned
+        );
     }
 }
 

@@ -3,7 +3,7 @@ use super::*;
 impl Pace {
     /// The job size chosen last.
     fn current(&self) -> usize {
-        self.chunk.load(Ordering::Relaxed)
+        self.chunk.load(Ordering::Relaxed).max(1)
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::command::{WorkerCommand, WORKER_ENV};
-use super::link::{Failure, Link, SendError, StartError};
+use super::link::{Failure, Link, StartError};
 use super::pipe::Pipe;
 use super::Job;
 use crate::error::{quote_peer, Item};
@@ -83,7 +83,7 @@ impl Conn {
         first: Option<Answer>,
     ) -> std::result::Result<Conn, String> {
         // The handshake, writes included, is bounded.
-        self.set_write_deadline(Some(Instant::now() + HANDSHAKE));
+        self.io.get_mut().write_deadline = Some(Instant::now() + HANDSHAKE);
         self.await_hello(cmd, first)?;
         let mut hello = Hello::here(cmd.declared(), Vec::new());
         hello.init.clone_from(&cmd.init);
@@ -91,10 +91,10 @@ impl Conn {
             let how = self.kill();
             return Err(format!(
                 "`{}`: cannot complete the handshake ({e}; {how})",
-                cmd.describe()
+                cmd.line()
             ));
         }
-        self.set_write_deadline(None);
+        self.io.get_mut().write_deadline = None;
         Ok(self)
     }
 
@@ -111,20 +111,16 @@ impl Conn {
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let mut child = c
             .spawn()
-            .map_err(|e| format!("cannot start `{}`: {e}", cmd.describe()))?;
+            .map_err(|e| format!("cannot start `{}`: {e}", cmd.line()))?;
         let pipes = match (child.stdin.take(), child.stdout.take()) {
             (Some(stdin), Some(stdout)) => Pipe::new(stdin, stdout)
                 .map_err(|e| format!("cannot set up the pipes to the worker: {e}")),
             _ => Err("the child has no stdin/stdout pipes".into()),
         };
-        let pipe = match pipes {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let pipe = pipes.inspect_err(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+        })?;
         Ok(Conn {
             child,
             io: BufWriter::new(pipe),
@@ -142,7 +138,7 @@ impl Conn {
     /// worker wrote before its greeting is skipped first.
     pub(super) fn next_frame(&mut self, timeout: Option<Duration>) -> Answer {
         let pipe = self.io.get_mut();
-        pipe.set_read_deadline(timeout.and_then(|t| Instant::now().checked_add(t)));
+        pipe.read_deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         if !self.greeted {
             skip_to_greeting(pipe, 1 << 20)?;
             self.greeted = true;
@@ -159,42 +155,20 @@ impl Conn {
         first: Option<Answer>,
     ) -> std::result::Result<(), String> {
         let first = first.unwrap_or_else(|| self.next_frame(Some(HANDSHAKE)));
-        let h = match first {
-            Ok(Frame::Hello(h)) => h,
-            Ok(Frame::Fatal { message }) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` refused: {}",
-                    cmd.describe(),
-                    quote_peer(&message)
-                ));
-            }
-            Ok(other) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` did not start with a Hello frame (got {})",
-                    cmd.describe(),
-                    other.kind()
-                ));
-            }
-            Err(e) if timed_out(&e) => {
-                self.kill();
-                return Err(format!(
-                    "`{}` did not answer the handshake within {HANDSHAKE:?}",
-                    cmd.describe()
-                ));
-            }
-            Err(e) => {
-                let status = self.kill();
-                return Err(format!(
-                    "`{}` did not answer the handshake ({}; {}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
-                    cmd.describe(),
-                    quote_peer(&e.to_string()),
-                    status
-                ));
-            }
+        if let Ok(Frame::Hello(h)) = first {
+            return self.check_hello(cmd, h);
+        }
+        let how = self.kill();
+        let why = match first {
+            Ok(Frame::Fatal { message }) => format!("refused: {}", quote_peer(&message)),
+            Ok(other) => format!("did not start with a Hello frame (got {})", other.kind()),
+            Err(e) if timed_out(&e) => format!("did not answer the handshake within {HANDSHAKE:?}"),
+            Err(e) => format!(
+                "did not answer the handshake ({}; {how}); is it a papy worker (papy worker --stdio, or a binary calling papy::worker_main())?",
+                quote_peer(&e.to_string())
+            ),
         };
-        self.check_hello(cmd, h)
+        Err(format!("`{}` {why}", cmd.line()))
     }
 
     /// Takes what a worker's `Hello` says, or refuses it.
@@ -203,13 +177,13 @@ impl Conn {
             let m = quote_peer(&m).into_owned();
             let _ = write_frame(&mut self.io, &Frame::Fatal { message: m.clone() });
             self.kill();
-            return Err(format!("`{}`: {m}", cmd.describe()));
+            return Err(format!("`{}`: {m}", cmd.line()));
         }
         if cmd.init.is_some() && h.minor < 1 {
             self.kill();
             return Err(format!(
                 "`{}` speaks protocol {}.{}: a worker `init` needs 2.1",
-                cmd.describe(),
+                cmd.line(),
                 h.major,
                 h.minor
             ));
@@ -217,12 +191,12 @@ impl Conn {
         // A worker's list is data: a bounded number of warnings.
         let mismatches = crate::registry::hash_mismatches(&h.plugins);
         for m in mismatches.iter().take(16) {
-            tracing::warn!("worker `{}`: {m}", cmd.describe());
+            tracing::warn!("worker `{}`: {m}", cmd.line());
         }
         if mismatches.len() > 16 {
             tracing::warn!(
                 "worker `{}`: {} more plugin mismatches",
-                cmd.describe(),
+                cmd.line(),
                 mismatches.len() - 16
             );
         }
@@ -231,46 +205,28 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes to the worker fail with `TimedOut` once `deadline` has passed
-    /// with its stdin still full (`None`: no limit).
-    pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        self.io.get_mut().set_write_deadline(deadline);
-    }
-
     /// Waits for the answer to the init the host's `Hello` asked for.
     fn await_init(
         &mut self,
         cmd: &WorkerCommand,
         function: &str,
     ) -> std::result::Result<(), String> {
-        let failed = |why: String| format!("`{}`: init `{function}` failed: {why}", cmd.describe());
-        match self.next_frame(Some(INIT_LIMIT)) {
+        // `Err`: the stream broke, said with how the worker ended.
+        let why = match self.next_frame(Some(INIT_LIMIT)) {
             Ok(Frame::Result { id, results }) if id == crate::protocol::INIT_ID => {
                 match results.into_items().iter().find_map(|i| i.as_ref().err()) {
-                    None => Ok(()),
-                    Some(e) => {
-                        self.kill();
-                        Err(failed(quote_peer(e.message()).into_owned()))
-                    }
+                    None => return Ok(()),
+                    Some(e) => Ok(quote_peer(e.message()).into_owned()),
                 }
             }
-            Ok(Frame::Fatal { message }) => {
-                self.kill();
-                Err(failed(quote_peer(&message).into_owned()))
-            }
-            Ok(_) => {
-                self.kill();
-                Err(failed("the worker answered something else".into()))
-            }
-            Err(e) if timed_out(&e) => {
-                self.kill();
-                Err(failed(format!("no answer within {INIT_LIMIT:?}")))
-            }
-            Err(e) => {
-                let how = self.kill();
-                Err(failed(format!("{} ({how})", quote_peer(&e.to_string()))))
-            }
-        }
+            Ok(Frame::Fatal { message }) => Ok(quote_peer(&message).into_owned()),
+            Ok(_) => Ok("the worker answered something else".into()),
+            Err(e) if timed_out(&e) => Ok(format!("no answer within {INIT_LIMIT:?}")),
+            Err(e) => Err(quote_peer(&e.to_string()).into_owned()),
+        };
+        let how = self.kill();
+        let why = why.unwrap_or_else(|e| format!("{e} ({how})"));
+        Err(format!("`{}`: init `{function}` failed: {why}", cmd.line()))
     }
 }
 
@@ -305,24 +261,26 @@ impl Link for Conn {
         wire: &Wire<'_>,
         id: u64,
         deadline: Option<Instant>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let Some(worker) = job.func().worker() else {
-            return Err(SendError::Failed(
+            return Err(Failure::Died(
                 "internal: a task without a Worker reached a process pool".into(),
             ));
         };
         let (chain, node) = (chain_of(worker), job.func().name());
-        self.set_write_deadline(deadline);
+        self.io.get_mut().write_deadline = deadline;
         let sent = match wire.frame_and_tail(id, &chain, &node) {
             (frame, Some(values)) => write_frame_tail(&mut self.io, &mut self.wbuf, &frame, values),
             (frame, None) => write_frame_with(&mut self.io, &mut self.wbuf, &frame),
         };
-        self.set_write_deadline(None);
+        self.io.get_mut().write_deadline = None;
         release_large(&mut self.wbuf);
         match sent {
             Ok(()) => Ok(()),
-            Err(e) if timed_out(&e) => Err(SendError::TimedOut),
-            Err(e) => Err(SendError::Failed(format!(
+            Err(e) if timed_out(&e) => Err(Failure::TimedOut(
+                "the worker did not read its input in time".into(),
+            )),
+            Err(e) => Err(Failure::Died(format!(
                 "cannot send to the worker ({e}); {}",
                 self.reap()
             ))),
@@ -368,63 +326,46 @@ impl Link for Conn {
     }
 
     fn exited(&mut self) -> bool {
-        crate::os::exited_unreaped(&mut self.child)
+        exited_unreaped(&mut self.child)
     }
 
-    /// Kills the child and reaps it; returns how it ended. A child already
-    /// reaped is not signalled again (its pid may be someone else's now).
     fn kill(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let status = self.child.wait();
-        let how = status.map_or_else(|e| e.to_string(), describe_status);
-        self.ended = Some(how.clone());
-        how
+        end(&mut self.child, &mut self.ended, Duration::ZERO)
     }
 
     /// Reaps a child that already died (its pipe closed).
     fn reap(&mut self) -> String {
-        if let Some(how) = &self.ended {
-            return how.clone();
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            if exited_unreaped(&mut self.child) {
-                // Whatever the child started goes with it: signalled while
-                // the child's pid (its group's id) is still reserved.
-                kill_group(self.child.id());
-                let how = self
-                    .child
-                    .wait()
-                    .map_or_else(|e| e.to_string(), describe_status);
-                self.ended = Some(how.clone());
-                return how;
-            }
-            if Instant::now() >= deadline {
-                return self.kill();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        end(&mut self.child, &mut self.ended, Duration::from_secs(2))
     }
 
     /// Asks the child to exit, then kills it if it does not.
     fn shutdown(mut self) {
         // A worker that stopped reading does not hold the pool's shutdown.
-        self.set_write_deadline(Some(Instant::now() + Duration::from_secs(2)));
+        self.io.get_mut().write_deadline = Some(Instant::now() + Duration::from_secs(2));
         let _ = write_frame(&mut self.io, &Frame::Shutdown);
         let _ = self.io.flush();
         // Closing the pipes: a worker that missed the frame sees its input end.
         drop(self.io);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !exited_unreaped(&mut self.child) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Before reaping: the group's id cannot belong to anyone else yet.
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child, &mut self.ended, Duration::from_secs(2));
     }
+}
+
+/// Ends `child`: gives it `wait` to exit by itself, then signals its
+/// process group (whatever it started goes with it, while its pid, the
+/// group's id, is still reserved), kills it and reaps it. Returns how it
+/// ended, kept in `ended`: a child reaped already is not signalled again
+/// (its pid may be someone else's now).
+fn end(child: &mut Child, ended: &mut Option<String>, wait: Duration) -> String {
+    if let Some(how) = ended {
+        return how.clone();
+    }
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline && !exited_unreaped(child) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_group(child.id());
+    let _ = child.kill();
+    let how = child.wait().map_or_else(|e| e.to_string(), describe_status);
+    *ended = Some(how.clone());
+    how
 }

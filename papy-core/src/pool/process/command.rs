@@ -3,12 +3,14 @@
 
 use std::ffi::OsString;
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Result;
+use crate::run_key::{
+    item_dirs_env, item_root, run_key_hex, ITEM_DIRS_ENV, ITEM_ROOT_ENV, RUN_KEY_ENV,
+};
 
-pub(super) static TEST_SUPPORT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+pub(super) static TEST_SUPPORT: AtomicBool = AtomicBool::new(false);
 
 /// The name of the test that `papy::enable_test_support!()` adds.
 pub const TEST_ENTRY: &str = "__papy_worker_entry";
@@ -104,11 +106,6 @@ impl WorkerCommand {
     pub fn sending(mut self, functions: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.sends = functions.into_iter().map(Into::into).collect();
         self
-    }
-
-    /// The functions declared with [`sending`](Self::sending).
-    pub fn sends(&self) -> &[String] {
-        &self.sends
     }
 
     /// The functions the host's `Hello` declares: those of
@@ -223,7 +220,15 @@ impl WorkerCommand {
     /// The command line: the line as written for [`WorkerCommand::shell`],
     /// else program and arguments.
     pub fn line(&self) -> String {
-        self.describe()
+        if let Some(shown) = &self.shown {
+            return shown.clone();
+        }
+        let mut s = self.program.to_string_lossy().into_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
     }
 
     /// A [`Command`] for this worker: its program, arguments and
@@ -232,15 +237,10 @@ impl WorkerCommand {
     pub fn to_command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args)
-            .env(crate::run_key::RUN_KEY_ENV, crate::run_key::run_key_hex())
-            .env(crate::run_key::ITEM_ROOT_ENV, crate::run_key::item_root())
-            .env(
-                crate::run_key::ITEM_DIRS_ENV,
-                crate::run_key::item_dirs_env(),
-            );
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
+            .env(RUN_KEY_ENV, run_key_hex())
+            .env(ITEM_ROOT_ENV, item_root())
+            .env(ITEM_DIRS_ENV, item_dirs_env())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &self.dir {
             c.current_dir(d);
         }
@@ -252,17 +252,5 @@ impl WorkerCommand {
     pub(super) fn starts_like(&self, other: &WorkerCommand) -> bool {
         (&self.program, &self.args, &self.env, &self.dir)
             == (&other.program, &other.args, &other.env, &other.dir)
-    }
-
-    pub(super) fn describe(&self) -> String {
-        if let Some(shown) = &self.shown {
-            return shown.clone();
-        }
-        let mut s = self.program.to_string_lossy().into_owned();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(&a.to_string_lossy());
-        }
-        s
     }
 }

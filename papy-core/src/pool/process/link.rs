@@ -65,14 +65,6 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// Why a Task frame was not sent.
-pub(super) enum SendError {
-    /// The worker did not take the frame before the deadline.
-    TimedOut,
-    /// The worker is gone, or the frame could not be built.
-    Failed(String),
-}
-
 /// A connection to one worker, as its proxy uses it.
 pub(super) trait Link {
     /// The worker's process id.
@@ -80,14 +72,15 @@ pub(super) trait Link {
     /// The functions the worker said it runs (its `Hello`).
     fn functions(&self) -> &[String];
     /// Sends a group's Task frame; a write still blocked at `deadline`
-    /// gives up.
+    /// gives up ([`Failure::TimedOut`]). A worker that is gone, or a frame
+    /// that cannot be built, is [`Failure::Died`].
     fn send(
         &mut self,
         job: &Job,
         wire: &Wire<'_>,
         id: u64,
         deadline: Option<Instant>,
-    ) -> Result<(), SendError>;
+    ) -> Result<(), Failure>;
     /// Waits for the results of task `id` (`n` items), at most `timeout`.
     fn receive(
         &mut self,
@@ -109,21 +102,16 @@ pub(super) trait Link {
     /// that stops reading its input times out like one that stops answering.
     fn exchange(&mut self, job: &Job, wire: &Wire<'_>, id: u64) -> Result<Vec<Item>, Failure> {
         let timeout = job.timeout();
-        let late = || {
-            Failure::TimedOut(format!(
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let got = self.send(job, wire, id, deadline).and_then(|()| {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            self.receive(id, wire.len(), left)
+        });
+        match got {
+            Err(Failure::TimedOut(_)) => Err(Failure::TimedOut(format!(
                 "no result within {:?}",
                 timeout.unwrap_or_default()
-            ))
-        };
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        match self.send(job, wire, id, deadline) {
-            Ok(()) => {}
-            Err(SendError::TimedOut) => return Err(late()),
-            Err(SendError::Failed(e)) => return Err(Failure::Died(e)),
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match self.receive(id, wire.len(), left) {
-            Err(Failure::TimedOut(_)) => Err(late()),
+            ))),
             other => other,
         }
     }

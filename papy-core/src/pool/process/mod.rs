@@ -49,6 +49,7 @@ use proxy::Proxy;
 pub use command::{mark_test_support, Recycle, WorkerCommand, TEST_ENTRY, WORKER_ENV};
 pub use warm::{release_warm, warm_up};
 
+#[derive(Default)]
 pub(super) struct Shared {
     pub(super) name: String,
     pub(super) size: usize,
@@ -80,19 +81,9 @@ impl Shared {
         Shared {
             name: name.to_string(),
             size,
-            stopping: std::sync::atomic::AtomicBool::new(false),
             kind,
             max_deaths: 5,
-            consecutive_deaths: AtomicUsize::new(0),
-            given_up: Mutex::new(None),
-            pids: Mutex::new(BTreeMap::new()),
-            next_id: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
-            recent: Mutex::default(),
-            recycled: AtomicUsize::new(0),
-            started: AtomicUsize::new(0),
-            died: AtomicUsize::new(0),
-            failed_starts: AtomicUsize::new(0),
+            ..Shared::default()
         }
     }
 }
@@ -107,11 +98,7 @@ pub struct ProcessPool {
     pub(super) shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for ProcessPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessPool").finish_non_exhaustive()
-    }
-}
+opaque_debug!(ProcessPool);
 
 impl ProcessPool {
     /// `size` local worker processes started with `command`.
@@ -150,12 +137,11 @@ impl ProcessPool {
             )));
         }
         let shared = Arc::new(Shared::new(name, kind, size));
-        let recorded = commands.clone();
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut proxies = Vec::with_capacity(size);
         let mut slot = 0;
-        for (cmd, n) in commands {
-            for _ in 0..n {
+        for (cmd, n) in &commands {
+            for _ in 0..*n {
                 let (cmd, rx, sh) = (cmd.clone(), rx.clone(), shared.clone());
                 // A worker started by `warm_up` is this slot's first.
                 let warm = std::cell::Cell::new(warm::take(&cmd));
@@ -174,7 +160,7 @@ impl ProcessPool {
         }
         Ok(ProcessPool {
             size,
-            commands: recorded,
+            commands,
             kind,
             tx: Mutex::new(Some(tx)),
             proxies: Mutex::new(proxies),
@@ -182,46 +168,9 @@ impl ProcessPool {
         })
     }
 
-    /// The `functions` its commands provide, for a saved pipeline.
-    fn provided(&self) -> Option<(&'static str, Value)> {
-        let names = self.commands.first().map(|(c, _)| c.provides())?;
-        (!names.is_empty()).then(|| {
-            (
-                "functions",
-                Value::list(names.iter().map(|n| Value::from(n.as_str()))),
-            )
-        })
-    }
-
-    /// The `recycle_after` and `recycle_above_mb` of its commands, for a
-    /// saved pipeline.
-    fn recycling(&self) -> Vec<(&'static str, Value)> {
-        let recycle = self
-            .commands
-            .first()
-            .map(|(c, _)| c.recycling())
-            .unwrap_or_default();
-        let mut pairs = Vec::new();
-        if let Some(n) = recycle.after_items {
-            pairs.push(("recycle_after", Value::from(n)));
-        }
-        if let Some(b) = recycle.above_rss {
-            pairs.push(("recycle_above_mb", Value::from(b >> 20)));
-        }
-        pairs
-    }
-
     /// The process ids of the live children, by worker slot.
     pub fn pids(&self) -> BTreeMap<usize, u32> {
         lock(&self.shared.pids).clone()
-    }
-
-    /// How many workers were replaced by recycling so far
-    /// ([`WorkerCommand::recycle`]).
-    pub fn recycled(&self) -> usize {
-        self.shared
-            .recycled
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -277,25 +226,32 @@ impl Pool for ProcessPool {
             ("workers", Value::from(self.size))
         };
         let mut pairs = vec![first];
-        pairs.extend(self.provided());
-        pairs.extend(self.recycling());
+        // The `functions` its commands provide, and when they are recycled.
+        if let Some((c, _)) = self.commands.first() {
+            if !c.provides().is_empty() {
+                let names = c.provides().iter().map(|n| Value::from(n.as_str()));
+                pairs.push(("functions", Value::list(names)));
+            }
+            let recycle = c.recycling();
+            if let Some(n) = recycle.after_items {
+                pairs.push(("recycle_after", Value::from(n)));
+            }
+            if let Some(b) = recycle.above_rss {
+                pairs.push(("recycle_above_mb", Value::from(b >> 20)));
+            }
+        }
         Some(super::settings_map(pairs))
     }
 
     fn accepts(&self, f: &dyn TaskFn) -> Result<()> {
-        match f.worker() {
-            Some(w) => match w.first_closure() {
-                None => Ok(()),
-                Some(name) => Err(Error::NotPortable {
-                    function: name.to_string(),
-                    pool: self.kind.to_string(),
-                }),
-            },
-            None => Err(Error::NotPortable {
-                function: f.name(),
-                pool: self.kind.to_string(),
-            }),
-        }
+        let closure = match f.worker() {
+            Some(w) => w.first_closure().map(str::to_string),
+            None => Some(f.name()),
+        };
+        closure.map_or(Ok(()), |function| {
+            let pool = self.kind.to_string();
+            Err(Error::NotPortable { function, pool })
+        })
     }
 
     fn whole_strides(&self) -> bool {

@@ -48,8 +48,12 @@ pub(super) struct Pipe {
     eof: bool,
     /// Most bytes held unread while a write waits ([`HOLD`]; less in tests).
     hold: usize,
-    write_deadline: Option<Instant>,
-    read_deadline: Option<Instant>,
+    /// Writes fail with `TimedOut` once this has passed with the pipe
+    /// still full; `None` waits as long as it takes.
+    pub(super) write_deadline: Option<Instant>,
+    /// Reads fail with `TimedOut` once this has passed with nothing to
+    /// read; `None` waits as long as it takes.
+    pub(super) read_deadline: Option<Instant>,
 }
 
 impl Pipe {
@@ -73,18 +77,6 @@ impl Pipe {
             write_deadline: None,
             read_deadline: None,
         })
-    }
-
-    /// Writes from now on fail with `TimedOut` once `deadline` has passed
-    /// with the pipe still full; `None` waits as long as it takes.
-    pub(super) fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        self.write_deadline = deadline;
-    }
-
-    /// Reads from now on fail with `TimedOut` once `deadline` has passed
-    /// with nothing to read; `None` waits as long as it takes.
-    pub(super) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
-        self.read_deadline = deadline;
     }
 
     /// Reads what stdout holds now into the buffer, once. `false`: nothing
@@ -300,7 +292,7 @@ mod tests {
     #[test]
     fn a_write_to_a_full_pipe_ends_at_its_deadline() {
         let (child, mut pipe) = spawn("sleep 30");
-        pipe.set_write_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        pipe.write_deadline = Some(Instant::now() + Duration::from_millis(100));
         let err = pipe
             .write_all(&vec![7u8; 4 << 20])
             .expect_err("nobody reads 4 MiB");
@@ -312,7 +304,7 @@ mod tests {
     #[test]
     fn a_read_from_a_silent_worker_ends_at_its_deadline() {
         let (child, mut pipe) = spawn("sleep 30");
-        pipe.set_read_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        pipe.read_deadline = Some(Instant::now() + Duration::from_millis(100));
         let err = pipe.read(&mut [0u8; 8]).expect_err("nothing comes");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         end(child);
@@ -337,7 +329,7 @@ mod tests {
     #[test]
     fn a_write_reads_what_the_worker_writes_meanwhile() {
         let (child, mut pipe) = spawn("cat");
-        pipe.set_write_deadline(Some(Instant::now() + Duration::from_secs(60)));
+        pipe.write_deadline = Some(Instant::now() + Duration::from_secs(60));
         let sent: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
         pipe.write_all(&sent).expect("written while cat echoes");
         let mut back = vec![0u8; sent.len()];
@@ -366,7 +358,7 @@ mod tests {
     fn a_read_deadline_holds_while_bytes_trickle_in() {
         let (child, mut pipe) = spawn("while :; do printf x; sleep 0.001; done");
         let start = Instant::now();
-        pipe.set_read_deadline(Some(start + Duration::from_millis(100)));
+        pipe.read_deadline = Some(start + Duration::from_millis(100));
         let err = pipe
             .read_exact(&mut vec![0u8; 1 << 20])
             .expect_err("a MiB at a byte a millisecond takes far longer");
@@ -378,7 +370,7 @@ mod tests {
         end(child);
         let (child, mut pipe) = spawn("printf 0123456789; exec sleep 30");
         std::thread::sleep(Duration::from_millis(200));
-        pipe.set_read_deadline(Some(Instant::now()));
+        pipe.read_deadline = Some(Instant::now());
         let mut got = [0u8; 10];
         pipe.read_exact(&mut got).expect("the bytes were there");
         assert_eq!(&got, b"0123456789");
@@ -390,7 +382,7 @@ mod tests {
     fn a_write_to_a_closed_pipe_fails() {
         let (mut child, mut pipe) = spawn("exit 0");
         let _ = child.wait();
-        pipe.set_write_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        pipe.write_deadline = Some(Instant::now() + Duration::from_secs(30));
         let err = pipe.write_all(&[1u8; 1 << 20]).expect_err("no reader");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         let mut rest = Vec::new();

@@ -217,7 +217,7 @@ impl<'a, L: Link> Proxy<'a, L> {
         if !missing.is_empty() {
             let m = format!(
                 "`{}` does not provide {} (the functions its resource declares)",
-                self.cmd.describe(),
+                self.cmd.line(),
                 missing.join(", ")
             );
             c.kill();

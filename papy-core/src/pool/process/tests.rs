@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::link::{Failure, Link, SendError, StartError};
+use super::link::{Failure, Link, StartError};
 use super::proxy::Proxy;
 use super::*;
 use crate::error::{ErrorKind, Item};
@@ -63,7 +63,7 @@ impl Link for Fake {
         wire: &Wire<'_>,
         id: u64,
         _: Option<Instant>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         if self.dead {
             self.answers.push_back((id, None));
             return Ok(());

@@ -32,15 +32,9 @@ pub fn warm_up(cmd: &WorkerCommand, n: usize, wait: Duration) -> Result<(), Stri
     let deadline = Instant::now() + wait;
     let mut started: Vec<(Conn, _)> = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut conn = match Conn::start(cmd, Stdio::piped()) {
-            Ok(c) => c,
-            Err(e) => {
-                for (mut c, _) in started {
-                    c.kill();
-                }
-                return Err(e);
-            }
-        };
+        // A worker that cannot start stops those started before it.
+        let mut conn = Conn::start(cmd, Stdio::piped())
+            .inspect_err(|_| started.iter_mut().for_each(|(c, _)| drop(c.kill())))?;
         let stderr = conn.child.stderr.take();
         started.push((conn, stderr));
     }

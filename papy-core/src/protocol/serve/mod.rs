@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 
 use super::packed::unpack_indices;
 use super::{
-    read_frame_view, release_large, write_frame, write_frame_with, Call, Frame, FrameRef,
+    read_frame_with, release_large, write_frame, write_frame_with, Call, Frame, FrameRef,
     FrameView, Hello, InboxesView, ProtocolError, ResultsRef, WireError, WireInboxes, MAX_FRAME,
 };
 use crate::error::{ErrorKind, Item, ItemError};
@@ -80,24 +80,21 @@ fn handshake(
     let mut hello = Hello::here(functions, plugins);
     hello.signatures = super::Signature::of_registry();
     write_frame(output, &Frame::Hello(hello))?;
-    match super::read_frame(input, MAX_FRAME)? {
-        Frame::Hello(h) => {
-            if let Err(message) = h.check() {
-                return Err(refuse(output, message));
-            }
-            // The host said what its pipeline sends: nothing else runs
-            // here, its init included.
-            let runner = TaskRunner::allowing(h.functions);
-            if let Some(init) = &h.init {
-                run_init(init, &runner, output)?;
-            }
-            Ok(runner)
-        }
+    let h = match super::read_frame(input, MAX_FRAME)? {
+        Frame::Hello(h) => h,
         other => {
             let message = format!("expected a Hello frame first, got {other:?}");
-            Err(refuse(output, message))
+            return Err(refuse(output, message));
         }
+    };
+    h.check().map_err(|message| refuse(output, message))?;
+    // The host said what its pipeline sends: nothing else runs here, its
+    // init included.
+    let runner = TaskRunner::allowing(h.functions);
+    if let Some(init) = &h.init {
+        run_init(init, &runner, output)?;
     }
+    Ok(runner)
 }
 
 /// The buffers of a session, reused from task to task: no allocation per
@@ -125,7 +122,8 @@ fn answer(
         );
         return Err(refuse(output, message));
     }
-    match inboxes {
+    let items;
+    let results = match inboxes {
         InboxesView::Single(packed) => {
             bufs.values.clear();
             bufs.errors.clear();
@@ -137,19 +135,18 @@ fn answer(
                 &mut bufs.values,
                 &mut bufs.errors,
             );
-            let results = ResultsRef::Packed {
+            ResultsRef::Packed {
                 values: &bufs.values,
                 errors: &bufs.errors,
-            };
-            write_frame_with(output, &mut bufs.out, &FrameRef::Result { id, results })
+            }
         }
         InboxesView::Many(many) => {
             let indices = unpack_indices(indices);
-            let results = runner.run(chain, node, &indices, WireInboxes::Many(many));
-            let results = ResultsRef::Items(&results);
-            write_frame_with(output, &mut bufs.out, &FrameRef::Result { id, results })
+            items = runner.run(chain, node, &indices, WireInboxes::Many(many));
+            ResultsRef::Items(&items)
         }
-    }
+    };
+    write_frame_with(output, &mut bufs.out, &FrameRef::Result { id, results })
 }
 
 /// Serves tasks until the host sends `Shutdown` or closes the stream.
@@ -171,7 +168,7 @@ pub fn serve(
         for buf in [&mut inbuf, &mut bufs.out, &mut bufs.values] {
             release_large(buf);
         }
-        let frame = read_frame_view(&mut input, &mut inbuf, MAX_FRAME);
+        let frame = read_frame_with::<FrameView<'_>>(&mut input, &mut inbuf, MAX_FRAME);
         match frame {
             Ok(FrameView::Task {
                 id,

@@ -110,14 +110,7 @@ impl TaskRunner {
                     worker.eval_batch(n, |i| &items[i], |i| indices[i], node, &mut out);
                 }
             },
-            Err(message) => {
-                out.extend(indices.iter().take(n).map(|index| {
-                    Err(
-                        ItemError::new(ErrorKind::Function, format!("cannot run here: {message}"))
-                            .at(node.to_string(), *index),
-                    )
-                }));
-            }
+            Err(m) => out.extend(indices.iter().take(n).map(|&i| cannot_run(m, node, i))),
         }
         // What the batch wrote to compressed streams is on disk before its
         // items are reported done.
@@ -203,17 +196,16 @@ impl TaskRunner {
                 };
                 worker.eval_each(n, input, index, node, &mut output);
             }
-            Err(message) => {
-                for i in 0..n {
-                    let e =
-                        ItemError::new(ErrorKind::Function, format!("cannot run here: {message}"))
-                            .at(node.to_string(), index(i));
-                    output(i, Err(e));
-                }
-            }
+            Err(m) => (0..n).for_each(|i| output(i, cannot_run(m, node, index(i)))),
         }
         crate::hooks::run(crate::hooks::When::BatchDone);
     }
+}
+
+/// The error of item `index` at `node` when its chain cannot be built here.
+fn cannot_run(message: &str, node: &str, index: u64) -> Item {
+    let e = ItemError::new(ErrorKind::Function, format!("cannot run here: {message}"));
+    Err(e.at(node.to_string(), index))
 }
 
 /// Runs a whole frame of packed values in one call, when `worker` is one
