@@ -1,7 +1,7 @@
-//! Child processes at the OS level, for every part of papy that starts
-//! them (process pools, `papy.script`, the broker's local workers): has a
-//! child exited (without reaping it), kill the process group it leads, and
-//! how it ended.
+//! Child processes and pipes at the OS level, for every part of papy that
+//! starts them (process pools, `papy.script`, the broker's local workers,
+//! fifo items): has a child exited (without reaping it), kill the process
+//! group it leads, how it ended, and a bounded wait on descriptors.
 
 use std::process::{Child, ExitStatus};
 
@@ -46,6 +46,32 @@ pub fn describe_status(s: ExitStatus) -> String {
     match s.code() {
         Some(c) => format!("exit status {c}"),
         None => s.to_string(),
+    }
+}
+
+/// Waits in `poll(2)` for any of `fds` until `deadline` (`None`: no limit).
+/// Ready, hung up, or interrupted by a signal all return `Ok` (the caller
+/// tries again and learns which); a deadline already passed is a
+/// `TimedOut` error saying `late`.
+#[cfg(unix)]
+pub(crate) fn poll_until(
+    fds: &mut [rustix::event::PollFd<'_>],
+    deadline: Option<std::time::Instant>,
+    late: &str,
+) -> std::io::Result<()> {
+    let mut wait = None;
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, late));
+        }
+        // At most an hour a wait (the caller waits again), so it converts.
+        let hour = std::time::Duration::from_secs(3600);
+        wait = rustix::event::Timespec::try_from(left.min(hour)).ok();
+    }
+    match rustix::event::poll(fds, wait.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

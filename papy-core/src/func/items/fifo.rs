@@ -99,16 +99,12 @@ fn wait_fd(
     deadline: Instant,
 ) -> io::Result<bool> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        // At most an hour a wait (the loop waits again), so it converts.
-        let left = rustix::event::Timespec::try_from(left.min(Duration::from_secs(3600))).ok();
-        match rustix::event::poll(&mut [rustix::event::PollFd::new(fd, events)], left.as_ref()) {
-            Ok(n) if n > 0 => return Ok(true),
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        let mut fds = [rustix::event::PollFd::new(fd, events)];
+        match crate::os::poll_until(&mut fds, Some(deadline), "") {
+            Ok(()) if !fds[0].revents().is_empty() => return Ok(true),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
 }

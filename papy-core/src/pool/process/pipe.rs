@@ -24,6 +24,8 @@ use std::io::{self, Read, Write};
 use std::process::{ChildStdin, ChildStdout};
 use std::time::Instant;
 
+#[cfg(unix)]
+use crate::os::poll_until;
 use crate::protocol::MAX_FRAME;
 
 /// Bytes asked of stdout at a time (the buffer's first size).
@@ -63,8 +65,8 @@ impl Pipe {
     pub(super) fn new(stdin: ChildStdin, stdout: ChildStdout) -> io::Result<Pipe> {
         #[cfg(unix)]
         {
-            set_nonblocking(&stdin)?;
-            set_nonblocking(&stdout)?;
+            rustix::io::ioctl_fionbio(&stdin, true)?;
+            rustix::io::ioctl_fionbio(&stdout, true)?;
         }
         Ok(Pipe {
             stdin,
@@ -117,7 +119,7 @@ impl Pipe {
     /// error), reading what the worker writes meanwhile.
     #[cfg(unix)]
     fn wait_writable(&mut self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{PollFd, PollFlags};
         let drain = self.can_hold_more();
         if !drain && !self.eof {
             // More than a frame written while its input is full: no worker
@@ -128,13 +130,13 @@ impl Pipe {
             ));
         }
         let mut fds = [
-            pollfd(self.stdin.as_raw_fd(), libc::POLLOUT),
-            pollfd(self.stdout.as_raw_fd(), libc::POLLIN),
+            PollFd::new(&self.stdin, PollFlags::OUT),
+            PollFd::new(&self.stdout, PollFlags::IN),
         ];
         let n = if drain { 2 } else { 1 };
         let late = "the worker did not read its input in time";
         poll_until(&mut fds[..n], self.write_deadline, late)?;
-        if drain && fds[1].revents != 0 {
+        if drain && !fds[1].revents().is_empty() {
             self.read_some()?;
         }
         Ok(())
@@ -148,23 +150,26 @@ impl Pipe {
     /// outlast its timeout however short its pauses.
     #[cfg(unix)]
     fn wait_readable(&self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let late = "the worker did not answer in time";
         if self.read_deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(io::Error::new(io::ErrorKind::TimedOut, late));
         }
-        let fd = self.stdout.as_raw_fd();
+        let readable = || PollFd::new(&self.stdout, PollFlags::IN);
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // A zero timeout only looks.
         let ready = || {
-            let mut fds = [pollfd(fd, libc::POLLIN)];
-            // SAFETY: `fds` is one valid, initialised pollfd that outlives
-            // the call, and the count passed is 1; a zero timeout only looks.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-            (rc > 0).then_some(())
+            poll(&mut [readable()], Some(&now))
+                .is_ok_and(|n| n > 0)
+                .then_some(())
         };
         if crate::sync::spin_for(ready).is_some() {
             return Ok(());
         }
-        poll_until(&mut [pollfd(fd, libc::POLLIN)], self.read_deadline, late)
+        poll_until(&mut [readable()], self.read_deadline, late)
     }
 }
 
@@ -203,64 +208,6 @@ impl Write for Pipe {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// A pollfd asking for `events` on `fd`.
-#[cfg(unix)]
-fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
-/// Waits in `poll(2)` for any of `fds` until `deadline` (`None`: no limit).
-/// Ready, hung up, or interrupted by a signal all return `Ok` (the caller
-/// tries again and learns which); a deadline already passed is a
-/// `TimedOut` error saying `late`.
-#[cfg(unix)]
-fn poll_until(fds: &mut [libc::pollfd], deadline: Option<Instant>, late: &str) -> io::Result<()> {
-    let timeout_ms = match deadline {
-        None => -1,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, late));
-            }
-            // Rounded up: a wait never ends before the deadline.
-            i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
-        }
-    };
-    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(1);
-    // SAFETY: `fds` is a valid, initialised slice of pollfds that outlives
-    // the call and `count` is at most its length; poll(2) only writes
-    // their `revents`.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// Puts the host's end of a pipe in non-blocking mode.
-#[cfg(unix)]
-fn set_nonblocking(end: &impl std::os::fd::AsRawFd) -> io::Result<()> {
-    let fd = end.as_raw_fd();
-    // SAFETY: fcntl(2) with F_GETFL/F_SETFL on a descriptor this process
-    // owns (its owner is alive for the whole call); no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above; only the file status flags change.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(all(test, unix))]
