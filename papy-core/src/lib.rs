@@ -32,8 +32,6 @@
 // `#[worker]` inside this crate writes paths through `::papy_core`.
 extern crate self as papy_core;
 
-/// `impl Debug` showing only the type's name (`Name { .. }`), for types
-/// whose fields cannot or need not be shown.
 /// Builder methods that each set one field and return `self`:
 /// `name(arg: T) => field.path = value;`, each with its docs.
 #[doc(hidden)]
@@ -48,6 +46,8 @@ macro_rules! setters {
     )*};
 }
 
+/// `impl Debug` showing only the type's name (`Name { .. }`), for types
+/// whose fields cannot or need not be shown.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! opaque_debug {
